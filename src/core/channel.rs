@@ -1,0 +1,39 @@
+//! Per-channel settings.
+
+use std::time::Duration;
+
+use crate::core::ids::ChannelId;
+
+/// How a channel behaves. Built from the configuration file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelSettings {
+    /// The channel's name, used in every request that names a channel.
+    pub id: ChannelId,
+    /// How long a chat may wait unanswered before Present agents are alerted.
+    pub alert_after: Duration,
+    /// Whether customers get the offline form when no member agent is Present.
+    pub offline_form: bool,
+    /// Whether the end form lets a customer return to an ended chat.
+    pub end_form: bool,
+    /// How long after the end a customer may return, when `end_form` is on.
+    pub return_window: Duration,
+    /// Text posted to the customer as the chat's first system message.
+    pub welcome: Option<String>,
+    /// The most chats that may wait in this channel's queue at once.
+    pub queue_limit: usize,
+}
+
+impl ChannelSettings {
+    /// Settings with the defaults a new channel gets.
+    pub fn new(id: ChannelId) -> Self {
+        Self {
+            id,
+            alert_after: Duration::from_secs(60),
+            offline_form: true,
+            end_form: false,
+            return_window: Duration::from_secs(15 * 60),
+            welcome: None,
+            queue_limit: 10_000,
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! One chat session's lifecycle and transcript:
+//! `Queued -> Active { agent } -> Ended`.
+
+use std::collections::HashMap;
+
+use crate::core::event::{ChatEvent, ChatEventKind, Customer, Party};
+use crate::core::ids::{AgentId, ChannelId, ChatId};
+use crate::core::time::Timestamp;
+
+/// The longest chat message, in bytes of UTF-8.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+
+/// Where a chat is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChatState {
+    /// Waiting in its channel's queue since the given time.
+    Queued {
+        /// When it was enqueued.
+        since: Timestamp,
+    },
+    /// Answered by an agent.
+    Active {
+        /// The agent handling it.
+        agent: AgentId,
+        /// When the agent answered.
+        since: Timestamp,
+    },
+    /// Over.
+    Ended {
+        /// When it ended.
+        at: Timestamp,
+    },
+}
+
+/// Why a chat refused an operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChatError {
+    /// The chat is over.
+    #[error("the chat has ended")]
+    Ended,
+    /// An agent acted on a chat that is not (or no longer) theirs.
+    #[error("the chat is not assigned to {0}")]
+    NotYourChat(AgentId),
+    /// The chat was answered already.
+    #[error("the chat was already answered")]
+    AlreadyAnswered,
+    /// A message without text.
+    #[error("the message is empty")]
+    EmptyMessage,
+    /// A message longer than [`MAX_MESSAGE_BYTES`].
+    #[error("the message is {len} bytes, more than the limit of {max}")]
+    MessageTooLong {
+        /// The message's length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// The outcome of a post.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Posted<'a> {
+    /// A new message, appended to the transcript.
+    New(&'a ChatEvent),
+    /// A retry of a message already stored with this seq; nothing changed.
+    Repeat(u64),
+}
+
+/// A chat: who it is for, where it is, and everything that happened in it.
+#[derive(Debug)]
+pub struct Chat {
+    id: ChatId,
+    channel: ChannelId,
+    customer: Customer,
+    state: ChatState,
+    events: Vec<ChatEvent>,
+    /// Seq of each stored message by (sender, the sender's message id).
+    posted: HashMap<(Party, u64), u64>,
+}
+
+impl Chat {
+    /// Starts a chat with the customer's first message; it is queued from
+    /// `now`. A channel's welcome text follows as a system message.
+    pub fn start(
+        id: ChatId,
+        channel: ChannelId,
+        customer: Customer,
+        client_id: u64,
+        first_message: String,
+        welcome: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Chat, ChatError> {
+        check_text(&first_message)?;
+        let mut chat = Chat {
+            id,
+            channel: channel.clone(),
+            customer: customer.clone(),
+            state: ChatState::Queued { since: now },
+            events: Vec::new(),
+            posted: HashMap::new(),
+        };
+        chat.push(now, ChatEventKind::Started { channel, customer });
+        chat.append_message(Party::Customer, client_id, first_message, now);
+        if let Some(welcome) = welcome {
+            chat.append_message(Party::System, 0, welcome.to_owned(), now);
+        }
+        Ok(chat)
+    }
+
+    /// The chat's id.
+    pub fn id(&self) -> ChatId {
+        self.id
+    }
+
+    /// The channel it was started on.
+    pub fn channel(&self) -> &ChannelId {
+        &self.channel
+    }
+
+    /// Who the customer said they are.
+    pub fn customer(&self) -> &Customer {
+        &self.customer
+    }
+
+    /// Where the chat is in its life.
+    pub fn state(&self) -> &ChatState {
+        &self.state
+    }
+
+    /// The agent handling the chat, while it is active.
+    pub fn agent(&self) -> Option<&AgentId> {
+        match &self.state {
+            ChatState::Active { agent, .. } => Some(agent),
+            _ => None,
+        }
+    }
+
+    /// The whole transcript, oldest first.
+    pub fn events(&self) -> &[ChatEvent] {
+        &self.events
+    }
+
+    /// The events after `seq` (all of them for 0).
+    pub fn events_after(&self, seq: u64) -> &[ChatEvent] {
+        let start = usize::try_from(seq).unwrap_or(usize::MAX).min(self.events.len());
+        &self.events[start..]
+    }
+
+    /// The customer's first message: the text shown in the incoming list.
+    pub fn first_message(&self) -> &str {
+        self.events
+            .iter()
+            .find_map(|event| match &event.kind {
+                ChatEventKind::Message {
+                    from: Party::Customer,
+                    text,
+                    ..
+                } => Some(text.as_str()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// An agent answers the queued chat.
+    pub fn assign(&mut self, agent: AgentId, now: Timestamp) -> Result<&ChatEvent, ChatError> {
+        match self.state {
+            ChatState::Queued { .. } => {}
+            ChatState::Active { .. } => return Err(ChatError::AlreadyAnswered),
+            ChatState::Ended { .. } => return Err(ChatError::Ended),
+        }
+        self.state = ChatState::Active {
+            agent: agent.clone(),
+            since: now,
+        };
+        Ok(self.push(now, ChatEventKind::Assigned { agent }))
+    }
+
+    /// Posts a message. The customer may write while the chat waits or is
+    /// active; an agent only into a chat assigned to them. A retry of a
+    /// message already stored (same sender, same `client_id`) is answered
+    /// with its seq and stored once.
+    pub fn post(
+        &mut self,
+        from: Party,
+        client_id: u64,
+        text: String,
+        now: Timestamp,
+    ) -> Result<Posted<'_>, ChatError> {
+        if let Some(&seq) = self.posted.get(&(from.clone(), client_id)) {
+            return Ok(Posted::Repeat(seq));
+        }
+        self.check_may_act(&from)?;
+        check_text(&text)?;
+        Ok(Posted::New(self.append_message(from, client_id, text, now)))
+    }
+
+    /// Ends the chat: by its agent, by the customer leaving, or by the hub.
+    pub fn end(&mut self, by: Party, now: Timestamp) -> Result<&ChatEvent, ChatError> {
+        self.check_may_act(&by)?;
+        self.state = ChatState::Ended { at: now };
+        Ok(self.push(now, ChatEventKind::Ended { by }))
+    }
+
+    fn check_may_act(&self, who: &Party) -> Result<(), ChatError> {
+        match (&self.state, who) {
+            (ChatState::Ended { .. }, _) => Err(ChatError::Ended),
+            (_, Party::Customer | Party::System) => Ok(()),
+            (ChatState::Active { agent, .. }, Party::Agent(who)) if agent == who => Ok(()),
+            (_, Party::Agent(who)) => Err(ChatError::NotYourChat(who.clone())),
+        }
+    }
+
+    fn append_message(&mut self, from: Party, client_id: u64, text: String, now: Timestamp) -> &ChatEvent {
+        let seq = self.next_seq();
+        if from != Party::System {
+            self.posted.insert((from.clone(), client_id), seq);
+        }
+        self.push(
+            now,
+            ChatEventKind::Message {
+                from,
+                client_id,
+                text,
+            },
+        )
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.events.len() as u64 + 1
+    }
+
+    fn push(&mut self, at: Timestamp, kind: ChatEventKind) -> &ChatEvent {
+        let event = ChatEvent {
+            chat: self.id,
+            seq: self.next_seq(),
+            at,
+            kind,
+        };
+        self.events.push(event);
+        self.events.last().expect("an event was just pushed")
+    }
+}
+
+fn check_text(text: &str) -> Result<(), ChatError> {
+    if text.trim().is_empty() {
+        return Err(ChatError::EmptyMessage);
+    }
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(ChatError::MessageTooLong {
+            len: text.len(),
+            max: MAX_MESSAGE_BYTES,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started() -> Chat {
+        Chat::start(
+            ChatId(7),
+            ChannelId::new("support"),
+            Customer {
+                name: Some("Ada".into()),
+                email: None,
+            },
+            1,
+            "hello 👋".into(),
+            Some("Welcome!"),
+            Timestamp(100),
+        )
+        .unwrap()
+    }
+
+    fn kinds(chat: &Chat) -> Vec<(u64, &ChatEventKind)> {
+        chat.events().iter().map(|e| (e.seq, &e.kind)).collect()
+    }
+
+    #[test]
+    fn a_chat_goes_queued_active_ended_with_consecutive_seqs() {
+        let mut chat = started();
+        let alice = AgentId::new("alice");
+        assert_eq!(chat.state(), &ChatState::Queued { since: Timestamp(100) });
+        assert_eq!(chat.first_message(), "hello 👋");
+        assert_eq!(chat.assign(alice.clone(), Timestamp(200)).unwrap().seq, 4);
+        assert_eq!(chat.agent(), Some(&alice));
+        let Posted::New(reply) = chat.post(Party::Agent(alice.clone()), 1, "hi!".into(), Timestamp(300)).unwrap() else {
+            panic!("expected a new message")
+        };
+        assert_eq!(reply.seq, 5);
+        assert_eq!(chat.end(Party::Agent(alice), Timestamp(400)).unwrap().seq, 6);
+        assert_eq!(chat.state(), &ChatState::Ended { at: Timestamp(400) });
+        let seqs: Vec<u64> = kinds(&chat).iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(chat.events_after(4).len(), 2);
+        assert_eq!(chat.events_after(99).len(), 0);
+    }
+
+    #[test]
+    fn only_the_assigned_agent_may_post_or_end() {
+        let mut chat = started();
+        let alice = AgentId::new("alice");
+        let bob = AgentId::new("bob");
+        assert_eq!(
+            chat.post(Party::Agent(alice.clone()), 1, "too early".into(), Timestamp(1)),
+            Err(ChatError::NotYourChat(alice.clone()))
+        );
+        chat.assign(alice.clone(), Timestamp(2)).unwrap();
+        assert_eq!(chat.assign(bob.clone(), Timestamp(2)), Err(ChatError::AlreadyAnswered));
+        assert_eq!(
+            chat.post(Party::Agent(bob.clone()), 1, "not mine".into(), Timestamp(3)),
+            Err(ChatError::NotYourChat(bob.clone()))
+        );
+        assert_eq!(chat.end(Party::Agent(bob.clone()), Timestamp(3)), Err(ChatError::NotYourChat(bob)));
+        chat.end(Party::Customer, Timestamp(4)).unwrap();
+        assert_eq!(
+            chat.post(Party::Customer, 9, "after the end".into(), Timestamp(5)),
+            Err(ChatError::Ended)
+        );
+        assert_eq!(chat.end(Party::Agent(alice), Timestamp(6)), Err(ChatError::Ended));
+    }
+
+    #[test]
+    fn a_retried_message_is_stored_once() {
+        let mut chat = started();
+        let before = chat.events().len();
+        let Posted::New(first) = chat.post(Party::Customer, 2, "again?".into(), Timestamp(1)).unwrap() else {
+            panic!("expected a new message")
+        };
+        let seq = first.seq;
+        assert_eq!(chat.post(Party::Customer, 2, "again?".into(), Timestamp(2)), Ok(Posted::Repeat(seq)));
+        assert_eq!(chat.events().len(), before + 1);
+        // The same id from another sender is a different message.
+        chat.assign(AgentId::new("a"), Timestamp(3)).unwrap();
+        assert!(matches!(
+            chat.post(Party::Agent(AgentId::new("a")), 2, "mine".into(), Timestamp(4)),
+            Ok(Posted::New(_))
+        ));
+    }
+
+    #[test]
+    fn empty_and_oversized_messages_are_refused() {
+        let mut chat = started();
+        assert_eq!(chat.post(Party::Customer, 5, " \n".into(), Timestamp(1)), Err(ChatError::EmptyMessage));
+        let long = "x".repeat(MAX_MESSAGE_BYTES + 1);
+        assert!(matches!(
+            chat.post(Party::Customer, 6, long, Timestamp(1)),
+            Err(ChatError::MessageTooLong { .. })
+        ));
+        let start = Chat::start(
+            ChatId(1),
+            ChannelId::new("c"),
+            Customer::default(),
+            0,
+            String::new(),
+            None,
+            Timestamp(0),
+        );
+        assert_eq!(start.err(), Some(ChatError::EmptyMessage));
+    }
+}

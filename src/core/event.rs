@@ -1,0 +1,123 @@
+//! What happens in a chat and in a queue, as values that travel from the
+//! actors to connected clients unchanged.
+
+use bincode::{Decode, Encode};
+
+use crate::core::ids::{AgentId, ChannelId, ChatId};
+use crate::core::time::Timestamp;
+
+/// What a customer says about themselves when starting a chat. Both fields
+/// are optional; an email links the chat to a contact.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct Customer {
+    /// The name the customer typed, if any.
+    pub name: Option<String>,
+    /// The email the customer typed, if any.
+    pub email: Option<String>,
+}
+
+/// Who caused a chat event.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Encode, Decode)]
+pub enum Party {
+    /// The chat's customer.
+    Customer,
+    /// An agent, by name.
+    Agent(AgentId),
+    /// The hub itself (welcome text, notices).
+    System,
+}
+
+/// One numbered entry in a chat's transcript.
+///
+/// `seq` starts at 1 and grows by one per event of the chat, so a client can
+/// tell a gap or a duplicate and resume after the last one it saw.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct ChatEvent {
+    /// The chat this event belongs to.
+    pub chat: ChatId,
+    /// Position in the chat's transcript, from 1.
+    pub seq: u64,
+    /// When the hub recorded it.
+    pub at: Timestamp,
+    /// What happened.
+    pub kind: ChatEventKind,
+}
+
+/// The kinds of chat events.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum ChatEventKind {
+    /// The customer started the chat on a channel; it is now queued.
+    Started {
+        /// The channel it was started on.
+        channel: ChannelId,
+        /// Who the customer said they are.
+        customer: Customer,
+    },
+    /// A chat message. `client_id` is the sender's own id for it, so a
+    /// retried send is recognised and stored once.
+    Message {
+        /// Who wrote it.
+        from: Party,
+        /// The sender's id for the message (0 for system messages).
+        client_id: u64,
+        /// The text, UTF-8, emoji and all.
+        text: String,
+    },
+    /// An agent answered the chat.
+    Assigned {
+        /// The agent now handling the chat.
+        agent: AgentId,
+    },
+    /// The chat ended.
+    Ended {
+        /// Who ended it: the agent, or the customer leaving.
+        by: Party,
+    },
+}
+
+/// One row of a channel's incoming list: a chat waiting to be answered.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct QueueRow {
+    /// The waiting chat.
+    pub chat: ChatId,
+    /// The channel whose queue it waits in.
+    pub channel: ChannelId,
+    /// Who the customer said they are.
+    pub customer: Customer,
+    /// The customer's first message.
+    pub first_message: String,
+    /// When it was enqueued.
+    pub since: Timestamp,
+}
+
+/// A change to a channel's queue, pushed to the agents who watch it.
+///
+/// `waiting` is the badge / "in queue" count after the change. `version`
+/// grows by one per change, so a client that got a snapshot ignores older
+/// deltas.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct QueueUpdate {
+    /// The channel whose queue changed.
+    pub channel: ChannelId,
+    /// The queue's change counter after this change.
+    pub version: u64,
+    /// How many chats wait unanswered.
+    pub waiting: u32,
+    /// What changed.
+    pub change: QueueChange,
+}
+
+/// What a [`QueueUpdate`] changed.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum QueueChange {
+    /// The whole incoming list, oldest first (at most the first
+    /// [`SNAPSHOT_ROWS`] rows; `waiting` still counts them all).
+    Snapshot(Vec<QueueRow>),
+    /// A chat joined the queue.
+    Added(QueueRow),
+    /// A chat left the queue: answered, picked or abandoned.
+    Removed(ChatId),
+}
+
+/// The most rows a queue snapshot carries.
+pub const SNAPSHOT_ROWS: usize = 500;

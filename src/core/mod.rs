@@ -1,0 +1,24 @@
+//! Sans-IO domain state: ids, time, the channel queue, the chat lifecycle and
+//! the small lock-free cells that connection tasks and actors share.
+//!
+//! Nothing in here reads a clock, touches a socket or knows about tokio or
+//! ractor. Time is a [`Timestamp`] passed in by the caller, and every
+//! operation returns what happened as a value, so unit, property and loom tests
+//! drive this layer directly.
+
+pub mod channel;
+pub mod chat;
+pub mod claim;
+pub mod event;
+pub mod ids;
+pub mod queue;
+pub mod sync;
+pub mod time;
+
+pub use channel::ChannelSettings;
+pub use chat::{Chat, ChatError, ChatState, Posted};
+pub use claim::{ClaimCell, Claimed, Claimer};
+pub use event::{ChatEvent, ChatEventKind, Customer, Party, QueueChange, QueueRow, QueueUpdate};
+pub use ids::{AgentId, ChannelId, ChatId};
+pub use queue::{Queue, QueueError};
+pub use time::Timestamp;

@@ -1,0 +1,10 @@
+//! chathub: a contact-center chat hub.
+//!
+//! Customers start chats on a channel; chats wait in the channel's queue;
+//! agents take the next chat or pick one; both sides chat until the chat
+//! ends. Clients speak a binary protocol over QUIC; see [`client`] for the
+//! SDK and [`server`] for running a hub. `ARCHITECTURE.md` maps the layers.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod core;
