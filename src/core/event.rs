@@ -121,3 +121,24 @@ pub enum QueueChange {
 
 /// The most rows a queue snapshot carries.
 pub const SNAPSHOT_ROWS: usize = 500;
+
+/// An ended chat as listed in recent sessions and a contact's history.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SessionSummary {
+    /// The chat.
+    pub chat: ChatId,
+    /// The channel it was started on.
+    pub channel: ChannelId,
+    /// Who the customer said they are.
+    pub customer: Customer,
+    /// The agent who answered it, if anyone did.
+    pub agent: Option<AgentId>,
+    /// When the customer started it.
+    pub started: Timestamp,
+    /// When it ended.
+    pub ended: Timestamp,
+    /// Who ended it.
+    pub ended_by: Party,
+    /// How many events its transcript holds.
+    pub events: u64,
+}

@@ -11,6 +11,7 @@ pub mod chat;
 pub mod claim;
 pub mod event;
 pub mod ids;
+pub mod presence;
 pub mod queue;
 pub mod sync;
 pub mod time;
@@ -18,7 +19,10 @@ pub mod time;
 pub use channel::ChannelSettings;
 pub use chat::{Chat, ChatError, ChatState, Posted};
 pub use claim::{ClaimCell, Claimed, Claimer};
-pub use event::{ChatEvent, ChatEventKind, Customer, Party, QueueChange, QueueRow, QueueUpdate};
+pub use event::{
+    ChatEvent, ChatEventKind, Customer, Party, QueueChange, QueueRow, QueueUpdate, SessionSummary,
+};
 pub use ids::{AgentId, ChannelId, ChatId};
+pub use presence::Status;
 pub use queue::{Queue, QueueError};
 pub use time::Timestamp;

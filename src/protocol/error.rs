@@ -1,0 +1,61 @@
+//! Typed errors as they travel on the wire.
+
+use bincode::{Decode, Encode};
+
+/// What went wrong, as a code a program can match on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// A frame could not be decoded, or broke the protocol's rules.
+    BadFrame,
+    /// The client speaks a protocol version this server does not.
+    UnsupportedVersion,
+    /// Unknown agent, or a wrong token.
+    Unauthorized,
+    /// The caller's role may not make this request.
+    NotAllowed,
+    /// No channel has that name.
+    UnknownChannel,
+    /// No live chat has that id.
+    UnknownChat,
+    /// The chat is not the caller's.
+    NotYourChat,
+    /// The chat has ended.
+    ChatEnded,
+    /// Another agent answered the chat first.
+    ChatAlreadyTaken,
+    /// No chat waits in the queue.
+    QueueEmpty,
+    /// The channel's queue is at its limit.
+    QueueFull,
+    /// A message without text.
+    EmptyMessage,
+    /// A message above the size limit.
+    MessageTooLong,
+    /// A request whose values are out of range.
+    InvalidRequest,
+    /// The hub is shutting down or overloaded; try again.
+    Unavailable,
+    /// A fault inside the hub; the request may not have taken effect.
+    Internal,
+}
+
+/// An error answer: a code plus a human-readable explanation.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct ErrorFrame {
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// Why, for people.
+    pub message: String,
+}
+
+impl ErrorFrame {
+    /// An error with the given code and explanation.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Every frame a client or server may send.
+
+use bincode::{Decode, Encode};
+
+use crate::core::{
+    AgentId, ChannelId, ChatEvent, ChatId, Customer, QueueUpdate, SessionSummary, Status,
+    Timestamp,
+};
+use crate::protocol::error::ErrorFrame;
+
+/// Frames a client sends on its control stream.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum ClientFrame {
+    /// The first frame of every connection.
+    Hello(Hello),
+    /// A request; answered by exactly one [`Response`] with its id.
+    Request(Request),
+}
+
+/// Opens a connection: the protocol version and who is connecting.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Hello {
+    /// The client's [`PROTOCOL_VERSION`](crate::protocol::PROTOCOL_VERSION).
+    pub version: u16,
+    /// Customer, or agent with credentials.
+    pub role: Role,
+}
+
+/// Who is connecting.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum Role {
+    /// A website visitor; needs no credentials and may only start chats and
+    /// act on the chats it started.
+    Customer,
+    /// An agent, signing in with the token from the hub's configuration.
+    Agent {
+        /// The agent's sign-in name.
+        agent: AgentId,
+        /// The agent's secret token.
+        token: String,
+    },
+}
+
+/// A request with the client's id for it.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Request {
+    /// Chosen by the client; echoed in the response.
+    pub id: u64,
+    /// What is asked.
+    pub body: RequestBody,
+}
+
+/// What a client can ask.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum RequestBody {
+    /// Customer: start a chat on a channel with a first message.
+    StartChat {
+        /// The channel to start it on.
+        channel: ChannelId,
+        /// Who the customer says they are.
+        customer: Customer,
+        /// The customer's id for the first message.
+        client_id: u64,
+        /// The first message.
+        text: String,
+    },
+    /// Customer or agent: post a message to a chat.
+    Post {
+        /// The chat.
+        chat: ChatId,
+        /// The sender's id for the message; a retry reuses it.
+        client_id: u64,
+        /// The text.
+        text: String,
+    },
+    /// Customer: close the chat window, ending the chat.
+    Leave {
+        /// The chat.
+        chat: ChatId,
+    },
+    /// Agent: set Present or Absent.
+    SetStatus {
+        /// The new status.
+        status: Status,
+    },
+    /// Agent: answer the chat that has waited longest in a channel's queue.
+    GetNext {
+        /// The channel.
+        channel: ChannelId,
+    },
+    /// Agent: end a chat they handle.
+    EndChat {
+        /// The chat.
+        chat: ChatId,
+    },
+    /// Agent: ended chats of the agent's channels, newest first.
+    RecentSessions {
+        /// Only sessions that ended before this one (the previous page's last
+        /// row); `None` for the first page.
+        before: Option<ChatId>,
+        /// The most rows to return (at most 100).
+        limit: u16,
+    },
+    /// Agent: the transcript of a live or recent chat of the agent's
+    /// channels, after a seq, in pages.
+    Transcript {
+        /// The chat.
+        chat: ChatId,
+        /// Events after this seq (0 for all).
+        after: u64,
+    },
+}
+
+/// Frames the server sends.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum ServerFrame {
+    /// Accepts the hello.
+    Welcome(Welcome),
+    /// The answer to a request.
+    Response(Response),
+    /// Something happened that the client should know.
+    Event(Event),
+    /// The server is closing the connection, and why.
+    Closing(ErrorFrame),
+}
+
+/// The server's answer to a hello.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Welcome {
+    /// The server's protocol version.
+    pub version: u16,
+    /// For agents: who they signed in as.
+    pub agent: Option<AgentProfile>,
+}
+
+/// A signed-in agent as the hub knows them.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct AgentProfile {
+    /// Sign-in name.
+    pub id: AgentId,
+    /// Display name.
+    pub name: String,
+    /// Channels the agent is a member of.
+    pub channels: Vec<ChannelId>,
+    /// Current status.
+    pub status: Status,
+}
+
+/// The answer to one request.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Response {
+    /// The request's id.
+    pub id: u64,
+    /// What came of it.
+    pub result: Result<Reply, ErrorFrame>,
+}
+
+/// Successful answers.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum Reply {
+    /// The chat was started and waits in the queue.
+    ChatStarted {
+        /// The new chat.
+        chat: ChatId,
+        /// How many chats wait in the queue, this one included.
+        waiting: u32,
+    },
+    /// The message is stored with this seq.
+    Posted {
+        /// Its place in the transcript.
+        seq: u64,
+    },
+    /// Done; nothing to report.
+    Done,
+    /// A chat was assigned to the agent.
+    Assigned(Assignment),
+    /// A page of recent sessions, newest first.
+    Sessions(Vec<SessionSummary>),
+    /// A page of a transcript.
+    Transcript {
+        /// Events in seq order.
+        events: Vec<ChatEvent>,
+        /// Whether more events follow this page.
+        more: bool,
+    },
+}
+
+/// A chat an agent just answered.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Assignment {
+    /// The chat.
+    pub chat: ChatId,
+    /// Its channel.
+    pub channel: ChannelId,
+    /// Who the customer said they are.
+    pub customer: Customer,
+    /// The customer's first message.
+    pub first_message: String,
+    /// When the chat was enqueued.
+    pub waiting_since: Timestamp,
+}
+
+/// Pushed by the server.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum Event {
+    /// A chat event, on that chat's own stream.
+    Chat(ChatEvent),
+    /// A queue change of a channel the agent belongs to.
+    Queue(QueueUpdate),
+}

@@ -1,0 +1,27 @@
+//! The wire protocol: versioned frames and their length-prefixed bincode
+//! encoding. Pure values and pure functions; no I/O.
+//!
+//! A connection opens one bidirectional control stream. The client's first
+//! frame on it is a [`Hello`]; the server answers [`ServerFrame::Welcome`] or
+//! [`ServerFrame::Closing`]. Then every [`Request`] gets exactly one
+//! [`Response`] with the same id. The server pushes [`Event`]s on
+//! unidirectional streams it opens: one per chat, so one chat's events arrive
+//! in order and never wait behind another chat's, and one for everything
+//! else (queue updates).
+
+pub mod codec;
+pub mod error;
+pub mod frame;
+
+pub use codec::{CodecError, FrameBuf, MAX_FRAME_BYTES, decode, encode};
+pub use error::{ErrorCode, ErrorFrame};
+pub use frame::{
+    AgentProfile, Assignment, ClientFrame, Event, Hello, Reply, Request, RequestBody, Response,
+    Role, ServerFrame, Welcome,
+};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The ALPN token of the protocol's QUIC connections.
+pub const ALPN: &[u8] = b"chathub/1";
