@@ -142,7 +142,9 @@ impl Chat {
 
     /// The events after `seq` (all of them for 0).
     pub fn events_after(&self, seq: u64) -> &[ChatEvent] {
-        let start = usize::try_from(seq).unwrap_or(usize::MAX).min(self.events.len());
+        let start = usize::try_from(seq)
+            .unwrap_or(usize::MAX)
+            .min(self.events.len());
         &self.events[start..]
     }
 
@@ -210,7 +212,13 @@ impl Chat {
         }
     }
 
-    fn append_message(&mut self, from: Party, client_id: u64, text: String, now: Timestamp) -> &ChatEvent {
+    fn append_message(
+        &mut self,
+        from: Party,
+        client_id: u64,
+        text: String,
+        now: Timestamp,
+    ) -> &ChatEvent {
         let seq = self.next_seq();
         if from != Party::System {
             self.posted.insert((from.clone(), client_id), seq);
@@ -239,6 +247,33 @@ impl Chat {
         self.events.push(event);
         self.events.last().expect("an event was just pushed")
     }
+}
+
+/// About how many bytes of events one transcript page carries.
+pub const TRANSCRIPT_PAGE_BYTES: usize = 256 * 1024;
+
+/// The events after `after`, as many as fit in about
+/// [`TRANSCRIPT_PAGE_BYTES`] (always at least one), and whether more follow.
+pub fn transcript_page(events: &[ChatEvent], after: u64) -> (Vec<ChatEvent>, bool) {
+    let start = usize::try_from(after)
+        .unwrap_or(usize::MAX)
+        .min(events.len());
+    let rest = &events[start..];
+    let mut bytes = 0;
+    let mut take = 0;
+    for event in rest {
+        let size = 64
+            + match &event.kind {
+                ChatEventKind::Message { text, .. } => text.len(),
+                _ => 0,
+            };
+        if take > 0 && bytes + size > TRANSCRIPT_PAGE_BYTES {
+            break;
+        }
+        bytes += size;
+        take += 1;
+    }
+    (rest[..take].to_vec(), take < rest.len())
 }
 
 fn check_text(text: &str) -> Result<(), ChatError> {
@@ -282,15 +317,26 @@ mod tests {
     fn a_chat_goes_queued_active_ended_with_consecutive_seqs() {
         let mut chat = started();
         let alice = AgentId::new("alice");
-        assert_eq!(chat.state(), &ChatState::Queued { since: Timestamp(100) });
+        assert_eq!(
+            chat.state(),
+            &ChatState::Queued {
+                since: Timestamp(100)
+            }
+        );
         assert_eq!(chat.first_message(), "hello 👋");
         assert_eq!(chat.assign(alice.clone(), Timestamp(200)).unwrap().seq, 4);
         assert_eq!(chat.agent(), Some(&alice));
-        let Posted::New(reply) = chat.post(Party::Agent(alice.clone()), 1, "hi!".into(), Timestamp(300)).unwrap() else {
+        let Posted::New(reply) = chat
+            .post(Party::Agent(alice.clone()), 1, "hi!".into(), Timestamp(300))
+            .unwrap()
+        else {
             panic!("expected a new message")
         };
         assert_eq!(reply.seq, 5);
-        assert_eq!(chat.end(Party::Agent(alice), Timestamp(400)).unwrap().seq, 6);
+        assert_eq!(
+            chat.end(Party::Agent(alice), Timestamp(400)).unwrap().seq,
+            6
+        );
         assert_eq!(chat.state(), &ChatState::Ended { at: Timestamp(400) });
         let seqs: Vec<u64> = kinds(&chat).iter().map(|(s, _)| *s).collect();
         assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
@@ -304,46 +350,107 @@ mod tests {
         let alice = AgentId::new("alice");
         let bob = AgentId::new("bob");
         assert_eq!(
-            chat.post(Party::Agent(alice.clone()), 1, "too early".into(), Timestamp(1)),
+            chat.post(
+                Party::Agent(alice.clone()),
+                1,
+                "too early".into(),
+                Timestamp(1)
+            ),
             Err(ChatError::NotYourChat(alice.clone()))
         );
         chat.assign(alice.clone(), Timestamp(2)).unwrap();
-        assert_eq!(chat.assign(bob.clone(), Timestamp(2)), Err(ChatError::AlreadyAnswered));
         assert_eq!(
-            chat.post(Party::Agent(bob.clone()), 1, "not mine".into(), Timestamp(3)),
+            chat.assign(bob.clone(), Timestamp(2)),
+            Err(ChatError::AlreadyAnswered)
+        );
+        assert_eq!(
+            chat.post(
+                Party::Agent(bob.clone()),
+                1,
+                "not mine".into(),
+                Timestamp(3)
+            ),
             Err(ChatError::NotYourChat(bob.clone()))
         );
-        assert_eq!(chat.end(Party::Agent(bob.clone()), Timestamp(3)), Err(ChatError::NotYourChat(bob)));
+        assert_eq!(
+            chat.end(Party::Agent(bob.clone()), Timestamp(3)),
+            Err(ChatError::NotYourChat(bob))
+        );
         chat.end(Party::Customer, Timestamp(4)).unwrap();
         assert_eq!(
             chat.post(Party::Customer, 9, "after the end".into(), Timestamp(5)),
             Err(ChatError::Ended)
         );
-        assert_eq!(chat.end(Party::Agent(alice), Timestamp(6)), Err(ChatError::Ended));
+        assert_eq!(
+            chat.end(Party::Agent(alice), Timestamp(6)),
+            Err(ChatError::Ended)
+        );
     }
 
     #[test]
     fn a_retried_message_is_stored_once() {
         let mut chat = started();
         let before = chat.events().len();
-        let Posted::New(first) = chat.post(Party::Customer, 2, "again?".into(), Timestamp(1)).unwrap() else {
+        let Posted::New(first) = chat
+            .post(Party::Customer, 2, "again?".into(), Timestamp(1))
+            .unwrap()
+        else {
             panic!("expected a new message")
         };
         let seq = first.seq;
-        assert_eq!(chat.post(Party::Customer, 2, "again?".into(), Timestamp(2)), Ok(Posted::Repeat(seq)));
+        assert_eq!(
+            chat.post(Party::Customer, 2, "again?".into(), Timestamp(2)),
+            Ok(Posted::Repeat(seq))
+        );
         assert_eq!(chat.events().len(), before + 1);
         // The same id from another sender is a different message.
         chat.assign(AgentId::new("a"), Timestamp(3)).unwrap();
         assert!(matches!(
-            chat.post(Party::Agent(AgentId::new("a")), 2, "mine".into(), Timestamp(4)),
+            chat.post(
+                Party::Agent(AgentId::new("a")),
+                2,
+                "mine".into(),
+                Timestamp(4)
+            ),
             Ok(Posted::New(_))
         ));
     }
 
     #[test]
+    fn transcript_pages_cover_every_event_once() {
+        let mut chat = started();
+        for n in 0..100 {
+            chat.post(
+                Party::Customer,
+                100 + n,
+                "y".repeat(MAX_MESSAGE_BYTES),
+                Timestamp(1),
+            )
+            .unwrap();
+        }
+        let mut after = 0;
+        let mut seen = Vec::new();
+        loop {
+            let (page, more) = transcript_page(chat.events(), after);
+            assert!(!page.is_empty());
+            after = page.last().unwrap().seq;
+            seen.extend(page.iter().map(|e| e.seq));
+            if !more {
+                break;
+            }
+        }
+        let all: Vec<u64> = (1..=chat.events().len() as u64).collect();
+        assert_eq!(seen, all);
+        assert_eq!(transcript_page(chat.events(), after), (Vec::new(), false));
+    }
+
+    #[test]
     fn empty_and_oversized_messages_are_refused() {
         let mut chat = started();
-        assert_eq!(chat.post(Party::Customer, 5, " \n".into(), Timestamp(1)), Err(ChatError::EmptyMessage));
+        assert_eq!(
+            chat.post(Party::Customer, 5, " \n".into(), Timestamp(1)),
+            Err(ChatError::EmptyMessage)
+        );
         let long = "x".repeat(MAX_MESSAGE_BYTES + 1);
         assert!(matches!(
             chat.post(Party::Customer, 6, long, Timestamp(1)),

@@ -97,7 +97,11 @@ mod tests {
                 .map(|i| {
                     let cell = cell.clone();
                     std::thread::spawn(move || {
-                        let by = if i == 0 { Claimer::Abandon } else { Claimer::Agent };
+                        let by = if i == 0 {
+                            Claimer::Abandon
+                        } else {
+                            Claimer::Agent
+                        };
                         usize::from(cell.claim(by).is_ok())
                     })
                 })

@@ -142,3 +142,18 @@ pub struct SessionSummary {
     /// How many events its transcript holds.
     pub events: u64,
 }
+
+/// A chat an agent just answered.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Assignment {
+    /// The chat.
+    pub chat: ChatId,
+    /// Its channel.
+    pub channel: ChannelId,
+    /// Who the customer said they are.
+    pub customer: Customer,
+    /// The customer's first message.
+    pub first_message: String,
+    /// When the chat was enqueued.
+    pub waiting_since: Timestamp,
+}

@@ -17,10 +17,11 @@ pub mod sync;
 pub mod time;
 
 pub use channel::ChannelSettings;
-pub use chat::{Chat, ChatError, ChatState, Posted};
+pub use chat::{Chat, ChatError, ChatState, Posted, transcript_page};
 pub use claim::{ClaimCell, Claimed, Claimer};
 pub use event::{
-    ChatEvent, ChatEventKind, Customer, Party, QueueChange, QueueRow, QueueUpdate, SessionSummary,
+    Assignment, ChatEvent, ChatEventKind, Customer, Party, QueueChange, QueueRow, QueueUpdate,
+    SessionSummary,
 };
 pub use ids::{AgentId, ChannelId, ChatId};
 pub use presence::Status;

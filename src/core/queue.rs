@@ -82,7 +82,12 @@ impl<T> Queue<T> {
     }
 
     /// Adds `chat` at the back.
-    pub fn push_back(&mut self, chat: ChatId, since: Timestamp, value: T) -> Result<(), QueueError> {
+    pub fn push_back(
+        &mut self,
+        chat: ChatId,
+        since: Timestamp,
+        value: T,
+    ) -> Result<(), QueueError> {
         if self.index.contains_key(&chat) {
             return Err(QueueError::AlreadyQueued(chat));
         }
@@ -130,7 +135,12 @@ impl<T> Queue<T> {
     /// Takes `chat` out of the queue wherever it stands.
     pub fn remove(&mut self, chat: ChatId) -> Option<(ChatId, Timestamp, T)> {
         let slot = self.index.remove(&chat)?;
-        let taken = std::mem::replace(&mut self.slots[slot], Slot::Free { next_free: self.free });
+        let taken = std::mem::replace(
+            &mut self.slots[slot],
+            Slot::Free {
+                next_free: self.free,
+            },
+        );
         self.free = slot;
         let Slot::Used(node) = taken else {
             unreachable!("index points at a free slot")
@@ -218,7 +228,10 @@ mod tests {
         for n in 1..=4 {
             queue.push_back(ChatId(n), Timestamp(n * 10), ()).unwrap();
         }
-        assert_eq!(queue.remove(ChatId(2)).map(|(c, t, _)| (c, t)), Some((ChatId(2), Timestamp(20))));
+        assert_eq!(
+            queue.remove(ChatId(2)).map(|(c, t, _)| (c, t)),
+            Some((ChatId(2), Timestamp(20)))
+        );
         assert_eq!(ids(&queue), [1, 3, 4]);
         assert_eq!(queue.pop_front().map(|(c, _, _)| c), Some(ChatId(1)));
         queue.push_back(ChatId(5), Timestamp(50), ()).unwrap();

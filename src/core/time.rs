@@ -32,7 +32,10 @@ impl Timestamp {
 
     /// This instant moved forward by `by`.
     pub fn after(self, by: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_add(u64::try_from(by.as_millis()).unwrap_or(u64::MAX)))
+        Timestamp(
+            self.0
+                .saturating_add(u64::try_from(by.as_millis()).unwrap_or(u64::MAX)),
+        )
     }
 }
 

@@ -276,14 +276,24 @@ mod tests {
             },
         });
         let mut out = vec![1, 2, 3];
-        assert!(matches!(encode(&frame, &mut out), Err(CodecError::TooLarge { .. })));
-        assert_eq!(out, [1, 2, 3], "a failed encode leaves the buffer as it was");
+        assert!(matches!(
+            encode(&frame, &mut out),
+            Err(CodecError::TooLarge { .. })
+        ));
+        assert_eq!(
+            out,
+            [1, 2, 3],
+            "a failed encode leaves the buffer as it was"
+        );
     }
 
     #[test]
     fn unknown_variants_short_payloads_and_trailing_bytes_are_typed_errors() {
         // Variant tag 200 of ClientFrame does not exist.
-        assert!(matches!(decode::<ClientFrame>(&[200]), Err(CodecError::Malformed(_))));
+        assert!(matches!(
+            decode::<ClientFrame>(&[200]),
+            Err(CodecError::Malformed(_))
+        ));
         // A Hello cut short inside its own length.
         let mut wire = Vec::new();
         encode(&frames_of_every_kind().0[0], &mut wire).unwrap();
@@ -294,7 +304,10 @@ mod tests {
         ));
         let mut long = payload.to_vec();
         long.push(0);
-        assert_eq!(decode::<ClientFrame>(&long), Err(CodecError::TrailingBytes(1)));
+        assert_eq!(
+            decode::<ClientFrame>(&long),
+            Err(CodecError::TrailingBytes(1))
+        );
         // A string whose length claims far more than the frame holds.
         let mut lying = vec![1, 7, 0, 1, 0, 0, 1, 0xFD];
         lying.extend_from_slice(&u32::MAX.to_le_bytes());

@@ -3,8 +3,8 @@
 use bincode::{Decode, Encode};
 
 use crate::core::{
-    AgentId, ChannelId, ChatEvent, ChatId, Customer, QueueUpdate, SessionSummary, Status,
-    Timestamp,
+    AgentId, Assignment, ChannelId, ChatEvent, ChatId, Customer, QueueUpdate, SessionSummary,
+    Status,
 };
 use crate::protocol::error::ErrorFrame;
 
@@ -183,21 +183,6 @@ pub enum Reply {
         /// Whether more events follow this page.
         more: bool,
     },
-}
-
-/// A chat an agent just answered.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-pub struct Assignment {
-    /// The chat.
-    pub chat: ChatId,
-    /// Its channel.
-    pub channel: ChannelId,
-    /// Who the customer said they are.
-    pub customer: Customer,
-    /// The customer's first message.
-    pub first_message: String,
-    /// When the chat was enqueued.
-    pub waiting_since: Timestamp,
 }
 
 /// Pushed by the server.

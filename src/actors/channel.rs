@@ -1,0 +1,201 @@
+//! One actor per channel: owns the channel's queue and tells the agents who
+//! watch it about every change.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
+
+use crate::actors::HubError;
+use crate::actors::agent::AgentMsg;
+use crate::actors::chat::ChatMsg;
+use crate::actors::sink::{ConnId, Outbound};
+use crate::core::event::SNAPSHOT_ROWS;
+use crate::core::{
+    AgentId, Assignment, ChannelSettings, ChatId, ClaimCell, Claimer, Queue, QueueChange, QueueRow,
+    QueueUpdate,
+};
+
+/// A chat waiting in the queue.
+pub struct Waiting {
+    /// Its incoming-list row.
+    pub row: QueueRow,
+    /// Shared with the chat actor and pickers; whoever claims it owns the chat.
+    pub claim: Arc<ClaimCell>,
+    /// The chat's actor.
+    pub chat: ActorRef<ChatMsg>,
+}
+
+/// Messages to a [`ChannelActor`].
+pub enum ChannelMsg {
+    /// Queue a new chat. Answers how many chats wait, this one included.
+    Enqueue {
+        /// The chat.
+        waiting: Waiting,
+        /// The queue length, or why it was refused.
+        reply: RpcReplyPort<Result<u32, HubError>>,
+    },
+    /// Give the chat that waited longest to `agent`. The reply is passed on
+    /// to the chat's actor, which answers with the assignment.
+    TakeNext {
+        /// Who takes it.
+        agent: AgentId,
+        /// That agent's actor, which the chat will send its events to.
+        agent_actor: ActorRef<AgentMsg>,
+        /// The assignment, or `QueueEmpty`.
+        reply: RpcReplyPort<Result<Assignment, HubError>>,
+    },
+    /// Drop a chat that was claimed elsewhere (customer left, or picked).
+    Withdraw(ChatId),
+    /// Start telling `agent` about changes, and send `conn` a snapshot.
+    Watch {
+        /// The agent.
+        agent: AgentId,
+        /// Its actor, which fans updates out to its connections.
+        agent_actor: ActorRef<AgentMsg>,
+        /// The connection that needs a snapshot first.
+        conn: ConnId,
+    },
+}
+
+/// See the module docs.
+pub struct ChannelActor;
+
+/// A channel actor's state.
+pub struct ChannelState {
+    settings: ChannelSettings,
+    queue: Queue<Waiting>,
+    version: u64,
+    watchers: HashMap<AgentId, ActorRef<AgentMsg>>,
+}
+
+impl ChannelState {
+    /// Builds the next update and sends it to every watcher.
+    fn broadcast(&mut self, change: QueueChange) {
+        let update = Arc::new(self.update(change));
+        for agent in self.watchers.values() {
+            let _ = agent.cast(AgentMsg::Deliver {
+                to: None,
+                event: Outbound::Queue(update.clone()),
+            });
+        }
+    }
+
+    fn update(&mut self, change: QueueChange) -> QueueUpdate {
+        self.version += 1;
+        QueueUpdate {
+            channel: self.settings.id.clone(),
+            version: self.version,
+            waiting: u32::try_from(self.queue.len()).unwrap_or(u32::MAX),
+            change,
+        }
+    }
+
+    fn snapshot(&self) -> QueueUpdate {
+        let rows = self
+            .queue
+            .iter()
+            .take(SNAPSHOT_ROWS)
+            .map(|(_, _, waiting)| waiting.row.clone())
+            .collect();
+        QueueUpdate {
+            channel: self.settings.id.clone(),
+            version: self.version,
+            waiting: u32::try_from(self.queue.len()).unwrap_or(u32::MAX),
+            change: QueueChange::Snapshot(rows),
+        }
+    }
+
+    fn take_next(
+        &mut self,
+        agent: AgentId,
+        agent_actor: ActorRef<AgentMsg>,
+        mut reply: RpcReplyPort<Result<Assignment, HubError>>,
+    ) {
+        while let Some((chat, _, waiting)) = self.queue.pop_front() {
+            self.broadcast(QueueChange::Removed(chat));
+            if waiting.claim.claim(Claimer::Agent).is_err() {
+                // Withdrawn by the customer (or picked) just now; its own
+                // Withdraw will find it gone.
+                continue;
+            }
+            let assign = ChatMsg::Assign {
+                agent: agent.clone(),
+                agent_actor: agent_actor.clone(),
+                reply,
+            };
+            match waiting.chat.cast(assign) {
+                Ok(()) => return,
+                // The chat's actor is gone; take the reply back and go on.
+                Err(MessagingErr::SendErr(ChatMsg::Assign { reply: back, .. })) => reply = back,
+                Err(_) => return,
+            }
+        }
+        let _ = reply.send(Err(HubError::QueueEmpty(self.settings.id.clone())));
+    }
+}
+
+impl Actor for ChannelActor {
+    type Msg = ChannelMsg;
+    type State = ChannelState;
+    type Arguments = ChannelSettings;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<ChannelMsg>,
+        settings: ChannelSettings,
+    ) -> Result<ChannelState, ActorProcessingErr> {
+        Ok(ChannelState {
+            queue: Queue::new(settings.queue_limit),
+            settings,
+            version: 0,
+            watchers: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<ChannelMsg>,
+        message: ChannelMsg,
+        state: &mut ChannelState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            ChannelMsg::Enqueue { waiting, reply } => {
+                let row = waiting.row.clone();
+                match state.queue.push_back(row.chat, row.since, waiting) {
+                    Ok(()) => {
+                        state.broadcast(QueueChange::Added(row));
+                        let _ =
+                            reply.send(Ok(u32::try_from(state.queue.len()).unwrap_or(u32::MAX)));
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err.into()));
+                    }
+                }
+            }
+            ChannelMsg::TakeNext {
+                agent,
+                agent_actor,
+                reply,
+            } => state.take_next(agent, agent_actor, reply),
+            ChannelMsg::Withdraw(chat) => {
+                if state.queue.remove(chat).is_some() {
+                    state.broadcast(QueueChange::Removed(chat));
+                }
+            }
+            ChannelMsg::Watch {
+                agent,
+                agent_actor,
+                conn,
+            } => {
+                let snapshot = Arc::new(state.snapshot());
+                let _ = agent_actor.cast(AgentMsg::Deliver {
+                    to: Some(conn),
+                    event: Outbound::Queue(snapshot),
+                });
+                state.watchers.insert(agent, agent_actor);
+            }
+        }
+        Ok(())
+    }
+}

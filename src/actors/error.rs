@@ -1,0 +1,42 @@
+//! Why the hub refused or failed a request.
+
+use crate::core::{ChannelId, ChatError, ChatId, QueueError};
+
+/// A refusal or failure, for the server to turn into a typed error frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HubError {
+    /// No channel has that name.
+    #[error("no channel named {0:?}")]
+    UnknownChannel(ChannelId),
+    /// No live or recent chat has that id.
+    #[error("no chat {0}")]
+    UnknownChat(ChatId),
+    /// The chat refused the operation.
+    #[error(transparent)]
+    Chat(#[from] ChatError),
+    /// The queue refused the chat.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// No chat waits in the channel's queue.
+    #[error("no chat waits in {0}")]
+    QueueEmpty(ChannelId),
+    /// Another agent answered the chat first.
+    #[error("{0} was already taken")]
+    ChatAlreadyTaken(ChatId),
+    /// The caller acted on a chat that is not theirs.
+    #[error("{0} is not yours")]
+    NotYourChat(ChatId),
+    /// The agent is not a member of the channel.
+    #[error("not a member of channel {0}")]
+    NotAMember(ChannelId),
+    /// Unknown agent, or a wrong token.
+    #[error("unknown agent or wrong token")]
+    Unauthorized,
+    /// A value out of range.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The actor that should answer is gone (shutting down, or it failed).
+    #[error("the hub could not answer: {0}")]
+    Unavailable(String),
+}

@@ -1,0 +1,27 @@
+//! The actors that own the hub's live state, in one ractor supervision tree.
+//!
+//! ```text
+//! Hub (root supervisor)
+//! ├── Channel  one per configured channel: its queue and its watchers
+//! ├── Chat     one per live chat: its transcript and participants
+//! ├── Agent    one per signed-in agent: fan-out to that agent's connections
+//! └── Records  ended chats, for recent sessions and transcripts
+//! ```
+//!
+//! Connection tasks talk to the actors through the [`Hub`] handle, which
+//! keeps lock-free maps from ids to actor refs so a message to a chat never
+//! passes through a shared bottleneck. Actors push events to connections
+//! through [`EventSink`]s. Business rules live in [`crate::core`]; the actors
+//! hold the core's state and carry out what it decides.
+
+pub mod agent;
+pub mod channel;
+pub mod chat;
+mod error;
+pub mod hub;
+pub mod records;
+pub mod sink;
+
+pub use error::HubError;
+pub use hub::{AgentConfig, Caller, Hub, HubConfig};
+pub use sink::{ConnId, EventSink, Outbound};

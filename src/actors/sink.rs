@@ -1,0 +1,77 @@
+//! How actors push events to a connection.
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, mpsc};
+
+use crate::core::{ChatEvent, QueueUpdate};
+
+/// Identifies one client connection for the life of the hub process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// An event on its way to a connection. Shared (`Arc`) because one event
+/// goes to several connections.
+#[derive(Clone, Debug)]
+pub enum Outbound {
+    /// A chat event.
+    Chat(Arc<ChatEvent>),
+    /// A queue change.
+    Queue(Arc<QueueUpdate>),
+}
+
+/// The sending half of a connection's bounded event queue.
+///
+/// Actors never wait on a connection: [`EventSink::deliver`] either queues
+/// the event at once or, when the connection has fallen too far behind,
+/// refuses it and raises the connection's overflow flag so the connection
+/// task closes it. The client then reconnects and resumes from its last seq
+/// instead of the hub buffering without bound.
+#[derive(Clone, Debug)]
+pub struct EventSink {
+    conn: ConnId,
+    tx: mpsc::Sender<Outbound>,
+    overflow: Arc<Notify>,
+}
+
+/// The connection task's half of an [`EventSink`].
+#[derive(Debug)]
+pub struct EventSource {
+    /// Events in the order actors delivered them.
+    pub events: mpsc::Receiver<Outbound>,
+    /// Notified when an event had to be refused because the queue was full.
+    pub overflow: Arc<Notify>,
+}
+
+impl EventSink {
+    /// A sink for connection `conn` holding at most `capacity` undelivered
+    /// events, and the connection task's end of it.
+    pub fn new(conn: ConnId, capacity: usize) -> (EventSink, EventSource) {
+        let (tx, events) = mpsc::channel(capacity);
+        let overflow = Arc::new(Notify::new());
+        let sink = EventSink {
+            conn,
+            tx,
+            overflow: overflow.clone(),
+        };
+        (sink, EventSource { events, overflow })
+    }
+
+    /// The connection this sink feeds.
+    pub fn conn(&self) -> ConnId {
+        self.conn
+    }
+
+    /// Queues `event`. Returns false when the connection is gone or too far
+    /// behind; the caller should then forget this sink.
+    pub fn deliver(&self, event: Outbound) -> bool {
+        match self.tx.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.overflow.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
