@@ -8,5 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod actors;
+pub mod config;
 pub mod core;
 pub mod protocol;
+pub mod server;

@@ -298,12 +298,13 @@ impl Hub {
             .ok_or_else(|| HubError::UnknownChannel(channel.clone()))?;
         let id = ChatId(self.shared.next_chat.fetch_add(1, Ordering::Relaxed));
         let now = Timestamp::now();
+        let first_message = crate::core::event::preview(&text);
         let chat = Chat::start(
             id,
             channel.clone(),
             customer.clone(),
             client_id,
-            text.clone(),
+            text,
             settings.welcome.as_deref(),
             now,
         )?;
@@ -323,7 +324,7 @@ impl Hub {
                 chat: id,
                 channel,
                 customer,
-                first_message: text,
+                first_message,
                 since: now,
             },
             claim,

@@ -157,3 +157,29 @@ pub struct Assignment {
     /// When the chat was enqueued.
     pub waiting_since: Timestamp,
 }
+
+/// The most characters of the first message an incoming-list row shows.
+pub const PREVIEW_CHARS: usize = 200;
+
+/// The first message as an incoming-list row shows it: at most
+/// [`PREVIEW_CHARS`] characters, cut on a character boundary.
+pub fn preview(text: &str) -> String {
+    match text.char_indices().nth(PREVIEW_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previews_cut_long_text_on_a_character_boundary() {
+        assert_eq!(preview("short 😀"), "short 😀");
+        let long = "😀".repeat(PREVIEW_CHARS + 5);
+        let cut = preview(&long);
+        assert_eq!(cut.chars().count(), PREVIEW_CHARS + 1);
+        assert!(cut.ends_with('…'));
+    }
+}

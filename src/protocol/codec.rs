@@ -144,8 +144,8 @@ mod tests {
         QueueRow, QueueUpdate, Status, Timestamp,
     };
     use crate::protocol::{
-        ClientFrame, ErrorCode, ErrorFrame, Event, Hello, Reply, Request, RequestBody, Response,
-        Role, ServerFrame,
+        ClientFrame, ErrorCode, ErrorFrame, Event, EventRef, Hello, Reply, Request, RequestBody,
+        Response, Role, ServerEventRef, ServerFrame,
     };
 
     fn frames_of_every_kind() -> (Vec<ClientFrame>, Vec<ServerFrame>) {
@@ -238,6 +238,24 @@ mod tests {
             let mut wire = Vec::new();
             encode(frame, &mut wire).unwrap();
             assert_eq!(&decode::<ServerFrame>(&wire[LEN_BYTES..]).unwrap(), frame);
+        }
+    }
+
+    #[test]
+    fn borrowed_events_encode_exactly_like_owned_ones() {
+        let (_, server) = frames_of_every_kind();
+        for frame in &server {
+            let ServerFrame::Event(event) = frame else {
+                continue;
+            };
+            let borrowed = match event {
+                Event::Chat(chat) => EventRef::Chat(chat),
+                Event::Queue(queue) => EventRef::Queue(queue),
+            };
+            let (mut owned_bytes, mut borrowed_bytes) = (Vec::new(), Vec::new());
+            encode(frame, &mut owned_bytes).unwrap();
+            encode(&ServerEventRef::Event(borrowed), &mut borrowed_bytes).unwrap();
+            assert_eq!(owned_bytes, borrowed_bytes);
         }
     }
 

@@ -193,3 +193,26 @@ pub enum Event {
     /// A queue change of a channel the agent belongs to.
     Queue(QueueUpdate),
 }
+
+/// A borrowed [`ServerFrame::Event`], encoded to the same bytes, so an event
+/// shared by several connections is encoded without being copied first.
+#[derive(Clone, Copy, Debug, Encode)]
+pub enum ServerEventRef<'a> {
+    /// Never constructed; keeps the variant index of [`ServerFrame::Welcome`].
+    #[doc(hidden)]
+    Welcome(&'a Welcome),
+    /// Never constructed; keeps the variant index of [`ServerFrame::Response`].
+    #[doc(hidden)]
+    Response(&'a Response),
+    /// The event.
+    Event(EventRef<'a>),
+}
+
+/// A borrowed [`Event`].
+#[derive(Clone, Copy, Debug, Encode)]
+pub enum EventRef<'a> {
+    /// A chat event.
+    Chat(&'a ChatEvent),
+    /// A queue change.
+    Queue(&'a QueueUpdate),
+}

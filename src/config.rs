@@ -1,0 +1,366 @@
+//! The hub's configuration file (TOML) and its embedded defaults.
+//!
+//! Every field has a default, so an empty file (or no file) is a usable
+//! hub: listening on `127.0.0.1:4433`, data in `./chathub-data`, metrics on
+//! `127.0.0.1:9464`, one channel `support`, and one agent `agent` whose
+//! token is generated into the data folder on first start.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::core::{ChannelId, ChannelSettings};
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The text is not valid TOML for this configuration.
+    #[error("invalid configuration: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// The values contradict each other or are out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// UDP address the QUIC endpoint listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where the hub keeps its certificate, tokens and (later) its store.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// A certificate and key to use instead of the generated self-signed pair.
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// Channels, as `[[channel]]` tables.
+    #[serde(default = "default_channels", rename = "channel")]
+    pub channels: Vec<ChannelConfig>,
+    /// Agents, as `[[agent]]` tables.
+    #[serde(default = "default_agents", rename = "agent")]
+    pub agents: Vec<AgentFileConfig>,
+}
+
+/// PEM files of a certificate chain and its private key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// Certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Private key, PEM.
+    pub key: PathBuf,
+}
+
+/// The Prometheus `/metrics` endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Whether to serve it.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// TCP address of the HTTP listener.
+    #[serde(default = "default_metrics_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: default_metrics_listen(),
+        }
+    }
+}
+
+/// One `[[channel]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// The channel's name, e.g. `support`.
+    pub name: String,
+    /// Seconds a chat may wait before Present agents are alerted.
+    #[serde(default = "default_alert_after")]
+    pub alert_after_secs: u64,
+    /// Offer the offline form when no member agent is Present.
+    #[serde(default = "yes")]
+    pub offline_form: bool,
+    /// Let customers return to an ended chat.
+    #[serde(default)]
+    pub end_form: bool,
+    /// Seconds after the end during which a customer may return.
+    #[serde(default = "default_return_window")]
+    pub return_window_secs: u64,
+    /// Posted to the customer when a chat starts.
+    #[serde(default)]
+    pub welcome: Option<String>,
+    /// The most chats that may wait at once.
+    #[serde(default = "default_queue_limit")]
+    pub queue_limit: usize,
+}
+
+/// One `[[agent]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentFileConfig {
+    /// Sign-in name: letters, digits, `.`, `_` and `-`.
+    pub id: String,
+    /// Display name; the id if absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The sign-in token. If absent, one is generated on first start and
+    /// kept in `<data_dir>/agent-tokens/<id>.token`.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Channels the agent works; all channels if absent.
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 4433))
+}
+
+fn default_metrics_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("chathub-data")
+}
+
+fn default_alert_after() -> u64 {
+    60
+}
+
+fn default_return_window() -> u64 {
+    15 * 60
+}
+
+fn default_queue_limit() -> usize {
+    10_000
+}
+
+fn default_channels() -> Vec<ChannelConfig> {
+    vec![ChannelConfig {
+        name: "support".into(),
+        alert_after_secs: default_alert_after(),
+        offline_form: true,
+        end_form: false,
+        return_window_secs: default_return_window(),
+        welcome: None,
+        queue_limit: default_queue_limit(),
+    }]
+}
+
+fn default_agents() -> Vec<AgentFileConfig> {
+    vec![AgentFileConfig {
+        id: "agent".into(),
+        name: Some("Agent".into()),
+        token: None,
+        channels: None,
+    }]
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::from_toml("").expect("the empty configuration is valid")
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !name.starts_with('.')
+}
+
+impl Config {
+    /// Parses and checks a configuration.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+        if self.channels.is_empty() {
+            return invalid("at least one [[channel]] is needed".into());
+        }
+        let mut channels = HashSet::new();
+        for channel in &self.channels {
+            if !valid_name(&channel.name) {
+                return invalid(format!(
+                    "channel name {:?} must be 1-64 letters, digits, '.', '_' or '-'",
+                    channel.name
+                ));
+            }
+            if !channels.insert(channel.name.as_str()) {
+                return invalid(format!("channel {:?} is declared twice", channel.name));
+            }
+            if channel.queue_limit == 0 {
+                return invalid(format!(
+                    "channel {:?}: queue_limit must be at least 1",
+                    channel.name
+                ));
+            }
+        }
+        let mut agents = HashSet::new();
+        for agent in &self.agents {
+            if !valid_name(&agent.id) {
+                return invalid(format!(
+                    "agent id {:?} must be 1-64 letters, digits, '.', '_' or '-'",
+                    agent.id
+                ));
+            }
+            if !agents.insert(agent.id.as_str()) {
+                return invalid(format!("agent {:?} is declared twice", agent.id));
+            }
+            if agent.token.as_deref().is_some_and(|t| t.len() < 16) {
+                return invalid(format!(
+                    "agent {:?}: a token needs at least 16 characters",
+                    agent.id
+                ));
+            }
+            for channel in agent.channels.iter().flatten() {
+                if !channels.contains(channel.as_str()) {
+                    return invalid(format!(
+                        "agent {:?} names unknown channel {channel:?}",
+                        agent.id
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The channels as the hub's settings.
+    pub fn channel_settings(&self) -> Vec<ChannelSettings> {
+        self.channels
+            .iter()
+            .map(|channel| ChannelSettings {
+                id: ChannelId::new(channel.name.as_str()),
+                alert_after: Duration::from_secs(channel.alert_after_secs),
+                offline_form: channel.offline_form,
+                end_form: channel.end_form,
+                return_window: Duration::from_secs(channel.return_window_secs),
+                welcome: channel.welcome.clone(),
+                queue_limit: channel.queue_limit,
+            })
+            .collect()
+    }
+
+    /// The channels an agent works: those it lists, or all of them.
+    pub fn agent_channels(&self, agent: &AgentFileConfig) -> Vec<ChannelId> {
+        match &agent.channels {
+            Some(names) => names
+                .iter()
+                .map(|name| ChannelId::new(name.as_str()))
+                .collect(),
+            None => self
+                .channels
+                .iter()
+                .map(|channel| ChannelId::new(channel.name.as_str()))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_empty_file_is_the_documented_default() {
+        let config = Config::default();
+        assert_eq!(config.listen, "127.0.0.1:4433".parse().unwrap());
+        assert_eq!(config.data_dir, PathBuf::from("chathub-data"));
+        assert!(config.metrics.enabled);
+        assert_eq!(config.channels.len(), 1);
+        assert_eq!(config.channels[0].name, "support");
+        assert_eq!(config.agents[0].id, "agent");
+        assert_eq!(
+            config.agent_channels(&config.agents[0]),
+            [ChannelId::new("support")]
+        );
+    }
+
+    #[test]
+    fn channels_and_agents_are_read_from_toml() {
+        let config = Config::from_toml(
+            r#"
+            listen = "127.0.0.1:0"
+            [[channel]]
+            name = "sales"
+            alert_after_secs = 30
+            welcome = "Hej!"
+            [[channel]]
+            name = "support"
+            [[agent]]
+            id = "alice"
+            token = "a-long-enough-token"
+            channels = ["sales"]
+            "#,
+        )
+        .unwrap();
+        let settings = config.channel_settings();
+        assert_eq!(settings[0].alert_after, Duration::from_secs(30));
+        assert_eq!(settings[0].welcome.as_deref(), Some("Hej!"));
+        assert_eq!(
+            config.agent_channels(&config.agents[0]),
+            [ChannelId::new("sales")]
+        );
+    }
+
+    #[test]
+    fn contradictions_are_refused_with_a_reason() {
+        for (text, reason) in [
+            (
+                "[[channel]]\nname = \"a\"\n[[channel]]\nname = \"a\"",
+                "declared twice",
+            ),
+            (
+                "[[agent]]\nid = \"x\"\nchannels = [\"nope\"]",
+                "unknown channel",
+            ),
+            ("[[agent]]\nid = \"../etc\"", "agent id"),
+            ("[[agent]]\nid = \"x\"\ntoken = \"short\"", "at least 16"),
+            ("colour = \"blue\"", "unknown field"),
+        ] {
+            let err = Config::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(reason), "{text:?} gave {err:?}");
+        }
+    }
+}

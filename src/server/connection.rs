@@ -1,0 +1,382 @@
+//! One task per client connection.
+//!
+//! The client opens a bidirectional control stream and says hello; the
+//! task then reads requests from it and writes responses back, while events
+//! from the actors are routed to unidirectional streams: one per chat, so a
+//! chat whose stream is blocked holds up no other chat, and one for queue
+//! updates. Requests are answered concurrently; responses carry the
+//! request's id.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+use crate::actors::{EventSink, Hub, HubError, Outbound};
+use crate::core::{ChatEventKind, ChatId};
+use crate::protocol::{
+    AgentProfile, ClientFrame, CodecError, ErrorCode, ErrorFrame, EventRef, FrameBuf,
+    PROTOCOL_VERSION, Role as WireRole, ServerEventRef, ServerFrame, Welcome, encode,
+};
+use crate::server::requests::{Role, Session, error_frame};
+
+/// Application close codes.
+pub(crate) const CLOSE_NORMAL: u32 = 0;
+pub(crate) const CLOSE_PROTOCOL: u32 = 1;
+pub(crate) const CLOSE_REFUSED: u32 = 2;
+pub(crate) const CLOSE_TOO_SLOW: u32 = 3;
+pub(crate) const CLOSE_SHUTDOWN: u32 = 4;
+
+/// How long a client has to open its control stream and say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Events waiting for a connection's router before it counts as too slow.
+const CONNECTION_EVENTS: usize = 8192;
+/// Events waiting for one stream's writer before the connection counts as
+/// too slow.
+const STREAM_EVENTS: usize = 4096;
+/// Frames are written in batches of about this many bytes.
+const WRITE_BATCH: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("connection lost: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("read failed: {0}")]
+    Read(#[from] quinn::ReadError),
+    #[error("write failed: {0}")]
+    Write(#[from] quinn::WriteError),
+    #[error("bad frame: {0}")]
+    Codec(#[from] CodecError),
+    #[error("no hello within {HELLO_TIMEOUT:?}")]
+    HelloTimeout,
+    #[error("refused: {0}")]
+    Refused(ErrorFrame),
+    #[error("the client fell too far behind on events")]
+    TooSlow,
+}
+
+/// Serves one incoming connection until it closes.
+pub(crate) async fn handle(hub: Hub, incoming: quinn::Incoming) {
+    let conn = match incoming.await {
+        Ok(conn) => conn,
+        Err(err) => {
+            tracing::debug!("handshake failed: {err}");
+            return;
+        }
+    };
+    let remote = conn.remote_address();
+    match serve(hub, &conn).await {
+        Ok(()) => tracing::debug!(%remote, "connection closed"),
+        Err(err) => tracing::debug!(%remote, "connection ended: {err}"),
+    }
+}
+
+/// Reads frames off a stream.
+struct FrameReader {
+    recv: quinn::RecvStream,
+    buf: FrameBuf,
+}
+
+impl FrameReader {
+    /// The next frame; `None` when the stream ended cleanly. Cancel-safe:
+    /// bytes read so far stay in the buffer.
+    async fn next(&mut self) -> Result<Option<ClientFrame>, ConnError> {
+        loop {
+            if let Some(frame) = self.buf.next_frame()? {
+                return Ok(Some(frame));
+            }
+            match self.recv.read_chunk(usize::MAX, true).await? {
+                Some(chunk) => self.buf.push(&chunk.bytes),
+                None => {
+                    self.buf.finish()?;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+/// Writes frames on the control stream.
+struct Control {
+    send: quinn::SendStream,
+    buf: Vec<u8>,
+}
+
+impl Control {
+    async fn send(&mut self, frame: &ServerFrame) -> Result<(), ConnError> {
+        self.buf.clear();
+        if let Err(err) = encode(frame, &mut self.buf) {
+            // Only a response too large for one frame can fail; say so.
+            tracing::error!("cannot encode a response: {err}");
+            let ServerFrame::Response(response) = frame else {
+                return Err(err.into());
+            };
+            self.buf.clear();
+            let error = ServerFrame::Response(crate::protocol::Response {
+                id: response.id,
+                result: Err(ErrorFrame::new(
+                    ErrorCode::Internal,
+                    "the answer is too large for one frame",
+                )),
+            });
+            encode(&error, &mut self.buf)?;
+        }
+        self.send.write_all(&self.buf).await?;
+        Ok(())
+    }
+
+    /// Tells the client why it is being closed, gives the frame a moment to
+    /// arrive, and closes the connection.
+    async fn refuse(
+        &mut self,
+        conn: &quinn::Connection,
+        code: u32,
+        error: ErrorFrame,
+    ) -> ConnError {
+        if self
+            .send(&ServerFrame::Closing(error.clone()))
+            .await
+            .is_ok()
+            && self.send.finish().is_ok()
+        {
+            let _ = timeout(Duration::from_secs(1), self.send.stopped()).await;
+        }
+        conn.close(code.into(), error.message.as_bytes());
+        ConnError::Refused(error)
+    }
+}
+
+async fn serve(hub: Hub, conn: &quinn::Connection) -> Result<(), ConnError> {
+    let (send, recv) = timeout(HELLO_TIMEOUT, conn.accept_bi())
+        .await
+        .map_err(|_| ConnError::HelloTimeout)??;
+    let mut control = Control {
+        send,
+        buf: Vec::with_capacity(1024),
+    };
+    let mut reader = FrameReader {
+        recv,
+        buf: FrameBuf::new(),
+    };
+    let hello = match timeout(HELLO_TIMEOUT, reader.next()).await {
+        Err(_) => return Err(ConnError::HelloTimeout),
+        Ok(Err(ConnError::Codec(err))) => {
+            let error = ErrorFrame::new(ErrorCode::BadFrame, err.to_string());
+            return Err(control.refuse(conn, CLOSE_PROTOCOL, error).await);
+        }
+        Ok(frame) => frame?,
+    };
+    let hello = match hello {
+        Some(ClientFrame::Hello(hello)) => hello,
+        Some(ClientFrame::Request(_)) => {
+            let error = ErrorFrame::new(ErrorCode::BadFrame, "the first frame must be a hello");
+            return Err(control.refuse(conn, CLOSE_PROTOCOL, error).await);
+        }
+        None => return Ok(()),
+    };
+    if hello.version != PROTOCOL_VERSION {
+        let error = ErrorFrame::new(
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "this hub speaks protocol version {PROTOCOL_VERSION}, not {}",
+                hello.version
+            ),
+        );
+        return Err(control.refuse(conn, CLOSE_REFUSED, error).await);
+    }
+
+    let conn_id = hub.next_conn();
+    let (sink, mut source) = EventSink::new(conn_id, CONNECTION_EVENTS);
+    let (role, welcome) = match hello.role {
+        WireRole::Customer => (
+            Role::Customer,
+            Welcome {
+                version: PROTOCOL_VERSION,
+                agent: None,
+            },
+        ),
+        WireRole::Agent { agent, token } => {
+            let profile = hub.authenticate(&agent, &token).map(|config| AgentProfile {
+                id: config.id.clone(),
+                name: config.name.clone(),
+                channels: config.channels.clone(),
+                status: Default::default(),
+            });
+            let mut profile = match profile {
+                Ok(profile) => profile,
+                Err(err) => {
+                    return Err(control.refuse(conn, CLOSE_REFUSED, error_frame(err)).await);
+                }
+            };
+            match hub.attach_agent(&agent, sink.clone()).await {
+                Ok(status) => profile.status = status,
+                Err(err) => {
+                    return Err(control.refuse(conn, CLOSE_REFUSED, error_frame(err)).await);
+                }
+            }
+            (
+                Role::Agent(agent),
+                Welcome {
+                    version: PROTOCOL_VERSION,
+                    agent: Some(profile),
+                },
+            )
+        }
+    };
+    let mut session = Session {
+        hub,
+        conn: conn_id,
+        role,
+        sink,
+        started: HashSet::new(),
+    };
+    let result = run(
+        &mut session,
+        conn,
+        &mut control,
+        &mut reader,
+        &mut source,
+        welcome,
+    )
+    .await;
+    session.close();
+    result
+}
+
+async fn run(
+    session: &mut Session,
+    conn: &quinn::Connection,
+    control: &mut Control,
+    reader: &mut FrameReader,
+    source: &mut crate::actors::sink::EventSource,
+    welcome: Welcome,
+) -> Result<(), ConnError> {
+    control.send(&ServerFrame::Welcome(welcome)).await?;
+    let mut router = Router::new(conn.clone());
+    let mut pending = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            frame = reader.next() => match frame {
+                Ok(Some(ClientFrame::Request(request))) => pending.push(session.dispatch(request)),
+                Ok(Some(ClientFrame::Hello(_))) => {
+                    let error = ErrorFrame::new(ErrorCode::BadFrame, "hello may only be sent once");
+                    return Err(control.refuse(conn, CLOSE_PROTOCOL, error).await);
+                }
+                Ok(None) => {
+                    conn.close(CLOSE_NORMAL.into(), b"bye");
+                    return Ok(());
+                }
+                Err(ConnError::Codec(err)) => {
+                    let error = ErrorFrame::new(ErrorCode::BadFrame, err.to_string());
+                    return Err(control.refuse(conn, CLOSE_PROTOCOL, error).await);
+                }
+                Err(err) => return Err(err),
+            },
+            Some(done) = pending.next(), if !pending.is_empty() => {
+                if let Some(chat) = done.started {
+                    session.started.insert(chat);
+                }
+                control.send(&ServerFrame::Response(done.response)).await?;
+            }
+            Some(event) = source.events.recv() => {
+                if router.route(event).is_err() {
+                    conn.close(CLOSE_TOO_SLOW.into(), b"too far behind on events");
+                    return Err(ConnError::TooSlow);
+                }
+            }
+            () = source.overflow.notified() => {
+                conn.close(CLOSE_TOO_SLOW.into(), b"too far behind on events");
+                return Err(ConnError::TooSlow);
+            }
+        }
+    }
+}
+
+/// Routes events to the stream they belong on.
+struct Router {
+    conn: quinn::Connection,
+    chats: HashMap<ChatId, mpsc::Sender<Outbound>>,
+    general: Option<mpsc::Sender<Outbound>>,
+}
+
+impl Router {
+    fn new(conn: quinn::Connection) -> Self {
+        Self {
+            conn,
+            chats: HashMap::new(),
+            general: None,
+        }
+    }
+
+    /// Hands `event` to its stream's writer; an error means the writer is
+    /// too far behind (or its stream failed) and the connection should close.
+    fn route(&mut self, event: Outbound) -> Result<(), HubError> {
+        let full = |_| HubError::Unavailable("event stream full".into());
+        match &event {
+            Outbound::Chat(chat_event) => {
+                let chat = chat_event.chat;
+                let ended = matches!(chat_event.kind, ChatEventKind::Ended { .. });
+                let conn = &self.conn;
+                let writer = self
+                    .chats
+                    .entry(chat)
+                    .or_insert_with(|| spawn_writer(conn.clone()));
+                writer.try_send(event).map_err(full)?;
+                if ended {
+                    // Dropping the sender lets the writer finish the stream.
+                    self.chats.remove(&chat);
+                }
+            }
+            Outbound::Queue(_) => {
+                let conn = &self.conn;
+                let writer = self
+                    .general
+                    .get_or_insert_with(|| spawn_writer(conn.clone()));
+                writer.try_send(event).map_err(full)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn spawn_writer(conn: quinn::Connection) -> mpsc::Sender<Outbound> {
+    let (tx, rx) = mpsc::channel(STREAM_EVENTS);
+    tokio::spawn(write_stream(conn, rx));
+    tx
+}
+
+fn encode_event(event: &Outbound, buf: &mut Vec<u8>) {
+    let frame = ServerEventRef::Event(match event {
+        Outbound::Chat(event) => EventRef::Chat(event),
+        Outbound::Queue(update) => EventRef::Queue(update),
+    });
+    if let Err(err) = encode(&frame, buf) {
+        tracing::error!("cannot encode an event: {err}");
+    }
+}
+
+/// Opens a unidirectional stream and writes the events of `rx` on it, in
+/// order, in batches; finishes the stream when `rx` closes.
+async fn write_stream(conn: quinn::Connection, mut rx: mpsc::Receiver<Outbound>) {
+    let Ok(mut stream) = conn.open_uni().await else {
+        return;
+    };
+    let mut buf = Vec::with_capacity(4096);
+    while let Some(event) = rx.recv().await {
+        buf.clear();
+        encode_event(&event, &mut buf);
+        while buf.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(event) => encode_event(&event, &mut buf),
+                Err(_) => break,
+            }
+        }
+        if stream.write_all(&buf).await.is_err() {
+            return;
+        }
+    }
+    let _ = stream.finish();
+}

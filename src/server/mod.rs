@@ -1,0 +1,196 @@
+//! The QUIC endpoint: TLS, the accept loop, and one task per connection
+//! that turns frames into hub calls and hub events into frames.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), chathub::server::ServerError> {
+//! let config = chathub::config::Config::default();
+//! let server = chathub::server::Server::start(&config).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod connection;
+mod requests;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::actors::{AgentConfig, Hub, HubConfig, HubError};
+use crate::config::Config;
+use crate::core::AgentId;
+
+pub use tls::TlsError;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The certificate or key.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// A file or socket.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The actors could not start.
+    #[error(transparent)]
+    Hub(#[from] HubError),
+}
+
+/// A running hub with its QUIC endpoint.
+pub struct Server {
+    endpoint: quinn::Endpoint,
+    hub: Hub,
+    cert_path: PathBuf,
+    data_dir: PathBuf,
+    accept: JoinHandle<()>,
+}
+
+impl Server {
+    /// Starts the actors, sets up TLS (generating a self-signed certificate
+    /// into the data folder if none is configured), and listens.
+    pub async fn start(config: &Config) -> Result<Server, ServerError> {
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).map_err(|source| ServerError::Io {
+            what: format!("cannot create the data folder {}", data_dir.display()),
+            source,
+        })?;
+        let identity = tls::load_or_create(&data_dir, config.tls.as_ref())?;
+        let server_config = tls::server_config(&identity)?;
+        let hub = Hub::start(hub_config(config, &data_dir)?).await?;
+        let endpoint = quinn::Endpoint::server(server_config, config.listen).map_err(|source| {
+            ServerError::Io {
+                what: format!("cannot listen on {}/udp", config.listen),
+                source,
+            }
+        })?;
+        let accept = tokio::spawn(accept_loop(endpoint.clone(), hub.clone()));
+        Ok(Server {
+            endpoint,
+            hub,
+            cert_path: identity.cert_path,
+            data_dir,
+            accept,
+        })
+    }
+
+    /// The UDP address the endpoint is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.endpoint
+            .local_addr()
+            .expect("a bound endpoint has a local address")
+    }
+
+    /// The PEM certificate clients should trust.
+    pub fn cert_path(&self) -> &Path {
+        &self.cert_path
+    }
+
+    /// Where a generated agent token is kept.
+    pub fn agent_token_path(&self, agent: &AgentId) -> PathBuf {
+        token_path(&self.data_dir, agent.as_str())
+    }
+
+    /// The hub behind the endpoint.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Closes every connection, stops the actors and waits briefly for
+    /// the endpoint to go idle.
+    pub async fn shutdown(self) {
+        self.accept.abort();
+        self.endpoint.close(
+            connection::CLOSE_SHUTDOWN.into(),
+            b"the hub is shutting down",
+        );
+        self.hub.shutdown().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+    }
+}
+
+fn token_path(data_dir: &Path, agent: &str) -> PathBuf {
+    data_dir.join("agent-tokens").join(format!("{agent}.token"))
+}
+
+/// The hub's view of the configuration, with generated tokens filled in.
+fn hub_config(config: &Config, data_dir: &Path) -> Result<HubConfig, ServerError> {
+    let mut agents = Vec::new();
+    for agent in &config.agents {
+        let token = match &agent.token {
+            Some(token) => token.clone(),
+            None => {
+                let path = token_path(data_dir, &agent.id);
+                let token = load_or_create_token(&path)?;
+                tracing::info!(agent = %agent.id, token_file = %path.display(), "agent token");
+                token
+            }
+        };
+        agents.push(AgentConfig {
+            id: AgentId::new(agent.id.as_str()),
+            name: agent.name.clone().unwrap_or_else(|| agent.id.clone()),
+            token,
+            channels: config.agent_channels(agent),
+        });
+    }
+    Ok(HubConfig {
+        channels: config.channel_settings(),
+        agents,
+    })
+}
+
+async fn accept_loop(endpoint: quinn::Endpoint, hub: Hub) {
+    while let Some(incoming) = endpoint.accept().await {
+        tokio::spawn(connection::handle(hub.clone(), incoming));
+    }
+}
+
+/// Reads the token kept in `path`, or creates a random one there, for agents
+/// whose token is not in the configuration.
+fn load_or_create_token(path: &Path) -> Result<String, ServerError> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let token = text.trim().to_owned();
+        if token.len() >= 16 {
+            return Ok(token);
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| ServerError::Io {
+            what: format!("cannot create {}", dir.display()),
+            source,
+        })?;
+    }
+    let mut bytes = [0u8; 24];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).map_err(|_| {
+        ServerError::Io {
+            what: "cannot generate an agent token".into(),
+            source: std::io::Error::other("the system random source failed"),
+        }
+    })?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    tls::write_private(path, format!("{token}\n").as_bytes())?;
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = token_path(dir.path(), "agent");
+        let token = load_or_create_token(&path).unwrap();
+        assert_eq!(token.len(), 48);
+        assert_eq!(load_or_create_token(&path).unwrap(), token);
+    }
+}

@@ -1,0 +1,214 @@
+//! Requests of a connection, turned into hub calls.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::actors::{Caller, ConnId, EventSink, Hub, HubError};
+use crate::core::{AgentId, ChatError, ChatId, QueueError};
+use crate::protocol::{ErrorCode, ErrorFrame, Reply, Request, RequestBody, Response};
+
+/// Who is on the other end of a connection, once the hello is accepted.
+#[derive(Clone, Debug)]
+pub(crate) enum Role {
+    Customer,
+    Agent(AgentId),
+}
+
+/// A request being answered: the response, and the chat it started (a
+/// customer's connection remembers its chats).
+pub(crate) struct Done {
+    pub response: Response,
+    pub started: Option<ChatId>,
+}
+
+pub(crate) type Pending = Pin<Box<dyn Future<Output = Done> + Send>>;
+
+/// A connection's signed-in side.
+pub(crate) struct Session {
+    pub hub: Hub,
+    pub conn: ConnId,
+    pub role: Role,
+    pub sink: EventSink,
+    /// Chats a customer started on this connection.
+    pub started: HashSet<ChatId>,
+}
+
+fn answer<T: 'static, F>(id: u64, work: F, reply: fn(T) -> Reply) -> Pending
+where
+    F: Future<Output = Result<T, HubError>> + Send + 'static,
+{
+    Box::pin(async move {
+        Done {
+            response: Response {
+                id,
+                result: work.await.map(reply).map_err(error_frame),
+            },
+            started: None,
+        }
+    })
+}
+
+fn refuse(id: u64, error: ErrorFrame) -> Pending {
+    Box::pin(std::future::ready(Done {
+        response: Response {
+            id,
+            result: Err(error),
+        },
+        started: None,
+    }))
+}
+
+impl Session {
+    fn caller(&self) -> Caller {
+        match &self.role {
+            Role::Customer => Caller::Customer(self.conn),
+            Role::Agent(agent) => Caller::Agent(agent.clone()),
+        }
+    }
+
+    /// Starts answering a request. Requests addressed to a chat reach its
+    /// actor before this returns, so one connection's requests to a chat
+    /// take effect in the order they were sent.
+    pub fn dispatch(&self, Request { id, body }: Request) -> Pending {
+        let hub = &self.hub;
+        match (&self.role, body) {
+            (
+                Role::Customer,
+                RequestBody::StartChat {
+                    channel,
+                    customer,
+                    client_id,
+                    text,
+                },
+            ) => {
+                let hub = hub.clone();
+                let sink = self.sink.clone();
+                Box::pin(async move {
+                    let started = hub
+                        .start_chat(sink, channel, customer, client_id, text)
+                        .await;
+                    Done {
+                        started: started.as_ref().ok().map(|(chat, _)| *chat),
+                        response: Response {
+                            id,
+                            result: started
+                                .map(|(chat, waiting)| Reply::ChatStarted { chat, waiting })
+                                .map_err(error_frame),
+                        },
+                    }
+                })
+            }
+            (
+                _,
+                RequestBody::Post {
+                    chat,
+                    client_id,
+                    text,
+                },
+            ) => answer(id, hub.post(self.caller(), chat, client_id, text), |seq| {
+                Reply::Posted { seq }
+            }),
+            (Role::Customer, RequestBody::Leave { chat })
+            | (Role::Agent(_), RequestBody::EndChat { chat }) => {
+                answer(id, hub.end_chat(self.caller(), chat), |()| Reply::Done)
+            }
+            (Role::Agent(agent), RequestBody::SetStatus { status }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move { hub.set_status(&agent, status).await },
+                    |()| Reply::Done,
+                )
+            }
+            (Role::Agent(agent), RequestBody::GetNext { channel }) => {
+                answer(id, hub.get_next(agent.clone(), channel), Reply::Assigned)
+            }
+            (Role::Agent(agent), RequestBody::RecentSessions { before, limit }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move {
+                        hub.recent_sessions(&agent, before, usize::from(limit))
+                            .await
+                    },
+                    Reply::Sessions,
+                )
+            }
+            (Role::Agent(agent), RequestBody::Transcript { chat, after }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move { hub.transcript(&agent, chat, after).await },
+                    |(events, more)| Reply::Transcript { events, more },
+                )
+            }
+            (role, body) => refuse(
+                id,
+                ErrorFrame::new(
+                    ErrorCode::NotAllowed,
+                    format!(
+                        "{} may not make a {} request",
+                        role_name(role),
+                        request_name(&body)
+                    ),
+                ),
+            ),
+        }
+    }
+
+    /// The connection closed: stop sending to it.
+    pub fn close(&self) {
+        match &self.role {
+            Role::Customer => self
+                .hub
+                .customer_gone(self.conn, self.started.iter().copied()),
+            Role::Agent(agent) => self.hub.detach_agent(agent, self.conn),
+        }
+    }
+}
+
+fn role_name(role: &Role) -> &'static str {
+    match role {
+        Role::Customer => "a customer",
+        Role::Agent(_) => "an agent",
+    }
+}
+
+fn request_name(body: &RequestBody) -> &'static str {
+    match body {
+        RequestBody::StartChat { .. } => "StartChat",
+        RequestBody::Post { .. } => "Post",
+        RequestBody::Leave { .. } => "Leave",
+        RequestBody::SetStatus { .. } => "SetStatus",
+        RequestBody::GetNext { .. } => "GetNext",
+        RequestBody::EndChat { .. } => "EndChat",
+        RequestBody::RecentSessions { .. } => "RecentSessions",
+        RequestBody::Transcript { .. } => "Transcript",
+    }
+}
+
+/// The wire form of a hub error.
+pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
+    let code = match &err {
+        HubError::UnknownChannel(_) => ErrorCode::UnknownChannel,
+        HubError::UnknownChat(_) => ErrorCode::UnknownChat,
+        HubError::Chat(ChatError::Ended) => ErrorCode::ChatEnded,
+        HubError::Chat(ChatError::NotYourChat(_)) | HubError::NotYourChat(_) => {
+            ErrorCode::NotYourChat
+        }
+        HubError::Chat(ChatError::AlreadyAnswered) | HubError::ChatAlreadyTaken(_) => {
+            ErrorCode::ChatAlreadyTaken
+        }
+        HubError::Chat(ChatError::EmptyMessage) => ErrorCode::EmptyMessage,
+        HubError::Chat(ChatError::MessageTooLong { .. }) => ErrorCode::MessageTooLong,
+        HubError::Queue(QueueError::Full { .. }) => ErrorCode::QueueFull,
+        HubError::Queue(QueueError::AlreadyQueued(_)) => ErrorCode::Internal,
+        HubError::QueueEmpty(_) => ErrorCode::QueueEmpty,
+        HubError::NotAMember(_) => ErrorCode::NotAllowed,
+        HubError::Unauthorized => ErrorCode::Unauthorized,
+        HubError::Invalid(_) => ErrorCode::InvalidRequest,
+        HubError::Unavailable(_) => ErrorCode::Unavailable,
+    };
+    ErrorFrame::new(code, err.to_string())
+}
