@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod actors;
+pub mod client;
 pub mod config;
 pub mod core;
 pub mod protocol;

@@ -1,0 +1,141 @@
+//! The agent's side: presence, the queue, answering and ending chats.
+
+use std::sync::Arc;
+
+use crate::client::customer::{post, unexpected};
+use crate::client::incoming::IncomingList;
+use crate::client::link::Link;
+use crate::client::{ClientConfig, ClientError};
+use crate::core::{AgentId, Assignment, ChannelId, ChatEvent, ChatId, SessionSummary, Status};
+use crate::protocol::{AgentProfile, Event, Reply, RequestBody, Role};
+
+/// A signed-in agent's connection to the hub. Clones share the connection.
+#[derive(Clone)]
+pub struct AgentClient {
+    link: Arc<Link>,
+}
+
+impl AgentClient {
+    /// Connects and signs in with the agent's token. A wrong token fails
+    /// with [`ErrorCode::Unauthorized`](crate::protocol::ErrorCode).
+    pub async fn connect(
+        config: &ClientConfig,
+        agent: impl Into<AgentId>,
+        token: &str,
+    ) -> Result<Self, ClientError> {
+        let role = Role::Agent {
+            agent: agent.into(),
+            token: token.to_owned(),
+        };
+        let link = Link::connect(config, role).await?;
+        if link.welcome.agent.is_none() {
+            return Err(ClientError::Protocol(
+                "the welcome has no agent profile".into(),
+            ));
+        }
+        Ok(Self {
+            link: Arc::new(link),
+        })
+    }
+
+    /// Who the hub signed this connection in as.
+    pub fn profile(&self) -> &AgentProfile {
+        self.link
+            .welcome
+            .agent
+            .as_ref()
+            .expect("checked when connecting")
+    }
+
+    /// Sets Present (listed, alerted) or Absent.
+    pub async fn set_status(&self, status: Status) -> Result<(), ClientError> {
+        expect_done(self.link.request(RequestBody::SetStatus { status }).await?)
+    }
+
+    /// Answers the chat that has waited longest in `channel`. Its transcript
+    /// so far and every later event arrive through
+    /// [`next_event`](Self::next_event).
+    pub async fn get_next(&self, channel: impl Into<ChannelId>) -> Result<Assignment, ClientError> {
+        let body = RequestBody::GetNext {
+            channel: channel.into(),
+        };
+        match self.link.request(body).await? {
+            Reply::Assigned(assignment) => Ok(assignment),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends a message to a chat assigned to this agent; answers its seq.
+    pub async fn send(&self, chat: ChatId, text: impl Into<String>) -> Result<u64, ClientError> {
+        post(&self.link, chat, text.into()).await
+    }
+
+    /// Ends a chat assigned to this agent; it moves to recent sessions.
+    pub async fn end_chat(&self, chat: ChatId) -> Result<(), ClientError> {
+        expect_done(self.link.request(RequestBody::EndChat { chat }).await?)
+    }
+
+    /// Ended chats of this agent's channels, newest first: `limit` rows
+    /// (1 to 100) ending before `before` (the last row of the previous
+    /// page), or the newest if `None`.
+    pub async fn recent_sessions(
+        &self,
+        before: Option<ChatId>,
+        limit: u16,
+    ) -> Result<Vec<SessionSummary>, ClientError> {
+        match self
+            .link
+            .request(RequestBody::RecentSessions { before, limit })
+            .await?
+        {
+            Reply::Sessions(rows) => Ok(rows),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The whole transcript of a live or recent chat of this agent's
+    /// channels, fetched page by page.
+    pub async fn transcript(&self, chat: ChatId) -> Result<Vec<ChatEvent>, ClientError> {
+        let mut all: Vec<ChatEvent> = Vec::new();
+        loop {
+            let after = all.last().map_or(0, |event| event.seq);
+            match self
+                .link
+                .request(RequestBody::Transcript { chat, after })
+                .await?
+            {
+                Reply::Transcript { events, more } => {
+                    let progressed = !events.is_empty();
+                    all.extend(events);
+                    if !more || !progressed {
+                        return Ok(all);
+                    }
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+    }
+
+    /// A channel's incoming list (badge count and rows) as last pushed by
+    /// the hub; `None` until the first snapshot arrived.
+    pub fn incoming(&self, channel: impl Into<ChannelId>) -> Option<IncomingList> {
+        self.link.incoming.get(&channel.into())
+    }
+
+    /// The next event the hub pushed; `None` once the connection is closed.
+    pub async fn next_event(&self) -> Option<Event> {
+        self.link.next_event().await
+    }
+
+    /// Signs this connection out.
+    pub fn close(&self) {
+        self.link.close();
+    }
+}
+
+fn expect_done(reply: Reply) -> Result<(), ClientError> {
+    match reply {
+        Reply::Done => Ok(()),
+        other => Err(unexpected(other)),
+    }
+}

@@ -1,0 +1,117 @@
+//! A hub on a loopback port with a temporary data folder, and helpers to
+//! drive it through the SDK.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use chathub::client::{AgentClient, ClientConfig, CustomerClient, Event};
+use chathub::config::Config;
+use chathub::core::{ChatEvent, QueueUpdate};
+use chathub::server::Server;
+
+/// Every agent in [`CONFIG`] signs in with this token.
+pub const TOKEN: &str = "test-token-0123456789";
+
+/// Two channels; alice and bob work support, carol works sales.
+pub const CONFIG: &str = r#"
+[[channel]]
+name = "support"
+welcome = "Welcome to support!"
+[[channel]]
+name = "sales"
+[[agent]]
+id = "alice"
+name = "Alice"
+token = "test-token-0123456789"
+channels = ["support"]
+[[agent]]
+id = "bob"
+token = "test-token-0123456789"
+channels = ["support"]
+[[agent]]
+id = "carol"
+token = "test-token-0123456789"
+channels = ["sales"]
+"#;
+
+/// How long a test waits for an event before failing.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub struct TestHub {
+    pub server: Server,
+    pub client: ClientConfig,
+    _data: tempfile::TempDir,
+}
+
+impl TestHub {
+    /// A hub with `config` (TOML) listening on `127.0.0.1:0`.
+    pub async fn start(config: &str) -> TestHub {
+        let data = tempfile::tempdir().expect("a temporary data folder");
+        let mut config = Config::from_toml(config).expect("a valid test configuration");
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.data_dir = data.path().to_owned();
+        config.metrics.enabled = false;
+        let server = Server::start(&config).await.expect("the hub starts");
+        let client = ClientConfig::builder(server.local_addr())
+            .trust_pem_file(server.cert_path())
+            .expect("the generated certificate is readable")
+            .build()
+            .expect("a usable client configuration");
+        TestHub {
+            server,
+            client,
+            _data: data,
+        }
+    }
+
+    pub async fn customer(&self) -> CustomerClient {
+        CustomerClient::connect(&self.client)
+            .await
+            .expect("a customer connects")
+    }
+
+    pub async fn agent(&self, id: &str) -> AgentClient {
+        AgentClient::connect(&self.client, id, TOKEN)
+            .await
+            .expect("an agent signs in")
+    }
+
+    pub async fn stop(self) {
+        self.server.shutdown().await;
+    }
+}
+
+/// The next event, or a test failure after [`PATIENCE`].
+async fn next(events: impl std::future::Future<Output = Option<Event>>) -> Event {
+    tokio::time::timeout(PATIENCE, events)
+        .await
+        .expect("an event within the test's patience")
+        .expect("the connection is open")
+}
+
+/// The next chat event a customer receives, skipping other events.
+pub async fn customer_chat_event(client: &CustomerClient) -> ChatEvent {
+    loop {
+        if let Event::Chat(event) = next(client.next_event()).await {
+            return event;
+        }
+    }
+}
+
+/// The next chat event an agent receives, skipping queue updates.
+pub async fn agent_chat_event(client: &AgentClient) -> ChatEvent {
+    loop {
+        if let Event::Chat(event) = next(client.next_event()).await {
+            return event;
+        }
+    }
+}
+
+/// The next queue update an agent receives, skipping chat events.
+pub async fn queue_update(client: &AgentClient) -> QueueUpdate {
+    loop {
+        if let Event::Queue(update) = next(client.next_event()).await {
+            return update;
+        }
+    }
+}
