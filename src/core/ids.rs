@@ -47,6 +47,12 @@ macro_rules! name_id {
                 Self::new(name)
             }
         }
+
+        impl From<String> for $name {
+            fn from(name: String) -> Self {
+                Self::new(name)
+            }
+        }
     };
 }
 

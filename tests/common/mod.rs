@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chathub::client::{AgentClient, ClientConfig, CustomerClient, Event};
 use chathub::config::Config;
-use chathub::core::{ChatEvent, QueueUpdate};
+use chathub::core::{AgentId, ChatEvent, QueueUpdate};
 use chathub::server::Server;
 
 /// Every agent in [`CONFIG`] signs in with this token.
@@ -70,7 +70,7 @@ impl TestHub {
             .expect("a customer connects")
     }
 
-    pub async fn agent(&self, id: &str) -> AgentClient {
+    pub async fn agent(&self, id: impl Into<AgentId>) -> AgentClient {
         AgentClient::connect(&self.client, id, TOKEN)
             .await
             .expect("an agent signs in")
