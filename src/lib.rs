@@ -13,3 +13,8 @@ pub mod config;
 pub mod core;
 pub mod protocol;
 pub mod server;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

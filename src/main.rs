@@ -12,6 +12,8 @@ chathub — a contact-center chat hub over QUIC
 
 usage:
   chathub serve [--config FILE]   run the hub (embedded defaults without --config)
+  chathub demo  [--config FILE]   connect a customer and an agent to a running hub
+                                  and hold a short chat between them
   chathub --help | --version
 
 Logging follows RUST_LOG (default: info).";
@@ -19,19 +21,8 @@ Logging follows RUST_LOG (default: info).";
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
-        Some("serve") => {
-            let mut config_path = None;
-            while let Some(arg) = args.next() {
-                match arg.as_str() {
-                    "--config" | "-c" => {
-                        config_path =
-                            Some(PathBuf::from(args.next().context("--config needs a file")?));
-                    }
-                    other => bail!("unknown argument {other:?}\n\n{USAGE}"),
-                }
-            }
-            serve(config_path)
-        }
+        Some("serve") => serve(config_path(args)?),
+        Some("demo") => demo(config_path(args)?),
         Some("--version" | "-V") => {
             println!("chathub {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -44,6 +35,34 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Reads `[--config FILE]`.
+fn config_path(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<PathBuf>> {
+    let mut path = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" | "-c" => {
+                path = Some(PathBuf::from(args.next().context("--config needs a file")?))
+            }
+            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
+        }
+    }
+    Ok(path)
+}
+
+fn load(config_path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    Ok(match config_path {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -51,15 +70,8 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let config = match &config_path {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let config = load(config_path.as_ref())?;
+    runtime()?.block_on(async {
         if config.metrics.enabled {
             metrics_exporter_prometheus::PrometheusBuilder::new()
                 .with_http_listener(config.metrics.listen)
@@ -88,6 +100,91 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
             .context("cannot wait for Ctrl-C")?;
         tracing::info!("shutting down");
         server.shutdown().await;
+        anyhow::Ok(())
+    })
+}
+
+/// The SDK example of the README, run against the hub the configuration
+/// describes: a customer starts a chat, the first agent answers it, they
+/// exchange a message each, and the agent ends the chat.
+fn demo(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    use chathub::client::{AgentClient, ClientConfig, CustomerClient, Event};
+    use chathub::core::{ChatEventKind, Customer, Status};
+
+    let config = load(config_path.as_ref())?;
+    let agent = config
+        .agents
+        .first()
+        .context("the configuration has no agent")?;
+    let token = match &agent.token {
+        Some(token) => token.clone(),
+        None => {
+            let path = config
+                .data_dir
+                .join("agent-tokens")
+                .join(format!("{}.token", agent.id));
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {} (is the hub running?)", path.display()))?
+                .trim()
+                .to_owned()
+        }
+    };
+    let cert = match &config.tls {
+        Some(tls) => tls.cert.clone(),
+        None => config.data_dir.join("cert.pem"),
+    };
+    let channel = config
+        .agent_channels(agent)
+        .first()
+        .cloned()
+        .context("the agent has no channel")?;
+    runtime()?.block_on(async {
+        let client = ClientConfig::builder(config.listen)
+            .trust_pem_file(&cert)?
+            .build()?;
+        let customer = CustomerClient::connect(&client).await?;
+        let ada = Customer {
+            name: Some("Ada".into()),
+            email: Some("ada@example.com".into()),
+        };
+        let started = customer
+            .start_chat(channel.clone(), ada, "Hi! Where is my parcel? 📦")
+            .await?;
+        println!(
+            "customer: started {} ({} waiting)",
+            started.chat, started.waiting
+        );
+
+        let agent = AgentClient::connect(&client, agent.id.as_str(), &token).await?;
+        agent.set_status(Status::Present).await?;
+        let answered = agent.get_next(channel).await?;
+        println!(
+            "agent {}: answered {} — {:?}",
+            agent.profile().id,
+            answered.chat,
+            answered.first_message
+        );
+        agent
+            .send(answered.chat, "Hello Ada! It ships today 🚚")
+            .await?;
+
+        while let Some(event) = customer.next_event().await {
+            if let Event::Chat(event) = event {
+                if let ChatEventKind::Message { from, text, .. } = &event.kind {
+                    println!("customer sees #{} from {from:?}: {text}", event.seq);
+                    if text.contains("ships today") {
+                        break;
+                    }
+                }
+            }
+        }
+        customer.send(started.chat, "Thank you 🙏").await?;
+        agent.end_chat(answered.chat).await?;
+        let recent = agent.recent_sessions(None, 1).await?;
+        println!(
+            "recent sessions: {:?}",
+            recent.first().map(|row| (row.chat, row.events))
+        );
         anyhow::Ok(())
     })
 }

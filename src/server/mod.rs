@@ -129,10 +129,7 @@ fn hub_config(config: &Config, data_dir: &Path) -> Result<HubConfig, ServerError
         let token = match &agent.token {
             Some(token) => token.clone(),
             None => {
-                let path = token_path(data_dir, &agent.id);
-                let token = load_or_create_token(&path)?;
-                tracing::info!(agent = %agent.id, token_file = %path.display(), "agent token");
-                token
+                load_or_create_token(&token_path(data_dir, &agent.id))?
             }
         };
         agents.push(AgentConfig {
