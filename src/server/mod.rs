@@ -128,9 +128,7 @@ fn hub_config(config: &Config, data_dir: &Path) -> Result<HubConfig, ServerError
     for agent in &config.agents {
         let token = match &agent.token {
             Some(token) => token.clone(),
-            None => {
-                load_or_create_token(&token_path(data_dir, &agent.id))?
-            }
+            None => load_or_create_token(&token_path(data_dir, &agent.id))?,
         };
         agents.push(AgentConfig {
             id: AgentId::new(agent.id.as_str()),
