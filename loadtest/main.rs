@@ -237,7 +237,9 @@ async fn drive(options: &Options, client: &ClientConfig, token: &str) -> anyhow:
                 name: Some(format!("customer {n}")),
                 email: None,
             };
-            let chat = customer.start_chat(channel, who, "hello").await?.chat;
+            let Some(chat) = customer.start_chat(channel, who, "hello").await?.chat() else {
+                bail!("the channel answered with its offline form");
+            };
             wait_for(&customer, |kind| {
                 matches!(kind, ChatEventKind::Assigned { .. })
             })

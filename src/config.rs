@@ -50,6 +50,10 @@ pub struct Config {
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Seconds an agent whose last connection closed stays Present, so a
+    /// reconnect does not flap.
+    #[serde(default = "default_presence_grace")]
+    pub presence_grace_secs: u64,
     /// Channels, as `[[channel]]` tables.
     #[serde(default = "default_channels", rename = "channel")]
     pub channels: Vec<ChannelConfig>,
@@ -113,6 +117,9 @@ pub struct ChannelConfig {
     /// The most chats that may wait at once.
     #[serde(default = "default_queue_limit")]
     pub queue_limit: usize,
+    /// Text shown above the offline form.
+    #[serde(default)]
+    pub offline_message: Option<String>,
 }
 
 /// One `[[agent]]` table.
@@ -131,6 +138,9 @@ pub struct AgentFileConfig {
     /// Channels the agent works; all channels if absent.
     #[serde(default)]
     pub channels: Option<Vec<String>>,
+    /// The most chats the agent may hold at once.
+    #[serde(default = "default_capacity")]
+    pub capacity: u64,
 }
 
 fn yes() -> bool {
@@ -161,6 +171,14 @@ fn default_queue_limit() -> usize {
     10_000
 }
 
+fn default_presence_grace() -> u64 {
+    5
+}
+
+fn default_capacity() -> u64 {
+    4
+}
+
 fn default_channels() -> Vec<ChannelConfig> {
     vec![ChannelConfig {
         name: "support".into(),
@@ -170,6 +188,7 @@ fn default_channels() -> Vec<ChannelConfig> {
         return_window_secs: default_return_window(),
         welcome: None,
         queue_limit: default_queue_limit(),
+        offline_message: None,
     }]
 }
 
@@ -179,6 +198,7 @@ fn default_agents() -> Vec<AgentFileConfig> {
         name: Some("Agent".into()),
         token: None,
         channels: None,
+        capacity: default_capacity(),
     }]
 }
 
@@ -248,6 +268,9 @@ impl Config {
             if !agents.insert(agent.id.as_str()) {
                 return invalid(format!("agent {:?} is declared twice", agent.id));
             }
+            if agent.capacity == 0 {
+                return invalid(format!("agent {:?}: capacity must be at least 1", agent.id));
+            }
             if agent.token.as_deref().is_some_and(|t| t.len() < 16) {
                 return invalid(format!(
                     "agent {:?}: a token needs at least 16 characters",
@@ -278,6 +301,7 @@ impl Config {
                 return_window: Duration::from_secs(channel.return_window_secs),
                 welcome: channel.welcome.clone(),
                 queue_limit: channel.queue_limit,
+                offline_message: channel.offline_message.clone(),
             })
             .collect()
     }

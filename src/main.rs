@@ -108,7 +108,7 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
 /// describes: a customer starts a chat, the first agent answers it, they
 /// exchange a message each, and the agent ends the chat.
 fn demo(config_path: Option<PathBuf>) -> anyhow::Result<()> {
-    use chathub::client::{AgentClient, ClientConfig, CustomerClient, Event};
+    use chathub::client::{AgentClient, ClientConfig, CustomerClient, Event, Started};
     use chathub::core::{ChatEventKind, Customer, Status};
 
     let config = load(config_path.as_ref())?;
@@ -142,6 +142,9 @@ fn demo(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         let client = ClientConfig::builder(config.listen)
             .trust_pem_file(&cert)?
             .build()?;
+        let agent = AgentClient::connect(&client, agent.id.as_str(), &token).await?;
+        agent.set_status(Status::Present).await?;
+
         let customer = CustomerClient::connect(&client).await?;
         let ada = Customer {
             name: Some("Ada".into()),
@@ -150,13 +153,17 @@ fn demo(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         let started = customer
             .start_chat(channel.clone(), ada, "Hi! Where is my parcel? 📦")
             .await?;
-        println!(
-            "customer: started {} ({} waiting)",
-            started.chat, started.waiting
-        );
+        let chat = match started {
+            Started::Queued { chat, waiting } => {
+                println!("customer: started {chat} ({waiting} waiting)");
+                chat
+            }
+            Started::Offline(form) => bail!(
+                "the channel answered with its offline form: {}",
+                form.message
+            ),
+        };
 
-        let agent = AgentClient::connect(&client, agent.id.as_str(), &token).await?;
-        agent.set_status(Status::Present).await?;
         let answered = agent.get_next(channel).await?;
         println!(
             "agent {}: answered {} — {:?}",
@@ -178,7 +185,7 @@ fn demo(config_path: Option<PathBuf>) -> anyhow::Result<()> {
                 }
             }
         }
-        customer.send(started.chat, "Thank you 🙏").await?;
+        customer.send(chat, "Thank you 🙏").await?;
         agent.end_chat(answered.chat).await?;
         let recent = agent.recent_sessions(None, 1).await?;
         println!(

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use chathub::client::ErrorCode;
 use chathub::core::{ChatEventKind, Customer, Party, QueueChange, Status};
-use common::{CONFIG, TestHub, agent_chat_event, customer_chat_event, queue_update};
+use common::{CONFIG, TestHub, agent_chat_event, customer_chat_event, queue_update, start};
 
 fn ada() -> Customer {
     Customer {
@@ -33,18 +33,15 @@ async fn a_chat_from_start_to_recent_sessions() {
     );
 
     let customer = hub.customer().await;
-    let started = customer
-        .start_chat("support", ada(), "Hi! My parcel is late 📦")
-        .await
-        .unwrap();
-    assert_eq!(started.waiting, 1);
+    let (chat, waiting) = start(&customer, "support", ada(), "Hi! My parcel is late 📦").await;
+    assert_eq!(waiting, 1);
 
     let added = queue_update(&alice).await;
     assert_eq!(added.waiting, 1, "the badge counts the waiting chat");
     let QueueChange::Added(row) = &added.change else {
         panic!("expected a row, got {added:?}")
     };
-    assert_eq!(row.chat, started.chat);
+    assert_eq!(row.chat, chat);
     assert_eq!(row.customer, ada());
     assert_eq!(row.first_message, "Hi! My parcel is late 📦");
     let incoming = alice.incoming("support").unwrap();
@@ -62,7 +59,7 @@ async fn a_chat_from_start_to_recent_sessions() {
     );
 
     let assignment = alice.get_next("support").await.unwrap();
-    assert_eq!(assignment.chat, started.chat);
+    assert_eq!(assignment.chat, chat);
     assert_eq!(assignment.customer, ada());
     assert_eq!(assignment.first_message, "Hi! My parcel is late 📦");
     assert_eq!(queue_update(&alice).await.waiting, 0);
@@ -86,7 +83,7 @@ async fn a_chat_from_start_to_recent_sessions() {
 
     // Both sides talk; emoji pass through unchanged; seqs continue.
     let seq = alice
-        .send(started.chat, "Hello Ada 👋 let me look 🔎")
+        .send(chat, "Hello Ada 👋 let me look 🔎")
         .await
         .unwrap();
     assert_eq!(seq, 5);
@@ -99,7 +96,7 @@ async fn a_chat_from_start_to_recent_sessions() {
         5,
         "the agent sees its own message too"
     );
-    assert_eq!(customer.send(started.chat, "thanks 🙏🏽").await.unwrap(), 6);
+    assert_eq!(customer.send(chat, "thanks 🙏🏽").await.unwrap(), 6);
     let reply = agent_chat_event(&alice).await;
     assert!(
         matches!(&reply.kind, ChatEventKind::Message { from: Party::Customer, text, .. } if text == "thanks 🙏🏽")
@@ -111,7 +108,7 @@ async fn a_chat_from_start_to_recent_sessions() {
         "the customer sees its own message in the transcript too"
     );
 
-    alice.end_chat(started.chat).await.unwrap();
+    alice.end_chat(chat).await.unwrap();
     let ended = customer_chat_event(&customer).await;
     assert_eq!(ended.seq, 7);
     assert!(
@@ -120,17 +117,17 @@ async fn a_chat_from_start_to_recent_sessions() {
 
     let recent = alice.recent_sessions(None, 10).await.unwrap();
     assert_eq!(recent.len(), 1);
-    assert_eq!(recent[0].chat, started.chat);
+    assert_eq!(recent[0].chat, chat);
     assert_eq!(recent[0].agent.as_ref().map(|a| a.as_str()), Some("alice"));
     assert_eq!(recent[0].customer, ada());
-    let full = alice.transcript(started.chat).await.unwrap();
+    let full = alice.transcript(chat).await.unwrap();
     assert_eq!(
         full.iter().map(|e| e.seq).collect::<Vec<_>>(),
         [1, 2, 3, 4, 5, 6, 7]
     );
 
     // Nothing more can be said in an ended chat.
-    let err = customer.send(started.chat, "hello?").await.unwrap_err();
+    let err = customer.send(chat, "hello?").await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::ChatEnded));
     hub.stop().await;
 }
@@ -138,19 +135,21 @@ async fn a_chat_from_start_to_recent_sessions() {
 #[tokio::test]
 async fn two_customers_and_two_agents_at_once() {
     let hub = TestHub::start(CONFIG).await;
-    let (alice, bob) = (hub.agent("alice").await, hub.agent("bob").await);
-    let (c1, c2) = (hub.customer().await, hub.customer().await);
-    let (s1, s2) = tokio::join!(
-        c1.start_chat("support", ada(), "first customer"),
-        c2.start_chat("support", Customer::default(), "second customer"),
+    let (alice, bob) = (
+        hub.present_agent("alice").await,
+        hub.present_agent("bob").await,
     );
-    let (s1, s2) = (s1.unwrap(), s2.unwrap());
+    let (c1, c2) = (hub.customer().await, hub.customer().await);
+    let ((s1, _), (s2, _)) = tokio::join!(
+        start(&c1, "support", ada(), "first customer"),
+        start(&c2, "support", Customer::default(), "second customer"),
+    );
     let (a, b) = tokio::join!(alice.get_next("support"), bob.get_next("support"));
     let (a, b) = (a.unwrap(), b.unwrap());
     let taken: HashSet<_> = [a.chat, b.chat].into();
     assert_eq!(
         taken,
-        [s1.chat, s2.chat].into(),
+        [s1, s2].into(),
         "each chat went to exactly one agent"
     );
 
@@ -158,7 +157,7 @@ async fn two_customers_and_two_agents_at_once() {
     let (alice_chat, bob_chat) = (a.chat, b.chat);
     alice.send(alice_chat, "from alice").await.unwrap();
     bob.send(bob_chat, "from bob").await.unwrap();
-    for (customer, chat) in [(&c1, s1.chat), (&c2, s2.chat)] {
+    for (customer, chat) in [(&c1, s1), (&c2, s2)] {
         let expected = if chat == alice_chat {
             "from alice"
         } else {
@@ -182,7 +181,7 @@ async fn two_customers_and_two_agents_at_once() {
     let err = alice.send(bob_chat, "hijack").await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::NotYourChat));
     // Nor may a customer write into another customer's chat.
-    let other = if s1.chat == alice_chat {
+    let other = if s1 == alice_chat {
         bob_chat
     } else {
         alice_chat
@@ -195,13 +194,9 @@ async fn two_customers_and_two_agents_at_once() {
 #[tokio::test]
 async fn messages_of_a_chat_arrive_in_order_with_consecutive_seqs() {
     let hub = TestHub::start(CONFIG).await;
-    let alice = hub.agent("alice").await;
+    let alice = hub.present_agent("alice").await;
     let customer = hub.customer().await;
-    let chat = customer
-        .start_chat("support", ada(), "hello")
-        .await
-        .unwrap()
-        .chat;
+    let (chat, _) = start(&customer, "support", ada(), "hello").await;
     alice.get_next("support").await.unwrap();
     for _ in 0..4 {
         agent_chat_event(&alice).await;
@@ -261,7 +256,7 @@ async fn refusals_are_typed_errors() {
         .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::MessageTooLong));
 
-    let alice = hub.agent("alice").await;
+    let alice = hub.present_agent("alice").await;
     let err = alice.get_next("support").await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::QueueEmpty));
     let err = alice.get_next("sales").await.unwrap_err();
@@ -277,11 +272,7 @@ async fn refusals_are_typed_errors() {
     assert_eq!(err.code(), Some(ErrorCode::UnknownChat));
 
     // A queued chat is not yet anyone's.
-    let chat = customer
-        .start_chat("support", ada(), "hi")
-        .await
-        .unwrap()
-        .chat;
+    let (chat, _) = start(&customer, "support", ada(), "hi").await;
     let err = alice.send(chat, "too early").await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::NotYourChat));
     let err = alice.end_chat(chat).await.unwrap_err();
@@ -298,14 +289,10 @@ async fn refusals_are_typed_errors() {
 #[tokio::test]
 async fn a_customer_leaving_a_queued_chat_takes_it_off_the_queue() {
     let hub = TestHub::start(CONFIG).await;
-    let alice = hub.agent("alice").await;
+    let alice = hub.present_agent("alice").await;
     queue_update(&alice).await;
     let customer = hub.customer().await;
-    let chat = customer
-        .start_chat("support", ada(), "never mind")
-        .await
-        .unwrap()
-        .chat;
+    let (chat, _) = start(&customer, "support", ada(), "never mind").await;
     assert_eq!(queue_update(&alice).await.waiting, 1);
     customer.leave(chat).await.unwrap();
     let removed = queue_update(&alice).await;

@@ -13,10 +13,10 @@ const AGENTS: usize = 12;
 const CHATS: usize = 240;
 
 fn config() -> String {
-    let mut config = String::from("[[channel]]\nname = \"support\"\n");
+    let mut config = String::from("[[channel]]\nname = \"support\"\noffline_form = false\n");
     for n in 0..AGENTS {
         config.push_str(&format!(
-            "[[agent]]\nid = \"agent{n}\"\ntoken = \"{}\"\n",
+            "[[agent]]\nid = \"agent{n}\"\ntoken = \"{}\"\ncapacity = {CHATS}\n",
             common::TOKEN
         ));
     }
@@ -30,11 +30,14 @@ async fn racing_get_next_never_assigns_a_chat_twice() {
     let starts = (0..CHATS).map(|n| {
         let customer = customers[n % customers.len()].clone();
         async move {
-            customer
-                .start_chat("support", Customer::default(), format!("chat {n}"))
-                .await
-                .unwrap()
-                .chat
+            common::start(
+                &customer,
+                "support",
+                Customer::default(),
+                &format!("chat {n}"),
+            )
+            .await
+            .0
         }
     });
     let started: Vec<ChatId> = futures::future::join_all(starts).await;

@@ -1,14 +1,22 @@
 //! One actor per signed-in agent: fans events out to the agent's
-//! connections and keeps the agent's status and chats.
+//! connections, keeps the agent's status, and decides which alerts the agent
+//! sees.
+//!
+//! Every channel tells all its watching agents about alerts, whatever their
+//! status; this actor shows an alert only while the agent is Present, shows
+//! the standing ones when the agent becomes Present, and sends a clear for
+//! every alert it showed.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::actors::channel::ChannelMsg;
 use crate::actors::hub::Hub;
 use crate::actors::sink::{ConnId, EventSink, Outbound};
-use crate::core::{AgentId, ChatId, Status};
+use crate::core::{AgentId, AgentPresence, Alert, ChannelId, ChatId, Status};
 
 /// Messages to an [`AgentActor`].
 pub enum AgentMsg {
@@ -39,10 +47,27 @@ pub enum AgentMsg {
         /// Acknowledged once set.
         reply: RpcReplyPort<()>,
     },
+    /// A channel raised an alert (or repeats a standing one).
+    Alert(Arc<Alert>),
+    /// A channel's alert is over.
+    AlertCleared {
+        /// The chat's channel.
+        channel: ChannelId,
+        /// The chat.
+        chat: ChatId,
+    },
     /// A chat was assigned to this agent.
     Assigned(ChatId),
-    /// A chat of this agent ended or left them.
+    /// A chat of this agent ended or left them; its slot is already free.
     Released(ChatId),
+    /// A chat of this agent failed without ending: free its slot.
+    ChatFailed(ChatId),
+    /// The last connection closed `generation` changes ago; if none came
+    /// back since, the agent is no longer Present.
+    GraceOver {
+        /// The attach/detach generation the timer was set in.
+        generation: u64,
+    },
 }
 
 /// See the module docs.
@@ -54,15 +79,26 @@ pub struct AgentArgs {
     pub hub: Hub,
     /// Which agent.
     pub id: AgentId,
+    /// The agent's shared status and capacity.
+    pub presence: Arc<AgentPresence>,
+    /// How long after the last connection closes the agent stays Present.
+    pub grace: Duration,
 }
 
 /// An agent actor's state.
 pub struct AgentState {
     hub: Hub,
     id: AgentId,
-    status: Status,
+    presence: Arc<AgentPresence>,
+    grace: Duration,
+    /// Bumped by every attach and detach, so a stale grace timer is ignored.
+    generation: u64,
     conns: HashMap<ConnId, EventSink>,
     chats: HashSet<ChatId>,
+    /// Alerts standing in the agent's channels.
+    standing: HashMap<ChatId, Arc<Alert>>,
+    /// The standing alerts this agent has been shown.
+    shown: HashSet<ChatId>,
 }
 
 impl AgentState {
@@ -76,6 +112,23 @@ impl AgentState {
                 }
             }
             None => self.conns.retain(|_, sink| sink.deliver(event.clone())),
+        }
+    }
+
+    /// Shows the standing alerts not yet shown, if the agent is Present.
+    fn show_standing(&mut self) {
+        if self.presence.status() != Status::Present {
+            return;
+        }
+        let unseen: Vec<Arc<Alert>> = self
+            .standing
+            .iter()
+            .filter(|(chat, _)| !self.shown.contains(chat))
+            .map(|(_, alert)| alert.clone())
+            .collect();
+        for alert in unseen {
+            self.shown.insert(alert.row.chat);
+            self.deliver(None, Outbound::Alert(alert));
         }
     }
 }
@@ -93,9 +146,13 @@ impl Actor for AgentActor {
         Ok(AgentState {
             hub: args.hub,
             id: args.id,
-            status: Status::Absent,
+            presence: args.presence,
+            grace: args.grace,
+            generation: 0,
             conns: HashMap::new(),
             chats: HashSet::new(),
+            standing: HashMap::new(),
+            shown: HashSet::new(),
         })
     }
 
@@ -107,6 +164,7 @@ impl Actor for AgentActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             AgentMsg::Attach { sink, reply } => {
+                state.generation += 1;
                 let conn = sink.conn();
                 state.conns.insert(conn, sink);
                 for channel in state.hub.member_channels(&state.id) {
@@ -118,21 +176,60 @@ impl Actor for AgentActor {
                         });
                     }
                 }
-                let _ = reply.send(state.status);
+                // A new connection of a Present agent sees the alerts the
+                // agent's other connections were shown.
+                let shown: Vec<Arc<Alert>> = state
+                    .shown
+                    .iter()
+                    .filter_map(|chat| state.standing.get(chat).cloned())
+                    .collect();
+                for alert in shown {
+                    state.deliver(Some(conn), Outbound::Alert(alert));
+                }
+                let _ = reply.send(state.presence.status());
             }
             AgentMsg::Detach { conn } => {
                 state.conns.remove(&conn);
+                state.generation += 1;
+                if state.conns.is_empty() {
+                    let generation = state.generation;
+                    myself.send_after(state.grace, move || AgentMsg::GraceOver { generation });
+                }
+            }
+            AgentMsg::GraceOver { generation } => {
+                if generation == state.generation
+                    && state.conns.is_empty()
+                    && state.presence.set(Status::Absent)
+                {
+                    tracing::info!(agent = %state.id, "no connection left: Absent");
+                }
             }
             AgentMsg::Deliver { to, event } => state.deliver(to, event),
             AgentMsg::SetStatus { status, reply } => {
-                state.status = status;
+                state.presence.set(status);
+                state.show_standing();
                 let _ = reply.send(());
+            }
+            AgentMsg::Alert(alert) => {
+                state.standing.insert(alert.row.chat, alert);
+                state.show_standing();
+            }
+            AgentMsg::AlertCleared { channel, chat } => {
+                state.standing.remove(&chat);
+                if state.shown.remove(&chat) {
+                    state.deliver(None, Outbound::AlertCleared { channel, chat });
+                }
             }
             AgentMsg::Assigned(chat) => {
                 state.chats.insert(chat);
             }
             AgentMsg::Released(chat) => {
                 state.chats.remove(&chat);
+            }
+            AgentMsg::ChatFailed(chat) => {
+                if state.chats.remove(&chat) {
+                    state.presence.capacity.release();
+                }
             }
         }
         Ok(())

@@ -1,5 +1,5 @@
-//! One actor per channel: owns the channel's queue and tells the agents who
-//! watch it about every change.
+//! One actor per channel: owns the channel's queue, raises alerts for chats
+//! that wait too long, and tells the agents who watch it about every change.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,8 +12,8 @@ use crate::actors::chat::ChatMsg;
 use crate::actors::sink::{ConnId, Outbound};
 use crate::core::event::SNAPSHOT_ROWS;
 use crate::core::{
-    AgentId, Assignment, ChannelSettings, ChatId, ClaimCell, Claimer, Queue, QueueChange, QueueRow,
-    QueueUpdate,
+    AgentId, Alert, Assignment, ChannelSettings, ChatId, ClaimCell, Claimer, Queue, QueueChange,
+    QueueRow, QueueUpdate, Timestamp,
 };
 
 /// A chat waiting in the queue.
@@ -24,6 +24,9 @@ pub struct Waiting {
     pub claim: Arc<ClaimCell>,
     /// The chat's actor.
     pub chat: ActorRef<ChatMsg>,
+    /// The wait (claim generation) this entry is for; its alert timer
+    /// carries it.
+    pub generation: u64,
 }
 
 /// Messages to a [`ChannelActor`].
@@ -45,8 +48,16 @@ pub enum ChannelMsg {
         /// The assignment, or `QueueEmpty`.
         reply: RpcReplyPort<Result<Assignment, HubError>>,
     },
-    /// Drop a chat that was claimed elsewhere (customer left, or picked).
+    /// Drop a chat that was claimed elsewhere (customer left, or picked),
+    /// clearing its alert if one stands.
     Withdraw(ChatId),
+    /// A chat's alert timer fired.
+    AlertDue {
+        /// The chat.
+        chat: ChatId,
+        /// The wait the timer was set for.
+        generation: u64,
+    },
     /// Start telling `agent` about changes, and send `conn` a snapshot.
     Watch {
         /// The agent.
@@ -67,6 +78,8 @@ pub struct ChannelState {
     queue: Queue<Waiting>,
     version: u64,
     watchers: HashMap<AgentId, ActorRef<AgentMsg>>,
+    /// Alerts raised and not yet cleared.
+    alerts: HashMap<ChatId, Arc<Alert>>,
 }
 
 impl ChannelState {
@@ -78,6 +91,45 @@ impl ChannelState {
                 to: None,
                 event: Outbound::Queue(update.clone()),
             });
+        }
+    }
+
+    /// A chat left the queue: tell the watchers, and clear its alert.
+    fn left(&mut self, chat: ChatId) {
+        self.broadcast(QueueChange::Removed(chat));
+        self.clear_alert(chat);
+    }
+
+    fn clear_alert(&mut self, chat: ChatId) {
+        if self.alerts.remove(&chat).is_some() {
+            metrics::counter!("chathub_alerts_cleared_total", "channel" => self.settings.id.to_string())
+                .increment(1);
+            for agent in self.watchers.values() {
+                let _ = agent.cast(AgentMsg::AlertCleared {
+                    channel: self.settings.id.clone(),
+                    chat,
+                });
+            }
+        }
+    }
+
+    /// Raises the alert of `chat` if it still waits in wait `generation`.
+    fn alert_due(&mut self, chat: ChatId, generation: u64) {
+        let Some(waiting) = self.queue.get(chat) else {
+            return;
+        };
+        if waiting.generation != generation || !waiting.claim.raise_alert(generation) {
+            return;
+        }
+        let alert = Arc::new(Alert {
+            row: waiting.row.clone(),
+            raised: Timestamp::now(),
+        });
+        metrics::counter!("chathub_alerts_raised_total", "channel" => self.settings.id.to_string())
+            .increment(1);
+        self.alerts.insert(chat, alert.clone());
+        for agent in self.watchers.values() {
+            let _ = agent.cast(AgentMsg::Alert(alert.clone()));
         }
     }
 
@@ -113,7 +165,7 @@ impl ChannelState {
         mut reply: RpcReplyPort<Result<Assignment, HubError>>,
     ) {
         while let Some((chat, _, waiting)) = self.queue.pop_front() {
-            self.broadcast(QueueChange::Removed(chat));
+            self.left(chat);
             if waiting.claim.claim(Claimer::Agent).is_err() {
                 // Withdrawn by the customer (or picked) just now; its own
                 // Withdraw will find it gone.
@@ -150,21 +202,27 @@ impl Actor for ChannelActor {
             settings,
             version: 0,
             watchers: HashMap::new(),
+            alerts: HashMap::new(),
         })
     }
 
     async fn handle(
         &self,
-        _: ActorRef<ChannelMsg>,
+        myself: ActorRef<ChannelMsg>,
         message: ChannelMsg,
         state: &mut ChannelState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ChannelMsg::Enqueue { waiting, reply } => {
                 let row = waiting.row.clone();
+                let generation = waiting.generation;
                 match state.queue.push_back(row.chat, row.since, waiting) {
                     Ok(()) => {
+                        let chat = row.chat;
                         state.broadcast(QueueChange::Added(row));
+                        myself.send_after(state.settings.alert_after, move || {
+                            ChannelMsg::AlertDue { chat, generation }
+                        });
                         let _ =
                             reply.send(Ok(u32::try_from(state.queue.len()).unwrap_or(u32::MAX)));
                     }
@@ -182,7 +240,9 @@ impl Actor for ChannelActor {
                 if state.queue.remove(chat).is_some() {
                     state.broadcast(QueueChange::Removed(chat));
                 }
+                state.clear_alert(chat);
             }
+            ChannelMsg::AlertDue { chat, generation } => state.alert_due(chat, generation),
             ChannelMsg::Watch {
                 agent,
                 agent_actor,
@@ -193,6 +253,9 @@ impl Actor for ChannelActor {
                     to: Some(conn),
                     event: Outbound::Queue(snapshot),
                 });
+                for alert in state.alerts.values() {
+                    let _ = agent_actor.cast(AgentMsg::Alert(alert.clone()));
+                }
                 state.watchers.insert(agent, agent_actor);
             }
         }

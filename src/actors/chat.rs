@@ -8,7 +8,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use crate::actors::HubError;
 use crate::actors::agent::AgentMsg;
 use crate::actors::channel::ChannelMsg;
-use crate::actors::hub::{Caller, Hub};
+use crate::actors::hub::{Caller, ChatEntry, Hub};
 use crate::actors::records::{RecordsMsg, SessionRecord, TranscriptPage};
 use crate::actors::sink::{ConnId, EventSink, Outbound};
 use crate::core::{
@@ -157,8 +157,12 @@ impl ChatActorState {
 
     /// Ends the chat for `by` and hands it to the records; the actor stops.
     fn end(&mut self, myself: &ActorRef<ChatMsg>, by: Party) -> Result<(), HubError> {
+        let holder = self.chat.agent().cloned();
         self.chat.end(by.clone(), Timestamp::now())?;
         self.publish_last();
+        if let Some(holder) = holder {
+            self.hub.release_slot(&holder);
+        }
         if let Some(agent) = &self.agent {
             let _ = agent.cast(AgentMsg::Released(self.chat.id()));
         }
@@ -196,7 +200,7 @@ impl ChatActorState {
     fn leave(&mut self, myself: &ActorRef<ChatMsg>) -> Result<(), HubError> {
         if matches!(self.chat.state(), ChatState::Queued { .. }) {
             match self.claim.claim(Claimer::Abandon) {
-                Ok(()) => {
+                Ok(_) => {
                     if let Some(channel) = self.hub.channel_actor(self.chat.channel()) {
                         let _ = channel.cast(ChannelMsg::Withdraw(self.chat.id()));
                     }
@@ -222,7 +226,14 @@ impl Actor for ChatActor {
         myself: ActorRef<ChatMsg>,
         args: ChatArgs,
     ) -> Result<ChatActorState, ActorProcessingErr> {
-        args.hub.register_chat(args.chat.id(), myself);
+        args.hub.register_chat(
+            args.chat.id(),
+            ChatEntry {
+                actor: myself,
+                channel: args.chat.channel().clone(),
+                claim: args.claim.clone(),
+            },
+        );
         Ok(ChatActorState {
             hub: args.hub,
             chat: args.chat,

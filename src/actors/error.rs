@@ -1,6 +1,6 @@
 //! Why the hub refused or failed a request.
 
-use crate::core::{ChannelId, ChatError, ChatId, QueueError};
+use crate::core::{ChannelId, ChatError, ChatId, QueueError, TicketId};
 
 /// A refusal or failure, for the server to turn into a typed error frame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,6 +27,12 @@ pub enum HubError {
     /// The caller acted on a chat that is not theirs.
     #[error("{0} is not yours")]
     NotYourChat(ChatId),
+    /// No ticket of the agent's channels has that id.
+    #[error("no ticket {0}")]
+    UnknownTicket(TicketId),
+    /// The agent holds as many chats as they may.
+    #[error("already holding the most chats allowed ({0})")]
+    AtCapacity(u64),
     /// The agent is not a member of the channel.
     #[error("not a member of channel {0}")]
     NotAMember(ChannelId),

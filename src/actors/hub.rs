@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use dashmap::DashMap;
 use ractor::{
@@ -17,9 +18,11 @@ use crate::actors::channel::{ChannelActor, ChannelMsg, Waiting};
 use crate::actors::chat::{ChatActor, ChatArgs, ChatMsg};
 use crate::actors::records::{RecordsActor, RecordsMsg, SessionRecord, TranscriptPage};
 use crate::actors::sink::{ConnId, EventSink};
+use crate::core::ticket::check_offline_form;
 use crate::core::{
-    AgentId, Assignment, ChannelId, ChannelSettings, Chat, ChatEvent, ChatId, ClaimCell, Customer,
-    QueueRow, SessionSummary, Status, Timestamp,
+    AgentId, Assignment, ChannelId, ChannelSettings, Chat, ChatError, ChatEvent, ChatId, ClaimCell,
+    Claimed, Claimer, Customer, OfflineForm, Presence, QueueRow, SessionSummary, Status, Ticket,
+    TicketId, TicketSource, TicketSummary, Timestamp,
 };
 
 /// How many ended sessions the hub keeps for recent sessions.
@@ -39,6 +42,8 @@ pub struct AgentConfig {
     pub token: String,
     /// Channels whose queues the agent works.
     pub channels: Vec<ChannelId>,
+    /// The most chats the agent may hold at once.
+    pub capacity: u64,
 }
 
 /// What the hub serves: its channels and agents.
@@ -48,6 +53,23 @@ pub struct HubConfig {
     pub channels: Vec<ChannelSettings>,
     /// The agents who may sign in.
     pub agents: Vec<AgentConfig>,
+    /// How long an agent whose last connection closed stays Present, so a
+    /// reconnect does not flap.
+    pub presence_grace: Duration,
+}
+
+/// What starting a chat came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChatStart {
+    /// The chat waits in the queue.
+    Queued {
+        /// The new chat.
+        chat: ChatId,
+        /// How many chats wait, this one included.
+        waiting: u32,
+    },
+    /// Nobody is Present: the customer gets the offline form.
+    Offline(OfflineForm),
 }
 
 /// Who makes a request, as far as a chat is concerned.
@@ -64,13 +86,23 @@ struct AgentEntry {
     token_digest: Vec<u8>,
 }
 
+/// A live chat as the registry knows it.
+pub(crate) struct ChatEntry {
+    pub actor: ActorRef<ChatMsg>,
+    pub channel: ChannelId,
+    pub claim: Arc<ClaimCell>,
+}
+
 struct Shared {
     settings: HashMap<ChannelId, ChannelSettings>,
     channels: DashMap<ChannelId, ActorRef<ChannelMsg>>,
     agents: HashMap<AgentId, AgentEntry>,
     agent_actors: DashMap<AgentId, ActorRef<AgentMsg>>,
-    chats: DashMap<ChatId, ActorRef<ChatMsg>>,
+    chats: DashMap<ChatId, ChatEntry>,
+    presence: Presence,
+    presence_grace: Duration,
     next_chat: AtomicU64,
+    next_ticket: AtomicU64,
     next_conn: AtomicU64,
     failures: AtomicU64,
     root: ActorRef<HubMsg>,
@@ -104,6 +136,15 @@ fn gone(what: impl std::fmt::Display) -> HubError {
     HubError::Unavailable(what.to_string())
 }
 
+fn check_page(limit: usize) -> Result<(), HubError> {
+    if limit == 0 || limit > MAX_SESSIONS_PAGE {
+        return Err(HubError::Invalid(format!(
+            "a page holds 1 to {MAX_SESSIONS_PAGE} rows, not {limit}"
+        )));
+    }
+    Ok(())
+}
+
 /// Awaits an actor's answer; a dropped reply port means the actor failed.
 async fn answer<T>(rx: oneshot::Receiver<T>) -> Result<T, HubError> {
     rx.await
@@ -130,10 +171,12 @@ impl Hub {
             channels.insert(channel.id.clone(), actor);
             settings.insert(channel.id.clone(), channel);
         }
+        let presence = Presence::new(settings.keys().cloned());
         let agents = config
             .agents
             .into_iter()
             .map(|agent| {
+                presence.add_agent(agent.id.clone(), &agent.channels, agent.capacity);
                 let entry = AgentEntry {
                     token_digest: digest(&agent.token),
                     config: agent,
@@ -148,7 +191,10 @@ impl Hub {
                 agents,
                 agent_actors: DashMap::new(),
                 chats: DashMap::new(),
+                presence,
+                presence_grace: config.presence_grace,
                 next_chat: AtomicU64::new(1),
+                next_ticket: AtomicU64::new(1),
                 next_conn: AtomicU64::new(1),
                 failures: AtomicU64::new(0),
                 root: root.clone(),
@@ -216,11 +262,40 @@ impl Hub {
     }
 
     fn chat_actor(&self, chat: ChatId) -> Option<ActorRef<ChatMsg>> {
-        self.shared.chats.get(&chat).map(|actor| actor.clone())
+        self.shared
+            .chats
+            .get(&chat)
+            .map(|entry| entry.actor.clone())
     }
 
-    pub(crate) fn register_chat(&self, chat: ChatId, actor: ActorRef<ChatMsg>) {
-        self.shared.chats.insert(chat, actor);
+    pub(crate) fn register_chat(&self, chat: ChatId, entry: ChatEntry) {
+        self.shared.chats.insert(chat, entry);
+    }
+
+    /// Every agent's status and capacity, and every channel's Present count.
+    pub fn presence(&self) -> &Presence {
+        &self.shared.presence
+    }
+
+    /// Frees one of `agent`'s chat slots.
+    pub(crate) fn release_slot(&self, agent: &AgentId) {
+        if let Some(presence) = self.shared.presence.agent(agent) {
+            presence.capacity.release();
+        }
+    }
+
+    /// Takes one of `agent`'s chat slots, or refuses with `AtCapacity`.
+    fn reserve_slot(&self, agent: &AgentId) -> Result<(), HubError> {
+        let presence = self
+            .shared
+            .presence
+            .agent(agent)
+            .ok_or(HubError::Unauthorized)?;
+        if presence.capacity.try_reserve() {
+            Ok(())
+        } else {
+            Err(HubError::AtCapacity(presence.capacity.max()))
+        }
     }
 
     pub(crate) fn unregister_chat(&self, chat: ChatId) {
@@ -280,8 +355,9 @@ impl Hub {
         answer(rx).await
     }
 
-    /// Starts a chat for the customer on connection `sink` and queues it.
-    /// Returns the chat and how many chats now wait in the channel.
+    /// Starts a chat for the customer on connection `sink` and queues it,
+    /// or, when no member agent of the channel is Present and the channel
+    /// has an offline form, answers with the form.
     pub async fn start_chat(
         &self,
         sink: EventSink,
@@ -289,10 +365,19 @@ impl Hub {
         customer: Customer,
         client_id: u64,
         text: String,
-    ) -> Result<(ChatId, u32), HubError> {
+    ) -> Result<ChatStart, HubError> {
         let settings = self
             .channel(&channel)
             .ok_or_else(|| HubError::UnknownChannel(channel.clone()))?;
+        crate::core::chat::check_text(&text)?;
+        if settings.offline_form && self.shared.presence.present_count(&channel) == 0 {
+            metrics::counter!("chathub_chats_offline_total", "channel" => channel.to_string())
+                .increment(1);
+            return Ok(ChatStart::Offline(OfflineForm::for_channel(
+                channel,
+                settings.offline_message.as_deref(),
+            )));
+        }
         let channel_actor = self
             .channel_actor(&channel)
             .ok_or_else(|| HubError::UnknownChannel(channel.clone()))?;
@@ -329,6 +414,7 @@ impl Hub {
             },
             claim,
             chat: chat_actor.clone(),
+            generation: 0,
         };
         let (tx, rx) = oneshot::channel();
         let queued = channel_actor
@@ -344,7 +430,7 @@ impl Hub {
         match queued {
             Ok(waiting) => {
                 let _ = chat_actor.cast(ChatMsg::AttachCustomer { sink, after: 0 });
-                Ok((id, waiting))
+                Ok(ChatStart::Queued { chat: id, waiting })
             }
             Err(err) => {
                 chat_actor.stop(Some("not queued".into()));
@@ -423,15 +509,153 @@ impl Hub {
                 return Err(HubError::NotAMember(channel));
             }
             let agent_actor = hub.agent_actor(&agent).await?;
+            hub.reserve_slot(&agent)?;
             let (tx, rx) = oneshot::channel();
-            channel_actor
-                .cast(ChannelMsg::TakeNext {
-                    agent,
-                    agent_actor,
-                    reply: tx.into(),
-                })
-                .map_err(|_| gone("the channel's actor stopped"))?;
-            answer(rx).await?
+            let taken = match channel_actor.cast(ChannelMsg::TakeNext {
+                agent: agent.clone(),
+                agent_actor,
+                reply: tx.into(),
+            }) {
+                Ok(()) => answer(rx).await.and_then(|taken| taken),
+                Err(_) => Err(gone("the channel's actor stopped")),
+            };
+            if taken.is_err() {
+                hub.release_slot(&agent);
+            }
+            taken
+        }
+    }
+
+    /// Gives `agent` one particular waiting chat, racing with get-next and
+    /// other pickers: exactly one wins; the others get `ChatAlreadyTaken`.
+    pub fn pick(
+        &self,
+        agent: AgentId,
+        chat: ChatId,
+    ) -> impl Future<Output = Result<Assignment, HubError>> + Send + 'static {
+        let hub = self.clone();
+        async move {
+            let (channel, claim, chat_actor) = match hub.shared.chats.get(&chat) {
+                Some(entry) => (
+                    entry.channel.clone(),
+                    entry.claim.clone(),
+                    entry.actor.clone(),
+                ),
+                None => return Err(hub.missing_chat(chat).await),
+            };
+            if !hub.is_member(&agent, &channel) {
+                return Err(HubError::NotAMember(channel));
+            }
+            let agent_actor = hub.agent_actor(&agent).await?;
+            hub.reserve_slot(&agent)?;
+            let picked = match claim.claim(Claimer::Agent) {
+                Ok(_) => {
+                    if let Some(channel) = hub.channel_actor(&channel) {
+                        let _ = channel.cast(ChannelMsg::Withdraw(chat));
+                    }
+                    let (tx, rx) = oneshot::channel();
+                    let assign = ChatMsg::Assign {
+                        agent: agent.clone(),
+                        agent_actor,
+                        reply: tx.into(),
+                    };
+                    match chat_actor.cast(assign) {
+                        Ok(()) => answer(rx).await.and_then(|assigned| assigned),
+                        Err(_) => Err(HubError::UnknownChat(chat)),
+                    }
+                }
+                Err(Claimed(Claimer::Agent)) => Err(HubError::ChatAlreadyTaken(chat)),
+                Err(Claimed(Claimer::Abandon)) => Err(HubError::Chat(ChatError::Ended)),
+            };
+            if picked.is_err() {
+                hub.release_slot(&agent);
+            }
+            picked
+        }
+    }
+
+    /// The Present member agents of `channel`.
+    pub fn present_agents(&self, channel: &ChannelId) -> Result<Vec<AgentId>, HubError> {
+        if self.channel(channel).is_none() {
+            return Err(HubError::UnknownChannel(channel.clone()));
+        }
+        Ok(self.shared.presence.present_agents(channel))
+    }
+
+    /// Turns a submitted offline form into a ticket.
+    pub fn submit_offline_form(
+        &self,
+        channel: ChannelId,
+        name: Option<String>,
+        email: String,
+        message: String,
+    ) -> Result<TicketId, HubError> {
+        let settings = self
+            .channel(&channel)
+            .ok_or_else(|| HubError::UnknownChannel(channel.clone()))?;
+        if !settings.offline_form {
+            return Err(HubError::Invalid(format!(
+                "channel {channel} has no offline form"
+            )));
+        }
+        check_offline_form(name.as_deref(), &email, &message)
+            .map_err(|err| HubError::Invalid(err.to_string()))?;
+        let id = TicketId(self.shared.next_ticket.fetch_add(1, Ordering::Relaxed));
+        let subject = format!("Offline message from {}", name.as_deref().unwrap_or(&email));
+        let ticket = Ticket {
+            id,
+            channel,
+            source: TicketSource::OfflineForm,
+            customer: Customer {
+                name,
+                email: Some(email),
+            },
+            subject,
+            message,
+            transcript: Vec::new(),
+            created: Timestamp::now(),
+        };
+        self.shared
+            .records
+            .cast(RecordsMsg::AddTicket(Box::new(ticket)))
+            .map_err(|_| gone("the records stopped"))?;
+        Ok(id)
+    }
+
+    /// Tickets of the agent's channels, newest first.
+    pub async fn tickets(
+        &self,
+        agent: &AgentId,
+        before: Option<TicketId>,
+        limit: usize,
+    ) -> Result<Vec<TicketSummary>, HubError> {
+        check_page(limit)?;
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .records
+            .cast(RecordsMsg::Tickets {
+                channels: self.member_channels(agent).to_vec(),
+                before,
+                limit,
+                reply: tx.into(),
+            })
+            .map_err(|_| gone("the records stopped"))?;
+        answer(rx).await
+    }
+
+    /// One ticket of the agent's channels.
+    pub async fn ticket(&self, agent: &AgentId, id: TicketId) -> Result<Box<Ticket>, HubError> {
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .records
+            .cast(RecordsMsg::Ticket {
+                id,
+                reply: tx.into(),
+            })
+            .map_err(|_| gone("the records stopped"))?;
+        match answer(rx).await? {
+            Some(ticket) if self.is_member(agent, &ticket.channel) => Ok(ticket),
+            _ => Err(HubError::UnknownTicket(id)),
         }
     }
 
@@ -451,11 +675,7 @@ impl Hub {
         before: Option<ChatId>,
         limit: usize,
     ) -> Result<Vec<SessionSummary>, HubError> {
-        if limit == 0 || limit > MAX_SESSIONS_PAGE {
-            return Err(HubError::Invalid(format!(
-                "a page holds 1 to {MAX_SESSIONS_PAGE} sessions, not {limit}"
-            )));
-        }
+        check_page(limit)?;
         let (tx, rx) = oneshot::channel();
         self.shared
             .records
@@ -526,11 +746,12 @@ impl Hub {
     }
 
     /// Drops a failed actor from the maps. A failed chat also leaves the
-    /// queue it may wait in, so no agent is offered a chat nobody runs.
+    /// queue it may wait in, so no agent is offered a chat nobody runs, and
+    /// its agent gets the chat's slot back.
     fn forget_actor(&self, id: ActorId) {
         let mut failed_chats = Vec::new();
-        self.shared.chats.retain(|chat, actor| {
-            let failed = actor.get_id() == id;
+        self.shared.chats.retain(|chat, entry| {
+            let failed = entry.actor.get_id() == id;
             if failed {
                 failed_chats.push(*chat);
             }
@@ -539,6 +760,9 @@ impl Hub {
         for chat in failed_chats {
             for channel in self.shared.channels.iter() {
                 let _ = channel.cast(ChannelMsg::Withdraw(chat));
+            }
+            for agent in self.shared.agent_actors.iter() {
+                let _ = agent.cast(AgentMsg::ChatFailed(chat));
             }
         }
         self.shared
@@ -582,9 +806,16 @@ impl HubRoot {
         if let Some(actor) = hub.shared.agent_actors.get(&agent) {
             return Ok(actor.clone());
         }
+        let presence = hub
+            .shared
+            .presence
+            .agent(&agent)
+            .ok_or(HubError::Unauthorized)?;
         let args = AgentArgs {
             hub: hub.clone(),
             id: agent.clone(),
+            presence,
+            grace: hub.shared.presence_grace,
         };
         let (actor, _) = Actor::spawn_linked(None, AgentActor, args, myself.get_cell())
             .await
@@ -681,14 +912,25 @@ mod tests {
     use crate::core::{ChatEventKind, QueueChange};
 
     fn config() -> HubConfig {
+        let mut support = ChannelSettings::new(ChannelId::new("support"));
+        support.offline_form = false;
         HubConfig {
-            channels: vec![ChannelSettings::new(ChannelId::new("support"))],
+            channels: vec![support],
             agents: vec![AgentConfig {
                 id: AgentId::new("alice"),
                 name: "Alice".into(),
                 token: "secret".into(),
                 channels: vec![ChannelId::new("support")],
+                capacity: 4,
             }],
+            presence_grace: Duration::from_secs(5),
+        }
+    }
+
+    fn queued(start: ChatStart) -> (ChatId, u32) {
+        match start {
+            ChatStart::Queued { chat, waiting } => (chat, waiting),
+            ChatStart::Offline(_) => panic!("expected a queued chat"),
         }
     }
 
@@ -708,8 +950,8 @@ mod tests {
         let support = ChannelId::new("support");
         let alice = AgentId::new("alice");
         let (customer, _customer_events) = EventSink::new(hub.next_conn(), 64);
-        let (doomed, _) = hub
-            .start_chat(
+        let (doomed, _) = queued(
+            hub.start_chat(
                 customer.clone(),
                 support.clone(),
                 Customer::default(),
@@ -717,7 +959,8 @@ mod tests {
                 "first".into(),
             )
             .await
-            .unwrap();
+            .unwrap(),
+        );
         hub.crash_chat(doomed);
         wait_for(|| hub.actor_failures() == 1).await;
         wait_for(|| hub.live_chats() == 0).await;
@@ -735,8 +978,8 @@ mod tests {
 
         // ...and everything else keeps working: a new chat is queued and
         // answered, and the crashed one is never offered.
-        let (chat, _) = hub
-            .start_chat(
+        let (chat, _) = queued(
+            hub.start_chat(
                 customer.clone(),
                 support.clone(),
                 Customer::default(),
@@ -744,7 +987,8 @@ mod tests {
                 "second".into(),
             )
             .await
-            .unwrap();
+            .unwrap(),
+        );
         let (agent_sink, mut agent_events) = EventSink::new(hub.next_conn(), 64);
         hub.attach_agent(&alice, agent_sink).await.unwrap();
         let assignment = hub.get_next(alice.clone(), support.clone()).await.unwrap();
@@ -770,8 +1014,8 @@ mod tests {
         let hub = Hub::start(config()).await.unwrap();
         let support = ChannelId::new("support");
         let (customer, mut events) = EventSink::new(hub.next_conn(), 64);
-        let (chat, waiting) = hub
-            .start_chat(
+        let (chat, waiting) = queued(
+            hub.start_chat(
                 customer.clone(),
                 support.clone(),
                 Customer::default(),
@@ -779,7 +1023,8 @@ mod tests {
                 "hi".into(),
             )
             .await
-            .unwrap();
+            .unwrap(),
+        );
         assert_eq!(waiting, 1);
         hub.end_chat(Caller::Customer(customer.conn()), chat)
             .await

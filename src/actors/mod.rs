@@ -23,5 +23,5 @@ pub mod records;
 pub mod sink;
 
 pub use error::HubError;
-pub use hub::{AgentConfig, Caller, Hub, HubConfig};
+pub use hub::{AgentConfig, Caller, ChatStart, Hub, HubConfig};
 pub use sink::{ConnId, EventSink, Outbound};

@@ -1,10 +1,12 @@
-//! Ended chats: recent sessions and their transcripts.
+//! Ended chats (recent sessions and their transcripts) and tickets.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::core::{ChannelId, ChatEvent, ChatId, SessionSummary, transcript_page};
+use crate::core::{
+    ChannelId, ChatEvent, ChatId, SessionSummary, Ticket, TicketId, TicketSummary, transcript_page,
+};
 
 /// An ended chat with its whole transcript.
 #[derive(Clone, Debug)]
@@ -42,6 +44,26 @@ pub enum RecordsMsg {
         /// Where the rows go.
         reply: RpcReplyPort<Vec<SessionSummary>>,
     },
+    /// Keep a new ticket.
+    AddTicket(Box<Ticket>),
+    /// Tickets of the given channels, newest first, older than `before`.
+    Tickets {
+        /// Channels whose tickets to list.
+        channels: Vec<ChannelId>,
+        /// The last row of the previous page.
+        before: Option<TicketId>,
+        /// The most rows to return.
+        limit: usize,
+        /// Where the rows go.
+        reply: RpcReplyPort<Vec<TicketSummary>>,
+    },
+    /// One ticket.
+    Ticket {
+        /// The ticket.
+        id: TicketId,
+        /// The ticket, if it exists.
+        reply: RpcReplyPort<Option<Box<Ticket>>>,
+    },
     /// A page of an ended chat's transcript.
     Transcript {
         /// The chat.
@@ -63,6 +85,7 @@ pub struct Records {
     base: u64,
     sessions: VecDeque<SessionRecord>,
     by_chat: HashMap<ChatId, u64>,
+    tickets: BTreeMap<TicketId, Ticket>,
 }
 
 impl Records {
@@ -73,6 +96,7 @@ impl Records {
             base: 0,
             sessions: VecDeque::new(),
             by_chat: HashMap::new(),
+            tickets: BTreeMap::new(),
         }
     }
 
@@ -118,6 +142,34 @@ impl Records {
             .collect()
     }
 
+    /// Keeps a ticket, forgetting the oldest beyond the limit.
+    pub fn add_ticket(&mut self, ticket: Ticket) {
+        self.tickets.insert(ticket.id, ticket);
+        while self.tickets.len() > self.limit {
+            self.tickets.pop_first();
+        }
+    }
+
+    /// Newest first, of `channels`, older than `before`.
+    pub fn tickets(
+        &self,
+        channels: &[ChannelId],
+        before: Option<TicketId>,
+        limit: usize,
+    ) -> Vec<TicketSummary> {
+        let older = match before {
+            Some(before) => self.tickets.range(..before),
+            None => self.tickets.range(..),
+        };
+        older
+            .rev()
+            .map(|(_, ticket)| ticket)
+            .filter(|ticket| channels.contains(&ticket.channel))
+            .take(limit)
+            .map(Ticket::summary)
+            .collect()
+    }
+
     /// A page of `chat`'s transcript after `after`.
     pub fn transcript(&self, chat: ChatId, after: u64) -> Option<TranscriptPage> {
         let record = self.get(chat)?;
@@ -158,6 +210,18 @@ impl Actor for RecordsActor {
                 reply,
             } => {
                 let _ = reply.send(records.recent(&channels, before, limit));
+            }
+            RecordsMsg::AddTicket(ticket) => records.add_ticket(*ticket),
+            RecordsMsg::Tickets {
+                channels,
+                before,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(records.tickets(&channels, before, limit));
+            }
+            RecordsMsg::Ticket { id, reply } => {
+                let _ = reply.send(records.tickets.get(&id).cloned().map(Box::new));
             }
             RecordsMsg::Transcript { chat, after, reply } => {
                 let _ = reply.send(records.transcript(chat, after));
@@ -205,6 +269,31 @@ mod tests {
         assert_eq!(chats(&second), [2, 1]);
         let both = [ChannelId::new("support"), ChannelId::new("sales")];
         assert_eq!(chats(&records.recent(&both, None, 10)), [6, 5, 4, 3, 2, 1]);
+    }
+
+    #[test]
+    fn tickets_are_listed_newest_first_per_channel() {
+        use crate::core::{TicketSource, Timestamp};
+        let mut records = Records::new(100);
+        for n in 1..=5 {
+            records.add_ticket(Ticket {
+                id: TicketId(n),
+                channel: ChannelId::new(if n == 2 { "sales" } else { "support" }),
+                source: TicketSource::OfflineForm,
+                customer: Customer::default(),
+                subject: format!("ticket {n}"),
+                message: "call me".into(),
+                transcript: Vec::new(),
+                created: Timestamp(n),
+            });
+        }
+        let support = [ChannelId::new("support")];
+        let ids = |rows: Vec<TicketSummary>| rows.iter().map(|row| row.id.0).collect::<Vec<_>>();
+        assert_eq!(ids(records.tickets(&support, None, 2)), [5, 4]);
+        assert_eq!(
+            ids(records.tickets(&support, Some(TicketId(4)), 10)),
+            [3, 1]
+        );
     }
 
     #[test]

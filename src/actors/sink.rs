@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc};
 
-use crate::core::{ChatEvent, QueueUpdate};
+use crate::core::{Alert, ChannelId, ChatEvent, ChatId, QueueUpdate};
 
 /// Identifies one client connection for the life of the hub process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -18,6 +18,15 @@ pub enum Outbound {
     Chat(Arc<ChatEvent>),
     /// A queue change.
     Queue(Arc<QueueUpdate>),
+    /// An unanswered-chat alert.
+    Alert(Arc<Alert>),
+    /// An alert is over.
+    AlertCleared {
+        /// The chat's channel.
+        channel: ChannelId,
+        /// The chat.
+        chat: ChatId,
+    },
 }
 
 /// The sending half of a connection's bounded event queue.

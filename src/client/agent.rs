@@ -6,7 +6,10 @@ use crate::client::customer::{post, unexpected};
 use crate::client::incoming::IncomingList;
 use crate::client::link::Link;
 use crate::client::{ClientConfig, ClientError};
-use crate::core::{AgentId, Assignment, ChannelId, ChatEvent, ChatId, SessionSummary, Status};
+use crate::core::{
+    AgentId, Assignment, ChannelId, ChatEvent, ChatId, SessionSummary, Status, Ticket, TicketId,
+    TicketSummary,
+};
 use crate::protocol::{AgentProfile, Event, Reply, RequestBody, Role};
 
 /// A signed-in agent's connection to the hub. Clones share the connection.
@@ -61,6 +64,55 @@ impl AgentClient {
         };
         match self.link.request(body).await? {
             Reply::Assigned(assignment) => Ok(assignment),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Answers one particular waiting chat, such as a row of the incoming
+    /// list. If another agent took it first, the error's code is
+    /// [`ErrorCode::ChatAlreadyTaken`](crate::protocol::ErrorCode).
+    pub async fn pick(&self, chat: ChatId) -> Result<Assignment, ClientError> {
+        match self.link.request(RequestBody::Pick { chat }).await? {
+            Reply::Assigned(assignment) => Ok(assignment),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The Present agents of a channel.
+    pub async fn present_agents(
+        &self,
+        channel: impl Into<ChannelId>,
+    ) -> Result<Vec<AgentId>, ClientError> {
+        let body = RequestBody::PresentAgents {
+            channel: channel.into(),
+        };
+        match self.link.request(body).await? {
+            Reply::PresentAgents(agents) => Ok(agents),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Tickets of this agent's channels, newest first: `limit` rows (1 to
+    /// 100) older than `before`, or the newest if `None`.
+    pub async fn tickets(
+        &self,
+        before: Option<TicketId>,
+        limit: u16,
+    ) -> Result<Vec<TicketSummary>, ClientError> {
+        match self
+            .link
+            .request(RequestBody::Tickets { before, limit })
+            .await?
+        {
+            Reply::Tickets(rows) => Ok(rows),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// One ticket, with its message and any transcript.
+    pub async fn ticket(&self, id: TicketId) -> Result<Ticket, ClientError> {
+        match self.link.request(RequestBody::Ticket { id }).await? {
+            Reply::Ticket(ticket) => Ok(*ticket),
             other => Err(unexpected(other)),
         }
     }

@@ -4,16 +4,32 @@ use std::sync::Arc;
 
 use crate::client::link::Link;
 use crate::client::{ClientConfig, ClientError};
-use crate::core::{ChannelId, ChatId, Customer};
+use crate::core::{ChannelId, ChatId, Customer, OfflineForm, TicketId};
 use crate::protocol::{Event, Reply, RequestBody, Role};
 
-/// A chat the hub accepted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Started {
-    /// The new chat.
-    pub chat: ChatId,
-    /// How many chats wait in the channel's queue, this one included.
-    pub waiting: u32,
+/// What starting a chat came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Started {
+    /// The chat waits in the channel's queue.
+    Queued {
+        /// The new chat.
+        chat: ChatId,
+        /// How many chats wait in the queue, this one included.
+        waiting: u32,
+    },
+    /// No agent of the channel is Present: fill in the offline form
+    /// ([`CustomerClient::submit_offline_form`]) instead.
+    Offline(OfflineForm),
+}
+
+impl Started {
+    /// The new chat, if it was queued.
+    pub fn chat(&self) -> Option<ChatId> {
+        match self {
+            Started::Queued { chat, .. } => Some(*chat),
+            Started::Offline(_) => None,
+        }
+    }
 }
 
 /// A customer's connection to the hub. Clones share the connection.
@@ -33,7 +49,8 @@ impl CustomerClient {
 
     /// Starts a chat on `channel` with a first message. The chat's events
     /// (the message itself, the agent answering, replies) arrive through
-    /// [`next_event`](Self::next_event).
+    /// [`next_event`](Self::next_event). When no agent of the channel is
+    /// Present, the answer is the channel's offline form instead.
     pub async fn start_chat(
         &self,
         channel: impl Into<ChannelId>,
@@ -47,7 +64,28 @@ impl CustomerClient {
             text: first_message.into(),
         };
         match self.link.request(body).await? {
-            Reply::ChatStarted { chat, waiting } => Ok(Started { chat, waiting }),
+            Reply::ChatStarted { chat, waiting } => Ok(Started::Queued { chat, waiting }),
+            Reply::Offline(form) => Ok(Started::Offline(form)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Submits the offline form of `channel`; agents find it as a ticket.
+    pub async fn submit_offline_form(
+        &self,
+        channel: impl Into<ChannelId>,
+        name: Option<String>,
+        email: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Result<TicketId, ClientError> {
+        let body = RequestBody::SubmitOfflineForm {
+            channel: channel.into(),
+            name,
+            email: email.into(),
+            message: message.into(),
+        };
+        match self.link.request(body).await? {
+            Reply::TicketCreated(ticket) => Ok(ticket),
             other => Err(unexpected(other)),
         }
     }

@@ -13,15 +13,15 @@
 //! let config = ClientConfig::builder("127.0.0.1:4433".parse().unwrap())
 //!     .trust_pem_file("chathub-data/cert.pem")?
 //!     .build()?;
-//! let customer = CustomerClient::connect(&config).await?;
-//! let who = Customer { name: Some("Ada".into()), email: Some("ada@example.com".into()) };
-//! let started = customer.start_chat("support", who, "Hi! My order is late 📦").await?;
-//!
 //! let token = std::fs::read_to_string("chathub-data/agent-tokens/agent.token")?;
 //! let agent = AgentClient::connect(&config, "agent", token.trim()).await?;
 //! agent.set_status(Status::Present).await?;
+//!
+//! let customer = CustomerClient::connect(&config).await?;
+//! let who = Customer { name: Some("Ada".into()), email: Some("ada@example.com".into()) };
+//! let started = customer.start_chat("support", who, "Hi! My order is late 📦").await?;
 //! let chat = agent.get_next("support").await?;
-//! assert_eq!(chat.chat, started.chat);
+//! assert_eq!(Some(chat.chat), started.chat());
 //! agent.send(chat.chat, "Hello Ada, let me check 👀").await?;
 //! while let Some(event) = customer.next_event().await {
 //!     println!("{event:?}");

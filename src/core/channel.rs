@@ -21,6 +21,8 @@ pub struct ChannelSettings {
     pub welcome: Option<String>,
     /// The most chats that may wait in this channel's queue at once.
     pub queue_limit: usize,
+    /// Text shown above the offline form.
+    pub offline_message: Option<String>,
 }
 
 impl ChannelSettings {
@@ -34,6 +36,7 @@ impl ChannelSettings {
             return_window: Duration::from_secs(15 * 60),
             welcome: None,
             queue_limit: 10_000,
+            offline_message: None,
         }
     }
 }

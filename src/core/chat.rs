@@ -276,7 +276,8 @@ pub fn transcript_page(events: &[ChatEvent], after: u64) -> (Vec<ChatEvent>, boo
     (rest[..take].to_vec(), take < rest.len())
 }
 
-fn check_text(text: &str) -> Result<(), ChatError> {
+/// Checks a message's text: not blank, not above [`MAX_MESSAGE_BYTES`].
+pub fn check_text(text: &str) -> Result<(), ChatError> {
     if text.trim().is_empty() {
         return Err(ChatError::EmptyMessage);
     }

@@ -158,6 +158,17 @@ pub struct Assignment {
     pub waiting_since: Timestamp,
 }
 
+/// A chat has waited unanswered for its channel's `alert_after`. Sent to
+/// the channel's Present agents; cleared when the chat is answered or
+/// abandoned.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Alert {
+    /// The waiting chat's incoming-list row.
+    pub row: QueueRow,
+    /// When the alert was raised.
+    pub raised: Timestamp,
+}
+
 /// The most characters of the first message an incoming-list row shows.
 pub const PREVIEW_CHARS: usize = 200;
 

@@ -6,6 +6,7 @@
 //! operation returns what happened as a value, so unit, property and loom tests
 //! drive this layer directly.
 
+pub mod capacity;
 pub mod channel;
 pub mod chat;
 pub mod claim;
@@ -14,16 +15,21 @@ pub mod ids;
 pub mod presence;
 pub mod queue;
 pub mod sync;
+pub mod ticket;
 pub mod time;
 
+pub use capacity::Capacity;
 pub use channel::ChannelSettings;
 pub use chat::{Chat, ChatError, ChatState, Posted, transcript_page};
-pub use claim::{ClaimCell, Claimed, Claimer};
+pub use claim::{ClaimCell, Claimed, Claimer, Won};
 pub use event::{
-    Assignment, ChatEvent, ChatEventKind, Customer, Party, QueueChange, QueueRow, QueueUpdate,
-    SessionSummary,
+    Alert, Assignment, ChatEvent, ChatEventKind, Customer, Party, QueueChange, QueueRow,
+    QueueUpdate, SessionSummary,
 };
 pub use ids::{AgentId, ChannelId, ChatId};
-pub use presence::Status;
+pub use presence::{AgentPresence, Presence, PresentCount, Status};
 pub use queue::{Queue, QueueError};
+pub use ticket::{
+    FormError, FormField, OfflineForm, Ticket, TicketId, TicketSource, TicketSummary,
+};
 pub use time::Timestamp;

@@ -140,7 +140,7 @@ mod tests {
 
     use super::*;
     use crate::core::{
-        AgentId, ChannelId, ChatEvent, ChatEventKind, ChatId, Customer, Party, QueueChange,
+        AgentId, Alert, ChannelId, ChatEvent, ChatEventKind, ChatId, Customer, Party, QueueChange,
         QueueRow, QueueUpdate, Status, Timestamp,
     };
     use crate::protocol::{
@@ -177,7 +177,22 @@ mod tests {
                 },
             }),
         ];
+        let row = QueueRow {
+            chat: ChatId(3),
+            channel: ChannelId::new("support"),
+            customer: customer.clone(),
+            first_message: "Hej".into(),
+            since: Timestamp(5),
+        };
         let server = vec![
+            ServerFrame::Event(Event::Alert(Alert {
+                row: row.clone(),
+                raised: Timestamp(65),
+            })),
+            ServerFrame::Event(Event::AlertCleared {
+                channel: ChannelId::new("support"),
+                chat: ChatId(3),
+            }),
             ServerFrame::Response(Response {
                 id: 7,
                 result: Ok(Reply::ChatStarted {
@@ -203,13 +218,7 @@ mod tests {
                 channel: ChannelId::new("support"),
                 version: 4,
                 waiting: 1,
-                change: QueueChange::Added(QueueRow {
-                    chat: ChatId(3),
-                    channel: ChannelId::new("support"),
-                    customer,
-                    first_message: "Hej".into(),
-                    since: Timestamp(5),
-                }),
+                change: QueueChange::Added(row),
             })),
         ];
         (client, server)
@@ -251,6 +260,8 @@ mod tests {
             let borrowed = match event {
                 Event::Chat(chat) => EventRef::Chat(chat),
                 Event::Queue(queue) => EventRef::Queue(queue),
+                Event::Alert(alert) => EventRef::Alert(alert),
+                Event::AlertCleared { channel, chat } => EventRef::AlertCleared { channel, chat },
             };
             let (mut owned_bytes, mut borrowed_bytes) = (Vec::new(), Vec::new());
             encode(frame, &mut owned_bytes).unwrap();

@@ -18,6 +18,8 @@ pub enum ErrorCode {
     UnknownChannel,
     /// No live chat has that id.
     UnknownChat,
+    /// No ticket of the agent's channels has that id.
+    UnknownTicket,
     /// The chat is not the caller's.
     NotYourChat,
     /// The chat has ended.
@@ -28,6 +30,8 @@ pub enum ErrorCode {
     QueueEmpty,
     /// The channel's queue is at its limit.
     QueueFull,
+    /// The agent already holds as many chats as they may.
+    AtCapacity,
     /// A message without text.
     EmptyMessage,
     /// A message above the size limit.

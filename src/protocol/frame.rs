@@ -3,8 +3,8 @@
 use bincode::{Decode, Encode};
 
 use crate::core::{
-    AgentId, Assignment, ChannelId, ChatEvent, ChatId, Customer, QueueUpdate, SessionSummary,
-    Status,
+    AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatId, Customer, OfflineForm, QueueUpdate,
+    SessionSummary, Status, Ticket, TicketId, TicketSummary,
 };
 use crate::protocol::error::ErrorFrame;
 
@@ -88,6 +88,40 @@ pub enum RequestBody {
         /// The channel.
         channel: ChannelId,
     },
+    /// Agent: answer one particular waiting chat (a row of the incoming
+    /// list). Fails with `ChatAlreadyTaken` if another agent was first.
+    Pick {
+        /// The chat.
+        chat: ChatId,
+    },
+    /// Agent: the Present agents of a channel.
+    PresentAgents {
+        /// The channel.
+        channel: ChannelId,
+    },
+    /// Customer: submit the offline form; it becomes a ticket.
+    SubmitOfflineForm {
+        /// The channel whose form it is.
+        channel: ChannelId,
+        /// The customer's name, if given.
+        name: Option<String>,
+        /// Where to answer.
+        email: String,
+        /// The customer's message.
+        message: String,
+    },
+    /// Agent: tickets of the agent's channels, newest first.
+    Tickets {
+        /// Only tickets older than this one (the previous page's last row).
+        before: Option<TicketId>,
+        /// The most rows to return (at most 100).
+        limit: u16,
+    },
+    /// Agent: one ticket with everything attached.
+    Ticket {
+        /// The ticket.
+        id: TicketId,
+    },
     /// Agent: end a chat they handle.
     EndChat {
         /// The chat.
@@ -165,6 +199,17 @@ pub enum Reply {
         /// How many chats wait in the queue, this one included.
         waiting: u32,
     },
+    /// Nobody is Present: the customer gets the offline form instead of a
+    /// queue place.
+    Offline(OfflineForm),
+    /// The Present agents of a channel.
+    PresentAgents(Vec<AgentId>),
+    /// A ticket was made.
+    TicketCreated(TicketId),
+    /// A page of tickets, newest first.
+    Tickets(Vec<TicketSummary>),
+    /// One ticket.
+    Ticket(Box<Ticket>),
     /// The message is stored with this seq.
     Posted {
         /// Its place in the transcript.
@@ -192,6 +237,15 @@ pub enum Event {
     Chat(ChatEvent),
     /// A queue change of a channel the agent belongs to.
     Queue(QueueUpdate),
+    /// A chat has waited too long; only Present agents get this.
+    Alert(Alert),
+    /// An alert this agent got is over: the chat was answered or abandoned.
+    AlertCleared {
+        /// The chat's channel.
+        channel: ChannelId,
+        /// The chat.
+        chat: ChatId,
+    },
 }
 
 /// A borrowed [`ServerFrame::Event`], encoded to the same bytes, so an event
@@ -215,4 +269,13 @@ pub enum EventRef<'a> {
     Chat(&'a ChatEvent),
     /// A queue change.
     Queue(&'a QueueUpdate),
+    /// An alert.
+    Alert(&'a Alert),
+    /// An alert cleared.
+    AlertCleared {
+        /// The chat's channel.
+        channel: &'a ChannelId,
+        /// The chat.
+        chat: &'a ChatId,
+    },
 }

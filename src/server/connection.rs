@@ -330,7 +330,7 @@ impl Router {
                     self.chats.remove(&chat);
                 }
             }
-            Outbound::Queue(_) => {
+            Outbound::Queue(_) | Outbound::Alert(_) | Outbound::AlertCleared { .. } => {
                 let conn = &self.conn;
                 let writer = self
                     .general
@@ -352,6 +352,8 @@ fn encode_event(event: &Outbound, buf: &mut Vec<u8>) {
     let frame = ServerEventRef::Event(match event {
         Outbound::Chat(event) => EventRef::Chat(event),
         Outbound::Queue(update) => EventRef::Queue(update),
+        Outbound::Alert(alert) => EventRef::Alert(alert),
+        Outbound::AlertCleared { channel, chat } => EventRef::AlertCleared { channel, chat },
     });
     if let Err(err) = encode(&frame, buf) {
         tracing::error!("cannot encode an event: {err}");

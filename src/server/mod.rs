@@ -135,11 +135,13 @@ fn hub_config(config: &Config, data_dir: &Path) -> Result<HubConfig, ServerError
             name: agent.name.clone().unwrap_or_else(|| agent.id.clone()),
             token,
             channels: config.agent_channels(agent),
+            capacity: agent.capacity,
         });
     }
     Ok(HubConfig {
         channels: config.channel_settings(),
         agents,
+        presence_grace: Duration::from_secs(config.presence_grace_secs),
     })
 }
 

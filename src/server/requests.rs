@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::actors::{Caller, ConnId, EventSink, Hub, HubError};
+use crate::actors::{Caller, ChatStart, ConnId, EventSink, Hub, HubError};
 use crate::core::{AgentId, ChatError, ChatId, QueueError};
 use crate::protocol::{ErrorCode, ErrorFrame, Reply, Request, RequestBody, Response};
 
@@ -89,11 +89,19 @@ impl Session {
                         .start_chat(sink, channel, customer, client_id, text)
                         .await;
                     Done {
-                        started: started.as_ref().ok().map(|(chat, _)| *chat),
+                        started: match &started {
+                            Ok(ChatStart::Queued { chat, .. }) => Some(*chat),
+                            _ => None,
+                        },
                         response: Response {
                             id,
                             result: started
-                                .map(|(chat, waiting)| Reply::ChatStarted { chat, waiting })
+                                .map(|start| match start {
+                                    ChatStart::Queued { chat, waiting } => {
+                                        Reply::ChatStarted { chat, waiting }
+                                    }
+                                    ChatStart::Offline(form) => Reply::Offline(form),
+                                })
                                 .map_err(error_frame),
                         },
                     }
@@ -123,6 +131,43 @@ impl Session {
             }
             (Role::Agent(agent), RequestBody::GetNext { channel }) => {
                 answer(id, hub.get_next(agent.clone(), channel), Reply::Assigned)
+            }
+            (Role::Agent(agent), RequestBody::Pick { chat }) => {
+                answer(id, hub.pick(agent.clone(), chat), Reply::Assigned)
+            }
+            (Role::Agent(_), RequestBody::PresentAgents { channel }) => answer(
+                id,
+                std::future::ready(hub.present_agents(&channel)),
+                Reply::PresentAgents,
+            ),
+            (
+                Role::Customer,
+                RequestBody::SubmitOfflineForm {
+                    channel,
+                    name,
+                    email,
+                    message,
+                },
+            ) => answer(
+                id,
+                std::future::ready(hub.submit_offline_form(channel, name, email, message)),
+                Reply::TicketCreated,
+            ),
+            (Role::Agent(agent), RequestBody::Tickets { before, limit }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move { hub.tickets(&agent, before, usize::from(limit)).await },
+                    Reply::Tickets,
+                )
+            }
+            (Role::Agent(agent), RequestBody::Ticket { id: ticket }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move { hub.ticket(&agent, ticket).await },
+                    Reply::Ticket,
+                )
             }
             (Role::Agent(agent), RequestBody::RecentSessions { before, limit }) => {
                 let (hub, agent) = (hub.clone(), agent.clone());
@@ -185,6 +230,11 @@ fn request_name(body: &RequestBody) -> &'static str {
         RequestBody::EndChat { .. } => "EndChat",
         RequestBody::RecentSessions { .. } => "RecentSessions",
         RequestBody::Transcript { .. } => "Transcript",
+        RequestBody::Pick { .. } => "Pick",
+        RequestBody::PresentAgents { .. } => "PresentAgents",
+        RequestBody::SubmitOfflineForm { .. } => "SubmitOfflineForm",
+        RequestBody::Tickets { .. } => "Tickets",
+        RequestBody::Ticket { .. } => "Ticket",
     }
 }
 
@@ -206,6 +256,8 @@ pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
         HubError::Queue(QueueError::AlreadyQueued(_)) => ErrorCode::Internal,
         HubError::QueueEmpty(_) => ErrorCode::QueueEmpty,
         HubError::NotAMember(_) => ErrorCode::NotAllowed,
+        HubError::AtCapacity(_) => ErrorCode::AtCapacity,
+        HubError::UnknownTicket(_) => ErrorCode::UnknownTicket,
         HubError::Unauthorized => ErrorCode::Unauthorized,
         HubError::Invalid(_) => ErrorCode::InvalidRequest,
         HubError::Unavailable(_) => ErrorCode::Unavailable,

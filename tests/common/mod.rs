@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use chathub::client::{AgentClient, ClientConfig, CustomerClient, Event};
+use chathub::client::{AgentClient, ClientConfig, CustomerClient, Event, Started};
 use chathub::config::Config;
-use chathub::core::{AgentId, ChatEvent, QueueUpdate};
+use chathub::core::{AgentId, ChatEvent, ChatId, Customer, QueueUpdate, Status};
 use chathub::server::Server;
 
 /// Every agent in [`CONFIG`] signs in with this token.
@@ -76,6 +76,16 @@ impl TestHub {
             .expect("an agent signs in")
     }
 
+    /// An agent signed in and Present.
+    pub async fn present_agent(&self, id: impl Into<AgentId>) -> AgentClient {
+        let agent = self.agent(id).await;
+        agent
+            .set_status(Status::Present)
+            .await
+            .expect("the agent becomes Present");
+        agent
+    }
+
     pub async fn stop(self) {
         self.server.shutdown().await;
     }
@@ -113,5 +123,22 @@ pub async fn queue_update(client: &AgentClient) -> QueueUpdate {
         if let Event::Queue(update) = next(client.next_event()).await {
             return update;
         }
+    }
+}
+
+/// Starts a chat that must be queued: the chat and how many wait.
+pub async fn start(
+    customer: &CustomerClient,
+    channel: &str,
+    who: Customer,
+    text: &str,
+) -> (ChatId, u32) {
+    match customer
+        .start_chat(channel, who, text)
+        .await
+        .expect("the chat starts")
+    {
+        Started::Queued { chat, waiting } => (chat, waiting),
+        Started::Offline(form) => panic!("expected a queue place, got the offline form {form:?}"),
     }
 }

@@ -1,0 +1,218 @@
+//! Tickets: requests made from an offline form or from a chat.
+
+use bincode::{Decode, Encode};
+
+use crate::core::chat::MAX_MESSAGE_BYTES;
+use crate::core::event::{ChatEvent, Customer};
+use crate::core::ids::{ChannelId, ChatId};
+use crate::core::time::Timestamp;
+
+/// A ticket, unique for the life of a hub's data folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
+pub struct TicketId(pub u64);
+
+impl std::fmt::Display for TicketId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ticket-{}", self.0)
+    }
+}
+
+/// Where a ticket came from.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum TicketSource {
+    /// A customer filled in the offline form.
+    OfflineForm,
+    /// An agent made it from a chat.
+    Chat(ChatId),
+}
+
+/// A ticket with everything attached.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Ticket {
+    /// The ticket.
+    pub id: TicketId,
+    /// The channel it belongs to.
+    pub channel: ChannelId,
+    /// Where it came from.
+    pub source: TicketSource,
+    /// Who it is for.
+    pub customer: Customer,
+    /// A one-line subject.
+    pub subject: String,
+    /// The customer's message (offline form) or the agent's note.
+    pub message: String,
+    /// The chat's transcript, for tickets made from a chat.
+    pub transcript: Vec<ChatEvent>,
+    /// When it was made.
+    pub created: Timestamp,
+}
+
+/// A ticket as listed: without the transcript.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct TicketSummary {
+    /// The ticket.
+    pub id: TicketId,
+    /// The channel it belongs to.
+    pub channel: ChannelId,
+    /// Where it came from.
+    pub source: TicketSource,
+    /// Who it is for.
+    pub customer: Customer,
+    /// A one-line subject.
+    pub subject: String,
+    /// When it was made.
+    pub created: Timestamp,
+}
+
+impl Ticket {
+    /// The list row of this ticket.
+    pub fn summary(&self) -> TicketSummary {
+        TicketSummary {
+            id: self.id,
+            channel: self.channel.clone(),
+            source: self.source.clone(),
+            customer: self.customer.clone(),
+            subject: self.subject.clone(),
+            created: self.created,
+        }
+    }
+}
+
+/// A field the offline form asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct FormField {
+    /// The field's key: `name`, `email` or `message`.
+    pub key: String,
+    /// Whether the form is refused without it.
+    pub required: bool,
+}
+
+/// What a customer gets instead of a queue place when nobody is Present.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct OfflineForm {
+    /// The channel whose form it is.
+    pub channel: ChannelId,
+    /// The text shown above the form.
+    pub message: String,
+    /// The fields to fill in.
+    pub fields: Vec<FormField>,
+}
+
+impl OfflineForm {
+    /// The offline form of `channel`: name (optional), email and message.
+    pub fn for_channel(channel: ChannelId, message: Option<&str>) -> Self {
+        Self {
+            channel,
+            message: message
+                .unwrap_or(
+                    "No agent is available right now. Leave a message and we will get back to you.",
+                )
+                .to_owned(),
+            fields: [("name", false), ("email", true), ("message", true)]
+                .into_iter()
+                .map(|(key, required)| FormField {
+                    key: key.into(),
+                    required,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Why an offline form was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormError {
+    /// The email is missing or not an address.
+    #[error("an email address like name@example.com is needed")]
+    Email,
+    /// The message is empty.
+    #[error("the message is empty")]
+    EmptyMessage,
+    /// A field is longer than allowed.
+    #[error("{field} is longer than {max} bytes")]
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// Its limit.
+        max: usize,
+    },
+}
+
+/// The longest name or email accepted.
+pub const MAX_FIELD_BYTES: usize = 256;
+
+/// Checks an offline form submission.
+pub fn check_offline_form(name: Option<&str>, email: &str, message: &str) -> Result<(), FormError> {
+    if name.is_some_and(|name| name.len() > MAX_FIELD_BYTES) {
+        return Err(FormError::TooLong {
+            field: "name",
+            max: MAX_FIELD_BYTES,
+        });
+    }
+    if email.len() > MAX_FIELD_BYTES {
+        return Err(FormError::TooLong {
+            field: "email",
+            max: MAX_FIELD_BYTES,
+        });
+    }
+    let email_ok = match email.trim().split_once('@') {
+        Some((user, domain)) => {
+            !user.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        }
+        None => false,
+    };
+    if !email_ok || email.chars().any(char::is_whitespace) {
+        return Err(FormError::Email);
+    }
+    if message.trim().is_empty() {
+        return Err(FormError::EmptyMessage);
+    }
+    if message.len() > MAX_MESSAGE_BYTES {
+        return Err(FormError::TooLong {
+            field: "message",
+            max: MAX_MESSAGE_BYTES,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offline_forms_need_an_address_and_a_message() {
+        assert_eq!(
+            check_offline_form(Some("Ada"), "ada@example.com", "call me 📞"),
+            Ok(())
+        );
+        assert_eq!(check_offline_form(None, "ada@example.com", "hi"), Ok(()));
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "ada @example.com",
+            "ada@.com",
+        ] {
+            assert_eq!(
+                check_offline_form(None, bad, "hi"),
+                Err(FormError::Email),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            check_offline_form(None, "a@b.se", " "),
+            Err(FormError::EmptyMessage)
+        );
+        let long = "x".repeat(MAX_FIELD_BYTES + 1);
+        assert!(matches!(
+            check_offline_form(Some(&long), "a@b.se", "hi"),
+            Err(FormError::TooLong { field: "name", .. })
+        ));
+    }
+}
