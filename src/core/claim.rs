@@ -22,12 +22,36 @@
 
 use crate::core::sync::{AtomicU64, Ordering};
 
-const WAITING: u64 = 0;
-const ALERTED: u64 = 1;
-const TAKEN: u64 = 2;
-const ABANDONED: u64 = 3;
-const PHASE_BITS: u32 = 2;
-const PHASE_MASK: u64 = (1 << PHASE_BITS) - 1;
+use self::word::{ABANDONED, ALERTED, TAKEN, WAITING, generation, pack, phase};
+
+/// The layout of a claim cell's word: `generation << 2 | phase`.
+pub mod word {
+    /// Waiting, no alert raised.
+    pub const WAITING: u64 = 0;
+    /// Waiting, alert raised.
+    pub const ALERTED: u64 = 1;
+    /// Taken by an agent.
+    pub const TAKEN: u64 = 2;
+    /// Withdrawn by the customer.
+    pub const ABANDONED: u64 = 3;
+    const PHASE_BITS: u32 = 2;
+    const PHASE_MASK: u64 = (1 << PHASE_BITS) - 1;
+
+    /// The word for `phase` in wait `generation`.
+    pub fn pack(generation: u64, phase: u64) -> u64 {
+        generation << PHASE_BITS | phase
+    }
+
+    /// The wait a word belongs to.
+    pub fn generation(word: u64) -> u64 {
+        word >> PHASE_BITS
+    }
+
+    /// The phase a word is in.
+    pub fn phase(word: u64) -> u64 {
+        word & PHASE_MASK
+    }
+}
 
 /// Who claims a waiting chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,18 +89,6 @@ pub struct Won {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("only a chat taken by an agent can be queued again")]
 pub struct NotTaken;
-
-fn pack(generation: u64, phase: u64) -> u64 {
-    generation << PHASE_BITS | phase
-}
-
-fn generation(word: u64) -> u64 {
-    word >> PHASE_BITS
-}
-
-fn phase(word: u64) -> u64 {
-    word & PHASE_MASK
-}
 
 /// One per chat; see the module docs.
 #[derive(Debug)]
@@ -177,13 +189,6 @@ impl ClaimCell {
     pub fn raw(&self) -> &AtomicU64 {
         &self.0
     }
-}
-
-/// Encoding helpers for loom models of deliberately broken variants.
-#[cfg(chathub_loom)]
-#[doc(hidden)]
-pub mod encoding {
-    pub use super::{ABANDONED, ALERTED, TAKEN, WAITING, generation, pack, phase};
 }
 
 #[cfg(all(test, not(chathub_loom)))]

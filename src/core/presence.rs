@@ -56,6 +56,13 @@ impl PresentCount {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Acquire)
     }
+
+    /// The raw counter, for loom models of deliberately broken variants.
+    #[cfg(chathub_loom)]
+    #[doc(hidden)]
+    pub fn raw(&self) -> &AtomicU64 {
+        &self.0
+    }
 }
 
 /// One agent's status and capacity.
@@ -186,7 +193,7 @@ mod tests {
         let sales = ChannelId::new("sales");
         let presence = Presence::new([support.clone(), sales.clone()]);
         let alice = presence.add_agent(AgentId::new("alice"), &[support.clone(), sales.clone()], 4);
-        let bob = presence.add_agent(AgentId::new("bob"), &[support.clone()], 4);
+        let bob = presence.add_agent(AgentId::new("bob"), std::slice::from_ref(&support), 4);
         assert!(alice.set(Status::Present));
         assert!(!alice.set(Status::Present), "no change, no count");
         assert!(bob.set(Status::Present));
