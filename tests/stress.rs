@@ -149,7 +149,7 @@ async fn random_get_next_and_pick_never_double_assign_or_overbook() {
         races += c;
     }
 
-    let log = log.lock().unwrap();
+    let log = std::mem::take(&mut *log.lock().unwrap());
     let mut owners: HashMap<ChatId, Vec<&str>> = HashMap::new();
     for (chat, agent) in log.iter() {
         owners.entry(*chat).or_default().push(agent);
