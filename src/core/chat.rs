@@ -57,6 +57,27 @@ pub enum ChatError {
     },
 }
 
+/// Why a stored transcript could not be replayed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    /// No events at all.
+    #[error("a chat without events")]
+    Empty,
+    /// The first event is not the start.
+    #[error("{0} does not begin with its start")]
+    NotStarted(ChatId),
+    /// Seqs are not 1, 2, 3, ... of one chat.
+    #[error("{chat}: expected seq {expected}, found {found}")]
+    Gap {
+        /// The chat.
+        chat: ChatId,
+        /// The seq that should come next.
+        expected: u64,
+        /// The seq found.
+        found: u64,
+    },
+}
+
 /// The outcome of a post.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Posted<'a> {
@@ -103,6 +124,52 @@ impl Chat {
         chat.append_message(Party::Customer, client_id, first_message, now);
         if let Some(welcome) = welcome {
             chat.append_message(Party::System, 0, welcome.to_owned(), now);
+        }
+        Ok(chat)
+    }
+
+    /// Rebuilds a chat from its stored transcript, replaying every event:
+    /// its state, its seqs and the retry de-duplication come back as they
+    /// were.
+    pub fn restore(events: Vec<ChatEvent>) -> Result<Chat, RestoreError> {
+        let Some(first) = events.first() else {
+            return Err(RestoreError::Empty);
+        };
+        let ChatEventKind::Started { channel, customer } = &first.kind else {
+            return Err(RestoreError::NotStarted(first.chat));
+        };
+        let mut chat = Chat {
+            id: first.chat,
+            channel: channel.clone(),
+            customer: customer.clone(),
+            state: ChatState::Queued { since: first.at },
+            events: Vec::with_capacity(events.len()),
+            posted: HashMap::new(),
+        };
+        for event in events {
+            if event.chat != chat.id || event.seq != chat.next_seq() {
+                return Err(RestoreError::Gap {
+                    chat: chat.id,
+                    expected: chat.next_seq(),
+                    found: event.seq,
+                });
+            }
+            match &event.kind {
+                ChatEventKind::Started { .. } => {}
+                ChatEventKind::Message { from, client_id, .. } => {
+                    if *from != Party::System {
+                        chat.posted.insert((from.clone(), *client_id), event.seq);
+                    }
+                }
+                ChatEventKind::Assigned { agent } => {
+                    chat.state = ChatState::Active {
+                        agent: agent.clone(),
+                        since: event.at,
+                    };
+                }
+                ChatEventKind::Ended { .. } => chat.state = ChatState::Ended { at: event.at },
+            }
+            chat.events.push(event);
         }
         Ok(chat)
     }
@@ -386,6 +453,32 @@ mod tests {
             chat.end(Party::Agent(alice), Timestamp(6)),
             Err(ChatError::Ended)
         );
+    }
+
+    #[test]
+    fn a_restored_chat_is_the_chat_it_was() {
+        let mut chat = started();
+        let alice = AgentId::new("alice");
+        chat.assign(alice.clone(), Timestamp(200)).unwrap();
+        chat.post(Party::Customer, 9, "one".into(), Timestamp(300)).unwrap();
+        let restored = Chat::restore(chat.events().to_vec()).unwrap();
+        assert_eq!(restored.state(), chat.state());
+        assert_eq!(restored.events(), chat.events());
+        assert_eq!(restored.customer(), chat.customer());
+        let mut restored = restored;
+        // The retry de-duplication survived...
+        assert_eq!(restored.post(Party::Customer, 9, "one".into(), Timestamp(400)), Ok(Posted::Repeat(5)));
+        // ...and seqs continue.
+        let Posted::New(next) = restored.post(Party::Agent(alice), 1, "two".into(), Timestamp(400)).unwrap() else {
+            panic!("expected a new message")
+        };
+        assert_eq!(next.seq, 6);
+
+        let mut gappy = chat.events().to_vec();
+        gappy.remove(2);
+        assert!(matches!(Chat::restore(gappy), Err(RestoreError::Gap { expected: 3, found: 4, .. })));
+        assert_eq!(Chat::restore(Vec::new()).err(), Some(RestoreError::Empty));
+        assert!(matches!(Chat::restore(chat.events()[1..].to_vec()), Err(RestoreError::NotStarted(_))));
     }
 
     #[test]

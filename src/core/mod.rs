@@ -20,7 +20,7 @@ pub mod time;
 
 pub use capacity::Capacity;
 pub use channel::ChannelSettings;
-pub use chat::{Chat, ChatError, ChatState, Posted, transcript_page};
+pub use chat::{Chat, ChatError, ChatState, Posted, RestoreError, transcript_page};
 pub use claim::{ClaimCell, Claimed, Claimer, Won};
 pub use event::{
     Alert, Assignment, ChatEvent, ChatEventKind, Customer, Party, QueueChange, QueueRow,
