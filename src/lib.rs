@@ -13,6 +13,7 @@ pub mod config;
 pub mod core;
 pub mod protocol;
 pub mod server;
+pub mod store;
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

@@ -1,0 +1,250 @@
+//! Durable state in an embedded redb database, `<data_dir>/chathub.redb`.
+//!
+//! Every chat event, ended-session row and ticket is written through the
+//! [`Writer`], one thread that owns all writes and commits them in groups:
+//! whatever accumulated while the previous commit was on its way to disk
+//! goes into the next transaction, so one fsync covers many writes. Each
+//! write's completion runs only after its commit, which is when the hub
+//! acknowledges it to a client.
+//!
+//! Reads (recovery at start, recent sessions, transcripts, tickets) open
+//! their own read transactions and never wait for the writer.
+
+mod tables;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+use crate::core::chat::TRANSCRIPT_PAGE_BYTES;
+use crate::core::{ChannelId, ChatEvent, ChatId, SessionSummary, Ticket, TicketId, TicketSummary};
+
+pub use writer::{Done, Op, Writer};
+
+/// Why the store failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database file could not be opened (missing permissions, not a
+    /// chathub database, corrupted header, ...).
+    #[error("cannot open the store {path}: {reason}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The engine failed a read or a commit (disk full, I/O error, ...).
+    #[error("store failure: {0}")]
+    Engine(String),
+    /// A stored record does not decode.
+    #[error("corrupt record in the store: {0}")]
+    Corrupt(String),
+    /// The writer has stopped; nothing more can be made durable.
+    #[error("the store writer has stopped")]
+    Closed,
+}
+
+fn engine(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Engine(err.to_string())
+}
+
+/// A live (not ended) chat as stored: its whole transcript so far.
+#[derive(Debug, Clone)]
+pub struct StoredChat {
+    /// Its events, seq 1 first.
+    pub events: Vec<ChatEvent>,
+    /// The digest of the customer's resume token, if one was stored.
+    pub token_digest: Option<Vec<u8>>,
+}
+
+/// A page of a stored transcript.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TranscriptPage {
+    /// The channel the chat belongs to, for access checks.
+    pub channel: ChannelId,
+    /// Events in seq order.
+    pub events: Vec<ChatEvent>,
+    /// Whether more events follow.
+    pub more: bool,
+}
+
+/// The open database and its writer.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    writer: Writer,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir` and starts its
+    /// writer.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        let path = data_dir.join("chathub.redb");
+        let open_err = |err: &dyn std::fmt::Display| StoreError::Open {
+            path: path.clone(),
+            reason: err.to_string(),
+        };
+        let db = Database::create(&path).map_err(|err| open_err(&err))?;
+        tables::create_all(&db).map_err(|err| open_err(&err))?;
+        let db = Arc::new(db);
+        let writer = Writer::start(db.clone()).map_err(|err| open_err(&err))?;
+        Ok(Store { db, writer })
+    }
+
+    /// Commits what was submitted and stops the writer. Once every clone of
+    /// the store is dropped, the database file is released.
+    pub fn close(&self) {
+        self.writer.close();
+    }
+
+    /// The writer, to submit durable writes to.
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// Every chat that has not ended, in chat id order.
+    pub fn live_chats(&self) -> Result<Vec<StoredChat>, StoreError> {
+        let read = self.db.begin_read().map_err(engine)?;
+        let live = read.open_table(tables::LIVE).map_err(engine)?;
+        let events = read.open_table(tables::EVENTS).map_err(engine)?;
+        let tokens = read.open_table(tables::TOKENS).map_err(engine)?;
+        let mut chats = Vec::new();
+        for entry in live.iter().map_err(engine)? {
+            let (chat, _) = entry.map_err(engine)?;
+            let chat = chat.value();
+            let mut stored = Vec::new();
+            for row in events.range((chat, 0)..(chat, u64::MAX)).map_err(engine)? {
+                let (_, value) = row.map_err(engine)?;
+                stored.push(tables::decode::<ChatEvent>(value.value())?);
+            }
+            let token_digest = tokens.get(chat).map_err(engine)?.map(|v| v.value().to_vec());
+            chats.push(StoredChat {
+                events: stored,
+                token_digest,
+            });
+        }
+        Ok(chats)
+    }
+
+    /// The highest chat id ever stored (0 if none).
+    pub fn last_chat_id(&self) -> Result<u64, StoreError> {
+        let read = self.db.begin_read().map_err(engine)?;
+        let events = read.open_table(tables::EVENTS).map_err(engine)?;
+        Ok(events.last().map_err(engine)?.map_or(0, |(key, _)| key.value().0))
+    }
+
+    /// The highest ticket id ever stored (0 if none).
+    pub fn last_ticket_id(&self) -> Result<u64, StoreError> {
+        let read = self.db.begin_read().map_err(engine)?;
+        let tickets = read.open_table(tables::TICKETS).map_err(engine)?;
+        Ok(tickets.last().map_err(engine)?.map_or(0, |(key, _)| key.value()))
+    }
+
+    /// Ended chats of `channels`, newest first, ended before the session
+    /// of `before`.
+    pub fn recent_sessions(
+        &self,
+        channels: &[ChannelId],
+        before: Option<ChatId>,
+        limit: usize,
+    ) -> Result<Vec<SessionSummary>, StoreError> {
+        let read = self.db.begin_read().map_err(engine)?;
+        let sessions = read.open_table(tables::SESSIONS).map_err(engine)?;
+        let ended_at = read.open_table(tables::SESSION_ENDED).map_err(engine)?;
+        let end = match before {
+            None => (u64::MAX, u64::MAX),
+            Some(chat) => match ended_at.get(chat.0).map_err(engine)? {
+                Some(ended) => (ended.value(), chat.0),
+                None => return Ok(Vec::new()),
+            },
+        };
+        let mut rows = Vec::new();
+        for row in sessions.range(..end).map_err(engine)?.rev() {
+            let (_, value) = row.map_err(engine)?;
+            let summary = tables::decode::<SessionSummary>(value.value())?;
+            if channels.contains(&summary.channel) {
+                rows.push(summary);
+                if rows.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// A page of a chat's stored transcript after `after`; `None` if the
+    /// chat was never stored.
+    pub fn transcript(&self, chat: ChatId, after: u64) -> Result<Option<TranscriptPage>, StoreError> {
+        let read = self.db.begin_read().map_err(engine)?;
+        let events = read.open_table(tables::EVENTS).map_err(engine)?;
+        let Some(first) = events.get((chat.0, 1)).map_err(engine)? else {
+            return Ok(None);
+        };
+        let channel = match tables::decode::<ChatEvent>(first.value())?.kind {
+            crate::core::ChatEventKind::Started { channel, .. } => channel,
+            _ => return Err(StoreError::Corrupt(format!("{chat} does not begin with its start"))),
+        };
+        let mut page = Vec::new();
+        let mut bytes = 0;
+        let mut more = false;
+        for row in events
+            .range((chat.0, after.saturating_add(1))..(chat.0, u64::MAX))
+            .map_err(engine)?
+        {
+            let (_, value) = row.map_err(engine)?;
+            let size = value.value().len();
+            if !page.is_empty() && bytes + size > TRANSCRIPT_PAGE_BYTES {
+                more = true;
+                break;
+            }
+            bytes += size;
+            page.push(tables::decode::<ChatEvent>(value.value())?);
+        }
+        let events = page;
+        Ok(Some(TranscriptPage { channel, events, more }))
+    }
+
+    /// Tickets of `channels`, newest first, older than `before`.
+    pub fn tickets(
+        &self,
+        channels: &[ChannelId],
+        before: Option<TicketId>,
+        limit: usize,
+    ) -> Result<Vec<TicketSummary>, StoreError> {
+        let read = self.db.begin_read().map_err(engine)?;
+        let tickets = read.open_table(tables::TICKETS).map_err(engine)?;
+        let end = before.map_or(u64::MAX, |id| id.0);
+        let mut rows = Vec::new();
+        for row in tickets.range(..end).map_err(engine)?.rev() {
+            let (_, value) = row.map_err(engine)?;
+            let ticket = tables::decode::<Ticket>(value.value())?;
+            if channels.contains(&ticket.channel) {
+                rows.push(ticket.summary());
+                if rows.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// One ticket.
+    pub fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, StoreError> {
+        let read = self.db.begin_read().map_err(engine)?;
+        let tickets = read.open_table(tables::TICKETS).map_err(engine)?;
+        tickets
+            .get(id.0)
+            .map_err(engine)?
+            .map(|value| tables::decode::<Ticket>(value.value()))
+            .transpose()
+    }
+}

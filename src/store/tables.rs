@@ -1,0 +1,46 @@
+//! The tables and how values are encoded in them.
+
+use bincode::config::standard;
+use bincode::{Decode, Encode};
+use redb::{Database, TableDefinition};
+
+use crate::store::StoreError;
+
+/// Every chat event: (chat, seq) -> encoded `ChatEvent`.
+pub const EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("events");
+/// Chats that have not ended: chat -> ().
+pub const LIVE: TableDefinition<u64, ()> = TableDefinition::new("live");
+/// Digest of each chat's customer resume token: chat -> digest.
+pub const TOKENS: TableDefinition<u64, &[u8]> = TableDefinition::new("tokens");
+/// Ended chats: (ended at ms, chat) -> encoded `SessionSummary`.
+pub const SESSIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("sessions");
+/// When each ended chat ended: chat -> ended at ms (to page by chat id).
+pub const SESSION_ENDED: TableDefinition<u64, u64> = TableDefinition::new("session_ended");
+/// Tickets: id -> encoded `Ticket`.
+pub const TICKETS: TableDefinition<u64, &[u8]> = TableDefinition::new("tickets");
+
+/// The most bytes one stored value may decode from.
+const MAX_VALUE_BYTES: usize = 64 << 20;
+
+/// Creates every table, so readers never meet a missing one.
+pub fn create_all(db: &Database) -> Result<(), redb::Error> {
+    let write = db.begin_write()?;
+    write.open_table(EVENTS)?;
+    write.open_table(LIVE)?;
+    write.open_table(TOKENS)?;
+    write.open_table(SESSIONS)?;
+    write.open_table(SESSION_ENDED)?;
+    write.open_table(TICKETS)?;
+    write.commit()?;
+    Ok(())
+}
+
+pub fn encode<T: Encode>(value: &T) -> Result<Vec<u8>, StoreError> {
+    bincode::encode_to_vec(value, standard()).map_err(|err| StoreError::Corrupt(err.to_string()))
+}
+
+pub fn decode<T: Decode<()>>(bytes: &[u8]) -> Result<T, StoreError> {
+    bincode::decode_from_slice(bytes, standard().with_limit::<MAX_VALUE_BYTES>())
+        .map(|(value, _)| value)
+        .map_err(|err| StoreError::Corrupt(err.to_string()))
+}
