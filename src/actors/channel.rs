@@ -43,8 +43,6 @@ pub enum ChannelMsg {
     TakeNext {
         /// Who takes it.
         agent: AgentId,
-        /// That agent's actor, which the chat will send its events to.
-        agent_actor: ActorRef<AgentMsg>,
         /// The assignment, or `QueueEmpty`.
         reply: RpcReplyPort<Result<Assignment, HubError>>,
     },
@@ -158,12 +156,7 @@ impl ChannelState {
         }
     }
 
-    fn take_next(
-        &mut self,
-        agent: AgentId,
-        agent_actor: ActorRef<AgentMsg>,
-        mut reply: RpcReplyPort<Result<Assignment, HubError>>,
-    ) {
+    fn take_next(&mut self, agent: AgentId, mut reply: RpcReplyPort<Result<Assignment, HubError>>) {
         while let Some((chat, _, waiting)) = self.queue.pop_front() {
             self.left(chat);
             if waiting.claim.claim(Claimer::Agent).is_err() {
@@ -173,7 +166,6 @@ impl ChannelState {
             }
             let assign = ChatMsg::Assign {
                 agent: agent.clone(),
-                agent_actor: agent_actor.clone(),
                 reply,
             };
             match waiting.chat.cast(assign) {
@@ -219,10 +211,13 @@ impl Actor for ChannelActor {
                 match state.queue.push_back(row.chat, row.since, waiting) {
                     Ok(()) => {
                         let chat = row.chat;
+                        // A chat restored from the store has waited already.
+                        let due = state
+                            .settings
+                            .alert_after
+                            .saturating_sub(Timestamp::now().since(row.since));
                         state.broadcast(QueueChange::Added(row));
-                        myself.send_after(state.settings.alert_after, move || {
-                            ChannelMsg::AlertDue { chat, generation }
-                        });
+                        myself.send_after(due, move || ChannelMsg::AlertDue { chat, generation });
                         let _ =
                             reply.send(Ok(u32::try_from(state.queue.len()).unwrap_or(u32::MAX)));
                     }
@@ -231,11 +226,7 @@ impl Actor for ChannelActor {
                     }
                 }
             }
-            ChannelMsg::TakeNext {
-                agent,
-                agent_actor,
-                reply,
-            } => state.take_next(agent, agent_actor, reply),
+            ChannelMsg::TakeNext { agent, reply } => state.take_next(agent, reply),
             ChannelMsg::Withdraw(chat) => {
                 if state.queue.remove(chat).is_some() {
                     state.broadcast(QueueChange::Removed(chat));

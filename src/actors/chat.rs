@@ -1,20 +1,30 @@
-//! One actor per live chat: owns the transcript, numbers its events and
-//! sends each one, in order, to the customer and the agent.
+//! One actor per live chat: owns the transcript, numbers its events, makes
+//! them durable, and only then sends them, in order, to the customer and
+//! the agent and acknowledges the request that caused them.
+//!
+//! Every change is applied to the in-memory [`Chat`] at once (so the next
+//! request sees it) and handed to the store's writer; the writer's commit
+//! comes back as [`ChatMsg::Committed`], which publishes the now durable
+//! events and answers the requests waiting for them. Many chats' writes share
+//! one commit. If a commit fails, the waiting requests get an error and the
+//! actor fails, so its supervisor rebuilds it from what is durable.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::oneshot;
 
 use crate::actors::HubError;
 use crate::actors::agent::AgentMsg;
 use crate::actors::channel::ChannelMsg;
 use crate::actors::hub::{Caller, ChatEntry, Hub};
-use crate::actors::records::{RecordsMsg, SessionRecord, TranscriptPage};
 use crate::actors::sink::{ConnId, EventSink, Outbound};
 use crate::core::{
-    AgentId, Assignment, Chat, ChatState, ClaimCell, Claimed, Claimer, Party, Posted,
-    SessionSummary, Timestamp, transcript_page,
+    AgentId, Assignment, Chat, ChatEventKind, ChatState, ClaimCell, Claimed, Claimer, Party,
+    Posted, SessionSummary, Timestamp, transcript_page,
 };
+use crate::store::{Op, StoreError, TranscriptPage};
 
 /// Messages to a [`ChatActor`].
 pub enum ChatMsg {
@@ -32,9 +42,7 @@ pub enum ChatMsg {
     Assign {
         /// The answering agent.
         agent: AgentId,
-        /// Its actor, which receives the chat's events from now on.
-        agent_actor: ActorRef<AgentMsg>,
-        /// The assignment.
+        /// The assignment, once durable.
         reply: RpcReplyPort<Result<Assignment, HubError>>,
     },
     /// Post a message.
@@ -45,23 +53,32 @@ pub enum ChatMsg {
         client_id: u64,
         /// The text.
         text: String,
-        /// The message's seq.
+        /// The message's seq, once durable.
         reply: RpcReplyPort<Result<u64, HubError>>,
     },
     /// End the chat: the agent ends it, or the customer leaves.
     End {
         /// Who ends it.
         caller: Caller,
-        /// Acknowledged once ended.
+        /// Acknowledged once the end is durable.
         reply: RpcReplyPort<Result<(), HubError>>,
     },
-    /// A page of the transcript after a seq.
+    /// The chat was started but could not be queued: end it.
+    Discard,
+    /// A page of the durable transcript after a seq.
     Transcript {
         /// Events after this seq.
         after: u64,
         /// The page.
         reply: RpcReplyPort<TranscriptPage>,
     },
+    /// The store made every event up to `seq` durable.
+    Committed {
+        /// The last durable seq.
+        seq: u64,
+    },
+    /// The store failed to make events durable.
+    CommitFailed(StoreError),
     /// Fails the actor, to exercise supervision.
     #[cfg(test)]
     Crash,
@@ -74,12 +91,46 @@ pub struct ChatActor;
 pub struct ChatArgs {
     /// The hub.
     pub hub: Hub,
-    /// The chat, as just started.
+    /// The chat: just started, or restored from the store.
     pub chat: Chat,
     /// The claim cell of its queue entry.
     pub claim: Arc<ClaimCell>,
-    /// The connection of the customer who started it.
-    pub customer_conn: ConnId,
+    /// The connection of the customer who started it (none after a
+    /// restore).
+    pub customer_conn: Option<ConnId>,
+    /// For a new chat: told once its start is durable. `None` for a chat
+    /// restored from the store, whose events are all durable already.
+    pub started: Option<oneshot::Sender<Result<(), HubError>>>,
+    /// Ops to store with the start (the customer's resume token).
+    pub start_ops: Vec<Op>,
+}
+
+/// A request waiting for its events to become durable.
+enum Answer {
+    Started(oneshot::Sender<Result<(), HubError>>),
+    Posted(RpcReplyPort<Result<u64, HubError>>, u64),
+    Assigned(RpcReplyPort<Result<Assignment, HubError>>, Assignment),
+    Ended(RpcReplyPort<Result<(), HubError>>),
+}
+
+impl Answer {
+    fn succeed(self) {
+        match self {
+            Answer::Started(tx) => drop(tx.send(Ok(()))),
+            Answer::Posted(reply, seq) => drop(reply.send(Ok(seq))),
+            Answer::Assigned(reply, assignment) => drop(reply.send(Ok(assignment))),
+            Answer::Ended(reply) => drop(reply.send(Ok(()))),
+        }
+    }
+
+    fn fail(self, err: HubError) {
+        match self {
+            Answer::Started(tx) => drop(tx.send(Err(err))),
+            Answer::Posted(reply, _) => drop(reply.send(Err(err))),
+            Answer::Assigned(reply, _) => drop(reply.send(Err(err))),
+            Answer::Ended(reply) => drop(reply.send(Err(err))),
+        }
+    }
 }
 
 /// A chat actor's state.
@@ -87,65 +138,148 @@ pub struct ChatActorState {
     hub: Hub,
     chat: Chat,
     claim: Arc<ClaimCell>,
-    customer_conn: ConnId,
+    customer_conn: Option<ConnId>,
     customer: Option<EventSink>,
-    agent: Option<ActorRef<AgentMsg>>,
     /// The customer left while an agent's claim was on its way here.
     leaving: bool,
+    /// The last seq handed to the store.
+    written: u64,
+    /// The last seq the store made durable, and so published.
+    durable: u64,
+    /// The agent the published events so far are assigned to.
+    published_agent: Option<AgentId>,
+    /// Requests waiting for durability: (seq they need, answer).
+    waiting: VecDeque<(u64, Answer)>,
 }
 
 impl ChatActorState {
+    fn last_seq(&self) -> u64 {
+        self.chat.events().last().map_or(0, |event| event.seq)
+    }
+
     fn party(&self, caller: &Caller) -> Result<Party, HubError> {
         match caller {
-            Caller::Customer(conn) if *conn == self.customer_conn => Ok(Party::Customer),
+            Caller::Customer(conn) if Some(*conn) == self.customer_conn => Ok(Party::Customer),
             Caller::Customer(_) => Err(HubError::NotYourChat(self.chat.id())),
             Caller::Agent(agent) => Ok(Party::Agent(agent.clone())),
         }
     }
 
-    /// Sends the newest event to everyone in the chat.
-    fn publish_last(&mut self) {
-        let Some(event) = self.chat.events().last() else {
+    /// Hands the events not yet written (and `extra` ops) to the store; the
+    /// commit comes back as a message.
+    fn persist(&mut self, myself: &ActorRef<ChatMsg>, extra: Vec<Op>) {
+        let last = self.last_seq();
+        let mut ops: Vec<Op> = self
+            .chat
+            .events_after(self.written)
+            .iter()
+            .cloned()
+            .map(Op::Event)
+            .collect();
+        ops.extend(extra);
+        if ops.is_empty() {
             return;
-        };
-        let event = Arc::new(event.clone());
-        if let Some(sink) = &self.customer
-            && !sink.deliver(Outbound::Chat(event.clone()))
-        {
-            self.customer = None;
         }
-        if let Some(agent) = &self.agent {
-            let _ = agent.cast(AgentMsg::Deliver {
-                to: None,
-                event: Outbound::Chat(event),
-            });
+        self.written = last;
+        let myself = myself.clone();
+        self.hub.store().writer().submit(
+            ops,
+            Box::new(move |result| {
+                let _ = myself.cast(match result {
+                    Ok(()) => ChatMsg::Committed { seq: last },
+                    Err(err) => ChatMsg::CommitFailed(err),
+                });
+            }),
+        );
+    }
+
+    /// Publishes the events up to `seq` and answers what waited for them.
+    fn committed(&mut self, myself: &ActorRef<ChatMsg>, seq: u64) {
+        let fresh: Vec<_> = self
+            .chat
+            .events_after(self.durable)
+            .iter()
+            .take_while(|event| event.seq <= seq)
+            .cloned()
+            .collect();
+        self.durable = seq.max(self.durable);
+        let mut ended = false;
+        for event in fresh {
+            let event = Arc::new(event);
+            if let Some(sink) = &self.customer
+                && !sink.deliver(Outbound::Chat(event.clone()))
+            {
+                self.customer = None;
+            }
+            match &event.kind {
+                // A newly assigned agent gets the whole transcript so far.
+                ChatEventKind::Assigned { agent } => {
+                    self.published_agent = Some(agent.clone());
+                    if let Some(actor) = self.hub.agent_actor_ref(agent) {
+                        for earlier in self.chat.events().iter().take_while(|e| e.seq <= event.seq)
+                        {
+                            let _ = actor.cast(AgentMsg::Deliver {
+                                to: None,
+                                event: Outbound::Chat(Arc::new(earlier.clone())),
+                            });
+                        }
+                        let _ = actor.cast(AgentMsg::Assigned(self.chat.id()));
+                    }
+                }
+                kind => {
+                    if let Some(actor) = self
+                        .published_agent
+                        .as_ref()
+                        .and_then(|a| self.hub.agent_actor_ref(a))
+                    {
+                        let _ = actor.cast(AgentMsg::Deliver {
+                            to: None,
+                            event: Outbound::Chat(event.clone()),
+                        });
+                    }
+                    ended |= matches!(kind, ChatEventKind::Ended { .. });
+                }
+            }
+        }
+        if ended {
+            // The end is durable: free the agent's slot before answering,
+            // so the agent can take the next chat at once.
+            if let Some(agent) = &self.published_agent {
+                self.hub.release_slot(agent);
+                if let Some(actor) = self.hub.agent_actor_ref(agent) {
+                    let _ = actor.cast(AgentMsg::Released(self.chat.id()));
+                }
+            }
+        }
+        while self
+            .waiting
+            .front()
+            .is_some_and(|(needed, _)| *needed <= self.durable)
+        {
+            if let Some((_, answer)) = self.waiting.pop_front() {
+                answer.succeed();
+            }
+        }
+        if matches!(self.chat.state(), ChatState::Ended { .. }) && self.durable == self.last_seq() {
+            myself.stop(None);
         }
     }
 
-    fn assign(
-        &mut self,
-        agent: AgentId,
-        agent_actor: ActorRef<AgentMsg>,
-    ) -> Result<Assignment, HubError> {
+    fn wait(&mut self, answer: Answer) {
+        let needed = self.last_seq();
+        if needed <= self.durable {
+            answer.succeed();
+        } else {
+            self.waiting.push_back((needed, answer));
+        }
+    }
+
+    fn assign(&mut self, agent: AgentId) -> Result<Assignment, HubError> {
         let waiting_since = match self.chat.state() {
             ChatState::Queued { since } => *since,
             _ => Timestamp::default(),
         };
         self.chat.assign(agent, Timestamp::now())?;
-        // The agent gets the whole transcript so far, the customer the news.
-        for event in self.chat.events() {
-            let _ = agent_actor.cast(AgentMsg::Deliver {
-                to: None,
-                event: Outbound::Chat(Arc::new(event.clone())),
-            });
-        }
-        let _ = agent_actor.cast(AgentMsg::Assigned(self.chat.id()));
-        self.agent = Some(agent_actor);
-        if let (Some(sink), Some(event)) = (&self.customer, self.chat.events().last())
-            && !sink.deliver(Outbound::Chat(Arc::new(event.clone())))
-        {
-            self.customer = None;
-        }
         Ok(Assignment {
             chat: self.chat.id(),
             channel: self.chat.channel().clone(),
@@ -155,49 +289,31 @@ impl ChatActorState {
         })
     }
 
-    /// Ends the chat for `by` and hands it to the records; the actor stops.
+    /// Ends the chat for `by`, storing its session row with the end.
     fn end(&mut self, myself: &ActorRef<ChatMsg>, by: Party) -> Result<(), HubError> {
-        let holder = self.chat.agent().cloned();
         self.chat.end(by.clone(), Timestamp::now())?;
-        self.publish_last();
-        if let Some(holder) = holder {
-            self.hub.release_slot(&holder);
-        }
-        if let Some(agent) = &self.agent {
-            let _ = agent.cast(AgentMsg::Released(self.chat.id()));
-        }
-        let events = self.chat.events().to_vec();
+        let events = self.chat.events();
         let summary = SessionSummary {
             chat: self.chat.id(),
             channel: self.chat.channel().clone(),
             customer: self.chat.customer().clone(),
-            agent: self.chat_agent(),
+            agent: events.iter().rev().find_map(|event| match &event.kind {
+                ChatEventKind::Assigned { agent } => Some(agent.clone()),
+                _ => None,
+            }),
             started: events.first().map(|e| e.at).unwrap_or_default(),
             ended: events.last().map(|e| e.at).unwrap_or_default(),
             ended_by: by,
             events: events.len() as u64,
         };
-        self.hub.record(SessionRecord { summary, events });
-        myself.stop(None);
+        self.persist(myself, vec![Op::Session(summary)]);
         Ok(())
-    }
-
-    /// The agent who answered the chat, read from the transcript.
-    fn chat_agent(&self) -> Option<AgentId> {
-        self.chat
-            .events()
-            .iter()
-            .rev()
-            .find_map(|event| match &event.kind {
-                crate::core::ChatEventKind::Assigned { agent } => Some(agent.clone()),
-                _ => None,
-            })
     }
 
     /// The customer leaves. A queued chat is withdrawn from the queue first;
     /// if an agent's claim won the race, the chat ends right after the
     /// assignment arrives.
-    fn leave(&mut self, myself: &ActorRef<ChatMsg>) -> Result<(), HubError> {
+    fn leave(&mut self, myself: &ActorRef<ChatMsg>) -> Result<bool, HubError> {
         if matches!(self.chat.state(), ChatState::Queued { .. }) {
             match self.claim.claim(Claimer::Abandon) {
                 Ok(_) => {
@@ -207,12 +323,13 @@ impl ChatActorState {
                 }
                 Err(Claimed(Claimer::Agent)) => {
                     self.leaving = true;
-                    return Ok(());
+                    return Ok(false);
                 }
                 Err(Claimed(Claimer::Abandon)) => return Err(crate::core::ChatError::Ended.into()),
             }
         }
-        self.end(myself, Party::Customer)
+        self.end(myself, Party::Customer)?;
+        Ok(true)
     }
 }
 
@@ -229,28 +346,46 @@ impl Actor for ChatActor {
         args.hub.register_chat(
             args.chat.id(),
             ChatEntry {
-                actor: myself,
+                actor: myself.clone(),
                 channel: args.chat.channel().clone(),
                 claim: args.claim.clone(),
             },
         );
-        Ok(ChatActorState {
+        let restored = args.started.is_none();
+        let last = args.chat.events().last().map_or(0, |event| event.seq);
+        let published_agent = if restored {
+            args.chat.agent().cloned()
+        } else {
+            None
+        };
+        let mut state = ChatActorState {
             hub: args.hub,
             chat: args.chat,
             claim: args.claim,
             customer_conn: args.customer_conn,
             customer: None,
-            agent: None,
             leaving: false,
-        })
+            written: if restored { last } else { 0 },
+            durable: if restored { last } else { 0 },
+            published_agent,
+            waiting: VecDeque::new(),
+        };
+        if let Some(started) = args.started {
+            state.persist(&myself, args.start_ops);
+            state.wait(Answer::Started(started));
+        }
+        Ok(state)
     }
 
     async fn post_stop(
         &self,
-        _: ActorRef<ChatMsg>,
+        myself: ActorRef<ChatMsg>,
         state: &mut ChatActorState,
     ) -> Result<(), ActorProcessingErr> {
-        state.hub.unregister_chat(state.chat.id());
+        state.hub.unregister_chat(state.chat.id(), &myself);
+        for (_, answer) in state.waiting.drain(..) {
+            answer.fail(HubError::Unavailable("the chat stopped".into()));
+        }
         Ok(())
     }
 
@@ -262,13 +397,15 @@ impl Actor for ChatActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ChatMsg::AttachCustomer { sink, after } => {
-                if sink.conn() != state.customer_conn {
+                if Some(sink.conn()) != state.customer_conn {
                     return Ok(());
                 }
+                let durable = state.durable;
                 let delivered = state
                     .chat
                     .events_after(after)
                     .iter()
+                    .take_while(|event| event.seq <= durable)
                     .all(|event| sink.deliver(Outbound::Chat(Arc::new(event.clone()))));
                 state.customer = delivered.then_some(sink);
             }
@@ -281,16 +418,18 @@ impl Actor for ChatActor {
                     state.customer = None;
                 }
             }
-            ChatMsg::Assign {
-                agent,
-                agent_actor,
-                reply,
-            } => {
-                let _ = reply.send(state.assign(agent, agent_actor));
-                if state.leaving {
-                    state.end(&myself, Party::Customer)?;
+            ChatMsg::Assign { agent, reply } => match state.assign(agent) {
+                Ok(assignment) => {
+                    state.persist(&myself, Vec::new());
+                    state.wait(Answer::Assigned(reply, assignment));
+                    if state.leaving {
+                        state.end(&myself, Party::Customer)?;
+                    }
                 }
-            }
+                Err(err) => {
+                    let _ = reply.send(Err(err));
+                }
+            },
             ChatMsg::Post {
                 caller,
                 client_id,
@@ -299,40 +438,64 @@ impl Actor for ChatActor {
             } => {
                 let posted = state.party(&caller).and_then(|party| {
                     match state.chat.post(party, client_id, text, Timestamp::now())? {
-                        Posted::New(event) => Ok((event.seq, true)),
-                        Posted::Repeat(seq) => Ok((seq, false)),
+                        Posted::New(event) => Ok(event.seq),
+                        Posted::Repeat(seq) => Ok(seq),
                     }
                 });
-                if let Ok((_, true)) = posted {
-                    state.publish_last();
+                match posted {
+                    Ok(seq) => {
+                        state.persist(&myself, Vec::new());
+                        // A repeat is acknowledged once what it repeats is durable.
+                        if seq <= state.durable {
+                            let _ = reply.send(Ok(seq));
+                        } else {
+                            state.waiting.push_back((seq, Answer::Posted(reply, seq)));
+                        }
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
                 }
-                let _ = reply.send(posted.map(|(seq, _)| seq));
             }
             ChatMsg::End { caller, reply } => {
                 let ended = match state.party(&caller) {
-                    Ok(Party::Customer) => state.leave(&myself),
+                    Ok(Party::Customer) => state.leave(&myself).map(|_| ()),
                     Ok(party) => state.end(&myself, party),
                     Err(err) => Err(err),
                 };
-                let _ = reply.send(ended);
+                match ended {
+                    Ok(()) => state.wait(Answer::Ended(reply)),
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
+                }
+            }
+            ChatMsg::Discard => {
+                if state.claim.claim(Claimer::Abandon).is_ok() {
+                    state.end(&myself, Party::System)?;
+                }
             }
             ChatMsg::Transcript { after, reply } => {
-                let (events, more) = transcript_page(state.chat.events(), after);
+                let durable = &state.chat.events()[..usize::try_from(state.durable)
+                    .unwrap_or(usize::MAX)
+                    .min(state.chat.events().len())];
+                let (events, more) = transcript_page(durable, after);
                 let _ = reply.send(TranscriptPage {
                     channel: state.chat.channel().clone(),
                     events,
                     more,
                 });
             }
+            ChatMsg::Committed { seq } => state.committed(&myself, seq),
+            ChatMsg::CommitFailed(err) => {
+                for (_, answer) in state.waiting.drain(..) {
+                    answer.fail(HubError::Unavailable(err.to_string()));
+                }
+                return Err(format!("{}: {err}", state.chat.id()).into());
+            }
             #[cfg(test)]
             ChatMsg::Crash => panic!("chat actor crash requested by a test"),
         }
         Ok(())
-    }
-}
-
-impl From<SessionRecord> for RecordsMsg {
-    fn from(record: SessionRecord) -> Self {
-        RecordsMsg::Ended(Box::new(record))
     }
 }

@@ -16,14 +16,14 @@ use crate::actors::HubError;
 use crate::actors::agent::{AgentActor, AgentArgs, AgentMsg};
 use crate::actors::channel::{ChannelActor, ChannelMsg, Waiting};
 use crate::actors::chat::{ChatActor, ChatArgs, ChatMsg};
-use crate::actors::records::{RecordsActor, RecordsMsg, SessionRecord, TranscriptPage};
 use crate::actors::sink::{ConnId, EventSink};
 use crate::core::ticket::check_offline_form;
 use crate::core::{
-    AgentId, Assignment, ChannelId, ChannelSettings, Chat, ChatError, ChatEvent, ChatId, ClaimCell,
-    Claimed, Claimer, Customer, OfflineForm, Presence, QueueRow, SessionSummary, Status, Ticket,
-    TicketId, TicketSource, TicketSummary, Timestamp,
+    AgentId, Assignment, ChannelId, ChannelSettings, Chat, ChatError, ChatEvent, ChatId, ChatState,
+    ClaimCell, Claimed, Claimer, Customer, OfflineForm, Presence, QueueRow, SessionSummary, Status,
+    Ticket, TicketId, TicketSource, TicketSummary, Timestamp,
 };
+use crate::store::{Op, Store, StoreError, TranscriptPage};
 
 /// How many ended sessions the hub keeps for recent sessions.
 pub const RECORDS_KEPT: usize = 100_000;
@@ -106,9 +106,8 @@ struct Shared {
     next_conn: AtomicU64,
     failures: AtomicU64,
     root: ActorRef<HubMsg>,
-    records: ActorRef<RecordsMsg>,
+    store: Store,
 }
-
 /// A cheap, cloneable handle on a running hub: the API connection tasks
 /// call. Lookups of chats, channels and agents go through lock-free maps;
 /// only sign-in of a new agent goes through the root actor.
@@ -145,22 +144,35 @@ fn check_page(limit: usize) -> Result<(), HubError> {
     Ok(())
 }
 
-/// Awaits an actor's answer; a dropped reply port means the actor failed.
+/// Runs a blocking store call off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, HubError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| gone(format!("a store task failed: {err}")))?
+        .map_err(store_error)
+}
+
+fn store_error(err: StoreError) -> HubError {
+    HubError::Unavailable(err.to_string())
+}
+
+/// Awaits an actor's answer;a dropped reply port means the actor failed.
 async fn answer<T>(rx: oneshot::Receiver<T>) -> Result<T, HubError> {
     rx.await
         .map_err(|_| gone("the actor stopped before answering"))
 }
 
 impl Hub {
-    /// Starts the supervision tree: the root, the records keeper and one
-    /// actor per channel.
-    pub async fn start(config: HubConfig) -> Result<Hub, HubError> {
+    /// Starts the supervision tree (the root and one actor per channel)
+    /// over `store`, and recovers what the store holds: every chat that had
+    /// not ended is live again, queued chats in their original order with
+    /// their original wait time, active chats with their agent.
+    pub async fn start(config: HubConfig, store: Store) -> Result<Hub, HubError> {
         let (root, _) = Actor::spawn(None, HubActor, ())
             .await
             .map_err(|err| gone(format!("cannot start the hub: {err}")))?;
-        let (records, _) = Actor::spawn_linked(None, RecordsActor, RECORDS_KEPT, root.get_cell())
-            .await
-            .map_err(|err| gone(format!("cannot start the records: {err}")))?;
         let channels = DashMap::new();
         let mut settings = HashMap::new();
         for channel in config.channels {
@@ -184,6 +196,11 @@ impl Hub {
                 (entry.config.id.clone(), entry)
             })
             .collect();
+        let (last_chat, last_ticket) = blocking({
+            let store = store.clone();
+            move || Ok((store.last_chat_id()?, store.last_ticket_id()?))
+        })
+        .await?;
         let hub = Hub {
             shared: Arc::new(Shared {
                 settings,
@@ -193,17 +210,138 @@ impl Hub {
                 chats: DashMap::new(),
                 presence,
                 presence_grace: config.presence_grace,
-                next_chat: AtomicU64::new(1),
-                next_ticket: AtomicU64::new(1),
+                next_chat: AtomicU64::new(last_chat + 1),
+                next_ticket: AtomicU64::new(last_ticket + 1),
                 next_conn: AtomicU64::new(1),
                 failures: AtomicU64::new(0),
                 root: root.clone(),
-                records,
+                store,
             }),
         };
         root.cast(HubMsg::Init(hub.clone()))
             .map_err(|_| gone("the hub root stopped"))?;
+        hub.recover().await?;
         Ok(hub)
+    }
+
+    /// Brings every stored chat that has not ended back to life.
+    async fn recover(&self) -> Result<(), HubError> {
+        let store = self.shared.store.clone();
+        let stored = blocking(move || store.live_chats()).await?;
+        let mut queued = Vec::new();
+        let (mut active, mut skipped) = (0, 0);
+        for stored in stored {
+            let chat = match Chat::restore(stored.events) {
+                Ok(chat) => chat,
+                Err(err) => {
+                    tracing::error!("a stored chat cannot be restored: {err}");
+                    skipped += 1;
+                    continue;
+                }
+            };
+            if self.channel(chat.channel()).is_none() {
+                tracing::warn!(chat = %chat.id(), channel = %chat.channel(), "stored chat of a channel no longer configured");
+                skipped += 1;
+                continue;
+            }
+            match chat.state() {
+                ChatState::Queued { since } => queued.push((*since, chat)),
+                ChatState::Active { agent, .. } => {
+                    if let Some(presence) = self.shared.presence.agent(agent) {
+                        presence.capacity.force_reserve();
+                    }
+                    self.spawn_restored(chat).await?;
+                    active += 1;
+                }
+                ChatState::Ended { .. } => {}
+            }
+        }
+        queued.sort_by_key(|(since, chat)| (*since, chat.id()));
+        let waiting = queued.len();
+        for (_, chat) in queued {
+            let (chat_actor, claim, row) = self.spawn_restored(chat).await?;
+            self.enqueue(chat_actor, claim, row).await?;
+        }
+        tracing::info!(waiting, active, skipped, "recovered chats from the store");
+        Ok(())
+    }
+
+    /// Starts the actor of a chat restored from the store.
+    async fn spawn_restored(
+        &self,
+        chat: Chat,
+    ) -> Result<(ActorRef<ChatMsg>, Arc<ClaimCell>, QueueRow), HubError> {
+        let claim = Arc::new(ClaimCell::new());
+        let row = QueueRow {
+            chat: chat.id(),
+            channel: chat.channel().clone(),
+            customer: chat.customer().clone(),
+            first_message: crate::core::event::preview(chat.first_message()),
+            since: match chat.state() {
+                ChatState::Queued { since } => *since,
+                _ => Timestamp::default(),
+            },
+        };
+        if !matches!(chat.state(), ChatState::Queued { .. }) {
+            // Not waiting: nobody may claim it from a queue.
+            let _ = claim.claim(Claimer::Agent);
+        }
+        let args = ChatArgs {
+            hub: self.clone(),
+            chat,
+            claim: claim.clone(),
+            customer_conn: None,
+            started: None,
+            start_ops: Vec::new(),
+        };
+        let (actor, _) = Actor::spawn_linked(None, ChatActor, args, self.shared.root.get_cell())
+            .await
+            .map_err(|err| gone(format!("cannot start a restored chat: {err}")))?;
+        Ok((actor, claim, row))
+    }
+
+    /// Puts a chat into its channel's queue; answers how many wait.
+    async fn enqueue(
+        &self,
+        chat: ActorRef<ChatMsg>,
+        claim: Arc<ClaimCell>,
+        row: QueueRow,
+    ) -> Result<u32, HubError> {
+        let channel = self
+            .channel_actor(&row.channel)
+            .ok_or_else(|| HubError::UnknownChannel(row.channel.clone()))?;
+        let (tx, rx) = oneshot::channel();
+        channel
+            .cast(ChannelMsg::Enqueue {
+                waiting: Waiting {
+                    generation: claim.generation(),
+                    row,
+                    claim,
+                    chat,
+                },
+                reply: tx.into(),
+            })
+            .map_err(|_| gone("the channel's actor stopped"))?;
+        answer(rx).await?
+    }
+
+    /// Rebuilds a chat whose actor failed from what the store holds.
+    async fn restore_chat(&self, chat: ChatId) -> Result<(), HubError> {
+        let store = self.shared.store.clone();
+        let Some(stored) = blocking(move || store.chat(chat)).await? else {
+            return Ok(());
+        };
+        let restored = Chat::restore(stored.events).map_err(|err| gone(err.to_string()))?;
+        if matches!(restored.state(), ChatState::Ended { .. }) {
+            return Ok(());
+        }
+        let queued = matches!(restored.state(), ChatState::Queued { .. });
+        let (actor, claim, row) = self.spawn_restored(restored).await?;
+        if queued {
+            self.enqueue(actor, claim, row).await?;
+        }
+        tracing::warn!(%chat, "chat restarted from the store");
+        Ok(())
     }
 
     /// Stops every actor and waits for the root to finish.
@@ -214,8 +352,22 @@ impl Hub {
         let _ = root.stop_and_wait(Some("shutdown".into()), None).await;
         self.shared.chats.clear();
         self.shared.agent_actors.clear();
+        let store = self.shared.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
     }
 
+    /// The durable store.
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// The actor of a signed-in agent, if one runs.
+    pub(crate) fn agent_actor_ref(&self, agent: &AgentId) -> Option<ActorRef<AgentMsg>> {
+        self.shared
+            .agent_actors
+            .get(agent)
+            .map(|actor| actor.clone())
+    }
     /// A fresh connection id.
     pub fn next_conn(&self) -> ConnId {
         ConnId(self.shared.next_conn.fetch_add(1, Ordering::Relaxed))
@@ -298,14 +450,12 @@ impl Hub {
         }
     }
 
-    pub(crate) fn unregister_chat(&self, chat: ChatId) {
-        self.shared.chats.remove(&chat);
+    /// Forgets a chat's actor, unless a newer actor already took its place.
+    pub(crate) fn unregister_chat(&self, chat: ChatId, actor: &ActorRef<ChatMsg>) {
+        self.shared
+            .chats
+            .remove_if(&chat, |_, entry| entry.actor.get_id() == actor.get_id());
     }
-
-    pub(crate) fn record(&self, record: SessionRecord) {
-        let _ = self.shared.records.cast(record.into());
-    }
-
     /// Signs a connection of an (authenticated) agent in: from now on it
     /// receives the agent's events. Returns the agent's status.
     pub async fn attach_agent(&self, agent: &AgentId, sink: EventSink) -> Result<Status, HubError> {
@@ -378,9 +528,6 @@ impl Hub {
                 settings.offline_message.as_deref(),
             )));
         }
-        let channel_actor = self
-            .channel_actor(&channel)
-            .ok_or_else(|| HubError::UnknownChannel(channel.clone()))?;
         let id = ChatId(self.shared.next_chat.fetch_add(1, Ordering::Relaxed));
         let now = Timestamp::now();
         let first_message = crate::core::event::preview(&text);
@@ -394,46 +541,41 @@ impl Hub {
             now,
         )?;
         let claim = Arc::new(ClaimCell::new());
+        let (started_tx, started_rx) = oneshot::channel();
         let args = ChatArgs {
             hub: self.clone(),
             chat,
             claim: claim.clone(),
-            customer_conn: sink.conn(),
+            customer_conn: Some(sink.conn()),
+            started: Some(started_tx),
+            start_ops: Vec::new(),
         };
         let (chat_actor, _) =
             Actor::spawn_linked(None, ChatActor, args, self.shared.root.get_cell())
                 .await
                 .map_err(|err| gone(format!("cannot start the chat: {err}")))?;
-        let waiting = Waiting {
-            row: QueueRow {
-                chat: id,
-                channel,
-                customer,
-                first_message,
-                since: now,
-            },
-            claim,
-            chat: chat_actor.clone(),
-            generation: 0,
+        let row = QueueRow {
+            chat: id,
+            channel,
+            customer,
+            first_message,
+            since: now,
         };
-        let (tx, rx) = oneshot::channel();
-        let queued = channel_actor
-            .cast(ChannelMsg::Enqueue {
-                waiting,
-                reply: tx.into(),
-            })
-            .map_err(|_| gone("the channel's actor stopped"));
-        let queued = match queued {
-            Ok(()) => answer(rx).await.and_then(|queued| queued),
-            Err(err) => Err(err),
-        };
-        match queued {
-            Ok(waiting) => {
+        // The start is made durable while the chat joins the queue; the
+        // customer hears of it once both are done.
+        let (durable, queued) = tokio::join!(
+            answer(started_rx),
+            self.enqueue(chat_actor.clone(), claim, row)
+        );
+        match (durable.and_then(|durable| durable), queued) {
+            (Ok(()), Ok(waiting)) => {
                 let _ = chat_actor.cast(ChatMsg::AttachCustomer { sink, after: 0 });
+                metrics::counter!("chathub_chats_started_total").increment(1);
                 Ok(ChatStart::Queued { chat: id, waiting })
             }
-            Err(err) => {
-                chat_actor.stop(Some("not queued".into()));
+            (Err(err), _) => Err(err),
+            (Ok(()), Err(err)) => {
+                let _ = chat_actor.cast(ChatMsg::Discard);
                 Err(err)
             }
         }
@@ -508,12 +650,11 @@ impl Hub {
             if !hub.is_member(&agent, &channel) {
                 return Err(HubError::NotAMember(channel));
             }
-            let agent_actor = hub.agent_actor(&agent).await?;
+            hub.agent_actor(&agent).await?;
             hub.reserve_slot(&agent)?;
             let (tx, rx) = oneshot::channel();
             let taken = match channel_actor.cast(ChannelMsg::TakeNext {
                 agent: agent.clone(),
-                agent_actor,
                 reply: tx.into(),
             }) {
                 Ok(()) => answer(rx).await.and_then(|taken| taken),
@@ -546,7 +687,7 @@ impl Hub {
             if !hub.is_member(&agent, &channel) {
                 return Err(HubError::NotAMember(channel));
             }
-            let agent_actor = hub.agent_actor(&agent).await?;
+            hub.agent_actor(&agent).await?;
             hub.reserve_slot(&agent)?;
             let picked = match claim.claim(Claimer::Agent) {
                 Ok(_) => {
@@ -556,7 +697,6 @@ impl Hub {
                     let (tx, rx) = oneshot::channel();
                     let assign = ChatMsg::Assign {
                         agent: agent.clone(),
-                        agent_actor,
                         reply: tx.into(),
                     };
                     match chat_actor.cast(assign) {
@@ -582,8 +722,8 @@ impl Hub {
         Ok(self.shared.presence.present_agents(channel))
     }
 
-    /// Turns a submitted offline form into a ticket.
-    pub fn submit_offline_form(
+    /// Turns a submitted offline form into a ticket, answered once durable.
+    pub async fn submit_offline_form(
         &self,
         channel: ChannelId,
         name: Option<String>,
@@ -615,10 +755,12 @@ impl Hub {
             transcript: Vec::new(),
             created: Timestamp::now(),
         };
-        self.shared
-            .records
-            .cast(RecordsMsg::AddTicket(Box::new(ticket)))
-            .map_err(|_| gone("the records stopped"))?;
+        let (tx, rx) = oneshot::channel();
+        self.shared.store.writer().submit(
+            vec![Op::Ticket(Box::new(ticket))],
+            Box::new(move |result| drop(tx.send(result))),
+        );
+        answer(rx).await?.map_err(store_error)?;
         Ok(id)
     }
 
@@ -630,31 +772,18 @@ impl Hub {
         limit: usize,
     ) -> Result<Vec<TicketSummary>, HubError> {
         check_page(limit)?;
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .records
-            .cast(RecordsMsg::Tickets {
-                channels: self.member_channels(agent).to_vec(),
-                before,
-                limit,
-                reply: tx.into(),
-            })
-            .map_err(|_| gone("the records stopped"))?;
-        answer(rx).await
+        let (store, channels) = (
+            self.shared.store.clone(),
+            self.member_channels(agent).to_vec(),
+        );
+        blocking(move || store.tickets(&channels, before, limit)).await
     }
 
     /// One ticket of the agent's channels.
     pub async fn ticket(&self, agent: &AgentId, id: TicketId) -> Result<Box<Ticket>, HubError> {
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .records
-            .cast(RecordsMsg::Ticket {
-                id,
-                reply: tx.into(),
-            })
-            .map_err(|_| gone("the records stopped"))?;
-        match answer(rx).await? {
-            Some(ticket) if self.is_member(agent, &ticket.channel) => Ok(ticket),
+        let store = self.shared.store.clone();
+        match blocking(move || store.ticket(id)).await? {
+            Some(ticket) if self.is_member(agent, &ticket.channel) => Ok(Box::new(ticket)),
             _ => Err(HubError::UnknownTicket(id)),
         }
     }
@@ -676,17 +805,11 @@ impl Hub {
         limit: usize,
     ) -> Result<Vec<SessionSummary>, HubError> {
         check_page(limit)?;
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .records
-            .cast(RecordsMsg::Recent {
-                channels: self.member_channels(agent).to_vec(),
-                before,
-                limit,
-                reply: tx.into(),
-            })
-            .map_err(|_| gone("the records stopped"))?;
-        answer(rx).await
+        let (store, channels) = (
+            self.shared.store.clone(),
+            self.member_channels(agent).to_vec(),
+        );
+        blocking(move || store.recent_sessions(&channels, before, limit)).await
     }
 
     async fn recorded_transcript(
@@ -694,16 +817,8 @@ impl Hub {
         chat: ChatId,
         after: u64,
     ) -> Result<Option<TranscriptPage>, HubError> {
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .records
-            .cast(RecordsMsg::Transcript {
-                chat,
-                after,
-                reply: tx.into(),
-            })
-            .map_err(|_| gone("the records stopped"))?;
-        answer(rx).await
+        let store = self.shared.store.clone();
+        blocking(move || store.transcript(chat, after)).await
     }
 
     /// A page of the transcript of a live or recent chat of the agent's
@@ -748,7 +863,7 @@ impl Hub {
     /// Drops a failed actor from the maps. A failed chat also leaves the
     /// queue it may wait in, so no agent is offered a chat nobody runs, and
     /// its agent gets the chat's slot back.
-    fn forget_actor(&self, id: ActorId) {
+    fn forget_actor(&self, id: ActorId) -> Vec<ChatId> {
         let mut failed_chats = Vec::new();
         self.shared.chats.retain(|chat, entry| {
             let failed = entry.actor.get_id() == id;
@@ -757,17 +872,15 @@ impl Hub {
             }
             !failed
         });
-        for chat in failed_chats {
+        for &chat in &failed_chats {
             for channel in self.shared.channels.iter() {
                 let _ = channel.cast(ChannelMsg::Withdraw(chat));
-            }
-            for agent in self.shared.agent_actors.iter() {
-                let _ = agent.cast(AgentMsg::ChatFailed(chat));
             }
         }
         self.shared
             .agent_actors
             .retain(|_, actor| actor.get_id() != id);
+        failed_chats
     }
 }
 
@@ -886,7 +999,15 @@ impl Actor for HubActor {
                 metrics::counter!("chathub_actor_restarts_total").increment(1);
                 if let Some(hub) = &state.hub {
                     hub.shared.failures.fetch_add(1, Ordering::Relaxed);
-                    hub.forget_actor(cell.get_id());
+                    for chat in hub.forget_actor(cell.get_id()) {
+                        // Restart from durable state, off the root's loop.
+                        let hub = hub.clone();
+                        tokio::spawn(async move {
+                            if let Err(err) = hub.restore_chat(chat).await {
+                                tracing::error!(%chat, "cannot restart the chat: {err}");
+                            }
+                        });
+                    }
                 }
                 state.restart_channel(&myself, &cell).await;
             }
@@ -909,7 +1030,7 @@ mod tests {
 
     use super::*;
     use crate::actors::sink::Outbound;
-    use crate::core::{ChatEventKind, QueueChange};
+    use crate::core::ChatEventKind;
 
     fn config() -> HubConfig {
         let mut support = ChannelSettings::new(ChannelId::new("support"));
@@ -945,8 +1066,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_panicking_chat_actor_is_counted_and_the_hub_lives_on() {
-        let hub = Hub::start(config()).await.unwrap();
+    async fn a_panicking_chat_actor_is_restarted_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub::start(config(), Store::open(dir.path()).unwrap())
+            .await
+            .unwrap();
         let support = ChannelId::new("support");
         let alice = AgentId::new("alice");
         let (customer, _customer_events) = EventSink::new(hub.next_conn(), 64);
@@ -961,24 +1085,20 @@ mod tests {
             .await
             .unwrap(),
         );
-        hub.crash_chat(doomed);
-        wait_for(|| hub.actor_failures() == 1).await;
-        wait_for(|| hub.live_chats() == 0).await;
-
-        // The crashed chat answers a typed error instead of hanging...
-        let posted = hub
+        let seq = hub
             .post(
                 Caller::Customer(customer.conn()),
                 doomed,
                 2,
-                "hello?".into(),
+                "still there?".into(),
             )
-            .await;
-        assert_eq!(posted, Err(HubError::UnknownChat(doomed)));
+            .await
+            .unwrap();
+        hub.crash_chat(doomed);
+        wait_for(|| hub.actor_failures() == 1).await;
 
-        // ...and everything else keeps working: a new chat is queued and
-        // answered, and the crashed one is never offered.
-        let (chat, _) = queued(
+        // The hub lives on: a new chat is queued behind the restarted one...
+        let (second, _) = queued(
             hub.start_chat(
                 customer.clone(),
                 support.clone(),
@@ -989,29 +1109,31 @@ mod tests {
             .await
             .unwrap(),
         );
-        let (agent_sink, mut agent_events) = EventSink::new(hub.next_conn(), 64);
+        let (agent_sink, _agent_events) = EventSink::new(hub.next_conn(), 64);
         hub.attach_agent(&alice, agent_sink).await.unwrap();
-        let assignment = hub.get_next(alice.clone(), support.clone()).await.unwrap();
-        assert_eq!(assignment.chat, chat);
-        assert_eq!(assignment.first_message, "second");
-        assert_eq!(
-            hub.get_next(alice, support.clone()).await,
-            Err(HubError::QueueEmpty(support))
-        );
-        // The agent's connection saw a snapshot holding only the live chat.
-        let Some(Outbound::Queue(update)) = agent_events.events.recv().await else {
-            panic!("expected a queue snapshot first")
-        };
-        let QueueChange::Snapshot(rows) = &update.change else {
-            panic!("expected a snapshot, got {update:?}")
-        };
-        assert_eq!(rows.iter().map(|row| row.chat).collect::<Vec<_>>(), [chat]);
+        // ...and the crashed chat came back from the store, transcript and all.
+        let mut taken = Vec::new();
+        for _ in 0..100 {
+            match hub.get_next(alice.clone(), support.clone()).await {
+                Ok(assignment) => taken.push(assignment.chat),
+                Err(HubError::QueueEmpty(_)) if taken.len() == 2 => break,
+                Err(HubError::QueueEmpty(_)) => tokio::time::sleep(Duration::from_millis(10)).await,
+                Err(err) => panic!("{err}"),
+            }
+        }
+        taken.sort_unstable();
+        assert_eq!(taken, [doomed, second]);
+        let (events, _) = hub.transcript(&alice, doomed, 0).await.unwrap();
+        assert!(events.iter().any(|event| event.seq == seq));
         hub.shutdown().await;
     }
 
     #[tokio::test]
     async fn a_customer_who_leaves_a_queued_chat_withdraws_it() {
-        let hub = Hub::start(config()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub::start(config(), Store::open(dir.path()).unwrap())
+            .await
+            .unwrap();
         let support = ChannelId::new("support");
         let (customer, mut events) = EventSink::new(hub.next_conn(), 64);
         let (chat, waiting) = queued(

@@ -4,8 +4,7 @@
 //! Hub (root supervisor)
 //! ├── Channel  one per configured channel: its queue and its watchers
 //! ├── Chat     one per live chat: its transcript and participants
-//! ├── Agent    one per signed-in agent: fan-out to that agent's connections
-//! └── Records  ended chats, for recent sessions and transcripts
+//! └── Agent    one per signed-in agent: fan-out to that agent's connections
 //! ```
 //!
 //! Connection tasks talk to the actors through the [`Hub`] handle, which
@@ -19,7 +18,6 @@ pub mod channel;
 pub mod chat;
 mod error;
 pub mod hub;
-pub mod records;
 pub mod sink;
 
 pub use error::HubError;

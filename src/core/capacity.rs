@@ -40,6 +40,12 @@ impl Capacity {
         }
     }
 
+    /// Takes a slot even beyond the maximum: for chats that were already
+    /// assigned before a restart.
+    pub fn force_reserve(&self) {
+        self.used.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Gives a slot back. Never goes below zero.
     pub fn release(&self) {
         let mut used = self.used.load(Ordering::Acquire);

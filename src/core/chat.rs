@@ -156,7 +156,9 @@ impl Chat {
             }
             match &event.kind {
                 ChatEventKind::Started { .. } => {}
-                ChatEventKind::Message { from, client_id, .. } => {
+                ChatEventKind::Message {
+                    from, client_id, ..
+                } => {
                     if *from != Party::System {
                         chat.posted.insert((from.clone(), *client_id), event.seq);
                     }
@@ -460,25 +462,42 @@ mod tests {
         let mut chat = started();
         let alice = AgentId::new("alice");
         chat.assign(alice.clone(), Timestamp(200)).unwrap();
-        chat.post(Party::Customer, 9, "one".into(), Timestamp(300)).unwrap();
+        chat.post(Party::Customer, 9, "one".into(), Timestamp(300))
+            .unwrap();
         let restored = Chat::restore(chat.events().to_vec()).unwrap();
         assert_eq!(restored.state(), chat.state());
         assert_eq!(restored.events(), chat.events());
         assert_eq!(restored.customer(), chat.customer());
         let mut restored = restored;
         // The retry de-duplication survived...
-        assert_eq!(restored.post(Party::Customer, 9, "one".into(), Timestamp(400)), Ok(Posted::Repeat(5)));
+        assert_eq!(
+            restored.post(Party::Customer, 9, "one".into(), Timestamp(400)),
+            Ok(Posted::Repeat(5))
+        );
         // ...and seqs continue.
-        let Posted::New(next) = restored.post(Party::Agent(alice), 1, "two".into(), Timestamp(400)).unwrap() else {
+        let Posted::New(next) = restored
+            .post(Party::Agent(alice), 1, "two".into(), Timestamp(400))
+            .unwrap()
+        else {
             panic!("expected a new message")
         };
         assert_eq!(next.seq, 6);
 
         let mut gappy = chat.events().to_vec();
         gappy.remove(2);
-        assert!(matches!(Chat::restore(gappy), Err(RestoreError::Gap { expected: 3, found: 4, .. })));
+        assert!(matches!(
+            Chat::restore(gappy),
+            Err(RestoreError::Gap {
+                expected: 3,
+                found: 4,
+                ..
+            })
+        ));
         assert_eq!(Chat::restore(Vec::new()).err(), Some(RestoreError::Empty));
-        assert!(matches!(Chat::restore(chat.events()[1..].to_vec()), Err(RestoreError::NotStarted(_))));
+        assert!(matches!(
+            Chat::restore(chat.events()[1..].to_vec()),
+            Err(RestoreError::NotStarted(_))
+        ));
     }
 
     #[test]

@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use crate::actors::{AgentConfig, Hub, HubConfig, HubError};
 use crate::config::Config;
 use crate::core::AgentId;
+use crate::store::{Store, StoreError};
 
 pub use tls::TlsError;
 
@@ -44,6 +45,9 @@ pub enum ServerError {
     /// The actors could not start.
     #[error(transparent)]
     Hub(#[from] HubError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// A running hub with its QUIC endpoint.
@@ -66,7 +70,8 @@ impl Server {
         })?;
         let identity = tls::load_or_create(&data_dir, config.tls.as_ref())?;
         let server_config = tls::server_config(&identity)?;
-        let hub = Hub::start(hub_config(config, &data_dir)?).await?;
+        let store = Store::open(&data_dir)?;
+        let hub = Hub::start(hub_config(config, &data_dir)?, store).await?;
         let endpoint = quinn::Endpoint::server(server_config, config.listen).map_err(|source| {
             ServerError::Io {
                 what: format!("cannot listen on {}/udp", config.listen),

@@ -148,11 +148,14 @@ impl Session {
                     email,
                     message,
                 },
-            ) => answer(
-                id,
-                std::future::ready(hub.submit_offline_form(channel, name, email, message)),
-                Reply::TicketCreated,
-            ),
+            ) => {
+                let hub = hub.clone();
+                answer(
+                    id,
+                    async move { hub.submit_offline_form(channel, name, email, message).await },
+                    Reply::TicketCreated,
+                )
+            }
             (Role::Agent(agent), RequestBody::Tickets { before, limit }) => {
                 let (hub, agent) = (hub.clone(), agent.clone());
                 answer(

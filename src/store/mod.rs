@@ -126,7 +126,10 @@ impl Store {
                 let (_, value) = row.map_err(engine)?;
                 stored.push(tables::decode::<ChatEvent>(value.value())?);
             }
-            let token_digest = tokens.get(chat).map_err(engine)?.map(|v| v.value().to_vec());
+            let token_digest = tokens
+                .get(chat)
+                .map_err(engine)?
+                .map(|v| v.value().to_vec());
             chats.push(StoredChat {
                 events: stored,
                 token_digest,
@@ -135,18 +138,50 @@ impl Store {
         Ok(chats)
     }
 
+    /// One chat's stored transcript, ended or not.
+    pub fn chat(&self, chat: ChatId) -> Result<Option<StoredChat>, StoreError> {
+        let read = self.db.begin_read().map_err(engine)?;
+        let events = read.open_table(tables::EVENTS).map_err(engine)?;
+        let tokens = read.open_table(tables::TOKENS).map_err(engine)?;
+        let mut stored = Vec::new();
+        for row in events
+            .range((chat.0, 0)..(chat.0, u64::MAX))
+            .map_err(engine)?
+        {
+            let (_, value) = row.map_err(engine)?;
+            stored.push(tables::decode::<ChatEvent>(value.value())?);
+        }
+        if stored.is_empty() {
+            return Ok(None);
+        }
+        let token_digest = tokens
+            .get(chat.0)
+            .map_err(engine)?
+            .map(|v| v.value().to_vec());
+        Ok(Some(StoredChat {
+            events: stored,
+            token_digest,
+        }))
+    }
+
     /// The highest chat id ever stored (0 if none).
     pub fn last_chat_id(&self) -> Result<u64, StoreError> {
         let read = self.db.begin_read().map_err(engine)?;
         let events = read.open_table(tables::EVENTS).map_err(engine)?;
-        Ok(events.last().map_err(engine)?.map_or(0, |(key, _)| key.value().0))
+        Ok(events
+            .last()
+            .map_err(engine)?
+            .map_or(0, |(key, _)| key.value().0))
     }
 
     /// The highest ticket id ever stored (0 if none).
     pub fn last_ticket_id(&self) -> Result<u64, StoreError> {
         let read = self.db.begin_read().map_err(engine)?;
         let tickets = read.open_table(tables::TICKETS).map_err(engine)?;
-        Ok(tickets.last().map_err(engine)?.map_or(0, |(key, _)| key.value()))
+        Ok(tickets
+            .last()
+            .map_err(engine)?
+            .map_or(0, |(key, _)| key.value()))
     }
 
     /// Ended chats of `channels`, newest first, ended before the session
@@ -183,7 +218,11 @@ impl Store {
 
     /// A page of a chat's stored transcript after `after`; `None` if the
     /// chat was never stored.
-    pub fn transcript(&self, chat: ChatId, after: u64) -> Result<Option<TranscriptPage>, StoreError> {
+    pub fn transcript(
+        &self,
+        chat: ChatId,
+        after: u64,
+    ) -> Result<Option<TranscriptPage>, StoreError> {
         let read = self.db.begin_read().map_err(engine)?;
         let events = read.open_table(tables::EVENTS).map_err(engine)?;
         let Some(first) = events.get((chat.0, 1)).map_err(engine)? else {
@@ -191,7 +230,11 @@ impl Store {
         };
         let channel = match tables::decode::<ChatEvent>(first.value())?.kind {
             crate::core::ChatEventKind::Started { channel, .. } => channel,
-            _ => return Err(StoreError::Corrupt(format!("{chat} does not begin with its start"))),
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "{chat} does not begin with its start"
+                )));
+            }
         };
         let mut page = Vec::new();
         let mut bytes = 0;
@@ -210,7 +253,11 @@ impl Store {
             page.push(tables::decode::<ChatEvent>(value.value())?);
         }
         let events = page;
-        Ok(Some(TranscriptPage { channel, events, more }))
+        Ok(Some(TranscriptPage {
+            channel,
+            events,
+            more,
+        }))
     }
 
     /// Tickets of `channels`, newest first, older than `before`.

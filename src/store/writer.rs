@@ -213,7 +213,9 @@ mod tests {
 
     fn write(store: &Store, ops: Vec<Op>) -> Result<(), StoreError> {
         let (tx, rx) = std_mpsc::channel();
-        store.writer().submit(ops, Box::new(move |result| tx.send(result).unwrap()));
+        store
+            .writer()
+            .submit(ops, Box::new(move |result| tx.send(result).unwrap()));
         rx.recv().unwrap()
     }
 
@@ -222,18 +224,41 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            write(&store, vec![Op::Event(started(1)), Op::Event(message(1, 2))]).unwrap();
+            write(
+                &store,
+                vec![Op::Event(started(1)), Op::Event(message(1, 2))],
+            )
+            .unwrap();
             write(&store, vec![Op::Event(started(2))]).unwrap();
-            let ended = event(2, 2, ChatEventKind::Ended { by: Party::Customer });
+            let ended = event(
+                2,
+                2,
+                ChatEventKind::Ended {
+                    by: Party::Customer,
+                },
+            );
             write(&store, vec![Op::Event(ended)]).unwrap();
-            write(&store, vec![Op::Token { chat: 1, digest: vec![7; 32] }]).unwrap();
+            write(
+                &store,
+                vec![Op::Token {
+                    chat: 1,
+                    digest: vec![7; 32],
+                }],
+            )
+            .unwrap();
             store.close();
-            assert_eq!(write(&store, vec![Op::Event(started(3))]), Err(StoreError::Closed));
+            assert_eq!(
+                write(&store, vec![Op::Event(started(3))]),
+                Err(StoreError::Closed)
+            );
         }
         let store = Store::open(dir.path()).unwrap();
         let live = store.live_chats().unwrap();
         assert_eq!(live.len(), 1, "the ended chat is not live");
-        assert_eq!(live[0].events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            live[0].events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [1, 2]
+        );
         assert_eq!(live[0].token_digest.as_deref(), Some(&[7u8; 32][..]));
         assert_eq!(store.last_chat_id().unwrap(), 2);
         let page = store.transcript(ChatId(2), 0).unwrap().unwrap();
@@ -264,7 +289,11 @@ mod tests {
     #[test]
     fn a_file_that_is_not_a_store_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("chathub.redb"), b"this is not a database, just text").unwrap();
+        std::fs::write(
+            dir.path().join("chathub.redb"),
+            b"this is not a database, just text",
+        )
+        .unwrap();
         let err = Store::open(dir.path()).unwrap_err();
         assert!(matches!(err, StoreError::Open { .. }), "{err}");
         assert!(err.to_string().contains("chathub.redb"));
