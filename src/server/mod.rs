@@ -113,11 +113,19 @@ impl Server {
     /// Closes every connection, stops the actors and waits briefly for
     /// the endpoint to go idle.
     pub async fn shutdown(self) {
-        self.accept.abort();
         self.endpoint.close(
             connection::CLOSE_SHUTDOWN.into(),
             b"the hub is shutting down",
         );
+        // The accept loop ends with the endpoint and waits for its
+        // connections, which hold the hub, to finish.
+        let mut accept = self.accept;
+        if tokio::time::timeout(Duration::from_secs(5), &mut accept)
+            .await
+            .is_err()
+        {
+            accept.abort();
+        }
         self.hub.shutdown().await;
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
     }
@@ -151,11 +159,21 @@ fn hub_config(config: &Config, data_dir: &Path) -> Result<HubConfig, ServerError
 }
 
 async fn accept_loop(endpoint: quinn::Endpoint, hub: Hub) {
-    while let Some(incoming) = endpoint.accept().await {
-        tokio::spawn(connection::handle(hub.clone(), incoming));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            incoming = endpoint.accept() => match incoming {
+                Some(incoming) => {
+                    connections.spawn(connection::handle(hub.clone(), incoming));
+                }
+                None => break,
+            },
+            // Reap finished connections so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
     }
+    while connections.join_next().await.is_some() {}
 }
-
 /// Reads the token kept in `path`, or creates a random one there, for agents
 /// whose token is not in the configuration.
 fn load_or_create_token(path: &Path) -> Result<String, ServerError> {

@@ -46,7 +46,15 @@ pub struct TestHub {
 impl TestHub {
     /// A hub with `config` (TOML) listening on `127.0.0.1:0`.
     pub async fn start(config: &str) -> TestHub {
-        let data = tempfile::tempdir().expect("a temporary data folder");
+        Self::start_in(
+            config,
+            tempfile::tempdir().expect("a temporary data folder"),
+        )
+        .await
+    }
+
+    /// A hub over an existing data folder (to restart one).
+    pub async fn start_in(config: &str, data: tempfile::TempDir) -> TestHub {
         let mut config = Config::from_toml(config).expect("a valid test configuration");
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.data_dir = data.path().to_owned();
@@ -88,6 +96,12 @@ impl TestHub {
 
     pub async fn stop(self) {
         self.server.shutdown().await;
+    }
+
+    /// Stops the hub and hands back its data folder.
+    pub async fn stop_keeping_data(self) -> tempfile::TempDir {
+        self.server.shutdown().await;
+        self._data
     }
 }
 
