@@ -158,7 +158,7 @@ fn store_error(err: StoreError) -> HubError {
     HubError::Unavailable(err.to_string())
 }
 
-/// Awaits an actor's answer;a dropped reply port means the actor failed.
+/// Awaits an actor's answer; a dropped reply port means the actor failed.
 async fn answer<T>(rx: oneshot::Receiver<T>) -> Result<T, HubError> {
     rx.await
         .map_err(|_| gone("the actor stopped before answering"))

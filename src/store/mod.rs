@@ -164,6 +164,16 @@ impl Store {
         }))
     }
 
+    /// The chat whose customer resume token has this digest.
+    pub fn chat_by_token(&self, digest: &[u8]) -> Result<Option<ChatId>, StoreError> {
+        let read = self.db.begin_read().map_err(engine)?;
+        let token_chats = read.open_table(tables::TOKEN_CHATS).map_err(engine)?;
+        Ok(token_chats
+            .get(digest)
+            .map_err(engine)?
+            .map(|chat| ChatId(chat.value())))
+    }
+
     /// The highest chat id ever stored (0 if none).
     pub fn last_chat_id(&self) -> Result<u64, StoreError> {
         let read = self.db.begin_read().map_err(engine)?;

@@ -12,6 +12,9 @@ pub const EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("eve
 pub const LIVE: TableDefinition<u64, ()> = TableDefinition::new("live");
 /// Digest of each chat's customer resume token: chat -> digest.
 pub const TOKENS: TableDefinition<u64, &[u8]> = TableDefinition::new("tokens");
+/// The chat each resume token digest belongs to: digest -> chat. Makes a
+/// retried start find the chat it already made.
+pub const TOKEN_CHATS: TableDefinition<&[u8], u64> = TableDefinition::new("token_chats");
 /// Ended chats: (ended at ms, chat) -> encoded `SessionSummary`.
 pub const SESSIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("sessions");
 /// When each ended chat ended: chat -> ended at ms (to page by chat id).
@@ -28,6 +31,7 @@ pub fn create_all(db: &Database) -> Result<(), redb::Error> {
     write.open_table(EVENTS)?;
     write.open_table(LIVE)?;
     write.open_table(TOKENS)?;
+    write.open_table(TOKEN_CHATS)?;
     write.open_table(SESSIONS)?;
     write.open_table(SESSION_ENDED)?;
     write.open_table(TICKETS)?;

@@ -130,6 +130,7 @@ fn commit(db: &Database, jobs: &[Job]) -> Result<(), StoreError> {
         let mut events = write.open_table(tables::EVENTS).map_err(engine)?;
         let mut live = write.open_table(tables::LIVE).map_err(engine)?;
         let mut tokens = write.open_table(tables::TOKENS).map_err(engine)?;
+        let mut token_chats = write.open_table(tables::TOKEN_CHATS).map_err(engine)?;
         let mut sessions = write.open_table(tables::SESSIONS).map_err(engine)?;
         let mut ended = write.open_table(tables::SESSION_ENDED).map_err(engine)?;
         let mut tickets = write.open_table(tables::TICKETS).map_err(engine)?;
@@ -152,6 +153,9 @@ fn commit(db: &Database, jobs: &[Job]) -> Result<(), StoreError> {
                 }
                 Op::Token { chat, digest } => {
                     tokens.insert(*chat, digest.as_slice()).map_err(engine)?;
+                    token_chats
+                        .insert(digest.as_slice(), *chat)
+                        .map_err(engine)?;
                 }
                 Op::Session(summary) => {
                     let at = summary.ended.as_millis();
