@@ -43,7 +43,17 @@ async fn a_restart_brings_back_queues_active_chats_sessions_and_tickets() {
         .submit_offline_form("support", Some("Fay".into()), "fay@example.com", "call me")
         .await
         .unwrap();
-    let before = alice.incoming("support").expect("alice watches support");
+    // Wait for alice's incoming list to show the three waiting chats.
+    let mut before = None;
+    for _ in 0..500 {
+        let list = alice.incoming("support").unwrap_or_default();
+        if list.rows.len() == 3 {
+            before = Some(list);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let before = before.expect("the incoming list shows the waiting chats");
     assert_eq!(
         before.rows.iter().map(|row| row.chat).collect::<Vec<_>>(),
         queued

@@ -58,6 +58,7 @@ fn customer_hello() -> Vec<u8> {
     frame(&ClientFrame::Hello(Hello {
         version: PROTOCOL_VERSION,
         role: Role::Customer,
+        resume: Vec::new(),
     }))
 }
 
@@ -95,6 +96,7 @@ async fn garbage_oversize_and_wrong_order_are_refused_with_typed_errors() {
     let future = frame(&ClientFrame::Hello(Hello {
         version: PROTOCOL_VERSION + 1,
         role: Role::Customer,
+        resume: Vec::new(),
     }));
     assert_eq!(
         closing_code(&exchange(&hub, &future).await),

@@ -14,6 +14,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::actors::channel::ChannelMsg;
+use crate::actors::chat::ChatMsg;
 use crate::actors::hub::Hub;
 use crate::actors::sink::{ConnId, EventSink, Outbound};
 use crate::core::{AgentId, AgentPresence, Alert, ChannelId, ChatId, Status};
@@ -25,6 +26,10 @@ pub enum AgentMsg {
     Attach {
         /// The connection's event sink.
         sink: EventSink,
+        /// Where the connection left off in chats it saw before: the
+        /// agent's chats are replayed to it from there (from the start for
+        /// chats it does not list).
+        resume: Vec<(ChatId, u64)>,
         /// The agent's current status.
         reply: RpcReplyPort<Status>,
     },
@@ -46,6 +51,17 @@ pub enum AgentMsg {
         status: Status,
         /// Acknowledged once set.
         reply: RpcReplyPort<()>,
+    },
+    /// A chat's events after a connection's resume point.
+    Replayed {
+        /// The connection catching up.
+        conn: ConnId,
+        /// The chat.
+        chat: ChatId,
+        /// The events, in order.
+        events: Vec<Arc<crate::core::ChatEvent>>,
+        /// The connection has the chat up to this seq once they are sent.
+        upto: u64,
     },
     /// A channel raised an alert (or repeats a standing one).
     Alert(Arc<Alert>),
@@ -99,19 +115,59 @@ pub struct AgentState {
     standing: HashMap<ChatId, Arc<Alert>>,
     /// The standing alerts this agent has been shown.
     shown: HashSet<ChatId>,
+    /// Per connection, per chat being caught up: where it stands.
+    cursors: HashMap<ConnId, HashMap<ChatId, Cursor>>,
+}
+
+/// Where a connection stands in a chat it is catching up on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cursor {
+    /// Its replay has not arrived: live events are in the replay.
+    Replaying,
+    /// It has every event up to this seq.
+    Upto(u64),
+}
+
+/// Whether a connection at `cursor` should get a chat event with `seq`,
+/// and where it stands afterwards.
+fn admit(cursor: Option<Cursor>, seq: u64) -> (bool, Option<Cursor>) {
+    match cursor {
+        None => (true, None),
+        Some(Cursor::Replaying) => (false, Some(Cursor::Replaying)),
+        Some(Cursor::Upto(upto)) if seq <= upto => (false, Some(Cursor::Upto(upto))),
+        Some(Cursor::Upto(_)) => (true, Some(Cursor::Upto(seq))),
+    }
 }
 
 impl AgentState {
     fn deliver(&mut self, to: Option<ConnId>, event: Outbound) {
-        match to {
-            Some(conn) => {
-                if let Some(sink) = self.conns.get(&conn)
-                    && !sink.deliver(event)
-                {
-                    self.conns.remove(&conn);
+        let conns: Vec<ConnId> = match to {
+            Some(conn) => vec![conn],
+            None => self.conns.keys().copied().collect(),
+        };
+        for conn in conns {
+            if let Outbound::Chat(chat_event) = &event {
+                let cursors = self.cursors.entry(conn).or_default();
+                let (send, cursor) = admit(cursors.get(&chat_event.chat).copied(), chat_event.seq);
+                match cursor {
+                    Some(cursor) => cursors.insert(chat_event.chat, cursor),
+                    None => cursors.remove(&chat_event.chat),
+                };
+                if !send {
+                    continue;
                 }
             }
-            None => self.conns.retain(|_, sink| sink.deliver(event.clone())),
+            self.send(conn, event.clone());
+        }
+    }
+
+    /// Hands an event to one connection, forgetting it if it fell behind.
+    fn send(&mut self, conn: ConnId, event: Outbound) {
+        if let Some(sink) = self.conns.get(&conn)
+            && !sink.deliver(event)
+        {
+            self.conns.remove(&conn);
+            self.cursors.remove(&conn);
         }
     }
 
@@ -153,6 +209,7 @@ impl Actor for AgentActor {
             chats: HashSet::new(),
             standing: HashMap::new(),
             shown: HashSet::new(),
+            cursors: HashMap::new(),
         })
     }
 
@@ -163,10 +220,44 @@ impl Actor for AgentActor {
         state: &mut AgentState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            AgentMsg::Attach { sink, reply } => {
+            AgentMsg::Attach {
+                sink,
+                resume,
+                reply,
+            } => {
                 state.generation += 1;
                 let conn = sink.conn();
                 state.conns.insert(conn, sink);
+                // Catch the connection up on the agent's chats: live ones
+                // through their actors, ended ones from the store.
+                let mut resume: HashMap<ChatId, u64> = resume.into_iter().collect();
+                let cursors = state.cursors.entry(conn).or_default();
+                for chat in state.hub.assigned_to(&state.id) {
+                    let after = resume.remove(&chat).unwrap_or(0);
+                    if let Some(actor) = state.hub.live_chat(chat) {
+                        cursors.insert(chat, Cursor::Replaying);
+                        let _ = actor.cast(ChatMsg::Replay {
+                            agent_actor: myself.clone(),
+                            conn,
+                            after,
+                        });
+                    }
+                }
+                for (chat, after) in resume {
+                    let (hub, agent, myself) =
+                        (state.hub.clone(), state.id.clone(), myself.clone());
+                    tokio::spawn(async move {
+                        if let Ok(events) = hub.stored_events_for(&agent, chat, after).await {
+                            let events = events.into_iter().map(Arc::new).collect();
+                            let _ = myself.cast(AgentMsg::Replayed {
+                                conn,
+                                chat,
+                                events,
+                                upto: after,
+                            });
+                        }
+                    });
+                }
                 for channel in state.hub.member_channels(&state.id) {
                     if let Some(actor) = state.hub.channel_actor(channel) {
                         let _ = actor.cast(ChannelMsg::Watch {
@@ -190,6 +281,7 @@ impl Actor for AgentActor {
             }
             AgentMsg::Detach { conn } => {
                 state.conns.remove(&conn);
+                state.cursors.remove(&conn);
                 state.generation += 1;
                 if state.conns.is_empty() {
                     let generation = state.generation;
@@ -205,6 +297,24 @@ impl Actor for AgentActor {
                 }
             }
             AgentMsg::Deliver { to, event } => state.deliver(to, event),
+            AgentMsg::Replayed {
+                conn,
+                chat,
+                events,
+                upto,
+            } => {
+                let upto = events.last().map_or(upto, |event| event.seq.max(upto));
+                for event in events {
+                    state.send(conn, Outbound::Chat(event));
+                }
+                if state.conns.contains_key(&conn) {
+                    state
+                        .cursors
+                        .entry(conn)
+                        .or_default()
+                        .insert(chat, Cursor::Upto(upto));
+                }
+            }
             AgentMsg::SetStatus { status, reply } => {
                 state.presence.set(status);
                 state.show_standing();

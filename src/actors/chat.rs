@@ -36,6 +36,29 @@ pub enum ChatMsg {
         /// The last seq the customer has.
         after: u64,
     },
+    /// A new connection of the customer takes the chat over, proving it
+    /// with the digest of the chat's secret, and receives the events after
+    /// `after`.
+    Resume {
+        /// The new connection.
+        sink: EventSink,
+        /// Digest of the secret the customer gave.
+        token: Vec<u8>,
+        /// The last seq the customer has.
+        after: u64,
+        /// Whether the secret matched.
+        reply: RpcReplyPort<Result<(), HubError>>,
+    },
+    /// Send an agent's connection the events after `after`, through the
+    /// agent's actor (the same path as live events, so none overtakes).
+    Replay {
+        /// The agent's actor.
+        agent_actor: ActorRef<AgentMsg>,
+        /// The connection catching up.
+        conn: ConnId,
+        /// The last seq the connection has.
+        after: u64,
+    },
     /// The customer's connection closed.
     CustomerGone(ConnId),
     /// The claim on this chat was won for `agent`: answer it.
@@ -98,6 +121,9 @@ pub struct ChatArgs {
     /// The connection of the customer who started it (none after a
     /// restore).
     pub customer_conn: Option<ConnId>,
+    /// Digest of the customer's secret, which a resuming connection must
+    /// match.
+    pub token_digest: Option<Vec<u8>>,
     /// For a new chat: told once its start is durable. `None` for a chat
     /// restored from the store, whose events are all durable already.
     pub started: Option<oneshot::Sender<Result<(), HubError>>>,
@@ -139,6 +165,7 @@ pub struct ChatActorState {
     chat: Chat,
     claim: Arc<ClaimCell>,
     customer_conn: Option<ConnId>,
+    token_digest: Option<Vec<u8>>,
     customer: Option<EventSink>,
     /// The customer left while an agent's claim was on its way here.
     leaving: bool,
@@ -215,6 +242,7 @@ impl ChatActorState {
                 // A newly assigned agent gets the whole transcript so far.
                 ChatEventKind::Assigned { agent } => {
                     self.published_agent = Some(agent.clone());
+                    self.hub.set_assignment(self.chat.id(), agent.clone());
                     if let Some(actor) = self.hub.agent_actor_ref(agent) {
                         for earlier in self.chat.events().iter().take_while(|e| e.seq <= event.seq)
                         {
@@ -242,6 +270,7 @@ impl ChatActorState {
             }
         }
         if ended {
+            self.hub.clear_assignment(self.chat.id());
             // The end is durable: free the agent's slot before answering,
             // so the agent can take the next chat at once.
             if let Some(agent) = &self.published_agent {
@@ -363,6 +392,7 @@ impl Actor for ChatActor {
             chat: args.chat,
             claim: args.claim,
             customer_conn: args.customer_conn,
+            token_digest: args.token_digest,
             customer: None,
             leaving: false,
             written: if restored { last } else { 0 },
@@ -370,6 +400,9 @@ impl Actor for ChatActor {
             published_agent,
             waiting: VecDeque::new(),
         };
+        if let Some(agent) = &state.published_agent {
+            state.hub.set_assignment(state.chat.id(), agent.clone());
+        }
         if let Some(started) = args.started {
             state.persist(&myself, args.start_ops);
             state.wait(Answer::Started(started));
@@ -408,6 +441,47 @@ impl Actor for ChatActor {
                     .take_while(|event| event.seq <= durable)
                     .all(|event| sink.deliver(Outbound::Chat(Arc::new(event.clone()))));
                 state.customer = delivered.then_some(sink);
+            }
+            ChatMsg::Resume {
+                sink,
+                token,
+                after,
+                reply,
+            } => {
+                if state.token_digest.as_deref() != Some(token.as_slice()) {
+                    let _ = reply.send(Err(HubError::NotYourChat(state.chat.id())));
+                    return Ok(());
+                }
+                state.customer_conn = Some(sink.conn());
+                let durable = state.durable;
+                let delivered = state
+                    .chat
+                    .events_after(after)
+                    .iter()
+                    .take_while(|event| event.seq <= durable)
+                    .all(|event| sink.deliver(Outbound::Chat(Arc::new(event.clone()))));
+                state.customer = delivered.then_some(sink);
+                let _ = reply.send(Ok(()));
+            }
+            ChatMsg::Replay {
+                agent_actor,
+                conn,
+                after,
+            } => {
+                let durable = state.durable;
+                let events = state
+                    .chat
+                    .events_after(after)
+                    .iter()
+                    .take_while(|event| event.seq <= durable)
+                    .map(|event| Arc::new(event.clone()))
+                    .collect();
+                let _ = agent_actor.cast(AgentMsg::Replayed {
+                    conn,
+                    chat: state.chat.id(),
+                    events,
+                    upto: durable.max(after),
+                });
             }
             ChatMsg::CustomerGone(conn) => {
                 if state

@@ -28,6 +28,12 @@ use crate::store::{Op, Store, StoreError, TranscriptPage};
 /// How many ended sessions the hub keeps for recent sessions.
 pub const RECORDS_KEPT: usize = 100_000;
 
+/// The shortest secret a customer may start a chat with.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// The longest secret a customer may start a chat with.
+pub const MAX_SECRET_BYTES: usize = 256;
+
 /// The most rows one recent-sessions page may ask for.
 pub const MAX_SESSIONS_PAGE: usize = 100;
 
@@ -99,6 +105,8 @@ struct Shared {
     agents: HashMap<AgentId, AgentEntry>,
     agent_actors: DashMap<AgentId, ActorRef<AgentMsg>>,
     chats: DashMap<ChatId, ChatEntry>,
+    /// The agent of every active chat.
+    assignments: DashMap<ChatId, AgentId>,
     presence: Presence,
     presence_grace: Duration,
     next_chat: AtomicU64,
@@ -208,6 +216,7 @@ impl Hub {
                 agents,
                 agent_actors: DashMap::new(),
                 chats: DashMap::new(),
+                assignments: DashMap::new(),
                 presence,
                 presence_grace: config.presence_grace,
                 next_chat: AtomicU64::new(last_chat + 1),
@@ -231,6 +240,7 @@ impl Hub {
         let mut queued = Vec::new();
         let (mut active, mut skipped) = (0, 0);
         for stored in stored {
+            let token = stored.token_digest;
             let chat = match Chat::restore(stored.events) {
                 Ok(chat) => chat,
                 Err(err) => {
@@ -245,21 +255,21 @@ impl Hub {
                 continue;
             }
             match chat.state() {
-                ChatState::Queued { since } => queued.push((*since, chat)),
+                ChatState::Queued { since } => queued.push((*since, chat, token)),
                 ChatState::Active { agent, .. } => {
                     if let Some(presence) = self.shared.presence.agent(agent) {
                         presence.capacity.force_reserve();
                     }
-                    self.spawn_restored(chat).await?;
+                    self.spawn_restored(chat, token).await?;
                     active += 1;
                 }
                 ChatState::Ended { .. } => {}
             }
         }
-        queued.sort_by_key(|(since, chat)| (*since, chat.id()));
+        queued.sort_by_key(|(since, chat, _)| (*since, chat.id()));
         let waiting = queued.len();
-        for (_, chat) in queued {
-            let (chat_actor, claim, row) = self.spawn_restored(chat).await?;
+        for (_, chat, token) in queued {
+            let (chat_actor, claim, row) = self.spawn_restored(chat, token).await?;
             self.enqueue(chat_actor, claim, row).await?;
         }
         tracing::info!(waiting, active, skipped, "recovered chats from the store");
@@ -270,6 +280,7 @@ impl Hub {
     async fn spawn_restored(
         &self,
         chat: Chat,
+        token_digest: Option<Vec<u8>>,
     ) -> Result<(ActorRef<ChatMsg>, Arc<ClaimCell>, QueueRow), HubError> {
         let claim = Arc::new(ClaimCell::new());
         let row = QueueRow {
@@ -291,6 +302,7 @@ impl Hub {
             chat,
             claim: claim.clone(),
             customer_conn: None,
+            token_digest,
             started: None,
             start_ops: Vec::new(),
         };
@@ -331,12 +343,13 @@ impl Hub {
         let Some(stored) = blocking(move || store.chat(chat)).await? else {
             return Ok(());
         };
+        let token = stored.token_digest;
         let restored = Chat::restore(stored.events).map_err(|err| gone(err.to_string()))?;
         if matches!(restored.state(), ChatState::Ended { .. }) {
             return Ok(());
         }
         let queued = matches!(restored.state(), ChatState::Queued { .. });
-        let (actor, claim, row) = self.spawn_restored(restored).await?;
+        let (actor, claim, row) = self.spawn_restored(restored, token).await?;
         if queued {
             self.enqueue(actor, claim, row).await?;
         }
@@ -458,12 +471,18 @@ impl Hub {
     }
     /// Signs a connection of an (authenticated) agent in: from now on it
     /// receives the agent's events. Returns the agent's status.
-    pub async fn attach_agent(&self, agent: &AgentId, sink: EventSink) -> Result<Status, HubError> {
+    pub async fn attach_agent(
+        &self,
+        agent: &AgentId,
+        sink: EventSink,
+        resume: Vec<(ChatId, u64)>,
+    ) -> Result<Status, HubError> {
         let actor = self.agent_actor(agent).await?;
         let (tx, rx) = oneshot::channel();
         actor
             .cast(AgentMsg::Attach {
                 sink,
+                resume,
                 reply: tx.into(),
             })
             .map_err(|_| gone("the agent's actor stopped"))?;
@@ -515,11 +534,27 @@ impl Hub {
         customer: Customer,
         client_id: u64,
         text: String,
+        secret: String,
     ) -> Result<ChatStart, HubError> {
         let settings = self
             .channel(&channel)
             .ok_or_else(|| HubError::UnknownChannel(channel.clone()))?;
         crate::core::chat::check_text(&text)?;
+        if !(MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&secret.len()) {
+            return Err(HubError::Invalid(format!(
+                "a chat's secret needs {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes"
+            )));
+        }
+        let token = digest(&secret);
+        // A start retried after a lost answer finds the chat it made.
+        let known = {
+            let (store, token) = (self.shared.store.clone(), token.clone());
+            blocking(move || store.chat_by_token(&token)).await?
+        };
+        if let Some(chat) = known {
+            self.resume_customer(sink, chat, &secret, 0).await?;
+            return Ok(ChatStart::Queued { chat, waiting: 0 });
+        }
         if settings.offline_form && self.shared.presence.present_count(&channel) == 0 {
             metrics::counter!("chathub_chats_offline_total", "channel" => channel.to_string())
                 .increment(1);
@@ -547,8 +582,12 @@ impl Hub {
             chat,
             claim: claim.clone(),
             customer_conn: Some(sink.conn()),
+            token_digest: Some(token.clone()),
             started: Some(started_tx),
-            start_ops: Vec::new(),
+            start_ops: vec![Op::Token {
+                chat: id.0,
+                digest: token,
+            }],
         };
         let (chat_actor, _) =
             Actor::spawn_linked(None, ChatActor, args, self.shared.root.get_cell())
@@ -579,6 +618,97 @@ impl Hub {
                 Err(err)
             }
         }
+    }
+
+    /// A customer's new connection takes over a chat it started earlier (by
+    /// its secret) and receives its events after `after`.
+    pub async fn resume_customer(
+        &self,
+        sink: EventSink,
+        chat: ChatId,
+        secret: &str,
+        after: u64,
+    ) -> Result<(), HubError> {
+        let token = digest(secret);
+        if self.chat_actor(chat).is_some() {
+            let resumed = self
+                .ask_chat(chat, {
+                    let (sink, token) = (sink.clone(), token.clone());
+                    move |reply| ChatMsg::Resume {
+                        sink,
+                        token,
+                        after,
+                        reply,
+                    }
+                })
+                .await;
+            match resumed {
+                // Ended while we asked: fall through to the stored copy.
+                Err(HubError::Chat(ChatError::Ended)) | Err(HubError::UnknownChat(_)) => {}
+                other => return other,
+            }
+        }
+        let store = self.shared.store.clone();
+        let stored = blocking(move || store.chat(chat))
+            .await?
+            .ok_or(HubError::UnknownChat(chat))?;
+        if stored.token_digest.as_deref() != Some(token.as_slice()) {
+            return Err(HubError::NotYourChat(chat));
+        }
+        for event in stored.events.into_iter().filter(|event| event.seq > after) {
+            if !sink.deliver(crate::actors::sink::Outbound::Chat(Arc::new(event))) {
+                return Err(gone("the connection fell behind"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The chats an agent holds now.
+    pub(crate) fn assigned_to(&self, agent: &AgentId) -> Vec<ChatId> {
+        self.shared
+            .assignments
+            .iter()
+            .filter(|entry| entry.value() == agent)
+            .map(|entry| *entry.key())
+            .collect()
+    }
+
+    pub(crate) fn set_assignment(&self, chat: ChatId, agent: AgentId) {
+        self.shared.assignments.insert(chat, agent);
+    }
+
+    pub(crate) fn clear_assignment(&self, chat: ChatId) {
+        self.shared.assignments.remove(&chat);
+    }
+
+    /// The live chat actor of `chat`, if any.
+    pub(crate) fn live_chat(&self, chat: ChatId) -> Option<ActorRef<ChatMsg>> {
+        self.chat_actor(chat)
+    }
+
+    /// Stored events of a chat of one of the agent's channels after `after`.
+    pub(crate) async fn stored_events_for(
+        &self,
+        agent: &AgentId,
+        chat: ChatId,
+        after: u64,
+    ) -> Result<Vec<ChatEvent>, HubError> {
+        let store = self.shared.store.clone();
+        let stored = blocking(move || store.chat(chat))
+            .await?
+            .ok_or(HubError::UnknownChat(chat))?;
+        let channel = match stored.events.first().map(|event| &event.kind) {
+            Some(crate::core::ChatEventKind::Started { channel, .. }) => channel.clone(),
+            _ => return Err(HubError::UnknownChat(chat)),
+        };
+        if !self.is_member(agent, &channel) {
+            return Err(HubError::NotYourChat(chat));
+        }
+        Ok(stored
+            .events
+            .into_iter()
+            .filter(|event| event.seq > after)
+            .collect())
     }
 
     /// Sends `msg` to a live chat's actor now and returns a future of its
@@ -1081,6 +1211,7 @@ mod tests {
                 Customer::default(),
                 1,
                 "first".into(),
+                format!("test-secret-for-chat-{}", 1),
             )
             .await
             .unwrap(),
@@ -1105,12 +1236,15 @@ mod tests {
                 Customer::default(),
                 3,
                 "second".into(),
+                format!("test-secret-for-chat-{}", 3),
             )
             .await
             .unwrap(),
         );
         let (agent_sink, _agent_events) = EventSink::new(hub.next_conn(), 64);
-        hub.attach_agent(&alice, agent_sink).await.unwrap();
+        hub.attach_agent(&alice, agent_sink, Vec::new())
+            .await
+            .unwrap();
         // ...and the crashed chat came back from the store, transcript and all.
         let mut taken = Vec::new();
         for _ in 0..100 {
@@ -1143,6 +1277,7 @@ mod tests {
                 Customer::default(),
                 1,
                 "hi".into(),
+                format!("test-secret-for-chat-{}", 1),
             )
             .await
             .unwrap(),

@@ -52,6 +52,7 @@ impl AgentClient {
 
     /// Sets Present (listed, alerted) or Absent.
     pub async fn set_status(&self, status: Status) -> Result<(), ClientError> {
+        self.link.remember_status(status);
         expect_done(self.link.request(RequestBody::SetStatus { status }).await?)
     }
 

@@ -37,6 +37,7 @@ impl ClientConfig {
             server,
             server_name: "localhost".into(),
             roots: RootCertStore::empty(),
+            idle_timeout: Duration::from_secs(10),
         }
     }
 
@@ -63,6 +64,7 @@ pub struct ClientConfigBuilder {
     server: SocketAddr,
     server_name: String,
     roots: RootCertStore,
+    idle_timeout: Duration,
 }
 
 impl ClientConfigBuilder {
@@ -70,6 +72,14 @@ impl ClientConfigBuilder {
     /// default, which the hub's generated certificate is.
     pub fn server_name(mut self, name: impl Into<String>) -> Self {
         self.server_name = name.into();
+        self
+    }
+
+    /// How long a silent connection counts as alive (default 10 s). The
+    /// client sends keep-alives at a third of it, and reconnects once it has
+    /// heard nothing for this long.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout.clamp(Duration::from_millis(300), Duration::from_secs(600));
         self
     }
 
@@ -119,11 +129,11 @@ impl ClientConfigBuilder {
         let mut transport = quinn::TransportConfig::default();
         transport
             .max_concurrent_uni_streams(4096u32.into())
-            .keep_alive_interval(Some(Duration::from_secs(5)))
+            .keep_alive_interval(Some(self.idle_timeout / 3))
             .max_idle_timeout(Some(
-                Duration::from_secs(30)
+                self.idle_timeout
                     .try_into()
-                    .expect("30 s is a valid idle timeout"),
+                    .map_err(|err| ClientError::Config(format!("idle timeout: {err}")))?,
             ));
         quic.transport_config(Arc::new(transport));
         Ok(ClientConfig {

@@ -57,14 +57,19 @@ impl CustomerClient {
         customer: Customer,
         first_message: impl Into<String>,
     ) -> Result<Started, ClientError> {
+        let secret = self.link.new_secret();
         let body = RequestBody::StartChat {
             channel: channel.into(),
             customer,
             client_id: self.link.next_client_id(),
             text: first_message.into(),
+            secret: secret.clone(),
         };
         match self.link.request(body).await? {
-            Reply::ChatStarted { chat, waiting } => Ok(Started::Queued { chat, waiting }),
+            Reply::ChatStarted { chat, waiting } => {
+                self.link.remember_secret(chat, secret);
+                Ok(Started::Queued { chat, waiting })
+            }
             Reply::Offline(form) => Ok(Started::Offline(form)),
             other => Err(unexpected(other)),
         }

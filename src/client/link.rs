@@ -1,33 +1,52 @@
-//! One QUIC connection to the hub, shared by a client's clones: requests
-//! out on the control stream, responses matched back by id, events in from
-//! the streams the hub opens.
+//! One logical connection to the hub, shared by a client's clones, that
+//! survives losing its QUIC connection.
+//!
+//! Requests go out on the control stream and are matched back by id; events
+//! come in on the streams the hub opens. When the connection drops (network
+//! loss, hub restart), a supervisor task reconnects with backoff, says hello
+//! with where it left off in every chat it knows (and, for a customer, each
+//! chat's secret), and sends again every request still unanswered. The hub
+//! stores a retried message once (same client id) and replays each chat after
+//! the last seq seen; the link drops anything at or below that seq, so the
+//! application sees each chat's events once, in order, without a gap.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::client::incoming::IncomingBoard;
 use crate::client::{ClientConfig, ClientError};
+use crate::core::{ChatId, Status};
 use crate::protocol::{
-    ClientFrame, ErrorFrame, Event, FrameBuf, Hello, PROTOCOL_VERSION, Reply, Request, RequestBody,
-    Role, ServerFrame, Welcome, encode,
+    ClientFrame, ErrorCode, ErrorFrame, Event, FrameBuf, Hello, PROTOCOL_VERSION, Reply, Request,
+    RequestBody, Resume, Role, ServerFrame, Welcome, encode,
 };
 
 /// Events the application has not taken yet. When full, the hub's streams
 /// are no longer read, and QUIC flow control slows the hub down.
 const EVENT_BUFFER: usize = 4096;
 
-type Waiters = HashMap<u64, oneshot::Sender<Result<Reply, ErrorFrame>>>;
+/// The longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+struct Waiter {
+    body: RequestBody,
+    /// Sent at least once on an earlier connection.
+    resent: bool,
+    tx: oneshot::Sender<Result<Reply, ErrorFrame>>,
+}
 
 #[derive(Default)]
 struct Pending {
-    waiters: Waiters,
-    /// Why the connection closed, once it has.
+    /// Unanswered requests by id (ids grow, so this is send order).
+    waiters: BTreeMap<u64, Waiter>,
+    /// Why the link closed for good, once it has.
     closed: Option<String>,
 }
 
@@ -36,30 +55,49 @@ struct Control {
     buf: Vec<u8>,
 }
 
-pub(crate) struct Link {
-    conn: quinn::Connection,
-    _endpoint: quinn::Endpoint,
-    control: tokio::sync::Mutex<Control>,
-    pending: Arc<Mutex<Pending>>,
+/// What the link remembers to resume after a reconnect.
+#[derive(Default)]
+struct Memory {
+    /// The last seq handed to the application, per chat.
+    positions: HashMap<ChatId, u64>,
+    /// Customer chats' secrets.
+    secrets: HashMap<ChatId, String>,
+    /// The agent status last set.
+    status: Option<Status>,
+}
+
+struct Inner {
+    config: ClientConfig,
+    role: Role,
+    endpoint: quinn::Endpoint,
+    control: tokio::sync::Mutex<Option<Control>>,
+    pending: Mutex<Pending>,
+    memory: Mutex<Memory>,
     next_request: AtomicU64,
-    next_client_id: AtomicU64,
+    events: mpsc::Sender<Event>,
+    incoming: Arc<IncomingBoard>,
+    closing: AtomicBool,
+    connection: Mutex<Option<quinn::Connection>>,
+}
+
+pub(crate) struct Link {
+    inner: Arc<Inner>,
     events: tokio::sync::Mutex<mpsc::Receiver<Event>>,
+    next_client_id: AtomicU64,
     pub welcome: Welcome,
     pub incoming: Arc<IncomingBoard>,
-    tasks: Vec<JoinHandle<()>>,
+    supervisor: JoinHandle<()>,
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
-        self.conn.close(0u32.into(), b"client closed");
-        for task in &self.tasks {
-            task.abort();
-        }
+        self.close();
+        self.supervisor.abort();
     }
 }
 
-fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
-    pending
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -68,8 +106,19 @@ fn protocol(err: impl std::fmt::Display) -> ClientError {
     ClientError::Protocol(err.to_string())
 }
 
+/// A connection with its control stream open and the hello answered.
+struct Session {
+    conn: quinn::Connection,
+    recv: quinn::RecvStream,
+    frames: FrameBuf,
+    control: Control,
+    welcome: Welcome,
+}
+
 impl Link {
-    /// Connects, says hello as `role`, and waits for the welcome.
+    /// Connects, says hello as `role`, and waits for the welcome. A refusal
+    /// (wrong token, unsupported version) fails here; later losses of the
+    /// connection are repaired in the background.
     pub async fn connect(config: &ClientConfig, role: Role) -> Result<Link, ClientError> {
         let bind: SocketAddr = if config.server.is_ipv6() {
             (Ipv6Addr::UNSPECIFIED, 0).into()
@@ -78,21 +127,145 @@ impl Link {
         };
         let mut endpoint = quinn::Endpoint::client(bind)?;
         endpoint.set_default_client_config(config.quic.clone());
-        let conn = endpoint
-            .connect(config.server, &config.server_name)?
+        let (events_tx, events_rx) = mpsc::channel(EVENT_BUFFER);
+        let incoming = Arc::new(IncomingBoard::default());
+        let inner = Arc::new(Inner {
+            config: config.clone(),
+            role,
+            endpoint,
+            control: tokio::sync::Mutex::new(None),
+            pending: Mutex::new(Pending::default()),
+            memory: Mutex::new(Memory::default()),
+            next_request: AtomicU64::new(1),
+            events: events_tx,
+            incoming: incoming.clone(),
+            closing: AtomicBool::new(false),
+            connection: Mutex::new(None),
+        });
+        let session = inner.open().await?;
+        let welcome = session.welcome.clone();
+        let supervisor = tokio::spawn(supervise(inner.clone(), session));
+        Ok(Link {
+            inner,
+            events: tokio::sync::Mutex::new(events_rx),
+            next_client_id: AtomicU64::new(RandomState::new().hash_one(0u8) >> 1),
+            welcome,
+            incoming,
+            supervisor,
+        })
+    }
+
+    /// A fresh id for a message this client sends.
+    pub fn next_client_id(&self) -> u64 {
+        self.next_client_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A random secret for a new chat.
+    pub fn new_secret(&self) -> String {
+        let state = RandomState::new();
+        format!(
+            "{:016x}{:016x}",
+            state.hash_one(self.next_client_id()),
+            RandomState::new().hash_one(self.next_client_id())
+        )
+    }
+
+    /// Remembers a customer chat's secret, to resume it after a reconnect.
+    pub fn remember_secret(&self, chat: ChatId, secret: String) {
+        lock(&self.inner.memory).secrets.insert(chat, secret);
+    }
+
+    /// Remembers the agent's status, to set it again after a reconnect.
+    pub fn remember_status(&self, status: Status) {
+        lock(&self.inner.memory).status = Some(status);
+    }
+
+    /// Sends a request and waits for its answer, across reconnects.
+    pub async fn request(&self, body: RequestBody) -> Result<Reply, ClientError> {
+        let inner = &self.inner;
+        let id = inner.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pending = lock(&inner.pending);
+            if let Some(reason) = &pending.closed {
+                return Err(ClientError::Closed(reason.clone()));
+            }
+            pending.waiters.insert(
+                id,
+                Waiter {
+                    body: body.clone(),
+                    resent: false,
+                    tx,
+                },
+            );
+        }
+        // Without a connection the request waits; the reconnect sends it.
+        inner.write(id, body).await;
+        match rx.await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(error)) => Err(ClientError::Refused(error)),
+            Err(_) => Err(ClientError::Closed(
+                lock(&inner.pending)
+                    .closed
+                    .clone()
+                    .unwrap_or_else(|| "the connection closed".into()),
+            )),
+        }
+    }
+
+    /// The next pushed event.
+    pub async fn next_event(&self) -> Option<Event> {
+        self.events.lock().await.recv().await
+    }
+
+    /// Closes the connection for good.
+    pub fn close(&self) {
+        self.inner.closing.store(true, Ordering::SeqCst);
+        if let Some(conn) = lock(&self.inner.connection).take() {
+            conn.close(0u32.into(), b"client closed");
+        }
+        self.inner
+            .fail_all("the client closed the connection".into());
+    }
+}
+
+impl Inner {
+    /// Connects and says hello, resuming every chat it knows.
+    async fn open(&self) -> Result<Session, ClientError> {
+        let conn = self
+            .endpoint
+            .connect(self.config.server, &self.config.server_name)?
             .await?;
         let (mut send, mut recv) = conn.open_bi().await?;
-
+        let resume = {
+            let memory = lock(&self.memory);
+            let mut chats: Vec<ChatId> = memory
+                .positions
+                .keys()
+                .chain(memory.secrets.keys())
+                .copied()
+                .collect();
+            chats.sort_unstable();
+            chats.dedup();
+            chats
+                .into_iter()
+                .map(|chat| Resume {
+                    chat,
+                    after: memory.positions.get(&chat).copied().unwrap_or(0),
+                    secret: memory.secrets.get(&chat).cloned(),
+                })
+                .collect()
+        };
         let mut buf = Vec::new();
         let hello = ClientFrame::Hello(Hello {
             version: PROTOCOL_VERSION,
-            role,
+            role: self.role.clone(),
+            resume,
         });
         encode(&hello, &mut buf).map_err(protocol)?;
         send.write_all(&buf)
             .await
             .map_err(|err| ClientError::Closed(err.to_string()))?;
-
         let mut frames = FrameBuf::new();
         let welcome = loop {
             match frames.next_frame::<ServerFrame>().map_err(protocol)? {
@@ -112,151 +285,200 @@ impl Link {
                 Err(err) => return Err(ClientError::Closed(err.to_string())),
             }
         };
-
-        let pending = Arc::new(Mutex::new(Pending::default()));
-        let incoming = Arc::new(IncomingBoard::default());
-        let (events_tx, events_rx) = mpsc::channel(EVENT_BUFFER);
-        let tasks = vec![
-            tokio::spawn(read_responses(recv, frames, pending.clone(), conn.clone())),
-            tokio::spawn(accept_event_streams(
-                conn.clone(),
-                events_tx,
-                incoming.clone(),
-            )),
-        ];
-        Ok(Link {
+        Ok(Session {
             conn,
-            _endpoint: endpoint,
-            control: tokio::sync::Mutex::new(Control { send, buf }),
-            pending,
-            next_request: AtomicU64::new(1),
-            next_client_id: AtomicU64::new(RandomState::new().hash_one(0u8) >> 1),
-            events: tokio::sync::Mutex::new(events_rx),
+            recv,
+            frames,
+            control: Control { send, buf },
             welcome,
-            incoming,
-            tasks,
         })
     }
 
-    /// A fresh id for a message this client sends; a retry reuses it.
-    pub fn next_client_id(&self) -> u64 {
-        self.next_client_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Sends a request and waits for its answer.
-    pub async fn request(&self, body: RequestBody) -> Result<Reply, ClientError> {
-        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut pending = lock(&self.pending);
-            if let Some(reason) = &pending.closed {
-                return Err(ClientError::Closed(reason.clone()));
-            }
-            pending.waiters.insert(id, tx);
-        }
-        let written = {
-            let mut control = self.control.lock().await;
-            let Control { send, buf } = &mut *control;
-            buf.clear();
-            match encode(&ClientFrame::Request(Request { id, body }), buf) {
-                Ok(()) => send
-                    .write_all(buf)
-                    .await
-                    .map_err(|err| ClientError::Closed(err.to_string())),
-                Err(err) => Err(ClientError::Protocol(format!(
-                    "cannot send the request: {err}"
-                ))),
-            }
+    /// Writes a request on the current connection, if there is one.
+    async fn write(&self, id: u64, body: RequestBody) {
+        let mut control = self.control.lock().await;
+        let Some(Control { send, buf }) = control.as_mut() else {
+            return;
         };
-        if let Err(err) = written {
-            lock(&self.pending).waiters.remove(&id);
-            return Err(err);
+        buf.clear();
+        if let Err(err) = encode(&ClientFrame::Request(Request { id, body }), buf) {
+            if let Some(waiter) = lock(&self.pending).waiters.remove(&id) {
+                let _ = waiter.tx.send(Err(ErrorFrame::new(
+                    ErrorCode::InvalidRequest,
+                    format!("cannot send the request: {err}"),
+                )));
+            }
+            return;
         }
-        match rx.await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(error)) => Err(ClientError::Refused(error)),
-            Err(_) => Err(ClientError::Closed(
-                lock(&self.pending)
-                    .closed
-                    .clone()
-                    .unwrap_or_else(|| "the connection closed".into()),
-            )),
+        if send.write_all(buf).await.is_err() {
+            // The connection is going; the reconnect sends it again.
+            *control = None;
         }
     }
 
-    /// The next pushed event; `None` once the connection has closed and
-    /// every event was taken.
-    pub async fn next_event(&self) -> Option<Event> {
-        self.events.lock().await.recv().await
+    /// Answers a waiting request.
+    fn answer(&self, id: u64, result: Result<Reply, ErrorFrame>) {
+        let Some(waiter) = lock(&self.pending).waiters.remove(&id) else {
+            return;
+        };
+        // An end sent again after a lost answer finds the chat ended by the
+        // first attempt.
+        let result = match (&waiter.body, result) {
+            (RequestBody::EndChat { .. } | RequestBody::Leave { .. }, Err(error))
+                if waiter.resent && error.code == ErrorCode::ChatEnded =>
+            {
+                Ok(Reply::Done)
+            }
+            (_, result) => result,
+        };
+        let _ = waiter.tx.send(result);
     }
 
-    /// Closes the connection.
-    pub fn close(&self) {
-        self.conn.close(0u32.into(), b"client closed");
+    fn fail_all(&self, reason: String) {
+        let mut pending = lock(&self.pending);
+        pending.closed.get_or_insert(reason);
+        pending.waiters.clear();
+    }
+
+    /// Hands a chat event to the application unless it has it already.
+    fn admit(&self, chat: ChatId, seq: u64) -> bool {
+        let mut memory = lock(&self.memory);
+        let last = memory.positions.entry(chat).or_insert(0);
+        if seq <= *last {
+            return false;
+        }
+        *last = seq;
+        true
     }
 }
 
-/// Matches responses on the control stream to their requests. When the
-/// stream ends, every waiting request fails with the reason.
+/// Serves a connection until it is lost, then reconnects, for as long as
+/// the link is open.
+async fn supervise(inner: Arc<Inner>, mut session: Session) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        *lock(&inner.connection) = Some(session.conn.clone());
+        let streams = tokio::spawn(accept_event_streams(session.conn.clone(), inner.clone()));
+        *inner.control.lock().await = Some(session.control);
+        // Everything unanswered goes out again on the new connection.
+        let unanswered: Vec<(u64, RequestBody)> = {
+            let mut pending = lock(&inner.pending);
+            pending
+                .waiters
+                .iter_mut()
+                .map(|(id, waiter)| {
+                    let again = (*id, waiter.body.clone());
+                    waiter.resent = true;
+                    again
+                })
+                .collect()
+        };
+        for (id, body) in unanswered {
+            inner.write(id, body).await;
+        }
+        let status = lock(&inner.memory).status;
+        if let Some(status) = status {
+            let id = inner.next_request.fetch_add(1, Ordering::Relaxed);
+            inner.write(id, RequestBody::SetStatus { status }).await;
+        }
+        let outcome = read_responses(&inner, session.recv, session.frames).await;
+        *inner.control.lock().await = None;
+        streams.abort();
+        lock(&inner.connection).take();
+        if inner.closing.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Err(refusal) = outcome {
+            inner.fail_all(refusal);
+            return;
+        }
+        // Reconnect with backoff.
+        session = loop {
+            if inner.closing.load(Ordering::SeqCst) {
+                return;
+            }
+            match inner.open().await {
+                Ok(session) => {
+                    backoff = Duration::from_millis(50);
+                    break session;
+                }
+                Err(ClientError::Refused(error)) => {
+                    inner.fail_all(format!("the hub refused to resume: {error}"));
+                    return;
+                }
+                Err(err) => {
+                    tracing::debug!("reconnecting in {backoff:?}: {err}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        };
+    }
+}
+
+/// Matches responses on the control stream to their requests until the
+/// stream ends. `Err` when the hub closed the connection for good (it
+/// refused something about the connection itself).
 async fn read_responses(
+    inner: &Inner,
     mut recv: quinn::RecvStream,
     mut frames: FrameBuf,
-    pending: Arc<Mutex<Pending>>,
-    conn: quinn::Connection,
-) {
-    let reason = loop {
+) -> Result<(), String> {
+    loop {
         match frames.next_frame::<ServerFrame>() {
             Ok(Some(ServerFrame::Response(response))) => {
-                if let Some(waiter) = lock(&pending).waiters.remove(&response.id) {
-                    let _ = waiter.send(response.result);
-                }
+                inner.answer(response.id, response.result);
                 continue;
             }
             Ok(Some(ServerFrame::Closing(error))) => {
-                break format!("the hub closed the connection: {error}");
+                return match error.code {
+                    ErrorCode::BadFrame
+                    | ErrorCode::Unauthorized
+                    | ErrorCode::UnsupportedVersion => {
+                        Err(format!("the hub closed the connection: {error}"))
+                    }
+                    _ => Ok(()),
+                };
             }
-            Ok(Some(other)) => break format!("unexpected frame on the control stream: {other:?}"),
+            Ok(Some(other)) => {
+                return Err(format!("unexpected frame on the control stream: {other:?}"));
+            }
             Ok(None) => {}
-            Err(err) => break format!("bad frame from the hub: {err}"),
+            Err(err) => return Err(format!("bad frame from the hub: {err}")),
         }
         match recv.read_chunk(usize::MAX, true).await {
             Ok(Some(chunk)) => frames.push(&chunk.bytes),
-            Ok(None) => break "the hub ended the control stream".into(),
-            Err(err) => break err.to_string(),
+            Ok(None) | Err(_) => return Ok(()),
         }
-    };
-    conn.close(0u32.into(), b"control stream ended");
-    let mut pending = lock(&pending);
-    pending.closed = Some(reason);
-    pending.waiters.clear();
+    }
 }
 
 /// Reads every stream the hub opens, each on its own task, so one chat's
 /// events never wait behind another's.
-async fn accept_event_streams(
-    conn: quinn::Connection,
-    events: mpsc::Sender<Event>,
-    incoming: Arc<IncomingBoard>,
-) {
+async fn accept_event_streams(conn: quinn::Connection, inner: Arc<Inner>) {
+    let mut readers = tokio::task::JoinSet::new();
     while let Ok(recv) = conn.accept_uni().await {
-        tokio::spawn(read_events(recv, events.clone(), incoming.clone()));
+        readers.spawn(read_events(recv, inner.clone()));
+        while readers.try_join_next().is_some() {}
     }
 }
 
-async fn read_events(
-    mut recv: quinn::RecvStream,
-    events: mpsc::Sender<Event>,
-    incoming: Arc<IncomingBoard>,
-) {
+async fn read_events(mut recv: quinn::RecvStream, inner: Arc<Inner>) {
     let mut frames = FrameBuf::new();
     loop {
         loop {
             match frames.next_frame::<ServerFrame>() {
                 Ok(Some(ServerFrame::Event(event))) => {
-                    if let Event::Queue(update) = &event {
-                        incoming.apply(update);
+                    match &event {
+                        Event::Chat(chat_event) => {
+                            if !inner.admit(chat_event.chat, chat_event.seq) {
+                                continue;
+                            }
+                        }
+                        Event::Queue(update) => inner.incoming.apply(update),
+                        _ => {}
                     }
-                    if events.send(event).await.is_err() {
+                    if inner.events.send(event).await.is_err() {
                         return;
                     }
                 }

@@ -145,7 +145,7 @@ mod tests {
     };
     use crate::protocol::{
         ClientFrame, ErrorCode, ErrorFrame, Event, EventRef, Hello, Reply, Request, RequestBody,
-        Response, Role, ServerEventRef, ServerFrame,
+        Response, Resume, Role, ServerEventRef, ServerFrame,
     };
 
     fn frames_of_every_kind() -> (Vec<ClientFrame>, Vec<ServerFrame>) {
@@ -160,6 +160,11 @@ mod tests {
                     agent: AgentId::new("alice"),
                     token: "secret".into(),
                 },
+                resume: vec![Resume {
+                    chat: ChatId(3),
+                    after: 7,
+                    secret: None,
+                }],
             }),
             ClientFrame::Request(Request {
                 id: 7,
@@ -168,6 +173,7 @@ mod tests {
                     customer: customer.clone(),
                     client_id: 1,
                     text: "Hej! 😀🇸🇪".into(),
+                    secret: "a-secret-of-the-customer".into(),
                 },
             }),
             ClientFrame::Request(Request {

@@ -24,6 +24,20 @@ pub struct Hello {
     pub version: u16,
     /// Customer, or agent with credentials.
     pub role: Role,
+    /// Chats to pick up where this client left off on an earlier
+    /// connection: their events after `after` are sent first, then live ones.
+    pub resume: Vec<Resume>,
+}
+
+/// Where a client left off in one chat.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Resume {
+    /// The chat.
+    pub chat: ChatId,
+    /// The last seq the client has of it.
+    pub after: u64,
+    /// For customers: the secret given when starting the chat.
+    pub secret: Option<String>,
 }
 
 /// Who is connecting.
@@ -63,6 +77,10 @@ pub enum RequestBody {
         client_id: u64,
         /// The first message.
         text: String,
+        /// A secret of the customer's choosing (16 to 256 bytes) that lets a
+        /// later connection resume the chat. Starting again with the same
+        /// secret answers the chat already started.
+        secret: String,
     },
     /// Customer or agent: post a message to a chat.
     Post {

@@ -16,8 +16,8 @@ pub mod frame;
 pub use codec::{CodecError, FrameBuf, MAX_FRAME_BYTES, decode, encode};
 pub use error::{ErrorCode, ErrorFrame};
 pub use frame::{
-    AgentProfile, ClientFrame, Event, EventRef, Hello, Reply, Request, RequestBody, Response, Role,
-    ServerEventRef, ServerFrame, Welcome,
+    AgentProfile, ClientFrame, Event, EventRef, Hello, Reply, Request, RequestBody, Response,
+    Resume, Role, ServerEventRef, ServerFrame, Welcome,
 };
 
 /// The protocol version this build speaks.

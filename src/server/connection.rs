@@ -211,7 +211,12 @@ async fn serve(hub: Hub, conn: &quinn::Connection) -> Result<(), ConnError> {
                     return Err(control.refuse(conn, CLOSE_REFUSED, error_frame(err)).await);
                 }
             };
-            match hub.attach_agent(&agent, sink.clone()).await {
+            let resume = hello
+                .resume
+                .iter()
+                .map(|resume| (resume.chat, resume.after))
+                .collect();
+            match hub.attach_agent(&agent, sink.clone(), resume).await {
                 Ok(status) => profile.status = status,
                 Err(err) => {
                     return Err(control.refuse(conn, CLOSE_REFUSED, error_frame(err)).await);
@@ -233,6 +238,25 @@ async fn serve(hub: Hub, conn: &quinn::Connection) -> Result<(), ConnError> {
         sink,
         started: HashSet::new(),
     };
+    if matches!(session.role, Role::Customer) {
+        // Take over the chats this customer resumes; one it may not (wrong
+        // secret, unknown chat) is skipped, the others go on.
+        for resume in hello.resume {
+            let Some(secret) = resume.secret else {
+                continue;
+            };
+            let resumed = session
+                .hub
+                .resume_customer(session.sink.clone(), resume.chat, &secret, resume.after)
+                .await;
+            match resumed {
+                Ok(()) => {
+                    session.started.insert(resume.chat);
+                }
+                Err(err) => tracing::debug!(chat = %resume.chat, "not resumed: {err}"),
+            }
+        }
+    }
     let result = run(
         &mut session,
         conn,

@@ -80,13 +80,14 @@ impl Session {
                     customer,
                     client_id,
                     text,
+                    secret,
                 },
             ) => {
                 let hub = hub.clone();
                 let sink = self.sink.clone();
                 Box::pin(async move {
                     let started = hub
-                        .start_chat(sink, channel, customer, client_id, text)
+                        .start_chat(sink, channel, customer, client_id, text, secret)
                         .await;
                     Done {
                         started: match &started {
