@@ -470,10 +470,11 @@ async fn read_events(mut recv: quinn::RecvStream, inner: Arc<Inner>) {
             match frames.next_frame::<ServerFrame>() {
                 Ok(Some(ServerFrame::Event(event))) => {
                     match &event {
-                        Event::Chat(chat_event) => {
-                            if !inner.admit(chat_event.chat, chat_event.seq) {
-                                continue;
-                            }
+                        // Already handed over before a reconnect: drop it.
+                        Event::Chat(chat_event)
+                            if !inner.admit(chat_event.chat, chat_event.seq) =>
+                        {
+                            continue;
                         }
                         Event::Queue(update) => inner.incoming.apply(update),
                         _ => {}
