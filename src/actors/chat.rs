@@ -403,6 +403,9 @@ impl Actor for ChatActor {
         if let Some(agent) = &state.published_agent {
             state.hub.set_assignment(state.chat.id(), agent.clone());
         }
+        if let Some(token) = &state.token_digest {
+            state.hub.set_live_token(token, Some(state.chat.id()));
+        }
         if let Some(started) = args.started {
             state.persist(&myself, args.start_ops);
             state.wait(Answer::Started(started));
@@ -416,6 +419,9 @@ impl Actor for ChatActor {
         state: &mut ChatActorState,
     ) -> Result<(), ActorProcessingErr> {
         state.hub.unregister_chat(state.chat.id(), &myself);
+        if let Some(token) = &state.token_digest {
+            state.hub.set_live_token(token, None);
+        }
         for (_, answer) in state.waiting.drain(..) {
             answer.fail(HubError::Unavailable("the chat stopped".into()));
         }

@@ -107,6 +107,9 @@ struct Shared {
     chats: DashMap<ChatId, ChatEntry>,
     /// The agent of every active chat.
     assignments: DashMap<ChatId, AgentId>,
+    /// Live chats by the digest of their customer's secret, so a start
+    /// retried while the first is still being stored finds it.
+    live_tokens: DashMap<Vec<u8>, ChatId>,
     presence: Presence,
     presence_grace: Duration,
     next_chat: AtomicU64,
@@ -217,6 +220,7 @@ impl Hub {
                 agent_actors: DashMap::new(),
                 chats: DashMap::new(),
                 assignments: DashMap::new(),
+                live_tokens: DashMap::new(),
                 presence,
                 presence_grace: config.presence_grace,
                 next_chat: AtomicU64::new(last_chat + 1),
@@ -547,9 +551,13 @@ impl Hub {
         }
         let token = digest(&secret);
         // A start retried after a lost answer finds the chat it made.
-        let known = {
-            let (store, token) = (self.shared.store.clone(), token.clone());
-            blocking(move || store.chat_by_token(&token)).await?
+        let live = self.shared.live_tokens.get(&token).map(|chat| *chat);
+        let known = match live {
+            Some(chat) => Some(chat),
+            None => {
+                let (store, token) = (self.shared.store.clone(), token.clone());
+                blocking(move || store.chat_by_token(&token)).await?
+            }
         };
         if let Some(chat) = known {
             self.resume_customer(sink, chat, &secret, 0).await?;
@@ -564,6 +572,18 @@ impl Hub {
             )));
         }
         let id = ChatId(self.shared.next_chat.fetch_add(1, Ordering::Relaxed));
+        match self.shared.live_tokens.entry(token.clone()) {
+            dashmap::Entry::Occupied(existing) => {
+                // The same start raced in twice: the first one wins.
+                let chat = *existing.get();
+                drop(existing);
+                self.resume_customer(sink, chat, &secret, 0).await?;
+                return Ok(ChatStart::Queued { chat, waiting: 0 });
+            }
+            dashmap::Entry::Vacant(vacant) => {
+                vacant.insert(id);
+            }
+        }
         let now = Timestamp::now();
         let first_message = crate::core::event::preview(&text);
         let chat = Chat::start(
@@ -671,6 +691,18 @@ impl Hub {
             .filter(|entry| entry.value() == agent)
             .map(|entry| *entry.key())
             .collect()
+    }
+
+    /// A chat with this secret digest is live (or no longer, with `None`).
+    pub(crate) fn set_live_token(&self, token: &[u8], chat: Option<ChatId>) {
+        match chat {
+            Some(chat) => {
+                self.shared.live_tokens.insert(token.to_vec(), chat);
+            }
+            None => {
+                self.shared.live_tokens.remove(token);
+            }
+        }
     }
 
     pub(crate) fn set_assignment(&self, chat: ChatId, agent: AgentId) {

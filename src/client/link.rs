@@ -37,7 +37,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 struct Waiter {
     body: RequestBody,
-    /// Sent at least once on an earlier connection.
+    /// The connection generation it was last sent on (0: not yet sent).
+    sent_on: u64,
+    /// Sent again on a later connection than the first.
     resent: bool,
     tx: oneshot::Sender<Result<Reply, ErrorFrame>>,
 }
@@ -55,6 +57,15 @@ struct Control {
     buf: Vec<u8>,
 }
 
+/// The current connection's control stream, if connected, and which
+/// connection it is. Requests are sent under its lock, so each is sent
+/// once per connection.
+#[derive(Default)]
+struct Slot {
+    control: Option<Control>,
+    generation: u64,
+}
+
 /// What the link remembers to resume after a reconnect.
 #[derive(Default)]
 struct Memory {
@@ -70,7 +81,7 @@ struct Inner {
     config: ClientConfig,
     role: Role,
     endpoint: quinn::Endpoint,
-    control: tokio::sync::Mutex<Option<Control>>,
+    control: tokio::sync::Mutex<Slot>,
     pending: Mutex<Pending>,
     memory: Mutex<Memory>,
     next_request: AtomicU64,
@@ -133,7 +144,7 @@ impl Link {
             config: config.clone(),
             role,
             endpoint,
-            control: tokio::sync::Mutex::new(None),
+            control: tokio::sync::Mutex::new(Slot::default()),
             pending: Mutex::new(Pending::default()),
             memory: Mutex::new(Memory::default()),
             next_request: AtomicU64::new(1),
@@ -185,6 +196,7 @@ impl Link {
         let inner = &self.inner;
         let id = inner.next_request.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
+        let mut slot = inner.control.lock().await;
         {
             let mut pending = lock(&inner.pending);
             if let Some(reason) = &pending.closed {
@@ -194,13 +206,15 @@ impl Link {
                 id,
                 Waiter {
                     body: body.clone(),
+                    sent_on: 0,
                     resent: false,
                     tx,
                 },
             );
         }
         // Without a connection the request waits; the reconnect sends it.
-        inner.write(id, body).await;
+        inner.write(&mut slot, id, body).await;
+        drop(slot);
         match rx.await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(error)) => Err(ClientError::Refused(error)),
@@ -295,9 +309,9 @@ impl Inner {
     }
 
     /// Writes a request on the current connection, if there is one.
-    async fn write(&self, id: u64, body: RequestBody) {
-        let mut control = self.control.lock().await;
-        let Some(Control { send, buf }) = control.as_mut() else {
+    async fn write(&self, slot: &mut Slot, id: u64, body: RequestBody) {
+        let generation = slot.generation;
+        let Some(Control { send, buf }) = slot.control.as_mut() else {
             return;
         };
         buf.clear();
@@ -312,7 +326,12 @@ impl Inner {
         }
         if send.write_all(buf).await.is_err() {
             // The connection is going; the reconnect sends it again.
-            *control = None;
+            slot.control = None;
+            return;
+        }
+        if let Some(waiter) = lock(&self.pending).waiters.get_mut(&id) {
+            waiter.resent = waiter.sent_on != 0;
+            waiter.sent_on = generation;
         }
     }
 
@@ -359,30 +378,32 @@ async fn supervise(inner: Arc<Inner>, mut session: Session) {
     loop {
         *lock(&inner.connection) = Some(session.conn.clone());
         let streams = tokio::spawn(accept_event_streams(session.conn.clone(), inner.clone()));
-        *inner.control.lock().await = Some(session.control);
-        // Everything unanswered goes out again on the new connection.
-        let unanswered: Vec<(u64, RequestBody)> = {
-            let mut pending = lock(&inner.pending);
-            pending
+        {
+            let mut slot = inner.control.lock().await;
+            slot.generation += 1;
+            slot.control = Some(session.control);
+            // The agent's status comes back first: a restarted hub forgot it.
+            let status = lock(&inner.memory).status;
+            if let Some(status) = status {
+                let id = inner.next_request.fetch_add(1, Ordering::Relaxed);
+                inner
+                    .write(&mut slot, id, RequestBody::SetStatus { status })
+                    .await;
+            }
+            // Everything unanswered goes out again on the new connection.
+            let generation = slot.generation;
+            let unanswered: Vec<(u64, RequestBody)> = lock(&inner.pending)
                 .waiters
-                .iter_mut()
-                .map(|(id, waiter)| {
-                    let again = (*id, waiter.body.clone());
-                    waiter.resent = true;
-                    again
-                })
-                .collect()
-        };
-        for (id, body) in unanswered {
-            inner.write(id, body).await;
-        }
-        let status = lock(&inner.memory).status;
-        if let Some(status) = status {
-            let id = inner.next_request.fetch_add(1, Ordering::Relaxed);
-            inner.write(id, RequestBody::SetStatus { status }).await;
+                .iter()
+                .filter(|(_, waiter)| waiter.sent_on != generation)
+                .map(|(id, waiter)| (*id, waiter.body.clone()))
+                .collect();
+            for (id, body) in unanswered {
+                inner.write(&mut slot, id, body).await;
+            }
         }
         let outcome = read_responses(&inner, session.recv, session.frames).await;
-        *inner.control.lock().await = None;
+        inner.control.lock().await.control = None;
         streams.abort();
         lock(&inner.connection).take();
         if inner.closing.load(Ordering::SeqCst) {
