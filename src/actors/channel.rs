@@ -35,6 +35,8 @@ pub enum ChannelMsg {
     Enqueue {
         /// The chat.
         waiting: Waiting,
+        /// A chat restored after a restart: queued even beyond the limit.
+        restored: bool,
         /// The queue length, or why it was refused.
         reply: RpcReplyPort<Result<u32, HubError>>,
     },
@@ -205,10 +207,21 @@ impl Actor for ChannelActor {
         state: &mut ChannelState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            ChannelMsg::Enqueue { waiting, reply } => {
+            ChannelMsg::Enqueue {
+                waiting,
+                restored,
+                reply,
+            } => {
                 let row = waiting.row.clone();
                 let generation = waiting.generation;
-                match state.queue.push_back(row.chat, row.since, waiting) {
+                let pushed = if restored {
+                    state
+                        .queue
+                        .push_back_beyond_limit(row.chat, row.since, waiting)
+                } else {
+                    state.queue.push_back(row.chat, row.since, waiting)
+                };
+                match pushed {
                     Ok(()) => {
                         let chat = row.chat;
                         // A chat restored from the store has waited already.

@@ -274,7 +274,7 @@ impl Hub {
         let waiting = queued.len();
         for (_, chat, token) in queued {
             let (chat_actor, claim, row) = self.spawn_restored(chat, token).await?;
-            self.enqueue(chat_actor, claim, row).await?;
+            self.enqueue(chat_actor, claim, row, true).await?;
         }
         tracing::info!(waiting, active, skipped, "recovered chats from the store");
         Ok(())
@@ -322,6 +322,7 @@ impl Hub {
         chat: ActorRef<ChatMsg>,
         claim: Arc<ClaimCell>,
         row: QueueRow,
+        restored: bool,
     ) -> Result<u32, HubError> {
         let channel = self
             .channel_actor(&row.channel)
@@ -335,6 +336,7 @@ impl Hub {
                     claim,
                     chat,
                 },
+                restored,
                 reply: tx.into(),
             })
             .map_err(|_| gone("the channel's actor stopped"))?;
@@ -355,7 +357,7 @@ impl Hub {
         let queued = matches!(restored.state(), ChatState::Queued { .. });
         let (actor, claim, row) = self.spawn_restored(restored, token).await?;
         if queued {
-            self.enqueue(actor, claim, row).await?;
+            self.enqueue(actor, claim, row, true).await?;
         }
         tracing::warn!(%chat, "chat restarted from the store");
         Ok(())
@@ -624,7 +626,7 @@ impl Hub {
         // customer hears of it once both are done.
         let (durable, queued) = tokio::join!(
             answer(started_rx),
-            self.enqueue(chat_actor.clone(), claim, row)
+            self.enqueue(chat_actor.clone(), claim, row, false)
         );
         match (durable.and_then(|durable| durable), queued) {
             (Ok(()), Ok(waiting)) => {

@@ -88,11 +88,22 @@ impl<T> Queue<T> {
         since: Timestamp,
         value: T,
     ) -> Result<(), QueueError> {
+        if self.index.len() >= self.limit && !self.index.contains_key(&chat) {
+            return Err(QueueError::Full { limit: self.limit });
+        }
+        self.push_back_beyond_limit(chat, since, value)
+    }
+
+    /// Adds `chat` at the back even if the queue is at its limit: for chats
+    /// accepted before a restart, which must not be lost to a lower limit.
+    pub fn push_back_beyond_limit(
+        &mut self,
+        chat: ChatId,
+        since: Timestamp,
+        value: T,
+    ) -> Result<(), QueueError> {
         if self.index.contains_key(&chat) {
             return Err(QueueError::AlreadyQueued(chat));
-        }
-        if self.index.len() >= self.limit {
-            return Err(QueueError::Full { limit: self.limit });
         }
         let node = Node {
             chat,
@@ -255,6 +266,14 @@ mod tests {
             Err(QueueError::Full { limit: 2 })
         );
         assert_eq!(queue.len(), 2);
+        queue
+            .push_back_beyond_limit(ChatId(3), Timestamp(0), ())
+            .unwrap();
+        assert_eq!(queue.len(), 3);
+        assert_eq!(
+            queue.push_back_beyond_limit(ChatId(3), Timestamp(0), ()),
+            Err(QueueError::AlreadyQueued(ChatId(3)))
+        );
     }
 
     #[derive(Debug, Clone)]
