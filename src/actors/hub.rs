@@ -1297,6 +1297,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_store_that_cannot_write_refuses_to_acknowledge() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub::start(config(), Store::open(dir.path()).unwrap())
+            .await
+            .unwrap();
+        let support = ChannelId::new("support");
+        let (customer, _events) = EventSink::new(hub.next_conn(), 64);
+        let (chat, _) = queued(
+            hub.start_chat(
+                customer.clone(),
+                support.clone(),
+                Customer::default(),
+                1,
+                "hi".into(),
+                "test-secret-for-chat-1".into(),
+            )
+            .await
+            .unwrap(),
+        );
+        // The writer stops: from now on nothing can be made durable.
+        hub.store().close();
+        let posted = hub
+            .post(Caller::Customer(customer.conn()), chat, 2, "lost?".into())
+            .await;
+        assert!(
+            matches!(posted, Err(HubError::Unavailable(_))),
+            "{posted:?}"
+        );
+        let started = hub
+            .start_chat(
+                customer.clone(),
+                support,
+                Customer::default(),
+                3,
+                "another".into(),
+                "test-secret-for-chat-3".into(),
+            )
+            .await;
+        assert!(
+            matches!(started, Err(HubError::Unavailable(_))),
+            "{started:?}"
+        );
+        // What was refused was never stored.
+        let stored = hub.store().chat(chat).unwrap().unwrap();
+        assert!(stored.events.iter().all(
+            |event| !matches!(&event.kind, ChatEventKind::Message { text, .. } if text == "lost?")
+        ));
+        hub.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn a_customer_who_leaves_a_queued_chat_withdraws_it() {
         let dir = tempfile::tempdir().unwrap();
         let hub = Hub::start(config(), Store::open(dir.path()).unwrap())
