@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 
-use crate::core::event::{ChatEvent, ChatEventKind, Customer, Party};
+use crate::core::event::{ChatEvent, ChatEventKind, Customer, FileRef, Party};
 use crate::core::ids::{AgentId, ChannelId, ChatId};
+use crate::core::ticket::TicketId;
 use crate::core::time::Timestamp;
 
 /// The longest chat message, in bytes of UTF-8.
@@ -47,6 +48,18 @@ pub enum ChatError {
     /// A message without text.
     #[error("the message is empty")]
     EmptyMessage,
+    /// The chat is not waiting on a transfer to this agent.
+    #[error("the chat was not transferred to {0}")]
+    NotTransferredTo(AgentId),
+    /// A transfer to the agent who has the chat.
+    #[error("the chat is already with {0}")]
+    SameAgent(AgentId),
+    /// The customer may not return: no end form, or too late.
+    #[error("the chat can no longer be returned to")]
+    NotReturnable,
+    /// The chat has not ended.
+    #[error("the chat has not ended")]
+    NotEnded,
     /// A message longer than [`MAX_MESSAGE_BYTES`].
     #[error("the message is {len} bytes, more than the limit of {max}")]
     MessageTooLong {
@@ -97,6 +110,9 @@ pub struct Chat {
     events: Vec<ChatEvent>,
     /// Seq of each stored message by (sender, the sender's message id).
     posted: HashMap<(Party, u64), u64>,
+    /// The agent who transferred the chat to its current agent, while the
+    /// current agent may still decline it.
+    transferred_from: Option<AgentId>,
 }
 
 impl Chat {
@@ -119,6 +135,7 @@ impl Chat {
             state: ChatState::Queued { since: now },
             events: Vec::new(),
             posted: HashMap::new(),
+            transferred_from: None,
         };
         chat.push(now, ChatEventKind::Started { channel, customer });
         chat.append_message(Party::Customer, client_id, first_message, now);
@@ -145,6 +162,7 @@ impl Chat {
             state: ChatState::Queued { since: first.at },
             events: Vec::with_capacity(events.len()),
             posted: HashMap::new(),
+            transferred_from: None,
         };
         for event in events {
             if event.chat != chat.id || event.seq != chat.next_seq() {
@@ -154,23 +172,14 @@ impl Chat {
                     found: event.seq,
                 });
             }
-            match &event.kind {
-                ChatEventKind::Started { .. } => {}
-                ChatEventKind::Message {
-                    from, client_id, ..
-                } => {
-                    if *from != Party::System {
-                        chat.posted.insert((from.clone(), *client_id), event.seq);
-                    }
-                }
-                ChatEventKind::Assigned { agent } => {
-                    chat.state = ChatState::Active {
-                        agent: agent.clone(),
-                        since: event.at,
-                    };
-                }
-                ChatEventKind::Ended { .. } => chat.state = ChatState::Ended { at: event.at },
+            if let ChatEventKind::Message {
+                from, client_id, ..
+            } = &event.kind
+                && *from != Party::System
+            {
+                chat.posted.insert((from.clone(), *client_id), event.seq);
             }
+            chat.apply(&event.kind, event.at);
             chat.events.push(event);
         }
         Ok(chat)
@@ -239,11 +248,7 @@ impl Chat {
             ChatState::Active { .. } => return Err(ChatError::AlreadyAnswered),
             ChatState::Ended { .. } => return Err(ChatError::Ended),
         }
-        self.state = ChatState::Active {
-            agent: agent.clone(),
-            since: now,
-        };
-        Ok(self.push(now, ChatEventKind::Assigned { agent }))
+        Ok(self.record(now, ChatEventKind::Assigned { agent }))
     }
 
     /// Posts a message. The customer may write while the chat waits or is
@@ -265,11 +270,167 @@ impl Chat {
         Ok(Posted::New(self.append_message(from, client_id, text, now)))
     }
 
+    /// The agent who has the chat hands it to another agent.
+    pub fn transfer_to_agent(
+        &mut self,
+        by: &AgentId,
+        to: AgentId,
+        now: Timestamp,
+    ) -> Result<&ChatEvent, ChatError> {
+        self.check_may_act(&Party::Agent(by.clone()))?;
+        if &to == by {
+            return Err(ChatError::SameAgent(to));
+        }
+        Ok(self.record(
+            now,
+            ChatEventKind::TransferredToAgent {
+                from: by.clone(),
+                to,
+            },
+        ))
+    }
+
+    /// The agent a chat was just transferred to declines it; it returns to
+    /// `back_to` (the agent who transferred it, if they can take it) or to
+    /// the queue.
+    pub fn decline(
+        &mut self,
+        by: &AgentId,
+        back_to: Option<AgentId>,
+        now: Timestamp,
+    ) -> Result<&ChatEvent, ChatError> {
+        self.check_may_act(&Party::Agent(by.clone()))?;
+        if self.transferred_from.is_none() {
+            return Err(ChatError::NotTransferredTo(by.clone()));
+        }
+        Ok(self.record(
+            now,
+            ChatEventKind::TransferDeclined {
+                by: by.clone(),
+                to: back_to,
+            },
+        ))
+    }
+
+    /// The agent a declined chat would go back to.
+    pub fn transferred_from(&self) -> Option<&AgentId> {
+        self.transferred_from.as_ref()
+    }
+
+    /// The chat goes to `channel`'s queue (its own, or another): by its
+    /// agent, keeping its history.
+    pub fn requeue(
+        &mut self,
+        by: Option<&AgentId>,
+        channel: ChannelId,
+        now: Timestamp,
+    ) -> Result<&ChatEvent, ChatError> {
+        if let Some(by) = by {
+            self.check_may_act(&Party::Agent(by.clone()))?;
+        } else if matches!(self.state, ChatState::Ended { .. }) {
+            return Err(ChatError::Ended);
+        }
+        Ok(self.record(
+            now,
+            ChatEventKind::Requeued {
+                by: by.cloned(),
+                channel,
+            },
+        ))
+    }
+
+    /// Notes in the transcript that a ticket was made from the chat.
+    pub fn ticket_created(
+        &mut self,
+        by: &AgentId,
+        ticket: TicketId,
+        subject: String,
+        now: Timestamp,
+    ) -> Result<&ChatEvent, ChatError> {
+        self.check_may_act(&Party::Agent(by.clone()))?;
+        Ok(self.record(now, ChatEventKind::TicketCreated { ticket, subject }))
+    }
+
+    /// A participant shares a file.
+    pub fn share_file(
+        &mut self,
+        from: Party,
+        file: FileRef,
+        now: Timestamp,
+    ) -> Result<&ChatEvent, ChatError> {
+        self.check_may_act(&from)?;
+        Ok(self.record(now, ChatEventKind::FileShared { from, file }))
+    }
+
+    /// The customer returns to the ended chat through the end form, within
+    /// `window` of its end: it goes to `agent`, or to the queue.
+    pub fn reopen(
+        &mut self,
+        agent: Option<AgentId>,
+        window: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<&ChatEvent, ChatError> {
+        match self.state {
+            ChatState::Ended { at } if now.since(at) <= window => {}
+            ChatState::Ended { .. } => return Err(ChatError::NotReturnable),
+            _ => return Err(ChatError::NotEnded),
+        }
+        Ok(self.record(now, ChatEventKind::Reopened { agent }))
+    }
+
     /// Ends the chat: by its agent, by the customer leaving, or by the hub.
     pub fn end(&mut self, by: Party, now: Timestamp) -> Result<&ChatEvent, ChatError> {
         self.check_may_act(&by)?;
-        self.state = ChatState::Ended { at: now };
-        Ok(self.push(now, ChatEventKind::Ended { by }))
+        Ok(self.record(now, ChatEventKind::Ended { by }))
+    }
+
+    /// Appends an event and moves the state as it says.
+    fn record(&mut self, now: Timestamp, kind: ChatEventKind) -> &ChatEvent {
+        self.apply(&kind, now);
+        self.push(now, kind)
+    }
+
+    /// How an event moves the chat's state; used live and when replaying.
+    fn apply(&mut self, kind: &ChatEventKind, at: Timestamp) {
+        let active = |agent: &AgentId| ChatState::Active {
+            agent: agent.clone(),
+            since: at,
+        };
+        match kind {
+            ChatEventKind::Started { .. } | ChatEventKind::Message { .. } => {}
+            ChatEventKind::TicketCreated { .. } | ChatEventKind::FileShared { .. } => {}
+            ChatEventKind::Assigned { agent } => {
+                self.state = active(agent);
+                self.transferred_from = None;
+            }
+            ChatEventKind::TransferredToAgent { from, to } => {
+                self.state = active(to);
+                self.transferred_from = Some(from.clone());
+            }
+            ChatEventKind::TransferDeclined { to, .. } => {
+                self.state = match to {
+                    Some(agent) => active(agent),
+                    None => ChatState::Queued { since: at },
+                };
+                self.transferred_from = None;
+            }
+            ChatEventKind::Requeued { channel, .. } => {
+                self.channel = channel.clone();
+                self.state = ChatState::Queued { since: at };
+                self.transferred_from = None;
+            }
+            ChatEventKind::Reopened { agent } => {
+                self.state = match agent {
+                    Some(agent) => active(agent),
+                    None => ChatState::Queued { since: at },
+                };
+                self.transferred_from = None;
+            }
+            ChatEventKind::Ended { .. } => {
+                self.state = ChatState::Ended { at };
+                self.transferred_from = None;
+            }
+        }
     }
 
     fn check_may_act(&self, who: &Party) -> Result<(), ChatError> {
@@ -498,6 +659,68 @@ mod tests {
             Chat::restore(chat.events()[1..].to_vec()),
             Err(RestoreError::NotStarted(_))
         ));
+    }
+
+    #[test]
+    fn transfers_declines_requeues_and_returns_move_the_chat() {
+        let mut chat = started();
+        let (alice, bob) = (AgentId::new("alice"), AgentId::new("bob"));
+        chat.assign(alice.clone(), Timestamp(1)).unwrap();
+        assert_eq!(
+            chat.transfer_to_agent(&alice, alice.clone(), Timestamp(2)),
+            Err(ChatError::SameAgent(alice.clone()))
+        );
+        assert_eq!(
+            chat.decline(&alice, None, Timestamp(2)),
+            Err(ChatError::NotTransferredTo(alice.clone()))
+        );
+        chat.transfer_to_agent(&alice, bob.clone(), Timestamp(2))
+            .unwrap();
+        assert_eq!(chat.agent(), Some(&bob));
+        assert_eq!(chat.transferred_from(), Some(&alice));
+        // Alice no longer holds it; Bob may decline it back to her.
+        assert_eq!(
+            chat.post(Party::Agent(alice.clone()), 1, "hi".into(), Timestamp(3)),
+            Err(ChatError::NotYourChat(alice.clone()))
+        );
+        chat.decline(&bob, Some(alice.clone()), Timestamp(3))
+            .unwrap();
+        assert_eq!(chat.agent(), Some(&alice));
+        assert_eq!(chat.transferred_from(), None);
+
+        // To another channel's queue, keeping the history.
+        let before = chat.events().len();
+        chat.requeue(Some(&alice), ChannelId::new("sales"), Timestamp(4))
+            .unwrap();
+        assert_eq!(
+            chat.state(),
+            &ChatState::Queued {
+                since: Timestamp(4)
+            }
+        );
+        assert_eq!(chat.channel(), &ChannelId::new("sales"));
+        assert_eq!(chat.events().len(), before + 1);
+        chat.assign(bob.clone(), Timestamp(5)).unwrap();
+        chat.end(Party::Agent(bob.clone()), Timestamp(6)).unwrap();
+
+        // Back through the end form within the window, then not after it.
+        let window = std::time::Duration::from_millis(100);
+        assert_eq!(
+            chat.reopen(None, window, Timestamp(500)).map(|_| ()),
+            Err(ChatError::NotReturnable)
+        );
+        chat.reopen(Some(bob.clone()), window, Timestamp(50))
+            .unwrap();
+        assert_eq!(chat.agent(), Some(&bob));
+        assert_eq!(
+            chat.reopen(None, window, Timestamp(51)).map(|_| ()),
+            Err(ChatError::NotEnded)
+        );
+
+        // Replaying the transcript gives the same chat.
+        let restored = Chat::restore(chat.events().to_vec()).unwrap();
+        assert_eq!(restored.state(), chat.state());
+        assert_eq!(restored.channel(), chat.channel());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use bincode::{Decode, Encode};
 
 use crate::core::ids::{AgentId, ChannelId, ChatId};
+use crate::core::ticket::TicketId;
 use crate::core::time::Timestamp;
 
 /// What a customer says about themselves when starting a chat. Both fields
@@ -73,6 +74,71 @@ pub enum ChatEventKind {
         /// Who ended it: the agent, or the customer leaving.
         by: Party,
     },
+    /// The agent handed the chat to another agent, who now has it.
+    TransferredToAgent {
+        /// The agent who had it.
+        from: AgentId,
+        /// The agent who has it now.
+        to: AgentId,
+    },
+    /// The agent a chat was transferred to declined it: it went back to
+    /// the agent who transferred it, or (`to: None`) to the queue.
+    TransferDeclined {
+        /// The agent who declined.
+        by: AgentId,
+        /// The agent who has it again, if any.
+        to: Option<AgentId>,
+    },
+    /// The chat went (back) to a channel's queue, keeping its history.
+    Requeued {
+        /// The agent who sent it there, if any.
+        by: Option<AgentId>,
+        /// The channel whose queue it waits in now.
+        channel: ChannelId,
+    },
+    /// A ticket was made from the chat.
+    TicketCreated {
+        /// The ticket.
+        ticket: TicketId,
+        /// Its subject.
+        subject: String,
+    },
+    /// The customer came back through the end form: the chat is live again,
+    /// with its previous agent or in the queue.
+    Reopened {
+        /// The agent who has it again, if any; otherwise it is queued.
+        agent: Option<AgentId>,
+    },
+    /// A participant shared a file.
+    FileShared {
+        /// Who shared it.
+        from: Party,
+        /// The file.
+        file: FileRef,
+    },
+}
+
+/// A stored file, as chat participants see it.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct FileRef {
+    /// The file's id, to download it.
+    pub id: FileId,
+    /// Its name as the sender gave it.
+    pub name: String,
+    /// Its content type, e.g. `image/png`.
+    pub content_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// A stored file, unique for the life of a hub's data folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
+pub struct FileId(pub u64);
+
+impl std::fmt::Display for FileId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "file-{}", self.0)
+    }
 }
 
 /// One row of a channel's incoming list: a chat waiting to be answered.

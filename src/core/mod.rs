@@ -12,6 +12,7 @@ pub mod chat;
 pub mod claim;
 pub mod event;
 pub mod ids;
+pub mod knowledge;
 pub mod presence;
 pub mod queue;
 pub mod sync;
@@ -23,10 +24,11 @@ pub use channel::ChannelSettings;
 pub use chat::{Chat, ChatError, ChatState, Posted, RestoreError, transcript_page};
 pub use claim::{ClaimCell, Claimed, Claimer, Won};
 pub use event::{
-    Alert, Assignment, ChatEvent, ChatEventKind, Customer, Party, QueueChange, QueueRow,
-    QueueUpdate, SessionSummary,
+    Alert, Assignment, ChatEvent, ChatEventKind, Customer, FileId, FileRef, Party, QueueChange,
+    QueueRow, QueueUpdate, SessionSummary,
 };
 pub use ids::{AgentId, ChannelId, ChatId};
+pub use knowledge::{ItemDraft, ItemId, ItemKind, KnowledgeItem, Scope};
 pub use presence::{AgentPresence, Presence, PresentCount, Status};
 pub use queue::{Queue, QueueError};
 pub use ticket::{

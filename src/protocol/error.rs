@@ -32,6 +32,16 @@ pub enum ErrorCode {
     QueueFull,
     /// The agent already holds as many chats as they may.
     AtCapacity,
+    /// The customer may not return to the chat: no end form on the
+    /// channel, or the return window has passed.
+    NotReturnable,
+    /// The agent to transfer to cannot take the chat (not signed in and
+    /// Present, not a member, or at capacity).
+    AgentUnavailable,
+    /// A file above the channel's size limit.
+    FileTooLarge,
+    /// No file, or no knowledge item, has that id (or it is not yours).
+    UnknownItem,
     /// A message without text.
     EmptyMessage,
     /// A message above the size limit.

@@ -256,6 +256,9 @@ pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
         }
         HubError::Chat(ChatError::EmptyMessage) => ErrorCode::EmptyMessage,
         HubError::Chat(ChatError::MessageTooLong { .. }) => ErrorCode::MessageTooLong,
+        HubError::Chat(ChatError::NotTransferredTo(_)) => ErrorCode::NotAllowed,
+        HubError::Chat(ChatError::SameAgent(_) | ChatError::NotEnded) => ErrorCode::InvalidRequest,
+        HubError::Chat(ChatError::NotReturnable) => ErrorCode::NotReturnable,
         HubError::Queue(QueueError::Full { .. }) => ErrorCode::QueueFull,
         HubError::Queue(QueueError::AlreadyQueued(_)) => ErrorCode::Internal,
         HubError::QueueEmpty(_) => ErrorCode::QueueEmpty,
