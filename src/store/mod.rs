@@ -19,7 +19,10 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::core::chat::TRANSCRIPT_PAGE_BYTES;
-use crate::core::{ChannelId, ChatEvent, ChatId, SessionSummary, Ticket, TicketId, TicketSummary};
+use crate::core::{
+    ChannelId, ChatEvent, ChatId, Customer, FileId, FileRef, ItemId, KnowledgeItem, SessionSummary,
+    Ticket, TicketId, TicketSummary,
+};
 
 pub use writer::{Done, Op, Writer};
 
@@ -51,6 +54,17 @@ fn engine(err: impl std::fmt::Display) -> StoreError {
     StoreError::Engine(err.to_string())
 }
 
+/// Tables whose highest id seeds a counter at start.
+#[derive(Debug, Clone, Copy)]
+pub enum Counter {
+    /// Knowledge items.
+    Knowledge,
+    /// Shared files.
+    Files,
+    /// Tickets.
+    Tickets,
+}
+
 /// A live (not ended) chat as stored: its whole transcript so far.
 #[derive(Debug, Clone)]
 pub struct StoredChat {
@@ -58,6 +72,36 @@ pub struct StoredChat {
     pub events: Vec<ChatEvent>,
     /// The digest of the customer's resume token, if one was stored.
     pub token_digest: Option<Vec<u8>>,
+}
+
+/// A shared file's description and the chat it was shared in.
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct StoredFile {
+    /// The file as participants see it.
+    pub file: FileRef,
+    /// The chat it was shared in.
+    pub chat: ChatId,
+}
+
+/// A contact's history: the chats and tickets of one email (or name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactHistory {
+    /// Chats, oldest first.
+    pub chats: Vec<ChatId>,
+    /// Tickets, oldest first.
+    pub tickets: Vec<TicketId>,
+}
+
+/// The keys a customer is found by: their email and their name, lowercased.
+pub fn contact_keys(customer: &Customer) -> Vec<String> {
+    let mut keys = Vec::new();
+    if let Some(email) = customer.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+        keys.push(format!("email:{}", email.to_lowercase()));
+    }
+    if let Some(name) = customer.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+        keys.push(format!("name:{}", name.to_lowercase()));
+    }
+    keys
 }
 
 /// A page of a stored transcript.
@@ -292,6 +336,84 @@ impl Store {
             }
         }
         Ok(rows)
+    }
+
+    /// Every knowledge item.
+    pub fn knowledge(&self) -> Result<Vec<KnowledgeItem>, StoreError> {
+        let read = self.db.begin_read().map_err(engine)?;
+        let table = read.open_table(tables::KNOWLEDGE).map_err(engine)?;
+        let mut items = Vec::new();
+        for row in table.iter().map_err(engine)? {
+            let (_, value) = row.map_err(engine)?;
+            items.push(tables::decode::<KnowledgeItem>(value.value())?);
+        }
+        Ok(items)
+    }
+
+    /// One knowledge item.
+    pub fn knowledge_item(&self, id: ItemId) -> Result<Option<KnowledgeItem>, StoreError> {
+        let read = self.db.begin_read().map_err(engine)?;
+        let table = read.open_table(tables::KNOWLEDGE).map_err(engine)?;
+        table
+            .get(id.0)
+            .map_err(engine)?
+            .map(|value| tables::decode::<KnowledgeItem>(value.value()))
+            .transpose()
+    }
+
+    /// One shared file's description.
+    pub fn file(&self, id: FileId) -> Result<Option<StoredFile>, StoreError> {
+        let read = self.db.begin_read().map_err(engine)?;
+        let table = read.open_table(tables::FILES).map_err(engine)?;
+        table
+            .get(id.0)
+            .map_err(engine)?
+            .map(|value| tables::decode::<StoredFile>(value.value()))
+            .transpose()
+    }
+
+    /// The chats and tickets linked to a contact key.
+    pub fn contact(&self, key: &str) -> Result<ContactHistory, StoreError> {
+        let read = self.db.begin_read().map_err(engine)?;
+        let chats = read.open_table(tables::CONTACT_CHATS).map_err(engine)?;
+        let tickets = read.open_table(tables::CONTACT_TICKETS).map_err(engine)?;
+        let mut history = ContactHistory::default();
+        for row in chats.range((key, 0)..=(key, u64::MAX)).map_err(engine)? {
+            let (entry, _) = row.map_err(engine)?;
+            history.chats.push(ChatId(entry.value().1));
+        }
+        for row in tickets.range((key, 0)..=(key, u64::MAX)).map_err(engine)? {
+            let (entry, _) = row.map_err(engine)?;
+            history.tickets.push(TicketId(entry.value().1));
+        }
+        Ok(history)
+    }
+
+    /// When an ended chat ended, and its session row; `None` while live.
+    pub fn session(&self, chat: ChatId) -> Result<Option<SessionSummary>, StoreError> {
+        let read = self.db.begin_read().map_err(engine)?;
+        let ended = read.open_table(tables::SESSION_ENDED).map_err(engine)?;
+        let sessions = read.open_table(tables::SESSIONS).map_err(engine)?;
+        let Some(at) = ended.get(chat.0).map_err(engine)? else {
+            return Ok(None);
+        };
+        sessions
+            .get((at.value(), chat.0))
+            .map_err(engine)?
+            .map(|value| tables::decode::<SessionSummary>(value.value()))
+            .transpose()
+    }
+
+    /// The highest id in a table keyed by u64 (0 if empty).
+    pub fn last_id(&self, table: Counter) -> Result<u64, StoreError> {
+        let read = self.db.begin_read().map_err(engine)?;
+        let definition = match table {
+            Counter::Knowledge => tables::KNOWLEDGE,
+            Counter::Files => tables::FILES,
+            Counter::Tickets => tables::TICKETS,
+        };
+        let table = read.open_table(definition).map_err(engine)?;
+        Ok(table.last().map_err(engine)?.map_or(0, |(key, _)| key.value()))
     }
 
     /// One ticket.

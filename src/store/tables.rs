@@ -21,6 +21,14 @@ pub const SESSIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("s
 pub const SESSION_ENDED: TableDefinition<u64, u64> = TableDefinition::new("session_ended");
 /// Tickets: id -> encoded `Ticket`.
 pub const TICKETS: TableDefinition<u64, &[u8]> = TableDefinition::new("tickets");
+/// Quick replies, FAQ articles, templates: id -> encoded `KnowledgeItem`.
+pub const KNOWLEDGE: TableDefinition<u64, &[u8]> = TableDefinition::new("knowledge");
+/// Shared files: id -> encoded `StoredFile` (the bytes are in `files/`).
+pub const FILES: TableDefinition<u64, &[u8]> = TableDefinition::new("files");
+/// A contact's chats: (contact key, chat) -> ().
+pub const CONTACT_CHATS: TableDefinition<(&str, u64), ()> = TableDefinition::new("contact_chats");
+/// A contact's tickets: (contact key, ticket) -> ().
+pub const CONTACT_TICKETS: TableDefinition<(&str, u64), ()> = TableDefinition::new("contact_tickets");
 
 /// The most bytes one stored value may decode from.
 const MAX_VALUE_BYTES: usize = 64 << 20;
@@ -35,6 +43,10 @@ pub fn create_all(db: &Database) -> Result<(), redb::Error> {
     write.open_table(SESSIONS)?;
     write.open_table(SESSION_ENDED)?;
     write.open_table(TICKETS)?;
+    write.open_table(KNOWLEDGE)?;
+    write.open_table(FILES)?;
+    write.open_table(CONTACT_CHATS)?;
+    write.open_table(CONTACT_TICKETS)?;
     write.commit()?;
     Ok(())
 }

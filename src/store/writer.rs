@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use redb::Database;
 
-use crate::core::{ChatEvent, ChatEventKind, SessionSummary, Ticket};
+use crate::core::{ChatEvent, ChatEventKind, ItemId, KnowledgeItem, SessionSummary, Ticket};
+use crate::store::StoredFile;
 use crate::store::{StoreError, engine, tables};
 
 /// One write.
@@ -25,6 +26,26 @@ pub enum Op {
     Session(SessionSummary),
     /// Keep a ticket.
     Ticket(Box<Ticket>),
+    /// Keep (or replace) a knowledge item.
+    Knowledge(Box<KnowledgeItem>),
+    /// Forget a knowledge item.
+    ForgetKnowledge(ItemId),
+    /// Keep a shared file's description (its bytes are already on disk).
+    File(StoredFile),
+    /// Link a chat to a contact (by a key from [`contact_keys`](crate::store::contact_keys)).
+    ContactChat {
+        /// The contact key.
+        key: String,
+        /// The chat.
+        chat: u64,
+    },
+    /// Link a ticket to a contact.
+    ContactTicket {
+        /// The contact key.
+        key: String,
+        /// The ticket.
+        ticket: u64,
+    },
 }
 
 /// Runs once the write is durable (`Ok`) or has failed (`Err`). Called on
@@ -134,6 +155,10 @@ fn commit(db: &Database, jobs: &[Job]) -> Result<(), StoreError> {
         let mut sessions = write.open_table(tables::SESSIONS).map_err(engine)?;
         let mut ended = write.open_table(tables::SESSION_ENDED).map_err(engine)?;
         let mut tickets = write.open_table(tables::TICKETS).map_err(engine)?;
+        let mut knowledge = write.open_table(tables::KNOWLEDGE).map_err(engine)?;
+        let mut files = write.open_table(tables::FILES).map_err(engine)?;
+        let mut contact_chats = write.open_table(tables::CONTACT_CHATS).map_err(engine)?;
+        let mut contact_tickets = write.open_table(tables::CONTACT_TICKETS).map_err(engine)?;
         for op in jobs.iter().flat_map(|job| &job.ops) {
             match op {
                 Op::Event(event) => {
@@ -147,6 +172,14 @@ fn commit(db: &Database, jobs: &[Job]) -> Result<(), StoreError> {
                         }
                         ChatEventKind::Ended { .. } => {
                             live.remove(chat).map_err(engine)?;
+                        }
+                        // Back from the end form: live again, and no longer
+                        // a recent session until it ends anew.
+                        ChatEventKind::Reopened { .. } => {
+                            live.insert(chat, ()).map_err(engine)?;
+                            if let Some(at) = ended.remove(chat).map_err(engine)? {
+                                sessions.remove((at.value(), chat)).map_err(engine)?;
+                            }
                         }
                         _ => {}
                     }
@@ -168,6 +201,25 @@ fn commit(db: &Database, jobs: &[Job]) -> Result<(), StoreError> {
                     tickets
                         .insert(ticket.id.0, tables::encode(ticket.as_ref())?.as_slice())
                         .map_err(engine)?;
+                }
+                Op::Knowledge(item) => {
+                    knowledge
+                        .insert(item.id.0, tables::encode(item.as_ref())?.as_slice())
+                        .map_err(engine)?;
+                }
+                Op::ForgetKnowledge(id) => {
+                    knowledge.remove(id.0).map_err(engine)?;
+                }
+                Op::File(file) => {
+                    files
+                        .insert(file.file.id.0, tables::encode(file)?.as_slice())
+                        .map_err(engine)?;
+                }
+                Op::ContactChat { key, chat } => {
+                    contact_chats.insert((key.as_str(), *chat), ()).map_err(engine)?;
+                }
+                Op::ContactTicket { key, ticket } => {
+                    contact_tickets.insert((key.as_str(), *ticket), ()).map_err(engine)?;
                 }
             }
         }
