@@ -120,6 +120,9 @@ pub struct ChannelConfig {
     /// Text shown above the offline form.
     #[serde(default)]
     pub offline_message: Option<String>,
+    /// The most bytes a file shared in a chat may have.
+    #[serde(default = "default_file_limit")]
+    pub file_limit_bytes: u64,
 }
 
 /// One `[[agent]]` table.
@@ -171,6 +174,10 @@ fn default_queue_limit() -> usize {
     10_000
 }
 
+fn default_file_limit() -> u64 {
+    10 << 20
+}
+
 fn default_presence_grace() -> u64 {
     5
 }
@@ -189,6 +196,7 @@ fn default_channels() -> Vec<ChannelConfig> {
         welcome: None,
         queue_limit: default_queue_limit(),
         offline_message: None,
+        file_limit_bytes: default_file_limit(),
     }]
 }
 
@@ -302,6 +310,7 @@ impl Config {
                 welcome: channel.welcome.clone(),
                 queue_limit: channel.queue_limit,
                 offline_message: channel.offline_message.clone(),
+                file_limit: channel.file_limit_bytes,
             })
             .collect()
     }

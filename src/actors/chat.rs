@@ -21,10 +21,11 @@ use crate::actors::channel::ChannelMsg;
 use crate::actors::hub::{Caller, ChatEntry, Hub};
 use crate::actors::sink::{ConnId, EventSink, Outbound};
 use crate::core::{
-    AgentId, Assignment, Chat, ChatEventKind, ChatState, ClaimCell, Claimed, Claimer, Party,
-    Posted, SessionSummary, Timestamp, transcript_page,
+    AgentId, Assignment, ChannelId, Chat, ChatEvent, ChatEventKind, ChatState, ClaimCell, Claimed,
+    Claimer, FileRef, Party, Posted, QueueRow, SessionSummary, Ticket, TicketId, TicketSource,
+    Timestamp, transcript_page,
 };
-use crate::store::{Op, StoreError, TranscriptPage};
+use crate::store::{Op, StoreError, StoredFile, TranscriptPage};
 
 /// Messages to a [`ChatActor`].
 pub enum ChatMsg {
@@ -88,6 +89,74 @@ pub enum ChatMsg {
     },
     /// The chat was started but could not be queued: end it.
     Discard,
+    /// The agent who has the chat hands it to `to`, whose slot the hub has
+    /// reserved.
+    TransferToAgent {
+        /// The agent handing it over.
+        by: AgentId,
+        /// The agent taking it.
+        to: AgentId,
+        /// Acknowledged once durable.
+        reply: RpcReplyPort<Result<(), HubError>>,
+    },
+    /// The agent a chat was transferred to declines it.
+    Decline {
+        /// The declining agent.
+        by: AgentId,
+        /// Acknowledged once durable.
+        reply: RpcReplyPort<Result<(), HubError>>,
+    },
+    /// The agent sends the chat to a channel's queue.
+    Requeue {
+        /// The agent.
+        by: AgentId,
+        /// The channel.
+        channel: ChannelId,
+        /// Acknowledged once durable.
+        reply: RpcReplyPort<Result<(), HubError>>,
+    },
+    /// The agent makes a ticket from the chat, transcript attached.
+    CreateTicket {
+        /// The agent.
+        by: AgentId,
+        /// The new ticket's id.
+        ticket: TicketId,
+        /// Its subject.
+        subject: String,
+        /// The agent's note.
+        note: String,
+        /// The ticket, once durable.
+        reply: RpcReplyPort<Result<TicketId, HubError>>,
+    },
+    /// The agent sends a knowledge item's text, placeholders filled in.
+    PostKnowledge {
+        /// The agent.
+        by: AgentId,
+        /// Their display name, for `{agent.name}`.
+        agent_name: String,
+        /// The agent's id for the message.
+        client_id: u64,
+        /// The item's text.
+        body: String,
+        /// The message's seq, once durable.
+        reply: RpcReplyPort<Result<u64, HubError>>,
+    },
+    /// A participant shares a file already written to disk.
+    ShareFile {
+        /// Who shares it.
+        caller: Caller,
+        /// The file.
+        file: FileRef,
+        /// The event's seq, once durable.
+        reply: RpcReplyPort<Result<u64, HubError>>,
+    },
+    /// Whether `caller` takes part in the chat (to download its files).
+    IsParticipant {
+        /// Who asks.
+        caller: Caller,
+        /// The answer.
+        reply: RpcReplyPort<Result<bool, HubError>>,
+    },
     /// A page of the durable transcript after a seq.
     Transcript {
         /// Events after this seq.
@@ -124,9 +193,11 @@ pub struct ChatArgs {
     /// Digest of the customer's secret, which a resuming connection must
     /// match.
     pub token_digest: Option<Vec<u8>>,
-    /// For a new chat: told once its start is durable. `None` for a chat
-    /// restored from the store, whose events are all durable already.
+    /// For a new (or reopened) chat: told once its events after `durable`
+    /// are durable. `None` for a chat restored as it was stored.
     pub started: Option<oneshot::Sender<Result<(), HubError>>>,
+    /// The last seq already in the store.
+    pub durable: u64,
     /// Ops to store with the start (the customer's resume token).
     pub start_ops: Vec<Op>,
 }
@@ -137,6 +208,7 @@ enum Answer {
     Posted(RpcReplyPort<Result<u64, HubError>>, u64),
     Assigned(RpcReplyPort<Result<Assignment, HubError>>, Assignment),
     Ended(RpcReplyPort<Result<(), HubError>>),
+    Ticket(RpcReplyPort<Result<TicketId, HubError>>, TicketId),
 }
 
 impl Answer {
@@ -146,6 +218,7 @@ impl Answer {
             Answer::Posted(reply, seq) => drop(reply.send(Ok(seq))),
             Answer::Assigned(reply, assignment) => drop(reply.send(Ok(assignment))),
             Answer::Ended(reply) => drop(reply.send(Ok(()))),
+            Answer::Ticket(reply, ticket) => drop(reply.send(Ok(ticket))),
         }
     }
 
@@ -155,6 +228,7 @@ impl Answer {
             Answer::Posted(reply, _) => drop(reply.send(Err(err))),
             Answer::Assigned(reply, _) => drop(reply.send(Err(err))),
             Answer::Ended(reply) => drop(reply.send(Err(err))),
+            Answer::Ticket(reply, _) => drop(reply.send(Err(err))),
         }
     }
 }
@@ -230,55 +304,8 @@ impl ChatActorState {
             .cloned()
             .collect();
         self.durable = seq.max(self.durable);
-        let mut ended = false;
         for event in fresh {
-            let event = Arc::new(event);
-            if let Some(sink) = &self.customer
-                && !sink.deliver(Outbound::Chat(event.clone()))
-            {
-                self.customer = None;
-            }
-            match &event.kind {
-                // A newly assigned agent gets the whole transcript so far.
-                ChatEventKind::Assigned { agent } => {
-                    self.published_agent = Some(agent.clone());
-                    self.hub.set_assignment(self.chat.id(), agent.clone());
-                    if let Some(actor) = self.hub.agent_actor_ref(agent) {
-                        for earlier in self.chat.events().iter().take_while(|e| e.seq <= event.seq)
-                        {
-                            let _ = actor.cast(AgentMsg::Deliver {
-                                to: None,
-                                event: Outbound::Chat(Arc::new(earlier.clone())),
-                            });
-                        }
-                        let _ = actor.cast(AgentMsg::Assigned(self.chat.id()));
-                    }
-                }
-                kind => {
-                    if let Some(actor) = self
-                        .published_agent
-                        .as_ref()
-                        .and_then(|a| self.hub.agent_actor_ref(a))
-                    {
-                        let _ = actor.cast(AgentMsg::Deliver {
-                            to: None,
-                            event: Outbound::Chat(event.clone()),
-                        });
-                    }
-                    ended |= matches!(kind, ChatEventKind::Ended { .. });
-                }
-            }
-        }
-        if ended {
-            self.hub.clear_assignment(self.chat.id());
-            // The end is durable: free the agent's slot before answering,
-            // so the agent can take the next chat at once.
-            if let Some(agent) = &self.published_agent {
-                self.hub.release_slot(agent);
-                if let Some(actor) = self.hub.agent_actor_ref(agent) {
-                    let _ = actor.cast(AgentMsg::Released(self.chat.id()));
-                }
-            }
+            self.publish(myself, Arc::new(event));
         }
         while self
             .waiting
@@ -291,6 +318,150 @@ impl ChatActorState {
         }
         if matches!(self.chat.state(), ChatState::Ended { .. }) && self.durable == self.last_seq() {
             myself.stop(None);
+        }
+    }
+
+    /// Sends one durable event to everyone in the chat and carries out what
+    /// it means for the hub: who holds the chat now, whose slot is free,
+    /// whether it goes back to a queue.
+    fn publish(&mut self, myself: &ActorRef<ChatMsg>, event: Arc<ChatEvent>) {
+        if let Some(sink) = &self.customer
+            && !sink.deliver(Outbound::Chat(event.clone()))
+        {
+            self.customer = None;
+        }
+        // The agent holding the chat sees every event, including the one
+        // that takes the chat away from them.
+        let previous = self.published_agent.clone();
+        if let Some(actor) = previous
+            .as_ref()
+            .and_then(|agent| self.hub.agent_actor_ref(agent))
+        {
+            let _ = actor.cast(AgentMsg::Deliver {
+                to: None,
+                event: Outbound::Chat(event.clone()),
+            });
+        }
+        let next = match &event.kind {
+            ChatEventKind::Assigned { agent }
+            | ChatEventKind::TransferredToAgent { to: agent, .. } => Some(agent.clone()),
+            ChatEventKind::TransferDeclined { to, .. } => to.clone(),
+            ChatEventKind::Reopened { agent } => agent.clone(),
+            ChatEventKind::Requeued { .. } | ChatEventKind::Ended { .. } => None,
+            _ => previous.clone(),
+        };
+        if next != previous {
+            if let Some(old) = &previous {
+                // Durable now: the slot is free before anyone is answered.
+                self.hub.release_slot(old);
+                if let Some(actor) = self.hub.agent_actor_ref(old) {
+                    let _ = actor.cast(AgentMsg::Released(self.chat.id()));
+                }
+            }
+            match &next {
+                Some(agent) => {
+                    self.hub.set_assignment(self.chat.id(), agent.clone());
+                    // The new holder gets the whole transcript so far.
+                    if let Some(actor) = self.hub.agent_actor_ref(agent) {
+                        for earlier in self.chat.events().iter().take_while(|e| e.seq <= event.seq)
+                        {
+                            let _ = actor.cast(AgentMsg::Deliver {
+                                to: None,
+                                event: Outbound::Chat(Arc::new(earlier.clone())),
+                            });
+                        }
+                        let _ = actor.cast(AgentMsg::Assigned(self.chat.id()));
+                    }
+                }
+                None => self.hub.clear_assignment(self.chat.id()),
+            }
+            self.published_agent = next;
+        }
+        match &event.kind {
+            ChatEventKind::Requeued { .. }
+            | ChatEventKind::TransferDeclined { to: None, .. }
+            | ChatEventKind::Reopened { agent: None } => self.queue_again(myself, event.at),
+            _ => {}
+        }
+    }
+
+    /// Puts the chat (back) into its channel's queue as a new wait.
+    fn queue_again(&mut self, myself: &ActorRef<ChatMsg>, since: Timestamp) {
+        let generation = self
+            .claim
+            .requeue()
+            .unwrap_or_else(|_| self.claim.generation());
+        let channel = self.chat.channel().clone();
+        self.hub.register_chat(
+            self.chat.id(),
+            ChatEntry {
+                actor: myself.clone(),
+                channel: channel.clone(),
+                claim: self.claim.clone(),
+            },
+        );
+        let row = QueueRow {
+            chat: self.chat.id(),
+            channel,
+            customer: self.chat.customer().clone(),
+            first_message: crate::core::event::preview(self.chat.first_message()),
+            since,
+        };
+        let (hub, chat, claim) = (self.hub.clone(), myself.clone(), self.claim.clone());
+        tokio::spawn(async move {
+            if let Err(err) = hub.enqueue_at(chat, claim, generation, row).await {
+                tracing::error!("a chat could not go back to its queue: {err}");
+            }
+        });
+    }
+
+    /// Posts a message for `party`, answered once durable.
+    fn post(
+        &mut self,
+        myself: &ActorRef<ChatMsg>,
+        party: Party,
+        client_id: u64,
+        text: String,
+        reply: RpcReplyPort<Result<u64, HubError>>,
+    ) {
+        let posted = match self.chat.post(party, client_id, text, Timestamp::now()) {
+            Ok(Posted::New(event)) => Ok(event.seq),
+            Ok(Posted::Repeat(seq)) => Ok(seq),
+            Err(err) => Err(HubError::from(err)),
+        };
+        match posted {
+            Ok(seq) => {
+                self.persist(myself, Vec::new());
+                // A repeat is acknowledged once what it repeats is durable.
+                if seq <= self.durable {
+                    let _ = reply.send(Ok(seq));
+                } else {
+                    self.waiting.push_back((seq, Answer::Posted(reply, seq)));
+                }
+            }
+            Err(err) => {
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
+
+    /// Persists a change that succeeded and answers once durable, or
+    /// answers the refusal at once.
+    fn settle(
+        &mut self,
+        myself: &ActorRef<ChatMsg>,
+        done: Result<(), HubError>,
+        reply: RpcReplyPort<Result<(), HubError>>,
+        extra: Vec<Op>,
+    ) {
+        match done {
+            Ok(()) => {
+                self.persist(myself, extra);
+                self.wait(Answer::Ended(reply));
+            }
+            Err(err) => {
+                let _ = reply.send(Err(err));
+            }
         }
     }
 
@@ -380,9 +551,10 @@ impl Actor for ChatActor {
                 claim: args.claim.clone(),
             },
         );
-        let restored = args.started.is_none();
-        let last = args.chat.events().last().map_or(0, |event| event.seq);
-        let published_agent = if restored {
+        let durable = args.durable;
+        // A chat restored as stored was published before the restart; a new
+        // or reopened one has published nothing that gave it an agent.
+        let published_agent = if usize::try_from(durable).ok() == Some(args.chat.events().len()) {
             args.chat.agent().cloned()
         } else {
             None
@@ -395,8 +567,8 @@ impl Actor for ChatActor {
             token_digest: args.token_digest,
             customer: None,
             leaving: false,
-            written: if restored { last } else { 0 },
-            durable: if restored { last } else { 0 },
+            written: durable,
+            durable,
             published_agent,
             waiting: VecDeque::new(),
         };
@@ -515,28 +687,12 @@ impl Actor for ChatActor {
                 client_id,
                 text,
                 reply,
-            } => {
-                let posted = state.party(&caller).and_then(|party| {
-                    match state.chat.post(party, client_id, text, Timestamp::now())? {
-                        Posted::New(event) => Ok(event.seq),
-                        Posted::Repeat(seq) => Ok(seq),
-                    }
-                });
-                match posted {
-                    Ok(seq) => {
-                        state.persist(&myself, Vec::new());
-                        // A repeat is acknowledged once what it repeats is durable.
-                        if seq <= state.durable {
-                            let _ = reply.send(Ok(seq));
-                        } else {
-                            state.waiting.push_back((seq, Answer::Posted(reply, seq)));
-                        }
-                    }
-                    Err(err) => {
-                        let _ = reply.send(Err(err));
-                    }
+            } => match state.party(&caller) {
+                Ok(party) => state.post(&myself, party, client_id, text, reply),
+                Err(err) => {
+                    let _ = reply.send(Err(err));
                 }
-            }
+            },
             ChatMsg::End { caller, reply } => {
                 let ended = match state.party(&caller) {
                     Ok(Party::Customer) => state.leave(&myself).map(|_| ()),
@@ -554,6 +710,130 @@ impl Actor for ChatActor {
                 if state.claim.claim(Claimer::Abandon).is_ok() {
                     state.end(&myself, Party::System)?;
                 }
+            }
+            ChatMsg::TransferToAgent { by, to, reply } => {
+                let done = state
+                    .chat
+                    .transfer_to_agent(&by, to, Timestamp::now())
+                    .map(|_| ())
+                    .map_err(HubError::from);
+                state.settle(&myself, done, reply, Vec::new());
+            }
+            ChatMsg::Decline { by, reply } => {
+                // Back to the agent who transferred it, if they can take it;
+                // otherwise to the queue.
+                let back = state
+                    .chat
+                    .transferred_from()
+                    .filter(|from| state.hub.try_reserve_slot(from))
+                    .cloned();
+                let done = state.chat.decline(&by, back.clone(), Timestamp::now());
+                if done.is_err()
+                    && let Some(back) = &back
+                {
+                    state.hub.release_slot(back);
+                }
+                let done = done.map(|_| ()).map_err(HubError::from);
+                state.settle(&myself, done, reply, Vec::new());
+            }
+            ChatMsg::Requeue { by, channel, reply } => {
+                let done = state
+                    .chat
+                    .requeue(Some(&by), channel, Timestamp::now())
+                    .map(|_| ())
+                    .map_err(HubError::from);
+                state.settle(&myself, done, reply, Vec::new());
+            }
+            ChatMsg::CreateTicket {
+                by,
+                ticket,
+                subject,
+                note,
+                reply,
+            } => {
+                let made = state
+                    .chat
+                    .ticket_created(&by, ticket, subject.clone(), Timestamp::now())
+                    .map_err(HubError::from)
+                    .map(|_| ());
+                match made {
+                    Ok(()) => {
+                        let customer = state.chat.customer().clone();
+                        let mut ops: Vec<Op> = crate::store::contact_keys(&customer)
+                            .into_iter()
+                            .map(|key| Op::ContactTicket {
+                                key,
+                                ticket: ticket.0,
+                            })
+                            .collect();
+                        ops.push(Op::Ticket(Box::new(Ticket {
+                            id: ticket,
+                            channel: state.chat.channel().clone(),
+                            source: TicketSource::Chat(state.chat.id()),
+                            customer,
+                            subject,
+                            message: note,
+                            transcript: state.chat.events().to_vec(),
+                            created: Timestamp::now(),
+                        })));
+                        state.persist(&myself, ops);
+                        state.wait(Answer::Ticket(reply, ticket));
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
+                }
+            }
+            ChatMsg::PostKnowledge {
+                by,
+                agent_name,
+                client_id,
+                body,
+                reply,
+            } => {
+                let text = crate::core::knowledge::fill(
+                    &body,
+                    &crate::core::knowledge::Placeholders {
+                        customer: state.chat.customer(),
+                        agent_name: &agent_name,
+                        channel: state.chat.channel(),
+                    },
+                );
+                state.post(&myself, Party::Agent(by), client_id, text, reply);
+            }
+            ChatMsg::ShareFile {
+                caller,
+                file,
+                reply,
+            } => {
+                let shared = state.party(&caller).and_then(|party| {
+                    state
+                        .chat
+                        .share_file(party, file.clone(), Timestamp::now())
+                        .map(|event| event.seq)
+                        .map_err(HubError::from)
+                });
+                match shared {
+                    Ok(seq) => {
+                        let stored = StoredFile {
+                            file,
+                            chat: state.chat.id(),
+                        };
+                        state.persist(&myself, vec![Op::File(stored)]);
+                        state.waiting.push_back((seq, Answer::Posted(reply, seq)));
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
+                }
+            }
+            ChatMsg::IsParticipant { caller, reply } => {
+                let participant = match state.party(&caller) {
+                    Ok(Party::Customer) => true,
+                    Ok(Party::Agent(agent)) => state.chat.agent() == Some(&agent),
+                    _ => false,
+                };
+                let _ = reply.send(Ok(participant));
             }
             ChatMsg::Transcript { after, reply } => {
                 let durable = &state.chat.events()[..usize::try_from(state.durable)

@@ -30,6 +30,23 @@ pub enum HubError {
     /// No ticket of the agent's channels has that id.
     #[error("no ticket {0}")]
     UnknownTicket(TicketId),
+    /// The agent to transfer to is not a Present member with room.
+    #[error("{0} cannot take the chat now")]
+    AgentUnavailable(crate::core::AgentId),
+    /// No knowledge item or file has that id, or it is not the caller's.
+    #[error("no such item")]
+    UnknownItem,
+    /// The caller may not do this.
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
+    /// A file above the channel's size limit.
+    #[error("the file is {size} bytes, more than the channel's limit of {limit}")]
+    FileTooLarge {
+        /// The file's size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// The agent holds as many chats as they may.
     #[error("already holding the most chats allowed ({0})")]
     AtCapacity(u64),

@@ -20,10 +20,11 @@ use crate::actors::sink::{ConnId, EventSink};
 use crate::core::ticket::check_offline_form;
 use crate::core::{
     AgentId, Assignment, ChannelId, ChannelSettings, Chat, ChatError, ChatEvent, ChatId, ChatState,
-    ClaimCell, Claimed, Claimer, Customer, OfflineForm, Presence, QueueRow, SessionSummary, Status,
-    Ticket, TicketId, TicketSource, TicketSummary, Timestamp,
+    ClaimCell, Claimed, Claimer, Customer, FileId, FileRef, ItemDraft, ItemId, ItemKind,
+    KnowledgeItem, OfflineForm, Presence, QueueRow, Scope, SessionSummary, Status, Ticket,
+    TicketId, TicketSource, TicketSummary, Timestamp,
 };
-use crate::store::{Op, Store, StoreError, TranscriptPage};
+use crate::store::{Counter, Op, Store, StoreError, TranscriptPage};
 
 /// How many ended sessions the hub keeps for recent sessions.
 pub const RECORDS_KEPT: usize = 100_000;
@@ -62,6 +63,50 @@ pub struct HubConfig {
     /// How long an agent whose last connection closed stays Present, so a
     /// reconnect does not flap.
     pub presence_grace: Duration,
+    /// Where shared files' bytes are kept.
+    pub files_dir: std::path::PathBuf,
+}
+
+/// A knowledge item named by id or, for quick replies, by shortcut.
+#[derive(Clone, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub enum ItemRef {
+    /// By id.
+    Id(ItemId),
+    /// By shortcut, e.g. `/refund`.
+    Shortcut(String),
+}
+
+/// One chat in a contact's history.
+#[derive(Clone, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct ContactChat {
+    /// The chat.
+    pub chat: ChatId,
+    /// Its channel.
+    pub channel: ChannelId,
+    /// Who the customer said they were.
+    pub customer: Customer,
+    /// When it started.
+    pub started: Timestamp,
+    /// When it ended, if it has.
+    pub ended: Option<Timestamp>,
+    /// The agent who had it last.
+    pub agent: Option<AgentId>,
+}
+
+/// The side panel of a contact: earlier chats, tickets, first and last
+/// contact.
+#[derive(Clone, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct ContactCard {
+    /// The key the contact was found by (`email:...` or `name:...`).
+    pub key: String,
+    /// Their chats, oldest first.
+    pub chats: Vec<ContactChat>,
+    /// Their tickets, oldest first.
+    pub tickets: Vec<TicketSummary>,
+    /// When they first got in touch.
+    pub first_contact: Option<Timestamp>,
+    /// When they last got in touch.
+    pub last_contact: Option<Timestamp>,
 }
 
 /// What starting a chat came to.
@@ -114,6 +159,9 @@ struct Shared {
     presence_grace: Duration,
     next_chat: AtomicU64,
     next_ticket: AtomicU64,
+    next_item: AtomicU64,
+    next_file: AtomicU64,
+    files_dir: std::path::PathBuf,
     next_conn: AtomicU64,
     failures: AtomicU64,
     root: ActorRef<HubMsg>,
@@ -207,9 +255,16 @@ impl Hub {
                 (entry.config.id.clone(), entry)
             })
             .collect();
-        let (last_chat, last_ticket) = blocking({
+        let (last_chat, last_ticket, last_item, last_file) = blocking({
             let store = store.clone();
-            move || Ok((store.last_chat_id()?, store.last_ticket_id()?))
+            move || {
+                Ok((
+                    store.last_chat_id()?,
+                    store.last_ticket_id()?,
+                    store.last_id(Counter::Knowledge)?,
+                    store.last_id(Counter::Files)?,
+                ))
+            }
         })
         .await?;
         let hub = Hub {
@@ -225,6 +280,9 @@ impl Hub {
                 presence_grace: config.presence_grace,
                 next_chat: AtomicU64::new(last_chat + 1),
                 next_ticket: AtomicU64::new(last_ticket + 1),
+                next_item: AtomicU64::new(last_item + 1),
+                next_file: AtomicU64::new(last_file + 1),
+                files_dir: config.files_dir,
                 next_conn: AtomicU64::new(1),
                 failures: AtomicU64::new(0),
                 root: root.clone(),
@@ -301,6 +359,7 @@ impl Hub {
             // Not waiting: nobody may claim it from a queue.
             let _ = claim.claim(Claimer::Agent);
         }
+        let chat_last_seq = chat.events().len() as u64;
         let args = ChatArgs {
             hub: self.clone(),
             chat,
@@ -308,6 +367,7 @@ impl Hub {
             customer_conn: None,
             token_digest,
             started: None,
+            durable: chat_last_seq,
             start_ops: Vec::new(),
         };
         let (actor, _) = Actor::spawn_linked(None, ChatActor, args, self.shared.root.get_cell())
@@ -599,6 +659,15 @@ impl Hub {
         )?;
         let claim = Arc::new(ClaimCell::new());
         let (started_tx, started_rx) = oneshot::channel();
+        let mut start_ops = vec![Op::Token {
+            chat: id.0,
+            digest: token.clone(),
+        }];
+        start_ops.extend(
+            crate::store::contact_keys(chat.customer())
+                .into_iter()
+                .map(|key| Op::ContactChat { key, chat: id.0 }),
+        );
         let args = ChatArgs {
             hub: self.clone(),
             chat,
@@ -606,10 +675,8 @@ impl Hub {
             customer_conn: Some(sink.conn()),
             token_digest: Some(token.clone()),
             started: Some(started_tx),
-            start_ops: vec![Op::Token {
-                chat: id.0,
-                digest: token,
-            }],
+            durable: 0,
+            start_ops,
         };
         let (chat_actor, _) =
             Actor::spawn_linked(None, ChatActor, args, self.shared.root.get_cell())
@@ -743,6 +810,485 @@ impl Hub {
             .into_iter()
             .filter(|event| event.seq > after)
             .collect())
+    }
+
+    /// Takes a slot of `agent` if one is free.
+    pub(crate) fn try_reserve_slot(&self, agent: &AgentId) -> bool {
+        self.shared
+            .presence
+            .agent(agent)
+            .is_some_and(|presence| presence.capacity.try_reserve())
+    }
+
+    /// Puts a chat (back) into its channel's queue as wait `generation`,
+    /// beyond the queue limit if need be (the chat was accepted already).
+    pub(crate) async fn enqueue_at(
+        &self,
+        chat: ActorRef<ChatMsg>,
+        claim: Arc<ClaimCell>,
+        generation: u64,
+        row: QueueRow,
+    ) -> Result<u32, HubError> {
+        let channel = self
+            .channel_actor(&row.channel)
+            .ok_or_else(|| HubError::UnknownChannel(row.channel.clone()))?;
+        let (tx, rx) = oneshot::channel();
+        channel
+            .cast(ChannelMsg::Enqueue {
+                waiting: Waiting {
+                    generation,
+                    row,
+                    claim,
+                    chat,
+                },
+                restored: true,
+                reply: tx.into(),
+            })
+            .map_err(|_| gone("the channel's actor stopped"))?;
+        answer(rx).await?
+    }
+
+    /// The agent who has `chat` hands it to `to`, who must be a Present
+    /// member of the chat's channel with a free slot. `to` gets it with the
+    /// whole transcript; the customer is told.
+    pub async fn transfer_to_agent(
+        &self,
+        by: AgentId,
+        chat: ChatId,
+        to: AgentId,
+    ) -> Result<(), HubError> {
+        let channel = self
+            .shared
+            .chats
+            .get(&chat)
+            .map(|entry| entry.channel.clone())
+            .ok_or(HubError::UnknownChat(chat))?;
+        let presence = self
+            .shared
+            .presence
+            .agent(&to)
+            .ok_or(HubError::AgentUnavailable(to.clone()))?;
+        if !self.is_member(&to, &channel) || presence.status() != Status::Present {
+            return Err(HubError::AgentUnavailable(to));
+        }
+        if !presence.capacity.try_reserve() {
+            return Err(HubError::AgentUnavailable(to));
+        }
+        let done = self
+            .ask_chat(chat, {
+                let to = to.clone();
+                move |reply| ChatMsg::TransferToAgent { by, to, reply }
+            })
+            .await;
+        if done.is_err() {
+            presence.capacity.release();
+        }
+        done
+    }
+
+    /// The agent a chat was transferred to declines it: it returns to the
+    /// agent who transferred it (if they have room) or to the queue.
+    pub fn decline_transfer(
+        &self,
+        by: AgentId,
+        chat: ChatId,
+    ) -> impl Future<Output = Result<(), HubError>> + Send + 'static {
+        self.ask_chat(chat, move |reply| ChatMsg::Decline { by, reply })
+    }
+
+    /// The agent who has `chat` sends it to `channel`'s queue (another
+    /// channel, or back to its own); it keeps its history.
+    pub fn transfer_to_channel(
+        &self,
+        by: AgentId,
+        chat: ChatId,
+        channel: ChannelId,
+    ) -> impl Future<Output = Result<(), HubError>> + Send + 'static {
+        let known = self.channel(&channel).is_some();
+        let asked = self.ask_chat(chat, {
+            let channel = channel.clone();
+            move |reply| ChatMsg::Requeue { by, channel, reply }
+        });
+        async move {
+            if !known {
+                return Err(HubError::UnknownChannel(channel));
+            }
+            asked.await
+        }
+    }
+
+    /// Makes a ticket from a chat the agent has, with its transcript.
+    pub async fn create_ticket(
+        &self,
+        by: AgentId,
+        chat: ChatId,
+        subject: String,
+        note: String,
+    ) -> Result<TicketId, HubError> {
+        if subject.trim().is_empty() || subject.len() > crate::core::knowledge::MAX_TITLE_BYTES {
+            return Err(HubError::Invalid(
+                "a ticket's subject needs 1 to 200 bytes".into(),
+            ));
+        }
+        if note.len() > crate::core::chat::MAX_MESSAGE_BYTES {
+            return Err(HubError::Invalid("the note is too long".into()));
+        }
+        let ticket = TicketId(self.shared.next_ticket.fetch_add(1, Ordering::Relaxed));
+        self.ask_chat(chat, move |reply| ChatMsg::CreateTicket {
+            by,
+            ticket,
+            subject,
+            note,
+            reply,
+        })
+        .await
+    }
+
+    /// The customer comes back to an ended chat through the end form: it
+    /// is live again with the same transcript, with its last agent if that
+    /// agent is Present and has room, otherwise in its channel's queue.
+    pub async fn return_to_chat(
+        &self,
+        sink: EventSink,
+        chat: ChatId,
+        secret: String,
+    ) -> Result<(), HubError> {
+        if self.chat_actor(chat).is_some() {
+            // Still (or again) live: nothing to reopen, just take it over.
+            return self.resume_customer(sink, chat, &secret, 0).await;
+        }
+        let store = self.shared.store.clone();
+        let stored = blocking(move || store.chat(chat))
+            .await?
+            .ok_or(HubError::UnknownChat(chat))?;
+        if stored.token_digest.as_deref() != Some(digest(&secret).as_slice()) {
+            return Err(HubError::NotYourChat(chat));
+        }
+        let token = stored.token_digest.clone();
+        let mut restored = Chat::restore(stored.events).map_err(|err| gone(err.to_string()))?;
+        let durable = restored.events().len() as u64;
+        let settings = self
+            .channel(restored.channel())
+            .ok_or_else(|| HubError::UnknownChannel(restored.channel().clone()))?;
+        if !settings.end_form {
+            return Err(HubError::Chat(ChatError::NotReturnable));
+        }
+        let window = settings.return_window;
+        let last_agent = restored
+            .events()
+            .iter()
+            .rev()
+            .find_map(|event| match &event.kind {
+                crate::core::ChatEventKind::Assigned { agent }
+                | crate::core::ChatEventKind::TransferredToAgent { to: agent, .. } => {
+                    Some(agent.clone())
+                }
+                crate::core::ChatEventKind::TransferDeclined {
+                    to: Some(agent), ..
+                } => Some(agent.clone()),
+                crate::core::ChatEventKind::Reopened { agent: Some(agent) } => Some(agent.clone()),
+                _ => None,
+            });
+        let agent = last_agent.filter(|agent| {
+            self.shared.presence.agent(agent).is_some_and(|presence| {
+                presence.status() == Status::Present && presence.capacity.try_reserve()
+            })
+        });
+        if let Err(err) = restored.reopen(agent.clone(), window, Timestamp::now()) {
+            if let Some(agent) = &agent {
+                self.release_slot(agent);
+            }
+            return Err(err.into());
+        }
+        let claim = Arc::new(ClaimCell::new());
+        if agent.is_some() {
+            let _ = claim.claim(Claimer::Agent);
+        }
+        let (started_tx, started_rx) = oneshot::channel();
+        let args = ChatArgs {
+            hub: self.clone(),
+            chat: restored,
+            claim,
+            customer_conn: Some(sink.conn()),
+            token_digest: token,
+            started: Some(started_tx),
+            durable,
+            start_ops: Vec::new(),
+        };
+        let (actor, _) = Actor::spawn_linked(None, ChatActor, args, self.shared.root.get_cell())
+            .await
+            .map_err(|err| gone(format!("cannot restart the chat: {err}")))?;
+        match answer(started_rx).await.and_then(|durable| durable) {
+            Ok(()) => {
+                let _ = actor.cast(ChatMsg::AttachCustomer { sink, after: 0 });
+                Ok(())
+            }
+            Err(err) => {
+                if let Some(agent) = &agent {
+                    self.release_slot(agent);
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// The side panel: a contact's earlier chats and tickets, found by
+    /// email or name (case does not matter).
+    pub async fn contact(
+        &self,
+        email: Option<String>,
+        name: Option<String>,
+    ) -> Result<ContactCard, HubError> {
+        let who = Customer { name, email };
+        let keys = crate::store::contact_keys(&who);
+        let Some(key) = keys.first().cloned() else {
+            return Err(HubError::Invalid(
+                "look a contact up by email or name".into(),
+            ));
+        };
+        let store = self.shared.store.clone();
+        blocking(move || {
+            let history = store.contact(&key)?;
+            let mut chats = Vec::new();
+            for chat in history.chats {
+                let Some(stored) = store.chat(chat)? else {
+                    continue;
+                };
+                let Ok(restored) = Chat::restore(stored.events) else {
+                    continue;
+                };
+                let session = store.session(chat)?;
+                chats.push(ContactChat {
+                    chat,
+                    channel: restored.channel().clone(),
+                    customer: restored.customer().clone(),
+                    started: restored.events().first().map(|e| e.at).unwrap_or_default(),
+                    ended: session.as_ref().map(|session| session.ended),
+                    agent: session
+                        .and_then(|session| session.agent)
+                        .or_else(|| restored.agent().cloned()),
+                });
+            }
+            let mut tickets = Vec::new();
+            for ticket in history.tickets {
+                if let Some(ticket) = store.ticket(ticket)? {
+                    tickets.push(ticket.summary());
+                }
+            }
+            let first_contact = chats
+                .iter()
+                .map(|chat| chat.started)
+                .chain(tickets.iter().map(|ticket| ticket.created))
+                .min();
+            let last_contact = chats
+                .iter()
+                .map(|chat| chat.ended.unwrap_or(chat.started))
+                .chain(tickets.iter().map(|ticket| ticket.created))
+                .max();
+            Ok(ContactCard {
+                key,
+                chats,
+                tickets,
+                first_contact,
+                last_contact,
+            })
+        })
+        .await
+    }
+
+    /// Whether `agent` may see and use `scope`'s items.
+    fn may_use(&self, agent: &AgentId, scope: &Scope) -> bool {
+        match scope {
+            Scope::Channel(channel) => self.is_member(agent, channel),
+            Scope::Personal(owner) => owner == agent,
+        }
+    }
+
+    /// Creates a quick reply, FAQ article or template.
+    pub async fn create_item(
+        &self,
+        agent: &AgentId,
+        draft: ItemDraft,
+    ) -> Result<KnowledgeItem, HubError> {
+        draft
+            .check()
+            .map_err(|err| HubError::Invalid(err.to_string()))?;
+        if !self.may_use(agent, &draft.scope) {
+            return Err(HubError::NotAllowed(
+                "items of a channel you do not work, or someone else's".into(),
+            ));
+        }
+        let id = ItemId(self.shared.next_item.fetch_add(1, Ordering::Relaxed));
+        let item = draft.into_item(id);
+        self.write(vec![Op::Knowledge(Box::new(item.clone()))])
+            .await?;
+        Ok(item)
+    }
+
+    /// Replaces an item's text, title, shortcut or scope.
+    pub async fn update_item(
+        &self,
+        agent: &AgentId,
+        id: ItemId,
+        draft: ItemDraft,
+    ) -> Result<KnowledgeItem, HubError> {
+        draft
+            .check()
+            .map_err(|err| HubError::Invalid(err.to_string()))?;
+        let current = self.item(agent, id).await?;
+        if !self.may_use(agent, &current.scope) || !self.may_use(agent, &draft.scope) {
+            return Err(HubError::UnknownItem);
+        }
+        let item = draft.into_item(id);
+        self.write(vec![Op::Knowledge(Box::new(item.clone()))])
+            .await?;
+        Ok(item)
+    }
+
+    /// Deletes an item.
+    pub async fn delete_item(&self, agent: &AgentId, id: ItemId) -> Result<(), HubError> {
+        self.item(agent, id).await?;
+        self.write(vec![Op::ForgetKnowledge(id)]).await
+    }
+
+    /// The items `agent` may use: their channels' and their own, of `kind`
+    /// if given, by title.
+    pub async fn items(
+        &self,
+        agent: &AgentId,
+        kind: Option<ItemKind>,
+    ) -> Result<Vec<KnowledgeItem>, HubError> {
+        let store = self.shared.store.clone();
+        let mut items: Vec<KnowledgeItem> = blocking(move || store.knowledge())
+            .await?
+            .into_iter()
+            .filter(|item| {
+                kind.is_none_or(|kind| item.kind == kind) && self.may_use(agent, &item.scope)
+            })
+            .collect();
+        items.sort_by(|a, b| a.title.cmp(&b.title).then(a.id.cmp(&b.id)));
+        Ok(items)
+    }
+
+    async fn item(&self, agent: &AgentId, id: ItemId) -> Result<KnowledgeItem, HubError> {
+        let store = self.shared.store.clone();
+        match blocking(move || store.knowledge_item(id)).await? {
+            Some(item) if self.may_use(agent, &item.scope) => Ok(item),
+            _ => Err(HubError::UnknownItem),
+        }
+    }
+
+    /// Sends a knowledge item into a chat the agent has, placeholders
+    /// filled in. `item` is an id, or a quick reply's shortcut (the agent's
+    /// own before the channel's).
+    pub async fn insert_item(
+        &self,
+        agent: &AgentId,
+        chat: ChatId,
+        client_id: u64,
+        item: ItemRef,
+    ) -> Result<u64, HubError> {
+        let item = match item {
+            ItemRef::Id(id) => self.item(agent, id).await?,
+            ItemRef::Shortcut(shortcut) => {
+                let mut matching: Vec<KnowledgeItem> = self
+                    .items(agent, None)
+                    .await?
+                    .into_iter()
+                    .filter(|item| item.shortcut.as_deref() == Some(shortcut.as_str()))
+                    .collect();
+                matching.sort_by_key(|item| !matches!(item.scope, Scope::Personal(_)));
+                matching.into_iter().next().ok_or(HubError::UnknownItem)?
+            }
+        };
+        let agent_name = self
+            .shared
+            .agents
+            .get(agent)
+            .map_or_else(|| agent.to_string(), |entry| entry.config.name.clone());
+        let by = agent.clone();
+        self.ask_chat(chat, move |reply| ChatMsg::PostKnowledge {
+            by,
+            agent_name,
+            client_id,
+            body: item.body,
+            reply,
+        })
+        .await
+    }
+
+    /// The most bytes a file shared in `chat`'s channel may have.
+    pub fn file_limit(&self, chat: ChatId) -> Option<u64> {
+        let channel = self.shared.chats.get(&chat)?.channel.clone();
+        self.channel(&channel).map(|settings| settings.file_limit)
+    }
+
+    /// Where a shared file's bytes live.
+    pub fn file_path(&self, id: FileId) -> std::path::PathBuf {
+        self.shared.files_dir.join(id.0.to_string())
+    }
+
+    /// A fresh file id.
+    pub fn next_file(&self) -> FileId {
+        FileId(self.shared.next_file.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Shares a file whose bytes are durably on disk at
+    /// [`file_path`](Self::file_path) in `chat`; answers the event's seq.
+    pub fn share_file(
+        &self,
+        caller: Caller,
+        chat: ChatId,
+        file: FileRef,
+    ) -> impl Future<Output = Result<u64, HubError>> + Send + 'static {
+        self.ask_chat(chat, move |reply| ChatMsg::ShareFile {
+            caller,
+            file,
+            reply,
+        })
+    }
+
+    /// A shared file's description, if `caller` may download it: the chat's
+    /// customer or agent, or an agent of its channel.
+    pub async fn file_for(&self, caller: Caller, id: FileId) -> Result<FileRef, HubError> {
+        let store = self.shared.store.clone();
+        let stored = blocking(move || store.file(id))
+            .await?
+            .ok_or(HubError::UnknownItem)?;
+        let allowed = match &caller {
+            Caller::Agent(agent) => {
+                let store = self.shared.store.clone();
+                let chat = stored.chat;
+                let channel = blocking(move || store.transcript(chat, 0))
+                    .await?
+                    .map(|page| page.channel);
+                channel.is_some_and(|channel| self.is_member(agent, &channel))
+            }
+            Caller::Customer(_) => {
+                let caller = caller.clone();
+                self.ask_chat(stored.chat, move |reply| ChatMsg::IsParticipant {
+                    caller,
+                    reply,
+                })
+                .await
+                .unwrap_or(false)
+            }
+        };
+        if allowed {
+            Ok(stored.file)
+        } else {
+            Err(HubError::UnknownItem)
+        }
+    }
+
+    /// Writes `ops` durably.
+    async fn write(&self, ops: Vec<Op>) -> Result<(), HubError> {
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .store
+            .writer()
+            .submit(ops, Box::new(move |result| drop(tx.send(result))));
+        answer(rx).await?.map_err(store_error)
     }
 
     /// Sends `msg` to a live chat's actor now and returns a future of its
@@ -1209,6 +1755,7 @@ mod tests {
                 capacity: 4,
             }],
             presence_grace: Duration::from_secs(5),
+            files_dir: std::env::temp_dir(),
         }
     }
 

@@ -23,6 +23,8 @@ pub struct ChannelSettings {
     pub queue_limit: usize,
     /// Text shown above the offline form.
     pub offline_message: Option<String>,
+    /// The most bytes a file shared in a chat of this channel may have.
+    pub file_limit: u64,
 }
 
 impl ChannelSettings {
@@ -37,6 +39,7 @@ impl ChannelSettings {
             welcome: None,
             queue_limit: 10_000,
             offline_message: None,
+            file_limit: 10 << 20,
         }
     }
 }

@@ -69,6 +69,11 @@ impl Server {
             source,
         })?;
         let identity = tls::load_or_create(&data_dir, config.tls.as_ref())?;
+        let files = data_dir.join("files");
+        std::fs::create_dir_all(&files).map_err(|source| ServerError::Io {
+            what: format!("cannot create {}", files.display()),
+            source,
+        })?;
         let server_config = tls::server_config(&identity)?;
         let store = Store::open(&data_dir)?;
         let hub = Hub::start(hub_config(config, &data_dir)?, store).await?;
@@ -155,6 +160,7 @@ fn hub_config(config: &Config, data_dir: &Path) -> Result<HubConfig, ServerError
         channels: config.channel_settings(),
         agents,
         presence_grace: Duration::from_secs(config.presence_grace_secs),
+        files_dir: data_dir.join("files"),
     })
 }
 

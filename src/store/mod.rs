@@ -95,10 +95,20 @@ pub struct ContactHistory {
 /// The keys a customer is found by: their email and their name, lowercased.
 pub fn contact_keys(customer: &Customer) -> Vec<String> {
     let mut keys = Vec::new();
-    if let Some(email) = customer.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+    if let Some(email) = customer
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
         keys.push(format!("email:{}", email.to_lowercase()));
     }
-    if let Some(name) = customer.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+    if let Some(name) = customer
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
         keys.push(format!("name:{}", name.to_lowercase()));
     }
     keys
@@ -413,7 +423,10 @@ impl Store {
             Counter::Tickets => tables::TICKETS,
         };
         let table = read.open_table(definition).map_err(engine)?;
-        Ok(table.last().map_err(engine)?.map_or(0, |(key, _)| key.value()))
+        Ok(table
+            .last()
+            .map_err(engine)?
+            .map_or(0, |(key, _)| key.value()))
     }
 
     /// One ticket.

@@ -28,7 +28,8 @@ pub const FILES: TableDefinition<u64, &[u8]> = TableDefinition::new("files");
 /// A contact's chats: (contact key, chat) -> ().
 pub const CONTACT_CHATS: TableDefinition<(&str, u64), ()> = TableDefinition::new("contact_chats");
 /// A contact's tickets: (contact key, ticket) -> ().
-pub const CONTACT_TICKETS: TableDefinition<(&str, u64), ()> = TableDefinition::new("contact_tickets");
+pub const CONTACT_TICKETS: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("contact_tickets");
 
 /// The most bytes one stored value may decode from.
 const MAX_VALUE_BYTES: usize = 64 << 20;

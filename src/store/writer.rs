@@ -216,10 +216,14 @@ fn commit(db: &Database, jobs: &[Job]) -> Result<(), StoreError> {
                         .map_err(engine)?;
                 }
                 Op::ContactChat { key, chat } => {
-                    contact_chats.insert((key.as_str(), *chat), ()).map_err(engine)?;
+                    contact_chats
+                        .insert((key.as_str(), *chat), ())
+                        .map_err(engine)?;
                 }
                 Op::ContactTicket { key, ticket } => {
-                    contact_tickets.insert((key.as_str(), *ticket), ()).map_err(engine)?;
+                    contact_tickets
+                        .insert((key.as_str(), *ticket), ())
+                        .map_err(engine)?;
                 }
             }
         }
