@@ -20,9 +20,9 @@ use crate::actors::sink::{ConnId, EventSink};
 use crate::core::ticket::check_offline_form;
 use crate::core::{
     AgentId, Assignment, ChannelId, ChannelSettings, Chat, ChatError, ChatEvent, ChatId, ChatState,
-    ClaimCell, Claimed, Claimer, Customer, FileId, FileRef, ItemDraft, ItemId, ItemKind,
-    KnowledgeItem, OfflineForm, Presence, QueueRow, Scope, SessionSummary, Status, Ticket,
-    TicketId, TicketSource, TicketSummary, Timestamp,
+    ClaimCell, Claimed, Claimer, ContactCard, ContactChat, Customer, FileId, FileRef, ItemDraft,
+    ItemId, ItemKind, ItemRef, KnowledgeItem, OfflineForm, Presence, QueueRow, Scope,
+    SessionSummary, Status, Ticket, TicketId, TicketSource, TicketSummary, Timestamp,
 };
 use crate::store::{Counter, Op, Store, StoreError, TranscriptPage};
 
@@ -65,48 +65,6 @@ pub struct HubConfig {
     pub presence_grace: Duration,
     /// Where shared files' bytes are kept.
     pub files_dir: std::path::PathBuf,
-}
-
-/// A knowledge item named by id or, for quick replies, by shortcut.
-#[derive(Clone, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
-pub enum ItemRef {
-    /// By id.
-    Id(ItemId),
-    /// By shortcut, e.g. `/refund`.
-    Shortcut(String),
-}
-
-/// One chat in a contact's history.
-#[derive(Clone, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
-pub struct ContactChat {
-    /// The chat.
-    pub chat: ChatId,
-    /// Its channel.
-    pub channel: ChannelId,
-    /// Who the customer said they were.
-    pub customer: Customer,
-    /// When it started.
-    pub started: Timestamp,
-    /// When it ended, if it has.
-    pub ended: Option<Timestamp>,
-    /// The agent who had it last.
-    pub agent: Option<AgentId>,
-}
-
-/// The side panel of a contact: earlier chats, tickets, first and last
-/// contact.
-#[derive(Clone, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
-pub struct ContactCard {
-    /// The key the contact was found by (`email:...` or `name:...`).
-    pub key: String,
-    /// Their chats, oldest first.
-    pub chats: Vec<ContactChat>,
-    /// Their tickets, oldest first.
-    pub tickets: Vec<TicketSummary>,
-    /// When they first got in touch.
-    pub first_contact: Option<Timestamp>,
-    /// When they last got in touch.
-    pub last_contact: Option<Timestamp>,
 }
 
 /// What starting a chat came to.

@@ -21,5 +21,5 @@ pub mod hub;
 pub mod sink;
 
 pub use error::HubError;
-pub use hub::{AgentConfig, Caller, ChatStart, ContactCard, ContactChat, Hub, HubConfig, ItemRef};
+pub use hub::{AgentConfig, Caller, ChatStart, Hub, HubConfig};
 pub use sink::{ConnId, EventSink, Outbound};

@@ -11,6 +11,15 @@ use crate::core::ids::{AgentId, ChannelId};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
 pub struct ItemId(pub u64);
 
+/// A knowledge item named by id or, for quick replies, by shortcut.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum ItemRef {
+    /// By id.
+    Id(ItemId),
+    /// By shortcut, e.g. `/refund`.
+    Shortcut(String),
+}
+
 /// What kind of knowledge an item is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]
 pub enum ItemKind {

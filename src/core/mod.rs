@@ -10,6 +10,7 @@ pub mod capacity;
 pub mod channel;
 pub mod chat;
 pub mod claim;
+pub mod contact;
 pub mod event;
 pub mod ids;
 pub mod knowledge;
@@ -23,12 +24,13 @@ pub use capacity::Capacity;
 pub use channel::ChannelSettings;
 pub use chat::{Chat, ChatError, ChatState, Posted, RestoreError, transcript_page};
 pub use claim::{ClaimCell, Claimed, Claimer, Won};
+pub use contact::{ContactCard, ContactChat};
 pub use event::{
     Alert, Assignment, ChatEvent, ChatEventKind, Customer, FileId, FileRef, Party, QueueChange,
     QueueRow, QueueUpdate, SessionSummary,
 };
 pub use ids::{AgentId, ChannelId, ChatId};
-pub use knowledge::{ItemDraft, ItemId, ItemKind, KnowledgeItem, Scope};
+pub use knowledge::{ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Scope};
 pub use presence::{AgentPresence, Presence, PresentCount, Status};
 pub use queue::{Queue, QueueError};
 pub use ticket::{
