@@ -7,7 +7,8 @@ use crate::client::incoming::IncomingList;
 use crate::client::link::Link;
 use crate::client::{ClientConfig, ClientError};
 use crate::core::{
-    AgentId, Assignment, ChannelId, ChatEvent, ChatId, SessionSummary, Status, Ticket, TicketId,
+    AgentId, Assignment, ChannelId, ChatEvent, ChatId, ContactCard, FileId, FileRef, ItemDraft,
+    ItemId, ItemKind, ItemRef, KnowledgeItem, SessionSummary, Status, Ticket, TicketId,
     TicketSummary,
 };
 use crate::protocol::{AgentProfile, Event, Reply, RequestBody, Role};
@@ -116,6 +117,157 @@ impl AgentClient {
             Reply::Ticket(ticket) => Ok(*ticket),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Hands a chat this agent has to another agent of its channel, who must
+    /// be Present with room ([`ErrorCode::AgentUnavailable`](crate::protocol::ErrorCode)
+    /// otherwise). The other agent gets it with its whole transcript; the
+    /// customer is told.
+    pub async fn transfer_to_agent(
+        &self,
+        chat: ChatId,
+        to: impl Into<AgentId>,
+    ) -> Result<(), ClientError> {
+        let body = RequestBody::TransferToAgent {
+            chat,
+            to: to.into(),
+        };
+        expect_done(self.link.request(body).await?)
+    }
+
+    /// Sends a chat this agent has to a channel's queue; it keeps its
+    /// history.
+    pub async fn transfer_to_channel(
+        &self,
+        chat: ChatId,
+        channel: impl Into<ChannelId>,
+    ) -> Result<(), ClientError> {
+        let body = RequestBody::TransferToChannel {
+            chat,
+            channel: channel.into(),
+        };
+        expect_done(self.link.request(body).await?)
+    }
+
+    /// Declines a chat just transferred to this agent: it goes back to the
+    /// agent who transferred it, or to the queue if they have no room.
+    pub async fn decline_transfer(&self, chat: ChatId) -> Result<(), ClientError> {
+        expect_done(
+            self.link
+                .request(RequestBody::DeclineTransfer { chat })
+                .await?,
+        )
+    }
+
+    /// Makes a ticket from a chat this agent has, with its transcript; the
+    /// customer is told the ticket's id.
+    pub async fn create_ticket(
+        &self,
+        chat: ChatId,
+        subject: impl Into<String>,
+        note: impl Into<String>,
+    ) -> Result<TicketId, ClientError> {
+        let body = RequestBody::CreateTicket {
+            chat,
+            subject: subject.into(),
+            note: note.into(),
+        };
+        match self.link.request(body).await? {
+            Reply::TicketCreated(ticket) => Ok(ticket),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The side panel for a customer: their earlier chats and tickets, by
+    /// email (or, without one, by name).
+    pub async fn contact(
+        &self,
+        email: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<ContactCard, ClientError> {
+        let body = RequestBody::Contact {
+            email: email.map(str::to_owned),
+            name: name.map(str::to_owned),
+        };
+        match self.link.request(body).await? {
+            Reply::Contact(card) => Ok(card),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Creates a quick reply, FAQ article or template.
+    pub async fn create_item(&self, draft: ItemDraft) -> Result<KnowledgeItem, ClientError> {
+        match self.link.request(RequestBody::CreateItem(draft)).await? {
+            Reply::Item(item) => Ok(item),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Replaces an item.
+    pub async fn update_item(
+        &self,
+        id: ItemId,
+        draft: ItemDraft,
+    ) -> Result<KnowledgeItem, ClientError> {
+        match self
+            .link
+            .request(RequestBody::UpdateItem { id, draft })
+            .await?
+        {
+            Reply::Item(item) => Ok(item),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Deletes an item.
+    pub async fn delete_item(&self, id: ItemId) -> Result<(), ClientError> {
+        expect_done(self.link.request(RequestBody::DeleteItem { id }).await?)
+    }
+
+    /// The items this agent may use (their channels' and their own).
+    pub async fn items(&self, kind: Option<ItemKind>) -> Result<Vec<KnowledgeItem>, ClientError> {
+        match self.link.request(RequestBody::Items { kind }).await? {
+            Reply::Items(items) => Ok(items),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends a quick reply, FAQ article or template into a chat this agent
+    /// has, by id or shortcut, with `{customer.name}`, `{agent.name}` and
+    /// the other placeholders filled in; answers the message's seq.
+    pub async fn insert(&self, chat: ChatId, item: ItemRef) -> Result<u64, ClientError> {
+        let body = RequestBody::InsertItem {
+            chat,
+            client_id: self.link.next_client_id(),
+            item,
+        };
+        match self.link.request(body).await? {
+            Reply::Posted { seq } => Ok(seq),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Shares a file in a chat this agent has.
+    pub async fn send_file(
+        &self,
+        chat: ChatId,
+        name: impl Into<String>,
+        content_type: impl Into<String>,
+        bytes: &[u8],
+    ) -> Result<(FileRef, u64), ClientError> {
+        crate::client::customer::send_file(
+            &self.link,
+            chat,
+            name.into(),
+            content_type.into(),
+            bytes,
+        )
+        .await
+    }
+
+    /// Downloads a file shared in a chat of this agent's channels.
+    pub async fn download(&self, file: FileId) -> Result<(FileRef, Vec<u8>), ClientError> {
+        crate::client::customer::download(&self.link, file).await
     }
 
     /// Sends a message to a chat assigned to this agent; answers its seq.

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use crate::client::link::Link;
 use crate::client::{ClientConfig, ClientError};
-use crate::core::{ChannelId, ChatId, Customer, OfflineForm, TicketId};
-use crate::protocol::{Event, Reply, RequestBody, Role};
+use crate::core::{ChannelId, ChatId, Customer, FileId, FileRef, OfflineForm, TicketId};
+use crate::protocol::{Event, Reply, RequestBody, Role, Upload};
 
 /// What starting a chat came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,6 +109,41 @@ impl CustomerClient {
         }
     }
 
+    /// Comes back to an ended chat through the end form (if the channel has
+    /// one and its return window is open): the chat is live again, with its
+    /// transcript and seqs continuing, with the same agent if they are
+    /// Present and have room, otherwise in the queue.
+    pub async fn return_to_chat(&self, chat: ChatId) -> Result<(), ClientError> {
+        let secret = self
+            .link
+            .secret(chat)
+            .ok_or_else(|| ClientError::Config(format!("{chat} was not started by this client")))?;
+        match self
+            .link
+            .request(RequestBody::ReturnToChat { chat, secret })
+            .await?
+        {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Shares a file in the chat; answers the file and its event's seq.
+    pub async fn send_file(
+        &self,
+        chat: ChatId,
+        name: impl Into<String>,
+        content_type: impl Into<String>,
+        bytes: &[u8],
+    ) -> Result<(FileRef, u64), ClientError> {
+        send_file(&self.link, chat, name.into(), content_type.into(), bytes).await
+    }
+
+    /// Downloads a file shared in the customer's chat.
+    pub async fn download(&self, file: FileId) -> Result<(FileRef, Vec<u8>), ClientError> {
+        download(&self.link, file).await
+    }
+
     /// The next event the hub pushed; `None` once the connection is closed.
     pub async fn next_event(&self) -> Option<Event> {
         self.link.next_event().await
@@ -134,4 +169,36 @@ pub(crate) async fn post(link: &Link, chat: ChatId, text: String) -> Result<u64,
 
 pub(crate) fn unexpected(reply: Reply) -> ClientError {
     ClientError::Protocol(format!("unexpected reply {reply:?}"))
+}
+
+pub(crate) async fn send_file(
+    link: &Link,
+    chat: ChatId,
+    name: String,
+    content_type: String,
+    bytes: &[u8],
+) -> Result<(FileRef, u64), ClientError> {
+    let upload = Upload {
+        chat,
+        name,
+        content_type,
+        size: bytes.len() as u64,
+    };
+    match link.upload(upload, bytes).await? {
+        Reply::FileShared { file, seq } => Ok((file, seq)),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub(crate) async fn download(link: &Link, file: FileId) -> Result<(FileRef, Vec<u8>), ClientError> {
+    match link.download(file).await? {
+        (Reply::File(found), bytes) if bytes.len() as u64 == found.size => Ok((found, bytes)),
+        (Reply::File(found), bytes) => Err(ClientError::Closed(format!(
+            "{} arrived with {} of {} bytes",
+            found.id,
+            bytes.len(),
+            found.size
+        ))),
+        (other, _) => Err(unexpected(other)),
+    }
 }

@@ -25,7 +25,7 @@ use crate::client::{ClientConfig, ClientError};
 use crate::core::{ChatId, Status};
 use crate::protocol::{
     ClientFrame, ErrorCode, ErrorFrame, Event, FrameBuf, Hello, PROTOCOL_VERSION, Reply, Request,
-    RequestBody, Resume, Role, ServerFrame, Welcome, encode,
+    RequestBody, Response, Resume, Role, ServerFrame, Upload, Welcome, encode,
 };
 
 /// Events the application has not taken yet. When full, the hub's streams
@@ -184,6 +184,11 @@ impl Link {
     /// Remembers a customer chat's secret, to resume it after a reconnect.
     pub fn remember_secret(&self, chat: ChatId, secret: String) {
         lock(&self.inner.memory).secrets.insert(chat, secret);
+    }
+
+    /// The secret of a chat this client started.
+    pub fn secret(&self, chat: ChatId) -> Option<String> {
+        lock(&self.inner.memory).secrets.get(&chat).cloned()
     }
 
     /// Remembers the agent's status, to set it again after a reconnect.
@@ -518,6 +523,88 @@ async fn read_events(mut recv: quinn::RecvStream, inner: Arc<Inner>) {
         match recv.read_chunk(usize::MAX, true).await {
             Ok(Some(chunk)) => frames.push(&chunk.bytes),
             Ok(None) | Err(_) => return,
+        }
+    }
+}
+
+impl Link {
+    /// The connection now, for a stream of its own.
+    fn current(&self) -> Result<quinn::Connection, ClientError> {
+        lock(&self.inner.connection)
+            .clone()
+            .ok_or_else(|| ClientError::Closed("not connected right now; try again".into()))
+    }
+
+    /// Shares `bytes` as a file in `chat`, on a stream of its own.
+    pub async fn upload(&self, upload: Upload, bytes: &[u8]) -> Result<Reply, ClientError> {
+        if upload.size != bytes.len() as u64 {
+            return Err(ClientError::Protocol(
+                "the upload's size does not match its bytes".into(),
+            ));
+        }
+        let (mut send, recv) = self.current()?.open_bi().await?;
+        let mut buf = Vec::new();
+        encode(&ClientFrame::Upload(upload), &mut buf).map_err(protocol)?;
+        let closed = |err: quinn::WriteError| ClientError::Closed(err.to_string());
+        send.write_all(&buf).await.map_err(closed)?;
+        send.write_all(bytes).await.map_err(closed)?;
+        let _ = send.finish();
+        let (reply, _) = read_stream_answer(recv).await?;
+        Ok(reply)
+    }
+
+    /// Fetches a file: its description and its bytes.
+    pub async fn download(
+        &self,
+        file: crate::core::FileId,
+    ) -> Result<(Reply, Vec<u8>), ClientError> {
+        let (mut send, recv) = self.current()?.open_bi().await?;
+        let mut buf = Vec::new();
+        encode(&ClientFrame::Download { file }, &mut buf).map_err(protocol)?;
+        send.write_all(&buf)
+            .await
+            .map_err(|err| ClientError::Closed(err.to_string()))?;
+        let _ = send.finish();
+        read_stream_answer(recv).await
+    }
+}
+
+/// Reads a file stream's response, then every byte after it.
+async fn read_stream_answer(mut recv: quinn::RecvStream) -> Result<(Reply, Vec<u8>), ClientError> {
+    let mut frames = FrameBuf::new();
+    let response = loop {
+        if let Some(frame) = frames.next_frame::<ServerFrame>().map_err(protocol)? {
+            break frame;
+        }
+        match recv.read_chunk(usize::MAX, true).await {
+            Ok(Some(chunk)) => frames.push(&chunk.bytes),
+            Ok(None) => {
+                return Err(ClientError::Closed(
+                    "the file stream ended without an answer".into(),
+                ));
+            }
+            Err(err) => return Err(ClientError::Closed(err.to_string())),
+        }
+    };
+    let reply = match response {
+        ServerFrame::Response(Response {
+            result: Ok(reply), ..
+        }) => reply,
+        ServerFrame::Response(Response {
+            result: Err(error), ..
+        }) => return Err(ClientError::Refused(error)),
+        other => {
+            return Err(protocol(format!(
+                "unexpected frame on a file stream: {other:?}"
+            )));
+        }
+    };
+    let mut bytes = frames.take_rest().to_vec();
+    loop {
+        match recv.read_chunk(usize::MAX, true).await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk.bytes),
+            Ok(None) => return Ok((reply, bytes)),
+            Err(err) => return Err(ClientError::Closed(err.to_string())),
         }
     }
 }

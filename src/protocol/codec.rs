@@ -124,6 +124,12 @@ impl FrameBuf {
         decode(&payload).map(Some)
     }
 
+    /// Takes the bytes buffered after the frames read so far (a stream that
+    /// carries raw bytes after its first frame).
+    pub fn take_rest(&mut self) -> BytesMut {
+        std::mem::take(&mut self.buf)
+    }
+
     /// Checks that the stream ended on a frame boundary.
     pub fn finish(&self) -> Result<(), CodecError> {
         if self.buf.is_empty() {

@@ -3,7 +3,8 @@
 use bincode::{Decode, Encode};
 
 use crate::core::{
-    AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatId, Customer, OfflineForm, QueueUpdate,
+    AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatId, ContactCard, Customer, FileId,
+    FileRef, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, OfflineForm, QueueUpdate,
     SessionSummary, Status, Ticket, TicketId, TicketSummary,
 };
 use crate::protocol::error::ErrorFrame;
@@ -15,6 +16,30 @@ pub enum ClientFrame {
     Hello(Hello),
     /// A request; answered by exactly one [`Response`] with its id.
     Request(Request),
+    /// First frame of a stream the client opens to share a file: `size`
+    /// raw bytes follow. The hub answers on that stream with a response
+    /// (id 0) holding [`Reply::FileShared`] or the error.
+    Upload(Upload),
+    /// First frame of a stream the client opens to fetch a file. The hub
+    /// answers on that stream with a response (id 0) holding
+    /// [`Reply::File`], followed by the file's bytes, or the error.
+    Download {
+        /// The file.
+        file: FileId,
+    },
+}
+
+/// A file about to be shared in a chat.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Upload {
+    /// The chat.
+    pub chat: ChatId,
+    /// The file's name.
+    pub name: String,
+    /// Its content type, e.g. `image/png`.
+    pub content_type: String,
+    /// Exactly how many bytes follow.
+    pub size: u64,
 }
 
 /// Opens a connection: the protocol version and who is connecting.
@@ -140,6 +165,76 @@ pub enum RequestBody {
         /// The ticket.
         id: TicketId,
     },
+    /// Agent: hand a chat they have to another agent of its channel.
+    TransferToAgent {
+        /// The chat.
+        chat: ChatId,
+        /// The agent to take it.
+        to: AgentId,
+    },
+    /// Agent: send a chat they have to a channel's queue.
+    TransferToChannel {
+        /// The chat.
+        chat: ChatId,
+        /// The channel.
+        channel: ChannelId,
+    },
+    /// Agent: decline a chat just transferred to them.
+    DeclineTransfer {
+        /// The chat.
+        chat: ChatId,
+    },
+    /// Agent: make a ticket from a chat they have, transcript attached.
+    CreateTicket {
+        /// The chat.
+        chat: ChatId,
+        /// The ticket's subject.
+        subject: String,
+        /// A note for whoever handles the ticket.
+        note: String,
+    },
+    /// Customer: return to an ended chat through the end form.
+    ReturnToChat {
+        /// The chat.
+        chat: ChatId,
+        /// The secret the chat was started with.
+        secret: String,
+    },
+    /// Agent: a contact's history, by email or name.
+    Contact {
+        /// The email to look up.
+        email: Option<String>,
+        /// The name to look up, if no email.
+        name: Option<String>,
+    },
+    /// Agent: create a quick reply, FAQ article or template.
+    CreateItem(ItemDraft),
+    /// Agent: replace an item.
+    UpdateItem {
+        /// The item.
+        id: ItemId,
+        /// What it says now.
+        draft: ItemDraft,
+    },
+    /// Agent: delete an item.
+    DeleteItem {
+        /// The item.
+        id: ItemId,
+    },
+    /// Agent: the items they may use, of one kind or all.
+    Items {
+        /// Only this kind, if given.
+        kind: Option<ItemKind>,
+    },
+    /// Agent: send an item into a chat they have, placeholders filled in.
+    InsertItem {
+        /// The chat.
+        chat: ChatId,
+        /// The agent's id for the message.
+        client_id: u64,
+        /// The item, by id or shortcut.
+        item: ItemRef,
+    },
     /// Agent: end a chat they handle.
     EndChat {
         /// The chat.
@@ -228,6 +323,21 @@ pub enum Reply {
     Tickets(Vec<TicketSummary>),
     /// One ticket.
     Ticket(Box<Ticket>),
+    /// A contact's history.
+    Contact(ContactCard),
+    /// One knowledge item.
+    Item(KnowledgeItem),
+    /// Knowledge items.
+    Items(Vec<KnowledgeItem>),
+    /// A file was shared in its chat with this seq.
+    FileShared {
+        /// The file.
+        file: FileRef,
+        /// Its event's seq.
+        seq: u64,
+    },
+    /// A file's description; its bytes follow on the stream.
+    File(FileRef),
     /// The message is stored with this seq.
     Posted {
         /// Its place in the transcript.

@@ -171,7 +171,7 @@ async fn serve(hub: Hub, conn: &quinn::Connection) -> Result<(), ConnError> {
     };
     let hello = match hello {
         Some(ClientFrame::Hello(hello)) => hello,
-        Some(ClientFrame::Request(_)) => {
+        Some(_) => {
             let error = ErrorFrame::new(ErrorCode::BadFrame, "the first frame must be a hello");
             return Err(control.refuse(conn, CLOSE_PROTOCOL, error).await);
         }
@@ -289,6 +289,10 @@ async fn run(
                     let error = ErrorFrame::new(ErrorCode::BadFrame, "hello may only be sent once");
                     return Err(control.refuse(conn, CLOSE_PROTOCOL, error).await);
                 }
+                Ok(Some(ClientFrame::Upload(_) | ClientFrame::Download { .. })) => {
+                    let error = ErrorFrame::new(ErrorCode::BadFrame, "files travel on streams of their own");
+                    return Err(control.refuse(conn, CLOSE_PROTOCOL, error).await);
+                }
                 Ok(None) => {
                     conn.close(CLOSE_NORMAL.into(), b"bye");
                     return Ok(());
@@ -310,6 +314,13 @@ async fn run(
                     conn.close(CLOSE_TOO_SLOW.into(), b"too far behind on events");
                     return Err(ConnError::TooSlow);
                 }
+            }
+            stream = conn.accept_bi() => {
+                // A file on a stream of its own, so it never holds up chat
+                // messages on the control stream.
+                let Ok((send, recv)) = stream else { continue };
+                let (hub, caller) = (session.hub.clone(), session.caller());
+                tokio::spawn(crate::server::files::serve(hub, caller, send, recv));
             }
             () = source.overflow.notified() => {
                 conn.close(CLOSE_TOO_SLOW.into(), b"too far behind on events");

@@ -11,6 +11,7 @@
 //! ```
 
 mod connection;
+mod files;
 mod requests;
 pub mod tls;
 

@@ -60,7 +60,7 @@ fn refuse(id: u64, error: ErrorFrame) -> Pending {
 }
 
 impl Session {
-    fn caller(&self) -> Caller {
+    pub(crate) fn caller(&self) -> Caller {
         match &self.role {
             Role::Customer => Caller::Customer(self.conn),
             Role::Agent(agent) => Caller::Agent(agent.clone()),
@@ -173,6 +173,107 @@ impl Session {
                     Reply::Ticket,
                 )
             }
+            (Role::Agent(agent), RequestBody::TransferToAgent { chat, to }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move { hub.transfer_to_agent(agent, chat, to).await },
+                    |()| Reply::Done,
+                )
+            }
+            (Role::Agent(agent), RequestBody::TransferToChannel { chat, channel }) => answer(
+                id,
+                hub.transfer_to_channel(agent.clone(), chat, channel),
+                |()| Reply::Done,
+            ),
+            (Role::Agent(agent), RequestBody::DeclineTransfer { chat }) => {
+                answer(id, hub.decline_transfer(agent.clone(), chat), |()| {
+                    Reply::Done
+                })
+            }
+            (
+                Role::Agent(agent),
+                RequestBody::CreateTicket {
+                    chat,
+                    subject,
+                    note,
+                },
+            ) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move { hub.create_ticket(agent, chat, subject, note).await },
+                    Reply::TicketCreated,
+                )
+            }
+            (Role::Customer, RequestBody::ReturnToChat { chat, secret }) => {
+                let (hub, sink) = (hub.clone(), self.sink.clone());
+                Box::pin(async move {
+                    let returned = hub.return_to_chat(sink, chat, secret).await;
+                    Done {
+                        started: returned.is_ok().then_some(chat),
+                        response: Response {
+                            id,
+                            result: returned.map(|()| Reply::Done).map_err(error_frame),
+                        },
+                    }
+                })
+            }
+            (Role::Agent(_), RequestBody::Contact { email, name }) => {
+                let hub = hub.clone();
+                answer(
+                    id,
+                    async move { hub.contact(email, name).await },
+                    Reply::Contact,
+                )
+            }
+            (Role::Agent(agent), RequestBody::CreateItem(draft)) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move { hub.create_item(&agent, draft).await },
+                    Reply::Item,
+                )
+            }
+            (Role::Agent(agent), RequestBody::UpdateItem { id: item, draft }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move { hub.update_item(&agent, item, draft).await },
+                    Reply::Item,
+                )
+            }
+            (Role::Agent(agent), RequestBody::DeleteItem { id: item }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move { hub.delete_item(&agent, item).await },
+                    |()| Reply::Done,
+                )
+            }
+            (Role::Agent(agent), RequestBody::Items { kind }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move { hub.items(&agent, kind).await },
+                    Reply::Items,
+                )
+            }
+            (
+                Role::Agent(agent),
+                RequestBody::InsertItem {
+                    chat,
+                    client_id,
+                    item,
+                },
+            ) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move { hub.insert_item(&agent, chat, client_id, item).await },
+                    |seq| Reply::Posted { seq },
+                )
+            }
             (Role::Agent(agent), RequestBody::RecentSessions { before, limit }) => {
                 let (hub, agent) = (hub.clone(), agent.clone());
                 answer(
@@ -239,6 +340,17 @@ fn request_name(body: &RequestBody) -> &'static str {
         RequestBody::SubmitOfflineForm { .. } => "SubmitOfflineForm",
         RequestBody::Tickets { .. } => "Tickets",
         RequestBody::Ticket { .. } => "Ticket",
+        RequestBody::TransferToAgent { .. } => "TransferToAgent",
+        RequestBody::TransferToChannel { .. } => "TransferToChannel",
+        RequestBody::DeclineTransfer { .. } => "DeclineTransfer",
+        RequestBody::CreateTicket { .. } => "CreateTicket",
+        RequestBody::ReturnToChat { .. } => "ReturnToChat",
+        RequestBody::Contact { .. } => "Contact",
+        RequestBody::CreateItem(_) => "CreateItem",
+        RequestBody::UpdateItem { .. } => "UpdateItem",
+        RequestBody::DeleteItem { .. } => "DeleteItem",
+        RequestBody::Items { .. } => "Items",
+        RequestBody::InsertItem { .. } => "InsertItem",
     }
 }
 
