@@ -155,6 +155,9 @@ impl Link {
         });
         let session = inner.open().await?;
         let welcome = session.welcome.clone();
+        // Usable at once for file streams; requests are sent as soon as the
+        // supervisor has installed the control stream.
+        *lock(&inner.connection) = Some(session.conn.clone());
         let supervisor = tokio::spawn(supervise(inner.clone(), session));
         Ok(Link {
             inner,
