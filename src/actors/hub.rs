@@ -1423,12 +1423,12 @@ impl Hub {
             transcript: Vec::new(),
             created: Timestamp::now(),
         };
-        let (tx, rx) = oneshot::channel();
-        self.shared.store.writer().submit(
-            vec![Op::Ticket(Box::new(ticket))],
-            Box::new(move |result| drop(tx.send(result))),
-        );
-        answer(rx).await?.map_err(store_error)?;
+        let mut ops: Vec<Op> = crate::store::contact_keys(&ticket.customer)
+            .into_iter()
+            .map(|key| Op::ContactTicket { key, ticket: id.0 })
+            .collect();
+        ops.push(Op::Ticket(Box::new(ticket)));
+        self.write(ops).await?;
         Ok(id)
     }
 
