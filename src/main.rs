@@ -73,10 +73,7 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = load(config_path.as_ref())?;
     runtime()?.block_on(async {
         if config.metrics.enabled {
-            metrics_exporter_prometheus::PrometheusBuilder::new()
-                .with_http_listener(config.metrics.listen)
-                .install()
-                .with_context(|| format!("cannot serve metrics on {}", config.metrics.listen))?;
+            chathub::server::metrics::install(config.metrics.listen)?;
             tracing::info!("metrics on http://{}/metrics", config.metrics.listen);
         }
         let server = Server::start(&config).await?;

@@ -119,7 +119,10 @@ async fn nobody_present_means_the_offline_form_and_its_ticket() {
     assert_eq!(full.message, "Please call me 📞");
     // The ticket is in Ada's contact history.
     let card = alice.contact(Some("ada@example.com"), None).await.unwrap();
-    assert_eq!(card.tickets.iter().map(|t| t.id).collect::<Vec<_>>(), [ticket]);
+    assert_eq!(
+        card.tickets.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [ticket]
+    );
     assert_eq!(full.customer.email.as_deref(), Some("ada@example.com"));
     // Carol works sales: the support ticket is not hers to read.
     let carol = hub.agent("carol").await;

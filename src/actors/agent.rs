@@ -140,6 +140,17 @@ fn admit(cursor: Option<Cursor>, seq: u64) -> (bool, Option<Cursor>) {
 }
 
 impl AgentState {
+    /// Sets the agent's status and the Present gauges of its channels.
+    fn set_status(&self, status: Status) -> bool {
+        let changed = self.presence.set(status);
+        if changed {
+            for channel in self.presence.channels() {
+                metrics::gauge!("chathub_agents_present", "channel" => channel.to_string())
+                    .set(self.hub.presence().present_count(channel) as f64);
+            }
+        }
+        changed
+    }
     fn deliver(&mut self, to: Option<ConnId>, event: Outbound) {
         let conns: Vec<ConnId> = match to {
             Some(conn) => vec![conn],
@@ -291,7 +302,7 @@ impl Actor for AgentActor {
             AgentMsg::GraceOver { generation } => {
                 if generation == state.generation
                     && state.conns.is_empty()
-                    && state.presence.set(Status::Absent)
+                    && state.set_status(Status::Absent)
                 {
                     tracing::info!(agent = %state.id, "no connection left: Absent");
                 }
@@ -316,7 +327,7 @@ impl Actor for AgentActor {
                 }
             }
             AgentMsg::SetStatus { status, reply } => {
-                state.presence.set(status);
+                state.set_status(status);
                 state.show_standing();
                 let _ = reply.send(());
             }

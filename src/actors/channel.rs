@@ -86,6 +86,8 @@ impl ChannelState {
     /// Builds the next update and sends it to every watcher.
     fn broadcast(&mut self, change: QueueChange) {
         let update = Arc::new(self.update(change));
+        metrics::gauge!("chathub_chats_waiting", "channel" => self.settings.id.to_string())
+            .set(self.queue.len() as f64);
         for agent in self.watchers.values() {
             let _ = agent.cast(AgentMsg::Deliver {
                 to: None,

@@ -205,7 +205,7 @@ pub struct ChatArgs {
 /// A request waiting for its events to become durable.
 enum Answer {
     Started(oneshot::Sender<Result<(), HubError>>),
-    Posted(RpcReplyPort<Result<u64, HubError>>, u64),
+    Posted(RpcReplyPort<Result<u64, HubError>>, u64, std::time::Instant),
     Assigned(RpcReplyPort<Result<Assignment, HubError>>, Assignment),
     Ended(RpcReplyPort<Result<(), HubError>>),
     Ticket(RpcReplyPort<Result<TicketId, HubError>>, TicketId),
@@ -215,7 +215,11 @@ impl Answer {
     fn succeed(self) {
         match self {
             Answer::Started(tx) => drop(tx.send(Ok(()))),
-            Answer::Posted(reply, seq) => drop(reply.send(Ok(seq))),
+            Answer::Posted(reply, seq, received) => {
+                metrics::histogram!("chathub_message_delivery_seconds")
+                    .record(received.elapsed().as_secs_f64());
+                drop(reply.send(Ok(seq)))
+            }
             Answer::Assigned(reply, assignment) => drop(reply.send(Ok(assignment))),
             Answer::Ended(reply) => drop(reply.send(Ok(()))),
             Answer::Ticket(reply, ticket) => drop(reply.send(Ok(ticket))),
@@ -225,7 +229,7 @@ impl Answer {
     fn fail(self, err: HubError) {
         match self {
             Answer::Started(tx) => drop(tx.send(Err(err))),
-            Answer::Posted(reply, _) => drop(reply.send(Err(err))),
+            Answer::Posted(reply, _, _) => drop(reply.send(Err(err))),
             Answer::Assigned(reply, _) => drop(reply.send(Err(err))),
             Answer::Ended(reply) => drop(reply.send(Err(err))),
             Answer::Ticket(reply, _) => drop(reply.send(Err(err))),
@@ -251,6 +255,8 @@ pub struct ChatActorState {
     published_agent: Option<AgentId>,
     /// Requests waiting for durability: (seq they need, answer).
     waiting: VecDeque<(u64, Answer)>,
+    /// When the chat's current wait in a queue began, for the wait metric.
+    queued_since: Option<Timestamp>,
 }
 
 impl ChatActorState {
@@ -342,6 +348,7 @@ impl ChatActorState {
                 event: Outbound::Chat(event.clone()),
             });
         }
+        self.count(&event);
         let next = match &event.kind {
             ChatEventKind::Assigned { agent }
             | ChatEventKind::TransferredToAgent { to: agent, .. } => Some(agent.clone()),
@@ -382,6 +389,48 @@ impl ChatActorState {
             | ChatEventKind::TransferDeclined { to: None, .. }
             | ChatEventKind::Reopened { agent: None } => self.queue_again(myself, event.at),
             _ => {}
+        }
+    }
+
+    /// Records what a durable event means for the metrics.
+    fn count(&mut self, event: &ChatEvent) {
+        let channel = self.chat.channel().to_string();
+        match &event.kind {
+            ChatEventKind::Started { .. }
+            | ChatEventKind::Requeued { .. }
+            | ChatEventKind::TransferDeclined { to: None, .. }
+            | ChatEventKind::Reopened { agent: None } => self.queued_since = Some(event.at),
+            ChatEventKind::Assigned { .. } => {
+                metrics::counter!("chathub_chats_answered_total", "channel" => channel.clone())
+                    .increment(1);
+                if let Some(since) = self.queued_since.take() {
+                    metrics::histogram!("chathub_chat_wait_seconds", "channel" => channel)
+                        .record(event.at.since(since).as_secs_f64());
+                }
+            }
+            ChatEventKind::Message { from, .. } => {
+                let direction = match from {
+                    Party::Customer => "customer_to_agent",
+                    Party::Agent(_) => "agent_to_customer",
+                    Party::System => "system",
+                };
+                metrics::counter!("chathub_messages_total", "direction" => direction).increment(1);
+            }
+            ChatEventKind::TransferredToAgent { .. } => {
+                metrics::counter!("chathub_chats_transferred_total", "channel" => channel, "to" => "agent").increment(1);
+            }
+            ChatEventKind::Ended { .. } => {
+                metrics::counter!("chathub_chats_ended_total", "channel" => channel).increment(1);
+            }
+            _ => {}
+        }
+        if let ChatEventKind::Requeued {
+            by: Some(_),
+            channel: to,
+        } = &event.kind
+        {
+            metrics::counter!("chathub_chats_transferred_total", "channel" => to.to_string(), "to" => "channel")
+                .increment(1);
         }
     }
 
@@ -436,7 +485,8 @@ impl ChatActorState {
                 if seq <= self.durable {
                     let _ = reply.send(Ok(seq));
                 } else {
-                    self.waiting.push_back((seq, Answer::Posted(reply, seq)));
+                    self.waiting
+                        .push_back((seq, Answer::Posted(reply, seq, std::time::Instant::now())));
                 }
             }
             Err(err) => {
@@ -517,6 +567,8 @@ impl ChatActorState {
         if matches!(self.chat.state(), ChatState::Queued { .. }) {
             match self.claim.claim(Claimer::Abandon) {
                 Ok(_) => {
+                    metrics::counter!("chathub_chats_abandoned_total", "channel" => self.chat.channel().to_string())
+                        .increment(1);
                     if let Some(channel) = self.hub.channel_actor(self.chat.channel()) {
                         let _ = channel.cast(ChannelMsg::Withdraw(self.chat.id()));
                     }
@@ -559,6 +611,11 @@ impl Actor for ChatActor {
         } else {
             None
         };
+        // A restored queued chat has waited since before the restart.
+        let queued_since = match args.chat.state() {
+            ChatState::Queued { since } if durable > 0 => Some(*since),
+            _ => None,
+        };
         let mut state = ChatActorState {
             hub: args.hub,
             chat: args.chat,
@@ -569,6 +626,7 @@ impl Actor for ChatActor {
             leaving: false,
             written: durable,
             durable,
+            queued_since,
             published_agent,
             waiting: VecDeque::new(),
         };
@@ -820,7 +878,10 @@ impl Actor for ChatActor {
                             chat: state.chat.id(),
                         };
                         state.persist(&myself, vec![Op::File(stored)]);
-                        state.waiting.push_back((seq, Answer::Posted(reply, seq)));
+                        state.waiting.push_back((
+                            seq,
+                            Answer::Posted(reply, seq, std::time::Instant::now()),
+                        ));
                     }
                     Err(err) => {
                         let _ = reply.send(Err(err));

@@ -640,6 +640,7 @@ impl Hub {
             Actor::spawn_linked(None, ChatActor, args, self.shared.root.get_cell())
                 .await
                 .map_err(|err| gone(format!("cannot start the chat: {err}")))?;
+        let channel_name = channel.clone();
         let row = QueueRow {
             chat: id,
             channel,
@@ -656,7 +657,7 @@ impl Hub {
         match (durable.and_then(|durable| durable), queued) {
             (Ok(()), Ok(waiting)) => {
                 let _ = chat_actor.cast(ChatMsg::AttachCustomer { sink, after: 0 });
-                metrics::counter!("chathub_chats_started_total").increment(1);
+                metrics::counter!("chathub_chats_started_total", "channel" => channel_name.to_string()).increment(1);
                 Ok(ChatStart::Queued { chat: id, waiting })
             }
             (Err(err), _) => Err(err),
@@ -734,10 +735,12 @@ impl Hub {
 
     pub(crate) fn set_assignment(&self, chat: ChatId, agent: AgentId) {
         self.shared.assignments.insert(chat, agent);
+        metrics::gauge!("chathub_chats_active").set(self.shared.assignments.len() as f64);
     }
 
     pub(crate) fn clear_assignment(&self, chat: ChatId) {
         self.shared.assignments.remove(&chat);
+        metrics::gauge!("chathub_chats_active").set(self.shared.assignments.len() as f64);
     }
 
     /// The live chat actor of `chat`, if any.

@@ -136,6 +136,8 @@ impl Control {
         code: u32,
         error: ErrorFrame,
     ) -> ConnError {
+        metrics::counter!("chathub_protocol_errors_total", "kind" => format!("{:?}", error.code))
+            .increment(1);
         if self
             .send(&ServerFrame::Closing(error.clone()))
             .await
@@ -257,6 +259,11 @@ async fn serve(hub: Hub, conn: &quinn::Connection) -> Result<(), ConnError> {
             }
         }
     }
+    let role = match session.role {
+        Role::Customer => "customer",
+        Role::Agent(_) => "agent",
+    };
+    metrics::gauge!("chathub_connections", "role" => role).increment(1.0);
     let result = run(
         &mut session,
         conn,
@@ -266,6 +273,10 @@ async fn serve(hub: Hub, conn: &quinn::Connection) -> Result<(), ConnError> {
         welcome,
     )
     .await;
+    metrics::gauge!("chathub_connections", "role" => role).decrement(1.0);
+    if matches!(result, Err(ConnError::TooSlow)) {
+        metrics::counter!("chathub_protocol_errors_total", "kind" => "TooSlow").increment(1);
+    }
     session.close();
     result
 }

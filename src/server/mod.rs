@@ -12,6 +12,7 @@
 
 mod connection;
 mod files;
+pub mod metrics;
 mod requests;
 pub mod tls;
 

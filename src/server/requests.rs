@@ -385,5 +385,6 @@ pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
         HubError::Invalid(_) => ErrorCode::InvalidRequest,
         HubError::Unavailable(_) => ErrorCode::Unavailable,
     };
+    metrics::counter!("chathub_request_errors_total", "code" => format!("{code:?}")).increment(1);
     ErrorFrame::new(code, err.to_string())
 }

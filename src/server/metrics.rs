@@ -1,0 +1,119 @@
+//! The Prometheus endpoint and the description of every metric.
+//!
+//! Metrics are recorded where things happen, through the `metrics` facade;
+//! this installs the process-wide recorder that serves them at
+//! `http://<listen>/metrics`.
+
+use std::net::SocketAddr;
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+/// Latency buckets, in seconds: 100 µs to 30 s.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+];
+
+/// Why the metrics endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot serve metrics on {listen}: {reason}")]
+pub struct MetricsError {
+    listen: SocketAddr,
+    reason: String,
+}
+
+/// Installs the process-wide recorder and serves `/metrics` on `listen`.
+/// Call once per process, from inside the tokio runtime.
+pub fn install(listen: SocketAddr) -> Result<(), MetricsError> {
+    let error = |err: &dyn std::fmt::Display| MetricsError {
+        listen,
+        reason: err.to_string(),
+    };
+    PrometheusBuilder::new()
+        .with_http_listener(listen)
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+        .map_err(|err| error(&err))?
+        .install()
+        .map_err(|err| error(&err))?;
+    describe();
+    Ok(())
+}
+
+fn describe() {
+    describe_gauge!(
+        "chathub_chats_waiting",
+        "Chats waiting unanswered in a channel's queue."
+    );
+    describe_gauge!("chathub_chats_active", "Chats assigned to an agent.");
+    describe_gauge!(
+        "chathub_agents_present",
+        "Member agents of a channel whose status is Present."
+    );
+    describe_gauge!("chathub_connections", "Open client connections, by role.");
+    describe_counter!(
+        "chathub_chats_started_total",
+        "Chats started and queued, by channel."
+    );
+    describe_counter!(
+        "chathub_chats_offline_total",
+        "Chat starts answered with the offline form."
+    );
+    describe_counter!(
+        "chathub_chats_answered_total",
+        "Chats taken by an agent (get next or pick)."
+    );
+    describe_counter!(
+        "chathub_chats_abandoned_total",
+        "Queued chats the customer left before an answer."
+    );
+    describe_counter!(
+        "chathub_chats_transferred_total",
+        "Chats transferred, to an agent or a channel."
+    );
+    describe_counter!("chathub_chats_ended_total", "Chats ended, by channel.");
+    describe_counter!(
+        "chathub_messages_total",
+        "Chat messages stored, by direction."
+    );
+    describe_counter!(
+        "chathub_alerts_raised_total",
+        "Unanswered-chat alerts raised."
+    );
+    describe_counter!(
+        "chathub_alerts_cleared_total",
+        "Unanswered-chat alerts cleared."
+    );
+    describe_counter!(
+        "chathub_actor_restarts_total",
+        "Actors that failed and were restarted or dropped."
+    );
+    describe_counter!(
+        "chathub_protocol_errors_total",
+        "Connections refused or closed for a protocol error, by kind."
+    );
+    describe_counter!(
+        "chathub_request_errors_total",
+        "Requests answered with an error, by code."
+    );
+    describe_counter!(
+        "chathub_store_commit_failures_total",
+        "Store commits that failed."
+    );
+    describe_histogram!(
+        "chathub_chat_wait_seconds",
+        Unit::Seconds,
+        "How long chats waited in the queue before an agent took them."
+    );
+    describe_histogram!(
+        "chathub_message_delivery_seconds",
+        Unit::Seconds,
+        "From a message reaching its chat to it being durable and pushed out."
+    );
+    describe_histogram!(
+        "chathub_store_commit_seconds",
+        Unit::Seconds,
+        "Duration of one group commit."
+    );
+    describe_histogram!("chathub_store_commit_ops", "Writes per group commit.");
+}

@@ -1,0 +1,178 @@
+//! The Prometheus endpoint, scraped while chats run: the values move as the
+//! chats do. One test in its own binary, because the recorder is global to
+//! the process.
+
+mod common;
+
+use std::time::Duration;
+
+use chathub::client::Started;
+use chathub::core::Customer;
+use common::{CONFIG, TestHub, start};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// `GET /metrics` over plain HTTP/1.1.
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("the metrics endpoint");
+    stream
+        .write_all(
+            format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    body
+}
+
+/// The value of the sample named exactly `series` (name and labels).
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter_map(|line| line.rsplit_once(' '))
+        .find(|(name, _)| *name == series)
+        .and_then(|(_, number)| number.parse().ok())
+}
+
+/// Waits until `series` has `expected`, scraping again meanwhile.
+async fn eventually(
+    addr: std::net::SocketAddr,
+    series: &str,
+    expected: impl Fn(f64) -> bool,
+) -> f64 {
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = scrape(addr).await;
+        if let Some(found) = value(&last, series)
+            && expected(found)
+        {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{series} never reached the expected value; last scrape:\n{last}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_follow_the_chats() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    chathub::server::metrics::install(addr).expect("the exporter starts");
+    let hub = TestHub::start(CONFIG).await;
+
+    // Nobody Present: the offline form is counted.
+    let customer = hub.customer().await;
+    let started = customer
+        .start_chat("support", Customer::default(), "anyone?")
+        .await
+        .unwrap();
+    assert!(matches!(started, Started::Offline(_)));
+    eventually(
+        addr,
+        "chathub_chats_offline_total{channel=\"support\"}",
+        |v| v == 1.0,
+    )
+    .await;
+
+    let alice = hub.present_agent("alice").await;
+    eventually(addr, "chathub_agents_present{channel=\"support\"}", |v| {
+        v == 1.0
+    })
+    .await;
+    eventually(addr, "chathub_connections{role=\"agent\"}", |v| v == 1.0).await;
+    eventually(addr, "chathub_connections{role=\"customer\"}", |v| v == 1.0).await;
+
+    let (chat, _) = start(&customer, "support", Customer::default(), "hello").await;
+    eventually(
+        addr,
+        "chathub_chats_started_total{channel=\"support\"}",
+        |v| v == 1.0,
+    )
+    .await;
+    eventually(addr, "chathub_chats_waiting{channel=\"support\"}", |v| {
+        v == 1.0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    alice.get_next("support").await.unwrap();
+    eventually(addr, "chathub_chats_waiting{channel=\"support\"}", |v| {
+        v == 0.0
+    })
+    .await;
+    eventually(
+        addr,
+        "chathub_chats_answered_total{channel=\"support\"}",
+        |v| v == 1.0,
+    )
+    .await;
+    eventually(addr, "chathub_chats_active", |v| v == 1.0).await;
+    let waited = eventually(
+        addr,
+        "chathub_chat_wait_seconds_sum{channel=\"support\"}",
+        |v| v > 0.0,
+    )
+    .await;
+    assert!(waited < 10.0);
+    eventually(
+        addr,
+        "chathub_chat_wait_seconds_count{channel=\"support\"}",
+        |v| v == 1.0,
+    )
+    .await;
+
+    for n in 0..3 {
+        customer.send(chat, format!("question {n}")).await.unwrap();
+    }
+    alice.send(chat, "answer").await.unwrap();
+    // The first message came with the start; three more followed.
+    eventually(
+        addr,
+        "chathub_messages_total{direction=\"customer_to_agent\"}",
+        |v| v == 4.0,
+    )
+    .await;
+    eventually(
+        addr,
+        "chathub_messages_total{direction=\"agent_to_customer\"}",
+        |v| v == 1.0,
+    )
+    .await;
+    eventually(addr, "chathub_message_delivery_seconds_count", |v| v >= 4.0).await;
+    eventually(addr, "chathub_store_commit_seconds_count", |v| v > 0.0).await;
+
+    alice.end_chat(chat).await.unwrap();
+    eventually(
+        addr,
+        "chathub_chats_ended_total{channel=\"support\"}",
+        |v| v == 1.0,
+    )
+    .await;
+    eventually(addr, "chathub_chats_active", |v| v == 0.0).await;
+
+    // A customer who leaves a queued chat abandons it.
+    let (left, _) = start(&customer, "support", Customer::default(), "never mind").await;
+    customer.leave(left).await.unwrap();
+    eventually(
+        addr,
+        "chathub_chats_abandoned_total{channel=\"support\"}",
+        |v| v == 1.0,
+    )
+    .await;
+
+    // Refusals are counted by code.
+    alice.get_next("sales").await.unwrap_err();
+    eventually(
+        addr,
+        "chathub_request_errors_total{code=\"NotAllowed\"}",
+        |v| v >= 1.0,
+    )
+    .await;
+    hub.stop().await;
+}
