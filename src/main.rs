@@ -11,7 +11,9 @@ const USAGE: &str = "\
 chathub — a contact-center chat hub over QUIC
 
 usage:
-  chathub serve [--config FILE]   run the hub (embedded defaults without --config)
+  chathub serve [--config FILE] [--no-metrics]
+                                  run the hub (embedded defaults without --config;
+                                  --no-metrics turns the Prometheus endpoint off)
   chathub demo  [--config FILE]   connect a customer and an agent to a running hub
                                   and hold a short chat between them
   chathub --help | --version
@@ -21,8 +23,11 @@ Logging follows RUST_LOG (default: info).";
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
-        Some("serve") => serve(config_path(args)?),
-        Some("demo") => demo(config_path(args)?),
+        Some("serve") => {
+            let options = options(args)?;
+            serve(options.config, options.no_metrics)
+        }
+        Some("demo") => demo(options(args)?.config),
         Some("--version" | "-V") => {
             println!("chathub {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -35,18 +40,28 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Reads `[--config FILE]`.
-fn config_path(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<PathBuf>> {
-    let mut path = None;
+/// A command's options.
+struct Options {
+    config: Option<PathBuf>,
+    no_metrics: bool,
+}
+
+/// Reads `[--config FILE] [--no-metrics]`.
+fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
+    let mut options = Options {
+        config: None,
+        no_metrics: false,
+    };
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--config" | "-c" => {
-                path = Some(PathBuf::from(args.next().context("--config needs a file")?))
+                options.config = Some(PathBuf::from(args.next().context("--config needs a file")?))
             }
+            "--no-metrics" => options.no_metrics = true,
             other => bail!("unknown argument {other:?}\n\n{USAGE}"),
         }
     }
-    Ok(path)
+    Ok(options)
 }
 
 fn load(config_path: Option<&PathBuf>) -> anyhow::Result<Config> {
@@ -63,7 +78,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+fn serve(config_path: Option<PathBuf>, no_metrics: bool) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -72,7 +87,7 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         .init();
     let config = load(config_path.as_ref())?;
     runtime()?.block_on(async {
-        if config.metrics.enabled {
+        if config.metrics.enabled && !no_metrics {
             chathub::server::metrics::install(config.metrics.listen)?;
             tracing::info!("metrics on http://{}/metrics", config.metrics.listen);
         }
