@@ -1,74 +1,103 @@
 //! `loadtest`: drives a hub over QUIC through the SDK, measures it, and
 //! checks its promises.
 //!
-//! Customers start chats; agents take them with get-next; each customer
-//! then sends its messages and the agent ends the chat once all arrived.
-//! Reported: time to answer, customer -> agent delivery latency, messages
-//! per second. Checked (exit code 1 if broken): no chat assigned twice, no
-//! message lost, duplicated or out of order.
+//! Agents sign in Present and take chats with get-next; customers start
+//! chats, and once answered send numbered messages (a window of them in
+//! flight); each agent echoes every customer message back. Reported: chats
+//! started and answered, time to answer, delivery latency customer -> agent
+//! and agent -> customer, relayed messages per second, errors by kind, and
+//! the raw QUIC echo rate of this machine for comparison. Checked (exit
+//! code 1 if broken): no chat assigned twice; every message delivered
+//! exactly once; each chat's events arrive with seqs 1, 2, 3, ... per
+//! client, without gap or duplicate.
 //!
 //! Without `--addr` it starts a hub in this process on a loopback port.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod echo;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use chathub::client::{AgentClient, ClientConfig, CustomerClient, ErrorCode, Event};
+use chathub::client::{AgentClient, ClientConfig, ClientError, CustomerClient, ErrorCode, Event};
 use chathub::config::Config;
-use chathub::core::{ChatEventKind, ChatId, Customer, Party, Status};
+use chathub::core::{ChatEvent, ChatEventKind, ChatId, Customer, Party, Status};
 use chathub::server::Server;
 
 const USAGE: &str = "\
 loadtest [options]
   --agents N         agents answering (default 8)
-  --chats N          chats to run (default 400)
-  --messages N       messages a customer sends per chat (default 50)
-  --channel NAME     channel to use (default support)
-  --timeout SECS     give up after this long (default 120)
+  --customers N      customers, one chat each (default 200)
+  --channels N       channels load0..load(N-1) the chats spread over (default 1;
+                     embedded hub only)
+  --messages N       messages each customer sends (default 100)
+  --window N         messages a customer keeps in flight (default 4)
+  --rate N           messages per second per customer, 0 for as fast as the
+                     window allows (default 0)
+  --duration SECS    give up after this long (default 120)
+  --json FILE        also write the report as JSON
+  --echo-frames N    frames for the raw QUIC echo yardstick (default 200000, 0: skip)
   --addr ADDR        a running hub (default: start one in this process)
   --cert FILE        its certificate (with --addr)
   --token TOKEN      the agents' token (with --addr)
-  --agent-prefix P   agents are P0..P(N-1) (with --addr; default load)";
+  --agent-prefix P   agents are P0..P(N-1) (with --addr; default load)
+  --channel-prefix P channels are P0..P(N-1) (with --addr; default load)";
 
 struct Options {
     agents: usize,
-    chats: usize,
+    customers: usize,
+    channels: usize,
     messages: usize,
-    channel: String,
-    timeout: Duration,
+    window: usize,
+    rate: f64,
+    duration: Duration,
+    json: Option<std::path::PathBuf>,
+    echo_frames: u64,
     addr: Option<std::net::SocketAddr>,
     cert: Option<std::path::PathBuf>,
     token: Option<String>,
-    prefix: String,
+    agent_prefix: String,
+    channel_prefix: String,
 }
 
 fn options() -> anyhow::Result<Options> {
     let mut options = Options {
         agents: 8,
-        chats: 400,
-        messages: 50,
-        channel: "support".into(),
-        timeout: Duration::from_secs(120),
+        customers: 200,
+        channels: 1,
+        messages: 100,
+        window: 4,
+        rate: 0.0,
+        duration: Duration::from_secs(120),
+        json: None,
+        echo_frames: 200_000,
         addr: None,
         cert: None,
         token: None,
-        prefix: "load".into(),
+        agent_prefix: "load".into(),
+        channel_prefix: "load".into(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--agents" => options.agents = value()?.parse()?,
-            "--chats" => options.chats = value()?.parse()?,
+            "--customers" | "--chats" => options.customers = value()?.parse()?,
+            "--channels" => options.channels = value()?.parse()?,
             "--messages" => options.messages = value()?.parse()?,
-            "--channel" => options.channel = value()?,
-            "--timeout" => options.timeout = Duration::from_secs(value()?.parse()?),
+            "--window" => options.window = value()?.parse()?,
+            "--rate" => options.rate = value()?.parse()?,
+            "--duration" | "--timeout" => options.duration = Duration::from_secs(value()?.parse()?),
+            "--json" => options.json = Some(value()?.into()),
+            "--echo-frames" => options.echo_frames = value()?.parse()?,
             "--addr" => options.addr = Some(value()?.parse()?),
             "--cert" => options.cert = Some(value()?.into()),
             "--token" => options.token = Some(value()?),
-            "--agent-prefix" => options.prefix = value()?,
+            "--agent-prefix" => options.agent_prefix = value()?,
+            "--channel-prefix" => options.channel_prefix = value()?,
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -76,22 +105,30 @@ fn options() -> anyhow::Result<Options> {
             other => bail!("unknown argument {other:?}\n\n{USAGE}"),
         }
     }
-    if options.agents == 0 || options.chats == 0 {
-        bail!("--agents and --chats must be at least 1");
+    if options.agents == 0 || options.customers == 0 || options.channels == 0 || options.window == 0
+    {
+        bail!("--agents, --customers, --channels and --window must be at least 1");
     }
     Ok(options)
 }
 
-/// What agents observed, shared by their tasks.
+/// Microseconds since the run began, the clock every message carries.
+fn micros(clock: Instant) -> u64 {
+    clock.elapsed().as_micros() as u64
+}
+
+/// Everything observed, shared by the tasks.
 #[derive(Default)]
 struct Observed {
-    /// Chat -> the agents it was assigned to.
     owners: Mutex<HashMap<ChatId, Vec<usize>>>,
-    /// Time to answer, ms.
-    answer_ms: Mutex<Vec<u64>>,
-    /// Customer -> agent delivery latency, µs.
-    latency_us: Mutex<Vec<u64>>,
-    /// Broken promises, described.
+    answer_us: Mutex<Vec<u64>>,
+    to_agent_us: Mutex<Vec<u64>>,
+    to_customer_us: Mutex<Vec<u64>>,
+    /// Per chat, the customer message numbers the agent received.
+    received: Mutex<HashMap<ChatId, Vec<u64>>>,
+    /// Per chat, the echoes the customer received.
+    echoed: Mutex<HashMap<ChatId, u64>>,
+    errors: Mutex<BTreeMap<String, u64>>,
     violations: Mutex<Vec<String>>,
     delivered: AtomicU64,
 }
@@ -100,19 +137,53 @@ impl Observed {
     fn violation(&self, what: String) {
         self.violations.lock().unwrap().push(what);
     }
+
+    fn error(&self, err: &ClientError) {
+        let kind = match err.code() {
+            Some(code) => format!("{code:?}"),
+            None => "connection".to_owned(),
+        };
+        *self.errors.lock().unwrap().entry(kind).or_default() += 1;
+    }
+}
+
+/// Checks that one client's events of each chat come with seqs 1, 2, 3...
+#[derive(Default)]
+struct SeqCheck(HashMap<ChatId, u64>);
+
+impl SeqCheck {
+    fn see(&mut self, who: &str, event: &ChatEvent, observed: &Observed) {
+        let last = self.0.entry(event.chat).or_insert(0);
+        if event.seq != *last + 1 {
+            observed.violation(format!(
+                "{who}: {} seq {} after {}",
+                event.chat, event.seq, last
+            ));
+        }
+        *last = event.seq;
+    }
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
-    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
+    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = options()?;
+    let echo_rate = if options.echo_frames > 0 {
+        let rate = echo::frames_per_second(options.echo_frames).await?;
+        println!("raw QUIC echo of 100-byte frames: {rate:.0} frames/s");
+        Some(rate)
+    } else {
+        None
+    };
+    let channels: Vec<String> = (0..options.channels)
+        .map(|n| format!("{}{n}", options.channel_prefix))
+        .collect();
     let mut embedded = None;
     let (client, token) = match options.addr {
         Some(addr) => {
@@ -127,15 +198,17 @@ async fn main() -> anyhow::Result<()> {
             let data =
                 std::env::temp_dir().join(format!("chathub-loadtest-{}", std::process::id()));
             let token = "loadtest-token-0123456789".to_owned();
-            let mut toml = format!(
-                "[[channel]]\nname = \"{}\"\nqueue_limit = {}\n",
-                options.channel,
-                options.chats.max(1)
-            );
+            let mut toml = String::new();
+            for channel in &channels {
+                toml.push_str(&format!(
+                    "[[channel]]\nname = \"{channel}\"\nqueue_limit = {}\noffline_form = false\n",
+                    options.customers.max(1)
+                ));
+            }
             for n in 0..options.agents {
                 toml.push_str(&format!(
-                    "[[agent]]\nid = \"{}{n}\"\ntoken = \"{token}\"\n",
-                    options.prefix
+                    "[[agent]]\nid = \"{}{n}\"\ntoken = \"{token}\"\ncapacity = {}\n",
+                    options.agent_prefix, options.customers
                 ));
             }
             let mut config = Config::from_toml(&toml)?;
@@ -150,45 +223,148 @@ async fn main() -> anyhow::Result<()> {
             (client, token)
         }
     };
-    let run = tokio::time::timeout(options.timeout, drive(&options, &client, &token)).await;
+    let client = client.sharing_endpoint()?;
+    let report = tokio::time::timeout(
+        options.duration,
+        drive(&options, &channels, &client, &token),
+    )
+    .await;
     if let Some((server, data)) = embedded {
         server.shutdown().await;
         let _ = std::fs::remove_dir_all(data);
     }
-    match run {
-        Ok(result) => result,
-        Err(_) => bail!("the run did not finish within {:?}", options.timeout),
+    let report = match report {
+        Ok(report) => report?,
+        Err(_) => bail!("the run did not finish within {:?}", options.duration),
+    };
+    report.print(echo_rate);
+    if let Some(path) = &options.json {
+        std::fs::write(path, report.json(echo_rate))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if report.violations.is_empty() {
+        Ok(())
+    } else {
+        for violation in report.violations.iter().take(20) {
+            eprintln!("violation: {violation}");
+        }
+        bail!("{} invariant violations", report.violations.len())
     }
 }
 
-async fn drive(options: &Options, client: &ClientConfig, token: &str) -> anyhow::Result<()> {
+struct Report {
+    customers: usize,
+    answered: usize,
+    elapsed: Duration,
+    relayed: u64,
+    answer_us: Vec<u64>,
+    to_agent_us: Vec<u64>,
+    to_customer_us: Vec<u64>,
+    errors: BTreeMap<String, u64>,
+    violations: Vec<String>,
+}
+
+impl Report {
+    fn rate(&self) -> f64 {
+        self.relayed as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn print(&self, echo_rate: Option<f64>) {
+        println!(
+            "chats started {} answered {}; messages relayed {} in {:.2} s: {:.0} msg/s",
+            self.customers,
+            self.answered,
+            self.relayed,
+            self.elapsed.as_secs_f64(),
+            self.rate()
+        );
+        if let Some(echo) = echo_rate {
+            println!("hub relay / raw QUIC echo: {:.2}", self.rate() / echo);
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        println!(
+            "time to answer ms: p50 {:.1} p99 {:.1}",
+            ms(percentile(&self.answer_us, 0.5)),
+            ms(percentile(&self.answer_us, 0.99))
+        );
+        for (name, samples) in [
+            ("customer->agent", &self.to_agent_us),
+            ("agent->customer", &self.to_customer_us),
+        ] {
+            println!(
+                "delivery {name} ms: p50 {:.2} p99 {:.2} p999 {:.2}",
+                ms(percentile(samples, 0.5)),
+                ms(percentile(samples, 0.99)),
+                ms(percentile(samples, 0.999))
+            );
+        }
+        println!("errors: {:?}", self.errors);
+        if self.violations.is_empty() {
+            println!(
+                "invariants: ok (no chat assigned twice; every message once; seqs without gap or duplicate)"
+            );
+        }
+    }
+
+    fn json(&self, echo_rate: Option<f64>) -> String {
+        let quantiles = |samples: &[u64]| {
+            format!(
+                "{{\"p50_ms\": {:.3}, \"p99_ms\": {:.3}, \"p999_ms\": {:.3}}}",
+                percentile(samples, 0.5) as f64 / 1000.0,
+                percentile(samples, 0.99) as f64 / 1000.0,
+                percentile(samples, 0.999) as f64 / 1000.0
+            )
+        };
+        let errors: Vec<String> = self
+            .errors
+            .iter()
+            .map(|(k, v)| format!("\"{k}\": {v}"))
+            .collect();
+        format!(
+            "{{\"chats_started\": {}, \"chats_answered\": {}, \"messages_relayed\": {}, \"seconds\": {:.3}, \
+             \"messages_per_second\": {:.1}, \"echo_frames_per_second\": {}, \"time_to_answer\": {}, \
+             \"delivery_customer_to_agent\": {}, \"delivery_agent_to_customer\": {}, \"errors\": {{{}}}, \
+             \"violations\": {}}}\n",
+            self.customers,
+            self.answered,
+            self.relayed,
+            self.elapsed.as_secs_f64(),
+            self.rate(),
+            echo_rate.map_or("null".to_owned(), |rate| format!("{rate:.1}")),
+            quantiles(&self.answer_us),
+            quantiles(&self.to_agent_us),
+            quantiles(&self.to_customer_us),
+            errors.join(", "),
+            self.violations.len()
+        )
+    }
+}
+
+async fn drive(
+    options: &Options,
+    channels: &[String],
+    client: &ClientConfig,
+    token: &str,
+) -> anyhow::Result<Report> {
     let clock = Instant::now();
     let observed = Arc::new(Observed::default());
-    let messages = options.messages;
+    let done = Arc::new(AtomicBool::new(false));
 
     let mut agents = Vec::new();
     for n in 0..options.agents {
-        let agent = AgentClient::connect(client, format!("{}{n}", options.prefix), token).await?;
+        let agent =
+            AgentClient::connect(client, format!("{}{n}", options.agent_prefix), token).await?;
         agent.set_status(Status::Present).await?;
         agents.push(agent);
     }
-    // Each agent watches its events: checks every chat's order and ends a
-    // chat once all its messages arrived.
+    // Each agent echoes every customer message back, and checks its events.
     for (index, agent) in agents.iter().enumerate() {
         let (agent, observed) = (agent.clone(), observed.clone());
         tokio::spawn(async move {
-            let mut next_message: HashMap<ChatId, usize> = HashMap::new();
-            let mut last_seq: HashMap<ChatId, u64> = HashMap::new();
+            let mut seqs = SeqCheck::default();
             while let Some(event) = agent.next_event().await {
                 let Event::Chat(event) = event else { continue };
-                let last = last_seq.entry(event.chat).or_insert(0);
-                if event.seq != *last + 1 {
-                    observed.violation(format!(
-                        "agent{index}: {} seq {} after {}",
-                        event.chat, event.seq, last
-                    ));
-                }
-                *last = event.seq;
+                seqs.see(&format!("agent{index}"), &event, &observed);
                 let ChatEventKind::Message {
                     from: Party::Customer,
                     text,
@@ -197,83 +373,58 @@ async fn drive(options: &Options, client: &ClientConfig, token: &str) -> anyhow:
                 else {
                     continue;
                 };
-                let Some((n, sent_us)) = text.split_once(' ') else {
+                let Some((n, sent)) = text
+                    .split_once(' ')
+                    .and_then(|(n, t)| Some((n.parse::<u64>().ok()?, t.parse::<u64>().ok()?)))
+                else {
                     continue;
                 };
-                let (Ok(n), Ok(sent_us)) = (n.parse::<usize>(), sent_us.parse::<u64>()) else {
-                    continue;
-                };
-                let now_us = clock.elapsed().as_micros() as u64;
                 observed
-                    .latency_us
+                    .to_agent_us
                     .lock()
                     .unwrap()
-                    .push(now_us.saturating_sub(sent_us));
+                    .push(micros(clock).saturating_sub(sent));
+                observed
+                    .received
+                    .lock()
+                    .unwrap()
+                    .entry(event.chat)
+                    .or_default()
+                    .push(n);
                 observed.delivered.fetch_add(1, Ordering::Relaxed);
-                let expected = next_message.entry(event.chat).or_insert(0);
-                if n != *expected {
-                    observed.violation(format!(
-                        "{}: message {n} arrived when {expected} was due",
-                        event.chat
-                    ));
-                }
-                *expected = n + 1;
-                if n + 1 == messages {
-                    let agent = agent.clone();
-                    tokio::spawn(async move { agent.end_chat(event.chat).await });
-                }
+                let (agent, observed) = (agent.clone(), observed.clone());
+                tokio::spawn(async move {
+                    if let Err(err) = agent
+                        .send(event.chat, format!("echo {n} {}", micros(clock)))
+                        .await
+                    {
+                        observed.error(&err);
+                    }
+                });
             }
         });
     }
-
-    // Customers start their chats, wait to be answered, send, and wait for
-    // the end.
-    let started = clock.elapsed();
-    let customers = (0..options.chats).map(|n| {
-        let (client, channel) = (client.clone(), options.channel.clone());
-        tokio::spawn(async move {
-            let customer = CustomerClient::connect(&client).await?;
-            let who = Customer {
-                name: Some(format!("customer {n}")),
-                email: None,
-            };
-            let Some(chat) = customer.start_chat(channel, who, "hello").await?.chat() else {
-                bail!("the channel answered with its offline form");
-            };
-            wait_for(&customer, |kind| {
-                matches!(kind, ChatEventKind::Assigned { .. })
-            })
-            .await?;
-            for m in 0..messages {
-                let sent_us = clock.elapsed().as_micros() as u64;
-                customer.send(chat, format!("{m} {sent_us}")).await?;
-            }
-            wait_for(&customer, |kind| {
-                matches!(kind, ChatEventKind::Ended { .. })
-            })
-            .await?;
-            anyhow::Ok(chat)
-        })
-    });
-    let customers: Vec<_> = customers.collect();
-
     // Agents take chats until every chat was answered.
     let answered = Arc::new(AtomicU64::new(0));
-    let takers = agents.iter().enumerate().map(|(index, agent)| {
-        let (agent, observed, answered) = (agent.clone(), observed.clone(), answered.clone());
-        let (channel, total) = (options.channel.clone(), options.chats as u64);
+    for (index, agent) in agents.iter().enumerate() {
+        let (agent, observed, answered, done) = (
+            agent.clone(),
+            observed.clone(),
+            answered.clone(),
+            done.clone(),
+        );
+        let channels = channels.to_vec();
+        let total = options.customers as u64;
         tokio::spawn(async move {
-            while answered.load(Ordering::Relaxed) < total {
-                match agent.get_next(channel.as_str()).await {
+            let mut turn = index;
+            while answered.load(Ordering::Relaxed) < total && !done.load(Ordering::Relaxed) {
+                turn += 1;
+                match agent
+                    .get_next(channels[turn % channels.len()].as_str())
+                    .await
+                {
                     Ok(assignment) => {
                         answered.fetch_add(1, Ordering::Relaxed);
-                        let waited =
-                            chathub::core::Timestamp::now().since(assignment.waiting_since);
-                        observed
-                            .answer_ms
-                            .lock()
-                            .unwrap()
-                            .push(waited.as_millis() as u64);
                         observed
                             .owners
                             .lock()
@@ -283,83 +434,182 @@ async fn drive(options: &Options, client: &ClientConfig, token: &str) -> anyhow:
                             .push(index);
                     }
                     Err(err) if err.code() == Some(ErrorCode::QueueEmpty) => {
-                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
                     }
-                    Err(err) => return Err(anyhow::Error::from(err)),
+                    Err(err) => observed.error(&err),
                 }
             }
-            anyhow::Ok(())
-        })
-    });
-    for taker in futures::future::join_all(takers).await {
-        taker??;
+        });
     }
-    let mut finished = 0;
-    for customer in customers {
-        customer.await??;
-        finished += 1;
+    // A progress line while the run goes.
+    {
+        let (observed, done, answered) = (observed.clone(), done.clone(), answered.clone());
+        tokio::spawn(async move {
+            let mut last = 0;
+            while !done.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let delivered = observed.delivered.load(Ordering::Relaxed);
+                eprint!(
+                    "\r{:>5.1} s  answered {:>6}  delivered {:>9}  {:>8} msg/s   ",
+                    clock.elapsed().as_secs_f64(),
+                    answered.load(Ordering::Relaxed),
+                    delivered,
+                    delivered - last
+                );
+                let _ = std::io::stderr().flush();
+                last = delivered;
+            }
+            eprintln!();
+        });
     }
-    let elapsed = clock.elapsed() - started;
 
-    let owners = observed.owners.lock().unwrap();
+    let started = Instant::now();
+    let customers: Vec<_> = (0..options.customers)
+        .map(|n| {
+            let (client, observed) = (client.clone(), observed.clone());
+            let channel = channels[n % channels.len()].clone();
+            let (messages, window, rate) = (options.messages as u64, options.window, options.rate);
+            tokio::spawn(async move {
+                customer(n, client, channel, messages, window, rate, clock, observed).await
+            })
+        })
+        .collect();
+    let mut chats = Vec::new();
+    for customer in customers {
+        match customer.await? {
+            Ok(chat) => chats.push(chat),
+            Err(err) => {
+                done.store(true, Ordering::Relaxed);
+                return Err(err);
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+
+    let owners = observed.owners.lock().unwrap().clone();
     for (chat, agents) in owners.iter().filter(|(_, agents)| agents.len() > 1) {
         observed.violation(format!("{chat} assigned to agents {agents:?}"));
     }
-    let delivered = observed.delivered.load(Ordering::Relaxed);
-    let expected = (options.chats * messages) as u64;
-    if delivered != expected {
-        observed.violation(format!("{delivered} messages delivered, {expected} sent"));
-    }
-    let mut latency = observed.latency_us.lock().unwrap().clone();
-    latency.sort_unstable();
-    let mut answer = observed.answer_ms.lock().unwrap().clone();
-    answer.sort_unstable();
-    println!(
-        "chats started {} answered {} finished {finished} in {:.2} s",
-        options.chats,
-        owners.len(),
-        elapsed.as_secs_f64()
-    );
-    println!(
-        "time to answer ms: p50 {} p99 {}",
-        percentile(&answer, 0.5),
-        percentile(&answer, 0.99)
-    );
-    println!(
-        "delivery customer->agent µs: p50 {} p99 {} p999 {}",
-        percentile(&latency, 0.5),
-        percentile(&latency, 0.99),
-        percentile(&latency, 0.999)
-    );
-    println!(
-        "messages delivered {delivered}: {:.0} msg/s",
-        delivered as f64 / elapsed.as_secs_f64()
-    );
-    let violations = observed.violations.lock().unwrap();
-    if violations.is_empty() {
-        println!(
-            "invariants: ok (no chat assigned twice; no message lost, duplicated or out of order)"
-        );
-        Ok(())
-    } else {
-        for violation in violations.iter().take(20) {
-            eprintln!("violation: {violation}");
+    let received = observed.received.lock().unwrap().clone();
+    for chat in &chats {
+        let mut got = received.get(chat).cloned().unwrap_or_default();
+        got.sort_unstable();
+        let expected: Vec<u64> = (0..options.messages as u64).collect();
+        if got != expected {
+            let unique: HashSet<_> = got.iter().collect();
+            observed.violation(format!(
+                "{chat}: the agent got {} messages ({} distinct) of {}",
+                got.len(),
+                unique.len(),
+                options.messages
+            ));
         }
-        bail!("{} invariant violations", violations.len())
     }
+    let echoed: u64 = observed.echoed.lock().unwrap().values().sum();
+    let sorted = |samples: &Mutex<Vec<u64>>| {
+        let mut samples = samples.lock().unwrap().clone();
+        samples.sort_unstable();
+        samples
+    };
+    let report = Report {
+        customers: options.customers,
+        answered: owners.len(),
+        elapsed,
+        relayed: observed.delivered.load(Ordering::Relaxed) + echoed,
+        answer_us: sorted(&observed.answer_us),
+        to_agent_us: sorted(&observed.to_agent_us),
+        to_customer_us: sorted(&observed.to_customer_us),
+        errors: observed.errors.lock().unwrap().clone(),
+        violations: observed.violations.lock().unwrap().clone(),
+    };
+    Ok(report)
 }
 
-/// Reads a customer's events until one matches.
-async fn wait_for(
-    customer: &CustomerClient,
-    done: impl Fn(&ChatEventKind) -> bool,
-) -> anyhow::Result<()> {
-    while let Some(event) = customer.next_event().await {
-        if let Event::Chat(event) = event
-            && done(&event.kind)
-        {
-            return Ok(());
+/// One customer: start a chat, wait for an agent, send `messages` with up
+/// to `window` in flight (at `rate` per second if set), and wait for every
+/// echo.
+#[allow(clippy::too_many_arguments)]
+async fn customer(
+    n: usize,
+    client: ClientConfig,
+    channel: String,
+    messages: u64,
+    window: usize,
+    rate: f64,
+    clock: Instant,
+    observed: Arc<Observed>,
+) -> anyhow::Result<ChatId> {
+    let customer = CustomerClient::connect(&client).await?;
+    let who = Customer {
+        name: Some(format!("customer {n}")),
+        email: None,
+    };
+    let asked = micros(clock);
+    let Some(chat) = customer.start_chat(channel, who, "hello").await?.chat() else {
+        bail!("the channel answered with its offline form");
+    };
+    let mut seqs = SeqCheck::default();
+    // Wait for the agent.
+    loop {
+        let Some(Event::Chat(event)) = customer.next_event().await else {
+            bail!("the connection closed before an agent answered");
+        };
+        seqs.see(&format!("customer{n}"), &event, &observed);
+        if matches!(event.kind, ChatEventKind::Assigned { .. }) {
+            observed
+                .answer_us
+                .lock()
+                .unwrap()
+                .push(micros(clock).saturating_sub(asked));
+            break;
         }
     }
-    bail!("the connection closed")
+    // Read echoes while sending.
+    let reader = {
+        let (customer, observed) = (customer.clone(), observed.clone());
+        tokio::spawn(async move {
+            let mut echoes = 0;
+            while echoes < messages {
+                let Some(Event::Chat(event)) = customer.next_event().await else {
+                    break;
+                };
+                seqs.see(&format!("customer{n}"), &event, &observed);
+                if let ChatEventKind::Message {
+                    from: Party::Agent(_),
+                    text,
+                    ..
+                } = &event.kind
+                    && let Some(sent) = text.rsplit(' ').next().and_then(|t| t.parse::<u64>().ok())
+                {
+                    observed
+                        .to_customer_us
+                        .lock()
+                        .unwrap()
+                        .push(micros(clock).saturating_sub(sent));
+                    echoes += 1;
+                }
+            }
+            *observed.echoed.lock().unwrap().entry(chat).or_default() += echoes;
+        })
+    };
+    let permits = Arc::new(tokio::sync::Semaphore::new(window));
+    let pace = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
+    let mut sends = tokio::task::JoinSet::new();
+    for m in 0..messages {
+        let permit = permits.clone().acquire_owned().await?;
+        let (customer, observed) = (customer.clone(), observed.clone());
+        sends.spawn(async move {
+            if let Err(err) = customer.send(chat, format!("{m} {}", micros(clock))).await {
+                observed.error(&err);
+            }
+            drop(permit);
+        });
+        if let Some(pace) = pace {
+            tokio::time::sleep(pace).await;
+        }
+    }
+    while sends.join_next().await.is_some() {}
+    reader.await?;
+    Ok(chat)
 }

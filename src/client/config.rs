@@ -19,6 +19,7 @@ pub struct ClientConfig {
     pub(crate) server: SocketAddr,
     pub(crate) server_name: String,
     pub(crate) quic: quinn::ClientConfig,
+    pub(crate) endpoint: Option<quinn::Endpoint>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -49,6 +50,21 @@ impl ClientConfig {
     /// The server name the certificate is checked against.
     pub fn server_name(&self) -> &str {
         &self.server_name
+    }
+
+    /// The same configuration, with every client made from it sharing one
+    /// QUIC endpoint (one UDP socket) instead of opening its own: for
+    /// programs that open many connections, such as load generators.
+    pub fn sharing_endpoint(mut self) -> Result<Self, ClientError> {
+        let bind: SocketAddr = if self.server.is_ipv6() {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        };
+        let mut endpoint = quinn::Endpoint::client(bind)?;
+        endpoint.set_default_client_config(self.quic.clone());
+        self.endpoint = Some(endpoint);
+        Ok(self)
     }
 
     /// The QUIC settings (TLS, ALPN, transport), for tools that speak the
@@ -140,6 +156,7 @@ impl ClientConfigBuilder {
             server: self.server,
             server_name: self.server_name,
             quic,
+            endpoint: None,
         })
     }
 }

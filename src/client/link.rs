@@ -131,13 +131,19 @@ impl Link {
     /// (wrong token, unsupported version) fails here; later losses of the
     /// connection are repaired in the background.
     pub async fn connect(config: &ClientConfig, role: Role) -> Result<Link, ClientError> {
-        let bind: SocketAddr = if config.server.is_ipv6() {
-            (Ipv6Addr::UNSPECIFIED, 0).into()
-        } else {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
+        let endpoint = match &config.endpoint {
+            Some(shared) => shared.clone(),
+            None => {
+                let bind: SocketAddr = if config.server.is_ipv6() {
+                    (Ipv6Addr::UNSPECIFIED, 0).into()
+                } else {
+                    (Ipv4Addr::UNSPECIFIED, 0).into()
+                };
+                let mut endpoint = quinn::Endpoint::client(bind)?;
+                endpoint.set_default_client_config(config.quic.clone());
+                endpoint
+            }
         };
-        let mut endpoint = quinn::Endpoint::client(bind)?;
-        endpoint.set_default_client_config(config.quic.clone());
         let (events_tx, events_rx) = mpsc::channel(EVENT_BUFFER);
         let incoming = Arc::new(IncomingBoard::default());
         let inner = Arc::new(Inner {
