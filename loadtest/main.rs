@@ -27,6 +27,9 @@ use chathub::config::Config;
 use chathub::core::{ChatEvent, ChatEventKind, ChatId, Customer, Party, Status};
 use chathub::server::Server;
 
+/// Customers connecting at once.
+const CONNECTING: usize = 64;
+
 const USAGE: &str = "\
 loadtest [options]
   --agents N         agents answering (default 8)
@@ -464,13 +467,15 @@ async fn drive(
     }
 
     let started = Instant::now();
+    // Customers arrive at most CONNECTING at a time, as a ramp.
+    let connecting = Arc::new(tokio::sync::Semaphore::new(CONNECTING));
     let customers: Vec<_> = (0..options.customers)
         .map(|n| {
-            let (client, observed) = (client.clone(), observed.clone());
+            let (client, observed, connecting) = (client.clone(), observed.clone(), connecting.clone());
             let channel = channels[n % channels.len()].clone();
             let (messages, window, rate) = (options.messages as u64, options.window, options.rate);
             tokio::spawn(async move {
-                customer(n, client, channel, messages, window, rate, clock, observed).await
+                customer(n, client, channel, messages, window, rate, clock, observed, connecting).await
             })
         })
         .collect();
@@ -539,8 +544,11 @@ async fn customer(
     rate: f64,
     clock: Instant,
     observed: Arc<Observed>,
+    connecting: Arc<tokio::sync::Semaphore>,
 ) -> anyhow::Result<ChatId> {
+    let permit = connecting.acquire_owned().await?;
     let customer = CustomerClient::connect(&client).await?;
+    drop(permit);
     let who = Customer {
         name: Some(format!("customer {n}")),
         email: None,
