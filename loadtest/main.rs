@@ -471,11 +471,15 @@ async fn drive(
     let connecting = Arc::new(tokio::sync::Semaphore::new(CONNECTING));
     let customers: Vec<_> = (0..options.customers)
         .map(|n| {
-            let (client, observed, connecting) = (client.clone(), observed.clone(), connecting.clone());
+            let (client, observed, connecting) =
+                (client.clone(), observed.clone(), connecting.clone());
             let channel = channels[n % channels.len()].clone();
             let (messages, window, rate) = (options.messages as u64, options.window, options.rate);
             tokio::spawn(async move {
-                customer(n, client, channel, messages, window, rate, clock, observed, connecting).await
+                customer(
+                    n, client, channel, messages, window, rate, clock, observed, connecting,
+                )
+                .await
             })
         })
         .collect();
