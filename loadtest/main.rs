@@ -43,6 +43,9 @@ loadtest [options]
   --duration SECS    give up after this long (default 120)
   --json FILE        also write the report as JSON
   --echo-frames N    frames for the raw QUIC echo yardstick (default 200000, 0: skip)
+  --idle N           instead: hold N idle customer connections and report the
+                     hub's memory per connection (with --hub-pid)
+  --hub-pid PID      the hub's process, to read its resident memory
   --addr ADDR        a running hub (default: start one in this process)
   --cert FILE        its certificate (with --addr)
   --token TOKEN      the agents' token (with --addr)
@@ -64,6 +67,8 @@ struct Options {
     token: Option<String>,
     agent_prefix: String,
     channel_prefix: String,
+    idle: usize,
+    hub_pid: Option<u32>,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -82,6 +87,8 @@ fn options() -> anyhow::Result<Options> {
         token: None,
         agent_prefix: "load".into(),
         channel_prefix: "load".into(),
+        idle: 0,
+        hub_pid: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -101,6 +108,8 @@ fn options() -> anyhow::Result<Options> {
             "--token" => options.token = Some(value()?),
             "--agent-prefix" => options.agent_prefix = value()?,
             "--channel-prefix" => options.channel_prefix = value()?,
+            "--idle" => options.idle = value()?.parse()?,
+            "--hub-pid" => options.hub_pid = Some(value()?.parse()?),
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -227,6 +236,21 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let client = client.sharing_endpoint()?;
+    if options.idle > 0 {
+        let held = idle(
+            &client,
+            options.idle,
+            options
+                .hub_pid
+                .or(embedded.as_ref().map(|_| std::process::id())),
+        )
+        .await;
+        if let Some((server, data)) = embedded {
+            server.shutdown().await;
+            let _ = std::fs::remove_dir_all(data);
+        }
+        return held;
+    }
     let report = tokio::time::timeout(
         options.duration,
         drive(&options, &channels, &client, &token),
@@ -352,6 +376,8 @@ async fn drive(
     let clock = Instant::now();
     let observed = Arc::new(Observed::default());
     let done = Arc::new(AtomicBool::new(false));
+    // Tells this run's messages from those of chats an earlier run left.
+    let run = format!("run{}", std::process::id());
 
     let mut agents = Vec::new();
     for n in 0..options.agents {
@@ -362,7 +388,7 @@ async fn drive(
     }
     // Each agent echoes every customer message back, and checks its events.
     for (index, agent) in agents.iter().enumerate() {
-        let (agent, observed) = (agent.clone(), observed.clone());
+        let (agent, observed, run) = (agent.clone(), observed.clone(), run.clone());
         tokio::spawn(async move {
             let mut seqs = SeqCheck::default();
             while let Some(event) = agent.next_event().await {
@@ -376,9 +402,15 @@ async fn drive(
                 else {
                     continue;
                 };
-                let Some((n, sent)) = text
-                    .split_once(' ')
-                    .and_then(|(n, t)| Some((n.parse::<u64>().ok()?, t.parse::<u64>().ok()?)))
+                // Only this run's messages: "<run> <n> <sent µs>".
+                let mut words = text.split(' ');
+                if words.next() != Some(run.as_str()) {
+                    continue;
+                }
+                let Some((n, sent)) = words
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .zip(words.next().and_then(|t| t.parse::<u64>().ok()))
                 else {
                     continue;
                 };
@@ -471,13 +503,17 @@ async fn drive(
     let connecting = Arc::new(tokio::sync::Semaphore::new(CONNECTING));
     let customers: Vec<_> = (0..options.customers)
         .map(|n| {
-            let (client, observed, connecting) =
-                (client.clone(), observed.clone(), connecting.clone());
+            let (client, observed, connecting, run) = (
+                client.clone(),
+                observed.clone(),
+                connecting.clone(),
+                run.clone(),
+            );
             let channel = channels[n % channels.len()].clone();
             let (messages, window, rate) = (options.messages as u64, options.window, options.rate);
             tokio::spawn(async move {
                 customer(
-                    n, client, channel, messages, window, rate, clock, observed, connecting,
+                    n, client, channel, messages, window, rate, clock, observed, connecting, run,
                 )
                 .await
             })
@@ -549,6 +585,7 @@ async fn customer(
     clock: Instant,
     observed: Arc<Observed>,
     connecting: Arc<tokio::sync::Semaphore>,
+    run: String,
 ) -> anyhow::Result<ChatId> {
     let permit = connecting.acquire_owned().await?;
     let customer = CustomerClient::connect(&client).await?;
@@ -610,9 +647,12 @@ async fn customer(
     let mut sends = tokio::task::JoinSet::new();
     for m in 0..messages {
         let permit = permits.clone().acquire_owned().await?;
-        let (customer, observed) = (customer.clone(), observed.clone());
+        let (customer, observed, run) = (customer.clone(), observed.clone(), run.clone());
         sends.spawn(async move {
-            if let Err(err) = customer.send(chat, format!("{m} {}", micros(clock))).await {
+            if let Err(err) = customer
+                .send(chat, format!("{run} {m} {}", micros(clock)))
+                .await
+            {
                 observed.error(&err);
             }
             drop(permit);
@@ -623,5 +663,55 @@ async fn customer(
     }
     while sends.join_next().await.is_some() {}
     reader.await?;
+    // Leave, so the chat ends and a later run against the same hub does
+    // not find it.
+    if let Err(err) = customer.leave(chat).await {
+        observed.error(&err);
+    }
     Ok(chat)
+}
+
+/// A process's resident memory in bytes, from /proc.
+fn resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Holds `count` idle customer connections and reports the hub's memory
+/// for them.
+async fn idle(client: &ClientConfig, count: usize, hub_pid: Option<u32>) -> anyhow::Result<()> {
+    let before = hub_pid.and_then(resident_bytes);
+    let started = Instant::now();
+    let connecting = Arc::new(tokio::sync::Semaphore::new(CONNECTING));
+    let tasks: Vec<_> = (0..count)
+        .map(|_| {
+            let (client, connecting) = (client.clone(), connecting.clone());
+            tokio::spawn(async move {
+                let _permit = connecting.acquire_owned().await?;
+                anyhow::Ok(CustomerClient::connect(&client).await?)
+            })
+        })
+        .collect();
+    let mut held = Vec::with_capacity(count);
+    for task in tasks {
+        held.push(task.await??);
+    }
+    println!(
+        "{count} connections open in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    match (before, hub_pid.and_then(resident_bytes)) {
+        (Some(before), Some(after)) => println!(
+            "hub resident memory {:.1} MiB -> {:.1} MiB: {:.1} KiB per connection",
+            before as f64 / 1048576.0,
+            after as f64 / 1048576.0,
+            after.saturating_sub(before) as f64 / 1024.0 / count as f64
+        ),
+        _ => println!("(pass --hub-pid to measure the hub's memory)"),
+    }
+    drop(held);
+    Ok(())
 }
