@@ -148,80 +148,94 @@ fn run(db: Arc<Database>, rx: mpsc::Receiver<Msg>) {
 fn commit(db: &Database, jobs: &[Job]) -> Result<(), StoreError> {
     let write = db.begin_write().map_err(engine)?;
     {
-        let mut events = write.open_table(tables::EVENTS).map_err(engine)?;
-        let mut live = write.open_table(tables::LIVE).map_err(engine)?;
-        let mut tokens = write.open_table(tables::TOKENS).map_err(engine)?;
-        let mut token_chats = write.open_table(tables::TOKEN_CHATS).map_err(engine)?;
-        let mut sessions = write.open_table(tables::SESSIONS).map_err(engine)?;
-        let mut ended = write.open_table(tables::SESSION_ENDED).map_err(engine)?;
-        let mut tickets = write.open_table(tables::TICKETS).map_err(engine)?;
-        let mut knowledge = write.open_table(tables::KNOWLEDGE).map_err(engine)?;
-        let mut files = write.open_table(tables::FILES).map_err(engine)?;
-        let mut contact_chats = write.open_table(tables::CONTACT_CHATS).map_err(engine)?;
-        let mut contact_tickets = write.open_table(tables::CONTACT_TICKETS).map_err(engine)?;
+        // Open a table only when an op needs it: most groups touch the
+        // events alone, and every opened table costs the commit.
+        macro_rules! open {
+            ($slot:ident, $table:expr) => {{
+                if $slot.is_none() {
+                    $slot = Some(write.open_table($table).map_err(engine)?);
+                }
+                $slot.as_mut().expect("opened just above")
+            }};
+        }
+        let (mut events, mut live, mut tokens, mut token_chats) = (None, None, None, None);
+        let (mut sessions, mut ended, mut tickets, mut knowledge) = (None, None, None, None);
+        let (mut files, mut contact_chats, mut contact_tickets) = (None, None, None);
         for op in jobs.iter().flat_map(|job| &job.ops) {
             match op {
                 Op::Event(event) => {
                     let chat = event.chat.0;
-                    events
+                    open!(events, tables::EVENTS)
                         .insert((chat, event.seq), tables::encode(event)?.as_slice())
                         .map_err(engine)?;
                     match event.kind {
                         ChatEventKind::Started { .. } => {
-                            live.insert(chat, ()).map_err(engine)?;
+                            open!(live, tables::LIVE).insert(chat, ()).map_err(engine)?;
                         }
                         ChatEventKind::Ended { .. } => {
-                            live.remove(chat).map_err(engine)?;
+                            open!(live, tables::LIVE).remove(chat).map_err(engine)?;
                         }
                         // Back from the end form: live again, and no longer
                         // a recent session until it ends anew.
                         ChatEventKind::Reopened { .. } => {
-                            live.insert(chat, ()).map_err(engine)?;
-                            if let Some(at) = ended.remove(chat).map_err(engine)? {
-                                sessions.remove((at.value(), chat)).map_err(engine)?;
+                            open!(live, tables::LIVE).insert(chat, ()).map_err(engine)?;
+                            if let Some(at) = open!(ended, tables::SESSION_ENDED)
+                                .remove(chat)
+                                .map_err(engine)?
+                            {
+                                let at = at.value();
+                                open!(sessions, tables::SESSIONS)
+                                    .remove((at, chat))
+                                    .map_err(engine)?;
                             }
                         }
                         _ => {}
                     }
                 }
                 Op::Token { chat, digest } => {
-                    tokens.insert(*chat, digest.as_slice()).map_err(engine)?;
-                    token_chats
+                    open!(tokens, tables::TOKENS)
+                        .insert(*chat, digest.as_slice())
+                        .map_err(engine)?;
+                    open!(token_chats, tables::TOKEN_CHATS)
                         .insert(digest.as_slice(), *chat)
                         .map_err(engine)?;
                 }
                 Op::Session(summary) => {
                     let at = summary.ended.as_millis();
-                    sessions
+                    open!(sessions, tables::SESSIONS)
                         .insert((at, summary.chat.0), tables::encode(summary)?.as_slice())
                         .map_err(engine)?;
-                    ended.insert(summary.chat.0, at).map_err(engine)?;
+                    open!(ended, tables::SESSION_ENDED)
+                        .insert(summary.chat.0, at)
+                        .map_err(engine)?;
                 }
                 Op::Ticket(ticket) => {
-                    tickets
+                    open!(tickets, tables::TICKETS)
                         .insert(ticket.id.0, tables::encode(ticket.as_ref())?.as_slice())
                         .map_err(engine)?;
                 }
                 Op::Knowledge(item) => {
-                    knowledge
+                    open!(knowledge, tables::KNOWLEDGE)
                         .insert(item.id.0, tables::encode(item.as_ref())?.as_slice())
                         .map_err(engine)?;
                 }
                 Op::ForgetKnowledge(id) => {
-                    knowledge.remove(id.0).map_err(engine)?;
+                    open!(knowledge, tables::KNOWLEDGE)
+                        .remove(id.0)
+                        .map_err(engine)?;
                 }
                 Op::File(file) => {
-                    files
+                    open!(files, tables::FILES)
                         .insert(file.file.id.0, tables::encode(file)?.as_slice())
                         .map_err(engine)?;
                 }
                 Op::ContactChat { key, chat } => {
-                    contact_chats
+                    open!(contact_chats, tables::CONTACT_CHATS)
                         .insert((key.as_str(), *chat), ())
                         .map_err(engine)?;
                 }
                 Op::ContactTicket { key, ticket } => {
-                    contact_tickets
+                    open!(contact_tickets, tables::CONTACT_TICKETS)
                         .insert((key.as_str(), *ticket), ())
                         .map_err(engine)?;
                 }
