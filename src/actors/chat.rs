@@ -260,6 +260,24 @@ pub struct ChatActorState {
 }
 
 impl ChatActorState {
+    /// The durable events after `after`: what may be shown to anyone.
+    fn durable_after(&self, after: u64) -> impl Iterator<Item = &ChatEvent> {
+        let durable = self.durable;
+        self.chat
+            .events_after(after)
+            .iter()
+            .take_while(move |event| event.seq <= durable)
+    }
+
+    /// The customer's connection receives the durable events after `after`
+    /// and, from then on, every new one.
+    fn attach_customer(&mut self, sink: EventSink, after: u64) {
+        let delivered = self
+            .durable_after(after)
+            .all(|event| sink.deliver(Outbound::Chat(Arc::new(event.clone()))));
+        self.customer = delivered.then_some(sink);
+    }
+
     fn last_seq(&self) -> u64 {
         self.chat.events().last().map_or(0, |event| event.seq)
     }
@@ -666,17 +684,9 @@ impl Actor for ChatActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ChatMsg::AttachCustomer { sink, after } => {
-                if Some(sink.conn()) != state.customer_conn {
-                    return Ok(());
+                if Some(sink.conn()) == state.customer_conn {
+                    state.attach_customer(sink, after);
                 }
-                let durable = state.durable;
-                let delivered = state
-                    .chat
-                    .events_after(after)
-                    .iter()
-                    .take_while(|event| event.seq <= durable)
-                    .all(|event| sink.deliver(Outbound::Chat(Arc::new(event.clone()))));
-                state.customer = delivered.then_some(sink);
             }
             ChatMsg::Resume {
                 sink,
@@ -689,14 +699,7 @@ impl Actor for ChatActor {
                     return Ok(());
                 }
                 state.customer_conn = Some(sink.conn());
-                let durable = state.durable;
-                let delivered = state
-                    .chat
-                    .events_after(after)
-                    .iter()
-                    .take_while(|event| event.seq <= durable)
-                    .all(|event| sink.deliver(Outbound::Chat(Arc::new(event.clone()))));
-                state.customer = delivered.then_some(sink);
+                state.attach_customer(sink, after);
                 let _ = reply.send(Ok(()));
             }
             ChatMsg::Replay {
@@ -704,19 +707,15 @@ impl Actor for ChatActor {
                 conn,
                 after,
             } => {
-                let durable = state.durable;
                 let events = state
-                    .chat
-                    .events_after(after)
-                    .iter()
-                    .take_while(|event| event.seq <= durable)
+                    .durable_after(after)
                     .map(|event| Arc::new(event.clone()))
                     .collect();
                 let _ = agent_actor.cast(AgentMsg::Replayed {
                     conn,
                     chat: state.chat.id(),
                     events,
-                    upto: durable.max(after),
+                    upto: state.durable.max(after),
                 });
             }
             ChatMsg::CustomerGone(conn) => {
