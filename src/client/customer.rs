@@ -57,7 +57,7 @@ impl CustomerClient {
         customer: Customer,
         first_message: impl Into<String>,
     ) -> Result<Started, ClientError> {
-        let secret = self.link.new_secret();
+        let secret = self.link.new_secret()?;
         let body = RequestBody::StartChat {
             channel: channel.into(),
             customer,

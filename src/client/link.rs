@@ -180,14 +180,13 @@ impl Link {
         self.next_client_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// A random secret for a new chat.
-    pub fn new_secret(&self) -> String {
-        let state = RandomState::new();
-        format!(
-            "{:016x}{:016x}",
-            state.hash_one(self.next_client_id()),
-            RandomState::new().hash_one(self.next_client_id())
-        )
+    /// A random secret for a new chat: 128 bits from the system's secure
+    /// random source.
+    pub fn new_secret(&self) -> Result<String, ClientError> {
+        let mut bytes = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+            .map_err(|_| ClientError::Config("the system random source failed".into()))?;
+        Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
     }
 
     /// Remembers a customer chat's secret, to resume it after a reconnect.

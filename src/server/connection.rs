@@ -329,7 +329,7 @@ async fn run(
             stream = conn.accept_bi() => {
                 // A file on a stream of its own, so it never holds up chat
                 // messages on the control stream.
-                let Ok((send, recv)) = stream else { continue };
+                let (send, recv) = stream?;
                 let (hub, caller) = (session.hub.clone(), session.caller());
                 tokio::spawn(crate::server::files::serve(hub, caller, send, recv));
             }
