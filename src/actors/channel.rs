@@ -51,6 +51,9 @@ pub enum ChannelMsg {
     /// Drop a chat that was claimed elsewhere (customer left, or picked),
     /// clearing its alert if one stands.
     Withdraw(ChatId),
+    /// Fails the actor, to exercise supervision.
+    #[cfg(test)]
+    Crash,
     /// A chat's alert timer fired.
     AlertDue {
         /// The chat.
@@ -249,6 +252,8 @@ impl Actor for ChannelActor {
                 state.clear_alert(chat);
             }
             ChannelMsg::AlertDue { chat, generation } => state.alert_due(chat, generation),
+            #[cfg(test)]
+            ChannelMsg::Crash => panic!("channel actor crash requested by a test"),
             ChannelMsg::Watch {
                 agent,
                 agent_actor,

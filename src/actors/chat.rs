@@ -150,6 +150,11 @@ pub enum ChatMsg {
         /// The event's seq, once durable.
         reply: RpcReplyPort<Result<u64, HubError>>,
     },
+    /// Its incoming-list row, if the chat waits in a queue now.
+    WaitingRow {
+        /// The row, or `None` if it does not wait.
+        reply: RpcReplyPort<Option<QueueRow>>,
+    },
     /// Whether `caller` takes part in the chat (to download its files).
     IsParticipant {
         /// Who asks.
@@ -886,6 +891,19 @@ impl Actor for ChatActor {
                         let _ = reply.send(Err(err));
                     }
                 }
+            }
+            ChatMsg::WaitingRow { reply } => {
+                let row = match state.chat.state() {
+                    ChatState::Queued { since } => Some(QueueRow {
+                        chat: state.chat.id(),
+                        channel: state.chat.channel().clone(),
+                        customer: state.chat.customer().clone(),
+                        first_message: crate::core::event::preview(state.chat.first_message()),
+                        since: *since,
+                    }),
+                    _ => None,
+                };
+                let _ = reply.send(row);
             }
             ChatMsg::IsParticipant { caller, reply } => {
                 let participant = match state.party(&caller) {

@@ -361,6 +361,36 @@ impl Hub {
         answer(rx).await?
     }
 
+    /// Queues again, in enqueue order, every live chat of `channel` that
+    /// waits unclaimed: after its channel actor was restarted.
+    async fn requeue_waiting(&self, channel: &ChannelId) -> usize {
+        let waiting: Vec<(ActorRef<ChatMsg>, Arc<ClaimCell>)> = self
+            .shared
+            .chats
+            .iter()
+            .filter(|entry| &entry.channel == channel && entry.claim.holder().is_none())
+            .map(|entry| (entry.actor.clone(), entry.claim.clone()))
+            .collect();
+        let mut rows = Vec::new();
+        for (actor, claim) in waiting {
+            let (tx, rx) = oneshot::channel();
+            if actor.cast(ChatMsg::WaitingRow { reply: tx.into() }).is_ok()
+                && let Ok(Some(row)) = answer(rx).await
+            {
+                rows.push((row, actor, claim));
+            }
+        }
+        rows.sort_by_key(|(row, _, _)| (row.since, row.chat));
+        let count = rows.len();
+        for (row, actor, claim) in rows {
+            let generation = claim.generation();
+            if let Err(err) = self.enqueue_at(actor, claim, generation, row).await {
+                tracing::error!("a waiting chat could not rejoin its queue: {err}");
+            }
+        }
+        count
+    }
+
     /// Rebuilds a chat whose actor failed from what the store holds.
     async fn restore_chat(&self, chat: ChatId) -> Result<(), HubError> {
         let store = self.shared.store.clone();
@@ -1523,6 +1553,14 @@ impl Hub {
         }
     }
 
+    /// Crashes a channel's actor, for supervision tests.
+    #[cfg(test)]
+    pub(crate) fn crash_channel(&self, channel: &ChannelId) {
+        if let Some(actor) = self.channel_actor(channel) {
+            let _ = actor.cast(ChannelMsg::Crash);
+        }
+    }
+
     /// Crashes a chat's actor, for supervision tests.
     #[cfg(test)]
     pub(crate) fn crash_chat(&self, chat: ChatId) {
@@ -1623,8 +1661,14 @@ impl HubRoot {
         };
         match Actor::spawn_linked(None, ChannelActor, settings, myself.get_cell()).await {
             Ok((actor, _)) => {
-                tracing::warn!(%channel, "channel actor restarted; its queue starts empty");
-                hub.shared.channels.insert(channel, actor);
+                hub.shared.channels.insert(channel.clone(), actor);
+                // The chats that waited in the failed actor's queue wait on
+                // in the new one, in their order.
+                let hub = hub.clone();
+                tokio::spawn(async move {
+                    let requeued = hub.requeue_waiting(&channel).await;
+                    tracing::warn!(%channel, requeued, "channel actor restarted");
+                });
             }
             Err(err) => tracing::error!(%channel, "cannot restart the channel actor: {err}"),
         }
@@ -1852,6 +1896,52 @@ mod tests {
         assert!(stored.events.iter().all(
             |event| !matches!(&event.kind, ChatEventKind::Message { text, .. } if text == "lost?")
         ));
+        hub.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_restarted_channel_actor_gets_its_waiting_chats_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub::start(config(), Store::open(dir.path()).unwrap())
+            .await
+            .unwrap();
+        let support = ChannelId::new("support");
+        let alice = AgentId::new("alice");
+        let (customer, _events) = EventSink::new(hub.next_conn(), 64);
+        let mut started = Vec::new();
+        for n in 1..=3u64 {
+            let start = hub
+                .start_chat(
+                    customer.clone(),
+                    support.clone(),
+                    Customer::default(),
+                    n,
+                    format!("chat {n}"),
+                    format!("test-secret-for-chat-{n}"),
+                )
+                .await
+                .unwrap();
+            started.push(queued(start).0);
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        hub.crash_channel(&support);
+        wait_for(|| hub.actor_failures() == 1).await;
+        let (agent_sink, _agent_events) = EventSink::new(hub.next_conn(), 64);
+        hub.attach_agent(&alice, agent_sink, Vec::new())
+            .await
+            .unwrap();
+        let mut taken = Vec::new();
+        for _ in 0..200 {
+            match hub.get_next(alice.clone(), support.clone()).await {
+                Ok(assignment) => taken.push(assignment.chat),
+                Err(HubError::QueueEmpty(_)) if taken.len() == 3 => break,
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+            if taken.len() == 3 {
+                break;
+            }
+        }
+        assert_eq!(taken, started, "the same chats, in the same order");
         hub.shutdown().await;
     }
 
