@@ -1,0 +1,353 @@
+//! A chat's way from start to an agent: start (or find again) and
+//! resume, queueing, get-next, pick, and who holds what.
+
+use super::*;
+
+impl Hub {
+    /// Starts a chat for the customer on connection `sink` and queues it,
+    /// or, when no member agent of the channel is Present and the channel
+    /// has an offline form, answers with the form.
+    pub async fn start_chat(
+        &self,
+        sink: EventSink,
+        channel: ChannelId,
+        customer: Customer,
+        client_id: u64,
+        text: String,
+        secret: String,
+    ) -> Result<ChatStart, HubError> {
+        let settings = self
+            .channel(&channel)
+            .ok_or_else(|| HubError::UnknownChannel(channel.clone()))?;
+        crate::core::chat::check_text(&text)?;
+        if !(MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&secret.len()) {
+            return Err(HubError::Invalid(format!(
+                "a chat's secret needs {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes"
+            )));
+        }
+        let token = digest(&secret);
+        // A start retried after a lost answer finds the chat it made.
+        let live = self.shared.live_tokens.get(&token).map(|chat| *chat);
+        let known = match live {
+            Some(chat) => Some(chat),
+            None => {
+                let (store, token) = (self.shared.store.clone(), token.clone());
+                blocking(move || store.chat_by_token(&token)).await?
+            }
+        };
+        if let Some(chat) = known {
+            self.resume_customer(sink, chat, &secret, 0).await?;
+            return Ok(ChatStart::Queued { chat, waiting: 0 });
+        }
+        if settings.offline_form && self.shared.presence.present_count(&channel) == 0 {
+            metrics::counter!("chathub_chats_offline_total", "channel" => channel.to_string())
+                .increment(1);
+            return Ok(ChatStart::Offline(OfflineForm::for_channel(
+                channel,
+                settings.offline_message.as_deref(),
+            )));
+        }
+        let id = ChatId(self.shared.next_chat.fetch_add(1, Ordering::Relaxed));
+        match self.shared.live_tokens.entry(token.clone()) {
+            dashmap::Entry::Occupied(existing) => {
+                // The same start raced in twice: the first one wins.
+                let chat = *existing.get();
+                drop(existing);
+                self.resume_customer(sink, chat, &secret, 0).await?;
+                return Ok(ChatStart::Queued { chat, waiting: 0 });
+            }
+            dashmap::Entry::Vacant(vacant) => {
+                vacant.insert(id);
+            }
+        }
+        let now = Timestamp::now();
+        let first_message = crate::core::event::preview(&text);
+        let chat = Chat::start(
+            id,
+            channel.clone(),
+            customer.clone(),
+            client_id,
+            text,
+            settings.welcome.as_deref(),
+            now,
+        )?;
+        let claim = Arc::new(ClaimCell::new());
+        let (started_tx, started_rx) = oneshot::channel();
+        let mut start_ops = vec![Op::Token {
+            chat: id.0,
+            digest: token.clone(),
+        }];
+        start_ops.extend(
+            crate::store::contact_keys(chat.customer())
+                .into_iter()
+                .map(|key| Op::ContactChat { key, chat: id.0 }),
+        );
+        let args = ChatArgs {
+            hub: self.clone(),
+            chat,
+            claim: claim.clone(),
+            customer_conn: Some(sink.conn()),
+            token_digest: Some(token.clone()),
+            started: Some(started_tx),
+            durable: 0,
+            start_ops,
+        };
+        let (chat_actor, _) =
+            Actor::spawn_linked(None, ChatActor, args, self.shared.root.get_cell())
+                .await
+                .map_err(|err| gone(format!("cannot start the chat: {err}")))?;
+        let channel_name = channel.clone();
+        let row = QueueRow {
+            chat: id,
+            channel,
+            customer,
+            first_message,
+            since: now,
+        };
+        // The start is made durable while the chat joins the queue; the
+        // customer hears of it once both are done.
+        let (durable, queued) = tokio::join!(
+            answer(started_rx),
+            self.enqueue(chat_actor.clone(), claim, row, false)
+        );
+        match (durable.and_then(|durable| durable), queued) {
+            (Ok(()), Ok(waiting)) => {
+                let _ = chat_actor.cast(ChatMsg::AttachCustomer { sink, after: 0 });
+                metrics::counter!("chathub_chats_started_total", "channel" => channel_name.to_string()).increment(1);
+                Ok(ChatStart::Queued { chat: id, waiting })
+            }
+            (Err(err), _) => Err(err),
+            (Ok(()), Err(err)) => {
+                let _ = chat_actor.cast(ChatMsg::Discard);
+                Err(err)
+            }
+        }
+    }
+
+    /// A customer's new connection takes over a chat it started earlier (by
+    /// its secret) and receives its events after `after`.
+    pub async fn resume_customer(
+        &self,
+        sink: EventSink,
+        chat: ChatId,
+        secret: &str,
+        after: u64,
+    ) -> Result<(), HubError> {
+        let token = digest(secret);
+        if self.chat_actor(chat).is_some() {
+            let resumed = self
+                .ask_chat(chat, {
+                    let (sink, token) = (sink.clone(), token.clone());
+                    move |reply| ChatMsg::Resume {
+                        sink,
+                        token,
+                        after,
+                        reply,
+                    }
+                })
+                .await;
+            match resumed {
+                // Ended while we asked: fall through to the stored copy.
+                Err(HubError::Chat(ChatError::Ended)) | Err(HubError::UnknownChat(_)) => {}
+                other => return other,
+            }
+        }
+        let store = self.shared.store.clone();
+        let stored = blocking(move || store.chat(chat))
+            .await?
+            .ok_or(HubError::UnknownChat(chat))?;
+        if stored.token_digest.as_deref() != Some(token.as_slice()) {
+            return Err(HubError::NotYourChat(chat));
+        }
+        for event in stored.events.into_iter().filter(|event| event.seq > after) {
+            if !sink.deliver(crate::actors::sink::Outbound::Chat(Arc::new(event))) {
+                return Err(gone("the connection fell behind"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The chats an agent holds now.
+    pub(crate) fn assigned_to(&self, agent: &AgentId) -> Vec<ChatId> {
+        self.shared
+            .assignments
+            .iter()
+            .filter(|entry| entry.value() == agent)
+            .map(|entry| *entry.key())
+            .collect()
+    }
+
+    /// A chat with this secret digest is live (or no longer, with `None`).
+    pub(crate) fn set_live_token(&self, token: &[u8], chat: Option<ChatId>) {
+        match chat {
+            Some(chat) => {
+                self.shared.live_tokens.insert(token.to_vec(), chat);
+            }
+            None => {
+                self.shared.live_tokens.remove(token);
+            }
+        }
+    }
+
+    pub(crate) fn set_assignment(&self, chat: ChatId, agent: AgentId) {
+        self.shared.assignments.insert(chat, agent);
+        metrics::gauge!("chathub_chats_active").set(self.shared.assignments.len() as f64);
+    }
+
+    pub(crate) fn clear_assignment(&self, chat: ChatId) {
+        self.shared.assignments.remove(&chat);
+        metrics::gauge!("chathub_chats_active").set(self.shared.assignments.len() as f64);
+    }
+
+    /// The live chat actor of `chat`, if any.
+    pub(crate) fn live_chat(&self, chat: ChatId) -> Option<ActorRef<ChatMsg>> {
+        self.chat_actor(chat)
+    }
+
+    /// Stored events of a chat of one of the agent's channels after `after`.
+    pub(crate) async fn stored_events_for(
+        &self,
+        agent: &AgentId,
+        chat: ChatId,
+        after: u64,
+    ) -> Result<Vec<ChatEvent>, HubError> {
+        let store = self.shared.store.clone();
+        let stored = blocking(move || store.chat(chat))
+            .await?
+            .ok_or(HubError::UnknownChat(chat))?;
+        let channel = match stored.events.first().map(|event| &event.kind) {
+            Some(crate::core::ChatEventKind::Started { channel, .. }) => channel.clone(),
+            _ => return Err(HubError::UnknownChat(chat)),
+        };
+        if !self.is_member(agent, &channel) {
+            return Err(HubError::NotYourChat(chat));
+        }
+        Ok(stored
+            .events
+            .into_iter()
+            .filter(|event| event.seq > after)
+            .collect())
+    }
+
+    /// Takes a slot of `agent` if one is free.
+    pub(crate) fn try_reserve_slot(&self, agent: &AgentId) -> bool {
+        self.shared
+            .presence
+            .agent(agent)
+            .is_some_and(|presence| presence.capacity.try_reserve())
+    }
+
+    /// Puts a chat (back) into its channel's queue as wait `generation`,
+    /// beyond the queue limit if need be (the chat was accepted already).
+    pub(crate) async fn enqueue_at(
+        &self,
+        chat: ActorRef<ChatMsg>,
+        claim: Arc<ClaimCell>,
+        generation: u64,
+        row: QueueRow,
+    ) -> Result<u32, HubError> {
+        let channel = self
+            .channel_actor(&row.channel)
+            .ok_or_else(|| HubError::UnknownChannel(row.channel.clone()))?;
+        let (tx, rx) = oneshot::channel();
+        channel
+            .cast(ChannelMsg::Enqueue {
+                waiting: Waiting {
+                    generation,
+                    row,
+                    claim,
+                    chat,
+                },
+                restored: true,
+                reply: tx.into(),
+            })
+            .map_err(|_| gone("the channel's actor stopped"))?;
+        answer(rx).await?
+    }
+
+    /// Gives `agent` the chat that has waited longest in `channel`.
+    pub fn get_next(
+        &self,
+        agent: AgentId,
+        channel: ChannelId,
+    ) -> impl Future<Output = Result<Assignment, HubError>> + Send + 'static {
+        let hub = self.clone();
+        async move {
+            let channel_actor = hub
+                .channel_actor(&channel)
+                .ok_or_else(|| HubError::UnknownChannel(channel.clone()))?;
+            if !hub.is_member(&agent, &channel) {
+                return Err(HubError::NotAMember(channel));
+            }
+            hub.agent_actor(&agent).await?;
+            hub.reserve_slot(&agent)?;
+            let (tx, rx) = oneshot::channel();
+            let taken = match channel_actor.cast(ChannelMsg::TakeNext {
+                agent: agent.clone(),
+                reply: tx.into(),
+            }) {
+                Ok(()) => answer(rx).await.and_then(|taken| taken),
+                Err(_) => Err(gone("the channel's actor stopped")),
+            };
+            if taken.is_err() {
+                hub.release_slot(&agent);
+            }
+            taken
+        }
+    }
+
+    /// Gives `agent` one particular waiting chat, racing with get-next and
+    /// other pickers: exactly one wins; the others get `ChatAlreadyTaken`.
+    pub fn pick(
+        &self,
+        agent: AgentId,
+        chat: ChatId,
+    ) -> impl Future<Output = Result<Assignment, HubError>> + Send + 'static {
+        let hub = self.clone();
+        async move {
+            let (channel, claim, chat_actor) = match hub.shared.chats.get(&chat) {
+                Some(entry) => (
+                    entry.channel.clone(),
+                    entry.claim.clone(),
+                    entry.actor.clone(),
+                ),
+                None => return Err(hub.missing_chat(chat).await),
+            };
+            if !hub.is_member(&agent, &channel) {
+                return Err(HubError::NotAMember(channel));
+            }
+            hub.agent_actor(&agent).await?;
+            hub.reserve_slot(&agent)?;
+            let picked = match claim.claim(Claimer::Agent) {
+                Ok(_) => {
+                    if let Some(channel) = hub.channel_actor(&channel) {
+                        let _ = channel.cast(ChannelMsg::Withdraw(chat));
+                    }
+                    let (tx, rx) = oneshot::channel();
+                    let assign = ChatMsg::Assign {
+                        agent: agent.clone(),
+                        reply: tx.into(),
+                    };
+                    match chat_actor.cast(assign) {
+                        Ok(()) => answer(rx).await.and_then(|assigned| assigned),
+                        Err(_) => Err(HubError::UnknownChat(chat)),
+                    }
+                }
+                Err(Claimed(Claimer::Agent)) => Err(HubError::ChatAlreadyTaken(chat)),
+                Err(Claimed(Claimer::Abandon)) => Err(HubError::Chat(ChatError::Ended)),
+            };
+            if picked.is_err() {
+                hub.release_slot(&agent);
+            }
+            picked
+        }
+    }
+
+    /// The Present member agents of `channel`.
+    pub fn present_agents(&self, channel: &ChannelId) -> Result<Vec<AgentId>, HubError> {
+        if self.channel(channel).is_none() {
+            return Err(HubError::UnknownChannel(channel.clone()));
+        }
+        Ok(self.shared.presence.present_agents(channel))
+    }
+}

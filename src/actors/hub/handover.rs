@@ -1,0 +1,190 @@
+//! A chat changing hands: transfers, declines, tickets from chats, and
+//! the customer's return through the end form.
+
+use super::*;
+
+impl Hub {
+    /// The agent who has `chat` hands it to `to`, who must be a Present
+    /// member of the chat's channel with a free slot. `to` gets it with the
+    /// whole transcript; the customer is told.
+    pub async fn transfer_to_agent(
+        &self,
+        by: AgentId,
+        chat: ChatId,
+        to: AgentId,
+    ) -> Result<(), HubError> {
+        let channel = self
+            .shared
+            .chats
+            .get(&chat)
+            .map(|entry| entry.channel.clone())
+            .ok_or(HubError::UnknownChat(chat))?;
+        let presence = self
+            .shared
+            .presence
+            .agent(&to)
+            .ok_or(HubError::AgentUnavailable(to.clone()))?;
+        if !self.is_member(&to, &channel) || presence.status() != Status::Present {
+            return Err(HubError::AgentUnavailable(to));
+        }
+        if !presence.capacity.try_reserve() {
+            return Err(HubError::AgentUnavailable(to));
+        }
+        let done = self
+            .ask_chat(chat, {
+                let to = to.clone();
+                move |reply| ChatMsg::TransferToAgent { by, to, reply }
+            })
+            .await;
+        if done.is_err() {
+            presence.capacity.release();
+        }
+        done
+    }
+
+    /// The agent a chat was transferred to declines it: it returns to the
+    /// agent who transferred it (if they have room) or to the queue.
+    pub fn decline_transfer(
+        &self,
+        by: AgentId,
+        chat: ChatId,
+    ) -> impl Future<Output = Result<(), HubError>> + Send + 'static {
+        self.ask_chat(chat, move |reply| ChatMsg::Decline { by, reply })
+    }
+
+    /// The agent who has `chat` sends it to `channel`'s queue (another
+    /// channel, or back to its own); it keeps its history.
+    pub fn transfer_to_channel(
+        &self,
+        by: AgentId,
+        chat: ChatId,
+        channel: ChannelId,
+    ) -> impl Future<Output = Result<(), HubError>> + Send + 'static {
+        let known = self.channel(&channel).is_some();
+        let asked = self.ask_chat(chat, {
+            let channel = channel.clone();
+            move |reply| ChatMsg::Requeue { by, channel, reply }
+        });
+        async move {
+            if !known {
+                return Err(HubError::UnknownChannel(channel));
+            }
+            asked.await
+        }
+    }
+
+    /// Makes a ticket from a chat the agent has, with its transcript.
+    pub async fn create_ticket(
+        &self,
+        by: AgentId,
+        chat: ChatId,
+        subject: String,
+        note: String,
+    ) -> Result<TicketId, HubError> {
+        if subject.trim().is_empty() || subject.len() > crate::core::knowledge::MAX_TITLE_BYTES {
+            return Err(HubError::Invalid(
+                "a ticket's subject needs 1 to 200 bytes".into(),
+            ));
+        }
+        if note.len() > crate::core::chat::MAX_MESSAGE_BYTES {
+            return Err(HubError::Invalid("the note is too long".into()));
+        }
+        let ticket = TicketId(self.shared.next_ticket.fetch_add(1, Ordering::Relaxed));
+        self.ask_chat(chat, move |reply| ChatMsg::CreateTicket {
+            by,
+            ticket,
+            subject,
+            note,
+            reply,
+        })
+        .await
+    }
+
+    /// The customer comes back to an ended chat through the end form: it
+    /// is live again with the same transcript, with its last agent if that
+    /// agent is Present and has room, otherwise in its channel's queue.
+    pub async fn return_to_chat(
+        &self,
+        sink: EventSink,
+        chat: ChatId,
+        secret: String,
+    ) -> Result<(), HubError> {
+        if self.chat_actor(chat).is_some() {
+            // Still (or again) live: nothing to reopen, just take it over.
+            return self.resume_customer(sink, chat, &secret, 0).await;
+        }
+        let store = self.shared.store.clone();
+        let stored = blocking(move || store.chat(chat))
+            .await?
+            .ok_or(HubError::UnknownChat(chat))?;
+        if stored.token_digest.as_deref() != Some(digest(&secret).as_slice()) {
+            return Err(HubError::NotYourChat(chat));
+        }
+        let token = stored.token_digest.clone();
+        let mut restored = Chat::restore(stored.events).map_err(|err| gone(err.to_string()))?;
+        let durable = restored.events().len() as u64;
+        let settings = self
+            .channel(restored.channel())
+            .ok_or_else(|| HubError::UnknownChannel(restored.channel().clone()))?;
+        if !settings.end_form {
+            return Err(HubError::Chat(ChatError::NotReturnable));
+        }
+        let window = settings.return_window;
+        let last_agent = restored
+            .events()
+            .iter()
+            .rev()
+            .find_map(|event| match &event.kind {
+                crate::core::ChatEventKind::Assigned { agent }
+                | crate::core::ChatEventKind::TransferredToAgent { to: agent, .. } => {
+                    Some(agent.clone())
+                }
+                crate::core::ChatEventKind::TransferDeclined {
+                    to: Some(agent), ..
+                } => Some(agent.clone()),
+                crate::core::ChatEventKind::Reopened { agent: Some(agent) } => Some(agent.clone()),
+                _ => None,
+            });
+        let agent = last_agent.filter(|agent| {
+            self.shared.presence.agent(agent).is_some_and(|presence| {
+                presence.status() == Status::Present && presence.capacity.try_reserve()
+            })
+        });
+        if let Err(err) = restored.reopen(agent.clone(), window, Timestamp::now()) {
+            if let Some(agent) = &agent {
+                self.release_slot(agent);
+            }
+            return Err(err.into());
+        }
+        let claim = Arc::new(ClaimCell::new());
+        if agent.is_some() {
+            let _ = claim.claim(Claimer::Agent);
+        }
+        let (started_tx, started_rx) = oneshot::channel();
+        let args = ChatArgs {
+            hub: self.clone(),
+            chat: restored,
+            claim,
+            customer_conn: Some(sink.conn()),
+            token_digest: token,
+            started: Some(started_tx),
+            durable,
+            start_ops: Vec::new(),
+        };
+        let (actor, _) = Actor::spawn_linked(None, ChatActor, args, self.shared.root.get_cell())
+            .await
+            .map_err(|err| gone(format!("cannot restart the chat: {err}")))?;
+        match answer(started_rx).await.and_then(|durable| durable) {
+            Ok(()) => {
+                let _ = actor.cast(ChatMsg::AttachCustomer { sink, after: 0 });
+                Ok(())
+            }
+            Err(err) => {
+                if let Some(agent) = &agent {
+                    self.release_slot(agent);
+                }
+                Err(err)
+            }
+        }
+    }
+}

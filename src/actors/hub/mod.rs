@@ -1,0 +1,556 @@
+//! The `Hub` handle that connection tasks call, and the root of the
+//! supervision tree.
+//!
+//! This file holds the handle's state and what every request needs (sign
+//! in, status, posting, ending); the rest is one file per concern:
+//! `chats.rs` (start, resume, queueing, get-next, pick), `handover.rs`
+//! (transfers, tickets from chats, the end form), `records.rs` (what agents
+//! read back), `knowledge.rs` (contacts, quick replies and the like),
+//! `files.rs`, `recovery.rs` (restart and rebuild), `root.rs` (the
+//! supervisor).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
+use tokio::sync::oneshot;
+
+use crate::actors::HubError;
+use crate::actors::agent::{AgentActor, AgentArgs, AgentMsg};
+use crate::actors::channel::{ChannelActor, ChannelMsg, Waiting};
+use crate::actors::chat::{ChatActor, ChatArgs, ChatMsg};
+use crate::actors::sink::{ConnId, EventSink};
+use crate::core::ticket::check_offline_form;
+use crate::core::{
+    AgentId, Assignment, ChannelId, ChannelSettings, Chat, ChatError, ChatEvent, ChatId, ChatState,
+    ClaimCell, Claimed, Claimer, ContactCard, ContactChat, Customer, FileId, FileRef, ItemDraft,
+    ItemId, ItemKind, ItemRef, KnowledgeItem, OfflineForm, Presence, QueueRow, Scope,
+    SessionSummary, Status, Ticket, TicketId, TicketSource, TicketSummary, Timestamp,
+};
+use crate::store::{Counter, Op, Store, StoreError, TranscriptPage};
+
+/// How many ended sessions the hub keeps for recent sessions.
+pub const RECORDS_KEPT: usize = 100_000;
+
+/// The shortest secret a customer may start a chat with.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// The longest secret a customer may start a chat with.
+pub const MAX_SECRET_BYTES: usize = 256;
+
+/// The most rows one recent-sessions page may ask for.
+pub const MAX_SESSIONS_PAGE: usize = 100;
+
+/// An agent as configured.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// Sign-in name.
+    pub id: AgentId,
+    /// Display name.
+    pub name: String,
+    /// The secret the agent signs in with.
+    pub token: String,
+    /// Channels whose queues the agent works.
+    pub channels: Vec<ChannelId>,
+    /// The most chats the agent may hold at once.
+    pub capacity: u64,
+}
+
+/// What the hub serves: its channels and agents.
+#[derive(Clone, Debug, Default)]
+pub struct HubConfig {
+    /// The channels customers can start chats on.
+    pub channels: Vec<ChannelSettings>,
+    /// The agents who may sign in.
+    pub agents: Vec<AgentConfig>,
+    /// How long an agent whose last connection closed stays Present, so a
+    /// reconnect does not flap.
+    pub presence_grace: Duration,
+    /// Where shared files' bytes are kept.
+    pub files_dir: std::path::PathBuf,
+}
+
+/// What starting a chat came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChatStart {
+    /// The chat waits in the queue.
+    Queued {
+        /// The new chat.
+        chat: ChatId,
+        /// How many chats wait, this one included.
+        waiting: u32,
+    },
+    /// Nobody is Present: the customer gets the offline form.
+    Offline(OfflineForm),
+}
+
+/// Who makes a request, as far as a chat is concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// The customer connection with this id.
+    Customer(ConnId),
+    /// A signed-in agent.
+    Agent(AgentId),
+}
+
+struct AgentEntry {
+    config: AgentConfig,
+    token_digest: Vec<u8>,
+}
+
+/// A live chat as the registry knows it.
+pub(crate) struct ChatEntry {
+    pub actor: ActorRef<ChatMsg>,
+    pub channel: ChannelId,
+    pub claim: Arc<ClaimCell>,
+}
+
+struct Shared {
+    settings: HashMap<ChannelId, ChannelSettings>,
+    channels: DashMap<ChannelId, ActorRef<ChannelMsg>>,
+    agents: HashMap<AgentId, AgentEntry>,
+    agent_actors: DashMap<AgentId, ActorRef<AgentMsg>>,
+    chats: DashMap<ChatId, ChatEntry>,
+    /// The agent of every active chat.
+    assignments: DashMap<ChatId, AgentId>,
+    /// Live chats by the digest of their customer's secret, so a start
+    /// retried while the first is still being stored finds it.
+    live_tokens: DashMap<Vec<u8>, ChatId>,
+    presence: Presence,
+    presence_grace: Duration,
+    next_chat: AtomicU64,
+    next_ticket: AtomicU64,
+    next_item: AtomicU64,
+    next_file: AtomicU64,
+    files_dir: std::path::PathBuf,
+    next_conn: AtomicU64,
+    failures: AtomicU64,
+    root: ActorRef<HubMsg>,
+    store: Store,
+}
+/// A cheap, cloneable handle on a running hub: the API connection tasks
+/// call. Lookups of chats, channels and agents go through lock-free maps;
+/// only sign-in of a new agent goes through the root actor.
+#[derive(Clone)]
+pub struct Hub {
+    shared: Arc<Shared>,
+}
+
+mod chats;
+mod files;
+mod handover;
+mod knowledge;
+mod records;
+mod recovery;
+mod root;
+#[cfg(test)]
+mod tests;
+
+pub use root::{HubActor, HubMsg, HubRoot};
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("channels", &self.shared.settings.len())
+            .field("chats", &self.shared.chats.len())
+            .finish()
+    }
+}
+
+fn digest(token: &str) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
+        .as_ref()
+        .to_vec()
+}
+
+fn gone(what: impl std::fmt::Display) -> HubError {
+    HubError::Unavailable(what.to_string())
+}
+
+fn check_page(limit: usize) -> Result<(), HubError> {
+    if limit == 0 || limit > MAX_SESSIONS_PAGE {
+        return Err(HubError::Invalid(format!(
+            "a page holds 1 to {MAX_SESSIONS_PAGE} rows, not {limit}"
+        )));
+    }
+    Ok(())
+}
+
+/// Runs a blocking store call off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, HubError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| gone(format!("a store task failed: {err}")))?
+        .map_err(store_error)
+}
+
+fn store_error(err: StoreError) -> HubError {
+    HubError::Unavailable(err.to_string())
+}
+
+/// Awaits an actor's answer; a dropped reply port means the actor failed.
+async fn answer<T>(rx: oneshot::Receiver<T>) -> Result<T, HubError> {
+    rx.await
+        .map_err(|_| gone("the actor stopped before answering"))
+}
+
+impl Hub {
+    /// Starts the supervision tree (the root and one actor per channel)
+    /// over `store`, and recovers what the store holds: every chat that had
+    /// not ended is live again, queued chats in their original order with
+    /// their original wait time, active chats with their agent.
+    pub async fn start(config: HubConfig, store: Store) -> Result<Hub, HubError> {
+        let (root, _) = Actor::spawn(None, HubActor, ())
+            .await
+            .map_err(|err| gone(format!("cannot start the hub: {err}")))?;
+        let channels = DashMap::new();
+        let mut settings = HashMap::new();
+        for channel in config.channels {
+            let (actor, _) =
+                Actor::spawn_linked(None, ChannelActor, channel.clone(), root.get_cell())
+                    .await
+                    .map_err(|err| gone(format!("cannot start channel {}: {err}", channel.id)))?;
+            channels.insert(channel.id.clone(), actor);
+            settings.insert(channel.id.clone(), channel);
+        }
+        let presence = Presence::new(settings.keys().cloned());
+        let agents = config
+            .agents
+            .into_iter()
+            .map(|agent| {
+                presence.add_agent(agent.id.clone(), &agent.channels, agent.capacity);
+                let entry = AgentEntry {
+                    token_digest: digest(&agent.token),
+                    config: agent,
+                };
+                (entry.config.id.clone(), entry)
+            })
+            .collect();
+        let (last_chat, last_ticket, last_item, last_file) = blocking({
+            let store = store.clone();
+            move || {
+                Ok((
+                    store.last_chat_id()?,
+                    store.last_ticket_id()?,
+                    store.last_id(Counter::Knowledge)?,
+                    store.last_id(Counter::Files)?,
+                ))
+            }
+        })
+        .await?;
+        let hub = Hub {
+            shared: Arc::new(Shared {
+                settings,
+                channels,
+                agents,
+                agent_actors: DashMap::new(),
+                chats: DashMap::new(),
+                assignments: DashMap::new(),
+                live_tokens: DashMap::new(),
+                presence,
+                presence_grace: config.presence_grace,
+                next_chat: AtomicU64::new(last_chat + 1),
+                next_ticket: AtomicU64::new(last_ticket + 1),
+                next_item: AtomicU64::new(last_item + 1),
+                next_file: AtomicU64::new(last_file + 1),
+                files_dir: config.files_dir,
+                next_conn: AtomicU64::new(1),
+                failures: AtomicU64::new(0),
+                root: root.clone(),
+                store,
+            }),
+        };
+        root.cast(HubMsg::Init(hub.clone()))
+            .map_err(|_| gone("the hub root stopped"))?;
+        hub.recover().await?;
+        Ok(hub)
+    }
+
+    /// Stops every actor and waits for the root to finish.
+    pub async fn shutdown(&self) {
+        let root = &self.shared.root;
+        root.stop_children_and_wait(Some("shutdown".into()), None)
+            .await;
+        let _ = root.stop_and_wait(Some("shutdown".into()), None).await;
+        self.shared.chats.clear();
+        self.shared.agent_actors.clear();
+        let store = self.shared.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    }
+
+    /// The durable store.
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// The actor of a signed-in agent, if one runs.
+    pub(crate) fn agent_actor_ref(&self, agent: &AgentId) -> Option<ActorRef<AgentMsg>> {
+        self.shared
+            .agent_actors
+            .get(agent)
+            .map(|actor| actor.clone())
+    }
+    /// A fresh connection id.
+    pub fn next_conn(&self) -> ConnId {
+        ConnId(self.shared.next_conn.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// How many actors have failed since the hub started.
+    pub fn actor_failures(&self) -> u64 {
+        self.shared.failures.load(Ordering::Relaxed)
+    }
+
+    /// How many chats are live (queued or active).
+    pub fn live_chats(&self) -> usize {
+        self.shared.chats.len()
+    }
+
+    /// A channel's settings.
+    pub fn channel(&self, channel: &ChannelId) -> Option<&ChannelSettings> {
+        self.shared.settings.get(channel)
+    }
+
+    /// Checks an agent's credentials; the agent's configuration on success.
+    pub fn authenticate(&self, agent: &AgentId, token: &str) -> Result<&AgentConfig, HubError> {
+        match self.shared.agents.get(agent) {
+            Some(entry) if entry.token_digest == digest(token) => Ok(&entry.config),
+            _ => Err(HubError::Unauthorized),
+        }
+    }
+
+    /// The channels an agent is a member of.
+    pub fn member_channels(&self, agent: &AgentId) -> &[ChannelId] {
+        self.shared
+            .agents
+            .get(agent)
+            .map(|entry| entry.config.channels.as_slice())
+            .unwrap_or_default()
+    }
+
+    fn is_member(&self, agent: &AgentId, channel: &ChannelId) -> bool {
+        self.member_channels(agent).contains(channel)
+    }
+
+    pub(crate) fn channel_actor(&self, channel: &ChannelId) -> Option<ActorRef<ChannelMsg>> {
+        self.shared.channels.get(channel).map(|actor| actor.clone())
+    }
+
+    fn chat_actor(&self, chat: ChatId) -> Option<ActorRef<ChatMsg>> {
+        self.shared
+            .chats
+            .get(&chat)
+            .map(|entry| entry.actor.clone())
+    }
+
+    pub(crate) fn register_chat(&self, chat: ChatId, entry: ChatEntry) {
+        self.shared.chats.insert(chat, entry);
+    }
+
+    /// Every agent's status and capacity, and every channel's Present count.
+    pub fn presence(&self) -> &Presence {
+        &self.shared.presence
+    }
+
+    /// Frees one of `agent`'s chat slots.
+    pub(crate) fn release_slot(&self, agent: &AgentId) {
+        if let Some(presence) = self.shared.presence.agent(agent) {
+            presence.capacity.release();
+        }
+    }
+
+    /// Takes one of `agent`'s chat slots, or refuses with `AtCapacity`.
+    fn reserve_slot(&self, agent: &AgentId) -> Result<(), HubError> {
+        let presence = self
+            .shared
+            .presence
+            .agent(agent)
+            .ok_or(HubError::Unauthorized)?;
+        if presence.capacity.try_reserve() {
+            Ok(())
+        } else {
+            Err(HubError::AtCapacity(presence.capacity.max()))
+        }
+    }
+
+    /// Forgets a chat's actor, unless a newer actor already took its place.
+    pub(crate) fn unregister_chat(&self, chat: ChatId, actor: &ActorRef<ChatMsg>) {
+        self.shared
+            .chats
+            .remove_if(&chat, |_, entry| entry.actor.get_id() == actor.get_id());
+    }
+    /// Signs a connection of an (authenticated) agent in: from now on it
+    /// receives the agent's events. Returns the agent's status.
+    pub async fn attach_agent(
+        &self,
+        agent: &AgentId,
+        sink: EventSink,
+        resume: Vec<(ChatId, u64)>,
+    ) -> Result<Status, HubError> {
+        let actor = self.agent_actor(agent).await?;
+        let (tx, rx) = oneshot::channel();
+        actor
+            .cast(AgentMsg::Attach {
+                sink,
+                resume,
+                reply: tx.into(),
+            })
+            .map_err(|_| gone("the agent's actor stopped"))?;
+        answer(rx).await
+    }
+
+    /// A connection of an agent closed.
+    pub fn detach_agent(&self, agent: &AgentId, conn: ConnId) {
+        if let Some(actor) = self.shared.agent_actors.get(agent) {
+            let _ = actor.cast(AgentMsg::Detach { conn });
+        }
+    }
+
+    async fn agent_actor(&self, agent: &AgentId) -> Result<ActorRef<AgentMsg>, HubError> {
+        if let Some(actor) = self.shared.agent_actors.get(agent) {
+            return Ok(actor.clone());
+        }
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .root
+            .cast(HubMsg::AgentActor {
+                agent: agent.clone(),
+                reply: tx.into(),
+            })
+            .map_err(|_| gone("the hub root stopped"))?;
+        answer(rx).await?
+    }
+
+    /// Sets an agent Present or Absent.
+    pub async fn set_status(&self, agent: &AgentId, status: Status) -> Result<(), HubError> {
+        let actor = self.agent_actor(agent).await?;
+        let (tx, rx) = oneshot::channel();
+        actor
+            .cast(AgentMsg::SetStatus {
+                status,
+                reply: tx.into(),
+            })
+            .map_err(|_| gone("the agent's actor stopped"))?;
+        answer(rx).await
+    }
+
+    /// Writes `ops` durably.
+    async fn write(&self, ops: Vec<Op>) -> Result<(), HubError> {
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .store
+            .writer()
+            .submit(ops, Box::new(move |result| drop(tx.send(result))));
+        answer(rx).await?.map_err(store_error)
+    }
+
+    /// Sends `msg` to a live chat's actor now and returns a future of its
+    /// answer. Sending before returning keeps a connection's requests to one
+    /// chat in the order they were read.
+    fn ask_chat<T: Send + 'static>(
+        &self,
+        chat: ChatId,
+        msg: impl FnOnce(RpcReplyPort<Result<T, HubError>>) -> ChatMsg,
+    ) -> impl Future<Output = Result<T, HubError>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let sent = match self.chat_actor(chat) {
+            Some(actor) => actor.cast(msg(tx.into())).map_err(|_| ()),
+            None => Err(()),
+        };
+        let hub = self.clone();
+        async move {
+            match sent {
+                Ok(()) => answer(rx).await?,
+                Err(()) => Err(hub.missing_chat(chat).await),
+            }
+        }
+    }
+
+    /// Why a chat has no live actor: it ended, or it never existed.
+    async fn missing_chat(&self, chat: ChatId) -> HubError {
+        match self.recorded_transcript(chat, u64::MAX).await {
+            Ok(Some(_)) => HubError::Chat(crate::core::ChatError::Ended),
+            _ => HubError::UnknownChat(chat),
+        }
+    }
+
+    /// Posts a message to a chat; answers its seq.
+    pub fn post(
+        &self,
+        caller: Caller,
+        chat: ChatId,
+        client_id: u64,
+        text: String,
+    ) -> impl Future<Output = Result<u64, HubError>> + Send + 'static {
+        self.ask_chat(chat, move |reply| ChatMsg::Post {
+            caller,
+            client_id,
+            text,
+            reply,
+        })
+    }
+
+    /// Ends a chat: an agent ends it, or its customer leaves.
+    pub fn end_chat(
+        &self,
+        caller: Caller,
+        chat: ChatId,
+    ) -> impl Future<Output = Result<(), HubError>> + Send + 'static {
+        self.ask_chat(chat, move |reply| ChatMsg::End { caller, reply })
+    }
+
+    /// The customer connection `conn` closed; its chats stop sending to it.
+    pub fn customer_gone(&self, conn: ConnId, chats: impl IntoIterator<Item = ChatId>) {
+        for chat in chats {
+            if let Some(actor) = self.chat_actor(chat) {
+                let _ = actor.cast(ChatMsg::CustomerGone(conn));
+            }
+        }
+    }
+
+    /// Crashes a channel's actor, for supervision tests.
+    #[cfg(test)]
+    pub(crate) fn crash_channel(&self, channel: &ChannelId) {
+        if let Some(actor) = self.channel_actor(channel) {
+            let _ = actor.cast(ChannelMsg::Crash);
+        }
+    }
+
+    /// Crashes a chat's actor, for supervision tests.
+    #[cfg(test)]
+    pub(crate) fn crash_chat(&self, chat: ChatId) {
+        if let Some(actor) = self.chat_actor(chat) {
+            let _ = actor.cast(ChatMsg::Crash);
+        }
+    }
+
+    /// Drops a failed actor from the maps. A failed chat also leaves the
+    /// queue it may wait in, so no agent is offered a chat nobody runs, and
+    /// its agent gets the chat's slot back.
+    fn forget_actor(&self, id: ActorId) -> Vec<ChatId> {
+        let mut failed_chats = Vec::new();
+        self.shared.chats.retain(|chat, entry| {
+            let failed = entry.actor.get_id() == id;
+            if failed {
+                failed_chats.push(*chat);
+            }
+            !failed
+        });
+        for &chat in &failed_chats {
+            for channel in self.shared.channels.iter() {
+                let _ = channel.cast(ChannelMsg::Withdraw(chat));
+            }
+        }
+        self.shared
+            .agent_actors
+            .retain(|_, actor| actor.get_id() != id);
+        failed_chats
+    }
+}

@@ -1,0 +1,127 @@
+//! What the store keeps for agents to read: tickets, recent sessions,
+//! transcripts, and offline forms becoming tickets.
+
+use super::*;
+
+impl Hub {
+    /// Turns a submitted offline form into a ticket, answered once durable.
+    pub async fn submit_offline_form(
+        &self,
+        channel: ChannelId,
+        name: Option<String>,
+        email: String,
+        message: String,
+    ) -> Result<TicketId, HubError> {
+        let settings = self
+            .channel(&channel)
+            .ok_or_else(|| HubError::UnknownChannel(channel.clone()))?;
+        if !settings.offline_form {
+            return Err(HubError::Invalid(format!(
+                "channel {channel} has no offline form"
+            )));
+        }
+        check_offline_form(name.as_deref(), &email, &message)
+            .map_err(|err| HubError::Invalid(err.to_string()))?;
+        let id = TicketId(self.shared.next_ticket.fetch_add(1, Ordering::Relaxed));
+        let subject = format!("Offline message from {}", name.as_deref().unwrap_or(&email));
+        let ticket = Ticket {
+            id,
+            channel,
+            source: TicketSource::OfflineForm,
+            customer: Customer {
+                name,
+                email: Some(email),
+            },
+            subject,
+            message,
+            transcript: Vec::new(),
+            created: Timestamp::now(),
+        };
+        let mut ops: Vec<Op> = crate::store::contact_keys(&ticket.customer)
+            .into_iter()
+            .map(|key| Op::ContactTicket { key, ticket: id.0 })
+            .collect();
+        ops.push(Op::Ticket(Box::new(ticket)));
+        self.write(ops).await?;
+        Ok(id)
+    }
+
+    /// Tickets of the agent's channels, newest first.
+    pub async fn tickets(
+        &self,
+        agent: &AgentId,
+        before: Option<TicketId>,
+        limit: usize,
+    ) -> Result<Vec<TicketSummary>, HubError> {
+        check_page(limit)?;
+        let (store, channels) = (
+            self.shared.store.clone(),
+            self.member_channels(agent).to_vec(),
+        );
+        blocking(move || store.tickets(&channels, before, limit)).await
+    }
+
+    /// One ticket of the agent's channels.
+    pub async fn ticket(&self, agent: &AgentId, id: TicketId) -> Result<Box<Ticket>, HubError> {
+        let store = self.shared.store.clone();
+        match blocking(move || store.ticket(id)).await? {
+            Some(ticket) if self.is_member(agent, &ticket.channel) => Ok(Box::new(ticket)),
+            _ => Err(HubError::UnknownTicket(id)),
+        }
+    }
+
+    /// Ended chats of the agent's channels, newest first.
+    pub async fn recent_sessions(
+        &self,
+        agent: &AgentId,
+        before: Option<ChatId>,
+        limit: usize,
+    ) -> Result<Vec<SessionSummary>, HubError> {
+        check_page(limit)?;
+        let (store, channels) = (
+            self.shared.store.clone(),
+            self.member_channels(agent).to_vec(),
+        );
+        blocking(move || store.recent_sessions(&channels, before, limit)).await
+    }
+
+    pub(super) async fn recorded_transcript(
+        &self,
+        chat: ChatId,
+        after: u64,
+    ) -> Result<Option<TranscriptPage>, HubError> {
+        let store = self.shared.store.clone();
+        blocking(move || store.transcript(chat, after)).await
+    }
+
+    /// A page of the transcript of a live or recent chat of the agent's
+    /// channels.
+    pub async fn transcript(
+        &self,
+        agent: &AgentId,
+        chat: ChatId,
+        after: u64,
+    ) -> Result<(Vec<ChatEvent>, bool), HubError> {
+        let mut page = None;
+        if let Some(actor) = self.chat_actor(chat) {
+            let (tx, rx) = oneshot::channel();
+            if actor
+                .cast(ChatMsg::Transcript {
+                    after,
+                    reply: tx.into(),
+                })
+                .is_ok()
+            {
+                page = Some(answer(rx).await?);
+            }
+        }
+        if page.is_none() {
+            page = self.recorded_transcript(chat, after).await?;
+        }
+        match page {
+            Some(page) if self.is_member(agent, &page.channel) => Ok((page.events, page.more)),
+            Some(_) => Err(HubError::NotYourChat(chat)),
+            None => Err(HubError::UnknownChat(chat)),
+        }
+    }
+}

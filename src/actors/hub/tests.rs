@@ -1,0 +1,250 @@
+//! The hub's supervision and recovery, driven without a network.
+
+use std::time::Duration;
+
+use super::*;
+use crate::actors::sink::Outbound;
+use crate::core::ChatEventKind;
+
+fn config() -> HubConfig {
+    let mut support = ChannelSettings::new(ChannelId::new("support"));
+    support.offline_form = false;
+    HubConfig {
+        channels: vec![support],
+        agents: vec![AgentConfig {
+            id: AgentId::new("alice"),
+            name: "Alice".into(),
+            token: "secret".into(),
+            channels: vec![ChannelId::new("support")],
+            capacity: 4,
+        }],
+        presence_grace: Duration::from_secs(5),
+        files_dir: std::env::temp_dir(),
+    }
+}
+
+fn queued(start: ChatStart) -> (ChatId, u32) {
+    match start {
+        ChatStart::Queued { chat, waiting } => (chat, waiting),
+        ChatStart::Offline(_) => panic!("expected a queued chat"),
+    }
+}
+
+async fn wait_for(mut done: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached in 5 s");
+}
+
+#[tokio::test]
+async fn a_panicking_chat_actor_is_restarted_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(config(), Store::open(dir.path()).unwrap())
+        .await
+        .unwrap();
+    let support = ChannelId::new("support");
+    let alice = AgentId::new("alice");
+    let (customer, _customer_events) = EventSink::new(hub.next_conn(), 64);
+    let (doomed, _) = queued(
+        hub.start_chat(
+            customer.clone(),
+            support.clone(),
+            Customer::default(),
+            1,
+            "first".into(),
+            format!("test-secret-for-chat-{}", 1),
+        )
+        .await
+        .unwrap(),
+    );
+    let seq = hub
+        .post(
+            Caller::Customer(customer.conn()),
+            doomed,
+            2,
+            "still there?".into(),
+        )
+        .await
+        .unwrap();
+    hub.crash_chat(doomed);
+    wait_for(|| hub.actor_failures() == 1).await;
+
+    // The hub lives on: a new chat is queued behind the restarted one...
+    let (second, _) = queued(
+        hub.start_chat(
+            customer.clone(),
+            support.clone(),
+            Customer::default(),
+            3,
+            "second".into(),
+            format!("test-secret-for-chat-{}", 3),
+        )
+        .await
+        .unwrap(),
+    );
+    let (agent_sink, _agent_events) = EventSink::new(hub.next_conn(), 64);
+    hub.attach_agent(&alice, agent_sink, Vec::new())
+        .await
+        .unwrap();
+    // ...and the crashed chat came back from the store, transcript and all.
+    let mut taken = Vec::new();
+    for _ in 0..100 {
+        match hub.get_next(alice.clone(), support.clone()).await {
+            Ok(assignment) => taken.push(assignment.chat),
+            Err(HubError::QueueEmpty(_)) if taken.len() == 2 => break,
+            Err(HubError::QueueEmpty(_)) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(err) => panic!("{err}"),
+        }
+    }
+    taken.sort_unstable();
+    assert_eq!(taken, [doomed, second]);
+    let (events, _) = hub.transcript(&alice, doomed, 0).await.unwrap();
+    assert!(events.iter().any(|event| event.seq == seq));
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_write_refuses_to_acknowledge() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(config(), Store::open(dir.path()).unwrap())
+        .await
+        .unwrap();
+    let support = ChannelId::new("support");
+    let (customer, _events) = EventSink::new(hub.next_conn(), 64);
+    let (chat, _) = queued(
+        hub.start_chat(
+            customer.clone(),
+            support.clone(),
+            Customer::default(),
+            1,
+            "hi".into(),
+            "test-secret-for-chat-1".into(),
+        )
+        .await
+        .unwrap(),
+    );
+    // The writer stops: from now on nothing can be made durable.
+    hub.store().close();
+    let posted = hub
+        .post(Caller::Customer(customer.conn()), chat, 2, "lost?".into())
+        .await;
+    assert!(
+        matches!(posted, Err(HubError::Unavailable(_))),
+        "{posted:?}"
+    );
+    let started = hub
+        .start_chat(
+            customer.clone(),
+            support,
+            Customer::default(),
+            3,
+            "another".into(),
+            "test-secret-for-chat-3".into(),
+        )
+        .await;
+    assert!(
+        matches!(started, Err(HubError::Unavailable(_))),
+        "{started:?}"
+    );
+    // What was refused was never stored.
+    let stored = hub.store().chat(chat).unwrap().unwrap();
+    assert!(stored.events.iter().all(
+        |event| !matches!(&event.kind, ChatEventKind::Message { text, .. } if text == "lost?")
+    ));
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restarted_channel_actor_gets_its_waiting_chats_back_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(config(), Store::open(dir.path()).unwrap())
+        .await
+        .unwrap();
+    let support = ChannelId::new("support");
+    let alice = AgentId::new("alice");
+    let (customer, _events) = EventSink::new(hub.next_conn(), 64);
+    let mut started = Vec::new();
+    for n in 1..=3u64 {
+        let start = hub
+            .start_chat(
+                customer.clone(),
+                support.clone(),
+                Customer::default(),
+                n,
+                format!("chat {n}"),
+                format!("test-secret-for-chat-{n}"),
+            )
+            .await
+            .unwrap();
+        started.push(queued(start).0);
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    hub.crash_channel(&support);
+    wait_for(|| hub.actor_failures() == 1).await;
+    let (agent_sink, _agent_events) = EventSink::new(hub.next_conn(), 64);
+    hub.attach_agent(&alice, agent_sink, Vec::new())
+        .await
+        .unwrap();
+    let mut taken = Vec::new();
+    for _ in 0..200 {
+        match hub.get_next(alice.clone(), support.clone()).await {
+            Ok(assignment) => taken.push(assignment.chat),
+            Err(HubError::QueueEmpty(_)) if taken.len() == 3 => break,
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+        if taken.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(taken, started, "the same chats, in the same order");
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_customer_who_leaves_a_queued_chat_withdraws_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(config(), Store::open(dir.path()).unwrap())
+        .await
+        .unwrap();
+    let support = ChannelId::new("support");
+    let (customer, mut events) = EventSink::new(hub.next_conn(), 64);
+    let (chat, waiting) = queued(
+        hub.start_chat(
+            customer.clone(),
+            support.clone(),
+            Customer::default(),
+            1,
+            "hi".into(),
+            format!("test-secret-for-chat-{}", 1),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(waiting, 1);
+    hub.end_chat(Caller::Customer(customer.conn()), chat)
+        .await
+        .unwrap();
+    let alice = AgentId::new("alice");
+    assert_eq!(
+        hub.get_next(alice.clone(), support.clone()).await,
+        Err(HubError::QueueEmpty(support))
+    );
+    // Started, first message, ended; in order.
+    let mut kinds = Vec::new();
+    while kinds.len() < 3 {
+        match events.events.recv().await {
+            Some(Outbound::Chat(event)) => kinds.push((event.seq, event.kind.clone())),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(kinds[0].0, 1);
+    assert!(matches!(kinds[2], (3, ChatEventKind::Ended { .. })));
+    let recent = hub.recent_sessions(&alice, None, 10).await.unwrap();
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0].chat, chat);
+    hub.shutdown().await;
+}
