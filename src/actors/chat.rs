@@ -481,7 +481,7 @@ impl ChatActorState {
         };
         let (hub, chat, claim) = (self.hub.clone(), myself.clone(), self.claim.clone());
         tokio::spawn(async move {
-            if let Err(err) = hub.enqueue_at(chat, claim, generation, row).await {
+            if let Err(err) = hub.enqueue(chat, claim, generation, row, true).await {
                 tracing::error!("a chat could not go back to its queue: {err}");
             }
         });

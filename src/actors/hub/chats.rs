@@ -108,7 +108,7 @@ impl Hub {
         // customer hears of it once both are done.
         let (durable, queued) = tokio::join!(
             answer(started_rx),
-            self.enqueue(chat_actor.clone(), claim, row, false)
+            self.enqueue(chat_actor.clone(), claim, 0, row, false)
         );
         match (durable.and_then(|durable| durable), queued) {
             (Ok(()), Ok(waiting)) => {
@@ -237,14 +237,16 @@ impl Hub {
             .is_some_and(|presence| presence.capacity.try_reserve())
     }
 
-    /// Puts a chat (back) into its channel's queue as wait `generation`,
-    /// beyond the queue limit if need be (the chat was accepted already).
-    pub(crate) async fn enqueue_at(
+    /// Puts a chat (back) into its channel's queue as wait `generation`;
+    /// answers how many wait. A chat accepted before (`restored`: after a
+    /// restart, a transfer, a return) is queued even beyond the limit.
+    pub(crate) async fn enqueue(
         &self,
         chat: ActorRef<ChatMsg>,
         claim: Arc<ClaimCell>,
         generation: u64,
         row: QueueRow,
+        restored: bool,
     ) -> Result<u32, HubError> {
         let channel = self
             .channel_actor(&row.channel)
@@ -258,7 +260,7 @@ impl Hub {
                     claim,
                     chat,
                 },
-                restored: true,
+                restored,
                 reply: tx.into(),
             })
             .map_err(|_| gone("the channel's actor stopped"))?;

@@ -41,7 +41,9 @@ impl Hub {
         let waiting = queued.len();
         for (_, chat, token) in queued {
             let (chat_actor, claim, row) = self.spawn_restored(chat, token).await?;
-            self.enqueue(chat_actor, claim, row, true).await?;
+            let generation = claim.generation();
+            self.enqueue(chat_actor, claim, generation, row, true)
+                .await?;
         }
         tracing::info!(waiting, active, skipped, "recovered chats from the store");
         Ok(())
@@ -85,33 +87,6 @@ impl Hub {
         Ok((actor, claim, row))
     }
 
-    /// Puts a chat into its channel's queue; answers how many wait.
-    pub(super) async fn enqueue(
-        &self,
-        chat: ActorRef<ChatMsg>,
-        claim: Arc<ClaimCell>,
-        row: QueueRow,
-        restored: bool,
-    ) -> Result<u32, HubError> {
-        let channel = self
-            .channel_actor(&row.channel)
-            .ok_or_else(|| HubError::UnknownChannel(row.channel.clone()))?;
-        let (tx, rx) = oneshot::channel();
-        channel
-            .cast(ChannelMsg::Enqueue {
-                waiting: Waiting {
-                    generation: claim.generation(),
-                    row,
-                    claim,
-                    chat,
-                },
-                restored,
-                reply: tx.into(),
-            })
-            .map_err(|_| gone("the channel's actor stopped"))?;
-        answer(rx).await?
-    }
-
     /// Queues again, in enqueue order, every live chat of `channel` that
     /// waits unclaimed: after its channel actor was restarted.
     pub(super) async fn requeue_waiting(&self, channel: &ChannelId) -> usize {
@@ -135,7 +110,7 @@ impl Hub {
         let count = rows.len();
         for (row, actor, claim) in rows {
             let generation = claim.generation();
-            if let Err(err) = self.enqueue_at(actor, claim, generation, row).await {
+            if let Err(err) = self.enqueue(actor, claim, generation, row, true).await {
                 tracing::error!("a waiting chat could not rejoin its queue: {err}");
             }
         }
@@ -156,7 +131,8 @@ impl Hub {
         let queued = matches!(restored.state(), ChatState::Queued { .. });
         let (actor, claim, row) = self.spawn_restored(restored, token).await?;
         if queued {
-            self.enqueue(actor, claim, row, true).await?;
+            let generation = claim.generation();
+            self.enqueue(actor, claim, generation, row, true).await?;
         }
         tracing::warn!(%chat, "chat restarted from the store");
         Ok(())
