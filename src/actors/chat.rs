@@ -417,13 +417,14 @@ impl ChatActorState {
 
     /// Records what a durable event means for the metrics.
     fn count(&mut self, event: &ChatEvent) {
-        let channel = self.chat.channel().to_string();
+        // Labels are built only for the rarer events; messages need none.
         match &event.kind {
             ChatEventKind::Started { .. }
             | ChatEventKind::Requeued { .. }
             | ChatEventKind::TransferDeclined { to: None, .. }
             | ChatEventKind::Reopened { agent: None } => self.queued_since = Some(event.at),
             ChatEventKind::Assigned { .. } => {
+                let channel = self.chat.channel().to_string();
                 metrics::counter!("chathub_chats_answered_total", "channel" => channel.clone())
                     .increment(1);
                 if let Some(since) = self.queued_since.take() {
@@ -440,10 +441,10 @@ impl ChatActorState {
                 metrics::counter!("chathub_messages_total", "direction" => direction).increment(1);
             }
             ChatEventKind::TransferredToAgent { .. } => {
-                metrics::counter!("chathub_chats_transferred_total", "channel" => channel, "to" => "agent").increment(1);
+                metrics::counter!("chathub_chats_transferred_total", "channel" => self.chat.channel().to_string(), "to" => "agent").increment(1);
             }
             ChatEventKind::Ended { .. } => {
-                metrics::counter!("chathub_chats_ended_total", "channel" => channel).increment(1);
+                metrics::counter!("chathub_chats_ended_total", "channel" => self.chat.channel().to_string()).increment(1);
             }
             _ => {}
         }
