@@ -498,27 +498,39 @@ async fn drive(
         });
     }
 
-    let started = Instant::now();
-    // Customers arrive at most CONNECTING at a time, as a ramp.
+    // Customers arrive at most CONNECTING at a time, as a ramp; once every
+    // chat is answered they all start sending together, so the message
+    // phase is measured on its own.
     let connecting = Arc::new(tokio::sync::Semaphore::new(CONNECTING));
+    let ready = Arc::new(tokio::sync::Barrier::new(options.customers + 1));
     let customers: Vec<_> = (0..options.customers)
         .map(|n| {
-            let (client, observed, connecting, run) = (
+            let (client, observed, connecting, run, ready) = (
                 client.clone(),
                 observed.clone(),
                 connecting.clone(),
                 run.clone(),
+                ready.clone(),
             );
             let channel = channels[n % channels.len()].clone();
             let (messages, window, rate) = (options.messages as u64, options.window, options.rate);
             tokio::spawn(async move {
                 customer(
                     n, client, channel, messages, window, rate, clock, observed, connecting, run,
+                    ready,
                 )
                 .await
             })
         })
         .collect();
+    // Every chat answered: the message phase begins.
+    ready.wait().await;
+    let started = Instant::now();
+    println!(
+        "{} chats started and answered in {:.2} s; sending",
+        options.customers,
+        clock.elapsed().as_secs_f64()
+    );
     let mut chats = Vec::new();
     for customer in customers {
         match customer.await? {
@@ -586,34 +598,43 @@ async fn customer(
     observed: Arc<Observed>,
     connecting: Arc<tokio::sync::Semaphore>,
     run: String,
+    ready: Arc<tokio::sync::Barrier>,
 ) -> anyhow::Result<ChatId> {
-    let permit = connecting.acquire_owned().await?;
-    let customer = CustomerClient::connect(&client).await?;
-    drop(permit);
-    let who = Customer {
-        name: Some(format!("customer {n}")),
-        email: None,
-    };
-    let asked = micros(clock);
-    let Some(chat) = customer.start_chat(channel, who, "hello").await?.chat() else {
-        bail!("the channel answered with its offline form");
-    };
+    // Connect, start the chat, wait for an agent; then wait for everyone.
+    // A failure still reaches the barrier, so the others go on and the run
+    // reports it.
     let mut seqs = SeqCheck::default();
-    // Wait for the agent.
-    loop {
-        let Some(Event::Chat(event)) = customer.next_event().await else {
-            bail!("the connection closed before an agent answered");
+    let setup = async {
+        let permit = connecting.acquire_owned().await?;
+        let customer = CustomerClient::connect(&client).await?;
+        drop(permit);
+        let who = Customer {
+            name: Some(format!("customer {n}")),
+            email: None,
         };
-        seqs.see(&format!("customer{n}"), &event, &observed);
-        if matches!(event.kind, ChatEventKind::Assigned { .. }) {
-            observed
-                .answer_us
-                .lock()
-                .unwrap()
-                .push(micros(clock).saturating_sub(asked));
-            break;
+        let asked = micros(clock);
+        let Some(chat) = customer.start_chat(channel, who, "hello").await?.chat() else {
+            bail!("the channel answered with its offline form");
+        };
+        loop {
+            let Some(Event::Chat(event)) = customer.next_event().await else {
+                bail!("the connection closed before an agent answered");
+            };
+            seqs.see(&format!("customer{n}"), &event, &observed);
+            if matches!(event.kind, ChatEventKind::Assigned { .. }) {
+                observed
+                    .answer_us
+                    .lock()
+                    .unwrap()
+                    .push(micros(clock).saturating_sub(asked));
+                break;
+            }
         }
-    }
+        anyhow::Ok((customer, chat))
+    };
+    let setup = setup.await;
+    ready.wait().await;
+    let (customer, chat) = setup?;
     // Read echoes while sending.
     let reader = {
         let (customer, observed) = (customer.clone(), observed.clone());
