@@ -403,14 +403,33 @@ async fn supervise(inner: Arc<Inner>, mut session: Session) {
                     .write(&mut slot, id, RequestBody::SetStatus { status })
                     .await;
             }
-            // Everything unanswered goes out again on the new connection.
+            // Everything unanswered goes out again on the new connection, if
+            // doing it twice is harmless; a request that may have taken effect
+            // and would take effect again is answered with an error instead.
             let generation = slot.generation;
-            let unanswered: Vec<(u64, RequestBody)> = lock(&inner.pending)
-                .waiters
-                .iter()
-                .filter(|(_, waiter)| waiter.sent_on != generation)
-                .map(|(id, waiter)| (*id, waiter.body.clone()))
-                .collect();
+            let unanswered: Vec<(u64, RequestBody)> = {
+                let mut pending = lock(&inner.pending);
+                let unsafe_again: Vec<u64> = pending
+                    .waiters
+                    .iter()
+                    .filter(|(_, waiter)| waiter.sent_on != 0 && !safe_to_send_again(&waiter.body))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in unsafe_again {
+                    if let Some(waiter) = pending.waiters.remove(&id) {
+                        let _ = waiter.tx.send(Err(ErrorFrame::new(
+                            ErrorCode::Unavailable,
+                            "the connection was lost before the answer: the request may have taken effect",
+                        )));
+                    }
+                }
+                pending
+                    .waiters
+                    .iter()
+                    .filter(|(_, waiter)| waiter.sent_on != generation)
+                    .map(|(id, waiter)| (*id, waiter.body.clone()))
+                    .collect()
+            };
             for (id, body) in unanswered {
                 inner.write(&mut slot, id, body).await;
             }
@@ -447,6 +466,39 @@ async fn supervise(inner: Arc<Inner>, mut session: Session) {
                 }
             }
         };
+    }
+}
+
+/// Whether a request whose answer was lost can be sent again without a
+/// second effect: messages carry their client id, a start its secret, an
+/// end finds the chat ended, and reads change nothing. Taking a chat,
+/// transferring it, or making a ticket or an item would happen twice.
+fn safe_to_send_again(body: &RequestBody) -> bool {
+    match body {
+        RequestBody::StartChat { .. }
+        | RequestBody::Post { .. }
+        | RequestBody::InsertItem { .. }
+        | RequestBody::Leave { .. }
+        | RequestBody::EndChat { .. }
+        | RequestBody::SetStatus { .. }
+        | RequestBody::ReturnToChat { .. }
+        | RequestBody::UpdateItem { .. }
+        | RequestBody::RecentSessions { .. }
+        | RequestBody::Transcript { .. }
+        | RequestBody::PresentAgents { .. }
+        | RequestBody::Tickets { .. }
+        | RequestBody::Ticket { .. }
+        | RequestBody::Contact { .. }
+        | RequestBody::Items { .. } => true,
+        RequestBody::GetNext { .. }
+        | RequestBody::Pick { .. }
+        | RequestBody::TransferToAgent { .. }
+        | RequestBody::TransferToChannel { .. }
+        | RequestBody::DeclineTransfer { .. }
+        | RequestBody::CreateTicket { .. }
+        | RequestBody::SubmitOfflineForm { .. }
+        | RequestBody::CreateItem(_)
+        | RequestBody::DeleteItem { .. } => false,
     }
 }
 
