@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::incoming::IncomingBoard;
 use crate::client::{ClientConfig, ClientError};
-use crate::core::{ChatId, Status};
+use crate::core::{ChatEvent, ChatId, Status};
 use crate::protocol::{
     ClientFrame, ErrorCode, ErrorFrame, Event, FrameBuf, Hello, PROTOCOL_VERSION, Reply, Request,
     RequestBody, Response, Resume, Role, ServerFrame, Upload, Welcome, encode,
@@ -75,7 +75,14 @@ struct Memory {
     secrets: HashMap<ChatId, String>,
     /// The agent status last set.
     status: Option<Status>,
+    /// Chat events that arrived ahead of an earlier one still on its way
+    /// (on another stream), held until the gap fills.
+    held: HashMap<ChatId, BTreeMap<u64, ChatEvent>>,
 }
+
+/// The most events held for one chat while waiting for a gap to fill;
+/// beyond it they are handed over as they are.
+const MAX_HELD: usize = 10_000;
 
 struct Inner {
     config: ClientConfig,
@@ -89,6 +96,9 @@ struct Inner {
     incoming: Arc<IncomingBoard>,
     closing: AtomicBool,
     connection: Mutex<Option<quinn::Connection>>,
+    /// Taken while handing chat events to the application, so events that
+    /// became ready on different streams go out in seq order.
+    delivery: tokio::sync::Mutex<()>,
 }
 
 pub(crate) struct Link {
@@ -158,6 +168,7 @@ impl Link {
             incoming: incoming.clone(),
             closing: AtomicBool::new(false),
             connection: Mutex::new(None),
+            delivery: tokio::sync::Mutex::new(()),
         });
         let session = inner.open().await?;
         let welcome = session.welcome.clone();
@@ -372,16 +383,54 @@ impl Inner {
         pending.waiters.clear();
     }
 
-    /// Hands a chat event to the application unless it has it already.
-    fn admit(&self, chat: ChatId, seq: u64) -> bool {
+    /// The chat events ready for the application now that `event` came:
+    /// none if it was handed over before (a replay after a reconnect), none
+    /// if an earlier one is still missing (it is held), else it and every
+    /// held one it makes consecutive.
+    fn order(&self, event: ChatEvent) -> Vec<ChatEvent> {
         let mut memory = lock(&self.memory);
-        let last = memory.positions.entry(chat).or_insert(0);
-        if seq <= *last {
-            return false;
-        }
-        *last = seq;
-        true
+        let Memory {
+            positions, held, ..
+        } = &mut *memory;
+        order(positions, held, event)
     }
+}
+
+/// See [`Inner::order`]: `positions` is the last seq handed over per chat,
+/// `held` the events waiting for a gap to fill.
+fn order(
+    positions: &mut HashMap<ChatId, u64>,
+    held: &mut HashMap<ChatId, BTreeMap<u64, ChatEvent>>,
+    event: ChatEvent,
+) -> Vec<ChatEvent> {
+    let chat = event.chat;
+    let last = positions.entry(chat).or_insert(0);
+    if event.seq <= *last {
+        return Vec::new();
+    }
+    let waiting = held.entry(chat).or_default();
+    if event.seq > *last + 1 && waiting.len() < MAX_HELD {
+        waiting.insert(event.seq, event);
+        return Vec::new();
+    }
+    let mut ready = vec![event];
+    *last = ready[0].seq;
+    // What was held and now follows on (all of it, past the limit).
+    let flush_all = waiting.len() >= MAX_HELD;
+    while let Some(entry) = waiting.first_entry() {
+        if !flush_all && *entry.key() != *last + 1 {
+            break;
+        }
+        let next = entry.remove();
+        if next.seq > *last {
+            *last = next.seq;
+            ready.push(next);
+        }
+    }
+    if waiting.is_empty() {
+        held.remove(&chat);
+    }
+    ready
 }
 
 /// Serves a connection until it is lost, then reconnects, for as long as
@@ -554,16 +603,17 @@ async fn read_events(mut recv: quinn::RecvStream, inner: Arc<Inner>) {
     loop {
         loop {
             match frames.next_frame::<ServerFrame>() {
-                Ok(Some(ServerFrame::Event(event))) => {
-                    match &event {
-                        // Already handed over before a reconnect: drop it.
-                        Event::Chat(chat_event)
-                            if !inner.admit(chat_event.chat, chat_event.seq) =>
-                        {
-                            continue;
+                Ok(Some(ServerFrame::Event(Event::Chat(event)))) => {
+                    let _turn = inner.delivery.lock().await;
+                    for ready in inner.order(event) {
+                        if inner.events.send(Event::Chat(ready)).await.is_err() {
+                            return;
                         }
-                        Event::Queue(update) => inner.incoming.apply(update),
-                        _ => {}
+                    }
+                }
+                Ok(Some(ServerFrame::Event(event))) => {
+                    if let Event::Queue(update) = &event {
+                        inner.incoming.apply(update);
                     }
                     if inner.events.send(event).await.is_err() {
                         return;
@@ -666,5 +716,47 @@ async fn read_stream_answer(mut recv: quinn::RecvStream) -> Result<(Reply, Vec<u
             Ok(None) => return Ok((reply, bytes)),
             Err(err) => return Err(ClientError::Closed(err.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{ChatEventKind, Party, Timestamp};
+
+    fn event(chat: u64, seq: u64) -> ChatEvent {
+        ChatEvent {
+            chat: ChatId(chat),
+            seq,
+            at: Timestamp(seq),
+            kind: ChatEventKind::Message {
+                from: Party::Customer,
+                client_id: seq,
+                text: format!("m{seq}"),
+            },
+        }
+    }
+
+    fn seqs(events: Vec<ChatEvent>) -> Vec<u64> {
+        events.iter().map(|event| event.seq).collect()
+    }
+
+    #[test]
+    fn events_from_several_streams_reach_the_application_in_order_once() {
+        let (mut positions, mut held) = (HashMap::new(), HashMap::new());
+        assert_eq!(seqs(order(&mut positions, &mut held, event(1, 1))), [1]);
+        // 3 and 4 overtook 2 on another stream: held until 2 comes.
+        assert!(order(&mut positions, &mut held, event(1, 3)).is_empty());
+        assert!(order(&mut positions, &mut held, event(1, 4)).is_empty());
+        // Another chat is not held up.
+        assert_eq!(seqs(order(&mut positions, &mut held, event(2, 1))), [1]);
+        assert_eq!(
+            seqs(order(&mut positions, &mut held, event(1, 2))),
+            [2, 3, 4]
+        );
+        // A replay after a reconnect repeats what was handed over: dropped.
+        assert!(order(&mut positions, &mut held, event(1, 3)).is_empty());
+        assert_eq!(seqs(order(&mut positions, &mut held, event(1, 5))), [5]);
+        assert!(held.is_empty());
     }
 }

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 use crate::actors::{EventSink, Hub, HubError, Outbound};
-use crate::core::{ChatEventKind, ChatId};
+use crate::core::{AgentId, ChatEventKind, ChatId};
 use crate::protocol::{
     AgentProfile, ClientFrame, CodecError, ErrorCode, ErrorFrame, EventRef, FrameBuf,
     PROTOCOL_VERSION, Role as WireRole, ServerEventRef, ServerFrame, Welcome, encode,
@@ -290,7 +290,11 @@ async fn run(
     welcome: Welcome,
 ) -> Result<(), ConnError> {
     control.send(&ServerFrame::Welcome(welcome)).await?;
-    let mut router = Router::new(conn.clone());
+    let agent = match &session.role {
+        Role::Agent(agent) => Some(agent.clone()),
+        Role::Customer => None,
+    };
+    let mut router = Router::new(conn.clone(), agent);
     let mut pending = FuturesUnordered::new();
     loop {
         tokio::select! {
@@ -344,16 +348,35 @@ async fn run(
 /// Routes events to the stream they belong on.
 struct Router {
     conn: quinn::Connection,
+    /// The agent this connection belongs to, if it is an agent's.
+    agent: Option<AgentId>,
     chats: HashMap<ChatId, mpsc::Sender<Outbound>>,
     general: Option<mpsc::Sender<Outbound>>,
 }
 
 impl Router {
-    fn new(conn: quinn::Connection) -> Self {
+    fn new(conn: quinn::Connection, agent: Option<AgentId>) -> Self {
         Self {
             conn,
+            agent,
             chats: HashMap::new(),
             general: None,
+        }
+    }
+
+    /// Whether `event` is the last this connection hears of its chat for
+    /// now: the chat ended, or it left this agent. A later event (a return,
+    /// a transfer back) opens a new stream; the SDK puts streams back in
+    /// seq order.
+    fn last_for_now(&self, event: &ChatEventKind) -> bool {
+        match event {
+            ChatEventKind::Ended { .. } => true,
+            ChatEventKind::Requeued { .. } => self.agent.is_some(),
+            ChatEventKind::TransferredToAgent { to, .. } => {
+                self.agent.as_ref().is_some_and(|me| me != to)
+            }
+            ChatEventKind::TransferDeclined { by, .. } => self.agent.as_ref() == Some(by),
+            _ => false,
         }
     }
 
@@ -364,7 +387,7 @@ impl Router {
         match &event {
             Outbound::Chat(chat_event) => {
                 let chat = chat_event.chat;
-                let ended = matches!(chat_event.kind, ChatEventKind::Ended { .. });
+                let ended = self.last_for_now(&chat_event.kind);
                 let conn = &self.conn;
                 let writer = self
                     .chats
