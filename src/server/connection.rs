@@ -10,8 +10,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
@@ -108,13 +108,18 @@ struct Control {
 impl Control {
     async fn send(&mut self, frame: &ServerFrame) -> Result<(), ConnError> {
         self.buf.clear();
+        self.add(frame)?;
+        self.flush().await
+    }
+
+    /// Encodes `frame` behind those already waiting in the buffer.
+    fn add(&mut self, frame: &ServerFrame) -> Result<(), ConnError> {
         if let Err(err) = encode(frame, &mut self.buf) {
             // Only a response too large for one frame can fail; say so.
             tracing::error!("cannot encode a response: {err}");
             let ServerFrame::Response(response) = frame else {
                 return Err(err.into());
             };
-            self.buf.clear();
             let error = ServerFrame::Response(crate::protocol::Response {
                 id: response.id,
                 result: Err(ErrorFrame::new(
@@ -124,7 +129,13 @@ impl Control {
             });
             encode(&error, &mut self.buf)?;
         }
+        Ok(())
+    }
+
+    /// Writes everything buffered in one go.
+    async fn flush(&mut self) -> Result<(), ConnError> {
         self.send.write_all(&self.buf).await?;
+        self.buf.clear();
         Ok(())
     }
 
@@ -319,10 +330,15 @@ async fn run(
                 Err(err) => return Err(err),
             },
             Some(done) = pending.next(), if !pending.is_empty() => {
-                if let Some(chat) = done.started {
-                    session.started.insert(chat);
+                // Answer every request that is done by now in one write.
+                let mut done = Some(done);
+                while let Some(answer) = done.take().or_else(|| pending.next().now_or_never().flatten()) {
+                    if let Some(chat) = answer.started {
+                        session.started.insert(chat);
+                    }
+                    control.add(&ServerFrame::Response(answer.response))?;
                 }
-                control.send(&ServerFrame::Response(done.response)).await?;
+                control.flush().await?;
             }
             Some(event) = source.events.recv() => {
                 if router.route(event).is_err() {
