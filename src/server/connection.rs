@@ -11,7 +11,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
+use std::task::Poll;
+
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
@@ -330,9 +332,17 @@ async fn run(
                 Err(err) => return Err(err),
             },
             Some(done) = pending.next(), if !pending.is_empty() => {
-                // Answer every request that is done by now in one write.
+                // Answer every request that is done by now in one write. (Polled
+                // with this task's waker, so a request finishing later still
+                // wakes the loop.)
                 let mut done = Some(done);
-                while let Some(answer) = done.take().or_else(|| pending.next().now_or_never().flatten()) {
+                while let Some(answer) = match done.take() {
+                    Some(answer) => Some(answer),
+                    None => match std::future::poll_fn(|cx| Poll::Ready(pending.poll_next_unpin(cx))).await {
+                        Poll::Ready(answer) => answer,
+                        Poll::Pending => None,
+                    },
+                } {
                     if let Some(chat) = answer.started {
                         session.started.insert(chat);
                     }
