@@ -130,7 +130,7 @@ async fn a_blocked_chat_stream_does_not_hold_up_another_chat() {
     .await;
     assert!(got.is_ok(), "the fast chat waited behind the slow one");
     assert!(
-        !conn.close_reason().is_some(),
+        conn.close_reason().is_none(),
         "the connection is still open"
     );
     hub.stop().await;
