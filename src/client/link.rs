@@ -444,8 +444,9 @@ async fn supervise(inner: Arc<Inner>, mut session: Session) {
             let mut slot = inner.control.lock().await;
             slot.generation += 1;
             slot.control = Some(session.control);
-            // The agent's status comes back first: a restarted hub forgot it.
-            let status = lock(&inner.memory).status;
+            // After a reconnect the agent's status comes back first: a
+            // restarted hub forgot it.
+            let status = lock(&inner.memory).status.filter(|_| slot.generation > 1);
             if let Some(status) = status {
                 let id = inner.next_request.fetch_add(1, Ordering::Relaxed);
                 inner
