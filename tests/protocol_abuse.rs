@@ -13,14 +13,7 @@ use common::{CONFIG, TestHub};
 /// Opens a raw connection and control stream, writes `bytes`, and returns
 /// the frames the hub sent back until it closed the stream.
 async fn exchange(hub: &TestHub, bytes: &[u8]) -> Vec<ServerFrame> {
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(hub.client.quic().clone());
-    let conn = endpoint
-        .connect(hub.server.local_addr(), "localhost")
-        .unwrap()
-        .await
-        .unwrap();
-    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let (_endpoint, _conn, mut send, mut recv) = hub.raw_connection().await;
     send.write_all(bytes).await.unwrap();
     let mut frames = FrameBuf::new();
     let mut got = Vec::new();
@@ -119,14 +112,7 @@ async fn garbage_oversize_and_wrong_order_are_refused_with_typed_errors() {
             channel: "support".into(),
         },
     })));
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(hub.client.quic().clone());
-    let conn = endpoint
-        .connect(hub.server.local_addr(), "localhost")
-        .unwrap()
-        .await
-        .unwrap();
-    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let (_endpoint, _conn, mut send, mut recv) = hub.raw_connection().await;
     send.write_all(&bytes).await.unwrap();
     let mut frames = FrameBuf::new();
     let mut answers = Vec::new();

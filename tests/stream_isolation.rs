@@ -49,14 +49,7 @@ async fn a_blocked_chat_stream_does_not_hold_up_another_chat() {
     let (fast, _) = start(&fast_customer, "support", Customer::default(), "fast chat").await;
 
     // Alice speaks the protocol herself, to control which streams she reads.
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(hub.client.quic().clone());
-    let conn = endpoint
-        .connect(hub.server.local_addr(), "localhost")
-        .unwrap()
-        .await
-        .unwrap();
-    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let (_endpoint, conn, mut send, mut recv) = hub.raw_connection().await;
     let mut wire = Vec::new();
     let hello = ClientFrame::Hello(Hello {
         version: PROTOCOL_VERSION,

@@ -94,6 +94,28 @@ impl TestHub {
         agent
     }
 
+    /// A QUIC connection of our own to the hub and its control stream, for
+    /// tests that speak the protocol frame by frame. Keep the endpoint
+    /// alive as long as the connection.
+    pub async fn raw_connection(
+        &self,
+    ) -> (
+        quinn::Endpoint,
+        quinn::Connection,
+        quinn::SendStream,
+        quinn::RecvStream,
+    ) {
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(self.client.quic().clone());
+        let conn = endpoint
+            .connect(self.server.local_addr(), "localhost")
+            .unwrap()
+            .await
+            .unwrap();
+        let (send, recv) = conn.open_bi().await.unwrap();
+        (endpoint, conn, send, recv)
+    }
+
     pub async fn stop(self) {
         self.server.shutdown().await;
     }
