@@ -1,22 +1,26 @@
-//! Durable state in an embedded redb database, `<data_dir>/chathub.redb`.
+//! Durable state in an embedded redb database, `<data_dir>/chathub.redb`,
+//! with a commit log beside it, `<data_dir>/chathub.wal`.
 //!
 //! Every chat event, ended-session row and ticket is written through the
 //! [`Writer`], one thread that owns all writes and commits them in groups:
-//! whatever accumulated while the previous commit was on its way to disk
-//! goes into the next transaction, so one fsync covers many writes. Each
-//! write's completion runs only after its commit, which is when the hub
-//! acknowledges it to a client.
+//! whatever accumulated while the previous group was on its way to disk
+//! goes into the next one, so one sync covers many writes. A group is
+//! durable once its record is synced to the log; it is then applied to the
+//! database (synced itself only at checkpoints) and each write's completion
+//! runs, which is when the hub acknowledges it to a client. Opening the
+//! store applies the groups the log holds beyond the database's last sync.
 //!
 //! Reads (recovery at start, recent sessions, transcripts, tickets) open
 //! their own read transactions and never wait for the writer.
 
+mod log;
 mod tables;
 mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 
 use crate::core::chat::TRANSCRIPT_PAGE_BYTES;
 use crate::core::{
@@ -149,8 +153,33 @@ impl Store {
         };
         let db = Database::create(&path).map_err(|err| open_err(&err))?;
         tables::create_all(&db).map_err(|err| open_err(&err))?;
+        // Groups the log made durable after the database's last sync.
+        let applied = {
+            let read = db.begin_read().map_err(|err| open_err(&err))?;
+            let meta = read.open_table(tables::META).map_err(|err| open_err(&err))?;
+            meta.get(tables::LOG_GROUP)
+                .map_err(|err| open_err(&err))?
+                .map_or(0, |group| group.value())
+        };
+        let log_path = data_dir.join("chathub.wal");
+        let (log, replay) = log::Log::open(&log_path, applied).map_err(|err| StoreError::Open {
+            path: log_path.clone(),
+            reason: err.to_string(),
+        })?;
+        let mut group = applied;
+        if let Some((last, _)) = replay.groups.last() {
+            // In order, in one durable transaction.
+            let ops = replay.groups.iter().flat_map(|(_, ops)| ops);
+            writer::apply(&db, *last, ops, Durability::Immediate).map_err(|err| open_err(&err))?;
+            group = *last;
+            tracing::info!(
+                groups = replay.groups.len(),
+                ops = replay.groups.iter().map(|(_, ops)| ops.len()).sum::<usize>(),
+                "replayed the commit log"
+            );
+        }
         let db = Arc::new(db);
-        let writer = Writer::start(db.clone()).map_err(|err| open_err(&err))?;
+        let writer = Writer::start(db.clone(), log, group).map_err(|err| open_err(&err))?;
         Ok(Store { db, writer })
     }
 

@@ -31,6 +31,11 @@ pub const CONTACT_CHATS: TableDefinition<(&str, u64), ()> = TableDefinition::new
 pub const CONTACT_TICKETS: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("contact_tickets");
 
+/// Bookkeeping: `LOG_GROUP` -> the last commit-log group applied here.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// The [`META`] key of the last applied commit-log group.
+pub const LOG_GROUP: &str = "log_group";
+
 /// The most bytes one stored value may decode from.
 const MAX_VALUE_BYTES: usize = 64 << 20;
 
@@ -48,6 +53,7 @@ pub fn create_all(db: &Database) -> Result<(), redb::Error> {
     write.open_table(FILES)?;
     write.open_table(CONTACT_CHATS)?;
     write.open_table(CONTACT_TICKETS)?;
+    write.open_table(META)?;
     write.commit()?;
     Ok(())
 }

@@ -1,17 +1,26 @@
 //! The single writer: group commit.
+//!
+//! A group is durable once its record is synced to the commit log
+//! ([`Log`]); it is then applied to the database without a sync of its own,
+//! which makes it visible to readers, and acknowledged. Every
+//! [`CHECKPOINT_BYTES`] of log the database is synced (a checkpoint) and the
+//! log starts over. After a failure that may have left the log and the
+//! database apart, the writer refuses everything until the hub restarts and
+//! replays the log.
 
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use redb::Database;
+use redb::{Database, Durability};
 
 use crate::core::{ChatEvent, ChatEventKind, ItemId, KnowledgeItem, SessionSummary, Ticket};
 use crate::store::StoredFile;
+use crate::store::log::Log;
 use crate::store::{StoreError, engine, tables};
 
 /// One write.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, bincode::Encode, bincode::Decode)]
 pub enum Op {
     /// Append a chat event. A start marks the chat live; an end, ended.
     Event(ChatEvent),
@@ -66,6 +75,9 @@ enum Msg {
 /// The most operations one transaction gathers.
 const MAX_GROUP_OPS: usize = 16_384;
 
+/// Log bytes after which the database is synced and the log starts over.
+const CHECKPOINT_BYTES: u64 = 32 << 20;
+
 /// A handle on the writer thread. Cheap to clone; the thread stops when the
 /// last handle is dropped, after committing what it was given.
 #[derive(Clone)]
@@ -74,11 +86,19 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn start(db: Arc<Database>) -> std::io::Result<Writer> {
+    /// Starts the writer over a database whose last applied log group is
+    /// `group`, writing new groups to `log`.
+    pub(crate) fn start(db: Arc<Database>, log: Log, group: u64) -> std::io::Result<Writer> {
         let (jobs, rx) = mpsc::channel();
+        let state = State {
+            db,
+            log,
+            group,
+            broken: None,
+        };
         std::thread::Builder::new()
             .name("chathub-store".into())
-            .spawn(move || run(db, rx))?;
+            .spawn(move || run(state, rx))?;
         Ok(Writer { jobs })
     }
 
@@ -99,7 +119,70 @@ impl Writer {
     }
 }
 
-fn run(db: Arc<Database>, rx: mpsc::Receiver<Msg>) {
+/// What the writer thread owns.
+struct State {
+    db: Arc<Database>,
+    log: Log,
+    /// The last group written.
+    group: u64,
+    /// Why the writer stopped accepting writes, after a failure that may
+    /// have left the log and the database apart.
+    broken: Option<StoreError>,
+}
+
+impl State {
+    /// Makes one group durable and applies it.
+    fn commit(&mut self, jobs: &[Job], ops: usize) -> Result<(), StoreError> {
+        if let Some(err) = &self.broken {
+            return Err(err.clone());
+        }
+        let group = self.group + 1;
+        let all = jobs.iter().flat_map(|job| &job.ops);
+        match self.log.append(group, ops, all) {
+            Ok(()) => {}
+            // Nothing was written: only this group fails.
+            Err(err @ StoreError::Corrupt(_)) => return Err(err),
+            Err(err) => return Err(self.stop(err)),
+        }
+        self.group = group;
+        let all = jobs.iter().flat_map(|job| &job.ops);
+        apply(&self.db, group, all, Durability::None).map_err(|err| self.stop(err))?;
+        Ok(())
+    }
+
+    /// Syncs the database once the log has grown enough, so the log can
+    /// start over.
+    fn checkpoint_if_due(&mut self) {
+        if self.broken.is_some() || self.log.len() < CHECKPOINT_BYTES {
+            return;
+        }
+        if let Err(err) = self.checkpoint() {
+            tracing::error!("store checkpoint failed: {err}");
+            metrics::counter!("chathub_store_commit_failures_total").increment(1);
+            self.stop(err);
+        }
+    }
+
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
+        let started = Instant::now();
+        // An empty durable commit makes every earlier one durable.
+        self.db.begin_write().map_err(engine)?.commit().map_err(engine)?;
+        self.log.restart();
+        metrics::histogram!("chathub_store_checkpoint_seconds")
+            .record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    fn stop(&mut self, err: StoreError) -> StoreError {
+        let err = StoreError::Engine(format!(
+            "writes stopped after a failure; restart the hub to recover from the commit log: {err}"
+        ));
+        self.broken = Some(err.clone());
+        err
+    }
+}
+
+fn run(mut state: State, rx: mpsc::Receiver<Msg>) {
     let mut stop = None;
     while stop.is_none() {
         let first = match rx.recv() {
@@ -126,7 +209,7 @@ fn run(db: Arc<Database>, rx: mpsc::Receiver<Msg>) {
             }
         }
         let started = Instant::now();
-        let result = commit(&db, &jobs);
+        let result = state.commit(&jobs, ops);
         metrics::histogram!("chathub_store_commit_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("chathub_store_commit_ops").record(ops as f64);
         if let Err(err) = &result {
@@ -136,18 +219,38 @@ fn run(db: Arc<Database>, rx: mpsc::Receiver<Msg>) {
         for job in jobs {
             (job.done)(result.clone());
         }
+        state.checkpoint_if_due();
     }
-    // Refuse whatever arrives from now on, then release the database.
+    // Refuse whatever arrives from now on; leave the database durable so
+    // the next start has nothing to replay; release it.
     drop(rx);
-    drop(db);
+    if state.broken.is_none()
+        && let Err(err) = state.checkpoint()
+    {
+        tracing::error!("store checkpoint at close failed: {err}");
+    }
+    drop(state);
     if let Some(done) = stop {
         let _ = done.send(());
     }
 }
 
-fn commit(db: &Database, jobs: &[Job]) -> Result<(), StoreError> {
-    let write = db.begin_write().map_err(engine)?;
+/// Applies group `group`'s ops to the database in one transaction, which
+/// also records the group as applied.
+pub(crate) fn apply<'a>(
+    db: &Database,
+    group: u64,
+    ops: impl Iterator<Item = &'a Op>,
+    durability: Durability,
+) -> Result<(), StoreError> {
+    let mut write = db.begin_write().map_err(engine)?;
+    write.set_durability(durability).map_err(engine)?;
     {
+        write
+            .open_table(tables::META)
+            .map_err(engine)?
+            .insert(tables::LOG_GROUP, group)
+            .map_err(engine)?;
         // Open a table only when an op needs it: most groups touch the
         // events alone, and every opened table costs the commit.
         macro_rules! open {
@@ -161,7 +264,7 @@ fn commit(db: &Database, jobs: &[Job]) -> Result<(), StoreError> {
         let (mut events, mut live, mut tokens, mut token_chats) = (None, None, None, None);
         let (mut sessions, mut ended, mut tickets, mut knowledge) = (None, None, None, None);
         let (mut files, mut contact_chats, mut contact_tickets) = (None, None, None);
-        for op in jobs.iter().flat_map(|job| &job.ops) {
+        for op in ops {
             match op {
                 Op::Event(event) => {
                     let chat = event.chat.0;
@@ -358,6 +461,66 @@ mod tests {
         assert_eq!(acks.len(), 200);
         assert!(acks.iter().all(|(_, result)| result.is_ok()));
         assert_eq!(store.live_chats().unwrap().len(), 200);
+    }
+
+    /// The group the database last applied.
+    fn applied(dir: &std::path::Path) -> u64 {
+        let db = Database::open(dir.join("chathub.redb")).unwrap();
+        let read = redb::ReadableDatabase::begin_read(&db).unwrap();
+        let meta = read.open_table(tables::META).unwrap();
+        meta.get(tables::LOG_GROUP).unwrap().unwrap().value()
+    }
+
+    #[test]
+    fn groups_only_in_the_log_are_applied_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            write(&store, vec![Op::Event(started(1))]).unwrap();
+            write(&store, vec![Op::Event(message(1, 2))]).unwrap();
+            store.close();
+        }
+        assert_eq!(applied(dir.path()), 2);
+        // As after a crash: two groups made durable by the log alone.
+        {
+            let wal = dir.path().join("chathub.wal");
+            let (mut log, replay) = Log::open(&wal, 2).unwrap();
+            assert!(replay.groups.is_empty(), "a clean close leaves nothing");
+            let third = [Op::Event(message(1, 3)), Op::Event(started(2))];
+            log.append(3, third.len(), third.iter()).unwrap();
+            log.append(4, 1, [Op::Event(message(2, 2))].iter()).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let live = store.live_chats().unwrap();
+        let seqs: Vec<Vec<u64>> = live
+            .iter()
+            .map(|chat| chat.events.iter().map(|e| e.seq).collect())
+            .collect();
+        assert_eq!(seqs, [vec![1, 2, 3], vec![1, 2]]);
+        // New groups continue after the replayed ones.
+        write(&store, vec![Op::Event(message(2, 3))]).unwrap();
+        store.close();
+        drop(store);
+        assert_eq!(applied(dir.path()), 5);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.live_chats().unwrap()[1].events.len(), 3);
+    }
+
+    #[test]
+    fn a_log_that_skips_groups_stops_the_open_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            write(&store, vec![Op::Event(started(1))]).unwrap();
+            store.close();
+        }
+        {
+            let (mut log, _) = Log::open(&dir.path().join("chathub.wal"), 1).unwrap();
+            log.append(3, 1, [Op::Event(message(1, 2))].iter()).unwrap();
+        }
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Open { .. }), "{err}");
+        assert!(err.to_string().contains("chathub.wal"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,295 @@
+//! The commit log, `<data_dir>/chathub.wal`: what makes a group durable.
+//!
+//! Each group commit appends one record holding all of the group's ops and
+//! syncs the file; only then are the ops applied to the database (without
+//! waiting for the disk there) and acknowledged. A sync of a few sequential
+//! kilobytes costs far less than a durable B-tree commit, which rewrites
+//! every page the group touched: one leaf per chat for a group of messages
+//! spread over many chats.
+//!
+//! Now and then the writer makes the database itself durable (a
+//! checkpoint); every record up to the group number stored with it is then
+//! no longer needed and the log starts over at offset 0, overwriting what
+//! was there. So a record is only trusted when its checksum holds and its
+//! group is the next one expected: old records left behind a newer, shorter
+//! run carry lower group numbers and end the replay.
+//!
+//! Record layout, little endian:
+//! `magic u32 | payload length u32 | crc32 u32 | group u64 | payload`,
+//! the checksum covering the group number and the payload (the ops, in
+//! bincode).
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use bincode::config::standard;
+
+use crate::store::{Op, StoreError};
+
+const MAGIC: u32 = 0x4c57_4843; // "CHWL"
+const HEADER: usize = 4 + 4 + 4 + 8;
+/// The largest payload a record may claim; anything bigger is not a record.
+const MAX_PAYLOAD: usize = 256 << 20;
+/// The file grows by this many zero bytes at a time, written ahead of the
+/// records: overwriting blocks the file already has makes a sync write the
+/// data alone, while appending past the end also commits the file's new
+/// size to the file system's journal, which costs about as much again.
+const GROW_BYTES: u64 = 1 << 20;
+
+/// The open log and where the next record goes.
+pub(crate) struct Log {
+    file: File,
+    offset: u64,
+    /// The file's length: zeros after the last record written.
+    allocated: u64,
+    buf: Vec<u8>,
+}
+
+/// What a scan of the log found: the groups after the database's own, in
+/// order.
+pub(crate) struct Replay {
+    /// `(group, ops)` for each record to apply again.
+    pub groups: Vec<(u64, Vec<Op>)>,
+}
+
+fn io(err: std::io::Error) -> StoreError {
+    StoreError::Engine(format!("commit log: {err}"))
+}
+
+impl Log {
+    /// Opens (creating if needed) the log at `path` and reads back every
+    /// record after group `durable`, the last group the database holds.
+    /// New records are written from offset 0 once those are applied.
+    pub(crate) fn open(path: &Path, durable: u64) -> Result<(Log, Replay), StoreError> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io)?;
+        let groups = scan(&bytes, durable)?;
+        let log = Log {
+            file,
+            offset: 0,
+            allocated: bytes.len() as u64,
+            buf: Vec::new(),
+        };
+        Ok((log, Replay { groups }))
+    }
+
+    /// Bytes written since the log last started over.
+    pub(crate) fn len(&self) -> u64 {
+        self.offset
+    }
+
+    /// Writes group `group`'s ops and waits until they are on disk.
+    pub(crate) fn append<'a>(
+        &mut self,
+        group: u64,
+        count: usize,
+        ops: impl Iterator<Item = &'a Op>,
+    ) -> Result<(), StoreError> {
+        let buf = &mut self.buf;
+        buf.clear();
+        buf.resize(HEADER, 0);
+        let encode_err = |err: bincode::error::EncodeError| StoreError::Corrupt(err.to_string());
+        // The same bytes as a `Vec<Op>`: the length, then each op.
+        bincode::encode_into_std_write(count as u64, buf, standard()).map_err(encode_err)?;
+        for op in ops {
+            bincode::encode_into_std_write(op, buf, standard()).map_err(encode_err)?;
+        }
+        let payload = buf.len() - HEADER;
+        if payload > MAX_PAYLOAD {
+            return Err(StoreError::Corrupt(format!(
+                "a group of {payload} bytes is over the log's limit"
+            )));
+        }
+        buf[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        buf[4..8].copy_from_slice(&(payload as u32).to_le_bytes());
+        buf[12..20].copy_from_slice(&group.to_le_bytes());
+        let crc = crc32fast::hash(&buf[12..]);
+        buf[8..12].copy_from_slice(&crc.to_le_bytes());
+        let end = self.offset + buf.len() as u64;
+        if end > self.allocated {
+            let grow = (end - self.allocated).next_multiple_of(GROW_BYTES);
+            let zeros = vec![0; grow as usize];
+            self.file
+                .write_all_at(&zeros, self.allocated)
+                .map_err(io)?;
+            self.allocated += grow;
+        }
+        self.file.write_all_at(&self.buf, self.offset).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.offset = end;
+        Ok(())
+    }
+
+    /// Every record so far is in the durable database: write from the
+    /// start again.
+    pub(crate) fn restart(&mut self) {
+        self.offset = 0;
+    }
+}
+
+/// The records after group `durable`, in order, up to the first that is
+/// torn or not a record; a record that skips groups is an error.
+fn scan(bytes: &[u8], durable: u64) -> Result<Vec<(u64, Vec<Op>)>, StoreError> {
+    let mut groups = Vec::new();
+    let mut expected = durable + 1;
+    let mut at = 0;
+    while let Some(header) = bytes.get(at..at + HEADER) {
+        let word = |range: std::ops::Range<usize>| {
+            u32::from_le_bytes(header[range].try_into().expect("four bytes"))
+        };
+        if word(0..4) != MAGIC {
+            break;
+        }
+        let payload = word(4..8) as usize;
+        if payload > MAX_PAYLOAD {
+            break;
+        }
+        let Some(record) = bytes.get(at + 12..at + HEADER + payload) else {
+            break;
+        };
+        if crc32fast::hash(record) != word(8..12) {
+            break;
+        }
+        let group = u64::from_le_bytes(record[0..8].try_into().expect("eight bytes"));
+        at += HEADER + payload;
+        if group <= durable {
+            // Already in the database: a record from before a checkpoint.
+            continue;
+        }
+        if group != expected {
+            // Groups are written one after another and the database holds
+            // everything before a restart: a later group here means earlier
+            // ones were lost.
+            return Err(StoreError::Corrupt(format!(
+                "the commit log continues at group {group} but the database ends at group {}",
+                expected - 1
+            )));
+        }
+        let (ops, _): (Vec<Op>, _) = bincode::decode_from_slice(
+            &record[8..],
+            standard().with_limit::<MAX_PAYLOAD>(),
+        )
+        .map_err(|err| StoreError::Corrupt(format!("commit log group {group}: {err}")))?;
+        groups.push((group, ops));
+        expected += 1;
+    }
+    Ok(groups)
+}
+
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{ChatEvent, ChatEventKind, ChatId, Party, Timestamp};
+
+    fn message(chat: u64, seq: u64) -> Op {
+        Op::Event(ChatEvent {
+            chat: ChatId(chat),
+            seq,
+            at: Timestamp(seq),
+            kind: ChatEventKind::Message {
+                from: Party::Customer,
+                client_id: seq,
+                text: format!("message {seq} 😀"),
+            },
+        })
+    }
+
+    fn seqs(groups: &[(u64, Vec<Op>)]) -> Vec<(u64, Vec<u64>)> {
+        groups
+            .iter()
+            .map(|(group, ops)| {
+                let seqs = ops
+                    .iter()
+                    .map(|op| match op {
+                        Op::Event(event) => event.seq,
+                        _ => 0,
+                    })
+                    .collect();
+                (*group, seqs)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn records_after_the_durable_group_come_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chathub.wal");
+        {
+            let (mut log, replay) = Log::open(&path, 0).unwrap();
+            assert!(replay.groups.is_empty());
+            for group in 1..=3 {
+                let ops = [message(1, group * 2), message(2, group * 2 + 1)];
+                log.append(group, ops.len(), ops.iter()).unwrap();
+            }
+        }
+        let (_, replay) = Log::open(&path, 1).unwrap();
+        assert_eq!(seqs(&replay.groups), [(2, vec![4, 5]), (3, vec![6, 7])]);
+    }
+
+    #[test]
+    fn a_torn_tail_ends_the_replay_and_earlier_records_stand() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chathub.wal");
+        let end = {
+            let (mut log, _) = Log::open(&path, 0).unwrap();
+            log.append(1, 1, [message(1, 1)].iter()).unwrap();
+            log.append(2, 1, [message(1, 2)].iter()).unwrap();
+            log.len() as usize
+        };
+        let mut bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() > end, "the file grows ahead of the records");
+        assert!(bytes[end..].iter().all(|&b| b == 0));
+        // Cut the second record short.
+        bytes.truncate(end - 3);
+        std::fs::write(&path, &bytes).unwrap();
+        let (_, replay) = Log::open(&path, 0).unwrap();
+        assert_eq!(seqs(&replay.groups), [(1, vec![1])]);
+
+        // A flipped bit fails the checksum the same way.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[HEADER + 2] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let (_, replay) = Log::open(&path, 0).unwrap();
+        assert!(replay.groups.is_empty());
+    }
+
+    #[test]
+    fn after_a_restart_old_records_behind_the_new_ones_are_not_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chathub.wal");
+        {
+            let (mut log, _) = Log::open(&path, 0).unwrap();
+            // A long first run: groups 1..=5 with several ops each.
+            for group in 1..=5 {
+                let ops: Vec<_> = (0..4).map(|n| message(group, n)).collect();
+                log.append(group, ops.len(), ops.iter()).unwrap();
+            }
+            // Checkpoint at 5; the next run is shorter and overwrites the
+            // start of the old one.
+            log.restart();
+            log.append(6, 1, [message(9, 60)].iter()).unwrap();
+            log.append(7, 1, [message(9, 70)].iter()).unwrap();
+        }
+        let (_, replay) = Log::open(&path, 5).unwrap();
+        assert_eq!(seqs(&replay.groups), [(6, vec![60]), (7, vec![70])]);
+        // Checkpointed at 7 as well: nothing is left to replay, although
+        // the old run's later records are still in the file.
+        let (_, replay) = Log::open(&path, 7).unwrap();
+        assert!(replay.groups.is_empty());
+        // Groups missing between the database and the log are an error,
+        // not something to skip over.
+        let err = Log::open(&path, 3).err().unwrap();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    }
+}
