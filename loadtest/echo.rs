@@ -27,7 +27,11 @@ pub async fn frames_per_second(frames: u64) -> anyhow::Result<f64> {
     let server_config = quinn::ServerConfig::with_crypto(Arc::new(
         quinn::crypto::rustls::QuicServerConfig::try_from(server_tls)?,
     ));
-    let server = quinn::Endpoint::server(server_config, "127.0.0.1:0".parse()?)?;
+    let server = chathub::udp::endpoint(
+        "127.0.0.1:0".parse()?,
+        chathub::udp::SERVER_BUFFER_BYTES,
+        Some(server_config),
+    )?;
     let addr = server.local_addr()?;
     let echo = tokio::spawn(async move {
         let conn = server.accept().await.context("a connection")?.await?;
@@ -47,7 +51,11 @@ pub async fn frames_per_second(frames: u64) -> anyhow::Result<f64> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     client_tls.alpn_protocols = vec![ALPN.to_vec()];
-    let mut client = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+    let mut client = chathub::udp::endpoint(
+        "127.0.0.1:0".parse()?,
+        chathub::udp::CLIENT_BUFFER_BYTES,
+        None,
+    )?;
     client.set_default_client_config(quinn::ClientConfig::new(Arc::new(
         quinn::crypto::rustls::QuicClientConfig::try_from(client_tls)?,
     )));

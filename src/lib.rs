@@ -14,6 +14,7 @@ pub mod core;
 pub mod protocol;
 pub mod server;
 pub mod store;
+pub mod udp;
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

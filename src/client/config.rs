@@ -61,7 +61,7 @@ impl ClientConfig {
         } else {
             (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
         };
-        let mut endpoint = quinn::Endpoint::client(bind)?;
+        let mut endpoint = crate::udp::endpoint(bind, crate::udp::CLIENT_BUFFER_BYTES, None)?;
         endpoint.set_default_client_config(self.quic.clone());
         self.endpoint = Some(endpoint);
         Ok(self)

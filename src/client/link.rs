@@ -149,7 +149,8 @@ impl Link {
                 } else {
                     (Ipv4Addr::UNSPECIFIED, 0).into()
                 };
-                let mut endpoint = quinn::Endpoint::client(bind)?;
+                let mut endpoint =
+                    crate::udp::endpoint(bind, crate::udp::CLIENT_BUFFER_BYTES, None)?;
                 endpoint.set_default_client_config(config.quic.clone());
                 endpoint
             }

@@ -113,7 +113,12 @@ fn describe() {
     describe_histogram!(
         "chathub_store_commit_seconds",
         Unit::Seconds,
-        "Duration of one group commit."
+        "Duration of one group commit: log append and sync, then apply."
+    );
+    describe_histogram!(
+        "chathub_store_checkpoint_seconds",
+        Unit::Seconds,
+        "Duration of one database sync, after which the commit log starts over."
     );
     describe_histogram!("chathub_store_commit_ops", "Writes per group commit.");
 }

@@ -79,7 +79,12 @@ impl Server {
         let server_config = tls::server_config(&identity)?;
         let store = Store::open(&data_dir)?;
         let hub = Hub::start(hub_config(config, &data_dir)?, store).await?;
-        let endpoint = quinn::Endpoint::server(server_config, config.listen).map_err(|source| {
+        let endpoint = crate::udp::endpoint(
+            config.listen,
+            crate::udp::SERVER_BUFFER_BYTES,
+            Some(server_config),
+        )
+        .map_err(|source| {
             ServerError::Io {
                 what: format!("cannot listen on {}/udp", config.listen),
                 source,
