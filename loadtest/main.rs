@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use futures::stream::{FuturesUnordered, StreamExt as _};
 use chathub::client::{AgentClient, ClientConfig, ClientError, CustomerClient, ErrorCode, Event};
 use chathub::config::Config;
 use chathub::core::{ChatEvent, ChatEventKind, ChatId, Customer, Party, Status};
@@ -38,8 +39,9 @@ loadtest [options]
                      embedded hub only)
   --messages N       messages each customer sends (default 100)
   --window N         messages a customer keeps in flight (default 4)
-  --rate N           messages per second per customer, 0 for as fast as the
-                     window allows (default 0)
+  --rate N           messages per second per customer at fixed times, the
+                     customers spread over the interval; 0 for as fast as
+                     the window allows (default 0)
   --duration SECS    give up after this long (default 120)
   --json FILE        also write the report as JSON
   --echo-frames N    frames for the raw QUIC echo yardstick (default 200000, 0: skip)
@@ -391,9 +393,10 @@ async fn drive(
         let (agent, observed, run) = (agent.clone(), observed.clone(), run.clone());
         tokio::spawn(async move {
             let mut seqs = SeqCheck::default();
+            let who = format!("agent{index}");
             while let Some(event) = agent.next_event().await {
                 let Event::Chat(event) = event else { continue };
-                seqs.see(&format!("agent{index}"), &event, &observed);
+                seqs.see(&who, &event, &observed);
                 let ChatEventKind::Message {
                     from: Party::Customer,
                     text,
@@ -514,9 +517,10 @@ async fn drive(
             );
             let channel = channels[n % channels.len()].clone();
             let (messages, window, rate) = (options.messages as u64, options.window, options.rate);
+            let customers = options.customers;
             tokio::spawn(async move {
                 customer(
-                    n, client, channel, messages, window, rate, clock, observed, connecting, run,
+                    n, customers, client, channel, messages, window, rate, clock, observed, connecting, run,
                     ready,
                 )
                 .await
@@ -589,6 +593,7 @@ async fn drive(
 #[allow(clippy::too_many_arguments)]
 async fn customer(
     n: usize,
+    customers: usize,
     client: ClientConfig,
     channel: String,
     messages: u64,
@@ -604,23 +609,24 @@ async fn customer(
     // A failure still reaches the barrier, so the others go on and the run
     // reports it.
     let mut seqs = SeqCheck::default();
+    let who = format!("customer{n}");
     let setup = async {
         let permit = connecting.acquire_owned().await?;
         let customer = CustomerClient::connect(&client).await?;
         drop(permit);
-        let who = Customer {
+        let details = Customer {
             name: Some(format!("customer {n}")),
             email: None,
         };
         let asked = micros(clock);
-        let Some(chat) = customer.start_chat(channel, who, "hello").await?.chat() else {
+        let Some(chat) = customer.start_chat(channel, details, "hello").await?.chat() else {
             bail!("the channel answered with its offline form");
         };
         loop {
             let Some(Event::Chat(event)) = customer.next_event().await else {
                 bail!("the connection closed before an agent answered");
             };
-            seqs.see(&format!("customer{n}"), &event, &observed);
+            seqs.see(&who, &event, &observed);
             if matches!(event.kind, ChatEventKind::Assigned { .. }) {
                 observed
                     .answer_us
@@ -637,14 +643,14 @@ async fn customer(
     let (customer, chat) = setup?;
     // Read echoes while sending.
     let reader = {
-        let (customer, observed) = (customer.clone(), observed.clone());
+        let (customer, observed, who) = (customer.clone(), observed.clone(), who.clone());
         tokio::spawn(async move {
             let mut echoes = 0;
             while echoes < messages {
                 let Some(Event::Chat(event)) = customer.next_event().await else {
                     break;
                 };
-                seqs.see(&format!("customer{n}"), &event, &observed);
+                seqs.see(&who, &event, &observed);
                 if let ChatEventKind::Message {
                     from: Party::Agent(_),
                     text,
@@ -663,26 +669,38 @@ async fn customer(
             *observed.echoed.lock().unwrap().entry(chat).or_default() += echoes;
         })
     };
-    let permits = Arc::new(tokio::sync::Semaphore::new(window));
+    // Sends go out at fixed times (an open-loop load): customer `n` of
+    // `customers` starts `n / customers` of an interval late so the
+    // customers' sends interleave instead of arriving together.
     let pace = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
-    let mut sends = tokio::task::JoinSet::new();
+    let first = tokio::time::Instant::now()
+        + pace.map_or(Duration::ZERO, |pace| pace.mul_f64(n as f64 / customers as f64));
+    let mut sends = FuturesUnordered::new();
     for m in 0..messages {
-        let permit = permits.clone().acquire_owned().await?;
-        let (customer, observed, run) = (customer.clone(), observed.clone(), run.clone());
-        sends.spawn(async move {
-            if let Err(err) = customer
-                .send(chat, format!("{run} {m} {}", micros(clock)))
-                .await
-            {
+        while sends.len() >= window {
+            sends.next().await;
+        }
+        if let Some(pace) = pace {
+            let due = first + pace * m as u32;
+            // Keep the sends in flight moving while waiting.
+            let sleep = tokio::time::sleep_until(due);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    Some(()) = sends.next() => {}
+                }
+            }
+        }
+        let (customer, observed) = (&customer, &observed);
+        let text = format!("{run} {m} {}", micros(clock));
+        sends.push(async move {
+            if let Err(err) = customer.send(chat, text).await {
                 observed.error(&err);
             }
-            drop(permit);
         });
-        if let Some(pace) = pace {
-            tokio::time::sleep(pace).await;
-        }
     }
-    while sends.join_next().await.is_some() {}
+    while sends.next().await.is_some() {}
     reader.await?;
     // Leave, so the chat ends and a later run against the same hub does
     // not find it.
