@@ -5,9 +5,10 @@
 //! [`Writer`], one thread that owns all writes and commits them in groups:
 //! whatever accumulated while the previous group was on its way to disk
 //! goes into the next one, so one sync covers many writes. A group is
-//! durable once its record is synced to the log; it is then applied to the
-//! database (synced itself only at checkpoints) and each write's completion
-//! runs, which is when the hub acknowledges it to a client. Opening the
+//! durable once its record is synced to the log; each write's completion
+//! runs then, which is when the hub acknowledges it to a client. Another
+//! thread applies the groups to the database (synced itself only at
+//! checkpoints), and a read waits until every acknowledged group is applied. Opening the
 //! store applies the groups the log holds beyond the database's last sync.
 //!
 //! Reads (recovery at start, recent sessions, transcripts, tickets) open
@@ -134,6 +135,7 @@ pub struct TranscriptPage {
 pub struct Store {
     db: Arc<Database>,
     writer: Writer,
+    progress: Arc<writer::Progress>,
 }
 
 impl std::fmt::Debug for Store {
@@ -179,8 +181,22 @@ impl Store {
             );
         }
         let db = Arc::new(db);
-        let writer = Writer::start(db.clone(), log, group).map_err(|err| open_err(&err))?;
-        Ok(Store { db, writer })
+        let progress = Arc::new(writer::Progress::new(group));
+        let writer =
+            Writer::start(db.clone(), log, progress.clone()).map_err(|err| open_err(&err))?;
+        Ok(Store {
+            db,
+            writer,
+            progress,
+        })
+    }
+
+    /// A read transaction that sees every write acknowledged so far (it
+    /// waits for the apply thread to catch up, which takes at most one
+    /// apply).
+    fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        self.progress.caught_up()?;
+        self.db.begin_read().map_err(engine)
     }
 
     /// Commits what was submitted and stops the writer. Once every clone of
@@ -196,7 +212,7 @@ impl Store {
 
     /// Every chat that has not ended, in chat id order.
     pub fn live_chats(&self) -> Result<Vec<StoredChat>, StoreError> {
-        let read = self.db.begin_read().map_err(engine)?;
+        let read = self.read()?;
         let live = read.open_table(tables::LIVE).map_err(engine)?;
         let events = read.open_table(tables::EVENTS).map_err(engine)?;
         let tokens = read.open_table(tables::TOKENS).map_err(engine)?;
@@ -223,7 +239,7 @@ impl Store {
 
     /// One chat's stored transcript, ended or not.
     pub fn chat(&self, chat: ChatId) -> Result<Option<StoredChat>, StoreError> {
-        let read = self.db.begin_read().map_err(engine)?;
+        let read = self.read()?;
         let events = read.open_table(tables::EVENTS).map_err(engine)?;
         let tokens = read.open_table(tables::TOKENS).map_err(engine)?;
         let mut stored = Vec::new();
@@ -249,7 +265,7 @@ impl Store {
 
     /// The chat whose customer resume token has this digest.
     pub fn chat_by_token(&self, digest: &[u8]) -> Result<Option<ChatId>, StoreError> {
-        let read = self.db.begin_read().map_err(engine)?;
+        let read = self.read()?;
         let token_chats = read.open_table(tables::TOKEN_CHATS).map_err(engine)?;
         Ok(token_chats
             .get(digest)
@@ -259,7 +275,7 @@ impl Store {
 
     /// The highest chat id ever stored (0 if none).
     pub fn last_chat_id(&self) -> Result<u64, StoreError> {
-        let read = self.db.begin_read().map_err(engine)?;
+        let read = self.read()?;
         let events = read.open_table(tables::EVENTS).map_err(engine)?;
         Ok(events
             .last()
@@ -269,7 +285,7 @@ impl Store {
 
     /// The highest ticket id ever stored (0 if none).
     pub fn last_ticket_id(&self) -> Result<u64, StoreError> {
-        let read = self.db.begin_read().map_err(engine)?;
+        let read = self.read()?;
         let tickets = read.open_table(tables::TICKETS).map_err(engine)?;
         Ok(tickets
             .last()
@@ -285,7 +301,7 @@ impl Store {
         before: Option<ChatId>,
         limit: usize,
     ) -> Result<Vec<SessionSummary>, StoreError> {
-        let read = self.db.begin_read().map_err(engine)?;
+        let read = self.read()?;
         let sessions = read.open_table(tables::SESSIONS).map_err(engine)?;
         let ended_at = read.open_table(tables::SESSION_ENDED).map_err(engine)?;
         let end = match before {
@@ -316,7 +332,7 @@ impl Store {
         chat: ChatId,
         after: u64,
     ) -> Result<Option<TranscriptPage>, StoreError> {
-        let read = self.db.begin_read().map_err(engine)?;
+        let read = self.read()?;
         let events = read.open_table(tables::EVENTS).map_err(engine)?;
         let Some(first) = events.get((chat.0, 1)).map_err(engine)? else {
             return Ok(None);
@@ -360,7 +376,7 @@ impl Store {
         before: Option<TicketId>,
         limit: usize,
     ) -> Result<Vec<TicketSummary>, StoreError> {
-        let read = self.db.begin_read().map_err(engine)?;
+        let read = self.read()?;
         let tickets = read.open_table(tables::TICKETS).map_err(engine)?;
         let end = before.map_or(u64::MAX, |id| id.0);
         let mut rows = Vec::new();
@@ -379,7 +395,7 @@ impl Store {
 
     /// Every knowledge item.
     pub fn knowledge(&self) -> Result<Vec<KnowledgeItem>, StoreError> {
-        let read = self.db.begin_read().map_err(engine)?;
+        let read = self.read()?;
         let table = read.open_table(tables::KNOWLEDGE).map_err(engine)?;
         let mut items = Vec::new();
         for row in table.iter().map_err(engine)? {
@@ -391,7 +407,7 @@ impl Store {
 
     /// One knowledge item.
     pub fn knowledge_item(&self, id: ItemId) -> Result<Option<KnowledgeItem>, StoreError> {
-        let read = self.db.begin_read().map_err(engine)?;
+        let read = self.read()?;
         let table = read.open_table(tables::KNOWLEDGE).map_err(engine)?;
         table
             .get(id.0)
@@ -402,7 +418,7 @@ impl Store {
 
     /// One shared file's description.
     pub fn file(&self, id: FileId) -> Result<Option<StoredFile>, StoreError> {
-        let read = self.db.begin_read().map_err(engine)?;
+        let read = self.read()?;
         let table = read.open_table(tables::FILES).map_err(engine)?;
         table
             .get(id.0)
@@ -413,7 +429,7 @@ impl Store {
 
     /// The chats and tickets linked to a contact key.
     pub fn contact(&self, key: &str) -> Result<ContactHistory, StoreError> {
-        let read = self.db.begin_read().map_err(engine)?;
+        let read = self.read()?;
         let chats = read.open_table(tables::CONTACT_CHATS).map_err(engine)?;
         let tickets = read.open_table(tables::CONTACT_TICKETS).map_err(engine)?;
         let mut history = ContactHistory::default();
@@ -430,7 +446,7 @@ impl Store {
 
     /// When an ended chat ended, and its session row; `None` while live.
     pub fn session(&self, chat: ChatId) -> Result<Option<SessionSummary>, StoreError> {
-        let read = self.db.begin_read().map_err(engine)?;
+        let read = self.read()?;
         let ended = read.open_table(tables::SESSION_ENDED).map_err(engine)?;
         let sessions = read.open_table(tables::SESSIONS).map_err(engine)?;
         let Some(at) = ended.get(chat.0).map_err(engine)? else {
@@ -445,7 +461,7 @@ impl Store {
 
     /// The highest id in a table keyed by u64 (0 if empty).
     pub fn last_id(&self, table: Counter) -> Result<u64, StoreError> {
-        let read = self.db.begin_read().map_err(engine)?;
+        let read = self.read()?;
         let definition = match table {
             Counter::Knowledge => tables::KNOWLEDGE,
             Counter::Files => tables::FILES,
@@ -460,7 +476,7 @@ impl Store {
 
     /// One ticket.
     pub fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, StoreError> {
-        let read = self.db.begin_read().map_err(engine)?;
+        let read = self.read()?;
         let tickets = read.open_table(tables::TICKETS).map_err(engine)?;
         tickets
             .get(id.0)

@@ -1,15 +1,20 @@
 //! The single writer: group commit.
 //!
-//! A group is durable once its record is synced to the commit log
-//! ([`Log`]); it is then applied to the database without a sync of its own,
-//! which makes it visible to readers, and acknowledged. Every
-//! [`CHECKPOINT_BYTES`] of log the database is synced (a checkpoint) and the
-//! log starts over. After a failure that may have left the log and the
-//! database apart, the writer refuses everything until the hub restarts and
-//! replays the log.
+//! Two threads. The log thread gathers what was submitted while the previous
+//! group was on its way to disk into the next group, makes it durable with
+//! one synced record in the commit log ([`Log`]) and acknowledges it. The
+//! apply thread then writes the acknowledged groups into the database,
+//! however many are waiting in one transaction and without a sync of its
+//! own. Readers wait (see [`Progress`]) until every group durable when they
+//! start is applied, so a read always sees what was acknowledged before it.
+//! Every [`CHECKPOINT_BYTES`] of log the database is synced (a checkpoint)
+//! and the log starts over. After a failure that may have left the log and
+//! the database apart, the writer refuses everything until the hub restarts
+//! and replays the log.
 
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use redb::{Database, Durability};
@@ -78,6 +83,121 @@ const MAX_GROUP_OPS: usize = 16_384;
 /// Log bytes after which the database is synced and the log starts over.
 const CHECKPOINT_BYTES: u64 = 32 << 20;
 
+/// The most operations the apply thread puts in one transaction.
+const MAX_APPLY_OPS: usize = 65_536;
+
+/// How long the apply thread gathers groups before writing them, unless a
+/// reader is waiting: one transaction for many groups costs far less than
+/// one each, since a chat's leaf is rewritten once for all its messages.
+const APPLY_GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// How far the log and the database have got: shared by the two writer
+/// threads and the readers.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    marks: Mutex<Marks>,
+    moved: Condvar,
+    /// The apply thread's queue; `None` once it is told to finish.
+    apply: Mutex<Option<mpsc::Sender<Apply>>>,
+}
+
+#[derive(Debug, Default)]
+struct Marks {
+    /// The last group synced to the log (and so acknowledged).
+    durable: u64,
+    /// The last group written into the database.
+    applied: u64,
+    /// Why writes stopped, if they did.
+    broken: Option<StoreError>,
+}
+
+impl Progress {
+    pub(crate) fn new(group: u64) -> Progress {
+        Progress {
+            marks: Mutex::new(Marks {
+                durable: group,
+                applied: group,
+                broken: None,
+            }),
+            moved: Condvar::new(),
+            apply: Mutex::new(None),
+        }
+    }
+
+    /// Queues work for the apply thread; false if it has stopped.
+    fn send(&self, work: Apply) -> bool {
+        let apply = self.apply.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        apply.as_ref().is_some_and(|apply| apply.send(work).is_ok())
+    }
+
+    fn marks(&self) -> std::sync::MutexGuard<'_, Marks> {
+        // A panic elsewhere cannot leave the marks half-changed.
+        self.marks.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn broken(&self) -> Option<StoreError> {
+        self.marks().broken.clone()
+    }
+
+    fn set_durable(&self, group: u64) {
+        self.marks().durable = group;
+    }
+
+    fn set_applied(&self, group: u64) {
+        self.marks().applied = group;
+        self.moved.notify_all();
+    }
+
+    /// Records why writes stop and returns the error every later write (and
+    /// read) gets.
+    fn set_broken(&self, err: StoreError) -> StoreError {
+        let err = StoreError::Engine(format!(
+            "writes stopped after a failure; restart the hub to recover from the commit log: {err}"
+        ));
+        let mut marks = self.marks();
+        if marks.broken.is_none() {
+            tracing::error!("{err}");
+            marks.broken = Some(err.clone());
+        }
+        self.moved.notify_all();
+        marks.broken.clone().unwrap_or(err)
+    }
+
+    /// Waits until every group acknowledged so far is in the database.
+    pub(crate) fn caught_up(&self) -> Result<(), StoreError> {
+        let mut marks = self.marks();
+        let target = marks.durable;
+        if marks.applied < target {
+            // Don't wait out the gathering.
+            drop(marks);
+            self.send(Apply::Flush);
+            marks = self.marks();
+        }
+        loop {
+            if let Some(err) = &marks.broken {
+                return Err(err.clone());
+            }
+            if marks.applied >= target {
+                return Ok(());
+            }
+            marks = self
+                .moved
+                .wait(marks)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+}
+
+/// Work for the apply thread.
+enum Apply {
+    /// A durable group's ops.
+    Group(u64, Vec<Op>),
+    /// Sync the database (everything sent before is applied first).
+    Checkpoint(mpsc::Sender<Result<(), StoreError>>),
+    /// A reader waits: write what has been gathered now.
+    Flush,
+}
+
 /// A handle on the writer thread. Cheap to clone; the thread stops when the
 /// last handle is dropped, after committing what it was given.
 #[derive(Clone)]
@@ -88,13 +208,26 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer over a database whose last applied log group is
     /// `group`, writing new groups to `log`.
-    pub(crate) fn start(db: Arc<Database>, log: Log, group: u64) -> std::io::Result<Writer> {
+    pub(crate) fn start(
+        db: Arc<Database>,
+        log: Log,
+        progress: Arc<Progress>,
+    ) -> std::io::Result<Writer> {
         let (jobs, rx) = mpsc::channel();
+        let (apply_tx, apply_rx) = mpsc::channel();
+        *progress.apply.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(apply_tx);
+        let group = progress.marks().durable;
+        let applier = {
+            let progress = progress.clone();
+            std::thread::Builder::new()
+                .name("chathub-apply".into())
+                .spawn(move || apply_loop(db, progress, apply_rx))?
+        };
         let state = State {
-            db,
             log,
             group,
-            broken: None,
+            progress,
+            applier: Some(applier),
         };
         std::thread::Builder::new()
             .name("chathub-store".into())
@@ -119,22 +252,20 @@ impl Writer {
     }
 }
 
-/// What the writer thread owns.
+/// What the log thread owns.
 struct State {
-    db: Arc<Database>,
     log: Log,
     /// The last group written.
     group: u64,
-    /// Why the writer stopped accepting writes, after a failure that may
-    /// have left the log and the database apart.
-    broken: Option<StoreError>,
+    progress: Arc<Progress>,
+    applier: Option<JoinHandle<()>>,
 }
 
 impl State {
-    /// Makes one group durable and applies it.
-    fn commit(&mut self, jobs: &[Job], ops: usize) -> Result<(), StoreError> {
-        if let Some(err) = &self.broken {
-            return Err(err.clone());
+    /// Makes one group durable.
+    fn commit(&mut self, jobs: &[Job], ops: usize) -> Result<u64, StoreError> {
+        if let Some(err) = self.progress.broken() {
+            return Err(err);
         }
         let group = self.group + 1;
         let all = jobs.iter().flat_map(|job| &job.ops);
@@ -142,43 +273,123 @@ impl State {
             Ok(()) => {}
             // Nothing was written: only this group fails.
             Err(err @ StoreError::Corrupt(_)) => return Err(err),
-            Err(err) => return Err(self.stop(err)),
+            Err(err) => return Err(self.progress.set_broken(err)),
         }
         self.group = group;
-        let all = jobs.iter().flat_map(|job| &job.ops);
-        apply(&self.db, group, all, Durability::None).map_err(|err| self.stop(err))?;
-        Ok(())
+        self.progress.set_durable(group);
+        Ok(group)
+    }
+
+    /// Hands a durable group to the apply thread.
+    fn apply(&mut self, group: u64, ops: Vec<Op>) {
+        if !self.progress.send(Apply::Group(group, ops)) {
+            self.progress
+                .set_broken(StoreError::Engine("the apply thread has stopped".into()));
+        }
     }
 
     /// Syncs the database once the log has grown enough, so the log can
     /// start over.
     fn checkpoint_if_due(&mut self) {
-        if self.broken.is_some() || self.log.len() < CHECKPOINT_BYTES {
-            return;
-        }
-        if let Err(err) = self.checkpoint() {
-            tracing::error!("store checkpoint failed: {err}");
-            metrics::counter!("chathub_store_commit_failures_total").increment(1);
-            self.stop(err);
+        if self.log.len() >= CHECKPOINT_BYTES && self.progress.broken().is_none() {
+            self.checkpoint();
         }
     }
 
-    fn checkpoint(&mut self) -> Result<(), StoreError> {
+    /// Waits for the apply thread to write every group so far and sync the
+    /// database, then starts the log over.
+    fn checkpoint(&mut self) {
         let started = Instant::now();
-        // An empty durable commit makes every earlier one durable.
-        self.db.begin_write().map_err(engine)?.commit().map_err(engine)?;
-        self.log.restart();
-        metrics::histogram!("chathub_store_checkpoint_seconds")
-            .record(started.elapsed().as_secs_f64());
-        Ok(())
+        let (tx, rx) = mpsc::channel();
+        let result = if self.progress.send(Apply::Checkpoint(tx)) {
+            rx.recv().unwrap_or_else(|_| {
+                Err(StoreError::Engine("the apply thread has stopped".into()))
+            })
+        } else {
+            Err(StoreError::Engine("the apply thread has stopped".into()))
+        };
+        match result {
+            Ok(()) => {
+                self.log.restart();
+                metrics::histogram!("chathub_store_checkpoint_seconds")
+                    .record(started.elapsed().as_secs_f64());
+            }
+            Err(err) => {
+                tracing::error!("store checkpoint failed: {err}");
+                metrics::counter!("chathub_store_commit_failures_total").increment(1);
+                self.progress.set_broken(err);
+            }
+        }
     }
 
-    fn stop(&mut self, err: StoreError) -> StoreError {
-        let err = StoreError::Engine(format!(
-            "writes stopped after a failure; restart the hub to recover from the commit log: {err}"
-        ));
-        self.broken = Some(err.clone());
-        err
+    /// Lets the apply thread finish what it has and waits for it.
+    fn finish(&mut self) {
+        drop(
+            self.progress
+                .apply
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take(),
+        );
+        if let Some(applier) = self.applier.take() {
+            let _ = applier.join();
+        }
+    }
+}
+
+/// The apply thread: writes durable groups into the database, as many as
+/// are waiting in one transaction, and syncs it when asked.
+fn apply_loop(db: Arc<Database>, progress: Arc<Progress>, rx: mpsc::Receiver<Apply>) {
+    let mut next = rx.recv().ok();
+    while let Some(first) = next.take() {
+        let mut groups = Vec::new();
+        let mut checkpoint = None;
+        let mut ops = 0;
+        match first {
+            Apply::Group(group, group_ops) => {
+                ops += group_ops.len();
+                groups.push((group, group_ops));
+                let until = Instant::now() + APPLY_GATHER;
+                while ops < MAX_APPLY_OPS {
+                    let wait = until.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(wait) {
+                        Ok(Apply::Group(group, group_ops)) => {
+                            ops += group_ops.len();
+                            groups.push((group, group_ops));
+                        }
+                        Ok(Apply::Checkpoint(reply)) => {
+                            checkpoint = Some(reply);
+                            break;
+                        }
+                        Ok(Apply::Flush) | Err(_) => break,
+                    }
+                }
+            }
+            Apply::Checkpoint(reply) => checkpoint = Some(reply),
+            Apply::Flush => {}
+        }
+        if let (Some((last, _)), None) = (groups.last(), progress.broken()) {
+            let all = groups.iter().flat_map(|(_, ops)| ops);
+            match apply(&db, *last, all, Durability::None) {
+                Ok(()) => progress.set_applied(*last),
+                Err(err) => {
+                    metrics::counter!("chathub_store_commit_failures_total").increment(1);
+                    progress.set_broken(err);
+                }
+            }
+        }
+        if let Some(reply) = checkpoint {
+            let result = match progress.broken() {
+                Some(err) => Err(err),
+                // An empty durable commit makes every earlier one durable.
+                None => db
+                    .begin_write()
+                    .map_err(engine)
+                    .and_then(|write| write.commit().map_err(engine)),
+            };
+            let _ = reply.send(result);
+        }
+        next = rx.recv().ok();
     }
 }
 
@@ -212,23 +423,32 @@ fn run(mut state: State, rx: mpsc::Receiver<Msg>) {
         let result = state.commit(&jobs, ops);
         metrics::histogram!("chathub_store_commit_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("chathub_store_commit_ops").record(ops as f64);
-        if let Err(err) = &result {
-            tracing::error!("store commit failed: {err}");
-            metrics::counter!("chathub_store_commit_failures_total").increment(1);
-        }
-        for job in jobs {
-            (job.done)(result.clone());
+        match result {
+            Ok(group) => {
+                let mut applied = Vec::with_capacity(ops);
+                for job in jobs {
+                    (job.done)(Ok(()));
+                    applied.extend(job.ops);
+                }
+                state.apply(group, applied);
+            }
+            Err(err) => {
+                tracing::error!("store commit failed: {err}");
+                metrics::counter!("chathub_store_commit_failures_total").increment(1);
+                for job in jobs {
+                    (job.done)(Err(err.clone()));
+                }
+            }
         }
         state.checkpoint_if_due();
     }
     // Refuse whatever arrives from now on; leave the database durable so
     // the next start has nothing to replay; release it.
     drop(rx);
-    if state.broken.is_none()
-        && let Err(err) = state.checkpoint()
-    {
-        tracing::error!("store checkpoint at close failed: {err}");
+    if state.progress.broken().is_none() {
+        state.checkpoint();
     }
+    state.finish();
     drop(state);
     if let Some(done) = stop {
         let _ = done.send(());
@@ -461,6 +681,19 @@ mod tests {
         assert_eq!(acks.len(), 200);
         assert!(acks.iter().all(|(_, result)| result.is_ok()));
         assert_eq!(store.live_chats().unwrap().len(), 200);
+    }
+
+    #[test]
+    fn a_read_after_an_acknowledgement_sees_the_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for chat in 1..=50u64 {
+            write(&store, vec![Op::Event(started(chat))]).unwrap();
+            // Acknowledged, so applied before any read that starts now,
+            // although the apply thread gathers for a while.
+            let stored = store.chat(ChatId(chat)).unwrap();
+            assert!(stored.is_some(), "chat {chat} acknowledged but not read back");
+        }
     }
 
     /// The group the database last applied.
