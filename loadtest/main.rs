@@ -22,11 +22,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures::stream::{FuturesUnordered, StreamExt as _};
 use chathub::client::{AgentClient, ClientConfig, ClientError, CustomerClient, ErrorCode, Event};
 use chathub::config::Config;
 use chathub::core::{ChatEvent, ChatEventKind, ChatId, Customer, Party, Status};
 use chathub::server::Server;
+use futures::stream::{FuturesUnordered, StreamExt as _};
 
 /// Customers connecting at once.
 const CONNECTING: usize = 64;
@@ -525,8 +525,8 @@ async fn drive(
             let customers = options.customers;
             tokio::spawn(async move {
                 customer(
-                    n, customers, client, channel, messages, window, rate, clock, observed, connecting, run,
-                    ready,
+                    n, customers, client, channel, messages, window, rate, clock, observed,
+                    connecting, run, ready,
                 )
                 .await
             })
@@ -679,7 +679,9 @@ async fn customer(
     // customers' sends interleave instead of arriving together.
     let pace = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
     let first = tokio::time::Instant::now()
-        + pace.map_or(Duration::ZERO, |pace| pace.mul_f64(n as f64 / customers as f64));
+        + pace.map_or(Duration::ZERO, |pace| {
+            pace.mul_f64(n as f64 / customers as f64)
+        });
     let mut sends = FuturesUnordered::new();
     for m in 0..messages {
         while sends.len() >= window {

@@ -82,7 +82,10 @@ mod tests {
             .and_then(|max| max.trim().parse().ok())
             .unwrap_or(0);
         if max > default {
-            assert!(sized > default, "asked for more, got {sized} (default {default})");
+            assert!(
+                sized > default,
+                "asked for more, got {sized} (default {default})"
+            );
         }
         assert!(sized >= default);
     }

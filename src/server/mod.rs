@@ -84,11 +84,9 @@ impl Server {
             crate::udp::SERVER_BUFFER_BYTES,
             Some(server_config),
         )
-        .map_err(|source| {
-            ServerError::Io {
-                what: format!("cannot listen on {}/udp", config.listen),
-                source,
-            }
+        .map_err(|source| ServerError::Io {
+            what: format!("cannot listen on {}/udp", config.listen),
+            source,
         })?;
         let accept = tokio::spawn(accept_loop(endpoint.clone(), hub.clone()));
         Ok(Server {

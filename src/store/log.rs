@@ -118,9 +118,7 @@ impl Log {
         if end > self.allocated {
             let grow = (end - self.allocated).next_multiple_of(GROW_BYTES);
             let zeros = vec![0; grow as usize];
-            self.file
-                .write_all_at(&zeros, self.allocated)
-                .map_err(io)?;
+            self.file.write_all_at(&zeros, self.allocated).map_err(io)?;
             self.allocated += grow;
         }
         self.file.write_all_at(&self.buf, self.offset).map_err(io)?;
@@ -174,18 +172,14 @@ fn scan(bytes: &[u8], durable: u64) -> Result<Vec<(u64, Vec<Op>)>, StoreError> {
                 expected - 1
             )));
         }
-        let (ops, _): (Vec<Op>, _) = bincode::decode_from_slice(
-            &record[8..],
-            standard().with_limit::<MAX_PAYLOAD>(),
-        )
-        .map_err(|err| StoreError::Corrupt(format!("commit log group {group}: {err}")))?;
+        let (ops, _): (Vec<Op>, _) =
+            bincode::decode_from_slice(&record[8..], standard().with_limit::<MAX_PAYLOAD>())
+                .map_err(|err| StoreError::Corrupt(format!("commit log group {group}: {err}")))?;
         groups.push((group, ops));
         expected += 1;
     }
     Ok(groups)
 }
-
-
 
 #[cfg(test)]
 mod tests {

@@ -158,7 +158,9 @@ impl Store {
         // Groups the log made durable after the database's last sync.
         let applied = {
             let read = db.begin_read().map_err(|err| open_err(&err))?;
-            let meta = read.open_table(tables::META).map_err(|err| open_err(&err))?;
+            let meta = read
+                .open_table(tables::META)
+                .map_err(|err| open_err(&err))?;
             meta.get(tables::LOG_GROUP)
                 .map_err(|err| open_err(&err))?
                 .map_or(0, |group| group.value())
@@ -176,7 +178,11 @@ impl Store {
             group = *last;
             tracing::info!(
                 groups = replay.groups.len(),
-                ops = replay.groups.iter().map(|(_, ops)| ops.len()).sum::<usize>(),
+                ops = replay
+                    .groups
+                    .iter()
+                    .map(|(_, ops)| ops.len())
+                    .sum::<usize>(),
                 "replayed the commit log"
             );
         }

@@ -126,13 +126,18 @@ impl Progress {
 
     /// Queues work for the apply thread; false if it has stopped.
     fn send(&self, work: Apply) -> bool {
-        let apply = self.apply.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let apply = self
+            .apply
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         apply.as_ref().is_some_and(|apply| apply.send(work).is_ok())
     }
 
     fn marks(&self) -> std::sync::MutexGuard<'_, Marks> {
         // A panic elsewhere cannot leave the marks half-changed.
-        self.marks.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.marks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn broken(&self) -> Option<StoreError> {
@@ -215,7 +220,10 @@ impl Writer {
     ) -> std::io::Result<Writer> {
         let (jobs, rx) = mpsc::channel();
         let (apply_tx, apply_rx) = mpsc::channel();
-        *progress.apply.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(apply_tx);
+        *progress
+            .apply
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(apply_tx);
         let group = progress.marks().durable;
         let applier = {
             let progress = progress.clone();
@@ -302,9 +310,8 @@ impl State {
         let started = Instant::now();
         let (tx, rx) = mpsc::channel();
         let result = if self.progress.send(Apply::Checkpoint(tx)) {
-            rx.recv().unwrap_or_else(|_| {
-                Err(StoreError::Engine("the apply thread has stopped".into()))
-            })
+            rx.recv()
+                .unwrap_or_else(|_| Err(StoreError::Engine("the apply thread has stopped".into())))
         } else {
             Err(StoreError::Engine("the apply thread has stopped".into()))
         };
@@ -692,7 +699,10 @@ mod tests {
             // Acknowledged, so applied before any read that starts now,
             // although the apply thread gathers for a while.
             let stored = store.chat(ChatId(chat)).unwrap();
-            assert!(stored.is_some(), "chat {chat} acknowledged but not read back");
+            assert!(
+                stored.is_some(),
+                "chat {chat} acknowledged but not read back"
+            );
         }
     }
 
