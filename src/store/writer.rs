@@ -86,6 +86,9 @@ const CHECKPOINT_BYTES: u64 = 32 << 20;
 /// The most operations the apply thread puts in one transaction.
 const MAX_APPLY_OPS: usize = 65_536;
 
+/// The apply thread syncs the database at least this often.
+const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long the apply thread gathers groups before writing them, unless a
 /// reader is waiting: one transaction for many groups costs far less than
 /// one each, since a chat's leaf is rewritten once for all its messages.
@@ -348,6 +351,7 @@ impl State {
 /// are waiting in one transaction, and syncs it when asked.
 fn apply_loop(db: Arc<Database>, progress: Arc<Progress>, rx: mpsc::Receiver<Apply>) {
     let mut next = rx.recv().ok();
+    let mut synced = Instant::now();
     while let Some(first) = next.take() {
         let mut groups = Vec::new();
         let mut checkpoint = None;
@@ -377,7 +381,16 @@ fn apply_loop(db: Arc<Database>, progress: Arc<Progress>, rx: mpsc::Receiver<App
         }
         if let (Some((last, _)), None) = (groups.last(), progress.broken()) {
             let all = groups.iter().flat_map(|(_, ops)| ops);
-            match apply(&db, *last, all, Durability::None) {
+            // A long run of unsynced commits makes each one slower (the
+            // database tracks every page they left unsynced), so sync now
+            // and then even between checkpoints.
+            let durability = if synced.elapsed() >= SYNC_EVERY {
+                synced = Instant::now();
+                Durability::Immediate
+            } else {
+                Durability::None
+            };
+            match apply(&db, *last, all, durability) {
                 Ok(()) => progress.set_applied(*last),
                 Err(err) => {
                     metrics::counter!("chathub_store_commit_failures_total").increment(1);
