@@ -399,7 +399,14 @@ async fn drive(
         tokio::spawn(async move {
             let mut seqs = SeqCheck::default();
             let who = format!("agent{index}");
-            while let Some(event) = agent.next_event().await {
+            // Echoes in flight, driven by this task.
+            let mut echoes = FuturesUnordered::new();
+            loop {
+                let event = tokio::select! {
+                    event = agent.next_event() => event,
+                    Some(()) = echoes.next() => continue,
+                };
+                let Some(event) = event else { break };
                 let Event::Chat(event) = event else { continue };
                 seqs.see(&who, &event, &observed);
                 let ChatEventKind::Message {
@@ -435,12 +442,10 @@ async fn drive(
                     .or_default()
                     .push(n);
                 observed.delivered.fetch_add(1, Ordering::Relaxed);
-                let (agent, observed) = (agent.clone(), observed.clone());
-                tokio::spawn(async move {
-                    if let Err(err) = agent
-                        .send(event.chat, format!("echo {n} {}", micros(clock)))
-                        .await
-                    {
+                let (agent, observed) = (&agent, &observed);
+                let text = format!("echo {n} {}", micros(clock));
+                echoes.push(async move {
+                    if let Err(err) = agent.send(event.chat, text).await {
                         observed.error(&err);
                     }
                 });
