@@ -50,6 +50,9 @@ pub struct Config {
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The store.
+    #[serde(default)]
+    pub store: StoreConfig,
     /// Seconds an agent whose last connection closed stays Present, so a
     /// reconnect does not flap.
     #[serde(default = "default_presence_grace")]
@@ -92,6 +95,32 @@ impl Default for MetricsConfig {
         }
     }
 }
+
+/// The `[store]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Commit-log bytes after which the database is synced and the log
+    /// starts over: more means fewer checkpoints and a longer replay after
+    /// a crash.
+    #[serde(default = "default_checkpoint_bytes")]
+    pub checkpoint_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_bytes: default_checkpoint_bytes(),
+        }
+    }
+}
+
+fn default_checkpoint_bytes() -> u64 {
+    crate::store::StoreOptions::default().checkpoint_bytes
+}
+
+/// The smallest `checkpoint_bytes` accepted.
+const MIN_CHECKPOINT_BYTES: u64 = 64 << 10;
 
 /// One `[[channel]]` table.
 #[derive(Debug, Clone, Deserialize)]
@@ -244,6 +273,12 @@ impl Config {
 
     fn check(&self) -> Result<(), ConfigError> {
         let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+        if self.store.checkpoint_bytes < MIN_CHECKPOINT_BYTES {
+            return invalid(format!(
+                "[store] checkpoint_bytes must be at least {MIN_CHECKPOINT_BYTES}, not {}",
+                self.store.checkpoint_bytes
+            ));
+        }
         if self.channels.is_empty() {
             return invalid("at least one [[channel]] is needed".into());
         }
@@ -391,6 +426,10 @@ mod tests {
             ("[[agent]]\nid = \"../etc\"", "agent id"),
             ("[[agent]]\nid = \"x\"\ntoken = \"short\"", "at least 16"),
             ("colour = \"blue\"", "unknown field"),
+            (
+                "[store]\ncheckpoint_bytes = 100",
+                "checkpoint_bytes must be at least",
+            ),
         ] {
             let err = Config::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(reason), "{text:?} gave {err:?}");

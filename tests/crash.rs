@@ -98,7 +98,7 @@ async fn acknowledged_messages_survive_kill_9_exactly_once_and_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_udp_port();
     let mut config = format!(
-        "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\npresence_grace_secs = 60\n[metrics]\nenabled = false\n[[channel]]\nname = \"support\"\noffline_form = false\n",
+        "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\npresence_grace_secs = 60\n[metrics]\nenabled = false\n[store]\ncheckpoint_bytes = 65536\n[[channel]]\nname = \"support\"\noffline_form = false\n",
         dir.path().join("data").display()
     );
     for n in 0..AGENTS {

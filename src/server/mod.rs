@@ -77,7 +77,12 @@ impl Server {
             source,
         })?;
         let server_config = tls::server_config(&identity)?;
-        let store = Store::open(&data_dir)?;
+        let store = Store::open_with(
+            &data_dir,
+            crate::store::StoreOptions {
+                checkpoint_bytes: config.store.checkpoint_bytes,
+            },
+        )?;
         let hub = Hub::start(hub_config(config, &data_dir)?, store).await?;
         let endpoint = crate::udp::endpoint(
             config.listen,

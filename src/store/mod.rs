@@ -130,6 +130,22 @@ pub struct TranscriptPage {
     pub more: bool,
 }
 
+/// How the store runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Commit-log bytes after which the database is synced and the log
+    /// starts over.
+    pub checkpoint_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            checkpoint_bytes: 32 << 20,
+        }
+    }
+}
+
 /// The open database and its writer.
 #[derive(Clone)]
 pub struct Store {
@@ -148,6 +164,11 @@ impl Store {
     /// Opens (creating if needed) the database in `data_dir` and starts its
     /// writer.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(data_dir, StoreOptions::default())
+    }
+
+    /// [`Store::open`] with other options.
+    pub fn open_with(data_dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         let path = data_dir.join("chathub.redb");
         let open_err = |err: &dyn std::fmt::Display| StoreError::Open {
             path: path.clone(),
@@ -188,8 +209,8 @@ impl Store {
         }
         let db = Arc::new(db);
         let progress = Arc::new(writer::Progress::new(group));
-        let writer =
-            Writer::start(db.clone(), log, progress.clone()).map_err(|err| open_err(&err))?;
+        let writer = Writer::start(db.clone(), log, progress.clone(), options.checkpoint_bytes)
+            .map_err(|err| open_err(&err))?;
         Ok(Store {
             db,
             writer,

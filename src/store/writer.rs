@@ -7,7 +7,7 @@
 //! however many are waiting in one transaction and without a sync of its
 //! own. Readers wait (see [`Progress`]) until every group durable when they
 //! start is applied, so a read always sees what was acknowledged before it.
-//! Every [`CHECKPOINT_BYTES`] of log the database is synced (a checkpoint)
+//! Every so many bytes of log the database is synced (a checkpoint)
 //! and the log starts over. After a failure that may have left the log and
 //! the database apart, the writer refuses everything until the hub restarts
 //! and replays the log.
@@ -79,9 +79,6 @@ enum Msg {
 
 /// The most operations one transaction gathers.
 const MAX_GROUP_OPS: usize = 16_384;
-
-/// Log bytes after which the database is synced and the log starts over.
-const CHECKPOINT_BYTES: u64 = 32 << 20;
 
 /// The most operations the apply thread puts in one transaction.
 const MAX_APPLY_OPS: usize = 65_536;
@@ -220,6 +217,7 @@ impl Writer {
         db: Arc<Database>,
         log: Log,
         progress: Arc<Progress>,
+        checkpoint_bytes: u64,
     ) -> std::io::Result<Writer> {
         let (jobs, rx) = mpsc::channel();
         let (apply_tx, apply_rx) = mpsc::channel();
@@ -236,6 +234,7 @@ impl Writer {
         };
         let state = State {
             log,
+            checkpoint_bytes,
             group,
             progress,
             applier: Some(applier),
@@ -266,6 +265,9 @@ impl Writer {
 /// What the log thread owns.
 struct State {
     log: Log,
+    /// Log bytes after which the database is synced and the log starts
+    /// over.
+    checkpoint_bytes: u64,
     /// The last group written.
     group: u64,
     progress: Arc<Progress>,
@@ -302,7 +304,7 @@ impl State {
     /// Syncs the database once the log has grown enough, so the log can
     /// start over.
     fn checkpoint_if_due(&mut self) {
-        if self.log.len() >= CHECKPOINT_BYTES && self.progress.broken().is_none() {
+        if self.log.len() >= self.checkpoint_bytes && self.progress.broken().is_none() {
             self.checkpoint();
         }
     }
@@ -760,6 +762,40 @@ mod tests {
         assert_eq!(applied(dir.path()), 5);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.live_chats().unwrap()[1].events.len(), 3);
+    }
+
+    #[test]
+    fn the_log_starts_over_at_each_checkpoint_and_nothing_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = crate::store::StoreOptions {
+            checkpoint_bytes: 2048,
+        };
+        {
+            let store = Store::open_with(dir.path(), options).unwrap();
+            for chat in 1..=20u64 {
+                write(&store, vec![Op::Event(started(chat))]).unwrap();
+                for seq in 2..=20 {
+                    let mut long = message(chat, seq);
+                    if let ChatEventKind::Message { text, .. } = &mut long.kind {
+                        *text = "x".repeat(4000);
+                    }
+                    write(&store, vec![Op::Event(long)]).unwrap();
+                }
+            }
+            // 1.5 MB of records, a checkpoint every 2 KiB: the log went
+            // back to its start each time, so it never grew past its first
+            // 1 MiB step.
+            let wal = std::fs::metadata(dir.path().join("chathub.wal")).unwrap();
+            assert_eq!(wal.len(), 1 << 20);
+            store.close();
+        }
+        let store = Store::open_with(dir.path(), options).unwrap();
+        let live = store.live_chats().unwrap();
+        assert_eq!(live.len(), 20);
+        for chat in &live {
+            let seqs: Vec<u64> = chat.events.iter().map(|e| e.seq).collect();
+            assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
+        }
     }
 
     #[test]
