@@ -83,6 +83,10 @@ const MAX_GROUP_OPS: usize = 16_384;
 /// The most operations the apply thread puts in one transaction.
 const MAX_APPLY_OPS: usize = 65_536;
 
+/// Groups that may wait for the apply thread before the log thread waits
+/// too (and so acknowledgements slow down instead of memory growing).
+const APPLY_BACKLOG: usize = 4_096;
+
 /// The apply thread syncs the database at least this often.
 const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -98,7 +102,7 @@ pub(crate) struct Progress {
     marks: Mutex<Marks>,
     moved: Condvar,
     /// The apply thread's queue; `None` once it is told to finish.
-    apply: Mutex<Option<mpsc::Sender<Apply>>>,
+    apply: Mutex<Option<mpsc::SyncSender<Apply>>>,
 }
 
 #[derive(Debug, Default)]
@@ -124,13 +128,18 @@ impl Progress {
         }
     }
 
-    /// Queues work for the apply thread; false if it has stopped.
-    fn send(&self, work: Apply) -> bool {
-        let apply = self
-            .apply
+    fn apply_queue(&self) -> Option<mpsc::SyncSender<Apply>> {
+        self.apply
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        apply.as_ref().is_some_and(|apply| apply.send(work).is_ok())
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Queues work for the apply thread, waiting while its queue is full;
+    /// false if it has stopped.
+    fn send(&self, work: Apply) -> bool {
+        self.apply_queue()
+            .is_some_and(|apply| apply.send(work).is_ok())
     }
 
     fn marks(&self) -> std::sync::MutexGuard<'_, Marks> {
@@ -173,9 +182,12 @@ impl Progress {
         let mut marks = self.marks();
         let target = marks.durable;
         if marks.applied < target {
-            // Don't wait out the gathering.
+            // Don't wait out the gathering. (A full queue means the apply
+            // thread has plenty to do without being asked.)
             drop(marks);
-            self.send(Apply::Flush);
+            if let Some(apply) = self.apply_queue() {
+                let _ = apply.try_send(Apply::Flush);
+            }
             marks = self.marks();
         }
         loop {
@@ -220,7 +232,7 @@ impl Writer {
         checkpoint_bytes: u64,
     ) -> std::io::Result<Writer> {
         let (jobs, rx) = mpsc::channel();
-        let (apply_tx, apply_rx) = mpsc::channel();
+        let (apply_tx, apply_rx) = mpsc::sync_channel(APPLY_BACKLOG);
         *progress
             .apply
             .lock()
