@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures::stream::FuturesUnordered;
 use std::task::Poll;
 
-use futures::StreamExt;
+use futures::{FutureExt as _, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
@@ -39,6 +39,8 @@ const CONNECTION_EVENTS: usize = 8192;
 /// Events waiting for one stream's writer before the connection counts as
 /// too slow.
 const STREAM_EVENTS: usize = 4096;
+/// Events routed in one turn of the connection task at most.
+const ROUTE_BATCH: usize = 256;
 /// Frames are written in batches of about this many bytes.
 const WRITE_BATCH: usize = 64 * 1024;
 
@@ -351,9 +353,19 @@ async fn run(
                 control.flush().await?;
             }
             Some(event) = source.events.recv() => {
-                if router.route(event).is_err() {
-                    conn.close(CLOSE_TOO_SLOW.into(), b"too far behind on events");
-                    return Err(ConnError::TooSlow);
+                // Route what else is waiting in the same turn, so the
+                // connection sends it together.
+                let mut event = Some(event);
+                let mut routed = 0;
+                while let Some(next) = event.take() {
+                    if router.route(next).is_err() {
+                        conn.close(CLOSE_TOO_SLOW.into(), b"too far behind on events");
+                        return Err(ConnError::TooSlow);
+                    }
+                    routed += 1;
+                    if routed < ROUTE_BATCH {
+                        event = source.events.try_recv().ok();
+                    }
                 }
             }
             stream = conn.accept_bi() => {
@@ -372,12 +384,29 @@ async fn run(
 }
 
 /// Routes events to the stream they belong on.
+///
+/// An event is written straight onto its stream from the connection task
+/// while the stream takes it at once; the first time it does not (flow
+/// control, a client not reading that chat), the stream and the rest are
+/// handed to a writer task of their own, so one blocked chat never holds up
+/// the connection. Writing in the connection task saves a task hop per
+/// event and lets QUIC pack an event with the response that the same
+/// commit produced into one datagram.
 struct Router {
     conn: quinn::Connection,
     /// The agent this connection belongs to, if it is an agent's.
     agent: Option<AgentId>,
-    chats: HashMap<ChatId, mpsc::Sender<Outbound>>,
-    general: Option<mpsc::Sender<Outbound>>,
+    chats: HashMap<ChatId, Lane>,
+    general: Option<Lane>,
+    buf: Vec<u8>,
+}
+
+/// Where one stream's events go.
+enum Lane {
+    /// Written from the connection task.
+    Direct(quinn::SendStream),
+    /// Queued for the stream's writer task.
+    Queued(mpsc::Sender<Outbound>),
 }
 
 impl Router {
@@ -387,6 +416,7 @@ impl Router {
             agent,
             chats: HashMap::new(),
             general: None,
+            buf: Vec::with_capacity(4096),
         }
     }
 
@@ -406,40 +436,96 @@ impl Router {
         }
     }
 
-    /// Hands `event` to its stream's writer; an error means the writer is
-    /// too far behind (or its stream failed) and the connection should close.
+    /// Sends `event` on its stream; an error means the stream's writer is
+    /// too far behind and the connection should close.
     fn route(&mut self, event: Outbound) -> Result<(), HubError> {
-        let full = |_| HubError::Unavailable("event stream full".into());
         match &event {
             Outbound::Chat(chat_event) => {
                 let chat = chat_event.chat;
                 let ended = self.last_for_now(&chat_event.kind);
-                let conn = &self.conn;
-                let writer = self
-                    .chats
-                    .entry(chat)
-                    .or_insert_with(|| spawn_writer(conn.clone()));
-                writer.try_send(event).map_err(full)?;
-                if ended {
-                    // Dropping the sender lets the writer finish the stream.
-                    self.chats.remove(&chat);
+                let lane = self.chats.remove(&chat);
+                let lane = send(&self.conn, lane, event, &mut self.buf)?;
+                match (lane, ended) {
+                    // The last event for now: finish the stream (a writer
+                    // task finishes it once its queue is written).
+                    (Some(Lane::Direct(mut stream)), true) => {
+                        let _ = stream.finish();
+                    }
+                    (Some(lane), false) => {
+                        self.chats.insert(chat, lane);
+                    }
+                    (_, _) => {}
                 }
             }
             Outbound::Queue(_) | Outbound::Alert(_) | Outbound::AlertCleared { .. } => {
-                let conn = &self.conn;
-                let writer = self
-                    .general
-                    .get_or_insert_with(|| spawn_writer(conn.clone()));
-                writer.try_send(event).map_err(full)?;
+                let lane = self.general.take();
+                self.general = send(&self.conn, lane, event, &mut self.buf)?;
             }
         }
         Ok(())
     }
 }
 
-fn spawn_writer(conn: quinn::Connection) -> mpsc::Sender<Outbound> {
+/// Sends `event` on `lane` (opening the stream if there is none yet) and
+/// returns the lane to keep; `None` once the connection is gone.
+fn send(
+    conn: &quinn::Connection,
+    lane: Option<Lane>,
+    event: Outbound,
+    buf: &mut Vec<u8>,
+) -> Result<Option<Lane>, HubError> {
+    let full = |_| HubError::Unavailable("event stream full".into());
+    let lane = match lane {
+        Some(lane) => lane,
+        None => match conn.open_uni().now_or_never() {
+            Some(Ok(stream)) => Lane::Direct(stream),
+            // Closing: nothing more is sent anyway.
+            Some(Err(_)) => return Ok(None),
+            // No stream credit yet: the writer task waits for it.
+            None => Lane::Queued(spawn_writer(conn.clone(), None, Vec::new())),
+        },
+    };
+    match lane {
+        Lane::Queued(tx) => {
+            tx.try_send(event).map_err(full)?;
+            Ok(Some(Lane::Queued(tx)))
+        }
+        Lane::Direct(mut stream) => {
+            buf.clear();
+            encode_event(&event, buf);
+            match stream.write(buf).now_or_never() {
+                Some(Ok(written)) if written == buf.len() => Ok(Some(Lane::Direct(stream))),
+                // The stream took part or none of it: from now on its own
+                // task writes the rest and what follows, in order.
+                Some(Ok(written)) => {
+                    let rest = buf[written..].to_vec();
+                    Ok(Some(Lane::Queued(spawn_writer(
+                        conn.clone(),
+                        Some(stream),
+                        rest,
+                    ))))
+                }
+                None => Ok(Some(Lane::Queued(spawn_writer(
+                    conn.clone(),
+                    Some(stream),
+                    buf.clone(),
+                )))),
+                // The stream was reset or the connection is closing.
+                Some(Err(_)) => Ok(None),
+            }
+        }
+    }
+}
+
+/// Starts a writer task for one stream: it opens the stream if `stream` is
+/// `None`, writes `pending`, then the events that come.
+fn spawn_writer(
+    conn: quinn::Connection,
+    stream: Option<quinn::SendStream>,
+    pending: Vec<u8>,
+) -> mpsc::Sender<Outbound> {
     let (tx, rx) = mpsc::channel(STREAM_EVENTS);
-    tokio::spawn(write_stream(conn, rx));
+    tokio::spawn(write_stream(conn, stream, pending, rx));
     tx
 }
 
@@ -455,12 +541,24 @@ fn encode_event(event: &Outbound, buf: &mut Vec<u8>) {
     }
 }
 
-/// Opens a unidirectional stream and writes the events of `rx` on it, in
-/// order, in batches; finishes the stream when `rx` closes.
-async fn write_stream(conn: quinn::Connection, mut rx: mpsc::Receiver<Outbound>) {
-    let Ok(mut stream) = conn.open_uni().await else {
-        return;
+/// Writes `pending` and then the events of `rx` on `stream` (opened here if
+/// `None`), in order, in batches; finishes the stream when `rx` closes.
+async fn write_stream(
+    conn: quinn::Connection,
+    stream: Option<quinn::SendStream>,
+    pending: Vec<u8>,
+    mut rx: mpsc::Receiver<Outbound>,
+) {
+    let mut stream = match stream {
+        Some(stream) => stream,
+        None => match conn.open_uni().await {
+            Ok(stream) => stream,
+            Err(_) => return,
+        },
     };
+    if stream.write_all(&pending).await.is_err() {
+        return;
+    }
     let mut buf = Vec::with_capacity(4096);
     while let Some(event) = rx.recv().await {
         buf.clear();
