@@ -151,15 +151,20 @@ impl AgentState {
         }
         changed
     }
+    /// Hands `event` to connection `to`, or to every connection, each as
+    /// its catch-up cursor on the chat allows.
     fn deliver(&mut self, to: Option<ConnId>, event: Outbound) {
-        let conns: Vec<ConnId> = match to {
-            Some(conn) => vec![conn],
-            None => self.conns.keys().copied().collect(),
-        };
-        for conn in conns {
-            if let Outbound::Chat(chat_event) = &event {
-                let cursors = self.cursors.entry(conn).or_default();
-                let (send, cursor) = admit(cursors.get(&chat_event.chat).copied(), chat_event.seq);
+        let mut gone = Vec::new();
+        for (&conn, sink) in &self.conns {
+            if to.is_some_and(|to| to != conn) {
+                continue;
+            }
+            // Only a connection catching up on this chat has a cursor.
+            if let Outbound::Chat(chat_event) = &event
+                && let Some(cursors) = self.cursors.get_mut(&conn)
+                && let Some(&cursor) = cursors.get(&chat_event.chat)
+            {
+                let (send, cursor) = admit(Some(cursor), chat_event.seq);
                 match cursor {
                     Some(cursor) => cursors.insert(chat_event.chat, cursor),
                     None => cursors.remove(&chat_event.chat),
@@ -168,7 +173,13 @@ impl AgentState {
                     continue;
                 }
             }
-            self.send(conn, event.clone());
+            if !sink.deliver(event.clone()) {
+                gone.push(conn);
+            }
+        }
+        for conn in gone {
+            self.conns.remove(&conn);
+            self.cursors.remove(&conn);
         }
     }
 
