@@ -1,8 +1,8 @@
 //! The commit log, `<data_dir>/chathub.wal`: what makes a group durable.
 //!
 //! Each group commit appends one record holding all of the group's ops and
-//! syncs the file; only then are the ops applied to the database (without
-//! waiting for the disk there) and acknowledged. A sync of a few sequential
+//! syncs the file; only then is the group acknowledged, and applied to the
+//! database by another thread without waiting for the disk there. A sync of a few sequential
 //! kilobytes costs far less than a durable B-tree commit, which rewrites
 //! every page the group touched: one leaf per chat for a group of messages
 //! spread over many chats.
