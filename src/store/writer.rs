@@ -242,7 +242,14 @@ impl Writer {
             let progress = progress.clone();
             std::thread::Builder::new()
                 .name("chathub-apply".into())
-                .spawn(move || apply_loop(db, progress, apply_rx))?
+                .spawn(move || {
+                    let run =
+                        std::panic::AssertUnwindSafe(|| apply_loop(db, progress.clone(), apply_rx));
+                    if std::panic::catch_unwind(run).is_err() {
+                        // Readers waiting for it must not wait forever.
+                        progress.set_broken(StoreError::Engine("the apply thread panicked".into()));
+                    }
+                })?
         };
         let state = State {
             log,
