@@ -436,8 +436,8 @@ impl Router {
         }
     }
 
-    /// Sends `event` on its stream; an error means the stream's writer is
-    /// too far behind and the connection should close.
+    /// Sends `event` on its stream; an error means the stream failed or its
+    /// writer is too far behind, and the connection should close.
     fn route(&mut self, event: Outbound) -> Result<(), HubError> {
         match &event {
             Outbound::Chat(chat_event) => {
@@ -510,8 +510,11 @@ fn send(
                     Some(stream),
                     buf.clone(),
                 )))),
-                // The stream was reset or the connection is closing.
-                Some(Err(_)) => Ok(None),
+                // The client stopped the stream, or the connection is
+                // closing: its later events cannot follow this one on a new
+                // stream without a gap, so the connection closes and the
+                // client resumes from its last seq.
+                Some(Err(err)) => Err(HubError::Unavailable(format!("event stream failed: {err}"))),
             }
         }
     }
