@@ -47,16 +47,21 @@ pub fn endpoint(
 ) -> io::Result<quinn::Endpoint> {
     let socket = bind(addr, buffer)?;
     if server.is_some()
-        && let Ok(got) = recv_buffer(&socket)
-        && got < buffer
+        && let Ok(reported) = recv_buffer(&socket)
     {
-        // Linux reports twice what it grants; anything under the request
-        // means the cap cut it.
-        tracing::warn!(
-            "the UDP receive buffer is {} KiB of the {} KiB asked for; raise net.core.rmem_max to absorb bursts",
-            got / 1024,
-            buffer / 1024
-        );
+        // Linux reports twice what it grants (the rest is its bookkeeping).
+        let granted = if cfg!(target_os = "linux") {
+            reported / 2
+        } else {
+            reported
+        };
+        if granted < buffer {
+            tracing::warn!(
+                "the UDP receive buffer is {} KiB of the {} KiB asked for; raise net.core.rmem_max to absorb bursts",
+                granted / 1024,
+                buffer / 1024
+            );
+        }
     }
     quinn::Endpoint::new(
         quinn::EndpointConfig::default(),

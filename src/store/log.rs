@@ -12,7 +12,7 @@
 //! no longer needed and the log starts over at offset 0, overwriting what
 //! was there. So a record is only trusted when its checksum holds and its
 //! group is the next one expected: old records left behind a newer, shorter
-//! run carry lower group numbers and end the replay.
+//! run carry group numbers the database already holds and are skipped.
 //!
 //! Record layout, little endian:
 //! `magic u32 | payload length u32 | crc32 u32 | group u64 | payload`,
@@ -37,6 +37,8 @@ const MAX_PAYLOAD: usize = 256 << 20;
 /// data alone, while appending past the end also commits the file's new
 /// size to the file system's journal, which costs about as much again.
 const GROW_BYTES: u64 = 1 << 20;
+/// The encoding buffer is kept between groups up to this size.
+const KEEP_BUFFER_BYTES: usize = 4 << 20;
 
 /// The open log and where the next record goes.
 pub(crate) struct Log {
@@ -63,6 +65,7 @@ impl Log {
     /// record after group `durable`, the last group the database holds.
     /// New records are written from offset 0 once those are applied.
     pub(crate) fn open(path: &Path, durable: u64) -> Result<(Log, Replay), StoreError> {
+        let existed = path.exists();
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -70,6 +73,10 @@ impl Log {
             .truncate(false)
             .open(path)
             .map_err(io)?;
+        if !existed && let Some(dir) = path.parent() {
+            // The new file's name must survive a power cut too.
+            File::open(dir).and_then(|dir| dir.sync_all()).map_err(io)?;
+        }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
         let groups = scan(&bytes, durable)?;
@@ -124,6 +131,10 @@ impl Log {
         self.file.write_all_at(&self.buf, self.offset).map_err(io)?;
         self.file.sync_data().map_err(io)?;
         self.offset = end;
+        if self.buf.capacity() > KEEP_BUFFER_BYTES {
+            // One unusually large group does not pin its buffer.
+            self.buf = Vec::new();
+        }
         Ok(())
     }
 
@@ -134,31 +145,39 @@ impl Log {
     }
 }
 
+/// The record at `at`, if one whole record with a good checksum starts
+/// there: its group, its payload, and the offset after it.
+fn record_at(bytes: &[u8], at: usize) -> Option<(u64, &[u8], usize)> {
+    let header = bytes.get(at..at + HEADER)?;
+    let word = |range: std::ops::Range<usize>| {
+        u32::from_le_bytes(header[range].try_into().expect("four bytes"))
+    };
+    if word(0..4) != MAGIC {
+        return None;
+    }
+    let payload = word(4..8) as usize;
+    if payload > MAX_PAYLOAD {
+        return None;
+    }
+    let record = bytes.get(at + 12..at + HEADER + payload)?;
+    if crc32fast::hash(record) != word(8..12) {
+        return None;
+    }
+    let group = u64::from_le_bytes(record[0..8].try_into().expect("eight bytes"));
+    Some((group, &record[8..], at + HEADER + payload))
+}
+
 /// The records after group `durable`, in order, up to the first that is
-/// torn or not a record; a record that skips groups is an error.
+/// torn or not a record. A record that skips groups is an error, and so is
+/// a record of a group not yet applied lying beyond the point where the
+/// replay stopped: the log is damaged there, and acknowledged writes would
+/// be lost.
 fn scan(bytes: &[u8], durable: u64) -> Result<Vec<(u64, Vec<Op>)>, StoreError> {
     let mut groups = Vec::new();
     let mut expected = durable + 1;
     let mut at = 0;
-    while let Some(header) = bytes.get(at..at + HEADER) {
-        let word = |range: std::ops::Range<usize>| {
-            u32::from_le_bytes(header[range].try_into().expect("four bytes"))
-        };
-        if word(0..4) != MAGIC {
-            break;
-        }
-        let payload = word(4..8) as usize;
-        if payload > MAX_PAYLOAD {
-            break;
-        }
-        let Some(record) = bytes.get(at + 12..at + HEADER + payload) else {
-            break;
-        };
-        if crc32fast::hash(record) != word(8..12) {
-            break;
-        }
-        let group = u64::from_le_bytes(record[0..8].try_into().expect("eight bytes"));
-        at += HEADER + payload;
+    while let Some((group, payload, next)) = record_at(bytes, at) {
+        at = next;
         if group <= durable {
             // Already in the database: a record from before a checkpoint.
             continue;
@@ -173,10 +192,23 @@ fn scan(bytes: &[u8], durable: u64) -> Result<Vec<(u64, Vec<Op>)>, StoreError> {
             )));
         }
         let (ops, _): (Vec<Op>, _) =
-            bincode::decode_from_slice(&record[8..], standard().with_limit::<MAX_PAYLOAD>())
+            bincode::decode_from_slice(payload, standard().with_limit::<MAX_PAYLOAD>())
                 .map_err(|err| StoreError::Corrupt(format!("commit log group {group}: {err}")))?;
         groups.push((group, ops));
         expected += 1;
+    }
+    // Past the last record written only older runs' records remain, all of
+    // groups the database already holds.
+    let magic = MAGIC.to_le_bytes();
+    for start in at + 1..bytes.len().saturating_sub(HEADER) {
+        if bytes[start..start + 4] == magic
+            && let Some((group, _, _)) = record_at(bytes, start)
+            && group >= expected
+        {
+            return Err(StoreError::Corrupt(format!(
+                "the commit log is damaged at offset {at}: group {group} lies beyond it"
+            )));
+        }
     }
     Ok(groups)
 }
@@ -255,6 +287,29 @@ mod tests {
         bytes[HEADER + 2] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
         let (_, replay) = Log::open(&path, 0).unwrap();
+        assert!(replay.groups.is_empty());
+    }
+
+    #[test]
+    fn damage_before_records_not_yet_applied_is_an_error_not_a_silent_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chathub.wal");
+        let second = {
+            let (mut log, _) = Log::open(&path, 0).unwrap();
+            log.append(1, 1, [message(1, 1)].iter()).unwrap();
+            let second = log.len() as usize;
+            log.append(2, 1, [message(1, 2)].iter()).unwrap();
+            log.append(3, 1, [message(1, 3)].iter()).unwrap();
+            second
+        };
+        // A flipped bit in group 2, with group 3 whole behind it.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[second + HEADER + 1] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Log::open(&path, 0).err().unwrap();
+        assert!(err.to_string().contains("damaged"), "{err}");
+        // Once the database holds group 3, nothing is lost: it opens.
+        let (_, replay) = Log::open(&path, 3).unwrap();
         assert!(replay.groups.is_empty());
     }
 

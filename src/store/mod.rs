@@ -12,7 +12,13 @@
 //! store applies the groups the log holds beyond the database's last sync.
 //!
 //! Reads (recovery at start, recent sessions, transcripts, tickets) open
-//! their own read transactions and never wait for the writer.
+//! their own read transactions beside the writer; each first waits until
+//! the apply thread has caught up with what was acknowledged (usually one
+//! apply, longer when its queue is long or it is syncing the database).
+//!
+//! A write whose log sync failed is answered with an error, yet its record
+//! may still have reached the disk and come back after a restart; a client
+//! retrying it with the same id finds it instead of writing it twice.
 
 mod log;
 mod tables;
@@ -219,8 +225,7 @@ impl Store {
     }
 
     /// A read transaction that sees every write acknowledged so far (it
-    /// waits for the apply thread to catch up, which takes at most one
-    /// apply).
+    /// waits for the apply thread to catch up).
     fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
         self.progress.caught_up()?;
         self.db.begin_read().map_err(engine)

@@ -77,8 +77,9 @@ enum Msg {
     Stop(mpsc::Sender<()>),
 }
 
-/// The most operations one transaction gathers.
-const MAX_GROUP_OPS: usize = 16_384;
+/// The most operations one group gathers (4,096 messages of the largest
+/// size stay well under the log's record limit).
+const MAX_GROUP_OPS: usize = 4_096;
 
 /// When writes keep coming, a group of fewer operations than this gathers
 /// more before it is synced, as long as the next arrives within
@@ -237,8 +238,8 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer over a database whose last applied log group is
-    /// `group`, writing new groups to `log`.
+    /// Starts the writer over a database that holds every group up to
+    /// `progress`'s durable mark, writing new groups to `log`.
     pub(crate) fn start(
         db: Arc<Database>,
         log: Log,
@@ -272,9 +273,16 @@ impl Writer {
             progress,
             applier: Some(applier),
         };
+        let progress = state.progress.clone();
         std::thread::Builder::new()
             .name("chathub-store".into())
-            .spawn(move || run(state, rx))?;
+            .spawn(move || {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(state, rx)))
+                    .is_err()
+                {
+                    progress.set_broken(StoreError::Engine("the log thread panicked".into()));
+                }
+            })?;
         Ok(Writer { jobs })
     }
 
@@ -322,7 +330,6 @@ impl State {
             Err(err) => return Err(self.progress.set_broken(err)),
         }
         self.group = group;
-        self.progress.set_durable(group);
         Ok(group)
     }
 
@@ -494,12 +501,20 @@ fn run(mut state: State, rx: mpsc::Receiver<Msg>) {
         metrics::histogram!("chathub_store_commit_ops").record(ops as f64);
         match result {
             Ok(group) => {
+                // Queued for the apply thread before it counts as durable,
+                // so a reader woken by an acknowledgement finds it queued
+                // (and its nudge lands behind it).
                 let mut applied = Vec::with_capacity(ops);
+                let mut dones = Vec::with_capacity(jobs.len());
                 for job in jobs {
-                    (job.done)(Ok(()));
                     applied.extend(job.ops);
+                    dones.push(job.done);
                 }
                 state.apply(group, applied);
+                state.progress.set_durable(group);
+                for done in dones {
+                    done(Ok(()));
+                }
             }
             Err(err) => {
                 tracing::error!("store commit failed: {err}");
