@@ -117,7 +117,15 @@ pub(crate) struct Progress {
     marks: Mutex<Marks>,
     moved: Condvar,
     /// The apply thread's queue; `None` once it is told to finish.
-    apply: Mutex<Option<mpsc::SyncSender<Apply>>>,
+    apply: Mutex<Option<ApplyQueue>>,
+}
+
+/// The apply thread's queue and the thread, which sleeps while it gathers
+/// groups: a group does not wake it, a checkpoint or a flush does.
+#[derive(Debug, Clone)]
+struct ApplyQueue {
+    tx: mpsc::SyncSender<Apply>,
+    thread: std::thread::Thread,
 }
 
 #[derive(Debug, Default)]
@@ -143,7 +151,7 @@ impl Progress {
         }
     }
 
-    fn apply_queue(&self) -> Option<mpsc::SyncSender<Apply>> {
+    fn apply_queue(&self) -> Option<ApplyQueue> {
         self.apply
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -153,8 +161,14 @@ impl Progress {
     /// Queues work for the apply thread, waiting while its queue is full;
     /// false if it has stopped.
     fn send(&self, work: Apply) -> bool {
-        self.apply_queue()
-            .is_some_and(|apply| apply.send(work).is_ok())
+        self.apply_queue().is_some_and(|apply| {
+            let urgent = !matches!(work, Apply::Group(..));
+            let sent = apply.tx.send(work).is_ok();
+            if urgent {
+                apply.thread.unpark();
+            }
+            sent
+        })
     }
 
     fn marks(&self) -> std::sync::MutexGuard<'_, Marks> {
@@ -201,7 +215,8 @@ impl Progress {
             // thread has plenty to do without being asked.)
             drop(marks);
             if let Some(apply) = self.apply_queue() {
-                let _ = apply.try_send(Apply::Flush);
+                let _ = apply.tx.try_send(Apply::Flush);
+                apply.thread.unpark();
             }
             marks = self.marks();
         }
@@ -248,10 +263,6 @@ impl Writer {
     ) -> std::io::Result<Writer> {
         let (jobs, rx) = mpsc::channel();
         let (apply_tx, apply_rx) = mpsc::sync_channel(APPLY_BACKLOG);
-        *progress
-            .apply
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(apply_tx);
         let group = progress.marks().durable;
         let applier = {
             let progress = progress.clone();
@@ -266,6 +277,13 @@ impl Writer {
                     }
                 })?
         };
+        *progress
+            .apply
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(ApplyQueue {
+            tx: apply_tx,
+            thread: applier.thread().clone(),
+        });
         let state = State {
             log,
             checkpoint_bytes,
@@ -402,10 +420,11 @@ fn apply_loop(db: Arc<Database>, progress: Arc<Progress>, rx: mpsc::Receiver<App
             Apply::Group(group, group_ops) => {
                 ops += group_ops.len();
                 groups.push((group, group_ops));
+                // Sleep between looks at the queue rather than wait on
+                // it, so that each group does not wake the thread.
                 let until = Instant::now() + APPLY_GATHER;
                 while ops < MAX_APPLY_OPS {
-                    let wait = until.saturating_duration_since(Instant::now());
-                    match rx.recv_timeout(wait) {
+                    match rx.try_recv() {
                         Ok(Apply::Group(group, group_ops)) => {
                             ops += group_ops.len();
                             groups.push((group, group_ops));
@@ -414,7 +433,14 @@ fn apply_loop(db: Arc<Database>, progress: Arc<Progress>, rx: mpsc::Receiver<App
                             checkpoint = Some(reply);
                             break;
                         }
-                        Ok(Apply::Flush) | Err(_) => break,
+                        Ok(Apply::Flush) | Err(mpsc::TryRecvError::Disconnected) => break,
+                        Err(mpsc::TryRecvError::Empty) => {
+                            let now = Instant::now();
+                            if now >= until {
+                                break;
+                            }
+                            std::thread::park_timeout(until - now);
+                        }
                     }
                 }
             }
@@ -477,9 +503,16 @@ fn run(mut state: State, rx: mpsc::Receiver<Msg>) {
         let until = Instant::now() + GROUP_WAIT_MAX;
         while ops < MAX_GROUP_OPS {
             let next = match rx.try_recv() {
+                // Sleep rather than wait on the queue: each write would
+                // wake a waiting thread (and its sender pay for that).
                 Err(mpsc::TryRecvError::Empty) if busy && ops < GROUP_COMPANY => {
                     let left = until.saturating_duration_since(Instant::now());
-                    rx.recv_timeout(left.min(GROUP_WAIT)).ok()
+                    if left.is_zero() {
+                        None
+                    } else {
+                        std::thread::sleep(left.min(GROUP_WAIT));
+                        rx.try_recv().ok()
+                    }
                 }
                 next => next.ok(),
             };
