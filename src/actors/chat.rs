@@ -270,7 +270,6 @@ impl ChatActorState {
         let durable = self.durable;
         self.chat
             .events_after(after)
-            .iter()
             .take_while(move |event| event.seq <= durable)
     }
 
@@ -302,7 +301,6 @@ impl ChatActorState {
         let mut ops: Vec<Op> = self
             .chat
             .events_after(self.written)
-            .iter()
             .cloned()
             .map(Op::Event)
             .collect();
@@ -328,7 +326,6 @@ impl ChatActorState {
         let fresh: Vec<_> = self
             .chat
             .events_after(self.durable)
-            .iter()
             .take_while(|event| event.seq <= seq)
             .cloned()
             .collect();
@@ -915,10 +912,7 @@ impl Actor for ChatActor {
                 let _ = reply.send(Ok(participant));
             }
             ChatMsg::Transcript { after, reply } => {
-                let durable = &state.chat.events()[..usize::try_from(state.durable)
-                    .unwrap_or(usize::MAX)
-                    .min(state.chat.events().len())];
-                let (events, more) = transcript_page(durable, after);
+                let (events, more) = transcript_page(state.durable_after(after));
                 let _ = reply.send(TranscriptPage {
                     channel: state.chat.channel().clone(),
                     events,

@@ -1,12 +1,13 @@
 //! One chat session's lifecycle and transcript:
 //! `Queued -> Active { agent } -> Ended`.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use crate::core::event::{ChatEvent, ChatEventKind, Customer, FileRef, Party};
 use crate::core::ids::{AgentId, ChannelId, ChatId};
 use crate::core::ticket::TicketId;
 use crate::core::time::Timestamp;
+use crate::core::transcript::Transcript;
 
 /// The longest chat message, in bytes of UTF-8.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
@@ -107,9 +108,11 @@ pub struct Chat {
     channel: ChannelId,
     customer: Customer,
     state: ChatState,
-    events: Vec<ChatEvent>,
-    /// Seq of each stored message by (sender, the sender's message id).
-    posted: HashMap<(Party, u64), u64>,
+    events: Transcript,
+    /// Seq of each stored message by (sender, the sender's message id). A
+    /// B-tree grows a node at a time, where a hash map would rehash every
+    /// entry at once at each doubling.
+    posted: BTreeMap<(Party, u64), u64>,
     /// The agent who transferred the chat to its current agent, while the
     /// current agent may still decline it.
     transferred_from: Option<AgentId>,
@@ -133,8 +136,8 @@ impl Chat {
             channel: channel.clone(),
             customer: customer.clone(),
             state: ChatState::Queued { since: now },
-            events: Vec::new(),
-            posted: HashMap::new(),
+            events: Transcript::new(),
+            posted: BTreeMap::new(),
             transferred_from: None,
         };
         chat.push(now, ChatEventKind::Started { channel, customer });
@@ -160,8 +163,8 @@ impl Chat {
             channel: channel.clone(),
             customer: customer.clone(),
             state: ChatState::Queued { since: first.at },
-            events: Vec::with_capacity(events.len()),
-            posted: HashMap::new(),
+            events: Transcript::new(),
+            posted: BTreeMap::new(),
             transferred_from: None,
         };
         for event in events {
@@ -214,16 +217,14 @@ impl Chat {
     }
 
     /// The whole transcript, oldest first.
-    pub fn events(&self) -> &[ChatEvent] {
+    pub fn events(&self) -> &Transcript {
         &self.events
     }
 
     /// The events after `seq` (all of them for 0).
-    pub fn events_after(&self, seq: u64) -> &[ChatEvent] {
-        let start = usize::try_from(seq)
-            .unwrap_or(usize::MAX)
-            .min(self.events.len());
-        &self.events[start..]
+    pub fn events_after(&self, seq: u64) -> impl DoubleEndedIterator<Item = &ChatEvent> + Clone {
+        self.events
+            .iter_from(usize::try_from(seq).unwrap_or(usize::MAX))
     }
 
     /// The customer's first message: the text shown in the incoming list.
@@ -474,36 +475,33 @@ impl Chat {
             at,
             kind,
         };
-        self.events.push(event);
-        self.events.last().expect("an event was just pushed")
+        self.events.push(event)
     }
 }
 
 /// About how many bytes of events one transcript page carries.
 pub const TRANSCRIPT_PAGE_BYTES: usize = 256 * 1024;
 
-/// The events after `after`, as many as fit in about
+/// The first of `rest` (the events after a point), as many as fit in about
 /// [`TRANSCRIPT_PAGE_BYTES`] (always at least one), and whether more follow.
-pub fn transcript_page(events: &[ChatEvent], after: u64) -> (Vec<ChatEvent>, bool) {
-    let start = usize::try_from(after)
-        .unwrap_or(usize::MAX)
-        .min(events.len());
-    let rest = &events[start..];
+pub fn transcript_page<'a>(rest: impl Iterator<Item = &'a ChatEvent>) -> (Vec<ChatEvent>, bool) {
+    let mut rest = rest.peekable();
+    let mut page = Vec::new();
     let mut bytes = 0;
-    let mut take = 0;
-    for event in rest {
+    while let Some(event) = rest.peek() {
         let size = 64
             + match &event.kind {
                 ChatEventKind::Message { text, .. } => text.len(),
                 _ => 0,
             };
-        if take > 0 && bytes + size > TRANSCRIPT_PAGE_BYTES {
+        if !page.is_empty() && bytes + size > TRANSCRIPT_PAGE_BYTES {
             break;
         }
         bytes += size;
-        take += 1;
+        page.extend(rest.next().cloned());
     }
-    (rest[..take].to_vec(), take < rest.len())
+    let more = rest.peek().is_some();
+    (page, more)
 }
 
 /// Checks a message's text: not blank, not above [`MAX_MESSAGE_BYTES`].
@@ -571,8 +569,8 @@ mod tests {
         assert_eq!(chat.state(), &ChatState::Ended { at: Timestamp(400) });
         let seqs: Vec<u64> = kinds(&chat).iter().map(|(s, _)| *s).collect();
         assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
-        assert_eq!(chat.events_after(4).len(), 2);
-        assert_eq!(chat.events_after(99).len(), 0);
+        assert_eq!(chat.events_after(4).count(), 2);
+        assert_eq!(chat.events_after(99).count(), 0);
     }
 
     #[test]
@@ -656,7 +654,7 @@ mod tests {
         ));
         assert_eq!(Chat::restore(Vec::new()).err(), Some(RestoreError::Empty));
         assert!(matches!(
-            Chat::restore(chat.events()[1..].to_vec()),
+            Chat::restore(chat.events().iter_from(1).cloned().collect()),
             Err(RestoreError::NotStarted(_))
         ));
     }
@@ -767,7 +765,7 @@ mod tests {
         let mut after = 0;
         let mut seen = Vec::new();
         loop {
-            let (page, more) = transcript_page(chat.events(), after);
+            let (page, more) = transcript_page(chat.events_after(after));
             assert!(!page.is_empty());
             after = page.last().unwrap().seq;
             seen.extend(page.iter().map(|e| e.seq));
@@ -777,7 +775,10 @@ mod tests {
         }
         let all: Vec<u64> = (1..=chat.events().len() as u64).collect();
         assert_eq!(seen, all);
-        assert_eq!(transcript_page(chat.events(), after), (Vec::new(), false));
+        assert_eq!(
+            transcript_page(chat.events_after(after)),
+            (Vec::new(), false)
+        );
     }
 
     #[test]

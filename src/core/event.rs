@@ -18,7 +18,7 @@ pub struct Customer {
 }
 
 /// Who caused a chat event.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
 pub enum Party {
     /// The chat's customer.
     Customer,

@@ -19,6 +19,7 @@ pub mod queue;
 pub mod sync;
 pub mod ticket;
 pub mod time;
+pub mod transcript;
 
 pub use capacity::Capacity;
 pub use channel::ChannelSettings;
@@ -37,3 +38,4 @@ pub use ticket::{
     FormError, FormField, OfflineForm, Ticket, TicketId, TicketSource, TicketSummary,
 };
 pub use time::Timestamp;
+pub use transcript::Transcript;

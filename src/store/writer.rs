@@ -108,7 +108,7 @@ const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// How long the apply thread gathers groups before writing them, unless a
 /// reader is waiting: one transaction for many groups costs far less than
 /// one each, since a chat's leaf is rewritten once for all its messages.
-const APPLY_GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+const APPLY_GATHER: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How far the log and the database have got: shared by the two writer
 /// threads and the readers.
