@@ -44,6 +44,9 @@ loadtest [options]
                      the window allows (default 0)
   --duration SECS    give up after this long (default 120)
   --json FILE        also write the report as JSON
+  --threads N        threads driving the clients: 1 runs everything on one
+                     thread, leaving the other cores to the hub (default:
+                     one per core)
   --echo-frames N    frames for the raw QUIC echo yardstick (default 200000, 0: skip)
   --idle N           instead: hold N idle customer connections and report the
                      hub's memory per connection (with --hub-pid)
@@ -71,6 +74,7 @@ struct Options {
     channel_prefix: String,
     idle: usize,
     hub_pid: Option<u32>,
+    threads: Option<usize>,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -91,6 +95,7 @@ fn options() -> anyhow::Result<Options> {
         channel_prefix: "load".into(),
         idle: 0,
         hub_pid: None,
+        threads: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -112,6 +117,7 @@ fn options() -> anyhow::Result<Options> {
             "--channel-prefix" => options.channel_prefix = value()?,
             "--idle" => options.idle = value()?.parse()?,
             "--hub-pid" => options.hub_pid = Some(value()?.parse()?),
+            "--threads" => options.threads = Some(value()?.parse()?),
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -122,6 +128,9 @@ fn options() -> anyhow::Result<Options> {
     if options.agents == 0 || options.customers == 0 || options.channels == 0 || options.window == 0
     {
         bail!("--agents, --customers, --channels and --window must be at least 1");
+    }
+    if options.threads == Some(0) {
+        bail!("--threads must be at least 1");
     }
     Ok(options)
 }
@@ -190,9 +199,24 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let options = options()?;
+    let runtime = match options.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        threads => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if let Some(threads) = threads {
+                builder.worker_threads(threads);
+            }
+            builder.enable_all().build()?
+        }
+    };
+    runtime.block_on(run(options))
+}
+
+async fn run(options: Options) -> anyhow::Result<()> {
     let echo_rate = if options.echo_frames > 0 {
         let rate = echo::frames_per_second(options.echo_frames).await?;
         println!("raw QUIC echo of 100-byte frames: {rate:.0} frames/s");

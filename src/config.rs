@@ -53,6 +53,9 @@ pub struct Config {
     /// The store.
     #[serde(default)]
     pub store: StoreConfig,
+    /// The async runtime.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
     /// Seconds an agent whose last connection closed stays Present, so a
     /// reconnect does not flap.
     #[serde(default = "default_presence_grace")]
@@ -117,6 +120,17 @@ impl Default for StoreConfig {
 
 fn default_checkpoint_bytes() -> u64 {
     crate::store::StoreOptions::default().checkpoint_bytes
+}
+
+/// The `[runtime]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Threads running connections and actors; unset, one per core. (The
+    /// store's two threads come on top.) Fewer leave cores to other
+    /// programs on the machine, such as a load generator.
+    #[serde(default)]
+    pub workers: Option<usize>,
 }
 
 /// The smallest `checkpoint_bytes` accepted.
@@ -279,6 +293,9 @@ impl Config {
                 self.store.checkpoint_bytes
             ));
         }
+        if self.runtime.workers == Some(0) {
+            return invalid("[runtime] workers must be at least 1".into());
+        }
         if self.channels.is_empty() {
             return invalid("at least one [[channel]] is needed".into());
         }
@@ -430,6 +447,7 @@ mod tests {
                 "[store]\ncheckpoint_bytes = 100",
                 "checkpoint_bytes must be at least",
             ),
+            ("[runtime]\nworkers = 0", "workers must be at least 1"),
         ] {
             let err = Config::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(reason), "{text:?} gave {err:?}");

@@ -76,8 +76,12 @@ fn load(config_path: Option<&PathBuf>) -> anyhow::Result<Config> {
     })
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        builder.worker_threads(workers);
+    }
+    builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")
@@ -91,7 +95,7 @@ fn serve(config_path: Option<PathBuf>, no_metrics: bool) -> anyhow::Result<()> {
         )
         .init();
     let config = load(config_path.as_ref())?;
-    runtime()?.block_on(async {
+    runtime(config.runtime.workers)?.block_on(async {
         if config.metrics.enabled && !no_metrics {
             chathub::server::metrics::install(config.metrics.listen)?;
             tracing::info!("metrics on http://{}/metrics", config.metrics.listen);
@@ -155,7 +159,7 @@ fn demo(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         .first()
         .cloned()
         .context("the agent has no channel")?;
-    runtime()?.block_on(async {
+    runtime(None)?.block_on(async {
         let client = ClientConfig::builder(config.listen)
             .trust_pem_file(&cert)?
             .build()?;
