@@ -311,6 +311,12 @@ async fn run(
     };
     let mut router = Router::new(conn.clone(), agent);
     let mut pending = FuturesUnordered::new();
+    // Futures that rarely finish live across turns of the loop rather than
+    // being made (and registered with the connection or the notifier) anew
+    // on every turn.
+    let overflow = source.overflow.clone();
+    let mut overflowed = std::pin::pin!(overflow.notified());
+    let mut file_stream = std::pin::pin!(conn.accept_bi());
     loop {
         tokio::select! {
             frame = reader.next() => match frame {
@@ -368,14 +374,15 @@ async fn run(
                     }
                 }
             }
-            stream = conn.accept_bi() => {
+            stream = &mut file_stream => {
+                file_stream.set(conn.accept_bi());
                 // A file on a stream of its own, so it never holds up chat
                 // messages on the control stream.
                 let (send, recv) = stream?;
                 let (hub, caller) = (session.hub.clone(), session.caller());
                 tokio::spawn(crate::server::files::serve(hub, caller, send, recv));
             }
-            () = source.overflow.notified() => {
+            () = &mut overflowed => {
                 conn.close(CLOSE_TOO_SLOW.into(), b"too far behind on events");
                 return Err(ConnError::TooSlow);
             }
