@@ -92,6 +92,9 @@ const GROUP_COMPANY: usize = 32;
 /// The longest gap between writes a gathering group waits out.
 const GROUP_WAIT: std::time::Duration = std::time::Duration::from_micros(300);
 
+/// How long a gathering group sleeps before it looks for more.
+const GROUP_STEP: std::time::Duration = std::time::Duration::from_micros(100);
+
 /// The longest a group gathers.
 const GROUP_WAIT_MAX: std::time::Duration = std::time::Duration::from_millis(2);
 
@@ -501,21 +504,27 @@ fn run(mut state: State, rx: mpsc::Receiver<Msg>) {
         let mut ops = first.ops.len();
         let mut jobs = vec![first];
         let until = Instant::now() + GROUP_WAIT_MAX;
+        let mut last_arrival = Instant::now();
         while ops < MAX_GROUP_OPS {
             let next = match rx.try_recv() {
-                // Sleep rather than wait on the queue: each write would
-                // wake a waiting thread (and its sender pay for that).
+                // Sleep in short steps rather than wait on the queue: each
+                // write would wake a waiting thread (and its sender pay for
+                // that), while a step takes whatever arrived during it.
                 Err(mpsc::TryRecvError::Empty) if busy && ops < GROUP_COMPANY => {
-                    let left = until.saturating_duration_since(Instant::now());
+                    let now = Instant::now();
+                    let left = until
+                        .min(last_arrival + GROUP_WAIT)
+                        .saturating_duration_since(now);
                     if left.is_zero() {
                         None
                     } else {
-                        std::thread::sleep(left.min(GROUP_WAIT));
-                        rx.try_recv().ok()
+                        std::thread::sleep(left.min(GROUP_STEP));
+                        continue;
                     }
                 }
                 next => next.ok(),
             };
+            last_arrival = Instant::now();
             match next {
                 Some(Msg::Job(job)) => {
                     ops += job.ops.len();
