@@ -161,12 +161,19 @@ impl Progress {
             .clone()
     }
 
-    /// Queues work for the apply thread, waiting while its queue is full;
-    /// false if it has stopped.
+    /// Queues work for the apply thread, waiting while its queue is full
+    /// (after waking it, should it be gathering); false if it has stopped.
     fn send(&self, work: Apply) -> bool {
         self.apply_queue().is_some_and(|apply| {
             let urgent = !matches!(work, Apply::Group(..));
-            let sent = apply.tx.send(work).is_ok();
+            let sent = match apply.tx.try_send(work) {
+                Ok(()) => true,
+                Err(mpsc::TrySendError::Full(work)) => {
+                    apply.thread.unpark();
+                    apply.tx.send(work).is_ok()
+                }
+                Err(mpsc::TrySendError::Disconnected(_)) => false,
+            };
             if urgent {
                 apply.thread.unpark();
             }
@@ -397,13 +404,19 @@ impl State {
 
     /// Lets the apply thread finish what it has and waits for it.
     fn finish(&mut self) {
-        drop(
-            self.progress
-                .apply
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .take(),
-        );
+        let queue = self
+            .progress
+            .apply
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        // Closing the queue ends the thread once it has applied what was
+        // queued; wake it, should it be gathering.
+        if let Some(queue) = queue {
+            let thread = queue.thread.clone();
+            drop(queue);
+            thread.unpark();
+        }
         if let Some(applier) = self.applier.take() {
             let _ = applier.join();
         }
