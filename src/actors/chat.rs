@@ -216,13 +216,33 @@ enum Answer {
     Ticket(RpcReplyPort<Result<TicketId, HubError>>, TicketId),
 }
 
+/// The metrics every message moves, looked up once per chat rather than in
+/// the registry for every message.
+struct MessageMetrics {
+    delivery: metrics::Histogram,
+    customer_to_agent: metrics::Counter,
+    agent_to_customer: metrics::Counter,
+    system: metrics::Counter,
+}
+
+impl MessageMetrics {
+    fn new() -> MessageMetrics {
+        let messages = |direction: &'static str| metrics::counter!("chathub_messages_total", "direction" => direction);
+        MessageMetrics {
+            delivery: metrics::histogram!("chathub_message_delivery_seconds"),
+            customer_to_agent: messages("customer_to_agent"),
+            agent_to_customer: messages("agent_to_customer"),
+            system: messages("system"),
+        }
+    }
+}
+
 impl Answer {
-    fn succeed(self) {
+    fn succeed(self, metrics: &MessageMetrics) {
         match self {
             Answer::Started(tx) => drop(tx.send(Ok(()))),
             Answer::Posted(reply, seq, received) => {
-                metrics::histogram!("chathub_message_delivery_seconds")
-                    .record(received.elapsed().as_secs_f64());
+                metrics.delivery.record(received.elapsed().as_secs_f64());
                 drop(reply.send(Ok(seq)))
             }
             Answer::Assigned(reply, assignment) => drop(reply.send(Ok(assignment))),
@@ -262,6 +282,7 @@ pub struct ChatActorState {
     waiting: VecDeque<(u64, Answer)>,
     /// When the chat's current wait in a queue began, for the wait metric.
     queued_since: Option<Timestamp>,
+    metrics: MessageMetrics,
 }
 
 impl ChatActorState {
@@ -339,7 +360,7 @@ impl ChatActorState {
             .is_some_and(|(needed, _)| *needed <= self.durable)
         {
             if let Some((_, answer)) = self.waiting.pop_front() {
-                answer.succeed();
+                answer.succeed(&self.metrics);
             }
         }
         if matches!(self.chat.state(), ChatState::Ended { .. }) && self.durable == self.last_seq() {
@@ -414,7 +435,8 @@ impl ChatActorState {
 
     /// Records what a durable event means for the metrics.
     fn count(&mut self, event: &ChatEvent) {
-        // Labels are built only for the rarer events; messages need none.
+        // Labels are built only for the rarer events; messages use the
+        // handles looked up when the actor started.
         match &event.kind {
             ChatEventKind::Started { .. }
             | ChatEventKind::Requeued { .. }
@@ -429,14 +451,11 @@ impl ChatActorState {
                         .record(event.at.since(since).as_secs_f64());
                 }
             }
-            ChatEventKind::Message { from, .. } => {
-                let direction = match from {
-                    Party::Customer => "customer_to_agent",
-                    Party::Agent(_) => "agent_to_customer",
-                    Party::System => "system",
-                };
-                metrics::counter!("chathub_messages_total", "direction" => direction).increment(1);
-            }
+            ChatEventKind::Message { from, .. } => match from {
+                Party::Customer => self.metrics.customer_to_agent.increment(1),
+                Party::Agent(_) => self.metrics.agent_to_customer.increment(1),
+                Party::System => self.metrics.system.increment(1),
+            },
             ChatEventKind::TransferredToAgent { .. } => {
                 metrics::counter!("chathub_chats_transferred_total", "channel" => self.chat.channel().to_string(), "to" => "agent").increment(1);
             }
@@ -539,7 +558,7 @@ impl ChatActorState {
     fn wait(&mut self, answer: Answer) {
         let needed = self.last_seq();
         if needed <= self.durable {
-            answer.succeed();
+            answer.succeed(&self.metrics);
         } else {
             self.waiting.push_back((needed, answer));
         }
@@ -650,6 +669,7 @@ impl Actor for ChatActor {
             queued_since,
             published_agent,
             waiting: VecDeque::new(),
+            metrics: MessageMetrics::new(),
         };
         if let Some(agent) = &state.published_agent {
             state.hub.set_assignment(state.chat.id(), agent.clone());
