@@ -44,6 +44,8 @@ loadtest [options]
                      the window allows (default 0)
   --duration SECS    give up after this long (default 120)
   --json FILE        also write the report as JSON
+  --timeline FILE    also write the delivery latency (both ways) per 50 ms
+                     of send time: start ms, messages, p50, p99, max ms
   --threads N        threads driving the clients: 1 runs everything on one
                      thread, leaving the other cores to the hub (default:
                      one per core)
@@ -66,6 +68,7 @@ struct Options {
     rate: f64,
     duration: Duration,
     json: Option<std::path::PathBuf>,
+    timeline: Option<std::path::PathBuf>,
     echo_frames: u64,
     addr: Option<std::net::SocketAddr>,
     cert: Option<std::path::PathBuf>,
@@ -87,6 +90,7 @@ fn options() -> anyhow::Result<Options> {
         rate: 0.0,
         duration: Duration::from_secs(120),
         json: None,
+        timeline: None,
         echo_frames: 200_000,
         addr: None,
         cert: None,
@@ -109,6 +113,7 @@ fn options() -> anyhow::Result<Options> {
             "--rate" => options.rate = value()?.parse()?,
             "--duration" | "--timeout" => options.duration = Duration::from_secs(value()?.parse()?),
             "--json" => options.json = Some(value()?.into()),
+            "--timeline" => options.timeline = Some(value()?.into()),
             "--echo-frames" => options.echo_frames = value()?.parse()?,
             "--addr" => options.addr = Some(value()?.parse()?),
             "--cert" => options.cert = Some(value()?.into()),
@@ -145,8 +150,9 @@ fn micros(clock: Instant) -> u64 {
 struct Observed {
     owners: Mutex<HashMap<ChatId, Vec<usize>>>,
     answer_us: Mutex<Vec<u64>>,
-    to_agent_us: Mutex<Vec<u64>>,
-    to_customer_us: Mutex<Vec<u64>>,
+    /// (sent, latency) of each message, in µs since the run's clock.
+    to_agent_us: Mutex<Vec<(u64, u64)>>,
+    to_customer_us: Mutex<Vec<(u64, u64)>>,
     /// Per chat, the customer message numbers the agent received.
     received: Mutex<HashMap<ChatId, Vec<u64>>>,
     /// Per chat, the echoes the customer received.
@@ -300,6 +306,10 @@ async fn run(options: Options) -> anyhow::Result<()> {
         std::fs::write(path, report.json(echo_rate))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    if let Some(path) = &options.timeline {
+        std::fs::write(path, report.timeline_tsv())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     if report.violations.is_empty() {
         Ok(())
     } else {
@@ -318,6 +328,8 @@ struct Report {
     answer_us: Vec<u64>,
     to_agent_us: Vec<u64>,
     to_customer_us: Vec<u64>,
+    /// Delivery latency (both ways) by when the message was sent.
+    timeline: Vec<Window>,
     errors: BTreeMap<String, u64>,
     violations: Vec<String>,
 }
@@ -362,6 +374,24 @@ impl Report {
                 "invariants: ok (no chat assigned twice; every message once; seqs without gap or duplicate)"
             );
         }
+    }
+
+    /// The timeline as tab-separated lines, one per window.
+    fn timeline_tsv(&self) -> String {
+        let ms = |us: u64| us as f64 / 1000.0;
+        let mut text = String::from("start_ms\tmessages\tp50_ms\tp99_ms\tmax_ms\n");
+        for window in &self.timeline {
+            let latencies = &window.latencies_us;
+            text.push_str(&format!(
+                "{:.0}\t{}\t{:.3}\t{:.3}\t{:.3}\n",
+                ms(window.start_us),
+                latencies.len(),
+                ms(percentile(latencies, 0.5)),
+                ms(percentile(latencies, 0.99)),
+                ms(latencies.last().copied().unwrap_or(0)),
+            ));
+        }
+        text
     }
 
     fn json(&self, echo_rate: Option<f64>) -> String {
@@ -457,7 +487,7 @@ async fn drive(
                     .to_agent_us
                     .lock()
                     .unwrap()
-                    .push(micros(clock).saturating_sub(sent));
+                    .push((sent, micros(clock).saturating_sub(sent)));
                 observed
                     .received
                     .lock()
@@ -607,18 +637,54 @@ async fn drive(
         samples.sort_unstable();
         samples
     };
+    let latencies = |samples: &Mutex<Vec<(u64, u64)>>| {
+        let mut latencies: Vec<u64> = samples.lock().unwrap().iter().map(|s| s.1).collect();
+        latencies.sort_unstable();
+        latencies
+    };
+    let mut sends = observed.to_agent_us.lock().unwrap().clone();
+    sends.extend(observed.to_customer_us.lock().unwrap().iter());
     let report = Report {
         customers: options.customers,
         answered: owners.len(),
         elapsed,
         relayed: observed.delivered.load(Ordering::Relaxed) + echoed,
         answer_us: sorted(&observed.answer_us),
-        to_agent_us: sorted(&observed.to_agent_us),
-        to_customer_us: sorted(&observed.to_customer_us),
+        to_agent_us: latencies(&observed.to_agent_us),
+        to_customer_us: latencies(&observed.to_customer_us),
+        timeline: timeline(sends),
         errors: observed.errors.lock().unwrap().clone(),
         violations: observed.violations.lock().unwrap().clone(),
     };
     Ok(report)
+}
+
+/// The messages sent within one [`WINDOW_US`] of the run.
+struct Window {
+    start_us: u64,
+    /// Their delivery latencies, sorted.
+    latencies_us: Vec<u64>,
+}
+
+/// The width of a timeline window: short enough to show a stall.
+const WINDOW_US: u64 = 50_000;
+
+/// Groups (sent, latency) samples into windows by send time.
+fn timeline(samples: Vec<(u64, u64)>) -> Vec<Window> {
+    let mut windows: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for (sent, latency) in samples {
+        windows.entry(sent / WINDOW_US).or_default().push(latency);
+    }
+    windows
+        .into_iter()
+        .map(|(window, mut latencies_us)| {
+            latencies_us.sort_unstable();
+            Window {
+                start_us: window * WINDOW_US,
+                latencies_us,
+            }
+        })
+        .collect()
 }
 
 /// One customer: start a chat, wait for an agent, send `messages` with up
@@ -696,7 +762,7 @@ async fn customer(
                         .to_customer_us
                         .lock()
                         .unwrap()
-                        .push(micros(clock).saturating_sub(sent));
+                        .push((sent, micros(clock).saturating_sub(sent)));
                     echoes += 1;
                 }
             }
@@ -789,4 +855,42 @@ async fn idle(client: &ClientConfig, count: usize, hub_pid: Option<u32>) -> anyh
     }
     drop(held);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeline_groups_messages_by_when_they_were_sent() {
+        // Sent at 10 ms, 60 ms, 20 ms and 160 ms: the 10 and 20 ms sends
+        // share the first window whatever order they arrived in, and the
+        // empty window at 100 ms is left out rather than shown as zeros.
+        let windows = timeline(vec![(10_000, 7), (60_000, 5), (20_000, 3), (160_000, 9)]);
+        let rows: Vec<(u64, Vec<u64>)> = windows
+            .iter()
+            .map(|window| (window.start_us, window.latencies_us.clone()))
+            .collect();
+        assert_eq!(
+            rows,
+            [(0, vec![3, 7]), (50_000, vec![5]), (150_000, vec![9])]
+        );
+        let report = Report {
+            customers: 1,
+            answered: 1,
+            elapsed: Duration::from_secs(1),
+            relayed: 4,
+            answer_us: Vec::new(),
+            to_agent_us: Vec::new(),
+            to_customer_us: Vec::new(),
+            timeline: windows,
+            errors: BTreeMap::new(),
+            violations: Vec::new(),
+        };
+        let tsv = report.timeline_tsv();
+        let lines: Vec<&str> = tsv.lines().collect();
+        assert_eq!(lines[0], "start_ms\tmessages\tp50_ms\tp99_ms\tmax_ms");
+        assert_eq!(lines[1], "0\t2\t0.007\t0.007\t0.007");
+        assert_eq!(lines.len(), 4);
+    }
 }
