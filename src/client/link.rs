@@ -724,19 +724,9 @@ async fn read_stream_answer(mut recv: quinn::RecvStream) -> Result<(Reply, Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{ChatEventKind, Party, Timestamp};
 
     fn event(chat: u64, seq: u64) -> ChatEvent {
-        ChatEvent {
-            chat: ChatId(chat),
-            seq,
-            at: Timestamp(seq),
-            kind: ChatEventKind::Message {
-                from: Party::Customer,
-                client_id: seq,
-                text: format!("m{seq}"),
-            },
-        }
+        ChatEvent::customer_message(chat, seq, format!("m{seq}"))
     }
 
     fn seqs(events: Vec<ChatEvent>) -> Vec<u64> {

@@ -44,6 +44,24 @@ pub struct ChatEvent {
     pub kind: ChatEventKind,
 }
 
+#[cfg(test)]
+impl ChatEvent {
+    /// The customer's message `text` as event `seq` of chat `chat`, its
+    /// client id and time the seq too: the event most tests need.
+    pub(crate) fn customer_message(chat: u64, seq: u64, text: impl Into<String>) -> ChatEvent {
+        ChatEvent {
+            chat: ChatId(chat),
+            seq,
+            at: Timestamp(seq),
+            kind: ChatEventKind::Message {
+                from: Party::Customer,
+                client_id: seq,
+                text: text.into(),
+            },
+        }
+    }
+}
+
 /// The kinds of chat events.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub enum ChatEventKind {

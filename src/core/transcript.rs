@@ -107,19 +107,9 @@ impl FromIterator<ChatEvent> for Transcript {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{ChatEventKind, ChatId, Party, Timestamp};
 
     fn event(seq: u64) -> ChatEvent {
-        ChatEvent {
-            chat: ChatId(1),
-            seq,
-            at: Timestamp(seq),
-            kind: ChatEventKind::Message {
-                from: Party::Customer,
-                client_id: seq,
-                text: format!("message {seq}"),
-            },
-        }
+        ChatEvent::customer_message(1, seq, format!("message {seq}"))
     }
 
     fn seqs<'a>(events: impl Iterator<Item = &'a ChatEvent>) -> Vec<u64> {

@@ -216,19 +216,14 @@ fn scan(bytes: &[u8], durable: u64) -> Result<Vec<(u64, Vec<Op>)>, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{ChatEvent, ChatEventKind, ChatId, Party, Timestamp};
+    use crate::core::ChatEvent;
 
     fn message(chat: u64, seq: u64) -> Op {
-        Op::Event(ChatEvent {
-            chat: ChatId(chat),
+        Op::Event(ChatEvent::customer_message(
+            chat,
             seq,
-            at: Timestamp(seq),
-            kind: ChatEventKind::Message {
-                from: Party::Customer,
-                client_id: seq,
-                text: format!("message {seq} 😀"),
-            },
-        })
+            format!("message {seq} 😀"),
+        ))
     }
 
     fn seqs(groups: &[(u64, Vec<Op>)]) -> Vec<(u64, Vec<u64>)> {
