@@ -207,6 +207,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let options = options()?;
+    chathub::process::disable_huge_pages();
     let runtime = match options.threads {
         Some(1) => tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -11,6 +11,7 @@ pub mod actors;
 pub mod client;
 pub mod config;
 pub mod core;
+pub mod process;
 pub mod protocol;
 pub mod server;
 pub mod store;

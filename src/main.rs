@@ -94,6 +94,7 @@ fn serve(config_path: Option<PathBuf>, no_metrics: bool) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    chathub::process::disable_huge_pages();
     let config = load(config_path.as_ref())?;
     runtime(config.runtime.workers)?.block_on(async {
         if config.metrics.enabled && !no_metrics {
