@@ -80,6 +80,7 @@ fn relay(c: &mut Criterion) {
                             client_id += 1;
                             hub.post(
                                 Caller::Customer(customer.conn()),
+                                customer.conn(),
                                 chat,
                                 client_id,
                                 "where is my parcel?".into(),

@@ -12,32 +12,7 @@ use chathub::protocol::{
     ClientFrame, Event, FrameBuf, Hello, PROTOCOL_VERSION, Request, RequestBody, Role, ServerFrame,
     encode,
 };
-use common::{CONFIG, PATIENCE, TestHub, start};
-
-/// Reads frames off a stream until `want` returns true for one.
-async fn read_until(
-    recv: &mut quinn::RecvStream,
-    frames: &mut FrameBuf,
-    mut want: impl FnMut(&ServerFrame) -> bool,
-) -> ServerFrame {
-    tokio::time::timeout(PATIENCE, async {
-        loop {
-            while let Some(frame) = frames.next_frame::<ServerFrame>().unwrap() {
-                if want(&frame) {
-                    return frame;
-                }
-            }
-            let chunk = recv
-                .read_chunk(usize::MAX, true)
-                .await
-                .unwrap()
-                .expect("the stream is open");
-            frames.push(&chunk.bytes);
-        }
-    })
-    .await
-    .expect("the frame within the test's patience")
-}
+use common::{CONFIG, PATIENCE, TestHub, read_until, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_chat_stream_does_not_hold_up_another_chat() {

@@ -42,6 +42,9 @@ pub enum AgentMsg {
     Deliver {
         /// `None` for every connection of the agent.
         to: Option<ConnId>,
+        /// A connection that already knows of the event (it sent the
+        /// message and learns of it from the answer).
+        except: Option<ConnId>,
         /// The event.
         event: Outbound,
     },
@@ -151,9 +154,9 @@ impl AgentState {
         }
         changed
     }
-    /// Hands `event` to connection `to`, or to every connection, each as
-    /// its catch-up cursor on the chat allows.
-    fn deliver(&mut self, to: Option<ConnId>, event: Outbound) {
+    /// Hands `event` to connection `to`, or to every connection but
+    /// `except`, each as its catch-up cursor on the chat allows.
+    fn deliver(&mut self, to: Option<ConnId>, except: Option<ConnId>, event: Outbound) {
         let mut gone = Vec::new();
         for (&conn, sink) in &self.conns {
             if to.is_some_and(|to| to != conn) {
@@ -172,6 +175,10 @@ impl AgentState {
                 if !send {
                     continue;
                 }
+            }
+            // `except` has it (its cursor moved on all the same).
+            if except == Some(conn) {
+                continue;
             }
             if !sink.deliver(event.clone()) {
                 gone.push(conn);
@@ -206,7 +213,7 @@ impl AgentState {
             .collect();
         for alert in unseen {
             self.shown.insert(alert.row.chat);
-            self.deliver(None, Outbound::Alert(alert));
+            self.deliver(None, None, Outbound::Alert(alert));
         }
     }
 }
@@ -297,7 +304,7 @@ impl Actor for AgentActor {
                     .filter_map(|chat| state.standing.get(chat).cloned())
                     .collect();
                 for alert in shown {
-                    state.deliver(Some(conn), Outbound::Alert(alert));
+                    state.deliver(Some(conn), None, Outbound::Alert(alert));
                 }
                 let _ = reply.send(state.presence.status());
             }
@@ -318,7 +325,7 @@ impl Actor for AgentActor {
                     tracing::info!(agent = %state.id, "no connection left: Absent");
                 }
             }
-            AgentMsg::Deliver { to, event } => state.deliver(to, event),
+            AgentMsg::Deliver { to, except, event } => state.deliver(to, except, event),
             AgentMsg::Replayed {
                 conn,
                 chat,
@@ -349,7 +356,7 @@ impl Actor for AgentActor {
             AgentMsg::AlertCleared { channel, chat } => {
                 state.standing.remove(&chat);
                 if state.shown.remove(&chat) {
-                    state.deliver(None, Outbound::AlertCleared { channel, chat });
+                    state.deliver(None, None, Outbound::AlertCleared { channel, chat });
                 }
             }
             AgentMsg::Assigned(chat) => {

@@ -94,6 +94,7 @@ impl ChannelState {
         for agent in self.watchers.values() {
             let _ = agent.cast(AgentMsg::Deliver {
                 to: None,
+                except: None,
                 event: Outbound::Queue(update.clone()),
             });
         }
@@ -262,6 +263,7 @@ impl Actor for ChannelActor {
                 let snapshot = Arc::new(state.snapshot());
                 let _ = agent_actor.cast(AgentMsg::Deliver {
                     to: Some(conn),
+                    except: None,
                     event: Outbound::Queue(snapshot),
                 });
                 for alert in state.alerts.values() {

@@ -73,12 +73,15 @@ pub enum ChatMsg {
     Post {
         /// Who posts.
         caller: Caller,
+        /// The connection it came from: it learns the message's seq and
+        /// time from the answer, so it is not sent the event.
+        conn: ConnId,
         /// The sender's id for the message.
         client_id: u64,
         /// The text.
         text: String,
-        /// The message's seq, once durable.
-        reply: RpcReplyPort<Result<u64, HubError>>,
+        /// Where the message landed, once durable.
+        reply: RpcReplyPort<Result<Receipt, HubError>>,
     },
     /// End the chat: the agent ends it, or the customer leaves.
     End {
@@ -138,8 +141,8 @@ pub enum ChatMsg {
         client_id: u64,
         /// The item's text.
         body: String,
-        /// The message's seq, once durable.
-        reply: RpcReplyPort<Result<u64, HubError>>,
+        /// Where the message landed, once durable.
+        reply: RpcReplyPort<Result<Receipt, HubError>>,
     },
     /// A participant shares a file already written to disk.
     ShareFile {
@@ -147,8 +150,8 @@ pub enum ChatMsg {
         caller: Caller,
         /// The file.
         file: FileRef,
-        /// The event's seq, once durable.
-        reply: RpcReplyPort<Result<u64, HubError>>,
+        /// Where its event landed, once durable.
+        reply: RpcReplyPort<Result<Receipt, HubError>>,
     },
     /// Its incoming-list row, if the chat waits in a queue now.
     WaitingRow {
@@ -207,10 +210,32 @@ pub struct ChatArgs {
     pub start_ops: Vec<Op>,
 }
 
+/// Where a message (or a shared file) landed in its chat's transcript.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// Its event's seq.
+    pub seq: u64,
+    /// When the hub recorded it.
+    pub at: Timestamp,
+}
+
+impl From<&ChatEvent> for Receipt {
+    fn from(event: &ChatEvent) -> Receipt {
+        Receipt {
+            seq: event.seq,
+            at: event.at,
+        }
+    }
+}
+
 /// A request waiting for its events to become durable.
 enum Answer {
     Started(oneshot::Sender<Result<(), HubError>>),
-    Posted(RpcReplyPort<Result<u64, HubError>>, u64, std::time::Instant),
+    Posted(
+        RpcReplyPort<Result<Receipt, HubError>>,
+        Receipt,
+        std::time::Instant,
+    ),
     Assigned(RpcReplyPort<Result<Assignment, HubError>>, Assignment),
     Ended(RpcReplyPort<Result<(), HubError>>),
     Ticket(RpcReplyPort<Result<TicketId, HubError>>, TicketId),
@@ -241,9 +266,9 @@ impl Answer {
     fn succeed(self, metrics: &MessageMetrics) {
         match self {
             Answer::Started(tx) => drop(tx.send(Ok(()))),
-            Answer::Posted(reply, seq, received) => {
+            Answer::Posted(reply, receipt, received) => {
                 metrics.delivery.record(received.elapsed().as_secs_f64());
-                drop(reply.send(Ok(seq)))
+                drop(reply.send(Ok(receipt)))
             }
             Answer::Assigned(reply, assignment) => drop(reply.send(Ok(assignment))),
             Answer::Ended(reply) => drop(reply.send(Ok(()))),
@@ -280,6 +305,10 @@ pub struct ChatActorState {
     published_agent: Option<AgentId>,
     /// Requests waiting for durability: (seq they need, answer).
     waiting: VecDeque<(u64, Answer)>,
+    /// Messages not yet durable whose sending connection learns of them
+    /// from its answer instead of their event: (seq, connection), in seq
+    /// order.
+    withheld: VecDeque<(u64, ConnId)>,
     /// When the chat's current wait in a queue began, for the wait metric.
     queued_since: Option<Timestamp>,
     metrics: MessageMetrics,
@@ -352,7 +381,21 @@ impl ChatActorState {
             .collect();
         self.durable = seq.max(self.durable);
         for event in fresh {
-            self.publish(myself, Arc::new(event));
+            while self
+                .withheld
+                .front()
+                .is_some_and(|&(withheld, _)| withheld < event.seq)
+            {
+                self.withheld.pop_front();
+            }
+            let except = match self.withheld.front() {
+                Some(&(withheld, conn)) if withheld == event.seq => {
+                    self.withheld.pop_front();
+                    Some(conn)
+                }
+                _ => None,
+            };
+            self.publish(myself, Arc::new(event), except);
         }
         while self
             .waiting
@@ -368,11 +411,18 @@ impl ChatActorState {
         }
     }
 
-    /// Sends one durable event to everyone in the chat and carries out what
-    /// it means for the hub: who holds the chat now, whose slot is free,
-    /// whether it goes back to a queue.
-    fn publish(&mut self, myself: &ActorRef<ChatMsg>, event: Arc<ChatEvent>) {
+    /// Sends one durable event to everyone in the chat (but connection
+    /// `except`, which sent it and learns of it from its answer) and
+    /// carries out what it means for the hub: who holds the chat now, whose
+    /// slot is free, whether it goes back to a queue.
+    fn publish(
+        &mut self,
+        myself: &ActorRef<ChatMsg>,
+        event: Arc<ChatEvent>,
+        except: Option<ConnId>,
+    ) {
         if let Some(sink) = &self.customer
+            && Some(sink.conn()) != except
             && !sink.deliver(Outbound::Chat(event.clone()))
         {
             self.customer = None;
@@ -386,6 +436,7 @@ impl ChatActorState {
         {
             let _ = actor.cast(AgentMsg::Deliver {
                 to: None,
+                except,
                 event: Outbound::Chat(event.clone()),
             });
         }
@@ -415,6 +466,7 @@ impl ChatActorState {
                         {
                             let _ = actor.cast(AgentMsg::Deliver {
                                 to: None,
+                                except: None,
                                 event: Outbound::Chat(Arc::new(earlier.clone())),
                             });
                         }
@@ -504,29 +556,39 @@ impl ChatActorState {
         });
     }
 
-    /// Posts a message for `party`, answered once durable.
+    /// Posts a message for `party`, answered once durable. Connection
+    /// `sender`, if any, learns of a new message from the answer alone.
     fn post(
         &mut self,
         myself: &ActorRef<ChatMsg>,
         party: Party,
         client_id: u64,
         text: String,
-        reply: RpcReplyPort<Result<u64, HubError>>,
+        sender: Option<ConnId>,
+        reply: RpcReplyPort<Result<Receipt, HubError>>,
     ) {
         let posted = match self.chat.post(party, client_id, text, Timestamp::now()) {
-            Ok(Posted::New(event)) => Ok(event.seq),
-            Ok(Posted::Repeat(seq)) => Ok(seq),
+            Ok(Posted::New(event)) => {
+                let receipt = Receipt::from(event);
+                if let Some(conn) = sender {
+                    self.withheld.push_back((receipt.seq, conn));
+                }
+                Ok(receipt)
+            }
+            Ok(Posted::Repeat { seq, at }) => Ok(Receipt { seq, at }),
             Err(err) => Err(HubError::from(err)),
         };
         match posted {
-            Ok(seq) => {
+            Ok(receipt) => {
                 self.persist(myself, Vec::new());
                 // A repeat is acknowledged once what it repeats is durable.
-                if seq <= self.durable {
-                    let _ = reply.send(Ok(seq));
+                if receipt.seq <= self.durable {
+                    let _ = reply.send(Ok(receipt));
                 } else {
-                    self.waiting
-                        .push_back((seq, Answer::Posted(reply, seq, std::time::Instant::now())));
+                    self.waiting.push_back((
+                        receipt.seq,
+                        Answer::Posted(reply, receipt, std::time::Instant::now()),
+                    ));
                 }
             }
             Err(err) => {
@@ -669,6 +731,7 @@ impl Actor for ChatActor {
             queued_since,
             published_agent,
             waiting: VecDeque::new(),
+            withheld: VecDeque::new(),
             metrics: MessageMetrics::new(),
         };
         if let Some(agent) = &state.published_agent {
@@ -764,11 +827,12 @@ impl Actor for ChatActor {
             },
             ChatMsg::Post {
                 caller,
+                conn,
                 client_id,
                 text,
                 reply,
             } => match state.party(&caller) {
-                Ok(party) => state.post(&myself, party, client_id, text, reply),
+                Ok(party) => state.post(&myself, party, client_id, text, Some(conn), reply),
                 Err(err) => {
                     let _ = reply.send(Err(err));
                 }
@@ -879,7 +943,9 @@ impl Actor for ChatActor {
                         channel: state.chat.channel(),
                     },
                 );
-                state.post(&myself, Party::Agent(by), client_id, text, reply);
+                // The agent's connections learn the filled-in text from the
+                // event.
+                state.post(&myself, Party::Agent(by), client_id, text, None, reply);
             }
             ChatMsg::ShareFile {
                 caller,
@@ -890,19 +956,19 @@ impl Actor for ChatActor {
                     state
                         .chat
                         .share_file(party, file.clone(), Timestamp::now())
-                        .map(|event| event.seq)
+                        .map(Receipt::from)
                         .map_err(HubError::from)
                 });
                 match shared {
-                    Ok(seq) => {
+                    Ok(receipt) => {
                         let stored = StoredFile {
                             file,
                             chat: state.chat.id(),
                         };
                         state.persist(&myself, vec![Op::File(stored)]);
                         state.waiting.push_back((
-                            seq,
-                            Answer::Posted(reply, seq, std::time::Instant::now()),
+                            receipt.seq,
+                            Answer::Posted(reply, receipt, std::time::Instant::now()),
                         ));
                     }
                     Err(err) => {

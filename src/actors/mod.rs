@@ -20,6 +20,7 @@ mod error;
 pub mod hub;
 pub mod sink;
 
+pub use chat::Receipt;
 pub use error::HubError;
 pub use hub::{AgentConfig, Caller, ChatStart, Hub, HubConfig};
 pub use sink::{ConnId, EventSink, Outbound};

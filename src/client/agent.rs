@@ -242,7 +242,7 @@ impl AgentClient {
             item,
         };
         match self.link.request(body).await? {
-            Reply::Posted { seq } => Ok(seq),
+            Reply::Posted { seq, .. } => Ok(seq),
             other => Err(unexpected(other)),
         }
     }

@@ -162,7 +162,7 @@ pub(crate) async fn post(link: &Link, chat: ChatId, text: String) -> Result<u64,
         text,
     };
     match link.request(body).await? {
-        Reply::Posted { seq } => Ok(seq),
+        Reply::Posted { seq, .. } => Ok(seq),
         other => Err(unexpected(other)),
     }
 }

@@ -9,6 +9,11 @@
 //! stores a retried message once (same client id) and replays each chat after
 //! the last seq seen; the link drops anything at or below that seq, so the
 //! application sees each chat's events once, in order, without a gap.
+//!
+//! The hub sends no event for a message to the connection that posted it:
+//! the answer carries the message's seq and time, and the link makes the
+//! event from it and the request, so the application still sees its own
+//! messages in the chat's order.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
@@ -22,7 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::incoming::IncomingBoard;
 use crate::client::{ClientConfig, ClientError};
-use crate::core::{ChatEvent, ChatId, Status};
+use crate::core::{ChatEvent, ChatEventKind, ChatId, Party, Status};
 use crate::protocol::{
     ClientFrame, ErrorCode, ErrorFrame, Event, FrameBuf, Hello, PROTOCOL_VERSION, Reply, Request,
     RequestBody, Response, Resume, Role, ServerFrame, Upload, Welcome, encode,
@@ -99,6 +104,10 @@ struct Inner {
     /// Taken while handing chat events to the application, so events that
     /// became ready on different streams go out in seq order.
     delivery: tokio::sync::Mutex<()>,
+    /// The events of this client's own messages, made from their answers,
+    /// on their way to the application (through a task of their own, so
+    /// reading answers never waits for the application).
+    own: mpsc::UnboundedSender<ChatEvent>,
 }
 
 pub(crate) struct Link {
@@ -108,12 +117,14 @@ pub(crate) struct Link {
     pub welcome: Welcome,
     pub incoming: Arc<IncomingBoard>,
     supervisor: JoinHandle<()>,
+    own_events: JoinHandle<()>,
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
         self.close();
         self.supervisor.abort();
+        self.own_events.abort();
     }
 }
 
@@ -156,6 +167,7 @@ impl Link {
             }
         };
         let (events_tx, events_rx) = mpsc::channel(EVENT_BUFFER);
+        let (own_tx, own_rx) = mpsc::unbounded_channel();
         let incoming = Arc::new(IncomingBoard::default());
         let inner = Arc::new(Inner {
             config: config.clone(),
@@ -170,6 +182,7 @@ impl Link {
             closing: AtomicBool::new(false),
             connection: Mutex::new(None),
             delivery: tokio::sync::Mutex::new(()),
+            own: own_tx,
         });
         let session = inner.open().await?;
         let welcome = session.welcome.clone();
@@ -177,6 +190,7 @@ impl Link {
         // supervisor has installed the control stream.
         *lock(&inner.connection) = Some(session.conn.clone());
         let supervisor = tokio::spawn(supervise(inner.clone(), session));
+        let own_events = tokio::spawn(deliver_own(inner.clone(), own_rx));
         Ok(Link {
             inner,
             events: tokio::sync::Mutex::new(events_rx),
@@ -184,6 +198,7 @@ impl Link {
             welcome,
             incoming,
             supervisor,
+            own_events,
         })
     }
 
@@ -362,20 +377,53 @@ impl Inner {
 
     /// Answers a waiting request.
     fn answer(&self, id: u64, result: Result<Reply, ErrorFrame>) {
-        let Some(waiter) = lock(&self.pending).waiters.remove(&id) else {
+        let Some(Waiter {
+            body, resent, tx, ..
+        }) = lock(&self.pending).waiters.remove(&id)
+        else {
             return;
         };
-        // An end sent again after a lost answer finds the chat ended by the
-        // first attempt.
-        let result = match (&waiter.body, result) {
+        let result = match (body, result) {
+            // An end sent again after a lost answer finds the chat ended by
+            // the first attempt.
             (RequestBody::EndChat { .. } | RequestBody::Leave { .. }, Err(error))
-                if waiter.resent && error.code == ErrorCode::ChatEnded =>
+                if resent && error.code == ErrorCode::ChatEnded =>
             {
                 Ok(Reply::Done)
             }
+            // A message's event comes with its answer, not as an event.
+            (
+                RequestBody::Post {
+                    chat,
+                    client_id,
+                    text,
+                },
+                Ok(Reply::Posted { seq, at }),
+            ) => {
+                let kind = ChatEventKind::Message {
+                    from: self.me(),
+                    client_id,
+                    text,
+                };
+                let _ = self.own.send(ChatEvent {
+                    chat,
+                    seq,
+                    at,
+                    kind,
+                });
+                Ok(Reply::Posted { seq, at })
+            }
             (_, result) => result,
         };
-        let _ = waiter.tx.send(result);
+        let _ = tx.send(result);
+    }
+
+    /// Who this client's messages are from.
+    fn me(&self) -> Party {
+        match &self.role {
+            Role::Customer => Party::Customer,
+            Role::Agent { agent, .. } => Party::Agent(agent.clone()),
+        }
     }
 
     fn fail_all(&self, reason: String) {
@@ -586,6 +634,19 @@ async fn read_responses(
         match recv.read_chunk(usize::MAX, true).await {
             Ok(Some(chunk)) => frames.push(&chunk.bytes),
             Ok(None) | Err(_) => return Ok(()),
+        }
+    }
+}
+
+/// Hands the events of this client's own messages to the application, in
+/// each chat's order with the events the hub sends.
+async fn deliver_own(inner: Arc<Inner>, mut own: mpsc::UnboundedReceiver<ChatEvent>) {
+    while let Some(event) = own.recv().await {
+        let _turn = inner.delivery.lock().await;
+        for ready in inner.order(event) {
+            if inner.events.send(Event::Chat(ready)).await.is_err() {
+                return;
+            }
         }
     }
 }

@@ -97,8 +97,13 @@ pub enum RestoreError {
 pub enum Posted<'a> {
     /// A new message, appended to the transcript.
     New(&'a ChatEvent),
-    /// A retry of a message already stored with this seq; nothing changed.
-    Repeat(u64),
+    /// A retry of a message already stored; nothing changed.
+    Repeat {
+        /// The stored message's seq.
+        seq: u64,
+        /// When it was stored.
+        at: Timestamp,
+    },
 }
 
 /// A chat: who it is for, where it is, and everything that happened in it.
@@ -264,7 +269,12 @@ impl Chat {
         now: Timestamp,
     ) -> Result<Posted<'_>, ChatError> {
         if let Some(&seq) = self.posted.get(&(from.clone(), client_id)) {
-            return Ok(Posted::Repeat(seq));
+            // Seq n is the transcript's n-th event.
+            let at = usize::try_from(seq - 1)
+                .ok()
+                .and_then(|index| self.events.get(index))
+                .map_or(now, |stored| stored.at);
+            return Ok(Posted::Repeat { seq, at });
         }
         self.check_may_act(&from)?;
         check_text(&text)?;
@@ -631,7 +641,10 @@ mod tests {
         // The retry de-duplication survived...
         assert_eq!(
             restored.post(Party::Customer, 9, "one".into(), Timestamp(400)),
-            Ok(Posted::Repeat(5))
+            Ok(Posted::Repeat {
+                seq: 5,
+                at: Timestamp(300)
+            })
         );
         // ...and seqs continue.
         let Posted::New(next) = restored
@@ -731,10 +744,11 @@ mod tests {
         else {
             panic!("expected a new message")
         };
-        let seq = first.seq;
+        let (seq, at) = (first.seq, first.at);
+        // The retry is answered with the stored message's seq and time.
         assert_eq!(
             chat.post(Party::Customer, 2, "again?".into(), Timestamp(2)),
-            Ok(Posted::Repeat(seq))
+            Ok(Posted::Repeat { seq, at })
         );
         assert_eq!(chat.events().len(), before + 1);
         // The same id from another sender is a different message.

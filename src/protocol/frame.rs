@@ -5,7 +5,7 @@ use bincode::{Decode, Encode};
 use crate::core::{
     AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatId, ContactCard, Customer, FileId,
     FileRef, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, OfflineForm, QueueUpdate,
-    SessionSummary, Status, Ticket, TicketId, TicketSummary,
+    SessionSummary, Status, Ticket, TicketId, TicketSummary, Timestamp,
 };
 use crate::protocol::error::ErrorFrame;
 
@@ -107,7 +107,11 @@ pub enum RequestBody {
         /// secret answers the chat already started.
         secret: String,
     },
-    /// Customer or agent: post a message to a chat.
+    /// Customer or agent: post a message to a chat. Answered
+    /// [`Reply::Posted`] once stored; every other connection in the chat
+    /// (the other party's, and the sender's own other connections) gets
+    /// the message's event, this one does not: the answer tells it where
+    /// the message landed.
     Post {
         /// The chat.
         chat: ChatId,
@@ -342,6 +346,8 @@ pub enum Reply {
     Posted {
         /// Its place in the transcript.
         seq: u64,
+        /// When the hub recorded it.
+        at: Timestamp,
     },
     /// Done; nothing to report.
     Done,

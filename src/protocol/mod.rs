@@ -20,8 +20,10 @@ pub use frame::{
     Resume, Role, ServerEventRef, ServerFrame, Upload, Welcome,
 };
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The protocol version this build speaks. Version 2: the connection that
+/// posts a message gets no event for it; [`Reply::Posted`] carries its seq
+/// and time instead.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The ALPN token of the protocol's QUIC connections.
 pub const ALPN: &[u8] = b"chathub/1";

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::actors::{Caller, ChatStart, ConnId, EventSink, Hub, HubError};
+use crate::actors::{Caller, ChatStart, ConnId, EventSink, Hub, HubError, Receipt};
 use crate::core::{AgentId, ChatError, ChatId, QueueError};
 use crate::protocol::{ErrorCode, ErrorFrame, Reply, Request, RequestBody, Response};
 
@@ -115,9 +115,11 @@ impl Session {
                     client_id,
                     text,
                 },
-            ) => answer(id, hub.post(self.caller(), chat, client_id, text), |seq| {
-                Reply::Posted { seq }
-            }),
+            ) => answer(
+                id,
+                hub.post(self.caller(), self.conn, chat, client_id, text),
+                |Receipt { seq, at }| Reply::Posted { seq, at },
+            ),
             (Role::Customer, RequestBody::Leave { chat })
             | (Role::Agent(_), RequestBody::EndChat { chat }) => {
                 answer(id, hub.end_chat(self.caller(), chat), |()| Reply::Done)
@@ -271,7 +273,7 @@ impl Session {
                 answer(
                     id,
                     async move { hub.insert_item(&agent, chat, client_id, item).await },
-                    |seq| Reply::Posted { seq },
+                    |Receipt { seq, at }| Reply::Posted { seq, at },
                 )
             }
             (Role::Agent(agent), RequestBody::RecentSessions { before, limit }) => {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use chathub::client::{AgentClient, ClientConfig, CustomerClient, Event, Started};
 use chathub::config::Config;
 use chathub::core::{AgentId, ChatEvent, ChatId, Customer, QueueUpdate, Status};
+use chathub::protocol::{FrameBuf, ServerFrame};
 use chathub::server::Server;
 
 /// Every agent in [`CONFIG`] signs in with this token.
@@ -133,6 +134,31 @@ async fn next(events: impl std::future::Future<Output = Option<Event>>) -> Event
         .await
         .expect("an event within the test's patience")
         .expect("the connection is open")
+}
+
+/// Reads frames off a stream until `want` returns true for one.
+pub async fn read_until(
+    recv: &mut quinn::RecvStream,
+    frames: &mut FrameBuf,
+    mut want: impl FnMut(&ServerFrame) -> bool,
+) -> ServerFrame {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            while let Some(frame) = frames.next_frame::<ServerFrame>().unwrap() {
+                if want(&frame) {
+                    return frame;
+                }
+            }
+            let chunk = recv
+                .read_chunk(usize::MAX, true)
+                .await
+                .unwrap()
+                .expect("the stream is open");
+            frames.push(&chunk.bytes);
+        }
+    })
+    .await
+    .expect("the frame within the test's patience")
 }
 
 /// The next chat event a customer receives, skipping other events.

@@ -28,11 +28,12 @@ impl Hub {
         chat: ChatId,
         file: FileRef,
     ) -> impl Future<Output = Result<u64, HubError>> + Send + 'static {
-        self.ask_chat(chat, move |reply| ChatMsg::ShareFile {
+        let shared = self.ask_chat(chat, move |reply| ChatMsg::ShareFile {
             caller,
             file,
             reply,
-        })
+        });
+        async move { shared.await.map(|receipt| receipt.seq) }
     }
 
     /// A shared file's description, if `caller` may download it: the chat's

@@ -162,7 +162,7 @@ impl Hub {
         chat: ChatId,
         client_id: u64,
         item: ItemRef,
-    ) -> Result<u64, HubError> {
+    ) -> Result<Receipt, HubError> {
         let item = match item {
             ItemRef::Id(id) => self.item(agent, id).await?,
             ItemRef::Shortcut(shortcut) => {

@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use crate::actors::HubError;
 use crate::actors::agent::{AgentActor, AgentArgs, AgentMsg};
 use crate::actors::channel::{ChannelActor, ChannelMsg, Waiting};
-use crate::actors::chat::{ChatActor, ChatArgs, ChatMsg};
+use crate::actors::chat::{ChatActor, ChatArgs, ChatMsg, Receipt};
 use crate::actors::sink::{ConnId, EventSink};
 use crate::core::ticket::check_offline_form;
 use crate::core::{
@@ -481,16 +481,20 @@ impl Hub {
         }
     }
 
-    /// Posts a message to a chat; answers its seq.
+    /// Posts a message to a chat from connection `conn`; answers its seq
+    /// and time. Everyone in the chat gets its event but `conn`, which
+    /// learns of it from this answer.
     pub fn post(
         &self,
         caller: Caller,
+        conn: ConnId,
         chat: ChatId,
         client_id: u64,
         text: String,
-    ) -> impl Future<Output = Result<u64, HubError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Receipt, HubError>> + Send + 'static {
         self.ask_chat(chat, move |reply| ChatMsg::Post {
             caller,
+            conn,
             client_id,
             text,
             reply,

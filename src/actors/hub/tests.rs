@@ -61,9 +61,10 @@ async fn a_panicking_chat_actor_is_restarted_from_the_store() {
         .await
         .unwrap(),
     );
-    let seq = hub
+    let posted = hub
         .post(
             Caller::Customer(customer.conn()),
+            customer.conn(),
             doomed,
             2,
             "still there?".into(),
@@ -103,7 +104,7 @@ async fn a_panicking_chat_actor_is_restarted_from_the_store() {
     taken.sort_unstable();
     assert_eq!(taken, [doomed, second]);
     let (events, _) = hub.transcript(&alice, doomed, 0).await.unwrap();
-    assert!(events.iter().any(|event| event.seq == seq));
+    assert!(events.iter().any(|event| event.seq == posted.seq));
     hub.shutdown().await;
 }
 
@@ -130,7 +131,13 @@ async fn a_store_that_cannot_write_refuses_to_acknowledge() {
     // The writer stops: from now on nothing can be made durable.
     hub.store().close();
     let posted = hub
-        .post(Caller::Customer(customer.conn()), chat, 2, "lost?".into())
+        .post(
+            Caller::Customer(customer.conn()),
+            customer.conn(),
+            chat,
+            2,
+            "lost?".into(),
+        )
         .await;
     assert!(
         matches!(posted, Err(HubError::Unavailable(_))),
