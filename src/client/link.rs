@@ -15,7 +15,7 @@
 //! event from it and the request, so the application still sees its own
 //! messages in the chat's order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,8 +33,9 @@ use crate::protocol::{
     RequestBody, Response, Resume, Role, ServerFrame, Upload, Welcome, encode,
 };
 
-/// Events the application has not taken yet. When full, the hub's streams
-/// are no longer read, and QUIC flow control slows the hub down.
+/// Events the application has not taken yet. When full (and as many chat
+/// events again are ready behind it), the hub's streams are no longer read,
+/// and QUIC flow control slows the hub down.
 const EVENT_BUFFER: usize = 4096;
 
 /// The longest wait between reconnection attempts.
@@ -83,6 +84,10 @@ struct Memory {
     /// Chat events that arrived ahead of an earlier one still on its way
     /// (on another stream), held until the gap fills.
     held: HashMap<ChatId, BTreeMap<u64, ChatEvent>>,
+    /// Chat events in the order the application gets them, on their way
+    /// to it: whoever orders an event appends what it made ready here in
+    /// the same step, so no later event can overtake.
+    ready: VecDeque<ChatEvent>,
 }
 
 /// The most events held for one chat while waiting for a gap to fill;
@@ -101,13 +106,11 @@ struct Inner {
     incoming: Arc<IncomingBoard>,
     closing: AtomicBool,
     connection: Mutex<Option<quinn::Connection>>,
-    /// Taken while handing chat events to the application, so events that
-    /// became ready on different streams go out in seq order.
-    delivery: tokio::sync::Mutex<()>,
-    /// The events of this client's own messages, made from their answers,
-    /// on their way to the application (through a task of their own, so
-    /// reading answers never waits for the application).
-    own: mpsc::UnboundedSender<ChatEvent>,
+    /// Chat events were made ready (for the forwarding task).
+    readied: tokio::sync::Notify,
+    /// The forwarding task took the ready chat events (for stream readers
+    /// waiting for room).
+    taken: tokio::sync::Notify,
 }
 
 pub(crate) struct Link {
@@ -117,14 +120,14 @@ pub(crate) struct Link {
     pub welcome: Welcome,
     pub incoming: Arc<IncomingBoard>,
     supervisor: JoinHandle<()>,
-    own_events: JoinHandle<()>,
+    forwarder: JoinHandle<()>,
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
         self.close();
         self.supervisor.abort();
-        self.own_events.abort();
+        self.forwarder.abort();
     }
 }
 
@@ -167,7 +170,6 @@ impl Link {
             }
         };
         let (events_tx, events_rx) = mpsc::channel(EVENT_BUFFER);
-        let (own_tx, own_rx) = mpsc::unbounded_channel();
         let incoming = Arc::new(IncomingBoard::default());
         let inner = Arc::new(Inner {
             config: config.clone(),
@@ -181,8 +183,8 @@ impl Link {
             incoming: incoming.clone(),
             closing: AtomicBool::new(false),
             connection: Mutex::new(None),
-            delivery: tokio::sync::Mutex::new(()),
-            own: own_tx,
+            readied: tokio::sync::Notify::new(),
+            taken: tokio::sync::Notify::new(),
         });
         let session = inner.open().await?;
         let welcome = session.welcome.clone();
@@ -190,7 +192,7 @@ impl Link {
         // supervisor has installed the control stream.
         *lock(&inner.connection) = Some(session.conn.clone());
         let supervisor = tokio::spawn(supervise(inner.clone(), session));
-        let own_events = tokio::spawn(deliver_own(inner.clone(), own_rx));
+        let forwarder = tokio::spawn(forward(inner.clone()));
         Ok(Link {
             inner,
             events: tokio::sync::Mutex::new(events_rx),
@@ -198,7 +200,7 @@ impl Link {
             welcome,
             incoming,
             supervisor,
-            own_events,
+            forwarder,
         })
     }
 
@@ -405,7 +407,7 @@ impl Inner {
                     client_id,
                     text,
                 };
-                let _ = self.own.send(ChatEvent {
+                self.accept(ChatEvent {
                     chat,
                     seq,
                     at,
@@ -432,16 +434,39 @@ impl Inner {
         pending.waiters.clear();
     }
 
-    /// The chat events ready for the application now that `event` came:
-    /// none if it was handed over before (a replay after a reconnect), none
-    /// if an earlier one is still missing (it is held), else it and every
-    /// held one it makes consecutive.
-    fn order(&self, event: ChatEvent) -> Vec<ChatEvent> {
-        let mut memory = lock(&self.memory);
-        let Memory {
-            positions, held, ..
-        } = &mut *memory;
-        order(positions, held, event)
+    /// Takes a chat event in: queues it for the application with every
+    /// held one it makes consecutive, holds it if an earlier one is still
+    /// missing, drops it if it was handed over before (a replay after a
+    /// reconnect).
+    fn accept(&self, event: ChatEvent) {
+        {
+            let mut memory = lock(&self.memory);
+            let Memory {
+                positions,
+                held,
+                ready,
+                ..
+            } = &mut *memory;
+            let made_ready = order(positions, held, event);
+            if made_ready.is_empty() {
+                return;
+            }
+            ready.extend(made_ready);
+        }
+        self.readied.notify_one();
+    }
+
+    /// Waits while the application is far behind on chat events.
+    async fn room(&self) {
+        loop {
+            let taken = self.taken.notified();
+            let mut taken = std::pin::pin!(taken);
+            taken.as_mut().enable();
+            if lock(&self.memory).ready.len() < EVENT_BUFFER {
+                return;
+            }
+            taken.await;
+        }
     }
 }
 
@@ -638,13 +663,19 @@ async fn read_responses(
     }
 }
 
-/// Hands the events of this client's own messages to the application, in
-/// each chat's order with the events the hub sends.
-async fn deliver_own(inner: Arc<Inner>, mut own: mpsc::UnboundedReceiver<ChatEvent>) {
-    while let Some(event) = own.recv().await {
-        let _turn = inner.delivery.lock().await;
-        for ready in inner.order(event) {
-            if inner.events.send(Event::Chat(ready)).await.is_err() {
+/// Hands the ready chat events to the application, in the order they
+/// became ready.
+async fn forward(inner: Arc<Inner>) {
+    let mut batch = VecDeque::new();
+    loop {
+        std::mem::swap(&mut batch, &mut lock(&inner.memory).ready);
+        if batch.is_empty() {
+            inner.readied.notified().await;
+            continue;
+        }
+        inner.taken.notify_waiters();
+        while let Some(event) = batch.pop_front() {
+            if inner.events.send(Event::Chat(event)).await.is_err() {
                 return;
             }
         }
@@ -666,14 +697,7 @@ async fn read_events(mut recv: quinn::RecvStream, inner: Arc<Inner>) {
     loop {
         loop {
             match frames.next_frame::<ServerFrame>() {
-                Ok(Some(ServerFrame::Event(Event::Chat(event)))) => {
-                    let _turn = inner.delivery.lock().await;
-                    for ready in inner.order(event) {
-                        if inner.events.send(Event::Chat(ready)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
+                Ok(Some(ServerFrame::Event(Event::Chat(event)))) => inner.accept(event),
                 Ok(Some(ServerFrame::Event(event))) => {
                     if let Event::Queue(update) = &event {
                         inner.incoming.apply(update);
@@ -693,6 +717,9 @@ async fn read_events(mut recv: quinn::RecvStream, inner: Arc<Inner>) {
                 }
             }
         }
+        // Chat events wait in order for the application; while too many
+        // do, stop reading, and QUIC flow control holds the hub back.
+        inner.room().await;
         match recv.read_chunk(usize::MAX, true).await {
             Ok(Some(chunk)) => frames.push(&chunk.bytes),
             Ok(None) | Err(_) => return,
