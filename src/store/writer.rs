@@ -87,7 +87,7 @@ const MAX_GROUP_OPS: usize = 4_096;
 /// (each one a trip to the disk, on a virtual machine an exit to the host)
 /// leave more CPU to everything else. An idle hub syncs a lone write at
 /// once.
-const GROUP_COMPANY: usize = 64;
+const GROUP_COMPANY: usize = 32;
 
 /// The longest gap between writes a gathering group waits out.
 const GROUP_WAIT: std::time::Duration = std::time::Duration::from_micros(300);
