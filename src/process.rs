@@ -11,7 +11,8 @@
 /// that care for their tail latency advise the same.)
 ///
 /// Best effort: where the kernel refuses (or outside Linux) nothing
-/// changes, and the process runs as before.
+/// changes, and the process runs as before. The setting is the process's
+/// and passes on to any process it starts.
 pub fn disable_huge_pages() {
     #[cfg(target_os = "linux")]
     if let Err(err) = rustix::thread::disable_transparent_huge_pages(true) {
@@ -24,6 +25,10 @@ mod tests {
     #[test]
     fn huge_pages_are_off_afterwards() {
         super::disable_huge_pages();
-        assert!(rustix::thread::transparent_huge_pages_are_disabled().unwrap());
+        match rustix::thread::transparent_huge_pages_are_disabled() {
+            Ok(disabled) => assert!(disabled),
+            // A sandbox that refuses the question refused the setting too.
+            Err(err) => eprintln!("this kernel does not say: {err}"),
+        }
     }
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use chathub::core::{ChatEvent, ChatEventKind, Customer, Party};
+use chathub::core::{ChatEvent, ChatEventKind, Customer, Party, Status};
 use chathub::protocol::{
     ClientFrame, Event, FrameBuf, Hello, PROTOCOL_VERSION, Reply, Request, RequestBody, Role,
     ServerFrame, encode,
@@ -28,71 +28,128 @@ async fn message<F: Future<Output = ChatEvent>>(
     }
 }
 
+/// A connection that speaks the protocol frame by frame.
+struct Raw {
+    _endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    control: FrameBuf,
+    next_id: u64,
+}
+
+impl Raw {
+    async fn connect(hub: &TestHub, role: Role) -> Raw {
+        let (_endpoint, conn, send, recv) = hub.raw_connection().await;
+        let mut raw = Raw {
+            _endpoint,
+            conn,
+            send,
+            recv,
+            control: FrameBuf::new(),
+            next_id: 1,
+        };
+        let hello = ClientFrame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            role,
+            resume: Vec::new(),
+        });
+        raw.write(&hello).await;
+        raw
+    }
+
+    async fn write(&mut self, frame: &ClientFrame) {
+        let mut wire = Vec::new();
+        encode(frame, &mut wire).unwrap();
+        self.send.write_all(&wire).await.unwrap();
+    }
+
+    async fn request(&mut self, body: RequestBody) -> Reply {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.write(&ClientFrame::Request(Request { id, body }))
+            .await;
+        let answer = read_until(
+            &mut self.recv,
+            &mut self.control,
+            |frame| matches!(frame, ServerFrame::Response(r) if r.id == id),
+        )
+        .await;
+        match answer {
+            ServerFrame::Response(response) => response.result.expect("the request succeeds"),
+            other => panic!("expected a response, got {other:?}"),
+        }
+    }
+
+    /// The seqs of the chat events on the first stream the hub opens with
+    /// chat events (an agent's queue updates come on another), up to and
+    /// including the message `text`.
+    async fn seqs_until(&mut self, text: &str) -> Vec<u64> {
+        let is_it = |event: &ChatEvent| matches!(&event.kind, ChatEventKind::Message { text: got, .. } if got == text);
+        let (mut others, mut seen) = (Vec::new(), Vec::new());
+        let (mut stream, mut frames) = loop {
+            let mut stream = tokio::time::timeout(PATIENCE, self.conn.accept_uni())
+                .await
+                .unwrap()
+                .unwrap();
+            let mut frames = FrameBuf::new();
+            let first = read_until(&mut stream, &mut frames, |_| true).await;
+            if let ServerFrame::Event(Event::Chat(event)) = first {
+                seen.push(event.seq);
+                if is_it(&event) {
+                    return seen;
+                }
+                break (stream, frames);
+            }
+            // Kept open: a stream the client stops ends the connection.
+            others.push(stream);
+        };
+        read_until(&mut stream, &mut frames, |frame| {
+            let ServerFrame::Event(Event::Chat(event)) = frame else {
+                return false;
+            };
+            seen.push(event.seq);
+            is_it(event)
+        })
+        .await;
+        seen
+    }
+}
+
+/// Every seq from 1 to `last` but `skipped`.
+fn all_but(last: u64, skipped: u64) -> Vec<u64> {
+    (1..=last).filter(|&seq| seq != skipped).collect()
+}
+
 #[tokio::test]
-async fn the_posting_connection_gets_the_answer_and_no_event() {
+async fn a_posting_customer_gets_the_answer_and_no_event() {
     let hub = TestHub::start(CONFIG).await;
     let alice = hub.present_agent("alice").await;
-
-    // The customer speaks the protocol itself, to see what the wire carries.
-    let (_endpoint, conn, mut send, mut recv) = hub.raw_connection().await;
-    let mut wire = Vec::new();
-    let hello = ClientFrame::Hello(Hello {
-        version: PROTOCOL_VERSION,
-        role: Role::Customer,
-        resume: Vec::new(),
-    });
-    encode(&hello, &mut wire).unwrap();
-    let start = ClientFrame::Request(Request {
-        id: 1,
-        body: RequestBody::StartChat {
+    let mut customer = Raw::connect(&hub, Role::Customer).await;
+    let started = customer
+        .request(RequestBody::StartChat {
             channel: "support".into(),
             customer: Customer::default(),
             client_id: 1,
             text: "hello".into(),
             secret: "a-secret-of-at-least-sixteen-bytes".into(),
-        },
-    });
-    encode(&start, &mut wire).unwrap();
-    send.write_all(&wire).await.unwrap();
-    let mut control = FrameBuf::new();
-    let answer = read_until(
-        &mut recv,
-        &mut control,
-        |frame| matches!(frame, ServerFrame::Response(r) if r.id == 1),
-    )
-    .await;
-    let ServerFrame::Response(response) = answer else {
-        unreachable!()
-    };
-    let Ok(Reply::ChatStarted { chat, .. }) = response.result else {
-        panic!("the chat starts: {:?}", response.result)
+        })
+        .await;
+    let Reply::ChatStarted { chat, .. } = started else {
+        panic!("expected the chat, got {started:?}")
     };
     assert_eq!(alice.get_next("support").await.unwrap().chat, chat);
 
-    let mut wire = Vec::new();
-    let post = ClientFrame::Request(Request {
-        id: 2,
-        body: RequestBody::Post {
+    let posted = customer
+        .request(RequestBody::Post {
             chat,
             client_id: 2,
             text: "where is my parcel?".into(),
-        },
-    });
-    encode(&post, &mut wire).unwrap();
-    send.write_all(&wire).await.unwrap();
-    let answer = read_until(
-        &mut recv,
-        &mut control,
-        |frame| matches!(frame, ServerFrame::Response(r) if r.id == 2),
-    )
-    .await;
-    let ServerFrame::Response(response) = answer else {
-        unreachable!()
+        })
+        .await;
+    let Reply::Posted { seq, at } = posted else {
+        panic!("expected the message's place, got {posted:?}")
     };
-    let Ok(Reply::Posted { seq, at }) = response.result else {
-        panic!("the message is stored: {:?}", response.result)
-    };
-
     // The agent gets the event, with the seq and time of the answer.
     let (event, _) = message(|| agent_chat_event(&alice), "where is my parcel?").await;
     assert_eq!((event.chat, event.seq, event.at), (chat, seq, at));
@@ -104,27 +161,56 @@ async fn the_posting_connection_gets_the_answer_and_no_event() {
             ..
         }
     ));
-
     // The customer's chat stream carries everything else, in order, but
     // not its own message: the agent's answer follows right behind.
-    let reply = alice.send(chat, "on its way").await.unwrap();
-    assert_eq!(reply, seq + 1);
-    let mut stream = tokio::time::timeout(PATIENCE, conn.accept_uni())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut frames = FrameBuf::new();
-    let mut seen = Vec::new();
-    read_until(&mut stream, &mut frames, |frame| {
-        let ServerFrame::Event(Event::Chat(event)) = frame else {
-            return false;
-        };
-        seen.push(event.seq);
-        matches!(&event.kind, ChatEventKind::Message { text, .. } if text == "on its way")
-    })
-    .await;
-    let expected: Vec<u64> = (1..=seq + 1).filter(|&n| n != seq).collect();
-    assert_eq!(seen, expected);
+    assert_eq!(alice.send(chat, "on its way").await.unwrap(), seq + 1);
+    assert_eq!(
+        customer.seqs_until("on its way").await,
+        all_but(seq + 1, seq)
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_posting_agent_connection_gets_the_answer_and_no_event() {
+    let hub = TestHub::start(CONFIG).await;
+    let role = Role::Agent {
+        agent: "alice".into(),
+        token: common::TOKEN.into(),
+    };
+    let mut alice = Raw::connect(&hub, role).await;
+    alice
+        .request(RequestBody::SetStatus {
+            status: Status::Present,
+        })
+        .await;
+    let customer = hub.customer().await;
+    let (chat, _) = start(&customer, "support", Customer::default(), "hello").await;
+    let taken = alice
+        .request(RequestBody::GetNext {
+            channel: "support".into(),
+        })
+        .await;
+    assert!(
+        matches!(taken, Reply::Assigned(ref a) if a.chat == chat),
+        "{taken:?}"
+    );
+
+    let posted = alice
+        .request(RequestBody::Post {
+            chat,
+            client_id: 7,
+            text: "how can I help?".into(),
+        })
+        .await;
+    let Reply::Posted { seq, at } = posted else {
+        panic!("expected the message's place, got {posted:?}")
+    };
+    let (event, _) = message(|| customer_chat_event(&customer), "how can I help?").await;
+    assert_eq!((event.seq, event.at), (seq, at));
+    // Her chat stream (the transcript, then live events) skips just that.
+    assert_eq!(customer.send(chat, "thanks").await.unwrap(), seq + 1);
+    assert_eq!(alice.seqs_until("thanks").await, all_but(seq + 1, seq));
     hub.stop().await;
 }
 

@@ -33,9 +33,12 @@ use crate::protocol::{
     RequestBody, Response, Resume, Role, ServerFrame, Upload, Welcome, encode,
 };
 
-/// Events the application has not taken yet. When full (and as many chat
-/// events again are ready behind it), the hub's streams are no longer read,
-/// and QUIC flow control slows the hub down.
+/// Events the application has not taken yet. When full (and about as many
+/// chat events again are ready behind it, and as many in the forwarding
+/// task's hands), the hub's streams are no longer read, and QUIC flow
+/// control slows the hub down. The events of the client's own messages
+/// join the queue whatever its length: they come from answers, which are
+/// always read.
 const EVENT_BUFFER: usize = 4096;
 
 /// The longest wait between reconnection attempts.
@@ -483,14 +486,15 @@ fn order(
         return Vec::new();
     }
     let waiting = held.entry(chat).or_default();
-    if event.seq > *last + 1 && waiting.len() < MAX_HELD {
-        waiting.insert(event.seq, event);
+    let next_in_line = event.seq == *last + 1;
+    waiting.insert(event.seq, event);
+    if !next_in_line && waiting.len() <= MAX_HELD {
         return Vec::new();
     }
-    let mut ready = vec![event];
-    *last = ready[0].seq;
-    // What was held and now follows on (all of it, past the limit).
-    let flush_all = waiting.len() >= MAX_HELD;
+    // It is next in line: it and what now follows on go. Or too many wait
+    // for the gap: all of them go, in seq order, past the gap.
+    let flush_all = !next_in_line;
+    let mut ready = Vec::new();
     while let Some(entry) = waiting.first_entry() {
         if !flush_all && *entry.key() != *last + 1 {
             break;
@@ -838,5 +842,23 @@ mod tests {
         assert!(order(&mut positions, &mut held, event(1, 3)).is_empty());
         assert_eq!(seqs(order(&mut positions, &mut held, event(1, 5))), [5]);
         assert!(held.is_empty());
+    }
+
+    #[test]
+    fn past_the_hold_limit_every_held_event_goes_in_seq_order() {
+        let (mut positions, mut held) = (HashMap::new(), HashMap::new());
+        assert_eq!(seqs(order(&mut positions, &mut held, event(1, 1))), [1]);
+        // Seq 2 never comes; 3 and on fill the hold to its limit...
+        let limit = MAX_HELD as u64;
+        for seq in 3..3 + limit {
+            assert!(order(&mut positions, &mut held, event(1, seq)).is_empty());
+        }
+        // ...and one more lets all of them go, the newest last.
+        let ready = order(&mut positions, &mut held, event(1, 3 + limit));
+        let expected: Vec<u64> = (3..=3 + limit).collect();
+        assert_eq!(seqs(ready), expected);
+        assert!(held.is_empty());
+        // Nothing at or below what went is handed over again.
+        assert!(order(&mut positions, &mut held, event(1, 2)).is_empty());
     }
 }
