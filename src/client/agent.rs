@@ -271,6 +271,9 @@ impl AgentClient {
     }
 
     /// Sends a message to a chat assigned to this agent; answers its seq.
+    /// The message also comes back from [`next_event`](Self::next_event) in
+    /// its place among the chat's events, on this connection made from the
+    /// answer, on the agent's other connections sent by the hub.
     pub async fn send(&self, chat: ChatId, text: impl Into<String>) -> Result<u64, ClientError> {
         post(&self.link, chat, text.into()).await
     }

@@ -95,7 +95,10 @@ impl CustomerClient {
         }
     }
 
-    /// Sends a message; answers its seq in the chat's transcript.
+    /// Sends a message; answers its seq in the chat's transcript. The
+    /// message also comes back from [`next_event`](Self::next_event) in its
+    /// place among the chat's events (made from the answer: the hub does
+    /// not send it back over the wire).
     pub async fn send(&self, chat: ChatId, text: impl Into<String>) -> Result<u64, ClientError> {
         post(&self.link, chat, text.into()).await
     }
