@@ -103,9 +103,9 @@ impl Default for MetricsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// Commit-log bytes after which the database is synced and the log
-    /// starts over: more means fewer checkpoints and a longer replay after
-    /// a crash.
+    /// Commit-log bytes after which the database is synced while the log
+    /// goes on in its other file: more means fewer checkpoints and a longer
+    /// replay after a crash (each of the two files holds about this much).
     #[serde(default = "default_checkpoint_bytes")]
     pub checkpoint_bytes: u64,
 }

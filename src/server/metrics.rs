@@ -118,7 +118,7 @@ fn describe() {
     describe_histogram!(
         "chathub_store_checkpoint_seconds",
         Unit::Seconds,
-        "Duration of one database sync, after which the commit log starts over."
+        "Duration of one checkpoint: the database synced up to a full commit-log file, which is then free to start over."
     );
     describe_histogram!("chathub_store_commit_ops", "Writes per group commit.");
 }

@@ -1,4 +1,5 @@
-//! The commit log, `<data_dir>/chathub.wal`: what makes a group durable.
+//! The commit log, `<data_dir>/chathub.wal` and `chathub.wal.1`: what
+//! makes a group durable.
 //!
 //! Each group commit appends one record holding all of the group's ops and
 //! syncs the file; only then is the group acknowledged, and applied to the
@@ -7,12 +8,16 @@
 //! every page the group touched: one leaf per chat for a group of messages
 //! spread over many chats.
 //!
-//! Now and then the writer makes the database itself durable (a
-//! checkpoint); every record up to the group number stored with it is then
-//! no longer needed and the log starts over at offset 0, overwriting what
-//! was there. So a record is only trusted when its checksum holds and its
-//! group is the next one expected: old records left behind a newer, shorter
-//! run carry group numbers the database already holds and are skipped.
+//! Records go to one of two files. When it is full the writer asks for a
+//! checkpoint (the database made durable up to the file's last group) and
+//! goes on at once in the other file, from offset 0, overwriting what was
+//! there: that file's own checkpoint finished before (the writer waits for
+//! it if not). So acknowledgements go on while the database syncs. A record
+//! is only trusted when its checksum holds and its group is the next one
+//! expected: old records left behind a newer, shorter run carry group
+//! numbers the database already holds and are skipped. After a crash the
+//! groups beyond the database's may lie in both files, the older run in
+//! either; they are read back in group order.
 //!
 //! Record layout, little endian:
 //! `magic u32 | payload length u32 | crc32 u32 | group u64 | payload`,
@@ -22,7 +27,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bincode::config::standard;
 
@@ -42,11 +47,45 @@ const KEEP_BUFFER_BYTES: usize = 4 << 20;
 
 /// The open log and where the next record goes.
 pub(crate) struct Log {
+    files: [LogFile; 2],
+    /// The file records go to.
+    active: usize,
+    buf: Vec<u8>,
+}
+
+/// One of the log's files.
+struct LogFile {
     file: File,
+    /// Where the next record goes.
     offset: u64,
     /// The file's length: zeros after the last record written.
     allocated: u64,
-    buf: Vec<u8>,
+}
+
+/// The log's second file beside `path`.
+fn second(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".1");
+    PathBuf::from(name)
+}
+
+/// Opens (creating if needed) one log file and reads it whole.
+fn open_file(path: &Path) -> Result<(File, Vec<u8>), StoreError> {
+    let existed = path.exists();
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io)?;
+    if !existed && let Some(dir) = path.parent() {
+        // The new file's name must survive a power cut too.
+        File::open(dir).and_then(|dir| dir.sync_all()).map_err(io)?;
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io)?;
+    Ok((file, bytes))
 }
 
 /// What a scan of the log found: the groups after the database's own, in
@@ -61,37 +100,47 @@ fn io(err: std::io::Error) -> StoreError {
 }
 
 impl Log {
-    /// Opens (creating if needed) the log at `path` and reads back every
-    /// record after group `durable`, the last group the database holds.
-    /// New records are written from offset 0 once those are applied.
+    /// Opens (creating if needed) the log at `path` (and its second file
+    /// beside it) and reads back every record after group `durable`, the
+    /// last group the database holds. New records are written from the
+    /// start of the first file once those are applied.
     pub(crate) fn open(path: &Path, durable: u64) -> Result<(Log, Replay), StoreError> {
-        let existed = path.exists();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io)?;
-        if !existed && let Some(dir) = path.parent() {
-            // The new file's name must survive a power cut too.
-            File::open(dir).and_then(|dir| dir.sync_all()).map_err(io)?;
-        }
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io)?;
-        let groups = scan(&bytes, durable)?;
+        let (first, first_bytes) = open_file(path)?;
+        let (second, second_bytes) = open_file(&second(path))?;
+        // The run that continues the database first, whichever file holds
+        // it; a damaged log fails both ways and says so.
+        let in_order = |older: &[u8], newer: &[u8]| {
+            let mut groups = scan(older, durable)?;
+            let after = groups.last().map_or(durable, |(group, _)| *group);
+            groups.extend(scan(newer, after)?);
+            Ok::<_, StoreError>(groups)
+        };
+        let groups = match in_order(&first_bytes, &second_bytes) {
+            Ok(groups) => groups,
+            Err(err) => in_order(&second_bytes, &first_bytes).map_err(|_| err)?,
+        };
         let log = Log {
-            file,
-            offset: 0,
-            allocated: bytes.len() as u64,
+            files: [
+                LogFile {
+                    file: first,
+                    offset: 0,
+                    allocated: first_bytes.len() as u64,
+                },
+                LogFile {
+                    file: second,
+                    offset: 0,
+                    allocated: second_bytes.len() as u64,
+                },
+            ],
+            active: 0,
             buf: Vec::new(),
         };
         Ok((log, Replay { groups }))
     }
 
-    /// Bytes written since the log last started over.
+    /// Bytes written to the active file since it was last started.
     pub(crate) fn len(&self) -> u64 {
-        self.offset
+        self.files[self.active].offset
     }
 
     /// Writes group `group`'s ops and waits until they are on disk.
@@ -121,16 +170,17 @@ impl Log {
         buf[12..20].copy_from_slice(&group.to_le_bytes());
         let crc = crc32fast::hash(&buf[12..]);
         buf[8..12].copy_from_slice(&crc.to_le_bytes());
-        let end = self.offset + buf.len() as u64;
-        if end > self.allocated {
-            let grow = (end - self.allocated).next_multiple_of(GROW_BYTES);
+        let file = &mut self.files[self.active];
+        let end = file.offset + buf.len() as u64;
+        if end > file.allocated {
+            let grow = (end - file.allocated).next_multiple_of(GROW_BYTES);
             let zeros = vec![0; grow as usize];
-            self.file.write_all_at(&zeros, self.allocated).map_err(io)?;
-            self.allocated += grow;
+            file.file.write_all_at(&zeros, file.allocated).map_err(io)?;
+            file.allocated += grow;
         }
-        self.file.write_all_at(&self.buf, self.offset).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
-        self.offset = end;
+        file.file.write_all_at(buf, file.offset).map_err(io)?;
+        file.file.sync_data().map_err(io)?;
+        file.offset = end;
         if self.buf.capacity() > KEEP_BUFFER_BYTES {
             // One unusually large group does not pin its buffer.
             self.buf = Vec::new();
@@ -138,10 +188,13 @@ impl Log {
         Ok(())
     }
 
-    /// Every record so far is in the durable database: write from the
-    /// start again.
-    pub(crate) fn restart(&mut self) {
-        self.offset = 0;
+    /// The active file's groups are on their way into the durable
+    /// database: the next records go to the other file, from its start.
+    /// Only once every group in that file is durable in the database (its
+    /// checkpoint finished).
+    pub(crate) fn switch(&mut self) {
+        self.active = 1 - self.active;
+        self.files[self.active].offset = 0;
     }
 }
 
@@ -309,27 +362,37 @@ mod tests {
     }
 
     #[test]
-    fn after_a_restart_old_records_behind_the_new_ones_are_not_replayed() {
+    fn the_two_files_come_back_in_group_order_without_old_records() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chathub.wal");
         {
             let (mut log, _) = Log::open(&path, 0).unwrap();
-            // A long first run: groups 1..=5 with several ops each.
+            // A long first run in the first file: groups 1..=5.
             for group in 1..=5 {
                 let ops: Vec<_> = (0..4).map(|n| message(group, n)).collect();
                 log.append(group, ops.len(), ops.iter()).unwrap();
             }
-            // Checkpoint at 5; the next run is shorter and overwrites the
-            // start of the old one.
-            log.restart();
+            // Checkpoint asked for at 5: on in the second file...
+            log.switch();
             log.append(6, 1, [message(9, 60)].iter()).unwrap();
             log.append(7, 1, [message(9, 70)].iter()).unwrap();
+            // ...and at 7 (5 being durable by then) back to the first,
+            // whose start a shorter run overwrites.
+            log.switch();
+            log.append(8, 1, [message(9, 80)].iter()).unwrap();
+            log.append(9, 1, [message(9, 90)].iter()).unwrap();
         }
+        // The checkpoint at 7 had not finished: the second file's groups
+        // come first, then the first file's, not its old records.
         let (_, replay) = Log::open(&path, 5).unwrap();
-        assert_eq!(seqs(&replay.groups), [(6, vec![60]), (7, vec![70])]);
-        // Checkpointed at 7 as well: nothing is left to replay, although
-        // the old run's later records are still in the file.
+        let groups: Vec<u64> = replay.groups.iter().map(|(group, _)| *group).collect();
+        assert_eq!(groups, [6, 7, 8, 9]);
+        // It had: only the first file's new run.
         let (_, replay) = Log::open(&path, 7).unwrap();
+        assert_eq!(seqs(&replay.groups), [(8, vec![80]), (9, vec![90])]);
+        // Everything durable: nothing to replay, although both files still
+        // hold records.
+        let (_, replay) = Log::open(&path, 9).unwrap();
         assert!(replay.groups.is_empty());
         // Groups missing between the database and the log are an error,
         // not something to skip over.

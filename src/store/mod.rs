@@ -1,5 +1,5 @@
 //! Durable state in an embedded redb database, `<data_dir>/chathub.redb`,
-//! with a commit log beside it, `<data_dir>/chathub.wal`.
+//! with a commit log beside it, `<data_dir>/chathub.wal` (and `.wal.1`).
 //!
 //! Every chat event, ended-session row and ticket is written through the
 //! [`Writer`], one thread that owns all writes and commits them in groups:
@@ -139,8 +139,8 @@ pub struct TranscriptPage {
 /// How the store runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoreOptions {
-    /// Commit-log bytes after which the database is synced and the log
-    /// starts over.
+    /// Commit-log bytes after which the database is synced while the log
+    /// goes on in its other file.
     pub checkpoint_bytes: u64,
 }
 

@@ -7,8 +7,8 @@
 //! however many are waiting in one transaction and without a sync of its
 //! own. Readers wait (see [`Progress`]) until every group durable when they
 //! start is applied, so a read always sees what was acknowledged before it.
-//! Every so many bytes of log the database is synced (a checkpoint)
-//! and the log starts over. After a failure that may have left the log and
+//! Every so many bytes of log the database is synced (a checkpoint) while
+//! the log goes on in its other file. After a failure that may have left the log and
 //! the database apart, the writer refuses everything until the hub restarts
 //! and replays the log.
 
@@ -121,6 +121,13 @@ pub(crate) struct Progress {
     moved: Condvar,
     /// The apply thread's queue; `None` once it is told to finish.
     apply: Mutex<Option<ApplyQueue>>,
+}
+
+/// A checkpoint on its way: the apply thread answers when the database
+/// holds every group sent before it durably.
+struct Checkpointing {
+    done: mpsc::Receiver<Result<(), StoreError>>,
+    started: Instant,
 }
 
 /// The apply thread's queue and the thread, which sleeps while it gathers
@@ -297,6 +304,7 @@ impl Writer {
         let state = State {
             log,
             checkpoint_bytes,
+            checkpointing: None,
             group,
             progress,
             applier: Some(applier),
@@ -334,9 +342,11 @@ impl Writer {
 /// What the log thread owns.
 struct State {
     log: Log,
-    /// Log bytes after which the database is synced and the log starts
-    /// over.
+    /// Log bytes after which the database is synced and the log goes on in
+    /// its other file.
     checkpoint_bytes: u64,
+    /// The checkpoint of the log's other file, while it runs.
+    checkpointing: Option<Checkpointing>,
     /// The last group written.
     group: u64,
     progress: Arc<Progress>,
@@ -369,36 +379,78 @@ impl State {
         }
     }
 
-    /// Syncs the database once the log has grown enough, so the log can
-    /// start over.
+    /// Once the log's active file is full: asks for a checkpoint of its
+    /// groups and goes on in the other file at once. Waits only if that
+    /// file's own checkpoint has not finished yet: its records may be
+    /// written over only once the database holds them durably.
     fn checkpoint_if_due(&mut self) {
-        if self.log.len() >= self.checkpoint_bytes && self.progress.broken().is_none() {
-            self.checkpoint();
+        self.checkpoint_done(false);
+        if self.log.len() < self.checkpoint_bytes || self.progress.broken().is_some() {
+            return;
+        }
+        if !self.checkpoint_done(true) {
+            return;
+        }
+        self.checkpointing = self.start_checkpoint();
+        if self.checkpointing.is_some() {
+            self.log.switch();
         }
     }
 
-    /// Waits for the apply thread to write every group so far and sync the
-    /// database, then starts the log over.
-    fn checkpoint(&mut self) {
-        let started = Instant::now();
+    /// Asks the apply thread to make every group so far durable in the
+    /// database, once it has applied them.
+    fn start_checkpoint(&self) -> Option<Checkpointing> {
         let (tx, rx) = mpsc::channel();
-        let result = if self.progress.send(Apply::Checkpoint(tx)) {
-            rx.recv()
-                .unwrap_or_else(|_| Err(StoreError::Engine("the apply thread has stopped".into())))
+        if self.progress.send(Apply::Checkpoint(tx)) {
+            Some(Checkpointing {
+                done: rx,
+                started: Instant::now(),
+            })
         } else {
-            Err(StoreError::Engine("the apply thread has stopped".into()))
+            self.progress
+                .set_broken(StoreError::Engine("the apply thread has stopped".into()));
+            None
+        }
+    }
+
+    /// Whether no checkpoint runs any more (waiting for the one running if
+    /// `wait`) and none failed. A failed one stops all writes.
+    fn checkpoint_done(&mut self, wait: bool) -> bool {
+        let Some(running) = &self.checkpointing else {
+            return self.progress.broken().is_none();
         };
+        let stopped = || StoreError::Engine("the apply thread has stopped".into());
+        let result = if wait {
+            running.done.recv().unwrap_or_else(|_| Err(stopped()))
+        } else {
+            match running.done.try_recv() {
+                Ok(result) => result,
+                Err(mpsc::TryRecvError::Empty) => return false,
+                Err(mpsc::TryRecvError::Disconnected) => Err(stopped()),
+            }
+        };
+        let started = running.started;
+        self.checkpointing = None;
         match result {
             Ok(()) => {
-                self.log.restart();
                 metrics::histogram!("chathub_store_checkpoint_seconds")
                     .record(started.elapsed().as_secs_f64());
+                self.progress.broken().is_none()
             }
             Err(err) => {
                 tracing::error!("store checkpoint failed: {err}");
                 metrics::counter!("chathub_store_commit_failures_total").increment(1);
                 self.progress.set_broken(err);
+                false
             }
+        }
+    }
+
+    /// Waits until the database holds every group so far durably.
+    fn checkpoint(&mut self) {
+        if self.checkpoint_done(true) {
+            self.checkpointing = self.start_checkpoint();
+            self.checkpoint_done(true);
         }
     }
 
@@ -882,7 +934,7 @@ mod tests {
     }
 
     #[test]
-    fn the_log_starts_over_at_each_checkpoint_and_nothing_is_lost() {
+    fn the_log_alternates_its_files_at_each_checkpoint_and_nothing_is_lost() {
         let dir = tempfile::tempdir().unwrap();
         let options = crate::store::StoreOptions {
             checkpoint_bytes: 2048,
@@ -900,10 +952,12 @@ mod tests {
                 }
             }
             // 1.5 MB of records, a checkpoint every 2 KiB: the log went
-            // back to its start each time, so it never grew past its first
-            // 1 MiB step.
-            let wal = std::fs::metadata(dir.path().join("chathub.wal")).unwrap();
-            assert_eq!(wal.len(), 1 << 20);
+            // from one file to the other each time, starting it over, so
+            // neither grew past its first 1 MiB step.
+            for name in ["chathub.wal", "chathub.wal.1"] {
+                let wal = std::fs::metadata(dir.path().join(name)).unwrap();
+                assert_eq!(wal.len(), 1 << 20, "{name}");
+            }
             store.close();
         }
         let store = Store::open_with(dir.path(), options).unwrap();
