@@ -95,6 +95,14 @@ pub(crate) struct Replay {
     pub groups: Vec<(u64, Vec<Op>)>,
 }
 
+/// What went wrong, without the error's own prefix.
+fn reason(err: StoreError) -> String {
+    match err {
+        StoreError::Corrupt(reason) => reason,
+        other => other.to_string(),
+    }
+}
+
 fn io(err: std::io::Error) -> StoreError {
     StoreError::Engine(format!("commit log: {err}"))
 }
@@ -105,19 +113,32 @@ impl Log {
     /// last group the database holds. New records are written from the
     /// start of the first file once those are applied.
     pub(crate) fn open(path: &Path, durable: u64) -> Result<(Log, Replay), StoreError> {
+        let second_path = second(path);
         let (first, first_bytes) = open_file(path)?;
-        let (second, second_bytes) = open_file(&second(path))?;
+        let (second, second_bytes) = open_file(&second_path)?;
+        let named = |path: &Path, bytes: &[u8], after: u64| {
+            scan(bytes, after)
+                .map_err(|err| StoreError::Corrupt(format!("{}: {}", path.display(), reason(err))))
+        };
         // The run that continues the database first, whichever file holds
         // it; a damaged log fails both ways and says so.
-        let in_order = |older: &[u8], newer: &[u8]| {
-            let mut groups = scan(older, durable)?;
+        let in_order = |older: (&Path, &[u8]), newer: (&Path, &[u8])| {
+            let mut groups = named(older.0, older.1, durable)?;
             let after = groups.last().map_or(durable, |(group, _)| *group);
-            groups.extend(scan(newer, after)?);
+            groups.extend(named(newer.0, newer.1, after)?);
             Ok::<_, StoreError>(groups)
         };
-        let groups = match in_order(&first_bytes, &second_bytes) {
+        let first_file = (path, &first_bytes[..]);
+        let second_file = (second_path.as_path(), &second_bytes[..]);
+        let groups = match in_order(first_file, second_file) {
             Ok(groups) => groups,
-            Err(err) => in_order(&second_bytes, &first_bytes).map_err(|_| err)?,
+            Err(err) => in_order(second_file, first_file).map_err(|other| {
+                StoreError::Corrupt(format!(
+                    "{}; read the other way round: {}",
+                    reason(err),
+                    reason(other)
+                ))
+            })?,
         };
         let log = Log {
             files: [
@@ -382,6 +403,8 @@ mod tests {
             log.append(8, 1, [message(9, 80)].iter()).unwrap();
             log.append(9, 1, [message(9, 90)].iter()).unwrap();
         }
+        let first = std::fs::read(&path).unwrap();
+        assert_eq!(record_at(&first, 0).map(|(group, _, _)| group), Some(8));
         // The checkpoint at 7 had not finished: the second file's groups
         // come first, then the first file's, not its old records.
         let (_, replay) = Log::open(&path, 5).unwrap();

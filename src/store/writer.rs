@@ -123,13 +123,6 @@ pub(crate) struct Progress {
     apply: Mutex<Option<ApplyQueue>>,
 }
 
-/// A checkpoint on its way: the apply thread answers when the database
-/// holds every group sent before it durably.
-struct Checkpointing {
-    done: mpsc::Receiver<Result<(), StoreError>>,
-    started: Instant,
-}
-
 /// The apply thread's queue and the thread, which sleeps while it gathers
 /// groups: a group does not wake it, a checkpoint or a flush does.
 #[derive(Debug, Clone)]
@@ -345,8 +338,9 @@ struct State {
     /// Log bytes after which the database is synced and the log goes on in
     /// its other file.
     checkpoint_bytes: u64,
-    /// The checkpoint of the log's other file, while it runs.
-    checkpointing: Option<Checkpointing>,
+    /// The checkpoint of the log's other file, while it runs: answered
+    /// once the database holds its groups durably.
+    checkpointing: Option<mpsc::Receiver<Result<(), StoreError>>>,
     /// The last group written.
     group: u64,
     progress: Arc<Progress>,
@@ -399,13 +393,10 @@ impl State {
 
     /// Asks the apply thread to make every group so far durable in the
     /// database, once it has applied them.
-    fn start_checkpoint(&self) -> Option<Checkpointing> {
+    fn start_checkpoint(&self) -> Option<mpsc::Receiver<Result<(), StoreError>>> {
         let (tx, rx) = mpsc::channel();
         if self.progress.send(Apply::Checkpoint(tx)) {
-            Some(Checkpointing {
-                done: rx,
-                started: Instant::now(),
-            })
+            Some(rx)
         } else {
             self.progress
                 .set_broken(StoreError::Engine("the apply thread has stopped".into()));
@@ -421,22 +412,17 @@ impl State {
         };
         let stopped = || StoreError::Engine("the apply thread has stopped".into());
         let result = if wait {
-            running.done.recv().unwrap_or_else(|_| Err(stopped()))
+            running.recv().unwrap_or_else(|_| Err(stopped()))
         } else {
-            match running.done.try_recv() {
+            match running.try_recv() {
                 Ok(result) => result,
                 Err(mpsc::TryRecvError::Empty) => return false,
                 Err(mpsc::TryRecvError::Disconnected) => Err(stopped()),
             }
         };
-        let started = running.started;
         self.checkpointing = None;
         match result {
-            Ok(()) => {
-                metrics::histogram!("chathub_store_checkpoint_seconds")
-                    .record(started.elapsed().as_secs_f64());
-                self.progress.broken().is_none()
-            }
+            Ok(()) => self.progress.broken().is_none(),
             Err(err) => {
                 tracing::error!("store checkpoint failed: {err}");
                 metrics::counter!("chathub_store_commit_failures_total").increment(1);
@@ -498,7 +484,7 @@ fn apply_loop(db: Arc<Database>, progress: Arc<Progress>, rx: mpsc::Receiver<App
                             groups.push((group, group_ops));
                         }
                         Ok(Apply::Checkpoint(reply)) => {
-                            checkpoint = Some(reply);
+                            checkpoint = Some((reply, Instant::now()));
                             break;
                         }
                         Ok(Apply::Flush) | Err(mpsc::TryRecvError::Disconnected) => break,
@@ -512,7 +498,7 @@ fn apply_loop(db: Arc<Database>, progress: Arc<Progress>, rx: mpsc::Receiver<App
                     }
                 }
             }
-            Apply::Checkpoint(reply) => checkpoint = Some(reply),
+            Apply::Checkpoint(reply) => checkpoint = Some((reply, Instant::now())),
             Apply::Flush => {}
         }
         if let (Some((last, _)), None) = (groups.last(), progress.broken()) {
@@ -534,7 +520,7 @@ fn apply_loop(db: Arc<Database>, progress: Arc<Progress>, rx: mpsc::Receiver<App
                 }
             }
         }
-        if let Some(reply) = checkpoint {
+        if let Some((reply, asked)) = checkpoint {
             let result = match progress.broken() {
                 Some(err) => Err(err),
                 // An empty durable commit makes every earlier one durable.
@@ -543,6 +529,10 @@ fn apply_loop(db: Arc<Database>, progress: Arc<Progress>, rx: mpsc::Receiver<App
                     .map_err(engine)
                     .and_then(|write| write.commit().map_err(engine)),
             };
+            if result.is_ok() {
+                metrics::histogram!("chathub_store_checkpoint_seconds")
+                    .record(asked.elapsed().as_secs_f64());
+            }
             let _ = reply.send(result);
         }
         next = rx.recv().ok();
@@ -941,7 +931,7 @@ mod tests {
         };
         {
             let store = Store::open_with(dir.path(), options).unwrap();
-            for chat in 1..=20u64 {
+            for chat in 1..=40u64 {
                 write(&store, vec![Op::Event(started(chat))]).unwrap();
                 for seq in 2..=20 {
                     let mut long = message(chat, seq);
@@ -951,9 +941,9 @@ mod tests {
                     write(&store, vec![Op::Event(long)]).unwrap();
                 }
             }
-            // 1.5 MB of records, a checkpoint every 2 KiB: the log went
-            // from one file to the other each time, starting it over, so
-            // neither grew past its first 1 MiB step.
+            // 3 MB of records, a checkpoint every 2 KiB: the log went from
+            // one file to the other each time, starting it over, so neither
+            // grew past its first 1 MiB step.
             for name in ["chathub.wal", "chathub.wal.1"] {
                 let wal = std::fs::metadata(dir.path().join(name)).unwrap();
                 assert_eq!(wal.len(), 1 << 20, "{name}");
@@ -962,11 +952,82 @@ mod tests {
         }
         let store = Store::open_with(dir.path(), options).unwrap();
         let live = store.live_chats().unwrap();
-        assert_eq!(live.len(), 20);
+        assert_eq!(live.len(), 40);
         for chat in &live {
             let seqs: Vec<u64> = chat.events.iter().map(|e| e.seq).collect();
             assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
         }
+    }
+
+    #[test]
+    fn a_log_file_is_written_over_only_once_its_checkpoint_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chathub.wal");
+        let (log, _) = Log::open(&path, 0).unwrap();
+        let progress = Arc::new(Progress::new(0));
+        // This test is the apply thread: it answers checkpoints when it
+        // chooses.
+        let (tx, applier) = mpsc::sync_channel(APPLY_BACKLOG);
+        *progress.apply.lock().unwrap() = Some(ApplyQueue {
+            tx,
+            thread: std::thread::current(),
+        });
+        let mut state = State {
+            log,
+            // Every group fills its file.
+            checkpoint_bytes: 1,
+            checkpointing: None,
+            group: 0,
+            progress,
+            applier: None,
+        };
+        let log_thread = std::thread::spawn(move || {
+            for seq in 1..=3 {
+                let job = Job {
+                    ops: vec![Op::Event(message(1, seq))],
+                    done: Box::new(|_| {}),
+                };
+                let group = state.commit(&[job], 1).unwrap();
+                state.apply(group, Vec::new());
+                state.checkpoint_if_due();
+            }
+        });
+        let next = || {
+            applier
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap()
+        };
+        let answer = |work: Apply| match work {
+            // The last one's asker may be gone.
+            Apply::Checkpoint(reply) => drop(reply.send(Ok(()))),
+            _ => panic!("expected a checkpoint"),
+        };
+        let groups = |durable| {
+            let (_, replay) = Log::open(&path, durable).unwrap();
+            replay
+                .groups
+                .iter()
+                .map(|(group, _)| *group)
+                .collect::<Vec<_>>()
+        };
+        // Group 1 filled the first file; the log went on in the second
+        // without waiting for the checkpoint...
+        assert!(matches!(next(), Apply::Group(1, _)));
+        let first_checkpoint = next();
+        assert!(matches!(next(), Apply::Group(2, _)));
+        // ...but, the second full too, it waits: the first file still holds
+        // group 1, not yet durable in the database.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!log_thread.is_finished());
+        assert_eq!(groups(0), [1, 2]);
+        // Checkpoint done: group 3 goes over group 1.
+        answer(first_checkpoint);
+        let second_checkpoint = next();
+        assert!(matches!(next(), Apply::Group(3, _)));
+        assert_eq!(groups(1), [2, 3]);
+        answer(second_checkpoint);
+        log_thread.join().unwrap();
+        answer(next());
     }
 
     #[test]
