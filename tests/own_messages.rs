@@ -5,12 +5,14 @@
 
 mod common;
 
-use chathub::core::{ChatEvent, ChatEventKind, Customer, Party, Status};
+use chathub::core::{ChatEvent, ChatEventKind, ChatId, Customer, Party, Status, Timestamp};
 use chathub::protocol::{
     ClientFrame, Event, FrameBuf, Hello, PROTOCOL_VERSION, Reply, Request, RequestBody, Role,
     ServerFrame, encode,
 };
-use common::{CONFIG, PATIENCE, TestHub, agent_chat_event, customer_chat_event, read_until, start};
+use common::{
+    CONFIG, TestHub, agent_chat_event, customer_chat_event, next_stream, read_until, start,
+};
 
 /// The first chat event `next` yields that is the message `text`, and the
 /// seqs of the chat events before it.
@@ -81,6 +83,19 @@ impl Raw {
         }
     }
 
+    /// Posts `text`: the message's seq and time from the answer.
+    async fn post(&mut self, chat: ChatId, client_id: u64, text: &str) -> (u64, Timestamp) {
+        let body = RequestBody::Post {
+            chat,
+            client_id,
+            text: text.into(),
+        };
+        match self.request(body).await {
+            Reply::Posted { seq, at } => (seq, at),
+            other => panic!("expected the message's place, got {other:?}"),
+        }
+    }
+
     /// The seqs of the chat events on the first stream the hub opens with
     /// chat events (an agent's queue updates come on another), up to and
     /// including the message `text`.
@@ -88,12 +103,7 @@ impl Raw {
         let is_it = |event: &ChatEvent| matches!(&event.kind, ChatEventKind::Message { text: got, .. } if got == text);
         let (mut others, mut seen) = (Vec::new(), Vec::new());
         let (mut stream, mut frames) = loop {
-            let mut stream = tokio::time::timeout(PATIENCE, self.conn.accept_uni())
-                .await
-                .unwrap()
-                .unwrap();
-            let mut frames = FrameBuf::new();
-            let first = read_until(&mut stream, &mut frames, |_| true).await;
+            let (stream, frames, first) = next_stream(&self.conn).await;
             if let ServerFrame::Event(Event::Chat(event)) = first {
                 seen.push(event.seq);
                 if is_it(&event) {
@@ -140,16 +150,7 @@ async fn a_posting_customer_gets_the_answer_and_no_event() {
     };
     assert_eq!(alice.get_next("support").await.unwrap().chat, chat);
 
-    let posted = customer
-        .request(RequestBody::Post {
-            chat,
-            client_id: 2,
-            text: "where is my parcel?".into(),
-        })
-        .await;
-    let Reply::Posted { seq, at } = posted else {
-        panic!("expected the message's place, got {posted:?}")
-    };
+    let (seq, at) = customer.post(chat, 2, "where is my parcel?").await;
     // The agent gets the event, with the seq and time of the answer.
     let (event, _) = message(|| agent_chat_event(&alice), "where is my parcel?").await;
     assert_eq!((event.chat, event.seq, event.at), (chat, seq, at));
@@ -196,16 +197,7 @@ async fn a_posting_agent_connection_gets_the_answer_and_no_event() {
         "{taken:?}"
     );
 
-    let posted = alice
-        .request(RequestBody::Post {
-            chat,
-            client_id: 7,
-            text: "how can I help?".into(),
-        })
-        .await;
-    let Reply::Posted { seq, at } = posted else {
-        panic!("expected the message's place, got {posted:?}")
-    };
+    let (seq, at) = alice.post(chat, 7, "how can I help?").await;
     let (event, _) = message(|| customer_chat_event(&customer), "how can I help?").await;
     assert_eq!((event.seq, event.at), (seq, at));
     // Her chat stream (the transcript, then live events) skips just that.

@@ -12,7 +12,7 @@ use chathub::protocol::{
     ClientFrame, Event, FrameBuf, Hello, PROTOCOL_VERSION, Request, RequestBody, Role, ServerFrame,
     encode,
 };
-use common::{CONFIG, PATIENCE, TestHub, read_until, start};
+use common::{CONFIG, TestHub, next_stream, read_until, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_chat_stream_does_not_hold_up_another_chat() {
@@ -61,12 +61,7 @@ async fn a_blocked_chat_stream_does_not_hold_up_another_chat() {
     // Find each chat's stream by its first event.
     let mut streams: HashMap<ChatId, (quinn::RecvStream, FrameBuf)> = HashMap::new();
     while streams.len() < 2 {
-        let mut stream = tokio::time::timeout(PATIENCE, conn.accept_uni())
-            .await
-            .unwrap()
-            .unwrap();
-        let mut frames = FrameBuf::new();
-        let first = read_until(&mut stream, &mut frames, |_| true).await;
+        let (stream, frames, first) = next_stream(&conn).await;
         if let ServerFrame::Event(Event::Chat(event)) = first {
             streams.insert(event.chat, (stream, frames));
         }

@@ -161,6 +161,17 @@ pub async fn read_until(
     .expect("the frame within the test's patience")
 }
 
+/// The next stream the hub opens on `conn`, and its first frame.
+pub async fn next_stream(conn: &quinn::Connection) -> (quinn::RecvStream, FrameBuf, ServerFrame) {
+    let mut stream = tokio::time::timeout(PATIENCE, conn.accept_uni())
+        .await
+        .expect("a stream within the test's patience")
+        .expect("the connection is open");
+    let mut frames = FrameBuf::new();
+    let first = read_until(&mut stream, &mut frames, |_| true).await;
+    (stream, frames, first)
+}
+
 /// The next chat event a customer receives, skipping other events.
 pub async fn customer_chat_event(client: &CustomerClient) -> ChatEvent {
     loop {
