@@ -485,8 +485,13 @@ fn order(
     if event.seq <= *last {
         return Vec::new();
     }
-    let waiting = held.entry(chat).or_default();
     let next_in_line = event.seq == *last + 1;
+    if next_in_line && !held.contains_key(&chat) {
+        // The usual case: in order, nothing held.
+        *last = event.seq;
+        return vec![event];
+    }
+    let waiting = held.entry(chat).or_default();
     waiting.insert(event.seq, event);
     if !next_in_line && waiting.len() <= MAX_HELD {
         return Vec::new();
