@@ -381,20 +381,7 @@ impl ChatActorState {
             .collect();
         self.durable = seq.max(self.durable);
         for event in fresh {
-            while self
-                .withheld
-                .front()
-                .is_some_and(|&(withheld, _)| withheld < event.seq)
-            {
-                self.withheld.pop_front();
-            }
-            let except = match self.withheld.front() {
-                Some(&(withheld, conn)) if withheld == event.seq => {
-                    self.withheld.pop_front();
-                    Some(conn)
-                }
-                _ => None,
-            };
+            let except = self.withheld_from(event.seq);
             self.publish(myself, Arc::new(event), except);
         }
         while self
@@ -409,6 +396,20 @@ impl ChatActorState {
         if matches!(self.chat.state(), ChatState::Ended { .. }) && self.durable == self.last_seq() {
             myself.stop(None);
         }
+    }
+
+    /// The connection that posted event `seq` and learns of it from its
+    /// answer, if any; forgets it and any earlier one.
+    fn withheld_from(&mut self, seq: u64) -> Option<ConnId> {
+        while let Some(&(withheld, conn)) = self.withheld.front()
+            && withheld <= seq
+        {
+            self.withheld.pop_front();
+            if withheld == seq {
+                return Some(conn);
+            }
+        }
+        None
     }
 
     /// Sends one durable event to everyone in the chat (but connection

@@ -450,11 +450,9 @@ impl Inner {
                 ready,
                 ..
             } = &mut *memory;
-            let made_ready = order(positions, held, event);
-            if made_ready.is_empty() {
+            if !order(positions, held, event, ready) {
                 return;
             }
-            ready.extend(made_ready);
         }
         self.readied.notify_one();
     }
@@ -473,33 +471,36 @@ impl Inner {
     }
 }
 
-/// See [`Inner::order`]: `positions` is the last seq handed over per chat,
-/// `held` the events waiting for a gap to fill.
+/// See [`Inner::accept`]: `positions` is the last seq handed over per chat,
+/// `held` the events waiting for a gap to fill; what `event` makes ready is
+/// appended to `ready`, and the answer says whether anything was.
 fn order(
     positions: &mut HashMap<ChatId, u64>,
     held: &mut HashMap<ChatId, BTreeMap<u64, ChatEvent>>,
     event: ChatEvent,
-) -> Vec<ChatEvent> {
+    ready: &mut VecDeque<ChatEvent>,
+) -> bool {
     let chat = event.chat;
     let last = positions.entry(chat).or_insert(0);
     if event.seq <= *last {
-        return Vec::new();
+        return false;
     }
     let next_in_line = event.seq == *last + 1;
     if next_in_line && !held.contains_key(&chat) {
         // The usual case: in order, nothing held.
         *last = event.seq;
-        return vec![event];
+        ready.push_back(event);
+        return true;
     }
     let waiting = held.entry(chat).or_default();
     waiting.insert(event.seq, event);
     if !next_in_line && waiting.len() <= MAX_HELD {
-        return Vec::new();
+        return false;
     }
     // It is next in line: it and what now follows on go. Or too many wait
     // for the gap: all of them go, in seq order, past the gap.
     let flush_all = !next_in_line;
-    let mut ready = Vec::new();
+    let before = ready.len();
     while let Some(entry) = waiting.first_entry() {
         if !flush_all && *entry.key() != *last + 1 {
             break;
@@ -507,13 +508,13 @@ fn order(
         let next = entry.remove();
         if next.seq > *last {
             *last = next.seq;
-            ready.push(next);
+            ready.push_back(next);
         }
     }
     if waiting.is_empty() {
         held.remove(&chat);
     }
-    ready
+    ready.len() > before
 }
 
 /// Serves a connection until it is lost, then reconnects, for as long as
@@ -824,6 +825,17 @@ mod tests {
 
     fn event(chat: u64, seq: u64) -> ChatEvent {
         ChatEvent::customer_message(chat, seq, format!("m{seq}"))
+    }
+
+    /// What [`super::order`] made ready for `event`.
+    fn order(
+        positions: &mut HashMap<ChatId, u64>,
+        held: &mut HashMap<ChatId, BTreeMap<u64, ChatEvent>>,
+        event: ChatEvent,
+    ) -> Vec<ChatEvent> {
+        let mut ready = VecDeque::new();
+        super::order(positions, held, event, &mut ready);
+        ready.into()
     }
 
     fn seqs(events: Vec<ChatEvent>) -> Vec<u64> {

@@ -63,7 +63,7 @@ struct LogFile {
 }
 
 /// The log's second file beside `path`.
-fn second(path: &Path) -> PathBuf {
+fn second_file_of(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".1");
     PathBuf::from(name)
@@ -113,7 +113,7 @@ impl Log {
     /// last group the database holds. New records are written from the
     /// start of the first file once those are applied.
     pub(crate) fn open(path: &Path, durable: u64) -> Result<(Log, Replay), StoreError> {
-        let second_path = second(path);
+        let second_path = second_file_of(path);
         let (first, first_bytes) = open_file(path)?;
         let (second, second_bytes) = open_file(&second_path)?;
         let named = |path: &Path, bytes: &[u8], after: u64| {

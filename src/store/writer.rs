@@ -8,9 +8,9 @@
 //! own. Readers wait (see [`Progress`]) until every group durable when they
 //! start is applied, so a read always sees what was acknowledged before it.
 //! Every so many bytes of log the database is synced (a checkpoint) while
-//! the log goes on in its other file. After a failure that may have left the log and
-//! the database apart, the writer refuses everything until the hub restarts
-//! and replays the log.
+//! the log goes on in its other file. After a failure that may have left
+//! the log and the database apart, the writer refuses everything until
+//! the hub restarts and replays the log.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
@@ -332,6 +332,11 @@ impl Writer {
     }
 }
 
+/// Why the log thread can no longer hand work on.
+fn apply_stopped() -> StoreError {
+    StoreError::Engine("the apply thread has stopped".into())
+}
+
 /// What the log thread owns.
 struct State {
     log: Log,
@@ -368,8 +373,7 @@ impl State {
     /// Hands a durable group to the apply thread.
     fn apply(&mut self, group: u64, ops: Vec<Op>) {
         if !self.progress.send(Apply::Group(group, ops)) {
-            self.progress
-                .set_broken(StoreError::Engine("the apply thread has stopped".into()));
+            self.progress.set_broken(apply_stopped());
         }
     }
 
@@ -398,8 +402,7 @@ impl State {
         if self.progress.send(Apply::Checkpoint(tx)) {
             Some(rx)
         } else {
-            self.progress
-                .set_broken(StoreError::Engine("the apply thread has stopped".into()));
+            self.progress.set_broken(apply_stopped());
             None
         }
     }
@@ -410,14 +413,13 @@ impl State {
         let Some(running) = &self.checkpointing else {
             return self.progress.broken().is_none();
         };
-        let stopped = || StoreError::Engine("the apply thread has stopped".into());
         let result = if wait {
-            running.recv().unwrap_or_else(|_| Err(stopped()))
+            running.recv().unwrap_or_else(|_| Err(apply_stopped()))
         } else {
             match running.try_recv() {
                 Ok(result) => result,
                 Err(mpsc::TryRecvError::Empty) => return false,
-                Err(mpsc::TryRecvError::Disconnected) => Err(stopped()),
+                Err(mpsc::TryRecvError::Disconnected) => Err(apply_stopped()),
             }
         };
         self.checkpointing = None;
