@@ -124,6 +124,7 @@ async fn main() {
             .collect(),
         presence_grace: Duration::from_secs(5),
         files_dir: dir.join("files"),
+        limits: Default::default(),
     };
     let started = Instant::now();
     let store = Store::open(&dir).expect("the store reopens");

@@ -34,6 +34,14 @@ fn relay(c: &mut Criterion) {
             }],
             presence_grace: Duration::from_secs(5),
             files_dir: dir.join("files"),
+            // A customer here posts as fast as the hub takes it.
+            limits: chathub::core::Limits {
+                messages_per_sec: 1e9,
+                message_burst: u32::MAX,
+                chat_events: u64::MAX,
+                chat_bytes: u64::MAX,
+                ..Default::default()
+            },
         };
         let hub = Hub::start(config, Store::open(&dir).unwrap())
             .await

@@ -262,6 +262,15 @@ async fn run(options: Options) -> anyhow::Result<()> {
                 ));
             }
             let mut config = Config::from_toml(&toml)?;
+            // Every simulated customer comes from this one address and
+            // posts far faster than a person: lift the per-address and
+            // per-chat limits (the others stay as configured).
+            config.limits.connections_per_ip = config.limits.connections;
+            config.limits.chats_per_ip = usize::MAX;
+            config.limits.messages_per_sec = 1e9;
+            config.limits.message_burst = u32::MAX;
+            config.limits.chat_events = u64::MAX;
+            config.limits.chat_bytes = u64::MAX;
             config.listen = "127.0.0.1:0".parse()?;
             config.data_dir = data.clone();
             config.metrics.enabled = false;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::core::{ChannelId, ChannelSettings};
+use crate::core::{ChannelId, ChannelSettings, Limits};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +60,9 @@ pub struct Config {
     /// reconnect does not flap.
     #[serde(default = "default_presence_grace")]
     pub presence_grace_secs: u64,
+    /// What any one client may make the hub do.
+    #[serde(default)]
+    pub limits: Limits,
     /// Channels, as `[[channel]]` tables.
     #[serde(default = "default_channels", rename = "channel")]
     pub channels: Vec<ChannelConfig>,
@@ -166,6 +169,10 @@ pub struct ChannelConfig {
     /// The most bytes a file shared in a chat may have.
     #[serde(default = "default_file_limit")]
     pub file_limit_bytes: u64,
+    /// How long a waiting chat's customer may be gone before the chat is
+    /// abandoned (it leaves the queue and its alerts are cleared).
+    #[serde(default = "default_abandon_after", with = "humantime_serde")]
+    pub abandon_after: Duration,
 }
 
 /// One `[[agent]]` table.
@@ -221,6 +228,10 @@ fn default_file_limit() -> u64 {
     10 << 20
 }
 
+fn default_abandon_after() -> Duration {
+    Duration::from_secs(120)
+}
+
 fn default_presence_grace() -> u64 {
     5
 }
@@ -240,6 +251,7 @@ fn default_channels() -> Vec<ChannelConfig> {
         queue_limit: default_queue_limit(),
         offline_message: None,
         file_limit_bytes: default_file_limit(),
+        abandon_after: default_abandon_after(),
     }]
 }
 
@@ -293,6 +305,7 @@ impl Config {
                 self.store.checkpoint_bytes
             ));
         }
+        self.limits.check().map_err(ConfigError::Invalid)?;
         if self.runtime.workers == Some(0) {
             return invalid("[runtime] workers must be at least 1".into());
         }
@@ -363,6 +376,7 @@ impl Config {
                 queue_limit: channel.queue_limit,
                 offline_message: channel.offline_message.clone(),
                 file_limit: channel.file_limit_bytes,
+                abandon_after: channel.abandon_after,
             })
             .collect()
     }

@@ -13,7 +13,8 @@ const AGENTS: usize = 12;
 const CHATS: usize = 240;
 
 fn config() -> String {
-    let mut config = String::from("[[channel]]\nname = \"support\"\noffline_form = false\n");
+    let mut config = String::from(roomy_limits!());
+    config.push_str("[[channel]]\nname = \"support\"\noffline_form = false\n");
     for n in 0..AGENTS {
         config.push_str(&format!(
             "[[agent]]\nid = \"agent{n}\"\ntoken = \"{}\"\ncapacity = {CHATS}\n",

@@ -18,8 +18,13 @@ fn who(name: &str) -> Customer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_brings_back_queues_active_chats_sessions_and_tickets() {
     let hub = TestHub::start(CONFIG).await;
-    let alice = hub.present_agent("alice").await;
     let customer = hub.customer().await;
+    // Nobody is Present yet, so the offline form is what the channel shows.
+    let ticket = customer
+        .submit_offline_form("support", Some("Fay".into()), "fay@example.com", "call me")
+        .await
+        .unwrap();
+    let alice = hub.present_agent("alice").await;
     let (active, _) = start(&customer, "support", who("ada"), "first").await;
     let mut queued = Vec::new();
     for name in ["bea", "cid", "dan"] {
@@ -39,10 +44,6 @@ async fn a_restart_brings_back_queues_active_chats_sessions_and_tickets() {
     let seq = alice.send(active, "kept across restarts 💾").await.unwrap();
     let (gone, _) = start(&customer, "support", who("eve"), "bye").await;
     customer.leave(gone).await.unwrap();
-    let ticket = customer
-        .submit_offline_form("support", Some("Fay".into()), "fay@example.com", "call me")
-        .await
-        .unwrap();
     // Wait for alice's incoming list to show the three waiting chats.
     let mut before = None;
     for _ in 0..500 {

@@ -19,11 +19,12 @@ use crate::actors::HubError;
 use crate::actors::agent::AgentMsg;
 use crate::actors::channel::ChannelMsg;
 use crate::actors::hub::{Caller, ChatEntry, Hub};
+use crate::actors::origins::OriginSlot;
 use crate::actors::sink::{ConnId, EventSink, Outbound};
 use crate::core::{
     AgentId, Assignment, ChannelId, Chat, ChatEvent, ChatEventKind, ChatState, ClaimCell, Claimed,
-    Claimer, FileRef, Party, Posted, QueueRow, SessionSummary, Ticket, TicketId, TicketSource,
-    Timestamp, transcript_page,
+    Claimer, FileRef, Limit, Party, Posted, QueueRow, SessionSummary, Ticket, TicketId,
+    TicketSource, Timestamp, TokenBucket, transcript_page,
 };
 use crate::store::{Op, StoreError, StoredFile, TranscriptPage};
 
@@ -62,6 +63,9 @@ pub enum ChatMsg {
     },
     /// The customer's connection closed.
     CustomerGone(ConnId),
+    /// A queued chat's customer may have been gone for the channel's
+    /// `abandon_after`: if so (and still queued), the chat is abandoned.
+    AbandonIfGone,
     /// The claim on this chat was won for `agent`: answer it.
     Assign {
         /// The answering agent.
@@ -208,6 +212,9 @@ pub struct ChatArgs {
     pub durable: u64,
     /// Ops to store with the start (the customer's resume token).
     pub start_ops: Vec<Op>,
+    /// The chat's place in its customer's live-chat counts (none after a
+    /// restore), given back when the actor stops.
+    pub(crate) origin: Option<OriginSlot>,
 }
 
 /// Where a message (or a shared file) landed in its chat's transcript.
@@ -312,6 +319,14 @@ pub struct ChatActorState {
     /// When the chat's current wait in a queue began, for the wait metric.
     queued_since: Option<Timestamp>,
     metrics: MessageMetrics,
+    /// Paces the customer's messages.
+    customer_rate: TokenBucket,
+    /// The agent was told the chat reached its length limit.
+    told_too_long: bool,
+    /// Since when no connection of the customer's receives the chat.
+    customer_gone_since: Option<std::time::Instant>,
+    /// The chat's place in its customer's live-chat counts.
+    _origin: Option<OriginSlot>,
 }
 
 impl ChatActorState {
@@ -330,6 +345,9 @@ impl ChatActorState {
             .durable_after(after)
             .all(|event| sink.deliver(Outbound::Chat(Arc::new(event.clone()))));
         self.customer = delivered.then_some(sink);
+        if self.customer.is_some() {
+            self.customer_gone_since = None;
+        }
     }
 
     fn last_seq(&self) -> u64 {
@@ -426,7 +444,7 @@ impl ChatActorState {
             && Some(sink.conn()) != except
             && !sink.deliver(Outbound::Chat(event.clone()))
         {
-            self.customer = None;
+            self.customer_left(myself);
         }
         // The agent holding the chat sees every event, including the one
         // that takes the chat away from them.
@@ -557,6 +575,82 @@ impl ChatActorState {
         });
     }
 
+    /// Whether the customer may post `text` now: within the chat's pace
+    /// and length. At the length limit the agent is told once, by a system
+    /// message in the chat.
+    fn admit_customer_post(
+        &mut self,
+        myself: &ActorRef<ChatMsg>,
+        text: &str,
+    ) -> Result<(), HubError> {
+        let limits = self.hub.limits();
+        let events = self.chat.events();
+        if events.len() as u64 >= limits.chat_events
+            || events.text_bytes() + text.len() as u64 > limits.chat_bytes
+        {
+            if !self.told_too_long {
+                self.told_too_long = true;
+                let notice = "This chat has reached its length limit: the customer cannot \
+                              write more. End it, or make a ticket of it.";
+                if self
+                    .chat
+                    .post(Party::System, 0, notice.to_owned(), Timestamp::now())
+                    .is_ok()
+                {
+                    self.persist(myself, Vec::new());
+                }
+            }
+            return Err(HubError::limited(
+                Limit::ChatLength,
+                "the chat holds as much as a live chat may",
+            ));
+        }
+        if !self.customer_rate.take(Timestamp::now()) {
+            return Err(HubError::limited(
+                Limit::MessageRate,
+                "messages come faster than the chat allows; wait a moment",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The customer no longer receives the chat: a queued chat is
+    /// abandoned if they stay away for the channel's `abandon_after`.
+    fn customer_left(&mut self, myself: &ActorRef<ChatMsg>) {
+        self.customer = None;
+        self.customer_gone_since = Some(std::time::Instant::now());
+        if matches!(self.chat.state(), ChatState::Queued { .. })
+            && let Some(after) = self
+                .hub
+                .channel(self.chat.channel())
+                .map(|settings| settings.abandon_after)
+        {
+            myself.send_after(after, || ChatMsg::AbandonIfGone);
+        }
+    }
+
+    /// Abandons the chat if it still waits and its customer has been gone
+    /// for the channel's `abandon_after`.
+    fn abandon_if_gone(&mut self, myself: &ActorRef<ChatMsg>) -> Result<(), HubError> {
+        let Some(after) = self
+            .hub
+            .channel(self.chat.channel())
+            .map(|settings| settings.abandon_after)
+        else {
+            return Ok(());
+        };
+        let gone_long = self
+            .customer_gone_since
+            .is_some_and(|since| since.elapsed() >= after);
+        if self.customer.is_none()
+            && gone_long
+            && matches!(self.chat.state(), ChatState::Queued { .. })
+        {
+            self.leave(myself, Party::System)?;
+        }
+        Ok(())
+    }
+
     /// Posts a message for `party`, answered once durable. Connection
     /// `sender`, if any, learns of a new message from the answer alone.
     fn post(
@@ -666,7 +760,7 @@ impl ChatActorState {
     /// The customer leaves. A queued chat is withdrawn from the queue first;
     /// if an agent's claim won the race, the chat ends right after the
     /// assignment arrives.
-    fn leave(&mut self, myself: &ActorRef<ChatMsg>) -> Result<bool, HubError> {
+    fn leave(&mut self, myself: &ActorRef<ChatMsg>, by: Party) -> Result<bool, HubError> {
         if matches!(self.chat.state(), ChatState::Queued { .. }) {
             match self.claim.claim(Claimer::Abandon) {
                 Ok(_) => {
@@ -683,7 +777,7 @@ impl ChatActorState {
                 Err(Claimed(Claimer::Abandon)) => return Err(crate::core::ChatError::Ended.into()),
             }
         }
-        self.end(myself, Party::Customer)?;
+        self.end(myself, by)?;
         Ok(true)
     }
 }
@@ -707,6 +801,7 @@ impl Actor for ChatActor {
             },
         );
         let durable = args.durable;
+        let limits = args.hub.limits().clone();
         // A chat restored as stored was published before the restart; a new
         // or reopened one has published nothing that gave it an agent.
         let published_agent = if usize::try_from(durable).ok() == Some(args.chat.events().len()) {
@@ -734,7 +829,20 @@ impl Actor for ChatActor {
             waiting: VecDeque::new(),
             withheld: VecDeque::new(),
             metrics: MessageMetrics::new(),
+            customer_rate: TokenBucket::new(
+                limits.messages_per_sec,
+                limits.message_burst,
+                Timestamp::now(),
+            ),
+            told_too_long: false,
+            customer_gone_since: None,
+            _origin: args.origin,
         };
+        if state.customer_conn.is_none() {
+            // Restored after a restart: the customer has until the
+            // channel's `abandon_after` to come back.
+            state.customer_left(&myself);
+        }
         if let Some(agent) = &state.published_agent {
             state.hub.set_assignment(state.chat.id(), agent.clone());
         }
@@ -811,9 +919,10 @@ impl Actor for ChatActor {
                     .as_ref()
                     .is_some_and(|sink| sink.conn() == conn)
                 {
-                    state.customer = None;
+                    state.customer_left(&myself);
                 }
             }
+            ChatMsg::AbandonIfGone => state.abandon_if_gone(&myself)?,
             ChatMsg::Assign { agent, reply } => match state.assign(agent) {
                 Ok(assignment) => {
                     state.persist(&myself, Vec::new());
@@ -832,15 +941,23 @@ impl Actor for ChatActor {
                 client_id,
                 text,
                 reply,
-            } => match state.party(&caller) {
-                Ok(party) => state.post(&myself, party, client_id, text, Some(conn), reply),
-                Err(err) => {
-                    let _ = reply.send(Err(err));
+            } => {
+                let admitted = state.party(&caller).and_then(|party| {
+                    if party == Party::Customer {
+                        state.admit_customer_post(&myself, &text)?;
+                    }
+                    Ok(party)
+                });
+                match admitted {
+                    Ok(party) => state.post(&myself, party, client_id, text, Some(conn), reply),
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
                 }
-            },
+            }
             ChatMsg::End { caller, reply } => {
                 let ended = match state.party(&caller) {
-                    Ok(Party::Customer) => state.leave(&myself).map(|_| ()),
+                    Ok(Party::Customer) => state.leave(&myself, Party::Customer).map(|_| ()),
                     Ok(party) => state.end(&myself, party),
                     Err(err) => Err(err),
                 };

@@ -1,6 +1,6 @@
 //! Why the hub refused or failed a request.
 
-use crate::core::{ChannelId, ChatError, ChatId, QueueError, TicketId};
+use crate::core::{ChannelId, ChatError, ChatId, Limit, QueueError, TicketId};
 
 /// A refusal or failure, for the server to turn into a typed error frame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,7 +59,31 @@ pub enum HubError {
     /// A value out of range.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// A limit on what one client may do was reached.
+    #[error("{detail}")]
+    Limited {
+        /// The limit.
+        limit: Limit,
+        /// What was refused, for people.
+        detail: String,
+    },
     /// The actor that should answer is gone (shutting down, or it failed).
     #[error("the hub could not answer: {0}")]
     Unavailable(String),
+}
+
+impl HubError {
+    /// A refusal at `limit`, counted in `chathub_limit_refusals_total`.
+    pub fn limited(limit: Limit, detail: impl Into<String>) -> Self {
+        count_refusal(limit);
+        HubError::Limited {
+            limit,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Counts a refusal by the limit it hit.
+pub fn count_refusal(limit: Limit) {
+    metrics::counter!("chathub_limit_refusals_total", "limit" => limit.name()).increment(1);
 }

@@ -18,9 +18,11 @@ pub mod channel;
 pub mod chat;
 mod error;
 pub mod hub;
+mod origins;
+mod pace;
 pub mod sink;
 
 pub use chat::Receipt;
-pub use error::HubError;
+pub use error::{HubError, count_refusal};
 pub use hub::{AgentConfig, Caller, ChatStart, Hub, HubConfig};
 pub use sink::{ConnId, EventSink, Outbound};

@@ -39,6 +39,7 @@ pub enum Outbound {
 #[derive(Clone, Debug)]
 pub struct EventSink {
     conn: ConnId,
+    peer: Option<std::net::IpAddr>,
     tx: mpsc::Sender<Outbound>,
     overflow: Arc<Notify>,
 }
@@ -60,6 +61,7 @@ impl EventSink {
         let overflow = Arc::new(Notify::new());
         let sink = EventSink {
             conn,
+            peer: None,
             tx,
             overflow: overflow.clone(),
         };
@@ -69,6 +71,18 @@ impl EventSink {
     /// The connection this sink feeds.
     pub fn conn(&self) -> ConnId {
         self.conn
+    }
+
+    /// The same sink, noting the address its client connected from (what
+    /// per-address limits count).
+    pub fn with_peer(mut self, peer: std::net::IpAddr) -> Self {
+        self.peer = Some(peer);
+        self
+    }
+
+    /// The address the client connected from, if it came over a network.
+    pub fn peer(&self) -> Option<std::net::IpAddr> {
+        self.peer
     }
 
     /// Queues `event`. Returns false when the connection is gone or too far

@@ -755,11 +755,22 @@ impl Link {
         let (mut send, recv) = self.current()?.open_bi().await?;
         let mut buf = Vec::new();
         encode(&ClientFrame::Upload(upload), &mut buf).map_err(protocol)?;
-        let closed = |err: quinn::WriteError| ClientError::Closed(err.to_string());
-        send.write_all(&buf).await.map_err(closed)?;
-        send.write_all(bytes).await.map_err(closed)?;
-        let _ = send.finish();
-        let (reply, _) = read_stream_answer(recv).await?;
+        // The hub may refuse the upload after its header (too large, not
+        // this caller's chat) and stop reading: its answer, not the
+        // stopped stream, is what the caller hears.
+        let write = async {
+            send.write_all(&buf).await?;
+            send.write_all(bytes).await?;
+            let _ = send.finish();
+            Ok::<(), quinn::WriteError>(())
+        };
+        let answer = read_stream_answer(recv);
+        tokio::pin!(answer);
+        let answered = tokio::select! {
+            answered = &mut answer => answered,
+            _ = write => answer.await,
+        };
+        let (reply, _) = answered?;
         Ok(reply)
     }
 

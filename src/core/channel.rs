@@ -25,6 +25,9 @@ pub struct ChannelSettings {
     pub offline_message: Option<String>,
     /// The most bytes a file shared in a chat of this channel may have.
     pub file_limit: u64,
+    /// How long a waiting chat's customer may be gone (no connection
+    /// receiving the chat) before the chat is abandoned.
+    pub abandon_after: Duration,
 }
 
 impl ChannelSettings {
@@ -40,6 +43,7 @@ impl ChannelSettings {
             queue_limit: 10_000,
             offline_message: None,
             file_limit: 10 << 20,
+            abandon_after: Duration::from_secs(120),
         }
     }
 }

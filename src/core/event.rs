@@ -136,6 +136,24 @@ pub enum ChatEventKind {
     },
 }
 
+impl ChatEvent {
+    /// The bytes of text the event carries (message text, names, subjects),
+    /// which is what makes one event larger than another.
+    pub fn text_bytes(&self) -> u64 {
+        let bytes = match &self.kind {
+            ChatEventKind::Started { customer, .. } => {
+                customer.name.as_ref().map_or(0, String::len)
+                    + customer.email.as_ref().map_or(0, String::len)
+            }
+            ChatEventKind::Message { text, .. } => text.len(),
+            ChatEventKind::TicketCreated { subject, .. } => subject.len(),
+            ChatEventKind::FileShared { file, .. } => file.name.len() + file.content_type.len(),
+            _ => 0,
+        };
+        bytes as u64
+    }
+}
+
 /// A stored file, as chat participants see it.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct FileRef {

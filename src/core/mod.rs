@@ -12,8 +12,10 @@ pub mod chat;
 pub mod claim;
 pub mod contact;
 pub mod event;
+pub mod files;
 pub mod ids;
 pub mod knowledge;
+pub mod limits;
 pub mod presence;
 pub mod queue;
 pub mod sync;
@@ -32,6 +34,7 @@ pub use event::{
 };
 pub use ids::{AgentId, ChannelId, ChatId};
 pub use knowledge::{ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Scope};
+pub use limits::{Limit, Limits, TokenBucket};
 pub use presence::{AgentPresence, Presence, PresentCount, Status};
 pub use queue::{Queue, QueueError};
 pub use ticket::{

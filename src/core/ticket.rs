@@ -141,14 +141,19 @@ pub enum FormError {
 /// The longest name or email accepted.
 pub const MAX_FIELD_BYTES: usize = 256;
 
-/// Checks an offline form submission.
-pub fn check_offline_form(name: Option<&str>, email: &str, message: &str) -> Result<(), FormError> {
+/// Checks what a customer says of themselves (on the offline form and
+/// when starting a chat): a name and an email of at most
+/// [`MAX_FIELD_BYTES`], and an email that looks like an address.
+pub fn check_customer(name: Option<&str>, email: Option<&str>) -> Result<(), FormError> {
     if name.is_some_and(|name| name.len() > MAX_FIELD_BYTES) {
         return Err(FormError::TooLong {
             field: "name",
             max: MAX_FIELD_BYTES,
         });
     }
+    let Some(email) = email else {
+        return Ok(());
+    };
     if email.len() > MAX_FIELD_BYTES {
         return Err(FormError::TooLong {
             field: "email",
@@ -167,6 +172,12 @@ pub fn check_offline_form(name: Option<&str>, email: &str, message: &str) -> Res
     if !email_ok || email.chars().any(char::is_whitespace) {
         return Err(FormError::Email);
     }
+    Ok(())
+}
+
+/// Checks an offline form submission.
+pub fn check_offline_form(name: Option<&str>, email: &str, message: &str) -> Result<(), FormError> {
+    check_customer(name, Some(email))?;
     if message.trim().is_empty() {
         return Err(FormError::EmptyMessage);
     }

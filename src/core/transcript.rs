@@ -18,6 +18,8 @@ pub struct Transcript {
     /// Every chunk but the last is full.
     chunks: Vec<Vec<ChatEvent>>,
     len: usize,
+    /// The text the events carry, in bytes (see [`ChatEvent::text_bytes`]).
+    bytes: u64,
 }
 
 impl Transcript {
@@ -29,6 +31,11 @@ impl Transcript {
     /// How many events it holds.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// The bytes of text its events carry: what bounds a live chat's size.
+    pub fn text_bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// Whether it holds none.
@@ -45,6 +52,7 @@ impl Transcript {
             .chunks
             .last_mut()
             .expect("a chunk with room was just ensured");
+        self.bytes += event.text_bytes();
         chunk.push(event);
         self.len += 1;
         chunk.last().expect("an event was just pushed")

@@ -16,6 +16,8 @@ use bytes::{Buf, BytesMut};
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
 
 const LEN_BYTES: usize = 4;
+/// The most room reserved ahead of bytes that have not arrived.
+const RESERVE_AHEAD: usize = 64 << 10;
 
 /// Why bytes could not become a frame, or a frame bytes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -116,7 +118,10 @@ impl FrameBuf {
             });
         }
         if self.buf.len() < LEN_BYTES + len {
-            self.buf.reserve(LEN_BYTES + len - self.buf.len());
+            // Room for what is on its way, but not a whole announced frame
+            // on the word of four bytes.
+            self.buf
+                .reserve((LEN_BYTES + len - self.buf.len()).min(RESERVE_AHEAD));
             return Ok(None);
         }
         self.buf.advance(LEN_BYTES);

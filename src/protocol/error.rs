@@ -52,6 +52,15 @@ pub enum ErrorCode {
     Unavailable,
     /// A fault inside the hub; the request may not have taken effect.
     Internal,
+    /// Too many requests of this kind too fast (messages to one chat,
+    /// offline forms from one address); wait a moment and try again.
+    RateLimited,
+    /// The connection, or its address, already has as many live chats as
+    /// it may start.
+    TooManyChats,
+    /// The chat holds as much as a live chat may; the agent can end it or
+    /// make a ticket of it.
+    ChatTooLong,
 }
 
 /// An error answer: a code plus a human-readable explanation.

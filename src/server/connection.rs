@@ -19,10 +19,13 @@ use tokio::time::timeout;
 
 use crate::actors::{EventSink, Hub, HubError, Outbound};
 use crate::core::{AgentId, ChatEventKind, ChatId};
+use crate::core::{Limit, Limits};
 use crate::protocol::{
     AgentProfile, ClientFrame, CodecError, ErrorCode, ErrorFrame, EventRef, FrameBuf,
     PROTOCOL_VERSION, Role as WireRole, ServerEventRef, ServerFrame, Welcome, encode,
 };
+use crate::server::admission::Pass;
+use crate::server::refused;
 use crate::server::requests::{Role, Session, error_frame};
 
 /// Application close codes.
@@ -32,8 +35,6 @@ pub(crate) const CLOSE_REFUSED: u32 = 2;
 pub(crate) const CLOSE_TOO_SLOW: u32 = 3;
 pub(crate) const CLOSE_SHUTDOWN: u32 = 4;
 
-/// How long a client has to open its control stream and say hello.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events waiting for a connection's router before it counts as too slow.
 const CONNECTION_EVENTS: usize = 8192;
 /// Events waiting for one stream's writer before the connection counts as
@@ -54,25 +55,35 @@ enum ConnError {
     Write(#[from] quinn::WriteError),
     #[error("bad frame: {0}")]
     Codec(#[from] CodecError),
-    #[error("no hello within {HELLO_TIMEOUT:?}")]
+    #[error("no hello in time")]
     HelloTimeout,
     #[error("refused: {0}")]
     Refused(ErrorFrame),
     #[error("the client fell too far behind on events")]
     TooSlow,
+    #[error("the client did not read its answers in time")]
+    ControlStuck,
 }
 
 /// Serves one incoming connection until it closes.
-pub(crate) async fn handle(hub: Hub, incoming: quinn::Incoming) {
-    let conn = match incoming.await {
-        Ok(conn) => conn,
-        Err(err) => {
+pub(crate) async fn handle(hub: Hub, incoming: quinn::Incoming, pass: Pass) {
+    let hello_timeout = hub.limits().hello_timeout;
+    // The handshake counts against the hello's deadline too.
+    let conn = match timeout(hello_timeout, incoming).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(err)) => {
             tracing::debug!("handshake failed: {err}");
+            return;
+        }
+        Err(_) => {
+            refused(Limit::HelloTimeout);
             return;
         }
     };
     let remote = conn.remote_address();
-    match serve(hub, &conn).await {
+    let result = serve(hub, &conn, pass.ip()).await;
+    drop(pass);
+    match result {
         Ok(()) => tracing::debug!(%remote, "connection closed"),
         Err(err) => tracing::debug!(%remote, "connection ended: {err}"),
     }
@@ -107,6 +118,8 @@ impl FrameReader {
 struct Control {
     send: quinn::SendStream,
     buf: Vec<u8>,
+    /// How long a write may wait for the client to read.
+    deadline: Duration,
 }
 
 impl Control {
@@ -136,9 +149,16 @@ impl Control {
         Ok(())
     }
 
-    /// Writes everything buffered in one go.
+    /// Writes everything buffered in one go. A client that does not read
+    /// its answers within the deadline is not waited on any longer.
     async fn flush(&mut self) -> Result<(), ConnError> {
-        self.send.write_all(&self.buf).await?;
+        match timeout(self.deadline, self.send.write_all(&self.buf)).await {
+            Ok(written) => written?,
+            Err(_) => {
+                refused(Limit::ControlWrite);
+                return Err(ConnError::ControlStuck);
+            }
+        }
         self.buf.clear();
         Ok(())
     }
@@ -166,20 +186,27 @@ impl Control {
     }
 }
 
-async fn serve(hub: Hub, conn: &quinn::Connection) -> Result<(), ConnError> {
-    let (send, recv) = timeout(HELLO_TIMEOUT, conn.accept_bi())
+async fn serve(hub: Hub, conn: &quinn::Connection, ip: std::net::IpAddr) -> Result<(), ConnError> {
+    let limits: Limits = hub.limits().clone();
+    let deadline = tokio::time::Instant::now() + limits.hello_timeout;
+    let hello_late = || {
+        refused(Limit::HelloTimeout);
+        ConnError::HelloTimeout
+    };
+    let (send, recv) = tokio::time::timeout_at(deadline, conn.accept_bi())
         .await
-        .map_err(|_| ConnError::HelloTimeout)??;
+        .map_err(|_| hello_late())??;
     let mut control = Control {
         send,
         buf: Vec::with_capacity(1024),
+        deadline: limits.control_write_timeout,
     };
     let mut reader = FrameReader {
         recv,
         buf: FrameBuf::new(),
     };
-    let hello = match timeout(HELLO_TIMEOUT, reader.next()).await {
-        Err(_) => return Err(ConnError::HelloTimeout),
+    let hello = match tokio::time::timeout_at(deadline, reader.next()).await {
+        Err(_) => return Err(hello_late()),
         Ok(Err(ConnError::Codec(err))) => {
             let error = ErrorFrame::new(ErrorCode::BadFrame, err.to_string());
             return Err(control.refuse(conn, CLOSE_PROTOCOL, error).await);
@@ -204,9 +231,22 @@ async fn serve(hub: Hub, conn: &quinn::Connection) -> Result<(), ConnError> {
         );
         return Err(control.refuse(conn, CLOSE_REFUSED, error).await);
     }
+    if hello.resume.len() > limits.resume_points {
+        refused(Limit::ResumePoints);
+        let error = ErrorFrame::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "a hello may resume at most {} chats, not {}",
+                limits.resume_points,
+                hello.resume.len()
+            ),
+        );
+        return Err(control.refuse(conn, CLOSE_REFUSED, error).await);
+    }
 
     let conn_id = hub.next_conn();
     let (sink, mut source) = EventSink::new(conn_id, CONNECTION_EVENTS);
+    let sink = sink.with_peer(ip);
     let (role, welcome) = match hello.role {
         WireRole::Customer => (
             Role::Customer,
@@ -251,27 +291,37 @@ async fn serve(hub: Hub, conn: &quinn::Connection) -> Result<(), ConnError> {
     let mut session = Session {
         hub,
         conn: conn_id,
+        ip,
         role,
         sink,
         started: HashSet::new(),
     };
     if matches!(session.role, Role::Customer) {
         // Take over the chats this customer resumes; one it may not (wrong
-        // secret, unknown chat) is skipped, the others go on.
-        for resume in hello.resume {
-            let Some(secret) = resume.secret else {
-                continue;
-            };
-            let resumed = session
-                .hub
-                .resume_customer(session.sink.clone(), resume.chat, &secret, resume.after)
-                .await;
-            match resumed {
-                Ok(()) => {
-                    session.started.insert(resume.chat);
+        // secret, unknown chat) is skipped, the others go on. All within
+        // the hello's deadline.
+        let resumes = hello.resume.into_iter();
+        let resumed = tokio::time::timeout_at(deadline, async {
+            for resume in resumes {
+                let Some(secret) = resume.secret else {
+                    continue;
+                };
+                let resumed = session
+                    .hub
+                    .resume_customer(session.sink.clone(), resume.chat, &secret, resume.after)
+                    .await;
+                match resumed {
+                    Ok(()) => {
+                        session.started.insert(resume.chat);
+                    }
+                    Err(err) => tracing::debug!(chat = %resume.chat, "not resumed: {err}"),
                 }
-                Err(err) => tracing::debug!(chat = %resume.chat, "not resumed: {err}"),
             }
+        })
+        .await;
+        if resumed.is_err() {
+            session.close();
+            return Err(hello_late());
         }
     }
     let role = match session.role {
@@ -289,8 +339,14 @@ async fn serve(hub: Hub, conn: &quinn::Connection) -> Result<(), ConnError> {
     )
     .await;
     metrics::gauge!("chathub_connections", "role" => role).decrement(1.0);
-    if matches!(result, Err(ConnError::TooSlow)) {
-        metrics::counter!("chathub_protocol_errors_total", "kind" => "TooSlow").increment(1);
+    match result {
+        Err(ConnError::TooSlow) => {
+            metrics::counter!("chathub_protocol_errors_total", "kind" => "TooSlow").increment(1);
+        }
+        Err(ConnError::ControlStuck) => {
+            conn.close(CLOSE_TOO_SLOW.into(), b"answers not read in time");
+        }
+        _ => {}
     }
     session.close();
     result
@@ -317,9 +373,12 @@ async fn run(
     let overflow = source.overflow.clone();
     let mut overflowed = std::pin::pin!(overflow.notified());
     let mut file_stream = std::pin::pin!(conn.accept_bi());
+    let in_flight = session.hub.limits().requests_in_flight;
     loop {
         tokio::select! {
-            frame = reader.next() => match frame {
+            // At the cap, requests wait in the client's stream (and then in
+            // the client) until one is answered: back-pressure, not growth.
+            frame = reader.next(), if pending.len() < in_flight => match frame {
                 Ok(Some(ClientFrame::Request(request))) => pending.push(session.dispatch(request)),
                 Ok(Some(ClientFrame::Hello(_))) => {
                     let error = ErrorFrame::new(ErrorCode::BadFrame, "hello may only be sent once");

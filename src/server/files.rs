@@ -8,17 +8,35 @@
 //! streams the bytes. A file in flight never holds up chat messages: those
 //! travel on the control stream and the chats' own streams.
 
+use std::time::Duration;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::actors::{Caller, Hub, HubError};
-use crate::core::FileRef;
+use crate::core::{FileRef, Limit, Limits};
 use crate::protocol::{
     ClientFrame, ErrorCode, ErrorFrame, FrameBuf, Reply, Response, ServerFrame, Upload, encode,
 };
 use crate::server::requests::error_frame;
 
-/// The longest file name and content type accepted.
-const MAX_NAME_BYTES: usize = 255;
+/// The longest file name and content type accepted as sent.
+const MAX_NAME_BYTES: usize = 1024;
+
+/// Time every transfer gets on top of what its size needs at the slowest
+/// allowed rate.
+const TRANSFER_GRACE: Duration = Duration::from_secs(10);
+
+/// How long a transfer of `bytes` may take at most.
+fn transfer_time(limits: &Limits, bytes: u64) -> Duration {
+    TRANSFER_GRACE + Duration::from_secs(bytes / limits.file_min_bytes_per_sec)
+}
+
+fn too_slow() -> HubError {
+    HubError::limited(
+        Limit::FileTransferTime,
+        "the file travelled slower than the hub allows",
+    )
+}
 
 /// Serves one file stream.
 pub(crate) async fn serve(
@@ -27,44 +45,79 @@ pub(crate) async fn serve(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
+    let limits = hub.limits().clone();
     let mut frames = FrameBuf::new();
-    let first = loop {
-        match frames.next_frame::<ClientFrame>() {
-            Ok(Some(frame)) => break frame,
-            Ok(None) => {}
-            Err(err) => {
-                answer(
-                    &mut send,
-                    Err(ErrorFrame::new(ErrorCode::BadFrame, err.to_string())),
-                )
-                .await;
-                return;
+    let header = tokio::time::timeout(limits.file_header_timeout, async {
+        loop {
+            match frames.next_frame::<ClientFrame>() {
+                Ok(Some(frame)) => return Ok(Some(frame)),
+                Ok(None) => {}
+                Err(err) => return Err(err),
+            }
+            match recv.read_chunk(usize::MAX, true).await {
+                Ok(Some(chunk)) => frames.push(&chunk.bytes),
+                Ok(None) | Err(_) => return Ok(None),
             }
         }
-        match recv.read_chunk(usize::MAX, true).await {
-            Ok(Some(chunk)) => frames.push(&chunk.bytes),
-            Ok(None) | Err(_) => return,
+    })
+    .await;
+    let first = match header {
+        Ok(Ok(Some(frame))) => frame,
+        Ok(Ok(None)) => return,
+        Ok(Err(err)) => {
+            answer(
+                &mut send,
+                Err(ErrorFrame::new(ErrorCode::BadFrame, err.to_string())),
+            )
+            .await;
+            return;
+        }
+        Err(_) => {
+            let _ = recv.stop(0u32.into());
+            answer(&mut send, Err(error_frame(too_slow()))).await;
+            return;
         }
     };
     match first {
         ClientFrame::Upload(upload) => {
             let result =
                 receive(&hub, caller, upload, frames.take_rest().to_vec(), &mut recv).await;
+            if result.is_err() {
+                // Whatever else the client sends is not wanted.
+                let _ = recv.stop(0u32.into());
+            }
             answer(&mut send, result.map_err(error_frame)).await;
         }
-        ClientFrame::Download { file } => match hub.file_for(caller, file).await {
-            Ok(found) => {
-                if answer_open(&mut send, Ok(Reply::File(found.clone()))).await {
-                    if let Err(err) = stream_file(&hub, &found, &mut send).await {
-                        tracing::warn!(file = %found.id, "download failed: {err}");
-                        let _ = send.reset(1u32.into());
-                        return;
+        ClientFrame::Download { file } => {
+            // A download's request is all the client may send.
+            let _ = recv.stop(0u32.into());
+            let found = match hub.file_room(0) {
+                Ok(room) => hub.file_for(caller, file).await.map(|found| (room, found)),
+                Err(err) => Err(err),
+            };
+            match found {
+                Ok((_room, found)) => {
+                    if answer_open(&mut send, Ok(Reply::File(found.clone()))).await {
+                        let sent = tokio::time::timeout(
+                            transfer_time(&limits, found.size),
+                            stream_file(&hub, &found, &mut send),
+                        )
+                        .await
+                        .unwrap_or_else(|_| {
+                            crate::actors::count_refusal(Limit::FileTransferTime);
+                            Err(std::io::Error::other("the client read too slowly"))
+                        });
+                        if let Err(err) = sent {
+                            tracing::debug!(file = %found.id, "download failed: {err}");
+                            let _ = send.reset(1u32.into());
+                            return;
+                        }
+                        let _ = send.finish();
                     }
-                    let _ = send.finish();
                 }
+                Err(err) => answer(&mut send, Err(error_frame(err))).await,
             }
-            Err(err) => answer(&mut send, Err(error_frame(err))).await,
-        },
+        }
         _ => {
             let error = ErrorFrame::new(
                 ErrorCode::BadFrame,
@@ -99,30 +152,36 @@ async fn receive(
     first_bytes: Vec<u8>,
     recv: &mut quinn::RecvStream,
 ) -> Result<Reply, HubError> {
-    if upload.name.trim().is_empty()
-        || upload.name.len() > MAX_NAME_BYTES
-        || upload.name.contains(['/', '\\'])
-    {
+    if upload.name.len() > MAX_NAME_BYTES || upload.content_type.len() > MAX_NAME_BYTES {
         return Err(HubError::Invalid(format!(
-            "a file name needs 1 to {MAX_NAME_BYTES} bytes and no path separators"
+            "a file name and content type may have at most {MAX_NAME_BYTES} bytes"
         )));
     }
-    if upload.content_type.trim().is_empty() || upload.content_type.len() > MAX_NAME_BYTES {
-        return Err(HubError::Invalid("a file needs a content type".into()));
-    }
+    let Some(name) = crate::core::files::clean_file_name(&upload.name) else {
+        return Err(HubError::Invalid("a file needs a name".into()));
+    };
+    let content_type = crate::core::files::safe_content_type(&upload.content_type).to_owned();
+    // Nothing is taken before the caller is known to take part in the chat.
     let limit = hub
         .file_limit(upload.chat)
-        .ok_or(HubError::UnknownChat(upload.chat))?;
+        .ok_or(HubError::NotYourChat(upload.chat))?;
+    hub.may_share(&caller, upload.chat).await?;
     if upload.size > limit {
         return Err(HubError::FileTooLarge {
             size: upload.size,
             limit,
         });
     }
+    let room = hub.file_room(upload.size)?;
     let id = hub.next_file();
     let path = hub.file_path(id);
     let partial = path.with_extension("part");
-    let written = write_file(&partial, upload.size, first_bytes, recv).await;
+    let written = tokio::time::timeout(
+        transfer_time(hub.limits(), upload.size),
+        write_file(&partial, upload.size, first_bytes, recv),
+    )
+    .await
+    .unwrap_or_else(|_| Err(too_slow()));
     if let Err(err) = written {
         let _ = tokio::fs::remove_file(&partial).await;
         return Err(err);
@@ -137,12 +196,15 @@ async fn receive(
     }
     let file = FileRef {
         id,
-        name: upload.name,
-        content_type: upload.content_type,
+        name,
+        content_type,
         size: upload.size,
     };
     match hub.share_file(caller, upload.chat, file.clone()).await {
-        Ok(seq) => Ok(Reply::FileShared { file, seq }),
+        Ok(seq) => {
+            room.keep();
+            Ok(Reply::FileShared { file, seq })
+        }
         Err(err) => {
             let _ = tokio::fs::remove_file(&path).await;
             Err(err)

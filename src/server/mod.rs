@@ -10,6 +10,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admission;
 mod connection;
 mod files;
 pub mod metrics;
@@ -25,6 +26,7 @@ use tokio::task::JoinHandle;
 use crate::actors::{AgentConfig, Hub, HubConfig, HubError};
 use crate::config::Config;
 use crate::core::AgentId;
+use crate::server::admission::{Admission, Verdict};
 use crate::store::{Store, StoreError};
 
 pub use tls::TlsError;
@@ -76,7 +78,7 @@ impl Server {
             what: format!("cannot create {}", files.display()),
             source,
         })?;
-        let server_config = tls::server_config(&identity)?;
+        let server_config = tls::server_config(&identity, &config.limits)?;
         let store = Store::open_with(
             &data_dir,
             crate::store::StoreOptions {
@@ -171,16 +173,37 @@ fn hub_config(config: &Config, data_dir: &Path) -> Result<HubConfig, ServerError
         agents,
         presence_grace: Duration::from_secs(config.presence_grace_secs),
         files_dir: data_dir.join("files"),
+        limits: config.limits.clone(),
     })
 }
 
 async fn accept_loop(endpoint: quinn::Endpoint, hub: Hub) {
+    let admission = Admission::new(hub.limits().clone());
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             incoming = endpoint.accept() => match incoming {
                 Some(incoming) => {
-                    connections.spawn(connection::handle(hub.clone(), incoming));
+                    let ip = incoming.remote_address().ip();
+                    let validated = incoming.remote_address_validated();
+                    match admission.admit(ip, validated, std::time::Instant::now()) {
+                        Verdict::Accept(pass) => {
+                            connections.spawn(connection::handle(hub.clone(), incoming, pass));
+                        }
+                        Verdict::Retry => {
+                            ::metrics::counter!("chathub_retries_total").increment(1);
+                            if let Err(err) = incoming.retry() {
+                                // Only an attempt that already answered a
+                                // Retry cannot be asked again; it is counted
+                                // as validated and never gets here.
+                                err.into_incoming().ignore();
+                            }
+                        }
+                        Verdict::Refuse(limit) => {
+                            refused(limit);
+                            incoming.refuse();
+                        }
+                    }
                 }
                 None => break,
             },
@@ -190,6 +213,8 @@ async fn accept_loop(endpoint: quinn::Endpoint, hub: Hub) {
     }
     while connections.join_next().await.is_some() {}
 }
+pub(crate) use crate::actors::count_refusal as refused;
+
 /// Reads the token kept in `path`, or creates a random one there, for agents
 /// whose token is not in the configuration.
 fn load_or_create_token(path: &Path) -> Result<String, ServerError> {

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::actors::{Caller, ChatStart, ConnId, EventSink, Hub, HubError, Receipt};
-use crate::core::{AgentId, ChatError, ChatId, QueueError};
+use crate::core::{AgentId, ChatError, ChatId, Limit, QueueError};
 use crate::protocol::{ErrorCode, ErrorFrame, Reply, Request, RequestBody, Response};
 
 /// Who is on the other end of a connection, once the hello is accepted.
@@ -28,6 +28,8 @@ pub(crate) type Pending = Pin<Box<dyn Future<Output = Done> + Send>>;
 pub(crate) struct Session {
     pub hub: Hub,
     pub conn: ConnId,
+    /// The address the connection came from.
+    pub ip: std::net::IpAddr,
     pub role: Role,
     pub sink: EventSink,
     /// Chats a customer started on this connection.
@@ -72,6 +74,15 @@ impl Session {
     /// take effect in the order they were sent.
     pub fn dispatch(&self, Request { id, body }: Request) -> Pending {
         let hub = &self.hub;
+        // A customer acts only on chats this connection started or resumed;
+        // any other id (someone else's chat, or none at all) gets the same
+        // answer, without the hub looking it up.
+        if let (Role::Customer, RequestBody::Post { chat, .. } | RequestBody::Leave { chat }) =
+            (&self.role, &body)
+            && !self.started.contains(chat)
+        {
+            return refuse(id, error_frame(HubError::NotYourChat(*chat)));
+        }
         match (&self.role, body) {
             (
                 Role::Customer,
@@ -152,10 +163,13 @@ impl Session {
                     message,
                 },
             ) => {
-                let hub = hub.clone();
+                let (hub, ip) = (hub.clone(), self.ip);
                 answer(
                     id,
-                    async move { hub.submit_offline_form(channel, name, email, message).await },
+                    async move {
+                        hub.submit_offline_form(Some(ip), channel, name, email, message)
+                            .await
+                    },
                     Reply::TicketCreated,
                 )
             }
@@ -221,11 +235,11 @@ impl Session {
                     }
                 })
             }
-            (Role::Agent(_), RequestBody::Contact { email, name }) => {
-                let hub = hub.clone();
+            (Role::Agent(agent), RequestBody::Contact { email, name }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
                 answer(
                     id,
-                    async move { hub.contact(email, name).await },
+                    async move { hub.contact(&agent, email, name).await },
                     Reply::Contact,
                 )
             }
@@ -386,6 +400,12 @@ pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
         HubError::Unauthorized => ErrorCode::Unauthorized,
         HubError::Invalid(_) => ErrorCode::InvalidRequest,
         HubError::Unavailable(_) => ErrorCode::Unavailable,
+        HubError::Limited { limit, .. } => match limit {
+            Limit::MessageRate | Limit::OfflineForms => ErrorCode::RateLimited,
+            Limit::ChatsPerConnection | Limit::ChatsPerIp => ErrorCode::TooManyChats,
+            Limit::ChatLength => ErrorCode::ChatTooLong,
+            _ => ErrorCode::InvalidRequest,
+        },
     };
     metrics::counter!("chathub_request_errors_total", "code" => format!("{code:?}")).increment(1);
     ErrorFrame::new(code, err.to_string())

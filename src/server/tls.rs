@@ -127,7 +127,15 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
 }
 
 /// The QUIC server configuration: TLS 1.3 with ring, ALPN `chathub/1`.
-pub fn server_config(identity: &Identity) -> Result<quinn::ServerConfig, TlsError> {
+///
+/// Clients may open bidirectional streams (the control stream and one per
+/// file) but no unidirectional ones: the hub only opens those. What a
+/// client may send ahead of the hub reading it is bounded per stream and
+/// per connection by `limits`.
+pub fn server_config(
+    identity: &Identity,
+    limits: &crate::core::Limits,
+) -> Result<quinn::ServerConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -140,7 +148,9 @@ pub fn server_config(identity: &Identity) -> Result<quinn::ServerConfig, TlsErro
     let mut transport = quinn::TransportConfig::default();
     transport
         .max_concurrent_bidi_streams(16u32.into())
-        .max_concurrent_uni_streams(16u32.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .stream_receive_window(limits.stream_window.into())
+        .receive_window(limits.connection_window.into())
         .max_idle_timeout(Some(
             Duration::from_secs(30)
                 .try_into()
@@ -164,7 +174,7 @@ mod tests {
             "the second start reuses the pair"
         );
         assert_eq!(first.cert_path, dir.path().join("cert.pem"));
-        server_config(&first).unwrap();
+        server_config(&first, &crate::core::Limits::default()).unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -10,11 +10,25 @@ use chathub::core::{AgentId, ChatEvent, ChatId, Customer, QueueUpdate, Status};
 use chathub::protocol::{FrameBuf, ServerFrame};
 use chathub::server::Server;
 
+/// A `[limits]` table for tests that drive many chats from one connection
+/// and post in bursts (their subject is not the limits).
+#[macro_export]
+macro_rules! roomy_limits {
+    () => {
+        "[limits]\nchats_per_connection = 10000\nchats_per_ip = 100000\nmessages_per_sec = 100000.0\nmessage_burst = 100000\n"
+    };
+}
+
 /// Every agent in [`CONFIG`] signs in with this token.
 pub const TOKEN: &str = "test-token-0123456789";
 
-/// Two channels; alice and bob work support, carol works sales.
-pub const CONFIG: &str = r#"
+/// Two channels; alice and bob work support, carol works sales. The tests
+/// that use it drive many chats from one connection and post in bursts, so
+/// its limits leave room for that; `tests/hostile.rs` holds the hub to the
+/// default limits.
+pub const CONFIG: &str = concat!(
+    roomy_limits!(),
+    r#"
 [[channel]]
 name = "support"
 welcome = "Welcome to support!"
@@ -33,7 +47,8 @@ channels = ["support"]
 id = "carol"
 token = "test-token-0123456789"
 channels = ["sales"]
-"#;
+"#
+);
 
 /// How long a test waits for an event before failing.
 pub const PATIENCE: Duration = Duration::from_secs(10);

@@ -20,6 +20,8 @@ impl Hub {
             .channel(&channel)
             .ok_or_else(|| HubError::UnknownChannel(channel.clone()))?;
         crate::core::chat::check_text(&text)?;
+        crate::core::ticket::check_customer(customer.name.as_deref(), customer.email.as_deref())
+            .map_err(|err| HubError::limited(Limit::Field, err.to_string()))?;
         if !(MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&secret.len()) {
             return Err(HubError::Invalid(format!(
                 "a chat's secret needs {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes"
@@ -47,6 +49,7 @@ impl Hub {
                 settings.offline_message.as_deref(),
             )));
         }
+        let origin = self.reserve_origin(&sink)?;
         let id = ChatId(self.shared.next_chat.fetch_add(1, Ordering::Relaxed));
         match self.shared.live_tokens.entry(token.clone()) {
             dashmap::Entry::Occupied(existing) => {
@@ -91,6 +94,7 @@ impl Hub {
             started: Some(started_tx),
             durable: 0,
             start_ops,
+            origin: Some(origin),
         };
         let (chat_actor, _) =
             Actor::spawn_linked(None, ChatActor, args, self.shared.root.get_cell())
@@ -152,19 +156,54 @@ impl Hub {
                 other => return other,
             }
         }
-        let store = self.shared.store.clone();
-        let stored = blocking(move || store.chat(chat))
-            .await?
-            .ok_or(HubError::UnknownChat(chat))?;
-        if stored.token_digest.as_deref() != Some(token.as_slice()) {
-            return Err(HubError::NotYourChat(chat));
-        }
+        let stored = self.stored_chat_of(chat, token).await?;
         for event in stored.events.into_iter().filter(|event| event.seq > after) {
             if !sink.deliver(crate::actors::sink::Outbound::Chat(Arc::new(event))) {
                 return Err(gone("the connection fell behind"));
             }
         }
         Ok(())
+    }
+
+    /// The stored chat `chat` if `token` is the digest of its secret. The
+    /// secret is checked against the token index before the chat is read,
+    /// so a wrong secret costs one index lookup; a chat that is not the
+    /// caller's and one that does not exist get the same answer.
+    pub(crate) async fn stored_chat_of(
+        &self,
+        chat: ChatId,
+        token: Vec<u8>,
+    ) -> Result<crate::store::StoredChat, HubError> {
+        let store = self.shared.store.clone();
+        blocking(move || {
+            if store.chat_by_token(&token)? != Some(chat) {
+                return Ok(None);
+            }
+            store.chat(chat)
+        })
+        .await?
+        .ok_or(HubError::NotYourChat(chat))
+    }
+
+    /// Counts a new live chat against the customer connection of `sink`
+    /// and its address.
+    pub(crate) fn reserve_origin(&self, sink: &EventSink) -> Result<OriginSlot, HubError> {
+        self.shared
+            .origins
+            .reserve(sink.conn(), sink.peer(), &self.shared.limits)
+            .map_err(|limit| {
+                let detail = match limit {
+                    Limit::ChatsPerIp => format!(
+                        "customers of this address already have {} live chats",
+                        self.shared.limits.chats_per_ip
+                    ),
+                    _ => format!(
+                        "this connection already has {} live chats",
+                        self.shared.limits.chats_per_connection
+                    ),
+                };
+                HubError::limited(limit, detail)
+            })
     }
 
     /// The chats an agent holds now.

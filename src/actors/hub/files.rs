@@ -3,7 +3,109 @@
 
 use super::*;
 
+/// Removes uploads that a crash left half-written (`<id>.part`) from the
+/// files folder and answers how many bytes the files there take.
+pub(super) fn sweep(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut used = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|ext| ext == "part") {
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!(file = %path.display(), "removed a half-written upload"),
+                Err(err) => {
+                    tracing::warn!(file = %path.display(), "cannot remove a half-written upload: {err}")
+                }
+            }
+        } else if let Ok(meta) = entry.metadata()
+            && meta.is_file()
+        {
+            used += meta.len();
+        }
+    }
+    used
+}
+
+/// Room taken for one upload or download: a slot among those in flight
+/// and, for an upload, its bytes of the disk quota, given back when
+/// dropped unless the file was kept.
+#[must_use = "dropping the room gives it back"]
+pub struct FileRoom {
+    hub: Hub,
+    bytes: u64,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl FileRoom {
+    /// The upload was kept: its bytes stay counted.
+    pub fn keep(mut self) {
+        self.bytes = 0;
+    }
+}
+
+impl Drop for FileRoom {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            self.hub
+                .shared
+                .files_used
+                .fetch_sub(self.bytes, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Hub {
+    /// Takes room for a transfer of `bytes` new bytes on disk (0 for a
+    /// download), or refuses: too many transfers at once, or the files'
+    /// quota would be passed.
+    pub fn file_room(&self, bytes: u64) -> Result<FileRoom, HubError> {
+        let slot = self
+            .shared
+            .file_slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                HubError::limited(
+                    Limit::FilesInFlight,
+                    "too many files are on their way; try again shortly",
+                )
+            })?;
+        let quota = self.shared.limits.files_quota_bytes;
+        let reserved =
+            self.shared
+                .files_used
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                    used.checked_add(bytes).filter(|total| *total <= quota)
+                });
+        if reserved.is_err() {
+            return Err(HubError::limited(
+                Limit::FilesQuota,
+                "the hub has no room for more files",
+            ));
+        }
+        Ok(FileRoom {
+            hub: self.clone(),
+            bytes,
+            _slot: slot,
+        })
+    }
+
+    /// Whether `caller` may share a file in `chat` now: its customer, or
+    /// the agent holding it. Asked before any byte of an upload is taken.
+    pub async fn may_share(&self, caller: &Caller, chat: ChatId) -> Result<(), HubError> {
+        let caller = caller.clone();
+        let participant = self
+            .ask_chat(chat, move |reply| ChatMsg::IsParticipant { caller, reply })
+            .await;
+        match participant {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(HubError::NotYourChat(chat)),
+            Err(err) => Err(err),
+        }
+    }
+
     /// The most bytes a file shared in `chat`'s channel may have.
     pub fn file_limit(&self, chat: ChatId) -> Option<u64> {
         let channel = self.shared.chats.get(&chat)?.channel.clone();

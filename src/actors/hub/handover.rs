@@ -109,17 +109,34 @@ impl Hub {
         chat: ChatId,
         secret: String,
     ) -> Result<(), HubError> {
+        // Two returns to one chat (two requests, two connections) take
+        // turns: the second finds the chat live and takes it over, so one
+        // chat never has two actors.
+        let turn = self
+            .shared
+            .reopening
+            .entry(chat)
+            .or_default()
+            .value()
+            .clone();
+        let returned = {
+            let _turn = turn.lock().await;
+            self.reopen(sink, chat, secret).await
+        };
+        drop(turn);
+        self.shared
+            .reopening
+            .remove_if(&chat, |_, turn| Arc::strong_count(turn) == 1);
+        returned
+    }
+
+    /// Reopens an ended chat for its customer; see [`Hub::return_to_chat`].
+    async fn reopen(&self, sink: EventSink, chat: ChatId, secret: String) -> Result<(), HubError> {
         if self.chat_actor(chat).is_some() {
             // Still (or again) live: nothing to reopen, just take it over.
             return self.resume_customer(sink, chat, &secret, 0).await;
         }
-        let store = self.shared.store.clone();
-        let stored = blocking(move || store.chat(chat))
-            .await?
-            .ok_or(HubError::UnknownChat(chat))?;
-        if stored.token_digest.as_deref() != Some(digest(&secret).as_slice()) {
-            return Err(HubError::NotYourChat(chat));
-        }
+        let stored = self.stored_chat_of(chat, digest(&secret)).await?;
         let token = stored.token_digest.clone();
         let mut restored = Chat::restore(stored.events).map_err(|err| gone(err.to_string()))?;
         let durable = restored.events().len() as u64;
@@ -129,6 +146,7 @@ impl Hub {
         if !settings.end_form {
             return Err(HubError::Chat(ChatError::NotReturnable));
         }
+        let origin = self.reserve_origin(&sink)?;
         let window = settings.return_window;
         let last_agent = restored
             .events()
@@ -170,6 +188,7 @@ impl Hub {
             started: Some(started_tx),
             durable,
             start_ops: Vec::new(),
+            origin: Some(origin),
         };
         let (actor, _) = Actor::spawn_linked(None, ChatActor, args, self.shared.root.get_cell())
             .await

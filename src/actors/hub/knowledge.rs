@@ -2,11 +2,16 @@
 
 use super::*;
 
+/// The most chats, and the most tickets, one contact card shows.
+pub const CONTACT_ROWS: usize = 100;
+
 impl Hub {
-    /// The side panel: a contact's earlier chats and tickets, found by
-    /// email or name (case does not matter).
+    /// The side panel: a contact's earlier chats and tickets in the
+    /// agent's channels, found by email or name (case does not matter);
+    /// the newest [`CONTACT_ROWS`] of each.
     pub async fn contact(
         &self,
+        agent: &AgentId,
         email: Option<String>,
         name: Option<String>,
     ) -> Result<ContactCard, HubError> {
@@ -18,16 +23,23 @@ impl Hub {
             ));
         };
         let store = self.shared.store.clone();
+        let channels = self.member_channels(agent).to_vec();
         blocking(move || {
             let history = store.contact(&key)?;
             let mut chats = Vec::new();
-            for chat in history.chats {
+            for chat in history.chats.into_iter().rev() {
+                if chats.len() == CONTACT_ROWS {
+                    break;
+                }
                 let Some(stored) = store.chat(chat)? else {
                     continue;
                 };
                 let Ok(restored) = Chat::restore(stored.events) else {
                     continue;
                 };
+                if !channels.contains(restored.channel()) {
+                    continue;
+                }
                 let session = store.session(chat)?;
                 chats.push(ContactChat {
                     chat,
@@ -41,11 +53,19 @@ impl Hub {
                 });
             }
             let mut tickets = Vec::new();
-            for ticket in history.tickets {
-                if let Some(ticket) = store.ticket(ticket)? {
+            for ticket in history.tickets.into_iter().rev() {
+                if tickets.len() == CONTACT_ROWS {
+                    break;
+                }
+                if let Some(ticket) = store.ticket(ticket)?
+                    && channels.contains(&ticket.channel)
+                {
                     tickets.push(ticket.summary());
                 }
             }
+            // Oldest first, as the store keeps them.
+            chats.reverse();
+            tickets.reverse();
             let first_contact = chats
                 .iter()
                 .map(|chat| chat.started)

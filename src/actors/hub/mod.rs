@@ -25,13 +25,14 @@ use crate::actors::HubError;
 use crate::actors::agent::{AgentActor, AgentArgs, AgentMsg};
 use crate::actors::channel::{ChannelActor, ChannelMsg, Waiting};
 use crate::actors::chat::{ChatActor, ChatArgs, ChatMsg, Receipt};
+use crate::actors::origins::{OriginSlot, Origins};
 use crate::actors::sink::{ConnId, EventSink};
 use crate::core::ticket::check_offline_form;
 use crate::core::{
     AgentId, Assignment, ChannelId, ChannelSettings, Chat, ChatError, ChatEvent, ChatId, ChatState,
     ClaimCell, Claimed, Claimer, ContactCard, ContactChat, Customer, FileId, FileRef, ItemDraft,
-    ItemId, ItemKind, ItemRef, KnowledgeItem, OfflineForm, Presence, QueueRow, Scope,
-    SessionSummary, Status, Ticket, TicketId, TicketSource, TicketSummary, Timestamp,
+    ItemId, ItemKind, ItemRef, KnowledgeItem, Limit, Limits, OfflineForm, Presence, QueueRow,
+    Scope, SessionSummary, Status, Ticket, TicketId, TicketSource, TicketSummary, Timestamp,
 };
 use crate::store::{Counter, Op, Store, StoreError, TranscriptPage};
 
@@ -74,6 +75,8 @@ pub struct HubConfig {
     pub presence_grace: Duration,
     /// Where shared files' bytes are kept.
     pub files_dir: std::path::PathBuf,
+    /// What any one client may make the hub do.
+    pub limits: Limits,
 }
 
 /// What starting a chat came to.
@@ -124,11 +127,22 @@ struct Shared {
     live_tokens: DashMap<Vec<u8>, ChatId>,
     presence: Presence,
     presence_grace: Duration,
+    limits: Limits,
+    /// Who started the live chats.
+    origins: Arc<Origins>,
+    /// Offline forms per address.
+    form_pace: crate::actors::pace::Pace,
+    /// Ended chats being reopened now, one return at a time per chat.
+    reopening: DashMap<ChatId, Arc<tokio::sync::Mutex<()>>>,
     next_chat: AtomicU64,
     next_ticket: AtomicU64,
     next_item: AtomicU64,
     next_file: AtomicU64,
     files_dir: std::path::PathBuf,
+    /// Uploads and downloads in progress may each hold one.
+    file_slots: Arc<tokio::sync::Semaphore>,
+    /// Bytes the shared files take on disk (uploads in progress included).
+    files_used: AtomicU64,
     next_conn: AtomicU64,
     failures: AtomicU64,
     root: ActorRef<HubMsg>,
@@ -144,6 +158,7 @@ pub struct Hub {
 
 mod chats;
 mod files;
+pub use files::FileRoom;
 mod handover;
 mod knowledge;
 mod records;
@@ -246,6 +261,12 @@ impl Hub {
             }
         })
         .await?;
+        let files_used = tokio::task::spawn_blocking({
+            let dir = config.files_dir.clone();
+            move || files::sweep(&dir)
+        })
+        .await
+        .map_err(|err| gone(format!("cannot look at the files: {err}")))?;
         let hub = Hub {
             shared: Arc::new(Shared {
                 settings,
@@ -257,10 +278,18 @@ impl Hub {
                 live_tokens: DashMap::new(),
                 presence,
                 presence_grace: config.presence_grace,
+                form_pace: crate::actors::pace::Pace::per_minute(
+                    config.limits.offline_forms_per_minute,
+                ),
+                limits: config.limits.clone(),
+                origins: Arc::default(),
+                reopening: DashMap::new(),
                 next_chat: AtomicU64::new(last_chat + 1),
                 next_ticket: AtomicU64::new(last_ticket + 1),
                 next_item: AtomicU64::new(last_item + 1),
                 next_file: AtomicU64::new(last_file + 1),
+                file_slots: Arc::new(tokio::sync::Semaphore::new(config.limits.files_in_flight)),
+                files_used: AtomicU64::new(files_used),
                 files_dir: config.files_dir,
                 next_conn: AtomicU64::new(1),
                 failures: AtomicU64::new(0),
@@ -284,6 +313,11 @@ impl Hub {
         self.shared.agent_actors.clear();
         let store = self.shared.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    }
+
+    /// What any one client may make the hub do.
+    pub fn limits(&self) -> &Limits {
+        &self.shared.limits
     }
 
     /// The durable store.
@@ -475,6 +509,10 @@ impl Hub {
 
     /// Why a chat has no live actor: it ended, or it never existed.
     async fn missing_chat(&self, chat: ChatId) -> HubError {
+        // An id never handed out is answered without a store read.
+        if chat.0 >= self.shared.next_chat.load(Ordering::Relaxed) {
+            return HubError::UnknownChat(chat);
+        }
         match self.recorded_transcript(chat, u64::MAX).await {
             Ok(Some(_)) => HubError::Chat(crate::core::ChatError::Ended),
             _ => HubError::UnknownChat(chat),

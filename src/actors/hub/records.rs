@@ -5,8 +5,12 @@ use super::*;
 
 impl Hub {
     /// Turns a submitted offline form into a ticket, answered once durable.
+    /// Accepted only while the form is what the channel shows (no member
+    /// agent Present), and at most `offline_forms_per_minute` from one
+    /// address (`from`, when known).
     pub async fn submit_offline_form(
         &self,
+        from: Option<std::net::IpAddr>,
         channel: ChannelId,
         name: Option<String>,
         email: String,
@@ -20,8 +24,21 @@ impl Hub {
                 "channel {channel} has no offline form"
             )));
         }
+        if self.shared.presence.present_count(&channel) > 0 {
+            return Err(HubError::NotAllowed(format!(
+                "an agent of {channel} is Present: start a chat instead"
+            )));
+        }
         check_offline_form(name.as_deref(), &email, &message)
-            .map_err(|err| HubError::Invalid(err.to_string()))?;
+            .map_err(|err| HubError::limited(Limit::Field, err.to_string()))?;
+        if let Some(ip) = from
+            && !self.shared.form_pace.allow(ip, Timestamp::now())
+        {
+            return Err(HubError::limited(
+                Limit::OfflineForms,
+                "too many offline forms from this address; try again later",
+            ));
+        }
         let id = TicketId(self.shared.next_ticket.fetch_add(1, Ordering::Relaxed));
         let subject = format!("Offline message from {}", name.as_deref().unwrap_or(&email));
         let ticket = Ticket {

@@ -80,6 +80,7 @@ impl Hub {
             started: None,
             durable: chat_last_seq,
             start_ops: Vec::new(),
+            origin: None,
         };
         let (actor, _) = Actor::spawn_linked(None, ChatActor, args, self.shared.root.get_cell())
             .await

@@ -19,7 +19,8 @@ fn config() -> HubConfig {
             capacity: 4,
         }],
         presence_grace: Duration::from_secs(5),
-        files_dir: std::env::temp_dir(),
+        files_dir: std::env::temp_dir().join(format!("chathub-hub-tests-{}", std::process::id())),
+        limits: crate::core::Limits::default(),
     }
 }
 

@@ -1,0 +1,305 @@
+//! What any one client may make the hub do: the `[limits]` table of the
+//! configuration, and the token bucket that paces a chat's messages.
+//!
+//! Customers are anonymous strangers on the public internet, so every input
+//! of theirs is bounded here in size, count, rate and time. Each limit has a
+//! documented default; a refusal names the limit it hit (see
+//! [`Limit`]), which the hub counts in `chathub_limit_refusals_total{limit}`.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::core::Timestamp;
+
+/// Every bound the hub puts on its clients. Read from `[limits]`; each
+/// field has the default documented on it.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Connections open at once, from everyone. Default 50,000.
+    pub connections: usize,
+    /// Connections open at once from one IP address. Default 256 (offices
+    /// and mobile carriers put many people behind one address).
+    pub connections_per_ip: usize,
+    /// New connections per second above which the hub asks clients to
+    /// prove their address (a QUIC Retry) before it spends a handshake on
+    /// them. Default 200.
+    pub handshakes_per_sec: u32,
+    /// How long a client has to open its control stream and say hello.
+    /// Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub hello_timeout: Duration,
+    /// Requests of one connection being answered at once; past it the hub
+    /// stops reading that connection's requests until one is answered.
+    /// Default 64.
+    pub requests_in_flight: usize,
+    /// How long a write on a connection's control stream may wait for the
+    /// client to read before the connection is closed. Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub control_write_timeout: Duration,
+    /// Resume points one hello may carry. Default 256.
+    pub resume_points: usize,
+    /// Bytes a client may send on one stream ahead of the hub reading
+    /// them. Default 256 KiB.
+    pub stream_window: u32,
+    /// Bytes a client may send on all its streams ahead of the hub reading
+    /// them. Default 1 MiB.
+    pub connection_window: u32,
+    /// Live chats one customer connection may have started. Default 4.
+    pub chats_per_connection: usize,
+    /// Live chats customers of one IP address may have started. Default
+    /// 64.
+    pub chats_per_ip: usize,
+    /// Messages per second a customer may post to one chat, on average.
+    /// Default 5.
+    pub messages_per_sec: f64,
+    /// Messages a customer may post to one chat in a burst. Default 20.
+    pub message_burst: u32,
+    /// Events a live chat may hold; past it the customer's messages are
+    /// refused (`ChatTooLong`) and the agent is told once. Default 5,000.
+    pub chat_events: u64,
+    /// Bytes of text and names a live chat may hold. Default 4 MiB.
+    pub chat_bytes: u64,
+    /// Offline forms one IP address may submit per minute. Default 5.
+    pub offline_forms_per_minute: u32,
+    /// How long a client has to send a file stream's header. Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub file_header_timeout: Duration,
+    /// The slowest an upload or download may go, in bytes per second,
+    /// after a first 10 s of grace. Default 16 KiB/s.
+    pub file_min_bytes_per_sec: u64,
+    /// Uploads and downloads in progress at once, from everyone. Default
+    /// 256.
+    pub files_in_flight: usize,
+    /// Bytes all shared files may take on disk together. Default 10 GiB.
+    pub files_quota_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            connections: 50_000,
+            connections_per_ip: 256,
+            handshakes_per_sec: 200,
+            hello_timeout: Duration::from_secs(10),
+            requests_in_flight: 64,
+            control_write_timeout: Duration::from_secs(10),
+            resume_points: 256,
+            stream_window: 256 << 10,
+            connection_window: 1 << 20,
+            chats_per_connection: 4,
+            chats_per_ip: 64,
+            messages_per_sec: 5.0,
+            message_burst: 20,
+            chat_events: 5_000,
+            chat_bytes: 4 << 20,
+            offline_forms_per_minute: 5,
+            file_header_timeout: Duration::from_secs(10),
+            file_min_bytes_per_sec: 16 << 10,
+            files_in_flight: 256,
+            files_quota_bytes: 10 << 30,
+        }
+    }
+}
+
+impl Limits {
+    /// Why the limits cannot work, if they cannot.
+    pub fn check(&self) -> Result<(), String> {
+        let at_least_one = [
+            ("connections", self.connections as u64),
+            ("connections_per_ip", self.connections_per_ip as u64),
+            ("requests_in_flight", self.requests_in_flight as u64),
+            ("chats_per_connection", self.chats_per_connection as u64),
+            ("chats_per_ip", self.chats_per_ip as u64),
+            ("message_burst", u64::from(self.message_burst)),
+            ("chat_events", self.chat_events),
+            ("files_in_flight", self.files_in_flight as u64),
+            ("file_min_bytes_per_sec", self.file_min_bytes_per_sec),
+        ];
+        for (name, value) in at_least_one {
+            if value == 0 {
+                return Err(format!("[limits] {name} must be at least 1"));
+            }
+        }
+        if !(self.messages_per_sec.is_finite() && self.messages_per_sec > 0.0) {
+            return Err("[limits] messages_per_sec must be above 0".into());
+        }
+        if self.stream_window < 16 << 10 || self.connection_window < self.stream_window {
+            return Err(
+                "[limits] stream_window must be at least 16 KiB and connection_window at least stream_window"
+                    .into(),
+            );
+        }
+        if self.hello_timeout.is_zero()
+            || self.control_write_timeout.is_zero()
+            || self.file_header_timeout.is_zero()
+        {
+            return Err("[limits] timeouts must be above 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// The limit a refusal hit: the `limit` label of
+/// `chathub_limit_refusals_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// [`Limits::connections`].
+    Connections,
+    /// [`Limits::connections_per_ip`].
+    ConnectionsPerIp,
+    /// [`Limits::hello_timeout`].
+    HelloTimeout,
+    /// [`Limits::control_write_timeout`].
+    ControlWrite,
+    /// [`Limits::resume_points`].
+    ResumePoints,
+    /// [`Limits::chats_per_connection`].
+    ChatsPerConnection,
+    /// [`Limits::chats_per_ip`].
+    ChatsPerIp,
+    /// [`Limits::messages_per_sec`] and [`Limits::message_burst`].
+    MessageRate,
+    /// [`Limits::chat_events`] and [`Limits::chat_bytes`].
+    ChatLength,
+    /// [`Limits::offline_forms_per_minute`].
+    OfflineForms,
+    /// A customer's name, email or other field.
+    Field,
+    /// [`Limits::file_header_timeout`] and [`Limits::file_min_bytes_per_sec`].
+    FileTransferTime,
+    /// [`Limits::files_in_flight`].
+    FilesInFlight,
+    /// [`Limits::files_quota_bytes`].
+    FilesQuota,
+}
+
+impl Limit {
+    /// Every limit, for exporting each counter from the start.
+    pub const ALL: [Limit; 14] = [
+        Limit::Connections,
+        Limit::ConnectionsPerIp,
+        Limit::HelloTimeout,
+        Limit::ControlWrite,
+        Limit::ResumePoints,
+        Limit::ChatsPerConnection,
+        Limit::ChatsPerIp,
+        Limit::MessageRate,
+        Limit::ChatLength,
+        Limit::OfflineForms,
+        Limit::Field,
+        Limit::FileTransferTime,
+        Limit::FilesInFlight,
+        Limit::FilesQuota,
+    ];
+
+    /// Its name in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::Connections => "connections",
+            Limit::ConnectionsPerIp => "connections_per_ip",
+            Limit::HelloTimeout => "hello_timeout",
+            Limit::ControlWrite => "control_write_timeout",
+            Limit::ResumePoints => "resume_points",
+            Limit::ChatsPerConnection => "chats_per_connection",
+            Limit::ChatsPerIp => "chats_per_ip",
+            Limit::MessageRate => "message_rate",
+            Limit::ChatLength => "chat_length",
+            Limit::OfflineForms => "offline_forms",
+            Limit::Field => "field",
+            Limit::FileTransferTime => "file_transfer_time",
+            Limit::FilesInFlight => "files_in_flight",
+            Limit::FilesQuota => "files_quota",
+        }
+    }
+}
+
+/// A token bucket: `burst` tokens, refilled at `per_sec`. Time is a
+/// parameter, so it is tested without a clock.
+#[derive(Clone, Debug)]
+pub struct TokenBucket {
+    per_sec: f64,
+    burst: f64,
+    tokens: f64,
+    last: Timestamp,
+}
+
+impl TokenBucket {
+    /// A full bucket at `now`.
+    pub fn new(per_sec: f64, burst: u32, now: Timestamp) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            per_sec,
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// The last time a token was asked for.
+    pub fn last_taken(&self) -> Timestamp {
+        self.last
+    }
+
+    /// Takes a token if there is one at `now`.
+    #[must_use = "a refused take must refuse the request"]
+    pub fn take(&mut self, now: Timestamp) -> bool {
+        let elapsed = now.since(self.last).as_secs_f64();
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_its_rate() {
+        let start = Timestamp(1_000_000);
+        let mut bucket = TokenBucket::new(5.0, 3, start);
+        assert!((0..3).all(|_| bucket.take(start)), "the burst");
+        assert!(!bucket.take(start), "then nothing until it refills");
+        assert!(!bucket.take(start.after(Duration::from_millis(150))));
+        assert!(
+            bucket.take(start.after(Duration::from_millis(200))),
+            "one per 200 ms"
+        );
+        assert!(!bucket.take(start.after(Duration::from_millis(250))));
+        // A long pause refills to the burst, not beyond.
+        let later = start.after(Duration::from_secs(60));
+        assert!((0..3).all(|_| bucket.take(later)));
+        assert!(!bucket.take(later));
+    }
+
+    #[test]
+    fn a_clock_going_back_takes_nothing_extra() {
+        let start = Timestamp(1_000_000);
+        let mut bucket = TokenBucket::new(1.0, 1, start);
+        assert!(bucket.take(start));
+        assert!(!bucket.take(Timestamp(0)));
+        assert!(!bucket.take(start));
+    }
+
+    #[test]
+    fn the_defaults_are_valid_and_zeroes_are_not() {
+        Limits::default().check().unwrap();
+        let zero = Limits {
+            requests_in_flight: 0,
+            ..Limits::default()
+        };
+        assert!(zero.check().unwrap_err().contains("requests_in_flight"));
+        let nan = Limits {
+            messages_per_sec: f64::NAN,
+            ..Limits::default()
+        };
+        assert!(nan.check().is_err());
+    }
+}
