@@ -117,12 +117,21 @@ fn serve(config_path: Option<PathBuf>, no_metrics: bool) -> anyhow::Result<()> {
                 );
             }
         }
-        tokio::signal::ctrl_c()
-            .await
-            .context("cannot wait for Ctrl-C")?;
-        tracing::info!("shutting down");
-        server.shutdown().await;
-        anyhow::Ok(())
+        tokio::select! {
+            stop = tokio::signal::ctrl_c() => {
+                stop.context("cannot wait for Ctrl-C")?;
+                tracing::info!("shutting down");
+                server.shutdown().await;
+                anyhow::Ok(())
+            }
+            reason = server.failed() => {
+                // Every acknowledged write is in the commit log: a restart
+                // replays it and carries on. Exit so a supervisor restarts
+                // the hub, rather than run on unable to store anything.
+                tracing::error!("the store failed, exiting so a restart can recover: {reason}");
+                anyhow::bail!("the store failed: {reason}")
+            }
+        }
     })
 }
 

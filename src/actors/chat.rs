@@ -1126,7 +1126,7 @@ impl Actor for ChatActor {
             ChatMsg::Committed { seq } => state.committed(&myself, seq),
             ChatMsg::CommitFailed(err) => {
                 for (_, answer) in state.waiting.drain(..) {
-                    answer.fail(HubError::Unavailable(err.to_string()));
+                    answer.fail(HubError::StorageUnavailable(err.to_string()));
                 }
                 return Err(format!("{}: {err}", state.chat.id()).into());
             }

@@ -67,6 +67,9 @@ pub enum HubError {
         /// What was refused, for people.
         detail: String,
     },
+    /// The store cannot read or write now (a full disk, an I/O error).
+    #[error("the hub cannot store anything now: {0}")]
+    StorageUnavailable(String),
     /// The actor that should answer is gone (shutting down, or it failed).
     #[error("the hub could not answer: {0}")]
     Unavailable(String),

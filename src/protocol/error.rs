@@ -61,6 +61,9 @@ pub enum ErrorCode {
     /// The chat holds as much as a live chat may; the agent can end it or
     /// make a ticket of it.
     ChatTooLong,
+    /// The hub cannot store anything now (a full disk, an I/O error);
+    /// nothing was changed. It restarts and recovers on its own.
+    StorageUnavailable,
 }
 
 /// An error answer: a code plus a human-readable explanation.

@@ -122,6 +122,12 @@ impl Server {
         token_path(&self.data_dir, agent.as_str())
     }
 
+    /// Resolves, with the reason, once the store stopped writing after a
+    /// failure; see [`Hub::storage_failed`].
+    pub async fn failed(&self) -> String {
+        self.hub.storage_failed().await
+    }
+
     /// The hub behind the endpoint.
     pub fn hub(&self) -> &Hub {
         &self.hub

@@ -400,6 +400,7 @@ pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
         HubError::Unauthorized => ErrorCode::Unauthorized,
         HubError::Invalid(_) => ErrorCode::InvalidRequest,
         HubError::Unavailable(_) => ErrorCode::Unavailable,
+        HubError::StorageUnavailable(_) => ErrorCode::StorageUnavailable,
         HubError::Limited { limit, .. } => match limit {
             Limit::MessageRate | Limit::OfflineForms => ErrorCode::RateLimited,
             Limit::ChatsPerConnection | Limit::ChatsPerIp => ErrorCode::TooManyChats,

@@ -59,6 +59,11 @@ pub enum StoreError {
     /// The writer has stopped; nothing more can be made durable.
     #[error("the store writer has stopped")]
     Closed,
+    /// A write or sync failed (a full disk, an I/O error): the log and the
+    /// database may disagree, so nothing more is written or read until a
+    /// restart replays the commit log.
+    #[error("writes stopped after a failure; restart the hub to recover from the commit log: {0}")]
+    Stopped(String),
 }
 
 fn engine(err: impl std::fmt::Display) -> StoreError {
@@ -235,6 +240,29 @@ impl Store {
     /// the store is dropped, the database file is released.
     pub fn close(&self) {
         self.writer.close();
+    }
+
+    /// Calls `failed` (on a thread of its own) if writes stop after a
+    /// failure, with the reason. The thread ends with the store.
+    pub fn on_failure(&self, failed: impl FnOnce(StoreError) + Send + 'static) {
+        let progress = Arc::downgrade(&self.progress);
+        let watch = move || {
+            loop {
+                let Some(progress) = progress.upgrade() else {
+                    return;
+                };
+                if let Some(err) = progress.wait_broken(std::time::Duration::from_secs(1)) {
+                    failed(err);
+                    return;
+                }
+            }
+        };
+        if let Err(err) = std::thread::Builder::new()
+            .name("chathub-store-watch".into())
+            .spawn(watch)
+        {
+            tracing::warn!("cannot watch the store for failures: {err}");
+        }
     }
 
     /// The writer, to submit durable writes to.

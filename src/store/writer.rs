@@ -204,9 +204,10 @@ impl Progress {
     /// Records why writes stop and returns the error every later write (and
     /// read) gets.
     fn set_broken(&self, err: StoreError) -> StoreError {
-        let err = StoreError::Engine(format!(
-            "writes stopped after a failure; restart the hub to recover from the commit log: {err}"
-        ));
+        let err = match err {
+            StoreError::Stopped(_) => err,
+            other => StoreError::Stopped(other.to_string()),
+        };
         let mut marks = self.marks();
         if marks.broken.is_none() {
             tracing::error!("{err}");
@@ -214,6 +215,20 @@ impl Progress {
         }
         self.moved.notify_all();
         marks.broken.clone().unwrap_or(err)
+    }
+
+    /// Waits up to `timeout` for writes to stop after a failure; the reason
+    /// if they did.
+    pub(crate) fn wait_broken(&self, timeout: std::time::Duration) -> Option<StoreError> {
+        let marks = self.marks();
+        if marks.broken.is_some() {
+            return marks.broken.clone();
+        }
+        let (marks, _) = self
+            .moved
+            .wait_timeout(marks, timeout)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        marks.broken.clone()
     }
 
     /// Waits until every group acknowledged so far is in the database.

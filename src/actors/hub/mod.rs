@@ -145,6 +145,8 @@ struct Shared {
     files_used: AtomicU64,
     next_conn: AtomicU64,
     failures: AtomicU64,
+    /// Why the store stopped writing, once it has.
+    storage_failed: tokio::sync::watch::Receiver<Option<String>>,
     root: ActorRef<HubMsg>,
     store: Store,
 }
@@ -208,7 +210,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn store_error(err: StoreError) -> HubError {
-    HubError::Unavailable(err.to_string())
+    HubError::StorageUnavailable(err.to_string())
 }
 
 /// Awaits an actor's answer; a dropped reply port means the actor failed.
@@ -267,6 +269,10 @@ impl Hub {
         })
         .await
         .map_err(|err| gone(format!("cannot look at the files: {err}")))?;
+        let (failed_tx, storage_failed) = tokio::sync::watch::channel(None);
+        store.on_failure(move |err| {
+            let _ = failed_tx.send(Some(err.to_string()));
+        });
         let hub = Hub {
             shared: Arc::new(Shared {
                 settings,
@@ -293,6 +299,7 @@ impl Hub {
                 files_dir: config.files_dir,
                 next_conn: AtomicU64::new(1),
                 failures: AtomicU64::new(0),
+                storage_failed,
                 root: root.clone(),
                 store,
             }),
@@ -335,6 +342,19 @@ impl Hub {
     /// A fresh connection id.
     pub fn next_conn(&self) -> ConnId {
         ConnId(self.shared.next_conn.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Resolves, with the reason, once the store has stopped writing after
+    /// a failure (a full disk, an I/O error). The hub then answers every
+    /// write `StorageUnavailable`; a restart replays the commit log and
+    /// carries on, so the process should exit and be restarted.
+    pub async fn storage_failed(&self) -> String {
+        let mut failed = self.shared.storage_failed.clone();
+        match failed.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            // The store is gone with the hub: nothing will fail any more.
+            Err(_) => std::future::pending().await,
+        }
     }
 
     /// How many actors have failed since the hub started.
@@ -515,7 +535,9 @@ impl Hub {
         }
         match self.recorded_transcript(chat, u64::MAX).await {
             Ok(Some(_)) => HubError::Chat(crate::core::ChatError::Ended),
-            _ => HubError::UnknownChat(chat),
+            Ok(None) => HubError::UnknownChat(chat),
+            // Never "ended" or "unknown" for a chat the store cannot read.
+            Err(err) => err,
         }
     }
 

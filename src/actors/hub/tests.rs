@@ -141,7 +141,7 @@ async fn a_store_that_cannot_write_refuses_to_acknowledge() {
         )
         .await;
     assert!(
-        matches!(posted, Err(HubError::Unavailable(_))),
+        matches!(posted, Err(HubError::StorageUnavailable(_))),
         "{posted:?}"
     );
     let started = hub
@@ -155,7 +155,7 @@ async fn a_store_that_cannot_write_refuses_to_acknowledge() {
         )
         .await;
     assert!(
-        matches!(started, Err(HubError::Unavailable(_))),
+        matches!(started, Err(HubError::StorageUnavailable(_))),
         "{started:?}"
     );
     // What was refused was never stored.
