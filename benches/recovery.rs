@@ -117,7 +117,7 @@ async fn main() {
             .map(|agent| AgentConfig {
                 id: agent.clone(),
                 name: agent.to_string(),
-                token: "a-benchmark-token-0123".into(),
+                token: chathub::actors::TokenDigest::of("a-benchmark-token-0123"),
                 channels: channels.clone(),
                 capacity: 10_000,
             })

@@ -28,7 +28,7 @@ fn relay(c: &mut Criterion) {
             agents: vec![AgentConfig {
                 id: alice.clone(),
                 name: "Alice".into(),
-                token: "a-benchmark-token-0123".into(),
+                token: chathub::actors::TokenDigest::of("a-benchmark-token-0123"),
                 channels: vec![support.clone()],
                 capacity: 4,
             }],

@@ -175,8 +175,8 @@ pub struct ChannelConfig {
     pub abandon_after: Duration,
 }
 
-/// One `[[agent]]` table.
-#[derive(Debug, Clone, Deserialize)]
+/// One `[[agent]]` table. `Debug` leaves the token out.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentFileConfig {
     /// Sign-in name: letters, digits, `.`, `_` and `-`.
@@ -184,8 +184,13 @@ pub struct AgentFileConfig {
     /// Display name; the id if absent.
     #[serde(default)]
     pub name: Option<String>,
-    /// The sign-in token. If absent, one is generated on first start and
-    /// kept in `<data_dir>/agent-tokens/<id>.token`.
+    /// The SHA-256 digest of the sign-in token, `sha256:<64 hex digits>`,
+    /// as `chathub token` prints it: the hub never needs the token itself.
+    #[serde(default)]
+    pub token_hash: Option<String>,
+    /// The sign-in token itself (kept for compatibility; prefer
+    /// `token_hash`). With neither, a token is generated on first start
+    /// and kept in `<data_dir>/agent-tokens/<id>.token`.
     #[serde(default)]
     pub token: Option<String>,
     /// Channels the agent works; all channels if absent.
@@ -194,6 +199,19 @@ pub struct AgentFileConfig {
     /// The most chats the agent may hold at once.
     #[serde(default = "default_capacity")]
     pub capacity: u64,
+}
+
+impl std::fmt::Debug for AgentFileConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentFileConfig")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("token_hash", &self.token_hash)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("channels", &self.channels)
+            .field("capacity", &self.capacity)
+            .finish()
+    }
 }
 
 fn yes() -> bool {
@@ -259,6 +277,7 @@ fn default_agents() -> Vec<AgentFileConfig> {
     vec![AgentFileConfig {
         id: "agent".into(),
         name: Some("Agent".into()),
+        token_hash: None,
         token: None,
         channels: None,
         capacity: default_capacity(),
@@ -343,6 +362,22 @@ impl Config {
             }
             if agent.capacity == 0 {
                 return invalid(format!("agent {:?}: capacity must be at least 1", agent.id));
+            }
+            if agent.token.is_some() && agent.token_hash.is_some() {
+                return invalid(format!(
+                    "agent {:?}: give token_hash or token, not both",
+                    agent.id
+                ));
+            }
+            if agent
+                .token_hash
+                .as_deref()
+                .is_some_and(|hash| crate::actors::TokenDigest::parse(hash).is_none())
+            {
+                return invalid(format!(
+                    "agent {:?}: token_hash must be sha256:<64 hex digits>, as `chathub token` prints",
+                    agent.id
+                ));
             }
             if agent.token.as_deref().is_some_and(|t| t.len() < 16) {
                 return invalid(format!(

@@ -16,6 +16,8 @@ usage:
                                   --no-metrics turns the Prometheus endpoint off)
   chathub demo  [--config FILE]   connect a customer and an agent to a running hub
                                   and hold a short chat between them
+  chathub token                   print a new agent token, and the token_hash line
+                                  to put in the agent's [[agent]] table
   chathub --help | --version
 
 Logging follows RUST_LOG (default: info).";
@@ -33,6 +35,13 @@ fn main() -> anyhow::Result<()> {
             serve(options.config, options.no_metrics)
         }
         Some("demo") => demo(options(args)?.config),
+        Some("token") => {
+            let token = chathub::server::new_token()?;
+            let hash = chathub::actors::TokenDigest::of(&token).to_config();
+            println!("token (give it to the agent):       {token}");
+            println!("for the agent's [[agent]] table:    token_hash = \"{hash}\"");
+            Ok(())
+        }
         Some("--version" | "-V") => {
             println!("chathub {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -1,24 +1,25 @@
-//! Per-address pacing of requests that cost the hub durable work, such as
-//! offline forms: one token bucket per address, kept only while in use.
+//! Per-address (or per-name) pacing of requests that cost the hub durable
+//! work or guard a secret: offline forms, failed sign-ins. One token bucket
+//! per key, kept only while in use.
 
-use std::net::IpAddr;
+use std::hash::Hash;
 
 use dashmap::DashMap;
 
 use crate::core::{Timestamp, TokenBucket};
 
-/// Addresses tracked before idle ones are dropped.
+/// Keys tracked before idle ones are dropped.
 const TRACKED: usize = 10_000;
 
-/// A token bucket per address.
+/// A token bucket per key.
 #[derive(Debug)]
-pub(crate) struct Pace {
+pub(crate) struct Pace<K: Hash + Eq> {
     per_sec: f64,
     burst: u32,
-    buckets: DashMap<IpAddr, TokenBucket>,
+    buckets: DashMap<K, TokenBucket>,
 }
 
-impl Pace {
+impl<K: Hash + Eq + Clone> Pace<K> {
     /// `per_minute` requests a minute per address, `per_minute` at once.
     pub(crate) fn per_minute(per_minute: u32) -> Self {
         Self {
@@ -28,24 +29,54 @@ impl Pace {
         }
     }
 
-    /// Whether `ip` may make one more request at `now`.
-    pub(crate) fn allow(&self, ip: IpAddr, now: Timestamp) -> bool {
-        if self.buckets.len() >= TRACKED && !self.buckets.contains_key(&ip) {
-            // A bucket that refilled completely is the same as none.
+    /// Whether `key` may make one more request at `now`, counting it.
+    pub(crate) fn allow(&self, key: K, now: Timestamp) -> bool {
+        self.forget_idle(&key, now);
+        self.buckets
+            .entry(key)
+            .or_insert_with(|| TokenBucket::new(self.per_sec, self.burst, now))
+            .take(now)
+    }
+
+    /// Counts one request of `key` at `now`, allowed or not.
+    pub(crate) fn charge(&self, key: K, now: Timestamp) {
+        let _ = self.allow(key, now);
+    }
+
+    /// Whether `key` could make a request at `now`, without counting one.
+    pub(crate) fn has_room(&self, key: &K, now: Timestamp) -> bool {
+        self.buckets
+            .get_mut(key)
+            .is_none_or(|mut bucket| bucket.has_token(now))
+    }
+
+    /// Past [`TRACKED`] keys, drops those whose buckets refilled (the same
+    /// as having none).
+    fn forget_idle(&self, key: &K, now: Timestamp) {
+        if self.buckets.len() >= TRACKED && !self.buckets.contains_key(key) {
             let full = std::time::Duration::from_secs_f64(f64::from(self.burst) / self.per_sec);
             self.buckets
                 .retain(|_, bucket| now.since(bucket.last_taken()) < full);
         }
-        self.buckets
-            .entry(ip)
-            .or_insert_with(|| TokenBucket::new(self.per_sec, self.burst, now))
-            .take(now)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
+
+    #[test]
+    fn charges_count_and_room_is_only_looked_at() {
+        let pace = Pace::per_minute(2);
+        let now = Timestamp(10_000_000);
+        assert!(pace.has_room(&"x", now));
+        pace.charge("x", now);
+        assert!(pace.has_room(&"x", now), "one of two charged");
+        pace.charge("x", now);
+        assert!(!pace.has_room(&"x", now) && !pace.has_room(&"x", now));
+        assert!(pace.has_room(&"y", now));
+    }
 
     #[test]
     fn each_address_has_its_own_allowance() {

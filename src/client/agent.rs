@@ -29,7 +29,7 @@ impl AgentClient {
     ) -> Result<Self, ClientError> {
         let role = Role::Agent {
             agent: agent.into(),
-            token: token.to_owned(),
+            token: token.into(),
         };
         let link = Link::connect(config, role).await?;
         if link.welcome.agent.is_none() {

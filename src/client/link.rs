@@ -30,7 +30,7 @@ use crate::client::{ClientConfig, ClientError};
 use crate::core::{ChatEvent, ChatEventKind, ChatId, Party, Status};
 use crate::protocol::{
     ClientFrame, ErrorCode, ErrorFrame, Event, FrameBuf, Hello, PROTOCOL_VERSION, Reply, Request,
-    RequestBody, Response, Resume, Role, ServerFrame, Upload, Welcome, encode,
+    RequestBody, Response, Resume, Role, Secret, ServerFrame, Upload, Welcome, encode,
 };
 
 /// Events the application has not taken yet. When full (and about as many
@@ -81,7 +81,7 @@ struct Memory {
     /// The last seq handed to the application, per chat.
     positions: HashMap<ChatId, u64>,
     /// Customer chats' secrets.
-    secrets: HashMap<ChatId, String>,
+    secrets: HashMap<ChatId, Secret>,
     /// The agent status last set.
     status: Option<Status>,
     /// Chat events that arrived ahead of an earlier one still on its way
@@ -214,20 +214,22 @@ impl Link {
 
     /// A random secret for a new chat: 128 bits from the system's secure
     /// random source.
-    pub fn new_secret(&self) -> Result<String, ClientError> {
+    pub fn new_secret(&self) -> Result<Secret, ClientError> {
         let mut bytes = [0u8; 16];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
             .map_err(|_| ClientError::Config("the system random source failed".into()))?;
-        Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+        Ok(Secret::new(
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        ))
     }
 
     /// Remembers a customer chat's secret, to resume it after a reconnect.
-    pub fn remember_secret(&self, chat: ChatId, secret: String) {
+    pub fn remember_secret(&self, chat: ChatId, secret: Secret) {
         lock(&self.inner.memory).secrets.insert(chat, secret);
     }
 
     /// The secret of a chat this client started.
-    pub fn secret(&self, chat: ChatId) -> Option<String> {
+    pub fn secret(&self, chat: ChatId) -> Option<Secret> {
         lock(&self.inner.memory).secrets.get(&chat).cloned()
     }
 

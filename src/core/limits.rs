@@ -63,6 +63,10 @@ pub struct Limits {
     pub chat_bytes: u64,
     /// Offline forms one IP address may submit per minute. Default 5.
     pub offline_forms_per_minute: u32,
+    /// Failed agent sign-ins per minute from one IP address, and for one
+    /// agent id; past it sign-ins are refused (`RateLimited`) until the
+    /// pace allows again. Default 10.
+    pub sign_in_failures_per_minute: u32,
     /// How long a client has to send a file stream's header. Default 10 s.
     #[serde(with = "humantime_serde")]
     pub file_header_timeout: Duration,
@@ -95,6 +99,7 @@ impl Default for Limits {
             chat_events: 5_000,
             chat_bytes: 4 << 20,
             offline_forms_per_minute: 5,
+            sign_in_failures_per_minute: 10,
             file_header_timeout: Duration::from_secs(10),
             file_min_bytes_per_sec: 16 << 10,
             files_in_flight: 256,
@@ -173,11 +178,13 @@ pub enum Limit {
     FilesInFlight,
     /// [`Limits::files_quota_bytes`].
     FilesQuota,
+    /// [`Limits::sign_in_failures_per_minute`].
+    SignIn,
 }
 
 impl Limit {
     /// Every limit, for exporting each counter from the start.
-    pub const ALL: [Limit; 14] = [
+    pub const ALL: [Limit; 15] = [
         Limit::Connections,
         Limit::ConnectionsPerIp,
         Limit::HelloTimeout,
@@ -192,6 +199,7 @@ impl Limit {
         Limit::FileTransferTime,
         Limit::FilesInFlight,
         Limit::FilesQuota,
+        Limit::SignIn,
     ];
 
     /// Its name in metrics.
@@ -211,6 +219,7 @@ impl Limit {
             Limit::FileTransferTime => "file_transfer_time",
             Limit::FilesInFlight => "files_in_flight",
             Limit::FilesQuota => "files_quota",
+            Limit::SignIn => "sign_in",
         }
     }
 }
@@ -237,6 +246,18 @@ impl TokenBucket {
         }
     }
 
+    /// Whether a token is there at `now`, without taking it.
+    pub fn has_token(&mut self, now: Timestamp) -> bool {
+        self.refill(now);
+        self.tokens >= 1.0
+    }
+
+    fn refill(&mut self, now: Timestamp) {
+        let elapsed = now.since(self.last).as_secs_f64();
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.burst);
+    }
+
     /// The last time a token was asked for.
     pub fn last_taken(&self) -> Timestamp {
         self.last
@@ -245,9 +266,7 @@ impl TokenBucket {
     /// Takes a token if there is one at `now`.
     #[must_use = "a refused take must refuse the request"]
     pub fn take(&mut self, now: Timestamp) -> bool {
-        let elapsed = now.since(self.last).as_secs_f64();
-        self.last = self.last.max(now);
-        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.burst);
+        self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true

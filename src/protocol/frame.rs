@@ -9,6 +9,41 @@ use crate::core::{
 };
 use crate::protocol::error::ErrorFrame;
 
+/// A secret on the wire: an agent's token, a chat's secret. Encoded as
+/// its text; `Debug` never shows it, so no log of a frame leaks one.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Encode, Decode)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself, for the one place that checks it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(secret: String) -> Self {
+        Self(secret)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(secret: &str) -> Self {
+        Self(secret.to_owned())
+    }
+}
+
 /// Frames a client sends on its control stream.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub enum ClientFrame {
@@ -62,7 +97,7 @@ pub struct Resume {
     /// The last seq the client has of it.
     pub after: u64,
     /// For customers: the secret given when starting the chat.
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
 }
 
 /// Who is connecting.
@@ -76,7 +111,7 @@ pub enum Role {
         /// The agent's sign-in name.
         agent: AgentId,
         /// The agent's secret token.
-        token: String,
+        token: Secret,
     },
 }
 
@@ -105,7 +140,7 @@ pub enum RequestBody {
         /// A secret of the customer's choosing (16 to 256 bytes) that lets a
         /// later connection resume the chat. Starting again with the same
         /// secret answers the chat already started.
-        secret: String,
+        secret: Secret,
     },
     /// Customer or agent: post a message to a chat. Answered
     /// [`Reply::Posted`] once stored; every other connection in the chat
@@ -202,7 +237,7 @@ pub enum RequestBody {
         /// The chat.
         chat: ChatId,
         /// The secret the chat was started with.
-        secret: String,
+        secret: Secret,
     },
     /// Agent: a contact's history, by email or name.
     Contact {

@@ -17,7 +17,7 @@ pub use codec::{CodecError, FrameBuf, MAX_FRAME_BYTES, decode, encode};
 pub use error::{ErrorCode, ErrorFrame};
 pub use frame::{
     AgentProfile, ClientFrame, Event, EventRef, Hello, Reply, Request, RequestBody, Response,
-    Resume, Role, ServerEventRef, ServerFrame, Upload, Welcome,
+    Resume, Role, Secret, ServerEventRef, ServerFrame, Upload, Welcome,
 };
 
 /// The protocol version this build speaks. Version 2: the connection that

@@ -256,12 +256,14 @@ async fn serve(hub: Hub, conn: &quinn::Connection, ip: std::net::IpAddr) -> Resu
             },
         ),
         WireRole::Agent { agent, token } => {
-            let profile = hub.authenticate(&agent, &token).map(|config| AgentProfile {
-                id: config.id.clone(),
-                name: config.name.clone(),
-                channels: config.channels.clone(),
-                status: Default::default(),
-            });
+            let profile = hub
+                .authenticate(Some(ip), &agent, token.expose())
+                .map(|config| AgentProfile {
+                    id: config.id.clone(),
+                    name: config.name.clone(),
+                    channels: config.channels.clone(),
+                    status: Default::default(),
+                });
             let mut profile = match profile {
                 Ok(profile) => profile,
                 Err(err) => {

@@ -220,7 +220,11 @@ async fn write_file(
     recv: &mut quinn::RecvStream,
 ) -> Result<(), HubError> {
     let io = |err: std::io::Error| HubError::Unavailable(format!("cannot write the file: {err}"));
-    let mut file = tokio::fs::File::create(path).await.map_err(io)?;
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).await.map_err(io)?;
     let mut received = first.len() as u64;
     if received > size {
         return Err(HubError::Invalid(format!(

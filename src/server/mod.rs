@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::actors::{AgentConfig, Hub, HubConfig, HubError};
+use crate::actors::{AgentConfig, Hub, HubConfig, HubError, TokenDigest};
 use crate::config::Config;
 use crate::core::AgentId;
 use crate::server::admission::{Admission, Verdict};
@@ -68,16 +68,9 @@ impl Server {
     /// into the data folder if none is configured), and listens.
     pub async fn start(config: &Config) -> Result<Server, ServerError> {
         let data_dir = config.data_dir.clone();
-        std::fs::create_dir_all(&data_dir).map_err(|source| ServerError::Io {
-            what: format!("cannot create the data folder {}", data_dir.display()),
-            source,
-        })?;
+        private_dir(&data_dir)?;
         let identity = tls::load_or_create(&data_dir, config.tls.as_ref())?;
-        let files = data_dir.join("files");
-        std::fs::create_dir_all(&files).map_err(|source| ServerError::Io {
-            what: format!("cannot create {}", files.display()),
-            source,
-        })?;
+        private_dir(&data_dir.join("files"))?;
         let server_config = tls::server_config(&identity, &config.limits)?;
         let store = Store::open_with(
             &data_dir,
@@ -85,6 +78,9 @@ impl Server {
                 checkpoint_bytes: config.store.checkpoint_bytes,
             },
         )?;
+        for file in ["chathub.redb", "chathub.wal", "chathub.wal.1"] {
+            private_file(&data_dir.join(file))?;
+        }
         let hub = Hub::start(hub_config(config, &data_dir)?, store).await?;
         let endpoint = crate::udp::endpoint(
             config.listen,
@@ -154,6 +150,37 @@ impl Server {
     }
 }
 
+/// Creates `dir` if needed and makes it its owner's alone (0700): the data
+/// folder holds every transcript, ticket and file.
+fn private_dir(dir: &Path) -> Result<(), ServerError> {
+    let failed = |source| ServerError::Io {
+        what: format!("cannot create the private folder {}", dir.display()),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// Makes an existing file its owner's alone (0600).
+fn private_file(path: &Path) -> Result<(), ServerError> {
+    #[cfg(unix)]
+    if path.exists() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+            |source| ServerError::Io {
+                what: format!("cannot make {} private", path.display()),
+                source,
+            },
+        )?;
+    }
+    Ok(())
+}
+
 fn token_path(data_dir: &Path, agent: &str) -> PathBuf {
     data_dir.join("agent-tokens").join(format!("{agent}.token"))
 }
@@ -162,9 +189,21 @@ fn token_path(data_dir: &Path, agent: &str) -> PathBuf {
 fn hub_config(config: &Config, data_dir: &Path) -> Result<HubConfig, ServerError> {
     let mut agents = Vec::new();
     for agent in &config.agents {
-        let token = match &agent.token {
-            Some(token) => token.clone(),
-            None => load_or_create_token(&token_path(data_dir, &agent.id))?,
+        let token = match (&agent.token_hash, &agent.token) {
+            (Some(hash), _) => TokenDigest::parse(hash).ok_or_else(|| ServerError::Io {
+                what: format!("agent {:?}: an unreadable token_hash", agent.id),
+                source: std::io::Error::other("token_hash must be sha256:<64 hex digits>"),
+            })?,
+            (None, Some(token)) => {
+                tracing::warn!(
+                    "agent {:?}'s token is in the configuration in clear; put its token_hash there instead (`chathub token` prints both)",
+                    agent.id
+                );
+                TokenDigest::of(token)
+            }
+            (None, None) => {
+                TokenDigest::of(&load_or_create_token(&token_path(data_dir, &agent.id))?)
+            }
         };
         agents.push(AgentConfig {
             id: AgentId::new(agent.id.as_str()),
@@ -221,6 +260,19 @@ async fn accept_loop(endpoint: quinn::Endpoint, hub: Hub) {
 }
 pub(crate) use crate::actors::count_refusal as refused;
 
+/// A new random agent token: 24 bytes from the system's random source, in
+/// hex.
+pub fn new_token() -> Result<String, ServerError> {
+    let mut bytes = [0u8; 24];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).map_err(|_| {
+        ServerError::Io {
+            what: "cannot generate an agent token".into(),
+            source: std::io::Error::other("the system random source failed"),
+        }
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Reads the token kept in `path`, or creates a random one there, for agents
 /// whose token is not in the configuration.
 fn load_or_create_token(path: &Path) -> Result<String, ServerError> {
@@ -231,19 +283,9 @@ fn load_or_create_token(path: &Path) -> Result<String, ServerError> {
         }
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| ServerError::Io {
-            what: format!("cannot create {}", dir.display()),
-            source,
-        })?;
+        private_dir(dir)?;
     }
-    let mut bytes = [0u8; 24];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).map_err(|_| {
-        ServerError::Io {
-            what: "cannot generate an agent token".into(),
-            source: std::io::Error::other("the system random source failed"),
-        }
-    })?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token = new_token()?;
     tls::write_private(path, format!("{token}\n").as_bytes())?;
     Ok(token)
 }

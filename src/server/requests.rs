@@ -402,7 +402,10 @@ pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
         HubError::Unavailable(_) => ErrorCode::Unavailable,
         HubError::StorageUnavailable(_) => ErrorCode::StorageUnavailable,
         HubError::Limited { limit, .. } => match limit {
-            Limit::MessageRate | Limit::OfflineForms => ErrorCode::RateLimited,
+            Limit::MessageRate | Limit::OfflineForms | Limit::SignIn | Limit::FilesInFlight => {
+                ErrorCode::RateLimited
+            }
+            Limit::FilesQuota => ErrorCode::FileTooLarge,
             Limit::ChatsPerConnection | Limit::ChatsPerIp => ErrorCode::TooManyChats,
             Limit::ChatLength => ErrorCode::ChatTooLong,
             _ => ErrorCode::InvalidRequest,

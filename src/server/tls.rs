@@ -123,6 +123,14 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).map_err(file_err(path))?;
+    // `mode` applies only to a file it creates; one already there is made
+    // private too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(file_err(path))?;
+    }
     file.write_all(bytes).map_err(file_err(path))
 }
 

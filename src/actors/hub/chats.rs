@@ -14,7 +14,7 @@ impl Hub {
         customer: Customer,
         client_id: u64,
         text: String,
-        secret: String,
+        secret: Secret,
     ) -> Result<ChatStart, HubError> {
         let settings = self
             .channel(&channel)
@@ -22,12 +22,12 @@ impl Hub {
         crate::core::chat::check_text(&text)?;
         crate::core::ticket::check_customer(customer.name.as_deref(), customer.email.as_deref())
             .map_err(|err| HubError::limited(Limit::Field, err.to_string()))?;
-        if !(MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&secret.len()) {
+        if !(MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&secret.expose().len()) {
             return Err(HubError::Invalid(format!(
                 "a chat's secret needs {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes"
             )));
         }
-        let token = digest(&secret);
+        let token = digest(secret.expose());
         // A start retried after a lost answer finds the chat it made.
         let live = self.shared.live_tokens.get(&token).map(|chat| *chat);
         let known = match live {
@@ -134,10 +134,10 @@ impl Hub {
         &self,
         sink: EventSink,
         chat: ChatId,
-        secret: &str,
+        secret: &Secret,
         after: u64,
     ) -> Result<(), HubError> {
-        let token = digest(secret);
+        let token = digest(secret.expose());
         if self.chat_actor(chat).is_some() {
             let resumed = self
                 .ask_chat(chat, {

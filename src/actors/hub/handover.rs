@@ -107,7 +107,7 @@ impl Hub {
         &self,
         sink: EventSink,
         chat: ChatId,
-        secret: String,
+        secret: Secret,
     ) -> Result<(), HubError> {
         // Two returns to one chat (two requests, two connections) take
         // turns: the second finds the chat live and takes it over, so one
@@ -131,12 +131,12 @@ impl Hub {
     }
 
     /// Reopens an ended chat for its customer; see [`Hub::return_to_chat`].
-    async fn reopen(&self, sink: EventSink, chat: ChatId, secret: String) -> Result<(), HubError> {
+    async fn reopen(&self, sink: EventSink, chat: ChatId, secret: Secret) -> Result<(), HubError> {
         if self.chat_actor(chat).is_some() {
             // Still (or again) live: nothing to reopen, just take it over.
             return self.resume_customer(sink, chat, &secret, 0).await;
         }
-        let stored = self.stored_chat_of(chat, digest(&secret)).await?;
+        let stored = self.stored_chat_of(chat, digest(secret.expose())).await?;
         let token = stored.token_digest.clone();
         let mut restored = Chat::restore(stored.events).map_err(|err| gone(err.to_string()))?;
         let durable = restored.events().len() as u64;

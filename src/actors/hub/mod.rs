@@ -26,6 +26,7 @@ use crate::actors::agent::{AgentActor, AgentArgs, AgentMsg};
 use crate::actors::channel::{ChannelActor, ChannelMsg, Waiting};
 use crate::actors::chat::{ChatActor, ChatArgs, ChatMsg, Receipt};
 use crate::actors::origins::{OriginSlot, Origins};
+use crate::actors::pace::Pace;
 use crate::actors::sink::{ConnId, EventSink};
 use crate::core::ticket::check_offline_form;
 use crate::core::{
@@ -34,6 +35,7 @@ use crate::core::{
     ItemId, ItemKind, ItemRef, KnowledgeItem, Limit, Limits, OfflineForm, Presence, QueueRow,
     Scope, SessionSummary, Status, Ticket, TicketId, TicketSource, TicketSummary, Timestamp,
 };
+use crate::protocol::Secret;
 use crate::store::{Counter, Op, Store, StoreError, TranscriptPage};
 
 /// How many ended sessions the hub keeps for recent sessions.
@@ -55,8 +57,8 @@ pub struct AgentConfig {
     pub id: AgentId,
     /// Display name.
     pub name: String,
-    /// The secret the agent signs in with.
-    pub token: String,
+    /// The digest of the token the agent signs in with.
+    pub token: TokenDigest,
     /// Channels whose queues the agent works.
     pub channels: Vec<ChannelId>,
     /// The most chats the agent may hold at once.
@@ -104,7 +106,7 @@ pub enum Caller {
 
 struct AgentEntry {
     config: AgentConfig,
-    token_digest: Vec<u8>,
+    token_digest: TokenDigest,
 }
 
 /// A live chat as the registry knows it.
@@ -131,7 +133,12 @@ struct Shared {
     /// Who started the live chats.
     origins: Arc<Origins>,
     /// Offline forms per address.
-    form_pace: crate::actors::pace::Pace,
+    form_pace: Pace<std::net::IpAddr>,
+    /// Failed sign-ins.
+    sign_in_pace: sign_in::SignInPace,
+    /// What an unknown agent's token is compared with, so that takes as
+    /// long as a wrong token.
+    unknown_agent: TokenDigest,
     /// Ended chats being reopened now, one return at a time per chat.
     reopening: DashMap<ChatId, Arc<tokio::sync::Mutex<()>>>,
     next_chat: AtomicU64,
@@ -166,6 +173,8 @@ mod knowledge;
 mod records;
 mod recovery;
 mod root;
+mod sign_in;
+pub use sign_in::{MAX_TOKEN_BYTES, TokenDigest};
 #[cfg(test)]
 mod tests;
 
@@ -245,7 +254,7 @@ impl Hub {
             .map(|agent| {
                 presence.add_agent(agent.id.clone(), &agent.channels, agent.capacity);
                 let entry = AgentEntry {
-                    token_digest: digest(&agent.token),
+                    token_digest: agent.token.clone(),
                     config: agent,
                 };
                 (entry.config.id.clone(), entry)
@@ -284,9 +293,9 @@ impl Hub {
                 live_tokens: DashMap::new(),
                 presence,
                 presence_grace: config.presence_grace,
-                form_pace: crate::actors::pace::Pace::per_minute(
-                    config.limits.offline_forms_per_minute,
-                ),
+                form_pace: Pace::per_minute(config.limits.offline_forms_per_minute),
+                sign_in_pace: sign_in::SignInPace::new(&config.limits),
+                unknown_agent: TokenDigest::of(&format!("{:?}", std::time::Instant::now())),
                 limits: config.limits.clone(),
                 origins: Arc::default(),
                 reopening: DashMap::new(),
@@ -370,14 +379,6 @@ impl Hub {
     /// A channel's settings.
     pub fn channel(&self, channel: &ChannelId) -> Option<&ChannelSettings> {
         self.shared.settings.get(channel)
-    }
-
-    /// Checks an agent's credentials; the agent's configuration on success.
-    pub fn authenticate(&self, agent: &AgentId, token: &str) -> Result<&AgentConfig, HubError> {
-        match self.shared.agents.get(agent) {
-            Some(entry) if entry.token_digest == digest(token) => Ok(&entry.config),
-            _ => Err(HubError::Unauthorized),
-        }
     }
 
     /// The channels an agent is a member of.

@@ -14,7 +14,7 @@ fn config() -> HubConfig {
         agents: vec![AgentConfig {
             id: AgentId::new("alice"),
             name: "Alice".into(),
-            token: "secret".into(),
+            token: TokenDigest::of("secret"),
             channels: vec![ChannelId::new("support")],
             capacity: 4,
         }],
@@ -57,7 +57,7 @@ async fn a_panicking_chat_actor_is_restarted_from_the_store() {
             Customer::default(),
             1,
             "first".into(),
-            format!("test-secret-for-chat-{}", 1),
+            format!("test-secret-for-chat-{}", 1).into(),
         )
         .await
         .unwrap(),
@@ -83,7 +83,7 @@ async fn a_panicking_chat_actor_is_restarted_from_the_store() {
             Customer::default(),
             3,
             "second".into(),
-            format!("test-secret-for-chat-{}", 3),
+            format!("test-secret-for-chat-{}", 3).into(),
         )
         .await
         .unwrap(),
@@ -184,7 +184,7 @@ async fn a_restarted_channel_actor_gets_its_waiting_chats_back_in_order() {
                 Customer::default(),
                 n,
                 format!("chat {n}"),
-                format!("test-secret-for-chat-{n}"),
+                format!("test-secret-for-chat-{n}").into(),
             )
             .await
             .unwrap();
@@ -227,7 +227,7 @@ async fn a_customer_who_leaves_a_queued_chat_withdraws_it() {
             Customer::default(),
             1,
             "hi".into(),
-            format!("test-secret-for-chat-{}", 1),
+            format!("test-secret-for-chat-{}", 1).into(),
         )
         .await
         .unwrap(),

@@ -1,0 +1,134 @@
+//! Agents signing in: tokens kept only as SHA-256 digests, compared in
+//! constant time, the same work for an unknown agent as for a wrong token,
+//! and failed attempts paced per address and per agent id.
+
+use std::net::IpAddr;
+
+use subtle::ConstantTimeEq;
+
+use super::*;
+
+/// The longest token looked at; a longer one is wrong without hashing it.
+pub const MAX_TOKEN_BYTES: usize = 256;
+
+/// The SHA-256 digest of an agent's token: all the hub keeps of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    /// The digest of `token`.
+    pub fn of(token: &str) -> Self {
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let mut bytes = [0; 32];
+        bytes.copy_from_slice(digest.as_ref());
+        Self(bytes)
+    }
+
+    /// Reads `sha256:<64 hex digits>`, the form `chathub token` prints.
+    pub fn parse(text: &str) -> Option<Self> {
+        let hex = text.strip_prefix("sha256:")?;
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut bytes = [0; 32];
+        for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks(2)) {
+            let pair = std::str::from_utf8(pair).ok()?;
+            *byte = u8::from_str_radix(pair, 16).ok()?;
+        }
+        Some(Self(bytes))
+    }
+
+    /// `sha256:<64 hex digits>`.
+    pub fn to_config(&self) -> String {
+        let hex: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+
+    fn matches(&self, other: &TokenDigest) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl std::fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenDigest(<redacted>)")
+    }
+}
+
+/// Failed sign-ins, paced per address and per agent id.
+#[derive(Debug)]
+pub(super) struct SignInPace {
+    per_ip: Pace<IpAddr>,
+    per_agent: Pace<AgentId>,
+}
+
+impl SignInPace {
+    pub(super) fn new(limits: &Limits) -> Self {
+        Self {
+            per_ip: Pace::per_minute(limits.sign_in_failures_per_minute),
+            per_agent: Pace::per_minute(limits.sign_in_failures_per_minute),
+        }
+    }
+}
+
+impl Hub {
+    /// Checks an agent's credentials, presented from `from` (when known);
+    /// the agent's configuration on success. An unknown agent and a wrong
+    /// token get the same answer after the same work. After
+    /// `sign_in_failures_per_minute` failures from one address, or for one
+    /// agent id, attempts are refused `RateLimited` until the pace allows
+    /// again.
+    pub fn authenticate(
+        &self,
+        from: Option<IpAddr>,
+        agent: &AgentId,
+        token: &str,
+    ) -> Result<&AgentConfig, HubError> {
+        let pace = &self.shared.sign_in_pace;
+        let now = Timestamp::now();
+        let throttled = from.is_some_and(|ip| !pace.per_ip.has_room(&ip, now))
+            || !pace.per_agent.has_room(agent, now);
+        if throttled {
+            return Err(HubError::limited(
+                Limit::SignIn,
+                "too many failed sign-ins; try again later",
+            ));
+        }
+        let presented = (token.len() <= MAX_TOKEN_BYTES).then(|| TokenDigest::of(token));
+        let entry = self.shared.agents.get(agent);
+        // The same comparison whether or not the agent exists.
+        let expected = entry.map_or(&self.shared.unknown_agent, |entry| &entry.token_digest);
+        let matched = presented
+            .as_ref()
+            .is_some_and(|presented| presented.matches(expected));
+        match entry {
+            Some(entry) if matched => Ok(&entry.config),
+            _ => {
+                if let Some(ip) = from {
+                    pace.per_ip.charge(ip, now);
+                }
+                pace.per_agent.charge(agent.clone(), now);
+                Err(HubError::Unauthorized)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_print_and_parse_the_configured_form() {
+        let digest = TokenDigest::of("a-long-enough-token");
+        let text = digest.to_config();
+        assert!(text.starts_with("sha256:") && text.len() == 71, "{text}");
+        assert_eq!(TokenDigest::parse(&text), Some(digest.clone()));
+        assert!(TokenDigest::parse("sha256:abc").is_none());
+        assert!(TokenDigest::parse(&text.replace("sha256:", "md5:")).is_none());
+        assert!(TokenDigest::parse(&format!("sha256:{}", "zz".repeat(32))).is_none());
+        assert!(digest.matches(&TokenDigest::of("a-long-enough-token")));
+        assert!(!digest.matches(&TokenDigest::of("a-long-enough-tokeN")));
+        assert_eq!(format!("{digest:?}"), "TokenDigest(<redacted>)");
+    }
+}
