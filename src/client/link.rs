@@ -15,7 +15,7 @@
 //! event from it and the request, so the application still sees its own
 //! messages in the chat's order.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -91,7 +91,94 @@ struct Memory {
     /// to it: whoever orders an event appends what it made ready here in
     /// the same step, so no later event can overtake.
     ready: VecDeque<ChatEvent>,
+    /// Chats over for this client for now (ended, or gone to another
+    /// agent): not resumed after a reconnect. Their positions stay, so a
+    /// chat that comes back is not handed over twice, for the latest
+    /// [`MAX_FINISHED`] of them; older ones are forgotten.
+    finished: HashSet<ChatId>,
+    /// `finished` in the order the chats finished (a chat that came back
+    /// and finished again may be in it twice).
+    finished_order: VecDeque<ChatId>,
 }
+
+/// Finished chats whose positions (and secrets) the link keeps.
+const MAX_FINISHED: usize = 4096;
+
+impl Memory {
+    /// Notes what the events just made ready mean for resuming: a chat
+    /// that is over for `role` is not resumed any more; one that is back
+    /// is again.
+    fn note_ready(&mut self, role: &Role, from: usize) {
+        for index in from..self.ready.len() {
+            let event = &self.ready[index];
+            let chat = event.chat;
+            if is_over_for(role, &event.kind) {
+                if self.finished.insert(chat) {
+                    self.finished_order.push_back(chat);
+                }
+            } else {
+                // Back (returned, transferred back): resumed again.
+                self.finished.remove(&chat);
+            }
+        }
+        while self.finished_order.len() > MAX_FINISHED {
+            let Some(oldest) = self.finished_order.pop_front() else {
+                break;
+            };
+            if self.finished.remove(&oldest) {
+                self.positions.remove(&oldest);
+                self.secrets.remove(&oldest);
+            }
+        }
+    }
+
+    /// What a hello resumes: every chat known but the finished ones, at
+    /// most `limit` of them (the newest).
+    fn resume_points(&self, limit: usize) -> Vec<Resume> {
+        let mut chats: Vec<ChatId> = self
+            .positions
+            .keys()
+            .chain(self.secrets.keys())
+            .filter(|chat| !self.finished.contains(chat))
+            .copied()
+            .collect();
+        chats.sort_unstable();
+        chats.dedup();
+        if chats.len() > limit {
+            tracing::warn!(
+                "{} chats to resume, more than a hello carries: the oldest {} are not resumed",
+                chats.len(),
+                chats.len() - limit
+            );
+            chats.drain(..chats.len() - limit);
+        }
+        chats
+            .into_iter()
+            .map(|chat| Resume {
+                chat,
+                after: self.positions.get(&chat).copied().unwrap_or(0),
+                secret: self.secrets.get(&chat).cloned(),
+            })
+            .collect()
+    }
+}
+
+/// Whether `event` is the last `role` hears of its chat for now.
+fn is_over_for(role: &Role, event: &ChatEventKind) -> bool {
+    match (role, event) {
+        (_, ChatEventKind::Ended { .. }) => true,
+        (Role::Agent { .. }, ChatEventKind::Requeued { .. }) => true,
+        (Role::Agent { agent, .. }, ChatEventKind::TransferredToAgent { to, .. }) => to != agent,
+        (Role::Agent { agent, .. }, ChatEventKind::TransferDeclined { by, .. }) => by == agent,
+        _ => false,
+    }
+}
+
+/// Queue updates and alerts waiting for the application at most.
+const MAX_OTHERS: usize = 4096;
+
+/// The most chats one hello resumes: the hub's default `resume_points`.
+const MAX_RESUME_POINTS: usize = 256;
 
 /// The most events held for one chat while waiting for a gap to fill;
 /// beyond it they are handed over as they are.
@@ -109,7 +196,9 @@ struct Inner {
     incoming: Arc<IncomingBoard>,
     closing: AtomicBool,
     connection: Mutex<Option<quinn::Connection>>,
-    /// Chat events were made ready (for the forwarding task).
+    /// Queue updates and alerts on their way to the application.
+    others: Mutex<VecDeque<Event>>,
+    /// Chat events (or others) were made ready (for the forwarding task).
     readied: tokio::sync::Notify,
     /// The forwarding task took the ready chat events (for stream readers
     /// waiting for room).
@@ -186,6 +275,7 @@ impl Link {
             incoming: incoming.clone(),
             closing: AtomicBool::new(false),
             connection: Mutex::new(None),
+            others: Mutex::new(VecDeque::new()),
             readied: tokio::sync::Notify::new(),
             taken: tokio::sync::Notify::new(),
         });
@@ -298,25 +388,7 @@ impl Inner {
             .connect(self.config.server, &self.config.server_name)?
             .await?;
         let (mut send, mut recv) = conn.open_bi().await?;
-        let resume = {
-            let memory = lock(&self.memory);
-            let mut chats: Vec<ChatId> = memory
-                .positions
-                .keys()
-                .chain(memory.secrets.keys())
-                .copied()
-                .collect();
-            chats.sort_unstable();
-            chats.dedup();
-            chats
-                .into_iter()
-                .map(|chat| Resume {
-                    chat,
-                    after: memory.positions.get(&chat).copied().unwrap_or(0),
-                    secret: memory.secrets.get(&chat).cloned(),
-                })
-                .collect()
-        };
+        let resume = lock(&self.memory).resume_points(MAX_RESUME_POINTS);
         let mut buf = Vec::new();
         let hello = ClientFrame::Hello(Hello {
             version: PROTOCOL_VERSION,
@@ -446,6 +518,7 @@ impl Inner {
     fn accept(&self, event: ChatEvent) {
         {
             let mut memory = lock(&self.memory);
+            let before = memory.ready.len();
             let Memory {
                 positions,
                 held,
@@ -455,6 +528,31 @@ impl Inner {
             if !order(positions, held, event, ready) {
                 return;
             }
+            memory.note_ready(&self.role, before);
+        }
+        self.readied.notify_one();
+    }
+
+    /// Takes a queue update or an alert in: the incoming list and badge
+    /// take it at once, whether or not the application reads its events,
+    /// so they are always current; it then waits for the application. If
+    /// the application falls [`MAX_OTHERS`] of these behind, the oldest
+    /// queue update waiting is dropped for `next_event` (the incoming list
+    /// already holds what it said).
+    fn accept_other(&self, event: Event) {
+        if let Event::Queue(update) = &event {
+            self.incoming.apply(update);
+        }
+        {
+            let mut others = lock(&self.others);
+            if others.len() >= MAX_OTHERS {
+                let oldest_update = others
+                    .iter()
+                    .position(|event| matches!(event, Event::Queue(_)))
+                    .unwrap_or(0);
+                others.remove(oldest_update);
+            }
+            others.push_back(event);
         }
         self.readied.notify_one();
     }
@@ -676,18 +774,21 @@ async fn read_responses(
 }
 
 /// Hands the ready chat events to the application, in the order they
-/// became ready.
+/// became ready, and the other events (queue updates, alerts) beside them.
 async fn forward(inner: Arc<Inner>) {
     let mut batch = VecDeque::new();
+    let mut others = VecDeque::new();
     loop {
         std::mem::swap(&mut batch, &mut lock(&inner.memory).ready);
-        if batch.is_empty() {
+        std::mem::swap(&mut others, &mut lock(&inner.others));
+        if batch.is_empty() && others.is_empty() {
             inner.readied.notified().await;
             continue;
         }
         inner.taken.notify_waiters();
-        while let Some(event) = batch.pop_front() {
-            if inner.events.send(Event::Chat(event)).await.is_err() {
+        let events = others.drain(..).chain(batch.drain(..).map(Event::Chat));
+        for event in events {
+            if inner.events.send(event).await.is_err() {
                 return;
             }
         }
@@ -710,14 +811,7 @@ async fn read_events(mut recv: quinn::RecvStream, inner: Arc<Inner>) {
         loop {
             match frames.next_frame::<ServerFrame>() {
                 Ok(Some(ServerFrame::Event(Event::Chat(event)))) => inner.accept(event),
-                Ok(Some(ServerFrame::Event(event))) => {
-                    if let Event::Queue(update) = &event {
-                        inner.incoming.apply(update);
-                    }
-                    if inner.events.send(event).await.is_err() {
-                        return;
-                    }
-                }
+                Ok(Some(ServerFrame::Event(event))) => inner.accept_other(event),
                 Ok(Some(other)) => {
                     tracing::warn!("unexpected frame on an event stream: {other:?}");
                     return;
@@ -838,6 +932,96 @@ mod tests {
 
     fn event(chat: u64, seq: u64) -> ChatEvent {
         ChatEvent::customer_message(chat, seq, format!("m{seq}"))
+    }
+
+    fn with_kind(chat: u64, seq: u64, kind: ChatEventKind) -> ChatEvent {
+        ChatEvent {
+            kind,
+            ..event(chat, seq)
+        }
+    }
+
+    fn hand_over(memory: &mut Memory, role: &Role, event: ChatEvent) {
+        let before = memory.ready.len();
+        let Memory {
+            positions,
+            held,
+            ready,
+            ..
+        } = memory;
+        super::order(positions, held, event, ready);
+        memory.note_ready(role, before);
+    }
+
+    fn resumed(memory: &Memory) -> Vec<u64> {
+        memory
+            .resume_points(MAX_RESUME_POINTS)
+            .iter()
+            .map(|resume| resume.chat.0)
+            .collect()
+    }
+
+    #[test]
+    fn chats_over_for_an_agent_are_not_resumed_until_they_come_back() {
+        let me = crate::core::AgentId::new("ana");
+        let role = Role::Agent {
+            agent: me.clone(),
+            token: "t".into(),
+        };
+        let mut memory = Memory::default();
+        for chat in 1..=4 {
+            hand_over(&mut memory, &role, event(chat, 1));
+        }
+        let ended = ChatEventKind::Ended {
+            by: Party::Customer,
+        };
+        hand_over(&mut memory, &role, with_kind(1, 2, ended));
+        let away = ChatEventKind::TransferredToAgent {
+            from: me.clone(),
+            to: "bo".into(),
+        };
+        hand_over(&mut memory, &role, with_kind(2, 2, away));
+        let requeued = ChatEventKind::Requeued {
+            by: Some(me.clone()),
+            channel: "support".into(),
+        };
+        hand_over(&mut memory, &role, with_kind(3, 2, requeued));
+        assert_eq!(resumed(&memory), [4]);
+        // Chat 2 comes back: it is resumed again, and what was handed over
+        // before is not handed over twice.
+        let back = ChatEventKind::TransferredToAgent {
+            from: "bo".into(),
+            to: me.clone(),
+        };
+        hand_over(&mut memory, &role, with_kind(2, 3, back));
+        assert_eq!(resumed(&memory), [2, 4]);
+        let before = memory.ready.len();
+        hand_over(&mut memory, &role, event(2, 1));
+        assert_eq!(memory.ready.len(), before, "a replayed event is dropped");
+    }
+
+    #[test]
+    fn the_memory_of_finished_chats_is_bounded_and_a_hello_fits() {
+        let role = Role::Customer;
+        let mut memory = Memory::default();
+        let chats = (MAX_FINISHED + 100) as u64;
+        for chat in 1..=chats {
+            hand_over(&mut memory, &role, event(chat, 1));
+            let ended = ChatEventKind::Ended {
+                by: Party::Customer,
+            };
+            hand_over(&mut memory, &role, with_kind(chat, 2, ended));
+            memory.ready.clear();
+        }
+        assert_eq!(memory.positions.len(), MAX_FINISHED);
+        assert!(resumed(&memory).is_empty());
+        // Live chats beyond what a hello carries: the newest go.
+        for chat in 0..(MAX_RESUME_POINTS as u64 + 10) {
+            hand_over(&mut memory, &role, event(1_000_000 + chat, 1));
+        }
+        let points = resumed(&memory);
+        assert_eq!(points.len(), MAX_RESUME_POINTS);
+        assert_eq!(points[0], 1_000_010);
     }
 
     /// What [`super::order`] made ready for `event`.

@@ -61,8 +61,10 @@ pub enum ErrorCode {
     /// The chat holds as much as a live chat may; the agent can end it or
     /// make a ticket of it.
     ChatTooLong,
-    /// The hub cannot store anything now (a full disk, an I/O error);
-    /// nothing was changed. It restarts and recovers on its own.
+    /// The hub cannot store anything now (a full disk, an I/O error). The
+    /// request may or may not have taken effect, as with a lost answer:
+    /// the hub restarts, replays what its commit log holds, and a request
+    /// that is safe to send again can be sent again.
     StorageUnavailable,
 }
 

@@ -322,7 +322,6 @@ async fn serve(hub: Hub, conn: &quinn::Connection, ip: std::net::IpAddr) -> Resu
         })
         .await;
         if resumed.is_err() {
-            session.close();
             return Err(hello_late());
         }
     }
@@ -350,7 +349,7 @@ async fn serve(hub: Hub, conn: &quinn::Connection, ip: std::net::IpAddr) -> Resu
         }
         _ => {}
     }
-    session.close();
+    drop(session);
     result
 }
 

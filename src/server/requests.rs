@@ -322,9 +322,13 @@ impl Session {
             ),
         }
     }
+}
 
-    /// The connection closed: stop sending to it.
-    pub fn close(&self) {
+/// The connection is over, however its task ended (closed, refused, or a
+/// panic): the hub stops sending to it, and an agent's presence grace or a
+/// customer's absence starts.
+impl Drop for Session {
+    fn drop(&mut self) {
         match &self.role {
             Role::Customer => self
                 .hub

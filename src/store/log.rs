@@ -19,18 +19,23 @@
 //! groups beyond the database's may lie in both files, the older run in
 //! either; they are read back in group order.
 //!
+//! The files are reached through [`LogFileIo`] (see [`log_io`](super::log_io)),
+//! so that tests can run the log over a disk model with power cuts and
+//! failing writes. After a write or sync fails the log appends nothing
+//! more: what the failed group left in the file, on disk or not, cannot be
+//! known, and Linux may report a later sync as done although the pages the
+//! failed one lost never reached the disk.
+//!
 //! Record layout, little endian:
 //! `magic u32 | payload length u32 | crc32 u32 | group u64 | payload`,
 //! the checksum covering the group number and the payload (the ops, in
 //! bincode).
 
-use std::fs::{File, OpenOptions};
-use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use bincode::config::standard;
 
+use crate::store::log_io::{FsLogFile, LogFileIo};
 use crate::store::{Op, StoreError};
 
 const MAGIC: u32 = 0x4c57_4843; // "CHWL"
@@ -51,15 +56,38 @@ pub(crate) struct Log {
     /// The file records go to.
     active: usize,
     buf: Vec<u8>,
+    /// How far the files grow at a time ([`GROW_BYTES`]; less in tests).
+    grow: u64,
+    /// Why a write or sync failed, once one did: the log appends nothing
+    /// more.
+    failed: Option<String>,
 }
 
 /// One of the log's files.
 struct LogFile {
-    file: File,
+    io: Box<dyn LogFileIo>,
     /// Where the next record goes.
     offset: u64,
     /// The file's length: zeros after the last record written.
     allocated: u64,
+}
+
+impl LogFile {
+    /// Writes `record` at the file's offset, growing the file first if it
+    /// is too short, syncs it and moves the offset past it.
+    fn write_record(&mut self, record: &[u8], grow: u64) -> std::io::Result<()> {
+        let end = self.offset + record.len() as u64;
+        if end > self.allocated {
+            let more = (end - self.allocated).next_multiple_of(grow);
+            let zeros = vec![0; more as usize];
+            self.io.write_all_at(&zeros, self.allocated)?;
+            self.allocated += more;
+        }
+        self.io.write_all_at(record, self.offset)?;
+        self.io.sync_data()?;
+        self.offset = end;
+        Ok(())
+    }
 }
 
 /// The log's second file beside `path`.
@@ -67,25 +95,6 @@ fn second_file_of(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".1");
     PathBuf::from(name)
-}
-
-/// Opens (creating if needed) one log file and reads it whole.
-fn open_file(path: &Path) -> Result<(File, Vec<u8>), StoreError> {
-    let existed = path.exists();
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(io)?;
-    if !existed && let Some(dir) = path.parent() {
-        // The new file's name must survive a power cut too.
-        File::open(dir).and_then(|dir| dir.sync_all()).map_err(io)?;
-    }
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(io)?;
-    Ok((file, bytes))
 }
 
 /// What a scan of the log found: the groups after the database's own, in
@@ -111,25 +120,41 @@ impl Log {
     /// Opens (creating if needed) the log at `path` (and its second file
     /// beside it) and reads back every record after group `durable`, the
     /// last group the database holds. New records are written from the
-    /// start of the first file once those are applied.
+    /// start of the first file, over what it held: the caller makes the
+    /// replayed groups durable in the database before the first append.
     pub(crate) fn open(path: &Path, durable: u64) -> Result<(Log, Replay), StoreError> {
-        let second_path = second_file_of(path);
-        let (first, first_bytes) = open_file(path)?;
-        let (second, second_bytes) = open_file(&second_path)?;
-        let named = |path: &Path, bytes: &[u8], after: u64| {
+        let open = |path: &Path| {
+            let file: Box<dyn LogFileIo> = Box::new(FsLogFile::open(path).map_err(io)?);
+            Ok::<_, StoreError>((path.display().to_string(), file))
+        };
+        let first = open(path)?;
+        let second = open(&second_file_of(path))?;
+        Log::open_files([first, second], durable)
+    }
+
+    /// [`Log::open`] over two files given with their names (for errors),
+    /// the first being `chathub.wal`.
+    pub(crate) fn open_files(
+        files: [(String, Box<dyn LogFileIo>); 2],
+        durable: u64,
+    ) -> Result<(Log, Replay), StoreError> {
+        let [(first_name, mut first), (second_name, mut second)] = files;
+        let first_bytes = first.read_all().map_err(io)?;
+        let second_bytes = second.read_all().map_err(io)?;
+        let named = |name: &str, bytes: &[u8], after: u64| {
             scan(bytes, after)
-                .map_err(|err| StoreError::Corrupt(format!("{}: {}", path.display(), reason(err))))
+                .map_err(|err| StoreError::Corrupt(format!("{name}: {}", reason(err))))
         };
         // The run that continues the database first, whichever file holds
         // it; a damaged log fails both ways and says so.
-        let in_order = |older: (&Path, &[u8]), newer: (&Path, &[u8])| {
+        let in_order = |older: (&str, &[u8]), newer: (&str, &[u8])| {
             let mut groups = named(older.0, older.1, durable)?;
             let after = groups.last().map_or(durable, |(group, _)| *group);
             groups.extend(named(newer.0, newer.1, after)?);
             Ok::<_, StoreError>(groups)
         };
-        let first_file = (path, &first_bytes[..]);
-        let second_file = (second_path.as_path(), &second_bytes[..]);
+        let first_file = (first_name.as_str(), &first_bytes[..]);
+        let second_file = (second_name.as_str(), &second_bytes[..]);
         let groups = match in_order(first_file, second_file) {
             Ok(groups) => groups,
             Err(err) => in_order(second_file, first_file).map_err(|other| {
@@ -143,18 +168,20 @@ impl Log {
         let log = Log {
             files: [
                 LogFile {
-                    file: first,
+                    io: first,
                     offset: 0,
                     allocated: first_bytes.len() as u64,
                 },
                 LogFile {
-                    file: second,
+                    io: second,
                     offset: 0,
                     allocated: second_bytes.len() as u64,
                 },
             ],
             active: 0,
             buf: Vec::new(),
+            grow: GROW_BYTES,
+            failed: None,
         };
         Ok((log, Replay { groups }))
     }
@@ -164,13 +191,30 @@ impl Log {
         self.files[self.active].offset
     }
 
+    /// The files grow `bytes` at a time from now on.
+    #[cfg(test)]
+    pub(crate) fn set_grow_step(&mut self, bytes: u64) {
+        self.grow = bytes;
+    }
+
     /// Writes group `group`'s ops and waits until they are on disk.
+    ///
+    /// An error that is [`StoreError::Corrupt`] wrote nothing (the group
+    /// does not encode or is too large): the log goes on. Any other is a
+    /// failed write or sync, which may have left part of the group or all
+    /// of it on disk: that and every later append fail with an error (a
+    /// [`StoreError::Stopped`] for the later ones) and write nothing.
     pub(crate) fn append<'a>(
         &mut self,
         group: u64,
         count: usize,
         ops: impl Iterator<Item = &'a Op>,
     ) -> Result<(), StoreError> {
+        if let Some(failed) = &self.failed {
+            return Err(StoreError::Stopped(format!(
+                "the commit log appends nothing after a failed write: {failed}"
+            )));
+        }
         let buf = &mut self.buf;
         buf.clear();
         buf.resize(HEADER, 0);
@@ -191,17 +235,10 @@ impl Log {
         buf[12..20].copy_from_slice(&group.to_le_bytes());
         let crc = crc32fast::hash(&buf[12..]);
         buf[8..12].copy_from_slice(&crc.to_le_bytes());
-        let file = &mut self.files[self.active];
-        let end = file.offset + buf.len() as u64;
-        if end > file.allocated {
-            let grow = (end - file.allocated).next_multiple_of(GROW_BYTES);
-            let zeros = vec![0; grow as usize];
-            file.file.write_all_at(&zeros, file.allocated).map_err(io)?;
-            file.allocated += grow;
+        if let Err(err) = self.files[self.active].write_record(buf, self.grow) {
+            self.failed = Some(format!("group {group}: {err}"));
+            return Err(io(err));
         }
-        file.file.write_all_at(buf, file.offset).map_err(io)?;
-        file.file.sync_data().map_err(io)?;
-        file.offset = end;
         if self.buf.capacity() > KEEP_BUFFER_BYTES {
             // One unusually large group does not pin its buffer.
             self.buf = Vec::new();
@@ -288,11 +325,12 @@ fn scan(bytes: &[u8], durable: u64) -> Result<Vec<(u64, Vec<Op>)>, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::core::ChatEvent;
 
-    fn message(chat: u64, seq: u64) -> Op {
+    /// A customer message as an op.
+    pub(in crate::store) fn message(chat: u64, seq: u64) -> Op {
         Op::Event(ChatEvent::customer_message(
             chat,
             seq,

@@ -21,6 +21,7 @@
 //! retrying it with the same id finds it instead of writing it twice.
 
 mod log;
+mod log_io;
 mod tables;
 mod writer;
 
