@@ -1028,14 +1028,24 @@ impl Actor for ChatActor {
                                 ticket: ticket.0,
                             })
                             .collect();
+                        let (transcript, left_out) =
+                            crate::core::ticket::ticket_transcript(state.chat.events());
+                        let message = if left_out == 0 {
+                            note
+                        } else {
+                            format!(
+                                "{note}\n\n(The transcript holds the chat's start and its last {} events; {left_out} in between are in the chat's own transcript.)",
+                                transcript.len() - 1
+                            )
+                        };
                         ops.push(Op::Ticket(Box::new(Ticket {
                             id: ticket,
                             channel: state.chat.channel().clone(),
                             source: TicketSource::Chat(state.chat.id()),
                             customer,
                             subject,
-                            message: note,
-                            transcript: state.chat.events().to_vec(),
+                            message,
+                            transcript,
                             created: Timestamp::now(),
                         })));
                         state.persist(&myself, ops);

@@ -138,6 +138,43 @@ pub enum FormError {
     },
 }
 
+/// The most bytes of transcript (text, plus [`EVENT_OVERHEAD_BYTES`] an
+/// event) that a ticket made from a chat carries, so that a ticket always
+/// fits one answer.
+pub const TICKET_TRANSCRIPT_BYTES: u64 = 512 << 10;
+
+/// What an event costs beyond its text, for [`TICKET_TRANSCRIPT_BYTES`].
+const EVENT_OVERHEAD_BYTES: u64 = 64;
+
+/// The transcript a ticket made from a chat carries: the whole of it if it
+/// fits [`TICKET_TRANSCRIPT_BYTES`], otherwise the chat's first event and
+/// the newest events that fit; with how many were left out.
+pub fn ticket_transcript(events: &crate::core::Transcript) -> (Vec<ChatEvent>, usize) {
+    let cost = |event: &ChatEvent| event.text_bytes() + EVENT_OVERHEAD_BYTES;
+    let total: u64 = events.iter().map(cost).sum();
+    if total <= TICKET_TRANSCRIPT_BYTES {
+        return (events.iter().cloned().collect(), 0);
+    }
+    let Some(first) = events.first() else {
+        return (Vec::new(), 0);
+    };
+    let mut budget = TICKET_TRANSCRIPT_BYTES.saturating_sub(cost(first));
+    let mut newest: Vec<ChatEvent> = Vec::new();
+    for event in events.iter_from(1).rev() {
+        let cost = cost(event);
+        if cost > budget {
+            break;
+        }
+        budget -= cost;
+        newest.push(event.clone());
+    }
+    let left_out = events.len() - 1 - newest.len();
+    let mut kept = Vec::with_capacity(newest.len() + 1);
+    kept.push(first.clone());
+    kept.extend(newest.into_iter().rev());
+    (kept, left_out)
+}
+
 /// The longest name or email accepted.
 pub const MAX_FIELD_BYTES: usize = 256;
 
@@ -193,6 +230,32 @@ pub fn check_offline_form(name: Option<&str>, email: &str, message: &str) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_chat_gives_a_ticket_its_start_and_newest_events_within_the_budget() {
+        let mut short = crate::core::Transcript::new();
+        for seq in 1..=10 {
+            short.push(ChatEvent::customer_message(1, seq, "hello"));
+        }
+        let (kept, left_out) = ticket_transcript(&short);
+        assert_eq!((kept.len(), left_out), (10, 0));
+
+        let mut long = crate::core::Transcript::new();
+        let text = "x".repeat(16_000);
+        for seq in 1..=200 {
+            long.push(ChatEvent::customer_message(1, seq, text.clone()));
+        }
+        let (kept, left_out) = ticket_transcript(&long);
+        let bytes: u64 = kept.iter().map(|e| e.text_bytes() + 64).sum();
+        assert!(bytes <= TICKET_TRANSCRIPT_BYTES, "{bytes}");
+        assert_eq!(kept[0].seq, 1, "the chat's first event stays");
+        assert_eq!(kept.last().unwrap().seq, 200, "the newest stays");
+        assert_eq!(kept.len() + left_out, 200);
+        assert!(
+            kept.windows(2).skip(1).all(|w| w[1].seq == w[0].seq + 1),
+            "the newest events kept are consecutive"
+        );
+    }
 
     #[test]
     fn offline_forms_need_an_address_and_a_message() {

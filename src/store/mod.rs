@@ -219,6 +219,17 @@ impl Store {
                 "replayed the commit log"
             );
         }
+        let backfilled =
+            tables::backfill_ticket_summaries(&db).map_err(|err| StoreError::Open {
+                path: path.clone(),
+                reason: err.to_string(),
+            })?;
+        if backfilled > 0 {
+            tracing::info!(
+                tickets = backfilled,
+                "wrote the list rows of earlier tickets"
+            );
+        }
         let db = Arc::new(db);
         let progress = Arc::new(writer::Progress::new(group));
         let writer = Writer::start(db.clone(), log, progress.clone(), options.checkpoint_bytes)
@@ -438,14 +449,14 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<TicketSummary>, StoreError> {
         let read = self.read()?;
-        let tickets = read.open_table(tables::TICKETS).map_err(engine)?;
+        let summaries = read.open_table(tables::TICKET_SUMMARIES).map_err(engine)?;
         let end = before.map_or(u64::MAX, |id| id.0);
         let mut rows = Vec::new();
-        for row in tickets.range(..end).map_err(engine)?.rev() {
+        for row in summaries.range(..end).map_err(engine)?.rev() {
             let (_, value) = row.map_err(engine)?;
-            let ticket = tables::decode::<Ticket>(value.value())?;
-            if channels.contains(&ticket.channel) {
-                rows.push(ticket.summary());
+            let summary = tables::decode::<TicketSummary>(value.value())?;
+            if channels.contains(&summary.channel) {
+                rows.push(summary);
                 if rows.len() == limit {
                     break;
                 }

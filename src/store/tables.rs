@@ -2,7 +2,7 @@
 
 use bincode::config::standard;
 use bincode::{Decode, Encode};
-use redb::{Database, TableDefinition};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::store::StoreError;
 
@@ -31,6 +31,10 @@ pub const CONTACT_CHATS: TableDefinition<(&str, u64), ()> = TableDefinition::new
 pub const CONTACT_TICKETS: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("contact_tickets");
 
+/// Ticket list rows: ticket id -> [`TicketSummary`](crate::core::TicketSummary),
+/// so listing tickets never decodes their transcripts.
+pub const TICKET_SUMMARIES: TableDefinition<u64, &[u8]> = TableDefinition::new("ticket_summaries");
+
 /// Bookkeeping: `LOG_GROUP` -> the last commit-log group applied here.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The [`META`] key of the last applied commit-log group.
@@ -54,12 +58,62 @@ pub fn create_all(db: &Database) -> Result<(), redb::Error> {
     write.open_table(CONTACT_CHATS)?;
     write.open_table(CONTACT_TICKETS)?;
     write.open_table(META)?;
+    write.open_table(TICKET_SUMMARIES)?;
     write.commit()?;
     Ok(())
 }
 
+/// Writes the list row of every ticket that has none (tickets stored
+/// before rows were kept); answers how many it wrote.
+pub fn backfill_ticket_summaries(db: &Database) -> Result<usize, StoreError> {
+    let failed = |err: redb::Error| StoreError::Engine(err.to_string());
+    let write = db.begin_write().map_err(|err| failed(err.into()))?;
+    let mut written = 0;
+    {
+        let tickets = write
+            .open_table(TICKETS)
+            .map_err(|err| failed(err.into()))?;
+        let mut summaries = write
+            .open_table(TICKET_SUMMARIES)
+            .map_err(|err| failed(err.into()))?;
+        let (all, rows) = (
+            tickets.len().map_err(|err| failed(err.into()))?,
+            summaries.len().map_err(|err| failed(err.into()))?,
+        );
+        if all != rows {
+            for row in tickets.iter().map_err(|err| failed(err.into()))? {
+                let (id, value) = row.map_err(|err| failed(err.into()))?;
+                let id = id.value();
+                if summaries
+                    .get(id)
+                    .map_err(|err| failed(err.into()))?
+                    .is_none()
+                {
+                    let summary = decode::<crate::core::Ticket>(value.value())?.summary();
+                    summaries
+                        .insert(id, encode(&summary)?.as_slice())
+                        .map_err(|err| failed(err.into()))?;
+                    written += 1;
+                }
+            }
+        }
+    }
+    write.commit().map_err(|err| failed(err.into()))?;
+    Ok(written)
+}
+
+/// Encodes a value to store; one larger than [`MAX_VALUE_BYTES`] is
+/// refused, as it could never be read back.
 pub fn encode<T: Encode>(value: &T) -> Result<Vec<u8>, StoreError> {
-    bincode::encode_to_vec(value, standard()).map_err(|err| StoreError::Corrupt(err.to_string()))
+    let bytes = bincode::encode_to_vec(value, standard())
+        .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+    if bytes.len() > MAX_VALUE_BYTES {
+        return Err(StoreError::Corrupt(format!(
+            "a value of {} bytes, more than the {MAX_VALUE_BYTES} a stored value may have",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
 }
 
 pub fn decode<T: Decode<()>>(bytes: &[u8]) -> Result<T, StoreError> {

@@ -682,6 +682,7 @@ pub(crate) fn apply<'a>(
         let (mut events, mut live, mut tokens, mut token_chats) = (None, None, None, None);
         let (mut sessions, mut ended, mut tickets, mut knowledge) = (None, None, None, None);
         let (mut files, mut contact_chats, mut contact_tickets) = (None, None, None);
+        let mut ticket_summaries = None;
         for op in ops {
             match op {
                 Op::Event(event) => {
@@ -733,6 +734,9 @@ pub(crate) fn apply<'a>(
                 Op::Ticket(ticket) => {
                     open!(tickets, tables::TICKETS)
                         .insert(ticket.id.0, tables::encode(ticket.as_ref())?.as_slice())
+                        .map_err(engine)?;
+                    open!(ticket_summaries, tables::TICKET_SUMMARIES)
+                        .insert(ticket.id.0, tables::encode(&ticket.summary())?.as_slice())
                         .map_err(engine)?;
                 }
                 Op::Knowledge(item) => {
