@@ -67,6 +67,13 @@ async fn the_metrics_follow_the_chats() {
     chathub::server::metrics::install(addr).expect("the exporter starts");
     let hub = TestHub::start(CONFIG).await;
 
+    // Every limit's refusal counter is there from the start.
+    let first = scrape(addr).await;
+    for limit in chathub::core::Limit::ALL {
+        let series = format!("chathub_limit_refusals_total{{limit=\"{}\"}}", limit.name());
+        assert_eq!(value(&first, &series), Some(0.0), "{series}");
+    }
+
     // Nobody Present: the offline form is counted.
     let customer = hub.customer().await;
     let started = customer
@@ -173,6 +180,19 @@ async fn the_metrics_follow_the_chats() {
         "chathub_request_errors_total{code=\"NotAllowed\"}",
         |v| v >= 1.0,
     )
+    .await;
+    // ...and those at a limit by the limit too.
+    let bad_email = Customer {
+        name: None,
+        email: Some("not an address".into()),
+    };
+    customer
+        .start_chat("support", bad_email, "hi")
+        .await
+        .unwrap_err();
+    eventually(addr, "chathub_limit_refusals_total{limit=\"field\"}", |v| {
+        v == 1.0
+    })
     .await;
     hub.stop().await;
 }
