@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::core::{ChannelId, ChannelSettings, Limits};
+use crate::core::{ChannelId, ChannelSettings, IdentityKey, IdentityPolicy, Limits};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -139,8 +139,22 @@ pub struct RuntimeConfig {
 /// The smallest `checkpoint_bytes` accepted.
 const MIN_CHECKPOINT_BYTES: u64 = 64 << 10;
 
-/// One `[[channel]]` table.
-#[derive(Debug, Clone, Deserialize)]
+/// Whether a channel takes signed customer identities: `"off"` (the
+/// default), `"accept"` or `"require"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityMode {
+    /// Customers are whoever they say they are.
+    #[default]
+    Off,
+    /// A customer may prove who they are.
+    Accept,
+    /// Only customers who prove who they are may start chats.
+    Require,
+}
+
+/// One `[[channel]]` table. `Debug` leaves the identity secret out.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelConfig {
     /// The channel's name, e.g. `support`.
@@ -173,6 +187,35 @@ pub struct ChannelConfig {
     /// abandoned (it leaves the queue and its alerts are cleared).
     #[serde(default = "default_abandon_after", with = "humantime_serde")]
     pub abandon_after: Duration,
+    /// Signed customer identities: `"off"`, `"accept"` or `"require"`.
+    #[serde(default)]
+    pub identity: IdentityMode,
+    /// The secret the contact center's web backend signs identities with
+    /// (HMAC-SHA256, at least 32 bytes); needed unless `identity = "off"`.
+    #[serde(default)]
+    pub identity_secret: Option<String>,
+}
+
+impl std::fmt::Debug for ChannelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelConfig")
+            .field("name", &self.name)
+            .field("alert_after_secs", &self.alert_after_secs)
+            .field("offline_form", &self.offline_form)
+            .field("end_form", &self.end_form)
+            .field("return_window_secs", &self.return_window_secs)
+            .field("welcome", &self.welcome)
+            .field("queue_limit", &self.queue_limit)
+            .field("offline_message", &self.offline_message)
+            .field("file_limit_bytes", &self.file_limit_bytes)
+            .field("abandon_after", &self.abandon_after)
+            .field("identity", &self.identity)
+            .field(
+                "identity_secret",
+                &self.identity_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 /// One `[[agent]]` table. `Debug` leaves the token out.
@@ -270,6 +313,8 @@ fn default_channels() -> Vec<ChannelConfig> {
         offline_message: None,
         file_limit_bytes: default_file_limit(),
         abandon_after: default_abandon_after(),
+        identity: IdentityMode::Off,
+        identity_secret: None,
     }]
 }
 
@@ -342,6 +387,13 @@ impl Config {
             if !channels.insert(channel.name.as_str()) {
                 return invalid(format!("channel {:?} is declared twice", channel.name));
             }
+            let secret = channel.identity_secret.as_deref().map_or(0, str::len);
+            if channel.identity != IdentityMode::Off && secret < 32 {
+                return invalid(format!(
+                    "channel {:?}: identity = {:?} needs an identity_secret of at least 32 bytes",
+                    channel.name, channel.identity
+                ));
+            }
             if channel.queue_limit == 0 {
                 return invalid(format!(
                     "channel {:?}: queue_limit must be at least 1",
@@ -412,6 +464,15 @@ impl Config {
                 offline_message: channel.offline_message.clone(),
                 file_limit: channel.file_limit_bytes,
                 abandon_after: channel.abandon_after,
+                identity: match channel.identity {
+                    IdentityMode::Off => IdentityPolicy::Off,
+                    IdentityMode::Accept => IdentityPolicy::Accept,
+                    IdentityMode::Require => IdentityPolicy::Require,
+                },
+                identity_key: channel
+                    .identity_secret
+                    .as_ref()
+                    .map(|secret| IdentityKey(secret.as_bytes().to_vec())),
             })
             .collect()
     }

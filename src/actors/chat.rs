@@ -560,13 +560,7 @@ impl ChatActorState {
                 claim: self.claim.clone(),
             },
         );
-        let row = QueueRow {
-            chat: self.chat.id(),
-            channel,
-            customer: self.chat.customer().clone(),
-            first_message: crate::core::event::preview(self.chat.first_message()),
-            since,
-        };
+        let row = self.chat.queue_row(since);
         let (hub, chat, claim) = (self.hub.clone(), myself.clone(), self.claim.clone());
         tokio::spawn(async move {
             if let Err(err) = hub.enqueue(chat, claim, generation, row, true).await {
@@ -1021,13 +1015,14 @@ impl Actor for ChatActor {
                 match made {
                     Ok(()) => {
                         let customer = state.chat.customer().clone();
-                        let mut ops: Vec<Op> = crate::store::contact_keys(&customer)
-                            .into_iter()
-                            .map(|key| Op::ContactTicket {
-                                key,
-                                ticket: ticket.0,
-                            })
-                            .collect();
+                        let mut ops: Vec<Op> =
+                            crate::store::contact_keys(&customer, state.chat.verified())
+                                .into_iter()
+                                .map(|key| Op::ContactTicket {
+                                    key,
+                                    ticket: ticket.0,
+                                })
+                                .collect();
                         let (transcript, left_out) =
                             crate::core::ticket::ticket_transcript(state.chat.events());
                         let message = if left_out == 0 {
@@ -1106,13 +1101,7 @@ impl Actor for ChatActor {
             }
             ChatMsg::WaitingRow { reply } => {
                 let row = match state.chat.state() {
-                    ChatState::Queued { since } => Some(QueueRow {
-                        chat: state.chat.id(),
-                        channel: state.chat.channel().clone(),
-                        customer: state.chat.customer().clone(),
-                        first_message: crate::core::event::preview(state.chat.first_message()),
-                        since: *since,
-                    }),
+                    ChatState::Queued { since } => Some(state.chat.queue_row(*since)),
                     _ => None,
                 };
                 let _ = reply.send(row);

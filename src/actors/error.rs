@@ -59,6 +59,10 @@ pub enum HubError {
     /// A value out of range.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The channel needs a verified identity, or the one given does not
+    /// verify.
+    #[error("unverified: {0}")]
+    Unverified(String),
     /// A limit on what one client may do was reached.
     #[error("{detail}")]
     Limited {

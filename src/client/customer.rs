@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::client::link::Link;
 use crate::client::{ClientConfig, ClientError};
-use crate::core::{ChannelId, ChatId, Customer, FileId, FileRef, OfflineForm, TicketId};
+use crate::core::{ChannelId, ChatId, Customer, FileId, FileRef, Identity, OfflineForm, TicketId};
 use crate::protocol::{Event, Reply, RequestBody, Role, Upload};
 
 /// What starting a chat came to.
@@ -101,6 +101,32 @@ impl CustomerClient {
     /// not send it back over the wire).
     pub async fn send(&self, chat: ChatId, text: impl Into<String>) -> Result<u64, ClientError> {
         post(&self.link, chat, text.into()).await
+    }
+
+    /// Says who the customer is on `channel`, with an identity the
+    /// contact center's web backend signed (`signature`: HMAC-SHA256 of
+    /// the id, a newline and the email, in hex, under the channel's
+    /// identity secret). Chats started there afterwards are verified: agents
+    /// see it, and only verified chats join that person's contact history.
+    /// The SDK proves it again after a reconnect.
+    pub async fn identify(
+        &self,
+        channel: impl Into<ChannelId>,
+        identity: Identity,
+        signature: impl Into<String>,
+    ) -> Result<(), ClientError> {
+        let body = RequestBody::Identify {
+            channel: channel.into(),
+            identity,
+            signature: signature.into(),
+        };
+        match self.link.request(body.clone()).await? {
+            Reply::Done => {
+                self.link.remember_identity(body);
+                Ok(())
+            }
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Closes the chat window: the chat ends (or, still queued, leaves the

@@ -79,6 +79,7 @@ mod tests {
             customer: Customer::default(),
             first_message: "hi".into(),
             since: Timestamp(chat),
+            verified: None,
         }
     }
 

@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::incoming::IncomingBoard;
 use crate::client::{ClientConfig, ClientError};
-use crate::core::{ChatEvent, ChatEventKind, ChatId, Party, Status};
+use crate::core::{ChannelId, ChatEvent, ChatEventKind, ChatId, Party, Status};
 use crate::protocol::{
     ClientFrame, ErrorCode, ErrorFrame, Event, FrameBuf, Hello, PROTOCOL_VERSION, Reply, Request,
     RequestBody, Response, Resume, Role, Secret, ServerFrame, Upload, Welcome, encode,
@@ -84,6 +84,8 @@ struct Memory {
     secrets: HashMap<ChatId, Secret>,
     /// The agent status last set.
     status: Option<Status>,
+    /// The customer's proven identities (`Identify` requests), by channel.
+    identities: HashMap<ChannelId, RequestBody>,
     /// Chat events that arrived ahead of an earlier one still on its way
     /// (on another stream), held until the gap fills.
     held: HashMap<ChatId, BTreeMap<u64, ChatEvent>>,
@@ -321,6 +323,16 @@ impl Link {
     /// The secret of a chat this client started.
     pub fn secret(&self, chat: ChatId) -> Option<Secret> {
         lock(&self.inner.memory).secrets.get(&chat).cloned()
+    }
+
+    /// Remembers an `Identify` the hub accepted, to prove it again after a
+    /// reconnect.
+    pub fn remember_identity(&self, identify: RequestBody) {
+        if let RequestBody::Identify { channel, .. } = &identify {
+            lock(&self.inner.memory)
+                .identities
+                .insert(channel.clone(), identify);
+        }
     }
 
     /// Remembers the agent's status, to set it again after a reconnect.
@@ -637,6 +649,16 @@ async fn supervise(inner: Arc<Inner>, mut session: Session) {
                     .write(&mut slot, id, RequestBody::SetStatus { status })
                     .await;
             }
+            // So do the customer's proven identities, before any start.
+            let identities: Vec<RequestBody> = if slot.generation > 1 {
+                lock(&inner.memory).identities.values().cloned().collect()
+            } else {
+                Vec::new()
+            };
+            for identify in identities {
+                let id = inner.next_request.fetch_add(1, Ordering::Relaxed);
+                inner.write(&mut slot, id, identify).await;
+            }
             // Everything unanswered goes out again on the new connection, if
             // doing it twice is harmless; a request that may have taken effect
             // and would take effect again is answered with an error instead.
@@ -723,6 +745,7 @@ fn safe_to_send_again(body: &RequestBody) -> bool {
         | RequestBody::Tickets { .. }
         | RequestBody::Ticket { .. }
         | RequestBody::Contact { .. }
+        | RequestBody::Identify { .. }
         | RequestBody::Items { .. } => true,
         RequestBody::GetNext { .. }
         | RequestBody::Pick { .. }

@@ -28,6 +28,33 @@ pub struct ChannelSettings {
     /// How long a waiting chat's customer may be gone (no connection
     /// receiving the chat) before the chat is abandoned.
     pub abandon_after: Duration,
+    /// Whether customers may, or must, say who they are with an identity
+    /// signed by the contact center's web backend.
+    pub identity: IdentityPolicy,
+    /// The secret those identities are signed with (HMAC-SHA256).
+    pub identity_key: Option<IdentityKey>,
+}
+
+/// Whether a channel takes signed customer identities.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IdentityPolicy {
+    /// Customers are whoever they say they are.
+    #[default]
+    Off,
+    /// A customer may prove who they are; others still chat, unverified.
+    Accept,
+    /// Only customers who prove who they are may start chats.
+    Require,
+}
+
+/// A channel's identity secret. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IdentityKey(pub Vec<u8>);
+
+impl std::fmt::Debug for IdentityKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdentityKey(<redacted>)")
+    }
 }
 
 impl ChannelSettings {
@@ -44,6 +71,8 @@ impl ChannelSettings {
             offline_message: None,
             file_limit: 10 << 20,
             abandon_after: Duration::from_secs(120),
+            identity: IdentityPolicy::Off,
+            identity_key: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::core::event::{ChatEvent, ChatEventKind, Customer, FileRef, Party};
+use crate::core::event::{ChatEvent, ChatEventKind, Customer, FileRef, Identity, Party};
 use crate::core::ids::{AgentId, ChannelId, ChatId};
 use crate::core::ticket::TicketId;
 use crate::core::time::Timestamp;
@@ -121,6 +121,8 @@ pub struct Chat {
     /// The agent who transferred the chat to its current agent, while the
     /// current agent may still decline it.
     transferred_from: Option<AgentId>,
+    /// Who the customer is, if a signed identity vouched for them.
+    verified: Option<Identity>,
 }
 
 impl Chat {
@@ -144,6 +146,7 @@ impl Chat {
             events: Transcript::new(),
             posted: BTreeMap::new(),
             transferred_from: None,
+            verified: None,
         };
         chat.push(now, ChatEventKind::Started { channel, customer });
         chat.append_message(Party::Customer, client_id, first_message, now);
@@ -171,6 +174,7 @@ impl Chat {
             events: Transcript::new(),
             posted: BTreeMap::new(),
             transferred_from: None,
+            verified: None,
         };
         for event in events {
             if event.chat != chat.id || event.seq != chat.next_seq() {
@@ -206,6 +210,36 @@ impl Chat {
     /// Who the customer said they are.
     pub fn customer(&self) -> &Customer {
         &self.customer
+    }
+
+    /// The chat's row in its channel's incoming list, waiting since
+    /// `since`.
+    pub fn queue_row(&self, since: Timestamp) -> crate::core::QueueRow {
+        crate::core::QueueRow {
+            chat: self.id,
+            channel: self.channel.clone(),
+            customer: self.customer.clone(),
+            first_message: crate::core::event::preview(self.first_message()),
+            since,
+            verified: self.verified.as_ref().map(|identity| identity.id.clone()),
+        }
+    }
+
+    /// Who the customer is, if a signed identity vouched for them.
+    pub fn verified(&self) -> Option<&Identity> {
+        self.verified.as_ref()
+    }
+
+    /// Records that the customer is who `identity` says (checked by the
+    /// caller against the channel's secret). Only a new chat, before anyone
+    /// answered it, is verified.
+    pub fn verify(&mut self, identity: Identity, now: Timestamp) -> Result<&ChatEvent, ChatError> {
+        if !matches!(self.state, ChatState::Queued { .. }) || self.verified.is_some() {
+            return Err(ChatError::AlreadyAnswered);
+        }
+        let kind = ChatEventKind::Verified(identity);
+        self.apply(&kind, now);
+        Ok(self.push(now, kind))
     }
 
     /// Where the chat is in its life.
@@ -410,6 +444,7 @@ impl Chat {
         match kind {
             ChatEventKind::Started { .. } | ChatEventKind::Message { .. } => {}
             ChatEventKind::TicketCreated { .. } | ChatEventKind::FileShared { .. } => {}
+            ChatEventKind::Verified(identity) => self.verified = Some(identity.clone()),
             ChatEventKind::Assigned { agent } => {
                 self.state = active(agent);
                 self.transferred_from = None;

@@ -134,6 +134,20 @@ pub enum ChatEventKind {
         /// The file.
         file: FileRef,
     },
+    /// The customer is who the contact center's web backend signed them
+    /// to be (see [`Identity`]).
+    Verified(Identity),
+}
+
+/// Who a customer is, as the contact center's own web backend vouches:
+/// its id for the customer, and their email if it gave one. Signed with the
+/// channel's identity secret, so a stranger cannot claim to be someone.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Encode, Decode)]
+pub struct Identity {
+    /// The backend's id for the customer.
+    pub id: String,
+    /// The customer's email, as the backend knows it.
+    pub email: Option<String>,
 }
 
 impl ChatEvent {
@@ -148,6 +162,9 @@ impl ChatEvent {
             ChatEventKind::Message { text, .. } => text.len(),
             ChatEventKind::TicketCreated { subject, .. } => subject.len(),
             ChatEventKind::FileShared { file, .. } => file.name.len() + file.content_type.len(),
+            ChatEventKind::Verified(identity) => {
+                identity.id.len() + identity.email.as_ref().map_or(0, String::len)
+            }
             _ => 0,
         };
         bytes as u64
@@ -190,6 +207,8 @@ pub struct QueueRow {
     pub first_message: String,
     /// When it was enqueued.
     pub since: Timestamp,
+    /// The backend's id for the customer, if their identity is verified.
+    pub verified: Option<String>,
 }
 
 /// A change to a channel's queue, pushed to the agents who watch it.

@@ -24,13 +24,13 @@ pub mod time;
 pub mod transcript;
 
 pub use capacity::Capacity;
-pub use channel::ChannelSettings;
+pub use channel::{ChannelSettings, IdentityKey, IdentityPolicy};
 pub use chat::{Chat, ChatError, ChatState, Posted, RestoreError, transcript_page};
 pub use claim::{ClaimCell, Claimed, Claimer, Won};
 pub use contact::{ContactCard, ContactChat};
 pub use event::{
-    Alert, Assignment, ChatEvent, ChatEventKind, Customer, FileId, FileRef, Party, QueueChange,
-    QueueRow, QueueUpdate, SessionSummary,
+    Alert, Assignment, ChatEvent, ChatEventKind, Customer, FileId, FileRef, Identity, Party,
+    QueueChange, QueueRow, QueueUpdate, SessionSummary,
 };
 pub use ids::{AgentId, ChannelId, ChatId};
 pub use knowledge::{ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Scope};

@@ -200,6 +200,7 @@ mod tests {
             customer: customer.clone(),
             first_message: "Hej".into(),
             since: Timestamp(5),
+            verified: Some("cust-17".into()),
         };
         let server = vec![
             ServerFrame::Event(Event::Alert(Alert {

@@ -66,6 +66,9 @@ pub enum ErrorCode {
     /// the hub restarts, replays what its commit log holds, and a request
     /// that is safe to send again can be sent again.
     StorageUnavailable,
+    /// The channel takes chats only from customers with a verified
+    /// identity, or the identity's signature does not match.
+    Unverified,
 }
 
 /// An error answer: a code plus a human-readable explanation.

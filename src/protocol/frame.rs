@@ -4,8 +4,8 @@ use bincode::{Decode, Encode};
 
 use crate::core::{
     AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatId, ContactCard, Customer, FileId,
-    FileRef, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, OfflineForm, QueueUpdate,
-    SessionSummary, Status, Ticket, TicketId, TicketSummary, Timestamp,
+    FileRef, Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, OfflineForm,
+    QueueUpdate, SessionSummary, Status, Ticket, TicketId, TicketSummary, Timestamp,
 };
 use crate::protocol::error::ErrorFrame;
 
@@ -294,6 +294,17 @@ pub enum RequestBody {
         chat: ChatId,
         /// Events after this seq (0 for all).
         after: u64,
+    },
+    /// Customer: say who you are on a channel, with an identity the
+    /// contact center's web backend signed; chats this connection starts
+    /// there from now on are verified. Answered [`Reply::Done`].
+    Identify {
+        /// The channel whose identity secret signed it.
+        channel: ChannelId,
+        /// Who the backend says the customer is.
+        identity: Identity,
+        /// HMAC-SHA256 of `id`, a newline and `email`, in hex.
+        signature: String,
     },
 }
 

@@ -22,8 +22,10 @@ pub use frame::{
 
 /// The protocol version this build speaks. Version 2: the connection that
 /// posts a message gets no event for it; [`Reply::Posted`] carries its seq
-/// and time instead.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// and time instead. Version 3: secrets as [`Secret`], verified customer
+/// identities ([`RequestBody::Identify`], `QueueRow::verified`), and the
+/// error codes of the hub's limits.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The ALPN token of the protocol's QUIC connections.
 pub const ALPN: &[u8] = b"chathub/1";

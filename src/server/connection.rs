@@ -297,6 +297,7 @@ async fn serve(hub: Hub, conn: &quinn::Connection, ip: std::net::IpAddr) -> Resu
         role,
         sink,
         started: HashSet::new(),
+        identities: HashMap::new(),
     };
     if matches!(session.role, Role::Customer) {
         // Take over the chats this customer resumes; one it may not (wrong
@@ -413,6 +414,9 @@ async fn run(
                 } {
                     if let Some(chat) = answer.started {
                         session.started.insert(chat);
+                    }
+                    if let Some((channel, identity)) = answer.identified {
+                        session.identities.insert(channel, identity);
                     }
                     control.add(&ServerFrame::Response(answer.response))?;
                 }

@@ -1,11 +1,11 @@
 //! Requests of a connection, turned into hub calls.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 
 use crate::actors::{Caller, ChatStart, ConnId, EventSink, Hub, HubError, Receipt};
-use crate::core::{AgentId, ChatError, ChatId, Limit, QueueError};
+use crate::core::{AgentId, ChannelId, ChatError, ChatId, Identity, Limit, QueueError};
 use crate::protocol::{ErrorCode, ErrorFrame, Reply, Request, RequestBody, Response};
 
 /// Who is on the other end of a connection, once the hello is accepted.
@@ -20,6 +20,8 @@ pub(crate) enum Role {
 pub(crate) struct Done {
     pub response: Response,
     pub started: Option<ChatId>,
+    /// An identity the customer proved on a channel.
+    pub identified: Option<(ChannelId, Identity)>,
 }
 
 pub(crate) type Pending = Pin<Box<dyn Future<Output = Done> + Send>>;
@@ -34,6 +36,8 @@ pub(crate) struct Session {
     pub sink: EventSink,
     /// Chats a customer started on this connection.
     pub started: HashSet<ChatId>,
+    /// Identities the customer proved, by channel.
+    pub identities: HashMap<ChannelId, Identity>,
 }
 
 fn answer<T: 'static, F>(id: u64, work: F, reply: fn(T) -> Reply) -> Pending
@@ -47,6 +51,7 @@ where
                 result: work.await.map(reply).map_err(error_frame),
             },
             started: None,
+            identified: None,
         }
     })
 }
@@ -58,6 +63,7 @@ fn refuse(id: u64, error: ErrorFrame) -> Pending {
             result: Err(error),
         },
         started: None,
+        identified: None,
     }))
 }
 
@@ -96,11 +102,13 @@ impl Session {
             ) => {
                 let hub = hub.clone();
                 let sink = self.sink.clone();
+                let identity = self.identities.get(&channel).cloned();
                 Box::pin(async move {
                     let started = hub
-                        .start_chat(sink, channel, customer, client_id, text, secret)
+                        .start_chat_as(sink, channel, customer, identity, client_id, text, secret)
                         .await;
                     Done {
+                        identified: None,
                         started: match &started {
                             Ok(ChatStart::Queued { chat, .. }) => Some(*chat),
                             _ => None,
@@ -227,6 +235,7 @@ impl Session {
                 Box::pin(async move {
                     let returned = hub.return_to_chat(sink, chat, secret).await;
                     Done {
+                        identified: None,
                         started: returned.is_ok().then_some(chat),
                         response: Response {
                             id,
@@ -309,6 +318,27 @@ impl Session {
                     |(events, more)| Reply::Transcript { events, more },
                 )
             }
+            (
+                Role::Customer,
+                RequestBody::Identify {
+                    channel,
+                    identity,
+                    signature,
+                },
+            ) => {
+                let verified = hub.verify_identity(&channel, identity, &signature);
+                Box::pin(std::future::ready(Done {
+                    started: None,
+                    response: Response {
+                        id,
+                        result: verified
+                            .as_ref()
+                            .map(|_| Reply::Done)
+                            .map_err(|err| error_frame(err.clone())),
+                    },
+                    identified: verified.ok().map(|identity| (channel, identity)),
+                }))
+            }
             (role, body) => refuse(
                 id,
                 ErrorFrame::new(
@@ -371,6 +401,7 @@ fn request_name(body: &RequestBody) -> &'static str {
         RequestBody::DeleteItem { .. } => "DeleteItem",
         RequestBody::Items { .. } => "Items",
         RequestBody::InsertItem { .. } => "InsertItem",
+        RequestBody::Identify { .. } => "Identify",
     }
 }
 
@@ -405,6 +436,7 @@ pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
         HubError::Invalid(_) => ErrorCode::InvalidRequest,
         HubError::Unavailable(_) => ErrorCode::Unavailable,
         HubError::StorageUnavailable(_) => ErrorCode::StorageUnavailable,
+        HubError::Unverified(_) => ErrorCode::Unverified,
         HubError::Limited { limit, .. } => match limit {
             Limit::MessageRate | Limit::OfflineForms | Limit::SignIn | Limit::FilesInFlight => {
                 ErrorCode::RateLimited

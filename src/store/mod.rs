@@ -32,8 +32,8 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 
 use crate::core::chat::TRANSCRIPT_PAGE_BYTES;
 use crate::core::{
-    ChannelId, ChatEvent, ChatId, Customer, FileId, FileRef, ItemId, KnowledgeItem, SessionSummary,
-    Ticket, TicketId, TicketSummary,
+    ChannelId, ChatEvent, ChatId, Customer, FileId, FileRef, Identity, ItemId, KnowledgeItem,
+    SessionSummary, Ticket, TicketId, TicketSummary,
 };
 
 pub use writer::{Done, Op, Writer};
@@ -109,8 +109,18 @@ pub struct ContactHistory {
     pub tickets: Vec<TicketId>,
 }
 
-/// The keys a customer is found by: their email and their name, lowercased.
-pub fn contact_keys(customer: &Customer) -> Vec<String> {
+/// The keys a customer is found by: with a verified identity, the
+/// backend's id and the email it vouched for (`verified:id:…`,
+/// `verified:email:…`); otherwise the email and name they typed
+/// (`email:…`, `name:…`), lowercased.
+pub fn contact_keys(customer: &Customer, verified: Option<&Identity>) -> Vec<String> {
+    if let Some(identity) = verified {
+        let mut keys = vec![format!("verified:id:{}", identity.id)];
+        if let Some(email) = identity.email.as_deref().map(str::trim) {
+            keys.push(format!("verified:email:{}", email.to_lowercase()));
+        }
+        return keys;
+    }
     let mut keys = Vec::new();
     if let Some(email) = customer
         .email

@@ -16,9 +16,38 @@ impl Hub {
         text: String,
         secret: Secret,
     ) -> Result<ChatStart, HubError> {
+        self.start_chat_as(sink, channel, customer, None, client_id, text, secret)
+            .await
+    }
+
+    /// [`Hub::start_chat`] for a customer whose `identity` was verified
+    /// ([`Hub::verify_identity`]) on this channel, if any. A channel that
+    /// requires identities refuses a start without one.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start_chat_as(
+        &self,
+        sink: EventSink,
+        channel: ChannelId,
+        mut customer: Customer,
+        identity: Option<Identity>,
+        client_id: u64,
+        text: String,
+        secret: Secret,
+    ) -> Result<ChatStart, HubError> {
         let settings = self
             .channel(&channel)
             .ok_or_else(|| HubError::UnknownChannel(channel.clone()))?;
+        if settings.identity == IdentityPolicy::Require && identity.is_none() {
+            return Err(HubError::Unverified(format!(
+                "channel {channel} takes chats only from customers with a verified identity"
+            )));
+        }
+        if let Some(identity) = &identity
+            && identity.email.is_some()
+        {
+            // The address the backend vouches for, not a typed one.
+            customer.email = identity.email.clone();
+        }
         crate::core::chat::check_text(&text)?;
         crate::core::ticket::check_customer(customer.name.as_deref(), customer.email.as_deref())
             .map_err(|err| HubError::limited(Limit::Field, err.to_string()))?;
@@ -64,8 +93,7 @@ impl Hub {
             }
         }
         let now = Timestamp::now();
-        let first_message = crate::core::event::preview(&text);
-        let chat = Chat::start(
+        let mut chat = Chat::start(
             id,
             channel.clone(),
             customer.clone(),
@@ -74,6 +102,10 @@ impl Hub {
             settings.welcome.as_deref(),
             now,
         )?;
+        if let Some(identity) = identity.clone() {
+            chat.verify(identity, now)?;
+        }
+        let row = chat.queue_row(now);
         let claim = Arc::new(ClaimCell::new());
         let (started_tx, started_rx) = oneshot::channel();
         let mut start_ops = vec![Op::Token {
@@ -81,7 +113,7 @@ impl Hub {
             digest: token.clone(),
         }];
         start_ops.extend(
-            crate::store::contact_keys(chat.customer())
+            crate::store::contact_keys(chat.customer(), chat.verified())
                 .into_iter()
                 .map(|key| Op::ContactChat { key, chat: id.0 }),
         );
@@ -100,14 +132,7 @@ impl Hub {
             Actor::spawn_linked(None, ChatActor, args, self.shared.root.get_cell())
                 .await
                 .map_err(|err| gone(format!("cannot start the chat: {err}")))?;
-        let channel_name = channel.clone();
-        let row = QueueRow {
-            chat: id,
-            channel,
-            customer,
-            first_message,
-            since: now,
-        };
+        let channel_name = channel;
         // The start is made durable while the chat joins the queue; the
         // customer hears of it once both are done.
         let (durable, queued) = tokio::join!(

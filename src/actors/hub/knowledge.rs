@@ -16,18 +16,63 @@ impl Hub {
         name: Option<String>,
     ) -> Result<ContactCard, HubError> {
         let who = Customer { name, email };
-        let keys = crate::store::contact_keys(&who);
-        let Some(key) = keys.first().cloned() else {
+        let typed = crate::store::contact_keys(&who, None);
+        let Some(key) = typed.first().cloned() else {
             return Err(HubError::Invalid(
                 "look a contact up by email or name".into(),
             ));
         };
         let store = self.shared.store.clone();
         let channels = self.member_channels(agent).to_vec();
+        // What a customer typed counts only on channels that verify no one;
+        // on the others, only what a signed identity vouched for.
+        let unverifying: Vec<ChannelId> = channels
+            .iter()
+            .filter(|channel| {
+                self.channel(channel)
+                    .is_some_and(|settings| settings.identity == IdentityPolicy::Off)
+            })
+            .cloned()
+            .collect();
+        let verified_key = who
+            .email
+            .as_deref()
+            .map(|email| format!("verified:email:{}", email.trim().to_lowercase()));
         blocking(move || {
-            let history = store.contact(&key)?;
+            let typed_history = store.contact(&key)?;
+            let verified_history = match &verified_key {
+                Some(key) => store.contact(key)?,
+                None => Default::default(),
+            };
+            // Newest first, each with the channels it may come from.
+            let mut found: Vec<(ChatId, &[ChannelId])> = typed_history
+                .chats
+                .iter()
+                .map(|chat| (*chat, &unverifying[..]))
+                .chain(
+                    verified_history
+                        .chats
+                        .iter()
+                        .map(|chat| (*chat, &channels[..])),
+                )
+                .collect();
+            found.sort_by_key(|(chat, _)| std::cmp::Reverse(*chat));
+            found.dedup_by_key(|(chat, _)| *chat);
+            let mut found_tickets: Vec<(TicketId, &[ChannelId])> = typed_history
+                .tickets
+                .iter()
+                .map(|ticket| (*ticket, &unverifying[..]))
+                .chain(
+                    verified_history
+                        .tickets
+                        .iter()
+                        .map(|ticket| (*ticket, &channels[..])),
+                )
+                .collect();
+            found_tickets.sort_by_key(|(ticket, _)| std::cmp::Reverse(*ticket));
+            found_tickets.dedup_by_key(|(ticket, _)| *ticket);
             let mut chats = Vec::new();
-            for chat in history.chats.into_iter().rev() {
+            for (chat, allowed) in found {
                 if chats.len() == CONTACT_ROWS {
                     break;
                 }
@@ -37,7 +82,7 @@ impl Hub {
                 let Ok(restored) = Chat::restore(stored.events) else {
                     continue;
                 };
-                if !channels.contains(restored.channel()) {
+                if !allowed.contains(restored.channel()) {
                     continue;
                 }
                 let session = store.session(chat)?;
@@ -53,12 +98,12 @@ impl Hub {
                 });
             }
             let mut tickets = Vec::new();
-            for ticket in history.tickets.into_iter().rev() {
+            for (ticket, allowed) in found_tickets {
                 if tickets.len() == CONTACT_ROWS {
                     break;
                 }
                 if let Some(ticket) = store.ticket(ticket)?
-                    && channels.contains(&ticket.channel)
+                    && allowed.contains(&ticket.channel)
                 {
                     tickets.push(ticket.summary());
                 }

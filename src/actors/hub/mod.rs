@@ -31,9 +31,10 @@ use crate::actors::sink::{ConnId, EventSink};
 use crate::core::ticket::check_offline_form;
 use crate::core::{
     AgentId, Assignment, ChannelId, ChannelSettings, Chat, ChatError, ChatEvent, ChatId, ChatState,
-    ClaimCell, Claimed, Claimer, ContactCard, ContactChat, Customer, FileId, FileRef, ItemDraft,
-    ItemId, ItemKind, ItemRef, KnowledgeItem, Limit, Limits, OfflineForm, Presence, QueueRow,
-    Scope, SessionSummary, Status, Ticket, TicketId, TicketSource, TicketSummary, Timestamp,
+    ClaimCell, Claimed, Claimer, ContactCard, ContactChat, Customer, FileId, FileRef, Identity,
+    IdentityPolicy, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Limit, Limits,
+    OfflineForm, Presence, QueueRow, Scope, SessionSummary, Status, Ticket, TicketId, TicketSource,
+    TicketSummary, Timestamp,
 };
 use crate::protocol::Secret;
 use crate::store::{Counter, Op, Store, StoreError, TranscriptPage};
@@ -169,11 +170,13 @@ mod chats;
 mod files;
 pub use files::FileRoom;
 mod handover;
+mod identity;
 mod knowledge;
 mod records;
 mod recovery;
 mod root;
 mod sign_in;
+pub use identity::{MAX_IDENTITY_ID_BYTES, sign_identity};
 pub use sign_in::{MAX_TOKEN_BYTES, TokenDigest};
 #[cfg(test)]
 mod tests;

@@ -54,7 +54,7 @@ impl Hub {
             transcript: Vec::new(),
             created: Timestamp::now(),
         };
-        let mut ops: Vec<Op> = crate::store::contact_keys(&ticket.customer)
+        let mut ops: Vec<Op> = crate::store::contact_keys(&ticket.customer, None)
             .into_iter()
             .map(|key| Op::ContactTicket { key, ticket: id.0 })
             .collect();

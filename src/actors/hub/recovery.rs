@@ -56,16 +56,10 @@ impl Hub {
         token_digest: Option<Vec<u8>>,
     ) -> Result<(ActorRef<ChatMsg>, Arc<ClaimCell>, QueueRow), HubError> {
         let claim = Arc::new(ClaimCell::new());
-        let row = QueueRow {
-            chat: chat.id(),
-            channel: chat.channel().clone(),
-            customer: chat.customer().clone(),
-            first_message: crate::core::event::preview(chat.first_message()),
-            since: match chat.state() {
-                ChatState::Queued { since } => *since,
-                _ => Timestamp::default(),
-            },
-        };
+        let row = chat.queue_row(match chat.state() {
+            ChatState::Queued { since } => *since,
+            _ => Timestamp::default(),
+        });
         if !matches!(chat.state(), ChatState::Queued { .. }) {
             // Not waiting: nobody may claim it from a queue.
             let _ = claim.claim(Claimer::Agent);

@@ -1,0 +1,118 @@
+//! Customers who prove who they are with an identity their contact
+//! center's web backend signed; contact history joins only those.
+
+mod common;
+
+use chathub::actors::hub::sign_identity;
+use chathub::core::{ChatEventKind, Customer, Identity};
+use chathub::protocol::ErrorCode;
+use common::{TOKEN, TestHub};
+
+const SECRET: &str = "the-backend-secret-of-at-least-32-bytes";
+
+fn config() -> String {
+    format!(
+        "[[channel]]\nname = \"vip\"\nidentity = \"require\"\nidentity_secret = \"{SECRET}\"\n\
+         [[channel]]\nname = \"support\"\nidentity = \"accept\"\nidentity_secret = \"{SECRET}\"\n\
+         [[agent]]\nid = \"alice\"\ntoken = \"{TOKEN}\"\n"
+    )
+}
+
+fn ada() -> Identity {
+    Identity {
+        id: "cust-17".into(),
+        email: Some("ada@example.com".into()),
+    }
+}
+
+fn signed(identity: &Identity) -> String {
+    sign_identity(SECRET.as_bytes(), identity)
+}
+
+#[tokio::test]
+async fn a_channel_that_requires_identities_takes_only_verified_chats() {
+    let hub = TestHub::start(&config()).await;
+    let alice = hub.present_agent("alice").await;
+    let customer = hub.customer().await;
+    let refused = customer
+        .start_chat("vip", Customer::default(), "let me in")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::Unverified));
+
+    // A signature for someone else, or for another email, does not verify.
+    let forged = Identity {
+        email: Some("eve@example.com".into()),
+        ..ada()
+    };
+    let refused = customer.identify("vip", forged, signed(&ada())).await;
+    assert_eq!(refused.unwrap_err().code(), Some(ErrorCode::Unverified));
+    let refused = customer.identify("vip", ada(), "00".repeat(32)).await;
+    assert_eq!(refused.unwrap_err().code(), Some(ErrorCode::Unverified));
+
+    customer
+        .identify("vip", ada(), signed(&ada()))
+        .await
+        .unwrap();
+    let typed = Customer {
+        name: Some("Ada".into()),
+        email: Some("typed@example.com".into()),
+    };
+    let (chat, _) = common::start(&customer, "vip", typed, "hello").await;
+    // Agents see the chat verified: in the incoming list and the chat.
+    let mut row = None;
+    for _ in 0..200 {
+        row = alice
+            .incoming("vip")
+            .and_then(|list| list.rows.into_iter().find(|row| row.chat == chat));
+        if row.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let row = row.expect("the chat is in the incoming list");
+    assert_eq!(row.verified.as_deref(), Some("cust-17"));
+    assert_eq!(
+        row.customer.email.as_deref(),
+        Some("ada@example.com"),
+        "the vouched-for email, not the typed one"
+    );
+    let assignment = alice.get_next("vip").await.unwrap();
+    assert_eq!(assignment.chat, chat);
+    let transcript = alice.transcript(chat).await.unwrap();
+    assert!(
+        transcript
+            .iter()
+            .any(|event| event.kind == ChatEventKind::Verified(ada())),
+        "{transcript:?}"
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_stranger_who_types_someones_email_never_lands_in_their_history() {
+    let hub = TestHub::start(&config()).await;
+    let alice = hub.present_agent("alice").await;
+    // The real Ada, verified.
+    let real = hub.customer().await;
+    real.identify("support", ada(), signed(&ada()))
+        .await
+        .unwrap();
+    let (verified_chat, _) = common::start(&real, "support", Customer::default(), "hi").await;
+    // A stranger types Ada's address.
+    let stranger = hub.customer().await;
+    let claims_ada = Customer {
+        name: Some("Ada".into()),
+        email: Some("ada@example.com".into()),
+    };
+    let (strangers_chat, _) = common::start(&stranger, "support", claims_ada, "hi").await;
+    for _ in 0..2 {
+        let assignment = alice.get_next("support").await.unwrap();
+        alice.end_chat(assignment.chat).await.unwrap();
+    }
+    let card = alice.contact(Some("ADA@example.com"), None).await.unwrap();
+    let chats: Vec<_> = card.chats.iter().map(|row| row.chat).collect();
+    assert!(chats.contains(&verified_chat), "{chats:?}");
+    assert!(!chats.contains(&strangers_chat), "{chats:?}");
+    hub.stop().await;
+}
