@@ -50,11 +50,32 @@ impl Origins {
         })
     }
 
+    /// The limit a new chat of `conn` (from `ip`) would pass, if any;
+    /// nothing is counted.
+    pub(crate) fn at_cap(
+        &self,
+        conn: ConnId,
+        ip: Option<IpAddr>,
+        limits: &Limits,
+    ) -> Option<Limit> {
+        if count(&self.per_conn, &conn) >= limits.chats_per_connection {
+            return Some(Limit::ChatsPerConnection);
+        }
+        match ip {
+            Some(ip) if count(&self.per_ip, &ip) >= limits.chats_per_ip => Some(Limit::ChatsPerIp),
+            _ => None,
+        }
+    }
+
     /// Live chats that `ip` started.
     #[cfg(test)]
     fn of_ip(&self, ip: IpAddr) -> usize {
         self.per_ip.get(&ip).map_or(0, |count| *count)
     }
+}
+
+fn count<K: std::hash::Hash + Eq>(map: &DashMap<K, usize>, key: &K) -> usize {
+    map.get(key).map_or(0, |count| *count)
 }
 
 fn take<K: std::hash::Hash + Eq>(map: &DashMap<K, usize>, key: K, max: usize) -> bool {

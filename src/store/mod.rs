@@ -141,6 +141,29 @@ pub fn contact_keys(customer: &Customer, verified: Option<&Identity>) -> Vec<Str
     keys
 }
 
+/// See [`Store::channel_of`].
+fn channel_of(read: &redb::ReadTransaction, chat: ChatId) -> Result<Option<ChannelId>, StoreError> {
+    let ended = read.open_table(tables::SESSION_ENDED).map_err(engine)?;
+    if let Some(at) = ended.get(chat.0).map_err(engine)? {
+        let sessions = read.open_table(tables::SESSIONS).map_err(engine)?;
+        if let Some(value) = sessions.get((at.value(), chat.0)).map_err(engine)? {
+            return Ok(Some(
+                tables::decode::<SessionSummary>(value.value())?.channel,
+            ));
+        }
+    }
+    let events = read.open_table(tables::EVENTS).map_err(engine)?;
+    let Some(first) = events.get((chat.0, 1)).map_err(engine)? else {
+        return Ok(None);
+    };
+    match tables::decode::<ChatEvent>(first.value())?.kind {
+        crate::core::ChatEventKind::Started { channel, .. } => Ok(Some(channel)),
+        _ => Err(StoreError::Corrupt(format!(
+            "{chat} does not begin with its start"
+        ))),
+    }
+}
+
 /// A page of a stored transcript.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TranscriptPage {
@@ -407,26 +430,24 @@ impl Store {
         Ok(rows)
     }
 
+    /// The channel a stored chat belongs to now: the one it ended in, or
+    /// the one it started in; `None` if it was never stored.
+    pub fn channel_of(&self, chat: ChatId) -> Result<Option<ChannelId>, StoreError> {
+        channel_of(&self.read()?, chat)
+    }
+
     /// A page of a chat's stored transcript after `after`; `None` if the
-    /// chat was never stored.
+    /// chat was never stored. Its channel is [`Store::channel_of`]'s.
     pub fn transcript(
         &self,
         chat: ChatId,
         after: u64,
     ) -> Result<Option<TranscriptPage>, StoreError> {
         let read = self.read()?;
-        let events = read.open_table(tables::EVENTS).map_err(engine)?;
-        let Some(first) = events.get((chat.0, 1)).map_err(engine)? else {
+        let Some(channel) = channel_of(&read, chat)? else {
             return Ok(None);
         };
-        let channel = match tables::decode::<ChatEvent>(first.value())?.kind {
-            crate::core::ChatEventKind::Started { channel, .. } => channel,
-            _ => {
-                return Err(StoreError::Corrupt(format!(
-                    "{chat} does not begin with its start"
-                )));
-            }
-        };
+        let events = read.open_table(tables::EVENTS).map_err(engine)?;
         let mut page = Vec::new();
         let mut bytes = 0;
         let mut more = false;

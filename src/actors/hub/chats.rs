@@ -61,6 +61,15 @@ impl Hub {
         let live = self.shared.live_tokens.get(&token).map(|chat| *chat);
         let known = match live {
             Some(chat) => Some(chat),
+            // A connection (or address) at its cap gets its answer before
+            // the hub reads the store for it.
+            None if let Some(limit) =
+                self.shared
+                    .origins
+                    .at_cap(sink.conn(), sink.peer(), &self.shared.limits) =>
+            {
+                return Err(self.too_many_chats(limit));
+            }
             None => {
                 let (store, token) = (self.shared.store.clone(), token.clone());
                 blocking(move || store.chat_by_token(&token)).await?
@@ -216,19 +225,21 @@ impl Hub {
         self.shared
             .origins
             .reserve(sink.conn(), sink.peer(), &self.shared.limits)
-            .map_err(|limit| {
-                let detail = match limit {
-                    Limit::ChatsPerIp => format!(
-                        "customers of this address already have {} live chats",
-                        self.shared.limits.chats_per_ip
-                    ),
-                    _ => format!(
-                        "this connection already has {} live chats",
-                        self.shared.limits.chats_per_connection
-                    ),
-                };
-                HubError::limited(limit, detail)
-            })
+            .map_err(|limit| self.too_many_chats(limit))
+    }
+
+    fn too_many_chats(&self, limit: Limit) -> HubError {
+        let detail = match limit {
+            Limit::ChatsPerIp => format!(
+                "customers of this address already have {} live chats",
+                self.shared.limits.chats_per_ip
+            ),
+            _ => format!(
+                "this connection already has {} live chats",
+                self.shared.limits.chats_per_connection
+            ),
+        };
+        HubError::limited(limit, detail)
     }
 
     /// The chats an agent holds now.
@@ -268,24 +279,35 @@ impl Hub {
         self.chat_actor(chat)
     }
 
-    /// Stored events of a chat of one of the agent's channels after `after`.
+    /// The channel a chat is in now (or ended in); `None` for an id never
+    /// used.
+    pub(crate) async fn chat_channel(&self, chat: ChatId) -> Result<Option<ChannelId>, HubError> {
+        if let Some(entry) = self.shared.chats.get(&chat) {
+            return Ok(Some(entry.channel.clone()));
+        }
+        let store = self.shared.store.clone();
+        blocking(move || store.channel_of(chat)).await
+    }
+
+    /// Stored events of a chat of one of the agent's channels (the channel
+    /// it is in now, or ended in) after `after`.
     pub(crate) async fn stored_events_for(
         &self,
         agent: &AgentId,
         chat: ChatId,
         after: u64,
     ) -> Result<Vec<ChatEvent>, HubError> {
+        match self.chat_channel(chat).await? {
+            None => return Err(HubError::UnknownChat(chat)),
+            Some(channel) if !self.is_member(agent, &channel) => {
+                return Err(HubError::NotYourChat(chat));
+            }
+            Some(_) => {}
+        }
         let store = self.shared.store.clone();
         let stored = blocking(move || store.chat(chat))
             .await?
             .ok_or(HubError::UnknownChat(chat))?;
-        let channel = match stored.events.first().map(|event| &event.kind) {
-            Some(crate::core::ChatEventKind::Started { channel, .. }) => channel.clone(),
-            _ => return Err(HubError::UnknownChat(chat)),
-        };
-        if !self.is_member(agent, &channel) {
-            return Err(HubError::NotYourChat(chat));
-        }
         Ok(stored
             .events
             .into_iter()
@@ -409,7 +431,9 @@ impl Hub {
         }
     }
 
-    /// The Present member agents of `channel`.
+    /// The Present member agents of `channel`. Any agent may ask of any
+    /// channel: it is how an agent sees whether a channel they would
+    /// transfer a chat to has anyone Present.
     pub fn present_agents(&self, channel: &ChannelId) -> Result<Vec<AgentId>, HubError> {
         if self.channel(channel).is_none() {
             return Err(HubError::UnknownChannel(channel.clone()));

@@ -146,14 +146,10 @@ impl Hub {
             .await?
             .ok_or(HubError::UnknownItem)?;
         let allowed = match &caller {
-            Caller::Agent(agent) => {
-                let store = self.shared.store.clone();
-                let chat = stored.chat;
-                let channel = blocking(move || store.transcript(chat, 0))
-                    .await?
-                    .map(|page| page.channel);
-                channel.is_some_and(|channel| self.is_member(agent, &channel))
-            }
+            Caller::Agent(agent) => self
+                .chat_channel(stored.chat)
+                .await?
+                .is_some_and(|channel| self.is_member(agent, &channel)),
             Caller::Customer(_) => {
                 let caller = caller.clone();
                 self.ask_chat(stored.chat, move |reply| ChatMsg::IsParticipant {
