@@ -14,6 +14,7 @@
 //! Without `--addr` it starts a hub in this process on a loopback port.
 
 mod echo;
+mod hostile;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write as _;
@@ -52,6 +53,10 @@ loadtest [options]
   --echo-frames N    frames for the raw QUIC echo yardstick (default 200000, 0: skip)
   --idle N           instead: hold N idle customer connections and report the
                      hub's memory per connection (with --hub-pid)
+  --hostile N        also run N attacking connections beside the load (start
+                     floods, oversized fields, never-reading clients, slow
+                     file streams, stream floods) and report their outcomes
+                     and the hub's memory before and after
   --hub-pid PID      the hub's process, to read its resident memory
   --addr ADDR        a running hub (default: start one in this process)
   --cert FILE        its certificate (with --addr)
@@ -76,6 +81,7 @@ struct Options {
     agent_prefix: String,
     channel_prefix: String,
     idle: usize,
+    hostile: usize,
     hub_pid: Option<u32>,
     threads: Option<usize>,
 }
@@ -98,6 +104,7 @@ fn options() -> anyhow::Result<Options> {
         agent_prefix: "load".into(),
         channel_prefix: "load".into(),
         idle: 0,
+        hostile: 0,
         hub_pid: None,
         threads: None,
     };
@@ -121,6 +128,7 @@ fn options() -> anyhow::Result<Options> {
             "--agent-prefix" => options.agent_prefix = value()?,
             "--channel-prefix" => options.channel_prefix = value()?,
             "--idle" => options.idle = value()?.parse()?,
+            "--hostile" => options.hostile = value()?.parse()?,
             "--hub-pid" => options.hub_pid = Some(value()?.parse()?),
             "--threads" => options.threads = Some(value()?.parse()?),
             "--help" | "-h" => {
@@ -160,6 +168,8 @@ struct Observed {
     errors: Mutex<BTreeMap<String, u64>>,
     violations: Mutex<Vec<String>>,
     delivered: AtomicU64,
+    /// Chats agents took that were not this run's customers' (attackers').
+    foreign: AtomicU64,
 }
 
 impl Observed {
@@ -298,11 +308,52 @@ async fn run(options: Options) -> anyhow::Result<()> {
         }
         return held;
     }
+    let hub_pid = options
+        .hub_pid
+        .or(embedded.as_ref().map(|_| std::process::id()));
+    let resident_before = hub_pid.and_then(resident_bytes);
+    let stop_attacks = Arc::new(AtomicBool::new(false));
+    let attackers = (options.hostile > 0).then(|| {
+        tokio::spawn(hostile::attack(
+            client.clone(),
+            options.hostile,
+            channels[0].clone(),
+            stop_attacks.clone(),
+        ))
+    });
     let report = tokio::time::timeout(
         options.duration,
         drive(&options, &channels, &client, &token),
     )
     .await;
+    let resident_peak = hub_pid.and_then(resident_bytes);
+    stop_attacks.store(true, Ordering::Relaxed);
+    if let Some(attackers) = attackers {
+        match tokio::time::timeout(Duration::from_secs(60), attackers).await {
+            Ok(Ok(tally)) => {
+                println!("attackers ({}):", options.hostile);
+                for (outcome, count) in tally.take() {
+                    println!("  {count:>8}  {outcome}");
+                }
+            }
+            _ => println!("attackers: did not stop within 60 s"),
+        }
+        let mib = |bytes: Option<u64>| {
+            bytes.map_or("?".to_owned(), |b| {
+                format!("{:.0} MiB", b as f64 / (1 << 20) as f64)
+            })
+        };
+        println!(
+            "hub resident memory: {} before, {} at the end of the load{}",
+            mib(resident_before),
+            mib(resident_peak),
+            if embedded.is_some() {
+                " (the hub runs in this process: the figure includes the load generator)"
+            } else {
+                ""
+            }
+        );
+    }
     if let Some((server, data)) = embedded {
         server.shutdown().await;
         let _ = std::fs::remove_dir_all(data);
@@ -342,6 +393,8 @@ struct Report {
     timeline: Vec<Window>,
     errors: BTreeMap<String, u64>,
     violations: Vec<String>,
+    /// Chats agents took and ended that were not this run's customers'.
+    foreign: u64,
 }
 
 impl Report {
@@ -360,6 +413,9 @@ impl Report {
         );
         if let Some(echo) = echo_rate {
             println!("hub relay / raw QUIC echo: {:.2}", self.rate() / echo);
+        }
+        if self.foreign > 0 {
+            println!("other chats agents took and ended: {}", self.foreign);
         }
         let ms = |us: u64| us as f64 / 1000.0;
         println!(
@@ -422,7 +478,7 @@ impl Report {
             "{{\"chats_started\": {}, \"chats_answered\": {}, \"messages_relayed\": {}, \"seconds\": {:.3}, \
              \"messages_per_second\": {:.1}, \"echo_frames_per_second\": {}, \"time_to_answer\": {}, \
              \"delivery_customer_to_agent\": {}, \"delivery_agent_to_customer\": {}, \"errors\": {{{}}}, \
-             \"violations\": {}}}\n",
+             \"violations\": {}, \"foreign_chats\": {}}}\n",
             self.customers,
             self.answered,
             self.relayed,
@@ -433,7 +489,8 @@ impl Report {
             quantiles(&self.to_agent_us),
             quantiles(&self.to_customer_us),
             errors.join(", "),
-            self.violations.len()
+            self.violations.len(),
+            self.foreign
         )
     }
 }
@@ -519,11 +576,12 @@ async fn drive(
     // Agents take chats until every chat was answered.
     let answered = Arc::new(AtomicU64::new(0));
     for (index, agent) in agents.iter().enumerate() {
-        let (agent, observed, answered, done) = (
+        let (agent, observed, answered, done, run) = (
             agent.clone(),
             observed.clone(),
             answered.clone(),
             done.clone(),
+            run.clone(),
         );
         let channels = channels.to_vec();
         let total = options.customers as u64;
@@ -535,6 +593,14 @@ async fn drive(
                     .get_next(channels[turn % channels.len()].as_str())
                     .await
                 {
+                    // Someone else's chat (an attacker's, or one an earlier
+                    // run left): ended at once, as an agent would.
+                    Ok(assignment) if !assignment.first_message.starts_with(&run) => {
+                        observed.foreign.fetch_add(1, Ordering::Relaxed);
+                        if let Err(err) = agent.end_chat(assignment.chat).await {
+                            observed.error(&err);
+                        }
+                    }
                     Ok(assignment) => {
                         answered.fetch_add(1, Ordering::Relaxed);
                         observed
@@ -665,6 +731,7 @@ async fn drive(
         timeline: timeline(sends),
         errors: observed.errors.lock().unwrap().clone(),
         violations: observed.violations.lock().unwrap().clone(),
+        foreign: observed.foreign.load(Ordering::Relaxed),
     };
     Ok(report)
 }
@@ -729,7 +796,8 @@ async fn customer(
             email: None,
         };
         let asked = micros(clock);
-        let Some(chat) = customer.start_chat(channel, details, "hello").await?.chat() else {
+        let first = format!("{run} hello");
+        let Some(chat) = customer.start_chat(channel, details, first).await?.chat() else {
             bail!("the channel answered with its offline form");
         };
         loop {
@@ -896,6 +964,7 @@ mod tests {
             timeline: windows,
             errors: BTreeMap::new(),
             violations: Vec::new(),
+            foreign: 0,
         };
         let tsv = report.timeline_tsv();
         let lines: Vec<&str> = tsv.lines().collect();
