@@ -8,8 +8,6 @@
 //! The hub runs with its default `[limits]`, except where a test sets one
 //! small on purpose to make the attack cheap.
 //!
-//! Tests marked `#[ignore]` show weaknesses the hub still has; each says
-//! which in its reason. Run them with `--run-ignored only`.
 
 mod common;
 
@@ -1195,7 +1193,6 @@ async fn f21_uploaded_names_are_cleaned_and_content_types_made_safe() {
 /// `ChatTooLong` goes on growing the chat (and the files folder) one
 /// tiny upload after another, as fast as it likes.
 #[tokio::test]
-#[ignore = "hub bug: a customer's file shares bypass chat_events/chat_bytes and the message rate"]
 async fn f6_file_shares_count_against_the_chats_length_and_pace() {
     let hub = TestHub::start(&config("", "chat_events = 30", "")).await;
     let _alice = hub.present_agent("alice").await;
@@ -1764,13 +1761,11 @@ async fn a_flood_of_unread_streams_keeps_the_hub_process_small() {
 }
 
 /// The same flood with every bidirectional stream a client may open (15
-/// besides the control stream) each carrying a megabyte of a header that
-/// never completes: the hub reads each into its frame buffer (a file
-/// stream's header may be as large as any frame, 1 MiB) and holds it for
-/// `file_header_timeout`, so 50 connections make it hold ~750 MiB.
+/// besides the control stream) each announcing a megabyte of a header that
+/// never completes: a file stream's header is refused past a few KiB, so
+/// the hub holds none of it (it used to read each into its frame buffer
+/// and hold it for `file_header_timeout`: ~750 MiB for 50 connections).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "hub bug: a file stream's header is buffered up to MAX_FRAME_BYTES (1 MiB) for \
-            file_header_timeout; 50 connections x 15 streams peak at ~800 MiB RSS"]
 async fn a_flood_of_unfinished_file_headers_keeps_the_hub_process_small() {
     let (before, peak, uni_opened) = flood_process(15, MAX_FRAME_BYTES - 1).await;
     eprintln!(

@@ -48,8 +48,9 @@ pub enum ChatMsg {
         token: Vec<u8>,
         /// The last seq the customer has.
         after: u64,
-        /// Whether the secret matched.
-        reply: RpcReplyPort<Result<(), HubError>>,
+        /// Whether the secret matched; if so, whether the chat is still
+        /// live (it may have ended, its actor not yet stopped).
+        reply: RpcReplyPort<Result<bool, HubError>>,
     },
     /// Send an agent's connection the events after `after`, through the
     /// agent's actor (the same path as live events, so none overtakes).
@@ -161,6 +162,16 @@ pub enum ChatMsg {
     WaitingRow {
         /// The row, or `None` if it does not wait.
         reply: RpcReplyPort<Option<QueueRow>>,
+    },
+    /// Whether `caller` may share a file in the chat now: takes part in it
+    /// and, for the customer, is within the chat's pace and length. Asked
+    /// before any byte of the file is taken; the share itself is checked
+    /// again.
+    MayShare {
+        /// Who asks.
+        caller: Caller,
+        /// The answer.
+        reply: RpcReplyPort<Result<(), HubError>>,
     },
     /// Whether `caller` takes part in the chat (to download its files).
     IsParticipant {
@@ -608,6 +619,33 @@ impl ChatActorState {
         Ok(())
     }
 
+    /// Whether `caller` may share a file now; see [`ChatMsg::MayShare`].
+    fn may_share(&mut self, caller: &Caller) -> Result<(), HubError> {
+        match self.party(caller)? {
+            Party::Customer => {
+                let limits = self.hub.limits();
+                let events = self.chat.events();
+                if events.len() as u64 >= limits.chat_events
+                    || events.text_bytes() >= limits.chat_bytes
+                {
+                    return Err(HubError::limited(
+                        Limit::ChatLength,
+                        "the chat holds as much as a live chat may",
+                    ));
+                }
+                if !self.customer_rate.has_token(Timestamp::now()) {
+                    return Err(HubError::limited(
+                        Limit::MessageRate,
+                        "messages come faster than the chat allows; wait a moment",
+                    ));
+                }
+                Ok(())
+            }
+            Party::Agent(agent) if self.chat.agent() == Some(&agent) => Ok(()),
+            _ => Err(HubError::NotYourChat(self.chat.id())),
+        }
+    }
+
     /// The customer no longer receives the chat: a queued chat is
     /// abandoned if they stay away for the channel's `abandon_after`.
     fn customer_left(&mut self, myself: &ActorRef<ChatMsg>) {
@@ -889,7 +927,8 @@ impl Actor for ChatActor {
                 }
                 state.customer_conn = Some(sink.conn());
                 state.attach_customer(sink, after);
-                let _ = reply.send(Ok(()));
+                let live = !matches!(state.chat.state(), ChatState::Ended { .. });
+                let _ = reply.send(Ok(live));
             }
             ChatMsg::Replay {
                 agent_actor,
@@ -1070,12 +1109,18 @@ impl Actor for ChatActor {
                 // event.
                 state.post(&myself, Party::Agent(by), client_id, text, None, reply);
             }
+            ChatMsg::MayShare { caller, reply } => {
+                let _ = reply.send(state.may_share(&caller));
+            }
             ChatMsg::ShareFile {
                 caller,
                 file,
                 reply,
             } => {
                 let shared = state.party(&caller).and_then(|party| {
+                    if party == Party::Customer {
+                        state.admit_customer_post(&myself, &file.name)?;
+                    }
                     state
                         .chat
                         .share_file(party, file.clone(), Timestamp::now())

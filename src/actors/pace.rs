@@ -50,13 +50,27 @@ impl<K: Hash + Eq + Clone> Pace<K> {
             .is_none_or(|mut bucket| bucket.has_token(now))
     }
 
-    /// Past [`TRACKED`] keys, drops those whose buckets refilled (the same
-    /// as having none).
+    /// At [`TRACKED`] keys, drops those whose buckets refilled (the same
+    /// as having none); if that leaves more than half, drops any until half
+    /// are left, so the table stays bounded (a dropped key starts afresh)
+    /// and the sweep runs once per [`TRACKED`] / 2 new keys at most.
     fn forget_idle(&self, key: &K, now: Timestamp) {
-        if self.buckets.len() >= TRACKED && !self.buckets.contains_key(key) {
-            let full = std::time::Duration::from_secs_f64(f64::from(self.burst) / self.per_sec);
-            self.buckets
-                .retain(|_, bucket| now.since(bucket.last_taken()) < full);
+        if self.buckets.len() < TRACKED || self.buckets.contains_key(key) {
+            return;
+        }
+        let full = std::time::Duration::from_secs_f64(f64::from(self.burst) / self.per_sec);
+        self.buckets
+            .retain(|_, bucket| now.since(bucket.last_taken()) < full);
+        let mut excess = self.buckets.len().saturating_sub(TRACKED / 2);
+        if excess > 0 {
+            self.buckets.retain(|_, _| {
+                if excess > 0 {
+                    excess -= 1;
+                    false
+                } else {
+                    true
+                }
+            });
         }
     }
 }
@@ -102,5 +116,15 @@ mod tests {
         let later = now.after(std::time::Duration::from_secs(120));
         assert!(pace.allow("203.0.113.9".parse().unwrap(), later));
         assert!(pace.buckets.len() < 10, "{}", pace.buckets.len());
+    }
+
+    #[test]
+    fn the_table_stays_bounded_when_every_address_is_busy() {
+        let pace = Pace::per_minute(1);
+        let now = Timestamp(10_000_000);
+        for n in 0..(3 * TRACKED) as u32 {
+            pace.charge(IpAddr::from(n.to_be_bytes()), now);
+        }
+        assert!(pace.buckets.len() <= TRACKED, "{}", pace.buckets.len());
     }
 }

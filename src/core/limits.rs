@@ -224,6 +224,24 @@ impl Limit {
     }
 }
 
+/// What per-address limits count a client by: its IPv4 address, or the /64
+/// network of its IPv6 address (one subscriber's allocation, which a client
+/// can rotate through at will). An IPv4 address mapped into IPv6 counts as
+/// itself.
+pub fn address_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    use std::net::{IpAddr, Ipv6Addr};
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let network = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(Ipv6Addr::from(network))
+            }
+        },
+    }
+}
+
 /// A token bucket: `burst` tokens, refilled at `per_sec`. Time is a
 /// parameter, so it is tested without a clock.
 #[derive(Clone, Debug)]
@@ -296,6 +314,15 @@ mod tests {
         let later = start.after(Duration::from_secs(60));
         assert!((0..3).all(|_| bucket.take(later)));
         assert!(!bucket.take(later));
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64_network() {
+        let key = |text: &str| address_key(text.parse().unwrap()).to_string();
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
     }
 
     #[test]

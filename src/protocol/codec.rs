@@ -86,15 +86,41 @@ pub fn decode<F: Decode<()>>(payload: &[u8]) -> Result<F, CodecError> {
 }
 
 /// Collects bytes as they arrive from a stream and cuts them into frames.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FrameBuf {
     buf: BytesMut,
+    /// The largest frame accepted (at most [`MAX_FRAME_BYTES`]).
+    max: usize,
+}
+
+impl Default for FrameBuf {
+    fn default() -> Self {
+        Self {
+            buf: BytesMut::new(),
+            max: MAX_FRAME_BYTES,
+        }
+    }
 }
 
 impl FrameBuf {
     /// An empty buffer.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty buffer that refuses frames above `max` bytes (and above
+    /// [`MAX_FRAME_BYTES`]): for streams whose frames are known to be small,
+    /// so a peer cannot park a large frame there.
+    pub fn with_limit(max: usize) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            max: max.min(MAX_FRAME_BYTES),
+        }
+    }
+
+    /// Changes the largest frame accepted from now on.
+    pub fn set_limit(&mut self, max: usize) {
+        self.max = max.min(MAX_FRAME_BYTES);
     }
 
     /// Adds bytes read from the stream.
@@ -111,11 +137,8 @@ impl FrameBuf {
             return Ok(None);
         };
         let len = u32::from_be_bytes(prefix.try_into().expect("four bytes")) as usize;
-        if len > MAX_FRAME_BYTES {
-            return Err(CodecError::TooLarge {
-                len,
-                max: MAX_FRAME_BYTES,
-            });
+        if len > self.max {
+            return Err(CodecError::TooLarge { len, max: self.max });
         }
         if self.buf.len() < LEN_BYTES + len {
             // Room for what is on its way, but not a whole announced frame

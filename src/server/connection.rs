@@ -35,6 +35,11 @@ pub(crate) const CLOSE_REFUSED: u32 = 2;
 pub(crate) const CLOSE_TOO_SLOW: u32 = 3;
 pub(crate) const CLOSE_SHUTDOWN: u32 = 4;
 
+/// What a hello may take per resume point (a chat id, a seq and a secret
+/// of at most 256 bytes), and beside them (an agent's id and token).
+const HELLO_BYTES_PER_RESUME: usize = 300;
+const HELLO_BYTES_BESIDE: usize = 4 << 10;
+
 /// Events waiting for a connection's router before it counts as too slow.
 const CONNECTION_EVENTS: usize = 8192;
 /// Events waiting for one stream's writer before the connection counts as
@@ -203,7 +208,9 @@ async fn serve(hub: Hub, conn: &quinn::Connection, ip: std::net::IpAddr) -> Resu
     };
     let mut reader = FrameReader {
         recv,
-        buf: FrameBuf::new(),
+        buf: FrameBuf::with_limit(
+            limits.resume_points.saturating_mul(HELLO_BYTES_PER_RESUME) + HELLO_BYTES_BESIDE,
+        ),
     };
     let hello = match tokio::time::timeout_at(deadline, reader.next()).await {
         Err(_) => return Err(hello_late()),
@@ -244,6 +251,8 @@ async fn serve(hub: Hub, conn: &quinn::Connection, ip: std::net::IpAddr) -> Resu
         return Err(control.refuse(conn, CLOSE_REFUSED, error).await);
     }
 
+    // After the hello, requests may use the whole frame limit.
+    reader.buf.set_limit(crate::protocol::MAX_FRAME_BYTES);
     let conn_id = hub.next_conn();
     let (sink, mut source) = EventSink::new(conn_id, CONNECTION_EVENTS);
     let sink = sink.with_peer(ip);

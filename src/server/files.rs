@@ -22,6 +22,10 @@ use crate::server::requests::error_frame;
 /// The longest file name and content type accepted as sent.
 const MAX_NAME_BYTES: usize = 1024;
 
+/// The largest first frame of a file stream: an upload's header with its
+/// longest name and content type, or a download request.
+const MAX_HEADER_BYTES: usize = 3 * MAX_NAME_BYTES;
+
 /// Time every transfer gets on top of what its size needs at the slowest
 /// allowed rate.
 const TRANSFER_GRACE: Duration = Duration::from_secs(10);
@@ -46,7 +50,7 @@ pub(crate) async fn serve(
     mut recv: quinn::RecvStream,
 ) {
     let limits = hub.limits().clone();
-    let mut frames = FrameBuf::new();
+    let mut frames = FrameBuf::with_limit(MAX_HEADER_BYTES);
     let header = tokio::time::timeout(limits.file_header_timeout, async {
         loop {
             match frames.next_frame::<ClientFrame>() {

@@ -236,7 +236,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, hub: Hub) {
         tokio::select! {
             incoming = endpoint.accept() => match incoming {
                 Some(incoming) => {
-                    let ip = incoming.remote_address().ip();
+                    let ip = crate::core::limits::address_key(incoming.remote_address().ip());
                     let validated = incoming.remote_address_validated();
                     match admission.admit(ip, validated, std::time::Instant::now()) {
                         Verdict::Accept(pass) => {

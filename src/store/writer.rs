@@ -15,7 +15,7 @@
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redb::{Database, Durability};
 
@@ -121,7 +121,14 @@ pub(crate) struct Progress {
     moved: Condvar,
     /// The apply thread's queue; `None` once it is told to finish.
     apply: Mutex<Option<ApplyQueue>>,
+    /// When a reader last cut the apply thread's gathering short.
+    last_flush: Mutex<Option<Instant>>,
 }
+
+/// How often readers may cut the apply thread's gathering short: a flood of
+/// reads (which anonymous requests can cause) costs at most one early
+/// database transaction per interval, not one per read.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(2);
 
 /// The apply thread's queue and the thread, which sleeps while it gathers
 /// groups: a group does not wake it, a checkpoint or a flush does.
@@ -151,6 +158,7 @@ impl Progress {
             }),
             moved: Condvar::new(),
             apply: Mutex::new(None),
+            last_flush: Mutex::new(None),
         }
     }
 
@@ -231,20 +239,12 @@ impl Progress {
         marks.broken.clone()
     }
 
-    /// Waits until every group acknowledged so far is in the database.
+    /// Waits until every group acknowledged so far is in the database,
+    /// asking the apply thread not to wait out its gathering (at most once
+    /// per [`FLUSH_INTERVAL`], whoever asks).
     pub(crate) fn caught_up(&self) -> Result<(), StoreError> {
         let mut marks = self.marks();
         let target = marks.durable;
-        if marks.applied < target {
-            // Don't wait out the gathering. (A full queue means the apply
-            // thread has plenty to do without being asked.)
-            drop(marks);
-            if let Some(apply) = self.apply_queue() {
-                let _ = apply.tx.try_send(Apply::Flush);
-                apply.thread.unpark();
-            }
-            marks = self.marks();
-        }
         loop {
             if let Some(err) = &marks.broken {
                 return Err(err.clone());
@@ -252,10 +252,38 @@ impl Progress {
             if marks.applied >= target {
                 return Ok(());
             }
-            marks = self
-                .moved
-                .wait(marks)
+            drop(marks);
+            self.flush_soon();
+            marks = self.marks();
+            if marks.applied < target && marks.broken.is_none() {
+                marks = self
+                    .moved
+                    .wait_timeout(marks, FLUSH_INTERVAL)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .0;
+            }
+        }
+    }
+
+    /// Cuts the apply thread's gathering short, unless that was done less
+    /// than [`FLUSH_INTERVAL`] ago.
+    fn flush_soon(&self) {
+        let now = Instant::now();
+        {
+            let mut last = self
+                .last_flush
+                .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if last.is_some_and(|last| now.duration_since(last) < FLUSH_INTERVAL) {
+                return;
+            }
+            *last = Some(now);
+        }
+        // A full queue means the apply thread has plenty to do without
+        // being asked.
+        if let Some(apply) = self.apply_queue() {
+            let _ = apply.tx.try_send(Apply::Flush);
+            apply.thread.unpark();
         }
     }
 }

@@ -171,32 +171,51 @@ impl Hub {
         secret: &Secret,
         after: u64,
     ) -> Result<(), HubError> {
-        let token = digest(secret.expose());
-        if self.chat_actor(chat).is_some() {
-            let resumed = self
-                .ask_chat(chat, {
-                    let (sink, token) = (sink.clone(), token.clone());
-                    move |reply| ChatMsg::Resume {
-                        sink,
-                        token,
-                        after,
-                        reply,
+        match self.resume_live(&sink, chat, secret, after).await? {
+            Some(_) => Ok(()),
+            None => {
+                let stored = self.stored_chat_of(chat, digest(secret.expose())).await?;
+                for event in stored.events.into_iter().filter(|event| event.seq > after) {
+                    if !sink.deliver(crate::actors::sink::Outbound::Chat(Arc::new(event))) {
+                        return Err(gone("the connection fell behind"));
                     }
-                })
-                .await;
-            match resumed {
-                // Ended while we asked: fall through to the stored copy.
-                Err(HubError::Chat(ChatError::Ended)) | Err(HubError::UnknownChat(_)) => {}
-                other => return other,
+                }
+                Ok(())
             }
         }
-        let stored = self.stored_chat_of(chat, token).await?;
-        for event in stored.events.into_iter().filter(|event| event.seq > after) {
-            if !sink.deliver(crate::actors::sink::Outbound::Chat(Arc::new(event))) {
-                return Err(gone("the connection fell behind"));
-            }
+    }
+
+    /// Resumes `chat` from its live actor, if it has one: `Some(live)`,
+    /// `live` false if the chat ended and its actor is about to stop;
+    /// `None` if it has no actor.
+    pub(super) async fn resume_live(
+        &self,
+        sink: &EventSink,
+        chat: ChatId,
+        secret: &Secret,
+        after: u64,
+    ) -> Result<Option<bool>, HubError> {
+        if self.chat_actor(chat).is_none() {
+            return Ok(None);
         }
-        Ok(())
+        let token = digest(secret.expose());
+        let resumed = self
+            .ask_chat(chat, {
+                let sink = sink.clone();
+                move |reply| ChatMsg::Resume {
+                    sink,
+                    token,
+                    after,
+                    reply,
+                }
+            })
+            .await;
+        match resumed {
+            Ok(live) => Ok(Some(live)),
+            // Stopped while we asked: the stored copy has it all.
+            Err(HubError::Chat(ChatError::Ended) | HubError::UnknownChat(_)) => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// The stored chat `chat` if `token` is the digest of its secret. The
@@ -208,6 +227,10 @@ impl Hub {
         chat: ChatId,
         token: Vec<u8>,
     ) -> Result<crate::store::StoredChat, HubError> {
+        // An id never handed out is answered without a store read.
+        if chat.0 >= self.shared.next_chat.load(Ordering::Relaxed) {
+            return Err(HubError::NotYourChat(chat));
+        }
         let store = self.shared.store.clone();
         blocking(move || {
             if store.chat_by_token(&token)? != Some(chat) {

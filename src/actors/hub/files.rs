@@ -92,18 +92,13 @@ impl Hub {
         })
     }
 
-    /// Whether `caller` may share a file in `chat` now: its customer, or
-    /// the agent holding it. Asked before any byte of an upload is taken.
+    /// Whether `caller` may share a file in `chat` now: its customer
+    /// (within the chat's pace and length), or the agent holding it. Asked
+    /// before any byte of an upload is taken.
     pub async fn may_share(&self, caller: &Caller, chat: ChatId) -> Result<(), HubError> {
         let caller = caller.clone();
-        let participant = self
-            .ask_chat(chat, move |reply| ChatMsg::IsParticipant { caller, reply })
-            .await;
-        match participant {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(HubError::NotYourChat(chat)),
-            Err(err) => Err(err),
-        }
+        self.ask_chat(chat, move |reply| ChatMsg::MayShare { caller, reply })
+            .await
     }
 
     /// The most bytes a file shared in `chat`'s channel may have.

@@ -132,9 +132,19 @@ impl Hub {
 
     /// Reopens an ended chat for its customer; see [`Hub::return_to_chat`].
     async fn reopen(&self, sink: EventSink, chat: ChatId, secret: Secret) -> Result<(), HubError> {
-        if self.chat_actor(chat).is_some() {
-            // Still (or again) live: nothing to reopen, just take it over.
-            return self.resume_customer(sink, chat, &secret, 0).await;
+        // Still (or again) live: nothing to reopen, just take it over. Just
+        // ended, its actor not yet stopped: wait for it to stop (it does
+        // once the end is durable), then reopen.
+        let mut waited = 0;
+        while let Some(live) = self.resume_live(&sink, chat, &secret, 0).await? {
+            if live {
+                return Ok(());
+            }
+            waited += 1;
+            if waited > 200 {
+                return Err(gone("the chat's end is still being stored; try again"));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let stored = self.stored_chat_of(chat, digest(secret.expose())).await?;
         let token = stored.token_digest.clone();
