@@ -88,7 +88,7 @@ async fn main() {
     drop(store);
     let reopened = Instant::now();
     let store = Store::open(&dir).expect("the store reopens");
-    let live = store.live_chats().expect("live chats");
+    let live = store.live_chats().expect("live chats").chats;
     println!(
         "recovery read of {} live chats ({} events): {:?}",
         live.len(),

@@ -78,6 +78,11 @@ pub struct Limits {
     pub files_in_flight: usize,
     /// Bytes all shared files may take on disk together. Default 10 GiB.
     pub files_quota_bytes: u64,
+    /// How long the files of an ended chat are kept; then they are
+    /// removed (their events stay, a download answers `UnknownItem`).
+    /// Default 30 days.
+    #[serde(with = "humantime_serde")]
+    pub file_retention: Duration,
 }
 
 impl Default for Limits {
@@ -104,6 +109,7 @@ impl Default for Limits {
             file_min_bytes_per_sec: 16 << 10,
             files_in_flight: 256,
             files_quota_bytes: 10 << 30,
+            file_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

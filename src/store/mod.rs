@@ -33,7 +33,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 use crate::core::chat::TRANSCRIPT_PAGE_BYTES;
 use crate::core::{
     ChannelId, ChatEvent, ChatId, Customer, FileId, FileRef, Identity, ItemId, KnowledgeItem,
-    SessionSummary, Ticket, TicketId, TicketSummary,
+    SessionSummary, Ticket, TicketId, TicketSummary, Timestamp,
 };
 
 pub use writer::{Done, Op, Writer};
@@ -98,6 +98,33 @@ pub struct StoredFile {
     pub file: FileRef,
     /// The chat it was shared in.
     pub chat: ChatId,
+}
+
+/// Overwrites a stored event with bytes that do not decode, as damage on
+/// disk would; false while the database is still open elsewhere.
+#[cfg(test)]
+pub(crate) fn damage_event_for_tests(data_dir: &Path, chat: ChatId, seq: u64) -> bool {
+    let Ok(db) = Database::create(data_dir.join("chathub.redb")) else {
+        return false;
+    };
+    let write = db.begin_write().expect("a write transaction");
+    write
+        .open_table(tables::EVENTS)
+        .expect("the events table")
+        .insert((chat.0, seq), [0xFFu8; 3].as_slice())
+        .expect("the damage is written");
+    write.commit().expect("the damage is committed");
+    true
+}
+
+/// The chats that have not ended, as stored.
+#[derive(Debug, Default)]
+pub struct LiveChats {
+    /// In chat id order.
+    pub chats: Vec<StoredChat>,
+    /// Chats with an event that does not decode (damage on disk, or a
+    /// value this build does not know): left in the store as they are.
+    pub unreadable: Vec<(ChatId, StoreError)>,
 }
 
 /// A contact's history: the chats and tickets of one email (or name).
@@ -316,30 +343,41 @@ impl Store {
     }
 
     /// Every chat that has not ended, in chat id order.
-    pub fn live_chats(&self) -> Result<Vec<StoredChat>, StoreError> {
+    pub fn live_chats(&self) -> Result<LiveChats, StoreError> {
         let read = self.read()?;
         let live = read.open_table(tables::LIVE).map_err(engine)?;
         let events = read.open_table(tables::EVENTS).map_err(engine)?;
         let tokens = read.open_table(tables::TOKENS).map_err(engine)?;
-        let mut chats = Vec::new();
+        let mut found = LiveChats::default();
         for entry in live.iter().map_err(engine)? {
             let (chat, _) = entry.map_err(engine)?;
             let chat = chat.value();
             let mut stored = Vec::new();
+            let mut unreadable = None;
             for row in events.range((chat, 0)..(chat, u64::MAX)).map_err(engine)? {
                 let (_, value) = row.map_err(engine)?;
-                stored.push(tables::decode::<ChatEvent>(value.value())?);
+                match tables::decode::<ChatEvent>(value.value()) {
+                    Ok(event) => stored.push(event),
+                    Err(err) => {
+                        unreadable = Some(err);
+                        break;
+                    }
+                }
+            }
+            if let Some(err) = unreadable {
+                found.unreadable.push((ChatId(chat), err));
+                continue;
             }
             let token_digest = tokens
                 .get(chat)
                 .map_err(engine)?
                 .map(|v| v.value().to_vec());
-            chats.push(StoredChat {
+            found.chats.push(StoredChat {
                 events: stored,
                 token_digest,
             });
         }
-        Ok(chats)
+        Ok(found)
     }
 
     /// One chat's stored transcript, ended or not.
@@ -528,6 +566,37 @@ impl Store {
             .map_err(engine)?
             .map(|value| tables::decode::<StoredFile>(value.value()))
             .transpose()
+    }
+
+    /// Up to `limit` files shared in chats that ended before `cutoff` (and
+    /// did not come back), from `after` on in file id order: what a
+    /// retention sweep removes.
+    pub fn files_ended_before(
+        &self,
+        cutoff: Timestamp,
+        after: Option<FileId>,
+        limit: usize,
+    ) -> Result<Vec<StoredFile>, StoreError> {
+        let read = self.read()?;
+        let files = read.open_table(tables::FILES).map_err(engine)?;
+        let ended = read.open_table(tables::SESSION_ENDED).map_err(engine)?;
+        let from = after.map_or(0, |id| id.0.saturating_add(1));
+        let mut expired = Vec::new();
+        for row in files.range(from..).map_err(engine)? {
+            let (_, value) = row.map_err(engine)?;
+            let stored = tables::decode::<StoredFile>(value.value())?;
+            let ended_at = ended
+                .get(stored.chat.0)
+                .map_err(engine)?
+                .map(|at| at.value());
+            if ended_at.is_some_and(|at| at < cutoff.0) {
+                expired.push(stored);
+                if expired.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(expired)
     }
 
     /// The chats and tickets linked to a contact key.

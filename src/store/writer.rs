@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use redb::{Database, Durability};
 
-use crate::core::{ChatEvent, ChatEventKind, ItemId, KnowledgeItem, SessionSummary, Ticket};
+use crate::core::{
+    ChatEvent, ChatEventKind, FileId, ItemId, KnowledgeItem, SessionSummary, Ticket,
+};
 use crate::store::StoredFile;
 use crate::store::log::Log;
 use crate::store::{StoreError, engine, tables};
@@ -46,6 +48,8 @@ pub enum Op {
     ForgetKnowledge(ItemId),
     /// Keep a shared file's description (its bytes are already on disk).
     File(StoredFile),
+    /// Forget a shared file (its retention ran out; its bytes go next).
+    ForgetFile(FileId),
     /// Link a chat to a contact (by a key from [`contact_keys`](crate::store::contact_keys)).
     ContactChat {
         /// The contact key.
@@ -782,6 +786,9 @@ pub(crate) fn apply<'a>(
                         .insert(file.file.id.0, tables::encode(file)?.as_slice())
                         .map_err(engine)?;
                 }
+                Op::ForgetFile(id) => {
+                    open!(files, tables::FILES).remove(id.0).map_err(engine)?;
+                }
                 Op::ContactChat { key, chat } => {
                     open!(contact_chats, tables::CONTACT_CHATS)
                         .insert((key.as_str(), *chat), ())
@@ -880,7 +887,7 @@ mod tests {
             );
         }
         let store = Store::open(dir.path()).unwrap();
-        let live = store.live_chats().unwrap();
+        let live = store.live_chats().unwrap().chats;
         assert_eq!(live.len(), 1, "the ended chat is not live");
         assert_eq!(
             live[0].events.iter().map(|e| e.seq).collect::<Vec<_>>(),
@@ -910,7 +917,7 @@ mod tests {
         let acks: Vec<_> = rx.iter().collect();
         assert_eq!(acks.len(), 200);
         assert!(acks.iter().all(|(_, result)| result.is_ok()));
-        assert_eq!(store.live_chats().unwrap().len(), 200);
+        assert_eq!(store.live_chats().unwrap().chats.len(), 200);
     }
 
     #[test]
@@ -957,7 +964,7 @@ mod tests {
             log.append(4, 1, [Op::Event(message(2, 2))].iter()).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
-        let live = store.live_chats().unwrap();
+        let live = store.live_chats().unwrap().chats;
         let seqs: Vec<Vec<u64>> = live
             .iter()
             .map(|chat| chat.events.iter().map(|e| e.seq).collect())
@@ -969,7 +976,7 @@ mod tests {
         drop(store);
         assert_eq!(applied(dir.path()), 5);
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.live_chats().unwrap()[1].events.len(), 3);
+        assert_eq!(store.live_chats().unwrap().chats[1].events.len(), 3);
     }
 
     #[test]
@@ -1000,7 +1007,7 @@ mod tests {
             store.close();
         }
         let store = Store::open_with(dir.path(), options).unwrap();
-        let live = store.live_chats().unwrap();
+        let live = store.live_chats().unwrap().chats;
         assert_eq!(live.len(), 40);
         for chat in &live {
             let seqs: Vec<u64> = chat.events.iter().map(|e| e.seq).collect();

@@ -319,6 +319,7 @@ impl Hub {
         root.cast(HubMsg::Init(hub.clone()))
             .map_err(|_| gone("the hub root stopped"))?;
         hub.recover().await?;
+        files::spawn_retention(Arc::downgrade(&hub.shared));
         Ok(hub)
     }
 

@@ -7,15 +7,23 @@ impl Hub {
     /// Brings every stored chat that has not ended back to life.
     pub(super) async fn recover(&self) -> Result<(), HubError> {
         let store = self.shared.store.clone();
-        let stored = blocking(move || store.live_chats()).await?;
+        let live = blocking(move || store.live_chats()).await?;
         let mut queued = Vec::new();
         let (mut active, mut skipped) = (0, 0);
-        for stored in stored {
+        // One damaged chat does not keep the hub, and every other chat,
+        // down: it stays in the store as it is, and is counted.
+        for (chat, err) in &live.unreadable {
+            tracing::error!(%chat, "a live chat's stored events cannot be read; it is left out: {err}");
+            metrics::counter!("chathub_chats_unrecoverable_total").increment(1);
+            skipped += 1;
+        }
+        for stored in live.chats {
             let token = stored.token_digest;
             let chat = match Chat::restore(stored.events) {
                 Ok(chat) => chat,
                 Err(err) => {
                     tracing::error!("a stored chat cannot be restored: {err}");
+                    metrics::counter!("chathub_chats_unrecoverable_total").increment(1);
                     skipped += 1;
                     continue;
                 }

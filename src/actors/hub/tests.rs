@@ -256,3 +256,48 @@ async fn a_customer_who_leaves_a_queued_chat_withdraws_it() {
     assert_eq!(recent[0].chat, chat);
     hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_live_chat_whose_events_cannot_be_read_is_left_out_and_the_others_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(config(), Store::open(dir.path()).unwrap())
+        .await
+        .unwrap();
+    let (customer, _events) = EventSink::new(hub.next_conn(), 64);
+    let mut chats = Vec::new();
+    for n in 1..=3 {
+        let (chat, _) = queued(
+            hub.start_chat(
+                customer.clone(),
+                ChannelId::new("support"),
+                Customer::default(),
+                n,
+                format!("chat {n}"),
+                format!("test-secret-for-chat-{n}").into(),
+            )
+            .await
+            .unwrap(),
+        );
+        chats.push(chat);
+    }
+    hub.shutdown().await;
+    drop(hub);
+    // Damage one event of the middle chat on disk (once the database is
+    // released).
+    let mut damaged = false;
+    for _ in 0..200 {
+        if crate::store::damage_event_for_tests(dir.path(), chats[1], 2) {
+            damaged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(damaged, "the database is released after shutdown");
+    let hub = Hub::start(config(), Store::open(dir.path()).unwrap())
+        .await
+        .expect("one damaged chat does not keep the hub from starting");
+    assert_eq!(hub.live_chats(), 2);
+    assert!(hub.live_chat(chats[0]).is_some() && hub.live_chat(chats[2]).is_some());
+    assert!(hub.live_chat(chats[1]).is_none());
+    hub.shutdown().await;
+}
