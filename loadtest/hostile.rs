@@ -1,7 +1,10 @@
 //! `--hostile N`: attacking connections beside the honest load, so the
 //! report shows what they cost honest customers and agents.
 //!
-//! Attacker `i` plays one of five parts (`i % 5`), over and over until the
+//! The attackers run on a thread of their own (so the honest clients' thread
+//! measures the hub, not the attackers), each holding one connection at a
+//! time and starting its next round a second after the last, however that
+//! one ended. Attacker `i` plays one of five parts (`i % 5`) until the
 //! honest run ends:
 //! - start flood: a customer starts chats with fresh secrets until refused,
 //!   then reconnects for a fresh allowance;
@@ -45,8 +48,32 @@ impl Tally {
     }
 }
 
+/// A pause between one attacker's rounds, so a round's reconnect is not a
+/// handshake flood of its own (admission has its own test).
+const ROUND_PAUSE: Duration = Duration::from_secs(1);
+
+/// Starts `count` attackers against the hub of `client` on a thread of
+/// their own; they stop once `stop` is set, and the thread answers their
+/// tally.
+pub(crate) fn spawn(
+    client: ClientConfig,
+    count: usize,
+    channel: String,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<Tally>> {
+    std::thread::Builder::new()
+        .name("attackers".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the attackers");
+            runtime.block_on(attack(client, count, channel, stop))
+        })
+}
+
 /// Runs `count` attackers against the hub of `client` until `stop`.
-pub(crate) async fn attack(
+async fn attack(
     client: ClientConfig,
     count: usize,
     channel: String,
@@ -68,8 +95,8 @@ pub(crate) async fn attack(
                 };
                 if let Err(err) = round {
                     tally.count(format!("failed: {err}"));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
+                tokio::time::sleep(ROUND_PAUSE).await;
             }
         });
     }
@@ -119,7 +146,11 @@ async fn oversized(client: &ClientConfig, channel: &str, tally: &Tally) -> anyho
 /// A raw customer connection that said hello.
 async fn raw(
     client: &ClientConfig,
-) -> anyhow::Result<(quinn::Endpoint, quinn::Connection, quinn::SendStream)> {
+) -> anyhow::Result<(
+    quinn::Endpoint,
+    quinn::Connection,
+    (quinn::SendStream, quinn::RecvStream),
+)> {
     let bind: SocketAddr = if client.server().is_ipv6() {
         "[::1]:0".parse()?
     } else {
@@ -130,7 +161,7 @@ async fn raw(
     let conn = endpoint
         .connect(client.server(), client.server_name())?
         .await?;
-    let (mut send, _recv) = conn.open_bi().await?;
+    let (mut send, recv) = conn.open_bi().await?;
     let mut hello = Vec::new();
     encode(
         &ClientFrame::Hello(Hello {
@@ -141,7 +172,7 @@ async fn raw(
         &mut hello,
     )?;
     send.write_all(&hello).await?;
-    Ok((endpoint, conn, send))
+    Ok((endpoint, conn, (send, recv)))
 }
 
 async fn never_reading(
@@ -149,7 +180,7 @@ async fn never_reading(
     stop: &AtomicBool,
     tally: &Tally,
 ) -> anyhow::Result<()> {
-    let (_endpoint, conn, mut send) = raw(client).await?;
+    let (_endpoint, conn, (mut send, _recv)) = raw(client).await?;
     let mut frames = Vec::new();
     for id in 1..=5_000u64 {
         let request = ClientFrame::Request(Request {

@@ -313,14 +313,16 @@ async fn run(options: Options) -> anyhow::Result<()> {
         .or(embedded.as_ref().map(|_| std::process::id()));
     let resident_before = hub_pid.and_then(resident_bytes);
     let stop_attacks = Arc::new(AtomicBool::new(false));
-    let attackers = (options.hostile > 0).then(|| {
-        tokio::spawn(hostile::attack(
+    let attackers = if options.hostile > 0 {
+        Some(hostile::spawn(
             client.clone(),
             options.hostile,
             channels[0].clone(),
             stop_attacks.clone(),
-        ))
-    });
+        )?)
+    } else {
+        None
+    };
     let report = tokio::time::timeout(
         options.duration,
         drive(&options, &channels, &client, &token),
@@ -329,8 +331,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let resident_peak = hub_pid.and_then(resident_bytes);
     stop_attacks.store(true, Ordering::Relaxed);
     if let Some(attackers) = attackers {
-        match tokio::time::timeout(Duration::from_secs(60), attackers).await {
-            Ok(Ok(tally)) => {
+        let joined = tokio::task::spawn_blocking(move || attackers.join());
+        match tokio::time::timeout(Duration::from_secs(60), joined).await {
+            Ok(Ok(Ok(tally))) => {
                 println!("attackers ({}):", options.hostile);
                 for (outcome, count) in tally.take() {
                     println!("  {count:>8}  {outcome}");

@@ -30,10 +30,13 @@ pub struct Limits {
     /// Default 10 s.
     #[serde(with = "humantime_serde")]
     pub hello_timeout: Duration,
-    /// Requests of one connection being answered at once; past it the hub
-    /// stops reading that connection's requests until one is answered.
-    /// Default 64.
+    /// Requests of one customer connection being answered at once; past
+    /// it the hub stops reading that connection's requests until one is
+    /// answered. Default 64.
     pub requests_in_flight: usize,
+    /// The same for an agent's connection, which answers many chats at
+    /// once. Default 1,024.
+    pub agent_requests_in_flight: usize,
     /// How long a write on a connection's control stream may wait for the
     /// client to read before the connection is closed. Default 10 s.
     #[serde(with = "humantime_serde")]
@@ -93,6 +96,7 @@ impl Default for Limits {
             handshakes_per_sec: 200,
             hello_timeout: Duration::from_secs(10),
             requests_in_flight: 64,
+            agent_requests_in_flight: 1024,
             control_write_timeout: Duration::from_secs(10),
             resume_points: 256,
             stream_window: 256 << 10,
@@ -121,6 +125,10 @@ impl Limits {
             ("connections", self.connections as u64),
             ("connections_per_ip", self.connections_per_ip as u64),
             ("requests_in_flight", self.requests_in_flight as u64),
+            (
+                "agent_requests_in_flight",
+                self.agent_requests_in_flight as u64,
+            ),
             ("chats_per_connection", self.chats_per_connection as u64),
             ("chats_per_ip", self.chats_per_ip as u64),
             ("message_burst", u64::from(self.message_burst)),

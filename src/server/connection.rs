@@ -384,7 +384,10 @@ async fn run(
     let overflow = source.overflow.clone();
     let mut overflowed = std::pin::pin!(overflow.notified());
     let mut file_stream = std::pin::pin!(conn.accept_bi());
-    let in_flight = session.hub.limits().requests_in_flight;
+    let in_flight = match session.role {
+        Role::Customer => session.hub.limits().requests_in_flight,
+        Role::Agent(_) => session.hub.limits().agent_requests_in_flight,
+    };
     loop {
         tokio::select! {
             // At the cap, requests wait in the client's stream (and then in

@@ -222,7 +222,16 @@ impl Log {
         // The same bytes as a `Vec<Op>`: the length, then each op.
         bincode::encode_into_std_write(count as u64, buf, standard()).map_err(encode_err)?;
         for op in ops {
+            let before = buf.len();
             bincode::encode_into_std_write(op, buf, standard()).map_err(encode_err)?;
+            // An op the database could not hold must not become durable:
+            // its apply would fail after it was acknowledged.
+            if buf.len() - before > crate::store::tables::MAX_VALUE_BYTES {
+                return Err(StoreError::Corrupt(format!(
+                    "an op of {} bytes is over the store's limit",
+                    buf.len() - before
+                )));
+            }
         }
         let payload = buf.len() - HEADER;
         if payload > MAX_PAYLOAD {

@@ -41,7 +41,7 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const LOG_GROUP: &str = "log_group";
 
 /// The most bytes one stored value may decode from.
-const MAX_VALUE_BYTES: usize = 64 << 20;
+pub(crate) const MAX_VALUE_BYTES: usize = 64 << 20;
 
 /// Creates every table, so readers never meet a missing one.
 pub fn create_all(db: &Database) -> Result<(), redb::Error> {

@@ -417,6 +417,36 @@ impl State {
         Ok(group)
     }
 
+    /// Carries out what became of a group: its jobs are told, and a durable
+    /// group goes to the apply thread.
+    fn settle(&mut self, jobs: Vec<Job>, ops: usize, result: Result<u64, StoreError>) {
+        match result {
+            Ok(group) => {
+                // Queued for the apply thread before it counts as durable,
+                // so a reader woken by an acknowledgement finds it queued
+                // (and its nudge lands behind it).
+                let mut applied = Vec::with_capacity(ops);
+                let mut dones = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    applied.extend(job.ops);
+                    dones.push(job.done);
+                }
+                self.apply(group, applied);
+                self.progress.set_durable(group);
+                for done in dones {
+                    done(Ok(()));
+                }
+            }
+            Err(err) => {
+                tracing::error!("store commit failed: {err}");
+                metrics::counter!("chathub_store_commit_failures_total").increment(1);
+                for job in jobs {
+                    (job.done)(Err(err.clone()));
+                }
+            }
+        }
+    }
+
     /// Hands a durable group to the apply thread.
     fn apply(&mut self, group: u64, ops: Vec<Op>) {
         if !self.progress.send(Apply::Group(group, ops)) {
@@ -645,34 +675,20 @@ fn run(mut state: State, rx: mpsc::Receiver<Msg>) {
         let result = state.commit(&jobs, ops);
         metrics::histogram!("chathub_store_commit_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("chathub_store_commit_ops").record(ops as f64);
-        match result {
-            Ok(group) => {
-                // Queued for the apply thread before it counts as durable,
-                // so a reader woken by an acknowledgement finds it queued
-                // (and its nudge lands behind it).
-                let mut applied = Vec::with_capacity(ops);
-                let mut dones = Vec::with_capacity(jobs.len());
-                for job in jobs {
-                    applied.extend(job.ops);
-                    dones.push(job.done);
-                }
-                state.apply(group, applied);
-                state.progress.set_durable(group);
-                for done in dones {
-                    done(Ok(()));
-                }
+        if matches!(result, Err(StoreError::Corrupt(_))) && jobs.len() > 1 {
+            // Nothing was written, and one job made the group impossible:
+            // each goes again as a group of its own, so only that one fails.
+            for job in jobs {
+                let ops = job.ops.len();
+                let result = state.commit(std::slice::from_ref(&job), ops);
+                state.settle(vec![job], ops, result);
             }
-            Err(err) => {
-                tracing::error!("store commit failed: {err}");
-                metrics::counter!("chathub_store_commit_failures_total").increment(1);
-                for job in jobs {
-                    (job.done)(Err(err.clone()));
-                }
-            }
+            state.checkpoint_if_due();
+            continue;
         }
+        state.settle(jobs, ops, result);
         state.checkpoint_if_due();
-    }
-    // Refuse whatever arrives from now on; leave the database durable so
+    } // Refuse whatever arrives from now on; leave the database durable so
     // the next start has nothing to replay; release it.
     drop(rx);
     if state.progress.broken().is_none() {
@@ -851,6 +867,50 @@ mod tests {
             .writer()
             .submit(ops, Box::new(move |result| tx.send(result).unwrap()));
         rx.recv().unwrap()
+    }
+
+    #[test]
+    fn an_op_too_large_to_store_fails_alone_and_the_store_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let huge = event(
+            1,
+            2,
+            ChatEventKind::Message {
+                from: Party::Customer,
+                client_id: 2,
+                text: "x".repeat(tables::MAX_VALUE_BYTES + 1),
+            },
+        );
+        // Submitted together, so they may share a group.
+        let (tx, rx) = std_mpsc::channel();
+        for (n, ops) in [
+            vec![Op::Event(started(1)), Op::Event(huge)],
+            vec![Op::Event(started(2))],
+            vec![Op::Event(started(3))],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let tx = tx.clone();
+            store
+                .writer()
+                .submit(ops, Box::new(move |result| tx.send((n, result)).unwrap()));
+        }
+        let mut results: Vec<_> = (0..3).map(|_| rx.recv().unwrap()).collect();
+        results.sort_by_key(|(n, _)| *n);
+        assert!(
+            matches!(results[0].1, Err(StoreError::Corrupt(_))),
+            "{results:?}"
+        );
+        assert!(results[1].1.is_ok() && results[2].1.is_ok(), "{results:?}");
+        // Not broken: later writes and reads work, and the refused op is
+        // nowhere.
+        write(&store, vec![Op::Event(message(2, 2))]).unwrap();
+        let live = store.live_chats().unwrap().chats;
+        let chats: Vec<u64> = live.iter().map(|chat| chat.events[0].chat.0).collect();
+        assert_eq!(chats, [2, 3]);
+        store.close();
     }
 
     #[test]
