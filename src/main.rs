@@ -156,9 +156,13 @@ fn demo(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         .agents
         .first()
         .context("the configuration has no agent")?;
-    let token = match &agent.token {
-        Some(token) => token.clone(),
-        None => {
+    let token = match (&agent.token, &agent.token_hash) {
+        (Some(token), _) => token.clone(),
+        (None, Some(_)) => bail!(
+            "agent {:?} is configured with token_hash only: the demo needs the token itself (configure an agent with a generated token, or with `token`)",
+            agent.id
+        ),
+        (None, None) => {
             let path = config
                 .data_dir
                 .join("agent-tokens")

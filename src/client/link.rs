@@ -29,8 +29,8 @@ use crate::client::incoming::IncomingBoard;
 use crate::client::{ClientConfig, ClientError};
 use crate::core::{ChannelId, ChatEvent, ChatEventKind, ChatId, Party, Status};
 use crate::protocol::{
-    ClientFrame, ErrorCode, ErrorFrame, Event, FrameBuf, Hello, PROTOCOL_VERSION, Reply, Request,
-    RequestBody, Response, Resume, Role, Secret, ServerFrame, Upload, Welcome, encode,
+    ClientFrame, CloseCode, ErrorCode, ErrorFrame, Event, FrameBuf, Hello, PROTOCOL_VERSION, Reply,
+    Request, RequestBody, Response, Resume, Role, Secret, ServerFrame, Upload, Welcome, encode,
 };
 
 /// Events the application has not taken yet. When full (and about as many
@@ -385,7 +385,7 @@ impl Link {
     pub fn close(&self) {
         self.inner.closing.store(true, Ordering::SeqCst);
         if let Some(conn) = lock(&self.inner.connection).take() {
-            conn.close(0u32.into(), b"client closed");
+            conn.close(CloseCode::Normal.code().into(), b"client closed");
         }
         self.inner
             .fail_all("the client closed the connection".into());
@@ -668,7 +668,7 @@ async fn supervise(inner: Arc<Inner>, mut session: Session) {
                 let unsafe_again: Vec<u64> = pending
                     .waiters
                     .iter()
-                    .filter(|(_, waiter)| waiter.sent_on != 0 && !safe_to_send_again(&waiter.body))
+                    .filter(|(_, waiter)| waiter.sent_on != 0 && !waiter.body.safe_to_send_again())
                     .map(|(id, _)| *id)
                     .collect();
                 for id in unsafe_again {
@@ -722,40 +722,6 @@ async fn supervise(inner: Arc<Inner>, mut session: Session) {
                 }
             }
         };
-    }
-}
-
-/// Whether a request whose answer was lost can be sent again without a
-/// second effect: messages carry their client id, a start its secret, an
-/// end finds the chat ended, and reads change nothing. Taking a chat,
-/// transferring it, or making a ticket or an item would happen twice.
-fn safe_to_send_again(body: &RequestBody) -> bool {
-    match body {
-        RequestBody::StartChat { .. }
-        | RequestBody::Post { .. }
-        | RequestBody::InsertItem { .. }
-        | RequestBody::Leave { .. }
-        | RequestBody::EndChat { .. }
-        | RequestBody::SetStatus { .. }
-        | RequestBody::ReturnToChat { .. }
-        | RequestBody::UpdateItem { .. }
-        | RequestBody::RecentSessions { .. }
-        | RequestBody::Transcript { .. }
-        | RequestBody::PresentAgents { .. }
-        | RequestBody::Tickets { .. }
-        | RequestBody::Ticket { .. }
-        | RequestBody::Contact { .. }
-        | RequestBody::Identify { .. }
-        | RequestBody::Items { .. } => true,
-        RequestBody::GetNext { .. }
-        | RequestBody::Pick { .. }
-        | RequestBody::TransferToAgent { .. }
-        | RequestBody::TransferToChannel { .. }
-        | RequestBody::DeclineTransfer { .. }
-        | RequestBody::CreateTicket { .. }
-        | RequestBody::SubmitOfflineForm { .. }
-        | RequestBody::CreateItem(_)
-        | RequestBody::DeleteItem { .. } => false,
     }
 }
 

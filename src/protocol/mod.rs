@@ -9,16 +9,20 @@
 //! in order and never wait behind another chat's, and one for everything
 //! else (queue updates).
 
+pub mod close;
 pub mod codec;
 pub mod error;
 pub mod frame;
+pub mod request;
 
+pub use close::CloseCode;
 pub use codec::{CodecError, FrameBuf, MAX_FRAME_BYTES, decode, encode};
 pub use error::{ErrorCode, ErrorFrame};
 pub use frame::{
     AgentProfile, ClientFrame, Event, EventRef, Hello, Reply, Request, RequestBody, Response,
     Resume, Role, Secret, ServerEventRef, ServerFrame, Upload, Welcome,
 };
+pub use request::Sender;
 
 /// The protocol version this build speaks. Version 2: the connection that
 /// posts a message gets no event for it; [`Reply::Posted`] carries its seq

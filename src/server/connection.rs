@@ -21,19 +21,12 @@ use crate::actors::{EventSink, Hub, HubError, Outbound};
 use crate::core::{AgentId, ChatEventKind, ChatId};
 use crate::core::{Limit, Limits};
 use crate::protocol::{
-    AgentProfile, ClientFrame, CodecError, ErrorCode, ErrorFrame, EventRef, FrameBuf,
+    AgentProfile, ClientFrame, CloseCode, CodecError, ErrorCode, ErrorFrame, EventRef, FrameBuf,
     PROTOCOL_VERSION, Role as WireRole, ServerEventRef, ServerFrame, Welcome, encode,
 };
 use crate::server::admission::Pass;
 use crate::server::refused;
 use crate::server::requests::{Role, Session, error_frame};
-
-/// Application close codes.
-pub(crate) const CLOSE_NORMAL: u32 = 0;
-pub(crate) const CLOSE_PROTOCOL: u32 = 1;
-pub(crate) const CLOSE_REFUSED: u32 = 2;
-pub(crate) const CLOSE_TOO_SLOW: u32 = 3;
-pub(crate) const CLOSE_SHUTDOWN: u32 = 4;
 
 /// What a hello may take per resume point (a chat id, a seq and a secret
 /// of at most 256 bytes), and beside them (an agent's id and token).
@@ -173,7 +166,7 @@ impl Control {
     async fn refuse(
         &mut self,
         conn: &quinn::Connection,
-        code: u32,
+        code: CloseCode,
         error: ErrorFrame,
     ) -> ConnError {
         metrics::counter!("chathub_protocol_errors_total", "kind" => format!("{:?}", error.code))
@@ -186,7 +179,7 @@ impl Control {
         {
             let _ = timeout(Duration::from_secs(1), self.send.stopped()).await;
         }
-        conn.close(code.into(), error.message.as_bytes());
+        conn.close(code.code().into(), error.message.as_bytes());
         ConnError::Refused(error)
     }
 }
@@ -216,7 +209,7 @@ async fn serve(hub: Hub, conn: &quinn::Connection, ip: std::net::IpAddr) -> Resu
         Err(_) => return Err(hello_late()),
         Ok(Err(ConnError::Codec(err))) => {
             let error = ErrorFrame::new(ErrorCode::BadFrame, err.to_string());
-            return Err(control.refuse(conn, CLOSE_PROTOCOL, error).await);
+            return Err(control.refuse(conn, CloseCode::Protocol, error).await);
         }
         Ok(frame) => frame?,
     };
@@ -224,7 +217,7 @@ async fn serve(hub: Hub, conn: &quinn::Connection, ip: std::net::IpAddr) -> Resu
         Some(ClientFrame::Hello(hello)) => hello,
         Some(_) => {
             let error = ErrorFrame::new(ErrorCode::BadFrame, "the first frame must be a hello");
-            return Err(control.refuse(conn, CLOSE_PROTOCOL, error).await);
+            return Err(control.refuse(conn, CloseCode::Protocol, error).await);
         }
         None => return Ok(()),
     };
@@ -236,7 +229,7 @@ async fn serve(hub: Hub, conn: &quinn::Connection, ip: std::net::IpAddr) -> Resu
                 hello.version
             ),
         );
-        return Err(control.refuse(conn, CLOSE_REFUSED, error).await);
+        return Err(control.refuse(conn, CloseCode::Refused, error).await);
     }
     if hello.resume.len() > limits.resume_points {
         refused(Limit::ResumePoints);
@@ -248,7 +241,7 @@ async fn serve(hub: Hub, conn: &quinn::Connection, ip: std::net::IpAddr) -> Resu
                 hello.resume.len()
             ),
         );
-        return Err(control.refuse(conn, CLOSE_REFUSED, error).await);
+        return Err(control.refuse(conn, CloseCode::Refused, error).await);
     }
 
     // After the hello, requests may use the whole frame limit.
@@ -276,7 +269,9 @@ async fn serve(hub: Hub, conn: &quinn::Connection, ip: std::net::IpAddr) -> Resu
             let mut profile = match profile {
                 Ok(profile) => profile,
                 Err(err) => {
-                    return Err(control.refuse(conn, CLOSE_REFUSED, error_frame(err)).await);
+                    return Err(control
+                        .refuse(conn, CloseCode::Refused, error_frame(err))
+                        .await);
                 }
             };
             let resume = hello
@@ -287,7 +282,9 @@ async fn serve(hub: Hub, conn: &quinn::Connection, ip: std::net::IpAddr) -> Resu
             match hub.attach_agent(&agent, sink.clone(), resume).await {
                 Ok(status) => profile.status = status,
                 Err(err) => {
-                    return Err(control.refuse(conn, CLOSE_REFUSED, error_frame(err)).await);
+                    return Err(control
+                        .refuse(conn, CloseCode::Refused, error_frame(err))
+                        .await);
                 }
             }
             (
@@ -355,7 +352,10 @@ async fn serve(hub: Hub, conn: &quinn::Connection, ip: std::net::IpAddr) -> Resu
             metrics::counter!("chathub_protocol_errors_total", "kind" => "TooSlow").increment(1);
         }
         Err(ConnError::ControlStuck) => {
-            conn.close(CLOSE_TOO_SLOW.into(), b"answers not read in time");
+            conn.close(
+                CloseCode::TooSlow.code().into(),
+                b"answers not read in time",
+            );
         }
         _ => {}
     }
@@ -396,19 +396,19 @@ async fn run(
                 Ok(Some(ClientFrame::Request(request))) => pending.push(session.dispatch(request)),
                 Ok(Some(ClientFrame::Hello(_))) => {
                     let error = ErrorFrame::new(ErrorCode::BadFrame, "hello may only be sent once");
-                    return Err(control.refuse(conn, CLOSE_PROTOCOL, error).await);
+                    return Err(control.refuse(conn, CloseCode::Protocol, error).await);
                 }
                 Ok(Some(ClientFrame::Upload(_) | ClientFrame::Download { .. })) => {
                     let error = ErrorFrame::new(ErrorCode::BadFrame, "files travel on streams of their own");
-                    return Err(control.refuse(conn, CLOSE_PROTOCOL, error).await);
+                    return Err(control.refuse(conn, CloseCode::Protocol, error).await);
                 }
                 Ok(None) => {
-                    conn.close(CLOSE_NORMAL.into(), b"bye");
+                    conn.close(CloseCode::Normal.code().into(), b"bye");
                     return Ok(());
                 }
                 Err(ConnError::Codec(err)) => {
                     let error = ErrorFrame::new(ErrorCode::BadFrame, err.to_string());
-                    return Err(control.refuse(conn, CLOSE_PROTOCOL, error).await);
+                    return Err(control.refuse(conn, CloseCode::Protocol, error).await);
                 }
                 Err(err) => return Err(err),
             },
@@ -441,7 +441,7 @@ async fn run(
                 let mut routed = 0;
                 while let Some(next) = event.take() {
                     if router.route(next).is_err() {
-                        conn.close(CLOSE_TOO_SLOW.into(), b"too far behind on events");
+                        conn.close(CloseCode::TooSlow.code().into(), b"too far behind on events");
                         return Err(ConnError::TooSlow);
                     }
                     routed += 1;
@@ -459,7 +459,7 @@ async fn run(
                 tokio::spawn(crate::server::files::serve(hub, caller, send, recv));
             }
             () = &mut overflowed => {
-                conn.close(CLOSE_TOO_SLOW.into(), b"too far behind on events");
+                conn.close(CloseCode::TooSlow.code().into(), b"too far behind on events");
                 return Err(ConnError::TooSlow);
             }
         }

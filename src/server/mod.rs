@@ -140,7 +140,7 @@ impl Server {
     /// the endpoint to go idle.
     pub async fn shutdown(self) {
         self.endpoint.close(
-            connection::CLOSE_SHUTDOWN.into(),
+            crate::protocol::CloseCode::Shutdown.code().into(),
             b"the hub is shutting down",
         );
         // The accept loop ends with the endpoint and waits for its

@@ -6,7 +6,7 @@ use std::pin::Pin;
 
 use crate::actors::{Caller, ChatStart, ConnId, EventSink, Hub, HubError, Receipt};
 use crate::core::{AgentId, ChannelId, ChatError, ChatId, Identity, Limit, QueueError};
-use crate::protocol::{ErrorCode, ErrorFrame, Reply, Request, RequestBody, Response};
+use crate::protocol::{ErrorCode, ErrorFrame, Reply, Request, RequestBody, Response, Sender};
 
 /// Who is on the other end of a connection, once the hello is accepted.
 #[derive(Clone, Debug)]
@@ -80,6 +80,23 @@ impl Session {
     /// take effect in the order they were sent.
     pub fn dispatch(&self, Request { id, body }: Request) -> Pending {
         let hub = &self.hub;
+        let allowed = matches!(
+            (&self.role, body.sender()),
+            (_, Sender::Either)
+                | (Role::Customer, Sender::Customer)
+                | (Role::Agent(_), Sender::Agent)
+        );
+        if !allowed {
+            let error = ErrorFrame::new(
+                ErrorCode::NotAllowed,
+                format!(
+                    "{} may not make a {} request",
+                    role_name(&self.role),
+                    body.name()
+                ),
+            );
+            return refuse(id, error);
+        }
         // A customer acts only on chats this connection started or resumed;
         // any other id (someone else's chat, or none at all) gets the same
         // answer, without the hub looking it up.
@@ -343,11 +360,7 @@ impl Session {
                 id,
                 ErrorFrame::new(
                     ErrorCode::NotAllowed,
-                    format!(
-                        "{} may not make a {} request",
-                        role_name(role),
-                        request_name(&body)
-                    ),
+                    format!("{} may not make a {} request", role_name(role), body.name()),
                 ),
             ),
         }
@@ -372,36 +385,6 @@ fn role_name(role: &Role) -> &'static str {
     match role {
         Role::Customer => "a customer",
         Role::Agent(_) => "an agent",
-    }
-}
-
-fn request_name(body: &RequestBody) -> &'static str {
-    match body {
-        RequestBody::StartChat { .. } => "StartChat",
-        RequestBody::Post { .. } => "Post",
-        RequestBody::Leave { .. } => "Leave",
-        RequestBody::SetStatus { .. } => "SetStatus",
-        RequestBody::GetNext { .. } => "GetNext",
-        RequestBody::EndChat { .. } => "EndChat",
-        RequestBody::RecentSessions { .. } => "RecentSessions",
-        RequestBody::Transcript { .. } => "Transcript",
-        RequestBody::Pick { .. } => "Pick",
-        RequestBody::PresentAgents { .. } => "PresentAgents",
-        RequestBody::SubmitOfflineForm { .. } => "SubmitOfflineForm",
-        RequestBody::Tickets { .. } => "Tickets",
-        RequestBody::Ticket { .. } => "Ticket",
-        RequestBody::TransferToAgent { .. } => "TransferToAgent",
-        RequestBody::TransferToChannel { .. } => "TransferToChannel",
-        RequestBody::DeclineTransfer { .. } => "DeclineTransfer",
-        RequestBody::CreateTicket { .. } => "CreateTicket",
-        RequestBody::ReturnToChat { .. } => "ReturnToChat",
-        RequestBody::Contact { .. } => "Contact",
-        RequestBody::CreateItem(_) => "CreateItem",
-        RequestBody::UpdateItem { .. } => "UpdateItem",
-        RequestBody::DeleteItem { .. } => "DeleteItem",
-        RequestBody::Items { .. } => "Items",
-        RequestBody::InsertItem { .. } => "InsertItem",
-        RequestBody::Identify { .. } => "Identify",
     }
 }
 

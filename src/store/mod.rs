@@ -60,6 +60,16 @@ pub enum StoreError {
     /// The writer has stopped; nothing more can be made durable.
     #[error("the store writer has stopped")]
     Closed,
+    /// The database was written by a build with another layout.
+    #[error(
+        "the store's layout is version {found}, this build reads version {known}: run the build that wrote it, or a newer one"
+    )]
+    Schema {
+        /// The layout the database declares.
+        found: u64,
+        /// The layout this build reads.
+        known: u64,
+    },
     /// A write or sync failed (a full disk, an I/O error): the log and the
     /// database may disagree, so nothing more is written or read until a
     /// restart replays the commit log.
@@ -248,6 +258,7 @@ impl Store {
         };
         let db = Database::create(&path).map_err(|err| open_err(&err))?;
         tables::create_all(&db).map_err(|err| open_err(&err))?;
+        tables::check_schema(&db)?;
         // Groups the log made durable after the database's last sync.
         let applied = {
             let read = db.begin_read().map_err(|err| open_err(&err))?;

@@ -39,6 +39,38 @@ pub const TICKET_SUMMARIES: TableDefinition<u64, &[u8]> = TableDefinition::new("
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The [`META`] key of the last applied commit-log group.
 pub const LOG_GROUP: &str = "log_group";
+/// The [`META`] key of the layout the tables and values follow.
+pub const SCHEMA: &str = "schema";
+/// The layout this build reads and writes. A database without the key was
+/// written before it was kept, in this same layout.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Checks the database's layout is this build's, and records it.
+pub fn check_schema(db: &Database) -> Result<(), StoreError> {
+    let failed = |err: redb::Error| StoreError::Engine(err.to_string());
+    let write = db.begin_write().map_err(|err| failed(err.into()))?;
+    {
+        let mut meta = write.open_table(META).map_err(|err| failed(err.into()))?;
+        let found = meta
+            .get(SCHEMA)
+            .map_err(|err| failed(err.into()))?
+            .map(|version| version.value());
+        match found {
+            Some(SCHEMA_VERSION) => {}
+            Some(other) => {
+                return Err(StoreError::Schema {
+                    found: other,
+                    known: SCHEMA_VERSION,
+                });
+            }
+            None => {
+                meta.insert(SCHEMA, SCHEMA_VERSION)
+                    .map_err(|err| failed(err.into()))?;
+            }
+        }
+    }
+    write.commit().map_err(|err| failed(err.into()))
+}
 
 /// The most bytes one stored value may decode from.
 pub(crate) const MAX_VALUE_BYTES: usize = 64 << 20;

@@ -870,6 +870,31 @@ mod tests {
     }
 
     #[test]
+    fn a_database_of_another_layout_is_refused_by_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.close();
+        drop(store);
+        {
+            let db = redb::Database::create(dir.path().join("chathub.redb")).unwrap();
+            let write = db.begin_write().unwrap();
+            write
+                .open_table(tables::META)
+                .unwrap()
+                .insert(tables::SCHEMA, 99)
+                .unwrap();
+            write.commit().unwrap();
+        }
+        match Store::open(dir.path()) {
+            Err(StoreError::Schema { found: 99, known }) => {
+                assert_eq!(known, tables::SCHEMA_VERSION);
+            }
+            Err(other) => panic!("expected a schema error, got {other:?}"),
+            Ok(_) => panic!("expected a schema error, got an open store"),
+        }
+    }
+
+    #[test]
     fn an_op_too_large_to_store_fails_alone_and_the_store_goes_on() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
