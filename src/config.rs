@@ -335,6 +335,40 @@ impl Default for Config {
     }
 }
 
+/// Sets the field `path` (`LIMITS__CHATS_PER_IP`) names in `table` to
+/// `value`, read as TOML if it is TOML and as a string otherwise.
+fn set_field(
+    table: &mut toml::Table,
+    key: &str,
+    path: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    let invalid = |why: &str| ConfigError::Invalid(format!("environment variable {key}: {why}"));
+    let parts: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+    let Some((field, tables)) = parts.split_last() else {
+        return Err(invalid("names no field"));
+    };
+    if parts.iter().any(String::is_empty) {
+        return Err(invalid("names no field"));
+    }
+    let mut here = table;
+    for name in tables {
+        let next = here
+            .entry(name.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        here = match next {
+            toml::Value::Table(inner) => inner,
+            _ => return Err(invalid(&format!("{name} is not a table"))),
+        };
+    }
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut parsed| parsed.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    here.insert(field.clone(), parsed);
+    Ok(())
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -344,12 +378,50 @@ fn valid_name(name: &str) -> bool {
         && !name.starts_with('.')
 }
 
+/// The prefix of the environment variables that override fields.
+pub const ENV_PREFIX: &str = "CHATHUB_";
+
 impl Config {
     /// Parses and checks a configuration.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text)?;
+        Self::from_toml_with(text, std::iter::empty())
+    }
+
+    /// Parses a configuration, applies the overrides among `vars` (as from
+    /// the environment: `CHATHUB_LISTEN=…` sets `listen`,
+    /// `CHATHUB_LIMITS__CHATS_PER_IP=…` sets `[limits] chats_per_ip`; a
+    /// double underscore steps into a table; values are TOML, or a string
+    /// if they do not parse as TOML), and checks the result. Variables
+    /// without the prefix are ignored. `[[channel]]` and `[[agent]]` tables
+    /// are not reachable this way.
+    pub fn from_toml_with(
+        text: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table = toml::from_str(text)?;
+        for (key, value) in vars {
+            let Some(path) = key.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            set_field(&mut table, &key, path, &value)?;
+        }
+        let config: Config = toml::Value::Table(table).try_into()?;
         config.check()?;
         Ok(config)
+    }
+
+    /// Reads and checks the configuration in `path` (the embedded defaults
+    /// without one), with the overrides of this process's `CHATHUB_*`
+    /// environment variables.
+    pub fn load_with_env(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        Self::from_toml_with(&text, std::env::vars())
     }
 
     /// Reads, parses and checks a configuration file.
@@ -537,6 +609,32 @@ mod tests {
             config.agent_channels(&config.agents[0]),
             [ChannelId::new("sales")]
         );
+    }
+
+    #[test]
+    fn environment_variables_override_fields() {
+        let vars = [
+            ("CHATHUB_LISTEN", "127.0.0.1:5555"),
+            ("CHATHUB_DATA_DIR", "/var/lib/chathub"),
+            ("CHATHUB_METRICS__ENABLED", "false"),
+            ("CHATHUB_LIMITS__CHATS_PER_IP", "7"),
+            ("CHATHUB_LIMITS__HELLO_TIMEOUT", "3s"),
+            ("HOME", "/root"),
+        ]
+        .map(|(key, value)| (key.to_owned(), value.to_owned()));
+        let config = Config::from_toml_with("[metrics]\nenabled = true\n", vars).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:5555".parse().unwrap());
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/chathub"));
+        assert!(!config.metrics.enabled);
+        assert_eq!(config.limits.chats_per_ip, 7);
+        assert_eq!(config.limits.hello_timeout, Duration::from_secs(3));
+        // An override is checked like the file.
+        let bad = [("CHATHUB_LIMITS__CHATS_PER_IP".to_owned(), "0".to_owned())];
+        let err = Config::from_toml_with("", bad).unwrap_err().to_string();
+        assert!(err.contains("chats_per_ip"), "{err}");
+        let unknown = [("CHATHUB_COLOUR".to_owned(), "blue".to_owned())];
+        let err = Config::from_toml_with("", unknown).unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{err}");
     }
 
     #[test]

@@ -6,21 +6,59 @@ use anyhow::{Context, bail};
 use chathub::config::Config;
 use chathub::core::AgentId;
 use chathub::server::Server;
+use clap::{Parser, Subcommand, ValueEnum};
 
-const USAGE: &str = "\
-chathub — a contact-center chat hub over QUIC
+/// A contact-center chat hub over QUIC.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-usage:
-  chathub serve [--config FILE] [--no-metrics]
-                                  run the hub (embedded defaults without --config;
-                                  --no-metrics turns the Prometheus endpoint off)
-  chathub demo  [--config FILE]   connect a customer and an agent to a running hub
-                                  and hold a short chat between them
-  chathub token                   print a new agent token, and the token_hash line
-                                  to put in the agent's [[agent]] table
-  chathub --help | --version
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the hub (embedded defaults without --config). `CHATHUB_*`
+    /// environment variables override fields: `CHATHUB_LISTEN`,
+    /// `CHATHUB_LIMITS__CHATS_PER_IP`, ... Logging follows RUST_LOG
+    /// (default: info).
+    Serve {
+        /// The configuration file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Turns the Prometheus endpoint off.
+        #[arg(long)]
+        no_metrics: bool,
+        /// How log lines are written.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Connects a customer and an agent to a running hub and holds a short
+    /// chat between them.
+    Demo {
+        /// The running hub's configuration file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Prints a new agent token, and the `token_hash` line for the agent's
+    /// `[[agent]]` table.
+    Token,
+    /// Reads and checks a configuration file (with the `CHATHUB_*`
+    /// overrides of this environment) and says what is wrong, if anything.
+    CheckConfig {
+        /// The configuration file.
+        file: PathBuf,
+    },
+}
 
-Logging follows RUST_LOG (default: info).";
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// For people (colours only on a terminal).
+    Text,
+    /// One JSON object a line, for log collectors.
+    Json,
+}
 
 /// mimalloc: the hub allocates and frees many small buffers per message
 /// across threads, where it spends less time than the system allocator.
@@ -28,61 +66,47 @@ Logging follows RUST_LOG (default: info).";
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        Some("serve") => {
-            let options = options(args)?;
-            serve(options.config, options.no_metrics)
-        }
-        Some("demo") => demo(options(args)?.config),
-        Some("token") => {
+    match Cli::parse().command {
+        Command::Serve {
+            config,
+            no_metrics,
+            log_format,
+        } => serve(config, no_metrics, log_format),
+        Command::Demo { config } => demo(config),
+        Command::Token => {
             let token = chathub::server::new_token()?;
             let hash = chathub::actors::TokenDigest::of(&token).to_config();
             println!("token (give it to the agent):       {token}");
             println!("for the agent's [[agent]] table:    token_hash = \"{hash}\"");
             Ok(())
         }
-        Some("--version" | "-V") => {
-            println!("chathub {}", env!("CARGO_PKG_VERSION"));
+        Command::CheckConfig { file } => {
+            let config = Config::load_with_env(Some(&file))?;
+            println!(
+                "{}: valid ({} channels, {} agents)",
+                file.display(),
+                config.channels.len(),
+                config.agents.len()
+            );
             Ok(())
         }
-        Some("--help" | "-h" | "help") | None => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        Some(other) => bail!("unknown command {other:?}\n\n{USAGE}"),
     }
-}
-
-/// A command's options.
-struct Options {
-    config: Option<PathBuf>,
-    no_metrics: bool,
-}
-
-/// Reads `[--config FILE] [--no-metrics]`.
-fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
-    let mut options = Options {
-        config: None,
-        no_metrics: false,
-    };
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" | "-c" => {
-                options.config = Some(PathBuf::from(args.next().context("--config needs a file")?))
-            }
-            "--no-metrics" => options.no_metrics = true,
-            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
-        }
-    }
-    Ok(options)
 }
 
 fn load(config_path: Option<&PathBuf>) -> anyhow::Result<Config> {
-    Ok(match config_path {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    })
+    Ok(Config::load_with_env(config_path.map(PathBuf::as_path))?)
+}
+
+/// Logs to standard output, as text (coloured only on a terminal) or JSON.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stdout().is_terminal()).init(),
+        LogFormat::Json => logs.json().init(),
+    }
 }
 
 fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
@@ -96,13 +120,12 @@ fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn serve(config_path: Option<PathBuf>, no_metrics: bool) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+fn serve(
+    config_path: Option<PathBuf>,
+    no_metrics: bool,
+    log_format: LogFormat,
+) -> anyhow::Result<()> {
+    init_logging(log_format);
     chathub::process::disable_huge_pages();
     let config = load(config_path.as_ref())?;
     runtime(config.runtime.workers)?.block_on(async {
