@@ -56,10 +56,15 @@ pub struct Config {
     /// The async runtime.
     #[serde(default)]
     pub runtime: RuntimeConfig,
-    /// Seconds an agent whose last connection closed stays Present, so a
-    /// reconnect does not flap.
-    #[serde(default = "default_presence_grace")]
-    pub presence_grace_secs: u64,
+    /// How long an agent whose last connection closed stays Present, so a
+    /// reconnect does not flap: `"5s"` (or, as before, `presence_grace_secs
+    /// = 5`).
+    #[serde(
+        default = "default_presence_grace",
+        alias = "presence_grace_secs",
+        deserialize_with = "duration"
+    )]
+    pub presence_grace: Duration,
     /// What any one client may make the hub do.
     #[serde(default)]
     pub limits: Limits,
@@ -159,18 +164,28 @@ pub enum IdentityMode {
 pub struct ChannelConfig {
     /// The channel's name, e.g. `support`.
     pub name: String,
-    /// Seconds a chat may wait before Present agents are alerted.
-    #[serde(default = "default_alert_after")]
-    pub alert_after_secs: u64,
+    /// How long a chat may wait before Present agents are alerted: `"60s"`
+    /// (or, as before, `alert_after_secs = 60`).
+    #[serde(
+        default = "default_alert_after",
+        alias = "alert_after_secs",
+        deserialize_with = "duration"
+    )]
+    pub alert_after: Duration,
     /// Offer the offline form when no member agent is Present.
     #[serde(default = "yes")]
     pub offline_form: bool,
     /// Let customers return to an ended chat.
     #[serde(default)]
     pub end_form: bool,
-    /// Seconds after the end during which a customer may return.
-    #[serde(default = "default_return_window")]
-    pub return_window_secs: u64,
+    /// How long after the end a customer may return: `"15m"` (or, as
+    /// before, `return_window_secs = 900`).
+    #[serde(
+        default = "default_return_window",
+        alias = "return_window_secs",
+        deserialize_with = "duration"
+    )]
+    pub return_window: Duration,
     /// Posted to the customer when a chat starts.
     #[serde(default)]
     pub welcome: Option<String>,
@@ -200,10 +215,10 @@ impl std::fmt::Debug for ChannelConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChannelConfig")
             .field("name", &self.name)
-            .field("alert_after_secs", &self.alert_after_secs)
+            .field("alert_after", &self.alert_after)
             .field("offline_form", &self.offline_form)
             .field("end_form", &self.end_form)
-            .field("return_window_secs", &self.return_window_secs)
+            .field("return_window", &self.return_window)
             .field("welcome", &self.welcome)
             .field("queue_limit", &self.queue_limit)
             .field("offline_message", &self.offline_message)
@@ -273,12 +288,12 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("chathub-data")
 }
 
-fn default_alert_after() -> u64 {
-    60
+fn default_alert_after() -> Duration {
+    Duration::from_secs(60)
 }
 
-fn default_return_window() -> u64 {
-    15 * 60
+fn default_return_window() -> Duration {
+    Duration::from_secs(15 * 60)
 }
 
 fn default_queue_limit() -> usize {
@@ -293,8 +308,24 @@ fn default_abandon_after() -> Duration {
     Duration::from_secs(120)
 }
 
-fn default_presence_grace() -> u64 {
-    5
+fn default_presence_grace() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// A duration written as humantime text (`"60s"`, `"250ms"`, `"15m"`) or,
+/// as the `*_secs` fields always were, a whole number of seconds.
+fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Seconds(u64),
+        Text(String),
+    }
+    match Written::deserialize(deserializer)? {
+        Written::Seconds(seconds) => Ok(Duration::from_secs(seconds)),
+        Written::Text(text) => humantime_serde::re::humantime::parse_duration(&text)
+            .map_err(|err| serde::de::Error::custom(format!("{text:?} is not a duration: {err}"))),
+    }
 }
 
 fn default_capacity() -> u64 {
@@ -304,10 +335,10 @@ fn default_capacity() -> u64 {
 fn default_channels() -> Vec<ChannelConfig> {
     vec![ChannelConfig {
         name: "support".into(),
-        alert_after_secs: default_alert_after(),
+        alert_after: default_alert_after(),
         offline_form: true,
         end_form: false,
-        return_window_secs: default_return_window(),
+        return_window: default_return_window(),
         welcome: None,
         queue_limit: default_queue_limit(),
         offline_message: None,
@@ -527,10 +558,10 @@ impl Config {
             .iter()
             .map(|channel| ChannelSettings {
                 id: ChannelId::new(channel.name.as_str()),
-                alert_after: Duration::from_secs(channel.alert_after_secs),
+                alert_after: channel.alert_after,
                 offline_form: channel.offline_form,
                 end_form: channel.end_form,
-                return_window: Duration::from_secs(channel.return_window_secs),
+                return_window: channel.return_window,
                 welcome: channel.welcome.clone(),
                 queue_limit: channel.queue_limit,
                 offline_message: channel.offline_message.clone(),
@@ -595,6 +626,8 @@ mod tests {
             welcome = "Hej!"
             [[channel]]
             name = "support"
+            alert_after = "250ms"
+            return_window = "2m"
             [[agent]]
             id = "alice"
             token = "a-long-enough-token"
@@ -604,6 +637,8 @@ mod tests {
         .unwrap();
         let settings = config.channel_settings();
         assert_eq!(settings[0].alert_after, Duration::from_secs(30));
+        assert_eq!(settings[1].alert_after, Duration::from_millis(250));
+        assert_eq!(settings[1].return_window, Duration::from_secs(120));
         assert_eq!(settings[0].welcome.as_deref(), Some("Hej!"));
         assert_eq!(
             config.agent_channels(&config.agents[0]),

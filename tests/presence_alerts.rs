@@ -9,13 +9,13 @@ use chathub::client::{AgentClient, ErrorCode, Event, Started};
 use chathub::core::{AgentId, ChatId, Customer, Status, TicketSource};
 use common::{TestHub, start};
 
-/// support alerts after 1 s; sales has no offline form; agents drop to
+/// support alerts after 600 ms; sales has no offline form; agents drop to
 /// Absent 1 s after their last connection closes.
 const CONFIG: &str = r#"
-presence_grace_secs = 1
+presence_grace = "1s"
 [[channel]]
 name = "support"
-alert_after_secs = 1
+alert_after = "600ms"
 [[channel]]
 name = "sales"
 offline_form = false
@@ -219,14 +219,14 @@ async fn alerts_reach_present_members_only_and_are_cleared_for_all_who_got_them(
     let customer = hub.customer().await;
     let (chat, _) = start(&customer, "support", ada(), "help!").await;
 
-    // After alert_after (1 s) the Present member is alerted.
+    // After alert_after (600 ms) the Present member is alerted.
     let raised = next_alert_event(&alice).await;
     assert_eq!(alerted_chat(&raised), Some(chat));
     let Event::Alert(alert) = &raised else {
         unreachable!()
     };
     assert_eq!(alert.row.first_message, "help!");
-    assert!(alert.raised.since(alert.row.since) >= Duration::from_millis(900));
+    assert!(alert.raised.since(alert.row.since) >= Duration::from_millis(550));
     // Neither the Absent member nor the other channel's agent is.
     assert!(
         alert_events(&bob, Duration::from_millis(300))

@@ -223,7 +223,7 @@ fn hub_config(config: &Config, data_dir: &Path) -> Result<HubConfig, ServerError
     Ok(HubConfig {
         channels: config.channel_settings(),
         agents,
-        presence_grace: Duration::from_secs(config.presence_grace_secs),
+        presence_grace: config.presence_grace,
         files_dir: data_dir.join("files"),
         limits: config.limits.clone(),
     })
