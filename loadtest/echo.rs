@@ -12,7 +12,7 @@ const FRAME: usize = 100;
 const ALPN: &[u8] = b"echo";
 
 /// Echoes `frames` 100-byte frames; answers frames per second.
-pub async fn frames_per_second(frames: u64) -> anyhow::Result<f64> {
+pub(crate) async fn frames_per_second(frames: u64) -> anyhow::Result<f64> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
     let cert = pair.cert.der().clone();

@@ -414,7 +414,7 @@ pub const ENV_PREFIX: &str = "CHATHUB_";
 
 impl Config {
     /// Parses and checks a configuration.
-    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         Self::from_toml_with(text, std::iter::empty())
     }
 
@@ -428,7 +428,7 @@ impl Config {
     pub fn from_toml_with(
         text: &str,
         vars: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Config, ConfigError> {
+    ) -> Result<Self, ConfigError> {
         let mut table: toml::Table = toml::from_str(text)?;
         for (key, value) in vars {
             let Some(path) = key.strip_prefix(ENV_PREFIX) else {
@@ -436,7 +436,7 @@ impl Config {
             };
             set_field(&mut table, &key, path, &value)?;
         }
-        let config: Config = toml::Value::Table(table).try_into()?;
+        let config: Self = toml::Value::Table(table).try_into()?;
         config.check()?;
         Ok(config)
     }
@@ -444,7 +444,7 @@ impl Config {
     /// Reads and checks the configuration in `path` (the embedded defaults
     /// without one), with the overrides of this process's `CHATHUB_*`
     /// environment variables.
-    pub fn load_with_env(path: Option<&Path>) -> Result<Config, ConfigError> {
+    pub fn load_with_env(path: Option<&Path>) -> Result<Self, ConfigError> {
         let text = match path {
             Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.to_owned(),
@@ -456,7 +456,7 @@ impl Config {
     }
 
     /// Reads, parses and checks a configuration file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,

@@ -27,7 +27,7 @@ struct Hub {
 }
 
 impl Hub {
-    fn spawn(config: &Path, log: &Path) -> Hub {
+    fn spawn(config: &Path, log: &Path) -> Self {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -41,7 +41,7 @@ impl Hub {
             .stderr(log_file)
             .spawn()
             .expect("the hub binary starts");
-        Hub {
+        Self {
             child,
             config: config.to_owned(),
             log: log.to_owned(),
@@ -52,7 +52,7 @@ impl Hub {
     fn crash_and_restart(&mut self) {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("the hub is gone");
-        *self = Hub::spawn(&self.config, &self.log);
+        *self = Self::spawn(&self.config, &self.log);
     }
 }
 
@@ -86,7 +86,7 @@ fn record_events(events: Vec<Event>, seen: &Seen) {
     }
 }
 
-async fn drain(next: impl std::future::Future<Output = Option<Event>>) -> Option<Event> {
+async fn drain(next: impl Future<Output = Option<Event>>) -> Option<Event> {
     tokio::time::timeout(Duration::from_millis(50), next)
         .await
         .ok()

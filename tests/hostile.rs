@@ -252,16 +252,16 @@ async fn connect_from(
 impl Raw {
     /// A connection with its control stream opened (the hub sees the stream
     /// only once something is written on it).
-    async fn open(hub: &TestHub) -> Raw {
+    async fn open(hub: &TestHub) -> Self {
         Self::open_with(hub.server.local_addr(), hub.client.quic(), HERE).await
     }
 
-    async fn open_with(addr: SocketAddr, quic: &quinn::ClientConfig, from: IpAddr) -> Raw {
+    async fn open_with(addr: SocketAddr, quic: &quinn::ClientConfig, from: IpAddr) -> Self {
         let (endpoint, conn) = connect_from(addr, quic, from)
             .await
             .expect("the hub accepts the connection");
         let (send, recv) = conn.open_bi().await.expect("a control stream");
-        Raw {
+        Self {
             _endpoint: endpoint,
             conn,
             send,
@@ -271,11 +271,11 @@ impl Raw {
     }
 
     /// A customer whose hello was welcomed.
-    async fn customer(hub: &TestHub) -> Raw {
+    async fn customer(hub: &TestHub) -> Self {
         Self::customer_with(hub.server.local_addr(), hub.client.quic(), HERE).await
     }
 
-    async fn customer_with(addr: SocketAddr, quic: &quinn::ClientConfig, from: IpAddr) -> Raw {
+    async fn customer_with(addr: SocketAddr, quic: &quinn::ClientConfig, from: IpAddr) -> Self {
         let mut raw = Self::open_with(addr, quic, from).await;
         raw.say_hello(Role::Customer, Vec::new()).await;
         raw

@@ -41,9 +41,9 @@ struct Raw {
 }
 
 impl Raw {
-    async fn connect(hub: &TestHub, role: Role) -> Raw {
+    async fn connect(hub: &TestHub, role: Role) -> Self {
         let (_endpoint, conn, send, recv) = hub.raw_connection().await;
-        let mut raw = Raw {
+        let mut raw = Self {
             _endpoint,
             conn,
             send,

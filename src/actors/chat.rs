@@ -238,8 +238,8 @@ pub struct Receipt {
 }
 
 impl From<&ChatEvent> for Receipt {
-    fn from(event: &ChatEvent) -> Receipt {
-        Receipt {
+    fn from(event: &ChatEvent) -> Self {
+        Self {
             seq: event.seq,
             at: event.at,
         }
@@ -269,9 +269,9 @@ struct MessageMetrics {
 }
 
 impl MessageMetrics {
-    fn new() -> MessageMetrics {
+    fn new() -> Self {
         let messages = |direction: &'static str| metrics::counter!("chathub_messages_total", "direction" => direction);
-        MessageMetrics {
+        Self {
             delivery: metrics::histogram!("chathub_message_delivery_seconds"),
             customer_to_agent: messages("customer_to_agent"),
             agent_to_customer: messages("agent_to_customer"),
@@ -283,24 +283,24 @@ impl MessageMetrics {
 impl Answer {
     fn succeed(self, metrics: &MessageMetrics) {
         match self {
-            Answer::Started(tx) => drop(tx.send(Ok(()))),
-            Answer::Posted(reply, receipt, received) => {
+            Self::Started(tx) => drop(tx.send(Ok(()))),
+            Self::Posted(reply, receipt, received) => {
                 metrics.delivery.record(received.elapsed().as_secs_f64());
                 drop(reply.send(Ok(receipt)))
             }
-            Answer::Assigned(reply, assignment) => drop(reply.send(Ok(assignment))),
-            Answer::Ended(reply) => drop(reply.send(Ok(()))),
-            Answer::Ticket(reply, ticket) => drop(reply.send(Ok(ticket))),
+            Self::Assigned(reply, assignment) => drop(reply.send(Ok(assignment))),
+            Self::Ended(reply) => drop(reply.send(Ok(()))),
+            Self::Ticket(reply, ticket) => drop(reply.send(Ok(ticket))),
         }
     }
 
     fn fail(self, err: HubError) {
         match self {
-            Answer::Started(tx) => drop(tx.send(Err(err))),
-            Answer::Posted(reply, _, _) => drop(reply.send(Err(err))),
-            Answer::Assigned(reply, _) => drop(reply.send(Err(err))),
-            Answer::Ended(reply) => drop(reply.send(Err(err))),
-            Answer::Ticket(reply, _) => drop(reply.send(Err(err))),
+            Self::Started(tx) => drop(tx.send(Err(err))),
+            Self::Posted(reply, _, _) => drop(reply.send(Err(err))),
+            Self::Assigned(reply, _) => drop(reply.send(Err(err))),
+            Self::Ended(reply) => drop(reply.send(Err(err))),
+            Self::Ticket(reply, _) => drop(reply.send(Err(err))),
         }
     }
 }

@@ -83,7 +83,7 @@ impl HubError {
     /// A refusal at `limit`, counted in `chathub_limit_refusals_total`.
     pub fn limited(limit: Limit, detail: impl Into<String>) -> Self {
         count_refusal(limit);
-        HubError::Limited {
+        Self::Limited {
             limit,
             detail: detail.into(),
         }

@@ -56,10 +56,10 @@ pub struct EventSource {
 impl EventSink {
     /// A sink for connection `conn` holding at most `capacity` undelivered
     /// events, and the connection task's end of it.
-    pub fn new(conn: ConnId, capacity: usize) -> (EventSink, EventSource) {
+    pub fn new(conn: ConnId, capacity: usize) -> (Self, EventSource) {
         let (tx, events) = mpsc::channel(capacity);
         let overflow = Arc::new(Notify::new());
-        let sink = EventSink {
+        let sink = Self {
             conn,
             peer: None,
             tx,

@@ -26,8 +26,8 @@ impl Started {
     /// The new chat, if it was queued.
     pub fn chat(&self) -> Option<ChatId> {
         match self {
-            Started::Queued { chat, .. } => Some(*chat),
-            Started::Offline(_) => None,
+            Self::Queued { chat, .. } => Some(*chat),
+            Self::Offline(_) => None,
         }
     }
 }

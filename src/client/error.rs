@@ -34,7 +34,7 @@ impl ClientError {
     /// The hub's error code, when the hub refused the request.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            ClientError::Refused(frame) => Some(frame.code),
+            Self::Refused(frame) => Some(frame.code),
             _ => None,
         }
     }

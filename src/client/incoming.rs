@@ -24,7 +24,7 @@ pub(crate) struct IncomingBoard {
 
 impl IncomingBoard {
     /// Applies an update; a delta older than the snapshot is ignored.
-    pub fn apply(&self, update: &QueueUpdate) {
+    pub(super) fn apply(&self, update: &QueueUpdate) {
         let mut lists = self
             .lists
             .lock()
@@ -58,7 +58,7 @@ impl IncomingBoard {
         }
     }
 
-    pub fn get(&self, channel: &ChannelId) -> Option<IncomingList> {
+    pub(super) fn get(&self, channel: &ChannelId) -> Option<IncomingList> {
         let lists = self
             .lists
             .lock()

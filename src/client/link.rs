@@ -248,7 +248,7 @@ impl Link {
     /// Connects, says hello as `role`, and waits for the welcome. A refusal
     /// (wrong token, unsupported version) fails here; later losses of the
     /// connection are repaired in the background.
-    pub async fn connect(config: &ClientConfig, role: Role) -> Result<Link, ClientError> {
+    pub(super) async fn connect(config: &ClientConfig, role: Role) -> Result<Self, ClientError> {
         let endpoint = match &config.endpoint {
             Some(shared) => shared.clone(),
             None => {
@@ -288,7 +288,7 @@ impl Link {
         *lock(&inner.connection) = Some(session.conn.clone());
         let supervisor = tokio::spawn(supervise(inner.clone(), session));
         let forwarder = tokio::spawn(forward(inner.clone()));
-        Ok(Link {
+        Ok(Self {
             inner,
             events: tokio::sync::Mutex::new(events_rx),
             next_client_id: AtomicU64::new(RandomState::new().hash_one(0u8) >> 1),
@@ -300,13 +300,13 @@ impl Link {
     }
 
     /// A fresh id for a message this client sends.
-    pub fn next_client_id(&self) -> u64 {
+    pub(super) fn next_client_id(&self) -> u64 {
         self.next_client_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// A random secret for a new chat: 128 bits from the system's secure
     /// random source.
-    pub fn new_secret(&self) -> Result<Secret, ClientError> {
+    pub(super) fn new_secret(&self) -> Result<Secret, ClientError> {
         let mut bytes = [0u8; 16];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
             .map_err(|_| ClientError::Config("the system random source failed".into()))?;
@@ -316,18 +316,18 @@ impl Link {
     }
 
     /// Remembers a customer chat's secret, to resume it after a reconnect.
-    pub fn remember_secret(&self, chat: ChatId, secret: Secret) {
+    pub(super) fn remember_secret(&self, chat: ChatId, secret: Secret) {
         lock(&self.inner.memory).secrets.insert(chat, secret);
     }
 
     /// The secret of a chat this client started.
-    pub fn secret(&self, chat: ChatId) -> Option<Secret> {
+    pub(super) fn secret(&self, chat: ChatId) -> Option<Secret> {
         lock(&self.inner.memory).secrets.get(&chat).cloned()
     }
 
     /// Remembers an `Identify` the hub accepted, to prove it again after a
     /// reconnect.
-    pub fn remember_identity(&self, identify: RequestBody) {
+    pub(super) fn remember_identity(&self, identify: RequestBody) {
         if let RequestBody::Identify { channel, .. } = &identify {
             lock(&self.inner.memory)
                 .identities
@@ -336,12 +336,12 @@ impl Link {
     }
 
     /// Remembers the agent's status, to set it again after a reconnect.
-    pub fn remember_status(&self, status: Status) {
+    pub(super) fn remember_status(&self, status: Status) {
         lock(&self.inner.memory).status = Some(status);
     }
 
     /// Sends a request and waits for its answer, across reconnects.
-    pub async fn request(&self, body: RequestBody) -> Result<Reply, ClientError> {
+    pub(super) async fn request(&self, body: RequestBody) -> Result<Reply, ClientError> {
         let inner = &self.inner;
         let id = inner.next_request.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
@@ -377,12 +377,12 @@ impl Link {
     }
 
     /// The next pushed event.
-    pub async fn next_event(&self) -> Option<Event> {
+    pub(super) async fn next_event(&self) -> Option<Event> {
         self.events.lock().await.recv().await
     }
 
     /// Closes the connection for good.
-    pub fn close(&self) {
+    pub(super) fn close(&self) {
         self.inner.closing.store(true, Ordering::SeqCst);
         if let Some(conn) = lock(&self.inner.connection).take() {
             conn.close(CloseCode::Normal.code().into(), b"client closed");
@@ -831,7 +831,7 @@ impl Link {
     }
 
     /// Shares `bytes` as a file in `chat`, on a stream of its own.
-    pub async fn upload(&self, upload: Upload, bytes: &[u8]) -> Result<Reply, ClientError> {
+    pub(super) async fn upload(&self, upload: Upload, bytes: &[u8]) -> Result<Reply, ClientError> {
         if upload.size != bytes.len() as u64 {
             return Err(ClientError::Protocol(
                 "the upload's size does not match its bytes".into(),
@@ -860,7 +860,7 @@ impl Link {
     }
 
     /// Fetches a file: its description and its bytes.
-    pub async fn download(
+    pub(super) async fn download(
         &self,
         file: crate::core::FileId,
     ) -> Result<(Reply, Vec<u8>), ClientError> {

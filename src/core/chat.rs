@@ -136,9 +136,9 @@ impl Chat {
         first_message: String,
         welcome: Option<&str>,
         now: Timestamp,
-    ) -> Result<Chat, ChatError> {
+    ) -> Result<Self, ChatError> {
         check_text(&first_message)?;
-        let mut chat = Chat {
+        let mut chat = Self {
             id,
             channel: channel.clone(),
             customer: customer.clone(),
@@ -159,14 +159,14 @@ impl Chat {
     /// Rebuilds a chat from its stored transcript, replaying every event:
     /// its state, its seqs and the retry de-duplication come back as they
     /// were.
-    pub fn restore(events: Vec<ChatEvent>) -> Result<Chat, RestoreError> {
+    pub fn restore(events: Vec<ChatEvent>) -> Result<Self, RestoreError> {
         let Some(first) = events.first() else {
             return Err(RestoreError::Empty);
         };
         let ChatEventKind::Started { channel, customer } = &first.kind else {
             return Err(RestoreError::NotStarted(first.chat));
         };
-        let mut chat = Chat {
+        let mut chat = Self {
             id: first.chat,
             channel: channel.clone(),
             customer: customer.clone(),

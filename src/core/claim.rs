@@ -65,8 +65,8 @@ pub enum Claimer {
 impl Claimer {
     fn phase(self) -> u64 {
         match self {
-            Claimer::Agent => TAKEN,
-            Claimer::Abandon => ABANDONED,
+            Self::Agent => TAKEN,
+            Self::Abandon => ABANDONED,
         }
     }
 }

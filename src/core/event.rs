@@ -48,8 +48,8 @@ pub struct ChatEvent {
 impl ChatEvent {
     /// The customer's message `text` as event `seq` of chat `chat`, its
     /// client id and time the seq too: the event most tests need.
-    pub(crate) fn customer_message(chat: u64, seq: u64, text: impl Into<String>) -> ChatEvent {
-        ChatEvent {
+    pub(crate) fn customer_message(chat: u64, seq: u64, text: impl Into<String>) -> Self {
+        Self {
             chat: ChatId(chat),
             seq,
             at: Timestamp(seq),

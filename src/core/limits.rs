@@ -198,42 +198,42 @@ pub enum Limit {
 
 impl Limit {
     /// Every limit, for exporting each counter from the start.
-    pub const ALL: [Limit; 15] = [
-        Limit::Connections,
-        Limit::ConnectionsPerIp,
-        Limit::HelloTimeout,
-        Limit::ControlWrite,
-        Limit::ResumePoints,
-        Limit::ChatsPerConnection,
-        Limit::ChatsPerIp,
-        Limit::MessageRate,
-        Limit::ChatLength,
-        Limit::OfflineForms,
-        Limit::Field,
-        Limit::FileTransferTime,
-        Limit::FilesInFlight,
-        Limit::FilesQuota,
-        Limit::SignIn,
+    pub const ALL: [Self; 15] = [
+        Self::Connections,
+        Self::ConnectionsPerIp,
+        Self::HelloTimeout,
+        Self::ControlWrite,
+        Self::ResumePoints,
+        Self::ChatsPerConnection,
+        Self::ChatsPerIp,
+        Self::MessageRate,
+        Self::ChatLength,
+        Self::OfflineForms,
+        Self::Field,
+        Self::FileTransferTime,
+        Self::FilesInFlight,
+        Self::FilesQuota,
+        Self::SignIn,
     ];
 
     /// Its name in metrics.
     pub fn name(self) -> &'static str {
         match self {
-            Limit::Connections => "connections",
-            Limit::ConnectionsPerIp => "connections_per_ip",
-            Limit::HelloTimeout => "hello_timeout",
-            Limit::ControlWrite => "control_write_timeout",
-            Limit::ResumePoints => "resume_points",
-            Limit::ChatsPerConnection => "chats_per_connection",
-            Limit::ChatsPerIp => "chats_per_ip",
-            Limit::MessageRate => "message_rate",
-            Limit::ChatLength => "chat_length",
-            Limit::OfflineForms => "offline_forms",
-            Limit::Field => "field",
-            Limit::FileTransferTime => "file_transfer_time",
-            Limit::FilesInFlight => "files_in_flight",
-            Limit::FilesQuota => "files_quota",
-            Limit::SignIn => "sign_in",
+            Self::Connections => "connections",
+            Self::ConnectionsPerIp => "connections_per_ip",
+            Self::HelloTimeout => "hello_timeout",
+            Self::ControlWrite => "control_write_timeout",
+            Self::ResumePoints => "resume_points",
+            Self::ChatsPerConnection => "chats_per_connection",
+            Self::ChatsPerIp => "chats_per_ip",
+            Self::MessageRate => "message_rate",
+            Self::ChatLength => "chat_length",
+            Self::OfflineForms => "offline_forms",
+            Self::Field => "field",
+            Self::FileTransferTime => "file_transfer_time",
+            Self::FilesInFlight => "files_in_flight",
+            Self::FilesQuota => "files_quota",
+            Self::SignIn => "sign_in",
         }
     }
 }

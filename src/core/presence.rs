@@ -33,16 +33,16 @@ pub enum Status {
 impl Status {
     fn code(self) -> u64 {
         match self {
-            Status::Absent => 0,
-            Status::Present => 1,
+            Self::Absent => 0,
+            Self::Present => 1,
         }
     }
 
-    fn from_code(code: u64) -> Status {
+    fn from_code(code: u64) -> Self {
         if code == 1 {
-            Status::Present
+            Self::Present
         } else {
-            Status::Absent
+            Self::Absent
         }
     }
 }

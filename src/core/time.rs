@@ -26,13 +26,13 @@ impl Timestamp {
     }
 
     /// How long after `earlier` this instant is; zero if it is not after it.
-    pub fn since(self, earlier: Timestamp) -> Duration {
+    pub fn since(self, earlier: Self) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0))
     }
 
     /// This instant moved forward by `by`.
-    pub fn after(self, by: Duration) -> Timestamp {
-        Timestamp(
+    pub fn after(self, by: Duration) -> Self {
+        Self(
             self.0
                 .saturating_add(u64::try_from(by.as_millis()).unwrap_or(u64::MAX)),
         )

@@ -24,8 +24,8 @@ pub struct Transcript {
 
 impl Transcript {
     /// An empty transcript.
-    pub fn new() -> Transcript {
-        Transcript::default()
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// How many events it holds.
@@ -103,8 +103,8 @@ impl Transcript {
 }
 
 impl FromIterator<ChatEvent> for Transcript {
-    fn from_iter<I: IntoIterator<Item = ChatEvent>>(events: I) -> Transcript {
-        let mut transcript = Transcript::new();
+    fn from_iter<I: IntoIterator<Item = ChatEvent>>(events: I) -> Self {
+        let mut transcript = Self::new();
         for event in events {
             transcript.push(event);
         }

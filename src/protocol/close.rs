@@ -22,35 +22,35 @@ pub enum CloseCode {
 
 impl CloseCode {
     /// Every code, in wire order.
-    pub const ALL: [CloseCode; 5] = [
-        CloseCode::Normal,
-        CloseCode::Protocol,
-        CloseCode::Refused,
-        CloseCode::TooSlow,
-        CloseCode::Shutdown,
+    pub const ALL: [Self; 5] = [
+        Self::Normal,
+        Self::Protocol,
+        Self::Refused,
+        Self::TooSlow,
+        Self::Shutdown,
     ];
 
     /// The number on the wire.
     pub fn code(self) -> u32 {
         match self {
-            CloseCode::Normal => 0,
-            CloseCode::Protocol => 1,
-            CloseCode::Refused => 2,
-            CloseCode::TooSlow => 3,
-            CloseCode::Shutdown => 4,
+            Self::Normal => 0,
+            Self::Protocol => 1,
+            Self::Refused => 2,
+            Self::TooSlow => 3,
+            Self::Shutdown => 4,
         }
     }
 
     /// The code a number on the wire stands for, if any.
-    pub fn from_code(code: u64) -> Option<CloseCode> {
-        CloseCode::ALL
+    pub fn from_code(code: u64) -> Option<Self> {
+        Self::ALL
             .into_iter()
             .find(|close| u64::from(close.code()) == code)
     }
 
     /// Whether a client closed this way should connect again and resume.
     pub fn reconnect(self) -> bool {
-        matches!(self, CloseCode::TooSlow | CloseCode::Shutdown)
+        matches!(self, Self::TooSlow | Self::Shutdown)
     }
 }
 

@@ -66,7 +66,7 @@ pub struct Server {
 impl Server {
     /// Starts the actors, sets up TLS (generating a self-signed certificate
     /// into the data folder if none is configured), and listens.
-    pub async fn start(config: &Config) -> Result<Server, ServerError> {
+    pub async fn start(config: &Config) -> Result<Self, ServerError> {
         let data_dir = config.data_dir.clone();
         private_dir(&data_dir)?;
         let identity = tls::load_or_create(&data_dir, config.tls.as_ref())?;
@@ -99,7 +99,7 @@ impl Server {
         }
         ::metrics::counter!("chathub_retries_total").increment(0);
         let accept = tokio::spawn(accept_loop(endpoint.clone(), hub.clone()));
-        Ok(Server {
+        Ok(Self {
             endpoint,
             hub,
             cert_path: identity.cert_path,

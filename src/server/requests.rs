@@ -78,7 +78,7 @@ impl Session {
     /// Starts answering a request. Requests addressed to a chat reach its
     /// actor before this returns, so one connection's requests to a chat
     /// take effect in the order they were sent.
-    pub fn dispatch(&self, Request { id, body }: Request) -> Pending {
+    pub(super) fn dispatch(&self, Request { id, body }: Request) -> Pending {
         let hub = &self.hub;
         let allowed = matches!(
             (&self.role, body.sender()),

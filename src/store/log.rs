@@ -122,14 +122,14 @@ impl Log {
     /// last group the database holds. New records are written from the
     /// start of the first file, over what it held: the caller makes the
     /// replayed groups durable in the database before the first append.
-    pub(crate) fn open(path: &Path, durable: u64) -> Result<(Log, Replay), StoreError> {
+    pub(crate) fn open(path: &Path, durable: u64) -> Result<(Self, Replay), StoreError> {
         let open = |path: &Path| {
             let file: Box<dyn LogFileIo> = Box::new(FsLogFile::open(path).map_err(io)?);
             Ok::<_, StoreError>((path.display().to_string(), file))
         };
         let first = open(path)?;
         let second = open(&second_file_of(path))?;
-        Log::open_files([first, second], durable)
+        Self::open_files([first, second], durable)
     }
 
     /// [`Log::open`] over two files given with their names (for errors),
@@ -137,7 +137,7 @@ impl Log {
     pub(crate) fn open_files(
         files: [(String, Box<dyn LogFileIo>); 2],
         durable: u64,
-    ) -> Result<(Log, Replay), StoreError> {
+    ) -> Result<(Self, Replay), StoreError> {
         let [(first_name, mut first), (second_name, mut second)] = files;
         let first_bytes = first.read_all().map_err(io)?;
         let second_bytes = second.read_all().map_err(io)?;
@@ -165,7 +165,7 @@ impl Log {
                 ))
             })?,
         };
-        let log = Log {
+        let log = Self {
             files: [
                 LogFile {
                     io: first,

@@ -43,7 +43,7 @@ pub(crate) struct FsLogFile {
 impl FsLogFile {
     /// Opens (creating if needed) the log file at `path`; a new file's
     /// name is synced into its directory.
-    pub(crate) fn open(path: &Path) -> io::Result<FsLogFile> {
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
         let existed = path.exists();
         let file = OpenOptions::new()
             .read(true)
@@ -55,7 +55,7 @@ impl FsLogFile {
             // The new file's name must survive a power cut too.
             File::open(dir)?.sync_all()?;
         }
-        Ok(FsLogFile { file })
+        Ok(Self { file })
     }
 }
 
@@ -261,13 +261,13 @@ mod model {
 
     impl MemDisk {
         /// A disk whose files hold `files`, all of it durable.
-        fn holding(files: [Vec<u8>; 2]) -> MemDisk {
+        fn holding(files: [Vec<u8>; 2]) -> Self {
             let disk = Disk {
                 durable: files.clone(),
                 cache: files,
                 ..Disk::default()
             };
-            MemDisk {
+            Self {
                 state: Arc::new(Mutex::new(disk)),
             }
         }
@@ -313,13 +313,13 @@ mod model {
         }
 
         /// What the medium held when the power was cut, if it was.
-        pub(crate) fn after_power_cut(&self) -> Option<MemDisk> {
+        pub(crate) fn after_power_cut(&self) -> Option<Self> {
             self.disk().image.clone()
         }
 
         /// What the medium holds if the power goes now, keeping `keep` (a
         /// fraction) of the bytes not yet synced.
-        pub(crate) fn crash(&self, keep: f64) -> MemDisk {
+        pub(crate) fn crash(&self, keep: f64) -> Self {
             self.disk().image(keep)
         }
 
@@ -435,11 +435,11 @@ mod tests {
     }
 
     impl Model {
-        fn new(grow: u64, checkpoint_bytes: u64) -> Model {
+        fn new(grow: u64, checkpoint_bytes: u64) -> Self {
             let disk = MemDisk::default();
             let (log, replay) = open(&disk, 0, grow);
             assert!(replay.is_empty());
-            Model {
+            Self {
                 disk,
                 log,
                 grow,
@@ -612,7 +612,7 @@ mod tests {
                 disk.fail(call, nth, errno);
                 let err = log.append(4, big.len(), big.iter()).unwrap_err();
                 assert!(matches!(err, StoreError::Engine(_)), "{case}: {err}");
-                let os = std::io::Error::from_raw_os_error(errno).to_string();
+                let os = io::Error::from_raw_os_error(errno).to_string();
                 assert!(err.to_string().contains(&os), "{case}: {err}");
                 // Refused without touching the disk, whatever comes next,
                 // the same group again or the next, in either file.

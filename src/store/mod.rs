@@ -245,12 +245,12 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed) the database in `data_dir` and starts its
     /// writer.
-    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        Store::open_with(data_dir, StoreOptions::default())
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(data_dir, StoreOptions::default())
     }
 
     /// [`Store::open`] with other options.
-    pub fn open_with(data_dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+    pub fn open_with(data_dir: &Path, options: StoreOptions) -> Result<Self, StoreError> {
         let path = data_dir.join("chathub.redb");
         let open_err = |err: &dyn std::fmt::Display| StoreError::Open {
             path: path.clone(),
@@ -305,7 +305,7 @@ impl Store {
         let progress = Arc::new(writer::Progress::new(group));
         let writer = Writer::start(db.clone(), log, progress.clone(), options.checkpoint_bytes)
             .map_err(|err| open_err(&err))?;
-        Ok(Store {
+        Ok(Self {
             db,
             writer,
             progress,

@@ -7,46 +7,48 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use crate::store::StoreError;
 
 /// Every chat event: (chat, seq) -> encoded `ChatEvent`.
-pub const EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("events");
+pub(super) const EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("events");
 /// Chats that have not ended: chat -> ().
-pub const LIVE: TableDefinition<u64, ()> = TableDefinition::new("live");
+pub(super) const LIVE: TableDefinition<u64, ()> = TableDefinition::new("live");
 /// Digest of each chat's customer resume token: chat -> digest.
-pub const TOKENS: TableDefinition<u64, &[u8]> = TableDefinition::new("tokens");
+pub(super) const TOKENS: TableDefinition<u64, &[u8]> = TableDefinition::new("tokens");
 /// The chat each resume token digest belongs to: digest -> chat. Makes a
 /// retried start find the chat it already made.
-pub const TOKEN_CHATS: TableDefinition<&[u8], u64> = TableDefinition::new("token_chats");
+pub(super) const TOKEN_CHATS: TableDefinition<&[u8], u64> = TableDefinition::new("token_chats");
 /// Ended chats: (ended at ms, chat) -> encoded `SessionSummary`.
-pub const SESSIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("sessions");
+pub(super) const SESSIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("sessions");
 /// When each ended chat ended: chat -> ended at ms (to page by chat id).
-pub const SESSION_ENDED: TableDefinition<u64, u64> = TableDefinition::new("session_ended");
+pub(super) const SESSION_ENDED: TableDefinition<u64, u64> = TableDefinition::new("session_ended");
 /// Tickets: id -> encoded `Ticket`.
-pub const TICKETS: TableDefinition<u64, &[u8]> = TableDefinition::new("tickets");
+pub(super) const TICKETS: TableDefinition<u64, &[u8]> = TableDefinition::new("tickets");
 /// Quick replies, FAQ articles, templates: id -> encoded `KnowledgeItem`.
-pub const KNOWLEDGE: TableDefinition<u64, &[u8]> = TableDefinition::new("knowledge");
+pub(super) const KNOWLEDGE: TableDefinition<u64, &[u8]> = TableDefinition::new("knowledge");
 /// Shared files: id -> encoded `StoredFile` (the bytes are in `files/`).
-pub const FILES: TableDefinition<u64, &[u8]> = TableDefinition::new("files");
+pub(super) const FILES: TableDefinition<u64, &[u8]> = TableDefinition::new("files");
 /// A contact's chats: (contact key, chat) -> ().
-pub const CONTACT_CHATS: TableDefinition<(&str, u64), ()> = TableDefinition::new("contact_chats");
+pub(super) const CONTACT_CHATS: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("contact_chats");
 /// A contact's tickets: (contact key, ticket) -> ().
-pub const CONTACT_TICKETS: TableDefinition<(&str, u64), ()> =
+pub(super) const CONTACT_TICKETS: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("contact_tickets");
 
 /// Ticket list rows: ticket id -> [`TicketSummary`](crate::core::TicketSummary),
 /// so listing tickets never decodes their transcripts.
-pub const TICKET_SUMMARIES: TableDefinition<u64, &[u8]> = TableDefinition::new("ticket_summaries");
+pub(super) const TICKET_SUMMARIES: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("ticket_summaries");
 
 /// Bookkeeping: `LOG_GROUP` -> the last commit-log group applied here.
-pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The [`META`] key of the last applied commit-log group.
-pub const LOG_GROUP: &str = "log_group";
+pub(super) const LOG_GROUP: &str = "log_group";
 /// The [`META`] key of the layout the tables and values follow.
-pub const SCHEMA: &str = "schema";
+pub(super) const SCHEMA: &str = "schema";
 /// The layout this build reads and writes. A database without the key was
 /// written before it was kept, in this same layout.
-pub const SCHEMA_VERSION: u64 = 1;
+pub(super) const SCHEMA_VERSION: u64 = 1;
 
 /// Checks the database's layout is this build's, and records it.
-pub fn check_schema(db: &Database) -> Result<(), StoreError> {
+pub(super) fn check_schema(db: &Database) -> Result<(), StoreError> {
     let failed = |err: redb::Error| StoreError::Engine(err.to_string());
     let write = db.begin_write().map_err(|err| failed(err.into()))?;
     {
@@ -76,7 +78,7 @@ pub fn check_schema(db: &Database) -> Result<(), StoreError> {
 pub(crate) const MAX_VALUE_BYTES: usize = 64 << 20;
 
 /// Creates every table, so readers never meet a missing one.
-pub fn create_all(db: &Database) -> Result<(), redb::Error> {
+pub(super) fn create_all(db: &Database) -> Result<(), redb::Error> {
     let write = db.begin_write()?;
     write.open_table(EVENTS)?;
     write.open_table(LIVE)?;
@@ -97,7 +99,7 @@ pub fn create_all(db: &Database) -> Result<(), redb::Error> {
 
 /// Writes the list row of every ticket that has none (tickets stored
 /// before rows were kept); answers how many it wrote.
-pub fn backfill_ticket_summaries(db: &Database) -> Result<usize, StoreError> {
+pub(super) fn backfill_ticket_summaries(db: &Database) -> Result<usize, StoreError> {
     let failed = |err: redb::Error| StoreError::Engine(err.to_string());
     let write = db.begin_write().map_err(|err| failed(err.into()))?;
     let mut written = 0;
@@ -136,7 +138,7 @@ pub fn backfill_ticket_summaries(db: &Database) -> Result<usize, StoreError> {
 
 /// Encodes a value to store; one larger than [`MAX_VALUE_BYTES`] is
 /// refused, as it could never be read back.
-pub fn encode<T: Encode>(value: &T) -> Result<Vec<u8>, StoreError> {
+pub(super) fn encode<T: Encode>(value: &T) -> Result<Vec<u8>, StoreError> {
     let bytes = bincode::encode_to_vec(value, standard())
         .map_err(|err| StoreError::Corrupt(err.to_string()))?;
     if bytes.len() > MAX_VALUE_BYTES {
@@ -148,7 +150,7 @@ pub fn encode<T: Encode>(value: &T) -> Result<Vec<u8>, StoreError> {
     Ok(bytes)
 }
 
-pub fn decode<T: Decode<()>>(bytes: &[u8]) -> Result<T, StoreError> {
+pub(super) fn decode<T: Decode<()>>(bytes: &[u8]) -> Result<T, StoreError> {
     bincode::decode_from_slice(bytes, standard().with_limit::<MAX_VALUE_BYTES>())
         .map(|(value, _)| value)
         .map_err(|err| StoreError::Corrupt(err.to_string()))

@@ -94,13 +94,13 @@ const MAX_GROUP_OPS: usize = 4_096;
 const GROUP_COMPANY: usize = 32;
 
 /// The longest gap between writes a gathering group waits out.
-const GROUP_WAIT: std::time::Duration = std::time::Duration::from_micros(300);
+const GROUP_WAIT: Duration = Duration::from_micros(300);
 
 /// How long a gathering group sleeps before it looks for more.
-const GROUP_STEP: std::time::Duration = std::time::Duration::from_micros(100);
+const GROUP_STEP: Duration = Duration::from_micros(100);
 
 /// The longest a group gathers.
-const GROUP_WAIT_MAX: std::time::Duration = std::time::Duration::from_millis(2);
+const GROUP_WAIT_MAX: Duration = Duration::from_millis(2);
 
 /// The most operations the apply thread puts in one transaction.
 const MAX_APPLY_OPS: usize = 65_536;
@@ -110,12 +110,12 @@ const MAX_APPLY_OPS: usize = 65_536;
 const APPLY_BACKLOG: usize = 4_096;
 
 /// The apply thread syncs the database at least this often.
-const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// How long the apply thread gathers groups before writing them, unless a
 /// reader is waiting: one transaction for many groups costs far less than
 /// one each, since a chat's leaf is rewritten once for all its messages.
-const APPLY_GATHER: std::time::Duration = std::time::Duration::from_millis(50);
+const APPLY_GATHER: Duration = Duration::from_millis(50);
 
 /// How far the log and the database have got: shared by the two writer
 /// threads and the readers.
@@ -153,8 +153,8 @@ struct Marks {
 }
 
 impl Progress {
-    pub(crate) fn new(group: u64) -> Progress {
-        Progress {
+    pub(crate) fn new(group: u64) -> Self {
+        Self {
             marks: Mutex::new(Marks {
                 durable: group,
                 applied: group,
@@ -231,7 +231,7 @@ impl Progress {
 
     /// Waits up to `timeout` for writes to stop after a failure; the reason
     /// if they did.
-    pub(crate) fn wait_broken(&self, timeout: std::time::Duration) -> Option<StoreError> {
+    pub(crate) fn wait_broken(&self, timeout: Duration) -> Option<StoreError> {
         let marks = self.marks();
         if marks.broken.is_some() {
             return marks.broken.clone();
@@ -317,7 +317,7 @@ impl Writer {
         log: Log,
         progress: Arc<Progress>,
         checkpoint_bytes: u64,
-    ) -> std::io::Result<Writer> {
+    ) -> std::io::Result<Self> {
         let (jobs, rx) = mpsc::channel();
         let (apply_tx, apply_rx) = mpsc::sync_channel(APPLY_BACKLOG);
         let group = progress.marks().durable;
@@ -359,7 +359,7 @@ impl Writer {
                     progress.set_broken(StoreError::Engine("the log thread panicked".into()));
                 }
             })?;
-        Ok(Writer { jobs })
+        Ok(Self { jobs })
     }
 
     /// Queues `ops` for the next group commit; `done` runs after it.
@@ -876,7 +876,7 @@ mod tests {
         store.close();
         drop(store);
         {
-            let db = redb::Database::create(dir.path().join("chathub.redb")).unwrap();
+            let db = Database::create(dir.path().join("chathub.redb")).unwrap();
             let write = db.begin_write().unwrap();
             write
                 .open_table(tables::META)
@@ -1133,11 +1133,7 @@ mod tests {
                 state.checkpoint_if_due();
             }
         });
-        let next = || {
-            applier
-                .recv_timeout(std::time::Duration::from_secs(10))
-                .unwrap()
-        };
+        let next = || applier.recv_timeout(Duration::from_secs(10)).unwrap();
         let answer = |work: Apply| match work {
             // The last one's asker may be gone.
             Apply::Checkpoint(reply) => drop(reply.send(Ok(()))),
@@ -1158,7 +1154,7 @@ mod tests {
         assert!(matches!(next(), Apply::Group(2, _)));
         // ...but, the second full too, it waits: the first file still holds
         // group 1, not yet durable in the database.
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(100));
         assert!(!log_thread.is_finished());
         assert_eq!(groups(0), [1, 2]);
         // Checkpoint done: group 3 goes over group 1.

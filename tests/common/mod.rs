@@ -20,13 +20,13 @@ macro_rules! roomy_limits {
 }
 
 /// Every agent in [`CONFIG`] signs in with this token.
-pub const TOKEN: &str = "test-token-0123456789";
+pub(crate) const TOKEN: &str = "test-token-0123456789";
 
 /// Two channels; alice and bob work support, carol works sales. The tests
 /// that use it drive many chats from one connection and post in bursts, so
 /// its limits leave room for that; `tests/hostile.rs` holds the hub to the
 /// default limits.
-pub const CONFIG: &str = concat!(
+pub(crate) const CONFIG: &str = concat!(
     roomy_limits!(),
     r#"
 [[channel]]
@@ -51,9 +51,9 @@ channels = ["sales"]
 );
 
 /// How long a test waits for an event before failing.
-pub const PATIENCE: Duration = Duration::from_secs(10);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(10);
 
-pub struct TestHub {
+pub(crate) struct TestHub {
     pub server: Server,
     pub client: ClientConfig,
     _data: tempfile::TempDir,
@@ -61,7 +61,7 @@ pub struct TestHub {
 
 impl TestHub {
     /// A hub with `config` (TOML) listening on `127.0.0.1:0`.
-    pub async fn start(config: &str) -> TestHub {
+    pub(crate) async fn start(config: &str) -> Self {
         Self::start_in(
             config,
             tempfile::tempdir().expect("a temporary data folder"),
@@ -70,7 +70,7 @@ impl TestHub {
     }
 
     /// A hub over an existing data folder (to restart one).
-    pub async fn start_in(config: &str, data: tempfile::TempDir) -> TestHub {
+    pub(crate) async fn start_in(config: &str, data: tempfile::TempDir) -> Self {
         let mut config = Config::from_toml(config).expect("a valid test configuration");
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.data_dir = data.path().to_owned();
@@ -81,27 +81,27 @@ impl TestHub {
             .expect("the generated certificate is readable")
             .build()
             .expect("a usable client configuration");
-        TestHub {
+        Self {
             server,
             client,
             _data: data,
         }
     }
 
-    pub async fn customer(&self) -> CustomerClient {
+    pub(crate) async fn customer(&self) -> CustomerClient {
         CustomerClient::connect(&self.client)
             .await
             .expect("a customer connects")
     }
 
-    pub async fn agent(&self, id: impl Into<AgentId>) -> AgentClient {
+    pub(crate) async fn agent(&self, id: impl Into<AgentId>) -> AgentClient {
         AgentClient::connect(&self.client, id, TOKEN)
             .await
             .expect("an agent signs in")
     }
 
     /// An agent signed in and Present.
-    pub async fn present_agent(&self, id: impl Into<AgentId>) -> AgentClient {
+    pub(crate) async fn present_agent(&self, id: impl Into<AgentId>) -> AgentClient {
         let agent = self.agent(id).await;
         agent
             .set_status(Status::Present)
@@ -113,7 +113,7 @@ impl TestHub {
     /// A QUIC connection of our own to the hub and its control stream, for
     /// tests that speak the protocol frame by frame. Keep the endpoint
     /// alive as long as the connection.
-    pub async fn raw_connection(
+    pub(crate) async fn raw_connection(
         &self,
     ) -> (
         quinn::Endpoint,
@@ -132,19 +132,19 @@ impl TestHub {
         (endpoint, conn, send, recv)
     }
 
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.server.shutdown().await;
     }
 
     /// Stops the hub and hands back its data folder.
-    pub async fn stop_keeping_data(self) -> tempfile::TempDir {
+    pub(crate) async fn stop_keeping_data(self) -> tempfile::TempDir {
         self.server.shutdown().await;
         self._data
     }
 }
 
 /// The next event, or a test failure after [`PATIENCE`].
-async fn next(events: impl std::future::Future<Output = Option<Event>>) -> Event {
+async fn next(events: impl Future<Output = Option<Event>>) -> Event {
     tokio::time::timeout(PATIENCE, events)
         .await
         .expect("an event within the test's patience")
@@ -152,7 +152,7 @@ async fn next(events: impl std::future::Future<Output = Option<Event>>) -> Event
 }
 
 /// Reads frames off a stream until `want` returns true for one.
-pub async fn read_until(
+pub(crate) async fn read_until(
     recv: &mut quinn::RecvStream,
     frames: &mut FrameBuf,
     mut want: impl FnMut(&ServerFrame) -> bool,
@@ -177,7 +177,9 @@ pub async fn read_until(
 }
 
 /// The next stream the hub opens on `conn`, and its first frame.
-pub async fn next_stream(conn: &quinn::Connection) -> (quinn::RecvStream, FrameBuf, ServerFrame) {
+pub(crate) async fn next_stream(
+    conn: &quinn::Connection,
+) -> (quinn::RecvStream, FrameBuf, ServerFrame) {
     let mut stream = tokio::time::timeout(PATIENCE, conn.accept_uni())
         .await
         .expect("a stream within the test's patience")
@@ -188,7 +190,7 @@ pub async fn next_stream(conn: &quinn::Connection) -> (quinn::RecvStream, FrameB
 }
 
 /// The next chat event a customer receives, skipping other events.
-pub async fn customer_chat_event(client: &CustomerClient) -> ChatEvent {
+pub(crate) async fn customer_chat_event(client: &CustomerClient) -> ChatEvent {
     loop {
         if let Event::Chat(event) = next(client.next_event()).await {
             return event;
@@ -197,7 +199,7 @@ pub async fn customer_chat_event(client: &CustomerClient) -> ChatEvent {
 }
 
 /// The next chat event an agent receives, skipping queue updates.
-pub async fn agent_chat_event(client: &AgentClient) -> ChatEvent {
+pub(crate) async fn agent_chat_event(client: &AgentClient) -> ChatEvent {
     loop {
         if let Event::Chat(event) = next(client.next_event()).await {
             return event;
@@ -206,7 +208,7 @@ pub async fn agent_chat_event(client: &AgentClient) -> ChatEvent {
 }
 
 /// The next queue update an agent receives, skipping chat events.
-pub async fn queue_update(client: &AgentClient) -> QueueUpdate {
+pub(crate) async fn queue_update(client: &AgentClient) -> QueueUpdate {
     loop {
         if let Event::Queue(update) = next(client.next_event()).await {
             return update;
@@ -215,7 +217,7 @@ pub async fn queue_update(client: &AgentClient) -> QueueUpdate {
 }
 
 /// Starts a chat that must be queued: the chat and how many wait.
-pub async fn start(
+pub(crate) async fn start(
     customer: &CustomerClient,
     channel: &str,
     who: Customer,

@@ -17,7 +17,7 @@ use super::*;
 pub const MAX_IDENTITY_ID_BYTES: usize = 256;
 
 /// The bytes a backend signs for `identity`.
-pub fn signed_bytes(identity: &Identity) -> Vec<u8> {
+pub(super) fn signed_bytes(identity: &Identity) -> Vec<u8> {
     let mut bytes = identity.id.as_bytes().to_vec();
     bytes.push(b'\n');
     bytes.extend_from_slice(identity.email.as_deref().unwrap_or("").as_bytes());

@@ -3,7 +3,7 @@
 use super::*;
 
 /// The most chats, and the most tickets, one contact card shows.
-pub const CONTACT_ROWS: usize = 100;
+pub(super) const CONTACT_ROWS: usize = 100;
 
 impl Hub {
     /// The side panel: a contact's earlier chats and tickets in the

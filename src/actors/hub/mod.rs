@@ -236,7 +236,7 @@ impl Hub {
     /// over `store`, and recovers what the store holds: every chat that had
     /// not ended is live again, queued chats in their original order with
     /// their original wait time, active chats with their agent.
-    pub async fn start(config: HubConfig, store: Store) -> Result<Hub, HubError> {
+    pub async fn start(config: HubConfig, store: Store) -> Result<Self, HubError> {
         let (root, _) = Actor::spawn(None, HubActor, ())
             .await
             .map_err(|err| gone(format!("cannot start the hub: {err}")))?;
@@ -285,7 +285,7 @@ impl Hub {
         store.on_failure(move |err| {
             let _ = failed_tx.send(Some(err.to_string()));
         });
-        let hub = Hub {
+        let hub = Self {
             shared: Arc::new(Shared {
                 settings,
                 channels,
@@ -539,7 +539,7 @@ impl Hub {
             return HubError::UnknownChat(chat);
         }
         match self.recorded_transcript(chat, u64::MAX).await {
-            Ok(Some(_)) => HubError::Chat(crate::core::ChatError::Ended),
+            Ok(Some(_)) => HubError::Chat(ChatError::Ended),
             Ok(None) => HubError::UnknownChat(chat),
             // Never "ended" or "unknown" for a chat the store cannot read.
             Err(err) => err,

@@ -44,7 +44,7 @@ impl TokenDigest {
         format!("sha256:{hex}")
     }
 
-    fn matches(&self, other: &TokenDigest) -> bool {
+    fn matches(&self, other: &Self) -> bool {
         self.0.ct_eq(&other.0).into()
     }
 }

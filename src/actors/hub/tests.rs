@@ -20,7 +20,7 @@ fn config() -> HubConfig {
         }],
         presence_grace: Duration::from_secs(5),
         files_dir: std::env::temp_dir().join(format!("chathub-hub-tests-{}", std::process::id())),
-        limits: crate::core::Limits::default(),
+        limits: Limits::default(),
     }
 }
 
