@@ -874,7 +874,8 @@ async fn f4_the_fifth_chat_on_one_connection_is_refused() {
 /// `TooManyChats`, while another address starts chats as before.
 #[tokio::test]
 async fn f4_chats_per_address_are_capped() {
-    let hub = TestHub::start(&defaults()).await;
+    // Starts are paced per address too (the next test): not the subject here.
+    let hub = TestHub::start(&config("", "chat_starts_per_minute = 1000", "")).await;
     let _alice = hub.present_agent("alice").await;
     let addr = hub.server.local_addr();
     let quic = hub.client.quic().clone();
@@ -902,6 +903,40 @@ async fn f4_chats_per_address_are_capped() {
     let refused = one_more.ask(1, start_body(secret("f4ip", 999))).await;
     assert_eq!(code(&refused), Some(ErrorCode::TooManyChats), "{refused:?}");
     assert_eq!(hub.server.hub().live_chats(), 64);
+    honest_chat_still_works(&hub).await;
+    hub.stop().await;
+}
+
+/// F4 by churn: starting and leaving chats stays under the live-chat caps,
+/// but each start costs durable writes and a push to every agent, so starts
+/// are paced per address (`chat_starts_per_minute`, 30 by default).
+#[tokio::test]
+async fn f4_starts_are_paced_per_address() {
+    let hub = TestHub::start(&defaults()).await;
+    let _alice = hub.present_agent("alice").await;
+    let addr = hub.server.local_addr();
+    let quic = hub.client.quic().clone();
+    let mut raw = Raw::customer_with(addr, &quic, ELSEWHERE).await;
+    let mut id = 0;
+    let mut refused = None;
+    for n in 0..40 {
+        id += 1;
+        let answer = raw.ask(id, start_body(secret("churn", n))).await;
+        match answer.result {
+            Ok(Reply::ChatStarted { chat, .. }) => {
+                id += 1;
+                let left = raw.ask(id, RequestBody::Leave { chat }).await;
+                assert!(matches!(left.result, Ok(Reply::Done)), "{left:?}");
+            }
+            Err(error) => {
+                refused = Some((n, error.code));
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(refused, Some((30, ErrorCode::RateLimited)));
+    // Another address starts as before.
     honest_chat_still_works(&hub).await;
     hub.stop().await;
 }

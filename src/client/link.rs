@@ -711,6 +711,13 @@ async fn supervise(inner: Arc<Inner>, mut session: Session) {
                     backoff = Duration::from_millis(50);
                     break session;
                 }
+                // Refused for now (a limit, a hub that cannot store):
+                // try again after the backoff like any failed connect.
+                Err(ClientError::Refused(error)) if !refusal_is_final(error.code) => {
+                    tracing::debug!("reconnecting in {backoff:?}: {error}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
                 Err(ClientError::Refused(error)) => {
                     inner.fail_all(format!("the hub refused to resume: {error}"));
                     return;
@@ -723,6 +730,22 @@ async fn supervise(inner: Arc<Inner>, mut session: Session) {
             }
         };
     }
+}
+
+/// Whether a connection the hub closed or refused with `code` would be
+/// refused again the same way (bad frames, wrong credentials, another
+/// protocol version, a hello out of bounds), so the link gives up; any
+/// other refusal (a limit, a hub that cannot store now) is tried again
+/// after a backoff.
+fn refusal_is_final(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::BadFrame
+            | ErrorCode::Unauthorized
+            | ErrorCode::UnsupportedVersion
+            | ErrorCode::InvalidRequest
+            | ErrorCode::NotAllowed
+    )
 }
 
 /// Matches responses on the control stream to their requests until the
@@ -740,13 +763,10 @@ async fn read_responses(
                 continue;
             }
             Ok(Some(ServerFrame::Closing(error))) => {
-                return match error.code {
-                    ErrorCode::BadFrame
-                    | ErrorCode::Unauthorized
-                    | ErrorCode::UnsupportedVersion => {
-                        Err(format!("the hub closed the connection: {error}"))
-                    }
-                    _ => Ok(()),
+                return if refusal_is_final(error.code) {
+                    Err(format!("the hub closed the connection: {error}"))
+                } else {
+                    Ok(())
                 };
             }
             Ok(Some(other)) => {

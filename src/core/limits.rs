@@ -66,6 +66,8 @@ pub struct Limits {
     pub chat_bytes: u64,
     /// Offline forms one IP address may submit per minute. Default 5.
     pub offline_forms_per_minute: u32,
+    /// Chats customers of one IP address may start per minute. Default 30.
+    pub chat_starts_per_minute: u32,
     /// Failed agent sign-ins per minute from one IP address, and for one
     /// agent id; past it sign-ins are refused (`RateLimited`) until the
     /// pace allows again. Default 10.
@@ -108,6 +110,7 @@ impl Default for Limits {
             chat_events: 5_000,
             chat_bytes: 4 << 20,
             offline_forms_per_minute: 5,
+            chat_starts_per_minute: 30,
             sign_in_failures_per_minute: 10,
             file_header_timeout: Duration::from_secs(10),
             file_min_bytes_per_sec: 16 << 10,
@@ -135,6 +138,19 @@ impl Limits {
             ("chat_events", self.chat_events),
             ("files_in_flight", self.files_in_flight as u64),
             ("file_min_bytes_per_sec", self.file_min_bytes_per_sec),
+            (
+                "offline_forms_per_minute",
+                u64::from(self.offline_forms_per_minute),
+            ),
+            (
+                "chat_starts_per_minute",
+                u64::from(self.chat_starts_per_minute),
+            ),
+            (
+                "sign_in_failures_per_minute",
+                u64::from(self.sign_in_failures_per_minute),
+            ),
+            ("chat_bytes", self.chat_bytes),
         ];
         for (name, value) in at_least_one {
             if value == 0 {
@@ -184,6 +200,8 @@ pub enum Limit {
     ChatLength,
     /// [`Limits::offline_forms_per_minute`].
     OfflineForms,
+    /// [`Limits::chat_starts_per_minute`].
+    ChatStarts,
     /// A customer's name, email or other field.
     Field,
     /// [`Limits::file_header_timeout`] and [`Limits::file_min_bytes_per_sec`].
@@ -198,7 +216,7 @@ pub enum Limit {
 
 impl Limit {
     /// Every limit, for exporting each counter from the start.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::Connections,
         Self::ConnectionsPerIp,
         Self::HelloTimeout,
@@ -209,6 +227,7 @@ impl Limit {
         Self::MessageRate,
         Self::ChatLength,
         Self::OfflineForms,
+        Self::ChatStarts,
         Self::Field,
         Self::FileTransferTime,
         Self::FilesInFlight,
@@ -229,6 +248,7 @@ impl Limit {
             Self::MessageRate => "message_rate",
             Self::ChatLength => "chat_length",
             Self::OfflineForms => "offline_forms",
+            Self::ChatStarts => "chat_starts",
             Self::Field => "field",
             Self::FileTransferTime => "file_transfer_time",
             Self::FilesInFlight => "files_in_flight",

@@ -7,7 +7,7 @@
 //! updates. Requests are answered concurrently; responses carry the
 //! request's id.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
@@ -65,9 +65,9 @@ enum ConnError {
 
 /// Serves one incoming connection until it closes.
 pub(crate) async fn handle(hub: Hub, incoming: quinn::Incoming, pass: Pass) {
-    let hello_timeout = hub.limits().hello_timeout;
-    // The handshake counts against the hello's deadline too.
-    let conn = match timeout(hello_timeout, incoming).await {
+    // One deadline for the handshake, the control stream and the hello.
+    let deadline = tokio::time::Instant::now() + hub.limits().hello_timeout;
+    let conn = match tokio::time::timeout_at(deadline, incoming).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(err)) => {
             tracing::debug!("handshake failed: {err}");
@@ -79,7 +79,7 @@ pub(crate) async fn handle(hub: Hub, incoming: quinn::Incoming, pass: Pass) {
         }
     };
     let remote = conn.remote_address();
-    let result = serve(hub, &conn, pass.ip()).await;
+    let result = serve(hub, &conn, pass.ip(), deadline).await;
     drop(pass);
     match result {
         Ok(()) => tracing::debug!(%remote, "connection closed"),
@@ -184,9 +184,13 @@ impl Control {
     }
 }
 
-async fn serve(hub: Hub, conn: &quinn::Connection, ip: std::net::IpAddr) -> Result<(), ConnError> {
+async fn serve(
+    hub: Hub,
+    conn: &quinn::Connection,
+    ip: std::net::IpAddr,
+    deadline: tokio::time::Instant,
+) -> Result<(), ConnError> {
     let limits: Limits = hub.limits().clone();
-    let deadline = tokio::time::Instant::now() + limits.hello_timeout;
     let hello_late = || {
         refused(Limit::HelloTimeout);
         ConnError::HelloTimeout
@@ -302,7 +306,7 @@ async fn serve(hub: Hub, conn: &quinn::Connection, ip: std::net::IpAddr) -> Resu
         ip,
         role,
         sink,
-        started: HashSet::new(),
+        started: Default::default(),
         identities: HashMap::new(),
     };
     if matches!(session.role, Role::Customer) {

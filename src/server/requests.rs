@@ -15,6 +15,39 @@ pub(crate) enum Role {
     Agent(AgentId),
 }
 
+/// The most chats a customer connection remembers as its own; live ones
+/// are far fewer (`chats_per_connection`), so only long-ended ones are
+/// forgotten.
+pub(crate) const MAX_OWN_CHATS: usize = 256;
+
+/// The chats a customer connection started or resumed, newest kept.
+#[derive(Debug, Default)]
+pub(crate) struct OwnChats {
+    chats: HashSet<ChatId>,
+    order: std::collections::VecDeque<ChatId>,
+}
+
+impl OwnChats {
+    pub(crate) fn insert(&mut self, chat: ChatId) {
+        if self.chats.insert(chat) {
+            self.order.push_back(chat);
+        }
+        while self.order.len() > MAX_OWN_CHATS {
+            if let Some(oldest) = self.order.pop_front() {
+                self.chats.remove(&oldest);
+            }
+        }
+    }
+
+    pub(crate) fn contains(&self, chat: &ChatId) -> bool {
+        self.chats.contains(chat)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &ChatId> {
+        self.order.iter()
+    }
+}
+
 /// A request being answered: the response, and the chat it started (a
 /// customer's connection remembers its chats).
 pub(crate) struct Done {
@@ -34,8 +67,9 @@ pub(crate) struct Session {
     pub ip: std::net::IpAddr,
     pub role: Role,
     pub sink: EventSink,
-    /// Chats a customer started on this connection.
-    pub started: HashSet<ChatId>,
+    /// Chats a customer started or resumed on this connection (the latest
+    /// [`MAX_OWN_CHATS`]).
+    pub started: OwnChats,
     /// Identities the customer proved, by channel.
     pub identities: HashMap<ChannelId, Identity>,
 }
@@ -421,9 +455,11 @@ pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
         HubError::StorageUnavailable(_) => ErrorCode::StorageUnavailable,
         HubError::Unverified(_) => ErrorCode::Unverified,
         HubError::Limited { limit, .. } => match limit {
-            Limit::MessageRate | Limit::OfflineForms | Limit::SignIn | Limit::FilesInFlight => {
-                ErrorCode::RateLimited
-            }
+            Limit::MessageRate
+            | Limit::OfflineForms
+            | Limit::ChatStarts
+            | Limit::SignIn
+            | Limit::FilesInFlight => ErrorCode::RateLimited,
             Limit::FilesQuota => ErrorCode::FileTooLarge,
             Limit::ChatsPerConnection | Limit::ChatsPerIp => ErrorCode::TooManyChats,
             Limit::ChatLength => ErrorCode::ChatTooLong,

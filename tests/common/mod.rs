@@ -15,7 +15,7 @@ use chathub::server::Server;
 #[macro_export]
 macro_rules! roomy_limits {
     () => {
-        "[limits]\nchats_per_connection = 10000\nchats_per_ip = 100000\nmessages_per_sec = 100000.0\nmessage_burst = 100000\n"
+        "[limits]\nchats_per_connection = 10000\nchats_per_ip = 100000\nchat_starts_per_minute = 1000000\nmessages_per_sec = 100000.0\nmessage_burst = 100000\n"
     };
 }
 

@@ -70,6 +70,15 @@ impl Hub {
             {
                 return Err(self.too_many_chats(limit));
             }
+            None if sink
+                .peer()
+                .is_some_and(|ip| !self.shared.start_pace.allow(ip, Timestamp::now())) =>
+            {
+                return Err(HubError::limited(
+                    Limit::ChatStarts,
+                    "too many chats started from this address; try again in a minute",
+                ));
+            }
             None => {
                 let (store, token) = (self.shared.store.clone(), token.clone());
                 blocking(move || store.chat_by_token(&token)).await?

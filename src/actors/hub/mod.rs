@@ -135,6 +135,8 @@ struct Shared {
     origins: Arc<Origins>,
     /// Offline forms per address.
     form_pace: Pace<std::net::IpAddr>,
+    /// Chat starts per address.
+    start_pace: Pace<std::net::IpAddr>,
     /// Failed sign-ins.
     sign_in_pace: sign_in::SignInPace,
     /// What an unknown agent's token is compared with, so that takes as
@@ -297,6 +299,7 @@ impl Hub {
                 presence,
                 presence_grace: config.presence_grace,
                 form_pace: Pace::per_minute(config.limits.offline_forms_per_minute),
+                start_pace: Pace::per_minute(config.limits.chat_starts_per_minute),
                 sign_in_pace: sign_in::SignInPace::new(&config.limits),
                 unknown_agent: TokenDigest::of(&format!("{:?}", std::time::Instant::now())),
                 limits: config.limits.clone(),

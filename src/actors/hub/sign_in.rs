@@ -59,7 +59,9 @@ impl std::fmt::Debug for TokenDigest {
 #[derive(Debug)]
 pub(super) struct SignInPace {
     per_ip: Pace<IpAddr>,
-    per_agent: Pace<AgentId>,
+    /// Per agent id and address: one address cannot lock an agent out of
+    /// every other address by failing on its id.
+    per_agent: Pace<(AgentId, Option<IpAddr>)>,
 }
 
 impl SignInPace {
@@ -75,9 +77,12 @@ impl Hub {
     /// Checks an agent's credentials, presented from `from` (when known);
     /// the agent's configuration on success. An unknown agent and a wrong
     /// token get the same answer after the same work. After
-    /// `sign_in_failures_per_minute` failures from one address, or for one
-    /// agent id, attempts are refused `RateLimited` until the pace allows
-    /// again.
+    /// `sign_in_failures_per_minute` failures from one address (in all), or
+    /// for one configured agent id from one address, attempts from there
+    /// are refused `RateLimited` until the pace allows again. Failures are
+    /// not paced by agent id alone: a stranger could then lock an agent
+    /// out by failing on their id, and a token (16 characters at least, 48
+    /// hex digits when generated) is not guessed from a few addresses.
     pub fn authenticate(
         &self,
         from: Option<IpAddr>,
@@ -86,8 +91,9 @@ impl Hub {
     ) -> Result<&AgentConfig, HubError> {
         let pace = &self.shared.sign_in_pace;
         let now = Timestamp::now();
+        let known = self.shared.agents.contains_key(agent);
         let throttled = from.is_some_and(|ip| !pace.per_ip.has_room(&ip, now))
-            || !pace.per_agent.has_room(agent, now);
+            || (known && !pace.per_agent.has_room(&(agent.clone(), from), now));
         if throttled {
             return Err(HubError::limited(
                 Limit::SignIn,
@@ -107,7 +113,11 @@ impl Hub {
                 if let Some(ip) = from {
                     pace.per_ip.charge(ip, now);
                 }
-                pace.per_agent.charge(agent.clone(), now);
+                // Only configured ids get a budget of their own, so made-up
+                // ids cannot crowd real agents' budgets out of the table.
+                if known {
+                    pace.per_agent.charge((agent.clone(), from), now);
+                }
                 Err(HubError::Unauthorized)
             }
         }
