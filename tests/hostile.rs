@@ -1140,6 +1140,117 @@ async fn f3_an_upload_to_someone_elses_chat_is_refused_before_its_bytes() {
     hub.stop().await;
 }
 
+/// Sends `size` announced bytes' header on a new stream of `raw`, then
+/// `bytes`; the stream's answer, if one comes within the patience.
+async fn upload(raw: &Raw, chat: ChatId, size: u64, bytes: &[u8]) -> Option<Response> {
+    let (mut send, mut recv) = raw.conn.open_bi().await.unwrap();
+    let header = wire(&ClientFrame::Upload(Upload {
+        chat,
+        name: "file.bin".into(),
+        content_type: "application/octet-stream".into(),
+        size,
+    }));
+    send.write_all(&header).await.unwrap();
+    let _ = send.write_all(bytes).await;
+    let mut frames = FrameBuf::new();
+    match tokio::time::timeout(
+        PATIENCE,
+        common::read_until(&mut recv, &mut frames, |_| true),
+    )
+    .await
+    {
+        Ok(ServerFrame::Response(answer)) => Some(answer),
+        _ => None,
+    }
+}
+
+/// F3 by volume: the bytes a customer may share are bounded per chat
+/// (`chat_file_bytes`), so one address cannot fill the hub's file quota
+/// with its chats' files.
+#[tokio::test]
+async fn f3_a_customers_files_are_bounded_per_chat() {
+    let hub = TestHub::start(&config("", "chat_file_bytes = 1000", "")).await;
+    let _alice = hub.present_agent("alice").await;
+    let mut raw = Raw::customer_with(hub.server.local_addr(), hub.client.quic(), ELSEWHERE).await;
+    let chat = raw.start_chat(1, secret("files", 1)).await;
+    let first = upload(&raw, chat, 600, &[7; 600]).await.expect("an answer");
+    assert!(
+        matches!(first.result, Ok(Reply::FileShared { .. })),
+        "{first:?}"
+    );
+    // The second would pass the chat's budget: refused after its header.
+    let second = upload(&raw, chat, 600, &[]).await.expect("an answer");
+    assert_eq!(code(&second), Some(ErrorCode::FileTooLarge), "{second:?}");
+    assert_eq!(names_in(&files_dir(&hub)).len(), 1);
+    honest_chat_still_works(&hub).await;
+    hub.stop().await;
+}
+
+/// F2 with a header: an upload whose bytes come slower than
+/// `file_min_bytes_per_sec` (after the header's grace) is cut off, so it
+/// cannot hold a transfer slot for the whole of its nominal time.
+#[tokio::test]
+async fn f2_an_upload_slower_than_the_minimum_rate_is_cut_off() {
+    let hub = TestHub::start(&config(
+        "",
+        "file_header_timeout = \"300ms\"\nfile_min_bytes_per_sec = 10000",
+        "",
+    ))
+    .await;
+    let _alice = hub.present_agent("alice").await;
+    let mut raw = Raw::customer_with(hub.server.local_addr(), hub.client.quic(), ELSEWHERE).await;
+    let chat = raw.start_chat(1, secret("slow", 1)).await;
+    let started = Instant::now();
+    // 100 KB announced (10 s at the minimum rate), 1 KB sent, then nothing.
+    let answer = upload(&raw, chat, 100_000, &[1; 1000])
+        .await
+        .expect("an answer");
+    assert_eq!(code(&answer), Some(ErrorCode::InvalidRequest), "{answer:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "cut off when the bytes fall behind, not at the end: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        names_in(&files_dir(&hub)).is_empty(),
+        "{:?}",
+        names_in(&files_dir(&hub))
+    );
+    honest_chat_still_works(&hub).await;
+    hub.stop().await;
+}
+
+/// F2 by number: one address may have `files_in_flight_per_ip` transfers
+/// going at once; more are refused, so it cannot hold every slot.
+#[tokio::test]
+async fn f2_file_transfers_are_capped_per_address() {
+    let hub = TestHub::start(&config("", "files_in_flight_per_ip = 2", "")).await;
+    let _alice = hub.present_agent("alice").await;
+    let mut raw = Raw::customer_with(hub.server.local_addr(), hub.client.quic(), ELSEWHERE).await;
+    let chat = raw.start_chat(1, secret("slots", 1)).await;
+    // Two uploads hold their slots (header sent, bytes owed)...
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (mut send, recv) = raw.conn.open_bi().await.unwrap();
+        let header = wire(&ClientFrame::Upload(Upload {
+            chat,
+            name: "big.bin".into(),
+            content_type: "application/octet-stream".into(),
+            size: 1 << 20,
+        }));
+        send.write_all(&header).await.unwrap();
+        send.write_all(&[0; 100]).await.unwrap();
+        held.push((send, recv));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // ...so a third from the same address is refused at once.
+    let third = upload(&raw, chat, 10, &[1; 10]).await.expect("an answer");
+    assert_eq!(code(&third), Some(ErrorCode::RateLimited), "{third:?}");
+    honest_chat_still_works(&hub).await;
+    drop(held);
+    hub.stop().await;
+}
+
 /// F2: a file stream that does not finish its header within
 /// `file_header_timeout` is answered with an error and closed, so it
 /// cannot hold a task (and a file) forever.

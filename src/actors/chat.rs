@@ -170,6 +170,8 @@ pub enum ChatMsg {
     MayShare {
         /// Who asks.
         caller: Caller,
+        /// The file's size.
+        size: u64,
         /// The answer.
         reply: RpcReplyPort<Result<(), HubError>>,
     },
@@ -336,6 +338,8 @@ pub struct ChatActorState {
     told_too_long: bool,
     /// Since when no connection of the customer's receives the chat.
     customer_gone_since: Option<std::time::Instant>,
+    /// Bytes of the files the customer shared in the chat.
+    customer_file_bytes: u64,
     /// The chat's place in its customer's live-chat counts.
     _origin: Option<OriginSlot>,
 }
@@ -619,11 +623,21 @@ impl ChatActorState {
         Ok(())
     }
 
-    /// Whether `caller` may share a file now; see [`ChatMsg::MayShare`].
-    fn may_share(&mut self, caller: &Caller) -> Result<(), HubError> {
+    /// Whether `caller` may share a file of `size` bytes now; see
+    /// [`ChatMsg::MayShare`].
+    fn may_share(&mut self, caller: &Caller, size: u64) -> Result<(), HubError> {
         match self.party(caller)? {
             Party::Customer => {
                 let limits = self.hub.limits();
+                if self.customer_file_bytes.saturating_add(size) > limits.chat_file_bytes {
+                    return Err(HubError::limited(
+                        Limit::UploadBytes,
+                        format!(
+                            "the files of a chat may have {} bytes in all",
+                            limits.chat_file_bytes
+                        ),
+                    ));
+                }
                 let events = self.chat.events();
                 if events.len() as u64 >= limits.chat_events
                     || events.text_bytes() >= limits.chat_bytes
@@ -868,8 +882,21 @@ impl Actor for ChatActor {
             ),
             told_too_long: false,
             customer_gone_since: None,
+            customer_file_bytes: 0,
             _origin: args.origin,
         };
+        state.customer_file_bytes = state
+            .chat
+            .events()
+            .iter()
+            .filter_map(|event| match &event.kind {
+                ChatEventKind::FileShared {
+                    from: Party::Customer,
+                    file,
+                } => Some(file.size),
+                _ => None,
+            })
+            .sum();
         if state.customer_conn.is_none() {
             // Restored after a restart: the customer has until the
             // channel's `abandon_after` to come back.
@@ -1109,8 +1136,12 @@ impl Actor for ChatActor {
                 // event.
                 state.post(&myself, Party::Agent(by), client_id, text, None, reply);
             }
-            ChatMsg::MayShare { caller, reply } => {
-                let _ = reply.send(state.may_share(&caller));
+            ChatMsg::MayShare {
+                caller,
+                size,
+                reply,
+            } => {
+                let _ = reply.send(state.may_share(&caller, size));
             }
             ChatMsg::ShareFile {
                 caller,
@@ -1120,6 +1151,15 @@ impl Actor for ChatActor {
                 let shared = state.party(&caller).and_then(|party| {
                     if party == Party::Customer {
                         state.admit_customer_post(&myself, &file.name)?;
+                        if state.customer_file_bytes.saturating_add(file.size)
+                            > state.hub.limits().chat_file_bytes
+                        {
+                            return Err(HubError::limited(
+                                Limit::UploadBytes,
+                                "the chat's files are at their limit",
+                            ));
+                        }
+                        state.customer_file_bytes += file.size;
                     }
                     state
                         .chat

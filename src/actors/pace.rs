@@ -22,11 +22,25 @@ pub(crate) struct Pace<K: Hash + Eq> {
 impl<K: Hash + Eq + Clone> Pace<K> {
     /// `per_minute` requests a minute per address, `per_minute` at once.
     pub(crate) fn per_minute(per_minute: u32) -> Self {
+        Self::new(f64::from(per_minute.max(1)) / 60.0, per_minute.max(1))
+    }
+
+    /// `per_sec` units a second per key, `burst` at once.
+    pub(crate) fn new(per_sec: f64, burst: u32) -> Self {
         Self {
-            per_sec: f64::from(per_minute.max(1)) / 60.0,
-            burst: per_minute.max(1),
+            per_sec,
+            burst: burst.max(1),
             buckets: DashMap::new(),
         }
+    }
+
+    /// Whether `key` may use `units` more at `now`, counting them if so.
+    pub(crate) fn allow_n(&self, key: K, units: u32, now: Timestamp) -> bool {
+        self.forget_idle(&key, now);
+        self.buckets
+            .entry(key)
+            .or_insert_with(|| TokenBucket::new(self.per_sec, self.burst, now))
+            .take_n(f64::from(units), now)
     }
 
     /// Whether `key` may make one more request at `now`, counting it.

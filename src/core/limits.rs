@@ -76,11 +76,20 @@ pub struct Limits {
     #[serde(with = "humantime_serde")]
     pub file_header_timeout: Duration,
     /// The slowest an upload or download may go, in bytes per second,
-    /// after a first 10 s of grace. Default 16 KiB/s.
+    /// after a grace as long as `file_header_timeout`. Default 16 KiB/s.
     pub file_min_bytes_per_sec: u64,
     /// Uploads and downloads in progress at once, from everyone. Default
     /// 256.
     pub files_in_flight: usize,
+    /// Uploads and downloads in progress at once from one IP address.
+    /// Default 8.
+    pub files_in_flight_per_ip: usize,
+    /// Bytes of files a customer may share in one live chat. Default 20
+    /// MiB.
+    pub chat_file_bytes: u64,
+    /// Bytes customers of one IP address may upload per hour. Default 100
+    /// MiB.
+    pub upload_bytes_per_hour: u64,
     /// Bytes all shared files may take on disk together. Default 10 GiB.
     pub files_quota_bytes: u64,
     /// How long the files of an ended chat are kept; then they are
@@ -115,6 +124,9 @@ impl Default for Limits {
             file_header_timeout: Duration::from_secs(10),
             file_min_bytes_per_sec: 16 << 10,
             files_in_flight: 256,
+            files_in_flight_per_ip: 8,
+            chat_file_bytes: 20 << 20,
+            upload_bytes_per_hour: 100 << 20,
             files_quota_bytes: 10 << 30,
             file_retention: Duration::from_secs(30 * 24 * 3600),
         }
@@ -137,6 +149,7 @@ impl Limits {
             ("message_burst", u64::from(self.message_burst)),
             ("chat_events", self.chat_events),
             ("files_in_flight", self.files_in_flight as u64),
+            ("files_in_flight_per_ip", self.files_in_flight_per_ip as u64),
             ("file_min_bytes_per_sec", self.file_min_bytes_per_sec),
             (
                 "offline_forms_per_minute",
@@ -210,13 +223,15 @@ pub enum Limit {
     FilesInFlight,
     /// [`Limits::files_quota_bytes`].
     FilesQuota,
+    /// [`Limits::chat_file_bytes`] and [`Limits::upload_bytes_per_hour`].
+    UploadBytes,
     /// [`Limits::sign_in_failures_per_minute`].
     SignIn,
 }
 
 impl Limit {
     /// Every limit, for exporting each counter from the start.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::Connections,
         Self::ConnectionsPerIp,
         Self::HelloTimeout,
@@ -232,6 +247,7 @@ impl Limit {
         Self::FileTransferTime,
         Self::FilesInFlight,
         Self::FilesQuota,
+        Self::UploadBytes,
         Self::SignIn,
     ];
 
@@ -253,6 +269,7 @@ impl Limit {
             Self::FileTransferTime => "file_transfer_time",
             Self::FilesInFlight => "files_in_flight",
             Self::FilesQuota => "files_quota",
+            Self::UploadBytes => "upload_bytes",
             Self::SignIn => "sign_in",
         }
     }
@@ -313,6 +330,18 @@ impl TokenBucket {
     /// The last time a token was asked for.
     pub fn last_taken(&self) -> Timestamp {
         self.last
+    }
+
+    /// Takes `n` tokens if there are that many at `now`.
+    #[must_use = "a refused take must refuse the request"]
+    pub fn take_n(&mut self, n: f64, now: Timestamp) -> bool {
+        self.refill(now);
+        if self.tokens >= n {
+            self.tokens -= n;
+            true
+        } else {
+            false
+        }
     }
 
     /// Takes a token if there is one at `now`.

@@ -460,7 +460,7 @@ async fn run(
                 // messages on the control stream.
                 let (send, recv) = stream?;
                 let (hub, caller) = (session.hub.clone(), session.caller());
-                tokio::spawn(crate::server::files::serve(hub, caller, send, recv));
+                tokio::spawn(crate::server::files::serve(hub, caller, session.ip, send, recv));
             }
             () = &mut overflowed => {
                 conn.close(CloseCode::TooSlow.code().into(), b"too far behind on events");

@@ -26,13 +26,10 @@ const MAX_NAME_BYTES: usize = 1024;
 /// longest name and content type, or a download request.
 const MAX_HEADER_BYTES: usize = 3 * MAX_NAME_BYTES;
 
-/// Time every transfer gets on top of what its size needs at the slowest
-/// allowed rate.
-const TRANSFER_GRACE: Duration = Duration::from_secs(10);
-
-/// How long a transfer of `bytes` may take at most.
+/// How long a transfer of `bytes` may take at most: the slowest allowed
+/// rate, after a grace as long as the header's deadline.
 fn transfer_time(limits: &Limits, bytes: u64) -> Duration {
-    TRANSFER_GRACE + Duration::from_secs(bytes / limits.file_min_bytes_per_sec)
+    limits.file_header_timeout + Duration::from_secs(bytes / limits.file_min_bytes_per_sec)
 }
 
 fn too_slow() -> HubError {
@@ -46,6 +43,7 @@ fn too_slow() -> HubError {
 pub(crate) async fn serve(
     hub: Hub,
     caller: Caller,
+    peer: std::net::IpAddr,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
@@ -84,8 +82,15 @@ pub(crate) async fn serve(
     };
     match first {
         ClientFrame::Upload(upload) => {
-            let result =
-                receive(&hub, caller, upload, frames.take_rest().to_vec(), &mut recv).await;
+            let result = receive(
+                &hub,
+                caller,
+                peer,
+                upload,
+                frames.take_rest().to_vec(),
+                &mut recv,
+            )
+            .await;
             if result.is_err() {
                 // Whatever else the client sends is not wanted.
                 let _ = recv.stop(0u32.into());
@@ -95,8 +100,9 @@ pub(crate) async fn serve(
         ClientFrame::Download { file } => {
             // A download's request is all the client may send.
             let _ = recv.stop(0u32.into());
-            let found = match hub.file_room(0) {
-                Ok(room) => hub.file_for(caller, file).await.map(|found| (room, found)),
+            // Whether the caller may have the file comes first; then room.
+            let found = match hub.file_for(caller, file).await {
+                Ok(found) => hub.file_room(0, Some(peer)).map(|room| (room, found)),
                 Err(err) => Err(err),
             };
             match found {
@@ -152,6 +158,7 @@ async fn answer_open(send: &mut quinn::SendStream, result: Result<Reply, ErrorFr
 async fn receive(
     hub: &Hub,
     caller: Caller,
+    peer: std::net::IpAddr,
     upload: Upload,
     first_bytes: Vec<u8>,
     recv: &mut quinn::RecvStream,
@@ -169,23 +176,18 @@ async fn receive(
     let limit = hub
         .file_limit(upload.chat)
         .ok_or(HubError::NotYourChat(upload.chat))?;
-    hub.may_share(&caller, upload.chat).await?;
+    hub.may_share(&caller, upload.chat, upload.size).await?;
     if upload.size > limit {
         return Err(HubError::FileTooLarge {
             size: upload.size,
             limit,
         });
     }
-    let room = hub.file_room(upload.size)?;
+    let room = hub.file_room(upload.size, Some(peer))?;
     let id = hub.next_file();
     let path = hub.file_path(id);
     let partial = path.with_extension("part");
-    let written = tokio::time::timeout(
-        transfer_time(hub.limits(), upload.size),
-        write_file(&partial, upload.size, first_bytes, recv),
-    )
-    .await
-    .unwrap_or_else(|_| Err(too_slow()));
+    let written = write_file(&partial, upload.size, first_bytes, recv, hub.limits()).await;
     if let Err(err) = written {
         let _ = tokio::fs::remove_file(&partial).await;
         return Err(err);
@@ -217,12 +219,24 @@ async fn receive(
 }
 
 /// Writes exactly `size` bytes from the stream (after `first`) and syncs.
+/// The bytes must keep coming at `file_min_bytes_per_sec` (after a grace
+/// as long as the header's deadline): each read waits only until the moment
+/// the bytes so far would have been due.
 async fn write_file(
     path: &std::path::Path,
     size: u64,
     first: Vec<u8>,
     recv: &mut quinn::RecvStream,
+    limits: &Limits,
 ) -> Result<(), HubError> {
+    let started = tokio::time::Instant::now();
+    let (grace, min_rate) = (
+        limits.file_header_timeout,
+        limits.file_min_bytes_per_sec.max(1),
+    );
+    let due = |received: u64| {
+        started + grace + Duration::from_secs_f64(received as f64 / min_rate as f64)
+    };
     let io = |err: std::io::Error| HubError::Unavailable(format!("cannot write the file: {err}"));
     let mut options = tokio::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -237,7 +251,10 @@ async fn write_file(
     }
     file.write_all(&first).await.map_err(io)?;
     while received < size {
-        match recv.read_chunk(usize::MAX, true).await {
+        let chunk = tokio::time::timeout_at(due(received), recv.read_chunk(usize::MAX, true))
+            .await
+            .map_err(|_| too_slow())?;
+        match chunk {
             Ok(Some(chunk)) => {
                 received += chunk.bytes.len() as u64;
                 if received > size {

@@ -460,7 +460,7 @@ pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
             | Limit::ChatStarts
             | Limit::SignIn
             | Limit::FilesInFlight => ErrorCode::RateLimited,
-            Limit::FilesQuota => ErrorCode::FileTooLarge,
+            Limit::FilesQuota | Limit::UploadBytes => ErrorCode::FileTooLarge,
             Limit::ChatsPerConnection | Limit::ChatsPerIp => ErrorCode::TooManyChats,
             Limit::ChatLength => ErrorCode::ChatTooLong,
             _ => ErrorCode::InvalidRequest,

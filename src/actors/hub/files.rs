@@ -61,7 +61,8 @@ pub(super) fn spawn_retention(shared: std::sync::Weak<Shared>) {
 pub struct FileRoom {
     hub: Hub,
     bytes: u64,
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    per_ip: Option<std::net::IpAddr>,
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl FileRoom {
@@ -78,6 +79,15 @@ impl Drop for FileRoom {
                 .shared
                 .files_used
                 .fetch_sub(self.bytes, Ordering::Relaxed);
+        }
+        if let Some(ip) = self.per_ip {
+            self.hub
+                .shared
+                .file_slots_per_ip
+                .remove_if_mut(&ip, |_, open| {
+                    *open = open.saturating_sub(1);
+                    *open == 0
+                });
         }
     }
 }
@@ -134,21 +144,60 @@ impl Hub {
     }
 
     /// Takes room for a transfer of `bytes` new bytes on disk (0 for a
-    /// download), or refuses: too many transfers at once, or the files'
-    /// quota would be passed.
-    pub fn file_room(&self, bytes: u64) -> Result<FileRoom, HubError> {
-        let slot = self
-            .shared
-            .file_slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| {
-                HubError::limited(
-                    Limit::FilesInFlight,
-                    "too many files are on their way; try again shortly",
-                )
-            })?;
-        let quota = self.shared.limits.files_quota_bytes;
+    /// download) from `from` (when known), or refuses: too many transfers
+    /// at once (from everyone, or from that address), more uploaded bytes
+    /// than that address may upload this hour, or the files' quota passed.
+    pub fn file_room(
+        &self,
+        bytes: u64,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<FileRoom, HubError> {
+        let limits = &self.shared.limits;
+        let per_ip = match from {
+            Some(ip) => {
+                let mut open = self.shared.file_slots_per_ip.entry(ip).or_insert(0);
+                if *open >= limits.files_in_flight_per_ip {
+                    return Err(HubError::limited(
+                        Limit::FilesInFlight,
+                        "too many files are on their way from this address; try again shortly",
+                    ));
+                }
+                *open += 1;
+                Some(ip)
+            }
+            None => None,
+        };
+        // From here on the room gives back what it took when dropped.
+        let mut room = FileRoom {
+            hub: self.clone(),
+            bytes: 0,
+            per_ip,
+            _slot: None,
+        };
+        room._slot = Some(
+            self.shared
+                .file_slots
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| {
+                    HubError::limited(
+                        Limit::FilesInFlight,
+                        "too many files are on their way; try again shortly",
+                    )
+                })?,
+        );
+        if bytes > 0
+            && let Some(ip) = from
+        {
+            let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+            if !self.shared.upload_pace.allow_n(ip, kib, Timestamp::now()) {
+                return Err(HubError::limited(
+                    Limit::UploadBytes,
+                    "this address has uploaded as much as it may for now",
+                ));
+            }
+        }
+        let quota = limits.files_quota_bytes;
         let reserved =
             self.shared
                 .files_used
@@ -161,20 +210,26 @@ impl Hub {
                 "the hub has no room for more files",
             ));
         }
-        Ok(FileRoom {
-            hub: self.clone(),
-            bytes,
-            _slot: slot,
-        })
+        room.bytes = bytes;
+        Ok(room)
     }
 
     /// Whether `caller` may share a file in `chat` now: its customer
     /// (within the chat's pace and length), or the agent holding it. Asked
     /// before any byte of an upload is taken.
-    pub async fn may_share(&self, caller: &Caller, chat: ChatId) -> Result<(), HubError> {
+    pub async fn may_share(
+        &self,
+        caller: &Caller,
+        chat: ChatId,
+        size: u64,
+    ) -> Result<(), HubError> {
         let caller = caller.clone();
-        self.ask_chat(chat, move |reply| ChatMsg::MayShare { caller, reply })
-            .await
+        self.ask_chat(chat, move |reply| ChatMsg::MayShare {
+            caller,
+            size,
+            reply,
+        })
+        .await
     }
 
     /// The most bytes a file shared in `chat`'s channel may have.

@@ -151,6 +151,10 @@ struct Shared {
     files_dir: std::path::PathBuf,
     /// Uploads and downloads in progress may each hold one.
     file_slots: Arc<tokio::sync::Semaphore>,
+    /// Uploads and downloads in progress per address.
+    file_slots_per_ip: DashMap<std::net::IpAddr, usize>,
+    /// Upload bytes per address, in KiB.
+    upload_pace: Pace<std::net::IpAddr>,
     /// Bytes the shared files take on disk (uploads in progress included).
     files_used: AtomicU64,
     next_conn: AtomicU64,
@@ -310,6 +314,14 @@ impl Hub {
                 next_item: AtomicU64::new(last_item + 1),
                 next_file: AtomicU64::new(last_file + 1),
                 file_slots: Arc::new(tokio::sync::Semaphore::new(config.limits.files_in_flight)),
+                file_slots_per_ip: DashMap::new(),
+                upload_pace: {
+                    let per_hour_kib = (config.limits.upload_bytes_per_hour >> 10).max(1);
+                    Pace::new(
+                        per_hour_kib as f64 / 3600.0,
+                        u32::try_from(per_hour_kib).unwrap_or(u32::MAX),
+                    )
+                },
                 files_used: AtomicU64::new(files_used),
                 files_dir: config.files_dir,
                 next_conn: AtomicU64::new(1),
