@@ -26,8 +26,8 @@ use chathub::protocol::{
 use common::{PATIENCE, TOKEN, TestHub, agent_chat_event, customer_chat_event};
 
 /// The application close code of a connection that did not read what the
-/// hub wrote to it (`CLOSE_TOO_SLOW` in `server/connection.rs`).
-const CLOSE_TOO_SLOW: u32 = 3;
+/// hub wrote to it.
+const CLOSE_TOO_SLOW: u32 = chathub::protocol::CloseCode::TooSlow.code();
 
 /// A second loopback address: an attacker "from elsewhere", so the caps per
 /// address that it runs into do not fall on the honest clients, which

@@ -116,3 +116,59 @@ async fn a_stranger_who_types_someones_email_never_lands_in_their_history() {
     assert!(!chats.contains(&strangers_chat), "{chats:?}");
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn a_start_sent_right_behind_its_identify_is_verified() {
+    use chathub::protocol::{
+        ClientFrame, FrameBuf, Hello, PROTOCOL_VERSION, Reply, Request, RequestBody, Role,
+        ServerFrame, encode,
+    };
+    let hub = TestHub::start(&config()).await;
+    let _alice = hub.present_agent("alice").await;
+    let (_endpoint, _conn, mut send, mut recv) = hub.raw_connection().await;
+    let mut bytes = Vec::new();
+    for frame in [
+        ClientFrame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            role: Role::Customer,
+            resume: Vec::new(),
+        }),
+        ClientFrame::Request(Request {
+            id: 1,
+            body: RequestBody::Identify {
+                channel: "vip".into(),
+                identity: ada(),
+                signature: signed(&ada()),
+            },
+        }),
+        ClientFrame::Request(Request {
+            id: 2,
+            body: RequestBody::StartChat {
+                channel: "vip".into(),
+                customer: Customer::default(),
+                client_id: 1,
+                text: "hello".into(),
+                secret: "a-secret-of-sixteen-bytes".into(),
+            },
+        }),
+    ] {
+        encode(&frame, &mut bytes).unwrap();
+    }
+    // In one write: the start is dispatched right behind the identify.
+    send.write_all(&bytes).await.unwrap();
+    let mut frames = FrameBuf::new();
+    let started = common::read_until(
+        &mut recv,
+        &mut frames,
+        |frame| matches!(frame, ServerFrame::Response(response) if response.id == 2),
+    )
+    .await;
+    let ServerFrame::Response(started) = started else {
+        unreachable!()
+    };
+    assert!(
+        matches!(started.result, Ok(Reply::ChatStarted { .. })),
+        "{started:?}"
+    );
+    hub.stop().await;
+}

@@ -362,6 +362,10 @@ impl ChatActorState {
         self.customer = delivered.then_some(sink);
         if self.customer.is_some() {
             self.customer_gone_since = None;
+        } else {
+            // The new connection fell behind at once: gone as before.
+            self.customer_gone_since
+                .get_or_insert_with(std::time::Instant::now);
         }
     }
 
@@ -576,6 +580,11 @@ impl ChatActorState {
             },
         );
         let row = self.chat.queue_row(since);
+        if self.customer.is_none() {
+            // Waiting again with nobody to wait for: the customer has the
+            // channel's `abandon_after` to come back, as at any wait.
+            self.arm_abandonment(myself);
+        }
         let (hub, chat, claim) = (self.hub.clone(), myself.clone(), self.claim.clone());
         tokio::spawn(async move {
             if let Err(err) = hub.enqueue(chat, claim, generation, row, true).await {
@@ -665,13 +674,25 @@ impl ChatActorState {
     fn customer_left(&mut self, myself: &ActorRef<ChatMsg>) {
         self.customer = None;
         self.customer_gone_since = Some(std::time::Instant::now());
-        if matches!(self.chat.state(), ChatState::Queued { .. })
-            && let Some(after) = self
-                .hub
-                .channel(self.chat.channel())
-                .map(|settings| settings.abandon_after)
+        if matches!(self.chat.state(), ChatState::Queued { .. }) {
+            self.arm_abandonment(myself);
+        }
+    }
+
+    /// Checks back after the channel's `abandon_after` whether the customer
+    /// (gone since now, or earlier) came back; see
+    /// [`ChatActorState::abandon_if_gone`].
+    fn arm_abandonment(&mut self, myself: &ActorRef<ChatMsg>) {
+        let since = *self
+            .customer_gone_since
+            .get_or_insert_with(std::time::Instant::now);
+        if let Some(after) = self
+            .hub
+            .channel(self.chat.channel())
+            .map(|settings| settings.abandon_after)
         {
-            myself.send_after(after, || ChatMsg::AbandonIfGone);
+            let left = after.saturating_sub(since.elapsed());
+            myself.send_after(left, || ChatMsg::AbandonIfGone);
         }
     }
 
@@ -1003,7 +1024,11 @@ impl Actor for ChatActor {
                 reply,
             } => {
                 let admitted = state.party(&caller).and_then(|party| {
-                    if party == Party::Customer {
+                    // A retry of a stored message is answered as stored,
+                    // whatever the pace and length now.
+                    if party == Party::Customer
+                        && state.chat.posted_seq(&party, client_id).is_none()
+                    {
                         state.admit_customer_post(&myself, &text)?;
                     }
                     Ok(party)

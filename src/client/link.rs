@@ -15,7 +15,7 @@
 //! event from it and the request, so the application still sees its own
 //! messages in the chat's order.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -94,13 +94,16 @@ struct Memory {
     /// the same step, so no later event can overtake.
     ready: VecDeque<ChatEvent>,
     /// Chats over for this client for now (ended, or gone to another
-    /// agent): not resumed after a reconnect. Their positions stay, so a
-    /// chat that comes back is not handed over twice, for the latest
-    /// [`MAX_FINISHED`] of them; older ones are forgotten.
-    finished: HashSet<ChatId>,
-    /// `finished` in the order the chats finished (a chat that came back
-    /// and finished again may be in it twice).
-    finished_order: VecDeque<ChatId>,
+    /// agent), each with the number of its finish: not resumed after a
+    /// reconnect. Their positions stay, so a chat that comes back is not
+    /// handed over twice, for the latest [`MAX_FINISHED`] of them; older
+    /// ones are forgotten.
+    finished: HashMap<ChatId, u64>,
+    /// Finishes in order; one whose chat came back (or finished again
+    /// since) no longer matches `finished` and forgets nothing.
+    finished_order: VecDeque<(ChatId, u64)>,
+    /// The number of the next finish.
+    finishes: u64,
 }
 
 /// Finished chats whose positions (and secrets) the link keeps.
@@ -115,8 +118,10 @@ impl Memory {
             let event = &self.ready[index];
             let chat = event.chat;
             if is_over_for(role, &event.kind) {
-                if self.finished.insert(chat) {
-                    self.finished_order.push_back(chat);
+                if !self.finished.contains_key(&chat) {
+                    self.finishes += 1;
+                    self.finished.insert(chat, self.finishes);
+                    self.finished_order.push_back((chat, self.finishes));
                 }
             } else {
                 // Back (returned, transferred back): resumed again.
@@ -124,10 +129,11 @@ impl Memory {
             }
         }
         while self.finished_order.len() > MAX_FINISHED {
-            let Some(oldest) = self.finished_order.pop_front() else {
+            let Some((oldest, finish)) = self.finished_order.pop_front() else {
                 break;
             };
-            if self.finished.remove(&oldest) {
+            if self.finished.get(&oldest) == Some(&finish) {
+                self.finished.remove(&oldest);
                 self.positions.remove(&oldest);
                 self.secrets.remove(&oldest);
             }
@@ -141,7 +147,7 @@ impl Memory {
             .positions
             .keys()
             .chain(self.secrets.keys())
-            .filter(|chat| !self.finished.contains(chat))
+            .filter(|chat| !self.finished.contains_key(chat))
             .copied()
             .collect();
         chats.sort_unstable();
@@ -310,9 +316,7 @@ impl Link {
         let mut bytes = [0u8; 16];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
             .map_err(|_| ClientError::Config("the system random source failed".into()))?;
-        Ok(Secret::new(
-            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-        ))
+        Ok(Secret::new(crate::core::hex::encode(&bytes)))
     }
 
     /// Remembers a customer chat's secret, to resume it after a reconnect.

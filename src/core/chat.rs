@@ -212,6 +212,12 @@ impl Chat {
         &self.customer
     }
 
+    /// The seq of the message `from` posted with `client_id`, if it is
+    /// stored: a retry of it changes nothing.
+    pub fn posted_seq(&self, from: &Party, client_id: u64) -> Option<u64> {
+        self.posted.get(&(from.clone(), client_id)).copied()
+    }
+
     /// The chat's row in its channel's incoming list, waiting since
     /// `since`.
     pub fn queue_row(&self, since: Timestamp) -> crate::core::QueueRow {

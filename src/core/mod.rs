@@ -13,6 +13,7 @@ pub mod claim;
 pub mod contact;
 pub mod event;
 pub mod files;
+pub mod hex;
 pub mod ids;
 pub mod knowledge;
 pub mod limits;

@@ -31,7 +31,7 @@ impl CloseCode {
     ];
 
     /// The number on the wire.
-    pub fn code(self) -> u32 {
+    pub const fn code(self) -> u32 {
         match self {
             Self::Normal => 0,
             Self::Protocol => 1,
@@ -46,11 +46,6 @@ impl CloseCode {
         Self::ALL
             .into_iter()
             .find(|close| u64::from(close.code()) == code)
-    }
-
-    /// Whether a client closed this way should connect again and resume.
-    pub fn reconnect(self) -> bool {
-        matches!(self, Self::TooSlow | Self::Shutdown)
     }
 }
 

@@ -431,9 +431,6 @@ async fn run(
                     if let Some(chat) = answer.started {
                         session.started.insert(chat);
                     }
-                    if let Some((channel, identity)) = answer.identified {
-                        session.identities.insert(channel, identity);
-                    }
                     control.add(&ServerFrame::Response(answer.response))?;
                 }
                 control.flush().await?;

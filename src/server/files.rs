@@ -211,6 +211,13 @@ async fn receive(
             room.keep();
             Ok(Reply::FileShared { file, seq })
         }
+        // The share may have been stored all the same (a failed sync, like
+        // a lost answer, may or may not have taken effect): the file stays,
+        // and a restart removes it if its record is not there.
+        Err(err @ HubError::StorageUnavailable(_)) => {
+            room.keep();
+            Err(err)
+        }
         Err(err) => {
             let _ = tokio::fs::remove_file(&path).await;
             Err(err)

@@ -277,7 +277,7 @@ pub fn new_token() -> Result<String, ServerError> {
             source: std::io::Error::other("the system random source failed"),
         }
     })?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::core::hex::encode(&bytes))
 }
 
 /// Reads the token kept in `path`, or creates a random one there, for agents

@@ -53,8 +53,6 @@ impl OwnChats {
 pub(crate) struct Done {
     pub response: Response,
     pub started: Option<ChatId>,
-    /// An identity the customer proved on a channel.
-    pub identified: Option<(ChannelId, Identity)>,
 }
 
 pub(crate) type Pending = Pin<Box<dyn Future<Output = Done> + Send>>;
@@ -85,7 +83,6 @@ where
                 result: work.await.map(reply).map_err(error_frame),
             },
             started: None,
-            identified: None,
         }
     })
 }
@@ -97,7 +94,6 @@ fn refuse(id: u64, error: ErrorFrame) -> Pending {
             result: Err(error),
         },
         started: None,
-        identified: None,
     }))
 }
 
@@ -109,10 +105,42 @@ impl Session {
         }
     }
 
+    /// Checks an identity the customer gives for `channel` and, if it
+    /// verifies, keeps it for the chats this connection starts there from
+    /// now on (before any later request is dispatched).
+    fn identify(
+        &mut self,
+        id: u64,
+        channel: ChannelId,
+        identity: Identity,
+        signature: &str,
+    ) -> Pending {
+        let result = match self.hub.verify_identity(&channel, identity, signature) {
+            Ok(identity) => {
+                self.identities.insert(channel, identity);
+                Ok(Reply::Done)
+            }
+            Err(err) => Err(error_frame(err)),
+        };
+        Box::pin(std::future::ready(Done {
+            response: Response { id, result },
+            started: None,
+        }))
+    }
+
     /// Starts answering a request. Requests addressed to a chat reach its
     /// actor before this returns, so one connection's requests to a chat
     /// take effect in the order they were sent.
-    pub(super) fn dispatch(&self, Request { id, body }: Request) -> Pending {
+    pub(super) fn dispatch(&mut self, Request { id, body }: Request) -> Pending {
+        if matches!(self.role, Role::Customer)
+            && let RequestBody::Identify {
+                channel,
+                identity,
+                signature,
+            } = body
+        {
+            return self.identify(id, channel, identity, &signature);
+        }
         let hub = &self.hub;
         let allowed = matches!(
             (&self.role, body.sender()),
@@ -159,7 +187,6 @@ impl Session {
                         .start_chat_as(sink, channel, customer, identity, client_id, text, secret)
                         .await;
                     Done {
-                        identified: None,
                         started: match &started {
                             Ok(ChatStart::Queued { chat, .. }) => Some(*chat),
                             _ => None,
@@ -286,7 +313,6 @@ impl Session {
                 Box::pin(async move {
                     let returned = hub.return_to_chat(sink, chat, secret).await;
                     Done {
-                        identified: None,
                         started: returned.is_ok().then_some(chat),
                         response: Response {
                             id,
@@ -368,27 +394,6 @@ impl Session {
                     async move { hub.transcript(&agent, chat, after).await },
                     |(events, more)| Reply::Transcript { events, more },
                 )
-            }
-            (
-                Role::Customer,
-                RequestBody::Identify {
-                    channel,
-                    identity,
-                    signature,
-                },
-            ) => {
-                let verified = hub.verify_identity(&channel, identity, &signature);
-                Box::pin(std::future::ready(Done {
-                    started: None,
-                    response: Response {
-                        id,
-                        result: verified
-                            .as_ref()
-                            .map(|_| Reply::Done)
-                            .map_err(|err| error_frame(err.clone())),
-                    },
-                    identified: verified.ok().map(|identity| (channel, identity)),
-                }))
             }
             (role, body) => refuse(
                 id,

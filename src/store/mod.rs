@@ -610,6 +610,18 @@ impl Store {
         Ok(expired)
     }
 
+    /// The ids of every shared file on record.
+    pub fn file_ids(&self) -> Result<std::collections::HashSet<u64>, StoreError> {
+        let read = self.read()?;
+        let table = read.open_table(tables::FILES).map_err(engine)?;
+        let mut ids = std::collections::HashSet::new();
+        for row in table.iter().map_err(engine)? {
+            let (id, _) = row.map_err(engine)?;
+            ids.insert(id.value());
+        }
+        Ok(ids)
+    }
+
     /// The chats and tickets linked to a contact key.
     pub fn contact(&self, key: &str) -> Result<ContactHistory, StoreError> {
         let read = self.read()?;

@@ -3,18 +3,27 @@
 
 use super::*;
 
-/// Removes uploads that a crash left half-written (`<id>.part`) from the
-/// files folder and answers how many bytes the files there take.
-pub(super) fn sweep(dir: &std::path::Path) -> u64 {
+/// Removes from the files folder the uploads that a crash left
+/// half-written (`<id>.part`) and the files no record names (written, but
+/// their share was never stored), and answers how many bytes the files
+/// there take.
+pub(super) fn sweep(dir: &std::path::Path, known: &std::collections::HashSet<u64>) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
     let mut used = 0;
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.extension().is_some_and(|ext| ext == "part") {
+        let unrecorded = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| name.parse::<u64>().ok())
+            .is_some_and(|id| !known.contains(&id));
+        if path.extension().is_some_and(|ext| ext == "part") || unrecorded {
             match std::fs::remove_file(&path) {
-                Ok(()) => tracing::info!(file = %path.display(), "removed a half-written upload"),
+                Ok(()) => {
+                    tracing::info!(file = %path.display(), "removed a file no share was stored for")
+                }
                 Err(err) => {
                     tracing::warn!(file = %path.display(), "cannot remove a half-written upload: {err}")
                 }

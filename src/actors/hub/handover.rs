@@ -112,39 +112,39 @@ impl Hub {
         // Two returns to one chat (two requests, two connections) take
         // turns: the second finds the chat live and takes it over, so one
         // chat never has two actors.
-        let turn = self
-            .shared
-            .reopening
-            .entry(chat)
-            .or_default()
-            .value()
-            .clone();
-        let returned = {
-            let _turn = turn.lock().await;
-            self.reopen(sink, chat, secret).await
+        let turn = Turn {
+            hub: self,
+            chat,
+            lock: self
+                .shared
+                .reopening
+                .entry(chat)
+                .or_default()
+                .value()
+                .clone(),
         };
-        drop(turn);
-        self.shared
-            .reopening
-            .remove_if(&chat, |_, turn| Arc::strong_count(turn) == 1);
-        returned
+        let _taken = turn.lock.lock().await;
+        self.reopen(sink, chat, secret).await
     }
 
     /// Reopens an ended chat for its customer; see [`Hub::return_to_chat`].
+    /// (Called with the chat's turn taken.)
     async fn reopen(&self, sink: EventSink, chat: ChatId, secret: Secret) -> Result<(), HubError> {
         // Still (or again) live: nothing to reopen, just take it over. Just
         // ended, its actor not yet stopped: wait for it to stop (it does
         // once the end is durable), then reopen.
-        let mut waited = 0;
-        while let Some(live) = self.resume_live(&sink, chat, &secret, 0).await? {
+        if let Some(live) = self.resume_live(&sink, chat, &secret, 0).await? {
             if live {
                 return Ok(());
             }
-            waited += 1;
-            if waited > 200 {
-                return Err(gone("the chat's end is still being stored; try again"));
+            let mut waited = 0;
+            while self.chat_actor(chat).is_some() {
+                waited += 1;
+                if waited > 200 {
+                    return Err(gone("the chat's end is still being stored; try again"));
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let stored = self.stored_chat_of(chat, digest(secret.expose())).await?;
         let token = stored.token_digest.clone();
@@ -215,5 +215,25 @@ impl Hub {
                 Err(err)
             }
         }
+    }
+}
+
+/// One return's place in a chat's turns. Dropped (the return done, or
+/// abandoned with its connection), it removes the chat's entry once no
+/// other return holds it.
+struct Turn<'a> {
+    hub: &'a Hub,
+    chat: ChatId,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        // The map's shard lock is held while the count is read, so no
+        // other return can take the entry in between.
+        self.hub
+            .shared
+            .reopening
+            .remove_if(&self.chat, |_, lock| Arc::strong_count(lock) == 2);
     }
 }

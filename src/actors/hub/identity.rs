@@ -27,21 +27,15 @@ pub(super) fn signed_bytes(identity: &Identity) -> Vec<u8> {
 /// The signature a backend holding `key` gives `identity`, in hex.
 pub fn sign_identity(key: &[u8], identity: &Identity) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
-    ring::hmac::sign(&key, &signed_bytes(identity))
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::core::hex::encode(ring::hmac::sign(&key, &signed_bytes(identity)).as_ref())
 }
 
+/// A signature's bytes, if it is hex of a sensible length.
 fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || text.len() > 128 {
+    if text.len() > 128 {
         return None;
     }
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
-        .collect()
+    crate::core::hex::decode(text)
 }
 
 impl Hub {

@@ -5,6 +5,9 @@ use super::*;
 /// The most chats, and the most tickets, one contact card shows.
 pub(super) const CONTACT_ROWS: usize = 100;
 
+/// The most chats, and tickets, a contact card looks at (newest first).
+const CONTACT_CANDIDATES: usize = 4 * CONTACT_ROWS;
+
 impl Hub {
     /// The side panel: a contact's earlier chats and tickets in the
     /// agent's channels, found by email or name (case does not matter);
@@ -72,9 +75,17 @@ impl Hub {
             found_tickets.sort_by_key(|(ticket, _)| std::cmp::Reverse(*ticket));
             found_tickets.dedup_by_key(|(ticket, _)| *ticket);
             let mut chats = Vec::new();
-            for (chat, allowed) in found {
+            // Each candidate's channel is read before its transcript, and
+            // at most a few pages' worth of candidates are looked at.
+            for (chat, allowed) in found.into_iter().take(CONTACT_CANDIDATES) {
                 if chats.len() == CONTACT_ROWS {
                     break;
+                }
+                if !store
+                    .channel_of(chat)?
+                    .is_some_and(|channel| allowed.contains(&channel))
+                {
+                    continue;
                 }
                 let Some(stored) = store.chat(chat)? else {
                     continue;
@@ -98,7 +109,7 @@ impl Hub {
                 });
             }
             let mut tickets = Vec::new();
-            for (ticket, allowed) in found_tickets {
+            for (ticket, allowed) in found_tickets.into_iter().take(CONTACT_CANDIDATES) {
                 if tickets.len() == CONTACT_ROWS {
                     break;
                 }

@@ -281,12 +281,11 @@ impl Hub {
             }
         })
         .await?;
-        let files_used = tokio::task::spawn_blocking({
-            let dir = config.files_dir.clone();
-            move || files::sweep(&dir)
+        let files_used = blocking({
+            let (dir, store) = (config.files_dir.clone(), store.clone());
+            move || Ok(files::sweep(&dir, &store.file_ids()?))
         })
-        .await
-        .map_err(|err| gone(format!("cannot look at the files: {err}")))?;
+        .await?;
         let (failed_tx, storage_failed) = tokio::sync::watch::channel(None);
         store.on_failure(move |err| {
             let _ = failed_tx.send(Some(err.to_string()));

@@ -26,22 +26,13 @@ impl TokenDigest {
 
     /// Reads `sha256:<64 hex digits>`, the form `chathub token` prints.
     pub fn parse(text: &str) -> Option<Self> {
-        let hex = text.strip_prefix("sha256:")?;
-        if hex.len() != 64 {
-            return None;
-        }
-        let mut bytes = [0; 32];
-        for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks(2)) {
-            let pair = std::str::from_utf8(pair).ok()?;
-            *byte = u8::from_str_radix(pair, 16).ok()?;
-        }
-        Some(Self(bytes))
+        let bytes = crate::core::hex::decode(text.strip_prefix("sha256:")?)?;
+        Some(Self(bytes.try_into().ok()?))
     }
 
     /// `sha256:<64 hex digits>`.
     pub fn to_config(&self) -> String {
-        let hex: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
-        format!("sha256:{hex}")
+        format!("sha256:{}", crate::core::hex::encode(&self.0))
     }
 
     fn matches(&self, other: &Self) -> bool {

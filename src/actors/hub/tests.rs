@@ -19,7 +19,15 @@ fn config() -> HubConfig {
             capacity: 4,
         }],
         presence_grace: Duration::from_secs(5),
-        files_dir: std::env::temp_dir().join(format!("chathub-hub-tests-{}", std::process::id())),
+        // Each test's own: a hub removes files its store has no record of.
+        files_dir: {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            std::env::temp_dir().join(format!(
+                "chathub-hub-tests-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ))
+        },
         limits: Limits::default(),
     }
 }
