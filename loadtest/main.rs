@@ -27,125 +27,100 @@ use chathub::client::{AgentClient, ClientConfig, ClientError, CustomerClient, Er
 use chathub::config::Config;
 use chathub::core::{ChatEvent, ChatEventKind, ChatId, Customer, Party, Status};
 use chathub::server::Server;
+use clap::Parser;
 use futures::stream::{FuturesUnordered, StreamExt as _};
 
 /// Customers connecting at once.
 const CONNECTING: usize = 64;
 
-const USAGE: &str = "\
-loadtest [options]
-  --agents N         agents answering (default 8)
-  --customers N      customers, one chat each (default 200)
-  --channels N       channels load0..load(N-1) the chats spread over (default 1;
-                     embedded hub only)
-  --messages N       messages each customer sends (default 100)
-  --window N         messages a customer keeps in flight (default 4)
-  --rate N           messages per second per customer at fixed times, the
-                     customers spread over the interval; 0 for as fast as
-                     the window allows (default 0)
-  --duration SECS    give up after this long (default 120)
-  --json FILE        also write the report as JSON
-  --timeline FILE    also write the delivery latency (both ways) per 50 ms
-                     of send time: start ms, messages, p50, p99, max ms
-  --threads N        threads driving the clients: 1 runs everything on one
-                     thread, leaving the other cores to the hub (default:
-                     one per core)
-  --echo-frames N    frames for the raw QUIC echo yardstick (default 200000, 0: skip)
-  --idle N           instead: hold N idle customer connections and report the
-                     hub's memory per connection (with --hub-pid)
-  --hostile N        also run N attacking connections beside the load (start
-                     floods, oversized fields, never-reading clients, slow
-                     file streams, stream floods) and report their outcomes
-                     and the hub's memory before and after
-  --hub-pid PID      the hub's process, to read its resident memory
-  --addr ADDR        a running hub (default: start one in this process)
-  --cert FILE        its certificate (with --addr)
-  --token TOKEN      the agents' token (with --addr)
-  --agent-prefix P   agents are P0..P(N-1) (with --addr; default load)
-  --channel-prefix P channels are P0..P(N-1) (with --addr; default load)";
-
+/// Drives a hub over QUIC through the SDK, measures it, and checks its
+/// promises (exit code 1 if one is broken).
+#[derive(Debug, Parser)]
+#[command(version)]
 struct Options {
+    /// Agents answering.
+    #[arg(long, default_value_t = 8)]
     agents: usize,
+    /// Customers, one chat each.
+    #[arg(long, visible_alias = "chats", default_value_t = 200)]
     customers: usize,
+    /// Channels load0..load(N-1) the chats spread over (embedded hub only).
+    #[arg(long, default_value_t = 1)]
     channels: usize,
+    /// Messages each customer sends.
+    #[arg(long, default_value_t = 100)]
     messages: usize,
+    /// Messages a customer keeps in flight.
+    #[arg(long, default_value_t = 4)]
     window: usize,
+    /// Messages per second per customer at fixed times, the customers
+    /// spread over the interval; 0 for as fast as the window allows.
+    #[arg(long, default_value_t = 0.0)]
     rate: f64,
-    duration: Duration,
+    /// Give up after this many seconds.
+    #[arg(long = "duration", visible_alias = "timeout", default_value_t = 120)]
+    duration_secs: u64,
+    /// Also write the report as JSON.
+    #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Also write the delivery latency (both ways) per 50 ms of send time:
+    /// start ms, messages, p50, p99, max ms.
+    #[arg(long)]
     timeline: Option<std::path::PathBuf>,
+    /// Frames for the raw QUIC echo yardstick (0: skip).
+    #[arg(long, default_value_t = 200_000)]
     echo_frames: u64,
+    /// A running hub (default: start one in this process).
+    #[arg(long)]
     addr: Option<std::net::SocketAddr>,
+    /// Its certificate (with --addr).
+    #[arg(long)]
     cert: Option<std::path::PathBuf>,
+    /// The agents' token (with --addr).
+    #[arg(long)]
     token: Option<String>,
+    /// Agents are P0..P(N-1) (with --addr).
+    #[arg(long, default_value = "load")]
     agent_prefix: String,
+    /// Channels are P0..P(N-1) (with --addr).
+    #[arg(long, default_value = "load")]
     channel_prefix: String,
+    /// Instead: hold N idle customer connections and report the hub's
+    /// memory per connection (with --hub-pid).
+    #[arg(long, default_value_t = 0)]
     idle: usize,
+    /// Also run N attacking connections beside the load (start floods,
+    /// oversized fields, never-reading clients, slow file streams, stream
+    /// floods) and report their outcomes and the hub's memory.
+    #[arg(long, default_value_t = 0)]
     hostile: usize,
+    /// The hub's process, to read its resident memory.
+    #[arg(long)]
     hub_pid: Option<u32>,
+    /// Threads driving the clients: 1 runs everything on one thread,
+    /// leaving the other cores to the hub (default: one per core).
+    #[arg(long)]
     threads: Option<usize>,
 }
 
-fn options() -> anyhow::Result<Options> {
-    let mut options = Options {
-        agents: 8,
-        customers: 200,
-        channels: 1,
-        messages: 100,
-        window: 4,
-        rate: 0.0,
-        duration: Duration::from_secs(120),
-        json: None,
-        timeline: None,
-        echo_frames: 200_000,
-        addr: None,
-        cert: None,
-        token: None,
-        agent_prefix: "load".into(),
-        channel_prefix: "load".into(),
-        idle: 0,
-        hostile: 0,
-        hub_pid: None,
-        threads: None,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--agents" => options.agents = value()?.parse()?,
-            "--customers" | "--chats" => options.customers = value()?.parse()?,
-            "--channels" => options.channels = value()?.parse()?,
-            "--messages" => options.messages = value()?.parse()?,
-            "--window" => options.window = value()?.parse()?,
-            "--rate" => options.rate = value()?.parse()?,
-            "--duration" | "--timeout" => options.duration = Duration::from_secs(value()?.parse()?),
-            "--json" => options.json = Some(value()?.into()),
-            "--timeline" => options.timeline = Some(value()?.into()),
-            "--echo-frames" => options.echo_frames = value()?.parse()?,
-            "--addr" => options.addr = Some(value()?.parse()?),
-            "--cert" => options.cert = Some(value()?.into()),
-            "--token" => options.token = Some(value()?),
-            "--agent-prefix" => options.agent_prefix = value()?,
-            "--channel-prefix" => options.channel_prefix = value()?,
-            "--idle" => options.idle = value()?.parse()?,
-            "--hostile" => options.hostile = value()?.parse()?,
-            "--hub-pid" => options.hub_pid = Some(value()?.parse()?),
-            "--threads" => options.threads = Some(value()?.parse()?),
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
+impl Options {
+    fn duration(&self) -> Duration {
+        Duration::from_secs(self.duration_secs)
+    }
+
+    /// The command line's options, checked.
+    fn parse_checked() -> anyhow::Result<Self> {
+        let options = Self::parse();
+        if options.agents == 0
+            || options.customers == 0
+            || options.channels == 0
+            || options.window == 0
+            || options.threads == Some(0)
+        {
+            bail!("--agents, --customers, --channels, --window and --threads must be at least 1");
         }
+        Ok(options)
     }
-    if options.agents == 0 || options.customers == 0 || options.channels == 0 || options.window == 0
-    {
-        bail!("--agents, --customers, --channels and --window must be at least 1");
-    }
-    if options.threads == Some(0) {
-        bail!("--threads must be at least 1");
-    }
-    Ok(options)
 }
 
 /// Microseconds since the run began, the clock every message carries.
@@ -203,11 +178,67 @@ impl SeqCheck {
     }
 }
 
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
+/// A distribution of microseconds, kept to three significant digits.
+struct Latencies(hdrhistogram::Histogram<u64>);
+
+impl Latencies {
+    /// Up to an hour: a longer delivery is counted as an hour.
+    fn of(samples: impl IntoIterator<Item = u64>) -> Self {
+        let mut histogram = hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+            .expect("1 µs to an hour at three digits is a valid range");
+        for sample in samples {
+            histogram.saturating_record(sample);
+        }
+        Self(histogram)
     }
-    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
+
+    fn len(&self) -> u64 {
+        self.0.len()
+    }
+
+    /// The sample at quantile `q` (0 when there is none).
+    fn at(&self, q: f64) -> u64 {
+        self.0.value_at_quantile(q)
+    }
+
+    fn max(&self) -> u64 {
+        self.0.max()
+    }
+
+    /// p50, p99 and p999 in milliseconds, for the JSON report.
+    fn quantiles(&self) -> Quantiles {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Quantiles {
+            p50_ms: ms(self.at(0.5)),
+            p99_ms: ms(self.at(0.99)),
+            p999_ms: ms(self.at(0.999)),
+        }
+    }
+}
+
+/// A distribution's quantiles in the JSON report.
+#[derive(serde::Serialize)]
+struct Quantiles {
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+}
+
+/// The JSON report (`--json FILE`).
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    chats_started: usize,
+    chats_answered: usize,
+    messages_relayed: u64,
+    seconds: f64,
+    messages_per_second: f64,
+    echo_frames_per_second: Option<f64>,
+    time_to_answer: Quantiles,
+    delivery_customer_to_agent: Quantiles,
+    delivery_agent_to_customer: Quantiles,
+    errors: &'a BTreeMap<String, u64>,
+    violations: usize,
+    foreign_chats: u64,
 }
 
 /// mimalloc: the hub allocates and frees many small buffers per message
@@ -216,7 +247,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let options = options()?;
+    let options = Options::parse_checked()?;
     chathub::process::disable_huge_pages();
     let runtime = match options.threads {
         Some(1) => tokio::runtime::Builder::new_current_thread()
@@ -325,7 +356,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
         None
     };
     let report = tokio::time::timeout(
-        options.duration,
+        options.duration(),
         drive(&options, &channels, &client, &token),
     )
     .await;
@@ -364,7 +395,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     }
     let report = match report {
         Ok(report) => report?,
-        Err(_) => bail!("the run did not finish within {:?}", options.duration),
+        Err(_) => bail!("the run did not finish within {:?}", options.duration()),
     };
     report.print(echo_rate);
     if let Some(path) = &options.json {
@@ -390,9 +421,9 @@ struct Report {
     answered: usize,
     elapsed: Duration,
     relayed: u64,
-    answer_us: Vec<u64>,
-    to_agent_us: Vec<u64>,
-    to_customer_us: Vec<u64>,
+    answer_us: Latencies,
+    to_agent_us: Latencies,
+    to_customer_us: Latencies,
     /// Delivery latency (both ways) by when the message was sent.
     timeline: Vec<Window>,
     errors: BTreeMap<String, u64>,
@@ -424,8 +455,8 @@ impl Report {
         let ms = |us: u64| us as f64 / 1000.0;
         println!(
             "time to answer ms: p50 {:.1} p99 {:.1}",
-            ms(percentile(&self.answer_us, 0.5)),
-            ms(percentile(&self.answer_us, 0.99))
+            ms(self.answer_us.at(0.5)),
+            ms(self.answer_us.at(0.99))
         );
         for (name, samples) in [
             ("customer->agent", &self.to_agent_us),
@@ -433,9 +464,9 @@ impl Report {
         ] {
             println!(
                 "delivery {name} ms: p50 {:.2} p99 {:.2} p999 {:.2}",
-                ms(percentile(samples, 0.5)),
-                ms(percentile(samples, 0.99)),
-                ms(percentile(samples, 0.999))
+                ms(samples.at(0.5)),
+                ms(samples.at(0.99)),
+                ms(samples.at(0.999))
             );
         }
         println!("errors: {:?}", self.errors);
@@ -456,46 +487,32 @@ impl Report {
                 "{:.0}\t{}\t{:.3}\t{:.3}\t{:.3}\n",
                 ms(window.start_us),
                 latencies.len(),
-                ms(percentile(latencies, 0.5)),
-                ms(percentile(latencies, 0.99)),
-                ms(latencies.last().copied().unwrap_or(0)),
+                ms(latencies.at(0.5)),
+                ms(latencies.at(0.99)),
+                ms(latencies.max()),
             ));
         }
         text
     }
 
     fn json(&self, echo_rate: Option<f64>) -> String {
-        let quantiles = |samples: &[u64]| {
-            format!(
-                "{{\"p50_ms\": {:.3}, \"p99_ms\": {:.3}, \"p999_ms\": {:.3}}}",
-                percentile(samples, 0.5) as f64 / 1000.0,
-                percentile(samples, 0.99) as f64 / 1000.0,
-                percentile(samples, 0.999) as f64 / 1000.0
-            )
+        let report = JsonReport {
+            chats_started: self.customers,
+            chats_answered: self.answered,
+            messages_relayed: self.relayed,
+            seconds: self.elapsed.as_secs_f64(),
+            messages_per_second: self.rate(),
+            echo_frames_per_second: echo_rate,
+            time_to_answer: self.answer_us.quantiles(),
+            delivery_customer_to_agent: self.to_agent_us.quantiles(),
+            delivery_agent_to_customer: self.to_customer_us.quantiles(),
+            errors: &self.errors,
+            violations: self.violations.len(),
+            foreign_chats: self.foreign,
         };
-        let errors: Vec<String> = self
-            .errors
-            .iter()
-            .map(|(k, v)| format!("\"{k}\": {v}"))
-            .collect();
-        format!(
-            "{{\"chats_started\": {}, \"chats_answered\": {}, \"messages_relayed\": {}, \"seconds\": {:.3}, \
-             \"messages_per_second\": {:.1}, \"echo_frames_per_second\": {}, \"time_to_answer\": {}, \
-             \"delivery_customer_to_agent\": {}, \"delivery_agent_to_customer\": {}, \"errors\": {{{}}}, \
-             \"violations\": {}, \"foreign_chats\": {}}}\n",
-            self.customers,
-            self.answered,
-            self.relayed,
-            self.elapsed.as_secs_f64(),
-            self.rate(),
-            echo_rate.map_or("null".to_owned(), |rate| format!("{rate:.1}")),
-            quantiles(&self.answer_us),
-            quantiles(&self.to_agent_us),
-            quantiles(&self.to_customer_us),
-            errors.join(", "),
-            self.violations.len(),
-            self.foreign
-        )
+        let mut text = serde_json::to_string_pretty(&report).expect("the report serializes");
+        text.push('\n');
+        text
     }
 }
 
@@ -712,15 +729,8 @@ async fn drive(
         }
     }
     let echoed: u64 = observed.echoed.lock().unwrap().values().sum();
-    let sorted = |samples: &Mutex<Vec<u64>>| {
-        let mut samples = samples.lock().unwrap().clone();
-        samples.sort_unstable();
-        samples
-    };
     let latencies = |samples: &Mutex<Vec<(u64, u64)>>| {
-        let mut latencies: Vec<u64> = samples.lock().unwrap().iter().map(|s| s.1).collect();
-        latencies.sort_unstable();
-        latencies
+        Latencies::of(samples.lock().unwrap().iter().map(|s| s.1))
     };
     let mut sends = observed.to_agent_us.lock().unwrap().clone();
     sends.extend(observed.to_customer_us.lock().unwrap().iter());
@@ -729,7 +739,7 @@ async fn drive(
         answered: owners.len(),
         elapsed,
         relayed: observed.delivered.load(Ordering::Relaxed) + echoed,
-        answer_us: sorted(&observed.answer_us),
+        answer_us: Latencies::of(observed.answer_us.lock().unwrap().iter().copied()),
         to_agent_us: latencies(&observed.to_agent_us),
         to_customer_us: latencies(&observed.to_customer_us),
         timeline: timeline(sends),
@@ -743,8 +753,8 @@ async fn drive(
 /// The messages sent within one [`WINDOW_US`] of the run.
 struct Window {
     start_us: u64,
-    /// Their delivery latencies, sorted.
-    latencies_us: Vec<u64>,
+    /// Their delivery latencies.
+    latencies_us: Latencies,
 }
 
 /// The width of a timeline window: short enough to show a stall.
@@ -758,12 +768,9 @@ fn timeline(samples: Vec<(u64, u64)>) -> Vec<Window> {
     }
     windows
         .into_iter()
-        .map(|(window, mut latencies_us)| {
-            latencies_us.sort_unstable();
-            Window {
-                start_us: window * WINDOW_US,
-                latencies_us,
-            }
+        .map(|(window, latencies_us)| Window {
+            start_us: window * WINDOW_US,
+            latencies_us: Latencies::of(latencies_us),
         })
         .collect()
 }
@@ -949,22 +956,22 @@ mod tests {
         // share the first window whatever order they arrived in, and the
         // empty window at 100 ms is left out rather than shown as zeros.
         let windows = timeline(vec![(10_000, 7), (60_000, 5), (20_000, 3), (160_000, 9)]);
-        let rows: Vec<(u64, Vec<u64>)> = windows
+        let rows: Vec<(u64, u64, u64)> = windows
             .iter()
-            .map(|window| (window.start_us, window.latencies_us.clone()))
+            .map(|window| {
+                let latencies = &window.latencies_us;
+                (window.start_us, latencies.len(), latencies.max())
+            })
             .collect();
-        assert_eq!(
-            rows,
-            [(0, vec![3, 7]), (50_000, vec![5]), (150_000, vec![9])]
-        );
+        assert_eq!(rows, [(0, 2, 7), (50_000, 1, 5), (150_000, 1, 9)]);
         let report = Report {
             customers: 1,
             answered: 1,
             elapsed: Duration::from_secs(1),
             relayed: 4,
-            answer_us: Vec::new(),
-            to_agent_us: Vec::new(),
-            to_customer_us: Vec::new(),
+            answer_us: Latencies::of([]),
+            to_agent_us: Latencies::of([]),
+            to_customer_us: Latencies::of([]),
             timeline: windows,
             errors: BTreeMap::new(),
             violations: Vec::new(),
@@ -973,7 +980,21 @@ mod tests {
         let tsv = report.timeline_tsv();
         let lines: Vec<&str> = tsv.lines().collect();
         assert_eq!(lines[0], "start_ms\tmessages\tp50_ms\tp99_ms\tmax_ms");
-        assert_eq!(lines[1], "0\t2\t0.007\t0.007\t0.007");
+        // The median of two is the lower (nearest rank); the p99 and the
+        // maximum are the slower one.
+        assert_eq!(lines[1], "0\t2\t0.003\t0.007\t0.007");
         assert_eq!(lines.len(), 4);
+        let json: serde_json::Value = serde_json::from_str(&report.json(Some(1000.0))).unwrap();
+        assert_eq!(json["messages_relayed"], 4);
+        assert_eq!(json["echo_frames_per_second"], 1000.0);
+        assert_eq!(json["delivery_customer_to_agent"]["p99_ms"], 0.0);
+        // Latencies far above the smallest keep their size.
+        let spread = Latencies::of([1_000, 2_000, 3_000, 250_000]);
+        assert_eq!(spread.at(0.5), 2_000);
+        assert!(
+            (249_000..=251_000).contains(&spread.max()),
+            "{}",
+            spread.max()
+        );
     }
 }

@@ -67,8 +67,23 @@ async fn the_metrics_follow_the_chats() {
     chathub::server::metrics::install(addr).expect("the exporter starts");
     let hub = TestHub::start(CONFIG).await;
 
-    // Every limit's refusal counter is there from the start.
+    // Every counter and gauge is there from the start, per channel where
+    // labelled, before anything happened.
     let first = scrape(addr).await;
+    for series in [
+        "chathub_chats_waiting{channel=\"sales\"}",
+        "chathub_agents_present{channel=\"sales\"}",
+        "chathub_chats_started_total{channel=\"sales\"}",
+        "chathub_chats_transferred_total{channel=\"sales\",to=\"agent\"}",
+        "chathub_alerts_raised_total{channel=\"support\"}",
+        "chathub_messages_total{direction=\"system\"}",
+        "chathub_connections{role=\"agent\"}",
+        "chathub_chats_active",
+        "chathub_actor_restarts_total",
+        "chathub_store_commit_failures_total",
+    ] {
+        assert_eq!(value(&first, series), Some(0.0), "{series}");
+    }
     for limit in chathub::core::Limit::ALL {
         let series = format!("chathub_limit_refusals_total{{limit=\"{}\"}}", limit.name());
         assert_eq!(value(&first, &series), Some(0.0), "{series}");

@@ -40,6 +40,54 @@ pub fn install(listen: SocketAddr) -> Result<(), MetricsError> {
     Ok(())
 }
 
+/// Gives every counter and gauge its first value (zero) for each label the
+/// hub knows from the start (channels, roles, directions, limits), so an
+/// idle hub's `/metrics` already lists them and alert rules that look for
+/// a missing series (`absent()`) work from the first scrape.
+pub(crate) fn export_from_start(channels: &[crate::core::ChannelId]) {
+    use metrics::{counter, gauge};
+    for channel in channels {
+        let channel = channel.to_string();
+        gauge!("chathub_chats_waiting", "channel" => channel.clone()).increment(0.0);
+        gauge!("chathub_agents_present", "channel" => channel.clone()).increment(0.0);
+        for name in [
+            "chathub_chats_started_total",
+            "chathub_chats_offline_total",
+            "chathub_chats_answered_total",
+            "chathub_chats_abandoned_total",
+            "chathub_chats_ended_total",
+            "chathub_alerts_raised_total",
+            "chathub_alerts_cleared_total",
+            "chathub_identity_refusals_total",
+        ] {
+            counter!(name, "channel" => channel.clone()).increment(0);
+        }
+        for to in ["agent", "channel"] {
+            counter!("chathub_chats_transferred_total", "channel" => channel.clone(), "to" => to)
+                .increment(0);
+        }
+    }
+    gauge!("chathub_chats_active").increment(0.0);
+    for role in ["customer", "agent"] {
+        gauge!("chathub_connections", "role" => role).increment(0.0);
+    }
+    for direction in ["customer_to_agent", "agent_to_customer", "system"] {
+        counter!("chathub_messages_total", "direction" => direction).increment(0);
+    }
+    for limit in crate::core::Limit::ALL {
+        counter!("chathub_limit_refusals_total", "limit" => limit.name()).increment(0);
+    }
+    for name in [
+        "chathub_actor_restarts_total",
+        "chathub_store_commit_failures_total",
+        "chathub_retries_total",
+        "chathub_files_expired_total",
+        "chathub_chats_unrecoverable_total",
+    ] {
+        counter!(name).increment(0);
+    }
+}
+
 fn describe() {
     describe_gauge!(
         "chathub_chats_waiting",
@@ -121,4 +169,24 @@ fn describe() {
         "Duration of one checkpoint: the database synced up to a full commit-log file, which is then free to start over."
     );
     describe_histogram!("chathub_store_commit_ops", "Writes per group commit.");
+    describe_counter!(
+        "chathub_limit_refusals_total",
+        "Requests and connections refused at a limit, by the limit."
+    );
+    describe_counter!(
+        "chathub_retries_total",
+        "Connection attempts asked to prove their address (QUIC Retry)."
+    );
+    describe_counter!(
+        "chathub_identity_refusals_total",
+        "Customer identities whose signature did not verify, by channel."
+    );
+    describe_counter!(
+        "chathub_files_expired_total",
+        "Files of ended chats removed after their retention."
+    );
+    describe_counter!(
+        "chathub_chats_unrecoverable_total",
+        "Live chats whose stored events could not be read at start."
+    );
 }

@@ -91,13 +91,13 @@ impl Server {
             what: format!("cannot listen on {}/udp", config.listen),
             source,
         })?;
-        // Every refusal counter exists from the start, at zero, so
-        // dashboards and alert rules see an idle hub too.
-        for limit in crate::core::Limit::ALL {
-            ::metrics::counter!("chathub_limit_refusals_total", "limit" => limit.name())
-                .increment(0);
-        }
-        ::metrics::counter!("chathub_retries_total").increment(0);
+        metrics::export_from_start(
+            &config
+                .channel_settings()
+                .into_iter()
+                .map(|channel| channel.id)
+                .collect::<Vec<_>>(),
+        );
         let accept = tokio::spawn(accept_loop(endpoint.clone(), hub.clone()));
         Ok(Self {
             endpoint,
