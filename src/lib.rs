@@ -7,17 +7,22 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "hub")]
 pub mod actors;
 pub mod client;
+#[cfg(feature = "hub")]
 pub mod config;
 pub mod core;
+#[cfg(feature = "hub")]
 pub mod process;
 pub mod protocol;
+#[cfg(feature = "hub")]
 pub mod server;
+#[cfg(feature = "hub")]
 pub mod store;
 pub mod udp;
 
 /// The README's examples, compiled as doctests.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "hub"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

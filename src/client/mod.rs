@@ -6,8 +6,7 @@
 //! pushes (chat messages, queue changes) come from `next_event`.
 //!
 //! ```no_run
-//! use chathub::client::{AgentClient, ClientConfig, CustomerClient};
-//! use chathub::core::{Customer, Status};
+//! use chathub::client::{AgentClient, ClientConfig, Customer, CustomerClient, Status};
 //!
 //! # async fn demo() -> Result<(), chathub::client::ClientError> {
 //! let config = ClientConfig::builder("127.0.0.1:4433".parse().unwrap())
@@ -44,4 +43,12 @@ pub use customer::{CustomerClient, Started};
 pub use error::ClientError;
 pub use incoming::IncomingList;
 
-pub use crate::protocol::{AgentProfile, ErrorCode, Event};
+/// The values the clients' methods take and answer, so an application
+/// needs nothing but this module.
+pub use crate::core::{
+    AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatEventKind, ChatId, ContactCard,
+    ContactChat, Customer, FileId, FileRef, FormField, Identity, ItemDraft, ItemId, ItemKind,
+    ItemRef, KnowledgeItem, OfflineForm, Party, QueueChange, QueueRow, QueueUpdate, Scope,
+    SessionSummary, Status, Ticket, TicketId, TicketSource, TicketSummary, Timestamp,
+};
+pub use crate::protocol::{AgentProfile, CloseCode, ErrorCode, ErrorFrame, Event};
