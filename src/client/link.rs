@@ -719,7 +719,7 @@ async fn supervise(inner: Arc<Inner>, mut session: Session) {
                 // try again after the backoff like any failed connect.
                 Err(ClientError::Refused(error)) if !refusal_is_final(error.code) => {
                     tracing::debug!("reconnecting in {backoff:?}: {error}");
-                    tokio::time::sleep(backoff).await;
+                    tokio::time::sleep(jittered(backoff)).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 Err(ClientError::Refused(error)) => {
@@ -728,12 +728,21 @@ async fn supervise(inner: Arc<Inner>, mut session: Session) {
                 }
                 Err(err) => {
                     tracing::debug!("reconnecting in {backoff:?}: {err}");
-                    tokio::time::sleep(backoff).await;
+                    tokio::time::sleep(jittered(backoff)).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         };
     }
+}
+
+/// A wait of between half and all of `backoff`, drawn anew each time, so
+/// the clients of a hub that restarted do not all come back at the same
+/// instants.
+fn jittered(backoff: Duration) -> Duration {
+    let draw = RandomState::new().hash_one(std::time::Instant::now());
+    let fraction = 0.5 + (draw % 1_000) as f64 / 2_000.0;
+    backoff.mul_f64(fraction)
 }
 
 /// Whether a connection the hub closed or refused with `code` would be
@@ -972,6 +981,19 @@ mod tests {
             .iter()
             .map(|resume| resume.chat.0)
             .collect()
+    }
+
+    #[test]
+    fn backoffs_are_spread_over_their_second_half() {
+        let backoff = Duration::from_millis(1_000);
+        let waits: Vec<Duration> = (0..200).map(|_| jittered(backoff)).collect();
+        assert!(
+            waits
+                .iter()
+                .all(|wait| *wait >= backoff / 2 && *wait <= backoff)
+        );
+        let distinct: std::collections::HashSet<_> = waits.iter().collect();
+        assert!(distinct.len() > 50, "{} distinct waits", distinct.len());
     }
 
     #[test]
