@@ -9,7 +9,6 @@
 //! one commit. If a commit fails, the waiting requests get an error and the
 //! actor fails, so its supervisor rebuilds it from what is durable.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -23,8 +22,8 @@ use crate::actors::origins::OriginSlot;
 use crate::actors::sink::{ConnId, EventSink, Outbound};
 use crate::core::{
     AgentId, Assignment, ChannelId, Chat, ChatEvent, ChatEventKind, ChatState, ClaimCell, Claimed,
-    Claimer, FileRef, Limit, Party, Posted, QueueRow, SessionSummary, Ticket, TicketId,
-    TicketSource, Timestamp, TokenBucket, transcript_page,
+    Claimer, FileRef, Gate, Limit, Party, Posted, Publish, QueueRow, SessionSummary, Ticket,
+    TicketId, TicketSource, Timestamp, TokenBucket, transcript_page,
 };
 use crate::store::{Op, StoreError, StoredFile, TranscriptPage};
 
@@ -317,18 +316,11 @@ pub struct ChatActorState {
     customer: Option<EventSink>,
     /// The customer left while an agent's claim was on its way here.
     leaving: bool,
-    /// The last seq handed to the store.
-    written: u64,
-    /// The last seq the store made durable, and so published.
-    durable: u64,
+    /// Nothing is answered or published before it is durable: the gate
+    /// says what may go out, and when.
+    gate: Gate<Answer, ConnId>,
     /// The agent the published events so far are assigned to.
     published_agent: Option<AgentId>,
-    /// Requests waiting for durability: (seq they need, answer).
-    waiting: VecDeque<(u64, Answer)>,
-    /// Messages not yet durable whose sending connection learns of them
-    /// from its answer instead of their event: (seq, connection), in seq
-    /// order.
-    withheld: VecDeque<(u64, ConnId)>,
     /// When the chat's current wait in a queue began, for the wait metric.
     queued_since: Option<Timestamp>,
     metrics: MessageMetrics,
@@ -347,7 +339,7 @@ pub struct ChatActorState {
 impl ChatActorState {
     /// The durable events after `after`: what may be shown to anyone.
     fn durable_after(&self, after: u64) -> impl Iterator<Item = &ChatEvent> {
-        let durable = self.durable;
+        let durable = self.gate.durable();
         self.chat
             .events_after(after)
             .take_while(move |event| event.seq <= durable)
@@ -387,7 +379,7 @@ impl ChatActorState {
         let last = self.last_seq();
         let mut ops: Vec<Op> = self
             .chat
-            .events_after(self.written)
+            .events_after(self.gate.written())
             .cloned()
             .map(Op::Event)
             .collect();
@@ -395,7 +387,7 @@ impl ChatActorState {
         if ops.is_empty() {
             return;
         }
-        self.written = last;
+        self.gate.handle_written(last);
         let myself = myself.clone();
         self.hub.store().writer().submit(
             ops,
@@ -408,45 +400,25 @@ impl ChatActorState {
         );
     }
 
-    /// Publishes the events up to `seq` and answers what waited for them.
+    /// Publishes the events up to `seq` and answers what waited for them,
+    /// as the gate lets them out.
     fn committed(&mut self, myself: &ActorRef<ChatMsg>, seq: u64) {
-        let fresh: Vec<_> = self
-            .chat
-            .events_after(self.durable)
-            .take_while(|event| event.seq <= seq)
-            .cloned()
-            .collect();
-        self.durable = seq.max(self.durable);
-        for event in fresh {
-            let except = self.withheld_from(event.seq);
-            self.publish(myself, Arc::new(event), except);
-        }
-        while self
-            .waiting
-            .front()
-            .is_some_and(|(needed, _)| *needed <= self.durable)
-        {
-            if let Some((_, answer)) = self.waiting.pop_front() {
-                answer.succeed(&self.metrics);
+        self.gate.handle_durable(seq);
+        while let Some(Publish { seq, except }) = self.gate.poll_publish() {
+            let index = usize::try_from(seq - 1).unwrap_or(usize::MAX);
+            if let Some(event) = self.chat.events().get(index).cloned() {
+                self.publish(myself, Arc::new(event), except);
             }
         }
-        if matches!(self.chat.state(), ChatState::Ended { .. }) && self.durable == self.last_seq() {
+        while let Some(answer) = self.gate.poll_answer() {
+            answer.succeed(&self.metrics);
+        }
+        if matches!(self.chat.state(), ChatState::Ended { .. })
+            && self.gate.settled()
+            && self.gate.durable() == self.last_seq()
+        {
             myself.stop(None);
         }
-    }
-
-    /// The connection that posted event `seq` and learns of it from its
-    /// answer, if any; forgets it and any earlier one.
-    fn withheld_from(&mut self, seq: u64) -> Option<ConnId> {
-        while let Some(&(withheld, conn)) = self.withheld.front()
-            && withheld <= seq
-        {
-            self.withheld.pop_front();
-            if withheld == seq {
-                return Some(conn);
-            }
-        }
-        None
     }
 
     /// Sends one durable event to everyone in the chat (but connection
@@ -733,7 +705,7 @@ impl ChatActorState {
             Ok(Posted::New(event)) => {
                 let receipt = Receipt::from(event);
                 if let Some(conn) = sender {
-                    self.withheld.push_back((receipt.seq, conn));
+                    self.gate.withhold(receipt.seq, conn);
                 }
                 Ok(receipt)
             }
@@ -744,13 +716,10 @@ impl ChatActorState {
             Ok(receipt) => {
                 self.persist(myself, Vec::new());
                 // A repeat is acknowledged once what it repeats is durable.
-                if receipt.seq <= self.durable {
+                let posted = Answer::Posted(reply, receipt, std::time::Instant::now());
+                if let Some(Answer::Posted(reply, receipt, _)) = self.gate.wait(receipt.seq, posted)
+                {
                     let _ = reply.send(Ok(receipt));
-                } else {
-                    self.waiting.push_back((
-                        receipt.seq,
-                        Answer::Posted(reply, receipt, std::time::Instant::now()),
-                    ));
                 }
             }
             Err(err) => {
@@ -780,11 +749,8 @@ impl ChatActorState {
     }
 
     fn wait(&mut self, answer: Answer) {
-        let needed = self.last_seq();
-        if needed <= self.durable {
+        if let Some(answer) = self.gate.wait(self.last_seq(), answer) {
             answer.succeed(&self.metrics);
-        } else {
-            self.waiting.push_back((needed, answer));
         }
     }
 
@@ -889,12 +855,9 @@ impl Actor for ChatActor {
             token_digest: args.token_digest,
             customer: None,
             leaving: false,
-            written: durable,
-            durable,
+            gate: Gate::new(durable),
             queued_since,
             published_agent,
-            waiting: VecDeque::new(),
-            withheld: VecDeque::new(),
             metrics: MessageMetrics::new(),
             customer_rate: TokenBucket::new(
                 limits.messages_per_sec,
@@ -945,7 +908,7 @@ impl Actor for ChatActor {
         if let Some(token) = &state.token_digest {
             state.hub.set_live_token(token, None);
         }
-        for (_, answer) in state.waiting.drain(..) {
+        for answer in state.gate.fail() {
             answer.fail(HubError::Unavailable("the chat stopped".into()));
         }
         Ok(())
@@ -991,7 +954,7 @@ impl Actor for ChatActor {
                     conn,
                     chat: state.chat.id(),
                     events,
-                    upto: state.durable.max(after),
+                    upto: state.gate.durable().max(after),
                 });
             }
             ChatMsg::CustomerGone(conn) => {
@@ -1199,10 +1162,10 @@ impl Actor for ChatActor {
                             chat: state.chat.id(),
                         };
                         state.persist(&myself, vec![Op::File(stored)]);
-                        state.waiting.push_back((
-                            receipt.seq,
-                            Answer::Posted(reply, receipt, std::time::Instant::now()),
-                        ));
+                        let shared = Answer::Posted(reply, receipt, std::time::Instant::now());
+                        if let Some(answer) = state.gate.wait(receipt.seq, shared) {
+                            answer.succeed(&state.metrics);
+                        }
                     }
                     Err(err) => {
                         let _ = reply.send(Err(err));
@@ -1234,7 +1197,7 @@ impl Actor for ChatActor {
             }
             ChatMsg::Committed { seq } => state.committed(&myself, seq),
             ChatMsg::CommitFailed(err) => {
-                for (_, answer) in state.waiting.drain(..) {
+                for answer in state.gate.fail() {
                     answer.fail(HubError::StorageUnavailable(err.to_string()));
                 }
                 return Err(format!("{}: {err}", state.chat.id()).into());

@@ -13,6 +13,7 @@ pub mod claim;
 pub mod contact;
 pub mod event;
 pub mod files;
+pub mod gate;
 pub mod hex;
 pub mod ids;
 pub mod knowledge;
@@ -33,6 +34,7 @@ pub use event::{
     Alert, Assignment, ChatEvent, ChatEventKind, Customer, FileId, FileRef, Identity, Party,
     QueueChange, QueueRow, QueueUpdate, SessionSummary,
 };
+pub use gate::{Gate, Publish};
 pub use ids::{AgentId, ChannelId, ChatId};
 pub use knowledge::{ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Scope};
 pub use limits::{Limit, Limits, TokenBucket};
