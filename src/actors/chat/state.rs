@@ -1,0 +1,362 @@
+//! What a chat actor does with its state: persist, publish as the gate
+//! lets events out, and carry out the chat's changes.
+
+use super::*;
+
+impl ChatActorState {
+    /// The durable events after `after`: what may be shown to anyone.
+    pub(super) fn durable_after(&self, after: u64) -> impl Iterator<Item = &ChatEvent> {
+        let durable = self.gate.durable();
+        self.chat
+            .events_after(after)
+            .take_while(move |event| event.seq <= durable)
+    }
+
+    /// The customer's connection receives the durable events after `after`
+    /// and, from then on, every new one.
+    pub(super) fn attach_customer(&mut self, sink: EventSink, after: u64) {
+        let delivered = self
+            .durable_after(after)
+            .all(|event| sink.deliver(Outbound::Chat(Arc::new(event.clone()))));
+        self.customer = delivered.then_some(sink);
+        if self.customer.is_some() {
+            self.customer_gone_since = None;
+        } else {
+            // The new connection fell behind at once: gone as before.
+            self.customer_gone_since
+                .get_or_insert_with(std::time::Instant::now);
+        }
+    }
+
+    pub(super) fn last_seq(&self) -> u64 {
+        self.chat.events().last().map_or(0, |event| event.seq)
+    }
+
+    pub(super) fn party(&self, caller: &Caller) -> Result<Party, HubError> {
+        match caller {
+            Caller::Customer(conn) if Some(*conn) == self.customer_conn => Ok(Party::Customer),
+            Caller::Customer(_) => Err(HubError::NotYourChat(self.chat.id())),
+            Caller::Agent(agent) => Ok(Party::Agent(agent.clone())),
+        }
+    }
+
+    /// Hands the events not yet written (and `extra` ops) to the store; the
+    /// commit comes back as a message.
+    pub(super) fn persist(&mut self, myself: &ActorRef<ChatMsg>, extra: Vec<Op>) {
+        let last = self.last_seq();
+        let mut ops: Vec<Op> = self
+            .chat
+            .events_after(self.gate.written())
+            .cloned()
+            .map(Op::Event)
+            .collect();
+        ops.extend(extra);
+        if ops.is_empty() {
+            return;
+        }
+        self.gate.handle_written(last);
+        let myself = myself.clone();
+        self.hub.store().writer().submit(
+            ops,
+            Box::new(move |result| {
+                let _ = myself.cast(match result {
+                    Ok(()) => ChatMsg::Committed { seq: last },
+                    Err(err) => ChatMsg::CommitFailed(err),
+                });
+            }),
+        );
+    }
+
+    /// Publishes the events up to `seq` and answers what waited for them,
+    /// as the gate lets them out.
+    pub(super) fn committed(&mut self, myself: &ActorRef<ChatMsg>, seq: u64) {
+        self.gate.handle_durable(seq);
+        while let Some(Publish { seq, except }) = self.gate.poll_publish() {
+            let index = usize::try_from(seq - 1).unwrap_or(usize::MAX);
+            if let Some(event) = self.chat.events().get(index).cloned() {
+                self.publish(myself, Arc::new(event), except);
+            }
+        }
+        while let Some(answer) = self.gate.poll_answer() {
+            answer.succeed(&self.metrics);
+        }
+        if matches!(self.chat.state(), ChatState::Ended { .. })
+            && self.gate.settled()
+            && self.gate.durable() == self.last_seq()
+        {
+            myself.stop(None);
+        }
+    }
+
+    /// Sends one durable event to everyone in the chat (but connection
+    /// `except`, which sent it and learns of it from its answer) and
+    /// carries out what it means for the hub: who holds the chat now, whose
+    /// slot is free, whether it goes back to a queue.
+    pub(super) fn publish(
+        &mut self,
+        myself: &ActorRef<ChatMsg>,
+        event: Arc<ChatEvent>,
+        except: Option<ConnId>,
+    ) {
+        if let Some(sink) = &self.customer
+            && Some(sink.conn()) != except
+            && !sink.deliver(Outbound::Chat(event.clone()))
+        {
+            self.customer_left(myself);
+        }
+        // The agent holding the chat sees every event, including the one
+        // that takes the chat away from them.
+        let previous = self.published_agent.clone();
+        if let Some(actor) = previous
+            .as_ref()
+            .and_then(|agent| self.hub.agent_actor_ref(agent))
+        {
+            let _ = actor.cast(AgentMsg::Deliver {
+                to: None,
+                except,
+                event: Outbound::Chat(event.clone()),
+            });
+        }
+        self.count(&event);
+        let next = match &event.kind {
+            ChatEventKind::Assigned { agent }
+            | ChatEventKind::TransferredToAgent { to: agent, .. } => Some(agent.clone()),
+            ChatEventKind::TransferDeclined { to, .. } => to.clone(),
+            ChatEventKind::Reopened { agent } => agent.clone(),
+            ChatEventKind::Requeued { .. } | ChatEventKind::Ended { .. } => None,
+            _ => previous.clone(),
+        };
+        if next != previous {
+            if let Some(old) = &previous {
+                // Durable now: the slot is free before anyone is answered.
+                self.hub.release_slot(old);
+                if let Some(actor) = self.hub.agent_actor_ref(old) {
+                    let _ = actor.cast(AgentMsg::Released(self.chat.id()));
+                }
+            }
+            match &next {
+                Some(agent) => {
+                    self.hub.set_assignment(self.chat.id(), agent.clone());
+                    // The new holder gets the whole transcript so far.
+                    if let Some(actor) = self.hub.agent_actor_ref(agent) {
+                        for earlier in self.chat.events().iter().take_while(|e| e.seq <= event.seq)
+                        {
+                            let _ = actor.cast(AgentMsg::Deliver {
+                                to: None,
+                                except: None,
+                                event: Outbound::Chat(Arc::new(earlier.clone())),
+                            });
+                        }
+                        let _ = actor.cast(AgentMsg::Assigned(self.chat.id()));
+                    }
+                }
+                None => self.hub.clear_assignment(self.chat.id()),
+            }
+            self.published_agent = next;
+        }
+        match &event.kind {
+            ChatEventKind::Requeued { .. }
+            | ChatEventKind::TransferDeclined { to: None, .. }
+            | ChatEventKind::Reopened { agent: None } => self.queue_again(myself, event.at),
+            _ => {}
+        }
+    }
+
+    /// Records what a durable event means for the metrics.
+    pub(super) fn count(&mut self, event: &ChatEvent) {
+        // Labels are built only for the rarer events; messages use the
+        // handles looked up when the actor started.
+        match &event.kind {
+            ChatEventKind::Started { .. }
+            | ChatEventKind::Requeued { .. }
+            | ChatEventKind::TransferDeclined { to: None, .. }
+            | ChatEventKind::Reopened { agent: None } => self.queued_since = Some(event.at),
+            ChatEventKind::Assigned { .. } => {
+                let channel = self.chat.channel().to_string();
+                metrics::counter!("chathub_chats_answered_total", "channel" => channel.clone())
+                    .increment(1);
+                if let Some(since) = self.queued_since.take() {
+                    metrics::histogram!("chathub_chat_wait_seconds", "channel" => channel)
+                        .record(event.at.since(since).as_secs_f64());
+                }
+            }
+            ChatEventKind::Message { from, .. } => match from {
+                Party::Customer => self.metrics.customer_to_agent.increment(1),
+                Party::Agent(_) => self.metrics.agent_to_customer.increment(1),
+                Party::System => self.metrics.system.increment(1),
+            },
+            ChatEventKind::TransferredToAgent { .. } => {
+                metrics::counter!("chathub_chats_transferred_total", "channel" => self.chat.channel().to_string(), "to" => "agent").increment(1);
+            }
+            ChatEventKind::Ended { .. } => {
+                metrics::counter!("chathub_chats_ended_total", "channel" => self.chat.channel().to_string()).increment(1);
+            }
+            _ => {}
+        }
+        if let ChatEventKind::Requeued {
+            by: Some(_),
+            channel: to,
+        } = &event.kind
+        {
+            metrics::counter!("chathub_chats_transferred_total", "channel" => to.to_string(), "to" => "channel")
+                .increment(1);
+        }
+    }
+
+    /// Puts the chat (back) into its channel's queue as a new wait.
+    pub(super) fn queue_again(&mut self, myself: &ActorRef<ChatMsg>, since: Timestamp) {
+        let generation = self
+            .claim
+            .requeue()
+            .unwrap_or_else(|_| self.claim.generation());
+        let channel = self.chat.channel().clone();
+        self.hub.register_chat(
+            self.chat.id(),
+            ChatEntry {
+                actor: myself.clone(),
+                channel: channel.clone(),
+                claim: self.claim.clone(),
+            },
+        );
+        let row = self.chat.queue_row(since);
+        if self.customer.is_none() {
+            // Waiting again with nobody to wait for: the customer has the
+            // channel's `abandon_after` to come back, as at any wait.
+            self.arm_abandonment(myself);
+        }
+        let (hub, chat, claim) = (self.hub.clone(), myself.clone(), self.claim.clone());
+        tokio::spawn(async move {
+            if let Err(err) = hub.enqueue(chat, claim, generation, row, true).await {
+                tracing::error!("a chat could not go back to its queue: {err}");
+            }
+        });
+    }
+
+    /// Posts a message for `party`, answered once durable. Connection
+    /// `sender`, if any, learns of a new message from the answer alone.
+    pub(super) fn post(
+        &mut self,
+        myself: &ActorRef<ChatMsg>,
+        party: Party,
+        client_id: u64,
+        text: String,
+        sender: Option<ConnId>,
+        reply: RpcReplyPort<Result<Receipt, HubError>>,
+    ) {
+        let posted = match self.chat.post(party, client_id, text, Timestamp::now()) {
+            Ok(Posted::New(event)) => {
+                let receipt = Receipt::from(event);
+                if let Some(conn) = sender {
+                    self.gate.withhold(receipt.seq, conn);
+                }
+                Ok(receipt)
+            }
+            Ok(Posted::Repeat { seq, at }) => Ok(Receipt { seq, at }),
+            Err(err) => Err(HubError::from(err)),
+        };
+        match posted {
+            Ok(receipt) => {
+                self.persist(myself, Vec::new());
+                // A repeat is acknowledged once what it repeats is durable.
+                let posted = Answer::Posted(reply, receipt, std::time::Instant::now());
+                if let Some(Answer::Posted(reply, receipt, _)) = self.gate.wait(receipt.seq, posted)
+                {
+                    let _ = reply.send(Ok(receipt));
+                }
+            }
+            Err(err) => {
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
+
+    /// Persists a change that succeeded and answers once durable, or
+    /// answers the refusal at once.
+    pub(super) fn settle(
+        &mut self,
+        myself: &ActorRef<ChatMsg>,
+        done: Result<(), HubError>,
+        reply: RpcReplyPort<Result<(), HubError>>,
+        extra: Vec<Op>,
+    ) {
+        match done {
+            Ok(()) => {
+                self.persist(myself, extra);
+                self.wait(Answer::Ended(reply));
+            }
+            Err(err) => {
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
+
+    pub(super) fn wait(&mut self, answer: Answer) {
+        if let Some(answer) = self.gate.wait(self.last_seq(), answer) {
+            answer.succeed(&self.metrics);
+        }
+    }
+
+    pub(super) fn assign(&mut self, agent: AgentId) -> Result<Assignment, HubError> {
+        let waiting_since = match self.chat.state() {
+            ChatState::Queued { since } => *since,
+            _ => Timestamp::default(),
+        };
+        self.chat.assign(agent, Timestamp::now())?;
+        Ok(Assignment {
+            chat: self.chat.id(),
+            channel: self.chat.channel().clone(),
+            customer: self.chat.customer().clone(),
+            first_message: self.chat.first_message().to_owned(),
+            waiting_since,
+        })
+    }
+
+    /// Ends the chat for `by`, storing its session row with the end.
+    pub(super) fn end(&mut self, myself: &ActorRef<ChatMsg>, by: Party) -> Result<(), HubError> {
+        self.chat.end(by.clone(), Timestamp::now())?;
+        let events = self.chat.events();
+        let summary = SessionSummary {
+            chat: self.chat.id(),
+            channel: self.chat.channel().clone(),
+            customer: self.chat.customer().clone(),
+            agent: events.iter().rev().find_map(|event| match &event.kind {
+                ChatEventKind::Assigned { agent } => Some(agent.clone()),
+                _ => None,
+            }),
+            started: events.first().map(|e| e.at).unwrap_or_default(),
+            ended: events.last().map(|e| e.at).unwrap_or_default(),
+            ended_by: by,
+            events: events.len() as u64,
+        };
+        self.persist(myself, vec![Op::Session(summary)]);
+        Ok(())
+    }
+
+    /// The customer leaves. A queued chat is withdrawn from the queue first;
+    /// if an agent's claim won the race, the chat ends right after the
+    /// assignment arrives.
+    pub(super) fn leave(
+        &mut self,
+        myself: &ActorRef<ChatMsg>,
+        by: Party,
+    ) -> Result<bool, HubError> {
+        if matches!(self.chat.state(), ChatState::Queued { .. }) {
+            match self.claim.claim(Claimer::Abandon) {
+                Ok(_) => {
+                    metrics::counter!("chathub_chats_abandoned_total", "channel" => self.chat.channel().to_string())
+                        .increment(1);
+                    if let Some(channel) = self.hub.channel_actor(self.chat.channel()) {
+                        let _ = channel.cast(ChannelMsg::Withdraw(self.chat.id()));
+                    }
+                }
+                Err(Claimed(Claimer::Agent)) => {
+                    self.leaving = true;
+                    return Ok(false);
+                }
+                Err(Claimed(Claimer::Abandon)) => return Err(crate::core::ChatError::Ended.into()),
+            }
+        }
+        self.end(myself, by)?;
+        Ok(true)
+    }
+}
