@@ -1,0 +1,195 @@
+//! The link's shared state at work: requests and their answers, and chat
+//! events taken in.
+
+use super::*;
+
+impl Inner {
+    /// Connects and says hello, resuming every chat it knows.
+    pub(super) async fn open(&self) -> Result<Session, ClientError> {
+        let conn = self
+            .endpoint
+            .connect(self.config.server, &self.config.server_name)?
+            .await?;
+        let (mut send, mut recv) = conn.open_bi().await?;
+        let resume = lock(&self.memory).resume_points(MAX_RESUME_POINTS);
+        let mut buf = Vec::new();
+        let hello = ClientFrame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            role: self.role.clone(),
+            resume,
+        });
+        encode(&hello, &mut buf).map_err(protocol)?;
+        send.write_all(&buf)
+            .await
+            .map_err(|err| ClientError::Closed(err.to_string()))?;
+        let mut frames = FrameBuf::new();
+        let welcome = loop {
+            match frames.next_frame::<ServerFrame>().map_err(protocol)? {
+                Some(ServerFrame::Welcome(welcome)) => break welcome,
+                Some(ServerFrame::Closing(error)) => return Err(ClientError::Refused(error)),
+                Some(other) => return Err(protocol(format!("expected a welcome, got {other:?}"))),
+                None => {}
+            }
+            match recv.read_chunk(usize::MAX, true).await {
+                Ok(Some(chunk)) => frames.push(&chunk.bytes),
+                Ok(None) => {
+                    return Err(ClientError::Closed(
+                        "the hub closed before the welcome".into(),
+                    ));
+                }
+                Err(quinn::ReadError::ConnectionLost(err)) => return Err(err.into()),
+                Err(err) => return Err(ClientError::Closed(err.to_string())),
+            }
+        };
+        Ok(Session {
+            conn,
+            recv,
+            frames,
+            control: Control { send, buf },
+            welcome,
+        })
+    }
+
+    /// Writes a request on the current connection, if there is one.
+    pub(super) async fn write(&self, slot: &mut Slot, id: u64, body: RequestBody) {
+        let generation = slot.generation;
+        let Some(Control { send, buf }) = slot.control.as_mut() else {
+            return;
+        };
+        buf.clear();
+        if let Err(err) = encode(&ClientFrame::Request(Request { id, body }), buf) {
+            if let Some(waiter) = lock(&self.pending).waiters.remove(&id) {
+                let _ = waiter.tx.send(Err(ErrorFrame::new(
+                    ErrorCode::InvalidRequest,
+                    format!("cannot send the request: {err}"),
+                )));
+            }
+            return;
+        }
+        if send.write_all(buf).await.is_err() {
+            // The connection is going; the reconnect sends it again.
+            slot.control = None;
+            return;
+        }
+        if let Some(waiter) = lock(&self.pending).waiters.get_mut(&id) {
+            waiter.resent = waiter.sent_on != 0;
+            waiter.sent_on = generation;
+        }
+    }
+
+    /// Answers a waiting request.
+    pub(super) fn answer(&self, id: u64, result: Result<Reply, ErrorFrame>) {
+        let Some(Waiter {
+            body, resent, tx, ..
+        }) = lock(&self.pending).waiters.remove(&id)
+        else {
+            return;
+        };
+        let result = match (body, result) {
+            // An end sent again after a lost answer finds the chat ended by
+            // the first attempt.
+            (RequestBody::EndChat { .. } | RequestBody::Leave { .. }, Err(error))
+                if resent && error.code == ErrorCode::ChatEnded =>
+            {
+                Ok(Reply::Done)
+            }
+            // A message's event comes with its answer, not as an event.
+            (
+                RequestBody::Post {
+                    chat,
+                    client_id,
+                    text,
+                },
+                Ok(Reply::Posted { seq, at }),
+            ) => {
+                let kind = ChatEventKind::Message {
+                    from: self.me(),
+                    client_id,
+                    text,
+                };
+                self.accept(ChatEvent {
+                    chat,
+                    seq,
+                    at,
+                    kind,
+                });
+                Ok(Reply::Posted { seq, at })
+            }
+            (_, result) => result,
+        };
+        let _ = tx.send(result);
+    }
+
+    /// Who this client's messages are from.
+    pub(super) fn me(&self) -> Party {
+        match &self.role {
+            Role::Customer => Party::Customer,
+            Role::Agent { agent, .. } => Party::Agent(agent.clone()),
+        }
+    }
+
+    pub(super) fn fail_all(&self, reason: String) {
+        let mut pending = lock(&self.pending);
+        pending.closed.get_or_insert(reason);
+        pending.waiters.clear();
+    }
+
+    /// Takes a chat event in: queues it for the application with every
+    /// held one it makes consecutive, holds it if an earlier one is still
+    /// missing, drops it if it was handed over before (a replay after a
+    /// reconnect).
+    pub(super) fn accept(&self, event: ChatEvent) {
+        {
+            let mut memory = lock(&self.memory);
+            let before = memory.ready.len();
+            let Memory {
+                positions,
+                held,
+                ready,
+                ..
+            } = &mut *memory;
+            if !order(positions, held, event, ready) {
+                return;
+            }
+            memory.note_ready(&self.role, before);
+        }
+        self.readied.notify_one();
+    }
+
+    /// Takes a queue update or an alert in: the incoming list and badge
+    /// take it at once, whether or not the application reads its events,
+    /// so they are always current; it then waits for the application. If
+    /// the application falls [`MAX_OTHERS`] of these behind, the oldest
+    /// queue update waiting is dropped for `next_event` (the incoming list
+    /// already holds what it said).
+    pub(super) fn accept_other(&self, event: Event) {
+        if let Event::Queue(update) = &event {
+            self.incoming.apply(update);
+        }
+        {
+            let mut others = lock(&self.others);
+            if others.len() >= MAX_OTHERS {
+                let oldest_update = others
+                    .iter()
+                    .position(|event| matches!(event, Event::Queue(_)))
+                    .unwrap_or(0);
+                others.remove(oldest_update);
+            }
+            others.push_back(event);
+        }
+        self.readied.notify_one();
+    }
+
+    /// Waits while the application is far behind on chat events.
+    pub(super) async fn room(&self) {
+        loop {
+            let taken = self.taken.notified();
+            let mut taken = std::pin::pin!(taken);
+            taken.as_mut().enable();
+            if lock(&self.memory).ready.len() < EVENT_BUFFER {
+                return;
+            }
+            taken.await;
+        }
+    }
+}

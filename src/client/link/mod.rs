@@ -1,0 +1,302 @@
+//! One logical connection to the hub, shared by a client's clones, that
+//! survives losing its QUIC connection.
+//!
+//! Requests go out on the control stream and are matched back by id; events
+//! come in on the streams the hub opens. When the connection drops (network
+//! loss, hub restart), a supervisor task reconnects with backoff, says hello
+//! with where it left off in every chat it knows (and, for a customer, each
+//! chat's secret), and sends again every request still unanswered. The hub
+//! stores a retried message once (same client id) and replays each chat after
+//! the last seq seen; the link drops anything at or below that seq, so the
+//! application sees each chat's events once, in order, without a gap.
+//!
+//! The hub sends no event for a message to the connection that posted it:
+//! the answer carries the message's seq and time, and the link makes the
+//! event from it and the request, so the application still sees its own
+//! messages in the chat's order.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::client::incoming::IncomingBoard;
+use crate::client::{ClientConfig, ClientError};
+use crate::core::{ChannelId, ChatEvent, ChatEventKind, ChatId, Party, Status};
+use crate::protocol::{
+    ClientFrame, CloseCode, ErrorCode, ErrorFrame, Event, FrameBuf, Hello, PROTOCOL_VERSION, Reply,
+    Request, RequestBody, Response, Resume, Role, Secret, ServerFrame, Upload, Welcome, encode,
+};
+
+/// Events the application has not taken yet. When full (and about as many
+/// chat events again are ready behind it, and as many in the forwarding
+/// task's hands), the hub's streams are no longer read, and QUIC flow
+/// control slows the hub down. The events of the client's own messages
+/// join the queue whatever its length: they come from answers, which are
+/// always read.
+const EVENT_BUFFER: usize = 4096;
+
+/// The longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+struct Waiter {
+    body: RequestBody,
+    /// The connection generation it was last sent on (0: not yet sent).
+    sent_on: u64,
+    /// Sent again on a later connection than the first.
+    resent: bool,
+    tx: oneshot::Sender<Result<Reply, ErrorFrame>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// Unanswered requests by id (ids grow, so this is send order).
+    waiters: BTreeMap<u64, Waiter>,
+    /// Why the link closed for good, once it has.
+    closed: Option<String>,
+}
+
+struct Control {
+    send: quinn::SendStream,
+    buf: Vec<u8>,
+}
+
+/// The current connection's control stream, if connected, and which
+/// connection it is. Requests are sent under its lock, so each is sent
+/// once per connection.
+#[derive(Default)]
+struct Slot {
+    control: Option<Control>,
+    generation: u64,
+}
+
+/// Queue updates and alerts waiting for the application at most.
+const MAX_OTHERS: usize = 4096;
+
+/// The most chats one hello resumes: the hub's default `resume_points`.
+const MAX_RESUME_POINTS: usize = 256;
+
+/// The most events held for one chat while waiting for a gap to fill;
+/// beyond it they are handed over as they are.
+const MAX_HELD: usize = 10_000;
+
+struct Inner {
+    config: ClientConfig,
+    role: Role,
+    endpoint: quinn::Endpoint,
+    control: tokio::sync::Mutex<Slot>,
+    pending: Mutex<Pending>,
+    memory: Mutex<Memory>,
+    next_request: AtomicU64,
+    events: mpsc::Sender<Event>,
+    incoming: Arc<IncomingBoard>,
+    closing: AtomicBool,
+    connection: Mutex<Option<quinn::Connection>>,
+    /// Queue updates and alerts on their way to the application.
+    others: Mutex<VecDeque<Event>>,
+    /// Chat events (or others) were made ready (for the forwarding task).
+    readied: tokio::sync::Notify,
+    /// The forwarding task took the ready chat events (for stream readers
+    /// waiting for room).
+    taken: tokio::sync::Notify,
+}
+
+pub(crate) struct Link {
+    inner: Arc<Inner>,
+    events: tokio::sync::Mutex<mpsc::Receiver<Event>>,
+    next_client_id: AtomicU64,
+    pub welcome: Welcome,
+    pub incoming: Arc<IncomingBoard>,
+    supervisor: JoinHandle<()>,
+    forwarder: JoinHandle<()>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.close();
+        self.supervisor.abort();
+        self.forwarder.abort();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn protocol(err: impl std::fmt::Display) -> ClientError {
+    ClientError::Protocol(err.to_string())
+}
+
+/// A connection with its control stream open and the hello answered.
+struct Session {
+    conn: quinn::Connection,
+    recv: quinn::RecvStream,
+    frames: FrameBuf,
+    control: Control,
+    welcome: Welcome,
+}
+
+impl Link {
+    /// Connects, says hello as `role`, and waits for the welcome. A refusal
+    /// (wrong token, unsupported version) fails here; later losses of the
+    /// connection are repaired in the background.
+    pub(super) async fn connect(config: &ClientConfig, role: Role) -> Result<Self, ClientError> {
+        let endpoint = match &config.endpoint {
+            Some(shared) => shared.clone(),
+            None => {
+                let bind: SocketAddr = if config.server.is_ipv6() {
+                    (Ipv6Addr::UNSPECIFIED, 0).into()
+                } else {
+                    (Ipv4Addr::UNSPECIFIED, 0).into()
+                };
+                let mut endpoint =
+                    crate::udp::endpoint(bind, crate::udp::CLIENT_BUFFER_BYTES, None)?;
+                endpoint.set_default_client_config(config.quic.clone());
+                endpoint
+            }
+        };
+        let (events_tx, events_rx) = mpsc::channel(EVENT_BUFFER);
+        let incoming = Arc::new(IncomingBoard::default());
+        let inner = Arc::new(Inner {
+            config: config.clone(),
+            role,
+            endpoint,
+            control: tokio::sync::Mutex::new(Slot::default()),
+            pending: Mutex::new(Pending::default()),
+            memory: Mutex::new(Memory::default()),
+            next_request: AtomicU64::new(1),
+            events: events_tx,
+            incoming: incoming.clone(),
+            closing: AtomicBool::new(false),
+            connection: Mutex::new(None),
+            others: Mutex::new(VecDeque::new()),
+            readied: tokio::sync::Notify::new(),
+            taken: tokio::sync::Notify::new(),
+        });
+        let session = inner.open().await?;
+        let welcome = session.welcome.clone();
+        // Usable at once for file streams; requests are sent as soon as the
+        // supervisor has installed the control stream.
+        *lock(&inner.connection) = Some(session.conn.clone());
+        let supervisor = tokio::spawn(supervise(inner.clone(), session));
+        let forwarder = tokio::spawn(forward(inner.clone()));
+        Ok(Self {
+            inner,
+            events: tokio::sync::Mutex::new(events_rx),
+            next_client_id: AtomicU64::new(RandomState::new().hash_one(0u8) >> 1),
+            welcome,
+            incoming,
+            supervisor,
+            forwarder,
+        })
+    }
+
+    /// A fresh id for a message this client sends.
+    pub(super) fn next_client_id(&self) -> u64 {
+        self.next_client_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A random secret for a new chat: 128 bits from the system's secure
+    /// random source.
+    pub(super) fn new_secret(&self) -> Result<Secret, ClientError> {
+        let mut bytes = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+            .map_err(|_| ClientError::Config("the system random source failed".into()))?;
+        Ok(Secret::new(crate::core::hex::encode(&bytes)))
+    }
+
+    /// Remembers a customer chat's secret, to resume it after a reconnect.
+    pub(super) fn remember_secret(&self, chat: ChatId, secret: Secret) {
+        lock(&self.inner.memory).secrets.insert(chat, secret);
+    }
+
+    /// The secret of a chat this client started.
+    pub(super) fn secret(&self, chat: ChatId) -> Option<Secret> {
+        lock(&self.inner.memory).secrets.get(&chat).cloned()
+    }
+
+    /// Remembers an `Identify` the hub accepted, to prove it again after a
+    /// reconnect.
+    pub(super) fn remember_identity(&self, identify: RequestBody) {
+        if let RequestBody::Identify { channel, .. } = &identify {
+            lock(&self.inner.memory)
+                .identities
+                .insert(channel.clone(), identify);
+        }
+    }
+
+    /// Remembers the agent's status, to set it again after a reconnect.
+    pub(super) fn remember_status(&self, status: Status) {
+        lock(&self.inner.memory).status = Some(status);
+    }
+
+    /// Sends a request and waits for its answer, across reconnects.
+    pub(super) async fn request(&self, body: RequestBody) -> Result<Reply, ClientError> {
+        let inner = &self.inner;
+        let id = inner.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let mut slot = inner.control.lock().await;
+        {
+            let mut pending = lock(&inner.pending);
+            if let Some(reason) = &pending.closed {
+                return Err(ClientError::Closed(reason.clone()));
+            }
+            pending.waiters.insert(
+                id,
+                Waiter {
+                    body: body.clone(),
+                    sent_on: 0,
+                    resent: false,
+                    tx,
+                },
+            );
+        }
+        // Without a connection the request waits; the reconnect sends it.
+        inner.write(&mut slot, id, body).await;
+        drop(slot);
+        match rx.await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(error)) => Err(ClientError::Refused(error)),
+            Err(_) => Err(ClientError::Closed(
+                lock(&inner.pending)
+                    .closed
+                    .clone()
+                    .unwrap_or_else(|| "the connection closed".into()),
+            )),
+        }
+    }
+
+    /// The next pushed event.
+    pub(super) async fn next_event(&self) -> Option<Event> {
+        self.events.lock().await.recv().await
+    }
+
+    /// Closes the connection for good.
+    pub(super) fn close(&self) {
+        self.inner.closing.store(true, Ordering::SeqCst);
+        if let Some(conn) = lock(&self.inner.connection).take() {
+            conn.close(CloseCode::Normal.code().into(), b"client closed");
+        }
+        self.inner
+            .fail_all("the client closed the connection".into());
+    }
+}
+
+mod files;
+mod inner;
+mod memory;
+mod reconnect;
+mod streams;
+#[cfg(test)]
+mod tests;
+
+use memory::{Memory, order};
+use reconnect::supervise;
+use streams::{accept_event_streams, forward};

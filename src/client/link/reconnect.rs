@@ -1,0 +1,166 @@
+//! The thin loop around the state: serve a connection until it is lost,
+//! then connect again with a jittered backoff.
+
+use super::*;
+
+/// Serves a connection until it is lost, then reconnects, for as long as
+/// the link is open.
+pub(super) async fn supervise(inner: Arc<Inner>, mut session: Session) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        *lock(&inner.connection) = Some(session.conn.clone());
+        let streams = tokio::spawn(accept_event_streams(session.conn.clone(), inner.clone()));
+        {
+            let mut slot = inner.control.lock().await;
+            slot.generation += 1;
+            slot.control = Some(session.control);
+            // After a reconnect the agent's status comes back first: a
+            // restarted hub forgot it.
+            let status = lock(&inner.memory).status.filter(|_| slot.generation > 1);
+            if let Some(status) = status {
+                let id = inner.next_request.fetch_add(1, Ordering::Relaxed);
+                inner
+                    .write(&mut slot, id, RequestBody::SetStatus { status })
+                    .await;
+            }
+            // So do the customer's proven identities, before any start.
+            let identities: Vec<RequestBody> = if slot.generation > 1 {
+                lock(&inner.memory).identities.values().cloned().collect()
+            } else {
+                Vec::new()
+            };
+            for identify in identities {
+                let id = inner.next_request.fetch_add(1, Ordering::Relaxed);
+                inner.write(&mut slot, id, identify).await;
+            }
+            // Everything unanswered goes out again on the new connection, if
+            // doing it twice is harmless; a request that may have taken effect
+            // and would take effect again is answered with an error instead.
+            let generation = slot.generation;
+            let unanswered: Vec<(u64, RequestBody)> = {
+                let mut pending = lock(&inner.pending);
+                let unsafe_again: Vec<u64> = pending
+                    .waiters
+                    .iter()
+                    .filter(|(_, waiter)| waiter.sent_on != 0 && !waiter.body.safe_to_send_again())
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in unsafe_again {
+                    if let Some(waiter) = pending.waiters.remove(&id) {
+                        let _ = waiter.tx.send(Err(ErrorFrame::new(
+                            ErrorCode::Unavailable,
+                            "the connection was lost before the answer: the request may have taken effect",
+                        )));
+                    }
+                }
+                pending
+                    .waiters
+                    .iter()
+                    .filter(|(_, waiter)| waiter.sent_on != generation)
+                    .map(|(id, waiter)| (*id, waiter.body.clone()))
+                    .collect()
+            };
+            for (id, body) in unanswered {
+                inner.write(&mut slot, id, body).await;
+            }
+        }
+        let outcome = read_responses(&inner, session.recv, session.frames).await;
+        inner.control.lock().await.control = None;
+        streams.abort();
+        lock(&inner.connection).take();
+        if inner.closing.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Err(refusal) = outcome {
+            inner.fail_all(refusal);
+            return;
+        }
+        // Reconnect with backoff.
+        session = loop {
+            if inner.closing.load(Ordering::SeqCst) {
+                return;
+            }
+            match inner.open().await {
+                Ok(session) => {
+                    backoff = Duration::from_millis(50);
+                    break session;
+                }
+                // Refused for now (a limit, a hub that cannot store):
+                // try again after the backoff like any failed connect.
+                Err(ClientError::Refused(error)) if !refusal_is_final(error.code) => {
+                    tracing::debug!("reconnecting in {backoff:?}: {error}");
+                    tokio::time::sleep(jittered(backoff)).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(ClientError::Refused(error)) => {
+                    inner.fail_all(format!("the hub refused to resume: {error}"));
+                    return;
+                }
+                Err(err) => {
+                    tracing::debug!("reconnecting in {backoff:?}: {err}");
+                    tokio::time::sleep(jittered(backoff)).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        };
+    }
+}
+
+/// A wait of between half and all of `backoff`, drawn anew each time, so
+/// the clients of a hub that restarted do not all come back at the same
+/// instants.
+pub(super) fn jittered(backoff: Duration) -> Duration {
+    let draw = RandomState::new().hash_one(std::time::Instant::now());
+    let fraction = 0.5 + (draw % 1_000) as f64 / 2_000.0;
+    backoff.mul_f64(fraction)
+}
+
+/// Whether a connection the hub closed or refused with `code` would be
+/// refused again the same way (bad frames, wrong credentials, another
+/// protocol version, a hello out of bounds), so the link gives up; any
+/// other refusal (a limit, a hub that cannot store now) is tried again
+/// after a backoff.
+pub(super) fn refusal_is_final(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::BadFrame
+            | ErrorCode::Unauthorized
+            | ErrorCode::UnsupportedVersion
+            | ErrorCode::InvalidRequest
+            | ErrorCode::NotAllowed
+    )
+}
+
+/// Matches responses on the control stream to their requests until the
+/// stream ends. `Err` when the hub closed the connection for good (it
+/// refused something about the connection itself).
+pub(super) async fn read_responses(
+    inner: &Inner,
+    mut recv: quinn::RecvStream,
+    mut frames: FrameBuf,
+) -> Result<(), String> {
+    loop {
+        match frames.next_frame::<ServerFrame>() {
+            Ok(Some(ServerFrame::Response(response))) => {
+                inner.answer(response.id, response.result);
+                continue;
+            }
+            Ok(Some(ServerFrame::Closing(error))) => {
+                return if refusal_is_final(error.code) {
+                    Err(format!("the hub closed the connection: {error}"))
+                } else {
+                    Ok(())
+                };
+            }
+            Ok(Some(other)) => {
+                return Err(format!("unexpected frame on the control stream: {other:?}"));
+            }
+            Ok(None) => {}
+            Err(err) => return Err(format!("bad frame from the hub: {err}")),
+        }
+        match recv.read_chunk(usize::MAX, true).await {
+            Ok(Some(chunk)) => frames.push(&chunk.bytes),
+            Ok(None) | Err(_) => return Ok(()),
+        }
+    }
+}
