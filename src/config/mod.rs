@@ -144,134 +144,6 @@ pub struct RuntimeConfig {
 /// The smallest `checkpoint_bytes` accepted.
 const MIN_CHECKPOINT_BYTES: u64 = 64 << 10;
 
-/// Whether a channel takes signed customer identities: `"off"` (the
-/// default), `"accept"` or `"require"`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IdentityMode {
-    /// Customers are whoever they say they are.
-    #[default]
-    Off,
-    /// A customer may prove who they are.
-    Accept,
-    /// Only customers who prove who they are may start chats.
-    Require,
-}
-
-/// One `[[channel]]` table. `Debug` leaves the identity secret out.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelConfig {
-    /// The channel's name, e.g. `support`.
-    pub name: String,
-    /// How long a chat may wait before Present agents are alerted: `"60s"`
-    /// (or, as before, `alert_after_secs = 60`).
-    #[serde(
-        default = "default_alert_after",
-        alias = "alert_after_secs",
-        deserialize_with = "duration"
-    )]
-    pub alert_after: Duration,
-    /// Offer the offline form when no member agent is Present.
-    #[serde(default = "yes")]
-    pub offline_form: bool,
-    /// Let customers return to an ended chat.
-    #[serde(default)]
-    pub end_form: bool,
-    /// How long after the end a customer may return: `"15m"` (or, as
-    /// before, `return_window_secs = 900`).
-    #[serde(
-        default = "default_return_window",
-        alias = "return_window_secs",
-        deserialize_with = "duration"
-    )]
-    pub return_window: Duration,
-    /// Posted to the customer when a chat starts.
-    #[serde(default)]
-    pub welcome: Option<String>,
-    /// The most chats that may wait at once.
-    #[serde(default = "default_queue_limit")]
-    pub queue_limit: usize,
-    /// Text shown above the offline form.
-    #[serde(default)]
-    pub offline_message: Option<String>,
-    /// The most bytes a file shared in a chat may have.
-    #[serde(default = "default_file_limit")]
-    pub file_limit_bytes: u64,
-    /// How long a waiting chat's customer may be gone before the chat is
-    /// abandoned (it leaves the queue and its alerts are cleared).
-    #[serde(default = "default_abandon_after", with = "humantime_serde")]
-    pub abandon_after: Duration,
-    /// Signed customer identities: `"off"`, `"accept"` or `"require"`.
-    #[serde(default)]
-    pub identity: IdentityMode,
-    /// The secret the contact center's web backend signs identities with
-    /// (HMAC-SHA256, at least 32 bytes); needed unless `identity = "off"`.
-    #[serde(default)]
-    pub identity_secret: Option<String>,
-}
-
-impl std::fmt::Debug for ChannelConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChannelConfig")
-            .field("name", &self.name)
-            .field("alert_after", &self.alert_after)
-            .field("offline_form", &self.offline_form)
-            .field("end_form", &self.end_form)
-            .field("return_window", &self.return_window)
-            .field("welcome", &self.welcome)
-            .field("queue_limit", &self.queue_limit)
-            .field("offline_message", &self.offline_message)
-            .field("file_limit_bytes", &self.file_limit_bytes)
-            .field("abandon_after", &self.abandon_after)
-            .field("identity", &self.identity)
-            .field(
-                "identity_secret",
-                &self.identity_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
-    }
-}
-
-/// One `[[agent]]` table. `Debug` leaves the token out.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AgentFileConfig {
-    /// Sign-in name: letters, digits, `.`, `_` and `-`.
-    pub id: String,
-    /// Display name; the id if absent.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// The SHA-256 digest of the sign-in token, `sha256:<64 hex digits>`,
-    /// as `chathub token` prints it: the hub never needs the token itself.
-    #[serde(default)]
-    pub token_hash: Option<String>,
-    /// The sign-in token itself (kept for compatibility; prefer
-    /// `token_hash`). With neither, a token is generated on first start
-    /// and kept in `<data_dir>/agent-tokens/<id>.token`.
-    #[serde(default)]
-    pub token: Option<String>,
-    /// Channels the agent works; all channels if absent.
-    #[serde(default)]
-    pub channels: Option<Vec<String>>,
-    /// The most chats the agent may hold at once.
-    #[serde(default = "default_capacity")]
-    pub capacity: u64,
-}
-
-impl std::fmt::Debug for AgentFileConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AgentFileConfig")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("token_hash", &self.token_hash)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("channels", &self.channels)
-            .field("capacity", &self.capacity)
-            .finish()
-    }
-}
-
 fn yes() -> bool {
     true
 }
@@ -286,26 +158,6 @@ fn default_metrics_listen() -> SocketAddr {
 
 fn default_data_dir() -> PathBuf {
     PathBuf::from("chathub-data")
-}
-
-fn default_alert_after() -> Duration {
-    Duration::from_secs(60)
-}
-
-fn default_return_window() -> Duration {
-    Duration::from_secs(15 * 60)
-}
-
-fn default_queue_limit() -> usize {
-    10_000
-}
-
-fn default_file_limit() -> u64 {
-    10 << 20
-}
-
-fn default_abandon_after() -> Duration {
-    Duration::from_secs(120)
 }
 
 fn default_presence_grace() -> Duration {
@@ -326,10 +178,6 @@ fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duratio
         Written::Text(text) => humantime_serde::re::humantime::parse_duration(&text)
             .map_err(|err| serde::de::Error::custom(format!("{text:?} is not a duration: {err}"))),
     }
-}
-
-fn default_capacity() -> u64 {
-    4
 }
 
 fn default_channels() -> Vec<ChannelConfig> {
@@ -364,40 +212,6 @@ impl Default for Config {
     fn default() -> Self {
         Self::from_toml("").expect("the empty configuration is valid")
     }
-}
-
-/// Sets the field `path` (`LIMITS__CHATS_PER_IP`) names in `table` to
-/// `value`, read as TOML if it is TOML and as a string otherwise.
-fn set_field(
-    table: &mut toml::Table,
-    key: &str,
-    path: &str,
-    value: &str,
-) -> Result<(), ConfigError> {
-    let invalid = |why: &str| ConfigError::Invalid(format!("environment variable {key}: {why}"));
-    let parts: Vec<String> = path.split("__").map(str::to_lowercase).collect();
-    let Some((field, tables)) = parts.split_last() else {
-        return Err(invalid("names no field"));
-    };
-    if parts.iter().any(String::is_empty) {
-        return Err(invalid("names no field"));
-    }
-    let mut here = table;
-    for name in tables {
-        let next = here
-            .entry(name.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        here = match next {
-            toml::Value::Table(inner) => inner,
-            _ => return Err(invalid(&format!("{name} is not a table"))),
-        };
-    }
-    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
-        .ok()
-        .and_then(|mut parsed| parsed.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
-    here.insert(field.clone(), parsed);
-    Ok(())
 }
 
 fn valid_name(name: &str) -> bool {
@@ -596,104 +410,14 @@ impl Config {
     }
 }
 
+mod env;
+mod tables;
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests;
 
-    #[test]
-    fn the_empty_file_is_the_documented_default() {
-        let config = Config::default();
-        assert_eq!(config.listen, "127.0.0.1:4433".parse().unwrap());
-        assert_eq!(config.data_dir, PathBuf::from("chathub-data"));
-        assert!(config.metrics.enabled);
-        assert_eq!(config.channels.len(), 1);
-        assert_eq!(config.channels[0].name, "support");
-        assert_eq!(config.agents[0].id, "agent");
-        assert_eq!(
-            config.agent_channels(&config.agents[0]),
-            [ChannelId::new("support")]
-        );
-    }
-
-    #[test]
-    fn channels_and_agents_are_read_from_toml() {
-        let config = Config::from_toml(
-            r#"
-            listen = "127.0.0.1:0"
-            [[channel]]
-            name = "sales"
-            alert_after_secs = 30
-            welcome = "Hej!"
-            [[channel]]
-            name = "support"
-            alert_after = "250ms"
-            return_window = "2m"
-            [[agent]]
-            id = "alice"
-            token = "a-long-enough-token"
-            channels = ["sales"]
-            "#,
-        )
-        .unwrap();
-        let settings = config.channel_settings();
-        assert_eq!(settings[0].alert_after, Duration::from_secs(30));
-        assert_eq!(settings[1].alert_after, Duration::from_millis(250));
-        assert_eq!(settings[1].return_window, Duration::from_secs(120));
-        assert_eq!(settings[0].welcome.as_deref(), Some("Hej!"));
-        assert_eq!(
-            config.agent_channels(&config.agents[0]),
-            [ChannelId::new("sales")]
-        );
-    }
-
-    #[test]
-    fn environment_variables_override_fields() {
-        let vars = [
-            ("CHATHUB_LISTEN", "127.0.0.1:5555"),
-            ("CHATHUB_DATA_DIR", "/var/lib/chathub"),
-            ("CHATHUB_METRICS__ENABLED", "false"),
-            ("CHATHUB_LIMITS__CHATS_PER_IP", "7"),
-            ("CHATHUB_LIMITS__HELLO_TIMEOUT", "3s"),
-            ("HOME", "/root"),
-        ]
-        .map(|(key, value)| (key.to_owned(), value.to_owned()));
-        let config = Config::from_toml_with("[metrics]\nenabled = true\n", vars).unwrap();
-        assert_eq!(config.listen, "127.0.0.1:5555".parse().unwrap());
-        assert_eq!(config.data_dir, PathBuf::from("/var/lib/chathub"));
-        assert!(!config.metrics.enabled);
-        assert_eq!(config.limits.chats_per_ip, 7);
-        assert_eq!(config.limits.hello_timeout, Duration::from_secs(3));
-        // An override is checked like the file.
-        let bad = [("CHATHUB_LIMITS__CHATS_PER_IP".to_owned(), "0".to_owned())];
-        let err = Config::from_toml_with("", bad).unwrap_err().to_string();
-        assert!(err.contains("chats_per_ip"), "{err}");
-        let unknown = [("CHATHUB_COLOUR".to_owned(), "blue".to_owned())];
-        let err = Config::from_toml_with("", unknown).unwrap_err().to_string();
-        assert!(err.contains("unknown field"), "{err}");
-    }
-
-    #[test]
-    fn contradictions_are_refused_with_a_reason() {
-        for (text, reason) in [
-            (
-                "[[channel]]\nname = \"a\"\n[[channel]]\nname = \"a\"",
-                "declared twice",
-            ),
-            (
-                "[[agent]]\nid = \"x\"\nchannels = [\"nope\"]",
-                "unknown channel",
-            ),
-            ("[[agent]]\nid = \"../etc\"", "agent id"),
-            ("[[agent]]\nid = \"x\"\ntoken = \"short\"", "at least 16"),
-            ("colour = \"blue\"", "unknown field"),
-            (
-                "[store]\ncheckpoint_bytes = 100",
-                "checkpoint_bytes must be at least",
-            ),
-            ("[runtime]\nworkers = 0", "workers must be at least 1"),
-        ] {
-            let err = Config::from_toml(text).unwrap_err().to_string();
-            assert!(err.contains(reason), "{text:?} gave {err:?}");
-        }
-    }
-}
+use env::set_field;
+pub use tables::{AgentFileConfig, ChannelConfig, IdentityMode};
+use tables::{
+    default_abandon_after, default_alert_after, default_capacity, default_file_limit,
+    default_queue_limit, default_return_window,
+};

@@ -1,0 +1,155 @@
+//! The `[[channel]]` and `[[agent]]` tables.
+
+use super::*;
+
+/// Whether a channel takes signed customer identities: `"off"` (the
+/// default), `"accept"` or `"require"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityMode {
+    /// Customers are whoever they say they are.
+    #[default]
+    Off,
+    /// A customer may prove who they are.
+    Accept,
+    /// Only customers who prove who they are may start chats.
+    Require,
+}
+
+/// One `[[channel]]` table. `Debug` leaves the identity secret out.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// The channel's name, e.g. `support`.
+    pub name: String,
+    /// How long a chat may wait before Present agents are alerted: `"60s"`
+    /// (or, as before, `alert_after_secs = 60`).
+    #[serde(
+        default = "default_alert_after",
+        alias = "alert_after_secs",
+        deserialize_with = "duration"
+    )]
+    pub alert_after: Duration,
+    /// Offer the offline form when no member agent is Present.
+    #[serde(default = "yes")]
+    pub offline_form: bool,
+    /// Let customers return to an ended chat.
+    #[serde(default)]
+    pub end_form: bool,
+    /// How long after the end a customer may return: `"15m"` (or, as
+    /// before, `return_window_secs = 900`).
+    #[serde(
+        default = "default_return_window",
+        alias = "return_window_secs",
+        deserialize_with = "duration"
+    )]
+    pub return_window: Duration,
+    /// Posted to the customer when a chat starts.
+    #[serde(default)]
+    pub welcome: Option<String>,
+    /// The most chats that may wait at once.
+    #[serde(default = "default_queue_limit")]
+    pub queue_limit: usize,
+    /// Text shown above the offline form.
+    #[serde(default)]
+    pub offline_message: Option<String>,
+    /// The most bytes a file shared in a chat may have.
+    #[serde(default = "default_file_limit")]
+    pub file_limit_bytes: u64,
+    /// How long a waiting chat's customer may be gone before the chat is
+    /// abandoned (it leaves the queue and its alerts are cleared).
+    #[serde(default = "default_abandon_after", with = "humantime_serde")]
+    pub abandon_after: Duration,
+    /// Signed customer identities: `"off"`, `"accept"` or `"require"`.
+    #[serde(default)]
+    pub identity: IdentityMode,
+    /// The secret the contact center's web backend signs identities with
+    /// (HMAC-SHA256, at least 32 bytes); needed unless `identity = "off"`.
+    #[serde(default)]
+    pub identity_secret: Option<String>,
+}
+
+impl std::fmt::Debug for ChannelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelConfig")
+            .field("name", &self.name)
+            .field("alert_after", &self.alert_after)
+            .field("offline_form", &self.offline_form)
+            .field("end_form", &self.end_form)
+            .field("return_window", &self.return_window)
+            .field("welcome", &self.welcome)
+            .field("queue_limit", &self.queue_limit)
+            .field("offline_message", &self.offline_message)
+            .field("file_limit_bytes", &self.file_limit_bytes)
+            .field("abandon_after", &self.abandon_after)
+            .field("identity", &self.identity)
+            .field(
+                "identity_secret",
+                &self.identity_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// One `[[agent]]` table. `Debug` leaves the token out.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentFileConfig {
+    /// Sign-in name: letters, digits, `.`, `_` and `-`.
+    pub id: String,
+    /// Display name; the id if absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The SHA-256 digest of the sign-in token, `sha256:<64 hex digits>`,
+    /// as `chathub token` prints it: the hub never needs the token itself.
+    #[serde(default)]
+    pub token_hash: Option<String>,
+    /// The sign-in token itself (kept for compatibility; prefer
+    /// `token_hash`). With neither, a token is generated on first start
+    /// and kept in `<data_dir>/agent-tokens/<id>.token`.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Channels the agent works; all channels if absent.
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
+    /// The most chats the agent may hold at once.
+    #[serde(default = "default_capacity")]
+    pub capacity: u64,
+}
+
+impl std::fmt::Debug for AgentFileConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentFileConfig")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("token_hash", &self.token_hash)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("channels", &self.channels)
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+pub(super) fn default_alert_after() -> Duration {
+    Duration::from_secs(60)
+}
+
+pub(super) fn default_return_window() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+pub(super) fn default_queue_limit() -> usize {
+    10_000
+}
+
+pub(super) fn default_file_limit() -> u64 {
+    10 << 20
+}
+
+pub(super) fn default_abandon_after() -> Duration {
+    Duration::from_secs(120)
+}
+
+pub(super) fn default_capacity() -> u64 {
+    4
+}

@@ -1,0 +1,100 @@
+//! Reading, overriding and checking configurations.
+
+use super::*;
+
+#[test]
+fn the_empty_file_is_the_documented_default() {
+    let config = Config::default();
+    assert_eq!(config.listen, "127.0.0.1:4433".parse().unwrap());
+    assert_eq!(config.data_dir, PathBuf::from("chathub-data"));
+    assert!(config.metrics.enabled);
+    assert_eq!(config.channels.len(), 1);
+    assert_eq!(config.channels[0].name, "support");
+    assert_eq!(config.agents[0].id, "agent");
+    assert_eq!(
+        config.agent_channels(&config.agents[0]),
+        [ChannelId::new("support")]
+    );
+}
+
+#[test]
+fn channels_and_agents_are_read_from_toml() {
+    let config = Config::from_toml(
+        r#"
+        listen = "127.0.0.1:0"
+        [[channel]]
+        name = "sales"
+        alert_after_secs = 30
+        welcome = "Hej!"
+        [[channel]]
+        name = "support"
+        alert_after = "250ms"
+        return_window = "2m"
+        [[agent]]
+        id = "alice"
+        token = "a-long-enough-token"
+        channels = ["sales"]
+        "#,
+    )
+    .unwrap();
+    let settings = config.channel_settings();
+    assert_eq!(settings[0].alert_after, Duration::from_secs(30));
+    assert_eq!(settings[1].alert_after, Duration::from_millis(250));
+    assert_eq!(settings[1].return_window, Duration::from_secs(120));
+    assert_eq!(settings[0].welcome.as_deref(), Some("Hej!"));
+    assert_eq!(
+        config.agent_channels(&config.agents[0]),
+        [ChannelId::new("sales")]
+    );
+}
+
+#[test]
+fn environment_variables_override_fields() {
+    let vars = [
+        ("CHATHUB_LISTEN", "127.0.0.1:5555"),
+        ("CHATHUB_DATA_DIR", "/var/lib/chathub"),
+        ("CHATHUB_METRICS__ENABLED", "false"),
+        ("CHATHUB_LIMITS__CHATS_PER_IP", "7"),
+        ("CHATHUB_LIMITS__HELLO_TIMEOUT", "3s"),
+        ("HOME", "/root"),
+    ]
+    .map(|(key, value)| (key.to_owned(), value.to_owned()));
+    let config = Config::from_toml_with("[metrics]\nenabled = true\n", vars).unwrap();
+    assert_eq!(config.listen, "127.0.0.1:5555".parse().unwrap());
+    assert_eq!(config.data_dir, PathBuf::from("/var/lib/chathub"));
+    assert!(!config.metrics.enabled);
+    assert_eq!(config.limits.chats_per_ip, 7);
+    assert_eq!(config.limits.hello_timeout, Duration::from_secs(3));
+    // An override is checked like the file.
+    let bad = [("CHATHUB_LIMITS__CHATS_PER_IP".to_owned(), "0".to_owned())];
+    let err = Config::from_toml_with("", bad).unwrap_err().to_string();
+    assert!(err.contains("chats_per_ip"), "{err}");
+    let unknown = [("CHATHUB_COLOUR".to_owned(), "blue".to_owned())];
+    let err = Config::from_toml_with("", unknown).unwrap_err().to_string();
+    assert!(err.contains("unknown field"), "{err}");
+}
+
+#[test]
+fn contradictions_are_refused_with_a_reason() {
+    for (text, reason) in [
+        (
+            "[[channel]]\nname = \"a\"\n[[channel]]\nname = \"a\"",
+            "declared twice",
+        ),
+        (
+            "[[agent]]\nid = \"x\"\nchannels = [\"nope\"]",
+            "unknown channel",
+        ),
+        ("[[agent]]\nid = \"../etc\"", "agent id"),
+        ("[[agent]]\nid = \"x\"\ntoken = \"short\"", "at least 16"),
+        ("colour = \"blue\"", "unknown field"),
+        (
+            "[store]\ncheckpoint_bytes = 100",
+            "checkpoint_bytes must be at least",
+        ),
+        ("[runtime]\nworkers = 0", "workers must be at least 1"),
+    ] {
+        let err = Config::from_toml(text).unwrap_err().to_string();
+        assert!(err.contains(reason), "{text:?} gave {err:?}");
+    }
+}
