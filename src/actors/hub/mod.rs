@@ -1,13 +1,14 @@
 //! The `Hub` handle that connection tasks call, and the root of the
 //! supervision tree.
 //!
-//! This file holds the handle's state and what every request needs (sign
-//! in, status, posting, ending); the rest is one file per concern:
-//! `chats.rs` (start, resume, queueing, get-next, pick), `handover.rs`
-//! (transfers, tickets from chats, the end form), `records.rs` (what agents
-//! read back), `knowledge.rs` (contacts, quick replies and the like),
-//! `files.rs`, `recovery.rs` (restart and rebuild), `root.rs` (the
-//! supervisor).
+//! This file holds the handle's state and what every request needs
+//! (posting, ending, the registry of live chats); the rest is one file per
+//! concern: `start.rs` (the tree started and stopped), `agents.rs` (agents'
+//! connections and status), `sign_in.rs`, `identity.rs`, `chats.rs` (start,
+//! resume, queueing, get-next, pick), `handover.rs` (transfers, tickets
+//! from chats, the end form), `records.rs` (what agents read back),
+//! `knowledge.rs` (contacts, quick replies and the like), `files.rs`,
+//! `recovery.rs` (restart and rebuild), `root.rs` (the supervisor).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -175,6 +176,7 @@ pub struct Hub {
 mod chats;
 mod files;
 pub use files::FileRoom;
+mod agents;
 mod handover;
 mod identity;
 mod knowledge;
@@ -182,6 +184,7 @@ mod records;
 mod recovery;
 mod root;
 mod sign_in;
+mod start;
 pub use identity::{MAX_IDENTITY_ID_BYTES, sign_identity};
 pub use sign_in::{MAX_TOKEN_BYTES, TokenDigest};
 #[cfg(test)]
@@ -238,117 +241,6 @@ async fn answer<T>(rx: oneshot::Receiver<T>) -> Result<T, HubError> {
 }
 
 impl Hub {
-    /// Starts the supervision tree (the root and one actor per channel)
-    /// over `store`, and recovers what the store holds: every chat that had
-    /// not ended is live again, queued chats in their original order with
-    /// their original wait time, active chats with their agent.
-    pub async fn start(config: HubConfig, store: Store) -> Result<Self, HubError> {
-        let (root, _) = Actor::spawn(None, HubActor, ())
-            .await
-            .map_err(|err| gone(format!("cannot start the hub: {err}")))?;
-        let channels = DashMap::new();
-        let mut settings = HashMap::new();
-        for channel in config.channels {
-            let (actor, _) =
-                Actor::spawn_linked(None, ChannelActor, channel.clone(), root.get_cell())
-                    .await
-                    .map_err(|err| gone(format!("cannot start channel {}: {err}", channel.id)))?;
-            channels.insert(channel.id.clone(), actor);
-            settings.insert(channel.id.clone(), channel);
-        }
-        let presence = Presence::new(settings.keys().cloned());
-        let agents = config
-            .agents
-            .into_iter()
-            .map(|agent| {
-                presence.add_agent(agent.id.clone(), &agent.channels, agent.capacity);
-                let entry = AgentEntry {
-                    token_digest: agent.token.clone(),
-                    config: agent,
-                };
-                (entry.config.id.clone(), entry)
-            })
-            .collect();
-        let (last_chat, last_ticket, last_item, last_file) = blocking({
-            let store = store.clone();
-            move || {
-                Ok((
-                    store.last_chat_id()?,
-                    store.last_ticket_id()?,
-                    store.last_id(Counter::Knowledge)?,
-                    store.last_id(Counter::Files)?,
-                ))
-            }
-        })
-        .await?;
-        let files_used = blocking({
-            let (dir, store) = (config.files_dir.clone(), store.clone());
-            move || Ok(files::sweep(&dir, &store.file_ids()?))
-        })
-        .await?;
-        let (failed_tx, storage_failed) = tokio::sync::watch::channel(None);
-        store.on_failure(move |err| {
-            let _ = failed_tx.send(Some(err.to_string()));
-        });
-        let hub = Self {
-            shared: Arc::new(Shared {
-                settings,
-                channels,
-                agents,
-                agent_actors: DashMap::new(),
-                chats: DashMap::new(),
-                assignments: DashMap::new(),
-                live_tokens: DashMap::new(),
-                presence,
-                presence_grace: config.presence_grace,
-                form_pace: Pace::per_minute(config.limits.offline_forms_per_minute),
-                start_pace: Pace::per_minute(config.limits.chat_starts_per_minute),
-                sign_in_pace: sign_in::SignInPace::new(&config.limits),
-                unknown_agent: TokenDigest::of(&format!("{:?}", std::time::Instant::now())),
-                limits: config.limits.clone(),
-                origins: Arc::default(),
-                reopening: DashMap::new(),
-                next_chat: AtomicU64::new(last_chat + 1),
-                next_ticket: AtomicU64::new(last_ticket + 1),
-                next_item: AtomicU64::new(last_item + 1),
-                next_file: AtomicU64::new(last_file + 1),
-                file_slots: Arc::new(tokio::sync::Semaphore::new(config.limits.files_in_flight)),
-                file_slots_per_ip: DashMap::new(),
-                upload_pace: {
-                    let per_hour_kib = (config.limits.upload_bytes_per_hour >> 10).max(1);
-                    Pace::new(
-                        per_hour_kib as f64 / 3600.0,
-                        u32::try_from(per_hour_kib).unwrap_or(u32::MAX),
-                    )
-                },
-                files_used: AtomicU64::new(files_used),
-                files_dir: config.files_dir,
-                next_conn: AtomicU64::new(1),
-                failures: AtomicU64::new(0),
-                storage_failed,
-                root: root.clone(),
-                store,
-            }),
-        };
-        root.cast(HubMsg::Init(hub.clone()))
-            .map_err(|_| gone("the hub root stopped"))?;
-        hub.recover().await?;
-        files::spawn_retention(Arc::downgrade(&hub.shared));
-        Ok(hub)
-    }
-
-    /// Stops every actor and waits for the root to finish.
-    pub async fn shutdown(&self) {
-        let root = &self.shared.root;
-        root.stop_children_and_wait(Some("shutdown".into()), None)
-            .await;
-        let _ = root.stop_and_wait(Some("shutdown".into()), None).await;
-        self.shared.chats.clear();
-        self.shared.agent_actors.clear();
-        let store = self.shared.store.clone();
-        let _ = tokio::task::spawn_blocking(move || store.close()).await;
-    }
-
     /// What any one client may make the hub do.
     pub fn limits(&self) -> &Limits {
         &self.shared.limits
@@ -459,62 +351,6 @@ impl Hub {
             .chats
             .remove_if(&chat, |_, entry| entry.actor.get_id() == actor.get_id());
     }
-    /// Signs a connection of an (authenticated) agent in: from now on it
-    /// receives the agent's events. Returns the agent's status.
-    pub async fn attach_agent(
-        &self,
-        agent: &AgentId,
-        sink: EventSink,
-        resume: Vec<(ChatId, u64)>,
-    ) -> Result<Status, HubError> {
-        let actor = self.agent_actor(agent).await?;
-        let (tx, rx) = oneshot::channel();
-        actor
-            .cast(AgentMsg::Attach {
-                sink,
-                resume,
-                reply: tx.into(),
-            })
-            .map_err(|_| gone("the agent's actor stopped"))?;
-        answer(rx).await
-    }
-
-    /// A connection of an agent closed.
-    pub fn detach_agent(&self, agent: &AgentId, conn: ConnId) {
-        if let Some(actor) = self.shared.agent_actors.get(agent) {
-            let _ = actor.cast(AgentMsg::Detach { conn });
-        }
-    }
-
-    async fn agent_actor(&self, agent: &AgentId) -> Result<ActorRef<AgentMsg>, HubError> {
-        if let Some(actor) = self.shared.agent_actors.get(agent) {
-            return Ok(actor.clone());
-        }
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .root
-            .cast(HubMsg::AgentActor {
-                agent: agent.clone(),
-                reply: tx.into(),
-            })
-            .map_err(|_| gone("the hub root stopped"))?;
-        answer(rx).await?
-    }
-
-    /// Sets an agent Present or Absent.
-    pub async fn set_status(&self, agent: &AgentId, status: Status) -> Result<(), HubError> {
-        let actor = self.agent_actor(agent).await?;
-        let (tx, rx) = oneshot::channel();
-        actor
-            .cast(AgentMsg::SetStatus {
-                status,
-                reply: tx.into(),
-            })
-            .map_err(|_| gone("the agent's actor stopped"))?;
-        answer(rx).await
-    }
-
-    /// Writes `ops` durably.
     async fn write(&self, ops: Vec<Op>) -> Result<(), HubError> {
         let (tx, rx) = oneshot::channel();
         self.shared

@@ -1,0 +1,63 @@
+//! Agents' connections: signing one in and out, and their status.
+
+use super::*;
+
+impl Hub {
+    /// Signs a connection of an (authenticated) agent in: from now on it
+    /// receives the agent's events. Returns the agent's status.
+    pub async fn attach_agent(
+        &self,
+        agent: &AgentId,
+        sink: EventSink,
+        resume: Vec<(ChatId, u64)>,
+    ) -> Result<Status, HubError> {
+        let actor = self.agent_actor(agent).await?;
+        let (tx, rx) = oneshot::channel();
+        actor
+            .cast(AgentMsg::Attach {
+                sink,
+                resume,
+                reply: tx.into(),
+            })
+            .map_err(|_| gone("the agent's actor stopped"))?;
+        answer(rx).await
+    }
+
+    /// A connection of an agent closed.
+    pub fn detach_agent(&self, agent: &AgentId, conn: ConnId) {
+        if let Some(actor) = self.shared.agent_actors.get(agent) {
+            let _ = actor.cast(AgentMsg::Detach { conn });
+        }
+    }
+
+    pub(super) async fn agent_actor(
+        &self,
+        agent: &AgentId,
+    ) -> Result<ActorRef<AgentMsg>, HubError> {
+        if let Some(actor) = self.shared.agent_actors.get(agent) {
+            return Ok(actor.clone());
+        }
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .root
+            .cast(HubMsg::AgentActor {
+                agent: agent.clone(),
+                reply: tx.into(),
+            })
+            .map_err(|_| gone("the hub root stopped"))?;
+        answer(rx).await?
+    }
+
+    /// Sets an agent Present or Absent.
+    pub async fn set_status(&self, agent: &AgentId, status: Status) -> Result<(), HubError> {
+        let actor = self.agent_actor(agent).await?;
+        let (tx, rx) = oneshot::channel();
+        actor
+            .cast(AgentMsg::SetStatus {
+                status,
+                reply: tx.into(),
+            })
+            .map_err(|_| gone("the agent's actor stopped"))?;
+        answer(rx).await
+    }
+}
