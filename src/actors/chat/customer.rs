@@ -12,11 +12,7 @@ impl ChatActorState {
         myself: &ActorRef<ChatMsg>,
         text: &str,
     ) -> Result<(), HubError> {
-        let limits = self.hub.limits();
-        let events = self.chat.events();
-        if events.len() as u64 >= limits.chat_events
-            || events.text_bytes() + text.len() as u64 > limits.chat_bytes
-        {
+        if let Err(full) = self.room_for(text.len() as u64) {
             if !self.told_too_long {
                 self.told_too_long = true;
                 let notice = "This chat has reached its length limit: the customer cannot \
@@ -29,22 +25,16 @@ impl ChatActorState {
                     self.persist(myself, Vec::new());
                 }
             }
-            return Err(HubError::limited(
-                Limit::ChatLength,
-                "the chat holds as much as a live chat may",
-            ));
+            return Err(full);
         }
         if !self.customer_rate.take(Timestamp::now()) {
-            return Err(HubError::limited(
-                Limit::MessageRate,
-                "messages come faster than the chat allows; wait a moment",
-            ));
+            return Err(too_fast());
         }
         Ok(())
     }
 
     /// Whether `caller` may share a file of `size` bytes now; see
-    /// [`ChatMsg::MayShare`].
+    /// [`ChatMsg::MayShare`]. Nothing is counted: the share itself is.
     pub(super) fn may_share(&mut self, caller: &Caller, size: u64) -> Result<(), HubError> {
         match self.party(caller)? {
             Party::Customer => {
@@ -58,26 +48,32 @@ impl ChatActorState {
                         ),
                     ));
                 }
-                let events = self.chat.events();
-                if events.len() as u64 >= limits.chat_events
-                    || events.text_bytes() >= limits.chat_bytes
-                {
-                    return Err(HubError::limited(
-                        Limit::ChatLength,
-                        "the chat holds as much as a live chat may",
-                    ));
-                }
+                // Room for the share's event, whose name has a byte at least.
+                self.room_for(1)?;
                 if !self.customer_rate.has_token(Timestamp::now()) {
-                    return Err(HubError::limited(
-                        Limit::MessageRate,
-                        "messages come faster than the chat allows; wait a moment",
-                    ));
+                    return Err(too_fast());
                 }
                 Ok(())
             }
             Party::Agent(agent) if self.chat.agent() == Some(&agent) => Ok(()),
             _ => Err(HubError::NotYourChat(self.chat.id())),
         }
+    }
+
+    /// Whether the chat has room for one more event carrying `bytes` of
+    /// text, within `chat_events` and `chat_bytes`.
+    fn room_for(&self, bytes: u64) -> Result<(), HubError> {
+        let limits = self.hub.limits();
+        let events = self.chat.events();
+        if events.len() as u64 >= limits.chat_events
+            || events.text_bytes() + bytes > limits.chat_bytes
+        {
+            return Err(HubError::limited(
+                Limit::ChatLength,
+                "the chat holds as much as a live chat may",
+            ));
+        }
+        Ok(())
     }
 
     /// The customer no longer receives the chat: a queued chat is
@@ -128,4 +124,11 @@ impl ChatActorState {
         }
         Ok(())
     }
+}
+
+fn too_fast() -> HubError {
+    HubError::limited(
+        Limit::MessageRate,
+        "messages come faster than the chat allows; wait a moment",
+    )
 }

@@ -202,9 +202,7 @@ impl std::fmt::Debug for Hub {
 }
 
 fn digest(token: &str) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
-        .as_ref()
-        .to_vec()
+    TokenDigest::of(token).as_bytes().to_vec()
 }
 
 fn gone(what: impl std::fmt::Display) -> HubError {

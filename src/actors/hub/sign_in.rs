@@ -24,6 +24,11 @@ impl TokenDigest {
         Self(bytes)
     }
 
+    /// The digest's bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// Reads `sha256:<64 hex digits>`, the form `chathub token` prints.
     pub fn parse(text: &str) -> Option<Self> {
         let bytes = crate::core::hex::decode(text.strip_prefix("sha256:")?)?;
