@@ -1,0 +1,436 @@
+//! The load and its checks: agents take chats and echo every customer
+//! message back, customers start a chat each and send numbered messages,
+//! and everything they observe is checked against the hub's promises (no
+//! chat assigned twice, every message delivered once, seqs without gap or
+//! duplicate).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use chathub::client::{AgentClient, ClientConfig, ClientError, CustomerClient, ErrorCode, Event};
+use chathub::core::{ChatEvent, ChatEventKind, ChatId, Customer, Party, Status};
+use futures::stream::{FuturesUnordered, StreamExt as _};
+
+use crate::report::{Latencies, Report, timeline};
+use crate::{CONNECTING, Options};
+
+/// Microseconds since the run began, the clock every message carries.
+fn micros(clock: Instant) -> u64 {
+    clock.elapsed().as_micros() as u64
+}
+
+/// Everything observed, shared by the tasks.
+#[derive(Default)]
+struct Observed {
+    owners: Mutex<HashMap<ChatId, Vec<usize>>>,
+    answer_us: Mutex<Vec<u64>>,
+    /// (sent, latency) of each message, in µs since the run's clock.
+    to_agent_us: Mutex<Vec<(u64, u64)>>,
+    to_customer_us: Mutex<Vec<(u64, u64)>>,
+    /// Per chat, the customer message numbers the agent received.
+    received: Mutex<HashMap<ChatId, Vec<u64>>>,
+    /// Per chat, the echoes the customer received.
+    echoed: Mutex<HashMap<ChatId, u64>>,
+    errors: Mutex<BTreeMap<String, u64>>,
+    violations: Mutex<Vec<String>>,
+    delivered: AtomicU64,
+    /// Chats agents took that were not this run's customers' (attackers').
+    foreign: AtomicU64,
+}
+
+impl Observed {
+    fn violation(&self, what: String) {
+        self.violations.lock().unwrap().push(what);
+    }
+
+    fn error(&self, err: &ClientError) {
+        let kind = match err.code() {
+            Some(code) => format!("{code:?}"),
+            None => "connection".to_owned(),
+        };
+        *self.errors.lock().unwrap().entry(kind).or_default() += 1;
+    }
+}
+
+/// Checks that one client's events of each chat come with seqs 1, 2, 3...
+#[derive(Default)]
+struct SeqCheck(HashMap<ChatId, u64>);
+
+impl SeqCheck {
+    fn see(&mut self, who: &str, event: &ChatEvent, observed: &Observed) {
+        let last = self.0.entry(event.chat).or_insert(0);
+        if event.seq != *last + 1 {
+            observed.violation(format!(
+                "{who}: {} seq {} after {}",
+                event.chat, event.seq, last
+            ));
+        }
+        *last = event.seq;
+    }
+}
+
+/// Runs the load: signs the agents in, starts the customers' chats, sends
+/// their messages, and checks what was observed; answers the report.
+pub(crate) async fn run(
+    options: &Options,
+    channels: &[String],
+    client: &ClientConfig,
+    token: &str,
+) -> anyhow::Result<Report> {
+    let clock = Instant::now();
+    let observed = Arc::new(Observed::default());
+    let done = Arc::new(AtomicBool::new(false));
+    // Tells this run's messages from those of chats an earlier run left.
+    let run = format!("run{}", std::process::id());
+
+    let mut agents = Vec::new();
+    for n in 0..options.agents {
+        let agent =
+            AgentClient::connect(client, format!("{}{n}", options.agent_prefix), token).await?;
+        agent.set_status(Status::Present).await?;
+        agents.push(agent);
+    }
+    // Each agent echoes every customer message back, and checks its events.
+    for (index, agent) in agents.iter().enumerate() {
+        let (agent, observed, run) = (agent.clone(), observed.clone(), run.clone());
+        tokio::spawn(async move {
+            let mut seqs = SeqCheck::default();
+            let who = format!("agent{index}");
+            // Echoes in flight, driven by this task.
+            let mut echoes = FuturesUnordered::new();
+            loop {
+                let event = tokio::select! {
+                    event = agent.next_event() => event,
+                    Some(()) = echoes.next() => continue,
+                };
+                let Some(event) = event else { break };
+                let Event::Chat(event) = event else { continue };
+                seqs.see(&who, &event, &observed);
+                let ChatEventKind::Message {
+                    from: Party::Customer,
+                    text,
+                    ..
+                } = &event.kind
+                else {
+                    continue;
+                };
+                // Only this run's messages: "<run> <n> <sent µs>".
+                let mut words = text.split(' ');
+                if words.next() != Some(run.as_str()) {
+                    continue;
+                }
+                let Some((n, sent)) = words
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .zip(words.next().and_then(|t| t.parse::<u64>().ok()))
+                else {
+                    continue;
+                };
+                observed
+                    .to_agent_us
+                    .lock()
+                    .unwrap()
+                    .push((sent, micros(clock).saturating_sub(sent)));
+                observed
+                    .received
+                    .lock()
+                    .unwrap()
+                    .entry(event.chat)
+                    .or_default()
+                    .push(n);
+                observed.delivered.fetch_add(1, Ordering::Relaxed);
+                let (agent, observed) = (&agent, &observed);
+                let text = format!("echo {n} {}", micros(clock));
+                echoes.push(async move {
+                    if let Err(err) = agent.send(event.chat, text).await {
+                        observed.error(&err);
+                    }
+                });
+            }
+        });
+    }
+    // Agents take chats until every chat was answered.
+    let answered = Arc::new(AtomicU64::new(0));
+    for (index, agent) in agents.iter().enumerate() {
+        let (agent, observed, answered, done, run) = (
+            agent.clone(),
+            observed.clone(),
+            answered.clone(),
+            done.clone(),
+            run.clone(),
+        );
+        let channels = channels.to_vec();
+        let total = options.customers as u64;
+        tokio::spawn(async move {
+            let mut turn = index;
+            while answered.load(Ordering::Relaxed) < total && !done.load(Ordering::Relaxed) {
+                turn += 1;
+                match agent
+                    .get_next(channels[turn % channels.len()].as_str())
+                    .await
+                {
+                    // Someone else's chat (an attacker's, or one an earlier
+                    // run left): ended at once, as an agent would.
+                    Ok(assignment) if !assignment.first_message.starts_with(&run) => {
+                        observed.foreign.fetch_add(1, Ordering::Relaxed);
+                        if let Err(err) = agent.end_chat(assignment.chat).await {
+                            observed.error(&err);
+                        }
+                    }
+                    Ok(assignment) => {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                        observed
+                            .owners
+                            .lock()
+                            .unwrap()
+                            .entry(assignment.chat)
+                            .or_default()
+                            .push(index);
+                    }
+                    Err(err) if err.code() == Some(ErrorCode::QueueEmpty) => {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Err(err) => observed.error(&err),
+                }
+            }
+        });
+    }
+    // A progress line while the run goes.
+    {
+        let (observed, done, answered) = (observed.clone(), done.clone(), answered.clone());
+        tokio::spawn(async move {
+            let mut last = 0;
+            while !done.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let delivered = observed.delivered.load(Ordering::Relaxed);
+                eprint!(
+                    "\r{:>5.1} s  answered {:>6}  delivered {:>9}  {:>8} msg/s   ",
+                    clock.elapsed().as_secs_f64(),
+                    answered.load(Ordering::Relaxed),
+                    delivered,
+                    delivered - last
+                );
+                let _ = std::io::stderr().flush();
+                last = delivered;
+            }
+            eprintln!();
+        });
+    }
+
+    // Customers arrive at most CONNECTING at a time, as a ramp; once every
+    // chat is answered they all start sending together, so the message
+    // phase is measured on its own.
+    let connecting = Arc::new(tokio::sync::Semaphore::new(CONNECTING));
+    let ready = Arc::new(tokio::sync::Barrier::new(options.customers + 1));
+    let customers: Vec<_> = (0..options.customers)
+        .map(|n| {
+            let (client, observed, connecting, run, ready) = (
+                client.clone(),
+                observed.clone(),
+                connecting.clone(),
+                run.clone(),
+                ready.clone(),
+            );
+            let channel = channels[n % channels.len()].clone();
+            let (messages, window, rate) = (options.messages as u64, options.window, options.rate);
+            let customers = options.customers;
+            tokio::spawn(async move {
+                customer(
+                    n, customers, client, channel, messages, window, rate, clock, observed,
+                    connecting, run, ready,
+                )
+                .await
+            })
+        })
+        .collect();
+    // Every chat answered: the message phase begins.
+    ready.wait().await;
+    let started = Instant::now();
+    println!(
+        "{} chats started and answered in {:.2} s; sending",
+        options.customers,
+        clock.elapsed().as_secs_f64()
+    );
+    let mut chats = Vec::new();
+    for customer in customers {
+        match customer.await? {
+            Ok(chat) => chats.push(chat),
+            Err(err) => {
+                done.store(true, Ordering::Relaxed);
+                return Err(err);
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+
+    let owners = observed.owners.lock().unwrap().clone();
+    for (chat, agents) in owners.iter().filter(|(_, agents)| agents.len() > 1) {
+        observed.violation(format!("{chat} assigned to agents {agents:?}"));
+    }
+    let received = observed.received.lock().unwrap().clone();
+    for chat in &chats {
+        let mut got = received.get(chat).cloned().unwrap_or_default();
+        got.sort_unstable();
+        let expected: Vec<u64> = (0..options.messages as u64).collect();
+        if got != expected {
+            let unique: HashSet<_> = got.iter().collect();
+            observed.violation(format!(
+                "{chat}: the agent got {} messages ({} distinct) of {}",
+                got.len(),
+                unique.len(),
+                options.messages
+            ));
+        }
+    }
+    let echoed: u64 = observed.echoed.lock().unwrap().values().sum();
+    let latencies = |samples: &Mutex<Vec<(u64, u64)>>| {
+        Latencies::of(samples.lock().unwrap().iter().map(|s| s.1))
+    };
+    let mut sends = observed.to_agent_us.lock().unwrap().clone();
+    sends.extend(observed.to_customer_us.lock().unwrap().iter());
+    let report = Report {
+        customers: options.customers,
+        answered: owners.len(),
+        elapsed,
+        relayed: observed.delivered.load(Ordering::Relaxed) + echoed,
+        answer_us: Latencies::of(observed.answer_us.lock().unwrap().iter().copied()),
+        to_agent_us: latencies(&observed.to_agent_us),
+        to_customer_us: latencies(&observed.to_customer_us),
+        timeline: timeline(sends),
+        errors: observed.errors.lock().unwrap().clone(),
+        violations: observed.violations.lock().unwrap().clone(),
+        foreign: observed.foreign.load(Ordering::Relaxed),
+    };
+    Ok(report)
+}
+
+/// One customer: start a chat, wait for an agent, send `messages` with up
+/// to `window` in flight (at `rate` per second if set), and wait for every
+/// echo.
+#[allow(clippy::too_many_arguments)]
+async fn customer(
+    n: usize,
+    customers: usize,
+    client: ClientConfig,
+    channel: String,
+    messages: u64,
+    window: usize,
+    rate: f64,
+    clock: Instant,
+    observed: Arc<Observed>,
+    connecting: Arc<tokio::sync::Semaphore>,
+    run: String,
+    ready: Arc<tokio::sync::Barrier>,
+) -> anyhow::Result<ChatId> {
+    // Connect, start the chat, wait for an agent; then wait for everyone.
+    // A failure still reaches the barrier, so the others go on and the run
+    // reports it.
+    let mut seqs = SeqCheck::default();
+    let who = format!("customer{n}");
+    let setup = async {
+        let permit = connecting.acquire_owned().await?;
+        let customer = CustomerClient::connect(&client).await?;
+        drop(permit);
+        let details = Customer {
+            name: Some(format!("customer {n}")),
+            email: None,
+        };
+        let asked = micros(clock);
+        let first = format!("{run} hello");
+        let Some(chat) = customer.start_chat(channel, details, first).await?.chat() else {
+            bail!("the channel answered with its offline form");
+        };
+        loop {
+            let Some(Event::Chat(event)) = customer.next_event().await else {
+                bail!("the connection closed before an agent answered");
+            };
+            seqs.see(&who, &event, &observed);
+            if matches!(event.kind, ChatEventKind::Assigned { .. }) {
+                observed
+                    .answer_us
+                    .lock()
+                    .unwrap()
+                    .push(micros(clock).saturating_sub(asked));
+                break;
+            }
+        }
+        anyhow::Ok((customer, chat))
+    };
+    let setup = setup.await;
+    ready.wait().await;
+    let (customer, chat) = setup?;
+    // Read echoes while sending.
+    let reader = {
+        let (customer, observed, who) = (customer.clone(), observed.clone(), who.clone());
+        tokio::spawn(async move {
+            let mut echoes = 0;
+            while echoes < messages {
+                let Some(Event::Chat(event)) = customer.next_event().await else {
+                    break;
+                };
+                seqs.see(&who, &event, &observed);
+                if let ChatEventKind::Message {
+                    from: Party::Agent(_),
+                    text,
+                    ..
+                } = &event.kind
+                    && let Some(sent) = text.rsplit(' ').next().and_then(|t| t.parse::<u64>().ok())
+                {
+                    observed
+                        .to_customer_us
+                        .lock()
+                        .unwrap()
+                        .push((sent, micros(clock).saturating_sub(sent)));
+                    echoes += 1;
+                }
+            }
+            *observed.echoed.lock().unwrap().entry(chat).or_default() += echoes;
+        })
+    };
+    // Sends go out at fixed times (an open-loop load): customer `n` of
+    // `customers` starts `n / customers` of an interval late so the
+    // customers' sends interleave instead of arriving together.
+    let pace = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
+    let first = tokio::time::Instant::now()
+        + pace.map_or(Duration::ZERO, |pace| {
+            pace.mul_f64(n as f64 / customers as f64)
+        });
+    let mut sends = FuturesUnordered::new();
+    for m in 0..messages {
+        while sends.len() >= window {
+            sends.next().await;
+        }
+        if let Some(pace) = pace {
+            let due = first + pace * m as u32;
+            // Keep the sends in flight moving while waiting.
+            let sleep = tokio::time::sleep_until(due);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    Some(()) = sends.next() => {}
+                }
+            }
+        }
+        let (customer, observed) = (&customer, &observed);
+        let text = format!("{run} {m} {}", micros(clock));
+        sends.push(async move {
+            if let Err(err) = customer.send(chat, text).await {
+                observed.error(&err);
+            }
+        });
+    }
+    while sends.next().await.is_some() {}
+    reader.await?;
+    // Leave, so the chat ends and a later run against the same hub does
+    // not find it.
+    if let Err(err) = customer.leave(chat).await {
+        observed.error(&err);
+    }
+    Ok(chat)
+}
