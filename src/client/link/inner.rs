@@ -58,11 +58,9 @@ impl Inner {
         };
         buf.clear();
         if let Err(err) = encode(&ClientFrame::Request(Request { id, body }), buf) {
-            if let Some(waiter) = lock(&self.pending).waiters.remove(&id) {
-                let _ = waiter.tx.send(Err(ErrorFrame::new(
-                    ErrorCode::InvalidRequest,
-                    format!("cannot send the request: {err}"),
-                )));
+            let refused = lock(&self.pending).unsendable(id, err);
+            if let Some(outcome) = refused {
+                self.deliver(outcome);
             }
             return;
         }
@@ -71,67 +69,29 @@ impl Inner {
             slot.control = None;
             return;
         }
-        if let Some(waiter) = lock(&self.pending).waiters.get_mut(&id) {
-            waiter.resent = waiter.sent_on != 0;
-            waiter.sent_on = generation;
-        }
+        lock(&self.pending).sent(id, generation);
     }
 
-    /// Answers a waiting request.
+    /// Takes in the hub's answer to request `id`.
     pub(super) fn answer(&self, id: u64, result: Result<Reply, ErrorFrame>) {
-        let Some(Waiter {
-            body, resent, tx, ..
-        }) = lock(&self.pending).waiters.remove(&id)
-        else {
-            return;
-        };
-        let result = match (body, result) {
-            // An end sent again after a lost answer finds the chat ended by
-            // the first attempt.
-            (RequestBody::EndChat { .. } | RequestBody::Leave { .. }, Err(error))
-                if resent && error.code == ErrorCode::ChatEnded =>
-            {
-                Ok(Reply::Done)
-            }
-            // A message's event comes with its answer, not as an event.
-            (
-                RequestBody::Post {
-                    chat,
-                    client_id,
-                    text,
-                },
-                Ok(Reply::Posted { seq, at }),
-            ) => {
-                let kind = ChatEventKind::Message {
-                    from: self.me(),
-                    client_id,
-                    text,
-                };
-                self.accept(ChatEvent {
-                    chat,
-                    seq,
-                    at,
-                    kind,
-                });
-                Ok(Reply::Posted { seq, at })
-            }
-            (_, result) => result,
-        };
-        let _ = tx.send(result);
-    }
-
-    /// Who this client's messages are from.
-    pub(super) fn me(&self) -> Party {
-        match &self.role {
-            Role::Customer => Party::Customer,
-            Role::Agent { agent, .. } => Party::Agent(agent.clone()),
+        let answered = lock(&self.pending).answer(id, result);
+        if let Some(outcome) = answered {
+            self.deliver(outcome);
         }
     }
 
-    pub(super) fn fail_all(&self, reason: String) {
-        let mut pending = lock(&self.pending);
-        pending.closed.get_or_insert(reason);
-        pending.waiters.clear();
+    /// Carries out a settled request: its own message's event is taken in,
+    /// then the answer handed to whoever waits.
+    pub(super) fn deliver(&self, outcome: Outcome<Waiter>) {
+        let Outcome {
+            waiter,
+            result,
+            own,
+        } = outcome;
+        if let Some(event) = own {
+            self.accept(event);
+        }
+        let _ = waiter.send(result);
     }
 
     /// Takes a chat event in: queues it for the application with every

@@ -14,6 +14,11 @@
 //! the answer carries the message's seq and time, and the link makes the
 //! event from it and the request, so the application still sees its own
 //! messages in the chat's order.
+//!
+//! The rules are pure states, tested without a network: `pending` keeps
+//! the unanswered requests (what is sent again on a new connection, what is
+//! given up, what an answer means), `memory` what a hello resumes and each
+//! chat's event order. The rest of the link performs the I/O they call for.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -27,7 +32,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::incoming::IncomingBoard;
 use crate::client::{ClientConfig, ClientError};
-use crate::core::{ChannelId, ChatEvent, ChatEventKind, ChatId, Party, Status};
+use crate::core::{ChannelId, ChatEvent, ChatEventKind, ChatId, Status};
 use crate::protocol::{
     ClientFrame, CloseCode, ErrorCode, ErrorFrame, Event, FrameBuf, Hello, PROTOCOL_VERSION, Reply,
     Request, RequestBody, Response, Resume, Role, Secret, ServerFrame, Upload, Welcome, encode,
@@ -44,22 +49,8 @@ const EVENT_BUFFER: usize = 4096;
 /// The longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-struct Waiter {
-    body: RequestBody,
-    /// The connection generation it was last sent on (0: not yet sent).
-    sent_on: u64,
-    /// Sent again on a later connection than the first.
-    resent: bool,
-    tx: oneshot::Sender<Result<Reply, ErrorFrame>>,
-}
-
-#[derive(Default)]
-struct Pending {
-    /// Unanswered requests by id (ids grow, so this is send order).
-    waiters: BTreeMap<u64, Waiter>,
-    /// Why the link closed for good, once it has.
-    closed: Option<String>,
-}
+/// Whoever waits for a request's answer.
+type Waiter = oneshot::Sender<Result<Reply, ErrorFrame>>;
 
 struct Control {
     send: quinn::SendStream,
@@ -90,7 +81,7 @@ struct Inner {
     role: Role,
     endpoint: quinn::Endpoint,
     control: tokio::sync::Mutex<Slot>,
-    pending: Mutex<Pending>,
+    pending: Mutex<Pending<Waiter>>,
     memory: Mutex<Memory>,
     next_request: AtomicU64,
     events: mpsc::Sender<Event>,
@@ -164,12 +155,13 @@ impl Link {
         };
         let (events_tx, events_rx) = mpsc::channel(EVENT_BUFFER);
         let incoming = Arc::new(IncomingBoard::default());
+        let pending = Pending::new(&role);
         let inner = Arc::new(Inner {
             config: config.clone(),
             role,
             endpoint,
             control: tokio::sync::Mutex::new(Slot::default()),
-            pending: Mutex::new(Pending::default()),
+            pending: Mutex::new(pending),
             memory: Mutex::new(Memory::default()),
             next_request: AtomicU64::new(1),
             events: events_tx,
@@ -243,21 +235,9 @@ impl Link {
         let id = inner.next_request.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let mut slot = inner.control.lock().await;
-        {
-            let mut pending = lock(&inner.pending);
-            if let Some(reason) = &pending.closed {
-                return Err(ClientError::Closed(reason.clone()));
-            }
-            pending.waiters.insert(
-                id,
-                Waiter {
-                    body: body.clone(),
-                    sent_on: 0,
-                    resent: false,
-                    tx,
-                },
-            );
-        }
+        lock(&inner.pending)
+            .open(id, body.clone(), tx)
+            .map_err(|Closed(reason)| ClientError::Closed(reason))?;
         // Without a connection the request waits; the reconnect sends it.
         inner.write(&mut slot, id, body).await;
         drop(slot);
@@ -266,9 +246,9 @@ impl Link {
             Ok(Err(error)) => Err(ClientError::Refused(error)),
             Err(_) => Err(ClientError::Closed(
                 lock(&inner.pending)
-                    .closed
-                    .clone()
-                    .unwrap_or_else(|| "the connection closed".into()),
+                    .closed()
+                    .unwrap_or("the connection closed")
+                    .to_owned(),
             )),
         }
     }
@@ -284,19 +264,20 @@ impl Link {
         if let Some(conn) = lock(&self.inner.connection).take() {
             conn.close(CloseCode::Normal.code().into(), b"client closed");
         }
-        self.inner
-            .fail_all("the client closed the connection".into());
+        lock(&self.inner.pending).close("the client closed the connection".into());
     }
 }
 
 mod files;
 mod inner;
 mod memory;
+mod pending;
 mod reconnect;
 mod streams;
 #[cfg(test)]
 mod tests;
 
 use memory::{Memory, order};
+use pending::{Closed, Outcome, Pending, Reconnected};
 use reconnect::supervise;
 use streams::{accept_event_streams, forward};

@@ -37,30 +37,11 @@ pub(super) async fn supervise(inner: Arc<Inner>, mut session: Session) {
             // doing it twice is harmless; a request that may have taken effect
             // and would take effect again is answered with an error instead.
             let generation = slot.generation;
-            let unanswered: Vec<(u64, RequestBody)> = {
-                let mut pending = lock(&inner.pending);
-                let unsafe_again: Vec<u64> = pending
-                    .waiters
-                    .iter()
-                    .filter(|(_, waiter)| waiter.sent_on != 0 && !waiter.body.safe_to_send_again())
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in unsafe_again {
-                    if let Some(waiter) = pending.waiters.remove(&id) {
-                        let _ = waiter.tx.send(Err(ErrorFrame::new(
-                            ErrorCode::Unavailable,
-                            "the connection was lost before the answer: the request may have taken effect",
-                        )));
-                    }
-                }
-                pending
-                    .waiters
-                    .iter()
-                    .filter(|(_, waiter)| waiter.sent_on != generation)
-                    .map(|(id, waiter)| (*id, waiter.body.clone()))
-                    .collect()
-            };
-            for (id, body) in unanswered {
+            let Reconnected { again, lost } = lock(&inner.pending).reconnected(generation);
+            for outcome in lost {
+                inner.deliver(outcome);
+            }
+            for (id, body) in again {
                 inner.write(&mut slot, id, body).await;
             }
         }
@@ -72,7 +53,7 @@ pub(super) async fn supervise(inner: Arc<Inner>, mut session: Session) {
             return;
         }
         if let Err(refusal) = outcome {
-            inner.fail_all(refusal);
+            lock(&inner.pending).close(refusal);
             return;
         }
         // Reconnect with backoff.
@@ -93,7 +74,7 @@ pub(super) async fn supervise(inner: Arc<Inner>, mut session: Session) {
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 Err(ClientError::Refused(error)) => {
-                    inner.fail_all(format!("the hub refused to resume: {error}"));
+                    lock(&inner.pending).close(format!("the hub refused to resume: {error}"));
                     return;
                 }
                 Err(err) => {

@@ -3,6 +3,7 @@
 use super::memory::MAX_FINISHED;
 use super::reconnect::jittered;
 use super::*;
+use crate::core::Party;
 
 fn event(chat: u64, seq: u64) -> ChatEvent {
     ChatEvent::customer_message(chat, seq, format!("m{seq}"))
