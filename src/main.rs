@@ -49,6 +49,17 @@ enum Command {
         /// The configuration file.
         file: PathBuf,
     },
+    /// Asks the hub running on this configuration's data folder to read
+    /// its configuration file again (as SIGHUP does) and prints what
+    /// changed, or why the file was refused (the hub then runs on as it
+    /// was). Channels and agents change at once; connections and chats
+    /// stay.
+    Reload {
+        /// The configuration file (to find the data folder; the hub reads
+        /// the file it was started with).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// How log lines are written.
@@ -80,6 +91,7 @@ fn main() -> anyhow::Result<()> {
             println!("for the agent's [[agent]] table:    token_hash = \"{hash}\"");
             Ok(())
         }
+        Command::Reload { config } => reload(config),
         Command::CheckConfig { file } => {
             let config = Config::load_with_env(Some(&file))?;
             println!(
@@ -149,22 +161,73 @@ fn serve(
                 );
             }
         }
-        tokio::select! {
-            stop = tokio::signal::ctrl_c() => {
-                stop.context("cannot wait for Ctrl-C")?;
-                tracing::info!("shutting down");
-                server.shutdown().await;
-                anyhow::Ok(())
-            }
-            reason = server.failed() => {
-                // Every acknowledged write is in the commit log: a restart
-                // replays it and carries on. Exit so a supervisor restarts
-                // the hub, rather than run on unable to store anything.
-                tracing::error!("the store failed, exiting so a restart can recover: {reason}");
-                anyhow::bail!("the store failed: {reason}")
+        let control = chathub::server::control::ControlSocket::bind(&config.data_dir)
+            .context("cannot open the control socket")?;
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot wait for SIGHUP")?;
+        let config_path = config_path.as_deref();
+        loop {
+            tokio::select! {
+                stop = tokio::signal::ctrl_c() => {
+                    stop.context("cannot wait for Ctrl-C")?;
+                    tracing::info!("shutting down");
+                    drop(control);
+                    server.shutdown().await;
+                    return anyhow::Ok(());
+                }
+                reason = server.failed() => {
+                    // Every acknowledged write is in the commit log: a
+                    // restart replays it and carries on. Exit so a
+                    // supervisor restarts the hub, rather than run on unable
+                    // to store anything.
+                    tracing::error!("the store failed, exiting so a restart can recover: {reason}");
+                    anyhow::bail!("the store failed: {reason}")
+                }
+                _ = hangup.recv() => {
+                    let _ = reload_logged(&server, config_path).await;
+                }
+                request = control.next_reload() => {
+                    let outcome = reload_logged(&server, config_path).await;
+                    request.answer(outcome).await;
+                }
             }
         }
     })
+}
+
+/// Reads the configuration again and logs what came of it.
+async fn reload_logged(
+    server: &Server,
+    config_path: Option<&std::path::Path>,
+) -> Result<String, String> {
+    match server.reload_from(config_path).await {
+        Ok(reloaded) => {
+            tracing::info!("configuration reloaded: {reloaded}");
+            Ok(reloaded.to_string())
+        }
+        Err(err) => {
+            tracing::error!("configuration refused, running on as before: {err}");
+            Err(err.to_string())
+        }
+    }
+}
+
+/// `chathub reload`: asks the running hub to reload and prints its answer.
+fn reload(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = load(config_path.as_ref())
+        .context("the hub was not asked to reload; it runs on as before")?;
+    let answer =
+        runtime(Some(1))?.block_on(chathub::server::control::request_reload(&config.data_dir));
+    match answer {
+        Ok(changed) => {
+            println!("reloaded: {changed}");
+            Ok(())
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
+            bail!("the hub refused the configuration and runs on as before: {err}")
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// The SDK example of the README, run against the hub the configuration

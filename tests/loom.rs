@@ -241,3 +241,62 @@ fn racing_status_changes_count_an_agent_once() {
 fn a_status_change_by_load_then_store_is_caught() {
     presence_model(true);
 }
+
+// ---- presence: a status change racing a change of the agent's channels ----
+
+/// Makes the agent work support and sales (it worked support), correctly
+/// or the broken way: the status read before the membership's lock.
+fn add_sales(
+    agent: &AgentPresence,
+    support: &StdArc<PresentCount>,
+    sales: &StdArc<PresentCount>,
+    broken: bool,
+) {
+    let membership = vec![
+        (ChannelId::new("support"), support.clone()),
+        (ChannelId::new("sales"), sales.clone()),
+    ];
+    if !broken {
+        agent.set_channels(membership);
+        return;
+    }
+    let present = agent.status() == Status::Present;
+    let mut current = agent.raw_channels().lock().unwrap();
+    if present {
+        sales.raw().fetch_add(1, Ordering::AcqRel);
+    }
+    *current = membership;
+}
+
+fn membership_model(broken: bool) {
+    loom::model(move || {
+        let support = StdArc::new(PresentCount::default());
+        let sales = StdArc::new(PresentCount::default());
+        let agent = Arc::new(AgentPresence::new(
+            vec![(ChannelId::new("support"), support.clone())],
+            4,
+        ));
+        // A reload adds sales while the agent says Present.
+        let reload = {
+            let (agent, support, sales) = (agent.clone(), support.clone(), sales.clone());
+            thread::spawn(move || add_sales(&agent, &support, &sales, broken))
+        };
+        agent.set(Status::Present);
+        reload.join().unwrap();
+        assert_eq!(support.get(), 1, "a Present member is counted once");
+        assert_eq!(sales.get(), 1, "a Present member is counted once");
+        agent.set(Status::Absent);
+        assert_eq!(sales.get(), 0, "an Absent agent is not counted");
+    });
+}
+
+#[test]
+fn a_change_of_channels_racing_a_status_change_keeps_counts_exact() {
+    membership_model(false);
+}
+
+#[test]
+#[should_panic(expected = "counted once")]
+fn a_change_of_channels_that_reads_the_status_outside_the_lock_is_caught() {
+    membership_model(true);
+}

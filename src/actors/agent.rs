@@ -81,6 +81,14 @@ pub enum AgentMsg {
     Released(ChatId),
     /// A chat of this agent failed without ending: free its slot.
     ChatFailed(ChatId),
+    /// The channels the agent works changed (a configuration reload):
+    /// watch the ones it works now (from its presence), stop watching the
+    /// others.
+    ChannelsChanged,
+    /// The agent was removed from the configuration: it watches no channel
+    /// any more and its connections are closed (its chats stay as a
+    /// disconnected agent's do).
+    Removed,
     /// The last connection closed `generation` changes ago; if none came
     /// back since, the agent is no longer Present.
     GraceOver {
@@ -120,6 +128,8 @@ pub struct AgentState {
     shown: HashSet<ChatId>,
     /// Per connection, per chat being caught up: where it stands.
     cursors: HashMap<ConnId, HashMap<ChatId, Cursor>>,
+    /// The channels this actor watches (with every connection).
+    watching: HashSet<ChannelId>,
 }
 
 /// Where a connection stands in a chat it is catching up on.
@@ -149,7 +159,7 @@ impl AgentState {
         if changed {
             for channel in self.presence.channels() {
                 metrics::gauge!("chathub_agents_present", "channel" => channel.to_string())
-                    .set(self.hub.presence().present_count(channel) as f64);
+                    .set(self.hub.presence().present_count(&channel) as f64);
             }
         }
         changed
@@ -200,6 +210,38 @@ impl AgentState {
         }
     }
 
+    /// Asks `channel` to tell this agent about changes, starting with a
+    /// snapshot for `conn`.
+    fn watch(&self, channel: &ChannelId, conn: ConnId, myself: &ActorRef<AgentMsg>) {
+        if let Some(actor) = self.hub.channel_actor(channel) {
+            let _ = actor.cast(ChannelMsg::Watch {
+                agent: self.id.clone(),
+                agent_actor: myself.clone(),
+                conn,
+            });
+        }
+    }
+
+    /// Watches the channels the agent works now and stops watching the
+    /// others.
+    fn follow_channels(&mut self, myself: &ActorRef<AgentMsg>) {
+        let works: HashSet<ChannelId> = self.presence.channels().into_iter().collect();
+        for channel in self.watching.difference(&works) {
+            if let Some(actor) = self.hub.channel_actor(channel) {
+                let _ = actor.cast(ChannelMsg::Unwatch {
+                    agent: self.id.clone(),
+                });
+            }
+        }
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for channel in works.difference(&self.watching) {
+            for &conn in &conns {
+                self.watch(channel, conn, myself);
+            }
+        }
+        self.watching = works;
+    }
+
     /// Shows the standing alerts not yet shown, if the agent is Present.
     fn show_standing(&mut self) {
         if self.presence.status() != Status::Present {
@@ -239,6 +281,7 @@ impl Actor for AgentActor {
             standing: HashMap::new(),
             shown: HashSet::new(),
             cursors: HashMap::new(),
+            watching: HashSet::new(),
         })
     }
 
@@ -254,6 +297,16 @@ impl Actor for AgentActor {
                 resume,
                 reply,
             } => {
+                // Removed from the configuration after this connection
+                // signed in: it is closed as the agent's others were.
+                if !state.hub.is_configured(&state.id) {
+                    sink.revoke();
+                    let _ = reply.send(state.presence.status());
+                    return Ok(());
+                }
+                // The connections attached before follow a change of
+                // channels this actor has not handled yet.
+                state.follow_channels(&myself);
                 state.generation += 1;
                 let conn = sink.conn();
                 state.conns.insert(conn, sink);
@@ -287,14 +340,8 @@ impl Actor for AgentActor {
                         }
                     });
                 }
-                for channel in state.hub.member_channels(&state.id) {
-                    if let Some(actor) = state.hub.channel_actor(channel) {
-                        let _ = actor.cast(ChannelMsg::Watch {
-                            agent: state.id.clone(),
-                            agent_actor: myself.clone(),
-                            conn,
-                        });
-                    }
+                for channel in &state.watching {
+                    state.watch(channel, conn, &myself);
                 }
                 // A new connection of a Present agent sees the alerts the
                 // agent's other connections were shown.
@@ -326,6 +373,15 @@ impl Actor for AgentActor {
                 }
             }
             AgentMsg::Deliver { to, except, event } => state.deliver(to, except, event),
+            AgentMsg::ChannelsChanged => state.follow_channels(&myself),
+            AgentMsg::Removed => {
+                state.follow_channels(&myself);
+                state.set_status(Status::Absent);
+                for (_, sink) in state.conns.drain() {
+                    sink.revoke();
+                }
+                state.cursors.clear();
+            }
             AgentMsg::Replayed {
                 conn,
                 chat,

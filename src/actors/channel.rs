@@ -70,6 +70,18 @@ pub enum ChannelMsg {
         /// The connection that needs a snapshot first.
         conn: ConnId,
     },
+    /// Stop telling `agent` about changes (it no longer works the
+    /// channel): its connections get an empty list, and a clear for every
+    /// alert that stands.
+    Unwatch {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The channel's settings changed (a configuration reload): chats
+    /// enqueued from now on follow them.
+    Reconfigure(Arc<ChannelSettings>),
+    /// Whether no chat waits (a removed channel is gone once drained).
+    IsEmpty(RpcReplyPort<bool>),
 }
 
 /// See the module docs.
@@ -270,6 +282,34 @@ impl Actor for ChannelActor {
                     let _ = agent_actor.cast(AgentMsg::Alert(alert.clone()));
                 }
                 state.watchers.insert(agent, agent_actor);
+            }
+            ChannelMsg::Unwatch { agent } => {
+                if let Some(agent_actor) = state.watchers.remove(&agent) {
+                    let empty = QueueUpdate {
+                        channel: state.settings.id.clone(),
+                        version: state.version,
+                        waiting: 0,
+                        change: QueueChange::Snapshot(Vec::new()),
+                    };
+                    let _ = agent_actor.cast(AgentMsg::Deliver {
+                        to: None,
+                        except: None,
+                        event: Outbound::Queue(Arc::new(empty)),
+                    });
+                    for &chat in state.alerts.keys() {
+                        let _ = agent_actor.cast(AgentMsg::AlertCleared {
+                            channel: state.settings.id.clone(),
+                            chat,
+                        });
+                    }
+                }
+            }
+            ChannelMsg::Reconfigure(settings) => {
+                state.queue.set_limit(settings.queue_limit);
+                state.settings = (*settings).clone();
+            }
+            ChannelMsg::IsEmpty(reply) => {
+                let _ = reply.send(state.queue.is_empty());
             }
         }
         Ok(())

@@ -24,5 +24,5 @@ pub mod sink;
 
 pub use chat::Receipt;
 pub use error::{HubError, count_refusal};
-pub use hub::{AgentConfig, Caller, ChatStart, Hub, HubConfig, TokenDigest};
+pub use hub::{AgentConfig, Caller, ChatStart, Hub, HubConfig, Reconfigured, TokenDigest};
 pub use sink::{ConnId, EventSink, Outbound};

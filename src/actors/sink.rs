@@ -42,6 +42,7 @@ pub struct EventSink {
     peer: Option<std::net::IpAddr>,
     tx: mpsc::Sender<Outbound>,
     overflow: Arc<Notify>,
+    revoked: Arc<Notify>,
 }
 
 /// The connection task's half of an [`EventSink`].
@@ -51,6 +52,9 @@ pub struct EventSource {
     pub events: mpsc::Receiver<Outbound>,
     /// Notified when an event had to be refused because the queue was full.
     pub overflow: Arc<Notify>,
+    /// Notified when the connection's agent was removed from the
+    /// configuration: the connection is closed as unauthorized.
+    pub revoked: Arc<Notify>,
 }
 
 impl EventSink {
@@ -59,13 +63,22 @@ impl EventSink {
     pub fn new(conn: ConnId, capacity: usize) -> (Self, EventSource) {
         let (tx, events) = mpsc::channel(capacity);
         let overflow = Arc::new(Notify::new());
+        let revoked = Arc::new(Notify::new());
         let sink = Self {
             conn,
             peer: None,
             tx,
             overflow: overflow.clone(),
+            revoked: revoked.clone(),
         };
-        (sink, EventSource { events, overflow })
+        (
+            sink,
+            EventSource {
+                events,
+                overflow,
+                revoked,
+            },
+        )
     }
 
     /// The connection this sink feeds.
@@ -85,8 +98,14 @@ impl EventSink {
         self.peer
     }
 
+    /// Closes the connection: its agent may no longer sign in.
+    pub fn revoke(&self) {
+        self.revoked.notify_one();
+    }
+
     /// Queues `event`. Returns false when the connection is gone or too far
     /// behind; the caller should then forget this sink.
+    #[must_use = "a sink that refused an event is to be forgotten"]
     pub fn deliver(&self, event: Outbound) -> bool {
         match self.tx.try_send(event) {
             Ok(()) => true,

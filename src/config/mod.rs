@@ -77,7 +77,7 @@ pub struct Config {
 }
 
 /// PEM files of a certificate chain and its private key.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFiles {
     /// Certificate chain, PEM.
@@ -87,7 +87,7 @@ pub struct TlsFiles {
 }
 
 /// The Prometheus `/metrics` endpoint.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     /// Whether to serve it.
@@ -108,7 +108,7 @@ impl Default for MetricsConfig {
 }
 
 /// The `[store]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// Commit-log bytes after which the database is synced while the log
@@ -131,7 +131,7 @@ fn default_checkpoint_bytes() -> u64 {
 }
 
 /// The `[runtime]` table.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
     /// Threads running connections and actors; unset, one per core. (The

@@ -11,7 +11,9 @@ use crate::core::sync::{AtomicU64, Ordering};
 #[derive(Debug)]
 pub struct Capacity {
     used: AtomicU64,
-    max: u64,
+    /// Changed by a configuration reload; slots already taken beyond a
+    /// lowered maximum stay taken until released.
+    max: AtomicU64,
 }
 
 impl Capacity {
@@ -19,15 +21,17 @@ impl Capacity {
     pub fn new(max: u64) -> Self {
         Self {
             used: AtomicU64::new(0),
-            max,
+            max: AtomicU64::new(max),
         }
     }
 
-    /// Takes a slot; false if all are in use.
+    /// Takes a slot; false if all are in use. A slot taken must be
+    /// released when its chat ends or the attempt fails.
+    #[must_use = "a slot taken must be released, and a refusal refuses the chat"]
     pub fn try_reserve(&self) -> bool {
         let mut used = self.used.load(Ordering::Acquire);
         loop {
-            if used >= self.max {
+            if used >= self.max.load(Ordering::Acquire) {
                 return false;
             }
             match self
@@ -67,7 +71,14 @@ impl Capacity {
 
     /// The most slots.
     pub fn max(&self) -> u64 {
-        self.max
+        self.max.load(Ordering::Acquire)
+    }
+
+    /// Sets the most slots: a raised maximum is usable at once; below a
+    /// lowered one, slots in use stay taken and no new one is given until
+    /// enough are released.
+    pub fn set_max(&self, max: u64) {
+        self.max.store(max, Ordering::Release);
     }
 
     /// The raw counter, for loom models of deliberately broken variants.
@@ -95,5 +106,23 @@ mod tests {
         capacity.release();
         capacity.release();
         assert_eq!(capacity.used(), 0, "a stray release does not underflow");
+    }
+
+    #[test]
+    fn a_lowered_maximum_keeps_slots_in_use_and_gives_none_until_below_it() {
+        let capacity = Capacity::new(3);
+        for _ in 0..3 {
+            assert!(capacity.try_reserve());
+        }
+        capacity.set_max(1);
+        assert_eq!(capacity.used(), 3, "chats held stay held");
+        capacity.release();
+        assert!(!capacity.try_reserve(), "2 in use, 1 allowed");
+        capacity.release();
+        capacity.release();
+        assert!(capacity.try_reserve());
+        assert!(!capacity.try_reserve());
+        capacity.set_max(2);
+        assert!(capacity.try_reserve(), "a raised maximum is usable at once");
     }
 }

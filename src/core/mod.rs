@@ -38,7 +38,7 @@ pub use gate::{Gate, Publish};
 pub use ids::{AgentId, ChannelId, ChatId};
 pub use knowledge::{ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Scope};
 pub use limits::{Limit, Limits, TokenBucket};
-pub use presence::{AgentPresence, Presence, PresentCount, Status};
+pub use presence::{AgentPresence, Membership, Presence, PresentCount, Status};
 pub use queue::{Queue, QueueError};
 pub use ticket::{
     FormError, FormField, OfflineForm, Ticket, TicketId, TicketSource, TicketSummary,

@@ -7,7 +7,6 @@
 //! change; only the swap that actually changes it moves the counts, so two
 //! racing updates of one agent can never count it twice.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bincode::{Decode, Encode};
@@ -15,7 +14,7 @@ use dashmap::DashMap;
 
 use crate::core::capacity::Capacity;
 use crate::core::ids::{AgentId, ChannelId};
-use crate::core::sync::{AtomicU64, Ordering};
+use crate::core::sync::{AtomicU64, Mutex, Ordering};
 
 /// Whether an agent is at their desk.
 ///
@@ -65,12 +64,19 @@ impl PresentCount {
     }
 }
 
-/// One agent's status and capacity.
+/// The channels an agent works, each with its Present count.
+pub type Membership = Vec<(ChannelId, Arc<PresentCount>)>;
+
+/// One agent's status, channels and capacity.
 #[derive(Debug)]
 pub struct AgentPresence {
+    /// Read without the lock; written only under it.
     status: AtomicU64,
-    channels: Vec<ChannelId>,
-    counts: Vec<Arc<PresentCount>>,
+    /// The channels the agent works, with their counts. Every move of a
+    /// count (a status change, a change of channels) happens under this
+    /// lock, so a channel counts the agent exactly while the agent is
+    /// Present and works it.
+    channels: Mutex<Membership>,
     /// The agent's chat slots.
     pub capacity: Capacity,
 }
@@ -78,24 +84,29 @@ pub struct AgentPresence {
 impl AgentPresence {
     /// An Absent agent who works `channels` (with their counts) and may
     /// hold `capacity` chats at once.
-    pub fn new(channels: Vec<(ChannelId, Arc<PresentCount>)>, capacity: u64) -> Self {
-        let (channels, counts) = channels.into_iter().unzip();
+    pub fn new(channels: Membership, capacity: u64) -> Self {
         Self {
             status: AtomicU64::new(Status::Absent.code()),
-            channels,
-            counts,
+            channels: Mutex::new(channels),
             capacity: Capacity::new(capacity),
         }
+    }
+
+    fn membership(&self) -> impl std::ops::DerefMut<Target = Membership> + '_ {
+        self.channels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Sets the status; true if it changed. Each channel's count moves once
     /// per real change, whatever races with it.
     pub fn set(&self, status: Status) -> bool {
+        let channels = self.membership();
         let old = Status::from_code(self.status.swap(status.code(), Ordering::AcqRel));
         if old == status {
             return false;
         }
-        for count in &self.counts {
+        for (_, count) in channels.iter() {
             match status {
                 Status::Present => count.0.fetch_add(1, Ordering::AcqRel),
                 Status::Absent => count.0.fetch_sub(1, Ordering::AcqRel),
@@ -104,14 +115,39 @@ impl AgentPresence {
         true
     }
 
+    /// Makes the agent work `channels` from now on: a Present agent leaves
+    /// the counts of channels it no longer works and joins the new ones'.
+    pub fn set_channels(&self, channels: Membership) {
+        let mut current = self.membership();
+        if self.status() == Status::Present {
+            let works = |list: &Membership, id: &ChannelId| list.iter().any(|(c, _)| c == id);
+            for (id, count) in current.iter() {
+                if !works(&channels, id) {
+                    count.0.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
+            for (id, count) in &channels {
+                if !works(&current, id) {
+                    count.0.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+        }
+        *current = channels;
+    }
+
     /// The status now.
     pub fn status(&self) -> Status {
         Status::from_code(self.status.load(Ordering::Acquire))
     }
 
     /// The channels the agent works.
-    pub fn channels(&self) -> &[ChannelId] {
-        &self.channels
+    pub fn channels(&self) -> Vec<ChannelId> {
+        self.membership().iter().map(|(id, _)| id.clone()).collect()
+    }
+
+    /// Whether the agent works `channel`.
+    pub fn works(&self, channel: &ChannelId) -> bool {
+        self.membership().iter().any(|(id, _)| id == channel)
     }
 
     /// The raw status word, for loom models of deliberately broken variants.
@@ -120,25 +156,49 @@ impl AgentPresence {
     pub fn raw_status(&self) -> &AtomicU64 {
         &self.status
     }
+
+    /// The raw membership, for loom models of deliberately broken variants.
+    #[cfg(chathub_loom)]
+    #[doc(hidden)]
+    pub fn raw_channels(&self) -> &Mutex<Membership> {
+        &self.channels
+    }
 }
 
 /// Every agent's presence and every channel's Present count.
 #[derive(Debug, Default)]
 pub struct Presence {
-    counts: HashMap<ChannelId, Arc<PresentCount>>,
+    counts: DashMap<ChannelId, Arc<PresentCount>>,
     agents: DashMap<AgentId, Arc<AgentPresence>>,
 }
 
 impl Presence {
     /// Presence for these channels, with no agents yet.
     pub fn new(channels: impl IntoIterator<Item = ChannelId>) -> Self {
-        Self {
-            counts: channels
-                .into_iter()
-                .map(|channel| (channel, Arc::default()))
-                .collect(),
-            agents: DashMap::new(),
+        let presence = Self::default();
+        for channel in channels {
+            presence.add_channel(channel);
         }
+        presence
+    }
+
+    /// Counts a channel's Present agents from now on (nobody yet).
+    pub fn add_channel(&self, channel: ChannelId) {
+        self.counts.entry(channel).or_default();
+    }
+
+    /// Stops counting a channel: it must already be gone from every
+    /// agent's channels.
+    pub fn remove_channel(&self, channel: &ChannelId) {
+        self.counts.remove(channel);
+    }
+
+    /// `channels` with their counts; unknown channels are left out.
+    pub fn membership(&self, channels: &[ChannelId]) -> Membership {
+        channels
+            .iter()
+            .filter_map(|channel| Some((channel.clone(), self.counts.get(channel)?.clone())))
+            .collect()
     }
 
     /// Adds (or replaces) an Absent agent working `channels`; unknown
@@ -149,11 +209,7 @@ impl Presence {
         channels: &[ChannelId],
         capacity: u64,
     ) -> Arc<AgentPresence> {
-        let channels = channels
-            .iter()
-            .filter_map(|channel| Some((channel.clone(), self.counts.get(channel)?.clone())))
-            .collect();
-        let presence = Arc::new(AgentPresence::new(channels, capacity));
+        let presence = Arc::new(AgentPresence::new(self.membership(channels), capacity));
         if let Some(old) = self.agents.insert(agent, presence.clone()) {
             old.set(Status::Absent);
         }
@@ -175,7 +231,7 @@ impl Presence {
         let mut agents: Vec<AgentId> = self
             .agents
             .iter()
-            .filter(|entry| entry.status() == Status::Present && entry.channels.contains(channel))
+            .filter(|entry| entry.status() == Status::Present && entry.works(channel))
             .map(|entry| entry.key().clone())
             .collect();
         agents.sort();
@@ -207,5 +263,39 @@ mod tests {
         assert_eq!(presence.present_count(&support), 1);
         assert_eq!(presence.present_count(&sales), 0);
         assert_eq!(presence.present_agents(&sales), Vec::<AgentId>::new());
+    }
+
+    #[test]
+    fn a_change_of_channels_moves_the_counts_of_a_present_agent_only() {
+        let support = ChannelId::new("support");
+        let sales = ChannelId::new("sales");
+        let billing = ChannelId::new("billing");
+        let presence = Presence::new([support.clone(), sales.clone()]);
+        let alice = presence.add_agent(AgentId::new("alice"), &[support.clone(), sales.clone()], 4);
+        let bob = presence.add_agent(AgentId::new("bob"), std::slice::from_ref(&support), 4);
+        assert!(alice.set(Status::Present));
+        presence.add_channel(billing.clone());
+        alice.set_channels(presence.membership(&[sales.clone(), billing.clone()]));
+        assert_eq!(presence.present_count(&support), 0, "left support");
+        assert_eq!(
+            presence.present_count(&sales),
+            1,
+            "still in sales, counted once"
+        );
+        assert_eq!(presence.present_count(&billing), 1, "joined billing");
+        assert!(alice.works(&billing) && !alice.works(&support));
+        // An Absent agent's new channels count nothing, now or later wrongly.
+        bob.set_channels(presence.membership(std::slice::from_ref(&billing)));
+        assert_eq!(presence.present_count(&billing), 1);
+        assert!(bob.set(Status::Present));
+        assert_eq!(presence.present_count(&billing), 2);
+        assert_eq!(presence.present_count(&support), 0);
+        alice.set_channels(Vec::new());
+        assert!(bob.set(Status::Absent));
+        for channel in [&support, &sales, &billing] {
+            assert_eq!(presence.present_count(channel), 0, "{channel}");
+        }
+        presence.remove_channel(&billing);
+        assert_eq!(presence.membership(&[billing, sales.clone()]).len(), 1);
     }
 }

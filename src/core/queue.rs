@@ -66,6 +66,12 @@ impl<T> Queue<T> {
         }
     }
 
+    /// Sets the most chats that may wait: chats already waiting beyond a
+    /// lowered limit stay; new ones wait once the queue is below it.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
     /// How many chats wait.
     pub fn len(&self) -> usize {
         self.index.len()

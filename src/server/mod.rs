@@ -12,8 +12,11 @@
 
 mod admission;
 mod connection;
+#[cfg(unix)]
+pub mod control;
 mod files;
 pub mod metrics;
+mod reload;
 mod requests;
 pub mod tls;
 
@@ -29,6 +32,7 @@ use crate::core::AgentId;
 use crate::server::admission::{Admission, Verdict};
 use crate::store::{Store, StoreError};
 
+pub use reload::{ReloadError, Reloaded};
 pub use tls::TlsError;
 
 /// Why the server could not start.
@@ -61,6 +65,9 @@ pub struct Server {
     cert_path: PathBuf,
     data_dir: PathBuf,
     accept: JoinHandle<()>,
+    /// The configuration served: as started, with the channels and agents
+    /// of the last reload.
+    running: tokio::sync::Mutex<Config>,
 }
 
 impl Server {
@@ -105,6 +112,7 @@ impl Server {
             cert_path: identity.cert_path,
             data_dir,
             accept,
+            running: tokio::sync::Mutex::new(config.clone()),
         })
     }
 

@@ -2,6 +2,7 @@
 //! drive it through the SDK.
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::time::Duration;
 
 use chathub::client::{AgentClient, ClientConfig, CustomerClient, Event, Started};
@@ -71,10 +72,7 @@ impl TestHub {
 
     /// A hub over an existing data folder (to restart one).
     pub(crate) async fn start_in(config: &str, data: tempfile::TempDir) -> Self {
-        let mut config = Config::from_toml(config).expect("a valid test configuration");
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.data_dir = data.path().to_owned();
-        config.metrics.enabled = false;
+        let config = test_config(config, data.path());
         let server = Server::start(&config).await.expect("the hub starts");
         let client = ClientConfig::builder(server.local_addr())
             .trust_pem_file(server.cert_path())
@@ -86,6 +84,18 @@ impl TestHub {
             client,
             _data: data,
         }
+    }
+
+    /// The hub's data folder.
+    pub(crate) fn data_dir(&self) -> &Path {
+        self._data.path()
+    }
+
+    /// `text` (TOML) as a configuration of this hub: with the address, data
+    /// folder and metrics [`TestHub::start_in`] gave it, so a reload of it
+    /// changes only what `text` changes.
+    pub(crate) fn config(&self, text: &str) -> Config {
+        test_config(text, self._data.path())
     }
 
     pub(crate) async fn customer(&self) -> CustomerClient {
@@ -141,6 +151,15 @@ impl TestHub {
         self.server.shutdown().await;
         self._data
     }
+}
+
+/// `text` (TOML) on `127.0.0.1:0` over `data_dir`, without metrics.
+fn test_config(text: &str, data_dir: &Path) -> Config {
+    let mut config = Config::from_toml(text).expect("a valid test configuration");
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.data_dir = data_dir.to_owned();
+    config.metrics.enabled = false;
+    config
 }
 
 /// The next event, or a test failure after [`PATIENCE`].

@@ -23,6 +23,11 @@ impl Hub {
         answer(rx).await
     }
 
+    /// Whether `agent` is in the configuration (may sign in).
+    pub(crate) fn is_configured(&self, agent: &AgentId) -> bool {
+        self.shared.agents.contains_key(agent)
+    }
+
     /// A connection of an agent closed.
     pub fn detach_agent(&self, agent: &AgentId, conn: ConnId) {
         if let Some(actor) = self.shared.agent_actors.get(agent) {

@@ -34,9 +34,7 @@ impl Hub {
         text: String,
         secret: Secret,
     ) -> Result<ChatStart, HubError> {
-        let settings = self
-            .channel(&channel)
-            .ok_or_else(|| HubError::UnknownChannel(channel.clone()))?;
+        let settings = self.open_channel(&channel)?;
         if settings.identity == IdentityPolicy::Require && identity.is_none() {
             return Err(HubError::Unverified(format!(
                 "channel {channel} takes chats only from customers with a verified identity"

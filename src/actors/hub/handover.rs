@@ -60,16 +60,19 @@ impl Hub {
         chat: ChatId,
         channel: ChannelId,
     ) -> impl Future<Output = Result<(), HubError>> + Send + 'static {
-        let known = self.channel(&channel).is_some();
-        let asked = self.ask_chat(chat, {
-            let channel = channel.clone();
-            move |reply| ChatMsg::Requeue { by, channel, reply }
+        // The chat is asked only if the channel takes transfers: a refused
+        // transfer leaves the chat where it is.
+        let asked = self.open_channel(&channel).is_ok().then(|| {
+            self.ask_chat(chat, {
+                let channel = channel.clone();
+                move |reply| ChatMsg::Requeue { by, channel, reply }
+            })
         });
         async move {
-            if !known {
-                return Err(HubError::UnknownChannel(channel));
+            match asked {
+                Some(asked) => asked.await,
+                None => Err(HubError::UnknownChannel(channel)),
             }
-            asked.await
         }
     }
 
@@ -150,9 +153,7 @@ impl Hub {
         let token = stored.token_digest.clone();
         let mut restored = Chat::restore(stored.events).map_err(|err| gone(err.to_string()))?;
         let durable = restored.events().len() as u64;
-        let settings = self
-            .channel(restored.channel())
-            .ok_or_else(|| HubError::UnknownChannel(restored.channel().clone()))?;
+        let settings = self.open_channel(restored.channel())?;
         if !settings.end_form {
             return Err(HubError::Chat(ChatError::NotReturnable));
         }

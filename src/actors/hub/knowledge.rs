@@ -26,7 +26,7 @@ impl Hub {
             ));
         };
         let store = self.shared.store.clone();
-        let channels = self.member_channels(agent).to_vec();
+        let channels = self.member_channels(agent);
         // What a customer typed counts only on channels that verify no one;
         // on the others, only what a signed identity vouched for.
         let unverifying: Vec<ChannelId> = channels

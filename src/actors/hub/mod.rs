@@ -6,11 +6,11 @@
 //! concern: `start.rs` (the tree started and stopped), `agents.rs` (agents'
 //! connections and status), `sign_in.rs`, `identity.rs`, `chats.rs` (start,
 //! resume, queueing, get-next, pick), `handover.rs` (transfers, tickets
-//! from chats, the end form), `records.rs` (what agents read back),
+//! from chats, the end form), `reload.rs` (channels and agents changed while
+//! running), `records.rs` (what agents read back),
 //! `knowledge.rs` (contacts, quick replies and the like), `files.rs`,
 //! `recovery.rs` (restart and rebuild), `root.rs` (the supervisor).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -107,6 +107,8 @@ pub enum Caller {
 }
 
 struct AgentEntry {
+    /// As configured, its channels as worked now (a removed channel the
+    /// agent worked stays among them while it drains).
     config: AgentConfig,
     token_digest: TokenDigest,
 }
@@ -119,9 +121,16 @@ pub(crate) struct ChatEntry {
 }
 
 struct Shared {
-    settings: HashMap<ChannelId, ChannelSettings>,
+    /// Every channel with an actor: the configured ones and those removed
+    /// from the configuration that still have live chats.
+    settings: DashMap<ChannelId, Arc<ChannelSettings>>,
+    /// Channels removed from the configuration, still running their live
+    /// chats to the end: they take no new chat.
+    draining: dashmap::DashSet<ChannelId>,
     channels: DashMap<ChannelId, ActorRef<ChannelMsg>>,
-    agents: HashMap<AgentId, AgentEntry>,
+    agents: DashMap<AgentId, Arc<AgentEntry>>,
+    /// One configuration reload at a time.
+    reloading: tokio::sync::Mutex<()>,
     agent_actors: DashMap<AgentId, ActorRef<AgentMsg>>,
     chats: DashMap<ChatId, ChatEntry>,
     /// The agent of every active chat.
@@ -182,6 +191,8 @@ mod identity;
 mod knowledge;
 mod records;
 mod recovery;
+mod reload;
+pub use reload::Reconfigured;
 mod root;
 mod sign_in;
 mod start;
@@ -284,22 +295,38 @@ impl Hub {
         self.shared.chats.len()
     }
 
-    /// A channel's settings.
-    pub fn channel(&self, channel: &ChannelId) -> Option<&ChannelSettings> {
-        self.shared.settings.get(channel)
+    /// A channel's settings (a removed channel's while its live chats
+    /// drain).
+    pub fn channel(&self, channel: &ChannelId) -> Option<Arc<ChannelSettings>> {
+        self.shared
+            .settings
+            .get(channel)
+            .map(|settings| settings.clone())
+    }
+
+    /// A channel's settings if it takes new chats: configured and not
+    /// removed since.
+    fn open_channel(&self, channel: &ChannelId) -> Result<Arc<ChannelSettings>, HubError> {
+        match self.channel(channel) {
+            Some(settings) if !self.shared.draining.contains(channel) => Ok(settings),
+            _ => Err(HubError::UnknownChannel(channel.clone())),
+        }
     }
 
     /// The channels an agent is a member of.
-    pub fn member_channels(&self, agent: &AgentId) -> &[ChannelId] {
+    pub fn member_channels(&self, agent: &AgentId) -> Vec<ChannelId> {
         self.shared
-            .agents
-            .get(agent)
-            .map(|entry| entry.config.channels.as_slice())
+            .presence
+            .agent(agent)
+            .map(|presence| presence.channels())
             .unwrap_or_default()
     }
 
     fn is_member(&self, agent: &AgentId, channel: &ChannelId) -> bool {
-        self.member_channels(agent).contains(channel)
+        self.shared
+            .presence
+            .agent(agent)
+            .is_some_and(|presence| presence.works(channel))
     }
 
     pub(crate) fn channel_actor(&self, channel: &ChannelId) -> Option<ActorRef<ChannelMsg>> {

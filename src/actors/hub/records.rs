@@ -16,9 +16,7 @@ impl Hub {
         email: String,
         message: String,
     ) -> Result<TicketId, HubError> {
-        let settings = self
-            .channel(&channel)
-            .ok_or_else(|| HubError::UnknownChannel(channel.clone()))?;
+        let settings = self.open_channel(&channel)?;
         if !settings.offline_form {
             return Err(HubError::Invalid(format!(
                 "channel {channel} has no offline form"
@@ -71,10 +69,7 @@ impl Hub {
         limit: usize,
     ) -> Result<Vec<TicketSummary>, HubError> {
         check_page(limit)?;
-        let (store, channels) = (
-            self.shared.store.clone(),
-            self.member_channels(agent).to_vec(),
-        );
+        let (store, channels) = (self.shared.store.clone(), self.member_channels(agent));
         blocking(move || store.tickets(&channels, before, limit)).await
     }
 
@@ -95,10 +90,7 @@ impl Hub {
         limit: usize,
     ) -> Result<Vec<SessionSummary>, HubError> {
         check_page(limit)?;
-        let (store, channels) = (
-            self.shared.store.clone(),
-            self.member_channels(agent).to_vec(),
-        );
+        let (store, channels) = (self.shared.store.clone(), self.member_channels(agent));
         blocking(move || store.recent_sessions(&channels, before, limit)).await
     }
 

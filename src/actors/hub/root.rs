@@ -66,7 +66,7 @@ impl HubRoot {
             .find(|entry| entry.value().get_id() == failed.get_id())
             .map(|entry| entry.key().clone());
         let Some(channel) = channel else { return };
-        let Some(settings) = hub.channel(&channel).cloned() else {
+        let Some(settings) = hub.channel(&channel).map(|settings| (*settings).clone()) else {
             return;
         };
         match Actor::spawn_linked(None, ChannelActor, settings, myself.get_cell()).await {

@@ -84,7 +84,7 @@ impl Hub {
         from: Option<IpAddr>,
         agent: &AgentId,
         token: &str,
-    ) -> Result<&AgentConfig, HubError> {
+    ) -> Result<AgentConfig, HubError> {
         let pace = &self.shared.sign_in_pace;
         let now = Timestamp::now();
         let known = self.shared.agents.contains_key(agent);
@@ -99,12 +99,14 @@ impl Hub {
         let presented = (token.len() <= MAX_TOKEN_BYTES).then(|| TokenDigest::of(token));
         let entry = self.shared.agents.get(agent);
         // The same comparison whether or not the agent exists.
-        let expected = entry.map_or(&self.shared.unknown_agent, |entry| &entry.token_digest);
+        let expected = entry
+            .as_ref()
+            .map_or(&self.shared.unknown_agent, |entry| &entry.token_digest);
         let matched = presented
             .as_ref()
             .is_some_and(|presented| presented.matches(expected));
         match entry {
-            Some(entry) if matched => Ok(&entry.config),
+            Some(entry) if matched => Ok(entry.config.clone()),
             _ => {
                 if let Some(ip) = from {
                     pace.per_ip.charge(ip, now);

@@ -13,16 +13,16 @@ impl Hub {
             .await
             .map_err(|err| gone(format!("cannot start the hub: {err}")))?;
         let channels = DashMap::new();
-        let mut settings = HashMap::new();
+        let settings = DashMap::new();
         for channel in config.channels {
             let (actor, _) =
                 Actor::spawn_linked(None, ChannelActor, channel.clone(), root.get_cell())
                     .await
                     .map_err(|err| gone(format!("cannot start channel {}: {err}", channel.id)))?;
             channels.insert(channel.id.clone(), actor);
-            settings.insert(channel.id.clone(), channel);
+            settings.insert(channel.id.clone(), Arc::new(channel));
         }
-        let presence = Presence::new(settings.keys().cloned());
+        let presence = Presence::new(settings.iter().map(|entry| entry.key().clone()));
         let agents = config
             .agents
             .into_iter()
@@ -32,7 +32,7 @@ impl Hub {
                     token_digest: agent.token.clone(),
                     config: agent,
                 };
-                (entry.config.id.clone(), entry)
+                (entry.config.id.clone(), Arc::new(entry))
             })
             .collect();
         let (last_chat, last_ticket, last_item, last_file) = blocking({
@@ -59,8 +59,10 @@ impl Hub {
         let hub = Self {
             shared: Arc::new(Shared {
                 settings,
+                draining: dashmap::DashSet::new(),
                 channels,
                 agents,
+                reloading: tokio::sync::Mutex::new(()),
                 agent_actors: DashMap::new(),
                 chats: DashMap::new(),
                 assignments: DashMap::new(),

@@ -5,7 +5,9 @@
 //! come in on the streams the hub opens. When the connection drops (network
 //! loss, hub restart), a supervisor task reconnects with backoff, says hello
 //! with where it left off in every chat it knows (and, for a customer, each
-//! chat's secret), and sends again every request still unanswered. The hub
+//! chat's secret), and sends again every unanswered request that is harmless
+//! twice (the others are answered `Unavailable`: they may have taken
+//! effect). The hub
 //! stores a retried message once (same client id) and replays each chat after
 //! the last seq seen; the link drops anything at or below that seq, so the
 //! application sees each chat's events once, in order, without a gap.

@@ -387,6 +387,8 @@ async fn run(
     // on every turn.
     let overflow = source.overflow.clone();
     let mut overflowed = std::pin::pin!(overflow.notified());
+    let revoked = source.revoked.clone();
+    let mut revoked = std::pin::pin!(revoked.notified());
     let mut file_stream = std::pin::pin!(conn.accept_bi());
     let in_flight = match session.role {
         Role::Customer => session.hub.limits().requests_in_flight,
@@ -458,6 +460,13 @@ async fn run(
                 let (send, recv) = stream?;
                 let (hub, caller) = (session.hub.clone(), session.caller());
                 tokio::spawn(crate::server::files::serve(hub, caller, session.ip, send, recv));
+            }
+            () = &mut revoked => {
+                let error = ErrorFrame::new(
+                    ErrorCode::Unauthorized,
+                    "the agent was removed from the hub's configuration",
+                );
+                return Err(control.refuse(conn, CloseCode::Refused, error).await);
             }
             () = &mut overflowed => {
                 conn.close(CloseCode::TooSlow.code().into(), b"too far behind on events");

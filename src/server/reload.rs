@@ -1,0 +1,98 @@
+//! The configuration read again while the hub runs: channels and agents
+//! change at once (see [`Hub::reconfigure`]); a change to anything else is
+//! reported as waiting for a restart, and the running value stays.
+
+use std::fmt;
+use std::path::Path;
+
+use super::*;
+use crate::actors::Reconfigured;
+use crate::config::ConfigError;
+
+/// Why a reload was refused; the running configuration stays.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// The file cannot be read, or is not a valid configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The hub could not take it (a token file, a channel actor).
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+/// What a reload did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reloaded {
+    /// The channels and agents changed.
+    pub changed: Reconfigured,
+    /// Changed fields that take effect at the next start only.
+    pub needs_restart: Vec<&'static str>,
+}
+
+impl fmt::Display for Reloaded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.changed)?;
+        if !self.needs_restart.is_empty() {
+            write!(
+                f,
+                "; changed but kept until a restart: {}",
+                self.needs_restart.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The fields that differ between the running configuration and `new`
+/// and cannot change while the hub runs.
+fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut differs = |name, differ: bool| {
+        if differ {
+            changed.push(name);
+        }
+    };
+    differs("listen", running.listen != new.listen);
+    differs("data_dir", running.data_dir != new.data_dir);
+    differs("tls", running.tls != new.tls);
+    differs("metrics", running.metrics != new.metrics);
+    differs("store", running.store != new.store);
+    differs("runtime", running.runtime != new.runtime);
+    differs(
+        "presence_grace",
+        running.presence_grace != new.presence_grace,
+    );
+    differs("limits", running.limits != new.limits);
+    changed
+}
+
+impl Server {
+    /// Serves `config`'s channels and agents from now on, leaving every
+    /// connection and live chat as it is. Fields that only a restart can
+    /// change are listed in the answer and keep their running values.
+    pub async fn reload(&self, config: &Config) -> Result<Reloaded, ServerError> {
+        let hub_config = hub_config(config, &self.data_dir)?;
+        let mut running = self.running.lock().await;
+        let needs_restart = restart_only_changes(&running, config);
+        let changed = self
+            .hub
+            .reconfigure(hub_config.channels, hub_config.agents)
+            .await?;
+        metrics::export_from_start(&changed.channels_added);
+        running.channels = config.channels.clone();
+        running.agents = config.agents.clone();
+        Ok(Reloaded {
+            changed,
+            needs_restart,
+        })
+    }
+
+    /// Reads the configuration in `path` again (the embedded defaults
+    /// without one, with this process's `CHATHUB_*` overrides) and
+    /// reloads it; an invalid file is refused with the reason.
+    pub async fn reload_from(&self, path: Option<&Path>) -> Result<Reloaded, ReloadError> {
+        let config = Config::load_with_env(path)?;
+        Ok(self.reload(&config).await?)
+    }
+}
