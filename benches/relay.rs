@@ -100,7 +100,7 @@ fn relay(c: &mut Criterion) {
                     }
                     let mut got = 0;
                     while got < 64 {
-                        if let Some(Outbound::Chat(_)) = agent_events.events.recv().await {
+                        if let Some((Outbound::Chat(_), _)) = agent_events.events.recv().await {
                             got += 1;
                         }
                     }

@@ -305,6 +305,7 @@ pub(crate) async fn run(
         errors: observed.errors.lock().unwrap().clone(),
         violations: observed.violations.lock().unwrap().clone(),
         foreign: observed.foreign.load(Ordering::Relaxed),
+        costs: Default::default(),
     };
     Ok(report)
 }

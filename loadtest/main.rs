@@ -13,6 +13,7 @@
 //!
 //! Without `--addr` it starts a hub in this process on a loopback port.
 
+mod costs;
 mod drive;
 mod echo;
 mod hostile;
@@ -93,9 +94,13 @@ struct Options {
     /// floods) and report their outcomes and the hub's memory.
     #[arg(long, default_value_t = 0)]
     hostile: usize,
-    /// The hub's process, to read its resident memory.
+    /// The hub's process, to read its resident memory and CPU time.
     #[arg(long)]
     hub_pid: Option<u32>,
+    /// The hub's metrics endpoint (e.g. 127.0.0.1:9464), to report where
+    /// messages waited inside it.
+    #[arg(long)]
+    hub_metrics: Option<std::net::SocketAddr>,
     /// Threads driving the clients: 1 runs everything on one thread,
     /// leaving the other cores to the hub (default: one per core).
     #[arg(long)]
@@ -236,11 +241,13 @@ async fn run(options: Options) -> anyhow::Result<()> {
     } else {
         None
     };
+    let probe = costs::Probe::take(hub_pid, options.hub_metrics).await;
     let report = tokio::time::timeout(
         options.duration(),
         drive::run(&options, &channels, &client, &token),
     )
     .await;
+    let spent = costs::Probe::take(hub_pid, options.hub_metrics).await;
     let resident_peak = hub_pid.and_then(idle::resident_bytes);
     stop_attacks.store(true, Ordering::Relaxed);
     if let Some(attackers) = attackers {
@@ -274,10 +281,11 @@ async fn run(options: Options) -> anyhow::Result<()> {
         server.shutdown().await;
         let _ = std::fs::remove_dir_all(data);
     }
-    let report = match report {
+    let mut report = match report {
         Ok(report) => report?,
         Err(_) => bail!("the run did not finish within {:?}", options.duration()),
     };
+    report.costs = costs::Costs::between(&probe, &spent, report.relayed);
     report.print(echo_rate);
     if let Some(path) = &options.json {
         std::fs::write(path, report.json(echo_rate))

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::costs::Costs;
+
 /// What a run measured and found.
 pub(crate) struct Report {
     pub(crate) customers: usize,
@@ -20,6 +22,8 @@ pub(crate) struct Report {
     pub(crate) violations: Vec<String>,
     /// Chats agents took and ended that were not this run's customers'.
     pub(crate) foreign: u64,
+    /// What the run cost the hub and the machine.
+    pub(crate) costs: Costs,
 }
 
 impl Report {
@@ -59,6 +63,7 @@ impl Report {
                 ms(samples.at(0.999))
             );
         }
+        self.costs.print();
         println!("errors: {:?}", self.errors);
         if self.violations.is_empty() {
             println!(
@@ -99,6 +104,7 @@ impl Report {
             errors: &self.errors,
             violations: self.violations.len(),
             foreign_chats: self.foreign,
+            costs: &self.costs,
         };
         let mut text = serde_json::to_string_pretty(&report).expect("the report serializes");
         text.push('\n');
@@ -192,6 +198,7 @@ struct JsonReport<'a> {
     errors: &'a BTreeMap<String, u64>,
     violations: usize,
     foreign_chats: u64,
+    costs: &'a Costs,
 }
 
 #[cfg(test)]
@@ -224,6 +231,7 @@ mod tests {
             errors: BTreeMap::new(),
             violations: Vec::new(),
             foreign: 0,
+            costs: Costs::default(),
         };
         let tsv = report.timeline_tsv();
         let lines: Vec<&str> = tsv.lines().collect();

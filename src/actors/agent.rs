@@ -17,6 +17,7 @@ use crate::actors::channel::ChannelMsg;
 use crate::actors::chat::ChatMsg;
 use crate::actors::hub::Hub;
 use crate::actors::sink::{ConnId, EventSink, Outbound};
+use crate::actors::stages::{self, STAGES};
 use crate::core::{AgentId, AgentPresence, Alert, ChannelId, ChatId, Status};
 
 /// Messages to an [`AgentActor`].
@@ -40,6 +41,8 @@ pub enum AgentMsg {
     },
     /// Push an event to one connection, or to all of them.
     Deliver {
+        /// When it was sent here.
+        at: std::time::Instant,
         /// `None` for every connection of the agent.
         to: Option<ConnId>,
         /// A connection that already knows of the event (it sent the
@@ -372,7 +375,17 @@ impl Actor for AgentActor {
                     tracing::info!(agent = %state.id, "no connection left: Absent");
                 }
             }
-            AgentMsg::Deliver { to, except, event } => state.deliver(to, except, event),
+            AgentMsg::Deliver {
+                at,
+                to,
+                except,
+                event,
+            } => {
+                if matches!(event, Outbound::Chat(_)) {
+                    stages::since(&STAGES.agent_actor, at);
+                }
+                state.deliver(to, except, event);
+            }
             AgentMsg::ChannelsChanged => state.follow_channels(&myself),
             AgentMsg::Removed => {
                 state.follow_channels(&myself);

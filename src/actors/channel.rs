@@ -105,6 +105,7 @@ impl ChannelState {
             .set(self.queue.len() as f64);
         for agent in self.watchers.values() {
             let _ = agent.cast(AgentMsg::Deliver {
+                at: std::time::Instant::now(),
                 to: None,
                 except: None,
                 event: Outbound::Queue(update.clone()),
@@ -274,6 +275,7 @@ impl Actor for ChannelActor {
             } => {
                 let snapshot = Arc::new(state.snapshot());
                 let _ = agent_actor.cast(AgentMsg::Deliver {
+                    at: std::time::Instant::now(),
                     to: Some(conn),
                     except: None,
                     event: Outbound::Queue(snapshot),
@@ -292,6 +294,7 @@ impl Actor for ChannelActor {
                         change: QueueChange::Snapshot(Vec::new()),
                     };
                     let _ = agent_actor.cast(AgentMsg::Deliver {
+                        at: std::time::Instant::now(),
                         to: None,
                         except: None,
                         event: Outbound::Queue(Arc::new(empty)),

@@ -21,6 +21,7 @@ pub mod hub;
 mod origins;
 mod pace;
 pub mod sink;
+pub mod stages;
 
 pub use chat::Receipt;
 pub use error::{HubError, count_refusal};

@@ -1,6 +1,7 @@
 //! How actors push events to a connection.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::{Notify, mpsc};
 
@@ -40,7 +41,7 @@ pub enum Outbound {
 pub struct EventSink {
     conn: ConnId,
     peer: Option<std::net::IpAddr>,
-    tx: mpsc::Sender<Outbound>,
+    tx: mpsc::Sender<(Outbound, Instant)>,
     overflow: Arc<Notify>,
     revoked: Arc<Notify>,
 }
@@ -48,8 +49,9 @@ pub struct EventSink {
 /// The connection task's half of an [`EventSink`].
 #[derive(Debug)]
 pub struct EventSource {
-    /// Events in the order actors delivered them.
-    pub events: mpsc::Receiver<Outbound>,
+    /// Events in the order actors delivered them, each with when it was
+    /// queued.
+    pub events: mpsc::Receiver<(Outbound, Instant)>,
     /// Notified when an event had to be refused because the queue was full.
     pub overflow: Arc<Notify>,
     /// Notified when the connection's agent was removed from the
@@ -107,7 +109,7 @@ impl EventSink {
     /// behind; the caller should then forget this sink.
     #[must_use = "a sink that refused an event is to be forgotten"]
     pub fn deliver(&self, event: Outbound) -> bool {
-        match self.tx.try_send(event) {
+        match self.tx.try_send((event, Instant::now())) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.overflow.notify_one();

@@ -9,10 +9,10 @@ use std::net::SocketAddr;
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
-/// Latency buckets, in seconds: 100 µs to 30 s.
+/// Latency buckets, in seconds: 25 µs to 15 min.
 const SECONDS_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+    0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+    0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
 ];
 
 /// Why the metrics endpoint could not start.
@@ -152,6 +152,11 @@ fn describe() {
         "chathub_chat_wait_seconds",
         Unit::Seconds,
         "How long chats waited in the queue before an agent took them."
+    );
+    describe_histogram!(
+        "chathub_stage_seconds",
+        Unit::Seconds,
+        "A chat event's time in each stage inside the hub (to_chat, durable, to_publish, agent_actor, to_connection)."
     );
     describe_histogram!(
         "chathub_message_delivery_seconds",

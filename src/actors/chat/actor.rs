@@ -171,8 +171,10 @@ impl Actor for ChatActor {
                 conn,
                 client_id,
                 text,
+                sent,
                 reply,
             } => {
+                stages::since(&STAGES.to_chat, sent);
                 let admitted = state.party(&caller).and_then(|party| {
                     // A retry of a stored message is answered as stored,
                     // whatever the pace and length now.
@@ -382,7 +384,10 @@ impl Actor for ChatActor {
                     more,
                 });
             }
-            ChatMsg::Committed { seq } => state.committed(&myself, seq),
+            ChatMsg::Committed { seq, at } => {
+                stages::since(&STAGES.to_publish, at);
+                state.committed(&myself, seq);
+            }
             ChatMsg::CommitFailed(err) => {
                 for answer in state.gate.fail() {
                     answer.fail(HubError::StorageUnavailable(err.to_string()));

@@ -20,6 +20,7 @@ use crate::actors::channel::ChannelMsg;
 use crate::actors::hub::{Caller, ChatEntry, Hub};
 use crate::actors::origins::OriginSlot;
 use crate::actors::sink::{ConnId, EventSink, Outbound};
+use crate::actors::stages::{self, STAGES};
 use crate::core::{
     AgentId, Assignment, ChannelId, Chat, ChatEvent, ChatEventKind, ChatState, ClaimCell, Claimed,
     Claimer, FileRef, Gate, Limit, Party, Posted, Publish, QueueRow, SessionSummary, Ticket,
@@ -84,6 +85,8 @@ pub enum ChatMsg {
         client_id: u64,
         /// The text.
         text: String,
+        /// When the connection task sent it on.
+        sent: std::time::Instant,
         /// Where the message landed, once durable.
         reply: RpcReplyPort<Result<Receipt, HubError>>,
     },
@@ -192,6 +195,8 @@ pub enum ChatMsg {
     Committed {
         /// The last durable seq.
         seq: u64,
+        /// When the store said so.
+        at: std::time::Instant,
     },
     /// The store failed to make events durable.
     CommitFailed(StoreError),

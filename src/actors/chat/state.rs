@@ -56,11 +56,18 @@ impl ChatActorState {
         }
         self.gate.handle_written(last);
         let myself = myself.clone();
+        let submitted = std::time::Instant::now();
         self.hub.store().writer().submit(
             ops,
             Box::new(move |result| {
                 let _ = myself.cast(match result {
-                    Ok(()) => ChatMsg::Committed { seq: last },
+                    Ok(()) => {
+                        stages::since(&STAGES.durable, submitted);
+                        ChatMsg::Committed {
+                            seq: last,
+                            at: std::time::Instant::now(),
+                        }
+                    }
                     Err(err) => ChatMsg::CommitFailed(err),
                 });
             }),
@@ -112,6 +119,7 @@ impl ChatActorState {
             .and_then(|agent| self.hub.agent_actor_ref(agent))
         {
             let _ = actor.cast(AgentMsg::Deliver {
+                at: std::time::Instant::now(),
                 to: None,
                 except,
                 event: Outbound::Chat(event.clone()),
@@ -142,6 +150,7 @@ impl ChatActorState {
                         for earlier in self.chat.events().iter().take_while(|e| e.seq <= event.seq)
                         {
                             let _ = actor.cast(AgentMsg::Deliver {
+                                at: std::time::Instant::now(),
                                 to: None,
                                 except: None,
                                 event: Outbound::Chat(Arc::new(earlier.clone())),

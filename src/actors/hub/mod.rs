@@ -432,11 +432,13 @@ impl Hub {
         client_id: u64,
         text: String,
     ) -> impl Future<Output = Result<Receipt, HubError>> + Send + 'static {
+        let sent = std::time::Instant::now();
         self.ask_chat(chat, move |reply| ChatMsg::Post {
             caller,
             conn,
             client_id,
             text,
+            sent,
             reply,
         })
     }

@@ -252,7 +252,7 @@ async fn a_customer_who_leaves_a_queued_chat_withdraws_it() {
     // Started, first message, ended; in order.
     let mut kinds = Vec::new();
     while kinds.len() < 3 {
-        match events.events.recv().await {
+        match events.events.recv().await.map(|(event, _)| event) {
             Some(Outbound::Chat(event)) => kinds.push((event.seq, event.kind.clone())),
             other => panic!("unexpected {other:?}"),
         }

@@ -17,6 +17,7 @@ use futures::{FutureExt as _, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
+use crate::actors::stages::{self, STAGES};
 use crate::actors::{EventSink, Hub, HubError, Outbound};
 use crate::core::{AgentId, ChatEventKind, ChatId};
 use crate::core::{Limit, Limits};
@@ -442,7 +443,10 @@ async fn run(
                 // connection sends it together.
                 let mut event = Some(event);
                 let mut routed = 0;
-                while let Some(next) = event.take() {
+                while let Some((next, queued)) = event.take() {
+                    if matches!(next, Outbound::Chat(_)) {
+                        stages::since(&STAGES.to_connection, queued);
+                    }
                     if router.route(next).is_err() {
                         conn.close(CloseCode::TooSlow.code().into(), b"too far behind on events");
                         return Err(ConnError::TooSlow);
