@@ -669,7 +669,7 @@ async fn f6_a_chat_past_its_length_is_refused_and_the_agent_is_told_once() {
 #[tokio::test]
 async fn f17_a_client_that_stops_reading_its_answers_is_closed() {
     let hub = TestHub::start(&config(
-        "presence_grace_secs = 1",
+        "presence_grace = \"300ms\"",
         "control_write_timeout = \"500ms\"",
         "",
     ))
