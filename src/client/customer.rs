@@ -173,6 +173,22 @@ impl CustomerClient {
         download(&self.link, file).await
     }
 
+    /// Moves the client to another UDP socket (the device changed
+    /// networks, say from Wi-Fi to mobile): its QUIC connection goes on
+    /// from the new address, with no reconnect and nothing sent twice. A
+    /// client on a [`ClientConfig::sharing_endpoint`] endpoint moves every
+    /// client sharing it.
+    pub fn move_to_socket(&self, socket: std::net::UdpSocket) -> Result<(), ClientError> {
+        self.link.move_to(socket)
+    }
+
+    /// How many times the client had to connect again since it first
+    /// connected (a lost connection, a restarted hub); moving to another
+    /// socket is not one.
+    pub fn reconnects(&self) -> u64 {
+        self.link.reconnects()
+    }
+
     /// The next event the hub pushed; `None` once the connection is closed.
     pub async fn next_event(&self) -> Option<Event> {
         self.link.next_event().await

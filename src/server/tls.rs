@@ -165,6 +165,10 @@ pub fn server_config(
                 .expect("30 s is a valid idle timeout"),
         ));
     config.transport_config(Arc::new(transport));
+    // A client whose address changes (another network, a NAT's new
+    // mapping) keeps its connection: QUIC validates the new path and goes
+    // on, with nothing to resume (`tests/migration.rs`).
+    config.migration(true);
     Ok(config)
 }
 

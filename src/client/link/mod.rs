@@ -89,6 +89,8 @@ struct Inner {
     events: mpsc::Sender<Event>,
     incoming: Arc<IncomingBoard>,
     closing: AtomicBool,
+    /// QUIC connections made so far (the first one included).
+    connections: AtomicU64,
     connection: Mutex<Option<quinn::Connection>>,
     /// Queue updates and alerts on their way to the application.
     others: Mutex<VecDeque<Event>>,
@@ -169,6 +171,7 @@ impl Link {
             events: events_tx,
             incoming: incoming.clone(),
             closing: AtomicBool::new(false),
+            connections: AtomicU64::new(0),
             connection: Mutex::new(None),
             others: Mutex::new(VecDeque::new()),
             readied: tokio::sync::Notify::new(),
@@ -253,6 +256,28 @@ impl Link {
                     .to_owned(),
             )),
         }
+    }
+
+    /// How many times the link had to connect again since it first
+    /// connected (a lost connection, a restarted hub).
+    pub(super) fn reconnects(&self) -> u64 {
+        self.inner
+            .connections
+            .load(Ordering::Relaxed)
+            .saturating_sub(1)
+    }
+
+    /// Moves the link to another UDP socket (the device's network
+    /// changed, or a NAT forgot its mapping): the QUIC connection goes on
+    /// from the new address (connection migration), with nothing sent
+    /// again and no reconnect. Every connection of the endpoint moves, so
+    /// a link on a shared endpoint moves the links sharing it.
+    pub(super) fn move_to(&self, socket: std::net::UdpSocket) -> Result<(), ClientError> {
+        socket.set_nonblocking(true)?;
+        // The endpoint pings the hub from the new address at once, so the
+        // hub sends there from then on, not at the next request.
+        self.inner.endpoint.rebind(socket)?;
+        Ok(())
     }
 
     /// The next pushed event.

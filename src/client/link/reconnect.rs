@@ -8,6 +8,7 @@ use super::*;
 pub(super) async fn supervise(inner: Arc<Inner>, mut session: Session) {
     let mut backoff = Duration::from_millis(50);
     loop {
+        inner.connections.fetch_add(1, Ordering::Relaxed);
         *lock(&inner.connection) = Some(session.conn.clone());
         let streams = tokio::spawn(accept_event_streams(session.conn.clone(), inner.clone()));
         {
