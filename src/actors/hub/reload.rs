@@ -93,6 +93,9 @@ impl Hub {
         check(&channels, &agents)?;
         let mut report = Reconfigured::default();
         let shared = &self.shared;
+        // Whether a drain watch runs already: it stops only once no removed
+        // channel is left, under the reload lock.
+        let watched = !shared.draining.is_empty();
 
         // Channels first, so agents can work the new ones.
         let configured: HashSet<ChannelId> = channels.iter().map(|c| c.id.clone()).collect();
@@ -125,7 +128,6 @@ impl Hub {
                 }
             }
         }
-        let watched = !shared.draining.is_empty();
         let removed: Vec<ChannelId> = shared
             .settings
             .iter()
@@ -182,8 +184,6 @@ impl Hub {
             report.agents_removed.push(id);
         }
         self.count_present();
-        // One watch at a time: it stops (under the reload lock) only once
-        // no removed channel is left.
         if !watched && !shared.draining.is_empty() {
             spawn_drain_watch(Arc::downgrade(&self.shared));
         }
