@@ -1,6 +1,6 @@
 //! The decoders of every frame the hub reads from a stranger (hello,
-//! requests, file headers) and the SDK reads from a hub take arbitrary
-//! bytes: a frame or a typed error, never a panic, never a buffer past the
+//! requests, file headers) and the SDK reads from a hub, and of the
+//! datagrams each reads from the other, take arbitrary bytes: a frame or a typed error, never a panic, never a buffer past the
 //! frame limit. Valid frames are mutated (bytes flipped, cut, spliced,
 //! length prefixes rewritten) so the cases reach deep into the decoders.
 //!
@@ -8,10 +8,11 @@
 //! million outside CI with `CHATHUB_FUZZ_CASES=1000000 cargo test --release
 //! --test fuzz_decoders`).
 
-use chathub::core::{ChannelId, ChatId, Customer, Status};
+use chathub::core::{AgentId, ChannelId, ChatId, Customer, Party, Status};
 use chathub::protocol::{
-    ClientFrame, FrameBuf, Hello, MAX_FRAME_BYTES, PROTOCOL_VERSION, Request, RequestBody, Resume,
-    Role, ServerFrame, Upload, decode, encode,
+    ClientDatagram, ClientFrame, FrameBuf, Hello, MAX_DATAGRAM_BYTES, MAX_FRAME_BYTES,
+    PROTOCOL_VERSION, Request, RequestBody, Resume, Role, ServerDatagram, ServerFrame, Upload,
+    decode, decode_datagram, encode, encode_datagram,
 };
 use proptest::prelude::*;
 
@@ -85,6 +86,32 @@ fn seeds() -> Vec<Vec<u8>> {
             bytes
         })
         .collect()
+}
+
+/// One valid datagram of each kind either side sends (no length prefix).
+fn datagram_seeds() -> Vec<Vec<u8>> {
+    vec![
+        encode_datagram(&ClientDatagram::Typing { chat: ChatId(3) }).expect("a datagram encodes"),
+        encode_datagram(&ServerDatagram::Typing {
+            chat: ChatId(3),
+            from: Party::Customer,
+        })
+        .expect("a datagram encodes"),
+        encode_datagram(&ServerDatagram::Typing {
+            chat: ChatId(u64::MAX),
+            from: Party::Agent(AgentId::new("alice")),
+        })
+        .expect("a datagram encodes"),
+    ]
+}
+
+/// Both sides' datagram decoders on `bytes`: a datagram or a typed error.
+fn decode_datagrams(bytes: &[u8]) {
+    let client = decode_datagram::<ClientDatagram>(bytes);
+    let server = decode_datagram::<ServerDatagram>(bytes);
+    if bytes.len() > MAX_DATAGRAM_BYTES {
+        assert!(client.is_err() && server.is_err());
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -187,6 +214,20 @@ proptest! {
     }
 
     #[test]
+    fn mutated_datagrams_are_a_datagram_or_a_typed_error(
+        seed in 0..3usize,
+        mutations in proptest::collection::vec(mutation(), 1..4),
+        tail in proptest::collection::vec(any::<u8>(), 0..32),
+    ) {
+        let mut bytes = datagram_seeds()[seed].clone();
+        for mutation in &mutations {
+            apply(&mut bytes, mutation);
+        }
+        bytes.extend_from_slice(&tail);
+        decode_datagrams(&bytes);
+    }
+
+    #[test]
     fn random_bytes_are_a_frame_or_a_typed_error(
         bytes in proptest::collection::vec(any::<u8>(), 0..1024),
         piece in 1..256usize,
@@ -194,6 +235,7 @@ proptest! {
         feed::<ClientFrame>(&bytes, piece);
         feed::<ServerFrame>(&bytes, piece);
         let _ = decode::<ClientFrame>(&bytes);
+        decode_datagrams(&bytes);
     }
 }
 
@@ -204,5 +246,11 @@ fn the_seeds_decode_unmutated() {
         buf.push(&seed);
         assert!(buf.next_frame::<ClientFrame>().unwrap().is_some());
         assert!(buf.finish().is_ok());
+    }
+    for seed in datagram_seeds() {
+        assert!(
+            decode_datagram::<ClientDatagram>(&seed).is_ok()
+                || decode_datagram::<ServerDatagram>(&seed).is_ok()
+        );
     }
 }

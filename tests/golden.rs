@@ -1,5 +1,5 @@
-//! Pinned formats: the bytes of every frame variant on the wire and of every
-//! value the store keeps, compared with `tests/golden/formats.txt`. A change
+//! Pinned formats: the bytes of every frame variant on the wire, of every
+//! datagram, and of every value the store keeps, compared with `tests/golden/formats.txt`. A change
 //! to any of them (a field added, variants reordered) fails here before it
 //! reaches a client of another build or a data folder of an earlier one.
 //!
@@ -20,8 +20,9 @@ use chathub::core::{
     SessionSummary, Status, Ticket, TicketId, TicketSource, Timestamp,
 };
 use chathub::protocol::{
-    AgentProfile, ClientFrame, ErrorCode, ErrorFrame, Event, Hello, Reply, Request, RequestBody,
-    Response, Resume, Role, ServerFrame, Upload, Welcome,
+    AgentProfile, ClientDatagram, ClientFrame, ErrorCode, ErrorFrame, Event, Hello, Reply, Request,
+    RequestBody, Response, Resume, Role, ServerDatagram, ServerFrame, Upload, Welcome,
+    decode_datagram, encode_datagram,
 };
 use chathub::store::{Op, StoredFile};
 
@@ -384,7 +385,39 @@ fn server_events() -> Vec<Event> {
             channel: ChannelId::new("support"),
             chat: ChatId(3),
         },
+        Event::Typing {
+            chat: ChatId(3),
+            from: Party::Customer,
+        },
     ]
+}
+
+fn datagrams() -> (Vec<ClientDatagram>, Vec<ServerDatagram>) {
+    (
+        vec![ClientDatagram::Typing { chat: ChatId(3) }],
+        vec![
+            ServerDatagram::Typing {
+                chat: ChatId(3),
+                from: Party::Customer,
+            },
+            ServerDatagram::Typing {
+                chat: ChatId(3),
+                from: Party::Agent(AgentId::new("alice")),
+            },
+        ],
+    )
+}
+
+fn client_datagram_name(datagram: &ClientDatagram) -> &'static str {
+    match datagram {
+        ClientDatagram::Typing { .. } => "Typing",
+    }
+}
+
+fn server_datagram_name(datagram: &ServerDatagram) -> &'static str {
+    match datagram {
+        ServerDatagram::Typing { .. } => "Typing",
+    }
 }
 
 fn event_name(event: &Event) -> &'static str {
@@ -397,6 +430,7 @@ fn event_name(event: &Event) -> &'static str {
         },
         Event::Alert(_) => "Alert",
         Event::AlertCleared { .. } => "AlertCleared",
+        Event::Typing { .. } => "Typing",
     }
 }
 
@@ -514,6 +548,20 @@ fn samples() -> BTreeMap<String, Vec<u8>> {
     for frame in &server {
         add(format!("wire.{}", server_frame_name(frame)), wire(frame));
     }
+    // Datagrams, each one value without a length prefix.
+    let (client_datagrams, server_datagrams) = datagrams();
+    for datagram in &client_datagrams {
+        add(
+            format!("datagram.Client.{}", client_datagram_name(datagram)),
+            encode_datagram(datagram).expect("a sample datagram encodes"),
+        );
+    }
+    for datagram in &server_datagrams {
+        add(
+            format!("datagram.Server.{}", server_datagram_name(datagram)),
+            encode_datagram(datagram).expect("a sample datagram encodes"),
+        );
+    }
     // What the store keeps: every op of the commit log (each table's value
     // among them).
     let mut ops: Vec<Op> = events().into_iter().map(Op::Event).collect();
@@ -606,6 +654,15 @@ fn the_pinned_bytes_decode_back_to_the_samples() {
         let bytes = wire(&frame);
         let decoded: ClientFrame = chathub::protocol::decode(&bytes[4..]).unwrap();
         assert_eq!(decoded, frame);
+    }
+    let (client_datagrams, server_datagrams) = datagrams();
+    for datagram in client_datagrams {
+        let bytes = encode_datagram(&datagram).unwrap();
+        assert_eq!(decode_datagram::<ClientDatagram>(&bytes).unwrap(), datagram);
+    }
+    for datagram in server_datagrams {
+        let bytes = encode_datagram(&datagram).unwrap();
+        assert_eq!(decode_datagram::<ServerDatagram>(&bytes).unwrap(), datagram);
     }
     for event in events() {
         let bytes = stored(&event);

@@ -16,9 +16,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use crate::actors::channel::ChannelMsg;
 use crate::actors::chat::ChatMsg;
 use crate::actors::hub::Hub;
-use crate::actors::sink::{ConnId, EventSink, Outbound};
+use crate::actors::sink::{ConnId, EventSink, Outbound, Signal};
 use crate::actors::stages::{self, STAGES};
-use crate::core::{AgentId, AgentPresence, Alert, ChannelId, ChatId, Status};
+use crate::core::{AgentId, AgentPresence, Alert, ChannelId, ChatId, Party, Status};
 
 /// Messages to an [`AgentActor`].
 pub enum AgentMsg {
@@ -50,6 +50,15 @@ pub enum AgentMsg {
         except: Option<ConnId>,
         /// The event.
         event: Outbound,
+    },
+    /// Someone is typing in a chat this agent holds: offered to every
+    /// connection of the agent as a datagram, dropped where there is no
+    /// room.
+    Typing {
+        /// The chat.
+        chat: ChatId,
+        /// Who is typing.
+        from: Party,
     },
     /// Present or Absent.
     SetStatus {
@@ -385,6 +394,14 @@ impl Actor for AgentActor {
                     stages::since(&STAGES.agent_actor, at);
                 }
                 state.deliver(to, except, event);
+            }
+            AgentMsg::Typing { chat, from } => {
+                for sink in state.conns.values() {
+                    sink.offer_signal(Signal::Typing {
+                        chat,
+                        from: from.clone(),
+                    });
+                }
             }
             AgentMsg::ChannelsChanged => state.follow_channels(&myself),
             AgentMsg::Removed => {

@@ -26,4 +26,4 @@ pub mod stages;
 pub use chat::Receipt;
 pub use error::{HubError, count_refusal};
 pub use hub::{AgentConfig, Caller, ChatStart, Hub, HubConfig, Reconfigured, TokenDigest};
-pub use sink::{ConnId, EventSink, Outbound};
+pub use sink::{ConnId, EventSink, Outbound, Signal};

@@ -5,11 +5,27 @@ use std::time::Instant;
 
 use tokio::sync::{Notify, mpsc};
 
-use crate::core::{Alert, ChannelId, ChatEvent, ChatId, QueueUpdate};
+use crate::core::{Alert, ChannelId, ChatEvent, ChatId, Party, QueueUpdate};
+
+/// Signals waiting for a connection at most; more are dropped.
+pub const DATAGRAMS_WAITING: usize = 16;
 
 /// Identifies one client connection for the life of the hub process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
+
+/// What may be lost on its way to a connection without harm: never
+/// stored, never resent (the connection sends it as a datagram).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// `from` is typing in `chat`.
+    Typing {
+        /// The chat.
+        chat: ChatId,
+        /// Who types.
+        from: Party,
+    },
+}
 
 /// An event on its way to a connection. Shared (`Arc`) because one event
 /// goes to several connections.
@@ -37,11 +53,16 @@ pub enum Outbound {
 /// refuses it and raises the connection's overflow flag so the connection
 /// task closes it. The client then reconnects and resumes from its last seq
 /// instead of the hub buffering without bound.
+///
+/// Beside events, a sink takes signals (typing indicators) into a small
+/// queue of its own: [`EventSink::offer_signal`] drops one that finds the
+/// queue full, and a connection never closes or waits for them.
 #[derive(Clone, Debug)]
 pub struct EventSink {
     conn: ConnId,
     peer: Option<std::net::IpAddr>,
     tx: mpsc::Sender<(Outbound, Instant)>,
+    datagrams: mpsc::Sender<Signal>,
     overflow: Arc<Notify>,
     revoked: Arc<Notify>,
 }
@@ -52,6 +73,8 @@ pub struct EventSource {
     /// Events in the order actors delivered them, each with when it was
     /// queued.
     pub events: mpsc::Receiver<(Outbound, Instant)>,
+    /// Signals to send as datagrams, at most [`DATAGRAMS_WAITING`].
+    pub datagrams: mpsc::Receiver<Signal>,
     /// Notified when an event had to be refused because the queue was full.
     pub overflow: Arc<Notify>,
     /// Notified when the connection's agent was removed from the
@@ -64,12 +87,14 @@ impl EventSink {
     /// events, and the connection task's end of it.
     pub fn new(conn: ConnId, capacity: usize) -> (Self, EventSource) {
         let (tx, events) = mpsc::channel(capacity);
+        let (datagrams_tx, datagrams) = mpsc::channel(DATAGRAMS_WAITING);
         let overflow = Arc::new(Notify::new());
         let revoked = Arc::new(Notify::new());
         let sink = Self {
             conn,
             peer: None,
             tx,
+            datagrams: datagrams_tx,
             overflow: overflow.clone(),
             revoked: revoked.clone(),
         };
@@ -77,6 +102,7 @@ impl EventSink {
             sink,
             EventSource {
                 events,
+                datagrams,
                 overflow,
                 revoked,
             },
@@ -117,5 +143,12 @@ impl EventSink {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
+    }
+
+    /// Queues a signal for the connection if there is room; drops it
+    /// otherwise (it may be lost on the way all the same). Returns whether
+    /// it was queued.
+    pub fn offer_signal(&self, signal: Signal) -> bool {
+        self.datagrams.try_send(signal).is_ok()
     }
 }

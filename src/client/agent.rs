@@ -278,6 +278,17 @@ impl AgentClient {
         post(&self.link, chat, text.into()).await
     }
 
+    /// Tells the customer of a chat this agent holds that the agent is
+    /// typing, as a QUIC datagram: never stored, and a lost one is not sent
+    /// again (call it again while the agent types, every few seconds at
+    /// most; the hub drops what one connection sends faster than
+    /// `[limits] typing_per_sec`, over all its chats). The customer gets
+    /// [`Event::Typing`]. Fails only when there is no connection right now
+    /// or the connection takes no datagrams.
+    pub fn typing(&self, chat: ChatId) -> Result<(), ClientError> {
+        self.link.typing(chat)
+    }
+
     /// Ends a chat assigned to this agent; it moves to recent sessions.
     pub async fn end_chat(&self, chat: ChatId) -> Result<(), ClientError> {
         expect_done(self.link.request(RequestBody::EndChat { chat }).await?)

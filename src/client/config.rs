@@ -145,6 +145,9 @@ impl ClientConfigBuilder {
         let mut transport = quinn::TransportConfig::default();
         transport
             .max_concurrent_uni_streams(4096u32.into())
+            // Typing indicators: a few small datagrams wait at most.
+            .datagram_receive_buffer_size(Some(16 * 1024))
+            .datagram_send_buffer_size(16 * 1024)
             .keep_alive_interval(Some(self.idle_timeout / 3))
             .max_idle_timeout(Some(
                 self.idle_timeout

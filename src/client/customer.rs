@@ -103,6 +103,17 @@ impl CustomerClient {
         post(&self.link, chat, text.into()).await
     }
 
+    /// Tells the chat's agent that the customer is typing, as a QUIC
+    /// datagram: never stored, and a lost one is not sent again (call it
+    /// again while the customer types, every few seconds at most; the hub
+    /// drops what comes faster than `[limits] typing_per_sec`). The agent
+    /// holding the chat gets [`Event::Typing`]; nobody does while the chat
+    /// waits. Fails only when there is no connection right now or the
+    /// connection takes no datagrams.
+    pub fn typing(&self, chat: ChatId) -> Result<(), ClientError> {
+        self.link.typing(chat)
+    }
+
     /// Says who the customer is on `channel`, with an identity the
     /// contact center's web backend signed (`signature`: HMAC-SHA256 of
     /// the id, a newline and the email, in hex, under the channel's

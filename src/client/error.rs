@@ -25,6 +25,10 @@ pub enum ClientError {
     /// The connection closed before the answer came.
     #[error("connection closed: {0}")]
     Closed(String),
+    /// A datagram (a typing indicator) could not be sent: the hub takes
+    /// none, or the connection is lost.
+    #[error("datagram not sent: {0}")]
+    Datagram(#[from] quinn::SendDatagramError),
     /// A local file or socket.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -1,5 +1,6 @@
 //! What any one client may make the hub do: the `[limits]` table of the
-//! configuration, and the token bucket that paces a chat's messages.
+//! configuration, and the token bucket that paces a chat's messages (and a
+//! connection's typing indicators).
 //!
 //! Customers are anonymous strangers on the public internet, so every input
 //! of theirs is bounded here in size, count, rate and time. Each limit has a
@@ -59,6 +60,13 @@ pub struct Limits {
     pub messages_per_sec: f64,
     /// Messages a customer may post to one chat in a burst. Default 20.
     pub message_burst: u32,
+    /// Typing indicators (QUIC datagrams) one connection may send per
+    /// second, on average; the others are dropped (the hub stops reading
+    /// a connection's datagrams until the pace allows one again), and the
+    /// connection stays. Default 5.
+    pub typing_per_sec: f64,
+    /// Typing indicators one connection may send in a burst. Default 10.
+    pub typing_burst: u32,
     /// Events a live chat may hold; past it the customer's messages are
     /// refused (`ChatTooLong`) and the agent is told once. Default 5,000.
     pub chat_events: u64,
@@ -116,6 +124,8 @@ impl Default for Limits {
             chats_per_ip: 64,
             messages_per_sec: 5.0,
             message_burst: 20,
+            typing_per_sec: 5.0,
+            typing_burst: 10,
             chat_events: 5_000,
             chat_bytes: 4 << 20,
             offline_forms_per_minute: 5,
@@ -147,6 +157,7 @@ impl Limits {
             ("chats_per_connection", self.chats_per_connection as u64),
             ("chats_per_ip", self.chats_per_ip as u64),
             ("message_burst", u64::from(self.message_burst)),
+            ("typing_burst", u64::from(self.typing_burst)),
             ("chat_events", self.chat_events),
             ("files_in_flight", self.files_in_flight as u64),
             ("files_in_flight_per_ip", self.files_in_flight_per_ip as u64),
@@ -172,6 +183,9 @@ impl Limits {
         }
         if !(self.messages_per_sec.is_finite() && self.messages_per_sec > 0.0) {
             return Err("[limits] messages_per_sec must be above 0".into());
+        }
+        if !(self.typing_per_sec.is_finite() && self.typing_per_sec > 0.0) {
+            return Err("[limits] typing_per_sec must be above 0".into());
         }
         if self.stream_window < 16 << 10 || self.connection_window < self.stream_window {
             return Err(
@@ -227,11 +241,13 @@ pub enum Limit {
     UploadBytes,
     /// [`Limits::sign_in_failures_per_minute`].
     SignIn,
+    /// [`Limits::typing_per_sec`] and [`Limits::typing_burst`].
+    Typing,
 }
 
 impl Limit {
     /// Every limit, for exporting each counter from the start.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::Connections,
         Self::ConnectionsPerIp,
         Self::HelloTimeout,
@@ -249,6 +265,7 @@ impl Limit {
         Self::FilesQuota,
         Self::UploadBytes,
         Self::SignIn,
+        Self::Typing,
     ];
 
     /// Its name in metrics.
@@ -271,6 +288,7 @@ impl Limit {
             Self::FilesQuota => "files_quota",
             Self::UploadBytes => "upload_bytes",
             Self::SignIn => "sign_in",
+            Self::Typing => "typing",
         }
     }
 }
@@ -410,5 +428,15 @@ mod tests {
             ..Limits::default()
         };
         assert!(nan.check().is_err());
+        let no_typing = Limits {
+            typing_per_sec: 0.0,
+            ..Limits::default()
+        };
+        assert!(no_typing.check().unwrap_err().contains("typing_per_sec"));
+        let no_burst = Limits {
+            typing_burst: 0,
+            ..Limits::default()
+        };
+        assert!(no_burst.check().unwrap_err().contains("typing_burst"));
     }
 }

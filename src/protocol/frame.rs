@@ -4,7 +4,7 @@ use bincode::{Decode, Encode};
 
 use crate::core::{
     AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatId, ContactCard, Customer, FileId,
-    FileRef, Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, OfflineForm,
+    FileRef, Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, OfflineForm, Party,
     QueueUpdate, SessionSummary, Status, Ticket, TicketId, TicketSummary, Timestamp,
 };
 use crate::protocol::error::ErrorFrame;
@@ -426,6 +426,15 @@ pub enum Event {
         /// The chat.
         chat: ChatId,
     },
+    /// Someone in a chat is typing. The hub never sends this as a frame:
+    /// the SDK makes it from a [`ServerDatagram`](crate::protocol::ServerDatagram),
+    /// which may be lost.
+    Typing {
+        /// The chat.
+        chat: ChatId,
+        /// Who is typing.
+        from: Party,
+    },
 }
 
 /// A borrowed [`ServerFrame::Event`], encoded to the same bytes, so an event
@@ -442,7 +451,8 @@ pub enum ServerEventRef<'a> {
     Event(EventRef<'a>),
 }
 
-/// A borrowed [`Event`].
+/// A borrowed [`Event`]: the events the hub sends as frames
+/// ([`Event::Typing`], last among the variants, travels as a datagram).
 #[derive(Clone, Copy, Debug, Encode)]
 pub enum EventRef<'a> {
     /// A chat event.

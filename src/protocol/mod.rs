@@ -7,16 +7,21 @@
 //! [`Response`] with the same id. The server pushes [`Event`]s on
 //! unidirectional streams it opens: one per chat, so one chat's events arrive
 //! in order and never wait behind another chat's, and one for everything
-//! else (queue updates).
+//! else (queue updates). Typing indicators travel as QUIC datagrams
+//! ([`ClientDatagram`], [`ServerDatagram`]): never stored, never resent.
 
 pub mod close;
 pub mod codec;
+pub mod datagram;
 pub mod error;
 pub mod frame;
 pub mod request;
 
 pub use close::CloseCode;
 pub use codec::{CodecError, FrameBuf, MAX_FRAME_BYTES, decode, encode};
+pub use datagram::{
+    ClientDatagram, MAX_DATAGRAM_BYTES, ServerDatagram, decode_datagram, encode_datagram,
+};
 pub use error::{ErrorCode, ErrorFrame};
 pub use frame::{
     AgentProfile, ClientFrame, Event, EventRef, Hello, Reply, Request, RequestBody, Response,

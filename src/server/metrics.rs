@@ -138,7 +138,7 @@ fn describe() {
     );
     describe_counter!(
         "chathub_protocol_errors_total",
-        "Connections refused or closed for a protocol error, by kind."
+        "Connections refused or closed for a protocol error, by kind (BadDatagram: a datagram that did not decode, dropped; the connection stays)."
     );
     describe_counter!(
         "chathub_request_errors_total",

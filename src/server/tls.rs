@@ -134,12 +134,17 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     file.write_all(bytes).map_err(file_err(path))
 }
 
+/// Bytes of datagrams a connection holds at most, received and not read
+/// yet, or waiting to be sent.
+const DATAGRAM_BUFFER_BYTES: usize = 16 * 1024;
+
 /// The QUIC server configuration: TLS 1.3 with ring, ALPN `chathub/1`.
 ///
 /// Clients may open bidirectional streams (the control stream and one per
 /// file) but no unidirectional ones: the hub only opens those. What a
 /// client may send ahead of the hub reading it is bounded per stream and
-/// per connection by `limits`.
+/// per connection by `limits`, and so are the datagrams it may send
+/// (typing indicators): a small buffer, then the oldest are dropped.
 pub fn server_config(
     identity: &Identity,
     limits: &crate::core::Limits,
@@ -159,6 +164,10 @@ pub fn server_config(
         .max_concurrent_uni_streams(0u32.into())
         .stream_receive_window(limits.stream_window.into())
         .receive_window(limits.connection_window.into())
+        // Typing indicators: a few small datagrams wait at most, either
+        // way; beyond that the oldest are dropped.
+        .datagram_receive_buffer_size(Some(DATAGRAM_BUFFER_BYTES))
+        .datagram_send_buffer_size(DATAGRAM_BUFFER_BYTES)
         .max_idle_timeout(Some(
             Duration::from_secs(30)
                 .try_into()

@@ -192,6 +192,7 @@ impl Actor for ChatActor {
                     }
                 }
             }
+            ChatMsg::Typing { caller } => state.typing(&caller),
             ChatMsg::End { caller, reply } => {
                 let ended = match state.party(&caller) {
                     Ok(Party::Customer) => state.leave(&myself, Party::Customer).map(|_| ()),

@@ -19,7 +19,7 @@ use crate::actors::agent::AgentMsg;
 use crate::actors::channel::ChannelMsg;
 use crate::actors::hub::{Caller, ChatEntry, Hub};
 use crate::actors::origins::OriginSlot;
-use crate::actors::sink::{ConnId, EventSink, Outbound};
+use crate::actors::sink::{ConnId, EventSink, Outbound, Signal};
 use crate::actors::stages::{self, STAGES};
 use crate::core::{
     AgentId, Assignment, ChannelId, Chat, ChatEvent, ChatEventKind, ChatState, ClaimCell, Claimed,
@@ -89,6 +89,12 @@ pub enum ChatMsg {
         sent: std::time::Instant,
         /// Where the message landed, once durable.
         reply: RpcReplyPort<Result<Receipt, HubError>>,
+    },
+    /// `caller` is typing: passed on to the other party if `caller` takes
+    /// part (an agent only while holding the chat), never stored.
+    Typing {
+        /// Who is typing.
+        caller: Caller,
     },
     /// End the chat: the agent ends it, or the customer leaves.
     End {

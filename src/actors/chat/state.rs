@@ -40,6 +40,40 @@ impl ChatActorState {
         }
     }
 
+    /// Passes `caller`'s typing on to the other party: the customer's to
+    /// the holding agent's connections, the holding agent's to the
+    /// customer's. Nothing is stored, and nobody else learns of it; a
+    /// caller who does not take part is ignored.
+    pub(super) fn typing(&self, caller: &Caller) {
+        if matches!(self.chat.state(), ChatState::Ended { .. }) {
+            return;
+        }
+        let chat = self.chat.id();
+        match self.party(caller) {
+            Ok(Party::Customer) => {
+                if let Some(actor) = self
+                    .published_agent
+                    .as_ref()
+                    .and_then(|agent| self.hub.agent_actor_ref(agent))
+                {
+                    let _ = actor.cast(AgentMsg::Typing {
+                        chat,
+                        from: Party::Customer,
+                    });
+                }
+            }
+            Ok(Party::Agent(agent)) if self.published_agent.as_ref() == Some(&agent) => {
+                if let Some(sink) = &self.customer {
+                    sink.offer_signal(Signal::Typing {
+                        chat,
+                        from: Party::Agent(agent),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Hands the events not yet written (and `extra` ops) to the store; the
     /// commit comes back as a message.
     pub(super) fn persist(&mut self, myself: &ActorRef<ChatMsg>, extra: Vec<Op>) {

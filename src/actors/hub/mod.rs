@@ -9,7 +9,8 @@
 //! from chats, the end form), `reload.rs` (channels and agents changed while
 //! running), `records.rs` (what agents read back),
 //! `knowledge.rs` (contacts, quick replies and the like), `files.rs`,
-//! `recovery.rs` (restart and rebuild), `root.rs` (the supervisor).
+//! `typing.rs` (typing indicators), `recovery.rs` (restart and rebuild),
+//! `root.rs` (the supervisor).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -196,6 +197,7 @@ pub use reload::Reconfigured;
 mod root;
 mod sign_in;
 mod start;
+mod typing;
 pub use identity::{MAX_IDENTITY_ID_BYTES, sign_identity};
 pub use sign_in::{MAX_TOKEN_BYTES, TokenDigest};
 #[cfg(test)]

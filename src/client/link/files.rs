@@ -4,7 +4,7 @@ use super::*;
 
 impl Link {
     /// The connection now, for a stream of its own.
-    fn current(&self) -> Result<quinn::Connection, ClientError> {
+    pub(super) fn current(&self) -> Result<quinn::Connection, ClientError> {
         lock(&self.inner.connection)
             .clone()
             .ok_or_else(|| ClientError::Closed("not connected right now; try again".into()))

@@ -116,26 +116,20 @@ impl Inner {
         self.readied.notify_one();
     }
 
-    /// Takes a queue update or an alert in: the incoming list and badge
-    /// take it at once, whether or not the application reads its events,
-    /// so they are always current; it then waits for the application. If
-    /// the application falls [`MAX_OTHERS`] of these behind, the oldest
-    /// queue update waiting is dropped for `next_event` (the incoming list
-    /// already holds what it said).
+    /// Takes a queue update, an alert or a typing indicator in: the
+    /// incoming list and badge take a queue update at once, whether or not
+    /// the application reads its events, so they are always current; each
+    /// then waits for the application. If the application falls
+    /// [`MAX_OTHERS`] of these behind, one is dropped for `next_event`:
+    /// the oldest typing indicator, else the new one if it is a typing
+    /// indicator, else the oldest queue update (the incoming list already
+    /// holds what it said).
     pub(super) fn accept_other(&self, event: Event) {
         if let Event::Queue(update) = &event {
             self.incoming.apply(update);
         }
-        {
-            let mut others = lock(&self.others);
-            if others.len() >= MAX_OTHERS {
-                let oldest_update = others
-                    .iter()
-                    .position(|event| matches!(event, Event::Queue(_)))
-                    .unwrap_or(0);
-                others.remove(oldest_update);
-            }
-            others.push_back(event);
+        if !make_room(&mut lock(&self.others), event) {
+            return;
         }
         self.readied.notify_one();
     }
@@ -152,4 +146,26 @@ impl Inner {
             taken.await;
         }
     }
+}
+
+/// Queues `event` behind `others`, dropping one of them first if there are
+/// [`MAX_OTHERS`] (see [`Inner::accept_other`]). Returns whether `event`
+/// was queued.
+pub(super) fn make_room(others: &mut VecDeque<Event>, event: Event) -> bool {
+    if others.len() >= MAX_OTHERS {
+        let typing = others
+            .iter()
+            .position(|event| matches!(event, Event::Typing { .. }));
+        let dropped = match typing {
+            Some(typing) => typing,
+            None if matches!(event, Event::Typing { .. }) => return false,
+            None => others
+                .iter()
+                .position(|event| matches!(event, Event::Queue(_)))
+                .unwrap_or(0),
+        };
+        others.remove(dropped);
+    }
+    others.push_back(event);
+    true
 }

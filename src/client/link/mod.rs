@@ -68,7 +68,8 @@ struct Slot {
     generation: u64,
 }
 
-/// Queue updates and alerts waiting for the application at most.
+/// Queue updates, alerts and typing indicators waiting for the
+/// application at most.
 const MAX_OTHERS: usize = 4096;
 
 /// The most chats one hello resumes: the hub's default `resume_points`.
@@ -92,7 +93,8 @@ struct Inner {
     /// QUIC connections made so far (the first one included).
     connections: AtomicU64,
     connection: Mutex<Option<quinn::Connection>>,
-    /// Queue updates and alerts on their way to the application.
+    /// Queue updates, alerts and typing indicators on their way to the
+    /// application.
     others: Mutex<VecDeque<Event>>,
     /// Chat events (or others) were made ready (for the forwarding task).
     readied: tokio::sync::Notify,
@@ -295,6 +297,7 @@ impl Link {
     }
 }
 
+mod datagrams;
 mod files;
 mod inner;
 mod memory;
@@ -304,6 +307,7 @@ mod streams;
 #[cfg(test)]
 mod tests;
 
+use datagrams::read_datagrams;
 use memory::{Memory, order};
 use pending::{Closed, Outcome, Pending, Reconnected};
 use reconnect::supervise;

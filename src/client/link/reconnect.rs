@@ -11,6 +11,7 @@ pub(super) async fn supervise(inner: Arc<Inner>, mut session: Session) {
         inner.connections.fetch_add(1, Ordering::Relaxed);
         *lock(&inner.connection) = Some(session.conn.clone());
         let streams = tokio::spawn(accept_event_streams(session.conn.clone(), inner.clone()));
+        let datagrams = tokio::spawn(read_datagrams(session.conn.clone(), inner.clone()));
         {
             let mut slot = inner.control.lock().await;
             slot.generation += 1;
@@ -49,6 +50,7 @@ pub(super) async fn supervise(inner: Arc<Inner>, mut session: Session) {
         let outcome = read_responses(&inner, session.recv, session.frames).await;
         inner.control.lock().await.control = None;
         streams.abort();
+        datagrams.abort();
         lock(&inner.connection).take();
         if inner.closing.load(Ordering::SeqCst) {
             return;

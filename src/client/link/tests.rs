@@ -163,3 +163,44 @@ fn past_the_hold_limit_every_held_event_goes_in_seq_order() {
     // Nothing at or below what went is handed over again.
     assert!(order(&mut positions, &mut held, event(1, 2)).is_empty());
 }
+
+#[test]
+fn typing_indicators_give_way_when_the_application_falls_behind() {
+    use crate::core::{ChannelId, QueueChange, QueueUpdate};
+    let typing = |chat| Event::Typing {
+        chat: ChatId(chat),
+        from: Party::Customer,
+    };
+    let update = |version| {
+        Event::Queue(QueueUpdate {
+            channel: ChannelId::new("support"),
+            version,
+            waiting: 0,
+            change: QueueChange::Removed(ChatId(1)),
+        })
+    };
+    let mut others = VecDeque::new();
+    // Typing indicators alone never grow the queue past its bound.
+    for n in 0..(MAX_OTHERS as u64 * 2) {
+        assert!(inner::make_room(&mut others, typing(n)));
+    }
+    assert_eq!(others.len(), MAX_OTHERS);
+    // A queue update takes the place of the oldest typing indicator.
+    assert!(inner::make_room(&mut others, update(1)));
+    assert_eq!(others.len(), MAX_OTHERS);
+    assert!(!others.contains(&typing(MAX_OTHERS as u64)));
+    assert_eq!(others.back(), Some(&update(1)));
+    // Once no typing indicator is left, a new one is dropped rather than
+    // anything else.
+    others.clear();
+    for version in 0..MAX_OTHERS as u64 {
+        assert!(inner::make_room(&mut others, update(version)));
+    }
+    assert!(!inner::make_room(&mut others, typing(7)));
+    assert_eq!(others.len(), MAX_OTHERS);
+    assert!(
+        !others
+            .iter()
+            .any(|event| matches!(event, Event::Typing { .. }))
+    );
+}

@@ -5,7 +5,8 @@
 //! from the actors are routed to unidirectional streams: one per chat, so a
 //! chat whose stream is blocked holds up no other chat, and one for queue
 //! updates. Requests are answered concurrently; responses carry the
-//! request's id.
+//! request's id. Typing indicators come and go as datagrams
+//! (`datagrams.rs`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -391,6 +392,8 @@ async fn run(
     let revoked = source.revoked.clone();
     let mut revoked = std::pin::pin!(revoked.notified());
     let mut file_stream = std::pin::pin!(conn.accept_bi());
+    let mut datagram_in = std::pin::pin!(conn.read_datagram());
+    let mut datagrams = Datagrams::new(session.hub.limits());
     let in_flight = match session.role {
         Role::Customer => session.hub.limits().requests_in_flight,
         Role::Agent(_) => session.hub.limits().agent_requests_in_flight,
@@ -465,6 +468,12 @@ async fn run(
                 let (hub, caller) = (session.hub.clone(), session.caller());
                 tokio::spawn(crate::server::files::serve(hub, caller, session.ip, send, recv));
             }
+            datagram = &mut datagram_in, if !datagrams.paused() => {
+                datagram_in.set(conn.read_datagram());
+                datagrams.received(session, &datagram?);
+            }
+            () = datagrams.resume(conn), if datagrams.paused() => {}
+            Some(signal) = source.datagrams.recv() => datagrams::send(conn, signal),
             () = &mut revoked => {
                 let error = ErrorFrame::new(
                     ErrorCode::Unauthorized,
@@ -480,6 +489,8 @@ async fn run(
     }
 }
 
+mod datagrams;
 mod router;
 
+use datagrams::Datagrams;
 use router::Router;
