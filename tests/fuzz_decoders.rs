@@ -68,6 +68,13 @@ fn seeds() -> Vec<Vec<u8>> {
                 text: "where is my parcel?".into(),
             },
         }),
+        ClientFrame::Request(Request {
+            id: 10,
+            body: RequestBody::MarkRead {
+                chat: ChatId(3),
+                up_to: 5,
+            },
+        }),
         ClientFrame::Upload(Upload {
             chat: ChatId(3),
             name: "photo.png".into(),
@@ -193,7 +200,7 @@ proptest! {
 
     #[test]
     fn mutated_frames_are_a_frame_or_a_typed_error(
-        seed in 0..6usize,
+        seed in 0..7usize,
         mutations in proptest::collection::vec(mutation(), 1..4),
         piece in 1..64usize,
         tail in proptest::collection::vec(any::<u8>(), 0..32),

@@ -128,6 +128,10 @@ fn kinds() -> Vec<ChatEventKind> {
             id: "cust-17".into(),
             email: Some("asa@example.com".into()),
         }),
+        ChatEventKind::Read {
+            by: Party::Agent(alice.clone()),
+            up_to: 12,
+        },
     ]
 }
 
@@ -144,6 +148,7 @@ fn kind_name(kind: &ChatEventKind) -> &'static str {
         ChatEventKind::Reopened { .. } => "Reopened",
         ChatEventKind::FileShared { .. } => "FileShared",
         ChatEventKind::Verified(_) => "Verified",
+        ChatEventKind::Read { .. } => "Read",
     }
 }
 
@@ -273,6 +278,7 @@ fn requests() -> Vec<RequestBody> {
             },
             signature: "00ff".into(),
         },
+        RequestBody::MarkRead { chat, up_to: 12 },
     ]
 }
 
@@ -332,6 +338,11 @@ fn replies() -> Vec<Reply> {
             events: events().into_iter().take(2).collect(),
             more: true,
         },
+        Reply::Read {
+            up_to: 12,
+            seq: 14,
+            at: Timestamp(15),
+        },
     ]
 }
 
@@ -353,6 +364,7 @@ fn reply_name(reply: &Reply) -> &'static str {
         Reply::Assigned(_) => "Assigned",
         Reply::Sessions(_) => "Sessions",
         Reply::Transcript { .. } => "Transcript",
+        Reply::Read { .. } => "Read",
     }
 }
 

@@ -278,6 +278,18 @@ impl AgentClient {
         post(&self.link, chat, text.into()).await
     }
 
+    /// Marks a chat this agent holds read up to seq `up_to` (at most its
+    /// last event's); answers the agent's mark now, which only rises: a
+    /// mark not beyond it, or beyond it over nothing but read marks,
+    /// changes nothing. The customer gets
+    /// [`ChatEventKind::Read`](crate::core::ChatEventKind::Read), and so
+    /// does the agent from [`next_event`](Self::next_event) in its place
+    /// among the chat's events: on this connection made from the answer,
+    /// on the agent's other connections sent by the hub.
+    pub async fn mark_read(&self, chat: ChatId, up_to: u64) -> Result<u64, ClientError> {
+        crate::client::customer::mark_read(&self.link, chat, up_to).await
+    }
+
     /// Tells the customer of a chat this agent holds that the agent is
     /// typing, as a QUIC datagram: never stored, and a lost one is not sent
     /// again (call it again while the agent types, every few seconds at

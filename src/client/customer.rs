@@ -103,6 +103,18 @@ impl CustomerClient {
         post(&self.link, chat, text.into()).await
     }
 
+    /// Marks the chat read up to seq `up_to` (at most its last event's);
+    /// answers the customer's mark now, which only rises: a mark not beyond
+    /// it, or beyond it over nothing but read marks, changes nothing. The
+    /// agent holding the chat gets
+    /// [`ChatEventKind::Read`](crate::core::ChatEventKind::Read), and so
+    /// does this client, from [`next_event`](Self::next_event) in its place
+    /// among the chat's events (made from the answer). Stored, so it is
+    /// part of the chat after a restart, a resume and in its transcript.
+    pub async fn mark_read(&self, chat: ChatId, up_to: u64) -> Result<u64, ClientError> {
+        mark_read(&self.link, chat, up_to).await
+    }
+
     /// Tells the chat's agent that the customer is typing, as a QUIC
     /// datagram: never stored, and a lost one is not sent again (call it
     /// again while the customer types, every few seconds at most; the hub
@@ -219,6 +231,13 @@ pub(crate) async fn post(link: &Link, chat: ChatId, text: String) -> Result<u64,
     };
     match link.request(body).await? {
         Reply::Posted { seq, .. } => Ok(seq),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub(crate) async fn mark_read(link: &Link, chat: ChatId, up_to: u64) -> Result<u64, ClientError> {
+    match link.request(RequestBody::MarkRead { chat, up_to }).await? {
+        Reply::Read { up_to, .. } => Ok(up_to),
         other => Err(unexpected(other)),
     }
 }

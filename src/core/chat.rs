@@ -69,6 +69,17 @@ pub enum ChatError {
         /// The limit.
         max: usize,
     },
+    /// Only the customer and the agent holding the chat read it.
+    #[error("only the chat's customer and its agent take part in it")]
+    NotAParticipant,
+    /// A read mark past the chat's last event.
+    #[error("read up to seq {up_to}, but the chat's last event is seq {last}")]
+    ReadBeyondEnd {
+        /// The seq marked.
+        up_to: u64,
+        /// The chat's last seq.
+        last: u64,
+    },
 }
 
 /// Why a stored transcript could not be replayed.
@@ -106,6 +117,28 @@ pub enum Posted<'a> {
     },
 }
 
+/// How far one party has read a chat, and the `Read` event that says so.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadMark {
+    /// Every event up to this seq is read (0: nothing yet).
+    pub up_to: u64,
+    /// The seq of the `Read` event that set the mark (0 while none did).
+    pub seq: u64,
+    /// When that event was recorded.
+    pub at: Timestamp,
+}
+
+/// The outcome of a read mark.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Marked<'a> {
+    /// The party's mark moved on: a `Read` event, appended to the
+    /// transcript.
+    New(&'a ChatEvent),
+    /// The mark did not move (see [`Chat::mark_moves`]): nothing changed;
+    /// the mark as it stands.
+    Unchanged(ReadMark),
+}
+
 /// A chat: who it is for, where it is, and everything that happened in it.
 #[derive(Debug)]
 pub struct Chat {
@@ -123,6 +156,8 @@ pub struct Chat {
     transferred_from: Option<AgentId>,
     /// Who the customer is, if a signed identity vouched for them.
     verified: Option<Identity>,
+    /// Each party's read mark, from its latest `Read` event.
+    read: BTreeMap<Party, ReadMark>,
 }
 
 impl Chat {
@@ -147,6 +182,7 @@ impl Chat {
             posted: BTreeMap::new(),
             transferred_from: None,
             verified: None,
+            read: BTreeMap::new(),
         };
         chat.push(now, ChatEventKind::Started { channel, customer });
         chat.append_message(Party::Customer, client_id, first_message, now);
@@ -175,6 +211,7 @@ impl Chat {
             posted: BTreeMap::new(),
             transferred_from: None,
             verified: None,
+            read: BTreeMap::new(),
         };
         for event in events {
             if event.chat != chat.id || event.seq != chat.next_seq() {
@@ -321,6 +358,52 @@ impl Chat {
         Ok(Posted::New(self.append_message(from, client_id, text, now)))
     }
 
+    /// `by`'s read mark: how far they have read, and the event that says
+    /// so (all zero while they have marked nothing).
+    pub fn read_mark(&self, by: &Party) -> ReadMark {
+        self.read.get(by).copied().unwrap_or_default()
+    }
+
+    /// Whether marking the chat read up to `up_to` moves `by`'s mark on:
+    /// beyond it, over some event that is not a read mark. Marks that
+    /// cover only read marks would otherwise answer each other for ever
+    /// between two clients that mark whatever they are shown.
+    pub fn mark_moves(&self, by: &Party, up_to: u64) -> bool {
+        let from = self.read_mark(by).up_to;
+        up_to > from
+            && self
+                .events_after(from)
+                .take_while(|event| event.seq <= up_to)
+                .any(|event| !matches!(event.kind, ChatEventKind::Read { .. }))
+    }
+
+    /// Marks the chat read by `by` up to seq `up_to`. Only a participant
+    /// may (the customer, or the agent holding the chat), and not past the
+    /// last event. A mark that does not move `by`'s own on (see
+    /// [`Chat::mark_moves`]) changes nothing and is answered with the mark
+    /// as it stands; otherwise a `Read` event is appended.
+    pub fn mark_read(
+        &mut self,
+        by: Party,
+        up_to: u64,
+        now: Timestamp,
+    ) -> Result<Marked<'_>, ChatError> {
+        self.check_may_act(&by)?;
+        if by == Party::System {
+            return Err(ChatError::NotAParticipant);
+        }
+        let last = self.next_seq() - 1;
+        if up_to > last {
+            return Err(ChatError::ReadBeyondEnd { up_to, last });
+        }
+        if !self.mark_moves(&by, up_to) {
+            return Ok(Marked::Unchanged(self.read_mark(&by)));
+        }
+        Ok(Marked::New(
+            self.record(now, ChatEventKind::Read { by, up_to }),
+        ))
+    }
+
     /// The agent who has the chat hands it to another agent.
     pub fn transfer_to_agent(
         &mut self,
@@ -451,6 +534,16 @@ impl Chat {
             ChatEventKind::Started { .. } | ChatEventKind::Message { .. } => {}
             ChatEventKind::TicketCreated { .. } | ChatEventKind::FileShared { .. } => {}
             ChatEventKind::Verified(identity) => self.verified = Some(identity.clone()),
+            ChatEventKind::Read { by, up_to } => {
+                // Applied just before its event is pushed: the next seq is
+                // its own.
+                let mark = ReadMark {
+                    up_to: *up_to,
+                    seq: self.next_seq(),
+                    at,
+                };
+                self.read.insert(by.clone(), mark);
+            }
             ChatEventKind::Assigned { agent } => {
                 self.state = active(agent);
                 self.transferred_from = None;
@@ -834,6 +927,179 @@ mod tests {
             transcript_page(chat.events_after(after)),
             (Vec::new(), false)
         );
+    }
+
+    fn read(by: Party, up_to: u64) -> ChatEventKind {
+        ChatEventKind::Read { by, up_to }
+    }
+
+    #[test]
+    fn read_marks_only_move_forward_and_a_repeat_makes_no_event() {
+        let mut chat = started();
+        let alice = Party::Agent(AgentId::new("alice"));
+        chat.assign(AgentId::new("alice"), Timestamp(200)).unwrap();
+        assert_eq!(chat.read_mark(&alice), ReadMark::default());
+        let Marked::New(event) = chat.mark_read(alice.clone(), 3, Timestamp(300)).unwrap() else {
+            panic!("expected a new mark")
+        };
+        assert_eq!((event.seq, &event.kind), (5, &read(alice.clone(), 3)));
+        let mark = ReadMark {
+            up_to: 3,
+            seq: 5,
+            at: Timestamp(300),
+        };
+        assert_eq!(chat.read_mark(&alice), mark);
+        // The same mark again, or a lower one: the mark as it stands.
+        for up_to in [3, 1, 0] {
+            assert_eq!(
+                chat.mark_read(alice.clone(), up_to, Timestamp(301)),
+                Ok(Marked::Unchanged(mark))
+            );
+        }
+        assert_eq!(chat.events().len(), 5);
+        // Each party has a mark of its own; the customer's starts at none.
+        assert_eq!(
+            chat.mark_read(Party::Customer, 0, Timestamp(302)),
+            Ok(Marked::Unchanged(ReadMark::default()))
+        );
+        let Marked::New(event) = chat.mark_read(Party::Customer, 2, Timestamp(303)).unwrap() else {
+            panic!("expected a new mark")
+        };
+        assert_eq!(event.seq, 6);
+        // A higher mark moves on, over read events too, up to the last
+        // event.
+        let Marked::New(event) = chat.mark_read(alice.clone(), 6, Timestamp(304)).unwrap() else {
+            panic!("expected a new mark")
+        };
+        assert_eq!((event.seq, &event.kind), (7, &read(alice.clone(), 6)));
+        assert_eq!(chat.read_mark(&alice).up_to, 6);
+        assert_eq!(chat.read_mark(&Party::Customer).up_to, 2);
+    }
+
+    #[test]
+    fn a_mark_over_nothing_but_read_marks_makes_no_event() {
+        let mut chat = started();
+        let alice = Party::Agent(AgentId::new("alice"));
+        chat.assign(AgentId::new("alice"), Timestamp(1)).unwrap();
+        chat.mark_read(Party::Customer, 4, Timestamp(2)).unwrap();
+        chat.mark_read(alice.clone(), 5, Timestamp(3)).unwrap();
+        // Seqs 5 and 6 are the two marks: the customer has nothing new.
+        let customer = chat.read_mark(&Party::Customer);
+        assert!(!chat.mark_moves(&Party::Customer, 6));
+        assert_eq!(
+            chat.mark_read(Party::Customer, 6, Timestamp(4)),
+            Ok(Marked::Unchanged(customer))
+        );
+        let marked = chat.read_mark(&alice);
+        assert_eq!(
+            chat.mark_read(alice.clone(), 6, Timestamp(4)),
+            Ok(Marked::Unchanged(marked))
+        );
+        assert_eq!(chat.events().len(), 6);
+        // A message after them is something to read, and the mark covers
+        // the marks before it too.
+        chat.post(alice, 1, "hi".into(), Timestamp(5)).unwrap();
+        assert!(chat.mark_moves(&Party::Customer, 7));
+        let Marked::New(event) = chat.mark_read(Party::Customer, 7, Timestamp(6)).unwrap() else {
+            panic!("expected a new mark")
+        };
+        assert_eq!((event.seq, &event.kind), (8, &read(Party::Customer, 7)));
+    }
+
+    #[test]
+    fn a_read_mark_past_the_last_event_is_refused() {
+        let mut chat = started();
+        assert_eq!(
+            chat.mark_read(Party::Customer, 4, Timestamp(1)),
+            Err(ChatError::ReadBeyondEnd { up_to: 4, last: 3 })
+        );
+        assert_eq!(chat.events().len(), 3);
+        assert!(matches!(
+            chat.mark_read(Party::Customer, 3, Timestamp(1)),
+            Ok(Marked::New(_))
+        ));
+    }
+
+    #[test]
+    fn only_the_customer_and_the_holding_agent_mark_read_and_not_after_the_end() {
+        let mut chat = started();
+        let (alice, bob) = (AgentId::new("alice"), AgentId::new("bob"));
+        // Waiting: the customer reads, no agent does.
+        assert!(matches!(
+            chat.mark_read(Party::Customer, 1, Timestamp(1)),
+            Ok(Marked::New(_))
+        ));
+        assert_eq!(
+            chat.mark_read(Party::Agent(alice.clone()), 1, Timestamp(1)),
+            Err(ChatError::NotYourChat(alice.clone()))
+        );
+        assert_eq!(
+            chat.mark_read(Party::System, 1, Timestamp(1)),
+            Err(ChatError::NotAParticipant)
+        );
+        chat.assign(alice.clone(), Timestamp(2)).unwrap();
+        assert_eq!(
+            chat.mark_read(Party::Agent(bob.clone()), 1, Timestamp(3)),
+            Err(ChatError::NotYourChat(bob.clone()))
+        );
+        chat.transfer_to_agent(&alice, bob.clone(), Timestamp(4))
+            .unwrap();
+        assert_eq!(
+            chat.mark_read(Party::Agent(alice.clone()), 1, Timestamp(5)),
+            Err(ChatError::NotYourChat(alice))
+        );
+        assert!(matches!(
+            chat.mark_read(Party::Agent(bob.clone()), 5, Timestamp(5)),
+            Ok(Marked::New(_))
+        ));
+        chat.end(Party::Customer, Timestamp(6)).unwrap();
+        let before = chat.events().len();
+        for by in [Party::Customer, Party::Agent(bob), Party::System] {
+            assert_eq!(chat.mark_read(by, 7, Timestamp(7)), Err(ChatError::Ended));
+        }
+        assert_eq!(chat.events().len(), before);
+    }
+
+    #[test]
+    fn a_restored_chat_keeps_every_partys_read_mark() {
+        let mut chat = started();
+        let alice = Party::Agent(AgentId::new("alice"));
+        chat.assign(AgentId::new("alice"), Timestamp(2)).unwrap();
+        chat.mark_read(Party::Customer, 4, Timestamp(3)).unwrap();
+        chat.mark_read(alice.clone(), 2, Timestamp(4)).unwrap();
+        chat.mark_read(alice.clone(), 5, Timestamp(5)).unwrap();
+        let mut restored = Chat::restore(chat.events().to_vec()).unwrap();
+        assert_eq!(
+            restored.read_mark(&Party::Customer),
+            ReadMark {
+                up_to: 4,
+                seq: 5,
+                at: Timestamp(3)
+            }
+        );
+        assert_eq!(
+            restored.read_mark(&alice),
+            ReadMark {
+                up_to: 5,
+                seq: 7,
+                at: Timestamp(5)
+            }
+        );
+        // A repeat, or a mark over the marks alone, still makes no event;
+        // a mark over something new continues the seqs.
+        for up_to in [5, 7] {
+            assert_eq!(
+                restored.mark_read(alice.clone(), up_to, Timestamp(6)),
+                Ok(Marked::Unchanged(chat.read_mark(&alice)))
+            );
+        }
+        restored
+            .post(Party::Customer, 8, "more".into(), Timestamp(7))
+            .unwrap();
+        let Marked::New(event) = restored.mark_read(alice, 8, Timestamp(8)).unwrap() else {
+            panic!("expected a new mark")
+        };
+        assert_eq!(event.seq, 9);
     }
 
     #[test]

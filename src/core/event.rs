@@ -137,6 +137,14 @@ pub enum ChatEventKind {
     /// The customer is who the contact center's web backend signed them
     /// to be (see [`Identity`]).
     Verified(Identity),
+    /// A participant has read the chat up to a seq: the customer, or the
+    /// agent holding the chat. Each party's marks only rise.
+    Read {
+        /// Who read.
+        by: Party,
+        /// The last seq they have read.
+        up_to: u64,
+    },
 }
 
 /// Who a customer is, as the contact center's own web backend vouches:

@@ -55,8 +55,8 @@ pub struct Limits {
     /// Live chats customers of one IP address may have started. Default
     /// 64.
     pub chats_per_ip: usize,
-    /// Messages per second a customer may post to one chat, on average.
-    /// Default 5.
+    /// Messages per second a customer may post to one chat, on average
+    /// (files and new read marks count as messages). Default 5.
     pub messages_per_sec: f64,
     /// Messages a customer may post to one chat in a burst. Default 20.
     pub message_burst: u32,

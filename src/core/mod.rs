@@ -27,7 +27,9 @@ pub mod transcript;
 
 pub use capacity::Capacity;
 pub use channel::{ChannelSettings, IdentityKey, IdentityPolicy};
-pub use chat::{Chat, ChatError, ChatState, Posted, RestoreError, transcript_page};
+pub use chat::{
+    Chat, ChatError, ChatState, Marked, Posted, ReadMark, RestoreError, transcript_page,
+};
 pub use claim::{ClaimCell, Claimed, Claimer, Won};
 pub use contact::{ContactCard, ContactChat};
 pub use event::{

@@ -138,7 +138,7 @@ pub enum FormError {
     },
 }
 
-/// The most bytes of transcript (text, plus [`EVENT_OVERHEAD_BYTES`] an
+/// The most bytes of transcript (text, plus 64 bytes an
 /// event) that a ticket made from a chat carries, so that a ticket always
 /// fits one answer.
 pub const TICKET_TRANSCRIPT_BYTES: u64 = 512 << 10;

@@ -69,6 +69,8 @@ pub enum ErrorCode {
     /// The channel takes chats only from customers with a verified
     /// identity, or the identity's signature does not match.
     Unverified,
+    /// A read mark past the chat's last event.
+    ReadBeyondEnd,
 }
 
 /// An error answer: a code plus a human-readable explanation.

@@ -306,6 +306,19 @@ pub enum RequestBody {
         /// HMAC-SHA256 of `id`, a newline and `email`, in hex.
         signature: String,
     },
+    /// Customer or agent holding the chat: the caller has read the chat up
+    /// to seq `up_to`. Answered [`Reply::Read`] once stored. A mark beyond
+    /// the caller's own makes a `Read` event, which every other connection
+    /// in the chat gets and this one does not (the answer tells it where
+    /// the event landed); a mark not beyond it, or beyond it over nothing
+    /// but read marks, changes nothing. Past the chat's last event:
+    /// `ReadBeyondEnd`.
+    MarkRead {
+        /// The chat.
+        chat: ChatId,
+        /// The last seq read.
+        up_to: u64,
+    },
 }
 
 /// Frames the server sends.
@@ -407,6 +420,16 @@ pub enum Reply {
         events: Vec<ChatEvent>,
         /// Whether more events follow this page.
         more: bool,
+    },
+    /// The caller's read mark in the chat, after a [`RequestBody::MarkRead`].
+    Read {
+        /// Every event up to this seq is read.
+        up_to: u64,
+        /// The seq of the `Read` event that set the mark (0 while the
+        /// caller has marked nothing).
+        seq: u64,
+        /// When that event was recorded.
+        at: Timestamp,
     },
 }
 

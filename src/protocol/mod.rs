@@ -33,8 +33,10 @@ pub use request::Sender;
 /// posts a message gets no event for it; [`Reply::Posted`] carries its seq
 /// and time instead. Version 3: secrets as [`Secret`], verified customer
 /// identities ([`RequestBody::Identify`], `QueueRow::verified`), and the
-/// error codes of the hub's limits.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// error codes of the hub's limits. Version 4: read receipts
+/// ([`RequestBody::MarkRead`], [`Reply::Read`], the `Read` chat event and
+/// `ReadBeyondEnd`).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The ALPN token of the protocol's QUIC connections.
 pub const ALPN: &[u8] = b"chathub/1";

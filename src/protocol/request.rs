@@ -29,7 +29,8 @@ impl RequestBody {
 
     /// Whether a request whose answer was lost can be sent again without a
     /// second effect: messages carry their client id, a start its secret,
-    /// an end finds the chat ended, and reads change nothing. Taking a
+    /// an end finds the chat ended, a read mark not beyond the last one
+    /// changes nothing, and reads change nothing. Taking a
     /// chat, transferring it, or making a ticket or an item would happen
     /// twice.
     pub fn safe_to_send_again(&self) -> bool {
@@ -64,6 +65,7 @@ impl RequestBody {
             Self::Items { .. } => ("Items", Agent, true),
             Self::InsertItem { .. } => ("InsertItem", Agent, true),
             Self::Identify { .. } => ("Identify", Customer, true),
+            Self::MarkRead { .. } => ("MarkRead", Either, true),
         }
     }
 }

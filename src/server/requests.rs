@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::actors::{Caller, ChatStart, ConnId, EventSink, Hub, HubError, Receipt};
-use crate::core::{AgentId, ChannelId, ChatError, ChatId, Identity, Limit, QueueError};
+use crate::core::{AgentId, ChannelId, ChatError, ChatId, Identity, Limit, QueueError, ReadMark};
 use crate::protocol::{ErrorCode, ErrorFrame, Reply, Request, RequestBody, Response, Sender};
 
 /// Who is on the other end of a connection, once the hello is accepted.
@@ -162,8 +162,12 @@ impl Session {
         // A customer acts only on chats this connection started or resumed;
         // any other id (someone else's chat, or none at all) gets the same
         // answer, without the hub looking it up.
-        if let (Role::Customer, RequestBody::Post { chat, .. } | RequestBody::Leave { chat }) =
-            (&self.role, &body)
+        if let (
+            Role::Customer,
+            RequestBody::Post { chat, .. }
+            | RequestBody::Leave { chat }
+            | RequestBody::MarkRead { chat, .. },
+        ) = (&self.role, &body)
             && !self.started.contains(chat)
         {
             return refuse(id, error_frame(HubError::NotYourChat(*chat)));
@@ -216,6 +220,11 @@ impl Session {
                 id,
                 hub.post(self.caller(), self.conn, chat, client_id, text),
                 |Receipt { seq, at }| Reply::Posted { seq, at },
+            ),
+            (_, RequestBody::MarkRead { chat, up_to }) => answer(
+                id,
+                hub.mark_read(self.caller(), self.conn, chat, up_to),
+                |ReadMark { up_to, seq, at }| Reply::Read { up_to, seq, at },
             ),
             (Role::Customer, RequestBody::Leave { chat })
             | (Role::Agent(_), RequestBody::EndChat { chat }) => {
@@ -433,9 +442,8 @@ pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
         HubError::UnknownChannel(_) => ErrorCode::UnknownChannel,
         HubError::UnknownChat(_) => ErrorCode::UnknownChat,
         HubError::Chat(ChatError::Ended) => ErrorCode::ChatEnded,
-        HubError::Chat(ChatError::NotYourChat(_)) | HubError::NotYourChat(_) => {
-            ErrorCode::NotYourChat
-        }
+        HubError::Chat(ChatError::NotYourChat(_) | ChatError::NotAParticipant)
+        | HubError::NotYourChat(_) => ErrorCode::NotYourChat,
         HubError::Chat(ChatError::AlreadyAnswered) | HubError::ChatAlreadyTaken(_) => {
             ErrorCode::ChatAlreadyTaken
         }
@@ -444,6 +452,7 @@ pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
         HubError::Chat(ChatError::NotTransferredTo(_)) => ErrorCode::NotAllowed,
         HubError::Chat(ChatError::SameAgent(_) | ChatError::NotEnded) => ErrorCode::InvalidRequest,
         HubError::Chat(ChatError::NotReturnable) => ErrorCode::NotReturnable,
+        HubError::Chat(ChatError::ReadBeyondEnd { .. }) => ErrorCode::ReadBeyondEnd,
         HubError::Queue(QueueError::Full { .. }) => ErrorCode::QueueFull,
         HubError::Queue(QueueError::AlreadyQueued(_)) => ErrorCode::Internal,
         HubError::QueueEmpty(_) => ErrorCode::QueueEmpty,

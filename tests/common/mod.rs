@@ -72,7 +72,21 @@ impl TestHub {
 
     /// A hub over an existing data folder (to restart one).
     pub(crate) async fn start_in(config: &str, data: tempfile::TempDir) -> Self {
-        let config = test_config(config, data.path());
+        Self::start_with(test_config(config, data.path()), data).await
+    }
+
+    /// Stops the hub and starts it again with `config` over the same data
+    /// folder and on the same address, with the same certificate: the SDK's
+    /// clients reconnect to it and resume.
+    pub(crate) async fn restart(self, config: &str) -> Self {
+        let addr = self.server.local_addr();
+        let data = self.stop_keeping_data().await;
+        let mut config = test_config(config, data.path());
+        config.listen = addr;
+        Self::start_with(config, data).await
+    }
+
+    async fn start_with(config: Config, data: tempfile::TempDir) -> Self {
         let server = Server::start(&config).await.expect("the hub starts");
         let client = ClientConfig::builder(server.local_addr())
             .trust_pem_file(server.cert_path())

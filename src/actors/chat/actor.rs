@@ -192,6 +192,12 @@ impl Actor for ChatActor {
                     }
                 }
             }
+            ChatMsg::MarkRead {
+                caller,
+                conn,
+                up_to,
+                reply,
+            } => state.mark_read(&myself, &caller, conn, up_to, reply),
             ChatMsg::Typing { caller } => state.typing(&caller),
             ChatMsg::End { caller, reply } => {
                 let ended = match state.party(&caller) {

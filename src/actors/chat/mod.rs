@@ -23,8 +23,8 @@ use crate::actors::sink::{ConnId, EventSink, Outbound, Signal};
 use crate::actors::stages::{self, STAGES};
 use crate::core::{
     AgentId, Assignment, ChannelId, Chat, ChatEvent, ChatEventKind, ChatState, ClaimCell, Claimed,
-    Claimer, FileRef, Gate, Limit, Party, Posted, Publish, QueueRow, SessionSummary, Ticket,
-    TicketId, TicketSource, Timestamp, TokenBucket, transcript_page,
+    Claimer, FileRef, Gate, Limit, Marked, Party, Posted, Publish, QueueRow, ReadMark,
+    SessionSummary, Ticket, TicketId, TicketSource, Timestamp, TokenBucket, transcript_page,
 };
 use crate::store::{Op, StoreError, StoredFile, TranscriptPage};
 
@@ -89,6 +89,18 @@ pub enum ChatMsg {
         sent: std::time::Instant,
         /// Where the message landed, once durable.
         reply: RpcReplyPort<Result<Receipt, HubError>>,
+    },
+    /// `caller` has read the chat up to `up_to`.
+    MarkRead {
+        /// Who read.
+        caller: Caller,
+        /// The connection it came from: it learns of a new mark's event
+        /// from the answer, so it is not sent the event.
+        conn: ConnId,
+        /// The last seq read.
+        up_to: u64,
+        /// The caller's mark, once durable.
+        reply: RpcReplyPort<Result<ReadMark, HubError>>,
     },
     /// `caller` is typing: passed on to the other party if `caller` takes
     /// part (an agent only while holding the chat), never stored.
@@ -269,6 +281,7 @@ enum Answer {
     Assigned(RpcReplyPort<Result<Assignment, HubError>>, Assignment),
     Ended(RpcReplyPort<Result<(), HubError>>),
     Ticket(RpcReplyPort<Result<TicketId, HubError>>, TicketId),
+    Read(RpcReplyPort<Result<ReadMark, HubError>>, ReadMark),
 }
 
 /// The metrics every message moves, looked up once per chat rather than in
@@ -303,6 +316,7 @@ impl Answer {
             Self::Assigned(reply, assignment) => drop(reply.send(Ok(assignment))),
             Self::Ended(reply) => drop(reply.send(Ok(()))),
             Self::Ticket(reply, ticket) => drop(reply.send(Ok(ticket))),
+            Self::Read(reply, mark) => drop(reply.send(Ok(mark))),
         }
     }
 
@@ -313,6 +327,7 @@ impl Answer {
             Self::Assigned(reply, _) => drop(reply.send(Err(err))),
             Self::Ended(reply) => drop(reply.send(Err(err))),
             Self::Ticket(reply, _) => drop(reply.send(Err(err))),
+            Self::Read(reply, _) => drop(reply.send(Err(err))),
         }
     }
 }

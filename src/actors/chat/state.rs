@@ -313,6 +313,58 @@ impl ChatActorState {
         }
     }
 
+    /// Marks the chat read by `caller` up to `up_to`, answered with the
+    /// caller's mark once it is durable. A new mark's event is withheld
+    /// from connection `conn`, which learns of it from the answer. A
+    /// customer's new marks count against the chat's pace and length as
+    /// their messages do; a mark that changes nothing costs nothing.
+    pub(super) fn mark_read(
+        &mut self,
+        myself: &ActorRef<ChatMsg>,
+        caller: &Caller,
+        conn: ConnId,
+        up_to: u64,
+        reply: RpcReplyPort<Result<ReadMark, HubError>>,
+    ) {
+        let marked = self.party(caller).and_then(|party| {
+            if party == Party::Customer
+                && up_to <= self.last_seq()
+                && self.chat.mark_moves(&party, up_to)
+            {
+                self.admit_customer_post(myself, "")?;
+            }
+            match self.chat.mark_read(party, up_to, Timestamp::now())? {
+                Marked::New(event) => {
+                    let mark = ReadMark {
+                        up_to,
+                        seq: event.seq,
+                        at: event.at,
+                    };
+                    self.gate.withhold(mark.seq, conn);
+                    self.persist(myself, Vec::new());
+                    Ok(mark)
+                }
+                Marked::Unchanged(mark) => Ok(mark),
+            }
+        });
+        match marked {
+            // No mark yet, so no event to wait for.
+            Ok(mark) if mark.seq == 0 => {
+                let _ = reply.send(Ok(mark));
+            }
+            // Answered once the event that set the mark is durable, for a
+            // mark that changed nothing as for a repeated message.
+            Ok(mark) => {
+                if let Some(answer) = self.gate.wait(mark.seq, Answer::Read(reply, mark)) {
+                    answer.succeed(&self.metrics);
+                }
+            }
+            Err(err) => {
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
+
     /// Persists a change that succeeded and answers once durable, or
     /// answers the refusal at once.
     pub(super) fn settle(

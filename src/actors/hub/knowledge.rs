@@ -11,7 +11,7 @@ const CONTACT_CANDIDATES: usize = 4 * CONTACT_ROWS;
 impl Hub {
     /// The side panel: a contact's earlier chats and tickets in the
     /// agent's channels, found by email or name (case does not matter);
-    /// the newest [`CONTACT_ROWS`] of each.
+    /// the newest 100 of each.
     pub async fn contact(
         &self,
         agent: &AgentId,

@@ -9,7 +9,8 @@
 //! from chats, the end form), `reload.rs` (channels and agents changed while
 //! running), `records.rs` (what agents read back),
 //! `knowledge.rs` (contacts, quick replies and the like), `files.rs`,
-//! `typing.rs` (typing indicators), `recovery.rs` (restart and rebuild),
+//! `typing.rs` (typing indicators), `receipts.rs` (read marks),
+//! `recovery.rs` (restart and rebuild),
 //! `root.rs` (the supervisor).
 
 use std::future::Future;
@@ -35,8 +36,8 @@ use crate::core::{
     AgentId, Assignment, ChannelId, ChannelSettings, Chat, ChatError, ChatEvent, ChatId, ChatState,
     ClaimCell, Claimed, Claimer, ContactCard, ContactChat, Customer, FileId, FileRef, Identity,
     IdentityPolicy, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Limit, Limits,
-    OfflineForm, Presence, QueueRow, Scope, SessionSummary, Status, Ticket, TicketId, TicketSource,
-    TicketSummary, Timestamp,
+    OfflineForm, Presence, QueueRow, ReadMark, Scope, SessionSummary, Status, Ticket, TicketId,
+    TicketSource, TicketSummary, Timestamp,
 };
 use crate::protocol::Secret;
 use crate::store::{Counter, Op, Store, StoreError, TranscriptPage};
@@ -190,6 +191,7 @@ mod agents;
 mod handover;
 mod identity;
 mod knowledge;
+mod receipts;
 mod records;
 mod recovery;
 mod reload;

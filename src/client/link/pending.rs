@@ -28,8 +28,9 @@ pub(super) struct Outcome<W> {
     pub(super) waiter: W,
     /// The answer the caller gets.
     pub(super) result: Result<Reply, ErrorFrame>,
-    /// The event of the client's own message, made from a post's answer
-    /// (the hub sends no event for it to the connection that posted it).
+    /// The event of the client's own message or read mark, made from the
+    /// answer (the hub sends no event for it to the connection that made
+    /// it).
     pub(super) own: Option<ChatEvent>,
 }
 
@@ -183,7 +184,8 @@ impl<W> Pending<W> {
     ///
     /// An end (`EndChat`, `Leave`) written again that finds the chat ended
     /// was answered `ChatEnded` for what an earlier write did: it is done.
-    /// A post's answer `Posted` comes with the event of the own message.
+    /// A post's answer `Posted` comes with the event of the own message, a
+    /// read mark's answer `Read` with the event that set the mark.
     #[must_use = "the outcome is to be delivered"]
     pub(super) fn answer(
         &mut self,
@@ -223,6 +225,23 @@ impl<W> Pending<W> {
                     kind,
                 });
                 Ok(Reply::Posted { seq, at })
+            }
+            (RequestBody::MarkRead { chat, .. }, Ok(Reply::Read { up_to, seq, at })) => {
+                // The event that set the mark (the hub sends it to every
+                // connection but this one); at or below what the
+                // application has, it is dropped as a repeat.
+                if seq != 0 {
+                    own = Some(ChatEvent {
+                        chat,
+                        seq,
+                        at,
+                        kind: ChatEventKind::Read {
+                            by: self.me.clone(),
+                            up_to,
+                        },
+                    });
+                }
+                Ok(Reply::Read { up_to, seq, at })
             }
             (_, result) => result,
         };
@@ -421,6 +440,44 @@ mod tests {
         let refused = Err(ErrorFrame::new(ErrorCode::ChatEnded, "ended"));
         let outcome = pending.answer(2, refused).unwrap();
         assert_eq!(code(&outcome.result), Some(ErrorCode::ChatEnded));
+        assert!(outcome.own.is_none());
+    }
+
+    #[test]
+    fn a_read_marks_answer_comes_with_the_event_that_set_the_mark() {
+        let mut pending = Labels::new(&Role::Customer);
+        let mark = |up_to| RequestBody::MarkRead {
+            chat: ChatId(7),
+            up_to,
+        };
+        pending.open(1, mark(5), "new").unwrap();
+        pending.open(2, mark(0), "none").unwrap();
+        let read = Reply::Read {
+            up_to: 5,
+            seq: 9,
+            at: Timestamp(40),
+        };
+        let outcome = pending.answer(1, Ok(read.clone())).unwrap();
+        assert_eq!(outcome.result, Ok(read));
+        assert_eq!(
+            outcome.own,
+            Some(ChatEvent {
+                chat: ChatId(7),
+                seq: 9,
+                at: Timestamp(40),
+                kind: ChatEventKind::Read {
+                    by: Party::Customer,
+                    up_to: 5,
+                },
+            })
+        );
+        // Nothing marked yet: no event to make.
+        let none = Reply::Read {
+            up_to: 0,
+            seq: 0,
+            at: Timestamp(0),
+        };
+        let outcome = pending.answer(2, Ok(none)).unwrap();
         assert!(outcome.own.is_none());
     }
 
