@@ -161,16 +161,36 @@ fn serve(
                 );
             }
         }
-        let control = chathub::server::control::ControlSocket::bind(&config.data_dir)
-            .context("cannot open the control socket")?;
+        // Without the socket (a data folder path too long for one, say),
+        // SIGHUP still reloads.
+        let control = match chathub::server::control::ControlSocket::bind(&config.data_dir) {
+            Ok(control) => Some(control),
+            Err(err) => {
+                tracing::warn!(
+                    "no control socket in {} ({err}): `chathub reload` cannot reach this hub; SIGHUP still reloads",
+                    config.data_dir.display()
+                );
+                None
+            }
+        };
         let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .context("cannot wait for SIGHUP")?;
+        // Containers and service managers stop a process with SIGTERM.
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("cannot wait for SIGTERM")?;
         let config_path = config_path.as_deref();
         loop {
             tokio::select! {
                 stop = tokio::signal::ctrl_c() => {
                     stop.context("cannot wait for Ctrl-C")?;
                     tracing::info!("shutting down");
+                    drop(control);
+                    server.shutdown().await;
+                    return anyhow::Ok(());
+                }
+                _ = terminate.recv() => {
+                    tracing::info!("terminated: shutting down");
                     drop(control);
                     server.shutdown().await;
                     return anyhow::Ok(());
@@ -186,7 +206,12 @@ fn serve(
                 _ = hangup.recv() => {
                     let _ = reload_logged(&server, config_path).await;
                 }
-                request = control.next_reload() => {
+                request = async {
+                    match &control {
+                        Some(control) => control.next_reload().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
                     let outcome = reload_logged(&server, config_path).await;
                     request.answer(outcome).await;
                 }
