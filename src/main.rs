@@ -345,7 +345,9 @@ fn demo(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         let recent = agent.recent_sessions(None, 1).await?;
         println!(
             "recent sessions: {:?}",
-            recent.first().map(|row| (row.chat, row.events))
+            recent
+                .first()
+                .map(|row| (row.session.chat, row.session.events))
         );
         anyhow::Ok(())
     })

@@ -242,7 +242,12 @@ async fn tickets_from_chats_the_end_form_and_the_contact_panel() {
     // the same agent, the same transcript, seqs continuing.
     alice.end_chat(chat).await.unwrap();
     let ended = customer_event(&customer, |e| matches!(e.kind, ChatEventKind::Ended { .. })).await;
-    assert_eq!(alice.recent_sessions(None, 10).await.unwrap()[0].chat, chat);
+    assert_eq!(
+        alice.recent_sessions(None, 10).await.unwrap()[0]
+            .session
+            .chat,
+        chat
+    );
     customer.return_to_chat(chat).await.unwrap();
     let reopened = customer_event(&customer, |e| {
         matches!(e.kind, ChatEventKind::Reopened { .. })

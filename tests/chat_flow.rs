@@ -117,9 +117,12 @@ async fn a_chat_from_start_to_recent_sessions() {
 
     let recent = alice.recent_sessions(None, 10).await.unwrap();
     assert_eq!(recent.len(), 1);
-    assert_eq!(recent[0].chat, chat);
-    assert_eq!(recent[0].agent.as_ref().map(|a| a.as_str()), Some("alice"));
-    assert_eq!(recent[0].customer, ada());
+    assert_eq!(recent[0].session.chat, chat);
+    assert_eq!(
+        recent[0].session.agent.as_ref().map(|a| a.as_str()),
+        Some("alice")
+    );
+    assert_eq!(recent[0].session.customer, ada());
     let full = alice.transcript(chat).await.unwrap();
     assert_eq!(
         full.iter().map(|e| e.seq).collect::<Vec<_>>(),
@@ -303,7 +306,7 @@ async fn a_customer_leaving_a_queued_chat_takes_it_off_the_queue() {
     let err = alice.get_next("support").await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::QueueEmpty));
     let recent = alice.recent_sessions(None, 10).await.unwrap();
-    assert_eq!(recent[0].ended_by, Party::Customer);
-    assert_eq!(recent[0].agent, None);
+    assert_eq!(recent[0].session.ended_by, Party::Customer);
+    assert_eq!(recent[0].session.agent, None);
     hub.stop().await;
 }

@@ -98,7 +98,7 @@ async fn a_restart_brings_back_queues_active_chats_sessions_and_tickets() {
     let recent = alice.recent_sessions(None, 10).await.unwrap();
     assert_eq!(recent.len(), 1);
     assert_eq!(
-        (recent[0].chat, &recent[0].ended_by),
+        (recent[0].session.chat, &recent[0].session.ended_by),
         (gone, &Party::Customer)
     );
     assert_eq!(alice.tickets(None, 10).await.unwrap()[0].id, ticket);

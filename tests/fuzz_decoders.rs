@@ -75,6 +75,14 @@ fn seeds() -> Vec<Vec<u8>> {
                 up_to: 5,
             },
         }),
+        ClientFrame::Request(Request {
+            id: 11,
+            body: RequestBody::Rate {
+                chat: ChatId(3),
+                rating: 5,
+                comment: Some("tack 🙏".into()),
+            },
+        }),
         ClientFrame::Upload(Upload {
             chat: ChatId(3),
             name: "photo.png".into(),

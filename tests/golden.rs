@@ -16,8 +16,8 @@ use bincode::config::standard;
 use chathub::core::{
     AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatEventKind, ChatId, ContactCard,
     ContactChat, Customer, FileId, FileRef, FormField, Identity, ItemDraft, ItemId, ItemKind,
-    ItemRef, KnowledgeItem, OfflineForm, Party, QueueChange, QueueRow, QueueUpdate, Scope,
-    SessionSummary, Status, Ticket, TicketId, TicketSource, Timestamp,
+    ItemRef, KnowledgeItem, OfflineForm, Party, QueueChange, QueueRow, QueueUpdate, RatedSession,
+    Rating, Scope, SessionSummary, Status, Ticket, TicketId, TicketSource, Timestamp,
 };
 use chathub::protocol::{
     AgentProfile, ClientDatagram, ClientFrame, ErrorCode, ErrorFrame, Event, Hello, Reply, Request,
@@ -178,6 +178,14 @@ fn ticket() -> Ticket {
     }
 }
 
+fn rating() -> Rating {
+    Rating {
+        rating: 4,
+        comment: Some("Snabbt och vänligt 👍".into()),
+        at: Timestamp(1_700_000_100_000),
+    }
+}
+
 fn session() -> SessionSummary {
     SessionSummary {
         chat: ChatId(3),
@@ -279,6 +287,11 @@ fn requests() -> Vec<RequestBody> {
             signature: "00ff".into(),
         },
         RequestBody::MarkRead { chat, up_to: 12 },
+        RequestBody::Rate {
+            chat,
+            rating: 4,
+            comment: Some("Snabbt och vänligt 👍".into()),
+        },
     ]
 }
 
@@ -309,6 +322,7 @@ fn replies() -> Vec<Reply> {
                 started: Timestamp(1),
                 ended: Some(Timestamp(2)),
                 agent: Some(AgentId::new("alice")),
+                rating: Some(rating()),
             }],
             tickets: vec![ticket().summary()],
             first_contact: Some(Timestamp(1)),
@@ -333,7 +347,16 @@ fn replies() -> Vec<Reply> {
             first_message: "Hej".into(),
             waiting_since: Timestamp(5),
         }),
-        Reply::Sessions(vec![session()]),
+        Reply::Sessions(vec![
+            RatedSession {
+                session: session(),
+                rating: Some(rating()),
+            },
+            RatedSession {
+                session: session(),
+                rating: None,
+            },
+        ]),
         Reply::Transcript {
             events: events().into_iter().take(2).collect(),
             more: true,
@@ -479,6 +502,7 @@ fn op_name(op: &Op) -> String {
         Op::ForgetFile(_) => "Op.ForgetFile".into(),
         Op::ContactChat { .. } => "Op.ContactChat".into(),
         Op::ContactTicket { .. } => "Op.ContactTicket".into(),
+        Op::Rate { .. } => "Op.Rate".into(),
     }
 }
 
@@ -598,6 +622,10 @@ fn samples() -> BTreeMap<String, Vec<u8>> {
         Op::ContactTicket {
             key: "email:asa@example.com".into(),
             ticket: 4,
+        },
+        Op::Rate {
+            chat: 3,
+            rating: rating(),
         },
     ]);
     for op in &ops {

@@ -206,8 +206,8 @@ async fn read_marks_survive_a_restart_come_back_in_a_resume_and_stay_in_the_tran
     // Ended, the chat's transcript holds them.
     alice.end_chat(chat).await.unwrap();
     let sessions = alice.recent_sessions(None, 10).await.unwrap();
-    assert_eq!(sessions[0].chat, chat);
-    assert_eq!(sessions[0].events, 9);
+    assert_eq!(sessions[0].session.chat, chat);
+    assert_eq!(sessions[0].session.events, 9);
     let transcript = alice.transcript(chat).await.unwrap();
     let marks: Vec<(u64, &ChatEventKind)> = transcript
         .iter()

@@ -430,7 +430,10 @@ async fn a_removed_agent_is_closed_out_and_gets_its_chat_back_when_configured_ag
     );
     let recent = alice.recent_sessions(None, 10).await.unwrap();
     assert_eq!(
-        recent.iter().map(|row| row.chat).collect::<Vec<_>>(),
+        recent
+            .iter()
+            .map(|row| row.session.chat)
+            .collect::<Vec<_>>(),
         [leaving]
     );
     alice.send(kept, "Back again").await.unwrap();

@@ -8,7 +8,7 @@ use crate::client::link::Link;
 use crate::client::{ClientConfig, ClientError};
 use crate::core::{
     AgentId, Assignment, ChannelId, ChatEvent, ChatId, ContactCard, FileId, FileRef, ItemDraft,
-    ItemId, ItemKind, ItemRef, KnowledgeItem, SessionSummary, Status, Ticket, TicketId,
+    ItemId, ItemKind, ItemRef, KnowledgeItem, RatedSession, Status, Ticket, TicketId,
     TicketSummary,
 };
 use crate::protocol::{AgentProfile, Event, Reply, RequestBody, Role};
@@ -306,14 +306,15 @@ impl AgentClient {
         expect_done(self.link.request(RequestBody::EndChat { chat }).await?)
     }
 
-    /// Ended chats of this agent's channels, newest first: `limit` rows
-    /// (1 to 100) ending before `before` (the last row of the previous
-    /// page), or the newest if `None`.
+    /// Ended chats of this agent's channels, newest first, each with the
+    /// customer's rating if they gave one: `limit` rows (1 to 100) ending
+    /// before `before` (the last row of the previous page), or the newest
+    /// if `None`.
     pub async fn recent_sessions(
         &self,
         before: Option<ChatId>,
         limit: u16,
-    ) -> Result<Vec<SessionSummary>, ClientError> {
+    ) -> Result<Vec<RatedSession>, ClientError> {
         match self
             .link
             .request(RequestBody::RecentSessions { before, limit })

@@ -161,6 +161,33 @@ impl CustomerClient {
         }
     }
 
+    /// Rates an ended chat this client started: `rating` from 1 to 5 and
+    /// an optional `comment` (at most 2,000 characters; control characters
+    /// are dropped). Only on channels configured with `satisfaction =
+    /// true` (others answer `NotAllowed`; whether to show the question is
+    /// the integrator's choice, as the hub does not announce it), and
+    /// within the channel's `return_window` after the end; a live chat
+    /// answers `InvalidRequest`. Rating again replaces the earlier rating.
+    pub async fn rate(
+        &self,
+        chat: ChatId,
+        rating: u8,
+        comment: Option<String>,
+    ) -> Result<(), ClientError> {
+        match self
+            .link
+            .request(RequestBody::Rate {
+                chat,
+                rating,
+                comment,
+            })
+            .await?
+        {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Comes back to an ended chat through the end form (if the channel has
     /// one and its return window is open): the chat is live again, with its
     /// transcript and seqs continuing, with the same agent if they are

@@ -194,6 +194,7 @@ fn default_channels() -> Vec<ChannelConfig> {
         abandon_after: default_abandon_after(),
         identity: IdentityMode::Off,
         identity_secret: None,
+        satisfaction: false,
     }]
 }
 
@@ -390,6 +391,7 @@ impl Config {
                     .identity_secret
                     .as_ref()
                     .map(|secret| IdentityKey(secret.as_bytes().to_vec())),
+                satisfaction: channel.satisfaction,
             })
             .collect()
     }

@@ -67,6 +67,10 @@ pub struct ChannelConfig {
     /// (HMAC-SHA256, at least 32 bytes); needed unless `identity = "off"`.
     #[serde(default)]
     pub identity_secret: Option<String>,
+    /// Let customers rate an ended chat (1 to 5, with a comment) within
+    /// `return_window` of its end.
+    #[serde(default)]
+    pub satisfaction: bool,
 }
 
 impl std::fmt::Debug for ChannelConfig {
@@ -87,6 +91,7 @@ impl std::fmt::Debug for ChannelConfig {
                 "identity_secret",
                 &self.identity_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("satisfaction", &self.satisfaction)
             .finish()
     }
 }

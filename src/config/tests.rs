@@ -30,6 +30,7 @@ fn channels_and_agents_are_read_from_toml() {
         name = "support"
         alert_after = "250ms"
         return_window = "2m"
+        satisfaction = true
         [[agent]]
         id = "alice"
         token = "a-long-enough-token"
@@ -42,6 +43,10 @@ fn channels_and_agents_are_read_from_toml() {
     assert_eq!(settings[1].alert_after, Duration::from_millis(250));
     assert_eq!(settings[1].return_window, Duration::from_secs(120));
     assert_eq!(settings[0].welcome.as_deref(), Some("Hej!"));
+    assert_eq!(
+        (settings[0].satisfaction, settings[1].satisfaction),
+        (false, true)
+    );
     assert_eq!(
         config.agent_channels(&config.agents[0]),
         [ChannelId::new("sales")]

@@ -33,6 +33,9 @@ pub struct ChannelSettings {
     pub identity: IdentityPolicy,
     /// The secret those identities are signed with (HMAC-SHA256).
     pub identity_key: Option<IdentityKey>,
+    /// Whether customers may rate a chat of this channel once it ended
+    /// (within `return_window` of the end).
+    pub satisfaction: bool,
 }
 
 /// Whether a channel takes signed customer identities.
@@ -73,6 +76,7 @@ impl ChannelSettings {
             abandon_after: Duration::from_secs(120),
             identity: IdentityPolicy::Off,
             identity_key: None,
+            satisfaction: false,
         }
     }
 }

@@ -5,6 +5,7 @@ use bincode::{Decode, Encode};
 
 use crate::core::event::Customer;
 use crate::core::ids::{AgentId, ChannelId, ChatId};
+use crate::core::satisfaction::Rating;
 use crate::core::ticket::TicketSummary;
 use crate::core::time::Timestamp;
 
@@ -23,6 +24,8 @@ pub struct ContactChat {
     pub ended: Option<Timestamp>,
     /// The agent who had it last.
     pub agent: Option<AgentId>,
+    /// The customer's rating of it, if they gave one.
+    pub rating: Option<Rating>,
 }
 
 /// The side panel of a contact: earlier chats, tickets, first and last

@@ -33,7 +33,7 @@ pub const SAFE_CONTENT_TYPES: &[&str] = &[
 pub const DOWNLOAD_CONTENT_TYPE: &str = "application/octet-stream";
 
 /// Characters that reorder the text around them when shown.
-fn is_bidi_control(c: char) -> bool {
+pub(crate) fn is_bidi_control(c: char) -> bool {
     matches!(
         c,
         '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'

@@ -20,6 +20,7 @@ pub mod knowledge;
 pub mod limits;
 pub mod presence;
 pub mod queue;
+pub mod satisfaction;
 pub mod sync;
 pub mod ticket;
 pub mod time;
@@ -42,6 +43,7 @@ pub use knowledge::{ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Scope};
 pub use limits::{Limit, Limits, TokenBucket};
 pub use presence::{AgentPresence, Membership, Presence, PresentCount, Status};
 pub use queue::{Queue, QueueError};
+pub use satisfaction::{RatedSession, Rating, RatingError};
 pub use ticket::{
     FormError, FormField, OfflineForm, Ticket, TicketId, TicketSource, TicketSummary,
 };

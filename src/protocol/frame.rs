@@ -5,7 +5,7 @@ use bincode::{Decode, Encode};
 use crate::core::{
     AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatId, ContactCard, Customer, FileId,
     FileRef, Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, OfflineForm, Party,
-    QueueUpdate, SessionSummary, Status, Ticket, TicketId, TicketSummary, Timestamp,
+    QueueUpdate, RatedSession, Status, Ticket, TicketId, TicketSummary, Timestamp,
 };
 use crate::protocol::error::ErrorFrame;
 
@@ -319,6 +319,18 @@ pub enum RequestBody {
         /// The last seq read.
         up_to: u64,
     },
+    /// Customer: rate a chat this connection started or resumed, once it
+    /// has ended and within its channel's `return_window` (channels with
+    /// `satisfaction = true` only, else `NotAllowed`). Answered
+    /// [`Reply::Done`] once stored; a later rating replaces this one.
+    Rate {
+        /// The chat.
+        chat: ChatId,
+        /// From 1 to 5.
+        rating: u8,
+        /// What the customer says of it (at most 2,000 characters).
+        comment: Option<String>,
+    },
 }
 
 /// Frames the server sends.
@@ -412,8 +424,8 @@ pub enum Reply {
     Done,
     /// A chat was assigned to the agent.
     Assigned(Assignment),
-    /// A page of recent sessions, newest first.
-    Sessions(Vec<SessionSummary>),
+    /// A page of recent sessions, newest first, each with its rating.
+    Sessions(Vec<RatedSession>),
     /// A page of a transcript.
     Transcript {
         /// Events in seq order.

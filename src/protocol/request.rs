@@ -30,7 +30,7 @@ impl RequestBody {
     /// Whether a request whose answer was lost can be sent again without a
     /// second effect: messages carry their client id, a start its secret,
     /// an end finds the chat ended, a read mark not beyond the last one
-    /// changes nothing, and reads change nothing. Taking a
+    /// changes nothing, a rating replaces itself, and reads change nothing. Taking a
     /// chat, transferring it, or making a ticket or an item would happen
     /// twice.
     pub fn safe_to_send_again(&self) -> bool {
@@ -66,6 +66,7 @@ impl RequestBody {
             Self::InsertItem { .. } => ("InsertItem", Agent, true),
             Self::Identify { .. } => ("Identify", Customer, true),
             Self::MarkRead { .. } => ("MarkRead", Either, true),
+            Self::Rate { .. } => ("Rate", Customer, true),
         }
     }
 }

@@ -15,6 +15,10 @@ const SECONDS_BUCKETS: &[f64] = &[
     0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
 ];
 
+/// Rating buckets: each rating from 1 to 5 (`le="1"` counts the 1s,
+/// `le="2"` the 1s and 2s, ...).
+const RATING_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 5.0];
+
 /// Why the metrics endpoint could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot serve metrics on {listen}: {reason}")]
@@ -32,6 +36,8 @@ pub fn install(listen: SocketAddr) -> Result<(), MetricsError> {
     };
     PrometheusBuilder::new()
         .with_http_listener(listen)
+        .set_buckets_for_metric(Matcher::Full("chathub_csat_rating".into()), RATING_BUCKETS)
+        .map_err(|err| error(&err))?
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
         .map_err(|err| error(&err))?
         .install()
@@ -41,7 +47,8 @@ pub fn install(listen: SocketAddr) -> Result<(), MetricsError> {
 }
 
 /// Gives every counter and gauge its first value (zero) for each label the
-/// hub knows from the start (channels, roles, directions, limits), so an
+/// hub knows from the start (channels, roles, directions, limits), and
+/// registers each channel's rating histogram (exported with no ratings), so an
 /// idle hub's `/metrics` already lists them and alert rules that look for
 /// a missing series (`absent()`) work from the first scrape.
 pub(crate) fn export_from_start(channels: &[crate::core::ChannelId]) {
@@ -66,6 +73,7 @@ pub(crate) fn export_from_start(channels: &[crate::core::ChannelId]) {
             counter!("chathub_chats_transferred_total", "channel" => channel.clone(), "to" => to)
                 .increment(0);
         }
+        let _ = metrics::histogram!("chathub_csat_rating", "channel" => channel.clone());
     }
     gauge!("chathub_chats_active").increment(0.0);
     for role in ["customer", "agent"] {
@@ -174,6 +182,10 @@ fn describe() {
         "Duration of one checkpoint: the database synced up to a full commit-log file, which is then free to start over."
     );
     describe_histogram!("chathub_store_commit_ops", "Writes per group commit.");
+    describe_histogram!(
+        "chathub_csat_rating",
+        "Customers' ratings of ended chats (1 to 5), by channel; each chat's first rating (a replacement is not counted again)."
+    );
     describe_counter!(
         "chathub_limit_refusals_total",
         "Requests and connections refused at a limit, by the limit."

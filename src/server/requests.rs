@@ -166,7 +166,8 @@ impl Session {
             Role::Customer,
             RequestBody::Post { chat, .. }
             | RequestBody::Leave { chat }
-            | RequestBody::MarkRead { chat, .. },
+            | RequestBody::MarkRead { chat, .. }
+            | RequestBody::Rate { chat, .. },
         ) = (&self.role, &body)
             && !self.started.contains(chat)
         {
@@ -266,6 +267,21 @@ impl Session {
                             .await
                     },
                     Reply::TicketCreated,
+                )
+            }
+            (
+                Role::Customer,
+                RequestBody::Rate {
+                    chat,
+                    rating,
+                    comment,
+                },
+            ) => {
+                let (hub, ip) = (hub.clone(), self.ip);
+                answer(
+                    id,
+                    async move { hub.rate(Some(ip), chat, rating, comment).await },
+                    |()| Reply::Done,
                 )
             }
             (Role::Agent(agent), RequestBody::Tickets { before, limit }) => {

@@ -34,7 +34,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 use crate::core::chat::TRANSCRIPT_PAGE_BYTES;
 use crate::core::{
     ChannelId, ChatEvent, ChatId, Customer, FileId, FileRef, Identity, ItemId, KnowledgeItem,
-    SessionSummary, Ticket, TicketId, TicketSummary, Timestamp,
+    RatedSession, Rating, SessionSummary, Ticket, TicketId, TicketSummary, Timestamp,
 };
 
 pub use writer::{Done, Op, Writer};

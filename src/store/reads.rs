@@ -99,17 +99,18 @@ impl Store {
             .map_or(0, |(key, _)| key.value()))
     }
 
-    /// Ended chats of `channels`, newest first, ended before the session
-    /// of `before`.
+    /// Ended chats of `channels` with their ratings, newest first, ended
+    /// before the session of `before`.
     pub fn recent_sessions(
         &self,
         channels: &[ChannelId],
         before: Option<ChatId>,
         limit: usize,
-    ) -> Result<Vec<SessionSummary>, StoreError> {
+    ) -> Result<Vec<RatedSession>, StoreError> {
         let read = self.read()?;
         let sessions = read.open_table(tables::SESSIONS).map_err(engine)?;
         let ended_at = read.open_table(tables::SESSION_ENDED).map_err(engine)?;
+        let ratings = read.open_table(tables::RATINGS).map_err(engine)?;
         let end = match before {
             None => (u64::MAX, u64::MAX),
             Some(chat) => match ended_at.get(chat.0).map_err(engine)? {
@@ -122,7 +123,15 @@ impl Store {
             let (_, value) = row.map_err(engine)?;
             let summary = tables::decode::<SessionSummary>(value.value())?;
             if channels.contains(&summary.channel) {
-                rows.push(summary);
+                let rating = ratings
+                    .get(summary.chat.0)
+                    .map_err(engine)?
+                    .map(|value| tables::decode::<Rating>(value.value()))
+                    .transpose()?;
+                rows.push(RatedSession {
+                    session: summary,
+                    rating,
+                });
                 if rows.len() == limit {
                     break;
                 }
@@ -303,6 +312,17 @@ impl Store {
             .get((at.value(), chat.0))
             .map_err(engine)?
             .map(|value| tables::decode::<SessionSummary>(value.value()))
+            .transpose()
+    }
+
+    /// The customer's rating of a chat, if they gave one.
+    pub fn rating(&self, chat: ChatId) -> Result<Option<Rating>, StoreError> {
+        let read = self.read()?;
+        let ratings = read.open_table(tables::RATINGS).map_err(engine)?;
+        ratings
+            .get(chat.0)
+            .map_err(engine)?
+            .map(|value| tables::decode::<Rating>(value.value()))
             .transpose()
     }
 

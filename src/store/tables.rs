@@ -37,6 +37,10 @@ pub(super) const CONTACT_TICKETS: TableDefinition<(&str, u64), ()> =
 pub(super) const TICKET_SUMMARIES: TableDefinition<u64, &[u8]> =
     TableDefinition::new("ticket_summaries");
 
+/// Customers' ratings of ended chats: chat -> encoded
+/// [`Rating`](crate::core::Rating).
+pub(super) const RATINGS: TableDefinition<u64, &[u8]> = TableDefinition::new("ratings");
+
 /// Bookkeeping: `LOG_GROUP` -> the last commit-log group applied here.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The [`META`] key of the last applied commit-log group.
@@ -93,6 +97,7 @@ pub(super) fn create_all(db: &Database) -> Result<(), redb::Error> {
     write.open_table(CONTACT_TICKETS)?;
     write.open_table(META)?;
     write.open_table(TICKET_SUMMARIES)?;
+    write.open_table(RATINGS)?;
     write.commit()?;
     Ok(())
 }

@@ -97,6 +97,7 @@ impl Hub {
                     continue;
                 }
                 let session = store.session(chat)?;
+                let rating = store.rating(chat)?;
                 chats.push(ContactChat {
                     chat,
                     channel: restored.channel().clone(),
@@ -106,6 +107,7 @@ impl Hub {
                     agent: session
                         .and_then(|session| session.agent)
                         .or_else(|| restored.agent().cloned()),
+                    rating,
                 });
             }
             let mut tickets = Vec::new();

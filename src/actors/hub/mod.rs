@@ -10,6 +10,7 @@
 //! running), `records.rs` (what agents read back),
 //! `knowledge.rs` (contacts, quick replies and the like), `files.rs`,
 //! `typing.rs` (typing indicators), `receipts.rs` (read marks),
+//! `satisfaction.rs` (customers' ratings of ended chats),
 //! `recovery.rs` (restart and rebuild),
 //! `root.rs` (the supervisor).
 
@@ -36,7 +37,7 @@ use crate::core::{
     AgentId, Assignment, ChannelId, ChannelSettings, Chat, ChatError, ChatEvent, ChatId, ChatState,
     ClaimCell, Claimed, Claimer, ContactCard, ContactChat, Customer, FileId, FileRef, Identity,
     IdentityPolicy, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Limit, Limits,
-    OfflineForm, Presence, QueueRow, ReadMark, Scope, SessionSummary, Status, Ticket, TicketId,
+    OfflineForm, Presence, QueueRow, RatedSession, ReadMark, Scope, Status, Ticket, TicketId,
     TicketSource, TicketSummary, Timestamp,
 };
 use crate::protocol::Secret;
@@ -149,6 +150,8 @@ struct Shared {
     form_pace: Pace<std::net::IpAddr>,
     /// Chat starts per address.
     start_pace: Pace<std::net::IpAddr>,
+    /// Ratings per address.
+    rate_pace: Pace<std::net::IpAddr>,
     /// Failed sign-ins.
     sign_in_pace: sign_in::SignInPace,
     /// What an unknown agent's token is compared with, so that takes as
@@ -197,6 +200,7 @@ mod recovery;
 mod reload;
 pub use reload::Reconfigured;
 mod root;
+mod satisfaction;
 mod sign_in;
 mod start;
 mod typing;

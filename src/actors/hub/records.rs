@@ -82,13 +82,14 @@ impl Hub {
         }
     }
 
-    /// Ended chats of the agent's channels, newest first.
+    /// Ended chats of the agent's channels with their ratings, newest
+    /// first.
     pub async fn recent_sessions(
         &self,
         agent: &AgentId,
         before: Option<ChatId>,
         limit: usize,
-    ) -> Result<Vec<SessionSummary>, HubError> {
+    ) -> Result<Vec<RatedSession>, HubError> {
         check_page(limit)?;
         let (store, channels) = (self.shared.store.clone(), self.member_channels(agent));
         blocking(move || store.recent_sessions(&channels, before, limit)).await

@@ -71,6 +71,7 @@ impl Hub {
                 presence_grace: config.presence_grace,
                 form_pace: Pace::per_minute(config.limits.offline_forms_per_minute),
                 start_pace: Pace::per_minute(config.limits.chat_starts_per_minute),
+                rate_pace: Pace::per_minute(config.limits.offline_forms_per_minute),
                 sign_in_pace: sign_in::SignInPace::new(&config.limits),
                 unknown_agent: TokenDigest::of(&format!("{:?}", std::time::Instant::now())),
                 limits: config.limits.clone(),

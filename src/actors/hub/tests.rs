@@ -261,7 +261,7 @@ async fn a_customer_who_leaves_a_queued_chat_withdraws_it() {
     assert!(matches!(kinds[2], (3, ChatEventKind::Ended { .. })));
     let recent = hub.recent_sessions(&alice, None, 10).await.unwrap();
     assert_eq!(recent.len(), 1);
-    assert_eq!(recent[0].chat, chat);
+    assert_eq!(recent[0].session.chat, chat);
     hub.shutdown().await;
 }
 

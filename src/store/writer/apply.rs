@@ -108,7 +108,7 @@ pub(crate) fn apply<'a>(
         let (mut events, mut live, mut tokens, mut token_chats) = (None, None, None, None);
         let (mut sessions, mut ended, mut tickets, mut knowledge) = (None, None, None, None);
         let (mut files, mut contact_chats, mut contact_tickets) = (None, None, None);
-        let mut ticket_summaries = None;
+        let (mut ticket_summaries, mut ratings) = (None, None);
         for op in ops {
             match op {
                 Op::Event(event) => {
@@ -191,6 +191,11 @@ pub(crate) fn apply<'a>(
                 Op::ContactTicket { key, ticket } => {
                     open!(contact_tickets, tables::CONTACT_TICKETS)
                         .insert((key.as_str(), *ticket), ())
+                        .map_err(engine)?;
+                }
+                Op::Rate { chat, rating } => {
+                    open!(ratings, tables::RATINGS)
+                        .insert(*chat, tables::encode(rating)?.as_slice())
                         .map_err(engine)?;
                 }
             }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use redb::{Database, Durability};
 
 use crate::core::{
-    ChatEvent, ChatEventKind, FileId, ItemId, KnowledgeItem, SessionSummary, Ticket,
+    ChatEvent, ChatEventKind, FileId, ItemId, KnowledgeItem, Rating, SessionSummary, Ticket,
 };
 use crate::store::StoredFile;
 use crate::store::log::Log;
@@ -63,6 +63,13 @@ pub enum Op {
         key: String,
         /// The ticket.
         ticket: u64,
+    },
+    /// Keep (or replace) a customer's rating of an ended chat.
+    Rate {
+        /// The chat.
+        chat: u64,
+        /// The rating.
+        rating: Rating,
     },
 }
 
