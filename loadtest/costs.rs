@@ -156,7 +156,7 @@ fn stage_latency(name: &str, before: &Buckets, after: &Buckets) -> Option<StageL
                 if bound.is_infinite() {
                     return lower.0;
                 }
-                let within = (count - lower.1).max(1) as f64;
+                let within = count.saturating_sub(lower.1).max(1) as f64;
                 return lower.0 + (bound - lower.0) * (target - lower.1 as f64) / within;
             }
             lower = (bound, count);

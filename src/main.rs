@@ -145,6 +145,15 @@ fn serve(
             chathub::server::metrics::install(config.metrics.listen)?;
             tracing::info!("metrics on http://{}/metrics", config.metrics.listen);
         }
+        // Taken over before the start (which may take seconds to recover a
+        // large store), so a SIGHUP meanwhile does not end the process; it
+        // is acted on once the hub runs. Containers and service managers
+        // stop a process with SIGTERM.
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot wait for SIGHUP")?;
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("cannot wait for SIGTERM")?;
         let server = Server::start(&config).await?;
         tracing::info!(
             "chathub listening on {}/udp (QUIC, ALPN chathub/1); clients trust {}",
@@ -173,12 +182,6 @@ fn serve(
                 None
             }
         };
-        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .context("cannot wait for SIGHUP")?;
-        // Containers and service managers stop a process with SIGTERM.
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("cannot wait for SIGTERM")?;
         let config_path = config_path.as_deref();
         loop {
             tokio::select! {
@@ -213,7 +216,9 @@ fn serve(
                     }
                 } => {
                     let outcome = reload_logged(&server, config_path).await;
-                    request.answer(outcome).await;
+                    // Answered on the side: a caller that does not read
+                    // holds up nothing here.
+                    tokio::spawn(request.answer(outcome));
                 }
             }
         }

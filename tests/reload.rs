@@ -911,3 +911,51 @@ async fn chathub_reload_and_sighup_reload_a_running_hub() {
     dave.present_agents("support").await.unwrap();
     drop(hub);
 }
+
+/// A reload that gives an agent a new token closes the connections the old
+/// one signed in (it may have leaked) and keeps everything else: the agent
+/// signs in again with the new token, and the old one is refused.
+#[tokio::test]
+async fn a_new_token_closes_the_old_tokens_connections() {
+    let text = config(
+        &[SUPPORT],
+        &[("alice", &["support"], 4), ("bob", &["support"], 4)],
+    );
+    let hub = TestHub::start(&text).await;
+    let alice = hub.present_agent("alice").await;
+    let bob = hub.present_agent("bob").await;
+
+    let rotated = text.replacen(
+        &format!("id = \"alice\"\ntoken = {TOKEN:?}"),
+        "id = \"alice\"\ntoken = \"a-brand-new-token-0123\"",
+        1,
+    );
+    assert_ne!(rotated, text);
+    let reloaded = reload(&hub, &rotated).await;
+    assert_eq!(reloaded.changed.agents_changed, [agent_id("alice")]);
+
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let closed = loop {
+        match alice.present_agents("support").await {
+            Err(err) => break err,
+            Ok(_) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the old token's connection closes within the test's patience"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert!(matches!(closed, ClientError::Closed(_)), "{closed:?}");
+    // Bob, whose token did not change, is untouched.
+    assert!(bob.present_agents("support").await.is_ok());
+    assert_eq!(bob.reconnects(), 0);
+    // The old token no longer signs in; the new one does.
+    let refused = refused_sign_in(&hub.client, "alice").await;
+    assert_eq!(refused.code(), Some(ErrorCode::Unauthorized), "{refused}");
+    let again = AgentClient::connect(&hub.client, "alice", "a-brand-new-token-0123")
+        .await
+        .expect("the new token signs in");
+    assert!(again.present_agents("support").await.is_ok());
+}

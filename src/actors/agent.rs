@@ -97,6 +97,9 @@ pub enum AgentMsg {
     /// watch the ones it works now (from its presence), stop watching the
     /// others.
     ChannelsChanged,
+    /// The agent's token changed: its connections, signed in with the old
+    /// one, are closed (it may sign in again with the new one at once).
+    Revoke,
     /// The agent was removed from the configuration: it watches no channel
     /// any more and its connections are closed (its chats stay as a
     /// disconnected agent's do).
@@ -220,6 +223,14 @@ impl AgentState {
             self.conns.remove(&conn);
             self.cursors.remove(&conn);
         }
+    }
+
+    /// Closes every connection of the agent as unauthorized.
+    fn revoke_all(&mut self) {
+        for (_, sink) in self.conns.drain() {
+            sink.revoke();
+        }
+        self.cursors.clear();
     }
 
     /// Asks `channel` to tell this agent about changes, starting with a
@@ -407,11 +418,9 @@ impl Actor for AgentActor {
             AgentMsg::Removed => {
                 state.follow_channels(&myself);
                 state.set_status(Status::Absent);
-                for (_, sink) in state.conns.drain() {
-                    sink.revoke();
-                }
-                state.cursors.clear();
+                state.revoke_all();
             }
+            AgentMsg::Revoke => state.revoke_all(),
             AgentMsg::Replayed {
                 conn,
                 chat,

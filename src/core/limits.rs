@@ -72,7 +72,9 @@ pub struct Limits {
     pub chat_events: u64,
     /// Bytes of text and names a live chat may hold. Default 4 MiB.
     pub chat_bytes: u64,
-    /// Offline forms one IP address may submit per minute. Default 5.
+    /// Offline forms one IP address may submit per minute, and, counted
+    /// apart at the same pace, satisfaction ratings (both refused as
+    /// `offline_forms`). Default 5.
     pub offline_forms_per_minute: u32,
     /// Chats customers of one IP address may start per minute. Default 30.
     pub chat_starts_per_minute: u32,

@@ -35,7 +35,9 @@ pub use request::Sender;
 /// identities ([`RequestBody::Identify`], `QueueRow::verified`), and the
 /// error codes of the hub's limits. Version 4: read receipts
 /// ([`RequestBody::MarkRead`], [`Reply::Read`], the `Read` chat event and
-/// `ReadBeyondEnd`).
+/// `ReadBeyondEnd`), satisfaction ratings ([`RequestBody::Rate`]; recent
+/// sessions as rated rows, a rating on each contact card row), and typing
+/// indicators as datagrams.
 pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The ALPN token of the protocol's QUIC connections.

@@ -61,6 +61,9 @@ impl ControlSocket {
     pub async fn next_reload(&self) -> ControlRequest {
         loop {
             let Ok((stream, _)) = self.listener.accept().await else {
+                // Out of descriptors, say: try again in a moment rather
+                // than spin.
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
             let mut request = ControlRequest { stream };

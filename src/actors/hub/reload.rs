@@ -9,9 +9,10 @@
 //!   its waiting chats can still be taken by the agents who worked it, and
 //!   its active chats go on to their end. Once nothing of it is live, its
 //!   actor stops and it leaves every agent's channels.
-//! - A new agent may sign in; a changed one keeps its connections (a new
-//!   token counts from the next sign-in), works its new channels and has
-//!   its new capacity (chats held beyond a lowered one stay).
+//! - A new agent may sign in; a changed one keeps its connections, works
+//!   its new channels and has its new capacity (chats held beyond a
+//!   lowered one stay); a new token closes the connections the old one
+//!   signed in (it may have leaked), and the agent signs in again.
 //! - A removed agent's connections are closed as unauthorized and it is
 //!   Absent at once; its chats stay as a disconnected agent's do, and come
 //!   back to it if it is configured again.
@@ -84,6 +85,9 @@ impl Hub {
     /// served (see the module docs for what each change does). Checked
     /// before anything changes: `Invalid` (and nothing changed) if names
     /// repeat or an agent works a channel that is not among `channels`.
+    /// A new channel whose actor cannot start fails the reload with
+    /// `Unavailable` after the channels before it were applied; a reload
+    /// of the same file again applies the rest.
     pub async fn reconfigure(
         &self,
         channels: Vec<ChannelSettings>,
@@ -158,6 +162,13 @@ impl Hub {
                 None => report.agents_added.push(id.clone()),
             }
             self.apply_agent(&agent);
+            // A new token closes what the old one opened (it may have
+            // leaked); the agent signs in again with the new one.
+            if old.is_some_and(|old| old.token_digest.as_bytes() != agent.token.as_bytes())
+                && let Some(actor) = self.agent_actor_ref(&id)
+            {
+                let _ = actor.cast(AgentMsg::Revoke);
+            }
             shared.agents.insert(
                 id,
                 Arc::new(AgentEntry {

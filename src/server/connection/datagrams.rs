@@ -39,7 +39,8 @@ impl Datagrams {
     pub(super) fn new(limits: &Limits) -> Self {
         Self {
             pace: TokenBucket::new(limits.typing_per_sec, limits.typing_burst, Timestamp::now()),
-            pause: Duration::from_secs_f64(1.0 / limits.typing_per_sec).min(MAX_PAUSE),
+            pause: Duration::try_from_secs_f64(1.0 / limits.typing_per_sec)
+                .map_or(MAX_PAUSE, |pause| pause.min(MAX_PAUSE)),
             paused: false,
             resume_at: Box::pin(tokio::time::sleep(Duration::ZERO)),
             refused: metrics::counter!("chathub_limit_refusals_total", "limit" => Limit::Typing.name()),
