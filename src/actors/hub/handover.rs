@@ -115,7 +115,15 @@ impl Hub {
         // Two returns to one chat (two requests, two connections) take
         // turns: the second finds the chat live and takes it over, so one
         // chat never has two actors.
-        let turn = Turn {
+        let turn = self.turn(chat);
+        let _taken = turn.lock.lock().await;
+        self.reopen(sink, chat, secret).await
+    }
+
+    /// A place in `chat`'s turns: returns to the chat and ratings of it
+    /// take turns, so a rating never lands on a chat being reopened.
+    pub(super) fn turn(&self, chat: ChatId) -> Turn<'_> {
+        Turn {
             hub: self,
             chat,
             lock: self
@@ -125,9 +133,7 @@ impl Hub {
                 .or_default()
                 .value()
                 .clone(),
-        };
-        let _taken = turn.lock.lock().await;
-        self.reopen(sink, chat, secret).await
+        }
     }
 
     /// Reopens an ended chat for its customer; see [`Hub::return_to_chat`].
@@ -219,13 +225,13 @@ impl Hub {
     }
 }
 
-/// One return's place in a chat's turns. Dropped (the return done, or
+/// One return's (or rating's) place in a chat's turns. Dropped (done, or
 /// abandoned with its connection), it removes the chat's entry once no
-/// other return holds it.
-struct Turn<'a> {
+/// other holds it.
+pub(super) struct Turn<'a> {
     hub: &'a Hub,
     chat: ChatId,
-    lock: Arc<tokio::sync::Mutex<()>>,
+    pub(super) lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Drop for Turn<'_> {

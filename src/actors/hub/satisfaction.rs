@@ -33,6 +33,11 @@ impl Hub {
                 "too many ratings from this address; try again later",
             ));
         }
+        // In the chat's turn: a return to the chat cannot reopen it between
+        // the read and the write, and two ratings of it take turns (only
+        // the first is counted).
+        let turn = self.turn(chat);
+        let _taken = turn.lock.lock().await;
         let store = self.shared.store.clone();
         let (session, earlier) =
             blocking(move || Ok((store.session(chat)?, store.rating(chat)?))).await?;
