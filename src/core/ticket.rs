@@ -128,6 +128,13 @@ pub enum FormError {
     /// The message is empty.
     #[error("the message is empty")]
     EmptyMessage,
+    /// A field holds control or bidirectional-formatting characters
+    /// (which could make what an agent reads differ from what was sent).
+    #[error("{field} may not hold control or bidirectional formatting characters")]
+    Unprintable {
+        /// The field.
+        field: &'static str,
+    },
     /// A field is longer than allowed.
     #[error("{field} is longer than {max} bytes")]
     TooLong {
@@ -178,15 +185,27 @@ pub fn ticket_transcript(events: &crate::core::Transcript) -> (Vec<ChatEvent>, u
 /// The longest name or email accepted.
 pub const MAX_FIELD_BYTES: usize = 256;
 
+/// Whether `text` holds a control character or a bidirectional
+/// formatting one.
+fn unprintable(text: &str) -> bool {
+    text.chars()
+        .any(|c| c.is_control() || crate::core::files::is_bidi_control(c))
+}
+
 /// Checks what a customer says of themselves (on the offline form and
 /// when starting a chat): a name and an email of at most
-/// [`MAX_FIELD_BYTES`], and an email that looks like an address.
+/// [`MAX_FIELD_BYTES`] without control or bidirectional formatting
+/// characters (an agent sees them as sent), and an email that looks like
+/// an address.
 pub fn check_customer(name: Option<&str>, email: Option<&str>) -> Result<(), FormError> {
     if name.is_some_and(|name| name.len() > MAX_FIELD_BYTES) {
         return Err(FormError::TooLong {
             field: "name",
             max: MAX_FIELD_BYTES,
         });
+    }
+    if name.is_some_and(unprintable) {
+        return Err(FormError::Unprintable { field: "name" });
     }
     let Some(email) = email else {
         return Ok(());
@@ -206,6 +225,9 @@ pub fn check_customer(name: Option<&str>, email: Option<&str>) -> Result<(), For
         }
         None => false,
     };
+    if unprintable(email) {
+        return Err(FormError::Unprintable { field: "email" });
+    }
     if !email_ok || email.chars().any(char::is_whitespace) {
         return Err(FormError::Email);
     }
@@ -255,6 +277,32 @@ mod tests {
             kept.windows(2).skip(1).all(|w| w[1].seq == w[0].seq + 1),
             "the newest events kept are consecutive"
         );
+    }
+
+    #[test]
+    fn names_and_emails_with_control_or_bidi_characters_are_refused() {
+        // A right-to-left override would show "Ada" followed by reversed
+        // text; a newline or an escape would break an agent's display.
+        for name in [
+            "Ada\u{202e}nimda",
+            "Ada\nAdmin",
+            "Ada\u{1b}[31m",
+            "\u{2066}Ada",
+        ] {
+            assert_eq!(
+                check_customer(Some(name), None),
+                Err(FormError::Unprintable { field: "name" }),
+                "{name:?}"
+            );
+        }
+        assert_eq!(
+            check_customer(None, Some("ada@exa\u{202e}mple.com")),
+            Err(FormError::Unprintable { field: "email" })
+        );
+        // Letters of any script, accents and emoji are names.
+        for name in ["Ada Lovelace", "Åsa Öberg", "محمد", "李雷", "Zoë 🙂"] {
+            assert_eq!(check_customer(Some(name), Some("a@b.co")), Ok(()), "{name}");
+        }
     }
 
     #[test]
