@@ -5,8 +5,9 @@
 //! client's event stream (kept going by the SDK's reconnect and resume) has
 //! no gap and no duplicate.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use chathub::client::{AgentClient, ClientConfig, CustomerClient, Event, Started};
 use chathub::core::{ChatEventKind, ChatId, Customer, Party, Status};
+use common::free_udp_port;
 
 const TOKEN: &str = "crash-test-token-0123456789";
 const AGENTS: usize = 3;
@@ -61,14 +63,6 @@ impl Drop for Hub {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// What one sender was told: (text, acknowledged seq), in send order.

@@ -8,34 +8,7 @@ use std::time::Duration;
 
 use chathub::client::Started;
 use chathub::core::Customer;
-use common::{CONFIG, TestHub, start};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// `GET /metrics` over plain HTTP/1.1.
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("the metrics endpoint");
-    stream
-        .write_all(
-            format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.unwrap();
-    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
-    body
-}
-
-/// The value of the sample named exactly `series` (name and labels).
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter_map(|line| line.rsplit_once(' '))
-        .find(|(name, _)| *name == series)
-        .and_then(|(_, number)| number.parse().ok())
-}
+use common::{CONFIG, TestHub, metrics_endpoint, scrape, start, value};
 
 /// Waits until `series` has `expected`, scraping again meanwhile.
 async fn eventually(
@@ -58,13 +31,7 @@ async fn eventually(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_follow_the_chats() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    chathub::server::metrics::install(addr).expect("the exporter starts");
+    let addr = metrics_endpoint();
     let hub = TestHub::start(CONFIG).await;
 
     // Every counter and gauge is there from the start, per channel where

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -17,7 +16,7 @@ use chathub::core::{
     QueueUpdate, Status,
 };
 use chathub::server::{ReloadError, Reloaded};
-use common::{PATIENCE, TestHub, customer_chat_event, queue_update, start};
+use common::{PATIENCE, TestHub, customer_chat_event, free_udp_port, queue_update, start};
 
 const TOKEN: &str = "test-token-0123456789";
 
@@ -40,6 +39,24 @@ fn config(channels: &[&str], agents: &[(&str, &[&str], u64)]) -> String {
         ));
     }
     text
+}
+
+/// The error an agent's requests get once the hub closed its connection,
+/// waiting for that within the test's patience.
+async fn closed_out(agent: &AgentClient) -> ClientError {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match agent.present_agents("support").await {
+            Err(err) => return err,
+            Ok(_) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the connection closes within the test's patience"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
 }
 
 /// Reloads `text` as this hub's configuration; the reload must be taken.
@@ -372,19 +389,7 @@ async fn a_removed_agent_is_closed_out_and_gets_its_chat_back_when_configured_ag
     assert_eq!(presence.status(), Status::Absent);
 
     // Her connection is closed as unauthorized: requests fail from then on.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let closed = loop {
-        match alice.present_agents("support").await {
-            Err(err) => break err,
-            Ok(_) => {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "her connection closes within the test's patience"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
+    let closed = closed_out(&alice).await;
     assert!(matches!(closed, ClientError::Closed(_)), "{closed:?}");
     assert!(closed.to_string().contains("Unauthorized"), "{closed}");
     let refused = refused_sign_in(&hub.client, "alice").await;
@@ -777,14 +782,6 @@ impl Drop for HubProcess {
     }
 }
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Runs `chathub <args>` to its end (killed after 30 s).
 async fn chathub(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
@@ -934,19 +931,7 @@ async fn a_new_token_closes_the_old_tokens_connections() {
     let reloaded = reload(&hub, &rotated).await;
     assert_eq!(reloaded.changed.agents_changed, [agent_id("alice")]);
 
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let closed = loop {
-        match alice.present_agents("support").await {
-            Err(err) => break err,
-            Ok(_) => {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "the old token's connection closes within the test's patience"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
+    let closed = closed_out(&alice).await;
     assert!(matches!(closed, ClientError::Closed(_)), "{closed:?}");
     // Bob, whose token did not change, is untouched.
     assert!(bob.present_agents("support").await.is_ok());

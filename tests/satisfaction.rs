@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use chathub::client::{ErrorCode, Rating};
 use chathub::core::{ChatId, Customer};
-use common::{TestHub, start};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use common::{TestHub, metrics_endpoint, scrape, start, value};
 
 const CONFIG: &str = concat!(
     roomy_limits!(),
@@ -159,41 +158,11 @@ async fn channels_that_do_not_ask_and_closed_windows_refuse_ratings() {
     hub.stop().await;
 }
 
-/// `GET /metrics` over plain HTTP/1.1.
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("the metrics endpoint");
-    stream
-        .write_all(
-            format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.unwrap();
-    body
-}
-
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter_map(|line| line.rsplit_once(' '))
-        .find(|(name, _)| *name == series)
-        .and_then(|(_, number)| number.parse().ok())
-}
-
 // The only test here that rates on `survey`, so the counts are its own
 // although the recorder is global to the process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ratings_are_exported_per_channel() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    chathub::server::metrics::install(addr).expect("the exporter starts");
+    let addr = metrics_endpoint();
     let hub = TestHub::start(CONFIG).await;
     let first = scrape(addr).await;
     assert_eq!(

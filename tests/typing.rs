@@ -8,8 +8,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use chathub::client::{AgentClient, ChatEventKind, ChatId, Customer, CustomerClient, Event, Party};
-use common::{CONFIG, PATIENCE, TestHub, start};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use common::{CONFIG, PATIENCE, TestHub, metrics_endpoint, scrape, start, value};
 
 /// How often a test sends an indicator again while waiting for one: a
 /// datagram may be lost. Slower than the default pace of 5 a second.
@@ -158,26 +157,6 @@ async fn typing_is_never_stored() {
     hub.stop().await;
 }
 
-/// `GET /metrics` over plain HTTP/1.1.
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("the metrics endpoint");
-    let ask = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(ask.as_bytes()).await.unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.unwrap();
-    body
-}
-
-/// The value of the sample named exactly `series`.
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter_map(|line| line.rsplit_once(' '))
-        .find(|(name, _)| *name == series)
-        .and_then(|(_, number)| number.parse().ok())
-}
-
 /// What one side of a chat saw: the other party's messages, in order, and
 /// how many typing indicators arrived.
 #[derive(Default)]
@@ -251,13 +230,7 @@ fn in_order(seen: &Seen, prefix: &str, messages: usize) {
 async fn a_typing_flood_delays_no_message_and_closes_nothing() {
     const FLOOD: usize = 20_000;
     const MESSAGES: usize = 200;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let metrics: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    chathub::server::metrics::install(metrics).expect("the exporter starts");
+    let metrics = metrics_endpoint();
     let hub = TestHub::start(CONFIG).await;
     let limits = chathub::core::Limits::default();
     let alice = hub.present_agent("alice").await;

@@ -265,3 +265,47 @@ pub(crate) async fn start(
         Started::Offline(form) => panic!("expected a queue place, got the offline form {form:?}"),
     }
 }
+
+/// Installs the process's Prometheus exporter on a free loopback port and
+/// returns its address (once per test process: the recorder is global).
+pub(crate) fn metrics_endpoint() -> std::net::SocketAddr {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    chathub::server::metrics::install(addr).expect("the exporter starts");
+    addr
+}
+
+/// `GET /metrics` over plain HTTP/1.1.
+pub(crate) async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("the metrics endpoint");
+    let ask = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(ask.as_bytes()).await.unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    body
+}
+
+/// The value of the sample named exactly `series` (name and labels).
+pub(crate) fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter_map(|line| line.rsplit_once(' '))
+        .find(|(name, _)| *name == series)
+        .and_then(|(_, number)| number.parse().ok())
+}
+
+/// A UDP port free on loopback now, for a hub started as its own process.
+pub(crate) fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
