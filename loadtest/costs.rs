@@ -8,16 +8,9 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+// The stages the hub reports, in a message's order.
+use chathub::actors::stages::STAGE_NAMES as STAGES;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// The stages the hub reports, in a message's order.
-const STAGES: [&str; 5] = [
-    "to_chat",
-    "durable",
-    "to_publish",
-    "agent_actor",
-    "to_connection",
-];
 
 /// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
