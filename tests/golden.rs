@@ -308,6 +308,13 @@ fn replies() -> Vec<Reply> {
                 key: "email".into(),
                 required: true,
             }],
+            opens_at: None,
+        }),
+        Reply::Offline(OfflineForm {
+            channel: ChannelId::new("support"),
+            message: "We are closed".into(),
+            fields: Vec::new(),
+            opens_at: Some(Timestamp(1_764_576_000_000)),
         }),
         Reply::PresentAgents(vec![AgentId::new("alice")]),
         Reply::TicketCreated(TicketId(4)),

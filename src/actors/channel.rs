@@ -152,6 +152,22 @@ impl ChannelState {
         }
     }
 
+    /// Sets a new alert timer for every waiting chat not yet alerted, after
+    /// a change of `alert_after` or of the business hours: a timer already
+    /// set may be due much later (held for an opening that moved). A timer
+    /// that fires twice raises the alert once.
+    fn rearm_alerts(&self, myself: &ActorRef<ChannelMsg>) {
+        let now = Timestamp::now();
+        for (chat, since, waiting) in self.queue.iter() {
+            if waiting.claim.is_alerted() {
+                continue;
+            }
+            let due = self.settings.alert_after.saturating_sub(now.since(since));
+            let generation = waiting.generation;
+            myself.send_after(due, move || ChannelMsg::AlertDue { chat, generation });
+        }
+    }
+
     fn update(&mut self, change: QueueChange) -> QueueUpdate {
         self.version += 1;
         QueueUpdate {
@@ -265,7 +281,26 @@ impl Actor for ChannelActor {
                 }
                 state.clear_alert(chat);
             }
-            ChannelMsg::AlertDue { chat, generation } => state.alert_due(chat, generation),
+            ChannelMsg::AlertDue { chat, generation } => {
+                // Outside business hours an alert waits for the opening.
+                let now = Timestamp::now();
+                match state
+                    .settings
+                    .hours
+                    .as_ref()
+                    .map(|hours| hours.next_opening(now))
+                {
+                    Some(Some(opens)) if opens > now => {
+                        myself.send_after(opens.since(now), move || ChannelMsg::AlertDue {
+                            chat,
+                            generation,
+                        });
+                    }
+                    // Closed for more than a year: a reload re-arms it.
+                    Some(None) => {}
+                    _ => state.alert_due(chat, generation),
+                }
+            }
             #[cfg(test)]
             ChannelMsg::Crash => panic!("channel actor crash requested by a test"),
             ChannelMsg::Watch {
@@ -309,7 +344,12 @@ impl Actor for ChannelActor {
             }
             ChannelMsg::Reconfigure(settings) => {
                 state.queue.set_limit(settings.queue_limit);
+                let rearm = settings.hours != state.settings.hours
+                    || settings.alert_after != state.settings.alert_after;
                 state.settings = (*settings).clone();
+                if rearm {
+                    state.rearm_alerts(&myself);
+                }
             }
             ChannelMsg::IsEmpty(reply) => {
                 let _ = reply.send(state.queue.is_empty());

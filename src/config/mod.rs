@@ -195,6 +195,7 @@ fn default_channels() -> Vec<ChannelConfig> {
         identity: IdentityMode::Off,
         identity_secret: None,
         satisfaction: false,
+        hours: None,
     }]
 }
 
@@ -392,6 +393,7 @@ impl Config {
                     .as_ref()
                     .map(|secret| IdentityKey(secret.as_bytes().to_vec())),
                 satisfaction: channel.satisfaction,
+                hours: channel.hours.as_ref().map(|hours| hours.0.clone()),
             })
             .collect()
     }
@@ -418,7 +420,7 @@ mod tables;
 mod tests;
 
 use env::set_field;
-pub use tables::{AgentFileConfig, ChannelConfig, IdentityMode};
+pub use tables::{AgentFileConfig, ChannelConfig, Hours, IdentityMode};
 use tables::{
     default_abandon_after, default_alert_after, default_capacity, default_file_limit,
     default_queue_limit, default_return_window,

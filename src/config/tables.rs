@@ -1,5 +1,9 @@
 //! The `[[channel]]` and `[[agent]]` tables.
 
+use std::sync::Arc;
+
+use crate::core::{BusinessHours, HoursError};
+
 use super::*;
 
 /// Whether a channel takes signed customer identities: `"off"` (the
@@ -71,6 +75,63 @@ pub struct ChannelConfig {
     /// `return_window` of its end.
     #[serde(default)]
     pub satisfaction: bool,
+    /// When the channel is open (`[channel.hours]`); always, if absent.
+    #[serde(default)]
+    pub hours: Option<Hours>,
+}
+
+/// A `[channel.hours]` table, checked as it is read: a time zone, each
+/// weekday's opening spans and the holidays.
+///
+/// ```toml
+/// [channel.hours]
+/// time_zone = "Europe/Paris"
+/// monday = ["09:00-12:30", "13:30-18:00"]
+/// saturday = ["10:00-14:00"]
+/// holidays = ["2026-12-25"]
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "HoursTable")]
+pub struct Hours(pub Arc<BusinessHours>);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoursTable {
+    time_zone: String,
+    #[serde(default)]
+    monday: Vec<String>,
+    #[serde(default)]
+    tuesday: Vec<String>,
+    #[serde(default)]
+    wednesday: Vec<String>,
+    #[serde(default)]
+    thursday: Vec<String>,
+    #[serde(default)]
+    friday: Vec<String>,
+    #[serde(default)]
+    saturday: Vec<String>,
+    #[serde(default)]
+    sunday: Vec<String>,
+    #[serde(default)]
+    holidays: Vec<String>,
+}
+
+impl TryFrom<HoursTable> for Hours {
+    type Error = HoursError;
+
+    fn try_from(table: HoursTable) -> Result<Self, HoursError> {
+        let week = [
+            table.monday.as_slice(),
+            &table.tuesday,
+            &table.wednesday,
+            &table.thursday,
+            &table.friday,
+            &table.saturday,
+            &table.sunday,
+        ];
+        BusinessHours::new(&table.time_zone, week, &table.holidays)
+            .map(|hours| Self(Arc::new(hours)))
+    }
 }
 
 impl std::fmt::Debug for ChannelConfig {
@@ -92,6 +153,7 @@ impl std::fmt::Debug for ChannelConfig {
                 &self.identity_secret.as_ref().map(|_| "<redacted>"),
             )
             .field("satisfaction", &self.satisfaction)
+            .field("hours", &self.hours)
             .finish()
     }
 }

@@ -98,8 +98,42 @@ fn contradictions_are_refused_with_a_reason() {
             "checkpoint_bytes must be at least",
         ),
         ("[runtime]\nworkers = 0", "workers must be at least 1"),
+        (
+            "[[channel]]\nname = \"a\"\n[channel.hours]\ntime_zone = \"Mars/Olympus\"\nmonday = [\"09:00-17:00\"]",
+            "unknown time zone",
+        ),
+        (
+            "[[channel]]\nname = \"a\"\n[channel.hours]\ntime_zone = \"UTC\"\nmonday = [\"17:00-09:00\"]",
+            "split a span over midnight",
+        ),
+        (
+            "[[channel]]\nname = \"a\"\n[channel.hours]\ntime_zone = \"UTC\"\nmonday = [\"09:00-17:00\"]\nholidays = [\"christmas\"]",
+            "is not a date",
+        ),
+        (
+            "[[channel]]\nname = \"a\"\n[channel.hours]\ntime_zone = \"UTC\"\nmonady = [\"09:00-17:00\"]",
+            "unknown field",
+        ),
     ] {
         let err = Config::from_toml(text).unwrap_err().to_string();
         assert!(err.contains(reason), "{text:?} gave {err:?}");
     }
+}
+
+#[test]
+fn business_hours_are_read_into_the_channel_settings() {
+    let config = Config::from_toml(
+        "[[channel]]\nname = \"sales\"\n[channel.hours]\ntime_zone = \"Europe/Paris\"\n\
+         monday = [\"09:00-12:30\", \"13:30-18:00\"]\nholidays = [\"2026-12-28\"]\n\
+         [[channel]]\nname = \"support\"",
+    )
+    .unwrap();
+    let settings = config.channel_settings();
+    let hours = settings[0].hours.as_ref().expect("sales has hours");
+    assert_eq!(hours.zone(), "Europe/Paris");
+    // Monday 2026-12-07 10:00 in Paris is 09:00 UTC; Monday 2026-12-28 is
+    // a holiday.
+    assert!(hours.is_open(crate::core::Timestamp(1_796_634_000_000)));
+    assert!(!hours.is_open(crate::core::Timestamp(1_798_448_400_000)));
+    assert_eq!(settings[1].hours, None, "support is always open");
 }

@@ -1,7 +1,9 @@
 //! Per-channel settings.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::core::hours::BusinessHours;
 use crate::core::ids::ChannelId;
 
 /// How a channel behaves. Built from the configuration file.
@@ -36,6 +38,10 @@ pub struct ChannelSettings {
     /// Whether customers may rate a chat of this channel once it ended
     /// (within `return_window` of the end).
     pub satisfaction: bool,
+    /// When the channel is open; always, if `None`. Outside its hours a
+    /// new chat gets the offline form with the next opening time, and
+    /// alerts for chats still waiting are held until it opens.
+    pub hours: Option<Arc<BusinessHours>>,
 }
 
 /// Whether a channel takes signed customer identities.
@@ -77,6 +83,7 @@ impl ChannelSettings {
             identity: IdentityPolicy::Off,
             identity_key: None,
             satisfaction: false,
+            hours: None,
         }
     }
 }

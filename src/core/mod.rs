@@ -7,6 +7,7 @@
 //! drive this layer directly.
 
 pub mod capacity;
+#[cfg(feature = "hub")]
 pub mod channel;
 pub mod chat;
 pub mod claim;
@@ -15,6 +16,8 @@ pub mod event;
 pub mod files;
 pub mod gate;
 pub mod hex;
+#[cfg(feature = "hub")]
+pub mod hours;
 pub mod ids;
 pub mod knowledge;
 pub mod limits;
@@ -27,6 +30,7 @@ pub mod time;
 pub mod transcript;
 
 pub use capacity::Capacity;
+#[cfg(feature = "hub")]
 pub use channel::{ChannelSettings, IdentityKey, IdentityPolicy};
 pub use chat::{
     Chat, ChatError, ChatState, Marked, Posted, ReadMark, RestoreError, transcript_page,
@@ -38,6 +42,8 @@ pub use event::{
     QueueChange, QueueRow, QueueUpdate, SessionSummary,
 };
 pub use gate::{Gate, Publish};
+#[cfg(feature = "hub")]
+pub use hours::{BusinessHours, HoursError};
 pub use ids::{AgentId, ChannelId, ChatId};
 pub use knowledge::{ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Scope};
 pub use limits::{Limit, Limits, TokenBucket};

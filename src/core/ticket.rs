@@ -96,6 +96,10 @@ pub struct OfflineForm {
     pub message: String,
     /// The fields to fill in.
     pub fields: Vec<FormField>,
+    /// When the channel opens again, if it is closed by its business hours
+    /// (`None` when it is open but nobody is Present, or it opens more
+    /// than a year ahead).
+    pub opens_at: Option<Timestamp>,
 }
 
 impl OfflineForm {
@@ -115,6 +119,24 @@ impl OfflineForm {
                     required,
                 })
                 .collect(),
+            opens_at: None,
+        }
+    }
+
+    /// The form of a channel closed by its business hours until `opens_at`.
+    pub fn closed_until(
+        channel: ChannelId,
+        message: Option<&str>,
+        opens_at: Option<Timestamp>,
+    ) -> Self {
+        Self {
+            opens_at,
+            ..Self::for_channel(
+                channel,
+                Some(message.unwrap_or(
+                    "We are closed right now. Leave a message and we will get back to you.",
+                )),
+            )
         }
     }
 }

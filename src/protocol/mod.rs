@@ -37,8 +37,9 @@ pub use request::Sender;
 /// ([`RequestBody::MarkRead`], [`Reply::Read`], the `Read` chat event and
 /// `ReadBeyondEnd`), satisfaction ratings ([`RequestBody::Rate`]; recent
 /// sessions as rated rows, a rating on each contact card row), and typing
-/// indicators as datagrams.
-pub const PROTOCOL_VERSION: u16 = 4;
+/// indicators as datagrams. Version 5: the offline form says when a
+/// channel closed by its business hours opens again (`OfflineForm::opens_at`).
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The ALPN token of the protocol's QUIC connections.
 pub const ALPN: &[u8] = b"chathub/1";

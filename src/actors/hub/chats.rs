@@ -86,6 +86,19 @@ impl Hub {
             self.resume_customer(sink, chat, &secret, 0).await?;
             return Ok(ChatStart::Queued { chat, waiting: 0 });
         }
+        let now = Timestamp::now();
+        if let Some(hours) = &settings.hours
+            && settings.offline_form
+            && !hours.is_open(now)
+        {
+            metrics::counter!("chathub_chats_offline_total", "channel" => channel.to_string())
+                .increment(1);
+            return Ok(ChatStart::Offline(OfflineForm::closed_until(
+                channel,
+                settings.offline_message.as_deref(),
+                hours.next_opening(now),
+            )));
+        }
         if settings.offline_form && self.shared.presence.present_count(&channel) == 0 {
             metrics::counter!("chathub_chats_offline_total", "channel" => channel.to_string())
                 .increment(1);
@@ -108,7 +121,6 @@ impl Hub {
                 vacant.insert(id);
             }
         }
-        let now = Timestamp::now();
         let mut chat = Chat::start(
             id,
             channel.clone(),

@@ -22,7 +22,11 @@ impl Hub {
                 "channel {channel} has no offline form"
             )));
         }
-        if self.shared.presence.present_count(&channel) > 0 {
+        let closed = settings
+            .hours
+            .as_ref()
+            .is_some_and(|hours| !hours.is_open(Timestamp::now()));
+        if !closed && self.shared.presence.present_count(&channel) > 0 {
             return Err(HubError::NotAllowed(format!(
                 "an agent of {channel} is Present: start a chat instead"
             )));
