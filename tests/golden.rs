@@ -132,6 +132,12 @@ fn kinds() -> Vec<ChatEventKind> {
             by: Party::Agent(alice.clone()),
             up_to: 12,
         },
+        ChatEventKind::Note {
+            by: alice.clone(),
+            client_id: 11,
+            text: "Asked twice already".into(),
+        },
+        ChatEventKind::Withheld,
     ]
 }
 
@@ -149,6 +155,8 @@ fn kind_name(kind: &ChatEventKind) -> &'static str {
         ChatEventKind::FileShared { .. } => "FileShared",
         ChatEventKind::Verified(_) => "Verified",
         ChatEventKind::Read { .. } => "Read",
+        ChatEventKind::Note { .. } => "Note",
+        ChatEventKind::Withheld => "Withheld",
     }
 }
 

@@ -247,6 +247,27 @@ impl AgentClient {
         }
     }
 
+    /// Writes a private note in a chat this agent holds: kept with the
+    /// chat for this agent, whoever holds the chat later and supervisors,
+    /// and never shown to the customer (nor put into a ticket made from
+    /// the chat). Answers the note's seq; the note comes back as an
+    /// [`Event::Chat`](crate::client::Event::Chat) event like a message.
+    pub async fn add_note(
+        &self,
+        chat: ChatId,
+        text: impl Into<String>,
+    ) -> Result<u64, ClientError> {
+        let body = RequestBody::AddNote {
+            chat,
+            client_id: self.link.next_client_id(),
+            text: text.into(),
+        };
+        match self.link.request(body).await? {
+            Reply::Posted { seq, .. } => Ok(seq),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Shares a file in a chat this agent has.
     pub async fn send_file(
         &self,

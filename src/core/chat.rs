@@ -221,12 +221,17 @@ impl Chat {
                     found: event.seq,
                 });
             }
-            if let ChatEventKind::Message {
-                from, client_id, ..
-            } = &event.kind
-                && *from != Party::System
-            {
-                chat.posted.insert((from.clone(), *client_id), event.seq);
+            match &event.kind {
+                ChatEventKind::Message {
+                    from, client_id, ..
+                } if *from != Party::System => {
+                    chat.posted.insert((from.clone(), *client_id), event.seq);
+                }
+                ChatEventKind::Note { by, client_id, .. } => {
+                    chat.posted
+                        .insert((Party::Agent(by.clone()), *client_id), event.seq);
+                }
+                _ => {}
             }
             chat.apply(&event.kind, event.at);
             chat.events.push(event);
@@ -346,16 +351,48 @@ impl Chat {
         now: Timestamp,
     ) -> Result<Posted<'_>, ChatError> {
         if let Some(&seq) = self.posted.get(&(from.clone(), client_id)) {
-            // Seq n is the transcript's n-th event.
-            let at = usize::try_from(seq - 1)
-                .ok()
-                .and_then(|index| self.events.get(index))
-                .map_or(now, |stored| stored.at);
-            return Ok(Posted::Repeat { seq, at });
+            return Ok(self.repeat(seq, now));
         }
         self.check_may_act(&from)?;
         check_text(&text)?;
         Ok(Posted::New(self.append_message(from, client_id, text, now)))
+    }
+
+    /// Writes a private note (`by` must hold the chat): stored with the
+    /// chat and numbered like every event, seen by agents only. A note
+    /// retried with the same `client_id` is answered as stored.
+    pub fn note(
+        &mut self,
+        by: AgentId,
+        client_id: u64,
+        text: String,
+        now: Timestamp,
+    ) -> Result<Posted<'_>, ChatError> {
+        let key = (Party::Agent(by.clone()), client_id);
+        if let Some(&seq) = self.posted.get(&key) {
+            return Ok(self.repeat(seq, now));
+        }
+        self.check_may_act(&key.0)?;
+        check_text(&text)?;
+        self.posted.insert(key, self.next_seq());
+        Ok(Posted::New(self.push(
+            now,
+            ChatEventKind::Note {
+                by,
+                client_id,
+                text,
+            },
+        )))
+    }
+
+    /// The answer to a retried message or note: where it is stored.
+    fn repeat(&self, seq: u64, now: Timestamp) -> Posted<'_> {
+        // Seq n is the transcript's n-th event.
+        let at = usize::try_from(seq - 1)
+            .ok()
+            .and_then(|index| self.events.get(index))
+            .map_or(now, |stored| stored.at);
+        Posted::Repeat { seq, at }
     }
 
     /// `by`'s read mark: how far they have read, and the event that says
@@ -533,6 +570,7 @@ impl Chat {
         match kind {
             ChatEventKind::Started { .. } | ChatEventKind::Message { .. } => {}
             ChatEventKind::TicketCreated { .. } | ChatEventKind::FileShared { .. } => {}
+            ChatEventKind::Note { .. } | ChatEventKind::Withheld => {}
             ChatEventKind::Verified(identity) => self.verified = Some(identity.clone()),
             ChatEventKind::Read { by, up_to } => {
                 // Applied just before its event is pushed: the next seq is
@@ -635,7 +673,9 @@ pub fn transcript_page<'a>(rest: impl Iterator<Item = &'a ChatEvent>) -> (Vec<Ch
     while let Some(event) = rest.peek() {
         let size = 64
             + match &event.kind {
-                ChatEventKind::Message { text, .. } => text.len(),
+                ChatEventKind::Message { text, .. } | ChatEventKind::Note { text, .. } => {
+                    text.len()
+                }
                 _ => 0,
             };
         if !page.is_empty() && bytes + size > TRANSCRIPT_PAGE_BYTES {
@@ -1124,5 +1164,145 @@ mod tests {
             Timestamp(0),
         );
         assert_eq!(start.err(), Some(ChatError::EmptyMessage));
+    }
+
+    #[test]
+    fn only_the_holder_writes_notes_and_a_retry_is_stored_once() {
+        let mut chat = started();
+        let alice = AgentId::new("alice");
+        let bob = AgentId::new("bob");
+        assert_eq!(
+            chat.note(alice.clone(), 1, "waiting".into(), Timestamp(150)),
+            Err(ChatError::NotYourChat(alice.clone())),
+            "nobody holds a queued chat"
+        );
+        chat.assign(alice.clone(), Timestamp(200)).unwrap();
+        assert_eq!(
+            chat.note(bob.clone(), 1, "not mine".into(), Timestamp(210)),
+            Err(ChatError::NotYourChat(bob))
+        );
+        let Posted::New(note) = chat
+            .note(alice.clone(), 7, "VIP, be gentle".into(), Timestamp(300))
+            .unwrap()
+        else {
+            panic!("expected a new note")
+        };
+        assert_eq!(note.seq, 5);
+        assert!(note.kind.is_for_agents_only());
+        assert_eq!(
+            chat.note(alice.clone(), 7, "VIP, be gentle".into(), Timestamp(900)),
+            Ok(Posted::Repeat {
+                seq: 5,
+                at: Timestamp(300)
+            })
+        );
+        assert_eq!(
+            chat.note(alice.clone(), 8, " ".into(), Timestamp(310)),
+            Err(ChatError::EmptyMessage)
+        );
+        // A restored chat still knows the note's client id.
+        let mut restored = Chat::restore(chat.events().iter().cloned().collect()).unwrap();
+        assert!(matches!(
+            restored.note(alice, 7, "VIP, be gentle".into(), Timestamp(950)),
+            Ok(Posted::Repeat { seq: 5, .. })
+        ));
+    }
+
+    #[test]
+    fn a_ticket_never_carries_a_note() {
+        let mut chat = started();
+        let alice = AgentId::new("alice");
+        chat.assign(alice.clone(), Timestamp(200)).unwrap();
+        chat.note(alice.clone(), 1, "secret".into(), Timestamp(210))
+            .unwrap();
+        chat.post(Party::Agent(alice), 2, "hello".into(), Timestamp(220))
+            .unwrap();
+        let (kept, left_out) = crate::core::ticket::ticket_transcript(chat.events());
+        assert_eq!(left_out, 0);
+        assert_eq!(kept.len(), chat.events().len() - 1);
+        assert!(kept.iter().all(|event| !event.kind.is_for_agents_only()));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Assign(u8),
+        Post(u8, bool),
+        Note(u8),
+        Transfer(u8, u8),
+        Requeue(u8),
+        Read(u8),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..3u8).prop_map(Step::Assign),
+            (0..3u8, any::<bool>()).prop_map(|(a, c)| Step::Post(a, c)),
+            (0..3u8).prop_map(Step::Note),
+            (0..3u8, 0..3u8).prop_map(|(a, b)| Step::Transfer(a, b)),
+            (0..3u8).prop_map(Step::Requeue),
+            (0..3u8).prop_map(Step::Read),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever happens in a chat, what the customer may be sent (each
+        /// event, or the placeholder in its place) holds no note, and its
+        /// seqs stay 1, 2, 3, ... so the customer's SDK never waits for a
+        /// gap; agents see every note, in order.
+        #[test]
+        fn the_customer_never_sees_a_note(steps in proptest::collection::vec(step(), 0..60)) {
+            let agent = |n: u8| AgentId::new(format!("agent{n}"));
+            let mut chat = started();
+            let mut client = 10;
+            let mut notes = Vec::new();
+            for (n, step) in steps.into_iter().enumerate() {
+                let at = Timestamp(1_000 + n as u64);
+                client += 1;
+                match step {
+                    Step::Assign(a) => { let _ = chat.assign(agent(a), at); }
+                    Step::Post(a, customer) => {
+                        let from = if customer { Party::Customer } else { Party::Agent(agent(a)) };
+                        let _ = chat.post(from, client, format!("message {n}"), at);
+                    }
+                    Step::Note(a) => {
+                        let text = format!("note-{n}-private");
+                        if chat.note(agent(a), client, text.clone(), at).is_ok() {
+                            notes.push(text);
+                        }
+                    }
+                    Step::Transfer(a, b) => { let _ = chat.transfer_to_agent(&agent(a), agent(b), at); }
+                    Step::Requeue(a) => {
+                        let _ = chat.requeue(Some(&agent(a)), ChannelId::new("support"), at);
+                    }
+                    Step::Read(a) => {
+                        let last = chat.events().len() as u64;
+                        let _ = chat.mark_read(Party::Agent(agent(a)), last, at);
+                    }
+                }
+            }
+            let customer_sees: Vec<ChatEvent> = chat
+                .events()
+                .iter()
+                .map(|event| event.withheld_for_customer().unwrap_or_else(|| event.clone()))
+                .collect();
+            let shown = format!("{customer_sees:?}");
+            for note in &notes {
+                proptest::prop_assert!(!shown.contains(note.as_str()), "{note} reached the customer");
+            }
+            for (n, event) in customer_sees.iter().enumerate() {
+                proptest::prop_assert_eq!(event.seq, n as u64 + 1);
+                proptest::prop_assert!(!event.kind.is_for_agents_only());
+            }
+            let agents_see: Vec<&str> = chat
+                .events()
+                .iter()
+                .filter_map(|event| match &event.kind {
+                    ChatEventKind::Note { text, .. } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect();
+            proptest::prop_assert_eq!(agents_see, notes.iter().map(String::as_str).collect::<Vec<_>>());
+        }
     }
 }

@@ -145,6 +145,30 @@ pub enum ChatEventKind {
         /// The last seq they have read.
         up_to: u64,
     },
+    /// A private note: written by the agent holding the chat for
+    /// themselves, later holders and supervisors. The customer never sees
+    /// it; in its place they get [`ChatEventKind::Withheld`].
+    Note {
+        /// Who wrote it.
+        by: AgentId,
+        /// The writer's id for the note, so a retried note is stored once.
+        client_id: u64,
+        /// The text.
+        text: String,
+    },
+    /// What the customer is shown in place of an event for agents only (a
+    /// note): it keeps the customer's seqs consecutive, so a gap still
+    /// means a lost event, and carries nothing of what it stands for. Never
+    /// stored; the SDK does not hand it to the application.
+    Withheld,
+}
+
+impl ChatEventKind {
+    /// Whether only agents may see the event (the customer gets
+    /// [`ChatEventKind::Withheld`] in its place).
+    pub fn is_for_agents_only(&self) -> bool {
+        matches!(self, Self::Note { .. })
+    }
 }
 
 /// Who a customer is, as the contact center's own web backend vouches:
@@ -159,6 +183,18 @@ pub struct Identity {
 }
 
 impl ChatEvent {
+    /// What the customer gets in place of this event if it is for agents
+    /// only: a [`ChatEventKind::Withheld`] with the same seq and time and
+    /// nothing else. `None`: the customer may see the event itself.
+    pub fn withheld_for_customer(&self) -> Option<Self> {
+        self.kind.is_for_agents_only().then_some(Self {
+            chat: self.chat,
+            seq: self.seq,
+            at: self.at,
+            kind: ChatEventKind::Withheld,
+        })
+    }
+
     /// The bytes of text the event carries (message text, names, subjects),
     /// which is what makes one event larger than another.
     pub fn text_bytes(&self) -> u64 {
@@ -167,7 +203,7 @@ impl ChatEvent {
                 customer.name.as_ref().map_or(0, String::len)
                     + customer.email.as_ref().map_or(0, String::len)
             }
-            ChatEventKind::Message { text, .. } => text.len(),
+            ChatEventKind::Message { text, .. } | ChatEventKind::Note { text, .. } => text.len(),
             ChatEventKind::TicketCreated { subject, .. } => subject.len(),
             ChatEventKind::FileShared { file, .. } => file.name.len() + file.content_type.len(),
             ChatEventKind::Verified(identity) => {

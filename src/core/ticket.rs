@@ -177,19 +177,22 @@ const EVENT_OVERHEAD_BYTES: u64 = 64;
 
 /// The transcript a ticket made from a chat carries: the whole of it if it
 /// fits [`TICKET_TRANSCRIPT_BYTES`], otherwise the chat's first event and
-/// the newest events that fit; with how many were left out.
+/// the newest events that fit; with how many were left out. Private notes
+/// stay with the chat: a ticket is answered to the customer, so it never
+/// carries them (nor counts them as left out).
 pub fn ticket_transcript(events: &crate::core::Transcript) -> (Vec<ChatEvent>, usize) {
     let cost = |event: &ChatEvent| event.text_bytes() + EVENT_OVERHEAD_BYTES;
-    let total: u64 = events.iter().map(cost).sum();
+    let shown = |event: &&ChatEvent| !event.kind.is_for_agents_only();
+    let total: u64 = events.iter().filter(shown).map(cost).sum();
     if total <= TICKET_TRANSCRIPT_BYTES {
-        return (events.iter().cloned().collect(), 0);
+        return (events.iter().filter(shown).cloned().collect(), 0);
     }
     let Some(first) = events.first() else {
         return (Vec::new(), 0);
     };
     let mut budget = TICKET_TRANSCRIPT_BYTES.saturating_sub(cost(first));
     let mut newest: Vec<ChatEvent> = Vec::new();
-    for event in events.iter_from(1).rev() {
+    for event in events.iter_from(1).rev().filter(shown) {
         let cost = cost(event);
         if cost > budget {
             break;
@@ -197,7 +200,7 @@ pub fn ticket_transcript(events: &crate::core::Transcript) -> (Vec<ChatEvent>, u
         budget -= cost;
         newest.push(event.clone());
     }
-    let left_out = events.len() - 1 - newest.len();
+    let left_out = events.iter_from(1).filter(shown).count() - newest.len();
     let mut kept = Vec::with_capacity(newest.len() + 1);
     kept.push(first.clone());
     kept.extend(newest.into_iter().rev());

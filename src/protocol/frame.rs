@@ -331,6 +331,19 @@ pub enum RequestBody {
         /// What the customer says of it (at most 2,000 characters).
         comment: Option<String>,
     },
+    /// Agent holding the chat: write a private note in it, seen by agents
+    /// (the holder, later holders) and never by the customer. Answered
+    /// with [`Reply::Posted`] once durable; the note's event goes to the
+    /// agent's other connections.
+    AddNote {
+        /// The chat.
+        chat: ChatId,
+        /// The agent's id for the note; a retry with the same id is stored
+        /// once.
+        client_id: u64,
+        /// The text.
+        text: String,
+    },
 }
 
 /// Frames the server sends.

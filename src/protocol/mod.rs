@@ -38,7 +38,9 @@ pub use request::Sender;
 /// `ReadBeyondEnd`), satisfaction ratings ([`RequestBody::Rate`]; recent
 /// sessions as rated rows, a rating on each contact card row), and typing
 /// indicators as datagrams. Version 5: the offline form says when a
-/// channel closed by its business hours opens again (`OfflineForm::opens_at`).
+/// channel closed by its business hours opens again (`OfflineForm::opens_at`);
+/// private notes ([`RequestBody::AddNote`], the `Note` chat event, and
+/// `Withheld` in its place for customers).
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The ALPN token of the protocol's QUIC connections.

@@ -67,6 +67,7 @@ impl RequestBody {
             Self::Identify { .. } => ("Identify", Customer, true),
             Self::MarkRead { .. } => ("MarkRead", Either, true),
             Self::Rate { .. } => ("Rate", Customer, true),
+            Self::AddNote { .. } => ("AddNote", Agent, true),
         }
     }
 }

@@ -222,6 +222,18 @@ impl Session {
                 hub.post(self.caller(), self.conn, chat, client_id, text),
                 |Receipt { seq, at }| Reply::Posted { seq, at },
             ),
+            (
+                Role::Agent(agent),
+                RequestBody::AddNote {
+                    chat,
+                    client_id,
+                    text,
+                },
+            ) => answer(
+                id,
+                hub.note(agent.clone(), self.conn, chat, client_id, text),
+                |Receipt { seq, at }| Reply::Posted { seq, at },
+            ),
             (_, RequestBody::MarkRead { chat, up_to }) => answer(
                 id,
                 hub.mark_read(self.caller(), self.conn, chat, up_to),

@@ -171,6 +171,7 @@ impl Actor for ChatActor {
                 conn,
                 client_id,
                 text,
+                note,
                 sent,
                 reply,
             } => {
@@ -186,7 +187,14 @@ impl Actor for ChatActor {
                     Ok(party)
                 });
                 match admitted {
-                    Ok(party) => state.post(&myself, party, client_id, text, Some(conn), reply),
+                    Ok(party) => {
+                        let post = Post {
+                            client_id,
+                            text,
+                            note,
+                        };
+                        state.post(&myself, party, post, Some(conn), reply);
+                    }
                     Err(err) => {
                         let _ = reply.send(Err(err));
                     }
@@ -318,7 +326,12 @@ impl Actor for ChatActor {
                 );
                 // The agent's connections learn the filled-in text from the
                 // event.
-                state.post(&myself, Party::Agent(by), client_id, text, None, reply);
+                let post = Post {
+                    client_id,
+                    text,
+                    note: false,
+                };
+                state.post(&myself, Party::Agent(by), post, None, reply);
             }
             ChatMsg::MayShare {
                 caller,

@@ -28,6 +28,16 @@ use crate::core::{
 };
 use crate::store::{Op, StoreError, StoredFile, TranscriptPage};
 
+/// A message or note to post, as a chat actor takes it.
+pub(crate) struct Post {
+    /// The sender's id for it.
+    pub(crate) client_id: u64,
+    /// The text.
+    pub(crate) text: String,
+    /// A private note (agents only) rather than a message.
+    pub(crate) note: bool,
+}
+
 /// Messages to a [`ChatActor`].
 pub enum ChatMsg {
     /// The customer's connection starts receiving the chat's events after
@@ -85,6 +95,8 @@ pub enum ChatMsg {
         client_id: u64,
         /// The text.
         text: String,
+        /// A private note (agents only) rather than a message.
+        note: bool,
         /// When the connection task sent it on.
         sent: std::time::Instant,
         /// Where the message landed, once durable.

@@ -281,12 +281,27 @@ impl ChatActorState {
         &mut self,
         myself: &ActorRef<ChatMsg>,
         party: Party,
-        client_id: u64,
-        text: String,
+        post: Post,
         sender: Option<ConnId>,
         reply: RpcReplyPort<Result<Receipt, HubError>>,
     ) {
-        let posted = match self.chat.post(party, client_id, text, Timestamp::now()) {
+        let Post {
+            client_id,
+            text,
+            note,
+        } = post;
+        let now = Timestamp::now();
+        let posted = match (note, party) {
+            (false, party) => self.chat.post(party, client_id, text, now),
+            (true, Party::Agent(agent)) => self.chat.note(agent, client_id, text, now),
+            (true, _) => {
+                let _ = reply.send(Err(HubError::NotAllowed(
+                    "only an agent writes notes".into(),
+                )));
+                return;
+            }
+        };
+        let posted = match posted {
             Ok(Posted::New(event)) => {
                 let receipt = Receipt::from(event);
                 if let Some(conn) = sender {

@@ -446,6 +446,30 @@ impl Hub {
             conn,
             client_id,
             text,
+            note: false,
+            sent,
+            reply,
+        })
+    }
+
+    /// Writes agent `by`'s private note in a chat they hold: answered once
+    /// durable with its seq and time; the event goes to the agent's other
+    /// connections (and later holders), never to the customer.
+    pub fn note(
+        &self,
+        by: AgentId,
+        conn: ConnId,
+        chat: ChatId,
+        client_id: u64,
+        text: String,
+    ) -> impl Future<Output = Result<Receipt, HubError>> + Send + 'static {
+        let sent = std::time::Instant::now();
+        self.ask_chat(chat, move |reply| ChatMsg::Post {
+            caller: Caller::Agent(by),
+            conn,
+            client_id,
+            text,
+            note: true,
             sent,
             reply,
         })

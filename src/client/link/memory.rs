@@ -128,8 +128,7 @@ pub(super) fn order(
     if next_in_line && !held.contains_key(&chat) {
         // The usual case: in order, nothing held.
         *last = event.seq;
-        ready.push_back(event);
-        return true;
+        return hand_over(ready, event);
     }
     let waiting = held.entry(chat).or_default();
     waiting.insert(event.seq, event);
@@ -147,11 +146,21 @@ pub(super) fn order(
         let next = entry.remove();
         if next.seq > *last {
             *last = next.seq;
-            ready.push_back(next);
+            hand_over(ready, next);
         }
     }
     if waiting.is_empty() {
         held.remove(&chat);
     }
     ready.len() > before
+}
+
+/// Gives `event` to the application, unless it only stands in for one the
+/// customer may not see (it has done its part: the seqs stay consecutive).
+fn hand_over(ready: &mut VecDeque<ChatEvent>, event: ChatEvent) -> bool {
+    if event.kind == ChatEventKind::Withheld {
+        return false;
+    }
+    ready.push_back(event);
+    true
 }

@@ -226,6 +226,28 @@ impl<W> Pending<W> {
                 });
                 Ok(Reply::Posted { seq, at })
             }
+            (
+                RequestBody::AddNote {
+                    chat,
+                    client_id,
+                    text,
+                },
+                Ok(Reply::Posted { seq, at }),
+            ) => {
+                if let Party::Agent(by) = &self.me {
+                    own = Some(ChatEvent {
+                        chat,
+                        seq,
+                        at,
+                        kind: ChatEventKind::Note {
+                            by: by.clone(),
+                            client_id,
+                            text,
+                        },
+                    });
+                }
+                Ok(Reply::Posted { seq, at })
+            }
             (RequestBody::MarkRead { chat, .. }, Ok(Reply::Read { up_to, seq, at })) => {
                 // The event that set the mark (the hub sends it to every
                 // connection but this one); at or below what the

@@ -147,6 +147,32 @@ fn events_from_several_streams_reach_the_application_in_order_once() {
 }
 
 #[test]
+fn a_placeholder_fills_its_seq_and_never_reaches_the_application() {
+    let (mut positions, mut held) = (HashMap::new(), HashMap::new());
+    assert_eq!(seqs(order(&mut positions, &mut held, event(1, 1))), [1]);
+    // 3 overtook the placeholder at 2: held until it comes, then handed
+    // over without it.
+    assert!(order(&mut positions, &mut held, event(1, 3)).is_empty());
+    let withheld = with_kind(1, 2, ChatEventKind::Withheld);
+    assert_eq!(
+        seqs(order(&mut positions, &mut held, withheld.clone())),
+        [3]
+    );
+    // In line, it moves the position and hands over nothing.
+    assert!(
+        order(
+            &mut positions,
+            &mut held,
+            with_kind(1, 4, ChatEventKind::Withheld)
+        )
+        .is_empty()
+    );
+    assert_eq!(positions[&ChatId(1)], 4, "a resume starts after it");
+    assert_eq!(seqs(order(&mut positions, &mut held, event(1, 5))), [5]);
+    assert!(held.is_empty());
+}
+
+#[test]
 fn past_the_hold_limit_every_held_event_goes_in_seq_order() {
     let (mut positions, mut held) = (HashMap::new(), HashMap::new());
     assert_eq!(seqs(order(&mut positions, &mut held, event(1, 1))), [1]);

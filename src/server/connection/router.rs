@@ -60,6 +60,17 @@ impl Router {
     /// Sends `event` on its stream; an error means the stream failed or its
     /// writer is too far behind, and the connection should close.
     pub(super) fn route(&mut self, event: Outbound) -> Result<(), HubError> {
+        // Every chat event a customer receives passes here: one for agents
+        // only (a note) goes as a placeholder that keeps the seqs
+        // consecutive and says nothing of it.
+        let event = match &event {
+            Outbound::Chat(chat_event) if self.agent.is_none() => chat_event
+                .withheld_for_customer()
+                .map_or(event, |withheld| {
+                    Outbound::Chat(std::sync::Arc::new(withheld))
+                }),
+            _ => event,
+        };
         match &event {
             Outbound::Chat(chat_event) => {
                 let chat = chat_event.chat;
