@@ -16,8 +16,8 @@ use bincode::config::standard;
 use chathub::core::{
     AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatEventKind, ChatId, ContactCard,
     ContactChat, Customer, FileId, FileRef, FormField, Identity, ItemDraft, ItemId, ItemKind,
-    ItemRef, KnowledgeItem, OfflineForm, Party, QueueChange, QueueRow, QueueUpdate, RatedSession,
-    Rating, Scope, SessionSummary, Status, Ticket, TicketId, TicketSource, Timestamp,
+    ItemRef, KnowledgeItem, OfflineForm, Party, Priority, QueueChange, QueueRow, QueueUpdate,
+    RatedSession, Rating, Scope, SessionSummary, Status, Ticket, TicketId, TicketSource, Timestamp,
 };
 use chathub::protocol::{
     AgentProfile, ClientDatagram, ClientFrame, ErrorCode, ErrorFrame, Event, Hello, Reply, Request,
@@ -41,6 +41,7 @@ fn row() -> QueueRow {
         first_message: "Hej 👋".into(),
         since: Timestamp(1_700_000_000_000),
         verified: Some("cust-17".into()),
+        priority: Some(Priority::High),
     }
 }
 
@@ -137,6 +138,10 @@ fn kinds() -> Vec<ChatEventKind> {
             client_id: 11,
             text: "Asked twice already".into(),
         },
+        ChatEventKind::Prioritized {
+            by: alice.clone(),
+            priority: Priority::Urgent,
+        },
         ChatEventKind::Withheld,
     ]
 }
@@ -156,6 +161,7 @@ fn kind_name(kind: &ChatEventKind) -> &'static str {
         ChatEventKind::Verified(_) => "Verified",
         ChatEventKind::Read { .. } => "Read",
         ChatEventKind::Note { .. } => "Note",
+        ChatEventKind::Prioritized { .. } => "Prioritized",
         ChatEventKind::Withheld => "Withheld",
     }
 }
@@ -427,6 +433,12 @@ fn server_events() -> Vec<Event> {
             waiting: 0,
             change: QueueChange::Removed(ChatId(3)),
         }),
+        Event::Queue(QueueUpdate {
+            channel: ChannelId::new("support"),
+            version: 7,
+            waiting: 1,
+            change: QueueChange::Changed(row()),
+        }),
         Event::Alert(Alert {
             row: row(),
             raised: Timestamp(65),
@@ -477,6 +489,7 @@ fn event_name(event: &Event) -> &'static str {
             QueueChange::Snapshot(_) => "Queue.Snapshot",
             QueueChange::Added(_) => "Queue.Added",
             QueueChange::Removed(_) => "Queue.Removed",
+            QueueChange::Changed(_) => "Queue.Changed",
         },
         Event::Alert(_) => "Alert",
         Event::AlertCleared { .. } => "AlertCleared",

@@ -12,8 +12,8 @@ use crate::actors::chat::ChatMsg;
 use crate::actors::sink::{ConnId, Outbound};
 use crate::core::event::SNAPSHOT_ROWS;
 use crate::core::{
-    AgentId, Alert, Assignment, ChannelSettings, ChatId, ClaimCell, Claimer, Queue, QueueChange,
-    QueueRow, QueueUpdate, Timestamp,
+    AgentId, Alert, Assignment, ChannelSettings, ChatId, ClaimCell, Claimer, Priority, Queue,
+    QueueChange, QueueRow, QueueUpdate, Timestamp,
 };
 
 /// A chat waiting in the queue.
@@ -82,6 +82,14 @@ pub enum ChannelMsg {
     Reconfigure(Arc<ChannelSettings>),
     /// Whether no chat waits (a removed channel is gone once drained).
     IsEmpty(RpcReplyPort<bool>),
+    /// A waiting chat's priority changed (its event is durable): it takes
+    /// its new place in the queue.
+    SetPriority {
+        /// The chat.
+        chat: ChatId,
+        /// Its priority now.
+        priority: Priority,
+    },
 }
 
 /// See the module docs.
@@ -194,7 +202,7 @@ impl ChannelState {
     }
 
     fn take_next(&mut self, agent: AgentId, mut reply: RpcReplyPort<Result<Assignment, HubError>>) {
-        while let Some((chat, _, waiting)) = self.queue.pop_front() {
+        while let Some((chat, _, waiting)) = self.queue.pop_next() {
             self.left(chat);
             if waiting.claim.claim(Claimer::Agent).is_err() {
                 // Withdrawn by the customer (or picked) just now; its own
@@ -226,8 +234,10 @@ impl Actor for ChannelActor {
         _: ActorRef<ChannelMsg>,
         settings: ChannelSettings,
     ) -> Result<ChannelState, ActorProcessingErr> {
+        let mut queue = Queue::new(settings.queue_limit);
+        queue.set_aging(settings.priority_aging);
         Ok(ChannelState {
-            queue: Queue::new(settings.queue_limit),
+            queue,
             settings,
             version: 0,
             watchers: HashMap::new(),
@@ -249,12 +259,15 @@ impl Actor for ChannelActor {
             } => {
                 let row = waiting.row.clone();
                 let generation = waiting.generation;
+                let priority = row.priority.unwrap_or(state.settings.priority);
                 let pushed = if restored {
                     state
                         .queue
-                        .push_back_beyond_limit(row.chat, row.since, waiting)
+                        .push_back_beyond_limit(row.chat, row.since, priority, waiting)
                 } else {
-                    state.queue.push_back(row.chat, row.since, waiting)
+                    state
+                        .queue
+                        .push_back(row.chat, row.since, priority, waiting)
                 };
                 match pushed {
                     Ok(()) => {
@@ -344,6 +357,7 @@ impl Actor for ChannelActor {
             }
             ChannelMsg::Reconfigure(settings) => {
                 state.queue.set_limit(settings.queue_limit);
+                state.queue.set_aging(settings.priority_aging);
                 let rearm = settings.hours != state.settings.hours
                     || settings.alert_after != state.settings.alert_after;
                 state.settings = (*settings).clone();
@@ -353,6 +367,14 @@ impl Actor for ChannelActor {
             }
             ChannelMsg::IsEmpty(reply) => {
                 let _ = reply.send(state.queue.is_empty());
+            }
+            ChannelMsg::SetPriority { chat, priority } => {
+                state.queue.set_priority(chat, priority);
+                if let Some(waiting) = state.queue.get_mut(chat) {
+                    waiting.row.priority = Some(priority);
+                    let row = waiting.row.clone();
+                    state.broadcast(QueueChange::Changed(row));
+                }
             }
         }
         Ok(())

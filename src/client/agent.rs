@@ -8,7 +8,7 @@ use crate::client::link::Link;
 use crate::client::{ClientConfig, ClientError};
 use crate::core::{
     AgentId, Assignment, ChannelId, ChatEvent, ChatId, ContactCard, FileId, FileRef, ItemDraft,
-    ItemId, ItemKind, ItemRef, KnowledgeItem, RatedSession, Status, Ticket, TicketId,
+    ItemId, ItemKind, ItemRef, KnowledgeItem, Priority, RatedSession, Status, Ticket, TicketId,
     TicketSummary,
 };
 use crate::protocol::{AgentProfile, Event, Reply, RequestBody, Role};
@@ -264,6 +264,21 @@ impl AgentClient {
         };
         match self.link.request(body).await? {
             Reply::Posted { seq, .. } => Ok(seq),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sets the priority a waiting chat of one of this agent's channels
+    /// waits at: higher priorities are answered first (get-next), and the
+    /// chat keeps it if it is queued again. Watchers of the channel see
+    /// its row changed; the customer is not told.
+    pub async fn set_priority(&self, chat: ChatId, priority: Priority) -> Result<(), ClientError> {
+        match self
+            .link
+            .request(RequestBody::SetPriority { chat, priority })
+            .await?
+        {
+            Reply::Done => Ok(()),
             other => Err(unexpected(other)),
         }
     }

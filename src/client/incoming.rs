@@ -52,6 +52,12 @@ impl IncomingBoard {
                 match change {
                     QueueChange::Added(row) => list.rows.push(row.clone()),
                     QueueChange::Removed(chat) => list.rows.retain(|row| row.chat != *chat),
+                    QueueChange::Changed(changed) => {
+                        if let Some(row) = list.rows.iter_mut().find(|row| row.chat == changed.chat)
+                        {
+                            *row = changed.clone();
+                        }
+                    }
                     QueueChange::Snapshot(_) => unreachable!("handled above"),
                 }
             }
@@ -80,6 +86,7 @@ mod tests {
             first_message: "hi".into(),
             since: Timestamp(chat),
             verified: None,
+            priority: None,
         }
     }
 

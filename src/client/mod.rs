@@ -48,8 +48,8 @@ pub use incoming::IncomingList;
 pub use crate::core::{
     AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatEventKind, ChatId, ContactCard,
     ContactChat, Customer, FileId, FileRef, FormField, Identity, ItemDraft, ItemId, ItemKind,
-    ItemRef, KnowledgeItem, OfflineForm, Party, QueueChange, QueueRow, QueueUpdate, RatedSession,
-    Rating, Scope, SessionSummary, Status, Ticket, TicketId, TicketSource, TicketSummary,
-    Timestamp,
+    ItemRef, KnowledgeItem, OfflineForm, Party, Priority, QueueChange, QueueRow, QueueUpdate,
+    RatedSession, Rating, Scope, SessionSummary, Status, Ticket, TicketId, TicketSource,
+    TicketSummary, Timestamp,
 };
 pub use crate::protocol::{AgentProfile, CloseCode, ErrorCode, ErrorFrame, Event};

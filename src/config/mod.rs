@@ -196,6 +196,8 @@ fn default_channels() -> Vec<ChannelConfig> {
         identity_secret: None,
         satisfaction: false,
         hours: None,
+        priority: Default::default(),
+        priority_aging: tables::default_priority_aging(),
     }]
 }
 
@@ -394,6 +396,8 @@ impl Config {
                     .map(|secret| IdentityKey(secret.as_bytes().to_vec())),
                 satisfaction: channel.satisfaction,
                 hours: channel.hours.as_ref().map(|hours| hours.0.clone()),
+                priority: channel.priority,
+                priority_aging: channel.priority_aging,
             })
             .collect()
     }

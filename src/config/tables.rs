@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::core::{BusinessHours, HoursError};
+use crate::core::{BusinessHours, HoursError, Priority};
 
 use super::*;
 
@@ -78,6 +78,19 @@ pub struct ChannelConfig {
     /// When the channel is open (`[channel.hours]`); always, if absent.
     #[serde(default)]
     pub hours: Option<Hours>,
+    /// The priority a chat waits at unless an agent sets another: `"low"`,
+    /// `"normal"` (the default), `"high"` or `"urgent"`.
+    #[serde(default)]
+    pub priority: Priority,
+    /// How much waiting is worth one priority level, so that no chat
+    /// waits for ever behind newer higher-priority ones: `"5m"` (the
+    /// default); `"0s"` makes priorities strict.
+    #[serde(default = "default_priority_aging", with = "humantime_serde")]
+    pub priority_aging: Duration,
+}
+
+pub(super) fn default_priority_aging() -> Duration {
+    Duration::from_secs(300)
 }
 
 /// A `[channel.hours]` table, checked as it is read: a time zone, each
@@ -154,6 +167,8 @@ impl std::fmt::Debug for ChannelConfig {
             )
             .field("satisfaction", &self.satisfaction)
             .field("hours", &self.hours)
+            .field("priority", &self.priority)
+            .field("priority_aging", &self.priority_aging)
             .finish()
     }
 }

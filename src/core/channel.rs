@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::core::hours::BusinessHours;
 use crate::core::ids::ChannelId;
+use crate::core::queue::Priority;
 
 /// How a channel behaves. Built from the configuration file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +43,11 @@ pub struct ChannelSettings {
     /// new chat gets the offline form with the next opening time, and
     /// alerts for chats still waiting are held until it opens.
     pub hours: Option<Arc<BusinessHours>>,
+    /// The priority a chat waits at unless an agent sets another.
+    pub priority: Priority,
+    /// How much waiting is worth one priority level (zero: priorities are
+    /// strict); see [`Queue`](crate::core::Queue).
+    pub priority_aging: Duration,
 }
 
 /// Whether a channel takes signed customer identities.
@@ -84,6 +90,8 @@ impl ChannelSettings {
             identity_key: None,
             satisfaction: false,
             hours: None,
+            priority: Priority::Normal,
+            priority_aging: Duration::from_secs(300),
         }
     }
 }

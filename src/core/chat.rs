@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::core::event::{ChatEvent, ChatEventKind, Customer, FileRef, Identity, Party};
 use crate::core::ids::{AgentId, ChannelId, ChatId};
+use crate::core::queue::Priority;
 use crate::core::ticket::TicketId;
 use crate::core::time::Timestamp;
 use crate::core::transcript::Transcript;
@@ -158,6 +159,8 @@ pub struct Chat {
     verified: Option<Identity>,
     /// Each party's read mark, from its latest `Read` event.
     read: BTreeMap<Party, ReadMark>,
+    /// The priority an agent set, if one did (else the channel's).
+    priority: Option<Priority>,
 }
 
 impl Chat {
@@ -183,6 +186,7 @@ impl Chat {
             transferred_from: None,
             verified: None,
             read: BTreeMap::new(),
+            priority: None,
         };
         chat.push(now, ChatEventKind::Started { channel, customer });
         chat.append_message(Party::Customer, client_id, first_message, now);
@@ -212,6 +216,7 @@ impl Chat {
             transferred_from: None,
             verified: None,
             read: BTreeMap::new(),
+            priority: None,
         };
         for event in events {
             if event.chat != chat.id || event.seq != chat.next_seq() {
@@ -270,6 +275,7 @@ impl Chat {
             first_message: crate::core::event::preview(self.first_message()),
             since,
             verified: self.verified.as_ref().map(|identity| identity.id.clone()),
+            priority: self.priority,
         }
     }
 
@@ -488,6 +494,34 @@ impl Chat {
         self.transferred_from.as_ref()
     }
 
+    /// The priority an agent set for the chat, if one did; the channel's
+    /// applies otherwise.
+    pub fn priority(&self) -> Option<Priority> {
+        self.priority
+    }
+
+    /// An agent sets the priority the chat waits at; only while it waits
+    /// (the priority stays with the chat if it is queued again). `None`
+    /// if it already waits at that priority (nothing to record).
+    pub fn set_priority(
+        &mut self,
+        by: AgentId,
+        priority: Priority,
+        now: Timestamp,
+    ) -> Result<Option<&ChatEvent>, ChatError> {
+        match self.state {
+            ChatState::Queued { .. } => {}
+            ChatState::Ended { .. } => return Err(ChatError::Ended),
+            ChatState::Active { .. } => return Err(ChatError::AlreadyAnswered),
+        }
+        if self.priority == Some(priority) {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.record(now, ChatEventKind::Prioritized { by, priority }),
+        ))
+    }
+
     /// The chat goes to `channel`'s queue (its own, or another): by its
     /// agent, keeping its history.
     pub fn requeue(
@@ -571,6 +605,7 @@ impl Chat {
             ChatEventKind::Started { .. } | ChatEventKind::Message { .. } => {}
             ChatEventKind::TicketCreated { .. } | ChatEventKind::FileShared { .. } => {}
             ChatEventKind::Note { .. } | ChatEventKind::Withheld => {}
+            ChatEventKind::Prioritized { priority, .. } => self.priority = Some(*priority),
             ChatEventKind::Verified(identity) => self.verified = Some(identity.clone()),
             ChatEventKind::Read { by, up_to } => {
                 // Applied just before its event is pushed: the next seq is

@@ -4,6 +4,7 @@
 use bincode::{Decode, Encode};
 
 use crate::core::ids::{AgentId, ChannelId, ChatId};
+use crate::core::queue::Priority;
 use crate::core::ticket::TicketId;
 use crate::core::time::Timestamp;
 
@@ -156,6 +157,14 @@ pub enum ChatEventKind {
         /// The text.
         text: String,
     },
+    /// An agent set the priority the chat waits at (it keeps it when it is
+    /// queued again). For agents only.
+    Prioritized {
+        /// Who set it.
+        by: AgentId,
+        /// The new priority.
+        priority: Priority,
+    },
     /// What the customer is shown in place of an event for agents only (a
     /// note): it keeps the customer's seqs consecutive, so a gap still
     /// means a lost event, and carries nothing of what it stands for. Never
@@ -167,7 +176,7 @@ impl ChatEventKind {
     /// Whether only agents may see the event (the customer gets
     /// [`ChatEventKind::Withheld`] in its place).
     pub fn is_for_agents_only(&self) -> bool {
-        matches!(self, Self::Note { .. })
+        matches!(self, Self::Note { .. } | Self::Prioritized { .. })
     }
 }
 
@@ -253,6 +262,9 @@ pub struct QueueRow {
     pub since: Timestamp,
     /// The backend's id for the customer, if their identity is verified.
     pub verified: Option<String>,
+    /// The priority an agent set for the chat; the channel's
+    /// (`[[channel]] priority`) if `None`.
+    pub priority: Option<Priority>,
 }
 
 /// A change to a channel's queue, pushed to the agents who watch it.
@@ -282,6 +294,8 @@ pub enum QueueChange {
     Added(QueueRow),
     /// A chat left the queue: answered, picked or abandoned.
     Removed(ChatId),
+    /// A waiting chat's row changed (an agent set its priority).
+    Changed(QueueRow),
 }
 
 /// The most rows a queue snapshot carries.

@@ -48,7 +48,7 @@ pub use ids::{AgentId, ChannelId, ChatId};
 pub use knowledge::{ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Scope};
 pub use limits::{Limit, Limits, TokenBucket};
 pub use presence::{AgentPresence, Membership, Presence, PresentCount, Status};
-pub use queue::{Queue, QueueError};
+pub use queue::{Priority, Queue, QueueError};
 pub use satisfaction::{RatedSession, Rating, RatingError};
 pub use ticket::{
     FormError, FormField, OfflineForm, Ticket, TicketId, TicketSource, TicketSummary,

@@ -1,14 +1,65 @@
 //! A channel's queue of waiting chats.
 //!
-//! First in, first out by enqueue order, with O(1) `pop_front` (get next) and
-//! O(1) `remove` by chat id (pick, or a customer leaving). Entries live in a
-//! slab and are chained into a doubly linked list by slot index; a hash map
-//! finds a chat's slot. No operation walks the queue except iteration.
+//! A chat waits at a [`Priority`]; higher priorities are served first,
+//! first in first out within a priority. Waiting ages a chat: with an
+//! aging step `a`, a chat of priority `p` that started waiting at `t` is
+//! served as if it had started waiting at `t - p * a` at the lowest
+//! priority, so a low-priority chat that has waited `a` longer than a
+//! chat one level above goes first, and nothing waits for ever behind a
+//! stream of higher-priority chats. That order does not depend on the
+//! time it is asked at, so it is kept without a clock.
+//!
+//! Each priority has its own doubly linked list (entries in one slab,
+//! chained by slot index), and a hash map finds a chat's slot: `pop_next`
+//! compares the heads of the [`Priority::LEVELS`] lists, `remove` by chat
+//! id (pick, or a customer leaving) is O(1), and only iteration and
+//! [`Queue::set_priority`] walk a list.
 
 use std::collections::HashMap;
+use std::time::Duration;
+
+use bincode::{Decode, Encode};
+use serde::Deserialize;
 
 use crate::core::ids::ChatId;
 use crate::core::time::Timestamp;
+
+/// How urgent a waiting chat is.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Served after everything else of its age.
+    Low,
+    /// The usual.
+    #[default]
+    Normal,
+    /// Served before normal chats.
+    High,
+    /// Served first.
+    Urgent,
+}
+
+impl Priority {
+    /// How many priorities there are.
+    pub const LEVELS: usize = 4;
+
+    /// Its rank, from 0 (low) up.
+    pub fn level(self) -> usize {
+        self as usize
+    }
+
+    /// Its name as the configuration writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Normal => "normal",
+            Self::High => "high",
+            Self::Urgent => "urgent",
+        }
+    }
+}
 
 /// Why a chat could not be enqueued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +81,7 @@ const NIL: usize = usize::MAX;
 struct Node<T> {
     chat: ChatId,
     since: Timestamp,
+    priority: Priority,
     value: T,
     prev: usize,
     next: usize,
@@ -41,28 +93,44 @@ enum Slot<T> {
     Free { next_free: usize },
 }
 
-/// A FIFO queue of chats with O(1) removal by id. `T` is what the owner keeps
-/// per waiting chat (the incoming-list row, the claim cell, ...).
+/// One priority's list: its first and last slot.
+#[derive(Debug, Clone, Copy)]
+struct List {
+    head: usize,
+    tail: usize,
+}
+
+const EMPTY: List = List {
+    head: NIL,
+    tail: NIL,
+};
+
+/// A queue of chats by priority, with O(1) removal by id. `T` is what the
+/// owner keeps per waiting chat (the incoming-list row, the claim cell,
+/// ...).
 #[derive(Debug)]
 pub struct Queue<T> {
     slots: Vec<Slot<T>>,
     index: HashMap<ChatId, usize>,
-    head: usize,
-    tail: usize,
+    lists: [List; Priority::LEVELS],
     free: usize,
     limit: usize,
+    /// Milliseconds of waiting worth one priority level (0: priorities
+    /// never catch up with each other).
+    aging_ms: u64,
 }
 
 impl<T> Queue<T> {
-    /// An empty queue that holds at most `limit` chats.
+    /// An empty queue that holds at most `limit` chats, where priorities
+    /// are strict (no aging).
     pub fn new(limit: usize) -> Self {
         Self {
             slots: Vec::new(),
             index: HashMap::new(),
-            head: NIL,
-            tail: NIL,
+            lists: [EMPTY; Priority::LEVELS],
             free: NIL,
             limit,
+            aging_ms: 0,
         }
     }
 
@@ -70,6 +138,12 @@ impl<T> Queue<T> {
     /// lowered limit stay; new ones wait once the queue is below it.
     pub fn set_limit(&mut self, limit: usize) {
         self.limit = limit;
+    }
+
+    /// Sets how much waiting is worth one priority level (zero: none,
+    /// priorities are strict). Applies to every chat at once.
+    pub fn set_aging(&mut self, step: Duration) {
+        self.aging_ms = u64::try_from(step.as_millis()).unwrap_or(u64::MAX);
     }
 
     /// How many chats wait.
@@ -87,25 +161,28 @@ impl<T> Queue<T> {
         self.index.contains_key(&chat)
     }
 
-    /// Adds `chat` at the back.
+    /// Adds `chat` at the back of its priority.
     pub fn push_back(
         &mut self,
         chat: ChatId,
         since: Timestamp,
+        priority: Priority,
         value: T,
     ) -> Result<(), QueueError> {
         if self.index.len() >= self.limit && !self.index.contains_key(&chat) {
             return Err(QueueError::Full { limit: self.limit });
         }
-        self.push_back_beyond_limit(chat, since, value)
+        self.push_back_beyond_limit(chat, since, priority, value)
     }
 
-    /// Adds `chat` at the back even if the queue is at its limit: for chats
-    /// accepted before a restart, which must not be lost to a lower limit.
+    /// Adds `chat` at the back of its priority even if the queue is at its
+    /// limit: for chats accepted before (a restart, a transfer), which must
+    /// not be lost to a lower limit.
     pub fn push_back_beyond_limit(
         &mut self,
         chat: ChatId,
         since: Timestamp,
+        priority: Priority,
         value: T,
     ) -> Result<(), QueueError> {
         if self.index.contains_key(&chat) {
@@ -114,8 +191,9 @@ impl<T> Queue<T> {
         let node = Node {
             chat,
             since,
+            priority,
             value,
-            prev: self.tail,
+            prev: NIL,
             next: NIL,
         };
         let slot = if self.free == NIL {
@@ -130,28 +208,24 @@ impl<T> Queue<T> {
             self.slots[slot] = Slot::Used(node);
             slot
         };
-        if self.tail == NIL {
-            self.head = slot;
-        } else {
-            self.node_mut(self.tail).next = slot;
-        }
-        self.tail = slot;
+        let tail = self.lists[priority.level()].tail;
+        self.link_after(priority, tail, slot);
         self.index.insert(chat, slot);
         Ok(())
     }
 
-    /// Takes the chat that has waited longest.
-    pub fn pop_front(&mut self) -> Option<(ChatId, Timestamp, T)> {
-        if self.head == NIL {
-            return None;
-        }
-        let chat = self.node(self.head).chat;
+    /// Takes the chat to serve next: the best of the priorities' first
+    /// chats (see the module docs).
+    pub fn pop_next(&mut self) -> Option<(ChatId, Timestamp, T)> {
+        let slot = self.best_head(&self.lists.map(|list| list.head))?;
+        let chat = self.node(slot).chat;
         self.remove(chat)
     }
 
     /// Takes `chat` out of the queue wherever it stands.
     pub fn remove(&mut self, chat: ChatId) -> Option<(ChatId, Timestamp, T)> {
         let slot = self.index.remove(&chat)?;
+        self.unlink(slot);
         let taken = std::mem::replace(
             &mut self.slots[slot],
             Slot::Free {
@@ -162,16 +236,6 @@ impl<T> Queue<T> {
         let Slot::Used(node) = taken else {
             unreachable!("index points at a free slot")
         };
-        if node.prev == NIL {
-            self.head = node.next;
-        } else {
-            self.node_mut(node.prev).next = node.next;
-        }
-        if node.next == NIL {
-            self.tail = node.prev;
-        } else {
-            self.node_mut(node.next).prev = node.prev;
-        }
         if self.index.is_empty() {
             // Nothing waits: drop the slab so a burst does not pin memory.
             self.slots.clear();
@@ -180,16 +244,117 @@ impl<T> Queue<T> {
         Some((node.chat, node.since, node.value))
     }
 
+    /// Moves a waiting chat to `priority`, in its place by waiting time
+    /// among that priority's chats. False if it does not wait here.
+    pub fn set_priority(&mut self, chat: ChatId, priority: Priority) -> bool {
+        let Some(&slot) = self.index.get(&chat) else {
+            return false;
+        };
+        if self.node(slot).priority == priority {
+            return true;
+        }
+        self.unlink(slot);
+        let since = self.node(slot).since;
+        self.node_mut(slot).priority = priority;
+        // After the last chat of the new priority that has waited as long
+        // or longer; lists are short where this is used (an agent raising a
+        // chat), and this walks from the back.
+        let mut after = self.lists[priority.level()].tail;
+        while after != NIL && self.node(after).since > since {
+            after = self.node(after).prev;
+        }
+        self.link_after(priority, after, slot);
+        true
+    }
+
+    /// The priority `chat` waits at, if it waits here.
+    pub fn priority(&self, chat: ChatId) -> Option<Priority> {
+        self.index.get(&chat).map(|&slot| self.node(slot).priority)
+    }
+
     /// The value kept for `chat`, if it waits here.
     pub fn get(&self, chat: ChatId) -> Option<&T> {
         self.index.get(&chat).map(|&slot| &self.node(slot).value)
     }
 
-    /// Waiting chats, oldest first.
+    /// The value kept for `chat`, to change it, if it waits here.
+    pub fn get_mut(&mut self, chat: ChatId) -> Option<&mut T> {
+        let slot = *self.index.get(&chat)?;
+        Some(&mut self.node_mut(slot).value)
+    }
+
+    /// Waiting chats in the order they would be served.
     pub fn iter(&self) -> Iter<'_, T> {
         Iter {
             queue: self,
-            at: self.head,
+            at: self.lists.map(|list| list.head),
+        }
+    }
+
+    /// Of the slots `heads` (one per priority, `NIL` for none), the one to
+    /// serve first: the smallest aged start, then the higher priority.
+    fn best_head(&self, heads: &[usize; Priority::LEVELS]) -> Option<usize> {
+        heads
+            .iter()
+            .rev()
+            .filter(|&&slot| slot != NIL)
+            .min_by_key(|&&slot| self.aged_start(self.node(slot)))
+            .copied()
+    }
+
+    /// When a chat counts as having started to wait, its priority turned
+    /// into waiting time. Signed: a high priority may reach before 1970.
+    fn aged_start(&self, node: &Node<T>) -> i128 {
+        let level = node.priority.level() as i128;
+        let since = i128::from(node.since.as_millis());
+        if self.aging_ms == 0 {
+            // Strict priorities: a level outweighs any wait.
+            since - (level << 64)
+        } else {
+            since - level * i128::from(self.aging_ms)
+        }
+    }
+
+    /// Links `slot` into `priority`'s list after `after` (`NIL`: first).
+    fn link_after(&mut self, priority: Priority, after: usize, slot: usize) {
+        let level = priority.level();
+        let next = if after == NIL {
+            self.lists[level].head
+        } else {
+            self.node(after).next
+        };
+        {
+            let node = self.node_mut(slot);
+            node.prev = after;
+            node.next = next;
+        }
+        if after == NIL {
+            self.lists[level].head = slot;
+        } else {
+            self.node_mut(after).next = slot;
+        }
+        if next == NIL {
+            self.lists[level].tail = slot;
+        } else {
+            self.node_mut(next).prev = slot;
+        }
+    }
+
+    /// Takes `slot` out of its priority's list.
+    fn unlink(&mut self, slot: usize) {
+        let (prev, next, level) = {
+            let node = self.node(slot);
+            (node.prev, node.next, node.priority.level())
+        };
+        if prev == NIL {
+            self.lists[level].head = next;
+        } else {
+            self.node_mut(prev).next = next;
+        }
+        if next == NIL {
+            self.lists[level].tail = prev;
+        } else {
+            self.node_mut(next).prev = prev;
         }
     }
 
@@ -208,21 +373,21 @@ impl<T> Queue<T> {
     }
 }
 
-/// Iterator over a [`Queue`], oldest first: `(chat, since, value)`.
+/// Iterator over a [`Queue`] in the order it would serve:
+/// `(chat, since, value)`.
 pub struct Iter<'a, T> {
     queue: &'a Queue<T>,
-    at: usize,
+    /// The next slot of each priority.
+    at: [usize; Priority::LEVELS],
 }
 
 impl<'a, T> Iterator for Iter<'a, T> {
     type Item = (ChatId, Timestamp, &'a T);
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.at == NIL {
-            return None;
-        }
-        let node = self.queue.node(self.at);
-        self.at = node.next;
+        let slot = self.queue.best_head(&self.at)?;
+        let node = self.queue.node(slot);
+        self.at[node.priority.level()] = node.next;
         Some((node.chat, node.since, &node.value))
     }
 }
@@ -235,6 +400,8 @@ mod tests {
 
     use super::*;
 
+    const NORMAL: Priority = Priority::Normal;
+
     fn ids(queue: &Queue<()>) -> Vec<u64> {
         queue.iter().map(|(chat, _, _)| chat.0).collect()
     }
@@ -243,15 +410,19 @@ mod tests {
     fn takes_in_enqueue_order_and_removes_from_the_middle() {
         let mut queue = Queue::new(10);
         for n in 1..=4 {
-            queue.push_back(ChatId(n), Timestamp(n * 10), ()).unwrap();
+            queue
+                .push_back(ChatId(n), Timestamp(n * 10), NORMAL, ())
+                .unwrap();
         }
         assert_eq!(
             queue.remove(ChatId(2)).map(|(c, t, _)| (c, t)),
             Some((ChatId(2), Timestamp(20)))
         );
         assert_eq!(ids(&queue), [1, 3, 4]);
-        assert_eq!(queue.pop_front().map(|(c, _, _)| c), Some(ChatId(1)));
-        queue.push_back(ChatId(5), Timestamp(50), ()).unwrap();
+        assert_eq!(queue.pop_next().map(|(c, _, _)| c), Some(ChatId(1)));
+        queue
+            .push_back(ChatId(5), Timestamp(50), NORMAL, ())
+            .unwrap();
         assert_eq!(ids(&queue), [3, 4, 5]);
         assert_eq!(queue.remove(ChatId(5)).map(|(c, _, _)| c), Some(ChatId(5)));
         assert_eq!(queue.remove(ChatId(5)), None);
@@ -261,80 +432,212 @@ mod tests {
     #[test]
     fn refuses_duplicates_and_beyond_the_limit() {
         let mut queue = Queue::new(2);
-        queue.push_back(ChatId(1), Timestamp(0), ()).unwrap();
+        queue
+            .push_back(ChatId(1), Timestamp(0), NORMAL, ())
+            .unwrap();
         assert_eq!(
-            queue.push_back(ChatId(1), Timestamp(0), ()),
+            queue.push_back(ChatId(1), Timestamp(0), Priority::High, ()),
             Err(QueueError::AlreadyQueued(ChatId(1)))
         );
-        queue.push_back(ChatId(2), Timestamp(0), ()).unwrap();
+        queue
+            .push_back(ChatId(2), Timestamp(0), NORMAL, ())
+            .unwrap();
         assert_eq!(
-            queue.push_back(ChatId(3), Timestamp(0), ()),
+            queue.push_back(ChatId(3), Timestamp(0), NORMAL, ()),
             Err(QueueError::Full { limit: 2 })
         );
         assert_eq!(queue.len(), 2);
         queue
-            .push_back_beyond_limit(ChatId(3), Timestamp(0), ())
+            .push_back_beyond_limit(ChatId(3), Timestamp(0), NORMAL, ())
             .unwrap();
         assert_eq!(queue.len(), 3);
         assert_eq!(
-            queue.push_back_beyond_limit(ChatId(3), Timestamp(0), ()),
+            queue.push_back_beyond_limit(ChatId(3), Timestamp(0), NORMAL, ()),
             Err(QueueError::AlreadyQueued(ChatId(3)))
         );
     }
 
+    #[test]
+    fn strict_priorities_serve_higher_first_and_first_come_within_one() {
+        let mut queue = Queue::new(10);
+        queue
+            .push_back(ChatId(1), Timestamp(10), Priority::Low, ())
+            .unwrap();
+        queue
+            .push_back(ChatId(2), Timestamp(20), NORMAL, ())
+            .unwrap();
+        queue
+            .push_back(ChatId(3), Timestamp(30), Priority::Urgent, ())
+            .unwrap();
+        queue
+            .push_back(ChatId(4), Timestamp(40), NORMAL, ())
+            .unwrap();
+        queue
+            .push_back(ChatId(5), Timestamp(50), Priority::High, ())
+            .unwrap();
+        assert_eq!(ids(&queue), [3, 5, 2, 4, 1]);
+        assert_eq!(queue.pop_next().map(|(c, _, _)| c), Some(ChatId(3)));
+        assert_eq!(ids(&queue), [5, 2, 4, 1]);
+    }
+
+    #[test]
+    fn waiting_ages_a_chat_past_newer_higher_priorities() {
+        let mut queue = Queue::new(10);
+        queue.set_aging(Duration::from_secs(60));
+        // A low chat that waited since 0; normal chats arrive later.
+        queue
+            .push_back(ChatId(1), Timestamp(0), Priority::Low, ())
+            .unwrap();
+        queue
+            .push_back(ChatId(2), Timestamp(59_000), NORMAL, ())
+            .unwrap();
+        queue
+            .push_back(ChatId(3), Timestamp(61_000), NORMAL, ())
+            .unwrap();
+        // Urgent counts as three minutes more: it beats a chat that has
+        // waited less than that longer, not one that waited more.
+        queue
+            .push_back(ChatId(4), Timestamp(150_000), Priority::Urgent, ())
+            .unwrap();
+        // Aged starts: 1 at 0, 2 at -1000, 3 at 1000, 4 at -30000.
+        assert_eq!(ids(&queue), [4, 2, 1, 3]);
+        // Strict again: aging off.
+        queue.set_aging(Duration::ZERO);
+        assert_eq!(ids(&queue), [4, 2, 3, 1]);
+    }
+
+    #[test]
+    fn a_raised_chat_takes_its_place_by_waiting_time() {
+        let mut queue = Queue::new(10);
+        for n in 1..=3 {
+            queue
+                .push_back(ChatId(n), Timestamp(n * 10), Priority::High, ())
+                .unwrap();
+        }
+        queue
+            .push_back(ChatId(9), Timestamp(15), NORMAL, ())
+            .unwrap();
+        assert!(queue.set_priority(ChatId(9), Priority::High));
+        assert_eq!(queue.priority(ChatId(9)), Some(Priority::High));
+        assert_eq!(ids(&queue), [1, 9, 2, 3]);
+        assert!(queue.set_priority(ChatId(1), Priority::Low));
+        assert_eq!(ids(&queue), [9, 2, 3, 1]);
+        assert!(!queue.set_priority(ChatId(7), Priority::High));
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
-        Push(u8),
+        Push(u8, u8),
         Pop,
         Remove(u8),
+        Raise(u8, u8),
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            3 => any::<u8>().prop_map(Op::Push),
+            3 => (any::<u8>(), 0..4u8).prop_map(|(n, p)| Op::Push(n, p)),
             2 => Just(Op::Pop),
             2 => any::<u8>().prop_map(Op::Remove),
+            1 => (any::<u8>(), 0..4u8).prop_map(|(n, p)| Op::Raise(n, p)),
         ]
     }
 
+    fn priority(p: u8) -> Priority {
+        [Priority::Low, NORMAL, Priority::High, Priority::Urgent][usize::from(p % 4)]
+    }
+
+    /// One list per priority of `(chat, since)`; the next is the front with
+    /// the smallest aged start, the higher priority on a tie.
+    struct Model {
+        levels: [VecDeque<(u64, u64)>; Priority::LEVELS],
+        aging: i128,
+    }
+
+    impl Model {
+        fn order(&self) -> Vec<u64> {
+            let mut levels = self.levels.clone();
+            let mut out = Vec::new();
+            while let Some(level) = self.best(&levels) {
+                out.extend(levels[level].pop_front().map(|(chat, _)| chat));
+            }
+            out
+        }
+
+        fn best(&self, levels: &[VecDeque<(u64, u64)>; Priority::LEVELS]) -> Option<usize> {
+            (0..Priority::LEVELS)
+                .rev()
+                .filter_map(|level| {
+                    let &(_, since) = levels[level].front()?;
+                    Some((i128::from(since) - level as i128 * self.aging, level))
+                })
+                .min_by_key(|&(aged, _)| aged)
+                .map(|(_, level)| level)
+        }
+
+        fn remove(&mut self, chat: u64) -> Option<(u64, u64)> {
+            self.levels.iter_mut().find_map(|level| {
+                let pos = level.iter().position(|&(c, _)| c == chat)?;
+                level.remove(pos)
+            })
+        }
+
+        fn len(&self) -> usize {
+            self.levels.iter().map(VecDeque::len).sum()
+        }
+    }
+
     proptest! {
-        /// Against a plain `VecDeque` model: the queue never loses, duplicates
-        /// or reorders a chat, whatever mix of operations runs.
+        /// Against a plain model: the queue never loses or duplicates a
+        /// chat, and serves in the model's order, whatever mix of pushes,
+        /// takes, removals and priority changes runs, with aging on.
         #[test]
-        fn behaves_like_a_fifo_with_removal(ops in proptest::collection::vec(op(), 0..400)) {
+        fn serves_by_aged_priority_without_losing_a_chat(
+            ops in proptest::collection::vec(op(), 0..400),
+        ) {
             let mut queue = Queue::new(64);
-            let mut model: VecDeque<u64> = VecDeque::new();
-            let mut taken = Vec::new();
-            let mut model_taken = Vec::new();
+            queue.set_aging(Duration::from_millis(50));
+            let mut model = Model { levels: Default::default(), aging: 50 };
+            let mut clock = 0;
             for op in ops {
+                clock += 7;
                 match op {
-                    Op::Push(n) => {
+                    Op::Push(n, p) => {
                         let chat = ChatId(u64::from(n));
-                        let expected = if model.contains(&chat.0) {
+                        let expected = if model.levels.iter().flatten().any(|&(c, _)| c == chat.0) {
                             Err(QueueError::AlreadyQueued(chat))
                         } else if model.len() >= 64 {
                             Err(QueueError::Full { limit: 64 })
                         } else {
-                            model.push_back(chat.0);
+                            model.levels[priority(p).level()].push_back((chat.0, clock));
                             Ok(())
                         };
-                        prop_assert_eq!(queue.push_back(chat, Timestamp(u64::from(n)), ()), expected);
+                        prop_assert_eq!(queue.push_back(chat, Timestamp(clock), priority(p), ()), expected);
                     }
                     Op::Pop => {
-                        taken.extend(queue.pop_front().map(|(c, _, _)| c.0));
-                        model_taken.extend(model.pop_front());
+                        let want = model
+                            .best(&model.levels)
+                            .and_then(|level| model.levels[level].pop_front())
+                            .map(|(chat, _)| chat);
+                        prop_assert_eq!(queue.pop_next().map(|(c, _, _)| c.0), want);
                     }
                     Op::Remove(n) => {
                         let got = queue.remove(ChatId(u64::from(n))).map(|(c, _, _)| c.0);
-                        let pos = model.iter().position(|&c| c == u64::from(n));
-                        let want = pos.and_then(|p| model.remove(p));
+                        let want = model.remove(u64::from(n)).map(|(chat, _)| chat);
                         prop_assert_eq!(got, want);
+                    }
+                    Op::Raise(n, p) => {
+                        let moved = model.remove(u64::from(n));
+                        if let Some((chat, since)) = moved {
+                            let level = &mut model.levels[priority(p).level()];
+                            let at = level.iter().rposition(|&(_, s)| s <= since).map_or(0, |i| i + 1);
+                            level.insert(at, (chat, since));
+                        }
+                        prop_assert_eq!(queue.set_priority(ChatId(u64::from(n)), priority(p)), moved.is_some());
                     }
                 }
                 prop_assert_eq!(queue.len(), model.len());
-                prop_assert_eq!(ids(&queue), Vec::from(model.clone()));
+                prop_assert_eq!(ids(&queue), model.order());
             }
-            prop_assert_eq!(taken, model_taken);
         }
     }
 }

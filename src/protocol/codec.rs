@@ -224,6 +224,7 @@ mod tests {
             first_message: "Hej".into(),
             since: Timestamp(5),
             verified: Some("cust-17".into()),
+            priority: None,
         };
         let server = vec![
             ServerFrame::Event(Event::Alert(Alert {

@@ -5,7 +5,7 @@ use bincode::{Decode, Encode};
 use crate::core::{
     AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatId, ContactCard, Customer, FileId,
     FileRef, Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, OfflineForm, Party,
-    QueueUpdate, RatedSession, Status, Ticket, TicketId, TicketSummary, Timestamp,
+    Priority, QueueUpdate, RatedSession, Status, Ticket, TicketId, TicketSummary, Timestamp,
 };
 use crate::protocol::error::ErrorFrame;
 
@@ -343,6 +343,16 @@ pub enum RequestBody {
         client_id: u64,
         /// The text.
         text: String,
+    },
+    /// Agent of the chat's channel: set the priority a waiting chat waits
+    /// at (it keeps it if it is queued again). Answered with
+    /// [`Reply::Done`] once durable; watchers of the channel get the row
+    /// changed.
+    SetPriority {
+        /// The chat.
+        chat: ChatId,
+        /// Its new priority.
+        priority: Priority,
     },
 }
 

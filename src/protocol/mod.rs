@@ -40,7 +40,9 @@ pub use request::Sender;
 /// indicators as datagrams. Version 5: the offline form says when a
 /// channel closed by its business hours opens again (`OfflineForm::opens_at`);
 /// private notes ([`RequestBody::AddNote`], the `Note` chat event, and
-/// `Withheld` in its place for customers).
+/// `Withheld` in its place for customers); priorities
+/// ([`RequestBody::SetPriority`], `QueueRow::priority`, the `Prioritized`
+/// chat event and `QueueChange::Changed`).
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The ALPN token of the protocol's QUIC connections.

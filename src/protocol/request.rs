@@ -68,6 +68,7 @@ impl RequestBody {
             Self::MarkRead { .. } => ("MarkRead", Either, true),
             Self::Rate { .. } => ("Rate", Customer, true),
             Self::AddNote { .. } => ("AddNote", Agent, true),
+            Self::SetPriority { .. } => ("SetPriority", Agent, true),
         }
     }
 }

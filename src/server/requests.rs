@@ -234,6 +234,11 @@ impl Session {
                 hub.note(agent.clone(), self.conn, chat, client_id, text),
                 |Receipt { seq, at }| Reply::Posted { seq, at },
             ),
+            (Role::Agent(agent), RequestBody::SetPriority { chat, priority }) => {
+                answer(id, hub.set_priority(agent.clone(), chat, priority), |()| {
+                    Reply::Done
+                })
+            }
             (_, RequestBody::MarkRead { chat, up_to }) => answer(
                 id,
                 hub.mark_read(self.caller(), self.conn, chat, up_to),

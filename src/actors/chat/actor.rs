@@ -225,6 +225,18 @@ impl Actor for ChatActor {
                     state.end(&myself, Party::System)?;
                 }
             }
+            ChatMsg::SetPriority {
+                by,
+                priority,
+                reply,
+            } => {
+                let done = state
+                    .chat
+                    .set_priority(by, priority, Timestamp::now())
+                    .map(|_| ())
+                    .map_err(HubError::from);
+                state.settle(&myself, done, reply, Vec::new());
+            }
             ChatMsg::TransferToAgent { by, to, reply } => {
                 let done = state
                     .chat

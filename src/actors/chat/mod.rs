@@ -21,6 +21,7 @@ use crate::actors::hub::{Caller, ChatEntry, Hub};
 use crate::actors::origins::OriginSlot;
 use crate::actors::sink::{ConnId, EventSink, Outbound, Signal};
 use crate::actors::stages::{self, STAGES};
+use crate::core::Priority;
 use crate::core::{
     AgentId, Assignment, ChannelId, Chat, ChatEvent, ChatEventKind, ChatState, ClaimCell, Claimed,
     Claimer, FileRef, Gate, Limit, Marked, Party, Posted, Publish, QueueRow, ReadMark,
@@ -136,6 +137,15 @@ pub enum ChatMsg {
         by: AgentId,
         /// The agent taking it.
         to: AgentId,
+        /// Acknowledged once durable.
+        reply: RpcReplyPort<Result<(), HubError>>,
+    },
+    /// An agent of the channel sets the priority the waiting chat waits at.
+    SetPriority {
+        /// The agent.
+        by: AgentId,
+        /// The new priority.
+        priority: Priority,
         /// Acknowledged once durable.
         reply: RpcReplyPort<Result<(), HubError>>,
     },

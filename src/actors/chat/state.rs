@@ -201,6 +201,14 @@ impl ChatActorState {
             ChatEventKind::Requeued { .. }
             | ChatEventKind::TransferDeclined { to: None, .. }
             | ChatEventKind::Reopened { agent: None } => self.queue_again(myself, event.at),
+            ChatEventKind::Prioritized { priority, .. } => {
+                if let Some(channel) = self.hub.channel_actor(self.chat.channel()) {
+                    let _ = channel.cast(ChannelMsg::SetPriority {
+                        chat: self.chat.id(),
+                        priority: *priority,
+                    });
+                }
+            }
             _ => {}
         }
     }

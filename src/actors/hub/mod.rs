@@ -37,8 +37,8 @@ use crate::core::{
     AgentId, Assignment, ChannelId, ChannelSettings, Chat, ChatError, ChatEvent, ChatId, ChatState,
     ClaimCell, Claimed, Claimer, ContactCard, ContactChat, Customer, FileId, FileRef, Identity,
     IdentityPolicy, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Limit, Limits,
-    OfflineForm, Presence, QueueRow, RatedSession, ReadMark, Scope, Status, Ticket, TicketId,
-    TicketSource, TicketSummary, Timestamp,
+    OfflineForm, Presence, Priority, QueueRow, RatedSession, ReadMark, Scope, Status, Ticket,
+    TicketId, TicketSource, TicketSummary, Timestamp,
 };
 use crate::protocol::Secret;
 use crate::store::{Counter, Op, Store, StoreError, TranscriptPage};
@@ -473,6 +473,36 @@ impl Hub {
             sent,
             reply,
         })
+    }
+
+    /// Sets the priority a waiting chat of one of `agent`'s channels waits
+    /// at: answered once durable; the chat takes its place in the queue.
+    pub fn set_priority(
+        &self,
+        agent: AgentId,
+        chat: ChatId,
+        priority: Priority,
+    ) -> impl Future<Output = Result<(), HubError>> + Send + 'static {
+        let channel = self
+            .shared
+            .chats
+            .get(&chat)
+            .map(|entry| entry.channel.clone());
+        let member = channel
+            .as_ref()
+            .map(|channel| self.is_member(&agent, channel));
+        let asked = self.ask_chat(chat, move |reply| ChatMsg::SetPriority {
+            by: agent,
+            priority,
+            reply,
+        });
+        async move {
+            match (channel, member) {
+                (None, _) => Err(HubError::UnknownChat(chat)),
+                (Some(channel), Some(false)) => Err(HubError::NotAMember(channel)),
+                _ => asked.await,
+            }
+        }
     }
 
     /// Ends a chat: an agent ends it, or its customer leaves.
