@@ -16,6 +16,30 @@ pub enum IdentityMode {
     Require,
 }
 
+/// How a channel's chats reach agents: `"pull"` (the default: agents take
+/// them) or `"push"` (the channel offers each chat to one agent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoutingMode {
+    /// Agents take chats (get-next, pick).
+    #[default]
+    Pull,
+    /// The channel offers chats to agents.
+    Push,
+}
+
+/// Which agent a push channel offers a chat to: `"least_busy"` (the
+/// default) or `"round_robin"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyMode {
+    /// Fewest chats held, then longest since the last assignment.
+    #[default]
+    LeastBusy,
+    /// The next agent after the one offered last.
+    RoundRobin,
+}
+
 /// One `[[channel]]` table. `Debug` leaves the identity secret out.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +95,16 @@ pub struct ChannelConfig {
     /// `return_window` of its end.
     #[serde(default)]
     pub satisfaction: bool,
+    /// `"pull"` (agents take chats) or `"push"` (chats are offered).
+    #[serde(default)]
+    pub routing: RoutingMode,
+    /// For push routing: `"least_busy"` or `"round_robin"`.
+    #[serde(default)]
+    pub policy: PolicyMode,
+    /// For push routing: how long an agent has to accept an offer, `"30s"`
+    /// (1 s to 10 min).
+    #[serde(default = "default_offer_timeout", with = "humantime_serde")]
+    pub offer_timeout: Duration,
 }
 
 impl std::fmt::Debug for ChannelConfig {
@@ -92,6 +126,9 @@ impl std::fmt::Debug for ChannelConfig {
                 &self.identity_secret.as_ref().map(|_| "<redacted>"),
             )
             .field("satisfaction", &self.satisfaction)
+            .field("routing", &self.routing)
+            .field("policy", &self.policy)
+            .field("offer_timeout", &self.offer_timeout)
             .finish()
     }
 }
@@ -153,6 +190,10 @@ pub(super) fn default_file_limit() -> u64 {
 
 pub(super) fn default_abandon_after() -> Duration {
     Duration::from_secs(120)
+}
+
+pub(super) fn default_offer_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 pub(super) fn default_capacity() -> u64 {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::core::ids::ChannelId;
+use crate::core::routing::{Policy, Routing};
 
 /// How a channel behaves. Built from the configuration file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +37,13 @@ pub struct ChannelSettings {
     /// Whether customers may rate a chat of this channel once it ended
     /// (within `return_window` of the end).
     pub satisfaction: bool,
+    /// Whether agents take the chats (pull) or the channel offers them
+    /// (push).
+    pub routing: Routing,
+    /// Which agent a push channel offers a chat to.
+    pub policy: Policy,
+    /// How long an offered agent has to accept.
+    pub offer_timeout: Duration,
 }
 
 /// Whether a channel takes signed customer identities.
@@ -77,6 +85,9 @@ impl ChannelSettings {
             identity: IdentityPolicy::Off,
             identity_key: None,
             satisfaction: false,
+            routing: Routing::Pull,
+            policy: Policy::LeastBusy,
+            offer_timeout: Duration::from_secs(30),
         }
     }
 }
