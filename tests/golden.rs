@@ -16,7 +16,7 @@ use bincode::config::standard;
 use chathub::core::{
     AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatEventKind, ChatId, ContactCard,
     ContactChat, Customer, FileId, FileRef, FormField, Identity, ItemDraft, ItemId, ItemKind,
-    ItemRef, KnowledgeItem, OfflineForm, Party, QueueChange, QueueRow, QueueUpdate, RatedSession,
+    ItemRef, KnowledgeItem, Offer, OfferEnd, OfflineForm, Party, QueueChange, QueueRow, QueueUpdate, RatedSession,
     Rating, Scope, SessionSummary, Status, Ticket, TicketId, TicketSource, Timestamp,
 };
 use chathub::protocol::{
@@ -292,6 +292,8 @@ fn requests() -> Vec<RequestBody> {
             rating: 4,
             comment: Some("Snabbt och vänligt 👍".into()),
         },
+        RequestBody::AcceptOffer { chat },
+        RequestBody::DeclineOffer { chat },
     ]
 }
 
@@ -424,6 +426,15 @@ fn server_events() -> Vec<Event> {
             chat: ChatId(3),
             from: Party::Customer,
         },
+        Event::Offered(Offer {
+            row: row(),
+            expires_in_ms: 30_000,
+        }),
+        Event::OfferWithdrawn {
+            channel: ChannelId::new("support"),
+            chat: ChatId(3),
+            reason: OfferEnd::Declined,
+        },
     ]
 }
 
@@ -466,6 +477,8 @@ fn event_name(event: &Event) -> &'static str {
         Event::Alert(_) => "Alert",
         Event::AlertCleared { .. } => "AlertCleared",
         Event::Typing { .. } => "Typing",
+        Event::Offered(_) => "Offered",
+        Event::OfferWithdrawn { .. } => "OfferWithdrawn",
     }
 }
 

@@ -517,7 +517,7 @@ mod tests {
     #[test]
     fn offer_numbers_wrap_within_their_bits() {
         assert_eq!(word::next_offer((1 << 20) - 1), 0);
-        let full = word::with_offer(pack(7, WAITING), u32::MAX);
+        let full = with_offer(pack(7, WAITING), u32::MAX);
         assert_eq!(generation(full), 7, "an offer number never spills over");
     }
 }

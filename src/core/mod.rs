@@ -35,7 +35,7 @@ pub use chat::{
 pub use claim::{ClaimCell, Claimed, Claimer, OfferId, OfferLost, OfferRefused, Won};
 pub use contact::{ContactCard, ContactChat};
 pub use event::{
-    Alert, Assignment, ChatEvent, ChatEventKind, Customer, FileId, FileRef, Identity, Party,
+    Alert, Assignment, ChatEvent, Offer, OfferEnd, ChatEventKind, Customer, FileId, FileRef, Identity, Party,
     QueueChange, QueueRow, QueueUpdate, SessionSummary,
 };
 pub use gate::{Gate, Publish};

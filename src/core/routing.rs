@@ -123,7 +123,7 @@ mod tests {
 
     fn chosen(policy: Policy, candidates: &[Candidate], last: Option<&str>, passed: &[&str]) -> Option<String> {
         let last = last.map(AgentId::new);
-        let passed: Vec<AgentId> = passed.iter().map(|a| AgentId::new(a)).collect();
+        let passed: Vec<AgentId> = passed.iter().map(|a| AgentId::new(*a)).collect();
         choose(policy, candidates, last.as_ref(), &passed)
             .map(|choice| candidates[choice.index].agent.to_string())
     }

@@ -38,7 +38,7 @@ pub use request::Sender;
 /// `ReadBeyondEnd`), satisfaction ratings ([`RequestBody::Rate`]; recent
 /// sessions as rated rows, a rating on each contact card row), and typing
 /// indicators as datagrams.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The ALPN token of the protocol's QUIC connections.
 pub const ALPN: &[u8] = b"chathub/1";

@@ -67,6 +67,9 @@ impl RequestBody {
             Self::Identify { .. } => ("Identify", Customer, true),
             Self::MarkRead { .. } => ("MarkRead", Either, true),
             Self::Rate { .. } => ("Rate", Customer, true),
+            Self::AcceptOffer { .. } => ("AcceptOffer", Agent, false),
+            // Declining a declined (so ended) offer is refused, not repeated.
+            Self::DeclineOffer { .. } => ("DeclineOffer", Agent, true),
         }
     }
 }

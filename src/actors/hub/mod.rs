@@ -357,10 +357,39 @@ impl Hub {
         &self.shared.presence
     }
 
-    /// Frees one of `agent`'s chat slots.
+    /// Frees one of `agent`'s chat slots; the agent's push channels may
+    /// offer them a chat now.
     pub(crate) fn release_slot(&self, agent: &AgentId) {
         if let Some(presence) = self.shared.presence.agent(agent) {
             presence.capacity.release();
+        }
+        self.poke_channels(agent);
+    }
+
+    /// Tells `agent`'s push channels that whether the agent may get an
+    /// offer may have changed (a slot freed, a new status).
+    pub(crate) fn poke_channels(&self, agent: &AgentId) {
+        for channel in self.member_channels(agent) {
+            self.poke_channel(&channel);
+        }
+    }
+
+    /// [`Hub::poke_channels`] but for `except`, which knows already.
+    pub(crate) fn poke_channels_except(&self, agent: &AgentId, except: &ChannelId) {
+        for channel in self.member_channels(agent) {
+            if channel != *except {
+                self.poke_channel(&channel);
+            }
+        }
+    }
+
+    /// Asks a push channel to check its offers and offer waiting chats.
+    pub(crate) fn poke_channel(&self, channel: &ChannelId) {
+        let push = self
+            .channel(channel)
+            .is_some_and(|settings| settings.routing == crate::core::Routing::Push);
+        if push && let Some(actor) = self.channel_actor(channel) {
+            let _ = actor.cast(ChannelMsg::Dispatch);
         }
     }
 

@@ -71,6 +71,7 @@ impl HubRoot {
         };
         match Actor::spawn_linked(None, ChannelActor, settings, myself.get_cell()).await {
             Ok((actor, _)) => {
+                let _ = actor.cast(ChannelMsg::Init(hub.clone()));
                 hub.shared.channels.insert(channel.clone(), actor);
                 // The chats that waited in the failed actor's queue wait on
                 // in the new one, in their order.

@@ -101,6 +101,9 @@ impl Hub {
         };
         root.cast(HubMsg::Init(hub.clone()))
             .map_err(|_| gone("the hub root stopped"))?;
+        for actor in hub.shared.channels.iter() {
+            let _ = actor.cast(ChannelMsg::Init(hub.clone()));
+        }
         hub.recover().await?;
         files::spawn_retention(Arc::downgrade(&hub.shared));
         Ok(hub)
