@@ -364,3 +364,238 @@ async fn pull_channels_offer_nothing_and_serve_get_next_as_before() {
     assert_eq!(slots_used(&hub, "pat"), 0);
     assert_eq!(pat.get_next("pull").await.unwrap().chat, chat);
 }
+
+// ---- stress: push and pull channels side by side, agents coming and going ----
+
+const STRESS_AGENTS: usize = 50;
+const STRESS_CAPACITY: usize = 3;
+const STRESS_CHATS: usize = 2_000;
+const STRESS_CUSTOMERS: usize = 4;
+
+/// Channels of agent `n`: each works one to three of the two push channels
+/// and the pull channel.
+fn stress_channels(n: usize) -> Vec<&'static str> {
+    let mut channels = Vec::new();
+    if n % 3 != 2 {
+        channels.push("push");
+    }
+    if n % 3 != 0 {
+        channels.push("robin");
+    }
+    if n % 2 == 0 {
+        channels.push("pull");
+    }
+    channels
+}
+
+fn stress_config() -> String {
+    let mut config = String::from(roomy_limits!());
+    for (name, extra) in [
+        ("push", "routing = \"push\"\noffer_timeout = \"1s\"\n"),
+        (
+            "robin",
+            "routing = \"push\"\npolicy = \"round_robin\"\noffer_timeout = \"1s\"\n",
+        ),
+        ("pull", ""),
+    ] {
+        config.push_str(&format!(
+            "[[channel]]\nname = \"{name}\"\noffline_form = false\n{extra}"
+        ));
+    }
+    for n in 0..STRESS_AGENTS {
+        let channels: Vec<String> = stress_channels(n)
+            .iter()
+            .map(|c| format!("\"{c}\""))
+            .collect();
+        config.push_str(&format!(
+            "[[agent]]\nid = \"a{n:02}\"\ntoken = \"{}\"\ncapacity = {STRESS_CAPACITY}\nchannels = [{}]\n",
+            common::TOKEN,
+            channels.join(", ")
+        ));
+    }
+    config
+}
+
+/// xorshift64: a small deterministic random source per agent.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+type Assigned = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<ChatId, String>>>;
+
+/// Notes that `chat` was assigned to `agent`; a second assignment fails
+/// the test.
+fn record(assigned: &Assigned, chat: ChatId, agent: &str) {
+    let mut assigned = assigned.lock().unwrap();
+    if let Some(first) = assigned.insert(chat, agent.to_owned()) {
+        panic!("{chat} assigned to {first} and again to {agent}");
+    }
+}
+
+/// One agent: accepts (or now and then declines) what it is offered, takes
+/// chats of its pull channel, ends chats, and goes Absent and Present,
+/// until every chat has been assigned; then ends what it holds.
+async fn stress_agent(agent: AgentClient, n: usize, assigned: Assigned) -> usize {
+    let name = agent.profile().id.to_string();
+    let pulls = stress_channels(n).contains(&"pull");
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (n as u64 + 1) * 0x1000_0001);
+    let mut held: Vec<ChatId> = Vec::new();
+    let mut present = true;
+    let mut taken = 0;
+    let expected = [
+        ErrorCode::NotOffered,
+        ErrorCode::ChatAlreadyTaken,
+        ErrorCode::ChatEnded,
+    ];
+    while assigned.lock().unwrap().len() < STRESS_CHATS {
+        assert!(held.len() <= STRESS_CAPACITY, "{name} holds {held:?}");
+        if held.len() == STRESS_CAPACITY || (!held.is_empty() && rng.next() % 4 == 0) {
+            let chat = held.swap_remove(rng.next() as usize % held.len());
+            agent.end_chat(chat).await.unwrap();
+        }
+        if rng.next() % 40 == 0 {
+            present = !present;
+            let status = if present {
+                Status::Present
+            } else {
+                Status::Absent
+            };
+            agent.set_status(status).await.unwrap();
+        }
+        // Read everything that came (queue updates come by the thousand),
+        // waiting a little if nothing did; answer the offers among it.
+        let mut offers = Vec::new();
+        let mut wait = Duration::from_millis(20);
+        while let Ok(Some(event)) = tokio::time::timeout(wait, agent.next_event()).await {
+            if let Event::Offered(offer) = event {
+                offers.push(offer.row.chat);
+            }
+            wait = Duration::ZERO;
+        }
+        for chat in offers {
+            if rng.next() % 10 == 0 {
+                if let Err(err) = agent.decline(chat).await {
+                    assert_eq!(err.code(), Some(ErrorCode::NotOffered), "{name}: {err}");
+                }
+                continue;
+            }
+            match agent.accept(chat).await {
+                Ok(assignment) => {
+                    record(&assigned, assignment.chat, &name);
+                    held.push(assignment.chat);
+                    taken += 1;
+                    // An offer holds a slot, so accepting never overfills.
+                    assert!(held.len() <= STRESS_CAPACITY, "{name} holds {held:?}");
+                }
+                Err(err) => {
+                    assert!(
+                        err.code().is_some_and(|code| expected.contains(&code)),
+                        "{name} accepting {chat}: {err}"
+                    );
+                }
+            }
+        }
+        // Pull now and then, from the pull channel or (rarely) a push one.
+        let channel = if pulls && rng.next() % 2 == 0 {
+            Some("pull")
+        } else if rng.next() % 25 == 0 {
+            stress_channels(n)
+                .into_iter()
+                .find(|channel| *channel != "pull")
+        } else {
+            None
+        };
+        if let Some(channel) = channel
+            && held.len() < STRESS_CAPACITY
+        {
+            match agent.get_next(channel).await {
+                Ok(assignment) => {
+                    record(&assigned, assignment.chat, &name);
+                    held.push(assignment.chat);
+                    taken += 1;
+                }
+                Err(err) => assert!(
+                    matches!(
+                        err.code(),
+                        Some(ErrorCode::QueueEmpty | ErrorCode::AtCapacity)
+                    ),
+                    "{name} get-next: {err}"
+                ),
+            }
+        }
+    }
+    for chat in held {
+        agent.end_chat(chat).await.unwrap();
+    }
+    taken
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stress_every_chat_is_assigned_once_and_no_agent_exceeds_capacity() {
+    let hub = TestHub::start(&stress_config()).await;
+    let assigned: Assigned = Default::default();
+    let mut agents = Vec::new();
+    for n in 0..STRESS_AGENTS {
+        let agent = hub.present_agent(format!("a{n:02}")).await;
+        agents.push(tokio::spawn(stress_agent(agent, n, assigned.clone())));
+    }
+    let mut customers = Vec::new();
+    for c in 0..STRESS_CUSTOMERS {
+        let customer = hub.customer().await;
+        customers.push(tokio::spawn(async move {
+            let mut started = Vec::new();
+            for i in 0..STRESS_CHATS / STRESS_CUSTOMERS {
+                let channel = ["push", "robin", "pull"][(c + i) % 3];
+                let (chat, _) = start(&customer, channel, ada(), "stress").await;
+                started.push(chat);
+            }
+            (customer, started)
+        }));
+    }
+    let mut started = Vec::new();
+    let mut keep = Vec::new();
+    for customer in customers {
+        let (client, chats) = customer.await.unwrap();
+        started.extend(chats);
+        keep.push(client);
+    }
+    let taken: usize = tokio::time::timeout(Duration::from_secs(120), async {
+        let mut taken = 0;
+        for agent in agents {
+            taken += agent.await.unwrap();
+        }
+        taken
+    })
+    .await
+    .expect("every chat is assigned within two minutes");
+
+    let assigned = assigned.lock().unwrap().clone();
+    assert_eq!(taken, STRESS_CHATS, "each chat taken once");
+    assert_eq!(assigned.len(), STRESS_CHATS);
+    for chat in &started {
+        assert!(assigned.contains_key(chat), "{chat} was never assigned");
+    }
+    // Every chat ended: every slot, offered or held, is free again.
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    loop {
+        let used: Vec<(usize, u64)> = (0..STRESS_AGENTS)
+            .map(|n| (n, slots_used(&hub, &format!("a{n:02}"))))
+            .filter(|(_, used)| *used > 0)
+            .collect();
+        if used.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "slots still taken after every chat ended: {used:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
