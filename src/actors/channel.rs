@@ -444,17 +444,30 @@ impl ChannelState {
                     .map(|(_, _, waiting)| waiting.chat)
                     .ok_or(HubError::UnknownChat(chat))
             }
-            // The claimer's Withdraw ends the offer and frees its slot.
-            Err(OfferLost::Claimed(Claimer::Agent)) => Err(HubError::ChatAlreadyTaken(chat)),
-            Err(OfferLost::Claimed(Claimer::Abandon)) => Err(HubError::Chat(ChatError::Ended)),
-            Err(OfferLost::Lapsed) => Err(HubError::NotOffered(chat)),
+            // A claim won: the offer ends here (the claimer's Withdraw then
+            // finds nothing left to free).
+            Err(lost) => {
+                self.withdraw_offer(chat, OfferEnd::Withdrawn);
+                Err(match lost {
+                    OfferLost::Claimed(Claimer::Agent) => HubError::ChatAlreadyTaken(chat),
+                    OfferLost::Claimed(Claimer::Abandon) => HubError::Chat(ChatError::Ended),
+                    OfferLost::Lapsed => HubError::NotOffered(chat),
+                })
+            }
         }
     }
 
     /// `agent` declines the chat offered to them, or its time ran out
     /// (`reason`): if the offer still stood, it lapses and the chat is
-    /// offered on.
-    fn lapse(&mut self, agent: Option<&AgentId>, chat: ChatId, offer: Option<OfferId>, reason: OfferEnd) -> bool {
+    /// offered on (true). If a claim ended it meanwhile, the entry ends
+    /// here (a `Withdraw` that follows finds nothing left to free).
+    fn lapse(
+        &mut self,
+        agent: Option<&AgentId>,
+        chat: ChatId,
+        offer: Option<OfferId>,
+        reason: OfferEnd,
+    ) -> bool {
         let Some(standing) = self.offers.get(&chat) else {
             return false;
         };
@@ -464,7 +477,7 @@ impl ChannelState {
             return false;
         }
         if !standing.claim.lapse(standing.offer) {
-            // Claimed meanwhile: the claimer's Withdraw ends it.
+            self.withdraw_offer(chat, OfferEnd::Withdrawn);
             return false;
         }
         self.end_offer(chat, reason);
