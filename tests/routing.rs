@@ -441,14 +441,15 @@ fn record(assigned: &Assigned, chat: ChatId, agent: &str) {
 
 /// One agent: accepts (or now and then declines) what it is offered, takes
 /// chats of its pull channel, ends chats, and goes Absent and Present,
-/// until every chat has been assigned; then ends what it holds.
-async fn stress_agent(agent: AgentClient, n: usize, assigned: Assigned) -> usize {
+/// until every chat has been assigned; then ends what it holds. Answers
+/// how many chats it took by accepting offers and by get-next.
+async fn stress_agent(agent: AgentClient, n: usize, assigned: Assigned) -> (usize, usize) {
     let name = agent.profile().id.to_string();
     let pulls = stress_channels(n).contains(&"pull");
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (n as u64 + 1) * 0x1000_0001);
     let mut held: Vec<ChatId> = Vec::new();
     let mut present = true;
-    let mut taken = 0;
+    let (mut accepted, mut pulled) = (0, 0);
     let expected = [
         ErrorCode::NotOffered,
         ErrorCode::ChatAlreadyTaken,
@@ -490,7 +491,7 @@ async fn stress_agent(agent: AgentClient, n: usize, assigned: Assigned) -> usize
                 Ok(assignment) => {
                     record(&assigned, assignment.chat, &name);
                     held.push(assignment.chat);
-                    taken += 1;
+                    accepted += 1;
                     // An offer holds a slot, so accepting never overfills.
                     assert!(held.len() <= STRESS_CAPACITY, "{name} holds {held:?}");
                 }
@@ -519,7 +520,7 @@ async fn stress_agent(agent: AgentClient, n: usize, assigned: Assigned) -> usize
                 Ok(assignment) => {
                     record(&assigned, assignment.chat, &name);
                     held.push(assignment.chat);
-                    taken += 1;
+                    pulled += 1;
                 }
                 Err(err) => assert!(
                     matches!(
@@ -534,7 +535,7 @@ async fn stress_agent(agent: AgentClient, n: usize, assigned: Assigned) -> usize
     for chat in held {
         agent.end_chat(chat).await.unwrap();
     }
-    taken
+    (accepted, pulled)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -566,15 +567,24 @@ async fn stress_every_chat_is_assigned_once_and_no_agent_exceeds_capacity() {
         started.extend(chats);
         keep.push(client);
     }
-    let taken: usize = tokio::time::timeout(Duration::from_secs(120), async {
-        let mut taken = 0;
+    let (accepted, pulled) = tokio::time::timeout(Duration::from_secs(120), async {
+        let (mut accepted, mut pulled) = (0, 0);
         for agent in agents {
-            taken += agent.await.unwrap();
+            let (a, p) = agent.await.unwrap();
+            accepted += a;
+            pulled += p;
         }
-        taken
+        (accepted, pulled)
     })
     .await
     .expect("every chat is assigned within two minutes");
+    let taken = accepted + pulled;
+    // Two thirds of the chats start on push channels, a third on pull;
+    // get-next takes some of the push channels' chats too.
+    assert!(
+        accepted >= STRESS_CHATS / 4 && pulled >= STRESS_CHATS / 4,
+        "both ways were used: {accepted} accepted, {pulled} by get-next"
+    );
 
     let assigned = assigned.lock().unwrap().clone();
     assert_eq!(taken, STRESS_CHATS, "each chat taken once");
