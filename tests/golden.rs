@@ -16,8 +16,9 @@ use bincode::config::standard;
 use chathub::core::{
     AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatEventKind, ChatId, ContactCard,
     ContactChat, Customer, FileId, FileRef, FormField, Identity, ItemDraft, ItemId, ItemKind,
-    ItemRef, KnowledgeItem, Offer, OfferEnd, OfflineForm, Party, QueueChange, QueueRow, QueueUpdate, RatedSession,
-    Rating, Scope, SessionSummary, Status, Ticket, TicketId, TicketSource, Timestamp,
+    ItemRef, KnowledgeItem, Offer, OfferEnd, OfflineForm, Party, QueueChange, QueueRow,
+    QueueUpdate, RatedSession, Rating, Scope, SessionSummary, Status, Ticket, TicketId,
+    TicketSource, Timestamp,
 };
 use chathub::protocol::{
     AgentProfile, ClientDatagram, ClientFrame, ErrorCode, ErrorFrame, Event, Hello, Reply, Request,

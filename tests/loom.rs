@@ -569,7 +569,10 @@ fn stale_offer_timer_model(broken: bool) {
         assert!(next_slot.try_reserve());
         let fresh = cell.offer(1).expect("the new wait is offered");
         let lapsed = timer.join().unwrap();
-        assert!(!lapsed, "a stale offer timer never ends the next wait's offer");
+        assert!(
+            !lapsed,
+            "a stale offer timer never ends the next wait's offer"
+        );
         assert_eq!(cell.standing_offer(), Some(fresh));
         assert_eq!(first_slot.used(), 0);
         assert_eq!(next_slot.used(), 1);

@@ -147,13 +147,23 @@ async fn a_declined_offer_goes_to_the_next_agent() {
     assert_eq!(next_offer(&ann).await.row.chat, chat);
     ann.decline(chat).await.unwrap();
     assert_eq!(next_withdrawn(&ann).await, (chat, OfferEnd::Declined));
-    assert_eq!(slots_used(&hub, "ann"), 0, "a declined offer frees its slot");
+    assert_eq!(
+        slots_used(&hub, "ann"),
+        0,
+        "a declined offer frees its slot"
+    );
     assert_eq!(next_offer(&bob).await.row.chat, chat);
     let err = ann.decline(chat).await.unwrap_err();
-    assert_eq!(err.code(), Some(ErrorCode::NotOffered), "ann has no offer now");
+    assert_eq!(
+        err.code(),
+        Some(ErrorCode::NotOffered),
+        "ann has no offer now"
+    );
     bob.accept(chat).await.unwrap();
     assert!(
-        offers_within(&ann, Duration::from_millis(300)).await.is_empty(),
+        offers_within(&ann, Duration::from_millis(300))
+            .await
+            .is_empty(),
         "ann is not offered the chat again"
     );
 }
@@ -249,7 +259,7 @@ async fn round_robin_offers_to_the_next_agent_whatever_they_hold() {
 
 #[tokio::test]
 async fn nobody_absent_or_at_capacity_is_offered_and_becoming_present_or_freeing_a_slot_brings_one()
- {
+{
     let hub = TestHub::start(CONFIG).await;
     let dan = hub.present_agent("dan").await;
     let ann = hub.agent("ann").await; // signed in, Absent
@@ -274,7 +284,11 @@ async fn nobody_absent_or_at_capacity_is_offered_and_becoming_present_or_freeing
     // A third chat waits behind it (ann has an offer from this channel,
     // dan is full) until dan's chat ends and frees his slot.
     let (third, _) = start(&customer, "push", ada(), "three").await;
-    assert!(offers_within(&dan, Duration::from_millis(300)).await.is_empty());
+    assert!(
+        offers_within(&dan, Duration::from_millis(300))
+            .await
+            .is_empty()
+    );
     dan.end_chat(first).await.unwrap();
     assert_eq!(next_offer(&dan).await.row.chat, third);
 
@@ -337,7 +351,9 @@ async fn only_the_offered_agent_may_accept_or_decline() {
         assert_eq!(err.code(), Some(ErrorCode::NotOffered));
     }
     assert_eq!(slots_used(&hub, "bob"), 0);
-    dan.accept(chat).await.expect("the offer still stands for dan");
+    dan.accept(chat)
+        .await
+        .expect("the offer still stands for dan");
 }
 
 #[tokio::test]
@@ -360,7 +376,11 @@ async fn pull_channels_offer_nothing_and_serve_get_next_as_before() {
     let pat = hub.present_agent("pat").await;
     let customer = hub.customer().await;
     let (chat, _) = start(&customer, "pull", ada(), "pull me").await;
-    assert!(offers_within(&pat, Duration::from_millis(500)).await.is_empty());
+    assert!(
+        offers_within(&pat, Duration::from_millis(500))
+            .await
+            .is_empty()
+    );
     assert_eq!(slots_used(&hub, "pat"), 0);
     assert_eq!(pat.get_next("pull").await.unwrap().chat, chat);
 }
@@ -446,7 +466,7 @@ fn record(assigned: &Assigned, chat: ChatId, agent: &str) {
 async fn stress_agent(agent: AgentClient, n: usize, assigned: Assigned) -> (usize, usize) {
     let name = agent.profile().id.to_string();
     let pulls = stress_channels(n).contains(&"pull");
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (n as u64 + 1) * 0x1000_0001);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((n as u64 + 1) * 0x1000_0001));
     let mut held: Vec<ChatId> = Vec::new();
     let mut present = true;
     let (mut accepted, mut pulled) = (0, 0);

@@ -502,9 +502,11 @@ impl Actor for AgentActor {
                 }
             }
             AgentMsg::Offered(offer) => {
-                let expires = std::time::Instant::now()
-                    + Duration::from_millis(offer.expires_in_ms);
-                state.offers.insert(offer.row.chat, (offer.clone(), expires));
+                let expires =
+                    std::time::Instant::now() + Duration::from_millis(offer.expires_in_ms);
+                state
+                    .offers
+                    .insert(offer.row.chat, (offer.clone(), expires));
                 state.deliver(None, None, Outbound::Offered(offer));
             }
             AgentMsg::OfferOver {

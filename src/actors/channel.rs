@@ -375,16 +375,13 @@ impl ChannelState {
                 }
                 continue;
             }
-            let offer = match claim.offer(generation) {
-                Ok(offer) => offer,
-                Err(_) => {
-                    // Claimed meanwhile; its Withdraw follows. The slot was
-                    // never offered, so it goes straight back.
-                    presence.capacity.release();
-                    candidates.push((candidate, presence));
-                    candidates.sort_by(|a, b| a.0.agent.cmp(&b.0.agent));
-                    return;
-                }
+            let Ok(offer) = claim.offer(generation) else {
+                // Claimed meanwhile; its Withdraw follows. The slot was
+                // never offered, so it goes straight back.
+                presence.capacity.release();
+                candidates.push((candidate, presence));
+                candidates.sort_by(|a, b| a.0.agent.cmp(&b.0.agent));
+                return;
             };
             let agent = candidate.agent;
             metrics::histogram!(

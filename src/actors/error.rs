@@ -51,7 +51,9 @@ pub enum HubError {
     #[error("already holding the most chats allowed ({0})")]
     AtCapacity(u64),
     /// No offer of the chat to the caller stands.
-    #[error("{0} is not offered to you (the offer expired, was declined or withdrawn, or was never made)")]
+    #[error(
+        "{0} is not offered to you (the offer expired, was declined or withdrawn, or was never made)"
+    )]
     NotOffered(ChatId),
     /// The agent is not a member of the channel.
     #[error("not a member of channel {0}")]

@@ -100,7 +100,11 @@ impl AgentClient {
     /// [`ErrorCode::NotOffered`](crate::protocol::ErrorCode) if the offer
     /// no longer stands.
     pub async fn decline(&self, chat: ChatId) -> Result<(), ClientError> {
-        expect_done(self.link.request(RequestBody::DeclineOffer { chat }).await?)
+        expect_done(
+            self.link
+                .request(RequestBody::DeclineOffer { chat })
+                .await?,
+        )
     }
 
     /// The Present agents of a channel.

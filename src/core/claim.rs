@@ -37,8 +37,7 @@
 use crate::core::sync::{AtomicU64, Ordering};
 
 use self::word::{
-    ABANDONED, ALERTED, OFFERED, TAKEN, WAITING, generation, offer_number, pack, phase,
-    with_offer,
+    ABANDONED, ALERTED, OFFERED, TAKEN, WAITING, generation, offer_number, pack, phase, with_offer,
 };
 
 /// The layout of a claim cell's word; see the module docs.
@@ -218,10 +217,7 @@ impl ClaimCell {
             if phase(current) != WAITING {
                 return Err(Claimed(claimed_by(current)));
             }
-            let claimed = with_offer(
-                pack(generation(current), by.phase()),
-                offer_number(current),
-            );
+            let claimed = with_offer(pack(generation(current), by.phase()), offer_number(current));
             match self
                 .0
                 .compare_exchange(current, claimed, Ordering::AcqRel, Ordering::Acquire)
@@ -464,7 +460,11 @@ mod tests {
     fn an_offer_ends_once_by_accept_lapse_or_claim() {
         let cell = ClaimCell::new();
         let first = cell.offer(0).unwrap();
-        assert_eq!(cell.offer(0), Err(OfferRefused::Offered), "one offer at a time");
+        assert_eq!(
+            cell.offer(0),
+            Err(OfferRefused::Offered),
+            "one offer at a time"
+        );
         assert_eq!(cell.standing_offer(), Some(first));
         assert!(cell.lapse(first));
         assert!(!cell.lapse(first), "a lapsed offer lapses once");
@@ -494,7 +494,10 @@ mod tests {
                 offer: Some(offer),
             }
         );
-        assert_eq!(cell.accept(offer), Err(OfferLost::Claimed(Claimer::Abandon)));
+        assert_eq!(
+            cell.accept(offer),
+            Err(OfferLost::Claimed(Claimer::Abandon))
+        );
         assert!(!cell.lapse(offer));
     }
 

@@ -35,8 +35,8 @@ pub use chat::{
 pub use claim::{ClaimCell, Claimed, Claimer, OfferId, OfferLost, OfferRefused, Won};
 pub use contact::{ContactCard, ContactChat};
 pub use event::{
-    Alert, Assignment, ChatEvent, Offer, OfferEnd, ChatEventKind, Customer, FileId, FileRef, Identity, Party,
-    QueueChange, QueueRow, QueueUpdate, SessionSummary,
+    Alert, Assignment, ChatEvent, ChatEventKind, Customer, FileId, FileRef, Identity, Offer,
+    OfferEnd, Party, QueueChange, QueueRow, QueueUpdate, SessionSummary,
 };
 pub use gate::{Gate, Publish};
 pub use ids::{AgentId, ChannelId, ChatId};

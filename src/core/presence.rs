@@ -100,7 +100,8 @@ impl AgentPresence {
 
     /// Notes that a chat was assigned to the agent at `at`.
     pub fn assigned_at(&self, at: Timestamp) {
-        self.last_assigned.fetch_max(at.as_millis(), Ordering::AcqRel);
+        self.last_assigned
+            .fetch_max(at.as_millis(), Ordering::AcqRel);
     }
 
     /// When a chat was last assigned to the agent (`Timestamp(0)` for

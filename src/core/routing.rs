@@ -87,7 +87,11 @@ pub fn choose(
     let (pool, new_round): (Vec<(usize, &Candidate)>, bool) =
         if candidates.iter().any(|c| fresh(&c)) {
             (
-                candidates.iter().enumerate().filter(|(_, c)| fresh(c)).collect(),
+                candidates
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| fresh(c))
+                    .collect(),
                 false,
             )
         } else {
@@ -121,7 +125,12 @@ mod tests {
         }
     }
 
-    fn chosen(policy: Policy, candidates: &[Candidate], last: Option<&str>, passed: &[&str]) -> Option<String> {
+    fn chosen(
+        policy: Policy,
+        candidates: &[Candidate],
+        last: Option<&str>,
+        passed: &[&str],
+    ) -> Option<String> {
         let last = last.map(AgentId::new);
         let passed: Vec<AgentId> = passed.iter().map(|a| AgentId::new(*a)).collect();
         choose(policy, candidates, last.as_ref(), &passed)

@@ -4,8 +4,9 @@ use bincode::{Decode, Encode};
 
 use crate::core::{
     AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatId, ContactCard, Customer, FileId,
-    FileRef, Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Offer, OfferEnd, OfflineForm, Party,
-    QueueUpdate, RatedSession, Status, Ticket, TicketId, TicketSummary, Timestamp,
+    FileRef, Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Offer, OfferEnd,
+    OfflineForm, Party, QueueUpdate, RatedSession, Status, Ticket, TicketId, TicketSummary,
+    Timestamp,
 };
 use crate::protocol::error::ErrorFrame;
 

@@ -20,7 +20,9 @@ const SECONDS_BUCKETS: &[f64] = &[
 const RATING_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 5.0];
 
 /// Load buckets: chats an agent held (offers included) when offered one.
-const LOAD_BUCKETS: &[f64] = &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 50.0];
+const LOAD_BUCKETS: &[f64] = &[
+    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 50.0,
+];
 
 /// Why the metrics endpoint could not start.
 #[derive(Debug, thiserror::Error)]
