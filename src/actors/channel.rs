@@ -21,7 +21,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use crate::actors::HubError;
 use crate::actors::agent::AgentMsg;
 use crate::actors::chat::ChatMsg;
-use crate::actors::hub::Hub;
+use crate::actors::hub::{Hub, OfferRecord};
 use crate::actors::sink::{ConnId, Outbound};
 use crate::core::event::SNAPSHOT_ROWS;
 use crate::core::routing::{self, Candidate};
@@ -236,6 +236,9 @@ impl ChannelState {
         let Some(standing) = self.offers.remove(&chat) else {
             return;
         };
+        if let Some(hub) = &self.hub {
+            hub.forget_offer(chat);
+        }
         if self.offered.get(&standing.agent) == Some(&chat) {
             self.offered.remove(&standing.agent);
         }
@@ -400,6 +403,14 @@ impl ChannelState {
                     presence,
                 },
             );
+            hub.note_offer(
+                chat,
+                OfferRecord {
+                    channel: self.settings.id.clone(),
+                    agent: agent.clone(),
+                    offer,
+                },
+            );
             self.offered.insert(agent.clone(), chat);
             self.last_offered = Some(agent.clone());
             let timeout = self.settings.offer_timeout;
@@ -425,6 +436,9 @@ impl ChannelState {
             Ok(_) => {
                 // The slot stays taken: it is the assignment's now.
                 self.offers.remove(&chat);
+                if let Some(hub) = &self.hub {
+                    hub.forget_offer(chat);
+                }
                 self.offered.remove(agent);
                 self.passed.remove(&chat);
                 self.count_offer(OfferEnd::Accepted.name());

@@ -69,6 +69,7 @@ impl HubRoot {
         let Some(settings) = hub.channel(&channel).map(|settings| (*settings).clone()) else {
             return;
         };
+        hub.end_orphaned_offers(&channel);
         match Actor::spawn_linked(None, ChannelActor, settings, myself.get_cell()).await {
             Ok((actor, _)) => {
                 let _ = actor.cast(ChannelMsg::Init(hub.clone()));
