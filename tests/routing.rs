@@ -629,3 +629,37 @@ async fn stress_every_chat_is_assigned_once_and_no_agent_exceeds_capacity() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_reload_switches_routing_and_withdraws_the_offers_of_a_removed_member() {
+    let hub = TestHub::start(CONFIG).await;
+    let pat = hub.present_agent("pat").await;
+    let customer = hub.customer().await;
+    let (waiting, _) = start(&customer, "pull", ada(), "pull, then push").await;
+    assert!(
+        offers_within(&pat, Duration::from_millis(300))
+            .await
+            .is_empty()
+    );
+
+    // pull becomes a push channel: its waiting chat is offered at once.
+    let pushed = CONFIG.replacen(
+        "name = \"pull\"\n",
+        "name = \"pull\"\nrouting = \"push\"\n",
+        1,
+    );
+    hub.server.reload(&hub.config(&pushed)).await.unwrap();
+    assert_eq!(next_offer(&pat).await.row.chat, waiting);
+
+    // pat stops working it: the offer is withdrawn and its slot freed.
+    let moved = pushed.replace(
+        "id = \"pat\"\ntoken = \"test-token-0123456789\"\nchannels = [\"pull\"]",
+        "id = \"pat\"\ntoken = \"test-token-0123456789\"\nchannels = [\"push\"]",
+    );
+    assert_ne!(moved, pushed);
+    hub.server.reload(&hub.config(&moved)).await.unwrap();
+    assert_eq!(next_withdrawn(&pat).await, (waiting, OfferEnd::Withdrawn));
+    assert_eq!(slots_used(&hub, "pat"), 0);
+    let err = pat.accept(waiting).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::NotOffered));
+}

@@ -360,7 +360,9 @@ async fn a_failed_push_channel_frees_its_offered_slots_and_offers_again() {
     }
     assert_eq!(accepted.expect("offered again").chat, chat);
     assert_eq!(slots.capacity.used(), 1, "one slot: the chat's");
-    hub.end_chat(Caller::Agent(alice.clone()), chat).await.unwrap();
+    hub.end_chat(Caller::Agent(alice.clone()), chat)
+        .await
+        .unwrap();
     wait_for(|| slots.capacity.used() == 0).await;
     hub.shutdown().await;
 }
