@@ -264,8 +264,9 @@ impl ChannelState {
         }
     }
 
-    /// Withdraws the standing offer of `chat` if it still stands (or was
-    /// claimed meanwhile, whose claimer's Withdraw would end it too).
+    /// Ends the offer entry of `chat`, if there is one, lapsing the offer
+    /// in its claim cell if it still stands there. The agent is told
+    /// `Taken` or `Left` if a claim ended it, else `reason`.
     fn withdraw_offer(&mut self, chat: ChatId, reason: OfferEnd) {
         if let Some(standing) = self.offers.get(&chat) {
             standing.claim.lapse(standing.offer);
