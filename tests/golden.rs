@@ -16,8 +16,9 @@ use bincode::config::standard;
 use chathub::core::{
     AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatEventKind, ChatId, ContactCard,
     ContactChat, Customer, FileId, FileRef, FormField, Identity, ItemDraft, ItemId, ItemKind,
-    ItemRef, KnowledgeItem, OfflineForm, Party, Priority, QueueChange, QueueRow, QueueUpdate,
-    RatedSession, Rating, Scope, SessionSummary, Status, Ticket, TicketId, TicketSource, Timestamp,
+    ItemRef, KnowledgeItem, Offer, OfferEnd, OfflineForm, Party, Priority, QueueChange, QueueRow,
+    QueueUpdate, RatedSession, Rating, Scope, SessionSummary, Status, Ticket, TicketId,
+    TicketSource, Timestamp,
 };
 use chathub::protocol::{
     AgentProfile, ClientDatagram, ClientFrame, ErrorCode, ErrorFrame, Event, Hello, Reply, Request,
@@ -306,6 +307,8 @@ fn requests() -> Vec<RequestBody> {
             rating: 4,
             comment: Some("Snabbt och vänligt 👍".into()),
         },
+        RequestBody::AcceptOffer { chat },
+        RequestBody::DeclineOffer { chat },
     ]
 }
 
@@ -451,6 +454,15 @@ fn server_events() -> Vec<Event> {
             chat: ChatId(3),
             from: Party::Customer,
         },
+        Event::Offered(Offer {
+            row: row(),
+            expires_in_ms: 30_000,
+        }),
+        Event::OfferWithdrawn {
+            channel: ChannelId::new("support"),
+            chat: ChatId(3),
+            reason: OfferEnd::Declined,
+        },
     ]
 }
 
@@ -494,6 +506,8 @@ fn event_name(event: &Event) -> &'static str {
         Event::Alert(_) => "Alert",
         Event::AlertCleared { .. } => "AlertCleared",
         Event::Typing { .. } => "Typing",
+        Event::Offered(_) => "Offered",
+        Event::OfferWithdrawn { .. } => "OfferWithdrawn",
     }
 }
 

@@ -10,8 +10,12 @@
 
 use std::sync::Arc as StdArc;
 
-use chathub::core::claim::word::{ALERTED, TAKEN, WAITING, generation, pack, phase};
-use chathub::core::{AgentPresence, Capacity, ChannelId, ClaimCell, Claimer, PresentCount, Status};
+use chathub::core::claim::word::{
+    ALERTED, OFFERED, TAKEN, WAITING, generation, offer_number, pack, phase, with_offer,
+};
+use chathub::core::{
+    AgentPresence, Capacity, ChannelId, ClaimCell, Claimer, OfferId, PresentCount, Status,
+};
 use loom::sync::Arc;
 use loom::sync::atomic::Ordering;
 use loom::thread;
@@ -25,7 +29,7 @@ fn claim(cell: &ClaimCell, by: Claimer, broken: bool) -> bool {
     }
     let raw = cell.raw();
     let current = raw.load(Ordering::Acquire);
-    if phase(current) != WAITING && phase(current) != ALERTED {
+    if phase(current) != WAITING {
         return false;
     }
     raw.store(pack(generation(current), TAKEN), Ordering::Release);
@@ -97,7 +101,7 @@ fn raise(cell: &ClaimCell, timer_generation: u64, broken: bool) -> bool {
         && raw
             .compare_exchange(
                 current,
-                pack(generation(current), ALERTED),
+                current | ALERTED,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             )
@@ -299,4 +303,289 @@ fn a_change_of_channels_racing_a_status_change_keeps_counts_exact() {
 #[should_panic(expected = "counted once")]
 fn a_change_of_channels_that_reads_the_status_outside_the_lock_is_caught() {
     membership_model(true);
+}
+
+// ---- offers: exactly one party ends an offer, and its slot is freed once ----
+//
+// An offered agent's slot is reserved before the offer. Whoever ends the
+// offer settles the slot: an accept keeps it for the assignment; a lapse
+// (decline, timeout) frees it; a claim that withdrew the offer (pick,
+// get-next, the customer leaving) has the channel free it.
+
+/// Reserves the offered agent's slot and offers the chat in wait 0.
+fn offered(cell: &ClaimCell, slot: &Capacity) -> OfferId {
+    assert!(slot.try_reserve());
+    cell.offer(0).expect("a waiting chat can be offered")
+}
+
+/// The offered agent accepts, correctly or by a load, a check and a store.
+fn accept(cell: &ClaimCell, offer: OfferId, broken: bool) -> bool {
+    if !broken {
+        return cell.accept(offer).is_ok();
+    }
+    let raw = cell.raw();
+    let current = raw.load(Ordering::Acquire);
+    let standing = phase(current) == WAITING
+        && current & OFFERED != 0
+        && generation(current) == offer.generation
+        && offer_number(current) == offer.number;
+    if !standing {
+        return false;
+    }
+    raw.store(
+        with_offer(pack(offer.generation, TAKEN), offer.number),
+        Ordering::Release,
+    );
+    true
+}
+
+/// The offer lapses (declined or timed out), correctly or broken: by a load
+/// and a store, or (`ignore_generation`) matching the offer's number only.
+fn lapse(cell: &ClaimCell, offer: OfferId, broken: bool) -> bool {
+    if !broken {
+        return cell.lapse(offer);
+    }
+    let raw = cell.raw();
+    let current = raw.load(Ordering::Acquire);
+    let standing = phase(current) == WAITING
+        && current & OFFERED != 0
+        && offer_number(current) == offer.number;
+    if !standing {
+        return false;
+    }
+    raw.store(current & !OFFERED, Ordering::Release);
+    true
+}
+
+/// A claim (pick, get-next, the customer leaving) that withdraws a standing
+/// offer frees the offered slot, as the channel's `Withdraw` does.
+fn claim_withdrawing(cell: &ClaimCell, by: Claimer, offered_slot: &Capacity, broken: bool) -> bool {
+    if broken {
+        return claim(cell, by, true);
+    }
+    match cell.claim(by) {
+        Ok(won) => {
+            if won.offer.is_some() {
+                offered_slot.release();
+            }
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn accept_vs_pick_model(broken: bool) {
+    loom::model(move || {
+        let cell = Arc::new(ClaimCell::new());
+        let slot = Arc::new(Capacity::new(1));
+        let offer = offered(&cell, &slot);
+        let pick = {
+            let (cell, slot) = (cell.clone(), slot.clone());
+            thread::spawn(move || claim_withdrawing(&cell, Claimer::Agent, &slot, false))
+        };
+        let accepted = accept(&cell, offer, broken);
+        let picked = pick.join().unwrap();
+        assert_eq!(
+            usize::from(accepted) + usize::from(picked),
+            1,
+            "an offered chat is taken exactly once"
+        );
+        assert_eq!(
+            slot.used(),
+            u64::from(accepted),
+            "the offered slot is kept by an accept, else freed once"
+        );
+    });
+}
+
+#[test]
+fn an_accept_racing_a_pick_takes_the_chat_once() {
+    accept_vs_pick_model(false);
+}
+
+#[test]
+#[should_panic(expected = "taken exactly once")]
+fn an_accept_by_load_then_store_racing_a_pick_is_caught() {
+    accept_vs_pick_model(true);
+}
+
+fn accept_vs_lapse_model(broken: bool) {
+    loom::model(move || {
+        let cell = Arc::new(ClaimCell::new());
+        let slot = Arc::new(Capacity::new(1));
+        let offer = offered(&cell, &slot);
+        let timer = {
+            let (cell, slot) = (cell.clone(), slot.clone());
+            thread::spawn(move || {
+                let lapsed = lapse(&cell, offer, broken);
+                if lapsed {
+                    slot.release();
+                }
+                lapsed
+            })
+        };
+        let accepted = accept(&cell, offer, false);
+        let lapsed = timer.join().unwrap();
+        assert_eq!(
+            usize::from(accepted) + usize::from(lapsed),
+            1,
+            "an offer ends exactly once"
+        );
+        assert_eq!(slot.used(), u64::from(accepted));
+        assert_eq!(cell.holder().is_some(), accepted);
+    });
+}
+
+#[test]
+fn an_accept_racing_the_offer_timeout_ends_the_offer_once() {
+    accept_vs_lapse_model(false);
+}
+
+#[test]
+#[should_panic(expected = "ends exactly once")]
+fn a_lapse_by_load_then_store_racing_an_accept_is_caught() {
+    accept_vs_lapse_model(true);
+}
+
+/// The channel offers the chat, correctly or by a load, a check and a
+/// store; a refused offer gives its slot straight back.
+fn offer_or_give_back(cell: &ClaimCell, slot: &Capacity, broken: bool) -> Option<OfferId> {
+    assert!(slot.try_reserve());
+    let offer = if broken {
+        let raw = cell.raw();
+        let current = raw.load(Ordering::Acquire);
+        (phase(current) == WAITING && current & OFFERED == 0).then(|| {
+            raw.store(with_offer(current, 1) | OFFERED, Ordering::Release);
+            OfferId {
+                generation: 0,
+                number: 1,
+            }
+        })
+    } else {
+        cell.offer(0).ok()
+    };
+    if offer.is_none() {
+        slot.release();
+    }
+    offer
+}
+
+fn offer_vs_abandon_model(broken: bool) {
+    loom::model(move || {
+        let cell = Arc::new(ClaimCell::new());
+        let slot = Arc::new(Capacity::new(1));
+        let channel = {
+            let (cell, slot) = (cell.clone(), slot.clone());
+            thread::spawn(move || offer_or_give_back(&cell, &slot, broken))
+        };
+        let won = cell
+            .claim(Claimer::Abandon)
+            .expect("the customer is the only claimer");
+        let offer = channel.join().unwrap();
+        // The channel's Withdraw: the claim ended the offer it reports.
+        if won.offer.is_some() {
+            slot.release();
+        }
+        assert_eq!(won.offer, offer, "the claim reports the offer it ended");
+        assert_eq!(slot.used(), 0, "the offered slot is freed exactly once");
+        assert_eq!(cell.holder(), Some(Claimer::Abandon));
+    });
+}
+
+#[test]
+fn an_offer_racing_the_customer_leaving_frees_its_slot_once() {
+    offer_vs_abandon_model(false);
+}
+
+#[test]
+#[should_panic(expected = "the claim reports the offer it ended")]
+fn an_offer_by_load_then_store_racing_the_customer_leaving_is_caught() {
+    offer_vs_abandon_model(true);
+}
+
+fn get_next_vs_accept_model(broken: bool) {
+    loom::model(move || {
+        let cell = Arc::new(ClaimCell::new());
+        let offered_slot = Arc::new(Capacity::new(1));
+        let getter_slot = Arc::new(Capacity::new(1));
+        let offer = offered(&cell, &offered_slot);
+        // The channel's get-next for another agent: a slot, then the claim.
+        let get_next = {
+            let (cell, offered_slot, getter_slot) =
+                (cell.clone(), offered_slot.clone(), getter_slot.clone());
+            thread::spawn(move || {
+                assert!(getter_slot.try_reserve());
+                let won = claim_withdrawing(&cell, Claimer::Agent, &offered_slot, broken);
+                if !won {
+                    getter_slot.release();
+                }
+                won
+            })
+        };
+        let accepted = accept(&cell, offer, false);
+        let got = get_next.join().unwrap();
+        assert_eq!(
+            usize::from(accepted) + usize::from(got),
+            1,
+            "an offered chat is taken exactly once"
+        );
+        assert_eq!(offered_slot.used(), u64::from(accepted));
+        assert_eq!(getter_slot.used(), u64::from(got));
+    });
+}
+
+#[test]
+fn get_next_racing_an_accept_takes_the_chat_once() {
+    get_next_vs_accept_model(false);
+}
+
+#[test]
+#[should_panic(expected = "taken exactly once")]
+fn a_get_next_claim_by_load_then_store_racing_an_accept_is_caught() {
+    get_next_vs_accept_model(true);
+}
+
+fn stale_offer_timer_model(broken: bool) {
+    loom::model(move || {
+        // Offered to A in the first wait, picked (the pick withdrew A's
+        // offer and freed A's slot), then transferred back to the queue.
+        let cell = Arc::new(ClaimCell::new());
+        let first_slot = Arc::new(Capacity::new(1));
+        let next_slot = Arc::new(Capacity::new(1));
+        let stale = offered(&cell, &first_slot);
+        assert!(claim_withdrawing(&cell, Claimer::Agent, &first_slot, false));
+        assert_eq!(cell.requeue(), Ok(1));
+        // The first offer's timer fires while the new wait is offered to B.
+        let timer = {
+            let (cell, first_slot) = (cell.clone(), first_slot.clone());
+            thread::spawn(move || {
+                let lapsed = lapse(&cell, stale, broken);
+                if lapsed {
+                    first_slot.release();
+                }
+                lapsed
+            })
+        };
+        assert!(next_slot.try_reserve());
+        let fresh = cell.offer(1).expect("the new wait is offered");
+        let lapsed = timer.join().unwrap();
+        assert!(
+            !lapsed,
+            "a stale offer timer never ends the next wait's offer"
+        );
+        assert_eq!(cell.standing_offer(), Some(fresh));
+        assert_eq!(first_slot.used(), 0);
+        assert_eq!(next_slot.used(), 1);
+    });
+}
+
+#[test]
+fn a_stale_offer_timer_never_ends_the_next_waits_offer() {
+    stale_offer_timer_model(false);
+}
+
+#[test]
+#[should_panic(expected = "never ends the next wait's offer")]
+fn an_offer_timer_without_the_generation_is_caught() {
+    stale_offer_timer_model(true);
 }

@@ -18,7 +18,9 @@ use crate::actors::chat::ChatMsg;
 use crate::actors::hub::Hub;
 use crate::actors::sink::{ConnId, EventSink, Outbound, Signal};
 use crate::actors::stages::{self, STAGES};
-use crate::core::{AgentId, AgentPresence, Alert, ChannelId, ChatId, Party, Status};
+use crate::core::{
+    AgentId, AgentPresence, Alert, ChannelId, ChatId, Offer, OfferEnd, Party, Status,
+};
 
 /// Messages to an [`AgentActor`].
 pub enum AgentMsg {
@@ -93,6 +95,18 @@ pub enum AgentMsg {
     Released(ChatId),
     /// A chat of this agent failed without ending: free its slot.
     ChatFailed(ChatId),
+    /// A push channel offers the agent a chat: shown to every connection,
+    /// and to connections that attach while it stands.
+    Offered(Arc<Offer>),
+    /// An offer to the agent is over.
+    OfferOver {
+        /// The chat's channel.
+        channel: ChannelId,
+        /// The chat.
+        chat: ChatId,
+        /// Why.
+        reason: OfferEnd,
+    },
     /// The channels the agent works changed (a configuration reload):
     /// watch the ones it works now (from its presence), stop watching the
     /// others.
@@ -145,6 +159,8 @@ pub struct AgentState {
     cursors: HashMap<ConnId, HashMap<ChatId, Cursor>>,
     /// The channels this actor watches (with every connection).
     watching: HashSet<ChannelId>,
+    /// Offers standing for the agent, with when they expire.
+    offers: HashMap<ChatId, (Arc<Offer>, std::time::Instant)>,
 }
 
 /// Where a connection stands in a chat it is catching up on.
@@ -168,10 +184,12 @@ fn admit(cursor: Option<Cursor>, seq: u64) -> (bool, Option<Cursor>) {
 }
 
 impl AgentState {
-    /// Sets the agent's status and the Present gauges of its channels.
+    /// Sets the agent's status and the Present gauges of its channels; its
+    /// push channels hear of a change.
     fn set_status(&self, status: Status) -> bool {
         let changed = self.presence.set(status);
         if changed {
+            self.hub.poke_channels(&self.id);
             for channel in self.presence.channels() {
                 metrics::gauge!("chathub_agents_present", "channel" => channel.to_string())
                     .set(self.hub.presence().present_count(&channel) as f64);
@@ -305,6 +323,7 @@ impl Actor for AgentActor {
             shown: HashSet::new(),
             cursors: HashMap::new(),
             watching: HashSet::new(),
+            offers: HashMap::new(),
         })
     }
 
@@ -375,6 +394,22 @@ impl Actor for AgentActor {
                     .collect();
                 for alert in shown {
                     state.deliver(Some(conn), None, Outbound::Alert(alert));
+                }
+                // And the offers standing, with the time they have left.
+                let now = std::time::Instant::now();
+                let offers: Vec<Outbound> = state
+                    .offers
+                    .values()
+                    .map(|(offer, expires)| {
+                        let left = expires.saturating_duration_since(now);
+                        Outbound::Offered(Arc::new(Offer {
+                            row: offer.row.clone(),
+                            expires_in_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+                        }))
+                    })
+                    .collect();
+                for offer in offers {
+                    state.deliver(Some(conn), None, offer);
                 }
                 let _ = reply.send(state.presence.status());
             }
@@ -463,6 +498,32 @@ impl Actor for AgentActor {
             AgentMsg::ChatFailed(chat) => {
                 if state.chats.remove(&chat) {
                     state.presence.capacity.release();
+                    state.hub.poke_channels(&state.id);
+                }
+            }
+            AgentMsg::Offered(offer) => {
+                let expires =
+                    std::time::Instant::now() + Duration::from_millis(offer.expires_in_ms);
+                state
+                    .offers
+                    .insert(offer.row.chat, (offer.clone(), expires));
+                state.deliver(None, None, Outbound::Offered(offer));
+            }
+            AgentMsg::OfferOver {
+                channel,
+                chat,
+                reason,
+            } => {
+                if state.offers.remove(&chat).is_some() {
+                    state.deliver(
+                        None,
+                        None,
+                        Outbound::OfferWithdrawn {
+                            channel,
+                            chat,
+                            reason,
+                        },
+                    );
                 }
             }
         }

@@ -1,5 +1,17 @@
 //! One actor per channel: owns the channel's queue, raises alerts for chats
-//! that wait too long, and tells the agents who watch it about every change.
+//! that wait too long, tells the agents who watch it about every change,
+//! and, on a push channel, offers each waiting chat to one agent at a time.
+//!
+//! Push routing: a waiting chat is offered to an eligible agent (a Present
+//! member with a free slot and no offer standing from this channel, chosen
+//! by [`core::routing`](crate::core::routing)); the agent's slot is
+//! reserved for the offer and its claim cell marked offered. The offer
+//! ends exactly once, by the claim cell: the agent accepts it (the slot
+//! becomes the assignment's), declines it or lets it lapse (the chat is
+//! offered to the next agent), or a pick, get-next or the customer leaving
+//! claims the chat. Every offer this actor makes sits in its `offers` map
+//! until it ends, and removing it from there is the one place its slot is
+//! released (but for an accepted offer, whose slot the chat keeps).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,11 +21,14 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use crate::actors::HubError;
 use crate::actors::agent::AgentMsg;
 use crate::actors::chat::ChatMsg;
+use crate::actors::hub::{Hub, OfferRecord};
 use crate::actors::sink::{ConnId, Outbound};
 use crate::core::event::SNAPSHOT_ROWS;
+use crate::core::routing::{self, Candidate};
 use crate::core::{
-    AgentId, Alert, Assignment, ChannelSettings, ChatId, ClaimCell, Claimer, Priority, Queue,
-    QueueChange, QueueRow, QueueUpdate, Timestamp,
+    AgentId, AgentPresence, Alert, Assignment, ChannelSettings, ChatError, ChatId, ClaimCell,
+    Claimer, Offer, OfferEnd, OfferId, OfferLost, Priority, Queue, QueueChange, QueueRow,
+    QueueUpdate, Routing, Status, Timestamp,
 };
 
 /// A chat waiting in the queue.
@@ -90,6 +105,39 @@ pub enum ChannelMsg {
         /// Its priority now.
         priority: Priority,
     },
+    /// Hands the actor its hub (push routing reads agents' presence and
+    /// tells their actors of offers).
+    Init(Hub),
+    /// Something that decides who may get an offer changed (a slot freed,
+    /// an agent's status or channels): offers to agents who may no longer
+    /// have them are withdrawn, and waiting chats offered to those who may.
+    Dispatch,
+    /// `agent` accepts the chat offered to them. Answers the chat's actor,
+    /// to be asked for the assignment with the offer's slot.
+    Accept {
+        /// Who accepts.
+        agent: AgentId,
+        /// The chat.
+        chat: ChatId,
+        /// The chat's actor, or why the offer cannot be accepted.
+        reply: RpcReplyPort<Result<ActorRef<ChatMsg>, HubError>>,
+    },
+    /// `agent` declines the chat offered to them.
+    Decline {
+        /// Who declines.
+        agent: AgentId,
+        /// The chat.
+        chat: ChatId,
+        /// Done, or why there is no offer to decline.
+        reply: RpcReplyPort<Result<(), HubError>>,
+    },
+    /// An offer's time ran out.
+    OfferDue {
+        /// The chat.
+        chat: ChatId,
+        /// The offer the timer was set for.
+        offer: OfferId,
+    },
 }
 
 /// See the module docs.
@@ -103,6 +151,25 @@ pub struct ChannelState {
     watchers: HashMap<AgentId, ActorRef<AgentMsg>>,
     /// Alerts raised and not yet cleared.
     alerts: HashMap<ChatId, Arc<Alert>>,
+    hub: Option<Hub>,
+    /// Offers standing, by chat; see the module docs.
+    offers: HashMap<ChatId, Standing>,
+    /// The chat each agent with a standing offer from this channel has.
+    offered: HashMap<AgentId, ChatId>,
+    /// Per waiting chat, the agents who declined it or let it lapse in
+    /// this wait.
+    passed: HashMap<ChatId, Vec<AgentId>>,
+    /// The agent offered a chat last (round robin goes on after them).
+    last_offered: Option<AgentId>,
+}
+
+/// An offer standing: to whom, which, and the slot it holds.
+struct Standing {
+    agent: AgentId,
+    offer: OfferId,
+    claim: Arc<ClaimCell>,
+    /// The agent's presence, whose slot the offer holds.
+    presence: Arc<AgentPresence>,
 }
 
 impl ChannelState {
@@ -186,6 +253,282 @@ impl ChannelState {
         }
     }
 
+    /// Ends the standing offer of `chat`, whose claim cell no longer has
+    /// it: the entry goes, its slot is freed and the agent told. The one
+    /// place an offered slot is released.
+    fn end_offer(&mut self, chat: ChatId, reason: OfferEnd) {
+        let Some(standing) = self.offers.remove(&chat) else {
+            return;
+        };
+        if let Some(hub) = &self.hub {
+            hub.forget_offer(chat);
+        }
+        if self.offered.get(&standing.agent) == Some(&chat) {
+            self.offered.remove(&standing.agent);
+        }
+        standing.presence.capacity.release();
+        self.count_offer(reason.name());
+        if matches!(reason, OfferEnd::Declined | OfferEnd::Expired) {
+            self.passed
+                .entry(chat)
+                .or_default()
+                .push(standing.agent.clone());
+        }
+        if let Some(hub) = &self.hub {
+            if let Some(actor) = hub.agent_actor_ref(&standing.agent) {
+                let _ = actor.cast(AgentMsg::OfferOver {
+                    channel: self.settings.id.clone(),
+                    chat,
+                    reason,
+                });
+            }
+            // The freed slot may make the agent eligible in their other
+            // channels; this one dispatches on its own.
+            hub.poke_channels_except(&standing.agent, &self.settings.id);
+        }
+    }
+
+    /// Ends the offer entry of `chat`, if there is one, lapsing the offer
+    /// in its claim cell if it still stands there. The agent is told
+    /// `Taken` or `Left` if a claim ended it, else `reason`.
+    fn withdraw_offer(&mut self, chat: ChatId, reason: OfferEnd) {
+        if let Some(standing) = self.offers.get(&chat) {
+            standing.claim.lapse(standing.offer);
+            let reason = match standing.claim.holder() {
+                Some(Claimer::Agent) => OfferEnd::Taken,
+                Some(Claimer::Abandon) => OfferEnd::Left,
+                None => reason,
+            };
+            self.end_offer(chat, reason);
+        }
+    }
+
+    /// Withdraws offers from agents who may no longer have them: not
+    /// Present, or not members of the channel any more.
+    fn check_offers(&mut self) {
+        let stale: Vec<ChatId> = self
+            .offers
+            .iter()
+            .filter(|(_, standing)| {
+                standing.presence.status() != Status::Present
+                    || !standing.presence.works(&self.settings.id)
+            })
+            .map(|(&chat, _)| chat)
+            .collect();
+        for chat in stale {
+            self.withdraw_offer(chat, OfferEnd::Withdrawn);
+        }
+    }
+
+    /// Offers waiting chats to eligible agents, from the head of the queue,
+    /// skipping chats under offer, until no agent is eligible.
+    fn dispatch(&mut self, myself: &ActorRef<ChannelMsg>) {
+        if self.settings.routing != Routing::Push || self.queue.len() <= self.offers.len() {
+            return;
+        }
+        let Some(hub) = self.hub.clone() else {
+            return;
+        };
+        let mut candidates: Vec<(Candidate, Arc<AgentPresence>)> = hub
+            .presence()
+            .present_members(&self.settings.id)
+            .into_iter()
+            .filter(|(agent, presence)| {
+                !self.offered.contains_key(agent)
+                    && presence.capacity.used() < presence.capacity.max()
+            })
+            .map(|(agent, presence)| {
+                let candidate = Candidate {
+                    agent,
+                    held: presence.capacity.used(),
+                    last_assigned: presence.last_assigned(),
+                };
+                (candidate, presence)
+            })
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        // Visits at most the standing offers plus one chat per candidate.
+        let heads: Vec<ChatId> = self
+            .queue
+            .iter()
+            .map(|(chat, _, _)| chat)
+            .filter(|chat| !self.offers.contains_key(chat))
+            .take(candidates.len())
+            .collect();
+        for chat in heads {
+            if candidates.is_empty() {
+                break;
+            }
+            self.offer_chat(myself, &hub, chat, &mut candidates);
+        }
+    }
+
+    /// Offers `chat` to one of `candidates`, who is then no longer one.
+    fn offer_chat(
+        &mut self,
+        myself: &ActorRef<ChannelMsg>,
+        hub: &Hub,
+        chat: ChatId,
+        candidates: &mut Vec<(Candidate, Arc<AgentPresence>)>,
+    ) {
+        let Some(waiting) = self.queue.get(chat) else {
+            return;
+        };
+        let (claim, generation, row) = (
+            waiting.claim.clone(),
+            waiting.generation,
+            waiting.row.clone(),
+        );
+        loop {
+            let plain: Vec<Candidate> = candidates.iter().map(|(c, _)| c.clone()).collect();
+            let passed = self.passed.get(&chat).map(Vec::as_slice).unwrap_or(&[]);
+            let Some(choice) = routing::choose(
+                self.settings.policy,
+                &plain,
+                self.last_offered.as_ref(),
+                passed,
+            ) else {
+                return;
+            };
+            let (candidate, presence) = candidates.remove(choice.index);
+            if choice.new_round {
+                self.passed.remove(&chat);
+            }
+            // Its slots may have gone to a pick or get-next since.
+            if !presence.capacity.try_reserve() {
+                if candidates.is_empty() {
+                    return;
+                }
+                continue;
+            }
+            let Ok(offer) = claim.offer(generation) else {
+                // Claimed meanwhile; its Withdraw follows. The slot was
+                // never offered, so it goes straight back.
+                presence.capacity.release();
+                candidates.push((candidate, presence));
+                candidates.sort_by(|a, b| a.0.agent.cmp(&b.0.agent));
+                return;
+            };
+            let agent = candidate.agent;
+            metrics::histogram!(
+                "chathub_offer_load",
+                "channel" => self.settings.id.to_string(),
+                "policy" => self.settings.policy.name()
+            )
+            .record(candidate.held as f64);
+            self.count_offer("made");
+            self.offers.insert(
+                chat,
+                Standing {
+                    agent: agent.clone(),
+                    offer,
+                    claim,
+                    presence,
+                },
+            );
+            hub.note_offer(
+                chat,
+                OfferRecord {
+                    channel: self.settings.id.clone(),
+                    agent: agent.clone(),
+                    offer,
+                },
+            );
+            self.offered.insert(agent.clone(), chat);
+            self.last_offered = Some(agent.clone());
+            let timeout = self.settings.offer_timeout;
+            if let Some(actor) = hub.agent_actor_ref(&agent) {
+                let _ = actor.cast(AgentMsg::Offered(Arc::new(Offer {
+                    row,
+                    expires_in_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                })));
+            }
+            myself.send_after(timeout, move || ChannelMsg::OfferDue { chat, offer });
+            return;
+        }
+    }
+
+    /// `agent` accepts the chat offered to them: the chat leaves the queue
+    /// and its actor is answered, to be asked for the assignment.
+    fn accept(&mut self, agent: &AgentId, chat: ChatId) -> Result<ActorRef<ChatMsg>, HubError> {
+        let standing = match self.offers.get(&chat) {
+            Some(standing) if standing.agent == *agent => standing,
+            _ => return Err(HubError::NotOffered(chat)),
+        };
+        match standing.claim.accept(standing.offer) {
+            Ok(_) => {
+                // The slot stays taken: it is the assignment's now.
+                self.offers.remove(&chat);
+                if let Some(hub) = &self.hub {
+                    hub.forget_offer(chat);
+                }
+                self.offered.remove(agent);
+                self.passed.remove(&chat);
+                self.count_offer(OfferEnd::Accepted.name());
+                if let Some(actor) = self.hub.as_ref().and_then(|hub| hub.agent_actor_ref(agent)) {
+                    let _ = actor.cast(AgentMsg::OfferOver {
+                        channel: self.settings.id.clone(),
+                        chat,
+                        reason: OfferEnd::Accepted,
+                    });
+                }
+                let waiting = self.queue.remove(chat);
+                self.left(chat);
+                waiting
+                    .map(|(_, _, waiting)| waiting.chat)
+                    .ok_or(HubError::UnknownChat(chat))
+            }
+            // A claim won: the offer ends here (the claimer's Withdraw then
+            // finds nothing left to free).
+            Err(lost) => {
+                self.withdraw_offer(chat, OfferEnd::Withdrawn);
+                Err(match lost {
+                    OfferLost::Claimed(Claimer::Agent) => HubError::ChatAlreadyTaken(chat),
+                    OfferLost::Claimed(Claimer::Abandon) => HubError::Chat(ChatError::Ended),
+                    OfferLost::Lapsed => HubError::NotOffered(chat),
+                })
+            }
+        }
+    }
+
+    /// `agent` declines the chat offered to them, or its time ran out
+    /// (`reason`): if the offer still stood, it lapses and the chat is
+    /// offered on (true). If a claim ended it meanwhile, the entry ends
+    /// here (a `Withdraw` that follows finds nothing left to free).
+    fn lapse(
+        &mut self,
+        agent: Option<&AgentId>,
+        chat: ChatId,
+        offer: Option<OfferId>,
+        reason: OfferEnd,
+    ) -> bool {
+        let Some(standing) = self.offers.get(&chat) else {
+            return false;
+        };
+        if agent.is_some_and(|agent| *agent != standing.agent)
+            || offer.is_some_and(|offer| offer != standing.offer)
+        {
+            return false;
+        }
+        if !standing.claim.lapse(standing.offer) {
+            self.withdraw_offer(chat, OfferEnd::Withdrawn);
+            return false;
+        }
+        self.end_offer(chat, reason);
+        true
+    }
+
+    fn count_offer(&self, outcome: &'static str) {
+        metrics::counter!(
+            "chathub_offers_total",
+            "channel" => self.settings.id.to_string(),
+            "outcome" => outcome
+        )
+        .increment(1);
+    }
+
     fn snapshot(&self) -> QueueUpdate {
         let rows = self
             .queue
@@ -204,10 +547,14 @@ impl ChannelState {
     fn take_next(&mut self, agent: AgentId, mut reply: RpcReplyPort<Result<Assignment, HubError>>) {
         while let Some((chat, _, waiting)) = self.queue.pop_next() {
             self.left(chat);
-            if waiting.claim.claim(Claimer::Agent).is_err() {
+            self.passed.remove(&chat);
+            let Ok(won) = waiting.claim.claim(Claimer::Agent) else {
                 // Withdrawn by the customer (or picked) just now; its own
-                // Withdraw will find it gone.
+                // Withdraw will find it gone (and end its offer).
                 continue;
+            };
+            if won.offer.is_some() {
+                self.end_offer(chat, OfferEnd::Taken);
             }
             let assign = ChatMsg::Assign {
                 agent: agent.clone(),
@@ -242,7 +589,25 @@ impl Actor for ChannelActor {
             version: 0,
             watchers: HashMap::new(),
             alerts: HashMap::new(),
+            hub: None,
+            offers: HashMap::new(),
+            offered: HashMap::new(),
+            passed: HashMap::new(),
+            last_offered: None,
         })
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<ChannelMsg>,
+        state: &mut ChannelState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Offers die with the actor: their chats wait on for the next one.
+        let chats: Vec<ChatId> = state.offers.keys().copied().collect();
+        for chat in chats {
+            state.withdraw_offer(chat, OfferEnd::Withdrawn);
+        }
+        Ok(())
     }
 
     async fn handle(
@@ -272,6 +637,9 @@ impl Actor for ChannelActor {
                 match pushed {
                     Ok(()) => {
                         let chat = row.chat;
+                        // A new wait: nobody has passed it up yet.
+                        state.passed.remove(&chat);
+                        state.withdraw_offer(chat, OfferEnd::Withdrawn);
                         // A chat restored from the store has waited already.
                         let due = state
                             .settings
@@ -281,18 +649,50 @@ impl Actor for ChannelActor {
                         myself.send_after(due, move || ChannelMsg::AlertDue { chat, generation });
                         let _ =
                             reply.send(Ok(u32::try_from(state.queue.len()).unwrap_or(u32::MAX)));
+                        state.dispatch(&myself);
                     }
                     Err(err) => {
                         let _ = reply.send(Err(err.into()));
                     }
                 }
             }
-            ChannelMsg::TakeNext { agent, reply } => state.take_next(agent, reply),
+            ChannelMsg::TakeNext { agent, reply } => {
+                state.take_next(agent, reply);
+                state.dispatch(&myself);
+            }
             ChannelMsg::Withdraw(chat) => {
                 if state.queue.remove(chat).is_some() {
                     state.broadcast(QueueChange::Removed(chat));
                 }
                 state.clear_alert(chat);
+                state.passed.remove(&chat);
+                state.withdraw_offer(chat, OfferEnd::Withdrawn);
+                state.dispatch(&myself);
+            }
+            ChannelMsg::Init(hub) => {
+                state.hub = Some(hub);
+                state.dispatch(&myself);
+            }
+            ChannelMsg::Dispatch => {
+                state.check_offers();
+                state.dispatch(&myself);
+            }
+            ChannelMsg::Accept { agent, chat, reply } => {
+                let _ = reply.send(state.accept(&agent, chat));
+            }
+            ChannelMsg::Decline { agent, chat, reply } => {
+                let declined = state.lapse(Some(&agent), chat, None, OfferEnd::Declined);
+                let _ = reply.send(if declined {
+                    Ok(())
+                } else {
+                    Err(HubError::NotOffered(chat))
+                });
+                state.dispatch(&myself);
+            }
+            ChannelMsg::OfferDue { chat, offer } => {
+                if state.lapse(None, chat, Some(offer), OfferEnd::Expired) {
+                    state.dispatch(&myself);
+                }
             }
             ChannelMsg::AlertDue { chat, generation } => {
                 // Outside business hours an alert waits for the opening.
@@ -334,6 +734,7 @@ impl Actor for ChannelActor {
                 state.watchers.insert(agent, agent_actor);
             }
             ChannelMsg::Unwatch { agent } => {
+                state.check_offers();
                 if let Some(agent_actor) = state.watchers.remove(&agent) {
                     let empty = QueueUpdate {
                         channel: state.settings.id.clone(),
@@ -354,6 +755,7 @@ impl Actor for ChannelActor {
                         });
                     }
                 }
+                state.dispatch(&myself);
             }
             ChannelMsg::Reconfigure(settings) => {
                 state.queue.set_limit(settings.queue_limit);
@@ -364,6 +766,13 @@ impl Actor for ChannelActor {
                 if rearm {
                     state.rearm_alerts(&myself);
                 }
+                if state.settings.routing == Routing::Pull {
+                    let chats: Vec<ChatId> = state.offers.keys().copied().collect();
+                    for chat in chats {
+                        state.withdraw_offer(chat, OfferEnd::Withdrawn);
+                    }
+                }
+                state.dispatch(&myself);
             }
             ChannelMsg::IsEmpty(reply) => {
                 let _ = reply.send(state.queue.is_empty());

@@ -50,6 +50,11 @@ pub enum HubError {
     /// The agent holds as many chats as they may.
     #[error("already holding the most chats allowed ({0})")]
     AtCapacity(u64),
+    /// No offer of the chat to the caller stands.
+    #[error(
+        "{0} is not offered to you (the offer expired, was declined or withdrawn, or was never made)"
+    )]
+    NotOffered(ChatId),
     /// The agent is not a member of the channel.
     #[error("not a member of channel {0}")]
     NotAMember(ChannelId),

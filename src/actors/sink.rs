@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use tokio::sync::{Notify, mpsc};
 
-use crate::core::{Alert, ChannelId, ChatEvent, ChatId, Party, QueueUpdate};
+use crate::core::{Alert, ChannelId, ChatEvent, ChatId, Offer, OfferEnd, Party, QueueUpdate};
 
 /// Signals waiting for a connection at most; more are dropped.
 pub const DATAGRAMS_WAITING: usize = 16;
@@ -43,6 +43,17 @@ pub enum Outbound {
         channel: ChannelId,
         /// The chat.
         chat: ChatId,
+    },
+    /// A push channel offers a chat to the agent.
+    Offered(Arc<Offer>),
+    /// An offer to the agent is over.
+    OfferWithdrawn {
+        /// The chat's channel.
+        channel: ChannelId,
+        /// The chat.
+        chat: ChatId,
+        /// Why.
+        reason: OfferEnd,
     },
 }
 

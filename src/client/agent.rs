@@ -80,6 +80,33 @@ impl AgentClient {
         }
     }
 
+    /// Takes a chat a push channel offered to this agent
+    /// ([`Event::Offered`]). Its transcript so far and every later event
+    /// arrive through [`next_event`](Self::next_event). If the offer is no
+    /// longer standing (it expired or was declined), the error's code is
+    /// [`ErrorCode::NotOffered`](crate::protocol::ErrorCode); if someone
+    /// picked the chat or its customer left first, `ChatAlreadyTaken` or
+    /// `ChatEnded`.
+    pub async fn accept(&self, chat: ChatId) -> Result<Assignment, ClientError> {
+        match self.link.request(RequestBody::AcceptOffer { chat }).await? {
+            Reply::Assigned(assignment) => Ok(assignment),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Declines a chat offered to this agent: the channel offers it to
+    /// another agent ([`Event::OfferWithdrawn`] with
+    /// [`OfferEnd::Declined`](crate::core::OfferEnd) follows). Fails with
+    /// [`ErrorCode::NotOffered`](crate::protocol::ErrorCode) if the offer
+    /// no longer stands.
+    pub async fn decline(&self, chat: ChatId) -> Result<(), ClientError> {
+        expect_done(
+            self.link
+                .request(RequestBody::DeclineOffer { chat })
+                .await?,
+        )
+    }
+
     /// The Present agents of a channel.
     pub async fn present_agents(
         &self,

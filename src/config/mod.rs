@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::core::routing::{MAX_OFFER_TIMEOUT, MIN_OFFER_TIMEOUT, Policy, Routing};
 use crate::core::{ChannelId, ChannelSettings, IdentityKey, IdentityPolicy, Limits};
 
 /// Why a configuration was refused.
@@ -198,6 +199,9 @@ fn default_channels() -> Vec<ChannelConfig> {
         hours: None,
         priority: Default::default(),
         priority_aging: tables::default_priority_aging(),
+        routing: RoutingMode::Pull,
+        policy: PolicyMode::LeastBusy,
+        offer_timeout: default_offer_timeout(),
     }]
 }
 
@@ -315,6 +319,15 @@ impl Config {
                     channel.name, channel.identity
                 ));
             }
+            if !(MIN_OFFER_TIMEOUT..=MAX_OFFER_TIMEOUT).contains(&channel.offer_timeout) {
+                return invalid(format!(
+                    "channel {:?}: offer_timeout must be between {} and {}, not {}",
+                    channel.name,
+                    humantime_serde::re::humantime::format_duration(MIN_OFFER_TIMEOUT),
+                    humantime_serde::re::humantime::format_duration(MAX_OFFER_TIMEOUT),
+                    humantime_serde::re::humantime::format_duration(channel.offer_timeout),
+                ));
+            }
             if channel.queue_limit == 0 {
                 return invalid(format!(
                     "channel {:?}: queue_limit must be at least 1",
@@ -398,6 +411,15 @@ impl Config {
                 hours: channel.hours.as_ref().map(|hours| hours.0.clone()),
                 priority: channel.priority,
                 priority_aging: channel.priority_aging,
+                routing: match channel.routing {
+                    RoutingMode::Pull => Routing::Pull,
+                    RoutingMode::Push => Routing::Push,
+                },
+                policy: match channel.policy {
+                    PolicyMode::LeastBusy => Policy::LeastBusy,
+                    PolicyMode::RoundRobin => Policy::RoundRobin,
+                },
+                offer_timeout: channel.offer_timeout,
             })
             .collect()
     }
@@ -424,8 +446,8 @@ mod tables;
 mod tests;
 
 use env::set_field;
-pub use tables::{AgentFileConfig, ChannelConfig, Hours, IdentityMode};
+pub use tables::{AgentFileConfig, ChannelConfig, Hours, IdentityMode, PolicyMode, RoutingMode};
 use tables::{
     default_abandon_after, default_alert_after, default_capacity, default_file_limit,
-    default_queue_limit, default_return_window,
+    default_offer_timeout, default_queue_limit, default_return_window,
 };

@@ -20,6 +20,30 @@ pub enum IdentityMode {
     Require,
 }
 
+/// How a channel's chats reach agents: `"pull"` (the default: agents take
+/// them) or `"push"` (the channel offers each chat to one agent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoutingMode {
+    /// Agents take chats (get-next, pick).
+    #[default]
+    Pull,
+    /// The channel offers chats to agents.
+    Push,
+}
+
+/// Which agent a push channel offers a chat to: `"least_busy"` (the
+/// default) or `"round_robin"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyMode {
+    /// Fewest chats held, then longest since the last assignment.
+    #[default]
+    LeastBusy,
+    /// The next agent after the one offered last.
+    RoundRobin,
+}
+
 /// One `[[channel]]` table. `Debug` leaves the identity secret out.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,6 +111,16 @@ pub struct ChannelConfig {
     /// default); `"0s"` makes priorities strict.
     #[serde(default = "default_priority_aging", with = "humantime_serde")]
     pub priority_aging: Duration,
+    /// `"pull"` (agents take chats) or `"push"` (chats are offered).
+    #[serde(default)]
+    pub routing: RoutingMode,
+    /// For push routing: `"least_busy"` or `"round_robin"`.
+    #[serde(default)]
+    pub policy: PolicyMode,
+    /// For push routing: how long an agent has to accept an offer, `"30s"`
+    /// (1 s to 10 min).
+    #[serde(default = "default_offer_timeout", with = "humantime_serde")]
+    pub offer_timeout: Duration,
 }
 
 pub(super) fn default_priority_aging() -> Duration {
@@ -169,6 +203,9 @@ impl std::fmt::Debug for ChannelConfig {
             .field("hours", &self.hours)
             .field("priority", &self.priority)
             .field("priority_aging", &self.priority_aging)
+            .field("routing", &self.routing)
+            .field("policy", &self.policy)
+            .field("offer_timeout", &self.offer_timeout)
             .finish()
     }
 }
@@ -230,6 +267,10 @@ pub(super) fn default_file_limit() -> u64 {
 
 pub(super) fn default_abandon_after() -> Duration {
     Duration::from_secs(120)
+}
+
+pub(super) fn default_offer_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 pub(super) fn default_capacity() -> u64 {

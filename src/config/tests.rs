@@ -137,3 +137,50 @@ fn business_hours_are_read_into_the_channel_settings() {
     assert!(!hours.is_open(crate::core::Timestamp(1_798_448_400_000)));
     assert_eq!(settings[1].hours, None, "support is always open");
 }
+
+#[test]
+fn push_routing_is_read_and_its_offer_timeout_bounded() {
+    let config = Config::from_toml(
+        r#"
+        [[channel]]
+        name = "pull"
+        [[channel]]
+        name = "push"
+        routing = "push"
+        policy = "round_robin"
+        offer_timeout = "5s"
+        "#,
+    )
+    .unwrap();
+    let settings = config.channel_settings();
+    assert_eq!(settings[0].routing, Routing::Pull, "pull is the default");
+    assert_eq!(settings[0].policy, Policy::LeastBusy);
+    assert_eq!(settings[0].offer_timeout, Duration::from_secs(30));
+    assert_eq!(settings[1].routing, Routing::Push);
+    assert_eq!(settings[1].policy, Policy::RoundRobin);
+    assert_eq!(settings[1].offer_timeout, Duration::from_secs(5));
+
+    for (timeout, ok) in [
+        ("999ms", false),
+        ("1s", true),
+        ("10m", true),
+        ("601s", false),
+    ] {
+        let text = format!(
+            "[[channel]]\nname = \"push\"\nrouting = \"push\"\noffer_timeout = \"{timeout}\"\n"
+        );
+        match Config::from_toml(&text) {
+            Ok(_) => assert!(ok, "{timeout} accepted"),
+            Err(ConfigError::Invalid(why)) => {
+                assert!(!ok, "{timeout} refused: {why}");
+                assert!(
+                    why.contains("offer_timeout must be between 1s and 10m"),
+                    "{why}"
+                );
+            }
+            Err(err) => panic!("{timeout}: {err}"),
+        }
+    }
+    assert!(Config::from_toml("[[channel]]\nname = \"x\"\nrouting = \"shove\"\n").is_err());
+    assert!(Config::from_toml("[[channel]]\nname = \"x\"\npolicy = \"random\"\n").is_err());
+}

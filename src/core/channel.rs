@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::core::hours::BusinessHours;
 use crate::core::ids::ChannelId;
 use crate::core::queue::Priority;
+use crate::core::routing::{Policy, Routing};
 
 /// How a channel behaves. Built from the configuration file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +49,13 @@ pub struct ChannelSettings {
     /// How much waiting is worth one priority level (zero: priorities are
     /// strict); see [`Queue`](crate::core::Queue).
     pub priority_aging: Duration,
+    /// Whether agents take the chats (pull) or the channel offers them
+    /// (push).
+    pub routing: Routing,
+    /// Which agent a push channel offers a chat to.
+    pub policy: Policy,
+    /// How long an offered agent has to accept.
+    pub offer_timeout: Duration,
 }
 
 /// Whether a channel takes signed customer identities.
@@ -92,6 +100,9 @@ impl ChannelSettings {
             hours: None,
             priority: Priority::Normal,
             priority_aging: Duration::from_secs(300),
+            routing: Routing::Pull,
+            policy: Policy::LeastBusy,
+            offer_timeout: Duration::from_secs(30),
         }
     }
 }

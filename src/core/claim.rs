@@ -1,62 +1,99 @@
-//! The claim cell: exactly one party takes a waiting chat, and an alert is
-//! raised only for a chat that still waits.
+//! The claim cell: exactly one party takes a waiting chat, an alert is
+//! raised only for a chat that still waits, and an offer to one agent ends
+//! exactly once.
 //!
 //! A waiting chat can be taken by the channel's get-next, by an agent
-//! picking it from the incoming list, or withdrawn by the customer leaving;
-//! meanwhile the channel's alert timer may fire. These race across threads.
-//! Each chat shares one `ClaimCell`; every transition is a single
+//! picking it from the incoming list, by the agent it was offered to
+//! accepting the offer, or withdrawn by the customer leaving; meanwhile the
+//! channel's alert timer and the offer's timer may fire. These race across
+//! threads. Each chat shares one `ClaimCell`; every transition is a single
 //! compare-and-swap on one `u64`:
 //!
 //! ```text
-//!   generation << 2 | phase      phase: Waiting, Alerted, Taken, Abandoned
+//!   generation << 24 | offer number << 4 | offered << 3 | alerted << 2 | phase
+//!   phase: Waiting, Taken, Abandoned
 //!
-//!   Waiting  --raise_alert(g)-->  Alerted       (only if still generation g)
-//!   Waiting | Alerted --claim-->  Taken | Abandoned   (exactly one winner;
-//!                                  the winner learns whether it was alerted
-//!                                  and so must clear the alert)
+//!   Waiting --raise_alert(g)-->  Waiting+alerted     (only if still generation g;
+//!                                                     offered or not)
+//!   Waiting --offer(g)-->        Waiting+offered n+1 (only if not offered)
+//!   Waiting+offered n --accept(n)-->  Taken          (only that offer)
+//!   Waiting+offered n --lapse(n)-->   Waiting        (declined or timed out;
+//!                                                     the alert flag stays)
+//!   Waiting (offered or not) --claim-->  Taken | Abandoned
+//!                                  (exactly one winner; the winner learns
+//!                                  whether it was alerted, and so must clear
+//!                                  the alert, and which offer it withdrew)
 //!   Taken --requeue-->  Waiting, generation + 1 (transfer back to a queue)
 //! ```
 //!
-//! A timer carries the generation it was set for, so a timer from an
-//! earlier wait never alerts the chat's next wait.
+//! An offer ends exactly once: by its accept, its lapse, or a claim that
+//! withdraws it; only one of the three can win the word while the offer
+//! stands, so whoever ends it releases the offered agent's reserved slot
+//! (or, for an accept, keeps it for the assignment).
+//!
+//! A timer carries the generation (and an offer timer its offer) it was set
+//! for, so a timer from an earlier wait or offer never touches the next.
 
 use crate::core::sync::{AtomicU64, Ordering};
 
-use self::word::{ABANDONED, ALERTED, TAKEN, WAITING, generation, pack, phase};
+use self::word::{
+    ABANDONED, ALERTED, OFFERED, TAKEN, WAITING, generation, offer_number, pack, phase, with_offer,
+};
 
-/// The layout of a claim cell's word: `generation << 2 | phase`.
+/// The layout of a claim cell's word; see the module docs.
 pub mod word {
-    /// Waiting, no alert raised.
+    /// Phase: waiting for an agent.
     pub const WAITING: u64 = 0;
-    /// Waiting, alert raised.
-    pub const ALERTED: u64 = 1;
-    /// Taken by an agent.
+    /// Phase: taken by an agent.
     pub const TAKEN: u64 = 2;
-    /// Withdrawn by the customer.
+    /// Phase: withdrawn by the customer.
     pub const ABANDONED: u64 = 3;
-    const PHASE_BITS: u32 = 2;
-    const PHASE_MASK: u64 = (1 << PHASE_BITS) - 1;
+    /// Flag: an alert stands for this wait.
+    pub const ALERTED: u64 = 1 << 2;
+    /// Flag: an offer stands for this wait.
+    pub const OFFERED: u64 = 1 << 3;
+    const PHASE_MASK: u64 = 0b11;
+    const OFFER_SHIFT: u32 = 4;
+    const OFFER_MASK: u64 = (1 << 20) - 1;
+    const GENERATION_SHIFT: u32 = 24;
 
-    /// The word for `phase` in wait `generation`.
+    /// The word for `phase` in wait `generation`, with no flag and offer 0.
     pub fn pack(generation: u64, phase: u64) -> u64 {
-        generation << PHASE_BITS | phase
+        generation << GENERATION_SHIFT | phase
     }
 
     /// The wait a word belongs to.
     pub fn generation(word: u64) -> u64 {
-        word >> PHASE_BITS
+        word >> GENERATION_SHIFT
     }
 
-    /// The phase a word is in.
+    /// The phase a word is in (without its flags).
     pub fn phase(word: u64) -> u64 {
         word & PHASE_MASK
+    }
+
+    /// The number of the wait's latest offer (it wraps).
+    pub fn offer_number(word: u64) -> u32 {
+        // Masked to 20 bits, so it fits.
+        ((word >> OFFER_SHIFT) & OFFER_MASK) as u32
+    }
+
+    /// `word` with its offer number set to `number` (kept to 20 bits).
+    pub fn with_offer(word: u64, number: u32) -> u64 {
+        word & !(OFFER_MASK << OFFER_SHIFT) | (u64::from(number) & OFFER_MASK) << OFFER_SHIFT
+    }
+
+    /// The offer number after `number`, wrapping within 20 bits.
+    pub fn next_offer(number: u32) -> u32 {
+        // OFFER_MASK is 20 bits, so the result fits.
+        ((u64::from(number) + 1) & OFFER_MASK) as u32
     }
 }
 
 /// Who claims a waiting chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claimer {
-    /// An agent answers it (get next, or pick).
+    /// An agent answers it (get next, pick, or an accepted offer).
     Agent,
     /// The customer withdraws it by leaving.
     Abandon,
@@ -76,6 +113,16 @@ impl Claimer {
 #[error("the chat was already claimed ({0:?})")]
 pub struct Claimed(pub Claimer);
 
+/// One offer of a waiting chat to one agent: the wait it was made in and
+/// its number within that wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OfferId {
+    /// The wait the offer was made in.
+    pub generation: u64,
+    /// Its number within the wait.
+    pub number: u32,
+}
+
 /// A won claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Won {
@@ -83,12 +130,41 @@ pub struct Won {
     pub alerted: bool,
     /// The wait the claim ended.
     pub generation: u64,
+    /// The offer that stood when the claim won, now withdrawn: the winner
+    /// ends it (an accept reports its own offer here).
+    pub offer: Option<OfferId>,
 }
 
 /// The cell was not held by an agent, so it cannot go back to waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("only a chat taken by an agent can be queued again")]
 pub struct NotTaken;
+
+/// Why a chat could not be offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OfferRefused {
+    /// The chat was claimed.
+    #[error("the chat was already claimed ({0:?})")]
+    Claimed(Claimer),
+    /// The chat waits in another wait than the one asked about.
+    #[error("the chat's wait is not the one the offer was for")]
+    Stale,
+    /// An offer stands already.
+    #[error("the chat is offered already")]
+    Offered,
+}
+
+/// Why an offer could not be accepted: it no longer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OfferLost {
+    /// Someone claimed the chat (a pick, get-next, the customer leaving).
+    #[error("the chat was claimed ({0:?})")]
+    Claimed(Claimer),
+    /// The offer lapsed (timed out or declined), or belongs to an earlier
+    /// wait.
+    #[error("the offer lapsed")]
+    Lapsed,
+}
 
 /// One per chat; see the module docs.
 #[derive(Debug)]
@@ -97,6 +173,27 @@ pub struct ClaimCell(AtomicU64);
 impl Default for ClaimCell {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The offer standing in `word`, if one does.
+fn standing_offer(word: u64) -> Option<OfferId> {
+    (phase(word) == WAITING && word & OFFERED != 0).then(|| OfferId {
+        generation: generation(word),
+        number: offer_number(word),
+    })
+}
+
+/// Whether `word` is offer `offer`, standing.
+fn is_standing(word: u64, offer: OfferId) -> bool {
+    standing_offer(word) == Some(offer)
+}
+
+fn claimed_by(word: u64) -> Claimer {
+    if phase(word) == TAKEN {
+        Claimer::Agent
+    } else {
+        Claimer::Abandon
     }
 }
 
@@ -111,25 +208,25 @@ impl ClaimCell {
         generation(self.0.load(Ordering::Acquire))
     }
 
-    /// Claims the chat for `by`. Of all claims on one wait exactly one
-    /// succeeds; it tells whether an alert had been raised.
+    /// Claims the chat for `by`, withdrawing a standing offer. Of all claims
+    /// (and accepts) on one wait exactly one succeeds; it tells whether an
+    /// alert had been raised and which offer it withdrew.
     pub fn claim(&self, by: Claimer) -> Result<Won, Claimed> {
         let mut current = self.0.load(Ordering::Acquire);
         loop {
-            match phase(current) {
-                WAITING | ALERTED => {}
-                TAKEN => return Err(Claimed(Claimer::Agent)),
-                _ => return Err(Claimed(Claimer::Abandon)),
+            if phase(current) != WAITING {
+                return Err(Claimed(claimed_by(current)));
             }
-            let claimed = pack(generation(current), by.phase());
+            let claimed = with_offer(pack(generation(current), by.phase()), offer_number(current));
             match self
                 .0
                 .compare_exchange(current, claimed, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => {
                     return Ok(Won {
-                        alerted: phase(current) == ALERTED,
+                        alerted: current & ALERTED != 0,
                         generation: generation(current),
+                        offer: standing_offer(current),
                     });
                 }
                 Err(actual) => current = actual,
@@ -137,17 +234,107 @@ impl ClaimCell {
         }
     }
 
-    /// Marks the chat alerted if it still waits unclaimed in wait
-    /// `generation`. True if the caller must raise the alert.
-    pub fn raise_alert(&self, generation: u64) -> bool {
-        self.0
-            .compare_exchange(
-                pack(generation, WAITING),
-                pack(generation, ALERTED),
+    /// Offers the chat to one agent if it waits, unclaimed and not offered,
+    /// in wait `generation`. The offer then stands until exactly one of its
+    /// [`accept`](Self::accept), its [`lapse`](Self::lapse) or a
+    /// [`claim`](Self::claim) ends it.
+    pub fn offer(&self, generation_asked: u64) -> Result<OfferId, OfferRefused> {
+        let mut current = self.0.load(Ordering::Acquire);
+        loop {
+            if phase(current) != WAITING {
+                return Err(OfferRefused::Claimed(claimed_by(current)));
+            }
+            if generation(current) != generation_asked {
+                return Err(OfferRefused::Stale);
+            }
+            if current & OFFERED != 0 {
+                return Err(OfferRefused::Offered);
+            }
+            let number = word::next_offer(offer_number(current));
+            let offered = with_offer(current, number) | OFFERED;
+            match self
+                .0
+                .compare_exchange(current, offered, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    return Ok(OfferId {
+                        generation: generation_asked,
+                        number,
+                    });
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// The offered agent takes the chat, if `offer` still stands. The
+    /// winner keeps the slot it reserved for the offer.
+    pub fn accept(&self, offer: OfferId) -> Result<Won, OfferLost> {
+        let mut current = self.0.load(Ordering::Acquire);
+        loop {
+            if phase(current) != WAITING {
+                return Err(OfferLost::Claimed(claimed_by(current)));
+            }
+            if !is_standing(current, offer) {
+                return Err(OfferLost::Lapsed);
+            }
+            let taken = with_offer(pack(offer.generation, TAKEN), offer.number);
+            match self
+                .0
+                .compare_exchange(current, taken, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    return Ok(Won {
+                        alerted: current & ALERTED != 0,
+                        generation: offer.generation,
+                        offer: Some(offer),
+                    });
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Ends `offer` without taking the chat (the agent declined, or its
+    /// time ran out): the chat waits on, its alert flag kept. True if this
+    /// call ended the offer; false if it had already ended (accepted,
+    /// withdrawn by a claim, lapsed) or belongs to an earlier wait.
+    pub fn lapse(&self, offer: OfferId) -> bool {
+        let mut current = self.0.load(Ordering::Acquire);
+        while is_standing(current, offer) {
+            match self.0.compare_exchange(
+                current,
+                current & !OFFERED,
                 Ordering::AcqRel,
                 Ordering::Acquire,
-            )
-            .is_ok()
+            ) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+        false
+    }
+
+    /// Marks the chat alerted if it still waits unclaimed in wait
+    /// `generation` (offered or not). True if the caller must raise the
+    /// alert.
+    pub fn raise_alert(&self, generation_asked: u64) -> bool {
+        let mut current = self.0.load(Ordering::Acquire);
+        while phase(current) == WAITING
+            && generation(current) == generation_asked
+            && current & ALERTED == 0
+        {
+            match self.0.compare_exchange(
+                current,
+                current | ALERTED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+        false
     }
 
     /// Puts a chat an agent holds back to waiting, as a new wait. Returns
@@ -171,16 +358,19 @@ impl ClaimCell {
 
     /// Who holds the chat, or `None` while it waits unclaimed.
     pub fn holder(&self) -> Option<Claimer> {
-        match phase(self.0.load(Ordering::Acquire)) {
-            TAKEN => Some(Claimer::Agent),
-            ABANDONED => Some(Claimer::Abandon),
-            _ => None,
-        }
+        let current = self.0.load(Ordering::Acquire);
+        (phase(current) != WAITING).then(|| claimed_by(current))
     }
 
     /// Whether an alert stands for the current wait.
     pub fn is_alerted(&self) -> bool {
-        phase(self.0.load(Ordering::Acquire)) == ALERTED
+        let current = self.0.load(Ordering::Acquire);
+        phase(current) == WAITING && current & ALERTED != 0
+    }
+
+    /// The offer standing now, if any.
+    pub fn standing_offer(&self) -> Option<OfferId> {
+        standing_offer(self.0.load(Ordering::Acquire))
     }
 
     /// The raw word, for loom models of deliberately broken variants.
@@ -203,7 +393,8 @@ mod tests {
             cell.claim(Claimer::Abandon),
             Ok(Won {
                 alerted: false,
-                generation: 0
+                generation: 0,
+                offer: None,
             })
         );
         assert_eq!(cell.claim(Claimer::Agent), Err(Claimed(Claimer::Abandon)));
@@ -234,7 +425,8 @@ mod tests {
             cell.claim(Claimer::Abandon),
             Ok(Won {
                 alerted: true,
-                generation: 1
+                generation: 1,
+                offer: None,
             })
         );
         assert_eq!(cell.requeue(), Err(NotTaken));
@@ -262,5 +454,73 @@ mod tests {
                 .sum();
             assert_eq!(winners, 1);
         }
+    }
+
+    #[test]
+    fn an_offer_ends_once_by_accept_lapse_or_claim() {
+        let cell = ClaimCell::new();
+        let first = cell.offer(0).unwrap();
+        assert_eq!(
+            cell.offer(0),
+            Err(OfferRefused::Offered),
+            "one offer at a time"
+        );
+        assert_eq!(cell.standing_offer(), Some(first));
+        assert!(cell.lapse(first));
+        assert!(!cell.lapse(first), "a lapsed offer lapses once");
+        assert_eq!(cell.accept(first), Err(OfferLost::Lapsed));
+        assert_eq!(cell.holder(), None);
+
+        let second = cell.offer(0).unwrap();
+        assert_ne!(first, second, "each offer of a wait has its own number");
+        let won = cell.accept(second).unwrap();
+        assert_eq!(won.offer, Some(second));
+        assert!(!cell.lapse(second), "an accepted offer does not lapse");
+        assert_eq!(cell.claim(Claimer::Agent), Err(Claimed(Claimer::Agent)));
+        assert_eq!(cell.offer(0), Err(OfferRefused::Claimed(Claimer::Agent)));
+    }
+
+    #[test]
+    fn a_claim_withdraws_a_standing_offer_and_says_so() {
+        let cell = ClaimCell::new();
+        let offer = cell.offer(0).unwrap();
+        assert!(cell.raise_alert(0), "an offered chat can still be alerted");
+        let won = cell.claim(Claimer::Abandon).unwrap();
+        assert_eq!(
+            won,
+            Won {
+                alerted: true,
+                generation: 0,
+                offer: Some(offer),
+            }
+        );
+        assert_eq!(
+            cell.accept(offer),
+            Err(OfferLost::Claimed(Claimer::Abandon))
+        );
+        assert!(!cell.lapse(offer));
+    }
+
+    #[test]
+    fn a_lapse_keeps_the_alert_and_an_old_offer_never_touches_the_next_wait() {
+        let cell = ClaimCell::new();
+        let offer = cell.offer(0).unwrap();
+        assert!(cell.raise_alert(0));
+        assert!(cell.lapse(offer));
+        assert!(cell.is_alerted(), "the alert stands after a lapse");
+        cell.claim(Claimer::Agent).unwrap();
+        assert_eq!(cell.requeue(), Ok(1));
+        assert_eq!(cell.offer(0), Err(OfferRefused::Stale));
+        let next = cell.offer(1).unwrap();
+        assert!(!cell.lapse(offer), "the first wait's offer is stale");
+        assert_eq!(cell.accept(offer), Err(OfferLost::Lapsed));
+        assert_eq!(cell.standing_offer(), Some(next));
+    }
+
+    #[test]
+    fn offer_numbers_wrap_within_their_bits() {
+        assert_eq!(word::next_offer((1 << 20) - 1), 0);
+        let full = with_offer(pack(7, WAITING), u32::MAX);
+        assert_eq!(generation(full), 7, "an offer number never spills over");
     }
 }

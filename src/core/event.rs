@@ -348,6 +348,48 @@ pub struct Alert {
     pub raised: Timestamp,
 }
 
+/// A waiting chat offered to one agent by a push channel: the agent
+/// accepts or declines it before it expires.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Offer {
+    /// The chat's incoming-list row (its chat and channel included).
+    pub row: QueueRow,
+    /// How long the agent has left to accept, in milliseconds.
+    pub expires_in_ms: u64,
+}
+
+/// Why an offer ended without the offered agent taking the chat, or that it
+/// did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]
+pub enum OfferEnd {
+    /// The offered agent accepted it (the agent's other connections learn
+    /// the offer is over).
+    Accepted,
+    /// Someone took the chat first (a pick, get-next).
+    Taken,
+    /// The offer's time ran out.
+    Expired,
+    /// The offered agent declined it.
+    Declined,
+    /// The customer left.
+    Left,
+    /// The agent can no longer take it: Absent, no longer a member, or the
+    /// chat cannot be given now.
+    Withdrawn,
+}
+
+impl OfferEnd {
+    /// The outcome's name in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Taken | Self::Left | Self::Withdrawn => "withdrawn",
+            Self::Expired => "timed_out",
+            Self::Declined => "declined",
+        }
+    }
+}
+
 /// The most characters of the first message an incoming-list row shows.
 pub const PREVIEW_CHARS: usize = 200;
 

@@ -23,6 +23,7 @@ pub mod knowledge;
 pub mod limits;
 pub mod presence;
 pub mod queue;
+pub mod routing;
 pub mod satisfaction;
 pub mod sync;
 pub mod ticket;
@@ -35,11 +36,11 @@ pub use channel::{ChannelSettings, IdentityKey, IdentityPolicy};
 pub use chat::{
     Chat, ChatError, ChatState, Marked, Posted, ReadMark, RestoreError, transcript_page,
 };
-pub use claim::{ClaimCell, Claimed, Claimer, Won};
+pub use claim::{ClaimCell, Claimed, Claimer, OfferId, OfferLost, OfferRefused, Won};
 pub use contact::{ContactCard, ContactChat};
 pub use event::{
-    Alert, Assignment, ChatEvent, ChatEventKind, Customer, FileId, FileRef, Identity, Party,
-    QueueChange, QueueRow, QueueUpdate, SessionSummary,
+    Alert, Assignment, ChatEvent, ChatEventKind, Customer, FileId, FileRef, Identity, Offer,
+    OfferEnd, Party, QueueChange, QueueRow, QueueUpdate, SessionSummary,
 };
 pub use gate::{Gate, Publish};
 #[cfg(feature = "hub")]
@@ -49,6 +50,7 @@ pub use knowledge::{ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Scope};
 pub use limits::{Limit, Limits, TokenBucket};
 pub use presence::{AgentPresence, Membership, Presence, PresentCount, Status};
 pub use queue::{Priority, Queue, QueueError};
+pub use routing::{Candidate, Choice, Policy, Routing};
 pub use satisfaction::{RatedSession, Rating, RatingError};
 pub use ticket::{
     FormError, FormField, OfflineForm, Ticket, TicketId, TicketSource, TicketSummary,

@@ -15,6 +15,7 @@ use dashmap::DashMap;
 use crate::core::capacity::Capacity;
 use crate::core::ids::{AgentId, ChannelId};
 use crate::core::sync::{AtomicU64, Mutex, Ordering};
+use crate::core::time::Timestamp;
 
 /// Whether an agent is at their desk.
 ///
@@ -79,6 +80,10 @@ pub struct AgentPresence {
     channels: Mutex<Membership>,
     /// The agent's chat slots.
     pub capacity: Capacity,
+    /// When a chat was last assigned to the agent (ms since the epoch, 0
+    /// for never): push routing's `least_busy` prefers the agent who waited
+    /// longest.
+    last_assigned: AtomicU64,
 }
 
 impl AgentPresence {
@@ -89,7 +94,20 @@ impl AgentPresence {
             status: AtomicU64::new(Status::Absent.code()),
             channels: Mutex::new(channels),
             capacity: Capacity::new(capacity),
+            last_assigned: AtomicU64::new(0),
         }
+    }
+
+    /// Notes that a chat was assigned to the agent at `at`.
+    pub fn assigned_at(&self, at: Timestamp) {
+        self.last_assigned
+            .fetch_max(at.as_millis(), Ordering::AcqRel);
+    }
+
+    /// When a chat was last assigned to the agent (`Timestamp(0)` for
+    /// never).
+    pub fn last_assigned(&self) -> Timestamp {
+        Timestamp(self.last_assigned.load(Ordering::Acquire))
     }
 
     fn membership(&self) -> impl std::ops::DerefMut<Target = Membership> + '_ {
@@ -235,6 +253,19 @@ impl Presence {
             .map(|entry| entry.key().clone())
             .collect();
         agents.sort();
+        agents
+    }
+
+    /// The Present member agents of `channel` with their presence, sorted
+    /// by id.
+    pub fn present_members(&self, channel: &ChannelId) -> Vec<(AgentId, Arc<AgentPresence>)> {
+        let mut agents: Vec<(AgentId, Arc<AgentPresence>)> = self
+            .agents
+            .iter()
+            .filter(|entry| entry.status() == Status::Present && entry.works(channel))
+            .map(|entry| (entry.key().clone(), entry.value().clone()))
+            .collect();
+        agents.sort_by(|a, b| a.0.cmp(&b.0));
         agents
     }
 }

@@ -235,6 +235,15 @@ mod tests {
                 channel: ChannelId::new("support"),
                 chat: ChatId(3),
             }),
+            ServerFrame::Event(Event::Offered(crate::core::Offer {
+                row: row.clone(),
+                expires_in_ms: 30_000,
+            })),
+            ServerFrame::Event(Event::OfferWithdrawn {
+                channel: ChannelId::new("support"),
+                chat: ChatId(3),
+                reason: crate::core::OfferEnd::Expired,
+            }),
             ServerFrame::Response(Response {
                 id: 7,
                 result: Ok(Reply::ChatStarted {
@@ -304,6 +313,16 @@ mod tests {
                 Event::Queue(queue) => EventRef::Queue(queue),
                 Event::Alert(alert) => EventRef::Alert(alert),
                 Event::AlertCleared { channel, chat } => EventRef::AlertCleared { channel, chat },
+                Event::Offered(offer) => EventRef::Offered(offer),
+                Event::OfferWithdrawn {
+                    channel,
+                    chat,
+                    reason,
+                } => EventRef::OfferWithdrawn {
+                    channel,
+                    chat,
+                    reason,
+                },
                 Event::Typing { .. } => continue,
             };
             let (mut owned_bytes, mut borrowed_bytes) = (Vec::new(), Vec::new());

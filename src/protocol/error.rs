@@ -71,6 +71,9 @@ pub enum ErrorCode {
     Unverified,
     /// A read mark past the chat's last event.
     ReadBeyondEnd,
+    /// No offer of that chat to this agent stands: it expired, was
+    /// declined, was withdrawn, or was never made.
+    NotOffered,
 }
 
 /// An error answer: a code plus a human-readable explanation.

@@ -4,8 +4,9 @@ use bincode::{Decode, Encode};
 
 use crate::core::{
     AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatId, ContactCard, Customer, FileId,
-    FileRef, Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, OfflineForm, Party,
-    Priority, QueueUpdate, RatedSession, Status, Ticket, TicketId, TicketSummary, Timestamp,
+    FileRef, Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Offer, OfferEnd,
+    OfflineForm, Party, Priority, QueueUpdate, RatedSession, Status, Ticket, TicketId,
+    TicketSummary, Timestamp,
 };
 use crate::protocol::error::ErrorFrame;
 
@@ -354,6 +355,22 @@ pub enum RequestBody {
         /// Its new priority.
         priority: Priority,
     },
+    /// Agent: take a chat a push channel offered to this agent (an
+    /// [`Event::Offered`]). Answered [`Reply::Assigned`] once durable;
+    /// `NotOffered` if no offer of that chat to this agent stands (it
+    /// expired, was declined, or was never made), `ChatAlreadyTaken` or
+    /// `ChatEnded` if a pick or the customer leaving won the race.
+    AcceptOffer {
+        /// The chat.
+        chat: ChatId,
+    },
+    /// Agent: decline a chat offered to this agent; the channel offers it
+    /// to another agent. Answered [`Reply::Done`]; `NotOffered` if no offer
+    /// of that chat to this agent stands.
+    DeclineOffer {
+        /// The chat.
+        chat: ChatId,
+    },
 }
 
 /// Frames the server sends.
@@ -493,6 +510,18 @@ pub enum Event {
         /// Who is typing.
         from: Party,
     },
+    /// A push channel offers a waiting chat to this agent: accept it with
+    /// [`RequestBody::AcceptOffer`] (or decline it) before it expires.
+    Offered(Offer),
+    /// An offer made to this agent is over, and why.
+    OfferWithdrawn {
+        /// The chat's channel.
+        channel: ChannelId,
+        /// The chat.
+        chat: ChatId,
+        /// Why.
+        reason: OfferEnd,
+    },
 }
 
 /// A borrowed [`ServerFrame::Event`], encoded to the same bytes, so an event
@@ -510,7 +539,7 @@ pub enum ServerEventRef<'a> {
 }
 
 /// A borrowed [`Event`]: the events the hub sends as frames
-/// ([`Event::Typing`], last among the variants, travels as a datagram).
+/// ([`Event::Typing`] travels as a datagram).
 #[derive(Clone, Copy, Debug, Encode)]
 pub enum EventRef<'a> {
     /// A chat event.
@@ -525,5 +554,19 @@ pub enum EventRef<'a> {
         channel: &'a ChannelId,
         /// The chat.
         chat: &'a ChatId,
+    },
+    /// Never constructed; keeps the variant index of [`Event::Typing`].
+    #[doc(hidden)]
+    Typing(&'a ChatId, &'a Party),
+    /// An offer.
+    Offered(&'a Offer),
+    /// An offer is over.
+    OfferWithdrawn {
+        /// The chat's channel.
+        channel: &'a ChannelId,
+        /// The chat.
+        chat: &'a ChatId,
+        /// Why.
+        reason: &'a OfferEnd,
     },
 }

@@ -42,7 +42,9 @@ pub use request::Sender;
 /// private notes ([`RequestBody::AddNote`], the `Note` chat event, and
 /// `Withheld` in its place for customers); priorities
 /// ([`RequestBody::SetPriority`], `QueueRow::priority`, the `Prioritized`
-/// chat event and `QueueChange::Changed`).
+/// chat event and `QueueChange::Changed`); push routing
+/// ([`RequestBody::AcceptOffer`], [`RequestBody::DeclineOffer`], the
+/// `Offered` and `OfferWithdrawn` events, `NotOffered`).
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The ALPN token of the protocol's QUIC connections.

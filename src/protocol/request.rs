@@ -69,6 +69,9 @@ impl RequestBody {
             Self::Rate { .. } => ("Rate", Customer, true),
             Self::AddNote { .. } => ("AddNote", Agent, true),
             Self::SetPriority { .. } => ("SetPriority", Agent, true),
+            Self::AcceptOffer { .. } => ("AcceptOffer", Agent, false),
+            // Declining a declined (so ended) offer is refused, not repeated.
+            Self::DeclineOffer { .. } => ("DeclineOffer", Agent, true),
         }
     }
 }

@@ -19,6 +19,11 @@ const SECONDS_BUCKETS: &[f64] = &[
 /// `le="2"` the 1s and 2s, ...).
 const RATING_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 5.0];
 
+/// Load buckets: chats an agent held (offers included) when offered one.
+const LOAD_BUCKETS: &[f64] = &[
+    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 50.0,
+];
+
 /// Why the metrics endpoint could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot serve metrics on {listen}: {reason}")]
@@ -37,6 +42,8 @@ pub fn install(listen: SocketAddr) -> Result<(), MetricsError> {
     PrometheusBuilder::new()
         .with_http_listener(listen)
         .set_buckets_for_metric(Matcher::Full("chathub_csat_rating".into()), RATING_BUCKETS)
+        .map_err(|err| error(&err))?
+        .set_buckets_for_metric(Matcher::Full("chathub_offer_load".into()), LOAD_BUCKETS)
         .map_err(|err| error(&err))?
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
         .map_err(|err| error(&err))?
@@ -68,6 +75,10 @@ pub(crate) fn export_from_start(channels: &[crate::core::ChannelId]) {
             "chathub_identity_refusals_total",
         ] {
             counter!(name, "channel" => channel.clone()).increment(0);
+        }
+        for outcome in ["made", "accepted", "declined", "timed_out", "withdrawn"] {
+            counter!("chathub_offers_total", "channel" => channel.clone(), "outcome" => outcome)
+                .increment(0);
         }
         for to in ["agent", "channel"] {
             counter!("chathub_chats_transferred_total", "channel" => channel.clone(), "to" => to)
@@ -117,7 +128,7 @@ fn describe() {
     );
     describe_counter!(
         "chathub_chats_answered_total",
-        "Chats taken by an agent (get next or pick)."
+        "Chats taken by an agent (get next, pick or an accepted offer)."
     );
     describe_counter!(
         "chathub_chats_abandoned_total",
@@ -160,6 +171,19 @@ fn describe() {
         "chathub_chat_wait_seconds",
         Unit::Seconds,
         "How long chats waited in the queue before an agent took them."
+    );
+    describe_histogram!(
+        "chathub_assignment_seconds",
+        Unit::Seconds,
+        "From a chat's enqueue (start, transfer to the queue, return) to its assignment, whichever way it was taken (get next, pick, an accepted offer)."
+    );
+    describe_counter!(
+        "chathub_offers_total",
+        "Offers of push channels, by outcome: made, accepted, declined, timed_out, withdrawn (taken by someone else, the customer left, the agent became Absent or left the channel)."
+    );
+    describe_histogram!(
+        "chathub_offer_load",
+        "Chats the chosen agent held (offers included) when a push channel offered them one, by channel and policy: how evenly a policy spreads the load."
     );
     describe_histogram!(
         "chathub_stage_seconds",

@@ -262,6 +262,12 @@ impl Session {
             (Role::Agent(agent), RequestBody::Pick { chat }) => {
                 answer(id, hub.pick(agent.clone(), chat), Reply::Assigned)
             }
+            (Role::Agent(agent), RequestBody::AcceptOffer { chat }) => {
+                answer(id, hub.accept_offer(agent.clone(), chat), Reply::Assigned)
+            }
+            (Role::Agent(agent), RequestBody::DeclineOffer { chat }) => {
+                answer(id, hub.decline_offer(agent.clone(), chat), |()| Reply::Done)
+            }
             (Role::Agent(_), RequestBody::PresentAgents { channel }) => answer(
                 id,
                 std::future::ready(hub.present_agents(&channel)),
@@ -490,6 +496,7 @@ pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
         HubError::Queue(QueueError::AlreadyQueued(_)) => ErrorCode::Internal,
         HubError::QueueEmpty(_) => ErrorCode::QueueEmpty,
         HubError::NotAMember(_) => ErrorCode::NotAllowed,
+        HubError::NotOffered(_) => ErrorCode::NotOffered,
         HubError::AtCapacity(_) => ErrorCode::AtCapacity,
         HubError::AgentUnavailable(_) => ErrorCode::AgentUnavailable,
         HubError::UnknownItem => ErrorCode::UnknownItem,

@@ -179,6 +179,9 @@ impl ChatActorState {
             match &next {
                 Some(agent) => {
                     self.hub.set_assignment(self.chat.id(), agent.clone());
+                    if let Some(presence) = self.hub.presence().agent(agent) {
+                        presence.assigned_at(event.at);
+                    }
                     // The new holder gets the whole transcript so far.
                     if let Some(actor) = self.hub.agent_actor_ref(agent) {
                         for earlier in self.chat.events().iter().take_while(|e| e.seq <= event.seq)
@@ -227,8 +230,11 @@ impl ChatActorState {
                 metrics::counter!("chathub_chats_answered_total", "channel" => channel.clone())
                     .increment(1);
                 if let Some(since) = self.queued_since.take() {
+                    let waited = event.at.since(since).as_secs_f64();
+                    metrics::histogram!("chathub_assignment_seconds", "channel" => channel.clone())
+                        .record(waited);
                     metrics::histogram!("chathub_chat_wait_seconds", "channel" => channel)
-                        .record(event.at.since(since).as_secs_f64());
+                        .record(waited);
                 }
             }
             ChatEventKind::Message { from, .. } => match from {

@@ -473,6 +473,75 @@ impl Hub {
         }
     }
 
+    /// `agent` accepts the chat a push channel offered them: the offer's
+    /// slot becomes the assignment's. `NotOffered` if no offer of the chat
+    /// to them stands; `ChatAlreadyTaken` or `ChatEnded` if a pick,
+    /// get-next or the customer leaving came first.
+    pub fn accept_offer(
+        &self,
+        agent: AgentId,
+        chat: ChatId,
+    ) -> impl Future<Output = Result<Assignment, HubError>> + Send + 'static {
+        let hub = self.clone();
+        async move {
+            let channel = hub.offering_channel(chat)?;
+            let (tx, rx) = oneshot::channel();
+            channel
+                .cast(ChannelMsg::Accept {
+                    agent: agent.clone(),
+                    chat,
+                    reply: tx.into(),
+                })
+                .map_err(|_| gone("the channel's actor stopped"))?;
+            let chat_actor = answer(rx).await??;
+            let (tx, rx) = oneshot::channel();
+            let assign = ChatMsg::Assign {
+                agent: agent.clone(),
+                reply: tx.into(),
+            };
+            let assigned = match chat_actor.cast(assign) {
+                Ok(()) => answer(rx).await.and_then(|assigned| assigned),
+                Err(_) => Err(HubError::UnknownChat(chat)),
+            };
+            if assigned.is_err() {
+                hub.release_slot(&agent);
+            }
+            assigned
+        }
+    }
+
+    /// `agent` declines the chat a push channel offered them; the channel
+    /// offers it to another agent.
+    pub fn decline_offer(
+        &self,
+        agent: AgentId,
+        chat: ChatId,
+    ) -> impl Future<Output = Result<(), HubError>> + Send + 'static {
+        let hub = self.clone();
+        async move {
+            let channel = hub.offering_channel(chat)?;
+            let (tx, rx) = oneshot::channel();
+            channel
+                .cast(ChannelMsg::Decline {
+                    agent,
+                    chat,
+                    reply: tx.into(),
+                })
+                .map_err(|_| gone("the channel's actor stopped"))?;
+            answer(rx).await?
+        }
+    }
+
+    /// The actor of the channel a live chat waits in, which holds its
+    /// offers; `NotOffered` for a chat not live.
+    fn offering_channel(&self, chat: ChatId) -> Result<ActorRef<ChannelMsg>, HubError> {
+        self.shared
+            .chats
+            .get(&chat)
+            .and_then(|entry| self.channel_actor(&entry.channel))
+            .ok_or(HubError::NotOffered(chat))
+    }
+
     /// The Present member agents of `channel`. Any agent may ask of any
     /// channel: it is how an agent sees whether a channel they would
     /// transfer a chat to has anyone Present.

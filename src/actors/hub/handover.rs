@@ -37,7 +37,7 @@ impl Hub {
             })
             .await;
         if done.is_err() {
-            presence.capacity.release();
+            self.release_slot(&to);
         }
         done
     }

@@ -116,6 +116,13 @@ struct AgentEntry {
     token_digest: TokenDigest,
 }
 
+/// An offer a push channel has standing.
+pub(crate) struct OfferRecord {
+    pub channel: ChannelId,
+    pub agent: AgentId,
+    pub offer: crate::core::OfferId,
+}
+
 /// A live chat as the registry knows it.
 pub(crate) struct ChatEntry {
     pub actor: ActorRef<ChatMsg>,
@@ -138,6 +145,10 @@ struct Shared {
     chats: DashMap<ChatId, ChatEntry>,
     /// The agent of every active chat.
     assignments: DashMap<ChatId, AgentId>,
+    /// The offers push channels have standing, as each channel's actor
+    /// also keeps them: what a failed channel actor leaves behind is ended
+    /// from here before its successor starts.
+    offers: DashMap<ChatId, OfferRecord>,
     /// Live chats by the digest of their customer's secret, so a start
     /// retried while the first is still being stored finds it.
     live_tokens: DashMap<Vec<u8>, ChatId>,
@@ -357,10 +368,78 @@ impl Hub {
         &self.shared.presence
     }
 
-    /// Frees one of `agent`'s chat slots.
+    /// Frees one of `agent`'s chat slots; the agent's push channels may
+    /// offer them a chat now.
     pub(crate) fn release_slot(&self, agent: &AgentId) {
         if let Some(presence) = self.shared.presence.agent(agent) {
             presence.capacity.release();
+        }
+        self.poke_channels(agent);
+    }
+
+    /// Tells `agent`'s push channels that whether the agent may get an
+    /// offer may have changed (a slot freed, a new status).
+    pub(crate) fn poke_channels(&self, agent: &AgentId) {
+        for channel in self.member_channels(agent) {
+            self.poke_channel(&channel);
+        }
+    }
+
+    /// [`Hub::poke_channels`] but for `except`, which knows already.
+    pub(crate) fn poke_channels_except(&self, agent: &AgentId, except: &ChannelId) {
+        for channel in self.member_channels(agent) {
+            if channel != *except {
+                self.poke_channel(&channel);
+            }
+        }
+    }
+
+    /// A channel's actor made an offer.
+    pub(crate) fn note_offer(&self, chat: ChatId, record: OfferRecord) {
+        self.shared.offers.insert(chat, record);
+    }
+
+    /// A channel's actor ended an offer.
+    pub(crate) fn forget_offer(&self, chat: ChatId) {
+        self.shared.offers.remove(&chat);
+    }
+
+    /// Ends the offers a failed channel actor left standing: each chat
+    /// waits unoffered for the next actor, and each offered slot is freed
+    /// (the failed actor can no longer free it).
+    fn end_orphaned_offers(&self, channel: &ChannelId) {
+        let chats: Vec<ChatId> = self
+            .shared
+            .offers
+            .iter()
+            .filter(|entry| entry.channel == *channel)
+            .map(|entry| *entry.key())
+            .collect();
+        for chat in chats {
+            let Some((_, record)) = self.shared.offers.remove(&chat) else {
+                continue;
+            };
+            if let Some(entry) = self.shared.chats.get(&chat) {
+                entry.claim.lapse(record.offer);
+            }
+            if let Some(actor) = self.agent_actor_ref(&record.agent) {
+                let _ = actor.cast(AgentMsg::OfferOver {
+                    channel: record.channel.clone(),
+                    chat,
+                    reason: crate::core::OfferEnd::Withdrawn,
+                });
+            }
+            self.release_slot(&record.agent);
+        }
+    }
+
+    /// Asks a push channel to check its offers and offer waiting chats.
+    pub(crate) fn poke_channel(&self, channel: &ChannelId) {
+        let push = self
+            .channel(channel)
+            .is_some_and(|settings| settings.routing == crate::core::Routing::Push);
+        if push && let Some(actor) = self.channel_actor(channel) {
+            let _ = actor.cast(ChannelMsg::Dispatch);
         }
     }
 

@@ -125,6 +125,7 @@ impl Hub {
                     )
                     .await
                     .map_err(|err| gone(format!("cannot start channel {id}: {err}")))?;
+                    let _ = actor.cast(ChannelMsg::Init(self.clone()));
                     shared.presence.add_channel(id.clone());
                     shared.settings.insert(id.clone(), Arc::new(settings));
                     shared.channels.insert(id.clone(), actor);
@@ -195,6 +196,11 @@ impl Hub {
             report.agents_removed.push(id);
         }
         self.count_present();
+        // Agents came, went or changed channels: push channels withdraw
+        // offers from those who may no longer have them, and offer anew.
+        for channel in shared.channels.iter() {
+            self.poke_channel(channel.key());
+        }
         if !watched && !shared.draining.is_empty() {
             spawn_drain_watch(Arc::downgrade(&self.shared));
         }

@@ -69,8 +69,10 @@ impl HubRoot {
         let Some(settings) = hub.channel(&channel).map(|settings| (*settings).clone()) else {
             return;
         };
+        hub.end_orphaned_offers(&channel);
         match Actor::spawn_linked(None, ChannelActor, settings, myself.get_cell()).await {
             Ok((actor, _)) => {
+                let _ = actor.cast(ChannelMsg::Init(hub.clone()));
                 hub.shared.channels.insert(channel.clone(), actor);
                 // The chats that waited in the failed actor's queue wait on
                 // in the new one, in their order.

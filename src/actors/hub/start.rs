@@ -66,6 +66,7 @@ impl Hub {
                 agent_actors: DashMap::new(),
                 chats: DashMap::new(),
                 assignments: DashMap::new(),
+                offers: DashMap::new(),
                 live_tokens: DashMap::new(),
                 presence,
                 presence_grace: config.presence_grace,
@@ -101,6 +102,9 @@ impl Hub {
         };
         root.cast(HubMsg::Init(hub.clone()))
             .map_err(|_| gone("the hub root stopped"))?;
+        for actor in hub.shared.channels.iter() {
+            let _ = actor.cast(ChannelMsg::Init(hub.clone()));
+        }
         hub.recover().await?;
         files::spawn_retention(Arc::downgrade(&hub.shared));
         Ok(hub)

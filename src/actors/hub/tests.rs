@@ -309,3 +309,60 @@ async fn a_live_chat_whose_events_cannot_be_read_is_left_out_and_the_others_come
     assert!(hub.live_chat(chats[1]).is_none());
     hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_failed_push_channel_frees_its_offered_slots_and_offers_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config();
+    config.channels[0].routing = crate::core::Routing::Push;
+    // One slot: a slot the failed actor kept would leave none to offer.
+    config.agents[0].capacity = 1;
+    let hub = Hub::start(config, Store::open(dir.path()).unwrap())
+        .await
+        .unwrap();
+    let support = ChannelId::new("support");
+    let alice = AgentId::new("alice");
+    let (agent_sink, _agent_events) = EventSink::new(hub.next_conn(), 1024);
+    hub.attach_agent(&alice, agent_sink, Vec::new())
+        .await
+        .unwrap();
+    hub.set_status(&alice, Status::Present).await.unwrap();
+    let (customer, _customer_events) = EventSink::new(hub.next_conn(), 64);
+    let (chat, _) = queued(
+        hub.start_chat(
+            customer,
+            support.clone(),
+            Customer::default(),
+            1,
+            "offer me".into(),
+            "test-secret-for-chat-1".into(),
+        )
+        .await
+        .unwrap(),
+    );
+    let slots = hub.presence().agent(&alice).unwrap();
+    wait_for(|| hub.shared.offers.contains_key(&chat)).await;
+    assert_eq!(slots.capacity.used(), 1, "the offer holds alice's slot");
+
+    hub.crash_channel(&support);
+    wait_for(|| hub.actor_failures() == 1).await;
+    // The new actor offers the chat again, with the freed slot.
+    let mut accepted = None;
+    for _ in 0..500 {
+        match hub.accept_offer(alice.clone(), chat).await {
+            Ok(assignment) => {
+                accepted = Some(assignment);
+                break;
+            }
+            Err(HubError::NotOffered(_)) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(err) => panic!("unexpected: {err}"),
+        }
+    }
+    assert_eq!(accepted.expect("offered again").chat, chat);
+    assert_eq!(slots.capacity.used(), 1, "one slot: the chat's");
+    hub.end_chat(Caller::Agent(alice.clone()), chat)
+        .await
+        .unwrap();
+    wait_for(|| slots.capacity.used() == 0).await;
+    hub.shutdown().await;
+}

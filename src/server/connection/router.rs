@@ -1,5 +1,5 @@
 //! Events to the streams they belong on: one per chat, one for queue
-//! updates and alerts, written from the connection task while they take
+//! updates, alerts and offers, written from the connection task while they take
 //! the bytes at once and by a writer task of their own once they do not.
 
 use super::*;
@@ -89,7 +89,11 @@ impl Router {
                     (_, _) => {}
                 }
             }
-            Outbound::Queue(_) | Outbound::Alert(_) | Outbound::AlertCleared { .. } => {
+            Outbound::Queue(_)
+            | Outbound::Alert(_)
+            | Outbound::AlertCleared { .. }
+            | Outbound::Offered(_)
+            | Outbound::OfferWithdrawn { .. } => {
                 let lane = self.general.take();
                 self.general = send(&self.conn, lane, event, &mut self.buf)?;
             }
@@ -170,6 +174,16 @@ pub(super) fn encode_event(event: &Outbound, buf: &mut Vec<u8>) {
         Outbound::Queue(update) => EventRef::Queue(update),
         Outbound::Alert(alert) => EventRef::Alert(alert),
         Outbound::AlertCleared { channel, chat } => EventRef::AlertCleared { channel, chat },
+        Outbound::Offered(offer) => EventRef::Offered(offer),
+        Outbound::OfferWithdrawn {
+            channel,
+            chat,
+            reason,
+        } => EventRef::OfferWithdrawn {
+            channel,
+            chat,
+            reason,
+        },
     });
     if let Err(err) = encode(&frame, buf) {
         tracing::error!("cannot encode an event: {err}");
