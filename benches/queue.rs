@@ -6,7 +6,7 @@
 
 use std::hint::black_box;
 
-use chathub::core::{ChatId, Priority, Queue, Timestamp};
+use chathub::core::{AnswerRate, ChatId, Places, Priority, Queue, Timestamp};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 const LEVELS: [Priority; 4] = [
@@ -81,6 +81,32 @@ fn queue(c: &mut Criterion) {
                 });
             });
         }
+    }
+    group.finish();
+
+    // Telling waiting customers where they stand after one answer: one
+    // walk of the queue, and only the places that changed are told.
+    let mut group = c.benchmark_group("places");
+    for len in [10u64, 1_000, 10_000, 100_000] {
+        group.bench_with_input(
+            BenchmarkId::new("after-one-answer", len),
+            &len,
+            |b, &len| {
+                let mut rate = AnswerRate::default();
+                rate.record(Timestamp(0));
+                rate.record(Timestamp(60_000));
+                let mut places = Places::default();
+                let mut head = 0;
+                places.update((head..head + len).map(ChatId), &rate, Timestamp(60_000));
+                b.iter(|| {
+                    // The head was answered and a chat joined at the back.
+                    head += 1;
+                    let told =
+                        places.update((head..head + len).map(ChatId), &rate, Timestamp(60_000));
+                    black_box(told.len())
+                });
+            },
+        );
     }
     group.finish();
 }

@@ -16,8 +16,8 @@ use bincode::config::standard;
 use chathub::core::{
     AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatEventKind, ChatId, ContactCard,
     ContactChat, Customer, FileId, FileRef, FormField, Identity, ItemDraft, ItemId, ItemKind,
-    ItemRef, KnowledgeItem, Offer, OfferEnd, OfflineForm, Party, Priority, QueueChange, QueueRow,
-    QueueUpdate, RatedSession, Rating, Scope, SessionSummary, Status, Ticket, TicketId,
+    ItemRef, KnowledgeItem, Offer, OfferEnd, OfflineForm, Party, Priority, QueueChange, QueuePlace,
+    QueueRow, QueueUpdate, RatedSession, Rating, Scope, SessionSummary, Status, Ticket, TicketId,
     TicketSource, Timestamp,
 };
 use chathub::protocol::{
@@ -463,6 +463,16 @@ fn server_events() -> Vec<Event> {
             chat: ChatId(3),
             reason: OfferEnd::Declined,
         },
+        Event::QueuePosition(QueuePlace {
+            chat: ChatId(3),
+            position: 4,
+            estimated_wait_secs: Some(120),
+        }),
+        Event::QueuePosition(QueuePlace {
+            chat: ChatId(3),
+            position: 1,
+            estimated_wait_secs: None,
+        }),
     ]
 }
 
@@ -508,6 +518,7 @@ fn event_name(event: &Event) -> &'static str {
         Event::Typing { .. } => "Typing",
         Event::Offered(_) => "Offered",
         Event::OfferWithdrawn { .. } => "OfferWithdrawn",
+        Event::QueuePosition(_) => "QueuePosition",
     }
 }
 

@@ -26,9 +26,9 @@ use crate::actors::sink::{ConnId, Outbound};
 use crate::core::event::SNAPSHOT_ROWS;
 use crate::core::routing::{self, Candidate};
 use crate::core::{
-    AgentId, AgentPresence, Alert, Assignment, ChannelSettings, ChatError, ChatId, ClaimCell,
-    Claimer, Offer, OfferEnd, OfferId, OfferLost, Priority, Queue, QueueChange, QueueRow,
-    QueueUpdate, Routing, Status, Timestamp,
+    AgentId, AgentPresence, Alert, AnswerRate, Assignment, ChannelSettings, ChatError, ChatId,
+    ClaimCell, Claimer, Offer, OfferEnd, OfferId, OfferLost, Places, Priority, Queue, QueueChange,
+    QueueRow, QueueUpdate, Routing, Status, Timestamp,
 };
 
 /// A chat waiting in the queue.
@@ -97,6 +97,8 @@ pub enum ChannelMsg {
     Reconfigure(Arc<ChannelSettings>),
     /// Whether no chat waits (a removed channel is gone once drained).
     IsEmpty(RpcReplyPort<bool>),
+    /// Time to tell waiting customers whose place changed where they stand.
+    Places,
     /// A waiting chat's priority changed (its event is durable): it takes
     /// its new place in the queue.
     SetPriority {
@@ -161,7 +163,18 @@ pub struct ChannelState {
     passed: HashMap<ChatId, Vec<AgentId>>,
     /// The agent offered a chat last (round robin goes on after them).
     last_offered: Option<AgentId>,
+    /// What each waiting chat's customer was last told of its place.
+    places: Places,
+    /// When the channel answered its recent chats, for wait estimates.
+    answers: AnswerRate,
+    /// The queue changed since places were last told.
+    places_dirty: bool,
+    /// A `Places` message is on its way.
+    places_due: bool,
 }
+
+/// Places are told at most this often per channel.
+const PLACES_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// An offer standing: to whom, which, and the slot it holds.
 struct Standing {
@@ -175,6 +188,7 @@ struct Standing {
 impl ChannelState {
     /// Builds the next update and sends it to every watcher.
     fn broadcast(&mut self, change: QueueChange) {
+        self.places_dirty = true;
         let update = Arc::new(self.update(change));
         metrics::gauge!("chathub_chats_waiting", "channel" => self.settings.id.to_string())
             .set(self.queue.len() as f64);
@@ -467,6 +481,7 @@ impl ChannelState {
                 self.offered.remove(agent);
                 self.passed.remove(&chat);
                 self.count_offer(OfferEnd::Accepted.name());
+                self.answers.record(Timestamp::now());
                 if let Some(actor) = self.hub.as_ref().and_then(|hub| hub.agent_actor_ref(agent)) {
                     let _ = actor.cast(AgentMsg::OfferOver {
                         channel: self.settings.id.clone(),
@@ -544,6 +559,22 @@ impl ChannelState {
         }
     }
 
+    /// Walks the queue once and tells each waiting chat whose place (or
+    /// estimate) changed; see `core::place`.
+    fn tell_places(&mut self) {
+        let now = Timestamp::now();
+        let changed = self.places.update(
+            self.queue.iter().map(|(chat, _, _)| chat),
+            &self.answers,
+            now,
+        );
+        for place in changed {
+            if let Some(waiting) = self.queue.get(place.chat) {
+                let _ = waiting.chat.cast(ChatMsg::Place(place));
+            }
+        }
+    }
+
     fn take_next(&mut self, agent: AgentId, mut reply: RpcReplyPort<Result<Assignment, HubError>>) {
         while let Some((chat, _, waiting)) = self.queue.pop_next() {
             self.left(chat);
@@ -561,7 +592,10 @@ impl ChannelState {
                 reply,
             };
             match waiting.chat.cast(assign) {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.answers.record(Timestamp::now());
+                    return;
+                }
                 // The chat's actor is gone; take the reply back and go on.
                 Err(MessagingErr::SendErr(ChatMsg::Assign { reply: back, .. })) => reply = back,
                 Err(_) => return,
@@ -594,6 +628,10 @@ impl Actor for ChannelActor {
             offered: HashMap::new(),
             passed: HashMap::new(),
             last_offered: None,
+            places: Places::default(),
+            answers: AnswerRate::default(),
+            places_dirty: false,
+            places_due: false,
         })
     }
 
@@ -661,7 +699,11 @@ impl Actor for ChannelActor {
                 state.dispatch(&myself);
             }
             ChannelMsg::Withdraw(chat) => {
-                if state.queue.remove(chat).is_some() {
+                if let Some((_, _, waiting)) = state.queue.remove(chat) {
+                    if waiting.claim.holder() == Some(Claimer::Agent) {
+                        // Picked: an answer like get-next's.
+                        state.answers.record(Timestamp::now());
+                    }
                     state.broadcast(QueueChange::Removed(chat));
                 }
                 state.clear_alert(chat);
@@ -777,6 +819,11 @@ impl Actor for ChannelActor {
             ChannelMsg::IsEmpty(reply) => {
                 let _ = reply.send(state.queue.is_empty());
             }
+            ChannelMsg::Places => {
+                state.places_due = false;
+                state.places_dirty = false;
+                state.tell_places();
+            }
             ChannelMsg::SetPriority { chat, priority } => {
                 state.queue.set_priority(chat, priority);
                 if let Some(waiting) = state.queue.get_mut(chat) {
@@ -785,6 +832,10 @@ impl Actor for ChannelActor {
                     state.broadcast(QueueChange::Changed(row));
                 }
             }
+        }
+        if state.places_dirty && !state.places_due {
+            state.places_due = true;
+            myself.send_after(PLACES_EVERY, || ChannelMsg::Places);
         }
         Ok(())
     }

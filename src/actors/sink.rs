@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use tokio::sync::{Notify, mpsc};
 
-use crate::core::{Alert, ChannelId, ChatEvent, ChatId, Offer, OfferEnd, Party, QueueUpdate};
+use crate::core::{
+    Alert, ChannelId, ChatEvent, ChatId, Offer, OfferEnd, Party, QueuePlace, QueueUpdate,
+};
 
 /// Signals waiting for a connection at most; more are dropped.
 pub const DATAGRAMS_WAITING: usize = 16;
@@ -55,6 +57,8 @@ pub enum Outbound {
         /// Why.
         reason: OfferEnd,
     },
+    /// Where the customer's waiting chat stands.
+    QueuePosition(QueuePlace),
 }
 
 /// The sending half of a connection's bounded event queue.

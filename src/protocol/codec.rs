@@ -244,6 +244,11 @@ mod tests {
                 chat: ChatId(3),
                 reason: crate::core::OfferEnd::Expired,
             }),
+            ServerFrame::Event(Event::QueuePosition(crate::core::QueuePlace {
+                chat: ChatId(3),
+                position: 4,
+                estimated_wait_secs: Some(120),
+            })),
             ServerFrame::Response(Response {
                 id: 7,
                 result: Ok(Reply::ChatStarted {
@@ -323,6 +328,7 @@ mod tests {
                     chat,
                     reason,
                 },
+                Event::QueuePosition(place) => EventRef::QueuePosition(place),
                 Event::Typing { .. } => continue,
             };
             let (mut owned_bytes, mut borrowed_bytes) = (Vec::new(), Vec::new());

@@ -5,7 +5,7 @@ use bincode::{Decode, Encode};
 use crate::core::{
     AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatId, ContactCard, Customer, FileId,
     FileRef, Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Offer, OfferEnd,
-    OfflineForm, Party, Priority, QueueUpdate, RatedSession, Status, Ticket, TicketId,
+    OfflineForm, Party, Priority, QueuePlace, QueueUpdate, RatedSession, Status, Ticket, TicketId,
     TicketSummary, Timestamp,
 };
 use crate::protocol::error::ErrorFrame;
@@ -522,6 +522,9 @@ pub enum Event {
         /// Why.
         reason: OfferEnd,
     },
+    /// Customer: where a waiting chat stands in its queue, sent when it
+    /// changes (checked at most once a second).
+    QueuePosition(QueuePlace),
 }
 
 /// A borrowed [`ServerFrame::Event`], encoded to the same bytes, so an event
@@ -569,4 +572,6 @@ pub enum EventRef<'a> {
         /// Why.
         reason: &'a OfferEnd,
     },
+    /// A waiting chat's place.
+    QueuePosition(&'a QueuePlace),
 }

@@ -55,6 +55,7 @@ impl Actor for ChatActor {
             customer_gone_since: None,
             customer_file_bytes: 0,
             _origin: args.origin,
+            place: None,
         };
         state.customer_file_bytes = state
             .chat
@@ -390,6 +391,14 @@ impl Actor for ChatActor {
                     }
                     Err(err) => {
                         let _ = reply.send(Err(err));
+                    }
+                }
+            }
+            ChatMsg::Place(place) => {
+                if matches!(state.chat.state(), ChatState::Queued { .. }) {
+                    state.place = Some(place);
+                    if let Some(sink) = &state.customer {
+                        let _ = sink.deliver(Outbound::QueuePosition(place));
                     }
                 }
             }

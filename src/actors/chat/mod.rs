@@ -21,12 +21,12 @@ use crate::actors::hub::{Caller, ChatEntry, Hub};
 use crate::actors::origins::OriginSlot;
 use crate::actors::sink::{ConnId, EventSink, Outbound, Signal};
 use crate::actors::stages::{self, STAGES};
-use crate::core::Priority;
 use crate::core::{
     AgentId, Assignment, ChannelId, Chat, ChatEvent, ChatEventKind, ChatState, ClaimCell, Claimed,
     Claimer, FileRef, Gate, Limit, Marked, Party, Posted, Publish, QueueRow, ReadMark,
     SessionSummary, Ticket, TicketId, TicketSource, Timestamp, TokenBucket, transcript_page,
 };
+use crate::core::{Priority, QueuePlace};
 use crate::store::{Op, StoreError, StoredFile, TranscriptPage};
 
 /// A message or note to post, as a chat actor takes it.
@@ -240,6 +240,9 @@ pub enum ChatMsg {
     },
     /// The store failed to make events durable.
     CommitFailed(StoreError),
+    /// Where the waiting chat stands in its queue now: told to the
+    /// customer (and to a customer connection that resumes it).
+    Place(QueuePlace),
     /// Fails the actor, to exercise supervision.
     #[cfg(test)]
     Crash,
@@ -382,6 +385,9 @@ pub struct ChatActorState {
     customer_file_bytes: u64,
     /// The chat's place in its customer's live-chat counts.
     _origin: Option<OriginSlot>,
+    /// Where the chat stands in its queue, as its customer was last told,
+    /// while it waits.
+    place: Option<QueuePlace>,
 }
 
 mod actor;

@@ -18,7 +18,14 @@ impl ChatActorState {
         let delivered = self
             .durable_after(after)
             .all(|event| sink.deliver(Outbound::Chat(Arc::new(event.clone()))));
-        self.customer = delivered.then_some(sink);
+        // A waiting chat's place, as last told.
+        let placed = match (self.place, self.chat.state()) {
+            (Some(place), ChatState::Queued { .. }) if delivered => {
+                sink.deliver(Outbound::QueuePosition(place))
+            }
+            _ => delivered,
+        };
+        self.customer = placed.then_some(sink);
         if self.customer.is_some() {
             self.customer_gone_since = None;
         } else {
@@ -168,6 +175,9 @@ impl ChatActorState {
             ChatEventKind::Requeued { .. } | ChatEventKind::Ended { .. } => None,
             _ => previous.clone(),
         };
+        if next.is_some() || matches!(event.kind, ChatEventKind::Ended { .. }) {
+            self.place = None;
+        }
         if next != previous {
             if let Some(old) = &previous {
                 // Durable now: the slot is free before anyone is answered.

@@ -93,7 +93,8 @@ impl Router {
             | Outbound::Alert(_)
             | Outbound::AlertCleared { .. }
             | Outbound::Offered(_)
-            | Outbound::OfferWithdrawn { .. } => {
+            | Outbound::OfferWithdrawn { .. }
+            | Outbound::QueuePosition(_) => {
                 let lane = self.general.take();
                 self.general = send(&self.conn, lane, event, &mut self.buf)?;
             }
@@ -184,6 +185,7 @@ pub(super) fn encode_event(event: &Outbound, buf: &mut Vec<u8>) {
             chat,
             reason,
         },
+        Outbound::QueuePosition(place) => EventRef::QueuePosition(place),
     });
     if let Err(err) = encode(&frame, buf) {
         tracing::error!("cannot encode an event: {err}");
