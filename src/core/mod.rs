@@ -17,6 +17,7 @@ pub mod gate;
 pub mod hex;
 pub mod ids;
 pub mod knowledge;
+pub mod lifecycle;
 pub mod limits;
 pub mod presence;
 pub mod queue;
@@ -40,6 +41,7 @@ pub use event::{
 pub use gate::{Gate, Publish};
 pub use ids::{AgentId, ChannelId, ChatId};
 pub use knowledge::{ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Scope};
+pub use lifecycle::LifecycleKind;
 pub use limits::{Limit, Limits, TokenBucket};
 pub use presence::{AgentPresence, Membership, Presence, PresentCount, Status};
 pub use queue::{Queue, QueueError};

@@ -246,9 +246,10 @@ fn the_log_alternates_its_files_at_each_checkpoint_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let options = crate::store::StoreOptions {
         checkpoint_bytes: 2048,
+        ..Default::default()
     };
     {
-        let store = Store::open_with(dir.path(), options).unwrap();
+        let store = Store::open_with(dir.path(), options.clone()).unwrap();
         for chat in 1..=40u64 {
             write(&store, vec![Op::Event(started(chat))]).unwrap();
             for seq in 2..=20 {
