@@ -13,7 +13,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
 use crate::core::{ChannelId, ChatEvent, ChatEventKind, ChatId, LifecycleKind, Rating};
 
@@ -257,6 +257,26 @@ pub(super) fn prune(db: &redb::Database, targets: &[String]) -> Result<u64, Stor
 }
 
 impl Store {
+    /// A read transaction over what the apply thread has written so far,
+    /// without waiting for (or hurrying) what is durable but not yet
+    /// applied: outbox rows appear once applied, and the bell rings then.
+    fn read_applied(&self) -> Result<redb::ReadTransaction, StoreError> {
+        self.progress.now()?;
+        self.db.begin_read().map_err(engine)
+    }
+
+    /// The last commit-log group made durable: every write whose
+    /// completion has run is at or below it.
+    pub fn durable_mark(&self) -> Result<u64, StoreError> {
+        Ok(self.progress.now()?.0)
+    }
+
+    /// The last commit-log group applied to the database: a read begun
+    /// after this answered sees every group up to it.
+    pub fn applied_mark(&self) -> Result<u64, StoreError> {
+        Ok(self.progress.now()?.1)
+    }
+
     /// Calls `bell` (on the apply thread: keep it short) whenever rows were
     /// added to the outbox. Only the first call counts.
     pub fn on_outbox_rows(&self, bell: impl Fn() + Send + Sync + 'static) {
@@ -264,14 +284,16 @@ impl Store {
     }
 
     /// Up to `limit` of `webhook`'s rows, in key order, from chat
-    /// `from_chat` on.
+    /// `from_chat` on, as applied so far (see [`Store::applied_mark`]): a
+    /// row removed by a durable [`Op::Delivered`] may still be among them
+    /// until that group is applied.
     pub fn outbox_page(
         &self,
         webhook: &str,
         from_chat: u64,
         limit: usize,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let read = self.read()?;
+        let read = self.read_applied()?;
         let outbox = read.open_table(tables::OUTBOX).map_err(engine)?;
         let mut rows = Vec::new();
         for row in outbox
@@ -291,9 +313,9 @@ impl Store {
         Ok(rows)
     }
 
-    /// How many rows wait for `webhook`.
+    /// How many rows wait for `webhook` (as applied so far).
     pub fn outbox_len(&self, webhook: &str) -> Result<u64, StoreError> {
-        let read = self.read()?;
+        let read = self.read_applied()?;
         let meta = read.open_table(tables::META).map_err(engine)?;
         Ok(meta
             .get(rows_key(webhook).as_str())
@@ -302,14 +324,16 @@ impl Store {
     }
 
     /// The channel `chat` was in at event `seq` and, with `transcript`, its
-    /// newest events up to `seq` within [`WEBHOOK_TRANSCRIPT_BYTES`].
+    /// newest events up to `seq` within [`WEBHOOK_TRANSCRIPT_BYTES`]. Reads
+    /// what is applied: a row's events are, since the row was written
+    /// with them.
     pub fn outbox_context(
         &self,
         chat: ChatId,
         seq: u64,
         transcript: bool,
     ) -> Result<OutboxContext, StoreError> {
-        let read = self.read()?;
+        let read = self.read_applied()?;
         let events = read.open_table(tables::EVENTS).map_err(engine)?;
         let mut context = OutboxContext::default();
         let mut budget = if transcript { WEBHOOK_TRANSCRIPT_BYTES } else { 0 };

@@ -89,10 +89,12 @@ pub(super) fn export_from_start(webhook: &str) {
 /// What one try of one row came to.
 #[derive(Debug)]
 enum Outcome {
-    /// The receiver answered 2xx and the row is gone.
-    Delivered,
-    /// The webhook does not want the row; it is gone unposted.
-    Skipped,
+    /// The receiver answered 2xx and the row is gone as of this durable
+    /// group.
+    Delivered(u64),
+    /// The webhook does not want the row; it is gone unposted as of this
+    /// durable group.
+    Skipped(u64),
     /// The receiver answered another status.
     Status(u16),
     /// No answer: the connection failed or broke.
@@ -106,8 +108,8 @@ enum Outcome {
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Delivered => f.write_str("delivered"),
-            Self::Skipped => f.write_str("not wanted"),
+            Self::Delivered(_) => f.write_str("delivered"),
+            Self::Skipped(_) => f.write_str("not wanted"),
             Self::Status(status) => write!(f, "the receiver answered {status}"),
             Self::Error(err) => write!(f, "no answer: {err}"),
             Self::Timeout => f.write_str("no answer in time"),
@@ -119,11 +121,11 @@ impl std::fmt::Display for Outcome {
 impl Outcome {
     fn label(&self) -> Option<&'static str> {
         match self {
-            Self::Delivered => Some("delivered"),
+            Self::Delivered(_) => Some("delivered"),
             Self::Status(_) => Some("status"),
             Self::Error(_) => Some("error"),
             Self::Timeout => Some("timeout"),
-            Self::Skipped | Self::Store(_) => None,
+            Self::Skipped(_) | Self::Store(_) => None,
         }
     }
 }
@@ -149,6 +151,9 @@ pub(super) struct Target {
     busy: HashSet<u64>,
     /// Chats waiting to be retried.
     retrying: HashMap<u64, Retry>,
+    /// Each chat's last row removed by a durable group that may not be
+    /// applied yet (so a page may still show it): the row and the group.
+    gone: HashMap<u64, (OutboxKey, u64)>,
     /// The chat the next look at the outbox starts from.
     cursor: u64,
     /// Failures since the last success.
@@ -169,6 +174,7 @@ impl Target {
             }),
             busy: HashSet::new(),
             retrying: HashMap::new(),
+            gone: HashMap::new(),
             cursor: 0,
             streak: 0,
             paused_until: None,
@@ -252,19 +258,25 @@ impl Target {
                 self.cursor,
             );
             let rows = tokio::task::spawn_blocking(move || {
+                // Before the reads: they see every group up to it.
+                let applied = store.applied_mark()?;
                 let rows = store.outbox_page(&name, from, PAGE_ROWS)?;
                 let pending = store.outbox_len(&name)?;
-                Ok::<_, StoreError>((rows, pending))
+                Ok::<_, StoreError>((rows, pending, applied))
             })
             .await
             .map_err(|err| StoreError::Engine(err.to_string()))?;
-            let (rows, pending) = rows?;
+            let (rows, pending, applied) = rows?;
             metrics::gauge!("chathub_webhook_outbox", "webhook" => self.name().to_owned())
                 .set(pending as f64);
             let mut previous = None;
             let mut stopped_at = None;
             for row in &rows {
                 let chat = row.key.chat;
+                // Delivered already; its removal is not applied yet.
+                if self.gone.get(&chat).is_some_and(|(key, _)| row.key <= *key) {
+                    continue;
+                }
                 // Only a chat's first row may go; the rest wait for it.
                 if previous == Some(chat) {
                     continue;
@@ -286,6 +298,8 @@ impl Target {
                 self.in_flight
                     .spawn(deliver(self.shared.clone(), row.clone()));
             }
+            // Removals up to `applied` show in every later page.
+            self.gone.retain(|_, (_, group)| *group > applied);
             if let Some(chat) = stopped_at {
                 self.cursor = chat;
                 break;
@@ -322,7 +336,8 @@ impl Target {
             .increment(1);
         }
         match outcome {
-            Outcome::Delivered | Outcome::Skipped => {
+            Outcome::Delivered(group) | Outcome::Skipped(group) => {
+                self.gone.insert(chat, (key, group));
                 self.retrying.remove(&chat);
                 self.streak = 0;
                 self.paused_until = None;
@@ -388,7 +403,7 @@ async fn try_row(shared: &Shared, row: OutboxRow) -> Outcome {
     let settings = &shared.settings;
     if !settings.wants(kind, context.channel.as_ref()) {
         return match forget(shared, row.key).await {
-            Ok(()) => Outcome::Skipped,
+            Ok(group) => Outcome::Skipped(group),
             Err(err) => Outcome::Store(err),
         };
     }
@@ -428,18 +443,19 @@ async fn try_row(shared: &Shared, row: OutboxRow) -> Outcome {
     if !status.is_success() {
         return Outcome::Status(status.as_u16());
     }
-    if let Err(err) = forget(shared, row.key).await {
-        return Outcome::Store(err);
-    }
+    let group = match forget(shared, row.key).await {
+        Ok(group) => group,
+        Err(err) => return Outcome::Store(err),
+    };
     let lag = Timestamp::now().since(payload::happened(&row.item));
     metrics::histogram!("chathub_webhook_lag_seconds", "webhook" => settings.name.clone())
         .record(lag.as_secs_f64());
-    Outcome::Delivered
+    Outcome::Delivered(group)
 }
 
-/// Removes a row, durably, and waits until that is so (and so a later
-/// read no longer sees it).
-async fn forget(shared: &Shared, key: OutboxKey) -> Result<(), StoreError> {
+/// Removes a row, durably, and answers a durable group at or after the
+/// removal's: a page read once that group is applied no longer shows it.
+async fn forget(shared: &Shared, key: OutboxKey) -> Result<u64, StoreError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     shared.store.writer().submit(
         vec![Op::Delivered {
@@ -450,7 +466,8 @@ async fn forget(shared: &Shared, key: OutboxKey) -> Result<(), StoreError> {
             let _ = tx.send(result);
         }),
     );
-    rx.await.unwrap_or(Err(StoreError::Closed))
+    rx.await.unwrap_or(Err(StoreError::Closed))?;
+    shared.store.durable_mark()
 }
 
 /// An error and its causes, on one line.
