@@ -484,6 +484,15 @@ async fn a_failing_receiver_gets_everything_in_order_after_retries() {
         sample(&text, "chathub_webhook_lag_seconds_count", &[webhook]) >= 18.0,
         "{text}"
     );
+    // The gauge follows the outbox as the delivery task reads it.
+    let mut text = text;
+    for _ in 0..120 {
+        if sample(&text, "chathub_webhook_outbox", &[webhook]) == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        text = scrape(metrics).await;
+    }
     assert_eq!(
         sample(&text, "chathub_webhook_outbox", &[webhook]),
         0.0,

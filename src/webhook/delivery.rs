@@ -267,8 +267,6 @@ impl Target {
             .await
             .map_err(|err| StoreError::Engine(err.to_string()))?;
             let (rows, pending, applied) = rows?;
-            metrics::gauge!("chathub_webhook_outbox", "webhook" => self.name().to_owned())
-                .set(pending as f64);
             let mut previous = None;
             let mut stopped_at = None;
             for row in &rows {
@@ -300,6 +298,9 @@ impl Target {
             }
             // Removals up to `applied` show in every later page.
             self.gone.retain(|_, (_, group)| *group > applied);
+            let pending = pending.saturating_sub(self.gone.len() as u64);
+            metrics::gauge!("chathub_webhook_outbox", "webhook" => self.name().to_owned())
+                .set(pending as f64);
             if let Some(chat) = stopped_at {
                 self.cursor = chat;
                 break;
