@@ -644,8 +644,14 @@ fn samples() -> BTreeMap<String, Vec<u8>> {
         .into_iter()
         .find(|event| matches!(event.kind, ChatEventKind::Ended { .. }))
         .expect("a sample end");
-    add("store.OutboxItem.Event".into(), stored(&OutboxItem::Event(ended)));
-    add("store.OutboxItem.Rating".into(), stored(&OutboxItem::Rating(rating())));
+    add(
+        "store.OutboxItem.Event".into(),
+        stored(&OutboxItem::Event(ended)),
+    );
+    add(
+        "store.OutboxItem.Rating".into(),
+        stored(&OutboxItem::Rating(rating())),
+    );
     add("store.TicketSummary".into(), stored(&ticket().summary()));
     samples
 }

@@ -351,7 +351,10 @@ async fn a_chats_lifecycle_arrives_signed_in_order_with_the_transcript() {
             .clone()
     };
     assert_eq!(of("started")["channel"], "support");
-    assert_eq!(of("started")["data"]["customer"]["email"], "ada@example.com");
+    assert_eq!(
+        of("started")["data"]["customer"]["email"],
+        "ada@example.com"
+    );
     assert_eq!(of("answered")["data"]["agent"], "alice");
     assert_eq!(of("transferred")["data"]["to_agent"], "bob");
     assert_eq!(of("ticket_created")["data"]["ticket"], ticket.0);
@@ -461,23 +464,39 @@ async fn a_failing_receiver_gets_everything_in_order_after_retries() {
     let text = scrape(metrics).await;
     let webhook = "webhook=\"flaky\"";
     // The last 2xx may be counted a moment after the receiver logged it.
-    let mut counted = sample(&text, "chathub_webhook_deliveries_total", &[webhook, "outcome=\"delivered\""]);
+    let mut counted = sample(
+        &text,
+        "chathub_webhook_deliveries_total",
+        &[webhook, "outcome=\"delivered\""],
+    );
     for _ in 0..40 {
         if counted >= delivered {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
-        counted = sample(&scrape(metrics).await, "chathub_webhook_deliveries_total", &[webhook, "outcome=\"delivered\""]);
+        counted = sample(
+            &scrape(metrics).await,
+            "chathub_webhook_deliveries_total",
+            &[webhook, "outcome=\"delivered\""],
+        );
     }
     let text = scrape(metrics).await;
     assert_eq!(counted, delivered, "{text}");
     assert_eq!(
-        sample(&text, "chathub_webhook_deliveries_total", &[webhook, "outcome=\"status\""]),
+        sample(
+            &text,
+            "chathub_webhook_deliveries_total",
+            &[webhook, "outcome=\"status\""]
+        ),
         failed_status,
         "{text}"
     );
     assert!(
-        sample(&text, "chathub_webhook_deliveries_total", &[webhook, "outcome=\"error\""]) >= 1.0,
+        sample(
+            &text,
+            "chathub_webhook_deliveries_total",
+            &[webhook, "outcome=\"error\""]
+        ) >= 1.0,
         "the dropped connection is an error: {text}"
     );
     assert!(
@@ -594,12 +613,15 @@ async fn kill_9_mid_delivery_loses_nothing_and_keeps_each_chats_order() {
     let mut child = spawn_hub(&config_path, &log);
     let _client = connect(port, &cert, &log).await;
     let received = crm
-        .until("every acknowledged event is accepted after the restart", |r| {
-            let kinds = accepted_kinds(r);
-            chats
-                .iter()
-                .all(|chat| kinds.get(&chat.0).map(Vec::len) == Some(3))
-        })
+        .until(
+            "every acknowledged event is accepted after the restart",
+            |r| {
+                let kinds = accepted_kinds(r);
+                chats
+                    .iter()
+                    .all(|chat| kinds.get(&chat.0).map(Vec::len) == Some(3))
+            },
+        )
         .await;
     child.kill().unwrap();
     child.wait().unwrap();
@@ -632,8 +654,13 @@ fn a_bad_webhook_is_refused_with_a_clear_error() {
     let err = refused(&format!(
         "[[webhook]]\nname = \"crm\"\nurl = \"ftp://crm.example.com/in\"\n{secret}"
     ));
-    assert!(err.contains("webhook \"crm\"") && err.contains("http:// or https://"), "{err}");
-    let err = refused(&format!("[[webhook]]\nname = \"crm\"\nurl = \"not a url\"\n{secret}"));
+    assert!(
+        err.contains("webhook \"crm\"") && err.contains("http:// or https://"),
+        "{err}"
+    );
+    let err = refused(&format!(
+        "[[webhook]]\nname = \"crm\"\nurl = \"not a url\"\n{secret}"
+    ));
     assert!(err.contains("is not a URL"), "{err}");
     let err = refused("[[webhook]]\nname = \"crm\"\nurl = \"https://crm.example.com/in\"");
     assert!(err.contains("a secret (or secret_file) is needed"), "{err}");

@@ -424,8 +424,8 @@ mod webhooks;
 
 use env::set_field;
 pub use tables::{AgentFileConfig, ChannelConfig, IdentityMode};
-pub use webhooks::WebhookConfig;
 use tables::{
     default_abandon_after, default_alert_after, default_capacity, default_file_limit,
     default_queue_limit, default_return_window,
 };
+pub use webhooks::WebhookConfig;

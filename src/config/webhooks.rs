@@ -117,7 +117,9 @@ impl WebhookConfig {
                 })?
                 .trim()
                 .to_owned(),
-            (Some(_), Some(_)) => return Err(invalid("give secret or secret_file, not both".into())),
+            (Some(_), Some(_)) => {
+                return Err(invalid("give secret or secret_file, not both".into()));
+            }
             (None, None) => return Err(invalid("a secret (or secret_file) is needed".into())),
         };
         if secret.len() < MIN_SECRET_BYTES {
@@ -155,7 +157,9 @@ impl WebhookConfig {
             }
         };
         if self.timeout.is_zero() || self.retry_initial.is_zero() {
-            return Err(invalid("timeout and retry_initial must be more than zero".into()));
+            return Err(invalid(
+                "timeout and retry_initial must be more than zero".into(),
+            ));
         }
         if self.retry_max < self.retry_initial {
             return Err(invalid("retry_max must be at least retry_initial".into()));

@@ -92,7 +92,11 @@ impl Server {
             &data_dir,
             crate::store::StoreOptions {
                 checkpoint_bytes: config.store.checkpoint_bytes,
-                webhooks: config.webhooks.iter().map(|hook| hook.name.clone()).collect(),
+                webhooks: config
+                    .webhooks
+                    .iter()
+                    .map(|hook| hook.name.clone())
+                    .collect(),
             },
         )?;
         for file in ["chathub.redb", "chathub.wal", "chathub.wal.1"] {

@@ -22,7 +22,9 @@ use super::{Op, Store, StoreError, engine, tables};
 /// Where an outbox row sits: its chat, the seq of the event it reports
 /// (for a rating, of the chat's end), and 0 for an event or the rating's
 /// time in ms for a rating.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, bincode::Encode, bincode::Decode)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, bincode::Encode, bincode::Decode,
+)]
 pub struct OutboxKey {
     /// The chat.
     pub chat: u64,
@@ -137,12 +139,20 @@ impl<'t> OutboxWrites<'t> {
     }
 
     /// Writes `item` under `key` for every target.
-    fn put(&mut self, hook: &OutboxHook, key: OutboxKey, item: &OutboxItem) -> Result<(), StoreError> {
+    fn put(
+        &mut self,
+        hook: &OutboxHook,
+        key: OutboxKey,
+        item: &OutboxItem,
+    ) -> Result<(), StoreError> {
         let value = tables::encode(item)?;
         for target in &hook.targets {
             let earlier = self
                 .outbox
-                .insert((target.as_str(), key.chat, key.seq, key.sub), value.as_slice())
+                .insert(
+                    (target.as_str(), key.chat, key.seq, key.sub),
+                    value.as_slice(),
+                )
                 .map_err(engine)?
                 .is_some();
             if !earlier {
@@ -212,9 +222,7 @@ impl<'t> OutboxWrites<'t> {
 /// Whether `op` touches the outbox when `hook` has targets.
 pub(super) fn touches(hook: &OutboxHook, op: &Op) -> bool {
     match op {
-        Op::Event(event) => {
-            !hook.targets.is_empty() && LifecycleKind::of(&event.kind).is_some()
-        }
+        Op::Event(event) => !hook.targets.is_empty() && LifecycleKind::of(&event.kind).is_some(),
         Op::Rate { .. } => !hook.targets.is_empty(),
         Op::Delivered { .. } => true,
         _ => false,
@@ -336,7 +344,11 @@ impl Store {
         let read = self.read_applied()?;
         let events = read.open_table(tables::EVENTS).map_err(engine)?;
         let mut context = OutboxContext::default();
-        let mut budget = if transcript { WEBHOOK_TRANSCRIPT_BYTES } else { 0 };
+        let mut budget = if transcript {
+            WEBHOOK_TRANSCRIPT_BYTES
+        } else {
+            0
+        };
         let mut full = !transcript;
         let mut newest_first = Vec::new();
         for row in events

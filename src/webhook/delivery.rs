@@ -197,7 +197,10 @@ impl Target {
             if self.paused_until.is_none_or(|until| now >= until) {
                 self.paused_until = None;
                 if let Err(err) = self.look(now).await {
-                    tracing::warn!(webhook = self.name(), "cannot read the webhook outbox: {err}");
+                    tracing::warn!(
+                        webhook = self.name(),
+                        "cannot read the webhook outbox: {err}"
+                    );
                 }
             }
             let wake = self.next_wake(now);

@@ -69,7 +69,9 @@ impl std::fmt::Debug for WebhookSettings {
 impl WebhookSettings {
     /// Whether a `kind` event of a chat in `channel` is posted.
     pub fn wants(&self, kind: LifecycleKind, channel: Option<&ChannelId>) -> bool {
-        self.events.as_ref().is_none_or(|kinds| kinds.contains(&kind))
+        self.events
+            .as_ref()
+            .is_none_or(|kinds| kinds.contains(&kind))
             && self
                 .channels
                 .as_ref()
@@ -123,7 +125,9 @@ impl Webhooks {
             let target = delivery::Target::new(
                 Arc::new(settings),
                 store.clone(),
-                client.clone().ok_or_else(|| WebhookError::Tls("no client".into()))?,
+                client
+                    .clone()
+                    .ok_or_else(|| WebhookError::Tls("no client".into()))?,
             );
             tasks.push(tokio::spawn(target.run(bell, stopped.clone())));
         }

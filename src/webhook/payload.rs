@@ -160,18 +160,26 @@ mod tests {
         // split at its first dot-free point as timestamp and body would be.
         let key = b"Jefe";
         let ours = signature(key, 1_700_000_000, b"{}");
-        let tag = hmac::sign(
-            &hmac::Key::new(hmac::HMAC_SHA256, key),
-            b"1700000000.{}",
+        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), b"1700000000.{}");
+        assert_eq!(
+            ours,
+            format!("sha256={}", crate::core::hex::encode(tag.as_ref()))
         );
-        assert_eq!(ours, format!("sha256={}", crate::core::hex::encode(tag.as_ref())));
         assert_ne!(ours, signature(key, 1_700_000_001, b"{}"));
     }
 
     #[test]
     fn ids_are_stable_and_ratings_differ_from_events() {
-        let event = OutboxKey { chat: 7, seq: 3, sub: 0 };
-        let rating = OutboxKey { chat: 7, seq: 3, sub: 99 };
+        let event = OutboxKey {
+            chat: 7,
+            seq: 3,
+            sub: 0,
+        };
+        let rating = OutboxKey {
+            chat: 7,
+            seq: 3,
+            sub: 99,
+        };
         assert_eq!(event_id(&event), "7-3");
         assert_eq!(event_id(&rating), "7-3-rated-99");
     }
@@ -198,7 +206,11 @@ mod tests {
             },
         };
         let row = OutboxRow {
-            key: OutboxKey { chat: 7, seq: 3, sub: 0 },
+            key: OutboxKey {
+                chat: 7,
+                seq: 3,
+                sub: 0,
+            },
             item: OutboxItem::Event(ended.clone()),
         };
         let context = OutboxContext {
@@ -214,7 +226,11 @@ mod tests {
         assert_eq!(body["transcript"]["events"][1]["text"], "hello");
         assert_eq!(body["transcript"]["events"][1]["type"], "message");
         let rated = OutboxRow {
-            key: OutboxKey { chat: 7, seq: 3, sub: 40 },
+            key: OutboxKey {
+                chat: 7,
+                seq: 3,
+                sub: 40,
+            },
             item: OutboxItem::Rating(Rating {
                 rating: 5,
                 comment: Some("great".into()),

@@ -23,8 +23,8 @@ use crate::core::{
     ChatEvent, ChatEventKind, FileId, ItemId, KnowledgeItem, Rating, SessionSummary, Ticket,
 };
 use crate::store::StoredFile;
-use crate::store::outbox::{OutboxHook, OutboxKey};
 use crate::store::log::Log;
+use crate::store::outbox::{OutboxHook, OutboxKey};
 use crate::store::{StoreError, engine, tables};
 
 /// One write.
@@ -157,8 +157,9 @@ impl Writer {
             std::thread::Builder::new()
                 .name("chathub-apply".into())
                 .spawn(move || {
-                    let run =
-                        std::panic::AssertUnwindSafe(|| apply_loop(db, progress.clone(), outbox, apply_rx));
+                    let run = std::panic::AssertUnwindSafe(|| {
+                        apply_loop(db, progress.clone(), outbox, apply_rx)
+                    });
                     if std::panic::catch_unwind(run).is_err() {
                         // Readers waiting for it must not wait forever.
                         progress.set_broken(StoreError::Engine("the apply thread panicked".into()));

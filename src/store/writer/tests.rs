@@ -376,7 +376,13 @@ fn a_file_that_is_not_a_store_is_a_clear_error() {
 }
 
 fn ended(chat: u64, seq: u64) -> ChatEvent {
-    event(chat, seq, ChatEventKind::Ended { by: Party::Customer })
+    event(
+        chat,
+        seq,
+        ChatEventKind::Ended {
+            by: Party::Customer,
+        },
+    )
 }
 
 fn outbox_keys(store: &Store, webhook: &str) -> Vec<(u64, u64, u64)> {
