@@ -706,3 +706,39 @@ fn a_bad_webhook_is_refused_with_a_clear_error() {
     assert_eq!(settings[0].secret, SECRET.as_bytes());
     assert!(!format!("{config:?}{settings:?}").contains(SECRET));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_change_only_at_a_restart() {
+    let crm = Receiver::start(Box::new(|_| Answer::Status(200))).await;
+    let other = Receiver::start(Box::new(|_| Answer::Status(200))).await;
+    let text = |url: &str| format!("{}{CHANNELS}{}", roomy_limits!(), webhook("crm", url, ""));
+    let hub = TestHub::start(&text(&crm.url)).await;
+    let reloaded = hub
+        .server
+        .reload(&hub.config(&text(&other.url)))
+        .await
+        .unwrap();
+    assert_eq!(reloaded.needs_restart, ["webhook"]);
+    // The running webhook stays.
+    let alice = hub.present_agent("alice").await;
+    let customer = hub.customer().await;
+    let (chat, _) = start(&customer, "support", ada(), "hello").await;
+    crm.until("the start reaches the running webhook", |r| {
+        accepted_kinds(r).get(&chat.0).is_some()
+    })
+    .await;
+    assert!(other.received().is_empty());
+    // After a restart, the new URL gets what follows.
+    drop(alice);
+    let hub = hub.restart(&text(&other.url)).await;
+    let alice = hub.present_agent("alice").await;
+    assert_eq!(alice.get_next("support").await.unwrap().chat, chat);
+    other
+        .until("the answer reaches the new URL", |r| {
+            accepted_kinds(r)
+                .get(&chat.0)
+                .is_some_and(|k| k.contains(&"answered".to_owned()))
+        })
+        .await;
+    hub.stop().await;
+}

@@ -111,33 +111,27 @@ impl Webhooks {
     /// the tokio runtime.
     pub fn start(store: &Store, webhooks: Vec<WebhookSettings>) -> Result<Self, WebhookError> {
         let (stop, stopped) = watch::channel(false);
+        if webhooks.is_empty() {
+            return Ok(Self {
+                stop,
+                tasks: Vec::new(),
+            });
+        }
+        let client = delivery::client()?;
         let mut bells = Vec::new();
         let mut tasks = Vec::new();
-        let client = if webhooks.is_empty() {
-            None
-        } else {
-            Some(delivery::client()?)
-        };
         for settings in webhooks {
             delivery::export_from_start(&settings.name);
             let bell = Arc::new(Notify::new());
             bells.push(bell.clone());
-            let target = delivery::Target::new(
-                Arc::new(settings),
-                store.clone(),
-                client
-                    .clone()
-                    .ok_or_else(|| WebhookError::Tls("no client".into()))?,
-            );
+            let target = delivery::Target::new(Arc::new(settings), store.clone(), client.clone());
             tasks.push(tokio::spawn(target.run(bell, stopped.clone())));
         }
-        if !bells.is_empty() {
-            store.on_outbox_rows(move || {
-                for bell in &bells {
-                    bell.notify_one();
-                }
-            });
-        }
+        store.on_outbox_rows(move || {
+            for bell in &bells {
+                bell.notify_one();
+            }
+        });
         Ok(Self { stop, tasks })
     }
 
