@@ -47,7 +47,8 @@ impl OutboxItem {
     /// The lifecycle kind it reports.
     pub fn kind(&self) -> LifecycleKind {
         match self {
-            // Only lifecycle events are put in the outbox.
+            // Only lifecycle events are put in the outbox (`touches`), so
+            // the fallback is never taken.
             Self::Event(event) => LifecycleKind::of(&event.kind).unwrap_or(LifecycleKind::Started),
             Self::Rating(_) => LifecycleKind::Rated,
         }

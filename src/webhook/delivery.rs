@@ -71,6 +71,9 @@ const MAX_RETRYING: usize = 65_536;
 /// pauses too, so a receiver that is down is not asked for every chat.
 const PAUSE_AFTER: u32 = 5;
 
+/// The shortest wait between looks that no post or bell prompted.
+const MIN_LOOK_GAP: Duration = Duration::from_millis(10);
+
 /// How often an idle task looks at the outbox without being told of rows.
 const IDLE_LOOK: Duration = Duration::from_secs(1);
 
@@ -205,7 +208,12 @@ impl Target {
             }
             let wake = self.next_wake(now);
             tokio::select! {
-                _ = stop.changed() => {}
+                changed = stop.changed() => {
+                    // Its handle is gone: nobody can stop it any more.
+                    if changed.is_err() {
+                        break;
+                    }
+                }
                 Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
                     match done {
                         Ok((key, outcome)) => self.finished(key, outcome),
@@ -241,7 +249,7 @@ impl Target {
                 wake = wake.min(due);
             }
         }
-        wake.max(now + Duration::from_millis(1))
+        wake.max(now + MIN_LOOK_GAP)
     }
 
     /// Reads the outbox from the cursor and starts a post for the first
