@@ -676,6 +676,10 @@ fn a_bad_webhook_is_refused_with_a_clear_error() {
         "[[webhook]]\nname = \"crm\"\nurl = \"https://crm.example.com/in\"\n{secret}\nchannels = [\"sales\"]"
     ));
     assert!(err.contains("unknown channel \"sales\""), "{err}");
+    let err = refused(&format!(
+        "[[webhook]]\nname = \"crm\"\nurl = \"https://crm.example.com/in\"\n{secret}\nevents = []"
+    ));
+    assert!(err.contains("at least one"), "{err}");
 
     // `chathub check-config` says the same, and fails.
     let dir = tempfile::tempdir().unwrap();

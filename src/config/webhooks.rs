@@ -127,6 +127,13 @@ impl WebhookConfig {
                 "the secret needs at least {MIN_SECRET_BYTES} bytes"
             )));
         }
+        if self.events.as_ref().is_some_and(Vec::is_empty)
+            || self.channels.as_ref().is_some_and(Vec::is_empty)
+        {
+            return Err(invalid(
+                "events and channels name at least one each (leave one out for all)".into(),
+            ));
+        }
         let events = match &self.events {
             None => None,
             Some(names) => {

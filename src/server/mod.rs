@@ -163,7 +163,6 @@ impl Server {
     /// Closes every connection, stops webhook delivery and the actors,
     /// and waits briefly for the endpoint to go idle.
     pub async fn shutdown(self) {
-        self.webhooks.shutdown().await;
         self.endpoint.close(
             crate::protocol::CloseCode::Shutdown.code().into(),
             b"the hub is shutting down",
@@ -177,6 +176,8 @@ impl Server {
         {
             accept.abort();
         }
+        // Before the hub closes the store they remove delivered rows from.
+        self.webhooks.shutdown().await;
         self.hub.shutdown().await;
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
     }
