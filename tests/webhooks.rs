@@ -61,7 +61,8 @@ impl Received {
     }
 }
 
-type Plan = Box<dyn FnMut(usize) -> Answer + Send>;
+/// How to answer request number `n` (from 0) whose body is `json`.
+type Plan = Box<dyn FnMut(usize, &Value) -> Answer + Send>;
 
 /// A small HTTP/1.1 server that records every request and answers as its
 /// plan says (by the request's number, from 0), always with
@@ -160,8 +161,9 @@ async fn serve(
         body.extend_from_slice(&chunk[..n]);
     }
     body.truncate(length);
+    let json: Value = serde_json::from_slice(&body).expect("a JSON body");
     let number = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let answer = (plan.lock().unwrap())(number);
+    let answer = (plan.lock().unwrap())(number, &json);
     let status = match answer {
         Answer::Status(status) => status,
         Answer::Slow(wait, status) => {
@@ -170,7 +172,6 @@ async fn serve(
         }
         Answer::Drop => 0,
     };
-    let json: Value = serde_json::from_slice(&body).expect("a JSON body");
     assert_eq!(headers["content-type"], "application/json");
     log.lock().unwrap().push(Received {
         id: headers["chathub-event-id"].clone(),
@@ -274,8 +275,8 @@ fn ada() -> Customer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chats_lifecycle_arrives_signed_in_order_with_the_transcript() {
-    let crm = Receiver::start(Box::new(|_| Answer::Status(200))).await;
-    let ends = Receiver::start(Box::new(|_| Answer::Status(204))).await;
+    let crm = Receiver::start(Box::new(|_, _| Answer::Status(200))).await;
+    let ends = Receiver::start(Box::new(|_, _| Answer::Status(204))).await;
     let config = format!(
         "{}{CHANNELS}{}{}",
         roomy_limits!(),
@@ -411,7 +412,7 @@ async fn a_failing_receiver_gets_everything_in_order_after_retries() {
     let metrics = metrics();
     // The first three tries answer 500, the fourth loses its connection,
     // and every seventh after that answers 503.
-    let crm = Receiver::start(Box::new(|n| match n {
+    let crm = Receiver::start(Box::new(|n, _| match n {
         0..=2 => Answer::Status(500),
         3 => Answer::Drop,
         n if n % 7 == 0 => Answer::Status(503),
@@ -559,7 +560,7 @@ async fn connect(port: u16, cert: &Path, log: &Path) -> ClientConfig {
 async fn kill_9_mid_delivery_loses_nothing_and_keeps_each_chats_order() {
     // A slow receiver that also fails now and then: the hub is killed with
     // posts in flight, rows waiting for a retry, and rows not yet tried.
-    let crm = Receiver::start(Box::new(|n| {
+    let crm = Receiver::start(Box::new(|n, _| {
         if n % 5 == 1 {
             Answer::Status(500)
         } else {
@@ -713,8 +714,8 @@ fn a_bad_webhook_is_refused_with_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_change_only_at_a_restart() {
-    let crm = Receiver::start(Box::new(|_| Answer::Status(200))).await;
-    let other = Receiver::start(Box::new(|_| Answer::Status(200))).await;
+    let crm = Receiver::start(Box::new(|_, _| Answer::Status(200))).await;
+    let other = Receiver::start(Box::new(|_, _| Answer::Status(200))).await;
     let text = |url: &str| format!("{}{CHANNELS}{}", roomy_limits!(), webhook("crm", url, ""));
     let hub = TestHub::start(&text(&crm.url)).await;
     let reloaded = hub
@@ -744,5 +745,55 @@ async fn webhooks_change_only_at_a_restart() {
                 .is_some_and(|k| k.contains(&"answered".to_owned()))
         })
         .await;
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_the_receiver_keeps_refusing_holds_up_only_itself() {
+    // Every event of chat 1 is refused; the others are accepted.
+    let crm = Receiver::start(Box::new(|_, json| {
+        if json["chat"] == 1 {
+            Answer::Status(500)
+        } else {
+            Answer::Status(200)
+        }
+    }))
+    .await;
+    let config = format!(
+        "{}{CHANNELS}{}",
+        roomy_limits!(),
+        webhook("crm", &crm.url, "concurrency = 2")
+    );
+    let hub = TestHub::start(&config).await;
+    let alice = hub.present_agent("alice").await;
+    let customer = hub.customer().await;
+    let mut chats = Vec::new();
+    for n in 0..5 {
+        let (chat, _) = start(&customer, "support", ada(), &format!("hello {n}")).await;
+        chats.push(chat);
+    }
+    assert_eq!(chats[0], ChatId(1));
+    for &chat in &chats {
+        assert_eq!(alice.get_next("support").await.unwrap().chat, chat);
+        alice.end_chat(chat).await.unwrap();
+    }
+    let received = crm
+        .until("every other chat's events are accepted", |r| {
+            let kinds = accepted_kinds(r);
+            chats[1..]
+                .iter()
+                .all(|chat| kinds.get(&chat.0).map(Vec::len) == Some(3))
+        })
+        .await;
+    // Chat 1 was tried again and again, and only its first event: the
+    // rest wait behind it.
+    let refused: Vec<&Received> = received.iter().filter(|r| r.chat() == 1).collect();
+    assert!(refused.len() >= 2, "{:?}", summary(&received));
+    assert!(
+        refused.iter().all(|r| r.id == "1-1"),
+        "{:?}",
+        summary(&received)
+    );
+    assert_in_order_per_chat(&received);
     hub.stop().await;
 }
