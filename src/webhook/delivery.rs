@@ -164,6 +164,8 @@ pub(super) struct Target {
     /// While the whole webhook waits after many failures.
     paused_until: Option<Instant>,
     in_flight: JoinSet<(OutboxKey, Outcome)>,
+    /// The chat of each post in flight, to free it should its task fail.
+    tasks: HashMap<tokio::task::Id, OutboxKey>,
     jitter: Jitter,
 }
 
@@ -182,6 +184,7 @@ impl Target {
             streak: 0,
             paused_until: None,
             in_flight: JoinSet::new(),
+            tasks: HashMap::new(),
             jitter: Jitter::default(),
         }
     }
@@ -214,11 +217,8 @@ impl Target {
                         break;
                     }
                 }
-                Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
-                    match done {
-                        Ok((key, outcome)) => self.finished(key, outcome),
-                        Err(err) => tracing::error!(webhook = self.name(), "a webhook post failed: {err}"),
-                    }
+                Some(done) = self.in_flight.join_next_with_id(), if !self.in_flight.is_empty() => {
+                    self.joined(done);
                 }
                 _ = bell.notified() => {}
                 _ = tokio::time::sleep_until(wake.into()) => {}
@@ -229,11 +229,7 @@ impl Target {
         tokio::pin!(grace);
         while !self.in_flight.is_empty() {
             tokio::select! {
-                Some(done) = self.in_flight.join_next() => {
-                    if let Ok((key, outcome)) = done {
-                        self.finished(key, outcome);
-                    }
-                }
+                Some(done) = self.in_flight.join_next_with_id() => self.joined(done),
                 _ = &mut grace => break,
             }
         }
@@ -304,8 +300,10 @@ impl Target {
                     break;
                 }
                 self.busy.insert(chat);
-                self.in_flight
+                let task = self
+                    .in_flight
                     .spawn(deliver(self.shared.clone(), row.clone()));
+                self.tasks.insert(task.id(), row.key);
             }
             // Removals up to `applied` show in every later page.
             self.gone.retain(|_, (_, group)| *group > applied);
@@ -336,6 +334,28 @@ impl Target {
             }
         }
         Ok(())
+    }
+
+    /// Books a post's task that ended: its outcome, or a failure if the
+    /// task itself failed.
+    fn joined(
+        &mut self,
+        done: Result<(tokio::task::Id, (OutboxKey, Outcome)), tokio::task::JoinError>,
+    ) {
+        match done {
+            Ok((id, (key, outcome))) => {
+                self.tasks.remove(&id);
+                self.finished(key, outcome);
+            }
+            Err(err) => {
+                if let Some(key) = self.tasks.remove(&err.id()) {
+                    self.finished(
+                        key,
+                        Outcome::Error(format!("the post's task failed: {err}")),
+                    );
+                }
+            }
+        }
     }
 
     /// Books a finished try.
