@@ -19,6 +19,7 @@ mod echo;
 mod hostile;
 mod idle;
 mod report;
+mod webhook;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -101,6 +102,14 @@ struct Options {
     /// messages waited inside it.
     #[arg(long)]
     hub_metrics: Option<std::net::SocketAddr>,
+    /// Also post every chat's lifecycle events (started, answered, ended) to
+    /// a webhook receiver in this process, and report how fast they
+    /// arrive (embedded hub only).
+    #[arg(long)]
+    webhook: bool,
+    /// Posts the webhook keeps in flight (with --webhook).
+    #[arg(long, default_value_t = 8)]
+    webhook_concurrency: usize,
     /// Threads driving the clients: 1 runs everything on one thread,
     /// leaving the other cores to the hub (default: one per core).
     #[arg(long)]
@@ -162,6 +171,14 @@ async fn run(options: Options) -> anyhow::Result<()> {
         .map(|n| format!("{}{n}", options.channel_prefix))
         .collect();
     let mut embedded = None;
+    let receiver = if options.webhook {
+        if options.addr.is_some() {
+            bail!("--webhook needs the embedded hub (no --addr)");
+        }
+        Some(webhook::Receiver::start().await?)
+    } else {
+        None
+    };
     let (client, token) = match options.addr {
         Some(addr) => {
             let cert = options.cert.as_ref().context("--addr needs --cert")?;
@@ -186,6 +203,12 @@ async fn run(options: Options) -> anyhow::Result<()> {
                 toml.push_str(&format!(
                     "[[agent]]\nid = \"{}{n}\"\ntoken = \"{token}\"\ncapacity = {}\n",
                     options.agent_prefix, options.customers
+                ));
+            }
+            if let Some(receiver) = &receiver {
+                toml.push_str(&format!(
+                    "[[webhook]]\nname = \"load\"\nurl = \"{}\"\nsecret = \"loadtest-webhook-secret\"\nconcurrency = {}\n",
+                    receiver.url, options.webhook_concurrency
                 ));
             }
             let mut config = Config::from_toml(&toml)?;
@@ -247,6 +270,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
         drive::run(&options, &channels, &client, &token),
     )
     .await;
+    let load_ended = std::time::Instant::now();
     let spent = costs::Probe::take(hub_pid, options.hub_metrics).await;
     let resident_peak = hub_pid.and_then(idle::resident_bytes);
     stop_attacks.store(true, Ordering::Relaxed);
@@ -276,6 +300,17 @@ async fn run(options: Options) -> anyhow::Result<()> {
                 ""
             }
         );
+    }
+    if let Some(receiver) = &receiver {
+        // Each chat: started, answered, ended.
+        let want = options.customers * 3;
+        if !receiver.wait_for(want, Duration::from_secs(60)).await {
+            println!(
+                "webhook: only {} of {want} events within 60 s",
+                receiver.events()
+            );
+        }
+        println!("{}", receiver.report(load_ended));
     }
     if let Some((server, data)) = embedded {
         server.shutdown().await;

@@ -21,6 +21,8 @@ pub mod server;
 #[cfg(feature = "hub")]
 pub mod store;
 pub mod udp;
+#[cfg(feature = "hub")]
+pub mod webhook;
 
 /// The README's examples, compiled as doctests.
 #[cfg(all(doctest, feature = "hub"))]

@@ -25,7 +25,7 @@ use chathub::protocol::{
     RequestBody, Response, Resume, Role, ServerDatagram, ServerFrame, Upload, Welcome,
     decode_datagram, encode_datagram,
 };
-use chathub::store::{Op, StoredFile};
+use chathub::store::{Op, OutboxItem, OutboxKey, StoredFile};
 
 fn customer() -> Customer {
     Customer {
@@ -556,6 +556,7 @@ fn op_name(op: &Op) -> String {
         Op::ContactChat { .. } => "Op.ContactChat".into(),
         Op::ContactTicket { .. } => "Op.ContactTicket".into(),
         Op::Rate { .. } => "Op.Rate".into(),
+        Op::Delivered { .. } => "Op.Delivered".into(),
     }
 }
 
@@ -680,10 +681,30 @@ fn samples() -> BTreeMap<String, Vec<u8>> {
             chat: 3,
             rating: rating(),
         },
+        Op::Delivered {
+            webhook: "crm".into(),
+            key: OutboxKey {
+                chat: 3,
+                seq: 9,
+                sub: 0,
+            },
+        },
     ]);
     for op in &ops {
         add(format!("store.{}", op_name(op)), stored(op));
     }
+    let ended = events()
+        .into_iter()
+        .find(|event| matches!(event.kind, ChatEventKind::Ended { .. }))
+        .expect("a sample end");
+    add(
+        "store.OutboxItem.Event".into(),
+        stored(&OutboxItem::Event(ended)),
+    );
+    add(
+        "store.OutboxItem.Rating".into(),
+        stored(&OutboxItem::Rating(rating())),
+    );
     add("store.TicketSummary".into(), stored(&ticket().summary()));
     samples
 }

@@ -75,6 +75,9 @@ pub struct Config {
     /// Agents, as `[[agent]]` tables.
     #[serde(default = "default_agents", rename = "agent")]
     pub agents: Vec<AgentFileConfig>,
+    /// Where chat lifecycle events are posted, as `[[webhook]]` tables.
+    #[serde(default, rename = "webhook")]
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 /// PEM files of a certificate chain and its private key.
@@ -380,6 +383,7 @@ impl Config {
                 }
             }
         }
+        self.webhook_settings()?;
         Ok(())
     }
 
@@ -444,6 +448,7 @@ mod env;
 mod tables;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 use env::set_field;
 pub use tables::{AgentFileConfig, ChannelConfig, Hours, IdentityMode, PolicyMode, RoutingMode};
@@ -451,3 +456,4 @@ use tables::{
     default_abandon_after, default_alert_after, default_capacity, default_file_limit,
     default_offer_timeout, default_queue_limit, default_return_window,
 };
+pub use webhooks::WebhookConfig;

@@ -230,4 +230,17 @@ fn describe() {
         "chathub_chats_unrecoverable_total",
         "Live chats whose stored events could not be read at start."
     );
+    describe_counter!(
+        "chathub_webhook_deliveries_total",
+        "Webhook posts, by webhook and outcome: delivered (2xx), status (another answer), error (no answer: connect or connection failure), timeout."
+    );
+    describe_histogram!(
+        "chathub_webhook_lag_seconds",
+        Unit::Seconds,
+        "Time from a chat lifecycle event to its webhook's 2xx, by webhook (retries and restarts included)."
+    );
+    describe_gauge!(
+        "chathub_webhook_outbox",
+        "Webhook events stored and not yet delivered, by webhook."
+    );
 }

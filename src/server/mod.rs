@@ -31,6 +31,7 @@ use crate::config::Config;
 use crate::core::AgentId;
 use crate::server::admission::{Admission, Verdict};
 use crate::store::{Store, StoreError};
+use crate::webhook::Webhooks;
 
 pub use reload::{ReloadError, Reloaded};
 pub use tls::TlsError;
@@ -56,6 +57,12 @@ pub enum ServerError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The configuration does not hold.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Webhook delivery could not start.
+    #[error(transparent)]
+    Webhook(#[from] crate::webhook::WebhookError),
 }
 
 /// A running hub with its QUIC endpoint.
@@ -65,6 +72,7 @@ pub struct Server {
     cert_path: PathBuf,
     data_dir: PathBuf,
     accept: JoinHandle<()>,
+    webhooks: Webhooks,
     /// The configuration served: as started, with the channels and agents
     /// of the last reload.
     running: tokio::sync::Mutex<Config>,
@@ -79,16 +87,23 @@ impl Server {
         let identity = tls::load_or_create(&data_dir, config.tls.as_ref())?;
         private_dir(&data_dir.join("files"))?;
         let server_config = tls::server_config(&identity, &config.limits)?;
+        let webhook_settings = config.webhook_settings()?;
         let store = Store::open_with(
             &data_dir,
             crate::store::StoreOptions {
                 checkpoint_bytes: config.store.checkpoint_bytes,
+                webhooks: config
+                    .webhooks
+                    .iter()
+                    .map(|hook| hook.name.clone())
+                    .collect(),
             },
         )?;
         for file in ["chathub.redb", "chathub.wal", "chathub.wal.1"] {
             private_file(&data_dir.join(file))?;
         }
-        let hub = Hub::start(hub_config(config, &data_dir)?, store).await?;
+        let hub = Hub::start(hub_config(config, &data_dir)?, store.clone()).await?;
+        let webhooks = Webhooks::start(&store, webhook_settings)?;
         let endpoint = crate::udp::endpoint(
             config.listen,
             crate::udp::SERVER_BUFFER_BYTES,
@@ -112,6 +127,7 @@ impl Server {
             cert_path: identity.cert_path,
             data_dir,
             accept,
+            webhooks,
             running: tokio::sync::Mutex::new(config.clone()),
         })
     }
@@ -144,8 +160,8 @@ impl Server {
         &self.hub
     }
 
-    /// Closes every connection, stops the actors and waits briefly for
-    /// the endpoint to go idle.
+    /// Closes every connection, stops webhook delivery and the actors,
+    /// and waits briefly for the endpoint to go idle.
     pub async fn shutdown(self) {
         self.endpoint.close(
             crate::protocol::CloseCode::Shutdown.code().into(),
@@ -160,6 +176,8 @@ impl Server {
         {
             accept.abort();
         }
+        // Before the hub closes the store they remove delivered rows from.
+        self.webhooks.shutdown().await;
         self.hub.shutdown().await;
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
     }

@@ -64,6 +64,7 @@ fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str> {
         running.presence_grace != new.presence_grace,
     );
     differs("limits", running.limits != new.limits);
+    differs("webhook", running.webhooks != new.webhooks);
     changed
 }
 

@@ -678,7 +678,14 @@ mod tests {
         crate::store::tables::create_all(&db).unwrap();
         let disk = MemDisk::default();
         let (log, _) = open(&disk, 0, 4096);
-        let writer = Writer::start(Arc::new(db), log, Arc::new(Progress::new(0)), 1 << 20).unwrap();
+        let writer = Writer::start(
+            Arc::new(db),
+            log,
+            Arc::new(Progress::new(0)),
+            1 << 20,
+            Default::default(),
+        )
+        .unwrap();
         let write = |ops: Vec<Op>| {
             let (tx, rx) = mpsc::channel();
             writer.submit(ops, Box::new(move |result| tx.send(result).unwrap()));

@@ -22,6 +22,7 @@
 
 mod log;
 mod log_io;
+mod outbox;
 mod reads;
 mod tables;
 mod writer;
@@ -37,6 +38,9 @@ use crate::core::{
     RatedSession, Rating, SessionSummary, Ticket, TicketId, TicketSummary, Timestamp,
 };
 
+pub use outbox::{
+    OutboxContext, OutboxHook, OutboxItem, OutboxKey, OutboxRow, WEBHOOK_TRANSCRIPT_BYTES,
+};
 pub use writer::{Done, Op, Writer};
 
 /// Why the store failed.
@@ -214,17 +218,22 @@ pub struct TranscriptPage {
 }
 
 /// How the store runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreOptions {
     /// Commit-log bytes after which the database is synced while the log
     /// goes on in its other file.
     pub checkpoint_bytes: u64,
+    /// The webhooks whose outbox rows are kept: each lifecycle event and
+    /// rating gets a row for each; the rows of any other webhook are
+    /// removed at open.
+    pub webhooks: Vec<String>,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             checkpoint_bytes: 32 << 20,
+            webhooks: Vec::new(),
         }
     }
 }
@@ -235,6 +244,7 @@ pub struct Store {
     db: Arc<Database>,
     writer: Writer,
     progress: Arc<writer::Progress>,
+    outbox: Arc<OutboxHook>,
 }
 
 impl std::fmt::Debug for Store {
@@ -276,10 +286,12 @@ impl Store {
             reason: err.to_string(),
         })?;
         let mut group = applied;
+        let outbox = OutboxHook::new(options.webhooks.clone());
         if let Some((last, _)) = replay.groups.last() {
             // In order, in one durable transaction.
             let ops = replay.groups.iter().flat_map(|(_, ops)| ops);
-            writer::apply(&db, *last, ops, Durability::Immediate).map_err(|err| open_err(&err))?;
+            writer::apply(&db, *last, ops, Durability::Immediate, &outbox)
+                .map_err(|err| open_err(&err))?;
             group = *last;
             tracing::info!(
                 groups = replay.groups.len(),
@@ -302,14 +314,28 @@ impl Store {
                 "wrote the list rows of earlier tickets"
             );
         }
+        let pruned = outbox::prune(&db, &options.webhooks).map_err(|err| open_err(&err))?;
+        if pruned > 0 {
+            tracing::warn!(
+                rows = pruned,
+                "dropped the undelivered webhook rows of webhooks no longer configured"
+            );
+        }
         let db = Arc::new(db);
         let progress = Arc::new(writer::Progress::new(group));
-        let writer = Writer::start(db.clone(), log, progress.clone(), options.checkpoint_bytes)
-            .map_err(|err| open_err(&err))?;
+        let writer = Writer::start(
+            db.clone(),
+            log,
+            progress.clone(),
+            options.checkpoint_bytes,
+            outbox.clone(),
+        )
+        .map_err(|err| open_err(&err))?;
         Ok(Self {
             db,
             writer,
             progress,
+            outbox,
         })
     }
 

@@ -41,10 +41,21 @@ pub(super) const TICKET_SUMMARIES: TableDefinition<u64, &[u8]> =
 /// [`Rating`](crate::core::Rating).
 pub(super) const RATINGS: TableDefinition<u64, &[u8]> = TableDefinition::new("ratings");
 
+/// Webhook deliveries not yet answered 2xx: (webhook, chat, seq, rating
+/// time in ms or 0 for a chat event) -> encoded
+/// [`OutboxItem`](crate::store::OutboxItem). Written in the same apply
+/// transaction as the event or rating it reports, removed by
+/// [`Op::Delivered`](crate::store::Op::Delivered).
+pub(super) const OUTBOX: TableDefinition<(&str, u64, u64, u64), &[u8]> =
+    TableDefinition::new("outbox");
+
 /// Bookkeeping: `LOG_GROUP` -> the last commit-log group applied here.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The [`META`] key of the last applied commit-log group.
 pub(super) const LOG_GROUP: &str = "log_group";
+/// The prefix of the [`META`] keys that count each webhook's outbox rows
+/// (`outbox_rows:<webhook>`).
+pub(super) const OUTBOX_ROWS: &str = "outbox_rows:";
 /// The [`META`] key of the layout the tables and values follow.
 pub(super) const SCHEMA: &str = "schema";
 /// The layout this build reads and writes. A database without the key was
@@ -98,6 +109,7 @@ pub(super) fn create_all(db: &Database) -> Result<(), redb::Error> {
     write.open_table(META)?;
     write.open_table(TICKET_SUMMARIES)?;
     write.open_table(RATINGS)?;
+    write.open_table(OUTBOX)?;
     write.commit()?;
     Ok(())
 }

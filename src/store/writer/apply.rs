@@ -1,9 +1,16 @@
 //! The apply thread: writes durable groups into the database.
 
 use super::*;
+use crate::store::outbox::{self, OutboxWrites};
+use redb::ReadableTable;
 /// The apply thread: writes durable groups into the database, as many as
 /// are waiting in one transaction, and syncs it when asked.
-pub(super) fn apply_loop(db: Arc<Database>, progress: Arc<Progress>, rx: mpsc::Receiver<Apply>) {
+pub(super) fn apply_loop(
+    db: Arc<Database>,
+    progress: Arc<Progress>,
+    outbox: Arc<OutboxHook>,
+    rx: mpsc::Receiver<Apply>,
+) {
     let mut next = rx.recv().ok();
     let mut synced = Instant::now();
     while let Some(first) = next.take() {
@@ -52,8 +59,13 @@ pub(super) fn apply_loop(db: Arc<Database>, progress: Arc<Progress>, rx: mpsc::R
             } else {
                 Durability::None
             };
-            match apply(&db, *last, all, durability) {
-                Ok(()) => progress.set_applied(*last),
+            match apply(&db, *last, all, durability, &outbox) {
+                Ok(rows) => {
+                    progress.set_applied(*last);
+                    if rows > 0 {
+                        outbox.ring();
+                    }
+                }
                 Err(err) => {
                     metrics::counter!("chathub_store_commit_failures_total").increment(1);
                     progress.set_broken(err);
@@ -80,15 +92,18 @@ pub(super) fn apply_loop(db: Arc<Database>, progress: Arc<Progress>, rx: mpsc::R
 }
 
 /// Applies group `group`'s ops to the database in one transaction, which
-/// also records the group as applied.
+/// also records the group as applied, with the webhook outbox rows they
+/// make for `outbox`'s targets; answers how many rows were written.
 pub(crate) fn apply<'a>(
     db: &Database,
     group: u64,
     ops: impl Iterator<Item = &'a Op>,
     durability: Durability,
-) -> Result<(), StoreError> {
+    outbox: &OutboxHook,
+) -> Result<usize, StoreError> {
     let mut write = db.begin_write().map_err(engine)?;
     write.set_durability(durability).map_err(engine)?;
+    let rows;
     {
         write
             .open_table(tables::META)
@@ -109,6 +124,7 @@ pub(crate) fn apply<'a>(
         let (mut sessions, mut ended, mut tickets, mut knowledge) = (None, None, None, None);
         let (mut files, mut contact_chats, mut contact_tickets) = (None, None, None);
         let (mut ticket_summaries, mut ratings) = (None, None);
+        let mut outbox_writes: Option<OutboxWrites<'_>> = None;
         for op in ops {
             match op {
                 Op::Event(event) => {
@@ -198,8 +214,31 @@ pub(crate) fn apply<'a>(
                         .insert(*chat, tables::encode(rating)?.as_slice())
                         .map_err(engine)?;
                 }
+                Op::Delivered { .. } => {}
+            }
+            if outbox::touches(outbox, op) {
+                if outbox_writes.is_none() {
+                    outbox_writes = Some(OutboxWrites::open(&write)?);
+                }
+                let event_table = open!(events, tables::EVENTS);
+                // A rating follows the chat's last event, its end.
+                let last_seq = |chat: u64| -> Result<Option<u64>, StoreError> {
+                    let last = event_table
+                        .range((chat, 0)..=(chat, u64::MAX))
+                        .map_err(engine)?
+                        .next_back()
+                        .transpose()
+                        .map_err(engine)?;
+                    Ok(last.map(|(key, _)| key.value().1))
+                };
+                outbox_writes
+                    .as_mut()
+                    .expect("opened just above")
+                    .apply(outbox, op, last_seq)?;
             }
         }
+        rows = outbox_writes.map_or(0, |writes| writes.added);
     }
-    write.commit().map_err(engine)
+    write.commit().map_err(engine)?;
+    Ok(rows)
 }

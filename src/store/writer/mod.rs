@@ -24,6 +24,7 @@ use crate::core::{
 };
 use crate::store::StoredFile;
 use crate::store::log::Log;
+use crate::store::outbox::{OutboxHook, OutboxKey};
 use crate::store::{StoreError, engine, tables};
 
 /// One write.
@@ -70,6 +71,13 @@ pub enum Op {
         chat: u64,
         /// The rating.
         rating: Rating,
+    },
+    /// A webhook's receiver accepted an outbox row: forget it.
+    Delivered {
+        /// The webhook.
+        webhook: String,
+        /// The row's key.
+        key: OutboxKey,
     },
 }
 
@@ -139,6 +147,7 @@ impl Writer {
         log: Log,
         progress: Arc<Progress>,
         checkpoint_bytes: u64,
+        outbox: Arc<OutboxHook>,
     ) -> std::io::Result<Self> {
         let (jobs, rx) = mpsc::channel();
         let (apply_tx, apply_rx) = mpsc::sync_channel(APPLY_BACKLOG);
@@ -148,8 +157,9 @@ impl Writer {
             std::thread::Builder::new()
                 .name("chathub-apply".into())
                 .spawn(move || {
-                    let run =
-                        std::panic::AssertUnwindSafe(|| apply_loop(db, progress.clone(), apply_rx));
+                    let run = std::panic::AssertUnwindSafe(|| {
+                        apply_loop(db, progress.clone(), outbox, apply_rx)
+                    });
                     if std::panic::catch_unwind(run).is_err() {
                         // Readers waiting for it must not wait forever.
                         progress.set_broken(StoreError::Engine("the apply thread panicked".into()));

@@ -131,6 +131,16 @@ impl Progress {
     /// Waits until every group acknowledged so far is in the database,
     /// asking the apply thread not to wait out its gathering (at most once
     /// per [`FLUSH_INTERVAL`], whoever asks).
+    /// The durable and the applied group now; an error once writes
+    /// stopped.
+    pub(crate) fn now(&self) -> Result<(u64, u64), StoreError> {
+        let marks = self.marks();
+        match &marks.broken {
+            Some(err) => Err(err.clone()),
+            None => Ok((marks.durable, marks.applied)),
+        }
+    }
+
     pub(crate) fn caught_up(&self) -> Result<(), StoreError> {
         let mut marks = self.marks();
         let target = marks.durable;

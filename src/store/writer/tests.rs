@@ -246,9 +246,10 @@ fn the_log_alternates_its_files_at_each_checkpoint_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let options = crate::store::StoreOptions {
         checkpoint_bytes: 2048,
+        ..Default::default()
     };
     {
-        let store = Store::open_with(dir.path(), options).unwrap();
+        let store = Store::open_with(dir.path(), options.clone()).unwrap();
         for chat in 1..=40u64 {
             write(&store, vec![Op::Event(started(chat))]).unwrap();
             for seq in 2..=20 {
@@ -372,4 +373,153 @@ fn a_file_that_is_not_a_store_is_a_clear_error() {
     let err = Store::open(dir.path()).unwrap_err();
     assert!(matches!(err, StoreError::Open { .. }), "{err}");
     assert!(err.to_string().contains("chathub.redb"));
+}
+
+fn ended(chat: u64, seq: u64) -> ChatEvent {
+    event(
+        chat,
+        seq,
+        ChatEventKind::Ended {
+            by: Party::Customer,
+        },
+    )
+}
+
+fn outbox_keys(store: &Store, webhook: &str) -> Vec<(u64, u64, u64)> {
+    store
+        .outbox_page(webhook, 0, 1_000)
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.key.chat, row.key.seq, row.key.sub))
+        .collect()
+}
+
+#[test]
+fn lifecycle_events_and_ratings_get_an_outbox_row_per_webhook_until_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = crate::store::StoreOptions {
+        webhooks: vec!["crm".into(), "bi".into()],
+        ..Default::default()
+    };
+    let store = Store::open_with(dir.path(), options).unwrap();
+    let rating = Rating {
+        rating: 4,
+        comment: None,
+        at: Timestamp(99),
+    };
+    write(
+        &store,
+        vec![
+            Op::Event(started(1)),
+            Op::Event(message(1, 2)),
+            Op::Event(ended(1, 3)),
+        ],
+    )
+    .unwrap();
+    write(&store, vec![Op::Rate { chat: 1, rating }]).unwrap();
+    store.read().unwrap();
+    // No row for the message; the rating follows the end.
+    let want = vec![(1, 1, 0), (1, 3, 0), (1, 3, 99)];
+    assert_eq!(outbox_keys(&store, "crm"), want);
+    assert_eq!(outbox_keys(&store, "bi"), want);
+    assert_eq!(store.outbox_len("crm").unwrap(), 3);
+    let rows = store.outbox_page("crm", 0, 10).unwrap();
+    assert_eq!(rows[2].item.kind(), crate::core::LifecycleKind::Rated);
+    let context = store.outbox_context(ChatId(1), 3, true).unwrap();
+    assert_eq!(context.channel, Some(ChannelId::new("support")));
+    assert_eq!(context.transcript.len(), 3);
+
+    let delivered = |seq| Op::Delivered {
+        webhook: "crm".into(),
+        key: OutboxKey {
+            chat: 1,
+            seq,
+            sub: 0,
+        },
+    };
+    // Twice, as a retried removal would: counted once.
+    write(&store, vec![delivered(1), delivered(1)]).unwrap();
+    store.read().unwrap();
+    assert_eq!(outbox_keys(&store, "crm"), vec![(1, 3, 0), (1, 3, 99)]);
+    assert_eq!(store.outbox_len("crm").unwrap(), 2);
+    assert_eq!(store.outbox_len("bi").unwrap(), 3, "each webhook its own");
+}
+
+#[test]
+fn applying_a_group_again_writes_the_same_rows_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("chathub.redb")).unwrap();
+    tables::create_all(&db).unwrap();
+    let hook = OutboxHook::new(vec!["crm".into()]);
+    let ops = [Op::Event(started(7)), Op::Event(ended(7, 2))];
+    for _ in 0..2 {
+        let rows = apply(&db, 1, ops.iter(), Durability::Immediate, &hook).unwrap();
+        assert_eq!(rows, 2);
+    }
+    drop(db);
+    let store = Store::open_with(
+        dir.path(),
+        crate::store::StoreOptions {
+            webhooks: vec!["crm".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(outbox_keys(&store, "crm"), vec![(7, 1, 0), (7, 2, 0)]);
+    assert_eq!(store.outbox_len("crm").unwrap(), 2);
+}
+
+#[test]
+fn a_webhook_taken_out_of_the_configuration_loses_its_rows_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let both = crate::store::StoreOptions {
+        webhooks: vec!["crm".into(), "old".into()],
+        ..Default::default()
+    };
+    let store = Store::open_with(dir.path(), both).unwrap();
+    write(&store, vec![Op::Event(started(1))]).unwrap();
+    store.close();
+    drop(store);
+    let one = crate::store::StoreOptions {
+        webhooks: vec!["crm".into()],
+        ..Default::default()
+    };
+    let store = Store::open_with(dir.path(), one).unwrap();
+    assert_eq!(outbox_keys(&store, "crm"), vec![(1, 1, 0)]);
+    assert!(outbox_keys(&store, "old").is_empty());
+    assert_eq!(store.outbox_len("old").unwrap(), 0);
+}
+
+#[test]
+fn an_ended_chats_transcript_keeps_its_newest_events_within_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut ops = vec![Op::Event(started(1))];
+    for seq in 2..=200 {
+        let mut long = message(1, seq);
+        if let ChatEventKind::Message { text, .. } = &mut long.kind {
+            *text = "x".repeat(4_000);
+        }
+        ops.push(Op::Event(long));
+    }
+    ops.push(Op::Event(ended(1, 201)));
+    write(&store, ops).unwrap();
+    // Outbox reads see what is applied, not what is only durable.
+    store.read().unwrap();
+    let context = store.outbox_context(ChatId(1), 201, true).unwrap();
+    let kept = context.transcript.len() as u64;
+    assert!(kept > 1 && kept < 100, "{kept}");
+    assert_eq!(context.omitted + kept, 201, "every event kept or counted");
+    assert_eq!(context.transcript.last().unwrap().seq, 201);
+    assert_eq!(context.channel, Some(ChannelId::new("support")));
+    let cost: u64 = context
+        .transcript
+        .iter()
+        .map(|event| event.text_bytes() + 64)
+        .sum();
+    assert!(cost <= crate::store::WEBHOOK_TRANSCRIPT_BYTES);
+    // Without a transcript, only the channel.
+    let bare = store.outbox_context(ChatId(1), 100, false).unwrap();
+    assert!(bare.transcript.is_empty());
+    assert_eq!(bare.channel, Some(ChannelId::new("support")));
 }
