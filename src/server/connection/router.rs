@@ -98,7 +98,7 @@ pub(super) fn send(
     let full = |_| HubError::Unavailable("event stream full".into());
     let lane = match lane {
         Some(lane) => lane,
-        None => match conn.open_uni().now_or_never() {
+        None => match conn.open_uni_now() {
             Some(Ok(stream)) => Lane::Direct(stream),
             // Closing: nothing more is sent anyway.
             Some(Err(_)) => return Ok(None),

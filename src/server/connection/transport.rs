@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 
 use bytes::Bytes;
+use futures::FutureExt as _;
 
 use crate::protocol::CloseCode;
 
@@ -74,6 +75,20 @@ impl Link {
         match self {
             Self::Quic(conn) => Ok(SendStream::Quic(conn.open_uni().await?)),
             Self::Web(conn) => Ok(SendStream::Web(conn.open_uni().await?.await?)),
+        }
+    }
+
+    /// Opens a unidirectional stream if that needs no waiting; `None`
+    /// when it would wait (no stream credit), and always for WebTransport,
+    /// whose opening writes the stream's header and must not be cut short
+    /// (a writer task opens it instead).
+    pub(crate) fn open_uni_now(&self) -> Option<Result<SendStream, LinkError>> {
+        match self {
+            Self::Quic(conn) => conn
+                .open_uni()
+                .now_or_never()
+                .map(|opened| opened.map(SendStream::Quic).map_err(LinkError::from)),
+            Self::Web(_) => None,
         }
     }
 
