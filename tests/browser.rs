@@ -1,7 +1,8 @@
-//! A customer in a real headless Chromium (Debian's, driven by
-//! puppeteer-core through `web/test/driver.mjs`) chats over WebTransport
-//! with an agent on the native SDK, both ways, and resumes after a hub
-//! restart with no gap and no duplicate.
+//! The browser SDK's node tests, then a customer in a real headless
+//! Chromium (Debian's, driven by puppeteer-core through
+//! `web/test/driver.mjs`) chats over WebTransport with an agent on the
+//! native SDK, both ways, and resumes after a hub restart with no gap and
+//! no duplicate.
 //!
 //! It needs node, Chromium and `web/node_modules` (`.ci/setup` installs
 //! them). Without them it passes with a note, unless
@@ -193,13 +194,10 @@ async fn agent_hears(agent: &chathub::client::AgentClient, text: &str) {
 
 /// The SDK's own tests under node: its codec against
 /// `tests/golden/formats.txt`, chat order and resume points, and decoders
-/// against cut and mutated bytes.
-#[test]
-fn the_sdk_passes_its_node_tests() {
-    if !should_run() {
-        return;
-    }
-    build_sdk();
+/// against cut and mutated bytes. (Run from the browser test, after the
+/// one build of `web/dist` both use: two builds at once would write the
+/// same files.)
+fn node_tests() {
     let status = Command::new("node")
         .args(["--test", "test/golden.test.mjs", "test/client.test.mjs"])
         .current_dir(web_dir())
@@ -214,6 +212,7 @@ async fn a_browser_customer_chats_with_a_native_agent_across_a_restart() {
         return;
     }
     build_sdk();
+    node_tests();
     let port = common::free_udp_port();
     let config = format!(
         "{}\n[webtransport]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n",

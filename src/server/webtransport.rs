@@ -155,6 +155,11 @@ fn digest(cert: &[u8]) -> [u8; 32] {
 }
 
 fn generate(files: &Files) -> Result<WebCert, TlsError> {
+    generate_for(files, VALIDITY)
+}
+
+/// Generates a pair valid from an hour ago until `validity` from now.
+fn generate_for(files: &Files, validity: Duration) -> Result<WebCert, TlsError> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut params = rcgen::CertificateParams::new(
         NAMES
@@ -164,7 +169,7 @@ fn generate(files: &Files) -> Result<WebCert, TlsError> {
     )?;
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::hours(1);
-    params.not_after = now + VALIDITY;
+    params.not_after = now + validity;
     let cert = params.self_signed(&key)?;
     tls::write_private(&files.key, key.serialize_pem().as_bytes())?;
     fs::write(&files.cert, cert.pem()).map_err(|source| TlsError::File {
@@ -387,5 +392,17 @@ mod tests {
         assert_eq!(written.trim(), first.hash_hex());
         assert!(!first.due(now_unix()));
         assert!(first.due(first.not_after - 3600), "due before it expires");
+    }
+
+    #[test]
+    fn a_certificate_near_its_end_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::in_dir(dir.path());
+        let old = generate_for(&files, Duration::from_secs(2 * 24 * 3600)).unwrap();
+        let new = load_or_rotate(dir.path()).unwrap();
+        assert_ne!(old.hash, new.hash, "replaced with 2 days left");
+        assert!(new.not_after > old.not_after);
+        let written = fs::read_to_string(&files.hash).unwrap();
+        assert_eq!(written.trim(), new.hash_hex());
     }
 }

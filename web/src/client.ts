@@ -68,6 +68,8 @@ export interface ConnectOptions {
 const MAX_READY = 4096;
 /** Chats one hello resumes at most (the hub's default `resume_points`). */
 const RESUME_POINTS = 256;
+/** How long the hub may take to welcome a connection, in ms. */
+const WELCOME_TIMEOUT_MS = 15_000;
 /** Requests waiting for an answer at most. */
 const MAX_PENDING = 1024;
 
@@ -295,7 +297,14 @@ export class CustomerClient {
       encodeFrame(clientFrame, { type: "Hello", hello: { version: PROTOCOL_VERSION, role: { type: "Customer" }, resume } }),
     );
     const frames = new FrameBuf(MAX_FRAME_HELLO);
-    const welcome = await readFrame(reader, frames);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        transport.close();
+        reject(new ConnectionError("no welcome from the hub in time"));
+      }, WELCOME_TIMEOUT_MS);
+    });
+    const welcome = await Promise.race([readFrame(reader, frames), late]).finally(() => clearTimeout(timer));
     if (welcome === null) throw new ConnectionError("the hub closed the connection before its welcome");
     if (welcome.type === "Closing") throw new HubError(welcome.error.code, welcome.error.message);
     if (welcome.type !== "Welcome") throw new ConnectionError(`the hub's first frame was ${welcome.type}`);
