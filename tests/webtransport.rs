@@ -228,3 +228,26 @@ async fn a_session_that_never_says_hello_is_closed_at_the_deadline() {
     assert!(closed.is_ok(), "closed without a hello");
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn garbage_on_a_session_is_answered_with_closing_and_a_closed_session() {
+    let hub = TestHub::start(&config("")).await;
+    let web = session(&hub, "/chathub").await.expect("a session");
+    let (mut send, mut recv) = web.open_bi().await.unwrap().await.unwrap();
+    // A length prefix announcing 5 bytes of an unknown variant.
+    send.write_all(&[0, 0, 0, 5, 0xfa, 1, 2, 3, 4])
+        .await
+        .unwrap();
+    let mut frames = FrameBuf::with_limit(chathub::protocol::MAX_FRAME_BYTES);
+    match next_frame(&mut recv, &mut frames).await {
+        ServerFrame::Closing(error) => {
+            assert_eq!(error.code, chathub::protocol::ErrorCode::BadFrame)
+        }
+        other => panic!("not a Closing frame: {other:?}"),
+    }
+    let closed = tokio::time::timeout(PATIENCE, web.closed()).await;
+    assert!(closed.is_ok(), "the session is closed");
+    // The hub goes on serving browsers.
+    assert!(session(&hub, "/chathub").await.is_ok());
+    hub.stop().await;
+}
