@@ -1,8 +1,8 @@
 //! The browser SDK's node tests, then a customer in a real headless
 //! Chromium (Debian's, driven by puppeteer-core through
 //! `web/test/driver.mjs`) chats over WebTransport with an agent on the
-//! native SDK, both ways, and resumes after a hub restart with no gap and
-//! no duplicate.
+//! native SDK, both ways, and resumes after a hub restart and after the
+//! page is loaded again, with no gap and no duplicate.
 //!
 //! It needs node, Chromium and `web/node_modules` (`.ci/setup` installs
 //! them). Without them it passes with a note, unless
@@ -207,7 +207,7 @@ fn node_tests() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_customer_chats_with_a_native_agent_across_a_restart() {
+async fn a_browser_customer_chats_with_a_native_agent_across_a_restart_and_a_reload() {
     if !should_run() {
         return;
     }
@@ -289,6 +289,28 @@ async fn a_browser_customer_chats_with_a_native_agent_across_a_restart() {
         ],
     );
     assert_eq!(page.call("errors", json!([])), json!([]));
+
+    // The page is loaded again: it resumes from what it saved, after the
+    // last event it showed.
+    let saved = page.call("save", json!([]));
+    let last = events_after.len() as u64;
+    assert_eq!(saved[0]["after"], json!(last), "{saved}");
+    page.call("reload", json!([]));
+    page.call("connect", json!([url, hash]));
+    agent
+        .send(assignment.chat, "After the reload")
+        .await
+        .unwrap();
+    let reloaded = page
+        .events_until(|events| texts(events).contains(&"After the reload".to_owned()))
+        .await;
+    let seqs: Vec<u64> = reloaded
+        .iter()
+        .map(|event| event["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [last + 1], "only what is new: {reloaded:#?}");
+    page.call("send", json!([chat, "Still here"]));
+    agent_hears(&agent, "Still here").await;
     drop(page);
     hub.stop().await;
 }

@@ -4,7 +4,8 @@
 // commands given as JSON lines on stdin with JSON lines on stdout:
 //   {"cmd":"call","fn":"start","args":["support","Ada","Hi"]}
 //   -> {"ok":true,"value":...} or {"ok":false,"error":"..."}
-// where fn is one of window.harness's functions (page.html). It exits
+// where fn is one of window.harness's functions (page.html), or "reload"
+// to load the page again. It exits
 // when stdin closes.
 
 import { createServer } from "node:http";
@@ -57,6 +58,12 @@ for await (const line of lines) {
   if (!line.trim()) continue;
   try {
     const { fn, args } = JSON.parse(line);
+    if (fn === "reload") {
+      await page.reload();
+      await page.waitForFunction(() => window.harnessReady === true, { timeout: 10_000 });
+      say({ ok: true, value: null });
+      continue;
+    }
     const value = await page.evaluate((fn, args) => window.harness[fn](...args), fn, args ?? []);
     say({ ok: true, value: value ?? null });
   } catch (err) {
