@@ -1,8 +1,9 @@
 //! The browser SDK's node tests, then a customer in a real headless
 //! Chromium (Debian's, driven by puppeteer-core through
 //! `web/test/driver.mjs`) chats over WebTransport with an agent on the
-//! native SDK, both ways, and resumes after a hub restart and after the
-//! page is loaded again, with no gap and no duplicate.
+//! native SDK, both ways (messages and typing datagrams), and resumes
+//! after a hub restart and after the page is loaded again, with no gap
+//! and no duplicate.
 //!
 //! It needs node, Chromium and `web/node_modules` (`.ci/setup` installs
 //! them). Without them it passes with a note, unless
@@ -244,6 +245,34 @@ async fn a_browser_customer_chats_with_a_native_agent_across_a_restart_and_a_rel
 
     page.call("send", json!([chat, "Thanks, from the page"]));
     agent_hears(&agent, "Thanks, from the page").await;
+
+    // The page says the customer is typing: a datagram to the agent.
+    let seen = tokio::time::timeout(PATIENCE, async {
+        loop {
+            page.call("typing", json!([chat]));
+            match tokio::time::timeout(Duration::from_millis(300), agent.next_event()).await {
+                Ok(Some(Event::Typing {
+                    chat: typing,
+                    from: Party::Customer,
+                })) if typing == assignment.chat => return,
+                _ => continue,
+            }
+        }
+    })
+    .await;
+    assert!(seen.is_ok(), "the agent sees the page's customer typing");
+    let mut tries = 0;
+    loop {
+        agent.typing(assignment.chat).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let seen = page.call("typingSeen", json!([]));
+        if seen.as_array().is_some_and(|from| !from.is_empty()) {
+            assert_eq!(seen[0], json!({ "type": "Agent", "agent": "alice" }));
+            break;
+        }
+        tries += 1;
+        assert!(tries < 50, "the page sees the agent typing");
+    }
 
     // Someone else's chat is refused with a typed error.
     let refused = page.call("refused", json!([chat + 1000]));
