@@ -51,6 +51,10 @@ pub struct Config {
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The WebTransport endpoint browsers connect to (off unless
+    /// enabled).
+    #[serde(default)]
+    pub webtransport: WebTransportConfig,
     /// The store.
     #[serde(default)]
     pub store: StoreConfig,
@@ -109,6 +113,33 @@ impl Default for MetricsConfig {
             listen: default_metrics_listen(),
         }
     }
+}
+
+/// The `[webtransport]` table: a second UDP endpoint where browsers reach
+/// the hub over WebTransport (HTTP/3), served by the same connection task
+/// and held to the same `[limits]` as the native one.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebTransportConfig {
+    /// Whether to serve it.
+    #[serde(default)]
+    pub enabled: bool,
+    /// UDP address it listens on; a port of its own beside `listen`.
+    #[serde(default = "default_webtransport_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for WebTransportConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: default_webtransport_listen(),
+        }
+    }
+}
+
+fn default_webtransport_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 4434))
 }
 
 /// The `[store]` table.

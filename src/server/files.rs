@@ -44,8 +44,8 @@ pub(crate) async fn serve(
     hub: Hub,
     caller: Caller,
     peer: std::net::IpAddr,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
+    mut send: crate::server::connection::SendStream,
+    mut recv: crate::server::connection::RecvStream,
 ) {
     let limits = hub.limits().clone();
     let mut frames = FrameBuf::with_limit(MAX_HEADER_BYTES);

@@ -19,6 +19,7 @@ pub mod metrics;
 mod reload;
 mod requests;
 pub mod tls;
+mod webtransport;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -73,6 +74,8 @@ pub struct Server {
     data_dir: PathBuf,
     accept: JoinHandle<()>,
     webhooks: Webhooks,
+    /// The WebTransport endpoint, when enabled.
+    web: Option<webtransport::WebEndpoint>,
     /// The configuration served: as started, with the channels and agents
     /// of the last reload.
     running: tokio::sync::Mutex<Config>,
@@ -120,7 +123,20 @@ impl Server {
                 .map(|channel| channel.id)
                 .collect::<Vec<_>>(),
         );
-        let accept = tokio::spawn(accept_loop(endpoint.clone(), hub.clone()));
+        // One admission for both endpoints: a browser's sessions and a
+        // native SDK's connections count against the same caps.
+        let admission = Admission::new(hub.limits().clone());
+        let web = if config.webtransport.enabled {
+            Some(webtransport::start(
+                &config.webtransport,
+                &data_dir,
+                hub.clone(),
+                admission.clone(),
+            )?)
+        } else {
+            None
+        };
+        let accept = tokio::spawn(accept_loop(endpoint.clone(), hub.clone(), admission));
         Ok(Self {
             endpoint,
             hub,
@@ -128,6 +144,7 @@ impl Server {
             data_dir,
             accept,
             webhooks,
+            web,
             running: tokio::sync::Mutex::new(config.clone()),
         })
     }
@@ -137,6 +154,27 @@ impl Server {
         self.endpoint
             .local_addr()
             .expect("a bound endpoint has a local address")
+    }
+
+    /// The UDP address browsers reach over WebTransport, when enabled
+    /// (`[webtransport]`); the session's URL is
+    /// `https://<host>:<port>/chathub`.
+    pub fn webtransport_addr(&self) -> Option<SocketAddr> {
+        self.web
+            .as_ref()
+            .and_then(webtransport::WebEndpoint::local_addr)
+    }
+
+    /// The SHA-256 of the WebTransport certificate in use, in hex, for a
+    /// page's `serverCertificateHashes`; it changes when the certificate
+    /// is replaced (also written to `<data_dir>/webtransport-cert.sha256`).
+    pub fn webtransport_cert_hash(&self) -> Option<String> {
+        self.web.as_ref().map(|web| {
+            web.hash
+                .read()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .clone()
+        })
     }
 
     /// The PEM certificate clients should trust.
@@ -163,6 +201,9 @@ impl Server {
     /// Closes every connection, stops webhook delivery and the actors,
     /// and waits briefly for the endpoint to go idle.
     pub async fn shutdown(self) {
+        if let Some(web) = self.web {
+            web.shutdown().await;
+        }
         self.endpoint.close(
             crate::protocol::CloseCode::Shutdown.code().into(),
             b"the hub is shutting down",
@@ -255,8 +296,7 @@ fn hub_config(config: &Config, data_dir: &Path) -> Result<HubConfig, ServerError
     })
 }
 
-async fn accept_loop(endpoint: quinn::Endpoint, hub: Hub) {
-    let admission = Admission::new(hub.limits().clone());
+async fn accept_loop(endpoint: quinn::Endpoint, hub: Hub, admission: std::sync::Arc<Admission>) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {

@@ -57,6 +57,7 @@ fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str> {
     differs("data_dir", running.data_dir != new.data_dir);
     differs("tls", running.tls != new.tls);
     differs("metrics", running.metrics != new.metrics);
+    differs("webtransport", running.webtransport != new.webtransport);
     differs("store", running.store != new.store);
     differs("runtime", running.runtime != new.runtime);
     differs(

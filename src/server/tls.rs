@@ -149,19 +149,31 @@ pub fn server_config(
     identity: &Identity,
     limits: &crate::core::Limits,
 ) -> Result<quinn::ServerConfig, TlsError> {
+    quic_config(identity, limits, ALPN, 0)
+}
+
+/// A QUIC server configuration for `alpn`, bounded by `limits`; clients
+/// may open `client_uni_streams` unidirectional streams at once (HTTP/3
+/// needs three of its own, chathub/1 none).
+pub(crate) fn quic_config(
+    identity: &Identity,
+    limits: &crate::core::Limits,
+    alpn: &[u8],
+    client_uni_streams: u32,
+) -> Result<quinn::ServerConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
         .with_single_cert(identity.certs.clone(), identity.key.clone_key())?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = vec![alpn.to_vec()];
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|err| TlsError::Rustls(rustls::Error::General(err.to_string())))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
     transport
         .max_concurrent_bidi_streams(16u32.into())
-        .max_concurrent_uni_streams(0u32.into())
+        .max_concurrent_uni_streams(client_uni_streams.into())
         .stream_receive_window(limits.stream_window.into())
         .receive_window(limits.connection_window.into())
         // Typing indicators: a few small datagrams wait at most, either

@@ -14,6 +14,8 @@ use crate::core::{Limit, Limits, Timestamp, TokenBucket};
 use crate::protocol::{ClientDatagram, ServerDatagram, decode_datagram, encode_datagram};
 use crate::server::requests::{Role, Session};
 
+use super::Link;
+
 /// The longest a connection stops reading datagrams at a time.
 const MAX_PAUSE: Duration = Duration::from_secs(1);
 
@@ -90,7 +92,7 @@ impl Datagrams {
     /// Waits out a pause, then drops what arrived meanwhile (QUIC kept the
     /// newest few), counted as refusals, so what is read next is fresh.
     /// Cancel-safe: the pause's end stays where it was.
-    pub(super) async fn resume(&mut self, conn: &quinn::Connection) {
+    pub(super) async fn resume(&mut self, conn: &Link) {
         self.resume_at.as_mut().await;
         self.paused = false;
         let mut dropped = 0;
@@ -106,7 +108,7 @@ impl Datagrams {
 /// Sends one of the hub's datagrams. One that cannot go (the client takes
 /// no datagrams, it does not fit the path, the connection is lost) is
 /// dropped.
-pub(super) fn send(conn: &quinn::Connection, signal: Signal) {
+pub(super) fn send(conn: &Link, signal: Signal) {
     let datagram = match signal {
         Signal::Typing { chat, from } => ServerDatagram::Typing { chat, from },
     };

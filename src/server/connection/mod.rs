@@ -6,7 +6,8 @@
 //! chat whose stream is blocked holds up no other chat, and one for queue
 //! updates. Requests are answered concurrently; responses carry the
 //! request's id. Typing indicators come and go as datagrams
-//! (`datagrams.rs`).
+//! (`datagrams.rs`). A native QUIC connection and a browser's WebTransport
+//! session run this same task (`transport.rs` is the seam).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -48,7 +49,7 @@ const WRITE_BATCH: usize = 64 * 1024;
 #[derive(Debug, thiserror::Error)]
 enum ConnError {
     #[error("connection lost: {0}")]
-    Connection(#[from] quinn::ConnectionError),
+    Connection(#[from] LinkError),
     #[error("read failed: {0}")]
     Read(#[from] quinn::ReadError),
     #[error("write failed: {0}")]
@@ -80,6 +81,51 @@ pub(crate) async fn handle(hub: Hub, incoming: quinn::Incoming, pass: Pass) {
             return;
         }
     };
+    run_link(hub, Link::Quic(conn), pass, deadline).await;
+}
+
+/// Serves one incoming WebTransport session until it closes: the
+/// handshake, the HTTP/3 CONNECT to [`WEBTRANSPORT_PATH`], then the same
+/// task as a native connection, all within the hello's deadline.
+pub(crate) async fn handle_web(
+    hub: Hub,
+    incoming: wtransport::endpoint::IncomingSession,
+    pass: Pass,
+) {
+    let deadline = tokio::time::Instant::now() + hub.limits().hello_timeout;
+    let session = tokio::time::timeout_at(deadline, async {
+        let request = incoming.await?;
+        if request.path() != WEBTRANSPORT_PATH {
+            tracing::debug!(
+                path = request.path(),
+                "WebTransport session for an unknown path"
+            );
+            request.not_found().await;
+            return Ok(None);
+        }
+        request.accept().await.map(Some)
+    })
+    .await;
+    let conn = match session {
+        Ok(Ok(Some(conn))) => conn,
+        Ok(Ok(None)) => return,
+        Ok(Err(err)) => {
+            tracing::debug!("WebTransport handshake failed: {err}");
+            return;
+        }
+        Err(_) => {
+            refused(Limit::HelloTimeout);
+            return;
+        }
+    };
+    run_link(hub, Link::Web(conn), pass, deadline).await;
+}
+
+/// The path a browser's WebTransport session asks for:
+/// `https://host:port/chathub`.
+pub(crate) const WEBTRANSPORT_PATH: &str = "/chathub";
+
+async fn run_link(hub: Hub, conn: Link, pass: Pass, deadline: tokio::time::Instant) {
     let remote = conn.remote_address();
     let result = serve(hub, &conn, pass.ip(), deadline).await;
     drop(pass);
@@ -91,7 +137,7 @@ pub(crate) async fn handle(hub: Hub, incoming: quinn::Incoming, pass: Pass) {
 
 /// Reads frames off a stream.
 struct FrameReader {
-    recv: quinn::RecvStream,
+    recv: RecvStream,
     buf: FrameBuf,
 }
 
@@ -116,7 +162,7 @@ impl FrameReader {
 
 /// Writes frames on the control stream.
 struct Control {
-    send: quinn::SendStream,
+    send: SendStream,
     buf: Vec<u8>,
     /// How long a write may wait for the client to read.
     deadline: Duration,
@@ -165,12 +211,7 @@ impl Control {
 
     /// Tells the client why it is being closed, gives the frame a moment to
     /// arrive, and closes the connection.
-    async fn refuse(
-        &mut self,
-        conn: &quinn::Connection,
-        code: CloseCode,
-        error: ErrorFrame,
-    ) -> ConnError {
+    async fn refuse(&mut self, conn: &Link, code: CloseCode, error: ErrorFrame) -> ConnError {
         metrics::counter!("chathub_protocol_errors_total", "kind" => format!("{:?}", error.code))
             .increment(1);
         if self
@@ -181,14 +222,14 @@ impl Control {
         {
             let _ = timeout(Duration::from_secs(1), self.send.stopped()).await;
         }
-        conn.close(code.code().into(), error.message.as_bytes());
+        conn.close(code, error.message.as_bytes());
         ConnError::Refused(error)
     }
 }
 
 async fn serve(
     hub: Hub,
-    conn: &quinn::Connection,
+    conn: &Link,
     ip: std::net::IpAddr,
     deadline: tokio::time::Instant,
 ) -> Result<(), ConnError> {
@@ -358,10 +399,7 @@ async fn serve(
             metrics::counter!("chathub_protocol_errors_total", "kind" => "TooSlow").increment(1);
         }
         Err(ConnError::ControlStuck) => {
-            conn.close(
-                CloseCode::TooSlow.code().into(),
-                b"answers not read in time",
-            );
+            conn.close(CloseCode::TooSlow, b"answers not read in time");
         }
         _ => {}
     }
@@ -371,7 +409,7 @@ async fn serve(
 
 async fn run(
     session: &mut Session,
-    conn: &quinn::Connection,
+    conn: &Link,
     control: &mut Control,
     reader: &mut FrameReader,
     source: &mut crate::actors::sink::EventSource,
@@ -413,7 +451,7 @@ async fn run(
                     return Err(control.refuse(conn, CloseCode::Protocol, error).await);
                 }
                 Ok(None) => {
-                    conn.close(CloseCode::Normal.code().into(), b"bye");
+                    conn.close(CloseCode::Normal, b"bye");
                     return Ok(());
                 }
                 Err(ConnError::Codec(err)) => {
@@ -451,7 +489,7 @@ async fn run(
                         stages::since(&STAGES.to_connection, queued);
                     }
                     if router.route(next).is_err() {
-                        conn.close(CloseCode::TooSlow.code().into(), b"too far behind on events");
+                        conn.close(CloseCode::TooSlow, b"too far behind on events");
                         return Err(ConnError::TooSlow);
                     }
                     routed += 1;
@@ -482,7 +520,7 @@ async fn run(
                 return Err(control.refuse(conn, CloseCode::Refused, error).await);
             }
             () = &mut overflowed => {
-                conn.close(CloseCode::TooSlow.code().into(), b"too far behind on events");
+                conn.close(CloseCode::TooSlow, b"too far behind on events");
                 return Err(ConnError::TooSlow);
             }
         }
@@ -491,6 +529,8 @@ async fn run(
 
 mod datagrams;
 mod router;
+pub(crate) mod transport;
 
 use datagrams::Datagrams;
 use router::Router;
+pub(crate) use transport::{Link, LinkError, RecvStream, SendStream};

@@ -14,7 +14,7 @@ use super::*;
 /// event and lets QUIC pack an event with the response that the same
 /// commit produced into one datagram.
 pub(super) struct Router {
-    conn: quinn::Connection,
+    conn: Link,
     /// The agent this connection belongs to, if it is an agent's.
     agent: Option<AgentId>,
     chats: HashMap<ChatId, Lane>,
@@ -25,13 +25,13 @@ pub(super) struct Router {
 /// Where one stream's events go.
 pub(super) enum Lane {
     /// Written from the connection task.
-    Direct(quinn::SendStream),
+    Direct(SendStream),
     /// Queued for the stream's writer task.
     Queued(mpsc::Sender<Outbound>),
 }
 
 impl Router {
-    pub(super) fn new(conn: quinn::Connection, agent: Option<AgentId>) -> Self {
+    pub(super) fn new(conn: Link, agent: Option<AgentId>) -> Self {
         Self {
             conn,
             agent,
@@ -106,7 +106,7 @@ impl Router {
 /// Sends `event` on `lane` (opening the stream if there is none yet) and
 /// returns the lane to keep; `None` once the connection is gone.
 pub(super) fn send(
-    conn: &quinn::Connection,
+    conn: &Link,
     lane: Option<Lane>,
     event: Outbound,
     buf: &mut Vec<u8>,
@@ -114,7 +114,7 @@ pub(super) fn send(
     let full = |_| HubError::Unavailable("event stream full".into());
     let lane = match lane {
         Some(lane) => lane,
-        None => match conn.open_uni().now_or_never() {
+        None => match conn.open_uni_now() {
             Some(Ok(stream)) => Lane::Direct(stream),
             // Closing: nothing more is sent anyway.
             Some(Err(_)) => return Ok(None),
@@ -160,8 +160,8 @@ pub(super) fn send(
 /// Starts a writer task for one stream: it opens the stream if `stream` is
 /// `None`, writes `pending`, then the events that come.
 pub(super) fn spawn_writer(
-    conn: quinn::Connection,
-    stream: Option<quinn::SendStream>,
+    conn: Link,
+    stream: Option<SendStream>,
     pending: Vec<u8>,
 ) -> mpsc::Sender<Outbound> {
     let (tx, rx) = mpsc::channel(STREAM_EVENTS);
@@ -195,8 +195,8 @@ pub(super) fn encode_event(event: &Outbound, buf: &mut Vec<u8>) {
 /// Writes `pending` and then the events of `rx` on `stream` (opened here if
 /// `None`), in order, in batches; finishes the stream when `rx` closes.
 pub(super) async fn write_stream(
-    conn: quinn::Connection,
-    stream: Option<quinn::SendStream>,
+    conn: Link,
+    stream: Option<SendStream>,
     pending: Vec<u8>,
     mut rx: mpsc::Receiver<Outbound>,
 ) {

@@ -1,0 +1,408 @@
+//! The WebTransport endpoint browsers connect to: HTTP/3 on a UDP port of
+//! its own (`[webtransport] listen`), with a certificate browsers accept by
+//! its hash.
+//!
+//! A browser trusts a self-signed certificate through
+//! `serverCertificateHashes` only if it is an ECDSA P-256 certificate valid
+//! for at most 14 days. The hub generates such a pair into the data folder
+//! (`webtransport-cert.pem`, `webtransport-key.pem`), keeps it across
+//! restarts while it has [`ROTATE_BEFORE`] or more to live, replaces it
+//! before that (at start, and while running, checked every
+//! [`CHECK_EVERY`]), and writes the SHA-256 of its DER bytes, in hex, to
+//! `webtransport-cert.sha256` for whatever serves pages to pass on.
+//!
+//! Sessions are admitted by the same [`Admission`] as native connections
+//! (one count of connections per address across both) and then served by
+//! the same connection task (`connection::handle_web`).
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::actors::Hub;
+use crate::config::WebTransportConfig;
+use crate::core::Limits;
+use crate::server::admission::{Admission, Verdict};
+use crate::server::tls::{self, Identity, TlsError};
+use crate::server::{ServerError, connection, refused};
+
+/// How long a generated certificate is valid: under the 14 days browsers
+/// accept for a certificate given by its hash, with an hour of clock skew
+/// before its start.
+const VALIDITY: Duration = Duration::from_secs(13 * 24 * 3600);
+/// A certificate with less than this left is replaced.
+const ROTATE_BEFORE: Duration = Duration::from_secs(3 * 24 * 3600);
+/// How often a running hub checks whether its certificate is due.
+const CHECK_EVERY: Duration = Duration::from_secs(3600);
+/// Unidirectional streams a browser may open at once: HTTP/3's control
+/// and QPACK streams, and room for a few more (a browser may add a
+/// reserved "grease" stream); the hub accepts none of its own.
+const CLIENT_UNI_STREAMS: u32 = 8;
+/// ALPN of HTTP/3, which WebTransport runs over.
+const ALPN_H3: &[u8] = b"h3";
+
+/// The names the certificate is valid for.
+const NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+type WtEndpoint = wtransport::Endpoint<wtransport::endpoint::endpoint_side::Server>;
+
+/// The certificate's files in the data folder.
+struct Files {
+    cert: PathBuf,
+    key: PathBuf,
+    hash: PathBuf,
+}
+
+impl Files {
+    fn in_dir(data_dir: &Path) -> Self {
+        Self {
+            cert: data_dir.join("webtransport-cert.pem"),
+            key: data_dir.join("webtransport-key.pem"),
+            hash: data_dir.join("webtransport-cert.sha256"),
+        }
+    }
+}
+
+/// The certificate in use: its pair, hash, and end of validity.
+pub(crate) struct WebCert {
+    identity: Identity,
+    /// SHA-256 of the certificate's DER bytes.
+    hash: [u8; 32],
+    /// Seconds since the Unix epoch after which it is no longer valid.
+    not_after: i64,
+}
+
+impl WebCert {
+    /// The hash in lowercase hex.
+    pub(crate) fn hash_hex(&self) -> String {
+        crate::core::hex::encode(&self.hash)
+    }
+
+    /// Whether it has less than [`ROTATE_BEFORE`] to live at `now`
+    /// (seconds since the Unix epoch).
+    fn due(&self, now: i64) -> bool {
+        self.not_after.saturating_sub(now) < ROTATE_BEFORE.as_secs() as i64
+    }
+}
+
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Loads the certificate in `data_dir`, or generates one there if there
+/// is none, it cannot be read, or it is due; writes its hash file.
+pub(crate) fn load_or_rotate(data_dir: &Path) -> Result<WebCert, TlsError> {
+    let files = Files::in_dir(data_dir);
+    let cert = match load(&files) {
+        Ok(cert) if !cert.due(now_unix()) => cert,
+        Ok(_) => {
+            tracing::info!("the WebTransport certificate is due for replacement");
+            generate(&files)?
+        }
+        Err(err) => {
+            if files.cert.exists() {
+                tracing::warn!("the WebTransport certificate is replaced: {err}");
+            }
+            generate(&files)?
+        }
+    };
+    fs::write(&files.hash, format!("{}\n", cert.hash_hex())).map_err(|source| TlsError::File {
+        path: files.hash.clone(),
+        source,
+    })?;
+    Ok(cert)
+}
+
+fn load(files: &Files) -> Result<WebCert, TlsError> {
+    let pem_err = |path: &Path, reason: String| TlsError::Pem {
+        path: path.to_owned(),
+        reason,
+    };
+    let read = |path: &Path| {
+        fs::read(path).map_err(|source| TlsError::File {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let cert = CertificateDer::from_pem_slice(&read(&files.cert)?)
+        .map_err(|err| pem_err(&files.cert, err.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(&read(&files.key)?)
+        .map_err(|err| pem_err(&files.key, err.to_string()))?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(&cert)
+        .map_err(|err| pem_err(&files.cert, err.to_string()))?;
+    let not_after = parsed.validity().not_after.timestamp();
+    Ok(WebCert {
+        hash: digest(&cert),
+        not_after,
+        identity: Identity {
+            certs: vec![cert],
+            key,
+            cert_path: files.cert.clone(),
+        },
+    })
+}
+
+fn digest(cert: &[u8]) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert);
+    let mut hash = [0; 32];
+    hash.copy_from_slice(digest.as_ref());
+    hash
+}
+
+fn generate(files: &Files) -> Result<WebCert, TlsError> {
+    generate_for(files, VALIDITY)
+}
+
+/// Generates a pair valid from an hour ago until `validity` from now.
+fn generate_for(files: &Files, validity: Duration) -> Result<WebCert, TlsError> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = rcgen::CertificateParams::new(
+        NAMES
+            .iter()
+            .map(|name| name.to_string())
+            .collect::<Vec<_>>(),
+    )?;
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + validity;
+    let cert = params.self_signed(&key)?;
+    tls::write_private(&files.key, key.serialize_pem().as_bytes())?;
+    fs::write(&files.cert, cert.pem()).map_err(|source| TlsError::File {
+        path: files.cert.clone(),
+        source,
+    })?;
+    tracing::info!(cert = %files.cert.display(), "generated a WebTransport certificate");
+    load(files)
+}
+
+/// The running endpoint's certificate hash, shared with the server
+/// handle; replaced on rotation.
+pub(crate) type SharedHash = Arc<RwLock<String>>;
+
+/// A running WebTransport endpoint.
+pub(crate) struct WebEndpoint {
+    pub(crate) endpoint: Arc<WtEndpoint>,
+    pub(crate) hash: SharedHash,
+    accept: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    rotate: tokio::task::JoinHandle<()>,
+}
+
+fn server_config(
+    socket: std::net::UdpSocket,
+    cert: &WebCert,
+    limits: &Limits,
+) -> Result<wtransport::ServerConfig, TlsError> {
+    let quic = tls::quic_config(&cert.identity, limits, ALPN_H3, CLIENT_UNI_STREAMS)?;
+    Ok(wtransport::ServerConfig::builder()
+        .with_bind_socket(socket)
+        .build_with_quic_config(quic))
+}
+
+/// Starts the endpoint of `config` for `hub`, admitting by `admission`.
+pub(crate) fn start(
+    config: &WebTransportConfig,
+    data_dir: &Path,
+    hub: Hub,
+    admission: Arc<Admission>,
+) -> Result<WebEndpoint, ServerError> {
+    let cert = load_or_rotate(data_dir)?;
+    let socket =
+        crate::udp::bind(config.listen, crate::udp::SERVER_BUFFER_BYTES).map_err(|source| {
+            ServerError::Io {
+                what: format!("cannot listen on {}/udp for WebTransport", config.listen),
+                source,
+            }
+        })?;
+    let server = server_config(socket, &cert, hub.limits())?;
+    let endpoint = WtEndpoint::server(server)
+        .map(Arc::new)
+        .map_err(|source| ServerError::Io {
+            what: format!("cannot start WebTransport on {}", config.listen),
+            source,
+        })?;
+    let hash = Arc::new(RwLock::new(cert.hash_hex()));
+    tracing::info!(
+        listen = %config.listen,
+        cert_sha256 = %cert.hash_hex(),
+        "WebTransport for browsers on https://{}{}",
+        config.listen,
+        connection::WEBTRANSPORT_PATH
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let accept = tokio::spawn(accept_loop(
+        endpoint.clone(),
+        hub.clone(),
+        admission,
+        stopped,
+    ));
+    let rotate = tokio::spawn(rotate_loop(
+        endpoint.clone(),
+        data_dir.to_owned(),
+        hub.limits().clone(),
+        cert,
+        hash.clone(),
+    ));
+    Ok(WebEndpoint {
+        endpoint,
+        hash,
+        accept,
+        stop,
+        rotate,
+    })
+}
+
+impl WebEndpoint {
+    /// The UDP address it is bound to.
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        self.endpoint.local_addr().ok()
+    }
+
+    /// Closes every session and waits briefly for them to end.
+    pub(crate) async fn shutdown(self) {
+        self.rotate.abort();
+        // The accept loop closes the endpoint itself once it no longer
+        // waits on it (`wtransport` panics in an accept on a closed
+        // endpoint).
+        let _ = self.stop.send(());
+        let mut accept = self.accept;
+        if tokio::time::timeout(Duration::from_secs(5), &mut accept)
+            .await
+            .is_err()
+        {
+            accept.abort();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+    }
+}
+
+/// Replaces the certificate when it is due; sessions already open keep
+/// theirs, new ones get the new one.
+async fn rotate_loop(
+    endpoint: Arc<WtEndpoint>,
+    data_dir: PathBuf,
+    limits: Limits,
+    mut cert: WebCert,
+    hash: SharedHash,
+) {
+    let mut every = tokio::time::interval(CHECK_EVERY);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        if !cert.due(now_unix()) {
+            continue;
+        }
+        let next = match load_or_rotate(&data_dir) {
+            Ok(next) => next,
+            Err(err) => {
+                tracing::error!("cannot replace the WebTransport certificate: {err}");
+                continue;
+            }
+        };
+        let quic = match tls::quic_config(&next.identity, &limits, ALPN_H3, CLIENT_UNI_STREAMS) {
+            Ok(quic) => quic,
+            Err(err) => {
+                tracing::error!("cannot use the new WebTransport certificate: {err}");
+                continue;
+            }
+        };
+        // The bind address is ignored when the socket is kept.
+        let config = wtransport::ServerConfig::builder()
+            .with_bind_address(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .build_with_quic_config(quic);
+        if let Err(err) = endpoint.reload_config(config, false) {
+            tracing::error!("cannot use the new WebTransport certificate: {err}");
+            continue;
+        }
+        *hash.write().unwrap_or_else(|poison| poison.into_inner()) = next.hash_hex();
+        tracing::info!(cert_sha256 = %next.hash_hex(), "the WebTransport certificate was replaced");
+        cert = next;
+    }
+}
+
+async fn accept_loop(
+    endpoint: Arc<WtEndpoint>,
+    hub: Hub,
+    admission: Arc<Admission>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let mut sessions = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            incoming = endpoint.accept() => {
+                let ip = crate::core::limits::address_key(incoming.remote_address().ip());
+                let validated = incoming.remote_address_validated();
+                match admission.admit(ip, validated, std::time::Instant::now()) {
+                    Verdict::Accept(pass) => {
+                        sessions.spawn(connection::handle_web(hub.clone(), incoming, pass));
+                    }
+                    Verdict::Retry => {
+                        ::metrics::counter!("chathub_retries_total").increment(1);
+                        incoming.retry();
+                    }
+                    Verdict::Refuse(limit) => {
+                        refused(limit);
+                        incoming.refuse();
+                    }
+                }
+            }
+            // Reap finished sessions so the set does not grow.
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+        }
+    }
+    endpoint.close(
+        crate::protocol::CloseCode::Shutdown.code().into(),
+        b"the hub is shutting down",
+    );
+    // The sessions hold the hub; they end with the endpoint.
+    while sessions.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_certificate_is_one_browsers_take_by_hash_and_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_rotate(dir.path()).unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(&first.identity.certs[0]).unwrap();
+        let validity = parsed.validity();
+        let days = (validity.not_after.timestamp() - validity.not_before.timestamp()) / 86_400;
+        assert!(days < 14, "valid {days} days");
+        assert_eq!(
+            parsed
+                .public_key()
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok()),
+            Some(x509_parser::oid_registry::OID_EC_P256),
+            "an ECDSA P-256 key"
+        );
+        let again = load_or_rotate(dir.path()).unwrap();
+        assert_eq!(first.hash, again.hash, "a certificate not due is kept");
+        let written = fs::read_to_string(dir.path().join("webtransport-cert.sha256")).unwrap();
+        assert_eq!(written.trim(), first.hash_hex());
+        assert!(!first.due(now_unix()));
+        assert!(first.due(first.not_after - 3600), "due before it expires");
+    }
+
+    #[test]
+    fn a_certificate_near_its_end_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::in_dir(dir.path());
+        let old = generate_for(&files, Duration::from_secs(2 * 24 * 3600)).unwrap();
+        let new = load_or_rotate(dir.path()).unwrap();
+        assert_ne!(old.hash, new.hash, "replaced with 2 days left");
+        assert!(new.not_after > old.not_after);
+        let written = fs::read_to_string(&files.hash).unwrap();
+        assert_eq!(written.trim(), new.hash_hex());
+    }
+}

@@ -1,0 +1,345 @@
+//! The browser SDK's node tests, then a customer in a real headless
+//! Chromium (Debian's, driven by puppeteer-core through
+//! `web/test/driver.mjs`) chats over WebTransport with an agent on the
+//! native SDK, both ways (messages and typing datagrams), and resumes
+//! after a hub restart and after the page is loaded again, with no gap
+//! and no duplicate.
+//!
+//! It needs node, Chromium and `web/node_modules` (`.ci/setup` installs
+//! them). Without them it passes with a note, unless
+//! `CHATHUB_BROWSER_TESTS=1`, which makes a missing tool a failure (CI sets
+//! it).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use chathub::core::{ChatEventKind, Party};
+use chathub::protocol::Event;
+use common::{PATIENCE, TestHub};
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn web_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
+}
+
+/// What is missing to run the test, if anything.
+fn missing() -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| CHROMIUM.into());
+    if !Path::new(&chromium).exists() {
+        return Some(format!("no Chromium at {chromium}"));
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        return Some("no node".into());
+    }
+    if !web_dir().join("node_modules/puppeteer-core").exists() {
+        return Some("no web/node_modules (npm ci in web/)".into());
+    }
+    None
+}
+
+/// Whether to run; panics when the tools are missing but required.
+fn should_run() -> bool {
+    let required = std::env::var("CHATHUB_BROWSER_TESTS").is_ok_and(|v| v == "1");
+    match missing() {
+        None => true,
+        Some(what) if required => {
+            panic!("CHATHUB_BROWSER_TESTS=1 but {what}: run .ci/setup")
+        }
+        Some(what) => {
+            eprintln!(
+                "browser test not run: {what} (CHATHUB_BROWSER_TESTS=1 makes this a failure)"
+            );
+            false
+        }
+    }
+}
+
+/// Builds the SDK into `web/dist` with the pinned TypeScript.
+fn build_sdk() {
+    let status = Command::new("node")
+        .arg("node_modules/typescript/bin/tsc")
+        .args(["-p", "tsconfig.json"])
+        .current_dir(web_dir())
+        .status()
+        .expect("node runs");
+    assert!(status.success(), "the SDK builds");
+}
+
+/// The node process that drives the page.
+struct Driver {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Driver {
+    fn start() -> Self {
+        let mut child = Command::new("node")
+            .arg("test/driver.mjs")
+            .current_dir(web_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the driver starts");
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut driver = Self {
+            child,
+            stdin,
+            lines,
+        };
+        assert_eq!(driver.answer(Duration::from_secs(60)), json!("ready"));
+        driver
+    }
+
+    fn answer(&mut self, patience: Duration) -> Value {
+        let line = self
+            .lines
+            .recv_timeout(patience)
+            .expect("the driver answers in time");
+        let answer: Value = serde_json::from_str(&line).expect("a JSON line");
+        assert_eq!(answer["ok"], json!(true), "the page: {answer}");
+        answer["value"].clone()
+    }
+
+    /// Calls `window.harness[name](...args)` in the page.
+    fn call(&mut self, name: &str, args: Value) -> Value {
+        let line = json!({ "fn": name, "args": args }).to_string();
+        writeln!(self.stdin, "{line}").expect("the driver reads");
+        tokio::task::block_in_place(|| self.answer(PATIENCE * 3))
+    }
+
+    /// The page's chat events once `want` holds for them.
+    async fn events_until(&mut self, want: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + PATIENCE * 3;
+        loop {
+            let events = self.call("events", json!([]));
+            let events = events.as_array().expect("a list").clone();
+            if want(&events) {
+                return events;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the page's events: {events:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn texts(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|event| event["kind"]["type"] == "Message")
+        .map(|event| {
+            event["kind"]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Each seq once, in order, from 1 without a gap.
+fn assert_whole(events: &[Value]) {
+    let seqs: Vec<u64> = events
+        .iter()
+        .map(|event| event["seq"].as_u64().unwrap())
+        .collect();
+    let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+    assert_eq!(seqs, expected, "no gap, no duplicate: {events:#?}");
+}
+
+async fn agent_hears(agent: &chathub::client::AgentClient, text: &str) {
+    let heard = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Some(Event::Chat(event)) = agent.next_event().await
+                && let ChatEventKind::Message {
+                    from: Party::Customer,
+                    text: said,
+                    ..
+                } = event.kind
+                && said == text
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(heard.is_ok(), "the agent hears {text:?}");
+}
+
+/// The SDK's own tests under node: its codec against
+/// `tests/golden/formats.txt`, chat order and resume points, and decoders
+/// against cut and mutated bytes. (Run from the browser test, after the
+/// one build of `web/dist` both use: two builds at once would write the
+/// same files.)
+fn node_tests() {
+    let status = Command::new("node")
+        .args(["--test", "test/golden.test.mjs", "test/client.test.mjs"])
+        .current_dir(web_dir())
+        .status()
+        .expect("node runs");
+    assert!(status.success(), "web/test passes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_customer_chats_with_a_native_agent_across_a_restart_and_a_reload() {
+    if !should_run() {
+        return;
+    }
+    build_sdk();
+    node_tests();
+    let port = common::free_udp_port();
+    let config = format!(
+        "{}\n[webtransport]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n",
+        common::CONFIG
+    );
+    let hub = TestHub::start(&config).await;
+    let agent = hub.present_agent("alice").await;
+    let url = format!("https://127.0.0.1:{port}/chathub");
+    let hash = hub
+        .server
+        .webtransport_cert_hash()
+        .expect("WebTransport is on");
+
+    let mut page = Driver::start();
+    page.call("connect", json!([url, hash]));
+    let started = page.call("start", json!(["support", "Ada", "Hello from Chromium"]));
+    assert_eq!(started["type"], json!("Queued"), "{started}");
+    let chat = started["chat"].as_u64().expect("a chat id");
+
+    let assignment = agent.get_next("support").await.unwrap();
+    assert_eq!(assignment.chat.0, chat);
+    assert_eq!(assignment.first_message, "Hello from Chromium");
+    agent
+        .send(assignment.chat, "Hello from the agent")
+        .await
+        .unwrap();
+    page.events_until(|events| texts(events).contains(&"Hello from the agent".to_owned()))
+        .await;
+
+    page.call("send", json!([chat, "Thanks, from the page"]));
+    agent_hears(&agent, "Thanks, from the page").await;
+
+    // The page says the customer is typing: a datagram to the agent.
+    let seen = tokio::time::timeout(PATIENCE, async {
+        loop {
+            page.call("typing", json!([chat]));
+            match tokio::time::timeout(Duration::from_millis(300), agent.next_event()).await {
+                Ok(Some(Event::Typing {
+                    chat: typing,
+                    from: Party::Customer,
+                })) if typing == assignment.chat => return,
+                _ => continue,
+            }
+        }
+    })
+    .await;
+    assert!(seen.is_ok(), "the agent sees the page's customer typing");
+    let mut tries = 0;
+    loop {
+        agent.typing(assignment.chat).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let seen = page.call("typingSeen", json!([]));
+        if seen.as_array().is_some_and(|from| !from.is_empty()) {
+            assert_eq!(seen[0], json!({ "type": "Agent", "agent": "alice" }));
+            break;
+        }
+        tries += 1;
+        assert!(tries < 50, "the page sees the agent typing");
+    }
+
+    // Someone else's chat is refused with a typed error.
+    let refused = page.call("refused", json!([chat + 1000]));
+    assert_eq!(
+        refused,
+        json!({ "name": "HubError", "code": "NotYourChat" })
+    );
+
+    // The hub restarts; the agent writes while the page is away, and
+    // again once it is back: the page resumes after its last event.
+    let hub = hub.restart(&config).await;
+    assert_eq!(
+        hub.server.webtransport_cert_hash().as_deref(),
+        Some(hash.as_str()),
+        "a certificate not due is kept across a restart"
+    );
+    agent
+        .send(assignment.chat, "Sent while you were away")
+        .await
+        .unwrap();
+    let events = page
+        .events_until(|events| texts(events).contains(&"Sent while you were away".to_owned()))
+        .await;
+    assert!(page.call("reconnects", json!([])).as_u64().unwrap() >= 1);
+    page.call("send", json!([chat, "Back again"]));
+    agent_hears(&agent, "Back again").await;
+    agent.send(assignment.chat, "Welcome back").await.unwrap();
+    let events_after = page
+        .events_until(|events| texts(events).contains(&"Welcome back".to_owned()))
+        .await;
+    assert!(events_after.len() > events.len());
+    assert_whole(&events_after);
+    assert_eq!(
+        texts(&events_after),
+        [
+            "Hello from Chromium",
+            "Welcome to support!",
+            "Hello from the agent",
+            "Thanks, from the page",
+            "Sent while you were away",
+            "Back again",
+            "Welcome back",
+        ],
+    );
+    assert_eq!(page.call("errors", json!([])), json!([]));
+
+    // The page is loaded again: it resumes from what it saved, after the
+    // last event it showed.
+    let saved = page.call("save", json!([]));
+    let last = events_after.len() as u64;
+    assert_eq!(saved[0]["after"], json!(last), "{saved}");
+    page.call("reload", json!([]));
+    page.call("connect", json!([url, hash]));
+    agent
+        .send(assignment.chat, "After the reload")
+        .await
+        .unwrap();
+    let reloaded = page
+        .events_until(|events| texts(events).contains(&"After the reload".to_owned()))
+        .await;
+    let seqs: Vec<u64> = reloaded
+        .iter()
+        .map(|event| event["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [last + 1], "only what is new: {reloaded:#?}");
+    page.call("send", json!([chat, "Still here"]));
+    agent_hears(&agent, "Still here").await;
+    drop(page);
+    hub.stop().await;
+}

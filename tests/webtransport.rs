@@ -1,0 +1,253 @@
+//! The WebTransport endpoint, driven by a WebTransport client in Rust (the
+//! browser test, `tests/browser.rs`, drives it from Chromium): the same
+//! frames as a native connection on the session's streams, the same hub
+//! behind them, and the same admission.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chathub::core::{ChatEventKind, Customer, Party};
+use chathub::protocol::{
+    ClientDatagram, ClientFrame, Event, FrameBuf, Hello, PROTOCOL_VERSION, Reply, Request,
+    RequestBody, Role, Secret, ServerFrame, encode, encode_datagram,
+};
+use common::{PATIENCE, TestHub};
+use wtransport::tls::Sha256Digest;
+
+/// The tests' configuration with WebTransport on and `limits` added to
+/// its `[limits]`.
+fn config(limits: &str) -> String {
+    let config = common::CONFIG.replacen("[limits]\n", &format!("[limits]\n{limits}\n"), 1);
+    format!("{config}\n[webtransport]\nenabled = true\nlisten = \"127.0.0.1:0\"\n")
+}
+
+fn wire(frame: &ClientFrame) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode(frame, &mut out).unwrap();
+    out
+}
+
+/// A WebTransport session to the hub's endpoint at `path`, trusting its
+/// certificate by hash as a browser does.
+async fn session(hub: &TestHub, path: &str) -> Result<wtransport::Connection, String> {
+    let hash = hub
+        .server
+        .webtransport_cert_hash()
+        .expect("WebTransport is on");
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hash[2 * i..2 * i + 2], 16).unwrap();
+    }
+    let hash = Sha256Digest::new(bytes);
+    let config = wtransport::ClientConfig::builder()
+        .with_bind_default()
+        .with_server_certificate_hashes([hash])
+        .build();
+    let endpoint = wtransport::Endpoint::client(config).map_err(|err| err.to_string())?;
+    let addr = hub.server.webtransport_addr().expect("WebTransport is on");
+    tokio::time::timeout(
+        PATIENCE,
+        endpoint.connect(format!("https://127.0.0.1:{}{path}", addr.port())),
+    )
+    .await
+    .map_err(|_| "no session in time".to_string())?
+    .map_err(|err| err.to_string())
+}
+
+/// Reads the next frame off a WebTransport stream.
+async fn next_frame(recv: &mut wtransport::RecvStream, frames: &mut FrameBuf) -> ServerFrame {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Some(frame) = frames.next_frame::<ServerFrame>().unwrap() {
+                return frame;
+            }
+            let mut buf = [0u8; 4096];
+            let read = recv
+                .read(&mut buf)
+                .await
+                .unwrap()
+                .expect("the stream is open");
+            frames.push(&buf[..read]);
+        }
+    })
+    .await
+    .expect("a frame within the test's patience")
+}
+
+#[tokio::test]
+async fn a_browser_session_chats_with_a_native_agent() {
+    let hub = TestHub::start(&config("")).await;
+    let agent = hub.present_agent("alice").await;
+    let web = session(&hub, "/chathub").await.expect("a session");
+    let (mut send, mut recv) = web.open_bi().await.unwrap().await.unwrap();
+    let mut frames = FrameBuf::with_limit(chathub::protocol::MAX_FRAME_BYTES);
+
+    send.write_all(&wire(&ClientFrame::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        role: Role::Customer,
+        resume: Vec::new(),
+    })))
+    .await
+    .unwrap();
+    assert!(matches!(
+        next_frame(&mut recv, &mut frames).await,
+        ServerFrame::Welcome(_)
+    ));
+
+    send.write_all(&wire(&ClientFrame::Request(Request {
+        id: 1,
+        body: RequestBody::StartChat {
+            channel: "support".into(),
+            customer: Customer {
+                name: Some("Ada".into()),
+                email: None,
+            },
+            client_id: 1,
+            text: "Hello from a browser".into(),
+            secret: Secret::new("a-secret-of-the-browser-customer"),
+        },
+    })))
+    .await
+    .unwrap();
+    let chat = match next_frame(&mut recv, &mut frames).await {
+        ServerFrame::Response(response) => match response.result {
+            Ok(Reply::ChatStarted { chat, .. }) => chat,
+            other => panic!("not started: {other:?}"),
+        },
+        other => panic!("not a response: {other:?}"),
+    };
+
+    // The agent takes it over native QUIC and answers; the answer reaches
+    // the browser on the chat's own unidirectional stream.
+    let assignment = agent.get_next("support").await.unwrap();
+    assert_eq!(assignment.chat, chat);
+    assert_eq!(assignment.first_message, "Hello from a browser");
+    agent.send(chat, "Hello from a native agent").await.unwrap();
+    let mut events = web.accept_uni().await.unwrap();
+    let mut event_frames = FrameBuf::with_limit(chathub::protocol::MAX_FRAME_BYTES);
+    let message = loop {
+        match next_frame(&mut events, &mut event_frames).await {
+            ServerFrame::Event(Event::Chat(event)) => match event.kind {
+                ChatEventKind::Message {
+                    from: from @ Party::Agent(_),
+                    text,
+                    ..
+                } => {
+                    break (event.seq, from, text);
+                }
+                _ => continue,
+            },
+            other => panic!("not a chat event: {other:?}"),
+        }
+    };
+    assert_eq!(
+        (message.1, message.2.as_str()),
+        (Party::Agent("alice".into()), "Hello from a native agent")
+    );
+
+    // The browser posts; the agent gets it as an event.
+    send.write_all(&wire(&ClientFrame::Request(Request {
+        id: 2,
+        body: RequestBody::Post {
+            chat,
+            client_id: 2,
+            text: "Thanks!".into(),
+        },
+    })))
+    .await
+    .unwrap();
+    match next_frame(&mut recv, &mut frames).await {
+        ServerFrame::Response(response) => {
+            assert!(matches!(response.result, Ok(Reply::Posted { seq, .. }) if seq > message.0))
+        }
+        other => panic!("not a response: {other:?}"),
+    }
+    let heard = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Some(Event::Chat(event)) = agent.next_event().await
+                && let ChatEventKind::Message {
+                    from: Party::Customer,
+                    text,
+                    ..
+                } = event.kind
+                && text == "Thanks!"
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(heard.is_ok(), "the agent hears the browser");
+
+    // A typing indicator travels as a WebTransport datagram.
+    let typing = encode_datagram(&ClientDatagram::Typing { chat }).unwrap();
+    let seen = tokio::time::timeout(PATIENCE, async {
+        loop {
+            web.send_datagram(Bytes::from(typing.clone())).unwrap();
+            match tokio::time::timeout(Duration::from_millis(300), agent.next_event()).await {
+                Ok(Some(Event::Typing {
+                    chat: c,
+                    from: Party::Customer,
+                })) if c == chat => return,
+                _ => continue,
+            }
+        }
+    })
+    .await;
+    assert!(seen.is_ok(), "the agent sees the browser typing");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_for_another_path_is_refused() {
+    let hub = TestHub::start(&config("")).await;
+    assert!(session(&hub, "/elsewhere").await.is_err());
+    assert!(session(&hub, "/chathub").await.is_ok());
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_and_native_connections_share_the_per_address_cap() {
+    let hub = TestHub::start(&config("connections_per_ip = 2")).await;
+    let _native = hub.customer().await;
+    let _web = session(&hub, "/chathub")
+        .await
+        .expect("the second connection");
+    let third = session(&hub, "/chathub").await;
+    assert!(third.is_err(), "the third from one address is refused");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_that_never_says_hello_is_closed_at_the_deadline() {
+    let hub = TestHub::start(&config("hello_timeout = \"1s\"")).await;
+    let web = session(&hub, "/chathub").await.expect("a session");
+    let closed = tokio::time::timeout(PATIENCE, web.closed()).await;
+    assert!(closed.is_ok(), "closed without a hello");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn garbage_on_a_session_is_answered_with_closing_and_a_closed_session() {
+    let hub = TestHub::start(&config("")).await;
+    let web = session(&hub, "/chathub").await.expect("a session");
+    let (mut send, mut recv) = web.open_bi().await.unwrap().await.unwrap();
+    // A length prefix announcing 5 bytes of an unknown variant.
+    send.write_all(&[0, 0, 0, 5, 0xfa, 1, 2, 3, 4])
+        .await
+        .unwrap();
+    let mut frames = FrameBuf::with_limit(chathub::protocol::MAX_FRAME_BYTES);
+    match next_frame(&mut recv, &mut frames).await {
+        ServerFrame::Closing(error) => {
+            assert_eq!(error.code, chathub::protocol::ErrorCode::BadFrame)
+        }
+        other => panic!("not a Closing frame: {other:?}"),
+    }
+    let closed = tokio::time::timeout(PATIENCE, web.closed()).await;
+    assert!(closed.is_ok(), "the session is closed");
+    // The hub goes on serving browsers.
+    assert!(session(&hub, "/chathub").await.is_ok());
+    hub.stop().await;
+}

@@ -1,0 +1,486 @@
+// A customer's connection to the hub over WebTransport, with the native
+// SDK's concepts: requests answered by id on a bidirectional control
+// stream, each chat's events on a unidirectional stream of its own, typing
+// indicators as datagrams, and a link that reconnects and resumes each
+// chat after the last event it handed on (no gap, no duplicate).
+
+import { ConnectionError, HubError } from "./errors.js";
+import {
+  type ChatEvent,
+  type ChatId,
+  type ClientFrame,
+  type Customer,
+  FrameBuf,
+  type OfflineForm,
+  PROTOCOL_VERSION,
+  type Party,
+  type Reply,
+  type RequestBody,
+  type Resume,
+  type ServerFrame,
+  clientDatagram,
+  clientFrame,
+  decodePayload,
+  encodeFrame,
+  serverDatagram,
+  serverFrame,
+} from "./frames.js";
+import { DecodeError, decodeValue, encodeValue } from "./bincode.js";
+import { ChatOrder } from "./order.js";
+
+/** What the application gets from {@link CustomerClient.nextEvent}. */
+export type ClientEvent =
+  | { type: "Chat"; event: ChatEvent }
+  | { type: "Typing"; chat: ChatId; from: Party };
+
+/** The answer to {@link CustomerClient.startChat}. */
+export type Started = { type: "Queued"; chat: ChatId; waiting: number } | { type: "Offline"; form: OfflineForm };
+
+/** Where a page picks its chats up after it is loaded again. */
+export interface SavedChat {
+  chat: ChatId;
+  /** The last seq the page showed. */
+  after: number;
+  /** The chat's secret. */
+  secret: string;
+}
+
+/** How to reach the hub. */
+export interface ConnectOptions {
+  /**
+   * The hub's WebTransport certificate hash (SHA-256 of its DER bytes, in
+   * hex), for a hub with a self-signed certificate; or a function asked
+   * again before each reconnect (the hub replaces its certificate before
+   * it expires). Leave out for a certificate the browser trusts.
+   */
+  certHash?: string | (() => string | Promise<string>);
+  /** Chats to resume at once, as a page saved them from {@link CustomerClient.savedChats}. */
+  resume?: SavedChat[];
+  /** The first wait before a reconnect, in ms (doubling up to `maxBackoffMs`). */
+  backoffMs?: number;
+  /** The longest wait between reconnects, in ms. */
+  maxBackoffMs?: number;
+  /** Give up after this long without a connection, in ms. */
+  giveUpAfterMs?: number;
+}
+
+/** Events waiting for the application before streams stop being read. */
+const MAX_READY = 4096;
+/** Chats one hello resumes at most (the hub's default `resume_points`). */
+const RESUME_POINTS = 256;
+/** How long the hub may take to welcome a connection, in ms. */
+const WELCOME_TIMEOUT_MS = 15_000;
+/** Requests waiting for an answer at most. */
+const MAX_PENDING = 1024;
+
+interface Pending {
+  body: RequestBody;
+  resolve: (reply: Reply) => void;
+  reject: (error: Error) => void;
+}
+
+/** A live connection: the session and its control stream. */
+interface Connection {
+  transport: WebTransport;
+  writer: WritableStreamDefaultWriter<Uint8Array>;
+  datagrams: WritableStreamDefaultWriter<Uint8Array>;
+}
+
+function hexBytes(hex: string): Uint8Array<ArrayBuffer> {
+  const clean = hex.trim().toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(clean)) throw new TypeError("a certificate hash is 64 hex digits");
+  const out = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) out[i] = parseInt(clean.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+function randomClientId(): bigint {
+  const words = new BigUint64Array(1);
+  crypto.getRandomValues(words);
+  return words[0]! >> 1n;
+}
+
+function randomSecret(): string {
+  const bytes = new Uint8Array(24);
+  crypto.getRandomValues(bytes);
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Requests a customer may send again after a lost answer (`safe_to_send_again`). */
+function safeToSendAgain(body: RequestBody): boolean {
+  return body.type !== "SubmitOfflineForm";
+}
+
+/**
+ * A customer of the hub: start chats, send messages, read each chat's
+ * events in order. Reconnects by itself and resumes every chat.
+ */
+export class CustomerClient {
+  private conn: Connection | null = null;
+  private nextId = 1;
+  /** From a random start, so a page loaded again does not repeat an id the hub still knows. */
+  private nextClientId = randomClientId();
+  private readonly pending = new Map<number, Pending>();
+  private readonly order = new ChatOrder();
+  private readonly ready: ClientEvent[] = [];
+  private readonly waiters: ((event: ClientEvent | null) => void)[] = [];
+  private readonly roomWaiters: (() => void)[] = [];
+  private closedFor: Error | null = null;
+  private connected: Promise<void> | null = null;
+  private reconnectCount = 0;
+
+  private constructor(
+    private readonly url: string,
+    private readonly options: ConnectOptions,
+  ) {
+    for (const saved of options.resume ?? []) this.order.remember(saved.chat, saved.secret, saved.after);
+  }
+
+  /**
+   * Connects to the hub's WebTransport endpoint, e.g.
+   * `https://localhost:4434/chathub`, as a customer.
+   */
+  static async connect(url: string, options: ConnectOptions = {}): Promise<CustomerClient> {
+    const client = new CustomerClient(url, options);
+    await client.open();
+    return client;
+  }
+
+  /** How often the client connected again after a lost connection. */
+  get reconnects(): number {
+    return this.reconnectCount;
+  }
+
+  /**
+   * Starts a chat on `channel` with the customer's first message: queued
+   * (its events follow), or the channel's offline form when nobody can
+   * answer.
+   */
+  async startChat(channel: string, customer: Customer, text: string): Promise<Started> {
+    const secret = randomSecret();
+    const reply = await this.request({
+      type: "StartChat",
+      channel,
+      customer,
+      clientId: this.nextClientId++,
+      text,
+      secret,
+    });
+    if (reply.type === "ChatStarted") {
+      this.order.remember(reply.chat, secret);
+      return { type: "Queued", chat: reply.chat, waiting: reply.waiting };
+    }
+    if (reply.type === "Offline") return { type: "Offline", form: reply.form };
+    throw unexpected(reply);
+  }
+
+  /**
+   * Sends a message; answers its seq. The message also comes from
+   * {@link nextEvent} in its place among the chat's events.
+   */
+  async send(chat: ChatId, text: string): Promise<number> {
+    const clientId = this.nextClientId++;
+    const reply = await this.request({ type: "Post", chat, clientId, text });
+    if (reply.type !== "Posted") throw unexpected(reply);
+    this.deliver({ chat, seq: reply.seq, at: reply.at, kind: { type: "Message", from: { type: "Customer" }, clientId, text } });
+    return reply.seq;
+  }
+
+  /** Marks the chat read up to `upTo`; answers the mark as it stands. */
+  async markRead(chat: ChatId, upTo: number): Promise<number> {
+    const reply = await this.request({ type: "MarkRead", chat, upTo });
+    if (reply.type !== "Read") throw unexpected(reply);
+    if (reply.seq !== 0) {
+      this.deliver({ chat, seq: reply.seq, at: reply.at, kind: { type: "Read", by: { type: "Customer" }, upTo: reply.upTo } });
+    }
+    return reply.upTo;
+  }
+
+  /** Leaves a chat (ends it, or takes it out of the queue). */
+  async leave(chat: ChatId): Promise<void> {
+    const reply = await this.request({ type: "Leave", chat });
+    if (reply.type !== "Done") throw unexpected(reply);
+  }
+
+  /** Submits a channel's offline form; answers the ticket's id. */
+  async submitOfflineForm(channel: string, name: string | null, email: string, message: string): Promise<number> {
+    const reply = await this.request({ type: "SubmitOfflineForm", channel, name, email, message });
+    if (reply.type !== "TicketCreated") throw unexpected(reply);
+    return reply.ticket;
+  }
+
+  /**
+   * Says the customer is typing (a datagram: never stored, a lost one not
+   * sent again; send one every few seconds while they type).
+   */
+  typing(chat: ChatId): void {
+    const conn = this.conn;
+    if (conn === null) return;
+    conn.datagrams.write(encodeValue(clientDatagram, { type: "Typing", chat })).catch(() => {});
+  }
+
+  /**
+   * The next event (each chat's in seq order, own messages among them);
+   * `null` once the client is closed.
+   */
+  nextEvent(): Promise<ClientEvent | null> {
+    const event = this.ready.shift();
+    if (event !== undefined) {
+      this.roomWaiters.splice(0).forEach((wake) => wake());
+      return Promise.resolve(event);
+    }
+    if (this.closedFor !== null) return Promise.resolve(null);
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** The events, as an async iterator. */
+  async *[Symbol.asyncIterator](): AsyncIterator<ClientEvent> {
+    for (;;) {
+      const event = await this.nextEvent();
+      if (event === null) return;
+      yield event;
+    }
+  }
+
+  /** The live chats with their secrets and positions, for a page to keep (e.g. in sessionStorage) and resume after a reload. */
+  savedChats(): SavedChat[] {
+    return this.order
+      .resumePoints(RESUME_POINTS)
+      .filter((point): point is Resume & { secret: string } => point.secret !== null)
+      .map((point) => ({ chat: point.chat, after: point.after, secret: point.secret }));
+  }
+
+  /** Closes the connection; pending requests fail and the events end. */
+  close(): void {
+    this.shut(new ConnectionError("the client was closed"));
+  }
+
+  // --- the link -----------------------------------------------------------
+
+  private async request(body: RequestBody): Promise<Reply> {
+    if (this.closedFor !== null) throw this.closedFor;
+    if (this.pending.size >= MAX_PENDING) throw new HubError("RateLimited", "too many requests waiting for an answer");
+    const id = this.nextId++;
+    const answer = new Promise<Reply>((resolve, reject) => this.pending.set(id, { body, resolve, reject }));
+    const conn = this.conn;
+    if (conn !== null) {
+      // A failed write is a lost connection: the request goes again on the next one.
+      conn.writer.write(encodeFrame(clientFrame, { type: "Request", request: { id, body } })).catch(() => {});
+    }
+    return answer;
+  }
+
+  private async certHashes(): Promise<WebTransportHash[] | undefined> {
+    const hash = this.options.certHash;
+    if (hash === undefined) return undefined;
+    const hex = typeof hash === "string" ? hash : await hash();
+    return [{ algorithm: "sha-256", value: hexBytes(hex) }];
+  }
+
+  private open(): Promise<void> {
+    this.connected ??= this.dial().finally(() => {
+      this.connected = null;
+    });
+    return this.connected;
+  }
+
+  /** One connection: the session, the hello, and the readers. */
+  private async dial(): Promise<void> {
+    const hashes = await this.certHashes();
+    const transport = new WebTransport(this.url, hashes ? { serverCertificateHashes: hashes } : {});
+    await transport.ready;
+    const control = await transport.createBidirectionalStream();
+    const writer = control.writable.getWriter();
+    const reader = control.readable.getReader();
+    const resume = this.order.resumePoints(RESUME_POINTS);
+    await writer.write(
+      encodeFrame(clientFrame, { type: "Hello", hello: { version: PROTOCOL_VERSION, role: { type: "Customer" }, resume } }),
+    );
+    const frames = new FrameBuf(MAX_FRAME_HELLO);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        transport.close();
+        reject(new ConnectionError("no welcome from the hub in time"));
+      }, WELCOME_TIMEOUT_MS);
+    });
+    const welcome = await Promise.race([readFrame(reader, frames), late]).finally(() => clearTimeout(timer));
+    if (welcome === null) throw new ConnectionError("the hub closed the connection before its welcome");
+    if (welcome.type === "Closing") throw new HubError(welcome.error.code, welcome.error.message);
+    if (welcome.type !== "Welcome") throw new ConnectionError(`the hub's first frame was ${welcome.type}`);
+    const conn: Connection = { transport, writer, datagrams: transport.datagrams.writable.getWriter() };
+    this.conn = conn;
+    // Requests that waited for a connection, or whose answer was lost:
+    // sent again where that is harmless, else answered as the native SDK
+    // does (they may have taken effect).
+    for (const [id, pending] of [...this.pending].sort(([a], [b]) => a - b)) {
+      if (safeToSendAgain(pending.body)) {
+        writer.write(encodeFrame(clientFrame, { type: "Request", request: { id, body: pending.body } })).catch(() => {});
+      } else {
+        this.pending.delete(id);
+        pending.reject(new HubError("Unavailable", "the connection was lost; the request may have taken effect"));
+      }
+    }
+    const done = Promise.all([
+      this.readControl(reader, frames),
+      this.readStreams(conn),
+      this.readDatagrams(transport),
+    ]);
+    // However the connection ends (closed by the hub, lost, a reader's
+    // error), the client connects again and resumes.
+    void Promise.race([done, transport.closed])
+      .catch(() => {})
+      .then(() => this.lost(conn));
+  }
+
+  private async readControl(reader: ReadableStreamDefaultReader<Uint8Array>, frames: FrameBuf): Promise<void> {
+    for (;;) {
+      const frame = await readFrame(reader, frames);
+      if (frame === null) return;
+      if (frame.type === "Response") {
+        const { id, result } = frame.response;
+        const pending = this.pending.get(id);
+        if (pending === undefined) continue;
+        this.pending.delete(id);
+        if (result.type === "Ok") pending.resolve(result.reply);
+        else pending.reject(new HubError(result.error.code, result.error.message));
+      } else if (frame.type === "Closing") {
+        const { code, message } = frame.error;
+        // A refusal that a new connection would meet again ends the client.
+        if (code === "Unauthorized" || code === "UnsupportedVersion" || code === "BadFrame") {
+          this.shut(new HubError(code, message));
+        }
+        return;
+      }
+    }
+  }
+
+  private async readStreams(conn: Connection): Promise<void> {
+    const streams = conn.transport.incomingUnidirectionalStreams.getReader();
+    for (;;) {
+      const { value, done } = await streams.read();
+      if (done) return;
+      void this.readEvents(value.getReader()).catch((err) => {
+        // Bytes that are not frames: this connection cannot be trusted
+        // to carry the chat on; a new one resumes it. (A stream cut by a
+        // lost connection is handled where the connection is.)
+        if (err instanceof DecodeError) this.lost(conn);
+      });
+    }
+  }
+
+  private async readEvents(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+    const frames = new FrameBuf();
+    for (;;) {
+      // Back-pressure: an application that does not read its events
+      // stops the streams (and so the hub) rather than growing memory.
+      while (this.ready.length >= MAX_READY) await new Promise<void>((wake) => this.roomWaiters.push(wake));
+      const frame = await readFrame(reader, frames);
+      if (frame === null) return;
+      if (frame.type === "Event" && frame.event.type === "Chat") this.deliver(frame.event.event);
+    }
+  }
+
+  private async readDatagrams(transport: WebTransport): Promise<void> {
+    const reader = transport.datagrams.readable.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      try {
+        const datagram = decodeValue(serverDatagram, value);
+        // Typing indicators are dropped first when the application lags.
+        if (this.ready.length < MAX_READY) this.hand({ type: "Typing", chat: datagram.chat, from: datagram.from });
+      } catch {
+        // A datagram that does not decode is dropped.
+      }
+    }
+  }
+
+  private deliver(event: ChatEvent): void {
+    for (const ready of this.order.push(event)) this.hand({ type: "Chat", event: ready });
+  }
+
+  private hand(event: ClientEvent): void {
+    const waiter = this.waiters.shift();
+    if (waiter !== undefined) waiter(event);
+    else this.ready.push(event);
+  }
+
+  /** The connection is gone: reconnect with backoff, unless closed. */
+  private lost(conn: Connection): void {
+    if (this.conn !== conn) return;
+    this.conn = null;
+    try {
+      conn.transport.close();
+    } catch {
+      // Already closed.
+    }
+    if (this.closedFor !== null) return;
+    void this.reconnect();
+  }
+
+  private async reconnect(): Promise<void> {
+    const started = Date.now();
+    let wait = this.options.backoffMs ?? 100;
+    const max = this.options.maxBackoffMs ?? 5000;
+    const giveUp = this.options.giveUpAfterMs ?? 5 * 60 * 1000;
+    while (this.closedFor === null) {
+      await new Promise((wake) => setTimeout(wake, wait));
+      if (this.closedFor !== null) return;
+      try {
+        await this.open();
+        this.reconnectCount++;
+        return;
+      } catch (err) {
+        if (err instanceof HubError) {
+          this.shut(err);
+          return;
+        }
+        if (Date.now() - started > giveUp) {
+          this.shut(new ConnectionError(`no connection for ${giveUp} ms: ${String(err)}`));
+          return;
+        }
+        wait = Math.min(wait * 2, max);
+      }
+    }
+  }
+
+  private shut(reason: Error): void {
+    if (this.closedFor !== null) return;
+    this.closedFor = reason;
+    for (const pending of this.pending.values()) pending.reject(reason);
+    this.pending.clear();
+    this.waiters.splice(0).forEach((wake) => wake(null));
+    this.roomWaiters.splice(0).forEach((wake) => wake());
+    const conn = this.conn;
+    this.conn = null;
+    try {
+      conn?.transport.close({ closeCode: 0, reason: "bye" });
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+/** The hello's answer is small; afterwards frames may use the whole limit. */
+const MAX_FRAME_HELLO = 1 << 20;
+
+/** The next frame off a stream; `null` when it ended. */
+async function readFrame(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  frames: FrameBuf,
+): Promise<ServerFrame | null> {
+  for (;;) {
+    const payload = frames.nextPayload();
+    if (payload !== null) return decodePayload(serverFrame, payload);
+    const { value, done } = await reader.read();
+    if (done) return null;
+    frames.push(value);
+  }
+}
+
+function unexpected(reply: Reply): Error {
+  return new HubError("Internal", `an unexpected answer: ${reply.type}`);
+}
+
+export type { ClientFrame };

@@ -1,0 +1,74 @@
+// Drives the SDK in a real headless Chromium for tests/browser.rs: serves
+// this folder's page and the built SDK over http://127.0.0.1, opens the
+// page with the system's Chromium through puppeteer-core, and answers
+// commands given as JSON lines on stdin with JSON lines on stdout:
+//   {"cmd":"call","fn":"start","args":["support","Ada","Hi"]}
+//   -> {"ok":true,"value":...} or {"ok":false,"error":"..."}
+// where fn is one of window.harness's functions (page.html), or "reload"
+// to load the page again. It exits
+// when stdin closes.
+
+import { createServer } from "node:http";
+import { readFile } from "node:fs/promises";
+import { createInterface } from "node:readline";
+import { extname, join, normalize } from "node:path";
+import { fileURLToPath } from "node:url";
+import puppeteer from "puppeteer-core";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".map": "application/json" };
+
+const server = createServer(async (req, res) => {
+  const path = normalize(new URL(req.url, "http://x").pathname);
+  if (path === "/favicon.ico") {
+    res.writeHead(204).end();
+    return;
+  }
+  const file = path === "/" ? "test/page.html" : path.slice(1);
+  if (!(file === "test/page.html" || file.startsWith("dist/"))) {
+    res.writeHead(404).end();
+    return;
+  }
+  try {
+    const body = await readFile(join(root, file));
+    res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" }).end(body);
+  } catch {
+    res.writeHead(404).end();
+  }
+});
+await new Promise((ready) => server.listen(0, "127.0.0.1", ready));
+const origin = `http://127.0.0.1:${server.address().port}`;
+
+const browser = await puppeteer.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+});
+const page = await browser.newPage();
+page.on("console", (msg) => process.stderr.write(`[page] ${msg.text()}\n`));
+page.on("pageerror", (err) => process.stderr.write(`[page error] ${err}\n`));
+await page.goto(`${origin}/`);
+await page.waitForFunction(() => window.harnessReady === true, { timeout: 10_000 });
+
+const say = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
+say({ ok: true, value: "ready" });
+
+const lines = createInterface({ input: process.stdin });
+for await (const line of lines) {
+  if (!line.trim()) continue;
+  try {
+    const { fn, args } = JSON.parse(line);
+    if (fn === "reload") {
+      await page.reload();
+      await page.waitForFunction(() => window.harnessReady === true, { timeout: 10_000 });
+      say({ ok: true, value: null });
+      continue;
+    }
+    const value = await page.evaluate((fn, args) => window.harness[fn](...args), fn, args ?? []);
+    say({ ok: true, value: value ?? null });
+  } catch (err) {
+    say({ ok: false, error: String(err?.message ?? err) });
+  }
+}
+await browser.close();
+server.close();
