@@ -115,15 +115,18 @@ async fn the_channel_sets_the_usual_priority_and_only_its_agents_change_it() {
     // vip chats wait at high: lowering one to normal puts it last.
     carol.set_priority(lowered, Priority::Normal).await.unwrap();
     let (support, _) = start(&customer, "support", who(4), "four").await;
+    let (later, _) = start(&customer, "support", who(5), "five").await;
     assert_eq!(
         carol
-            .set_priority(support, Priority::Urgent)
+            .set_priority(later, Priority::Urgent)
             .await
             .unwrap_err()
             .code(),
         Some(ErrorCode::NotAllowed),
         "carol works vip only"
     );
+    // Refused means not applied: support still serves first come first.
+    assert_eq!(next_chat(&alice, "support").await, support);
     assert_eq!(next_chat(&carol, "vip").await, first);
     // An answered chat no longer waits: its priority is settled.
     assert!(carol.set_priority(first, Priority::Low).await.is_err());

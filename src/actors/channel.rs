@@ -183,6 +183,17 @@ struct Standing {
     claim: Arc<ClaimCell>,
     /// The agent's presence, whose slot the offer holds.
     presence: Arc<AgentPresence>,
+    /// The offer's timeout, stopped when the offer ends otherwise (so
+    /// declines and re-offers never pile up sleeping timers).
+    timer: Option<ractor::concurrency::JoinHandle<Result<(), MessagingErr<ChannelMsg>>>>,
+}
+
+impl Standing {
+    fn stop_timer(&self) {
+        if let Some(timer) = &self.timer {
+            timer.abort();
+        }
+    }
 }
 
 impl ChannelState {
@@ -274,8 +285,9 @@ impl ChannelState {
         let Some(standing) = self.offers.remove(&chat) else {
             return;
         };
+        standing.stop_timer();
         if let Some(hub) = &self.hub {
-            hub.forget_offer(chat);
+            hub.forget_offer(chat, self.settings.id.clone(), standing.offer);
         }
         if self.offered.get(&standing.agent) == Some(&chat) {
             self.offered.remove(&standing.agent);
@@ -440,6 +452,7 @@ impl ChannelState {
                     offer,
                     claim,
                     presence,
+                    timer: None,
                 },
             );
             hub.note_offer(
@@ -459,7 +472,10 @@ impl ChannelState {
                     expires_in_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
                 })));
             }
-            myself.send_after(timeout, move || ChannelMsg::OfferDue { chat, offer });
+            let timer = myself.send_after(timeout, move || ChannelMsg::OfferDue { chat, offer });
+            if let Some(standing) = self.offers.get_mut(&chat) {
+                standing.timer = Some(timer);
+            }
             return;
         }
     }
@@ -474,9 +490,11 @@ impl ChannelState {
         match standing.claim.accept(standing.offer) {
             Ok(_) => {
                 // The slot stays taken: it is the assignment's now.
-                self.offers.remove(&chat);
-                if let Some(hub) = &self.hub {
-                    hub.forget_offer(chat);
+                if let Some(standing) = self.offers.remove(&chat) {
+                    standing.stop_timer();
+                    if let Some(hub) = &self.hub {
+                        hub.forget_offer(chat, self.settings.id.clone(), standing.offer);
+                    }
                 }
                 self.offered.remove(agent);
                 self.passed.remove(&chat);
@@ -737,6 +755,14 @@ impl Actor for ChannelActor {
                 }
             }
             ChannelMsg::AlertDue { chat, generation } => {
+                // Only a chat still waiting unalerted in that wait has an
+                // alert to hold (a timer is never set for one that left).
+                let still_waiting = state.queue.get(chat).is_some_and(|waiting| {
+                    waiting.generation == generation && !waiting.claim.is_alerted()
+                });
+                if !still_waiting {
+                    return Ok(());
+                }
                 // Outside business hours an alert waits for the opening.
                 let now = Timestamp::now();
                 match state

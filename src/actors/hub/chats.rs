@@ -402,7 +402,7 @@ impl Hub {
         channel: ChannelId,
     ) -> impl Future<Output = Result<Assignment, HubError>> + Send + 'static {
         let hub = self.clone();
-        async move {
+        Self::detached(async move {
             let channel_actor = hub
                 .channel_actor(&channel)
                 .ok_or_else(|| HubError::UnknownChannel(channel.clone()))?;
@@ -423,7 +423,7 @@ impl Hub {
                 hub.release_slot(&agent);
             }
             taken
-        }
+        })
     }
 
     /// Gives `agent` one particular waiting chat, racing with get-next and
@@ -434,7 +434,7 @@ impl Hub {
         chat: ChatId,
     ) -> impl Future<Output = Result<Assignment, HubError>> + Send + 'static {
         let hub = self.clone();
-        async move {
+        Self::detached(async move {
             let (channel, claim, chat_actor) = match hub.shared.chats.get(&chat) {
                 Some(entry) => (
                     entry.channel.clone(),
@@ -470,7 +470,7 @@ impl Hub {
                 hub.release_slot(&agent);
             }
             picked
-        }
+        })
     }
 
     /// `agent` accepts the chat a push channel offered them: the offer's
@@ -483,7 +483,7 @@ impl Hub {
         chat: ChatId,
     ) -> impl Future<Output = Result<Assignment, HubError>> + Send + 'static {
         let hub = self.clone();
-        async move {
+        Self::detached(async move {
             let channel = hub.offering_channel(chat)?;
             let (tx, rx) = oneshot::channel();
             channel
@@ -507,7 +507,7 @@ impl Hub {
                 hub.release_slot(&agent);
             }
             assigned
-        }
+        })
     }
 
     /// `agent` declines the chat a push channel offered them; the channel

@@ -399,9 +399,18 @@ impl Hub {
         self.shared.offers.insert(chat, record);
     }
 
-    /// A channel's actor ended an offer.
-    pub(crate) fn forget_offer(&self, chat: ChatId) {
-        self.shared.offers.remove(&chat);
+    /// A channel's actor ended its offer `offer` of `chat`. Only that
+    /// record goes: a later offer of the chat by another channel (after a
+    /// transfer) stays known.
+    pub(crate) fn forget_offer(
+        &self,
+        chat: ChatId,
+        channel: ChannelId,
+        offer: crate::core::OfferId,
+    ) {
+        self.shared.offers.remove_if(&chat, |_, record| {
+            record.channel == channel && record.offer == offer
+        });
     }
 
     /// Ends the offers a failed channel actor left standing: each chat
@@ -494,6 +503,19 @@ impl Hub {
         }
     }
 
+    /// Runs `work` to its end even if the caller stops waiting (its
+    /// connection closed mid-request): work that reserved an agent's slot
+    /// then still assigns the chat or gives the slot back.
+    fn detached<T: Send + 'static>(
+        work: impl Future<Output = Result<T, HubError>> + Send + 'static,
+    ) -> impl Future<Output = Result<T, HubError>> + Send + 'static {
+        let task = tokio::spawn(work);
+        async move {
+            task.await
+                .unwrap_or_else(|_| Err(gone("the request's task failed")))
+        }
+    }
+
     /// Why a chat has no live actor: it ended, or it never existed.
     async fn missing_chat(&self, chat: ChatId) -> HubError {
         // An id never handed out is answered without a store read.
@@ -567,21 +589,23 @@ impl Hub {
             .chats
             .get(&chat)
             .map(|entry| entry.channel.clone());
-        let member = channel
-            .as_ref()
-            .map(|channel| self.is_member(&agent, channel));
-        let asked = self.ask_chat(chat, move |reply| ChatMsg::SetPriority {
-            by: agent,
-            priority,
-            reply,
-        });
-        async move {
-            match (channel, member) {
-                (None, _) => Err(HubError::UnknownChat(chat)),
-                (Some(channel), Some(false)) => Err(HubError::NotAMember(channel)),
-                _ => asked.await,
+        // Checked before the chat actor is asked: asking sends at once.
+        let refused = match &channel {
+            None => Some(HubError::UnknownChat(chat)),
+            Some(channel) if !self.is_member(&agent, channel) => {
+                Some(HubError::NotAMember(channel.clone()))
             }
-        }
+            Some(_) => None,
+        };
+        let asked = match refused {
+            Some(err) => Err(err),
+            None => Ok(self.ask_chat(chat, move |reply| ChatMsg::SetPriority {
+                by: agent,
+                priority,
+                reply,
+            })),
+        };
+        async move { asked?.await }
     }
 
     /// Ends a chat: an agent ends it, or its customer leaves.
