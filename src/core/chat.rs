@@ -152,6 +152,9 @@ pub struct Chat {
     /// B-tree grows a node at a time, where a hash map would rehash every
     /// entry at once at each doubling.
     posted: BTreeMap<(Party, u64), u64>,
+    /// Seq of each stored note by (writer, the writer's note id): apart
+    /// from messages, so a note never answers as a message's retry.
+    noted: BTreeMap<(AgentId, u64), u64>,
     /// The agent who transferred the chat to its current agent, while the
     /// current agent may still decline it.
     transferred_from: Option<AgentId>,
@@ -183,6 +186,7 @@ impl Chat {
             state: ChatState::Queued { since: now },
             events: Transcript::new(),
             posted: BTreeMap::new(),
+            noted: BTreeMap::new(),
             transferred_from: None,
             verified: None,
             read: BTreeMap::new(),
@@ -213,6 +217,7 @@ impl Chat {
             state: ChatState::Queued { since: first.at },
             events: Transcript::new(),
             posted: BTreeMap::new(),
+            noted: BTreeMap::new(),
             transferred_from: None,
             verified: None,
             read: BTreeMap::new(),
@@ -233,8 +238,7 @@ impl Chat {
                     chat.posted.insert((from.clone(), *client_id), event.seq);
                 }
                 ChatEventKind::Note { by, client_id, .. } => {
-                    chat.posted
-                        .insert((Party::Agent(by.clone()), *client_id), event.seq);
+                    chat.noted.insert((by.clone(), *client_id), event.seq);
                 }
                 _ => {}
             }
@@ -374,13 +378,13 @@ impl Chat {
         text: String,
         now: Timestamp,
     ) -> Result<Posted<'_>, ChatError> {
-        let key = (Party::Agent(by.clone()), client_id);
-        if let Some(&seq) = self.posted.get(&key) {
+        let key = (by.clone(), client_id);
+        if let Some(&seq) = self.noted.get(&key) {
             return Ok(self.repeat(seq, now));
         }
-        self.check_may_act(&key.0)?;
+        self.check_may_act(&Party::Agent(by.clone()))?;
         check_text(&text)?;
-        self.posted.insert(key, self.next_seq());
+        self.noted.insert(key, self.next_seq());
         Ok(Posted::New(self.push(
             now,
             ChatEventKind::Note {
@@ -1235,6 +1239,16 @@ mod tests {
             chat.note(alice.clone(), 8, " ".into(), Timestamp(310)),
             Err(ChatError::EmptyMessage)
         );
+        // A message with the note's id is a message of its own.
+        assert!(matches!(
+            chat.post(
+                Party::Agent(alice.clone()),
+                7,
+                "hello".into(),
+                Timestamp(400)
+            ),
+            Ok(Posted::New(_))
+        ));
         // A restored chat still knows the note's client id.
         let mut restored = Chat::restore(chat.events().iter().cloned().collect()).unwrap();
         assert!(matches!(
