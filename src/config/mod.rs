@@ -316,6 +316,11 @@ fn valid_name(name: &str) -> bool {
 /// The prefix of the environment variables that override fields.
 pub const ENV_PREFIX: &str = "CHATHUB_";
 
+/// Variables with the prefix that are not configuration: the test suite's
+/// own switches, set for a whole `cargo test` run and so seen by every hub
+/// a test starts.
+pub const NOT_CONFIGURATION: [&str; 2] = ["CHATHUB_BROWSER_TESTS", "CHATHUB_BLESS"];
+
 impl Config {
     /// Parses and checks a configuration.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
@@ -327,7 +332,7 @@ impl Config {
     /// `CHATHUB_LIMITS__CHATS_PER_IP=…` sets `[limits] chats_per_ip`; a
     /// double underscore steps into a table; values are TOML, or a string
     /// if they do not parse as TOML), and checks the result. Variables
-    /// without the prefix are ignored. `[[channel]]` and `[[agent]]` tables
+    /// without the prefix, and those of [`NOT_CONFIGURATION`], are ignored. `[[channel]]` and `[[agent]]` tables
     /// are not reachable this way.
     pub fn from_toml_with(
         text: &str,
@@ -338,6 +343,9 @@ impl Config {
             let Some(path) = key.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
+            if NOT_CONFIGURATION.contains(&key.as_str()) {
+                continue;
+            }
             set_field(&mut table, &key, path, &value)?;
         }
         let config: Self = toml::Value::Table(table).try_into()?;

@@ -207,3 +207,14 @@ fn the_widget_listener_needs_webtransport_and_a_loopback_address() {
     let off = Config::from_toml("[web]\nlisten = \"0.0.0.0:4480\"\n");
     assert!(off.is_ok(), "a listener that is off is not checked");
 }
+
+#[test]
+fn the_test_suites_switches_are_not_configuration() {
+    let vars = [
+        ("CHATHUB_BROWSER_TESTS".to_owned(), "1".to_owned()),
+        ("CHATHUB_BLESS".to_owned(), "1".to_owned()),
+    ];
+    assert!(Config::from_toml_with("", vars).is_ok());
+    let typo = [("CHATHUB_LISTN".to_owned(), "127.0.0.1:1".to_owned())];
+    assert!(Config::from_toml_with("", typo).is_err());
+}
