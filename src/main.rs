@@ -160,6 +160,9 @@ fn serve(
             server.local_addr(),
             server.cert_path().display()
         );
+        if let Some(web) = server.web_addr() {
+            tracing::info!("the chat widget: open http://{web}/ (a demo page) or add http://{web}/widget.js to a page");
+        }
         for agent in &config.agents {
             if agent.token.is_none() {
                 let path = server.agent_token_path(&AgentId::new(agent.id.as_str()));

@@ -81,8 +81,15 @@ struct Driver {
 
 impl Driver {
     fn start() -> Self {
+        Self::start_at(None)
+    }
+
+    /// A driver of the page at `url` (one holding the chat widget), or of
+    /// the SDK's test page.
+    fn start_at(url: Option<&str>) -> Self {
         let mut child = Command::new("node")
             .arg("test/driver.mjs")
+            .args(url)
             .current_dir(web_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -127,6 +134,23 @@ impl Driver {
     }
 
     /// The page's chat events once `want` holds for them.
+    /// Waits until the widget's element at `selector` says `want`.
+    async fn widget_says(&mut self, selector: &str, want: &str) -> String {
+        let deadline = tokio::time::Instant::now() + PATIENCE * 3;
+        loop {
+            let text = self.call("text", json!([selector]));
+            let text = text.as_str().unwrap_or_default().to_owned();
+            if text.contains(want) {
+                return text;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the widget's {selector} says {text:?}, not {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn events_until(&mut self, want: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + PATIENCE * 3;
         loop {
@@ -340,6 +364,106 @@ async fn a_browser_customer_chats_with_a_native_agent_across_a_restart_and_a_rel
     assert_eq!(seqs, [last + 1], "only what is new: {reloaded:#?}");
     page.call("send", json!([chat, "Still here"]));
     agent_hears(&agent, "Still here").await;
+    drop(page);
+    hub.stop().await;
+}
+
+/// Where the browser tests leave what a person would look at.
+fn artifacts() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("browser-artifacts");
+    std::fs::create_dir_all(&dir).expect("the artifacts folder");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_widget_served_by_the_hub_offers_the_offline_form_then_holds_a_chat() {
+    if !should_run() {
+        return;
+    }
+    build_sdk();
+    let port = common::free_udp_port();
+    let config = format!(
+        "{}\n[webtransport]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n\
+         [web]\nenabled = true\nlisten = \"127.0.0.1:0\"\nassets = {:?}\n",
+        common::CONFIG,
+        web_dir().join("dist")
+    );
+    let hub = TestHub::start(&config).await;
+    let web = hub.server.web_addr().expect("[web] is on");
+    // The hub's own demo page: the widget's one script tag, nothing else.
+    let mut page = Driver::start_at(Some(&format!("http://{web}/")));
+
+    // Nobody is Present: the first message leads to the offline form,
+    // which makes a ticket.
+    page.call("click", json!([".launcher"]));
+    page.call("type", json!(["input[name=name]", "Ada"]));
+    page.call(
+        "type",
+        json!(["textarea[name=message]", "Is my parcel lost? 📦"]),
+    );
+    page.call("press", json!(["Tab"]));
+    page.call("press", json!(["Enter"]));
+    page.widget_says(".offline .note", "No agent is available")
+        .await;
+    page.call(
+        "type",
+        json!([".offline input[name=email]", "ada@example.com"]),
+    );
+    page.call("click", json!([".offline button[type=submit]"]));
+    let thanks = page.widget_says(".thanks", "ticket").await;
+
+    let agent = hub.present_agent("alice").await;
+    let tickets = agent.tickets(None, 10).await.unwrap();
+    assert_eq!(tickets.len(), 1, "{tickets:?}");
+    assert!(
+        thanks.contains(&format!("ticket {}", tickets[0].id.0)),
+        "{thanks}"
+    );
+    assert_eq!(
+        tickets[0].customer.email.as_deref(),
+        Some("ada@example.com")
+    );
+
+    // With alice Present the same widget starts a chat, after a reload.
+    page.call("reload", json!([]));
+    page.call("click", json!([".launcher"]));
+    page.call(
+        "type",
+        json!(["textarea[name=message]", "Hello from the widget"]),
+    );
+    page.call("click", json!([".start button[type=submit]"]));
+    page.widget_says(".log", "Hello from the widget").await;
+    let assignment = agent.get_next("support").await.unwrap();
+    assert_eq!(assignment.first_message, "Hello from the widget");
+    agent
+        .send(assignment.chat, "Hello, Ada. How can I help? 🙂")
+        .await
+        .unwrap();
+    page.widget_says(".log", "How can I help? 🙂").await;
+    page.widget_says(".log", "alice joined the chat").await;
+
+    // The keyboard alone: type in the message field and press Enter.
+    page.call(
+        "type",
+        json!(["textarea[name=text]", "It was due on Monday"]),
+    );
+    page.call("press", json!(["Enter"]));
+    agent_hears(&agent, "It was due on Monday").await;
+    page.widget_says(".log", "It was due on Monday").await;
+    let shot = artifacts().join("widget.png");
+    page.call("screenshot", json!([shot.display().to_string()]));
+    assert!(shot.exists());
+
+    // The agent ends it: the widget says so and offers a new chat.
+    agent.end_chat(assignment.chat).await.unwrap();
+    page.widget_says(".log", "The chat has ended").await;
+    assert_eq!(
+        page.call("hidden", json!([".chat .actions .primary"])),
+        json!(false)
+    );
     drop(page);
     hub.stop().await;
 }

@@ -309,6 +309,15 @@ fn requests() -> Vec<RequestBody> {
         },
         RequestBody::AcceptOffer { chat },
         RequestBody::DeclineOffer { chat },
+        RequestBody::AddNote {
+            chat,
+            client_id: 11,
+            text: "Asked twice already".into(),
+        },
+        RequestBody::SetPriority {
+            chat,
+            priority: Priority::High,
+        },
     ]
 }
 

@@ -55,6 +55,10 @@ pub struct Config {
     /// enabled).
     #[serde(default)]
     pub webtransport: WebTransportConfig,
+    /// The widget listener: the browser SDK and chat widget, a demo page,
+    /// and the WebTransport certificate's hash (off unless enabled).
+    #[serde(default)]
+    pub web: WebConfig,
     /// The store.
     #[serde(default)]
     pub store: StoreConfig,
@@ -141,6 +145,50 @@ impl Default for WebTransportConfig {
 fn default_webtransport_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 4434))
 }
+
+/// The `[web]` table: a plain HTTP/1.1 listener serving the chat widget
+/// and the browser SDK (the `.js` files of `assets`, read at start), a
+/// demo page at `/`, and `/chathub/cert-hashes.json`, the WebTransport
+/// certificate's hash for pages to pass to the SDK. It answers GET and
+/// HEAD of those paths only. Plain HTTP, so it must listen on a loopback
+/// address: `http://localhost` is a secure context to a browser, and a
+/// public site serves it through its TLS proxy.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// Whether to serve it (needs `[webtransport]`).
+    #[serde(default)]
+    pub enabled: bool,
+    /// TCP address it listens on; loopback only.
+    #[serde(default = "default_web_listen")]
+    pub listen: SocketAddr,
+    /// The folder of the built SDK and widget (`npm run build` in `web/`).
+    #[serde(default = "default_web_assets")]
+    pub assets: PathBuf,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: default_web_listen(),
+            assets: default_web_assets(),
+        }
+    }
+}
+
+fn default_web_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 4480))
+}
+
+fn default_web_assets() -> PathBuf {
+    PathBuf::from("web/dist")
+}
+
+/// The configuration `serve` runs without a file: every default, with
+/// WebTransport and the widget listener on, so a first start gives a page
+/// to open. A file's missing tables stay off.
+pub const EMBEDDED_DEFAULT: &str = "[webtransport]\nenabled = true\n\n[web]\nenabled = true\n";
 
 /// The `[store]` table.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -268,6 +316,11 @@ fn valid_name(name: &str) -> bool {
 /// The prefix of the environment variables that override fields.
 pub const ENV_PREFIX: &str = "CHATHUB_";
 
+/// Variables with the prefix that are not configuration: the test suite's
+/// own switches, set for a whole `cargo test` run and so seen by every hub
+/// a test starts.
+pub const NOT_CONFIGURATION: [&str; 2] = ["CHATHUB_BROWSER_TESTS", "CHATHUB_BLESS"];
+
 impl Config {
     /// Parses and checks a configuration.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
@@ -279,7 +332,7 @@ impl Config {
     /// `CHATHUB_LIMITS__CHATS_PER_IP=…` sets `[limits] chats_per_ip`; a
     /// double underscore steps into a table; values are TOML, or a string
     /// if they do not parse as TOML), and checks the result. Variables
-    /// without the prefix are ignored. `[[channel]]` and `[[agent]]` tables
+    /// without the prefix, and those of [`NOT_CONFIGURATION`], are ignored. `[[channel]]` and `[[agent]]` tables
     /// are not reachable this way.
     pub fn from_toml_with(
         text: &str,
@@ -290,6 +343,9 @@ impl Config {
             let Some(path) = key.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
+            if NOT_CONFIGURATION.contains(&key.as_str()) {
+                continue;
+            }
             set_field(&mut table, &key, path, &value)?;
         }
         let config: Self = toml::Value::Table(table).try_into()?;
@@ -306,7 +362,7 @@ impl Config {
                 path: path.to_owned(),
                 source,
             })?,
-            None => String::new(),
+            None => EMBEDDED_DEFAULT.to_owned(),
         };
         Self::from_toml_with(&text, std::env::vars())
     }
@@ -329,6 +385,18 @@ impl Config {
             ));
         }
         self.limits.check().map_err(ConfigError::Invalid)?;
+        if self.web.enabled && !self.webtransport.enabled {
+            return invalid(
+                "[web] serves browsers over WebTransport: enable [webtransport] too".into(),
+            );
+        }
+        if self.web.enabled && !self.web.listen.ip().is_loopback() {
+            return invalid(format!(
+                "[web] listen {} is not a loopback address: the widget listener speaks plain HTTP; \
+                 listen on 127.0.0.1 and serve it through a TLS proxy",
+                self.web.listen
+            ));
+        }
         if self.runtime.workers == Some(0) {
             return invalid("[runtime] workers must be at least 1".into());
         }

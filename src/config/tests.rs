@@ -184,3 +184,37 @@ fn push_routing_is_read_and_its_offer_timeout_bounded() {
     assert!(Config::from_toml("[[channel]]\nname = \"x\"\nrouting = \"shove\"\n").is_err());
     assert!(Config::from_toml("[[channel]]\nname = \"x\"\npolicy = \"random\"\n").is_err());
 }
+
+#[test]
+fn the_widget_listener_is_on_without_a_file_and_off_in_one() {
+    let file = Config::default();
+    assert!(!file.web.enabled && !file.webtransport.enabled);
+    let embedded = Config::from_toml(EMBEDDED_DEFAULT).unwrap();
+    assert!(embedded.web.enabled && embedded.webtransport.enabled);
+    assert_eq!(embedded.web.listen, "127.0.0.1:4480".parse().unwrap());
+    assert_eq!(embedded.web.assets, PathBuf::from("web/dist"));
+}
+
+#[test]
+fn the_widget_listener_needs_webtransport_and_a_loopback_address() {
+    let alone = Config::from_toml("[web]\nenabled = true\n").unwrap_err();
+    assert!(alone.to_string().contains("[webtransport]"), "{alone}");
+    let public = Config::from_toml(
+        "[webtransport]\nenabled = true\n[web]\nenabled = true\nlisten = \"0.0.0.0:4480\"\n",
+    )
+    .unwrap_err();
+    assert!(public.to_string().contains("loopback"), "{public}");
+    let off = Config::from_toml("[web]\nlisten = \"0.0.0.0:4480\"\n");
+    assert!(off.is_ok(), "a listener that is off is not checked");
+}
+
+#[test]
+fn the_test_suites_switches_are_not_configuration() {
+    let vars = [
+        ("CHATHUB_BROWSER_TESTS".to_owned(), "1".to_owned()),
+        ("CHATHUB_BLESS".to_owned(), "1".to_owned()),
+    ];
+    assert!(Config::from_toml_with("", vars).is_ok());
+    let typo = [("CHATHUB_LISTN".to_owned(), "127.0.0.1:1".to_owned())];
+    assert!(Config::from_toml_with("", typo).is_err());
+}

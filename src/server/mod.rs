@@ -18,6 +18,7 @@ mod files;
 pub mod metrics;
 mod reload;
 mod requests;
+mod site;
 pub mod tls;
 mod webtransport;
 
@@ -76,6 +77,8 @@ pub struct Server {
     webhooks: Webhooks,
     /// The WebTransport endpoint, when enabled.
     web: Option<webtransport::WebEndpoint>,
+    /// The widget listener, when enabled.
+    site: Option<site::SiteListener>,
     /// The configuration served: as started, with the channels and agents
     /// of the last reload.
     running: tokio::sync::Mutex<Config>,
@@ -136,6 +139,14 @@ impl Server {
         } else {
             None
         };
+        // The configuration's check makes `[web]` need `[webtransport]`.
+        let site = match (&web, config.web.enabled) {
+            (Some(endpoint), true) => {
+                let webtransport = endpoint.local_addr().unwrap_or(config.webtransport.listen);
+                Some(site::start(&config.web, webtransport, endpoint.hash.clone()).await?)
+            }
+            _ => None,
+        };
         let accept = tokio::spawn(accept_loop(endpoint.clone(), hub.clone(), admission));
         Ok(Self {
             endpoint,
@@ -145,6 +156,7 @@ impl Server {
             accept,
             webhooks,
             web,
+            site,
             running: tokio::sync::Mutex::new(config.clone()),
         })
     }
@@ -163,6 +175,12 @@ impl Server {
         self.web
             .as_ref()
             .and_then(webtransport::WebEndpoint::local_addr)
+    }
+
+    /// The TCP address of the widget listener, when enabled (`[web]`):
+    /// the demo page is `http://<addr>/`, the widget `http://<addr>/widget.js`.
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.site.as_ref().map(site::SiteListener::local_addr)
     }
 
     /// The SHA-256 of the WebTransport certificate in use, in hex, for a
@@ -201,6 +219,9 @@ impl Server {
     /// Closes every connection, stops webhook delivery and the actors,
     /// and waits briefly for the endpoint to go idle.
     pub async fn shutdown(self) {
+        if let Some(site) = self.site {
+            site.shutdown();
+        }
         if let Some(web) = self.web {
             web.shutdown().await;
         }

@@ -58,6 +58,7 @@ fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str> {
     differs("tls", running.tls != new.tls);
     differs("metrics", running.metrics != new.metrics);
     differs("webtransport", running.webtransport != new.webtransport);
+    differs("web", running.web != new.web);
     differs("store", running.store != new.store);
     differs("runtime", running.runtime != new.runtime);
     differs(

@@ -14,6 +14,7 @@ import {
   type OfflineForm,
   PROTOCOL_VERSION,
   type Party,
+  type QueuePlace,
   type Reply,
   type RequestBody,
   type Resume,
@@ -31,7 +32,9 @@ import { ChatOrder } from "./order.js";
 /** What the application gets from {@link CustomerClient.nextEvent}. */
 export type ClientEvent =
   | { type: "Chat"; event: ChatEvent }
-  | { type: "Typing"; chat: ChatId; from: Party };
+  | { type: "Typing"; chat: ChatId; from: Party }
+  /** Where the customer's waiting chat stands in its queue, when it changes. */
+  | { type: "QueuePosition"; place: QueuePlace };
 
 /** The answer to {@link CustomerClient.startChat}. */
 export type Started = { type: "Queued"; chat: ChatId; waiting: number } | { type: "Offline"; form: OfflineForm };
@@ -377,7 +380,9 @@ export class CustomerClient {
       while (this.ready.length >= MAX_READY) await new Promise<void>((wake) => this.roomWaiters.push(wake));
       const frame = await readFrame(reader, frames);
       if (frame === null) return;
-      if (frame.type === "Event" && frame.event.type === "Chat") this.deliver(frame.event.event);
+      if (frame.type !== "Event") continue;
+      if (frame.event.type === "Chat") this.deliver(frame.event.event);
+      else if (frame.event.type === "QueuePosition") this.hand({ type: "QueuePosition", place: frame.event.place });
     }
   }
 

@@ -31,6 +31,7 @@ export const ERROR_CODES = [
   "StorageUnavailable",
   "Unverified",
   "ReadBeyondEnd",
+  "NotOffered",
 ] as const;
 
 /** Why the hub refused a request (`ErrorCode`). */

@@ -82,7 +82,15 @@ export type ChatEventKind =
   | { type: "Reopened"; agent: string | null }
   | { type: "FileShared"; from: Party; file: FileRef }
   | { type: "Verified"; identity: Identity }
-  | { type: "Read"; by: Party; upTo: number };
+  | { type: "Read"; by: Party; upTo: number }
+  | { type: "Note"; by: string; clientId: bigint; text: string }
+  | { type: "Prioritized"; by: string; priority: Priority }
+  | { type: "Withheld" };
+
+/**
+ * How urgently a waiting chat is served (`Priority`), lowest first.
+ */
+export type Priority = "Low" | "Normal" | "High" | "Urgent";
 
 /** One numbered event of a chat. */
 export interface ChatEvent {
@@ -100,13 +108,16 @@ export interface QueueRow {
   firstMessage: string;
   since: Timestamp;
   verified: string | null;
+  /** Set by an agent (`SetPriority`); `null` for the channel's usual order. */
+  priority: Priority | null;
 }
 
 /** A change of a channel's queue. */
 export type QueueChange =
   | { type: "Snapshot"; rows: QueueRow[] }
   | { type: "Added"; row: QueueRow }
-  | { type: "Removed"; chat: ChatId };
+  | { type: "Removed"; chat: ChatId }
+  | { type: "Changed"; row: QueueRow };
 
 /** A channel's queue after a change. */
 export interface QueueUpdate {
@@ -129,6 +140,25 @@ export interface Assignment {
   customer: Customer;
   firstMessage: string;
   waitingSince: Timestamp;
+}
+
+/** A waiting chat offered to one agent by a push channel (`Offer`). */
+export interface Offer {
+  row: QueueRow;
+  /** How long the agent has left to accept, in milliseconds. */
+  expiresInMs: number;
+}
+
+/** Why an offer is over (`OfferEnd`). */
+export type OfferEnd = "Accepted" | "Taken" | "Expired" | "Declined" | "Left" | "Withdrawn";
+
+/** Where a waiting customer's chat stands in its queue (`QueuePlace`). */
+export interface QueuePlace {
+  chat: ChatId;
+  /** 1 for the next chat to be answered; rounded down far back. */
+  position: number;
+  /** About how long until an agent answers, in seconds; `null` while the hub cannot tell. */
+  estimatedWaitSecs: number | null;
 }
 
 /** What a customer gets instead of a queue place. */
@@ -185,7 +215,11 @@ export type RequestBody =
   | { type: "Transcript"; chat: ChatId; after: number }
   | { type: "Identify"; channel: string; identity: Identity; signature: string }
   | { type: "MarkRead"; chat: ChatId; upTo: number }
-  | { type: "Rate"; chat: ChatId; rating: number; comment: string | null };
+  | { type: "Rate"; chat: ChatId; rating: number; comment: string | null }
+  | { type: "AddNote"; chat: ChatId; clientId: bigint; text: string }
+  | { type: "SetPriority"; chat: ChatId; priority: Priority }
+  | { type: "AcceptOffer"; chat: ChatId }
+  | { type: "DeclineOffer"; chat: ChatId };
 
 /** A request with its id. */
 export interface Request {
@@ -233,7 +267,10 @@ export type Event =
   | { type: "Queue"; update: QueueUpdate }
   | { type: "Alert"; alert: Alert }
   | { type: "AlertCleared"; channel: string; chat: ChatId }
-  | { type: "Typing"; chat: ChatId; from: Party };
+  | { type: "Typing"; chat: ChatId; from: Party }
+  | { type: "Offered"; offer: Offer }
+  | { type: "OfferWithdrawn"; channel: string; chat: ChatId; reason: OfferEnd }
+  | { type: "QueuePosition"; place: QueuePlace };
 
 /** What the hub sends. */
 export type ServerFrame =
@@ -276,6 +313,8 @@ const unitEnum = <T extends string>(names: readonly T[]): Codec<T> => ({
 
 const errorCode = unitEnum(ERROR_CODES);
 const status = unitEnum(["Present", "Absent"] as const);
+const priority = unitEnum<Priority>(["Low", "Normal", "High", "Urgent"]);
+const offerEnd = unitEnum<OfferEnd>(["Accepted", "Taken", "Expired", "Declined", "Left", "Withdrawn"]);
 
 const customer = struct<Customer>([
   ["name", option(str)],
@@ -309,8 +348,12 @@ const chatEventKind = enumOf<ChatEventKind>([
   ["FileShared", [["from", party], ["file", fileRef]]],
   ["Verified", [["identity", identity]]],
   ["Read", [["by", party], ["upTo", u64]]],
+  ["Note", [["by", str], ["clientId", u64n], ["text", str]]],
+  ["Prioritized", [["by", str], ["priority", priority]]],
+  ["Withheld", []],
 ]);
-const chatEvent = struct<ChatEvent>([
+/** `ChatEvent`: one numbered event of a chat, as frames and the hub's store carry it. */
+export const chatEvent = struct<ChatEvent>([
   ["chat", u64],
   ["seq", u64],
   ["at", u64],
@@ -323,6 +366,7 @@ const queueRow = struct<QueueRow>([
   ["firstMessage", str],
   ["since", u64],
   ["verified", option(str)],
+  ["priority", option(priority)],
 ]);
 const queueUpdate = struct<QueueUpdate>([
   ["channel", str],
@@ -334,6 +378,7 @@ const queueUpdate = struct<QueueUpdate>([
       ["Snapshot", [["rows", vec(queueRow)]]],
       ["Added", [["row", queueRow]]],
       ["Removed", [["chat", u64]]],
+      ["Changed", [["row", queueRow]]],
     ]),
   ],
 ]);
@@ -415,6 +460,10 @@ const requestBody = enumOf<RequestBody>([
   ["Identify", [["channel", str], ["identity", identity], ["signature", str]]],
   ["MarkRead", [["chat", u64], ["upTo", u64]]],
   ["Rate", [["chat", u64], ["rating", u8], ["comment", option(str)]]],
+  ["AddNote", [["chat", u64], ["clientId", u64n], ["text", str]]],
+  ["SetPriority", [["chat", u64], ["priority", priority]]],
+  ["AcceptOffer", [["chat", u64]]],
+  ["DeclineOffer", [["chat", u64]]],
 ]);
 
 /** `ClientFrame` (the upload header is not carried). */
@@ -462,6 +511,32 @@ const event = enumOf<Event>([
   ["Alert", [["alert", alert]]],
   ["AlertCleared", [["channel", str], ["chat", u64]]],
   ["Typing", [["chat", u64], ["from", party]]],
+  [
+    "Offered",
+    [
+      [
+        "offer",
+        struct<Offer>([
+          ["row", queueRow],
+          ["expiresInMs", u64],
+        ]),
+      ],
+    ],
+  ],
+  ["OfferWithdrawn", [["channel", str], ["chat", u64], ["reason", offerEnd]]],
+  [
+    "QueuePosition",
+    [
+      [
+        "place",
+        struct<QueuePlace>([
+          ["chat", u64],
+          ["position", u32],
+          ["estimatedWaitSecs", option(u32)],
+        ]),
+      ],
+    ],
+  ],
 ]);
 
 /** `ServerFrame`. */

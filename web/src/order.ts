@@ -34,6 +34,8 @@ export class ChatOrder {
    * repeat or overtook a gap, more than one if it filled a gap. Past
    * {@link MAX_HELD} held events the chat moves on past its gap (as the
    * native SDK does): waiting longer would hold its memory without bound.
+   * A `Withheld` event (what a customer gets in place of an agent-only
+   * one) counts for its seq and is never returned.
    */
   push(event: ChatEvent): ChatEvent[] {
     const chat = event.chat;
@@ -42,7 +44,7 @@ export class ChatOrder {
     const waiting = this.held.get(chat);
     if (event.seq === last + 1 && waiting === undefined) {
       this.handOn(event);
-      return [event];
+      return shown(event) ? [event] : [];
     }
     const held = waiting ?? new Map<number, ChatEvent>();
     this.held.set(chat, held);
@@ -58,7 +60,7 @@ export class ChatOrder {
       held.delete(seq);
       if (next.seq > position) {
         this.handOn(next);
-        ready.push(next);
+        if (shown(next)) ready.push(next);
       }
     }
     if (held.size === 0) this.held.delete(chat);
@@ -68,7 +70,7 @@ export class ChatOrder {
   private handOn(event: ChatEvent): void {
     this.positions.set(event.chat, event.seq);
     if (event.kind.type === "Ended") this.ended.add(event.chat);
-    else this.ended.delete(event.chat);
+    else if (shown(event)) this.ended.delete(event.chat);
   }
 
   /** Where to resume each live chat, oldest dropped beyond `limit`. */
@@ -82,4 +84,9 @@ export class ChatOrder {
       secret: this.secrets.get(chat) ?? null,
     }));
   }
+}
+
+/** Whether the application sees `event`: a `Withheld` one only fills its seq. */
+function shown(event: ChatEvent): boolean {
+  return event.kind.type !== "Withheld";
 }

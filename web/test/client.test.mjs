@@ -52,6 +52,17 @@ test("ended chats are not resumed, and a hello carries the newest chats only", (
   );
 });
 
+test("a withheld event fills its seq and is never handed on", () => {
+  const order = new ChatOrder();
+  const withheld = (seq) => ({ chat: 4, seq, at: seq, kind: { type: "Withheld" } });
+  assert.deepEqual(seqs(order.push(message(4, 1))), [1]);
+  assert.deepEqual(seqs(order.push(withheld(2))), [], "in line: counted, not shown");
+  assert.equal(order.position(4), 2);
+  assert.deepEqual(seqs(order.push(message(4, 4))), [], "4 waits for 3");
+  assert.deepEqual(seqs(order.push(withheld(3))), [4], "a withheld event fills a gap");
+  assert.equal(order.position(4), 4);
+});
+
 test("a gap that never fills holds at most MAX_HELD events", () => {
   const order = new ChatOrder();
   let ready = [];

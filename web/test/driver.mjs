@@ -5,8 +5,14 @@
 //   {"cmd":"call","fn":"start","args":["support","Ada","Hi"]}
 //   -> {"ok":true,"value":...} or {"ok":false,"error":"..."}
 // where fn is one of window.harness's functions (page.html), or "reload"
-// to load the page again. It exits
-// when stdin closes.
+// to load the page again. It exits when stdin closes.
+//
+// Given a URL (`node test/driver.mjs http://127.0.0.1:4480/`), it opens
+// that page instead, one holding the chat widget, and drives it as a
+// person would, through the widget's shadow root ("#chathub-widget >>>
+// selector"): "click" [selector], "type" [selector, text], "press" [key],
+// "text" [selector] (its text, "" if there is none), "hidden" [selector],
+// "screenshot" [path].
 
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
@@ -47,8 +53,39 @@ const browser = await puppeteer.launch({
 const page = await browser.newPage();
 page.on("console", (msg) => process.stderr.write(`[page] ${msg.text()}\n`));
 page.on("pageerror", (err) => process.stderr.write(`[page error] ${err}\n`));
-await page.goto(`${origin}/`);
-await page.waitForFunction(() => window.harnessReady === true, { timeout: 10_000 });
+const widgetPage = process.argv[2];
+const inWidget = (selector) => `#chathub-widget >>> ${selector}`;
+const ready = () =>
+  widgetPage === undefined
+    ? page.waitForFunction(() => window.harnessReady === true, { timeout: 10_000 })
+    : page.waitForSelector(inWidget(".launcher"), { timeout: 10_000 });
+await page.setViewport({ width: 800, height: 700 });
+await page.goto(widgetPage ?? `${origin}/`);
+await ready();
+
+/** The widget's commands: what a person does with it, and what they see. */
+const widget = {
+  async click(selector) {
+    await page.click(inWidget(selector));
+  },
+  async type(selector, text) {
+    await page.type(inWidget(selector), text);
+  },
+  async press(key) {
+    await page.keyboard.press(key);
+  },
+  async text(selector) {
+    const node = await page.$(inWidget(selector));
+    return node === null ? "" : node.evaluate((n) => n.textContent ?? "");
+  },
+  async hidden(selector) {
+    const node = await page.$(inWidget(selector));
+    return node === null ? true : node.evaluate((n) => n.closest("[hidden]") !== null);
+  },
+  async screenshot(path) {
+    await page.screenshot({ path });
+  },
+};
 
 const say = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
 say({ ok: true, value: "ready" });
@@ -60,8 +97,12 @@ for await (const line of lines) {
     const { fn, args } = JSON.parse(line);
     if (fn === "reload") {
       await page.reload();
-      await page.waitForFunction(() => window.harnessReady === true, { timeout: 10_000 });
+      await ready();
       say({ ok: true, value: null });
+      continue;
+    }
+    if (widgetPage !== undefined) {
+      say({ ok: true, value: (await widget[fn](...(args ?? []))) ?? null });
       continue;
     }
     const value = await page.evaluate((fn, args) => window.harness[fn](...args), fn, args ?? []);

@@ -11,6 +11,7 @@ import { test } from "node:test";
 
 import {
   DecodeError,
+  chatEvent,
   clientDatagram,
   clientFrame,
   decodePayload,
@@ -153,4 +154,48 @@ test("a chat event and a typing indicator", () => {
     from: { type: "Agent", agent: "alice" },
   });
   assert.deepEqual(decode("datagram.Client.Typing"), { type: "Typing", chat: 3 });
+});
+
+test("what a waiting customer hears, and what push routing and priorities carry", () => {
+  const place = decode("wire.Event.QueuePosition").event;
+  assert.equal(place.type, "QueuePosition");
+  assert.equal(typeof place.place.position, "number");
+  assert.ok("estimatedWaitSecs" in place.place);
+  const changed = decode("wire.Event.Queue.Changed").event.update.change;
+  assert.equal(changed.type, "Changed");
+  assert.ok("priority" in changed.row);
+  const offered = decode("wire.Event.Offered").event;
+  assert.equal(offered.type, "Offered");
+  assert.equal(typeof offered.offer.expiresInMs, "number");
+  assert.equal(decode("wire.Event.OfferWithdrawn").event.type, "OfferWithdrawn");
+  assert.deepEqual(decode("wire.Request.AcceptOffer").request.body.type, "AcceptOffer");
+  assert.deepEqual(decode("wire.Request.DeclineOffer").request.body.type, "DeclineOffer");
+});
+
+// The store's `Op::Event` is one byte (its variant) and then the chat event
+// itself: every kind of chat event is checked against the hub's bytes.
+test("every kind of chat event decodes from the hub's bytes and encodes back", () => {
+  const kinds = new Set();
+  for (const [name, bytes] of golden) {
+    if (!name.startsWith("store.Op.Event.")) continue;
+    assert.equal(bytes[0], 0, `${name} is Op::Event`);
+    const value = decodeValue(chatEvent, bytes.subarray(1));
+    kinds.add(value.kind.type);
+    assert.equal(Buffer.from(encodeValue(chatEvent, value)).toString("hex"), Buffer.from(bytes.subarray(1)).toString("hex"), name);
+  }
+  for (const kind of ["Note", "Prioritized", "Withheld", "Read", "Message"]) assert.ok(kinds.has(kind), kind);
+  const note = decodeValue(chatEvent, golden.get("store.Op.Event.Note").subarray(1)).kind;
+  assert.deepEqual(note, { type: "Note", by: "alice", clientId: 11n, text: "Asked twice already" });
+  const prioritized = decodeValue(chatEvent, golden.get("store.Op.Event.Prioritized").subarray(1)).kind;
+  assert.deepEqual(prioritized, { type: "Prioritized", by: "alice", priority: "Urgent" });
+});
+
+test("an agent's note and a priority", () => {
+  assert.deepEqual(decode("wire.Request.AddNote").request.body, {
+    type: "AddNote",
+    chat: 3,
+    clientId: 11n,
+    text: "Asked twice already",
+  });
+  assert.deepEqual(decode("wire.Request.SetPriority").request.body, { type: "SetPriority", chat: 3, priority: "High" });
 });
