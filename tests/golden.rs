@@ -14,11 +14,11 @@ use std::path::PathBuf;
 
 use bincode::config::standard;
 use chathub::core::{
-    AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatEventKind, ChatId, ContactCard,
-    ContactChat, Customer, FileId, FileRef, FormField, Identity, ItemDraft, ItemId, ItemKind,
-    ItemRef, KnowledgeItem, Offer, OfferEnd, OfflineForm, Party, Priority, QueueChange, QueuePlace,
-    QueueRow, QueueUpdate, RatedSession, Rating, Scope, SessionSummary, Status, Ticket, TicketId,
-    TicketSource, Timestamp,
+    ActiveChat, AgentId, AgentLoad, Alert, Assignment, ChannelId, ChannelMonitor, ChatEvent,
+    ChatEventKind, ChatId, ContactCard, ContactChat, Customer, FileId, FileRef, FormField,
+    Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Offer, OfferEnd, OfflineForm,
+    Party, Priority, QueueChange, QueuePlace, QueueRow, QueueUpdate, RatedSession, Rating, Scope,
+    SessionSummary, Status, Ticket, TicketId, TicketSource, Timestamp, WaitingChat,
 };
 use chathub::protocol::{
     AgentProfile, ClientDatagram, ClientFrame, ErrorCode, ErrorFrame, Event, Hello, Reply, Request,
@@ -309,6 +309,18 @@ fn requests() -> Vec<RequestBody> {
         },
         RequestBody::AcceptOffer { chat },
         RequestBody::DeclineOffer { chat },
+        RequestBody::Monitor {
+            channel: ChannelId::new("support"),
+        },
+        RequestBody::SetAgentStatus {
+            agent: AgentId::new("alice"),
+            status: Status::Absent,
+        },
+        RequestBody::Whisper {
+            chat,
+            client_id: 4,
+            text: "Offer the refund".into(),
+        },
     ]
 }
 
@@ -390,6 +402,31 @@ fn replies() -> Vec<Reply> {
             seq: 14,
             at: Timestamp(15),
         },
+        Reply::Monitor(Box::new(ChannelMonitor {
+            channel: ChannelId::new("support"),
+            at: Timestamp(100),
+            waiting_count: 1,
+            waiting: vec![WaitingChat {
+                chat: ChatId(3),
+                since: Timestamp(40),
+                wait_ms: 60,
+                priority: Some(Priority::High),
+                customer: Some("Åsa".into()),
+            }],
+            active_count: 1,
+            active: vec![ActiveChat {
+                chat: ChatId(2),
+                agent: AgentId::new("alice"),
+                since: Timestamp(20),
+                handle_ms: 80,
+            }],
+            agents: vec![AgentLoad {
+                agent: AgentId::new("alice"),
+                status: Status::Present,
+                used: 1,
+                max: 4,
+            }],
+        })),
     ]
 }
 
@@ -412,6 +449,7 @@ fn reply_name(reply: &Reply) -> &'static str {
         Reply::Sessions(_) => "Sessions",
         Reply::Transcript { .. } => "Transcript",
         Reply::Read { .. } => "Read",
+        Reply::Monitor(_) => "Monitor",
     }
 }
 
@@ -473,6 +511,10 @@ fn server_events() -> Vec<Event> {
             position: 1,
             estimated_wait_secs: None,
         }),
+        Event::StatusChanged {
+            status: Status::Absent,
+            by: AgentId::new("sam"),
+        },
     ]
 }
 
@@ -519,6 +561,7 @@ fn event_name(event: &Event) -> &'static str {
         Event::Offered(_) => "Offered",
         Event::OfferWithdrawn { .. } => "OfferWithdrawn",
         Event::QueuePosition(_) => "QueuePosition",
+        Event::StatusChanged { .. } => "StatusChanged",
     }
 }
 

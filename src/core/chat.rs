@@ -374,11 +374,43 @@ impl Chat {
         text: String,
         now: Timestamp,
     ) -> Result<Posted<'_>, ChatError> {
+        self.write_note(by, false, client_id, text, now)
+    }
+
+    /// Writes a supervisor's private note (a whisper to the holder): like
+    /// [`Chat::note`], but `by` need not hold the chat, which may be
+    /// waiting or active, not ended. Whether `by` oversees the chat's
+    /// channel is the caller's to decide; the note is for agents only all
+    /// the same.
+    pub fn whisper(
+        &mut self,
+        by: AgentId,
+        client_id: u64,
+        text: String,
+        now: Timestamp,
+    ) -> Result<Posted<'_>, ChatError> {
+        self.write_note(by, true, client_id, text, now)
+    }
+
+    fn write_note(
+        &mut self,
+        by: AgentId,
+        overseer: bool,
+        client_id: u64,
+        text: String,
+        now: Timestamp,
+    ) -> Result<Posted<'_>, ChatError> {
         let key = (Party::Agent(by.clone()), client_id);
         if let Some(&seq) = self.posted.get(&key) {
             return Ok(self.repeat(seq, now));
         }
-        self.check_may_act(&key.0)?;
+        if overseer {
+            if let ChatState::Ended { .. } = self.state {
+                return Err(ChatError::Ended);
+            }
+        } else {
+            self.check_may_act(&key.0)?;
+        }
         check_text(&text)?;
         self.posted.insert(key, self.next_seq());
         Ok(Posted::New(self.push(
@@ -1241,6 +1273,58 @@ mod tests {
             restored.note(alice, 7, "VIP, be gentle".into(), Timestamp(950)),
             Ok(Posted::Repeat { seq: 5, .. })
         ));
+    }
+
+    #[test]
+    fn a_supervisor_whispers_in_a_live_chat_without_holding_it() {
+        let mut chat = started();
+        let alice = AgentId::new("alice");
+        let sam = AgentId::new("sam");
+        // Waiting: nobody holds it, and a whisper is still a note.
+        let Posted::New(waiting) = chat
+            .whisper(sam.clone(), 1, "take this one".into(), Timestamp(150))
+            .unwrap()
+        else {
+            panic!("expected a new note")
+        };
+        assert!(waiting.kind.is_for_agents_only());
+        chat.assign(alice.clone(), Timestamp(200)).unwrap();
+        // Whispering does not make the supervisor a participant: a
+        // message or a holder's note from them is still refused.
+        assert_eq!(
+            chat.post(Party::Agent(sam.clone()), 2, "hi".into(), Timestamp(210))
+                .err(),
+            Some(ChatError::NotYourChat(sam.clone()))
+        );
+        assert_eq!(
+            chat.note(sam.clone(), 2, "x".into(), Timestamp(210)).err(),
+            Some(ChatError::NotYourChat(sam.clone()))
+        );
+        let Posted::New(whisper) = chat
+            .whisper(sam.clone(), 3, "offer the refund".into(), Timestamp(220))
+            .unwrap()
+        else {
+            panic!("expected a new note")
+        };
+        let seq = whisper.seq;
+        assert!(whisper.kind.is_for_agents_only());
+        assert!(whisper.withheld_for_customer().is_some());
+        assert_eq!(
+            chat.whisper(sam.clone(), 3, "offer the refund".into(), Timestamp(900)),
+            Ok(Posted::Repeat {
+                seq,
+                at: Timestamp(220)
+            })
+        );
+        assert_eq!(
+            chat.whisper(sam.clone(), 4, "  ".into(), Timestamp(230)),
+            Err(ChatError::EmptyMessage)
+        );
+        chat.end(Party::Agent(alice), Timestamp(300)).unwrap();
+        assert_eq!(
+            chat.whisper(sam, 5, "too late".into(), Timestamp(310)),
+            Err(ChatError::Ended)
+        );
     }
 
     #[test]

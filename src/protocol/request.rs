@@ -72,6 +72,11 @@ impl RequestBody {
             Self::AcceptOffer { .. } => ("AcceptOffer", Agent, false),
             // Declining a declined (so ended) offer is refused, not repeated.
             Self::DeclineOffer { .. } => ("DeclineOffer", Agent, true),
+            // Supervision: a read; a status set twice is set; a whisper
+            // carries its client id.
+            Self::Monitor { .. } => ("Monitor", Agent, true),
+            Self::SetAgentStatus { .. } => ("SetAgentStatus", Agent, true),
+            Self::Whisper { .. } => ("Whisper", Agent, true),
         }
     }
 }

@@ -443,6 +443,34 @@ impl Session {
                     |(events, more)| Reply::Transcript { events, more },
                 )
             }
+            (Role::Agent(agent), RequestBody::Monitor { channel }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move { hub.monitor(&agent, channel).await },
+                    |monitor| Reply::Monitor(Box::new(monitor)),
+                )
+            }
+            (Role::Agent(by), RequestBody::SetAgentStatus { agent, status }) => {
+                let (hub, by) = (hub.clone(), by.clone());
+                answer(
+                    id,
+                    async move { hub.set_agent_status(&by, &agent, status).await },
+                    |()| Reply::Done,
+                )
+            }
+            (
+                Role::Agent(agent),
+                RequestBody::Whisper {
+                    chat,
+                    client_id,
+                    text,
+                },
+            ) => answer(
+                id,
+                hub.whisper(agent.clone(), self.conn, chat, client_id, text),
+                |Receipt { seq, at }| Reply::Posted { seq, at },
+            ),
             (role, body) => refuse(
                 id,
                 ErrorFrame::new(

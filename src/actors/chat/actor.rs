@@ -173,6 +173,7 @@ impl Actor for ChatActor {
                 client_id,
                 text,
                 note,
+                whisper,
                 sent,
                 reply,
             } => {
@@ -193,6 +194,7 @@ impl Actor for ChatActor {
                             client_id,
                             text,
                             note,
+                            whisper,
                         };
                         state.post(&myself, party, post, Some(conn), reply);
                     }
@@ -343,6 +345,7 @@ impl Actor for ChatActor {
                     client_id,
                     text,
                     note: false,
+                    whisper: false,
                 };
                 state.post(&myself, Party::Agent(by), post, None, reply);
             }

@@ -37,6 +37,9 @@ pub(crate) struct Post {
     pub(crate) text: String,
     /// A private note (agents only) rather than a message.
     pub(crate) note: bool,
+    /// The note is a supervisor's whisper: its writer need not hold the
+    /// chat (the hub checked they oversee its channel).
+    pub(crate) whisper: bool,
 }
 
 /// Messages to a [`ChatActor`].
@@ -98,6 +101,9 @@ pub enum ChatMsg {
         text: String,
         /// A private note (agents only) rather than a message.
         note: bool,
+        /// A supervisor's whisper (a note by someone who need not hold
+        /// the chat); the hub checked they oversee its channel.
+        whisper: bool,
         /// When the connection task sent it on.
         sent: std::time::Instant,
         /// Where the message landed, once durable.

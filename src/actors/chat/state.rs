@@ -313,10 +313,14 @@ impl ChatActorState {
             client_id,
             text,
             note,
+            whisper,
         } = post;
         let now = Timestamp::now();
         let posted = match (note, party) {
             (false, party) => self.chat.post(party, client_id, text, now),
+            (true, Party::Agent(agent)) if whisper => {
+                self.chat.whisper(agent, client_id, text, now)
+            }
             (true, Party::Agent(agent)) => self.chat.note(agent, client_id, text, now),
             (true, _) => {
                 let _ = reply.send(Err(HubError::NotAllowed(
