@@ -7,9 +7,9 @@ use crate::client::incoming::IncomingList;
 use crate::client::link::Link;
 use crate::client::{ClientConfig, ClientError};
 use crate::core::{
-    AgentId, Assignment, ChannelId, ChatEvent, ChatId, ContactCard, FileId, FileRef, ItemDraft,
-    ItemId, ItemKind, ItemRef, KnowledgeItem, Priority, RatedSession, Status, Ticket, TicketId,
-    TicketSummary,
+    AgentId, Assignment, ChannelId, ChannelMonitor, ChatEvent, ChatId, ContactCard, FileId,
+    FileRef, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Priority, RatedSession, Status,
+    Ticket, TicketId, TicketSummary,
 };
 use crate::protocol::{AgentProfile, Event, Reply, RequestBody, Role};
 
@@ -267,6 +267,60 @@ impl AgentClient {
             chat,
             client_id: self.link.next_client_id(),
             item,
+        };
+        match self.link.request(body).await? {
+            Reply::Posted { seq, .. } => Ok(seq),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Supervisors and admins: a picture of `channel` now: its waiting
+    /// chats with their waits, its active chats with their agents and
+    /// handle times, and its member agents with status and load. Anyone
+    /// who does not oversee the channel gets
+    /// [`ErrorCode::NotAllowed`](crate::protocol::ErrorCode).
+    pub async fn monitor(
+        &self,
+        channel: impl Into<ChannelId>,
+    ) -> Result<ChannelMonitor, ClientError> {
+        let body = RequestBody::Monitor {
+            channel: channel.into(),
+        };
+        match self.link.request(body).await? {
+            Reply::Monitor(monitor) => Ok(*monitor),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Supervisors and admins: sets `agent` (of a channel this supervisor
+    /// oversees) Present or Absent; the agent's connections get
+    /// [`Event::StatusChanged`]. Otherwise
+    /// [`ErrorCode::NotAllowed`](crate::protocol::ErrorCode).
+    pub async fn set_agent_status(
+        &self,
+        agent: impl Into<AgentId>,
+        status: Status,
+    ) -> Result<(), ClientError> {
+        expect_done(
+            self.link
+                .request(RequestBody::SetAgentStatus {
+                    agent: agent.into(),
+                    status,
+                })
+                .await?,
+        )
+    }
+
+    /// Supervisors and admins: whispers to whoever handles `chat` (of a
+    /// channel this supervisor oversees), waiting or active: a private
+    /// note the agents of the chat see and the customer never does.
+    /// Returns its seq once stored; a retry after a lost connection is
+    /// stored once.
+    pub async fn whisper(&self, chat: ChatId, text: impl Into<String>) -> Result<u64, ClientError> {
+        let body = RequestBody::Whisper {
+            chat,
+            client_id: self.link.next_client_id(),
+            text: text.into(),
         };
         match self.link.request(body).await? {
             Reply::Posted { seq, .. } => Ok(seq),

@@ -1,0 +1,333 @@
+//! Supervision end to end over QUIC: a supervisor's monitor of their
+//! channel, whispers to the agent of a chat (never seen by the customer),
+//! setting an agent Absent, roles changed by a reload, and every one of
+//! these refused to a plain agent and outside the supervisor's channels.
+
+mod common;
+
+use std::time::Duration;
+
+use chathub::client::{AgentClient, ClientError, Event};
+use chathub::core::{AgentId, ChatEventKind, ChatId, Customer, Party, Status};
+use chathub::protocol::ErrorCode;
+use common::{PATIENCE, TestHub, agent_chat_event, customer_chat_event, start};
+
+/// support: alice and bob, overseen by sam (who also works it); sales:
+/// carol; root, an admin, works sales.
+const CONFIG: &str = concat!(
+    roomy_limits!(),
+    r#"
+[[channel]]
+name = "support"
+[[channel]]
+name = "sales"
+[[agent]]
+id = "alice"
+token = "test-token-0123456789"
+channels = ["support"]
+[[agent]]
+id = "bob"
+token = "test-token-0123456789"
+channels = ["support"]
+[[agent]]
+id = "carol"
+token = "test-token-0123456789"
+channels = ["sales"]
+[[agent]]
+id = "sam"
+token = "test-token-0123456789"
+channels = ["support"]
+role = "supervisor"
+supervises = ["support"]
+[[agent]]
+id = "root"
+token = "test-token-0123456789"
+channels = ["sales"]
+role = "admin"
+"#
+);
+
+fn named(name: &str) -> Customer {
+    Customer {
+        name: Some(name.into()),
+        email: None,
+    }
+}
+
+fn code(result: Result<impl std::fmt::Debug, ClientError>) -> Option<ErrorCode> {
+    result.expect_err("the request is refused").code()
+}
+
+/// The next status change an agent is told of, skipping other events.
+async fn status_change(client: &AgentClient) -> (Status, AgentId) {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match client.next_event().await.expect("the connection is open") {
+                Event::StatusChanged { status, by } => return (status, by),
+                _ => continue,
+            }
+        }
+    })
+    .await
+    .expect("a status change within the test's patience")
+}
+
+#[tokio::test]
+async fn the_monitor_shows_waiting_and_active_chats_and_the_agents() {
+    let hub = TestHub::start(CONFIG).await;
+    let alice = hub.present_agent("alice").await;
+    let _bob = hub.present_agent("bob").await;
+    let sam = hub.agent("sam").await;
+    let (first, second) = (hub.customer().await, hub.customer().await);
+    let (answered, _) = start(&first, "support", named("Ada"), "hello").await;
+    let (waiting, _) = start(&second, "support", named("Grace"), "anyone?").await;
+    alice.pick(answered).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let monitor = sam.monitor("support").await.unwrap();
+    assert_eq!(monitor.channel, "support".into());
+    assert_eq!(monitor.waiting_count, 1);
+    assert_eq!(monitor.waiting.len(), 1);
+    let row = &monitor.waiting[0];
+    assert_eq!(row.chat, waiting);
+    assert_eq!(row.customer.as_deref(), Some("Grace"));
+    assert!(row.since <= monitor.at);
+    assert_eq!(row.wait_ms, monitor.at.0 - row.since.0);
+    assert!(row.wait_ms >= 20, "waited {} ms", row.wait_ms);
+
+    assert_eq!(monitor.active_count, 1);
+    assert_eq!(monitor.active.len(), 1);
+    let held = &monitor.active[0];
+    assert_eq!((held.chat, held.agent.as_str()), (answered, "alice"));
+    assert!(held.handle_ms >= 20, "held {} ms", held.handle_ms);
+
+    let agents: Vec<(&str, Status, u64, u64)> = monitor
+        .agents
+        .iter()
+        .map(|agent| (agent.agent.as_str(), agent.status, agent.used, agent.max))
+        .collect();
+    assert_eq!(
+        agents,
+        [
+            ("alice", Status::Present, 1, 4),
+            ("bob", Status::Present, 0, 4),
+            ("sam", Status::Absent, 0, 4),
+        ]
+    );
+
+    // Once answered, the second chat moves from waiting to active.
+    sam.set_status(Status::Present).await.unwrap();
+    sam.pick(waiting).await.unwrap();
+    let monitor = sam.monitor("support").await.unwrap();
+    assert_eq!(monitor.waiting_count, 0);
+    assert!(monitor.waiting.is_empty());
+    let active: Vec<(ChatId, &str)> = monitor
+        .active
+        .iter()
+        .map(|row| (row.chat, row.agent.as_str()))
+        .collect();
+    assert_eq!(active, [(answered, "alice"), (waiting, "sam")]);
+
+    // An admin sees every channel; a supervisor only their own.
+    let root = hub.agent("root").await;
+    let support = root.monitor("support").await.unwrap();
+    assert_eq!(support.active_count, 2);
+    let sales = root.monitor("sales").await.unwrap();
+    assert_eq!(sales.waiting_count + sales.active_count, 0);
+    assert_eq!(
+        code(sam.monitor("sales").await),
+        Some(ErrorCode::NotAllowed)
+    );
+    assert_eq!(
+        code(sam.monitor("nowhere").await),
+        Some(ErrorCode::NotAllowed)
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_plain_agent_and_a_supervisor_elsewhere_are_refused() {
+    let hub = TestHub::start(CONFIG).await;
+    let alice = hub.present_agent("alice").await;
+    let bob = hub.present_agent("bob").await;
+    let carol = hub.present_agent("carol").await;
+    let sam = hub.agent("sam").await;
+    let customer = hub.customer().await;
+    let (chat, _) = start(&customer, "support", named("Ada"), "hello").await;
+    bob.pick(chat).await.unwrap();
+
+    assert_eq!(
+        code(alice.monitor("support").await),
+        Some(ErrorCode::NotAllowed)
+    );
+    assert_eq!(
+        code(alice.set_agent_status("bob", Status::Absent).await),
+        Some(ErrorCode::NotAllowed)
+    );
+    assert_eq!(
+        code(alice.whisper(chat, "psst").await),
+        Some(ErrorCode::NotAllowed)
+    );
+    // A plain agent asking about a chat that does not exist learns
+    // nothing more than about one that does.
+    assert_eq!(
+        code(alice.whisper(ChatId(9_999), "psst").await),
+        Some(ErrorCode::NotAllowed)
+    );
+    // sam oversees support, not carol's sales, nor sales' chats.
+    assert_eq!(
+        code(sam.set_agent_status("carol", Status::Absent).await),
+        Some(ErrorCode::NotAllowed)
+    );
+    let (sales_chat, _) = start(&customer, "sales", named("Ada"), "buy").await;
+    carol.pick(sales_chat).await.unwrap();
+    assert_eq!(
+        code(sam.whisper(sales_chat, "psst").await),
+        Some(ErrorCode::NotAllowed)
+    );
+    // Nothing changed: bob is still Present, carol too.
+    let present = sam.present_agents("support").await.unwrap();
+    assert!(present.contains(&AgentId::new("bob")), "{present:?}");
+    assert_eq!(
+        carol.present_agents("sales").await.unwrap(),
+        [AgentId::new("carol")]
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_whisper_reaches_the_agent_and_never_the_customer() {
+    let hub = TestHub::start(CONFIG).await;
+    let alice = hub.present_agent("alice").await;
+    let sam = hub.agent("sam").await;
+    let customer = hub.customer().await;
+    let (chat, _) = start(&customer, "support", named("Ada"), "refund please").await;
+    alice.pick(chat).await.unwrap();
+    // The customer's events so far (their message, the assignment).
+    loop {
+        let event = customer_chat_event(&customer).await;
+        if matches!(event.kind, ChatEventKind::Assigned { .. }) {
+            break;
+        }
+    }
+    loop {
+        let event = agent_chat_event(&alice).await;
+        if matches!(event.kind, ChatEventKind::Assigned { .. }) {
+            break;
+        }
+    }
+
+    let seq = sam.whisper(chat, "Offer the refund").await.unwrap();
+    let note = agent_chat_event(&alice).await;
+    assert_eq!(note.seq, seq);
+    match &note.kind {
+        ChatEventKind::Note { by, text, .. } => {
+            assert_eq!(by.as_str(), "sam");
+            assert_eq!(text, "Offer the refund");
+        }
+        other => panic!("expected the whisper, got {other:?}"),
+    }
+
+    // The customer's next event is the agent's message after it: the
+    // whisper never reached them.
+    alice.send(chat, "Your refund is on its way").await.unwrap();
+    let next = customer_chat_event(&customer).await;
+    assert_eq!(next.seq, seq + 1);
+    match next.kind {
+        ChatEventKind::Message { from, text, .. } => {
+            assert_eq!(from, Party::Agent(AgentId::new("alice")));
+            assert_eq!(text, "Your refund is on its way");
+        }
+        other => panic!("expected the agent's message, got {other:?}"),
+    }
+
+    // Whispering does not let the supervisor talk in the chat.
+    assert_eq!(
+        code(sam.send(chat, "Hello from the supervisor").await),
+        Some(ErrorCode::NotYourChat)
+    );
+    // A whisper into an ended chat is refused as ended.
+    alice.end_chat(chat).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        code(sam.whisper(chat, "too late").await),
+        Some(ErrorCode::ChatEnded)
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_supervisor_sets_an_agent_absent_and_the_agent_is_told() {
+    let hub = TestHub::start(CONFIG).await;
+    let alice = hub.present_agent("alice").await;
+    let _bob = hub.present_agent("bob").await;
+    let sam = hub.agent("sam").await;
+    assert_eq!(
+        sam.present_agents("support").await.unwrap(),
+        [AgentId::new("alice"), AgentId::new("bob")]
+    );
+
+    sam.set_agent_status("alice", Status::Absent).await.unwrap();
+    assert_eq!(
+        status_change(&alice).await,
+        (Status::Absent, AgentId::new("sam"))
+    );
+    assert_eq!(
+        sam.present_agents("support").await.unwrap(),
+        [AgentId::new("bob")]
+    );
+    let monitor = sam.monitor("support").await.unwrap();
+    let alice_row = monitor
+        .agents
+        .iter()
+        .find(|agent| agent.agent.as_str() == "alice")
+        .unwrap();
+    assert_eq!(alice_row.status, Status::Absent);
+
+    // An admin may set anyone; a second Absent changes nothing and is
+    // answered all the same.
+    let root = hub.agent("root").await;
+    root.set_agent_status("alice", Status::Absent)
+        .await
+        .unwrap();
+    root.set_agent_status("alice", Status::Present)
+        .await
+        .unwrap();
+    assert_eq!(
+        status_change(&alice).await,
+        (Status::Present, AgentId::new("root"))
+    );
+    assert_eq!(
+        code(root.set_agent_status("nobody", Status::Absent).await),
+        Some(ErrorCode::NotAllowed)
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_reload_gives_and_takes_the_supervisor_role() {
+    let plain = CONFIG.replace("role = \"supervisor\"\nsupervises = [\"support\"]\n", "");
+    assert_ne!(plain, CONFIG);
+    let hub = TestHub::start(&plain).await;
+    let sam = hub.agent("sam").await;
+    assert_eq!(
+        code(sam.monitor("support").await),
+        Some(ErrorCode::NotAllowed)
+    );
+
+    hub.server
+        .reload(&hub.config(CONFIG))
+        .await
+        .expect("the reload is taken");
+    sam.monitor("support").await.unwrap();
+
+    hub.server
+        .reload(&hub.config(&plain))
+        .await
+        .expect("the reload is taken");
+    assert_eq!(
+        code(sam.monitor("support").await),
+        Some(ErrorCode::NotAllowed)
+    );
+    hub.stop().await;
+}
