@@ -321,6 +321,8 @@ fn requests() -> Vec<RequestBody> {
             client_id: 4,
             text: "Offer the refund".into(),
         },
+        RequestBody::Follow { chat },
+        RequestBody::Unfollow { chat },
     ]
 }
 

@@ -168,6 +168,11 @@ async fn a_plain_agent_and_a_supervisor_elsewhere_are_refused() {
         code(alice.whisper(chat, "psst").await),
         Some(ErrorCode::NotAllowed)
     );
+    assert_eq!(code(alice.follow(chat).await), Some(ErrorCode::NotAllowed));
+    assert_eq!(
+        code(alice.unfollow(chat).await),
+        Some(ErrorCode::NotAllowed)
+    );
     // A plain agent asking about a chat that does not exist learns
     // nothing more than about one that does.
     assert_eq!(
@@ -183,6 +188,10 @@ async fn a_plain_agent_and_a_supervisor_elsewhere_are_refused() {
     carol.pick(sales_chat).await.unwrap();
     assert_eq!(
         code(sam.whisper(sales_chat, "psst").await),
+        Some(ErrorCode::NotAllowed)
+    );
+    assert_eq!(
+        code(sam.follow(sales_chat).await),
         Some(ErrorCode::NotAllowed)
     );
     // Nothing changed: bob is still Present, carol too.
@@ -329,5 +338,115 @@ async fn a_reload_gives_and_takes_the_supervisor_role() {
         code(sam.monitor("support").await),
         Some(ErrorCode::NotAllowed)
     );
+    hub.stop().await;
+}
+
+/// The text of a message or note event, if it is one.
+fn text_of(kind: &ChatEventKind) -> Option<&str> {
+    match kind {
+        ChatEventKind::Message { text, .. } | ChatEventKind::Note { text, .. } => Some(text),
+        _ => None,
+    }
+}
+
+/// Chat events `client` receives until one with `text`, which it returns.
+async fn until_text(client: &AgentClient, text: &str) -> chathub::core::ChatEvent {
+    loop {
+        let event = agent_chat_event(client).await;
+        if text_of(&event.kind) == Some(text) {
+            return event;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_follower_gets_the_transcript_then_live_events_and_notes_read_only() {
+    let hub = TestHub::start(CONFIG).await;
+    let alice = hub.present_agent("alice").await;
+    let sam = hub.agent("sam").await;
+    let customer = hub.customer().await;
+    let (chat, _) = start(&customer, "support", named("Ada"), "my order is late").await;
+    alice.pick(chat).await.unwrap();
+    alice.send(chat, "Let me look").await.unwrap();
+
+    sam.follow(chat).await.unwrap();
+    // The transcript so far, in order, from the customer's first message.
+    let mut seen = Vec::new();
+    loop {
+        let event = agent_chat_event(&sam).await;
+        assert_eq!(event.chat, chat);
+        seen.push(event.seq);
+        if text_of(&event.kind) == Some("Let me look") {
+            break;
+        }
+    }
+    assert_eq!(seen, (1..=seen.len() as u64).collect::<Vec<_>>());
+    // Following again sends nothing twice.
+    sam.follow(chat).await.unwrap();
+
+    // Live: the customer's message and the agent's private note.
+    customer.send(chat, "it was due Monday").await.unwrap();
+    let live = agent_chat_event(&sam).await;
+    assert_eq!(live.seq, *seen.last().unwrap() + 1, "{live:?}");
+    assert_eq!(text_of(&live.kind), Some("it was due Monday"));
+    alice.add_note(chat, "carrier lost it").await.unwrap();
+    let note = agent_chat_event(&sam).await;
+    assert!(matches!(note.kind, ChatEventKind::Note { .. }), "{note:?}");
+
+    // Read-only: no messages in the chat.
+    assert_eq!(
+        code(sam.send(chat, "I am the supervisor").await),
+        Some(ErrorCode::NotYourChat)
+    );
+
+    // Unfollowed, nothing more arrives; the agent still gets it all.
+    sam.unfollow(chat).await.unwrap();
+    customer.send(chat, "hello?").await.unwrap();
+    until_text(&alice, "hello?").await;
+    alice.send(chat, "found it").await.unwrap();
+    sam.whisper(chat, "marker").await.unwrap();
+    let quiet = tokio::time::timeout(Duration::from_millis(300), agent_chat_event(&sam)).await;
+    assert!(quiet.is_err(), "an unfollowed chat sent {quiet:?}");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_supervisor_follows_a_bounded_number_of_live_chats() {
+    let config = CONFIG.replace("[limits]\n", "[limits]\nfollowed_chats = 1\n");
+    assert_ne!(config, CONFIG);
+    let hub = TestHub::start(&config).await;
+    let alice = hub.present_agent("alice").await;
+    let sam = hub.agent("sam").await;
+    let customer = hub.customer().await;
+    let (first, _) = start(&customer, "support", named("Ada"), "one").await;
+    let (second, _) = start(&customer, "support", named("Ada"), "two").await;
+    alice.pick(first).await.unwrap();
+
+    sam.follow(first).await.unwrap();
+    sam.follow(first).await.unwrap();
+    assert_eq!(
+        code(sam.follow(second).await),
+        Some(ErrorCode::TooManyChats)
+    );
+    sam.unfollow(first).await.unwrap();
+    sam.follow(second).await.unwrap();
+    // A followed chat that ends no longer counts.
+    customer.leave(second).await.unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match sam.follow(first).await {
+            Ok(()) => break,
+            Err(err) if err.code() == Some(ErrorCode::TooManyChats) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the ended chat still counts"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(err) => panic!("{err}"),
+        }
+    }
+    // An ended chat cannot be followed.
+    assert_eq!(code(sam.follow(second).await), Some(ErrorCode::ChatEnded));
     hub.stop().await;
 }

@@ -311,6 +311,22 @@ impl AgentClient {
         )
     }
 
+    /// Supervisors and admins: follows `chat` (of a channel this
+    /// supervisor oversees) read-only: its events so far, and then every
+    /// new one, notes included, arrive through
+    /// [`next_event`](Self::next_event) until [`unfollow`](Self::unfollow)
+    /// or its end. Following does not let the supervisor post in the
+    /// chat. More than the hub's `followed_chats` at once:
+    /// [`ErrorCode::TooManyChats`](crate::protocol::ErrorCode).
+    pub async fn follow(&self, chat: ChatId) -> Result<(), ClientError> {
+        expect_done(self.link.request(RequestBody::Follow { chat }).await?)
+    }
+
+    /// Supervisors and admins: stops following `chat`.
+    pub async fn unfollow(&self, chat: ChatId) -> Result<(), ClientError> {
+        expect_done(self.link.request(RequestBody::Unfollow { chat }).await?)
+    }
+
     /// Supervisors and admins: whispers to whoever handles `chat` (of a
     /// channel this supervisor oversees), waiting or active: a private
     /// note the agents of the chat see and the customer never does.

@@ -400,6 +400,22 @@ pub enum RequestBody {
         /// The text.
         text: String,
     },
+    /// Supervisor of the chat's channel, or admin: follow a live chat
+    /// read-only. The caller's connections get its events so far and then
+    /// every new one (notes included) on the chat's stream, without taking
+    /// part in it. Following it again changes nothing; more than `[limits]
+    /// followed_chats` at once is refused `TooManyChats`. Answered
+    /// [`Reply::Done`].
+    Follow {
+        /// The chat.
+        chat: ChatId,
+    },
+    /// Stop following a chat; not following it is no error. Answered
+    /// [`Reply::Done`].
+    Unfollow {
+        /// The chat.
+        chat: ChatId,
+    },
 }
 
 /// Frames the server sends.

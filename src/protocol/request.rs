@@ -73,10 +73,13 @@ impl RequestBody {
             // Declining a declined (so ended) offer is refused, not repeated.
             Self::DeclineOffer { .. } => ("DeclineOffer", Agent, true),
             // Supervision: a read; a status set twice is set; a whisper
-            // carries its client id.
+            // carries its client id; following (or unfollowing) twice is
+            // following (or not) once.
             Self::Monitor { .. } => ("Monitor", Agent, true),
             Self::SetAgentStatus { .. } => ("SetAgentStatus", Agent, true),
             Self::Whisper { .. } => ("Whisper", Agent, true),
+            Self::Follow { .. } => ("Follow", Agent, true),
+            Self::Unfollow { .. } => ("Unfollow", Agent, true),
         }
     }
 }

@@ -471,6 +471,17 @@ impl Session {
                 hub.whisper(agent.clone(), self.conn, chat, client_id, text),
                 |Receipt { seq, at }| Reply::Posted { seq, at },
             ),
+            (Role::Agent(agent), RequestBody::Follow { chat }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(id, async move { hub.follow(&agent, chat).await }, |()| {
+                    Reply::Done
+                })
+            }
+            (Role::Agent(agent), RequestBody::Unfollow { chat }) => {
+                answer(id, std::future::ready(hub.unfollow(agent, chat)), |()| {
+                    Reply::Done
+                })
+            }
             (role, body) => refuse(
                 id,
                 ErrorFrame::new(
@@ -543,7 +554,9 @@ pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
             | Limit::SignIn
             | Limit::FilesInFlight => ErrorCode::RateLimited,
             Limit::FilesQuota | Limit::UploadBytes => ErrorCode::FileTooLarge,
-            Limit::ChatsPerConnection | Limit::ChatsPerIp => ErrorCode::TooManyChats,
+            Limit::ChatsPerConnection | Limit::ChatsPerIp | Limit::FollowedChats => {
+                ErrorCode::TooManyChats
+            }
             Limit::ChatLength => ErrorCode::ChatTooLong,
             _ => ErrorCode::InvalidRequest,
         },

@@ -45,6 +45,7 @@ impl Actor for ChatActor {
             gate: Gate::new(durable),
             queued_since,
             published_agent,
+            followers: Default::default(),
             metrics: MessageMetrics::new(),
             customer_rate: TokenBucket::new(
                 limits.messages_per_sec,
@@ -93,6 +94,9 @@ impl Actor for ChatActor {
         state: &mut ChatActorState,
     ) -> Result<(), ActorProcessingErr> {
         state.hub.unregister_chat(state.chat.id(), &myself);
+        state
+            .hub
+            .forget_followers(state.chat.id(), std::mem::take(&mut state.followers));
         if let Some(token) = &state.token_digest {
             state.hub.set_live_token(token, None);
         }
@@ -440,6 +444,12 @@ impl Actor for ChatActor {
             }
             #[cfg(test)]
             ChatMsg::Crash => panic!("chat actor crash requested by a test"),
+            ChatMsg::Follow { by, reply } => {
+                let _ = reply.send(state.follow(by));
+            }
+            ChatMsg::Unfollow { by } => {
+                state.followers.remove(&by);
+            }
         }
         Ok(())
     }

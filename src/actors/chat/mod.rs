@@ -252,6 +252,20 @@ pub enum ChatMsg {
     /// Fails the actor, to exercise supervision.
     #[cfg(test)]
     Crash,
+    /// A supervisor (whom the hub checked oversees the chat's channel)
+    /// follows the chat read-only: their actor gets the durable events so
+    /// far, then every new one, until they unfollow or the chat ends.
+    Follow {
+        /// The supervisor.
+        by: AgentId,
+        /// Answered once the events so far are on their way.
+        reply: RpcReplyPort<Result<(), HubError>>,
+    },
+    /// A supervisor stops following the chat.
+    Unfollow {
+        /// The supervisor.
+        by: AgentId,
+    },
 }
 
 /// See the module docs.
@@ -378,6 +392,9 @@ pub struct ChatActorState {
     gate: Gate<Answer, ConnId>,
     /// The agent the published events so far are assigned to.
     published_agent: Option<AgentId>,
+    /// Supervisors following the chat read-only: each gets every
+    /// published event (the hub bounds how many chats each follows).
+    followers: std::collections::BTreeSet<AgentId>,
     /// When the chat's current wait in a queue began, for the wait metric.
     queued_since: Option<Timestamp>,
     metrics: MessageMetrics,

@@ -136,6 +136,33 @@ impl ChatActorState {
         }
     }
 
+    /// `by` follows the chat from now on: a new follower's actor gets the
+    /// durable events so far (later ones follow in order through
+    /// [`ChatActorState::publish`]); one already following gets nothing
+    /// twice. An ended chat has nothing more to follow.
+    pub(super) fn follow(&mut self, by: AgentId) -> Result<(), HubError> {
+        if matches!(self.chat.state(), ChatState::Ended { .. }) {
+            return Err(HubError::Chat(crate::core::ChatError::Ended));
+        }
+        if self.followers.contains(&by) {
+            return Ok(());
+        }
+        let actor = self
+            .hub
+            .agent_actor_ref(&by)
+            .ok_or_else(|| HubError::Unavailable(format!("{by} has no connection")))?;
+        self.followers.insert(by);
+        for event in self.durable_after(0) {
+            let _ = actor.cast(AgentMsg::Deliver {
+                at: std::time::Instant::now(),
+                to: None,
+                except: None,
+                event: Outbound::Chat(Arc::new(event.clone())),
+            });
+        }
+        Ok(())
+    }
+
     /// Sends one durable event to everyone in the chat (but connection
     /// `except`, which sent it and learns of it from its answer) and
     /// carries out what it means for the hub: who holds the chat now, whose
@@ -165,6 +192,21 @@ impl ChatActorState {
                 except,
                 event: Outbound::Chat(event.clone()),
             });
+        }
+        // Followers see every event too, but the holder, who has it
+        // already.
+        for follower in &self.followers {
+            if previous.as_ref() == Some(follower) {
+                continue;
+            }
+            if let Some(actor) = self.hub.agent_actor_ref(follower) {
+                let _ = actor.cast(AgentMsg::Deliver {
+                    at: std::time::Instant::now(),
+                    to: None,
+                    except,
+                    event: Outbound::Chat(event.clone()),
+                });
+            }
         }
         self.count(&event);
         let next = match &event.kind {

@@ -152,6 +152,9 @@ struct Shared {
     /// also keeps them: what a failed channel actor leaves behind is ended
     /// from here before its successor starts.
     offers: DashMap<ChatId, OfferRecord>,
+    /// The live chats each supervisor follows (at most
+    /// `Limits::followed_chats` each).
+    follows: DashMap<AgentId, std::collections::HashSet<ChatId>>,
     /// Live chats by the digest of their customer's secret, so a start
     /// retried while the first is still being stored finds it.
     live_tokens: DashMap<Vec<u8>, ChatId>,

@@ -1,5 +1,6 @@
-//! What supervisors and admins may do: watch a channel's monitor, whisper
-//! to the agent of a chat, set an agent's status. Each request is checked
+//! What supervisors and admins may do: watch a channel's monitor, follow
+//! a chat read-only, whisper to the agent of a chat, set an agent's
+//! status. Each request is checked
 //! against the caller's role as configured now (a reload applies at once):
 //! a supervisor oversees the channels it `supervises`, an admin all.
 
@@ -188,6 +189,97 @@ impl Hub {
                 (_, Some(asked)) => asked.await,
                 // No live chat: ended, or never there.
                 _ => Err(hub.missing_chat(chat).await),
+            }
+        }
+    }
+
+    /// The channel of live `chat` if `by` oversees it: `NotAllowed` for
+    /// someone who oversees nothing (without looking the chat up) or not
+    /// that channel, why there is no live chat otherwise.
+    async fn overseen_chat(&self, by: &AgentId, chat: ChatId) -> Result<ChannelId, HubError> {
+        if !self.role(by).oversees_any() {
+            return Err(HubError::NotAllowed(format!("{by} supervises no channel")));
+        }
+        let channel = self
+            .shared
+            .chats
+            .get(&chat)
+            .map(|entry| entry.channel.clone());
+        match channel {
+            Some(channel) => self.oversee(by, &channel).map(|()| channel),
+            None => Err(self.missing_chat(chat).await),
+        }
+    }
+
+    /// `by` follows a live chat of a channel they oversee, read-only: their
+    /// connections get its transcript so far and then every new event
+    /// (notes included) until they unfollow or it ends. Following a chat
+    /// followed already changes nothing. At most `[limits]
+    /// followed_chats` live chats per supervisor.
+    pub async fn follow(&self, by: &AgentId, chat: ChatId) -> Result<(), HubError> {
+        self.overseen_chat(by, chat).await?;
+        // The events go through the supervisor's actor.
+        self.agent_actor(by).await?;
+        {
+            let mut followed = self.shared.follows.entry(by.clone()).or_default();
+            // Chats that ended (or whose actor failed) no longer count.
+            followed.retain(|chat| self.shared.chats.contains_key(chat));
+            if !followed.contains(&chat) && followed.len() >= self.shared.limits.followed_chats {
+                return Err(HubError::limited(
+                    Limit::FollowedChats,
+                    format!(
+                        "{by} follows {} chats already",
+                        self.shared.limits.followed_chats
+                    ),
+                ));
+            }
+            followed.insert(chat);
+        }
+        let (tx, rx) = oneshot::channel();
+        let asked = match self.chat_actor(chat) {
+            Some(actor) => actor
+                .cast(ChatMsg::Follow {
+                    by: by.clone(),
+                    reply: tx.into(),
+                })
+                .map_err(|_| gone("the chat's actor stopped")),
+            None => Err(HubError::Chat(ChatError::Ended)),
+        };
+        let followed = match asked {
+            Ok(()) => answer(rx).await.and_then(|result| result),
+            Err(err) => Err(err),
+        };
+        if followed.is_err()
+            && let Some(mut chats) = self.shared.follows.get_mut(by)
+        {
+            chats.remove(&chat);
+        }
+        followed
+    }
+
+    /// `by` stops following `chat`; not following it is no error.
+    pub fn unfollow(&self, by: &AgentId, chat: ChatId) -> Result<(), HubError> {
+        if !self.role(by).oversees_any() {
+            return Err(HubError::NotAllowed(format!("{by} supervises no channel")));
+        }
+        if let Some(mut chats) = self.shared.follows.get_mut(by) {
+            chats.remove(&chat);
+        }
+        if let Some(actor) = self.chat_actor(chat) {
+            let _ = actor.cast(ChatMsg::Unfollow { by: by.clone() });
+        }
+        Ok(())
+    }
+
+    /// A chat's actor stopped: its followers follow it no more.
+    pub(crate) fn forget_followers(
+        &self,
+        chat: ChatId,
+        followers: impl IntoIterator<Item = AgentId>,
+    ) {
+        for follower in followers {
+            if let Some(mut chats) = self.shared.follows.get_mut(&follower) {
+                chats.remove(&chat);
             }
         }
     }
