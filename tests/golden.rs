@@ -323,6 +323,10 @@ fn requests() -> Vec<RequestBody> {
         },
         RequestBody::Follow { chat },
         RequestBody::Unfollow { chat },
+        RequestBody::Reassign {
+            chat,
+            to: AgentId::new("bob"),
+        },
     ]
 }
 

@@ -450,3 +450,80 @@ async fn a_supervisor_follows_a_bounded_number_of_live_chats() {
     assert_eq!(code(sam.follow(second).await), Some(ErrorCode::ChatEnded));
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn a_reassign_moves_the_chat_and_both_agents_slots() {
+    let hub = TestHub::start(CONFIG).await;
+    let alice = hub.present_agent("alice").await;
+    let bob = hub.present_agent("bob").await;
+    let _carol = hub.present_agent("carol").await;
+    let sam = hub.agent("sam").await;
+    let customer = hub.customer().await;
+    let (chat, _) = start(&customer, "support", named("Ada"), "help").await;
+    alice.pick(chat).await.unwrap();
+    alice.send(chat, "Hi, Alice here").await.unwrap();
+
+    // Not a plain agent, not to someone outside the channel or Absent.
+    assert_eq!(
+        code(bob.reassign(chat, "bob").await),
+        Some(ErrorCode::NotAllowed)
+    );
+    assert_eq!(
+        code(sam.reassign(chat, "carol").await),
+        Some(ErrorCode::AgentUnavailable)
+    );
+    assert_eq!(
+        code(sam.reassign(chat, "sam").await),
+        Some(ErrorCode::AgentUnavailable),
+        "sam is Absent"
+    );
+    assert_eq!(
+        code(sam.reassign(chat, "alice").await),
+        Some(ErrorCode::InvalidRequest)
+    );
+
+    sam.reassign(chat, "bob").await.unwrap();
+    let moved = |event: &chathub::core::ChatEvent| {
+        matches!(&event.kind, ChatEventKind::TransferredToAgent { from, to }
+            if from.as_str() == "alice" && to.as_str() == "bob")
+    };
+    // The old holder sees the event that takes the chat away.
+    loop {
+        if moved(&agent_chat_event(&alice).await) {
+            break;
+        }
+    }
+    // The new holder gets the transcript, up to the move.
+    until_text(&bob, "Hi, Alice here").await;
+    loop {
+        if moved(&agent_chat_event(&bob).await) {
+            break;
+        }
+    }
+    loop {
+        if moved(&customer_chat_event(&customer).await) {
+            break;
+        }
+    }
+
+    let loads = sam.monitor("support").await.unwrap();
+    let used = |id: &str| {
+        loads
+            .agents
+            .iter()
+            .find(|agent| agent.agent.as_str() == id)
+            .map(|agent| agent.used)
+    };
+    assert_eq!((used("alice"), used("bob")), (Some(0), Some(1)));
+    assert_eq!(loads.active.len(), 1);
+    assert_eq!(loads.active[0].agent.as_str(), "bob");
+
+    assert_eq!(
+        code(alice.send(chat, "me again").await),
+        Some(ErrorCode::NotYourChat)
+    );
+    bob.send(chat, "Bob here, I have it").await.unwrap();
+    let next = customer_chat_event(&customer).await;
+    assert_eq!(text_of(&next.kind), Some("Bob here, I have it"));
+    hub.stop().await;
+}

@@ -327,6 +327,23 @@ impl AgentClient {
         expect_done(self.link.request(RequestBody::Unfollow { chat }).await?)
     }
 
+    /// Supervisors and admins: moves `chat` (active, of a channel this
+    /// supervisor oversees) from the agent holding it to `to`, a Present
+    /// member of its channel with room (else
+    /// [`ErrorCode::AgentUnavailable`](crate::protocol::ErrorCode)). Both
+    /// agents and the customer see a `TransferredToAgent` event. Not sent
+    /// again after a lost connection: it may have taken effect.
+    pub async fn reassign(&self, chat: ChatId, to: impl Into<AgentId>) -> Result<(), ClientError> {
+        expect_done(
+            self.link
+                .request(RequestBody::Reassign {
+                    chat,
+                    to: to.into(),
+                })
+                .await?,
+        )
+    }
+
     /// Supervisors and admins: whispers to whoever handles `chat` (of a
     /// channel this supervisor oversees), waiting or active: a private
     /// note the agents of the chat see and the customer never does.

@@ -62,6 +62,9 @@ pub enum ChatError {
     /// The chat has not ended.
     #[error("the chat has not ended")]
     NotEnded,
+    /// The chat waits: no agent holds it to take it from.
+    #[error("no agent holds the chat")]
+    NotActive,
     /// A message longer than [`MAX_MESSAGE_BYTES`].
     #[error("the message is {len} bytes, more than the limit of {max}")]
     MessageTooLong {
@@ -497,6 +500,23 @@ impl Chat {
                 to,
             },
         ))
+    }
+
+    /// A supervisor moves an active chat from its holder to `to`: the
+    /// same `TransferredToAgent` event as the holder's own transfer (so
+    /// slots, transcripts and every reader treat it alike), from whoever
+    /// holds it now. Whether the caller oversees the chat's channel, and
+    /// whether `to` may take it, is the hub's to decide.
+    pub fn reassign(&mut self, to: AgentId, now: Timestamp) -> Result<&ChatEvent, ChatError> {
+        let from = match &self.state {
+            ChatState::Active { agent, .. } => agent.clone(),
+            ChatState::Queued { .. } => return Err(ChatError::NotActive),
+            ChatState::Ended { .. } => return Err(ChatError::Ended),
+        };
+        if to == from {
+            return Err(ChatError::SameAgent(to));
+        }
+        Ok(self.record(now, ChatEventKind::TransferredToAgent { from, to }))
     }
 
     /// The agent a chat was just transferred to declines it; it returns to
@@ -1324,6 +1344,60 @@ mod tests {
         assert_eq!(
             chat.whisper(sam, 5, "too late".into(), Timestamp(310)),
             Err(ChatError::Ended)
+        );
+    }
+
+    #[test]
+    fn a_reassign_moves_an_active_chat_from_whoever_holds_it() {
+        let mut chat = started();
+        let alice = AgentId::new("alice");
+        let bob = AgentId::new("bob");
+        assert_eq!(
+            chat.reassign(bob.clone(), Timestamp(150)).err(),
+            Some(ChatError::NotActive),
+            "nobody holds a waiting chat"
+        );
+        chat.assign(alice.clone(), Timestamp(200)).unwrap();
+        assert_eq!(
+            chat.reassign(alice.clone(), Timestamp(210)).err(),
+            Some(ChatError::SameAgent(alice.clone()))
+        );
+        let moved = chat.reassign(bob.clone(), Timestamp(220)).unwrap();
+        assert_eq!(
+            moved.kind,
+            ChatEventKind::TransferredToAgent {
+                from: alice.clone(),
+                to: bob.clone()
+            }
+        );
+        // The participants are the customer and the new holder only.
+        assert_eq!(
+            chat.post(
+                Party::Agent(alice.clone()),
+                1,
+                "still here?".into(),
+                Timestamp(230)
+            )
+            .err(),
+            Some(ChatError::NotYourChat(alice.clone()))
+        );
+        assert!(
+            chat.post(
+                Party::Agent(bob.clone()),
+                1,
+                "I have it".into(),
+                Timestamp(240)
+            )
+            .is_ok()
+        );
+        assert!(
+            chat.post(Party::Customer, 2, "thanks".into(), Timestamp(250))
+                .is_ok()
+        );
+        chat.end(Party::Agent(bob.clone()), Timestamp(300)).unwrap();
+        assert_eq!(
+            chat.reassign(alice, Timestamp(310)).err(),
+            Some(ChatError::Ended)
         );
     }
 

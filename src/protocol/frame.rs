@@ -416,6 +416,18 @@ pub enum RequestBody {
         /// The chat.
         chat: ChatId,
     },
+    /// Supervisor of the chat's channel, or admin: move an active chat
+    /// from the agent holding it to `to` (a Present member of the channel
+    /// with a free slot, else `AgentUnavailable`). Recorded as the
+    /// `TransferredToAgent` event from the holder, which both agents and
+    /// the customer see; `to` gets the transcript. Answered
+    /// [`Reply::Done`] once durable.
+    Reassign {
+        /// The chat.
+        chat: ChatId,
+        /// The agent to take it.
+        to: AgentId,
+    },
 }
 
 /// Frames the server sends.

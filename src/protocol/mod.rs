@@ -47,8 +47,8 @@ pub use request::Sender;
 /// `Offered` and `OfferWithdrawn` events, `NotOffered`); supervision
 /// ([`RequestBody::Monitor`] and [`Reply::Monitor`],
 /// [`RequestBody::SetAgentStatus`] and the `StatusChanged` event,
-/// [`RequestBody::Whisper`], [`RequestBody::Follow`] and
-/// [`RequestBody::Unfollow`]).
+/// [`RequestBody::Whisper`], [`RequestBody::Follow`],
+/// [`RequestBody::Unfollow`] and [`RequestBody::Reassign`]).
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The ALPN token of the protocol's QUIC connections.

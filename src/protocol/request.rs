@@ -80,6 +80,9 @@ impl RequestBody {
             Self::Whisper { .. } => ("Whisper", Agent, true),
             Self::Follow { .. } => ("Follow", Agent, true),
             Self::Unfollow { .. } => ("Unfollow", Agent, true),
+            // Sent again after it took effect, it would move the chat
+            // from its new agent (or be refused as the same agent).
+            Self::Reassign { .. } => ("Reassign", Agent, false),
         }
     }
 }

@@ -482,6 +482,14 @@ impl Session {
                     Reply::Done
                 })
             }
+            (Role::Agent(agent), RequestBody::Reassign { chat, to }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move { hub.reassign(&agent, chat, to).await },
+                    |()| Reply::Done,
+                )
+            }
             (role, body) => refuse(
                 id,
                 ErrorFrame::new(
@@ -528,7 +536,9 @@ pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
         HubError::Chat(ChatError::EmptyMessage) => ErrorCode::EmptyMessage,
         HubError::Chat(ChatError::MessageTooLong { .. }) => ErrorCode::MessageTooLong,
         HubError::Chat(ChatError::NotTransferredTo(_)) => ErrorCode::NotAllowed,
-        HubError::Chat(ChatError::SameAgent(_) | ChatError::NotEnded) => ErrorCode::InvalidRequest,
+        HubError::Chat(ChatError::SameAgent(_) | ChatError::NotEnded | ChatError::NotActive) => {
+            ErrorCode::InvalidRequest
+        }
         HubError::Chat(ChatError::NotReturnable) => ErrorCode::NotReturnable,
         HubError::Chat(ChatError::ReadBeyondEnd { .. }) => ErrorCode::ReadBeyondEnd,
         HubError::Queue(QueueError::Full { .. }) => ErrorCode::QueueFull,

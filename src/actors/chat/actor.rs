@@ -252,6 +252,14 @@ impl Actor for ChatActor {
                     .map_err(HubError::from);
                 state.settle(&myself, done, reply, Vec::new());
             }
+            ChatMsg::Reassign { to, reply } => {
+                let done = state
+                    .chat
+                    .reassign(to, Timestamp::now())
+                    .map(|_| ())
+                    .map_err(HubError::from);
+                state.settle(&myself, done, reply, Vec::new());
+            }
             ChatMsg::Decline { by, reply } => {
                 // Back to the agent who transferred it, if they can take it;
                 // otherwise to the queue.

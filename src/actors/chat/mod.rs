@@ -146,6 +146,14 @@ pub enum ChatMsg {
         /// Acknowledged once durable.
         reply: RpcReplyPort<Result<(), HubError>>,
     },
+    /// A supervisor (whom the hub checked) moves the active chat from its
+    /// holder to `to`, whose slot the hub has reserved.
+    Reassign {
+        /// The agent taking it.
+        to: AgentId,
+        /// Acknowledged once durable.
+        reply: RpcReplyPort<Result<(), HubError>>,
+    },
     /// An agent of the channel sets the priority the waiting chat waits at.
     SetPriority {
         /// The agent.

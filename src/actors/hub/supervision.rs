@@ -1,6 +1,6 @@
 //! What supervisors and admins may do: watch a channel's monitor, follow
-//! a chat read-only, whisper to the agent of a chat, set an agent's
-//! status. Each request is checked
+//! a chat read-only, whisper to the agent of a chat, reassign a chat, set
+//! an agent's status. Each request is checked
 //! against the caller's role as configured now (a reload applies at once):
 //! a supervisor oversees the channels it `supervises`, an admin all.
 
@@ -282,5 +282,35 @@ impl Hub {
                 chats.remove(&chat);
             }
         }
+    }
+
+    /// `by` moves a live chat of a channel they oversee from the agent
+    /// holding it to `to`, as a transfer: `to` must be a Present member of
+    /// the channel with a free slot, which is reserved first (and given
+    /// back if the chat refuses); the old holder's slot is freed once the
+    /// move is durable.
+    pub async fn reassign(&self, by: &AgentId, chat: ChatId, to: AgentId) -> Result<(), HubError> {
+        let channel = self.overseen_chat(by, chat).await?;
+        let presence = self
+            .shared
+            .presence
+            .agent(&to)
+            .ok_or_else(|| HubError::AgentUnavailable(to.clone()))?;
+        if !self.is_member(&to, &channel) || presence.status() != Status::Present {
+            return Err(HubError::AgentUnavailable(to));
+        }
+        if !presence.capacity.try_reserve() {
+            return Err(HubError::AgentUnavailable(to));
+        }
+        let done = self
+            .ask_chat(chat, {
+                let to = to.clone();
+                move |reply| ChatMsg::Reassign { to, reply }
+            })
+            .await;
+        if done.is_err() {
+            self.release_slot(&to);
+        }
+        done
     }
 }
