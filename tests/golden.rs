@@ -144,6 +144,12 @@ fn kinds() -> Vec<ChatEventKind> {
             priority: Priority::Urgent,
         },
         ChatEventKind::Withheld,
+        ChatEventKind::SupervisorJoined {
+            supervisor: AgentId::new("sam"),
+        },
+        ChatEventKind::SupervisorLeft {
+            supervisor: AgentId::new("sam"),
+        },
     ]
 }
 
@@ -164,6 +170,8 @@ fn kind_name(kind: &ChatEventKind) -> &'static str {
         ChatEventKind::Note { .. } => "Note",
         ChatEventKind::Prioritized { .. } => "Prioritized",
         ChatEventKind::Withheld => "Withheld",
+        ChatEventKind::SupervisorJoined { .. } => "SupervisorJoined",
+        ChatEventKind::SupervisorLeft { .. } => "SupervisorLeft",
     }
 }
 
@@ -327,6 +335,8 @@ fn requests() -> Vec<RequestBody> {
             chat,
             to: AgentId::new("bob"),
         },
+        RequestBody::BargeIn { chat },
+        RequestBody::LeaveChat { chat },
     ]
 }
 

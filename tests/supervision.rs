@@ -527,3 +527,104 @@ async fn a_reassign_moves_the_chat_and_both_agents_slots() {
     assert_eq!(text_of(&next.kind), Some("Bob here, I have it"));
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn a_supervisor_barges_in_and_the_customer_sees_them_join_talk_and_leave() {
+    let hub = TestHub::start(CONFIG).await;
+    let alice = hub.present_agent("alice").await;
+    let sam = hub.agent("sam").await;
+    let customer = hub.customer().await;
+    let (chat, _) = start(&customer, "support", named("Ada"), "I want a manager").await;
+    alice.pick(chat).await.unwrap();
+    assert_eq!(
+        code(alice.barge_in(chat).await),
+        Some(ErrorCode::NotAllowed)
+    );
+
+    sam.barge_in(chat).await.unwrap();
+    sam.barge_in(chat).await.unwrap();
+    let joined = |event: &chathub::core::ChatEvent| {
+        matches!(&event.kind, ChatEventKind::SupervisorJoined { supervisor }
+            if supervisor.as_str() == "sam")
+    };
+    loop {
+        if joined(&customer_chat_event(&customer).await) {
+            break;
+        }
+    }
+    // The supervisor got the transcript, then the event of their joining.
+    until_text(&sam, "I want a manager").await;
+    loop {
+        if joined(&agent_chat_event(&sam).await) {
+            break;
+        }
+    }
+    // Joined once: the second barge-in made no event.
+    sam.send(chat, "Sam here, the supervisor").await.unwrap();
+    let said = customer_chat_event(&customer).await;
+    assert_eq!(
+        said.kind,
+        ChatEventKind::Message {
+            from: Party::Agent(AgentId::new("sam")),
+            client_id: match &said.kind {
+                ChatEventKind::Message { client_id, .. } => *client_id,
+                _ => 0,
+            },
+            text: "Sam here, the supervisor".into(),
+        }
+    );
+    until_text(&alice, "Sam here, the supervisor").await;
+    // The supervisor hears the customer.
+    customer.send(chat, "Thank you").await.unwrap();
+    until_text(&sam, "Thank you").await;
+
+    sam.leave_chat(chat).await.unwrap();
+    // The customer's own message comes first (the SDK makes its event).
+    loop {
+        let left = customer_chat_event(&customer).await;
+        if text_of(&left.kind) == Some("Thank you") {
+            continue;
+        }
+        assert!(
+            matches!(&left.kind, ChatEventKind::SupervisorLeft { supervisor } if supervisor.as_str() == "sam"),
+            "{left:?}"
+        );
+        break;
+    }
+    assert_eq!(
+        code(sam.send(chat, "one more thing").await),
+        Some(ErrorCode::NotYourChat)
+    );
+
+    // In again, then the chat ends: they leave with it.
+    sam.barge_in(chat).await.unwrap();
+    loop {
+        if joined(&customer_chat_event(&customer).await) {
+            break;
+        }
+    }
+    alice.end_chat(chat).await.unwrap();
+    let tail = [
+        customer_chat_event(&customer).await.kind,
+        customer_chat_event(&customer).await.kind,
+    ];
+    assert!(
+        matches!(
+            &tail,
+            [
+                ChatEventKind::SupervisorLeft { .. },
+                ChatEventKind::Ended { .. }
+            ]
+        ),
+        "{tail:?}"
+    );
+    loop {
+        if matches!(
+            agent_chat_event(&sam).await.kind,
+            ChatEventKind::Ended { .. }
+        ) {
+            break;
+        }
+    }
+    hub.stop().await;
+}

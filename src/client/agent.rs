@@ -344,6 +344,22 @@ impl AgentClient {
         )
     }
 
+    /// Supervisors and admins: barges into `chat` (live, of a channel
+    /// this supervisor oversees): the customer sees a `SupervisorJoined`
+    /// event, this supervisor may then [`send`](Self::send) messages in
+    /// it, and its transcript and every event arrive through
+    /// [`next_event`](Self::next_event) until
+    /// [`leave_chat`](Self::leave_chat) or its end.
+    pub async fn barge_in(&self, chat: ChatId) -> Result<(), ClientError> {
+        expect_done(self.link.request(RequestBody::BargeIn { chat }).await?)
+    }
+
+    /// Supervisors and admins: leaves a chat this supervisor barged into
+    /// (a `SupervisorLeft` event).
+    pub async fn leave_chat(&self, chat: ChatId) -> Result<(), ClientError> {
+        expect_done(self.link.request(RequestBody::LeaveChat { chat }).await?)
+    }
+
     /// Supervisors and admins: whispers to whoever handles `chat` (of a
     /// channel this supervisor oversees), waiting or active: a private
     /// note the agents of the chat see and the customer never does.

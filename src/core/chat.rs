@@ -164,6 +164,8 @@ pub struct Chat {
     read: BTreeMap<Party, ReadMark>,
     /// The priority an agent set, if one did (else the channel's).
     priority: Option<Priority>,
+    /// Supervisors who barged in and take part beside the holder.
+    supervisors: std::collections::BTreeSet<AgentId>,
 }
 
 impl Chat {
@@ -190,6 +192,7 @@ impl Chat {
             verified: None,
             read: BTreeMap::new(),
             priority: None,
+            supervisors: Default::default(),
         };
         chat.push(now, ChatEventKind::Started { channel, customer });
         chat.append_message(Party::Customer, client_id, first_message, now);
@@ -220,6 +223,7 @@ impl Chat {
             verified: None,
             read: BTreeMap::new(),
             priority: None,
+            supervisors: Default::default(),
         };
         for event in events {
             if event.chat != chat.id || event.seq != chat.next_seq() {
@@ -362,7 +366,7 @@ impl Chat {
         if let Some(&seq) = self.posted.get(&(from.clone(), client_id)) {
             return Ok(self.repeat(seq, now));
         }
-        self.check_may_act(&from)?;
+        self.check_may_post(&from)?;
         check_text(&text)?;
         Ok(Posted::New(self.append_message(from, client_id, text, now)))
     }
@@ -638,7 +642,61 @@ impl Chat {
     /// Ends the chat: by its agent, by the customer leaving, or by the hub.
     pub fn end(&mut self, by: Party, now: Timestamp) -> Result<&ChatEvent, ChatError> {
         self.check_may_act(&by)?;
+        // Every supervisor still in the chat leaves with its end.
+        for supervisor in std::mem::take(&mut self.supervisors) {
+            self.push(now, ChatEventKind::SupervisorLeft { supervisor });
+        }
         Ok(self.record(now, ChatEventKind::Ended { by }))
+    }
+
+    /// Supervisor `by` barges in: from now on they take part beside the
+    /// agent holding the chat (they may post messages), until they leave
+    /// or it ends. `None` if they are in it already. Whether `by`
+    /// oversees the chat's channel is the caller's to decide; the holder
+    /// cannot barge into their own chat.
+    pub fn barge_in(
+        &mut self,
+        by: AgentId,
+        now: Timestamp,
+    ) -> Result<Option<&ChatEvent>, ChatError> {
+        match &self.state {
+            ChatState::Ended { .. } => return Err(ChatError::Ended),
+            ChatState::Active { agent, .. } if *agent == by => {
+                return Err(ChatError::SameAgent(by));
+            }
+            _ => {}
+        }
+        if self.supervisors.contains(&by) {
+            return Ok(None);
+        }
+        Ok(Some(self.record(
+            now,
+            ChatEventKind::SupervisorJoined { supervisor: by },
+        )))
+    }
+
+    /// A supervisor who barged in leaves the chat; `None` if they were not
+    /// in it.
+    pub fn leave_barge_in(
+        &mut self,
+        by: AgentId,
+        now: Timestamp,
+    ) -> Result<Option<&ChatEvent>, ChatError> {
+        if let ChatState::Ended { .. } = self.state {
+            return Err(ChatError::Ended);
+        }
+        if !self.supervisors.contains(&by) {
+            return Ok(None);
+        }
+        Ok(Some(self.record(
+            now,
+            ChatEventKind::SupervisorLeft { supervisor: by },
+        )))
+    }
+
+    /// The supervisors who barged in and take part now.
+    pub fn supervisors(&self) -> impl Iterator<Item = &AgentId> {
+        self.supervisors.iter()
     }
 
     /// Appends an event and moves the state as it says.
@@ -657,6 +715,12 @@ impl Chat {
             ChatEventKind::Started { .. } | ChatEventKind::Message { .. } => {}
             ChatEventKind::TicketCreated { .. } | ChatEventKind::FileShared { .. } => {}
             ChatEventKind::Note { .. } | ChatEventKind::Withheld => {}
+            ChatEventKind::SupervisorJoined { supervisor } => {
+                self.supervisors.insert(supervisor.clone());
+            }
+            ChatEventKind::SupervisorLeft { supervisor } => {
+                self.supervisors.remove(supervisor);
+            }
             ChatEventKind::Prioritized { priority, .. } => self.priority = Some(*priority),
             ChatEventKind::Verified(identity) => self.verified = Some(identity.clone()),
             ChatEventKind::Read { by, up_to } => {
@@ -699,7 +763,18 @@ impl Chat {
             ChatEventKind::Ended { .. } => {
                 self.state = ChatState::Ended { at };
                 self.transferred_from = None;
+                self.supervisors.clear();
             }
+        }
+    }
+
+    /// Who may post a message: the customer, the system, the agent holding
+    /// the chat, and the supervisors who barged in.
+    fn check_may_post(&self, who: &Party) -> Result<(), ChatError> {
+        match (&self.state, who) {
+            (ChatState::Ended { .. }, _) => Err(ChatError::Ended),
+            (_, Party::Agent(who)) if self.supervisors.contains(who) => Ok(()),
+            _ => self.check_may_act(who),
         }
     }
 
@@ -1397,6 +1472,70 @@ mod tests {
         chat.end(Party::Agent(bob.clone()), Timestamp(300)).unwrap();
         assert_eq!(
             chat.reassign(alice, Timestamp(310)).err(),
+            Some(ChatError::Ended)
+        );
+    }
+
+    #[test]
+    fn participants_are_the_holder_and_the_supervisors_who_barged_in() {
+        let mut chat = started();
+        let alice = AgentId::new("alice");
+        let sam = AgentId::new("sam");
+        let post = |chat: &mut Chat, who: &AgentId, id: u64| {
+            chat.post(Party::Agent(who.clone()), id, "text".into(), Timestamp(300))
+                .map(|_| ())
+        };
+        chat.assign(alice.clone(), Timestamp(200)).unwrap();
+        assert_eq!(
+            post(&mut chat, &sam, 1),
+            Err(ChatError::NotYourChat(sam.clone()))
+        );
+        assert_eq!(
+            chat.barge_in(alice.clone(), Timestamp(205)).err(),
+            Some(ChatError::SameAgent(alice.clone())),
+            "the holder is in the chat already"
+        );
+        let joined = chat.barge_in(sam.clone(), Timestamp(210)).unwrap().cloned();
+        let joined = joined.expect("a new event");
+        assert!(!joined.kind.is_for_agents_only(), "the customer sees it");
+        assert_eq!(chat.barge_in(sam.clone(), Timestamp(211)), Ok(None));
+        assert_eq!(post(&mut chat, &sam, 2), Ok(()));
+        assert_eq!(post(&mut chat, &alice, 3), Ok(()));
+        // Barging in makes a participant, not the holder: ending or
+        // transferring the chat stays the holder's.
+        assert_eq!(
+            chat.end(Party::Agent(sam.clone()), Timestamp(220)).err(),
+            Some(ChatError::NotYourChat(sam.clone()))
+        );
+        // A restored chat knows who is in it.
+        let mut restored = Chat::restore(chat.events().iter().cloned().collect()).unwrap();
+        assert_eq!(restored.supervisors().collect::<Vec<_>>(), [&sam]);
+        assert!(
+            restored
+                .leave_barge_in(sam.clone(), Timestamp(230))
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            restored.leave_barge_in(sam.clone(), Timestamp(231)),
+            Ok(None)
+        );
+        assert_eq!(
+            post(&mut restored, &sam, 4),
+            Err(ChatError::NotYourChat(sam.clone()))
+        );
+        // The end takes every supervisor still in the chat out first.
+        let seq = chat.events().len() as u64;
+        chat.end(Party::Agent(alice), Timestamp(400)).unwrap();
+        let tail: Vec<_> = chat.events_after(seq).map(|e| e.kind.clone()).collect();
+        assert!(matches!(
+            tail.as_slice(),
+            [ChatEventKind::SupervisorLeft { supervisor }, ChatEventKind::Ended { .. }]
+                if *supervisor == sam
+        ));
+        assert_eq!(chat.supervisors().count(), 0);
+        assert_eq!(
+            chat.barge_in(sam, Timestamp(410)).err(),
             Some(ChatError::Ended)
         );
     }

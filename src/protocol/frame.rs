@@ -428,6 +428,22 @@ pub enum RequestBody {
         /// The agent to take it.
         to: AgentId,
     },
+    /// Supervisor of the chat's channel, or admin: barge into a live chat,
+    /// taking part beside its agent: a `SupervisorJoined` event (the
+    /// customer sees it), then the caller may [`RequestBody::Post`] in
+    /// the chat, and their connections get its transcript and every
+    /// event. Barging in again changes nothing. Answered [`Reply::Done`]
+    /// once durable.
+    BargeIn {
+        /// The chat.
+        chat: ChatId,
+    },
+    /// A supervisor who barged in leaves the chat (a `SupervisorLeft`
+    /// event); not being in it is no error. Answered [`Reply::Done`].
+    LeaveChat {
+        /// The chat.
+        chat: ChatId,
+    },
 }
 
 /// Frames the server sends.

@@ -48,7 +48,9 @@ pub use request::Sender;
 /// ([`RequestBody::Monitor`] and [`Reply::Monitor`],
 /// [`RequestBody::SetAgentStatus`] and the `StatusChanged` event,
 /// [`RequestBody::Whisper`], [`RequestBody::Follow`],
-/// [`RequestBody::Unfollow`] and [`RequestBody::Reassign`]).
+/// [`RequestBody::Unfollow`], [`RequestBody::Reassign`],
+/// [`RequestBody::BargeIn`] and [`RequestBody::LeaveChat`] with the
+/// `SupervisorJoined` and `SupervisorLeft` chat events).
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The ALPN token of the protocol's QUIC connections.

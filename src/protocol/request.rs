@@ -83,6 +83,9 @@ impl RequestBody {
             // Sent again after it took effect, it would move the chat
             // from its new agent (or be refused as the same agent).
             Self::Reassign { .. } => ("Reassign", Agent, false),
+            // Barging in (or leaving) twice is being in (or out) once.
+            Self::BargeIn { .. } => ("BargeIn", Agent, true),
+            Self::LeaveChat { .. } => ("LeaveChat", Agent, true),
         }
     }
 }

@@ -490,6 +490,20 @@ impl Session {
                     |()| Reply::Done,
                 )
             }
+            (Role::Agent(agent), RequestBody::BargeIn { chat }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(id, async move { hub.barge_in(&agent, chat).await }, |()| {
+                    Reply::Done
+                })
+            }
+            (Role::Agent(agent), RequestBody::LeaveChat { chat }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move { hub.leave_barge_in(&agent, chat).await },
+                    |()| Reply::Done,
+                )
+            }
             (role, body) => refuse(
                 id,
                 ErrorFrame::new(

@@ -46,6 +46,7 @@ impl Actor for ChatActor {
             queued_since,
             published_agent,
             followers: Default::default(),
+            barged: Default::default(),
             metrics: MessageMetrics::new(),
             customer_rate: TokenBucket::new(
                 limits.messages_per_sec,
@@ -454,6 +455,22 @@ impl Actor for ChatActor {
             ChatMsg::Crash => panic!("chat actor crash requested by a test"),
             ChatMsg::Follow { by, reply } => {
                 let _ = reply.send(state.follow(by));
+            }
+            ChatMsg::BargeIn { by, reply } => {
+                let done = state
+                    .chat
+                    .barge_in(by, Timestamp::now())
+                    .map(|_| ())
+                    .map_err(HubError::from);
+                state.settle(&myself, done, reply, Vec::new());
+            }
+            ChatMsg::LeaveBargeIn { by, reply } => {
+                let done = state
+                    .chat
+                    .leave_barge_in(by, Timestamp::now())
+                    .map(|_| ())
+                    .map_err(HubError::from);
+                state.settle(&myself, done, reply, Vec::new());
             }
             ChatMsg::Unfollow { by } => {
                 state.followers.remove(&by);

@@ -269,6 +269,21 @@ pub enum ChatMsg {
         /// Answered once the events so far are on their way.
         reply: RpcReplyPort<Result<(), HubError>>,
     },
+    /// A supervisor (whom the hub checked oversees the chat's channel)
+    /// barges in, taking part beside the holder.
+    BargeIn {
+        /// The supervisor.
+        by: AgentId,
+        /// Acknowledged once durable.
+        reply: RpcReplyPort<Result<(), HubError>>,
+    },
+    /// A supervisor who barged in leaves the chat.
+    LeaveBargeIn {
+        /// The supervisor.
+        by: AgentId,
+        /// Acknowledged once durable.
+        reply: RpcReplyPort<Result<(), HubError>>,
+    },
     /// A supervisor stops following the chat.
     Unfollow {
         /// The supervisor.
@@ -403,6 +418,9 @@ pub struct ChatActorState {
     /// Supervisors following the chat read-only: each gets every
     /// published event (the hub bounds how many chats each follows).
     followers: std::collections::BTreeSet<AgentId>,
+    /// Supervisors in the chat (barged in) as the published events so far
+    /// say: each gets every published event.
+    barged: std::collections::BTreeSet<AgentId>,
     /// When the chat's current wait in a queue began, for the wait metric.
     queued_since: Option<Timestamp>,
     metrics: MessageMetrics,

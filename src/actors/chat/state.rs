@@ -193,9 +193,30 @@ impl ChatActorState {
                 event: Outbound::Chat(event.clone()),
             });
         }
-        // Followers see every event too, but the holder, who has it
-        // already.
-        for follower in &self.followers {
+        // A supervisor barging in gets the transcript before the event
+        // that says so (unless they follow the chat and have it).
+        if let ChatEventKind::SupervisorJoined { supervisor } = &event.kind
+            && !self.followers.contains(supervisor)
+            && self.barged.insert(supervisor.clone())
+            && let Some(actor) = self.hub.agent_actor_ref(supervisor)
+        {
+            for earlier in self.chat.events().iter().take_while(|e| e.seq < event.seq) {
+                let _ = actor.cast(AgentMsg::Deliver {
+                    at: std::time::Instant::now(),
+                    to: None,
+                    except: None,
+                    event: Outbound::Chat(Arc::new(earlier.clone())),
+                });
+            }
+        }
+        if let ChatEventKind::SupervisorJoined { supervisor } = &event.kind {
+            self.barged.insert(supervisor.clone());
+        }
+        // Followers and supervisors in the chat see every event too, but
+        // the holder, who has it already.
+        let mut watchers: Vec<&AgentId> = self.followers.iter().collect();
+        watchers.extend(self.barged.iter().filter(|s| !self.followers.contains(*s)));
+        for follower in watchers {
             if previous.as_ref() == Some(follower) {
                 continue;
             }
@@ -207,6 +228,12 @@ impl ChatActorState {
                     event: Outbound::Chat(event.clone()),
                 });
             }
+        }
+        // One who left hears of it, and of the end if that is why.
+        if let ChatEventKind::SupervisorLeft { supervisor } = &event.kind
+            && !matches!(self.chat.state(), ChatState::Ended { .. })
+        {
+            self.barged.remove(supervisor);
         }
         self.count(&event);
         let next = match &event.kind {

@@ -1,6 +1,6 @@
 //! What supervisors and admins may do: watch a channel's monitor, follow
-//! a chat read-only, whisper to the agent of a chat, reassign a chat, set
-//! an agent's status. Each request is checked
+//! a chat read-only, whisper to the agent of a chat, barge into it,
+//! reassign it, set an agent's status. Each request is checked
 //! against the caller's role as configured now (a reload applies at once):
 //! a supervisor oversees the channels it `supervises`, an admin all.
 
@@ -312,5 +312,27 @@ impl Hub {
             self.release_slot(&to);
         }
         done
+    }
+
+    /// `by` barges into a live chat of a channel they oversee: they take
+    /// part beside its agent (posting messages the customer sees) and
+    /// their connections get its transcript and every event, until they
+    /// leave or it ends. Barging in again changes nothing.
+    pub async fn barge_in(&self, by: &AgentId, chat: ChatId) -> Result<(), HubError> {
+        self.overseen_chat(by, chat).await?;
+        // The events go through the supervisor's actor.
+        self.agent_actor(by).await?;
+        let by = by.clone();
+        self.ask_chat(chat, move |reply| ChatMsg::BargeIn { by, reply })
+            .await
+    }
+
+    /// `by`, who barged into `chat`, leaves it; not being in it is no
+    /// error.
+    pub async fn leave_barge_in(&self, by: &AgentId, chat: ChatId) -> Result<(), HubError> {
+        self.overseen_chat(by, chat).await?;
+        let by = by.clone();
+        self.ask_chat(chat, move |reply| ChatMsg::LeaveBargeIn { by, reply })
+            .await
     }
 }
