@@ -14,11 +14,11 @@ use std::path::PathBuf;
 
 use bincode::config::standard;
 use chathub::core::{
-    AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatEventKind, ChatId, ContactCard,
-    ContactChat, Customer, FileId, FileRef, FormField, Identity, ItemDraft, ItemId, ItemKind,
-    ItemRef, KnowledgeItem, Offer, OfferEnd, OfflineForm, Party, Priority, QueueChange, QueuePlace,
-    QueueRow, QueueUpdate, RatedSession, Rating, Scope, SessionSummary, Status, Ticket, TicketId,
-    TicketSource, Timestamp,
+    ActiveChat, AgentId, AgentLoad, Alert, Assignment, ChannelId, ChannelMonitor, ChatEvent,
+    ChatEventKind, ChatId, ContactCard, ContactChat, Customer, FileId, FileRef, FormField,
+    Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Offer, OfferEnd, OfflineForm,
+    Party, Priority, QueueChange, QueuePlace, QueueRow, QueueUpdate, RatedSession, Rating, Scope,
+    SessionSummary, Status, Ticket, TicketId, TicketSource, Timestamp, WaitingChat,
 };
 use chathub::protocol::{
     AgentProfile, ClientDatagram, ClientFrame, ErrorCode, ErrorFrame, Event, Hello, Reply, Request,
@@ -144,6 +144,12 @@ fn kinds() -> Vec<ChatEventKind> {
             priority: Priority::Urgent,
         },
         ChatEventKind::Withheld,
+        ChatEventKind::SupervisorJoined {
+            supervisor: AgentId::new("sam"),
+        },
+        ChatEventKind::SupervisorLeft {
+            supervisor: AgentId::new("sam"),
+        },
     ]
 }
 
@@ -164,6 +170,8 @@ fn kind_name(kind: &ChatEventKind) -> &'static str {
         ChatEventKind::Note { .. } => "Note",
         ChatEventKind::Prioritized { .. } => "Prioritized",
         ChatEventKind::Withheld => "Withheld",
+        ChatEventKind::SupervisorJoined { .. } => "SupervisorJoined",
+        ChatEventKind::SupervisorLeft { .. } => "SupervisorLeft",
     }
 }
 
@@ -318,6 +326,26 @@ fn requests() -> Vec<RequestBody> {
             chat,
             priority: Priority::High,
         },
+        RequestBody::Monitor {
+            channel: ChannelId::new("support"),
+        },
+        RequestBody::SetAgentStatus {
+            agent: AgentId::new("alice"),
+            status: Status::Absent,
+        },
+        RequestBody::Whisper {
+            chat,
+            client_id: 4,
+            text: "Offer the refund".into(),
+        },
+        RequestBody::Follow { chat },
+        RequestBody::Unfollow { chat },
+        RequestBody::Reassign {
+            chat,
+            to: AgentId::new("bob"),
+        },
+        RequestBody::BargeIn { chat },
+        RequestBody::LeaveChat { chat },
     ]
 }
 
@@ -399,6 +427,31 @@ fn replies() -> Vec<Reply> {
             seq: 14,
             at: Timestamp(15),
         },
+        Reply::Monitor(Box::new(ChannelMonitor {
+            channel: ChannelId::new("support"),
+            at: Timestamp(100),
+            waiting_count: 1,
+            waiting: vec![WaitingChat {
+                chat: ChatId(3),
+                since: Timestamp(40),
+                wait_ms: 60,
+                priority: Some(Priority::High),
+                customer: Some("Åsa".into()),
+            }],
+            active_count: 1,
+            active: vec![ActiveChat {
+                chat: ChatId(2),
+                agent: AgentId::new("alice"),
+                since: Timestamp(20),
+                handle_ms: 80,
+            }],
+            agents: vec![AgentLoad {
+                agent: AgentId::new("alice"),
+                status: Status::Present,
+                used: 1,
+                max: 4,
+            }],
+        })),
     ]
 }
 
@@ -421,6 +474,7 @@ fn reply_name(reply: &Reply) -> &'static str {
         Reply::Sessions(_) => "Sessions",
         Reply::Transcript { .. } => "Transcript",
         Reply::Read { .. } => "Read",
+        Reply::Monitor(_) => "Monitor",
     }
 }
 
@@ -482,6 +536,10 @@ fn server_events() -> Vec<Event> {
             position: 1,
             estimated_wait_secs: None,
         }),
+        Event::StatusChanged {
+            status: Status::Absent,
+            by: AgentId::new("sam"),
+        },
     ]
 }
 
@@ -528,6 +586,7 @@ fn event_name(event: &Event) -> &'static str {
         Event::Offered(_) => "Offered",
         Event::OfferWithdrawn { .. } => "OfferWithdrawn",
         Event::QueuePosition(_) => "QueuePosition",
+        Event::StatusChanged { .. } => "StatusChanged",
     }
 }
 

@@ -66,6 +66,9 @@ pub enum AgentMsg {
     SetStatus {
         /// The new status.
         status: Status,
+        /// The supervisor who set it, if not the agent: the agent's
+        /// connections are told.
+        by: Option<AgentId>,
         /// Acknowledged once set.
         reply: RpcReplyPort<()>,
     },
@@ -474,8 +477,11 @@ impl Actor for AgentActor {
                         .insert(chat, Cursor::Upto(upto));
                 }
             }
-            AgentMsg::SetStatus { status, reply } => {
-                state.set_status(status);
+            AgentMsg::SetStatus { status, by, reply } => {
+                let changed = state.set_status(status);
+                if changed && let Some(by) = by {
+                    state.deliver(None, None, Outbound::StatusChanged { status, by });
+                }
                 state.show_standing();
                 let _ = reply.send(());
             }

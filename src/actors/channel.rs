@@ -97,6 +97,9 @@ pub enum ChannelMsg {
     Reconfigure(Arc<ChannelSettings>),
     /// Whether no chat waits (a removed channel is gone once drained).
     IsEmpty(RpcReplyPort<bool>),
+    /// The queue as a watching agent's first update shows it: the count
+    /// of waiting chats and the first rows (for a supervisor's monitor).
+    Snapshot(RpcReplyPort<QueueUpdate>),
     /// Time to tell waiting customers whose place changed where they stand.
     Places,
     /// A waiting chat's priority changed (its event is durable): it takes
@@ -800,6 +803,9 @@ impl Actor for ChannelActor {
                     let _ = agent_actor.cast(AgentMsg::Alert(alert.clone()));
                 }
                 state.watchers.insert(agent, agent_actor);
+            }
+            ChannelMsg::Snapshot(reply) => {
+                let _ = reply.send(state.snapshot());
             }
             ChannelMsg::Unwatch { agent } => {
                 state.check_offers();

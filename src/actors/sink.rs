@@ -6,7 +6,7 @@ use std::time::Instant;
 use tokio::sync::{Notify, mpsc};
 
 use crate::core::{
-    Alert, ChannelId, ChatEvent, ChatId, Offer, OfferEnd, Party, QueuePlace, QueueUpdate,
+    AgentId, Alert, ChannelId, ChatEvent, ChatId, Offer, OfferEnd, Party, QueuePlace, QueueUpdate,
 };
 
 /// Signals waiting for a connection at most; more are dropped.
@@ -59,6 +59,13 @@ pub enum Outbound {
     },
     /// Where the customer's waiting chat stands.
     QueuePosition(QueuePlace),
+    /// A supervisor set the agent's status.
+    StatusChanged {
+        /// The status now.
+        status: crate::core::Status,
+        /// Who set it.
+        by: AgentId,
+    },
 }
 
 /// The sending half of a connection's bounded event queue.

@@ -7,9 +7,9 @@ use crate::client::incoming::IncomingList;
 use crate::client::link::Link;
 use crate::client::{ClientConfig, ClientError};
 use crate::core::{
-    AgentId, Assignment, ChannelId, ChatEvent, ChatId, ContactCard, FileId, FileRef, ItemDraft,
-    ItemId, ItemKind, ItemRef, KnowledgeItem, Priority, RatedSession, Status, Ticket, TicketId,
-    TicketSummary,
+    AgentId, Assignment, ChannelId, ChannelMonitor, ChatEvent, ChatId, ContactCard, FileId,
+    FileRef, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Priority, RatedSession, Status,
+    Ticket, TicketId, TicketSummary,
 };
 use crate::protocol::{AgentProfile, Event, Reply, RequestBody, Role};
 
@@ -267,6 +267,109 @@ impl AgentClient {
             chat,
             client_id: self.link.next_client_id(),
             item,
+        };
+        match self.link.request(body).await? {
+            Reply::Posted { seq, .. } => Ok(seq),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Supervisors and admins: a picture of `channel` now: its waiting
+    /// chats with their waits, its active chats with their agents and
+    /// handle times, and its member agents with status and load. Anyone
+    /// who does not oversee the channel gets
+    /// [`ErrorCode::NotAllowed`](crate::protocol::ErrorCode).
+    pub async fn monitor(
+        &self,
+        channel: impl Into<ChannelId>,
+    ) -> Result<ChannelMonitor, ClientError> {
+        let body = RequestBody::Monitor {
+            channel: channel.into(),
+        };
+        match self.link.request(body).await? {
+            Reply::Monitor(monitor) => Ok(*monitor),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Supervisors and admins: sets `agent` (of a channel this supervisor
+    /// oversees) Present or Absent; the agent's connections get
+    /// [`Event::StatusChanged`]. Otherwise
+    /// [`ErrorCode::NotAllowed`](crate::protocol::ErrorCode).
+    pub async fn set_agent_status(
+        &self,
+        agent: impl Into<AgentId>,
+        status: Status,
+    ) -> Result<(), ClientError> {
+        expect_done(
+            self.link
+                .request(RequestBody::SetAgentStatus {
+                    agent: agent.into(),
+                    status,
+                })
+                .await?,
+        )
+    }
+
+    /// Supervisors and admins: follows `chat` (of a channel this
+    /// supervisor oversees) read-only: its events so far, and then every
+    /// new one, notes included, arrive through
+    /// [`next_event`](Self::next_event) until [`unfollow`](Self::unfollow)
+    /// or its end. Following does not let the supervisor post in the
+    /// chat. More than the hub's `followed_chats` at once:
+    /// [`ErrorCode::TooManyChats`](crate::protocol::ErrorCode).
+    pub async fn follow(&self, chat: ChatId) -> Result<(), ClientError> {
+        expect_done(self.link.request(RequestBody::Follow { chat }).await?)
+    }
+
+    /// Supervisors and admins: stops following `chat`.
+    pub async fn unfollow(&self, chat: ChatId) -> Result<(), ClientError> {
+        expect_done(self.link.request(RequestBody::Unfollow { chat }).await?)
+    }
+
+    /// Supervisors and admins: moves `chat` (active, of a channel this
+    /// supervisor oversees) from the agent holding it to `to`, a Present
+    /// member of its channel with room (else
+    /// [`ErrorCode::AgentUnavailable`](crate::protocol::ErrorCode)). Both
+    /// agents and the customer see a `TransferredToAgent` event. Not sent
+    /// again after a lost connection: it may have taken effect.
+    pub async fn reassign(&self, chat: ChatId, to: impl Into<AgentId>) -> Result<(), ClientError> {
+        expect_done(
+            self.link
+                .request(RequestBody::Reassign {
+                    chat,
+                    to: to.into(),
+                })
+                .await?,
+        )
+    }
+
+    /// Supervisors and admins: barges into `chat` (live, of a channel
+    /// this supervisor oversees): the customer sees a `SupervisorJoined`
+    /// event, this supervisor may then [`send`](Self::send) messages in
+    /// it, and its transcript and every event arrive through
+    /// [`next_event`](Self::next_event) until
+    /// [`leave_chat`](Self::leave_chat) or its end.
+    pub async fn barge_in(&self, chat: ChatId) -> Result<(), ClientError> {
+        expect_done(self.link.request(RequestBody::BargeIn { chat }).await?)
+    }
+
+    /// Supervisors and admins: leaves a chat this supervisor barged into
+    /// (a `SupervisorLeft` event).
+    pub async fn leave_chat(&self, chat: ChatId) -> Result<(), ClientError> {
+        expect_done(self.link.request(RequestBody::LeaveChat { chat }).await?)
+    }
+
+    /// Supervisors and admins: whispers to whoever handles `chat` (of a
+    /// channel this supervisor oversees), waiting or active: a private
+    /// note the agents of the chat see and the customer never does.
+    /// Returns its seq once stored; a retry after a lost connection is
+    /// stored once.
+    pub async fn whisper(&self, chat: ChatId, text: impl Into<String>) -> Result<u64, ClientError> {
+        let body = RequestBody::Whisper {
+            chat,
+            client_id: self.link.next_client_id(),
+            text: text.into(),
         };
         match self.link.request(body).await? {
             Reply::Posted { seq, .. } => Ok(seq),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::core::routing::{MAX_OFFER_TIMEOUT, MIN_OFFER_TIMEOUT, Policy, Routing};
-use crate::core::{ChannelId, ChannelSettings, IdentityKey, IdentityPolicy, Limits};
+use crate::core::{AgentRole, ChannelId, ChannelSettings, IdentityKey, IdentityPolicy, Limits};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -295,6 +295,8 @@ fn default_agents() -> Vec<AgentFileConfig> {
         token: None,
         channels: None,
         capacity: default_capacity(),
+        role: RoleName::Agent,
+        supervises: None,
     }]
 }
 
@@ -481,6 +483,35 @@ impl Config {
                     ));
                 }
             }
+            match (agent.role, &agent.supervises) {
+                (RoleName::Supervisor, None) => {
+                    return invalid(format!(
+                        "agent {:?}: a supervisor needs supervises = [\"channel\", ...]",
+                        agent.id
+                    ));
+                }
+                (RoleName::Supervisor, Some(list)) if list.is_empty() => {
+                    return invalid(format!(
+                        "agent {:?}: supervises must name at least one channel",
+                        agent.id
+                    ));
+                }
+                (RoleName::Agent | RoleName::Admin, Some(_)) => {
+                    return invalid(format!(
+                        "agent {:?}: only a role = \"supervisor\" lists supervises (an admin oversees every channel)",
+                        agent.id
+                    ));
+                }
+                _ => {}
+            }
+            for channel in agent.supervises.iter().flatten() {
+                if !channels.contains(channel.as_str()) {
+                    return invalid(format!(
+                        "agent {:?} supervises unknown channel {channel:?}",
+                        agent.id
+                    ));
+                }
+            }
         }
         self.webhook_settings()?;
         Ok(())
@@ -527,6 +558,22 @@ impl Config {
             .collect()
     }
 
+    /// An agent's role, with the channels a supervisor oversees.
+    pub fn agent_role(&self, agent: &AgentFileConfig) -> AgentRole {
+        match agent.role {
+            RoleName::Agent => AgentRole::Agent,
+            RoleName::Admin => AgentRole::Admin,
+            RoleName::Supervisor => AgentRole::Supervisor {
+                supervises: agent
+                    .supervises
+                    .iter()
+                    .flatten()
+                    .map(|name| ChannelId::new(name.as_str()))
+                    .collect(),
+            },
+        }
+    }
+
     /// The channels an agent works: those it lists, or all of them.
     pub fn agent_channels(&self, agent: &AgentFileConfig) -> Vec<ChannelId> {
         match &agent.channels {
@@ -550,7 +597,9 @@ mod tests;
 mod webhooks;
 
 use env::set_field;
-pub use tables::{AgentFileConfig, ChannelConfig, Hours, IdentityMode, PolicyMode, RoutingMode};
+pub use tables::{
+    AgentFileConfig, ChannelConfig, Hours, IdentityMode, PolicyMode, RoleName, RoutingMode,
+};
 use tables::{
     default_abandon_after, default_alert_after, default_capacity, default_file_limit,
     default_offer_timeout, default_queue_limit, default_return_window,

@@ -234,6 +234,26 @@ pub struct AgentFileConfig {
     /// The most chats the agent may hold at once.
     #[serde(default = "default_capacity")]
     pub capacity: u64,
+    /// What the agent may do beyond answering chats.
+    #[serde(default)]
+    pub role: RoleName,
+    /// The channels a supervisor oversees (supervisors only; admins
+    /// oversee every channel).
+    #[serde(default)]
+    pub supervises: Option<Vec<String>>,
+}
+
+/// `role = "agent" | "supervisor" | "admin"` of an `[[agent]]` table.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleName {
+    /// Answers chats.
+    #[default]
+    Agent,
+    /// Answers chats and oversees the channels in `supervises`.
+    Supervisor,
+    /// Oversees every channel.
+    Admin,
 }
 
 impl std::fmt::Debug for AgentFileConfig {
@@ -245,6 +265,8 @@ impl std::fmt::Debug for AgentFileConfig {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("channels", &self.channels)
             .field("capacity", &self.capacity)
+            .field("role", &self.role)
+            .field("supervises", &self.supervises)
             .finish()
     }
 }

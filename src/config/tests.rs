@@ -218,3 +218,57 @@ fn the_test_suites_switches_are_not_configuration() {
     let typo = [("CHATHUB_LISTN".to_owned(), "127.0.0.1:1".to_owned())];
     assert!(Config::from_toml_with("", typo).is_err());
 }
+
+#[test]
+fn roles_are_read_and_checked() {
+    let base = r#"
+        [[channel]]
+        name = "support"
+        [[channel]]
+        name = "sales"
+    "#;
+    let config = Config::from_toml(&format!(
+        r#"{base}
+        [[agent]]
+        id = "alice"
+        [[agent]]
+        id = "sam"
+        role = "supervisor"
+        supervises = ["support"]
+        [[agent]]
+        id = "root"
+        role = "admin"
+        "#
+    ))
+    .unwrap();
+    assert_eq!(config.agent_role(&config.agents[0]), AgentRole::Agent);
+    assert_eq!(
+        config.agent_role(&config.agents[1]),
+        AgentRole::Supervisor {
+            supervises: vec![ChannelId::new("support")]
+        }
+    );
+    assert_eq!(config.agent_role(&config.agents[2]), AgentRole::Admin);
+
+    let refused = |agent: &str, needle: &str| {
+        let err = Config::from_toml(&format!("{base}\n[[agent]]\nid = \"x\"\n{agent}"))
+            .expect_err(agent)
+            .to_string();
+        assert!(err.contains(needle), "{agent}: {err}");
+    };
+    refused("role = \"supervisor\"", "needs supervises");
+    refused(
+        "role = \"supervisor\"\nsupervises = []",
+        "at least one channel",
+    );
+    refused(
+        "role = \"supervisor\"\nsupervises = [\"billing\"]",
+        "supervises unknown channel \"billing\"",
+    );
+    refused("supervises = [\"support\"]", "only a role = \"supervisor\"");
+    refused(
+        "role = \"admin\"\nsupervises = [\"support\"]",
+        "only a role",
+    );
+    refused("role = \"boss\"", "unknown variant");
+}

@@ -62,6 +62,9 @@ pub enum ChatError {
     /// The chat has not ended.
     #[error("the chat has not ended")]
     NotEnded,
+    /// The chat waits: no agent holds it to take it from.
+    #[error("no agent holds the chat")]
+    NotActive,
     /// A message longer than [`MAX_MESSAGE_BYTES`].
     #[error("the message is {len} bytes, more than the limit of {max}")]
     MessageTooLong {
@@ -164,6 +167,8 @@ pub struct Chat {
     read: BTreeMap<Party, ReadMark>,
     /// The priority an agent set, if one did (else the channel's).
     priority: Option<Priority>,
+    /// Supervisors who barged in and take part beside the holder.
+    supervisors: std::collections::BTreeSet<AgentId>,
 }
 
 impl Chat {
@@ -191,6 +196,7 @@ impl Chat {
             verified: None,
             read: BTreeMap::new(),
             priority: None,
+            supervisors: Default::default(),
         };
         chat.push(now, ChatEventKind::Started { channel, customer });
         chat.append_message(Party::Customer, client_id, first_message, now);
@@ -222,6 +228,7 @@ impl Chat {
             verified: None,
             read: BTreeMap::new(),
             priority: None,
+            supervisors: Default::default(),
         };
         for event in events {
             if event.chat != chat.id || event.seq != chat.next_seq() {
@@ -363,7 +370,7 @@ impl Chat {
         if let Some(&seq) = self.posted.get(&(from.clone(), client_id)) {
             return Ok(self.repeat(seq, now));
         }
-        self.check_may_act(&from)?;
+        self.check_may_post(&from)?;
         check_text(&text)?;
         Ok(Posted::New(self.append_message(from, client_id, text, now)))
     }
@@ -378,11 +385,43 @@ impl Chat {
         text: String,
         now: Timestamp,
     ) -> Result<Posted<'_>, ChatError> {
+        self.write_note(by, false, client_id, text, now)
+    }
+
+    /// Writes a supervisor's private note (a whisper to the holder): like
+    /// [`Chat::note`], but `by` need not hold the chat, which may be
+    /// waiting or active, not ended. Whether `by` oversees the chat's
+    /// channel is the caller's to decide; the note is for agents only all
+    /// the same.
+    pub fn whisper(
+        &mut self,
+        by: AgentId,
+        client_id: u64,
+        text: String,
+        now: Timestamp,
+    ) -> Result<Posted<'_>, ChatError> {
+        self.write_note(by, true, client_id, text, now)
+    }
+
+    fn write_note(
+        &mut self,
+        by: AgentId,
+        overseer: bool,
+        client_id: u64,
+        text: String,
+        now: Timestamp,
+    ) -> Result<Posted<'_>, ChatError> {
         let key = (by.clone(), client_id);
         if let Some(&seq) = self.noted.get(&key) {
             return Ok(self.repeat(seq, now));
         }
-        self.check_may_act(&Party::Agent(by.clone()))?;
+        if overseer {
+            if let ChatState::Ended { .. } = self.state {
+                return Err(ChatError::Ended);
+            }
+        } else {
+            self.check_may_act(&Party::Agent(by.clone()))?;
+        }
         check_text(&text)?;
         self.noted.insert(key, self.next_seq());
         Ok(Posted::New(self.push(
@@ -469,6 +508,23 @@ impl Chat {
                 to,
             },
         ))
+    }
+
+    /// A supervisor moves an active chat from its holder to `to`: the
+    /// same `TransferredToAgent` event as the holder's own transfer (so
+    /// slots, transcripts and every reader treat it alike), from whoever
+    /// holds it now. Whether the caller oversees the chat's channel, and
+    /// whether `to` may take it, is the hub's to decide.
+    pub fn reassign(&mut self, to: AgentId, now: Timestamp) -> Result<&ChatEvent, ChatError> {
+        let from = match &self.state {
+            ChatState::Active { agent, .. } => agent.clone(),
+            ChatState::Queued { .. } => return Err(ChatError::NotActive),
+            ChatState::Ended { .. } => return Err(ChatError::Ended),
+        };
+        if to == from {
+            return Err(ChatError::SameAgent(to));
+        }
+        Ok(self.record(now, ChatEventKind::TransferredToAgent { from, to }))
     }
 
     /// The agent a chat was just transferred to declines it; it returns to
@@ -590,7 +646,61 @@ impl Chat {
     /// Ends the chat: by its agent, by the customer leaving, or by the hub.
     pub fn end(&mut self, by: Party, now: Timestamp) -> Result<&ChatEvent, ChatError> {
         self.check_may_act(&by)?;
+        // Every supervisor still in the chat leaves with its end.
+        for supervisor in std::mem::take(&mut self.supervisors) {
+            self.push(now, ChatEventKind::SupervisorLeft { supervisor });
+        }
         Ok(self.record(now, ChatEventKind::Ended { by }))
+    }
+
+    /// Supervisor `by` barges in: from now on they take part beside the
+    /// agent holding the chat (they may post messages), until they leave
+    /// or it ends. `None` if they are in it already. Whether `by`
+    /// oversees the chat's channel is the caller's to decide; the holder
+    /// cannot barge into their own chat.
+    pub fn barge_in(
+        &mut self,
+        by: AgentId,
+        now: Timestamp,
+    ) -> Result<Option<&ChatEvent>, ChatError> {
+        match &self.state {
+            ChatState::Ended { .. } => return Err(ChatError::Ended),
+            ChatState::Active { agent, .. } if *agent == by => {
+                return Err(ChatError::SameAgent(by));
+            }
+            _ => {}
+        }
+        if self.supervisors.contains(&by) {
+            return Ok(None);
+        }
+        Ok(Some(self.record(
+            now,
+            ChatEventKind::SupervisorJoined { supervisor: by },
+        )))
+    }
+
+    /// A supervisor who barged in leaves the chat; `None` if they were not
+    /// in it.
+    pub fn leave_barge_in(
+        &mut self,
+        by: AgentId,
+        now: Timestamp,
+    ) -> Result<Option<&ChatEvent>, ChatError> {
+        if let ChatState::Ended { .. } = self.state {
+            return Err(ChatError::Ended);
+        }
+        if !self.supervisors.contains(&by) {
+            return Ok(None);
+        }
+        Ok(Some(self.record(
+            now,
+            ChatEventKind::SupervisorLeft { supervisor: by },
+        )))
+    }
+
+    /// The supervisors who barged in and take part now.
+    pub fn supervisors(&self) -> impl Iterator<Item = &AgentId> {
+        self.supervisors.iter()
     }
 
     /// Appends an event and moves the state as it says.
@@ -609,6 +719,12 @@ impl Chat {
             ChatEventKind::Started { .. } | ChatEventKind::Message { .. } => {}
             ChatEventKind::TicketCreated { .. } | ChatEventKind::FileShared { .. } => {}
             ChatEventKind::Note { .. } | ChatEventKind::Withheld => {}
+            ChatEventKind::SupervisorJoined { supervisor } => {
+                self.supervisors.insert(supervisor.clone());
+            }
+            ChatEventKind::SupervisorLeft { supervisor } => {
+                self.supervisors.remove(supervisor);
+            }
             ChatEventKind::Prioritized { priority, .. } => self.priority = Some(*priority),
             ChatEventKind::Verified(identity) => self.verified = Some(identity.clone()),
             ChatEventKind::Read { by, up_to } => {
@@ -651,7 +767,18 @@ impl Chat {
             ChatEventKind::Ended { .. } => {
                 self.state = ChatState::Ended { at };
                 self.transferred_from = None;
+                self.supervisors.clear();
             }
+        }
+    }
+
+    /// Who may post a message: the customer, the system, the agent holding
+    /// the chat, and the supervisors who barged in.
+    fn check_may_post(&self, who: &Party) -> Result<(), ChatError> {
+        match (&self.state, who) {
+            (ChatState::Ended { .. }, _) => Err(ChatError::Ended),
+            (_, Party::Agent(who)) if self.supervisors.contains(who) => Ok(()),
+            _ => self.check_may_act(who),
         }
     }
 
@@ -1255,6 +1382,176 @@ mod tests {
             restored.note(alice, 7, "VIP, be gentle".into(), Timestamp(950)),
             Ok(Posted::Repeat { seq: 5, .. })
         ));
+    }
+
+    #[test]
+    fn a_supervisor_whispers_in_a_live_chat_without_holding_it() {
+        let mut chat = started();
+        let alice = AgentId::new("alice");
+        let sam = AgentId::new("sam");
+        // Waiting: nobody holds it, and a whisper is still a note.
+        let Posted::New(waiting) = chat
+            .whisper(sam.clone(), 1, "take this one".into(), Timestamp(150))
+            .unwrap()
+        else {
+            panic!("expected a new note")
+        };
+        assert!(waiting.kind.is_for_agents_only());
+        chat.assign(alice.clone(), Timestamp(200)).unwrap();
+        // Whispering does not make the supervisor a participant: a
+        // message or a holder's note from them is still refused.
+        assert_eq!(
+            chat.post(Party::Agent(sam.clone()), 2, "hi".into(), Timestamp(210))
+                .err(),
+            Some(ChatError::NotYourChat(sam.clone()))
+        );
+        assert_eq!(
+            chat.note(sam.clone(), 2, "x".into(), Timestamp(210)).err(),
+            Some(ChatError::NotYourChat(sam.clone()))
+        );
+        let Posted::New(whisper) = chat
+            .whisper(sam.clone(), 3, "offer the refund".into(), Timestamp(220))
+            .unwrap()
+        else {
+            panic!("expected a new note")
+        };
+        let seq = whisper.seq;
+        assert!(whisper.kind.is_for_agents_only());
+        assert!(whisper.withheld_for_customer().is_some());
+        assert_eq!(
+            chat.whisper(sam.clone(), 3, "offer the refund".into(), Timestamp(900)),
+            Ok(Posted::Repeat {
+                seq,
+                at: Timestamp(220)
+            })
+        );
+        assert_eq!(
+            chat.whisper(sam.clone(), 4, "  ".into(), Timestamp(230)),
+            Err(ChatError::EmptyMessage)
+        );
+        chat.end(Party::Agent(alice), Timestamp(300)).unwrap();
+        assert_eq!(
+            chat.whisper(sam, 5, "too late".into(), Timestamp(310)),
+            Err(ChatError::Ended)
+        );
+    }
+
+    #[test]
+    fn a_reassign_moves_an_active_chat_from_whoever_holds_it() {
+        let mut chat = started();
+        let alice = AgentId::new("alice");
+        let bob = AgentId::new("bob");
+        assert_eq!(
+            chat.reassign(bob.clone(), Timestamp(150)).err(),
+            Some(ChatError::NotActive),
+            "nobody holds a waiting chat"
+        );
+        chat.assign(alice.clone(), Timestamp(200)).unwrap();
+        assert_eq!(
+            chat.reassign(alice.clone(), Timestamp(210)).err(),
+            Some(ChatError::SameAgent(alice.clone()))
+        );
+        let moved = chat.reassign(bob.clone(), Timestamp(220)).unwrap();
+        assert_eq!(
+            moved.kind,
+            ChatEventKind::TransferredToAgent {
+                from: alice.clone(),
+                to: bob.clone()
+            }
+        );
+        // The participants are the customer and the new holder only.
+        assert_eq!(
+            chat.post(
+                Party::Agent(alice.clone()),
+                1,
+                "still here?".into(),
+                Timestamp(230)
+            )
+            .err(),
+            Some(ChatError::NotYourChat(alice.clone()))
+        );
+        assert!(
+            chat.post(
+                Party::Agent(bob.clone()),
+                1,
+                "I have it".into(),
+                Timestamp(240)
+            )
+            .is_ok()
+        );
+        assert!(
+            chat.post(Party::Customer, 2, "thanks".into(), Timestamp(250))
+                .is_ok()
+        );
+        chat.end(Party::Agent(bob.clone()), Timestamp(300)).unwrap();
+        assert_eq!(
+            chat.reassign(alice, Timestamp(310)).err(),
+            Some(ChatError::Ended)
+        );
+    }
+
+    #[test]
+    fn participants_are_the_holder_and_the_supervisors_who_barged_in() {
+        let mut chat = started();
+        let alice = AgentId::new("alice");
+        let sam = AgentId::new("sam");
+        let post = |chat: &mut Chat, who: &AgentId, id: u64| {
+            chat.post(Party::Agent(who.clone()), id, "text".into(), Timestamp(300))
+                .map(|_| ())
+        };
+        chat.assign(alice.clone(), Timestamp(200)).unwrap();
+        assert_eq!(
+            post(&mut chat, &sam, 1),
+            Err(ChatError::NotYourChat(sam.clone()))
+        );
+        assert_eq!(
+            chat.barge_in(alice.clone(), Timestamp(205)).err(),
+            Some(ChatError::SameAgent(alice.clone())),
+            "the holder is in the chat already"
+        );
+        let joined = chat.barge_in(sam.clone(), Timestamp(210)).unwrap().cloned();
+        let joined = joined.expect("a new event");
+        assert!(!joined.kind.is_for_agents_only(), "the customer sees it");
+        assert_eq!(chat.barge_in(sam.clone(), Timestamp(211)), Ok(None));
+        assert_eq!(post(&mut chat, &sam, 2), Ok(()));
+        assert_eq!(post(&mut chat, &alice, 3), Ok(()));
+        // Barging in makes a participant, not the holder: ending or
+        // transferring the chat stays the holder's.
+        assert_eq!(
+            chat.end(Party::Agent(sam.clone()), Timestamp(220)).err(),
+            Some(ChatError::NotYourChat(sam.clone()))
+        );
+        // A restored chat knows who is in it.
+        let mut restored = Chat::restore(chat.events().iter().cloned().collect()).unwrap();
+        assert_eq!(restored.supervisors().collect::<Vec<_>>(), [&sam]);
+        assert!(
+            restored
+                .leave_barge_in(sam.clone(), Timestamp(230))
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            restored.leave_barge_in(sam.clone(), Timestamp(231)),
+            Ok(None)
+        );
+        assert_eq!(
+            post(&mut restored, &sam, 4),
+            Err(ChatError::NotYourChat(sam.clone()))
+        );
+        // The end takes every supervisor still in the chat out first.
+        let seq = chat.events().len() as u64;
+        chat.end(Party::Agent(alice), Timestamp(400)).unwrap();
+        let tail: Vec<_> = chat.events_after(seq).map(|e| e.kind.clone()).collect();
+        assert!(matches!(
+            tail.as_slice(),
+            [ChatEventKind::SupervisorLeft { supervisor }, ChatEventKind::Ended { .. }]
+                if *supervisor == sam
+        ));
+        assert_eq!(chat.supervisors().count(), 0);
+        assert_eq!(
+            chat.barge_in(sam, Timestamp(410)).err(),
+            Some(ChatError::Ended)
+        );
     }
 
     #[test]

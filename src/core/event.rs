@@ -170,6 +170,19 @@ pub enum ChatEventKind {
     /// means a lost event, and carries nothing of what it stands for. Never
     /// stored; the SDK does not hand it to the application.
     Withheld,
+    /// A supervisor barged in: they take part in the chat beside its agent,
+    /// posting messages the customer sees, until they leave or the chat
+    /// ends. The customer sees this event (a supervisor joined).
+    SupervisorJoined {
+        /// The supervisor.
+        supervisor: AgentId,
+    },
+    /// A supervisor who barged in left the chat (they asked to, or the
+    /// chat ended: then one for each comes just before `Ended`).
+    SupervisorLeft {
+        /// The supervisor.
+        supervisor: AgentId,
+    },
 }
 
 impl ChatEventKind {

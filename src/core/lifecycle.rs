@@ -56,7 +56,9 @@ impl LifecycleKind {
             | ChatEventKind::Read { .. }
             | ChatEventKind::Note { .. }
             | ChatEventKind::Prioritized { .. }
-            | ChatEventKind::Withheld => None,
+            | ChatEventKind::Withheld
+            | ChatEventKind::SupervisorJoined { .. }
+            | ChatEventKind::SupervisorLeft { .. } => None,
         }
     }
 

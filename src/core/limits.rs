@@ -67,6 +67,10 @@ pub struct Limits {
     pub typing_per_sec: f64,
     /// Typing indicators one connection may send in a burst. Default 10.
     pub typing_burst: u32,
+    /// Live chats one supervisor may follow at once (`Follow`); more are
+    /// refused (`TooManyChats`) until one is unfollowed or ends.
+    /// Default 50.
+    pub followed_chats: usize,
     /// Events a live chat may hold; past it the customer's messages are
     /// refused (`ChatTooLong`) and the agent is told once. Default 5,000.
     pub chat_events: u64,
@@ -128,6 +132,7 @@ impl Default for Limits {
             message_burst: 20,
             typing_per_sec: 5.0,
             typing_burst: 10,
+            followed_chats: 50,
             chat_events: 5_000,
             chat_bytes: 4 << 20,
             offline_forms_per_minute: 5,
@@ -160,6 +165,7 @@ impl Limits {
             ("chats_per_ip", self.chats_per_ip as u64),
             ("message_burst", u64::from(self.message_burst)),
             ("typing_burst", u64::from(self.typing_burst)),
+            ("followed_chats", self.followed_chats as u64),
             ("chat_events", self.chat_events),
             ("files_in_flight", self.files_in_flight as u64),
             ("files_in_flight_per_ip", self.files_in_flight_per_ip as u64),
@@ -245,11 +251,13 @@ pub enum Limit {
     SignIn,
     /// [`Limits::typing_per_sec`] and [`Limits::typing_burst`].
     Typing,
+    /// [`Limits::followed_chats`].
+    FollowedChats,
 }
 
 impl Limit {
     /// Every limit, for exporting each counter from the start.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 19] = [
         Self::Connections,
         Self::ConnectionsPerIp,
         Self::HelloTimeout,
@@ -268,6 +276,7 @@ impl Limit {
         Self::UploadBytes,
         Self::SignIn,
         Self::Typing,
+        Self::FollowedChats,
     ];
 
     /// Its name in metrics.
@@ -291,6 +300,7 @@ impl Limit {
             Self::UploadBytes => "upload_bytes",
             Self::SignIn => "sign_in",
             Self::Typing => "typing",
+            Self::FollowedChats => "followed_chats",
         }
     }
 }

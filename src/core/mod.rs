@@ -25,6 +25,7 @@ pub mod limits;
 pub mod place;
 pub mod presence;
 pub mod queue;
+pub mod roles;
 pub mod routing;
 pub mod satisfaction;
 pub mod sync;
@@ -54,6 +55,7 @@ pub use limits::{Limit, Limits, TokenBucket};
 pub use place::{AnswerRate, Places, QueuePlace};
 pub use presence::{AgentPresence, Membership, Presence, PresentCount, Status};
 pub use queue::{Priority, Queue, QueueError};
+pub use roles::{ActiveChat, AgentLoad, AgentRole, ChannelMonitor, WaitingChat};
 pub use routing::{Candidate, Choice, Policy, Routing};
 pub use satisfaction::{RatedSession, Rating, RatingError};
 pub use ticket::{

@@ -249,6 +249,10 @@ mod tests {
                 position: 4,
                 estimated_wait_secs: Some(120),
             })),
+            ServerFrame::Event(Event::StatusChanged {
+                status: Status::Absent,
+                by: AgentId::new("sam"),
+            }),
             ServerFrame::Response(Response {
                 id: 7,
                 result: Ok(Reply::ChatStarted {
@@ -329,6 +333,7 @@ mod tests {
                     reason,
                 },
                 Event::QueuePosition(place) => EventRef::QueuePosition(place),
+                Event::StatusChanged { status, by } => EventRef::StatusChanged { status, by },
                 Event::Typing { .. } => continue,
             };
             let (mut owned_bytes, mut borrowed_bytes) = (Vec::new(), Vec::new());

@@ -3,10 +3,10 @@
 use bincode::{Decode, Encode};
 
 use crate::core::{
-    AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatId, ContactCard, Customer, FileId,
-    FileRef, Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Offer, OfferEnd,
-    OfflineForm, Party, Priority, QueuePlace, QueueUpdate, RatedSession, Status, Ticket, TicketId,
-    TicketSummary, Timestamp,
+    AgentId, Alert, Assignment, ChannelId, ChannelMonitor, ChatEvent, ChatId, ContactCard,
+    Customer, FileId, FileRef, Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem,
+    Offer, OfferEnd, OfflineForm, Party, Priority, QueuePlace, QueueUpdate, RatedSession, Status,
+    Ticket, TicketId, TicketSummary, Timestamp,
 };
 use crate::protocol::error::ErrorFrame;
 
@@ -371,6 +371,79 @@ pub enum RequestBody {
         /// The chat.
         chat: ChatId,
     },
+    /// Supervisor of the channel, or admin: a picture of the channel now
+    /// (waiting and active chats with their waits and handle times, member
+    /// agents with their status and load). Answered [`Reply::Monitor`].
+    Monitor {
+        /// The channel.
+        channel: ChannelId,
+    },
+    /// Supervisor of one of the agent's channels, or admin: set an agent
+    /// Present or Absent. The agent's connections get
+    /// [`Event::StatusChanged`]. Answered [`Reply::Done`].
+    SetAgentStatus {
+        /// The agent.
+        agent: AgentId,
+        /// Their new status.
+        status: Status,
+    },
+    /// Supervisor of the chat's channel, or admin: write a private note
+    /// (a whisper) in a live chat, whoever holds it. Like
+    /// [`RequestBody::AddNote`] it reaches agents only, never the
+    /// customer. Answered [`Reply::Posted`] once durable.
+    Whisper {
+        /// The chat.
+        chat: ChatId,
+        /// The supervisor's id for the note; a retry with the same id is
+        /// stored once.
+        client_id: u64,
+        /// The text.
+        text: String,
+    },
+    /// Supervisor of the chat's channel, or admin: follow a live chat
+    /// read-only. The caller's connections get its events so far and then
+    /// every new one (notes included) on the chat's stream, without taking
+    /// part in it. Following it again changes nothing; more than `[limits]
+    /// followed_chats` at once is refused `TooManyChats`. Answered
+    /// [`Reply::Done`].
+    Follow {
+        /// The chat.
+        chat: ChatId,
+    },
+    /// Stop following a chat; not following it is no error. Answered
+    /// [`Reply::Done`].
+    Unfollow {
+        /// The chat.
+        chat: ChatId,
+    },
+    /// Supervisor of the chat's channel, or admin: move an active chat
+    /// from the agent holding it to `to` (a Present member of the channel
+    /// with a free slot, else `AgentUnavailable`). Recorded as the
+    /// `TransferredToAgent` event from the holder, which both agents and
+    /// the customer see; `to` gets the transcript. Answered
+    /// [`Reply::Done`] once durable.
+    Reassign {
+        /// The chat.
+        chat: ChatId,
+        /// The agent to take it.
+        to: AgentId,
+    },
+    /// Supervisor of the chat's channel, or admin: barge into a live chat,
+    /// taking part beside its agent: a `SupervisorJoined` event (the
+    /// customer sees it), then the caller may [`RequestBody::Post`] in
+    /// the chat, and their connections get its transcript and every
+    /// event. Barging in again changes nothing. Answered [`Reply::Done`]
+    /// once durable.
+    BargeIn {
+        /// The chat.
+        chat: ChatId,
+    },
+    /// A supervisor who barged in leaves the chat (a `SupervisorLeft`
+    /// event); not being in it is no error. Answered [`Reply::Done`].
+    LeaveChat {
+        /// The chat.
+        chat: ChatId,
+    },
 }
 
 /// Frames the server sends.
@@ -483,6 +556,8 @@ pub enum Reply {
         /// When that event was recorded.
         at: Timestamp,
     },
+    /// A channel's monitor, after a [`RequestBody::Monitor`].
+    Monitor(Box<ChannelMonitor>),
 }
 
 /// Pushed by the server.
@@ -525,6 +600,13 @@ pub enum Event {
     /// Customer: where a waiting chat stands in its queue, sent when it
     /// changes (checked at most once a second).
     QueuePosition(QueuePlace),
+    /// Agent: a supervisor set this agent's status.
+    StatusChanged {
+        /// The agent's status now.
+        status: Status,
+        /// The supervisor (or admin) who set it.
+        by: AgentId,
+    },
 }
 
 /// A borrowed [`ServerFrame::Event`], encoded to the same bytes, so an event
@@ -574,4 +656,11 @@ pub enum EventRef<'a> {
     },
     /// A waiting chat's place.
     QueuePosition(&'a QueuePlace),
+    /// A supervisor set the agent's status.
+    StatusChanged {
+        /// The agent's status now.
+        status: &'a Status,
+        /// Who set it.
+        by: &'a AgentId,
+    },
 }

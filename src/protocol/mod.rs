@@ -44,7 +44,13 @@ pub use request::Sender;
 /// ([`RequestBody::SetPriority`], `QueueRow::priority`, the `Prioritized`
 /// chat event and `QueueChange::Changed`); push routing
 /// ([`RequestBody::AcceptOffer`], [`RequestBody::DeclineOffer`], the
-/// `Offered` and `OfferWithdrawn` events, `NotOffered`).
+/// `Offered` and `OfferWithdrawn` events, `NotOffered`); supervision
+/// ([`RequestBody::Monitor`] and [`Reply::Monitor`],
+/// [`RequestBody::SetAgentStatus`] and the `StatusChanged` event,
+/// [`RequestBody::Whisper`], [`RequestBody::Follow`],
+/// [`RequestBody::Unfollow`], [`RequestBody::Reassign`],
+/// [`RequestBody::BargeIn`] and [`RequestBody::LeaveChat`] with the
+/// `SupervisorJoined` and `SupervisorLeft` chat events).
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The ALPN token of the protocol's QUIC connections.

@@ -72,6 +72,20 @@ impl RequestBody {
             Self::AcceptOffer { .. } => ("AcceptOffer", Agent, false),
             // Declining a declined (so ended) offer is refused, not repeated.
             Self::DeclineOffer { .. } => ("DeclineOffer", Agent, true),
+            // Supervision: a read; a status set twice is set; a whisper
+            // carries its client id; following (or unfollowing) twice is
+            // following (or not) once.
+            Self::Monitor { .. } => ("Monitor", Agent, true),
+            Self::SetAgentStatus { .. } => ("SetAgentStatus", Agent, true),
+            Self::Whisper { .. } => ("Whisper", Agent, true),
+            Self::Follow { .. } => ("Follow", Agent, true),
+            Self::Unfollow { .. } => ("Unfollow", Agent, true),
+            // Sent again after it took effect, it would move the chat
+            // from its new agent (or be refused as the same agent).
+            Self::Reassign { .. } => ("Reassign", Agent, false),
+            // Barging in (or leaving) twice is being in (or out) once.
+            Self::BargeIn { .. } => ("BargeIn", Agent, true),
+            Self::LeaveChat { .. } => ("LeaveChat", Agent, true),
         }
     }
 }

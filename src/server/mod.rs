@@ -306,6 +306,7 @@ fn hub_config(config: &Config, data_dir: &Path) -> Result<HubConfig, ServerError
             token,
             channels: config.agent_channels(agent),
             capacity: agent.capacity,
+            role: config.agent_role(agent),
         });
     }
     Ok(HubConfig {

@@ -443,6 +443,67 @@ impl Session {
                     |(events, more)| Reply::Transcript { events, more },
                 )
             }
+            (Role::Agent(agent), RequestBody::Monitor { channel }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move { hub.monitor(&agent, channel).await },
+                    |monitor| Reply::Monitor(Box::new(monitor)),
+                )
+            }
+            (Role::Agent(by), RequestBody::SetAgentStatus { agent, status }) => {
+                let (hub, by) = (hub.clone(), by.clone());
+                answer(
+                    id,
+                    async move { hub.set_agent_status(&by, &agent, status).await },
+                    |()| Reply::Done,
+                )
+            }
+            (
+                Role::Agent(agent),
+                RequestBody::Whisper {
+                    chat,
+                    client_id,
+                    text,
+                },
+            ) => answer(
+                id,
+                hub.whisper(agent.clone(), self.conn, chat, client_id, text),
+                |Receipt { seq, at }| Reply::Posted { seq, at },
+            ),
+            (Role::Agent(agent), RequestBody::Follow { chat }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(id, async move { hub.follow(&agent, chat).await }, |()| {
+                    Reply::Done
+                })
+            }
+            (Role::Agent(agent), RequestBody::Unfollow { chat }) => {
+                answer(id, std::future::ready(hub.unfollow(agent, chat)), |()| {
+                    Reply::Done
+                })
+            }
+            (Role::Agent(agent), RequestBody::Reassign { chat, to }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move { hub.reassign(&agent, chat, to).await },
+                    |()| Reply::Done,
+                )
+            }
+            (Role::Agent(agent), RequestBody::BargeIn { chat }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(id, async move { hub.barge_in(&agent, chat).await }, |()| {
+                    Reply::Done
+                })
+            }
+            (Role::Agent(agent), RequestBody::LeaveChat { chat }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move { hub.leave_barge_in(&agent, chat).await },
+                    |()| Reply::Done,
+                )
+            }
             (role, body) => refuse(
                 id,
                 ErrorFrame::new(
@@ -489,7 +550,9 @@ pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
         HubError::Chat(ChatError::EmptyMessage) => ErrorCode::EmptyMessage,
         HubError::Chat(ChatError::MessageTooLong { .. }) => ErrorCode::MessageTooLong,
         HubError::Chat(ChatError::NotTransferredTo(_)) => ErrorCode::NotAllowed,
-        HubError::Chat(ChatError::SameAgent(_) | ChatError::NotEnded) => ErrorCode::InvalidRequest,
+        HubError::Chat(ChatError::SameAgent(_) | ChatError::NotEnded | ChatError::NotActive) => {
+            ErrorCode::InvalidRequest
+        }
         HubError::Chat(ChatError::NotReturnable) => ErrorCode::NotReturnable,
         HubError::Chat(ChatError::ReadBeyondEnd { .. }) => ErrorCode::ReadBeyondEnd,
         HubError::Queue(QueueError::Full { .. }) => ErrorCode::QueueFull,
@@ -515,7 +578,9 @@ pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
             | Limit::SignIn
             | Limit::FilesInFlight => ErrorCode::RateLimited,
             Limit::FilesQuota | Limit::UploadBytes => ErrorCode::FileTooLarge,
-            Limit::ChatsPerConnection | Limit::ChatsPerIp => ErrorCode::TooManyChats,
+            Limit::ChatsPerConnection | Limit::ChatsPerIp | Limit::FollowedChats => {
+                ErrorCode::TooManyChats
+            }
             Limit::ChatLength => ErrorCode::ChatTooLong,
             _ => ErrorCode::InvalidRequest,
         },

@@ -130,6 +130,10 @@ fn event_fields(kind: &ChatEventKind) -> Map<String, Value> {
         ChatEventKind::Note { by, .. } => json!({ "by": by.as_str() }),
         ChatEventKind::Prioritized { priority, .. } => json!({ "priority": priority.name() }),
         ChatEventKind::Withheld => json!({}),
+        ChatEventKind::SupervisorJoined { supervisor }
+        | ChatEventKind::SupervisorLeft { supervisor } => {
+            json!({ "supervisor": supervisor.as_str() })
+        }
     };
     match value {
         Value::Object(map) => map,
@@ -148,6 +152,8 @@ fn type_name(kind: &ChatEventKind) -> &'static str {
         (None, ChatEventKind::Note { .. }) => "note",
         (None, ChatEventKind::Prioritized { .. }) => "prioritized",
         (None, ChatEventKind::Withheld) => "withheld",
+        (None, ChatEventKind::SupervisorJoined { .. }) => "supervisor_joined",
+        (None, ChatEventKind::SupervisorLeft { .. }) => "supervisor_left",
         (None, _) => "read",
     }
 }

@@ -85,7 +85,9 @@ export type ChatEventKind =
   | { type: "Read"; by: Party; upTo: number }
   | { type: "Note"; by: string; clientId: bigint; text: string }
   | { type: "Prioritized"; by: string; priority: Priority }
-  | { type: "Withheld" };
+  | { type: "Withheld" }
+  | { type: "SupervisorJoined"; supervisor: string }
+  | { type: "SupervisorLeft"; supervisor: string };
 
 /**
  * How urgently a waiting chat is served (`Priority`), lowest first.
@@ -219,7 +221,15 @@ export type RequestBody =
   | { type: "AddNote"; chat: ChatId; clientId: bigint; text: string }
   | { type: "SetPriority"; chat: ChatId; priority: Priority }
   | { type: "AcceptOffer"; chat: ChatId }
-  | { type: "DeclineOffer"; chat: ChatId };
+  | { type: "DeclineOffer"; chat: ChatId }
+  | { type: "Monitor"; channel: string }
+  | { type: "SetAgentStatus"; agent: string; status: "Present" | "Absent" }
+  | { type: "Whisper"; chat: ChatId; clientId: bigint; text: string }
+  | { type: "Follow"; chat: ChatId }
+  | { type: "Unfollow"; chat: ChatId }
+  | { type: "Reassign"; chat: ChatId; to: string }
+  | { type: "BargeIn"; chat: ChatId }
+  | { type: "LeaveChat"; chat: ChatId };
 
 /** A request with its id. */
 export interface Request {
@@ -270,7 +280,8 @@ export type Event =
   | { type: "Typing"; chat: ChatId; from: Party }
   | { type: "Offered"; offer: Offer }
   | { type: "OfferWithdrawn"; channel: string; chat: ChatId; reason: OfferEnd }
-  | { type: "QueuePosition"; place: QueuePlace };
+  | { type: "QueuePosition"; place: QueuePlace }
+  | { type: "StatusChanged"; status: "Present" | "Absent"; by: string };
 
 /** What the hub sends. */
 export type ServerFrame =
@@ -351,6 +362,8 @@ const chatEventKind = enumOf<ChatEventKind>([
   ["Note", [["by", str], ["clientId", u64n], ["text", str]]],
   ["Prioritized", [["by", str], ["priority", priority]]],
   ["Withheld", []],
+  ["SupervisorJoined", [["supervisor", str]]],
+  ["SupervisorLeft", [["supervisor", str]]],
 ]);
 /** `ChatEvent`: one numbered event of a chat, as frames and the hub's store carry it. */
 export const chatEvent = struct<ChatEvent>([
@@ -464,6 +477,14 @@ const requestBody = enumOf<RequestBody>([
   ["SetPriority", [["chat", u64], ["priority", priority]]],
   ["AcceptOffer", [["chat", u64]]],
   ["DeclineOffer", [["chat", u64]]],
+  ["Monitor", [["channel", str]]],
+  ["SetAgentStatus", [["agent", str], ["status", status]]],
+  ["Whisper", [["chat", u64], ["clientId", u64n], ["text", str]]],
+  ["Follow", [["chat", u64]]],
+  ["Unfollow", [["chat", u64]]],
+  ["Reassign", [["chat", u64], ["to", str]]],
+  ["BargeIn", [["chat", u64]]],
+  ["LeaveChat", [["chat", u64]]],
 ]);
 
 /** `ClientFrame` (the upload header is not carried). */
@@ -503,6 +524,7 @@ const reply = enumOf<Reply>([
   unsupported("Sessions"),
   ["Transcript", [["events", vec(chatEvent)], ["more", bool]]],
   ["Read", [["upTo", u64], ["seq", u64], ["at", u64]]],
+  unsupported("Monitor"),
 ]);
 
 const event = enumOf<Event>([
@@ -537,6 +559,7 @@ const event = enumOf<Event>([
       ],
     ],
   ],
+  ["StatusChanged", [["status", status], ["by", str]]],
 ]);
 
 /** `ServerFrame`. */

@@ -45,6 +45,7 @@ const UNSUPPORTED = new Set([
   "wire.Response.Sessions",
   "wire.Response.Ticket",
   "wire.Response.Tickets",
+  "wire.Response.Monitor",
 ]);
 
 function codecOf(name) {

@@ -45,6 +45,8 @@ impl Actor for ChatActor {
             gate: Gate::new(durable),
             queued_since,
             published_agent,
+            followers: Default::default(),
+            barged: Default::default(),
             metrics: MessageMetrics::new(),
             customer_rate: TokenBucket::new(
                 limits.messages_per_sec,
@@ -93,6 +95,9 @@ impl Actor for ChatActor {
         state: &mut ChatActorState,
     ) -> Result<(), ActorProcessingErr> {
         state.hub.unregister_chat(state.chat.id(), &myself);
+        state
+            .hub
+            .forget_followers(state.chat.id(), std::mem::take(&mut state.followers));
         if let Some(token) = &state.token_digest {
             state.hub.set_live_token(token, None);
         }
@@ -173,6 +178,7 @@ impl Actor for ChatActor {
                 client_id,
                 text,
                 note,
+                whisper,
                 sent,
                 reply,
             } => {
@@ -193,6 +199,7 @@ impl Actor for ChatActor {
                             client_id,
                             text,
                             note,
+                            whisper,
                         };
                         state.post(&myself, party, post, Some(conn), reply);
                     }
@@ -242,6 +249,14 @@ impl Actor for ChatActor {
                 let done = state
                     .chat
                     .transfer_to_agent(&by, to, Timestamp::now())
+                    .map(|_| ())
+                    .map_err(HubError::from);
+                state.settle(&myself, done, reply, Vec::new());
+            }
+            ChatMsg::Reassign { to, reply } => {
+                let done = state
+                    .chat
+                    .reassign(to, Timestamp::now())
                     .map(|_| ())
                     .map_err(HubError::from);
                 state.settle(&myself, done, reply, Vec::new());
@@ -343,6 +358,7 @@ impl Actor for ChatActor {
                     client_id,
                     text,
                     note: false,
+                    whisper: false,
                 };
                 state.post(&myself, Party::Agent(by), post, None, reply);
             }
@@ -437,6 +453,28 @@ impl Actor for ChatActor {
             }
             #[cfg(test)]
             ChatMsg::Crash => panic!("chat actor crash requested by a test"),
+            ChatMsg::Follow { by, reply } => {
+                let _ = reply.send(state.follow(by));
+            }
+            ChatMsg::BargeIn { by, reply } => {
+                let done = state
+                    .chat
+                    .barge_in(by, Timestamp::now())
+                    .map(|_| ())
+                    .map_err(HubError::from);
+                state.settle(&myself, done, reply, Vec::new());
+            }
+            ChatMsg::LeaveBargeIn { by, reply } => {
+                let done = state
+                    .chat
+                    .leave_barge_in(by, Timestamp::now())
+                    .map(|_| ())
+                    .map_err(HubError::from);
+                state.settle(&myself, done, reply, Vec::new());
+            }
+            ChatMsg::Unfollow { by } => {
+                state.followers.remove(&by);
+            }
         }
         Ok(())
     }

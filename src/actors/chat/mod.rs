@@ -37,6 +37,9 @@ pub(crate) struct Post {
     pub(crate) text: String,
     /// A private note (agents only) rather than a message.
     pub(crate) note: bool,
+    /// The note is a supervisor's whisper: its writer need not hold the
+    /// chat (the hub checked they oversee its channel).
+    pub(crate) whisper: bool,
 }
 
 /// Messages to a [`ChatActor`].
@@ -98,6 +101,9 @@ pub enum ChatMsg {
         text: String,
         /// A private note (agents only) rather than a message.
         note: bool,
+        /// A supervisor's whisper (a note by someone who need not hold
+        /// the chat); the hub checked they oversee its channel.
+        whisper: bool,
         /// When the connection task sent it on.
         sent: std::time::Instant,
         /// Where the message landed, once durable.
@@ -135,6 +141,14 @@ pub enum ChatMsg {
     TransferToAgent {
         /// The agent handing it over.
         by: AgentId,
+        /// The agent taking it.
+        to: AgentId,
+        /// Acknowledged once durable.
+        reply: RpcReplyPort<Result<(), HubError>>,
+    },
+    /// A supervisor (whom the hub checked) moves the active chat from its
+    /// holder to `to`, whose slot the hub has reserved.
+    Reassign {
         /// The agent taking it.
         to: AgentId,
         /// Acknowledged once durable.
@@ -246,6 +260,35 @@ pub enum ChatMsg {
     /// Fails the actor, to exercise supervision.
     #[cfg(test)]
     Crash,
+    /// A supervisor (whom the hub checked oversees the chat's channel)
+    /// follows the chat read-only: their actor gets the durable events so
+    /// far, then every new one, until they unfollow or the chat ends.
+    Follow {
+        /// The supervisor.
+        by: AgentId,
+        /// Answered once the events so far are on their way.
+        reply: RpcReplyPort<Result<(), HubError>>,
+    },
+    /// A supervisor (whom the hub checked oversees the chat's channel)
+    /// barges in, taking part beside the holder.
+    BargeIn {
+        /// The supervisor.
+        by: AgentId,
+        /// Acknowledged once durable.
+        reply: RpcReplyPort<Result<(), HubError>>,
+    },
+    /// A supervisor who barged in leaves the chat.
+    LeaveBargeIn {
+        /// The supervisor.
+        by: AgentId,
+        /// Acknowledged once durable.
+        reply: RpcReplyPort<Result<(), HubError>>,
+    },
+    /// A supervisor stops following the chat.
+    Unfollow {
+        /// The supervisor.
+        by: AgentId,
+    },
 }
 
 /// See the module docs.
@@ -372,6 +415,12 @@ pub struct ChatActorState {
     gate: Gate<Answer, ConnId>,
     /// The agent the published events so far are assigned to.
     published_agent: Option<AgentId>,
+    /// Supervisors following the chat read-only: each gets every
+    /// published event (the hub bounds how many chats each follows).
+    followers: std::collections::BTreeSet<AgentId>,
+    /// Supervisors in the chat (barged in) as the published events so far
+    /// say: each gets every published event.
+    barged: std::collections::BTreeSet<AgentId>,
     /// When the chat's current wait in a queue began, for the wait metric.
     queued_since: Option<Timestamp>,
     metrics: MessageMetrics,

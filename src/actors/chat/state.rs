@@ -136,6 +136,33 @@ impl ChatActorState {
         }
     }
 
+    /// `by` follows the chat from now on: a new follower's actor gets the
+    /// durable events so far (later ones follow in order through
+    /// [`ChatActorState::publish`]); one already following gets nothing
+    /// twice. An ended chat has nothing more to follow.
+    pub(super) fn follow(&mut self, by: AgentId) -> Result<(), HubError> {
+        if matches!(self.chat.state(), ChatState::Ended { .. }) {
+            return Err(HubError::Chat(crate::core::ChatError::Ended));
+        }
+        if self.followers.contains(&by) {
+            return Ok(());
+        }
+        let actor = self
+            .hub
+            .agent_actor_ref(&by)
+            .ok_or_else(|| HubError::Unavailable(format!("{by} has no connection")))?;
+        self.followers.insert(by);
+        for event in self.durable_after(0) {
+            let _ = actor.cast(AgentMsg::Deliver {
+                at: std::time::Instant::now(),
+                to: None,
+                except: None,
+                event: Outbound::Chat(Arc::new(event.clone())),
+            });
+        }
+        Ok(())
+    }
+
     /// Sends one durable event to everyone in the chat (but connection
     /// `except`, which sent it and learns of it from its answer) and
     /// carries out what it means for the hub: who holds the chat now, whose
@@ -165,6 +192,48 @@ impl ChatActorState {
                 except,
                 event: Outbound::Chat(event.clone()),
             });
+        }
+        // A supervisor barging in gets the transcript before the event
+        // that says so (unless they follow the chat and have it).
+        if let ChatEventKind::SupervisorJoined { supervisor } = &event.kind
+            && !self.followers.contains(supervisor)
+            && self.barged.insert(supervisor.clone())
+            && let Some(actor) = self.hub.agent_actor_ref(supervisor)
+        {
+            for earlier in self.chat.events().iter().take_while(|e| e.seq < event.seq) {
+                let _ = actor.cast(AgentMsg::Deliver {
+                    at: std::time::Instant::now(),
+                    to: None,
+                    except: None,
+                    event: Outbound::Chat(Arc::new(earlier.clone())),
+                });
+            }
+        }
+        if let ChatEventKind::SupervisorJoined { supervisor } = &event.kind {
+            self.barged.insert(supervisor.clone());
+        }
+        // Followers and supervisors in the chat see every event too, but
+        // the holder, who has it already.
+        let mut watchers: Vec<&AgentId> = self.followers.iter().collect();
+        watchers.extend(self.barged.iter().filter(|s| !self.followers.contains(*s)));
+        for follower in watchers {
+            if previous.as_ref() == Some(follower) {
+                continue;
+            }
+            if let Some(actor) = self.hub.agent_actor_ref(follower) {
+                let _ = actor.cast(AgentMsg::Deliver {
+                    at: std::time::Instant::now(),
+                    to: None,
+                    except,
+                    event: Outbound::Chat(event.clone()),
+                });
+            }
+        }
+        // One who left hears of it, and of the end if that is why.
+        if let ChatEventKind::SupervisorLeft { supervisor } = &event.kind
+            && !matches!(self.chat.state(), ChatState::Ended { .. })
+        {
+            self.barged.remove(supervisor);
         }
         self.count(&event);
         let next = match &event.kind {
@@ -313,10 +382,14 @@ impl ChatActorState {
             client_id,
             text,
             note,
+            whisper,
         } = post;
         let now = Timestamp::now();
         let posted = match (note, party) {
             (false, party) => self.chat.post(party, client_id, text, now),
+            (true, Party::Agent(agent)) if whisper => {
+                self.chat.whisper(agent, client_id, text, now)
+            }
             (true, Party::Agent(agent)) => self.chat.note(agent, client_id, text, now),
             (true, _) => {
                 let _ = reply.send(Err(HubError::NotAllowed(

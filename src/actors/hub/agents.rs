@@ -55,11 +55,24 @@ impl Hub {
 
     /// Sets an agent Present or Absent.
     pub async fn set_status(&self, agent: &AgentId, status: Status) -> Result<(), HubError> {
+        self.set_status_by(agent, status, None).await
+    }
+
+    /// Sets an agent's status on behalf of `by` (a supervisor), whose
+    /// change the agent's connections are told of; `None` for the agent's
+    /// own.
+    pub(super) async fn set_status_by(
+        &self,
+        agent: &AgentId,
+        status: Status,
+        by: Option<AgentId>,
+    ) -> Result<(), HubError> {
         let actor = self.agent_actor(agent).await?;
         let (tx, rx) = oneshot::channel();
         actor
             .cast(AgentMsg::SetStatus {
                 status,
+                by,
                 reply: tx.into(),
             })
             .map_err(|_| gone("the agent's actor stopped"))?;

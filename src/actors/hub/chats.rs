@@ -289,7 +289,7 @@ impl Hub {
         self.shared
             .assignments
             .iter()
-            .filter(|entry| entry.value() == agent)
+            .filter(|entry| entry.value().0 == *agent)
             .map(|entry| *entry.key())
             .collect()
     }
@@ -307,7 +307,9 @@ impl Hub {
     }
 
     pub(crate) fn set_assignment(&self, chat: ChatId, agent: AgentId) {
-        self.shared.assignments.insert(chat, agent);
+        self.shared
+            .assignments
+            .insert(chat, (agent, Timestamp::now()));
         metrics::gauge!("chathub_chats_active").set(self.shared.assignments.len() as f64);
     }
 

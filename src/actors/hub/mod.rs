@@ -11,6 +11,7 @@
 //! `knowledge.rs` (contacts, quick replies and the like), `files.rs`,
 //! `typing.rs` (typing indicators), `receipts.rs` (read marks),
 //! `satisfaction.rs` (customers' ratings of ended chats),
+//! `supervision.rs` (what supervisors and admins may do),
 //! `recovery.rs` (restart and rebuild),
 //! `root.rs` (the supervisor).
 
@@ -68,6 +69,8 @@ pub struct AgentConfig {
     pub channels: Vec<ChannelId>,
     /// The most chats the agent may hold at once.
     pub capacity: u64,
+    /// What the agent may oversee beyond answering chats.
+    pub role: crate::core::AgentRole,
 }
 
 /// What the hub serves: its channels and agents.
@@ -143,12 +146,15 @@ struct Shared {
     reloading: tokio::sync::Mutex<()>,
     agent_actors: DashMap<AgentId, ActorRef<AgentMsg>>,
     chats: DashMap<ChatId, ChatEntry>,
-    /// The agent of every active chat.
-    assignments: DashMap<ChatId, AgentId>,
+    /// The agent of every active chat, and since when they hold it.
+    assignments: DashMap<ChatId, (AgentId, Timestamp)>,
     /// The offers push channels have standing, as each channel's actor
     /// also keeps them: what a failed channel actor leaves behind is ended
     /// from here before its successor starts.
     offers: DashMap<ChatId, OfferRecord>,
+    /// The live chats each supervisor follows (at most
+    /// `Limits::followed_chats` each).
+    follows: DashMap<AgentId, std::collections::HashSet<ChatId>>,
     /// Live chats by the digest of their customer's secret, so a start
     /// retried while the first is still being stored finds it.
     live_tokens: DashMap<Vec<u8>, ChatId>,
@@ -214,6 +220,7 @@ mod root;
 mod satisfaction;
 mod sign_in;
 mod start;
+mod supervision;
 mod typing;
 pub use identity::{MAX_IDENTITY_ID_BYTES, sign_identity};
 pub use sign_in::{MAX_TOKEN_BYTES, TokenDigest};
@@ -548,6 +555,7 @@ impl Hub {
             client_id,
             text,
             note: false,
+            whisper: false,
             sent,
             reply,
         })
@@ -571,6 +579,7 @@ impl Hub {
             client_id,
             text,
             note: true,
+            whisper: false,
             sent,
             reply,
         })

@@ -36,7 +36,7 @@ pub struct Reconfigured {
     pub channels_removed: Vec<ChannelId>,
     /// Agents who may now sign in.
     pub agents_added: Vec<AgentId>,
-    /// Agents whose name, token, channels or capacity changed.
+    /// Agents whose name, token, channels, capacity or role changed.
     pub agents_changed: Vec<AgentId>,
     /// Agents who may no longer sign in.
     pub agents_removed: Vec<AgentId>,
@@ -77,6 +77,7 @@ fn agent_differs(old: &AgentConfig, new: &AgentConfig) -> bool {
     old.name != new.name
         || old.token.as_bytes() != new.token.as_bytes()
         || old.capacity != new.capacity
+        || old.role != new.role
         || old.channels.iter().collect::<HashSet<_>>() != new.channels.iter().collect()
 }
 
@@ -306,6 +307,14 @@ fn check(channels: &[ChannelSettings], agents: &[AgentConfig]) -> Result<(), Hub
         if let Some(unknown) = agent.channels.iter().find(|c| !names.contains(c)) {
             return Err(HubError::Invalid(format!(
                 "agent {} works unknown channel {unknown}",
+                agent.id
+            )));
+        }
+        if let crate::core::AgentRole::Supervisor { supervises } = &agent.role
+            && let Some(unknown) = supervises.iter().find(|c| !names.contains(c))
+        {
+            return Err(HubError::Invalid(format!(
+                "agent {} supervises unknown channel {unknown}",
                 agent.id
             )));
         }

@@ -66,6 +66,7 @@ impl Hub {
                 agent_actors: DashMap::new(),
                 chats: DashMap::new(),
                 assignments: DashMap::new(),
+                follows: DashMap::new(),
                 offers: DashMap::new(),
                 live_tokens: DashMap::new(),
                 presence,

@@ -117,7 +117,8 @@ impl Inner {
     }
 
     /// Takes a queue update, an alert or a typing indicator in: the
-    /// incoming list and badge take a queue update at once, whether or not
+    /// incoming list and badge take a queue update at once (and the
+    /// remembered status a status change), whether or not
     /// the application reads its events, so they are always current; each
     /// then waits for the application. If the application falls
     /// [`MAX_OTHERS`] of these behind, one is dropped for `next_event`:
@@ -127,6 +128,10 @@ impl Inner {
     pub(super) fn accept_other(&self, event: Event) {
         if let Event::Queue(update) = &event {
             self.incoming.apply(update);
+        }
+        // A status a supervisor set is the one a reconnect restores.
+        if let Event::StatusChanged { status, .. } = &event {
+            lock(&self.memory).status = Some(*status);
         }
         if !make_room(&mut lock(&self.others), event) {
             return;

@@ -94,7 +94,8 @@ impl Router {
             | Outbound::AlertCleared { .. }
             | Outbound::Offered(_)
             | Outbound::OfferWithdrawn { .. }
-            | Outbound::QueuePosition(_) => {
+            | Outbound::QueuePosition(_)
+            | Outbound::StatusChanged { .. } => {
                 let lane = self.general.take();
                 self.general = send(&self.conn, lane, event, &mut self.buf)?;
             }
@@ -186,6 +187,7 @@ pub(super) fn encode_event(event: &Outbound, buf: &mut Vec<u8>) {
             reason,
         },
         Outbound::QueuePosition(place) => EventRef::QueuePosition(place),
+        Outbound::StatusChanged { status, by } => EventRef::StatusChanged { status, by },
     });
     if let Err(err) = encode(&frame, buf) {
         tracing::error!("cannot encode an event: {err}");
