@@ -27,6 +27,7 @@ pub mod presence;
 pub mod queue;
 pub mod routing;
 pub mod satisfaction;
+pub mod skills;
 pub mod sync;
 pub mod ticket;
 pub mod time;
@@ -53,9 +54,10 @@ pub use lifecycle::LifecycleKind;
 pub use limits::{Limit, Limits, TokenBucket};
 pub use place::{AnswerRate, Places, QueuePlace};
 pub use presence::{AgentPresence, Membership, Presence, PresentCount, Status};
-pub use queue::{Priority, Queue, QueueError};
+pub use queue::{Match, Priority, Queue, QueueError};
 pub use routing::{Candidate, Choice, Policy, Routing};
 pub use satisfaction::{RatedSession, Rating, RatingError};
+pub use skills::{SkillError, SkillSet};
 pub use ticket::{
     FormError, FormField, OfflineForm, Ticket, TicketId, TicketSource, TicketSummary,
 };
