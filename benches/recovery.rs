@@ -120,6 +120,7 @@ async fn main() {
                 token: chathub::actors::TokenDigest::of("a-benchmark-token-0123"),
                 channels: channels.clone(),
                 capacity: 10_000,
+                skills: Default::default(),
             })
             .collect(),
         presence_grace: Duration::from_secs(5),

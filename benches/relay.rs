@@ -31,6 +31,7 @@ fn relay(c: &mut Criterion) {
                 token: chathub::actors::TokenDigest::of("a-benchmark-token-0123"),
                 channels: vec![support.clone()],
                 capacity: 4,
+                skills: Default::default(),
             }],
             presence_grace: Duration::from_secs(5),
             files_dir: dir.join("files"),

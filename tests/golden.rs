@@ -17,8 +17,8 @@ use chathub::core::{
     AgentId, Alert, Assignment, ChannelId, ChatEvent, ChatEventKind, ChatId, ContactCard,
     ContactChat, Customer, FileId, FileRef, FormField, Identity, ItemDraft, ItemId, ItemKind,
     ItemRef, KnowledgeItem, Offer, OfferEnd, OfflineForm, Party, Priority, QueueChange, QueuePlace,
-    QueueRow, QueueUpdate, RatedSession, Rating, Scope, SessionSummary, Status, Ticket, TicketId,
-    TicketSource, Timestamp,
+    QueueRow, QueueUpdate, RatedSession, Rating, Scope, SessionSummary, SkillSet, Status, Ticket,
+    TicketId, TicketSource, Timestamp,
 };
 use chathub::protocol::{
     AgentProfile, ClientDatagram, ClientFrame, ErrorCode, ErrorFrame, Event, Hello, Reply, Request,
@@ -144,6 +144,9 @@ fn kinds() -> Vec<ChatEventKind> {
             priority: Priority::Urgent,
         },
         ChatEventKind::Withheld,
+        ChatEventKind::SkillsNeeded {
+            skills: SkillSet::new(["billing", "french"]).expect("plain names"),
+        },
     ]
 }
 
@@ -164,6 +167,7 @@ fn kind_name(kind: &ChatEventKind) -> &'static str {
         ChatEventKind::Note { .. } => "Note",
         ChatEventKind::Prioritized { .. } => "Prioritized",
         ChatEventKind::Withheld => "Withheld",
+        ChatEventKind::SkillsNeeded { .. } => "SkillsNeeded",
     }
 }
 
@@ -309,6 +313,14 @@ fn requests() -> Vec<RequestBody> {
         },
         RequestBody::AcceptOffer { chat },
         RequestBody::DeclineOffer { chat },
+        RequestBody::StartChatNeeding {
+            channel: ChannelId::new("support"),
+            customer: customer(),
+            client_id: 1,
+            text: "Bonjour".into(),
+            secret: "a-secret-of-the-customer".into(),
+            skills: vec!["billing".into(), "french".into()],
+        },
     ]
 }
 

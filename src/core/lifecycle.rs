@@ -56,6 +56,7 @@ impl LifecycleKind {
             | ChatEventKind::Read { .. }
             | ChatEventKind::Note { .. }
             | ChatEventKind::Prioritized { .. }
+            | ChatEventKind::SkillsNeeded { .. }
             | ChatEventKind::Withheld => None,
         }
     }

@@ -14,6 +14,7 @@ use dashmap::DashMap;
 
 use crate::core::capacity::Capacity;
 use crate::core::ids::{AgentId, ChannelId};
+use crate::core::skills::SkillSet;
 use crate::core::sync::{AtomicU64, Mutex, Ordering};
 use crate::core::time::Timestamp;
 
@@ -84,6 +85,9 @@ pub struct AgentPresence {
     /// for never): push routing's `least_busy` prefers the agent who waited
     /// longest.
     last_assigned: AtomicU64,
+    /// What the agent can do. A plain lock: no count depends on it, and it
+    /// changes only at a reload.
+    skills: std::sync::RwLock<Arc<SkillSet>>,
 }
 
 impl AgentPresence {
@@ -95,7 +99,24 @@ impl AgentPresence {
             channels: Mutex::new(channels),
             capacity: Capacity::new(capacity),
             last_assigned: AtomicU64::new(0),
+            skills: std::sync::RwLock::new(Arc::new(SkillSet::default())),
         }
+    }
+
+    /// The agent's skills.
+    pub fn skills(&self) -> Arc<SkillSet> {
+        self.skills
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Sets the agent's skills.
+    pub fn set_skills(&self, skills: SkillSet) {
+        *self
+            .skills
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(skills);
     }
 
     /// Notes that a chat was assigned to the agent at `at`.

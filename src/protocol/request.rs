@@ -72,6 +72,7 @@ impl RequestBody {
             Self::AcceptOffer { .. } => ("AcceptOffer", Agent, false),
             // Declining a declined (so ended) offer is refused, not repeated.
             Self::DeclineOffer { .. } => ("DeclineOffer", Agent, true),
+            Self::StartChatNeeding { .. } => ("StartChatNeeding", Customer, true),
         }
     }
 }

@@ -285,6 +285,8 @@ fn hub_config(config: &Config, data_dir: &Path) -> Result<HubConfig, ServerError
             token,
             channels: config.agent_channels(agent),
             capacity: agent.capacity,
+            // Checked when the configuration was read.
+            skills: crate::core::SkillSet::new(&agent.skills).unwrap_or_default(),
         });
     }
     Ok(HubConfig {

@@ -129,6 +129,7 @@ fn event_fields(kind: &ChatEventKind) -> Map<String, Value> {
         // completeness.
         ChatEventKind::Note { by, .. } => json!({ "by": by.as_str() }),
         ChatEventKind::Prioritized { priority, .. } => json!({ "priority": priority.name() }),
+        ChatEventKind::SkillsNeeded { skills } => json!({ "skills": skills.names() }),
         ChatEventKind::Withheld => json!({}),
     };
     match value {
@@ -148,6 +149,7 @@ fn type_name(kind: &ChatEventKind) -> &'static str {
         (None, ChatEventKind::Note { .. }) => "note",
         (None, ChatEventKind::Prioritized { .. }) => "prioritized",
         (None, ChatEventKind::Withheld) => "withheld",
+        (None, ChatEventKind::SkillsNeeded { .. }) => "skills_needed",
         (None, _) => "read",
     }
 }

@@ -37,8 +37,8 @@ use crate::core::{
     AgentId, Assignment, ChannelId, ChannelSettings, Chat, ChatError, ChatEvent, ChatId, ChatState,
     ClaimCell, Claimed, Claimer, ContactCard, ContactChat, Customer, FileId, FileRef, Identity,
     IdentityPolicy, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Limit, Limits,
-    OfflineForm, Presence, Priority, QueueRow, RatedSession, ReadMark, Scope, Status, Ticket,
-    TicketId, TicketSource, TicketSummary, Timestamp,
+    OfflineForm, Presence, Priority, QueueRow, RatedSession, ReadMark, Scope, SkillSet, Status,
+    Ticket, TicketId, TicketSource, TicketSummary, Timestamp,
 };
 use crate::protocol::Secret;
 use crate::store::{Counter, Op, Store, StoreError, TranscriptPage};
@@ -68,6 +68,8 @@ pub struct AgentConfig {
     pub channels: Vec<ChannelId>,
     /// The most chats the agent may hold at once.
     pub capacity: u64,
+    /// What the agent can do.
+    pub skills: SkillSet,
 }
 
 /// What the hub serves: its channels and agents.

@@ -17,6 +17,7 @@ fn config() -> HubConfig {
             token: TokenDigest::of("secret"),
             channels: vec![ChannelId::new("support")],
             capacity: 4,
+            skills: Default::default(),
         }],
         presence_grace: Duration::from_secs(5),
         // Each test's own: a hub removes files its store has no record of.
