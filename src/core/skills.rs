@@ -85,7 +85,7 @@ impl SkillSet {
 
     /// Whether this set holds every skill of `needed` (an agent with these
     /// skills qualifies for a chat that needs `needed`).
-    pub fn covers(&self, needed: &SkillSet) -> bool {
+    pub fn covers(&self, needed: &Self) -> bool {
         // Both sorted: one walk.
         let mut have = self.0.iter();
         needed
@@ -99,8 +99,8 @@ impl SkillSet {
     /// `defaults`.
     pub fn needed(
         chosen: &[String],
-        offered: &SkillSet,
-        defaults: &SkillSet,
+        offered: &Self,
+        defaults: &Self,
     ) -> Result<Self, SkillError> {
         if chosen.is_empty() {
             return Ok(defaults.clone());
