@@ -97,11 +97,7 @@ impl SkillSet {
     /// The skills a chat of a channel needs: `chosen` by the customer if
     /// any (each one the channel `offered`), else the channel's
     /// `defaults`.
-    pub fn needed(
-        chosen: &[String],
-        offered: &Self,
-        defaults: &Self,
-    ) -> Result<Self, SkillError> {
+    pub fn needed(chosen: &[String], offered: &Self, defaults: &Self) -> Result<Self, SkillError> {
         if chosen.is_empty() {
             return Ok(defaults.clone());
         }
