@@ -1,12 +1,13 @@
 //! Channel queue operations at queue lengths from 10 to 100k, with every
-//! chat at one priority and with chats spread over all four: the cost per
-//! operation must not grow with the queue.
+//! chat at one priority, with chats spread over all four, and with chats
+//! spread over skill sets: the cost per operation must not grow with the
+//! queue.
 //!
 //! `cargo bench --bench queue`
 
 use std::hint::black_box;
 
-use chathub::core::{AnswerRate, ChatId, Places, Priority, Queue, Timestamp};
+use chathub::core::{AnswerRate, ChatId, Match, Places, Priority, Queue, SkillSet, Timestamp};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 const LEVELS: [Priority; 4] = [
@@ -81,6 +82,62 @@ fn queue(c: &mut Criterion) {
                 });
             });
         }
+    }
+    // Get next for an agent with one skill of eight, chats spread over
+    // eight skill sets (a ninth needs none) and all four priorities, none
+    // past the fallback: the agent's next is compared among the lists'
+    // heads only.
+    let sets: Vec<SkillSet> = (0..9)
+        .map(|n| {
+            if n == 8 {
+                SkillSet::default()
+            } else {
+                SkillSet::new([format!("skill{n}")]).expect("plain names")
+            }
+        })
+        .collect();
+    let agent = SkillSet::new(["skill3"]).expect("plain names");
+    for len in [10u64, 1_000, 10_000, 100_000] {
+        let id = BenchmarkId::new("next-for+enqueue/nine-skill-sets", len);
+        group.bench_with_input(id, &len, |b, &len| {
+            let mut queue = Queue::new(usize::MAX);
+            queue.set_aging(std::time::Duration::from_secs(300));
+            // Each chat's value is its kind: skill set and priority.
+            let set = |kind: u64| sets[(kind % 9) as usize].clone();
+            for id in 0..len {
+                queue
+                    .push_needing(
+                        ChatId(id),
+                        Timestamp(id),
+                        priority(id, true),
+                        set(id),
+                        id,
+                        false,
+                    )
+                    .expect("fits");
+            }
+            let mut next = len;
+            b.iter(|| {
+                let by = Match {
+                    skills: &agent,
+                    now: Timestamp(next),
+                    fallback: std::time::Duration::from_secs(3600),
+                };
+                let (_, _, kind) = queue.pop_next_for(&by).expect("a chat for skill3");
+                // The same kind of chat joins, so the mix stays.
+                queue
+                    .push_needing(
+                        ChatId(next),
+                        Timestamp(next),
+                        priority(kind, true),
+                        set(kind),
+                        black_box(kind),
+                        false,
+                    )
+                    .expect("fits");
+                next += 1;
+            });
+        });
     }
     group.finish();
 

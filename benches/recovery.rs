@@ -121,6 +121,7 @@ async fn main() {
                 channels: channels.clone(),
                 capacity: 10_000,
                 role: Default::default(),
+                skills: Default::default(),
             })
             .collect(),
         presence_grace: Duration::from_secs(5),

@@ -32,6 +32,7 @@ fn relay(c: &mut Criterion) {
                 channels: vec![support.clone()],
                 capacity: 4,
                 role: Default::default(),
+                skills: Default::default(),
             }],
             presence_grace: Duration::from_secs(5),
             files_dir: dir.join("files"),

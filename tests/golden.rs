@@ -18,7 +18,7 @@ use chathub::core::{
     ChatEventKind, ChatId, ContactCard, ContactChat, Customer, FileId, FileRef, FormField,
     Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Offer, OfferEnd, OfflineForm,
     Party, Priority, QueueChange, QueuePlace, QueueRow, QueueUpdate, RatedSession, Rating, Scope,
-    SessionSummary, Status, Ticket, TicketId, TicketSource, Timestamp, WaitingChat,
+    SessionSummary, SkillSet, Status, Ticket, TicketId, TicketSource, Timestamp, WaitingChat,
 };
 use chathub::protocol::{
     AgentProfile, ClientDatagram, ClientFrame, ErrorCode, ErrorFrame, Event, Hello, Reply, Request,
@@ -150,6 +150,9 @@ fn kinds() -> Vec<ChatEventKind> {
         ChatEventKind::SupervisorLeft {
             supervisor: AgentId::new("sam"),
         },
+        ChatEventKind::SkillsNeeded {
+            skills: SkillSet::new(["billing", "french"]).expect("plain names"),
+        },
     ]
 }
 
@@ -172,6 +175,7 @@ fn kind_name(kind: &ChatEventKind) -> &'static str {
         ChatEventKind::Withheld => "Withheld",
         ChatEventKind::SupervisorJoined { .. } => "SupervisorJoined",
         ChatEventKind::SupervisorLeft { .. } => "SupervisorLeft",
+        ChatEventKind::SkillsNeeded { .. } => "SkillsNeeded",
     }
 }
 
@@ -346,6 +350,14 @@ fn requests() -> Vec<RequestBody> {
         },
         RequestBody::BargeIn { chat },
         RequestBody::LeaveChat { chat },
+        RequestBody::StartChatNeeding {
+            channel: ChannelId::new("support"),
+            customer: customer(),
+            client_id: 1,
+            text: "Bonjour".into(),
+            secret: "a-secret-of-the-customer".into(),
+            skills: vec!["billing".into(), "french".into()],
+        },
     ]
 }
 

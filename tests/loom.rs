@@ -246,6 +246,64 @@ fn a_status_change_by_load_then_store_is_caught() {
     presence_model(true);
 }
 
+// ---- presence: an idle agent turning Away racing an explicit change ----
+
+/// The idle timer turns the agent Away, correctly or the broken way: a
+/// check of the status, then a store, outside the lock.
+fn turn_away(agent: &AgentPresence, count: &PresentCount, broken: bool) {
+    if !broken {
+        agent.idle();
+        return;
+    }
+    if agent.status() == Status::Present {
+        agent.raw_status().store(2, Ordering::Release);
+        count.raw().fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn away_model(broken: bool, explicit: Status) {
+    loom::model(move || {
+        let count = StdArc::new(PresentCount::default());
+        let agent = Arc::new(AgentPresence::new(
+            vec![(ChannelId::new("support"), count.clone())],
+            4,
+        ));
+        agent.set(Status::Present);
+        // The idle timer fires while the agent says `explicit`.
+        let timer = {
+            let (agent, count) = (agent.clone(), count.clone());
+            thread::spawn(move || turn_away(&agent, &count, broken))
+        };
+        agent.set(explicit);
+        timer.join().unwrap();
+        let present = u64::from(agent.status() == Status::Present);
+        assert_eq!(count.get(), present, "an agent is counted once");
+        if explicit == Status::Absent {
+            assert_eq!(
+                agent.status(),
+                Status::Absent,
+                "idling never undoes a change"
+            );
+        }
+    });
+}
+
+#[test]
+fn turning_away_racing_going_absent_keeps_the_count_exact() {
+    away_model(false, Status::Absent);
+}
+
+#[test]
+fn turning_away_racing_activity_keeps_the_count_exact() {
+    away_model(false, Status::Present);
+}
+
+#[test]
+#[should_panic(expected = "counted once")]
+fn turning_away_by_check_then_store_is_caught() {
+    away_model(true, Status::Absent);
+}
+
 // ---- presence: a status change racing a change of the agent's channels ----
 
 /// Makes the agent work support and sales (it worked support), correctly

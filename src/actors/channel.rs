@@ -12,6 +12,12 @@
 //! claims the chat. Every offer this actor makes sits in its `offers` map
 //! until it ends, and removing it from there is the one place its slot is
 //! released (but for an accepted offer, whose slot the chat keeps).
+//!
+//! Skills: a chat that needs skills goes (by get-next or an offer) only to
+//! an agent who has them all until it has waited the channel's
+//! `skill_fallback_after`; then to anyone. A timer set at enqueue
+//! dispatches again when a waiting chat's fallback comes. A pick is an
+//! agent's own choice and ignores skills.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,8 +33,8 @@ use crate::core::event::SNAPSHOT_ROWS;
 use crate::core::routing::{self, Candidate};
 use crate::core::{
     AgentId, AgentPresence, Alert, AnswerRate, Assignment, ChannelSettings, ChatError, ChatId,
-    ClaimCell, Claimer, Offer, OfferEnd, OfferId, OfferLost, Places, Priority, Queue, QueueChange,
-    QueueRow, QueueUpdate, Routing, Status, Timestamp,
+    ClaimCell, Claimer, Match, Offer, OfferEnd, OfferId, OfferLost, Places, Priority, Queue,
+    QueueChange, QueueRow, QueueUpdate, Routing, SkillSet, Status, Timestamp,
 };
 
 /// A chat waiting in the queue.
@@ -42,6 +48,8 @@ pub struct Waiting {
     /// The wait (claim generation) this entry is for; its alert timer
     /// carries it.
     pub generation: u64,
+    /// The skills an agent needs to take it before the skill fallback.
+    pub skills: SkillSet,
 }
 
 /// Messages to a [`ChannelActor`].
@@ -175,6 +183,12 @@ pub struct ChannelState {
     /// A `Places` message is on its way.
     places_due: bool,
 }
+
+/// How many waiting chats a dispatch may pass over because no remaining
+/// agent qualifies for them (skills), beyond one per agent it could offer
+/// to: chats further back wait for those ahead to leave or to reach their
+/// skill fallback.
+const DISPATCH_SKIP: usize = 64;
 
 /// Places are told at most this often per channel.
 const PLACES_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -378,13 +392,14 @@ impl ChannelState {
         if candidates.is_empty() {
             return;
         }
-        // Visits at most the standing offers plus one chat per candidate.
+        // Visits at most the standing offers plus one chat per candidate,
+        // and `DISPATCH_SKIP` chats nobody left qualifies for.
         let heads: Vec<ChatId> = self
             .queue
             .iter()
             .map(|(chat, _, _)| chat)
             .filter(|chat| !self.offers.contains_key(chat))
-            .take(candidates.len())
+            .take(candidates.len() + DISPATCH_SKIP)
             .collect();
         for chat in heads {
             if candidates.is_empty() {
@@ -394,7 +409,8 @@ impl ChannelState {
         }
     }
 
-    /// Offers `chat` to one of `candidates`, who is then no longer one.
+    /// Offers `chat` to one of `candidates` it may go to (by skills), who
+    /// is then no longer one.
     fn offer_chat(
         &mut self,
         myself: &ActorRef<ChannelMsg>,
@@ -410,8 +426,15 @@ impl ChannelState {
             waiting.generation,
             waiting.row.clone(),
         );
+        let needed = waiting.skills.clone();
+        let anyone = needed.is_empty()
+            || Timestamp::now().since(row.since) >= self.settings.skill_fallback_after;
         loop {
-            let plain: Vec<Candidate> = candidates.iter().map(|(c, _)| c.clone()).collect();
+            let allowed: Vec<usize> = (0..candidates.len())
+                .filter(|&at| anyone || candidates[at].1.skills().covers(&needed))
+                .collect();
+            let plain: Vec<Candidate> =
+                allowed.iter().map(|&at| candidates[at].0.clone()).collect();
             let passed = self.passed.get(&chat).map(Vec::as_slice).unwrap_or(&[]);
             let Some(choice) = routing::choose(
                 self.settings.policy,
@@ -421,7 +444,7 @@ impl ChannelState {
             ) else {
                 return;
             };
-            let (candidate, presence) = candidates.remove(choice.index);
+            let (candidate, presence) = candidates.remove(allowed[choice.index]);
             if choice.new_round {
                 self.passed.remove(&chat);
             }
@@ -597,7 +620,21 @@ impl ChannelState {
     }
 
     fn take_next(&mut self, agent: AgentId, mut reply: RpcReplyPort<Result<Assignment, HubError>>) {
-        while let Some((chat, _, waiting)) = self.queue.pop_next() {
+        let skills = self
+            .hub
+            .as_ref()
+            .and_then(|hub| hub.presence().agent(&agent))
+            .map(|presence| presence.skills())
+            .unwrap_or_default();
+        loop {
+            let by = Match {
+                skills: &skills,
+                now: Timestamp::now(),
+                fallback: self.settings.skill_fallback_after,
+            };
+            let Some((chat, _, waiting)) = self.queue.pop_next_for(&by) else {
+                break;
+            };
             self.left(chat);
             self.passed.remove(&chat);
             let Ok(won) = waiting.claim.claim(Claimer::Agent) else {
@@ -684,15 +721,15 @@ impl Actor for ChannelActor {
                 let row = waiting.row.clone();
                 let generation = waiting.generation;
                 let priority = row.priority.unwrap_or(state.settings.priority);
-                let pushed = if restored {
-                    state
-                        .queue
-                        .push_back_beyond_limit(row.chat, row.since, priority, waiting)
-                } else {
-                    state
-                        .queue
-                        .push_back(row.chat, row.since, priority, waiting)
-                };
+                let skills = waiting.skills.clone();
+                let pushed = state.queue.push_needing(
+                    row.chat,
+                    row.since,
+                    priority,
+                    skills.clone(),
+                    waiting,
+                    restored,
+                );
                 match pushed {
                     Ok(()) => {
                         let chat = row.chat;
@@ -704,6 +741,14 @@ impl Actor for ChannelActor {
                             .settings
                             .alert_after
                             .saturating_sub(Timestamp::now().since(row.since));
+                        if !skills.is_empty() && state.settings.routing == Routing::Push {
+                            // Once it may go to anyone, offer it again.
+                            let fallback = state
+                                .settings
+                                .skill_fallback_after
+                                .saturating_sub(Timestamp::now().since(row.since));
+                            myself.send_after(fallback, || ChannelMsg::Dispatch);
+                        }
                         state.broadcast(QueueChange::Added(row));
                         myself.send_after(due, move || ChannelMsg::AlertDue { chat, generation });
                         let _ =

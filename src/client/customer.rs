@@ -57,13 +57,45 @@ impl CustomerClient {
         customer: Customer,
         first_message: impl Into<String>,
     ) -> Result<Started, ClientError> {
+        self.start_chat_needing(channel, customer, first_message, Vec::new())
+            .await
+    }
+
+    /// [`start_chat`](Self::start_chat) for a chat that needs `skills`,
+    /// chosen among those the channel offers (none: the channel's
+    /// defaults); a skill the channel does not offer is refused
+    /// (`Invalid`).
+    pub async fn start_chat_needing(
+        &self,
+        channel: impl Into<ChannelId>,
+        customer: Customer,
+        first_message: impl Into<String>,
+        skills: Vec<String>,
+    ) -> Result<Started, ClientError> {
         let secret = self.link.new_secret()?;
-        let body = RequestBody::StartChat {
-            channel: channel.into(),
-            customer,
-            client_id: self.link.next_client_id(),
-            text: first_message.into(),
-            secret: secret.clone(),
+        let (channel, client_id, text) = (
+            channel.into(),
+            self.link.next_client_id(),
+            first_message.into(),
+        );
+        // Plain starts keep the request every hub understands.
+        let body = if skills.is_empty() {
+            RequestBody::StartChat {
+                channel,
+                customer,
+                client_id,
+                text,
+                secret: secret.clone(),
+            }
+        } else {
+            RequestBody::StartChatNeeding {
+                channel,
+                customer,
+                client_id,
+                text,
+                secret: secret.clone(),
+                skills,
+            }
         };
         match self.link.request(body).await? {
             Reply::ChatStarted { chat, waiting } => {

@@ -13,7 +13,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::core::routing::{MAX_OFFER_TIMEOUT, MIN_OFFER_TIMEOUT, Policy, Routing};
-use crate::core::{AgentRole, ChannelId, ChannelSettings, IdentityKey, IdentityPolicy, Limits};
+use crate::core::{
+    AgentRole, ChannelId, ChannelSettings, IdentityKey, IdentityPolicy, Limits, SkillSet,
+};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -284,6 +286,9 @@ fn default_channels() -> Vec<ChannelConfig> {
         routing: RoutingMode::Pull,
         policy: PolicyMode::LeastBusy,
         offer_timeout: default_offer_timeout(),
+        skills: Vec::new(),
+        default_skills: Vec::new(),
+        skill_fallback_after: tables::default_skill_fallback(),
     }]
 }
 
@@ -297,6 +302,7 @@ fn default_agents() -> Vec<AgentFileConfig> {
         capacity: default_capacity(),
         role: RoleName::Agent,
         supervises: None,
+        skills: Vec::new(),
     }]
 }
 
@@ -432,6 +438,14 @@ impl Config {
                     humantime_serde::re::humantime::format_duration(channel.offer_timeout),
                 ));
             }
+            for (key, list) in [
+                ("skills", &channel.skills),
+                ("default_skills", &channel.default_skills),
+            ] {
+                if let Err(err) = SkillSet::new(list) {
+                    return invalid(format!("channel {:?}: {key}: {err}", channel.name));
+                }
+            }
             if channel.queue_limit == 0 {
                 return invalid(format!(
                     "channel {:?}: queue_limit must be at least 1",
@@ -474,6 +488,9 @@ impl Config {
                     "agent {:?}: a token needs at least 16 characters",
                     agent.id
                 ));
+            }
+            if let Err(err) = SkillSet::new(&agent.skills) {
+                return invalid(format!("agent {:?}: skills: {err}", agent.id));
             }
             for channel in agent.channels.iter().flatten() {
                 if !channels.contains(channel.as_str()) {
@@ -554,6 +571,10 @@ impl Config {
                     PolicyMode::RoundRobin => Policy::RoundRobin,
                 },
                 offer_timeout: channel.offer_timeout,
+                // Checked by `validate`.
+                skills: SkillSet::new(&channel.skills).unwrap_or_default(),
+                default_skills: SkillSet::new(&channel.default_skills).unwrap_or_default(),
+                skill_fallback_after: channel.skill_fallback_after,
             })
             .collect()
     }

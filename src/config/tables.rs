@@ -121,6 +121,20 @@ pub struct ChannelConfig {
     /// (1 s to 10 min).
     #[serde(default = "default_offer_timeout", with = "humantime_serde")]
     pub offer_timeout: Duration,
+    /// The skills customers may ask for when they start a chat.
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// The skills the channel's chats need unless the customer chose.
+    #[serde(default)]
+    pub default_skills: Vec<String>,
+    /// How long a chat waits for an agent with every skill it needs
+    /// before any agent of the channel may take it: `"60s"` (the default).
+    #[serde(default = "default_skill_fallback", with = "humantime_serde")]
+    pub skill_fallback_after: Duration,
+}
+
+pub(super) fn default_skill_fallback() -> Duration {
+    Duration::from_secs(60)
 }
 
 pub(super) fn default_priority_aging() -> Duration {
@@ -206,6 +220,9 @@ impl std::fmt::Debug for ChannelConfig {
             .field("routing", &self.routing)
             .field("policy", &self.policy)
             .field("offer_timeout", &self.offer_timeout)
+            .field("skills", &self.skills)
+            .field("default_skills", &self.default_skills)
+            .field("skill_fallback_after", &self.skill_fallback_after)
             .finish()
     }
 }
@@ -241,6 +258,10 @@ pub struct AgentFileConfig {
     /// oversee every channel).
     #[serde(default)]
     pub supervises: Option<Vec<String>>,
+    /// What the agent can do, e.g. `["billing", "french"]`: chats that
+    /// need skills go to agents who have them all first.
+    #[serde(default)]
+    pub skills: Vec<String>,
 }
 
 /// `role = "agent" | "supervisor" | "admin"` of an `[[agent]]` table.
@@ -267,6 +288,7 @@ impl std::fmt::Debug for AgentFileConfig {
             .field("capacity", &self.capacity)
             .field("role", &self.role)
             .field("supervises", &self.supervises)
+            .field("skills", &self.skills)
             .finish()
     }
 }

@@ -7,6 +7,7 @@ use crate::core::hours::BusinessHours;
 use crate::core::ids::ChannelId;
 use crate::core::queue::Priority;
 use crate::core::routing::{Policy, Routing};
+use crate::core::skills::SkillSet;
 
 /// How a channel behaves. Built from the configuration file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +57,13 @@ pub struct ChannelSettings {
     pub policy: Policy,
     /// How long an offered agent has to accept.
     pub offer_timeout: Duration,
+    /// The skills customers may ask for when they start a chat.
+    pub skills: SkillSet,
+    /// The skills a chat needs unless its customer chose.
+    pub default_skills: SkillSet,
+    /// How long a chat waits for an agent with every skill it needs
+    /// before any agent of the channel may take it.
+    pub skill_fallback_after: Duration,
 }
 
 /// Whether a channel takes signed customer identities.
@@ -103,6 +111,9 @@ impl ChannelSettings {
             routing: Routing::Pull,
             policy: Policy::LeastBusy,
             offer_timeout: Duration::from_secs(30),
+            skills: SkillSet::default(),
+            default_skills: SkillSet::default(),
+            skill_fallback_after: Duration::from_secs(60),
         }
     }
 }

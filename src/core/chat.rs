@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use crate::core::event::{ChatEvent, ChatEventKind, Customer, FileRef, Identity, Party};
 use crate::core::ids::{AgentId, ChannelId, ChatId};
 use crate::core::queue::Priority;
+use crate::core::skills::SkillSet;
 use crate::core::ticket::TicketId;
 use crate::core::time::Timestamp;
 use crate::core::transcript::Transcript;
@@ -169,6 +170,8 @@ pub struct Chat {
     priority: Option<Priority>,
     /// Supervisors who barged in and take part beside the holder.
     supervisors: std::collections::BTreeSet<AgentId>,
+    /// The skills an agent needs for it (see [`SkillSet`]).
+    skills: SkillSet,
 }
 
 impl Chat {
@@ -197,6 +200,7 @@ impl Chat {
             read: BTreeMap::new(),
             priority: None,
             supervisors: Default::default(),
+            skills: SkillSet::default(),
         };
         chat.push(now, ChatEventKind::Started { channel, customer });
         chat.append_message(Party::Customer, client_id, first_message, now);
@@ -229,6 +233,7 @@ impl Chat {
             read: BTreeMap::new(),
             priority: None,
             supervisors: Default::default(),
+            skills: SkillSet::default(),
         };
         for event in events {
             if event.chat != chat.id || event.seq != chat.next_seq() {
@@ -305,6 +310,29 @@ impl Chat {
         let kind = ChatEventKind::Verified(identity);
         self.apply(&kind, now);
         Ok(self.push(now, kind))
+    }
+
+    /// The skills an agent needs for the chat (none: any agent).
+    pub fn skills(&self) -> &SkillSet {
+        &self.skills
+    }
+
+    /// Records the skills the chat needs; nothing for none. Only a new
+    /// chat, before anyone answered it, and only once.
+    pub fn need_skills(
+        &mut self,
+        skills: SkillSet,
+        now: Timestamp,
+    ) -> Result<Option<&ChatEvent>, ChatError> {
+        if !matches!(self.state, ChatState::Queued { .. }) || !self.skills.is_empty() {
+            return Err(ChatError::AlreadyAnswered);
+        }
+        if skills.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.record(now, ChatEventKind::SkillsNeeded { skills }),
+        ))
     }
 
     /// Where the chat is in its life.
@@ -727,6 +755,7 @@ impl Chat {
             }
             ChatEventKind::Prioritized { priority, .. } => self.priority = Some(*priority),
             ChatEventKind::Verified(identity) => self.verified = Some(identity.clone()),
+            ChatEventKind::SkillsNeeded { skills } => self.skills = skills.clone(),
             ChatEventKind::Read { by, up_to } => {
                 // Applied just before its event is pushed: the next seq is
                 // its own.

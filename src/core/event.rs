@@ -5,6 +5,7 @@ use bincode::{Decode, Encode};
 
 use crate::core::ids::{AgentId, ChannelId, ChatId};
 use crate::core::queue::Priority;
+use crate::core::skills::SkillSet;
 use crate::core::ticket::TicketId;
 use crate::core::time::Timestamp;
 
@@ -183,13 +184,25 @@ pub enum ChatEventKind {
         /// The supervisor.
         supervisor: AgentId,
     },
+    /// The skills an agent needs to be offered the chat or take it with
+    /// get-next, until it has waited the channel's skill fallback: the
+    /// customer's choice among the channel's skills, or the channel's
+    /// defaults. Recorded at the start (never for a chat that needs none),
+    /// it keeps them across restarts. For agents only.
+    SkillsNeeded {
+        /// The skills.
+        skills: SkillSet,
+    },
 }
 
 impl ChatEventKind {
     /// Whether only agents may see the event (the customer gets
     /// [`ChatEventKind::Withheld`] in its place).
     pub fn is_for_agents_only(&self) -> bool {
-        matches!(self, Self::Note { .. } | Self::Prioritized { .. })
+        matches!(
+            self,
+            Self::Note { .. } | Self::Prioritized { .. } | Self::SkillsNeeded { .. }
+        )
     }
 }
 

@@ -58,7 +58,8 @@ impl LifecycleKind {
             | ChatEventKind::Prioritized { .. }
             | ChatEventKind::Withheld
             | ChatEventKind::SupervisorJoined { .. }
-            | ChatEventKind::SupervisorLeft { .. } => None,
+            | ChatEventKind::SupervisorLeft { .. }
+            | ChatEventKind::SkillsNeeded { .. } => None,
         }
     }
 

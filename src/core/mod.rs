@@ -28,6 +28,7 @@ pub mod queue;
 pub mod roles;
 pub mod routing;
 pub mod satisfaction;
+pub mod skills;
 pub mod sync;
 pub mod ticket;
 pub mod time;
@@ -54,10 +55,11 @@ pub use lifecycle::LifecycleKind;
 pub use limits::{Limit, Limits, TokenBucket};
 pub use place::{AnswerRate, Places, QueuePlace};
 pub use presence::{AgentPresence, Membership, Presence, PresentCount, Status};
-pub use queue::{Priority, Queue, QueueError};
+pub use queue::{Match, Priority, Queue, QueueError};
 pub use roles::{ActiveChat, AgentLoad, AgentRole, ChannelMonitor, WaitingChat};
 pub use routing::{Candidate, Choice, Policy, Routing};
 pub use satisfaction::{RatedSession, Rating, RatingError};
+pub use skills::{SkillError, SkillSet};
 pub use ticket::{
     FormError, FormField, OfflineForm, Ticket, TicketId, TicketSource, TicketSummary,
 };

@@ -14,13 +14,18 @@ use dashmap::DashMap;
 
 use crate::core::capacity::Capacity;
 use crate::core::ids::{AgentId, ChannelId};
+use crate::core::skills::SkillSet;
 use crate::core::sync::{AtomicU64, Mutex, Ordering};
 use crate::core::time::Timestamp;
 
 /// Whether an agent is at their desk.
 ///
 /// Present agents are listed as present and get alerts about unanswered
-/// chats; Absent agents get no alerts but may still answer chats.
+/// chats; Absent agents get no alerts but may still answer chats. An
+/// agent idle past their channel's `idle_after` becomes Away: like Absent
+/// for routing (not counted Present, so a channel whose agents are all
+/// Away shows its offline form; offered nothing, not alerted), but shown
+/// as Away to supervisors, and back to Present on their next request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Encode, Decode)]
 pub enum Status {
     /// Listed, alerted.
@@ -28,6 +33,9 @@ pub enum Status {
     /// Not listed, not alerted; may still answer.
     #[default]
     Absent,
+    /// Present but idle too long: not counted Present, offered nothing,
+    /// not alerted; keeps their chats.
+    Away,
 }
 
 impl Status {
@@ -35,14 +43,15 @@ impl Status {
         match self {
             Self::Absent => 0,
             Self::Present => 1,
+            Self::Away => 2,
         }
     }
 
     fn from_code(code: u64) -> Self {
-        if code == 1 {
-            Self::Present
-        } else {
-            Self::Absent
+        match code {
+            1 => Self::Present,
+            2 => Self::Away,
+            _ => Self::Absent,
         }
     }
 }
@@ -84,6 +93,11 @@ pub struct AgentPresence {
     /// for never): push routing's `least_busy` prefers the agent who waited
     /// longest.
     last_assigned: AtomicU64,
+    /// When the agent last made a request (ms since the epoch).
+    last_active: AtomicU64,
+    /// What the agent can do. A plain lock: no count depends on it, and it
+    /// changes only at a reload.
+    skills: std::sync::RwLock<Arc<SkillSet>>,
 }
 
 impl AgentPresence {
@@ -95,7 +109,25 @@ impl AgentPresence {
             channels: Mutex::new(channels),
             capacity: Capacity::new(capacity),
             last_assigned: AtomicU64::new(0),
+            last_active: AtomicU64::new(0),
+            skills: std::sync::RwLock::new(Arc::new(SkillSet::default())),
         }
+    }
+
+    /// The agent's skills.
+    pub fn skills(&self) -> Arc<SkillSet> {
+        self.skills
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Sets the agent's skills.
+    pub fn set_skills(&self, skills: SkillSet) {
+        *self
+            .skills
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(skills);
     }
 
     /// Notes that a chat was assigned to the agent at `at`.
@@ -124,13 +156,48 @@ impl AgentPresence {
         if old == status {
             return false;
         }
-        for (_, count) in channels.iter() {
-            match status {
-                Status::Present => count.0.fetch_add(1, Ordering::AcqRel),
-                Status::Absent => count.0.fetch_sub(1, Ordering::AcqRel),
-            };
+        // Only Present counts: Absent and Away are alike to the counts.
+        if (old == Status::Present) != (status == Status::Present) {
+            for (_, count) in channels.iter() {
+                if status == Status::Present {
+                    count.0.fetch_add(1, Ordering::AcqRel);
+                } else {
+                    count.0.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
         }
         true
+    }
+
+    /// Makes a Present agent Away (they were idle too long); true if it
+    /// did. An agent whose status changed meanwhile (to Absent, say) is
+    /// left as it is: the change is one compare-and-swap from Present,
+    /// under the lock the counts move under.
+    pub fn idle(&self) -> bool {
+        let channels = self.membership();
+        let swapped = self.status.compare_exchange(
+            Status::Present.code(),
+            Status::Away.code(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        if swapped.is_err() {
+            return false;
+        }
+        for (_, count) in channels.iter() {
+            count.0.fetch_sub(1, Ordering::AcqRel);
+        }
+        true
+    }
+
+    /// Notes a request from the agent at `at` (any connection).
+    pub fn touch(&self, at: Timestamp) {
+        self.last_active.fetch_max(at.as_millis(), Ordering::AcqRel);
+    }
+
+    /// When the agent last made a request (`Timestamp(0)`: never).
+    pub fn last_active(&self) -> Timestamp {
+        Timestamp(self.last_active.load(Ordering::Acquire))
     }
 
     /// Makes the agent work `channels` from now on: a Present agent leaves
@@ -273,6 +340,28 @@ impl Presence {
 #[cfg(all(test, not(chathub_loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idle_agent_turns_away_uncounted_and_back_present_counted() {
+        let support = ChannelId::new("support");
+        let presence = Presence::new([support.clone()]);
+        let alice = presence.add_agent(AgentId::new("alice"), std::slice::from_ref(&support), 4);
+        assert!(!alice.idle(), "an Absent agent does not turn Away");
+        assert_eq!(alice.status(), Status::Absent);
+        assert!(alice.set(Status::Present));
+        assert!(alice.idle());
+        assert_eq!(alice.status(), Status::Away);
+        assert_eq!(presence.present_count(&support), 0);
+        assert!(!alice.idle(), "Away once");
+        assert!(alice.set(Status::Absent), "Away to Absent is a change");
+        assert_eq!(presence.present_count(&support), 0, "but not of the count");
+        assert!(alice.set(Status::Away));
+        assert!(alice.set(Status::Present));
+        assert_eq!(presence.present_count(&support), 1);
+        alice.touch(Timestamp(50));
+        alice.touch(Timestamp(40));
+        assert_eq!(alice.last_active(), Timestamp(50), "activity only moves on");
+    }
 
     #[test]
     fn counts_follow_real_changes_only() {

@@ -9,11 +9,19 @@
 //! stream of higher-priority chats. That order does not depend on the
 //! time it is asked at, so it is kept without a clock.
 //!
-//! Each priority has its own doubly linked list (entries in one slab,
-//! chained by slot index), and a hash map finds a chat's slot: `pop_next`
-//! compares the heads of the [`Priority::LEVELS`] lists, `remove` by chat
-//! id (pick, or a customer leaving) is O(1), and only iteration and
-//! [`Queue::set_priority`] walk a list.
+//! Chats are grouped by the skills they need ([`SkillSet`]), and each
+//! group has one doubly linked list per priority (entries in one slab,
+//! chained by slot index); a hash map finds a chat's slot. `pop_next`
+//! compares the heads of every group's [`Priority::LEVELS`] lists,
+//! `remove` by chat id (pick, or a customer leaving) is O(1), and only
+//! iteration and [`Queue::set_priority`] walk a list.
+//!
+//! [`Queue::pop_next_for`] serves an agent with skills: the best chat whose
+//! group the agent's skills cover, or whose wait passed the skill fallback.
+//! A list is in order of waiting, so its head is the one to look at in
+//! either case: the cost is the number of groups with chats waiting (the
+//! distinct skill sets, bounded by the channel's configuration and what
+//! customers chose from it), never the number of chats.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -22,6 +30,7 @@ use bincode::{Decode, Encode};
 use serde::Deserialize;
 
 use crate::core::ids::ChatId;
+use crate::core::skills::SkillSet;
 use crate::core::time::Timestamp;
 
 /// How urgent a waiting chat is.
@@ -82,6 +91,8 @@ struct Node<T> {
     chat: ChatId,
     since: Timestamp,
     priority: Priority,
+    /// The index of its skill group.
+    group: usize,
     value: T,
     prev: usize,
     next: usize,
@@ -105,6 +116,33 @@ const EMPTY: List = List {
     tail: NIL,
 };
 
+/// The chats that need one set of skills: a list per priority.
+#[derive(Debug)]
+struct Group {
+    skills: SkillSet,
+    lists: [List; Priority::LEVELS],
+}
+
+/// How an agent is matched to the chats: their skills, and the longest a
+/// chat waits for an agent with every skill it needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Match<'a> {
+    /// The agent's skills.
+    pub skills: &'a SkillSet,
+    /// Now.
+    pub now: Timestamp,
+    /// A chat that began waiting this long before `now` goes to anyone.
+    pub fallback: Duration,
+}
+
+impl Match<'_> {
+    /// Whether the agent may take a chat that needs `needed` and began
+    /// waiting at `since`.
+    pub fn allows(&self, needed: &SkillSet, since: Timestamp) -> bool {
+        self.skills.covers(needed) || self.now.since(since) >= self.fallback
+    }
+}
+
 /// A queue of chats by priority, with O(1) removal by id. `T` is what the
 /// owner keeps per waiting chat (the incoming-list row, the claim cell,
 /// ...).
@@ -112,7 +150,10 @@ const EMPTY: List = List {
 pub struct Queue<T> {
     slots: Vec<Slot<T>>,
     index: HashMap<ChatId, usize>,
-    lists: [List; Priority::LEVELS],
+    /// Skill groups; an emptied one stays (its index may be reused by the
+    /// same skills) until the whole queue is empty.
+    groups: Vec<Group>,
+    group_of: HashMap<SkillSet, usize>,
     free: usize,
     limit: usize,
     /// Milliseconds of waiting worth one priority level (0: priorities
@@ -127,7 +168,8 @@ impl<T> Queue<T> {
         Self {
             slots: Vec::new(),
             index: HashMap::new(),
-            lists: [EMPTY; Priority::LEVELS],
+            groups: Vec::new(),
+            group_of: HashMap::new(),
             free: NIL,
             limit,
             aging_ms: 0,
@@ -161,7 +203,7 @@ impl<T> Queue<T> {
         self.index.contains_key(&chat)
     }
 
-    /// Adds `chat` at the back of its priority.
+    /// Adds `chat`, needing no skill, at the back of its priority.
     pub fn push_back(
         &mut self,
         chat: ChatId,
@@ -169,10 +211,7 @@ impl<T> Queue<T> {
         priority: Priority,
         value: T,
     ) -> Result<(), QueueError> {
-        if self.index.len() >= self.limit && !self.index.contains_key(&chat) {
-            return Err(QueueError::Full { limit: self.limit });
-        }
-        self.push_back_beyond_limit(chat, since, priority, value)
+        self.push_needing(chat, since, priority, SkillSet::default(), value, false)
     }
 
     /// Adds `chat` at the back of its priority even if the queue is at its
@@ -185,13 +224,42 @@ impl<T> Queue<T> {
         priority: Priority,
         value: T,
     ) -> Result<(), QueueError> {
+        self.push_needing(chat, since, priority, SkillSet::default(), value, true)
+    }
+
+    /// Adds `chat`, which needs `skills`, at the back of its priority in
+    /// their group; `beyond_limit` as [`Queue::push_back_beyond_limit`].
+    pub fn push_needing(
+        &mut self,
+        chat: ChatId,
+        since: Timestamp,
+        priority: Priority,
+        skills: SkillSet,
+        value: T,
+        beyond_limit: bool,
+    ) -> Result<(), QueueError> {
         if self.index.contains_key(&chat) {
             return Err(QueueError::AlreadyQueued(chat));
         }
+        if !beyond_limit && self.index.len() >= self.limit {
+            return Err(QueueError::Full { limit: self.limit });
+        }
+        let group = match self.group_of.get(&skills) {
+            Some(&group) => group,
+            None => {
+                self.groups.push(Group {
+                    skills: skills.clone(),
+                    lists: [EMPTY; Priority::LEVELS],
+                });
+                self.group_of.insert(skills, self.groups.len() - 1);
+                self.groups.len() - 1
+            }
+        };
         let node = Node {
             chat,
             since,
             priority,
+            group,
             value,
             prev: NIL,
             next: NIL,
@@ -208,18 +276,48 @@ impl<T> Queue<T> {
             self.slots[slot] = Slot::Used(node);
             slot
         };
-        let tail = self.lists[priority.level()].tail;
-        self.link_after(priority, tail, slot);
+        let tail = self.groups[group].lists[priority.level()].tail;
+        self.link_after(group, priority, tail, slot);
         self.index.insert(chat, slot);
         Ok(())
     }
 
-    /// Takes the chat to serve next: the best of the priorities' first
-    /// chats (see the module docs).
+    /// Takes the chat to serve next, whatever skills it needs: the best of
+    /// the lists' first chats (see the module docs).
     pub fn pop_next(&mut self) -> Option<(ChatId, Timestamp, T)> {
-        let slot = self.best_head(&self.lists.map(|list| list.head))?;
+        let slot = self.best_head(self.heads())?;
         let chat = self.node(slot).chat;
         self.remove(chat)
+    }
+
+    /// Takes the chat to serve next to an agent matched by `by`: the best
+    /// first chat of the lists whose skills the agent has, or whose first
+    /// chat waited past the fallback. A list's first chat has waited
+    /// longest in it, so no other chat of an uncovered list is past the
+    /// fallback when its first is not.
+    pub fn pop_next_for(&mut self, by: &Match<'_>) -> Option<(ChatId, Timestamp, T)> {
+        let heads = self.heads().filter(|&slot| {
+            let node = self.node(slot);
+            by.allows(&self.groups[node.group].skills, node.since)
+        });
+        let slot = self.best_head(heads)?;
+        let chat = self.node(slot).chat;
+        self.remove(chat)
+    }
+
+    /// The skills `chat` needs, if it waits here.
+    pub fn skills(&self, chat: ChatId) -> Option<&SkillSet> {
+        self.index
+            .get(&chat)
+            .map(|&slot| &self.groups[self.node(slot).group].skills)
+    }
+
+    /// The first slot of every list that has one.
+    fn heads(&self) -> impl Iterator<Item = usize> + '_ {
+        self.groups
+            .iter()
+            .flat_map(|group| group.lists.iter().map(|list| list.head))
+            .filter(|&slot| slot != NIL)
     }
 
     /// Takes `chat` out of the queue wherever it stands.
@@ -237,9 +335,12 @@ impl<T> Queue<T> {
             unreachable!("index points at a free slot")
         };
         if self.index.is_empty() {
-            // Nothing waits: drop the slab so a burst does not pin memory.
+            // Nothing waits: drop the slab and the groups so a burst (or
+            // many skill sets once) does not pin memory.
             self.slots.clear();
             self.free = NIL;
+            self.groups.clear();
+            self.group_of.clear();
         }
         Some((node.chat, node.since, node.value))
     }
@@ -254,16 +355,16 @@ impl<T> Queue<T> {
             return true;
         }
         self.unlink(slot);
-        let since = self.node(slot).since;
+        let (since, group) = (self.node(slot).since, self.node(slot).group);
         self.node_mut(slot).priority = priority;
         // After the last chat of the new priority that has waited as long
         // or longer; lists are short where this is used (an agent raising a
         // chat), and this walks from the back.
-        let mut after = self.lists[priority.level()].tail;
+        let mut after = self.groups[group].lists[priority.level()].tail;
         while after != NIL && self.node(after).since > since {
             after = self.node(after).prev;
         }
-        self.link_after(priority, after, slot);
+        self.link_after(group, priority, after, slot);
         true
     }
 
@@ -287,19 +388,26 @@ impl<T> Queue<T> {
     pub fn iter(&self) -> Iter<'_, T> {
         Iter {
             queue: self,
-            at: self.lists.map(|list| list.head),
+            at: self
+                .groups
+                .iter()
+                .flat_map(|group| group.lists.iter().map(|list| list.head))
+                .collect(),
         }
     }
 
-    /// Of the slots `heads` (one per priority, `NIL` for none), the one to
-    /// serve first: the smallest aged start, then the higher priority.
-    fn best_head(&self, heads: &[usize; Priority::LEVELS]) -> Option<usize> {
-        heads
-            .iter()
-            .rev()
-            .filter(|&&slot| slot != NIL)
-            .min_by_key(|&&slot| self.aged_start(self.node(slot)))
-            .copied()
+    /// Of the slots `heads`, the one to serve first: the smallest aged
+    /// start, then the higher priority, then the older chat.
+    fn best_head(&self, heads: impl Iterator<Item = usize>) -> Option<usize> {
+        heads.min_by_key(|&slot| {
+            let node = self.node(slot);
+            (
+                self.aged_start(node),
+                std::cmp::Reverse(node.priority),
+                node.since,
+                node.chat,
+            )
+        })
     }
 
     /// When a chat counts as having started to wait, its priority turned
@@ -315,11 +423,12 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Links `slot` into `priority`'s list after `after` (`NIL`: first).
-    fn link_after(&mut self, priority: Priority, after: usize, slot: usize) {
+    /// Links `slot` into `group`'s `priority` list after `after` (`NIL`:
+    /// first).
+    fn link_after(&mut self, group: usize, priority: Priority, after: usize, slot: usize) {
         let level = priority.level();
         let next = if after == NIL {
-            self.lists[level].head
+            self.groups[group].lists[level].head
         } else {
             self.node(after).next
         };
@@ -329,30 +438,32 @@ impl<T> Queue<T> {
             node.next = next;
         }
         if after == NIL {
-            self.lists[level].head = slot;
+            self.groups[group].lists[level].head = slot;
         } else {
             self.node_mut(after).next = slot;
         }
         if next == NIL {
-            self.lists[level].tail = slot;
+            self.groups[group].lists[level].tail = slot;
         } else {
             self.node_mut(next).prev = slot;
         }
     }
 
-    /// Takes `slot` out of its priority's list.
+    /// Takes `slot` out of its list.
     fn unlink(&mut self, slot: usize) {
-        let (prev, next, level) = {
+        let (prev, next, level, group) = {
             let node = self.node(slot);
-            (node.prev, node.next, node.priority.level())
+            (node.prev, node.next, node.priority.level(), node.group)
         };
+        let list = &mut self.groups[group].lists[level];
         if prev == NIL {
-            self.lists[level].head = next;
+            list.head = next;
         } else {
             self.node_mut(prev).next = next;
         }
+        let list = &mut self.groups[group].lists[level];
         if next == NIL {
-            self.lists[level].tail = prev;
+            list.tail = prev;
         } else {
             self.node_mut(next).prev = prev;
         }
@@ -377,17 +488,20 @@ impl<T> Queue<T> {
 /// `(chat, since, value)`.
 pub struct Iter<'a, T> {
     queue: &'a Queue<T>,
-    /// The next slot of each priority.
-    at: [usize; Priority::LEVELS],
+    /// The next slot of each list (each group's priorities in turn).
+    at: Vec<usize>,
 }
 
 impl<'a, T> Iterator for Iter<'a, T> {
     type Item = (ChatId, Timestamp, &'a T);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let slot = self.queue.best_head(&self.at)?;
-        let node = self.queue.node(slot);
-        self.at[node.priority.level()] = node.next;
+        let at = self
+            .queue
+            .best_head(self.at.iter().copied().filter(|&slot| slot != NIL))?;
+        let node = self.queue.node(at);
+        let list = node.group * Priority::LEVELS + node.priority.level();
+        self.at[list] = node.next;
         Some((node.chat, node.since, &node.value))
     }
 }
@@ -523,6 +637,112 @@ mod tests {
         assert!(queue.set_priority(ChatId(1), Priority::Low));
         assert_eq!(ids(&queue), [9, 2, 3, 1]);
         assert!(!queue.set_priority(ChatId(7), Priority::High));
+    }
+
+    fn skills(names: &[&str]) -> SkillSet {
+        SkillSet::new(names).unwrap()
+    }
+
+    #[test]
+    fn an_agent_gets_the_best_chat_they_qualify_for_until_the_fallback() {
+        let mut queue = Queue::new(10);
+        let (french, billing) = (skills(&["french"]), skills(&["billing"]));
+        queue
+            .push_needing(ChatId(1), Timestamp(0), NORMAL, french.clone(), (), false)
+            .unwrap();
+        queue
+            .push_needing(ChatId(2), Timestamp(10), NORMAL, billing.clone(), (), false)
+            .unwrap();
+        queue
+            .push_back(ChatId(3), Timestamp(20), NORMAL, ())
+            .unwrap();
+        queue
+            .push_needing(ChatId(4), Timestamp(5), Priority::Urgent, french, (), false)
+            .unwrap();
+        // Served order ignores skills.
+        assert_eq!(ids(&queue), [4, 1, 2, 3]);
+        assert_eq!(queue.skills(ChatId(2)), Some(&billing));
+        let fallback = Duration::from_millis(100);
+        let biller = Match {
+            skills: &billing,
+            now: Timestamp(50),
+            fallback,
+        };
+        assert_eq!(
+            queue.pop_next_for(&biller).map(|(c, _, _)| c),
+            Some(ChatId(2))
+        );
+        // No skills: only chats that need none.
+        let plain = SkillSet::default();
+        let novice = Match {
+            skills: &plain,
+            now: Timestamp(50),
+            fallback,
+        };
+        assert_eq!(
+            queue.pop_next_for(&novice).map(|(c, _, _)| c),
+            Some(ChatId(3))
+        );
+        assert_eq!(queue.pop_next_for(&novice).map(|(c, _, _)| c), None);
+        // Past the fallback of the first French chat (since 0) but not of
+        // the urgent one (since 5): the first goes to anyone.
+        let later = Match {
+            skills: &plain,
+            now: Timestamp(102),
+            fallback,
+        };
+        assert_eq!(
+            queue.pop_next_for(&later).map(|(c, _, _)| c),
+            Some(ChatId(1))
+        );
+        assert_eq!(queue.pop_next_for(&later).map(|(c, _, _)| c), None);
+        assert_eq!(queue.len(), 1);
+        assert_eq!(queue.pop_next().map(|(c, _, _)| c), Some(ChatId(4)));
+        assert!(queue.is_empty());
+    }
+
+    proptest! {
+        /// With chats spread over skill sets, an agent's next chat is the
+        /// first one of the served order they may take, and taking it
+        /// keeps the rest in order.
+        #[test]
+        fn an_agent_takes_the_first_allowed_chat_of_the_served_order(
+            chats in proptest::collection::vec((0..4u8, 0..4u8, 0..200u64), 0..60),
+            takers in proptest::collection::vec((0..4u8, 0..300u64), 1..30),
+        ) {
+            let sets = [skills(&[]), skills(&["a"]), skills(&["b"]), skills(&["a", "b"])];
+            let mut queue = Queue::new(usize::MAX);
+            queue.set_aging(Duration::from_millis(40));
+            // Chats join in the order they began waiting, as in a channel.
+            let mut chats = chats;
+            chats.sort_by_key(|&(_, _, since)| since);
+            for (n, &(set, p, since)) in chats.iter().enumerate() {
+                queue
+                    .push_needing(ChatId(n as u64), Timestamp(since), priority(p), sets[usize::from(set)].clone(), (), false)
+                    .unwrap();
+            }
+            let fallback = Duration::from_millis(100);
+            for (set, now) in takers {
+                // An uncovered list offers only its first chat (the one
+                // that waited longest in it) once past the fallback.
+                let by = Match { skills: &sets[usize::from(set)], now: Timestamp(now + 200), fallback };
+                let expected = queue
+                    .iter()
+                    .map(|(chat, since, _)| (chat, since))
+                    .find(|&(chat, since)| {
+                        let needed = queue.skills(chat).unwrap();
+                        let head = queue.iter().find(|&(c, _, _)| queue.skills(c) == Some(needed) && queue.priority(c) == queue.priority(chat)).map(|(c, _, _)| c);
+                        by.allows(needed, since) && (by.skills.covers(needed) || head == Some(chat))
+                    })
+                    .map(|(chat, _)| chat);
+                let before: Vec<u64> = ids(&queue);
+                let got = queue.pop_next_for(&by).map(|(c, _, _)| c);
+                prop_assert_eq!(got, expected);
+                let mut after = before.clone();
+                after.retain(|&c| Some(ChatId(c)) != got);
+                prop_assert_eq!(ids(&queue), after);
+            }
+        }
     }
 
     #[derive(Debug, Clone)]

@@ -444,6 +444,25 @@ pub enum RequestBody {
         /// The chat.
         chat: ChatId,
     },
+    /// Customer: [`RequestBody::StartChat`], for a chat that needs
+    /// `skills` (chosen among those the channel offers; none: the
+    /// channel's defaults). A separate request so that `StartChat`'s bytes
+    /// stay as clients already send them.
+    StartChatNeeding {
+        /// The channel to start it on.
+        channel: ChannelId,
+        /// Who the customer says they are.
+        customer: Customer,
+        /// The customer's id for the first message.
+        client_id: u64,
+        /// The first message.
+        text: String,
+        /// As [`RequestBody::StartChat`]'s.
+        secret: Secret,
+        /// The skills the chat needs (at most
+        /// [`MAX_SKILLS`](crate::core::skills::MAX_SKILLS)).
+        skills: Vec<String>,
+    },
 }
 
 /// Frames the server sends.

@@ -86,6 +86,7 @@ impl RequestBody {
             // Barging in (or leaving) twice is being in (or out) once.
             Self::BargeIn { .. } => ("BargeIn", Agent, true),
             Self::LeaveChat { .. } => ("LeaveChat", Agent, true),
+            Self::StartChatNeeding { .. } => ("StartChatNeeding", Customer, true),
         }
     }
 }

@@ -307,6 +307,8 @@ fn hub_config(config: &Config, data_dir: &Path) -> Result<HubConfig, ServerError
             channels: config.agent_channels(agent),
             capacity: agent.capacity,
             role: config.agent_role(agent),
+            // Checked when the configuration was read.
+            skills: crate::core::SkillSet::new(&agent.skills).unwrap_or_default(),
         });
     }
     Ok(HubConfig {

@@ -173,15 +173,34 @@ impl Session {
         {
             return refuse(id, error_frame(HubError::NotYourChat(*chat)));
         }
+        // A start without skills is one that needs the channel's defaults.
+        let body = match body {
+            RequestBody::StartChat {
+                channel,
+                customer,
+                client_id,
+                text,
+                secret,
+            } => RequestBody::StartChatNeeding {
+                channel,
+                customer,
+                client_id,
+                text,
+                secret,
+                skills: Vec::new(),
+            },
+            body => body,
+        };
         match (&self.role, body) {
             (
                 Role::Customer,
-                RequestBody::StartChat {
+                RequestBody::StartChatNeeding {
                     channel,
                     customer,
                     client_id,
                     text,
                     secret,
+                    skills,
                 },
             ) => {
                 let hub = hub.clone();
@@ -189,7 +208,9 @@ impl Session {
                 let identity = self.identities.get(&channel).cloned();
                 Box::pin(async move {
                     let started = hub
-                        .start_chat_as(sink, channel, customer, identity, client_id, text, secret)
+                        .start_chat_needing(
+                            sink, channel, customer, identity, client_id, text, secret, &skills,
+                        )
                         .await;
                     Done {
                         started: match &started {

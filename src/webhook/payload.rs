@@ -129,6 +129,7 @@ fn event_fields(kind: &ChatEventKind) -> Map<String, Value> {
         // completeness.
         ChatEventKind::Note { by, .. } => json!({ "by": by.as_str() }),
         ChatEventKind::Prioritized { priority, .. } => json!({ "priority": priority.name() }),
+        ChatEventKind::SkillsNeeded { skills } => json!({ "skills": skills.names() }),
         ChatEventKind::Withheld => json!({}),
         ChatEventKind::SupervisorJoined { supervisor }
         | ChatEventKind::SupervisorLeft { supervisor } => {
@@ -154,6 +155,7 @@ fn type_name(kind: &ChatEventKind) -> &'static str {
         (None, ChatEventKind::Withheld) => "withheld",
         (None, ChatEventKind::SupervisorJoined { .. }) => "supervisor_joined",
         (None, ChatEventKind::SupervisorLeft { .. }) => "supervisor_left",
+        (None, ChatEventKind::SkillsNeeded { .. }) => "skills_needed",
         (None, _) => "read",
     }
 }

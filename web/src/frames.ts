@@ -87,7 +87,8 @@ export type ChatEventKind =
   | { type: "Prioritized"; by: string; priority: Priority }
   | { type: "Withheld" }
   | { type: "SupervisorJoined"; supervisor: string }
-  | { type: "SupervisorLeft"; supervisor: string };
+  | { type: "SupervisorLeft"; supervisor: string }
+  | { type: "SkillsNeeded"; skills: string[] };
 
 /**
  * How urgently a waiting chat is served (`Priority`), lowest first.
@@ -199,7 +200,7 @@ export type RequestBody =
   | { type: "StartChat"; channel: string; customer: Customer; clientId: bigint; text: string; secret: string }
   | { type: "Post"; chat: ChatId; clientId: bigint; text: string }
   | { type: "Leave"; chat: ChatId }
-  | { type: "SetStatus"; status: "Present" | "Absent" }
+  | { type: "SetStatus"; status: "Present" | "Absent" | "Away" }
   | { type: "GetNext"; channel: string }
   | { type: "Pick"; chat: ChatId }
   | { type: "PresentAgents"; channel: string }
@@ -223,13 +224,22 @@ export type RequestBody =
   | { type: "AcceptOffer"; chat: ChatId }
   | { type: "DeclineOffer"; chat: ChatId }
   | { type: "Monitor"; channel: string }
-  | { type: "SetAgentStatus"; agent: string; status: "Present" | "Absent" }
+  | { type: "SetAgentStatus"; agent: string; status: "Present" | "Absent" | "Away" }
   | { type: "Whisper"; chat: ChatId; clientId: bigint; text: string }
   | { type: "Follow"; chat: ChatId }
   | { type: "Unfollow"; chat: ChatId }
   | { type: "Reassign"; chat: ChatId; to: string }
   | { type: "BargeIn"; chat: ChatId }
-  | { type: "LeaveChat"; chat: ChatId };
+  | { type: "LeaveChat"; chat: ChatId }
+  | {
+      type: "StartChatNeeding";
+      channel: string;
+      customer: Customer;
+      clientId: bigint;
+      text: string;
+      secret: string;
+      skills: string[];
+    };
 
 /** A request with its id. */
 export interface Request {
@@ -268,7 +278,7 @@ export interface AgentProfile {
   id: string;
   name: string;
   channels: string[];
-  status: "Present" | "Absent";
+  status: "Present" | "Absent" | "Away";
 }
 
 /** Something the hub pushes. */
@@ -281,7 +291,7 @@ export type Event =
   | { type: "Offered"; offer: Offer }
   | { type: "OfferWithdrawn"; channel: string; chat: ChatId; reason: OfferEnd }
   | { type: "QueuePosition"; place: QueuePlace }
-  | { type: "StatusChanged"; status: "Present" | "Absent"; by: string };
+  | { type: "StatusChanged"; status: "Present" | "Absent" | "Away"; by: string };
 
 /** What the hub sends. */
 export type ServerFrame =
@@ -323,7 +333,7 @@ const unitEnum = <T extends string>(names: readonly T[]): Codec<T> => ({
 });
 
 const errorCode = unitEnum(ERROR_CODES);
-const status = unitEnum(["Present", "Absent"] as const);
+const status = unitEnum(["Present", "Absent", "Away"] as const);
 const priority = unitEnum<Priority>(["Low", "Normal", "High", "Urgent"]);
 const offerEnd = unitEnum<OfferEnd>(["Accepted", "Taken", "Expired", "Declined", "Left", "Withdrawn"]);
 
@@ -364,6 +374,7 @@ const chatEventKind = enumOf<ChatEventKind>([
   ["Withheld", []],
   ["SupervisorJoined", [["supervisor", str]]],
   ["SupervisorLeft", [["supervisor", str]]],
+  ["SkillsNeeded", [["skills", vec(str)]]],
 ]);
 /** `ChatEvent`: one numbered event of a chat, as frames and the hub's store carry it. */
 export const chatEvent = struct<ChatEvent>([
@@ -485,6 +496,17 @@ const requestBody = enumOf<RequestBody>([
   ["Reassign", [["chat", u64], ["to", str]]],
   ["BargeIn", [["chat", u64]]],
   ["LeaveChat", [["chat", u64]]],
+  [
+    "StartChatNeeding",
+    [
+      ["channel", str],
+      ["customer", customer],
+      ["clientId", u64n],
+      ["text", str],
+      ["secret", str],
+      ["skills", vec(str)],
+    ],
+  ],
 ]);
 
 /** `ClientFrame` (the upload header is not carried). */

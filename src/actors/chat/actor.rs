@@ -420,7 +420,9 @@ impl Actor for ChatActor {
             }
             ChatMsg::WaitingRow { reply } => {
                 let row = match state.chat.state() {
-                    ChatState::Queued { since } => Some(state.chat.queue_row(*since)),
+                    ChatState::Queued { since } => {
+                        Some((state.chat.queue_row(*since), state.chat.skills().clone()))
+                    }
                     _ => None,
                 };
                 let _ = reply.send(row);

@@ -214,10 +214,11 @@ pub enum ChatMsg {
         /// Where its event landed, once durable.
         reply: RpcReplyPort<Result<Receipt, HubError>>,
     },
-    /// Its incoming-list row, if the chat waits in a queue now.
+    /// Its incoming-list row and the skills it needs, if the chat waits
+    /// in a queue now.
     WaitingRow {
-        /// The row, or `None` if it does not wait.
-        reply: RpcReplyPort<Option<QueueRow>>,
+        /// The row and skills, or `None` if it does not wait.
+        reply: RpcReplyPort<Option<(QueueRow, crate::core::SkillSet)>>,
     },
     /// Whether `caller` may share a file in the chat now: takes part in it
     /// and, for the customer, is within the chat's pace and length. Asked

@@ -355,6 +355,7 @@ impl ChatActorState {
             },
         );
         let row = self.chat.queue_row(since);
+        let skills = self.chat.skills().clone();
         if self.customer.is_none() {
             // Waiting again with nobody to wait for: the customer has the
             // channel's `abandon_after` to come back, as at any wait.
@@ -362,7 +363,10 @@ impl ChatActorState {
         }
         let (hub, chat, claim) = (self.hub.clone(), myself.clone(), self.claim.clone());
         tokio::spawn(async move {
-            if let Err(err) = hub.enqueue(chat, claim, generation, row, true).await {
+            if let Err(err) = hub
+                .enqueue(chat, claim, generation, row, skills, true)
+                .await
+            {
                 tracing::error!("a chat could not go back to its queue: {err}");
             }
         });

@@ -20,11 +20,37 @@ impl Hub {
             .await
     }
 
-    /// [`Hub::start_chat`] for a customer whose `identity` was verified
-    /// ([`Hub::verify_identity`]) on this channel, if any. A channel that
-    /// requires identities refuses a start without one.
+    /// [`Hub::start_chat_needing`] with the channel's default skills.
     #[allow(clippy::too_many_arguments)]
     pub async fn start_chat_as(
+        &self,
+        sink: EventSink,
+        channel: ChannelId,
+        customer: Customer,
+        identity: Option<Identity>,
+        client_id: u64,
+        text: String,
+        secret: Secret,
+    ) -> Result<ChatStart, HubError> {
+        self.start_chat_needing(
+            sink,
+            channel,
+            customer,
+            identity,
+            client_id,
+            text,
+            secret,
+            &[],
+        )
+        .await
+    }
+
+    /// [`Hub::start_chat`] for a customer whose `identity` was verified
+    /// ([`Hub::verify_identity`]) on this channel, if any, for a chat that
+    /// needs `skills` (chosen among the channel's; none: its defaults). A
+    /// channel that requires identities refuses a start without one.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start_chat_needing(
         &self,
         sink: EventSink,
         channel: ChannelId,
@@ -33,8 +59,11 @@ impl Hub {
         client_id: u64,
         text: String,
         secret: Secret,
+        skills: &[String],
     ) -> Result<ChatStart, HubError> {
         let settings = self.open_channel(&channel)?;
+        let skills = SkillSet::needed(skills, &settings.skills, &settings.default_skills)
+            .map_err(|err| HubError::Invalid(err.to_string()))?;
         if settings.identity == IdentityPolicy::Require && identity.is_none() {
             return Err(HubError::Unverified(format!(
                 "channel {channel} takes chats only from customers with a verified identity"
@@ -133,6 +162,7 @@ impl Hub {
         if let Some(identity) = identity.clone() {
             chat.verify(identity, now)?;
         }
+        chat.need_skills(skills.clone(), now)?;
         let row = chat.queue_row(now);
         let claim = Arc::new(ClaimCell::new());
         let (started_tx, started_rx) = oneshot::channel();
@@ -165,7 +195,7 @@ impl Hub {
         // customer hears of it once both are done.
         let (durable, queued) = tokio::join!(
             answer(started_rx),
-            self.enqueue(chat_actor.clone(), claim, 0, row, false)
+            self.enqueue(chat_actor.clone(), claim, 0, row, skills, false)
         );
         match (durable.and_then(|durable| durable), queued) {
             (Ok(()), Ok(waiting)) => {
@@ -376,6 +406,7 @@ impl Hub {
         claim: Arc<ClaimCell>,
         generation: u64,
         row: QueueRow,
+        skills: SkillSet,
         restored: bool,
     ) -> Result<u32, HubError> {
         let channel = self
@@ -387,6 +418,7 @@ impl Hub {
                 waiting: Waiting {
                     generation,
                     row,
+                    skills,
                     claim,
                     chat,
                 },

@@ -38,8 +38,8 @@ use crate::core::{
     AgentId, Assignment, ChannelId, ChannelSettings, Chat, ChatError, ChatEvent, ChatId, ChatState,
     ClaimCell, Claimed, Claimer, ContactCard, ContactChat, Customer, FileId, FileRef, Identity,
     IdentityPolicy, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Limit, Limits,
-    OfflineForm, Presence, Priority, QueueRow, RatedSession, ReadMark, Scope, Status, Ticket,
-    TicketId, TicketSource, TicketSummary, Timestamp,
+    OfflineForm, Presence, Priority, QueueRow, RatedSession, ReadMark, Scope, SkillSet, Status,
+    Ticket, TicketId, TicketSource, TicketSummary, Timestamp,
 };
 use crate::protocol::Secret;
 use crate::store::{Counter, Op, Store, StoreError, TranscriptPage};
@@ -71,6 +71,8 @@ pub struct AgentConfig {
     pub capacity: u64,
     /// What the agent may oversee beyond answering chats.
     pub role: crate::core::AgentRole,
+    /// What the agent can do.
+    pub skills: SkillSet,
 }
 
 /// What the hub serves: its channels and agents.

@@ -48,9 +48,10 @@ impl Hub {
         queued.sort_by_key(|(since, chat, _)| (*since, chat.id()));
         let waiting = queued.len();
         for (_, chat, token) in queued {
+            let skills = chat.skills().clone();
             let (chat_actor, claim, row) = self.spawn_restored(chat, token).await?;
             let generation = claim.generation();
-            self.enqueue(chat_actor, claim, generation, row, true)
+            self.enqueue(chat_actor, claim, generation, row, skills, true)
                 .await?;
         }
         tracing::info!(waiting, active, skipped, "recovered chats from the store");
@@ -104,16 +105,19 @@ impl Hub {
         for (actor, claim) in waiting {
             let (tx, rx) = oneshot::channel();
             if actor.cast(ChatMsg::WaitingRow { reply: tx.into() }).is_ok()
-                && let Ok(Some(row)) = answer(rx).await
+                && let Ok(Some((row, skills))) = answer(rx).await
             {
-                rows.push((row, actor, claim));
+                rows.push((row, skills, actor, claim));
             }
         }
-        rows.sort_by_key(|(row, _, _)| (row.since, row.chat));
+        rows.sort_by_key(|(row, _, _, _)| (row.since, row.chat));
         let count = rows.len();
-        for (row, actor, claim) in rows {
+        for (row, skills, actor, claim) in rows {
             let generation = claim.generation();
-            if let Err(err) = self.enqueue(actor, claim, generation, row, true).await {
+            if let Err(err) = self
+                .enqueue(actor, claim, generation, row, skills, true)
+                .await
+            {
                 tracing::error!("a waiting chat could not rejoin its queue: {err}");
             }
         }
@@ -132,10 +136,12 @@ impl Hub {
             return Ok(());
         }
         let queued = matches!(restored.state(), ChatState::Queued { .. });
+        let skills = restored.skills().clone();
         let (actor, claim, row) = self.spawn_restored(restored, token).await?;
         if queued {
             let generation = claim.generation();
-            self.enqueue(actor, claim, generation, row, true).await?;
+            self.enqueue(actor, claim, generation, row, skills, true)
+                .await?;
         }
         tracing::warn!(%chat, "chat restarted from the store");
         Ok(())

@@ -217,9 +217,12 @@ impl Hub {
             Some(current) => {
                 current.set_channels(presence.membership(&agent.channels));
                 current.capacity.set_max(agent.capacity);
+                current.set_skills(agent.skills.clone());
             }
             None => {
-                presence.add_agent(agent.id.clone(), &agent.channels, agent.capacity);
+                presence
+                    .add_agent(agent.id.clone(), &agent.channels, agent.capacity)
+                    .set_skills(agent.skills.clone());
             }
         }
         if let Some(actor) = self.agent_actor_ref(&agent.id) {

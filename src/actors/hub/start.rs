@@ -27,7 +27,9 @@ impl Hub {
             .agents
             .into_iter()
             .map(|agent| {
-                presence.add_agent(agent.id.clone(), &agent.channels, agent.capacity);
+                presence
+                    .add_agent(agent.id.clone(), &agent.channels, agent.capacity)
+                    .set_skills(agent.skills.clone());
                 let entry = AgentEntry {
                     token_digest: agent.token.clone(),
                     config: agent,

@@ -18,6 +18,7 @@ fn config() -> HubConfig {
             channels: vec![ChannelId::new("support")],
             capacity: 4,
             role: Default::default(),
+            skills: Default::default(),
         }],
         presence_grace: Duration::from_secs(5),
         // Each test's own: a hub removes files its store has no record of.
