@@ -487,15 +487,7 @@ impl Hub {
                     if let Some(channel) = hub.channel_actor(&channel) {
                         let _ = channel.cast(ChannelMsg::Withdraw(chat));
                     }
-                    let (tx, rx) = oneshot::channel();
-                    let assign = ChatMsg::Assign {
-                        agent: agent.clone(),
-                        reply: tx.into(),
-                    };
-                    match chat_actor.cast(assign) {
-                        Ok(()) => answer(rx).await.and_then(|assigned| assigned),
-                        Err(_) => Err(HubError::UnknownChat(chat)),
-                    }
+                    assign(&chat_actor, &agent, chat).await
                 }
                 Err(Claimed(Claimer::Agent)) => Err(HubError::ChatAlreadyTaken(chat)),
                 Err(Claimed(Claimer::Abandon)) => Err(HubError::Chat(ChatError::Ended)),
@@ -528,15 +520,7 @@ impl Hub {
                 })
                 .map_err(|_| gone("the channel's actor stopped"))?;
             let chat_actor = answer(rx).await??;
-            let (tx, rx) = oneshot::channel();
-            let assign = ChatMsg::Assign {
-                agent: agent.clone(),
-                reply: tx.into(),
-            };
-            let assigned = match chat_actor.cast(assign) {
-                Ok(()) => answer(rx).await.and_then(|assigned| assigned),
-                Err(_) => Err(HubError::UnknownChat(chat)),
-            };
+            let assigned = assign(&chat_actor, &agent, chat).await;
             if assigned.is_err() {
                 hub.release_slot(&agent);
             }
@@ -584,5 +568,23 @@ impl Hub {
             return Err(HubError::UnknownChannel(channel.clone()));
         }
         Ok(self.shared.presence.present_agents(channel))
+    }
+}
+
+/// Asks a chat's actor, whose claim `agent` won, to assign the chat to
+/// them: the assignment once durable.
+async fn assign(
+    chat_actor: &ActorRef<ChatMsg>,
+    agent: &AgentId,
+    chat: ChatId,
+) -> Result<Assignment, HubError> {
+    let (tx, rx) = oneshot::channel();
+    let assign = ChatMsg::Assign {
+        agent: agent.clone(),
+        reply: tx.into(),
+    };
+    match chat_actor.cast(assign) {
+        Ok(()) => answer(rx).await.and_then(|assigned| assigned),
+        Err(_) => Err(HubError::UnknownChat(chat)),
     }
 }
