@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use chathub::client::{AgentClient, ClientConfig, ClientError, CustomerClient, ErrorCode, Event};
+use chathub::client::{
+    AgentClient, Assignment, ClientConfig, ClientError, CustomerClient, ErrorCode, Event,
+};
 use chathub::core::{ChatEvent, ChatEventKind, ChatId, Customer, Party, Status};
 use futures::stream::{FuturesUnordered, StreamExt as _};
 
@@ -40,6 +42,12 @@ struct Observed {
     delivered: AtomicU64,
     /// Chats agents took that were not this run's customers' (attackers').
     foreign: AtomicU64,
+    /// When each chat was first offered to an agent, in µs of the clock.
+    offered_at: Mutex<HashMap<ChatId, u64>>,
+    /// When each chat that arrived during the message phase was asked for.
+    arrived_at: Mutex<HashMap<ChatId, u64>>,
+    /// Their time from arrival to an agent's answer.
+    late_answer_us: Mutex<Vec<u64>>,
 }
 
 impl Observed {
@@ -94,20 +102,53 @@ pub(crate) async fn run(
         agent.set_status(Status::Present).await?;
         agents.push(agent);
     }
-    // Each agent echoes every customer message back, and checks its events.
+    let answered = Arc::new(AtomicU64::new(0));
+    let push = options.push;
+    // Each agent echoes every customer message back, accepts every offer
+    // (with --push), and checks its events.
     for (index, agent) in agents.iter().enumerate() {
-        let (agent, observed, run) = (agent.clone(), observed.clone(), run.clone());
+        let (agent, observed, run, answered) = (
+            agent.clone(),
+            observed.clone(),
+            run.clone(),
+            answered.clone(),
+        );
         tokio::spawn(async move {
             let mut seqs = SeqCheck::default();
             let who = format!("agent{index}");
-            // Echoes in flight, driven by this task.
-            let mut echoes = FuturesUnordered::new();
+            // Echoes and accepts in flight, driven by this task.
+            let mut echoes: FuturesUnordered<
+                std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>,
+            > = FuturesUnordered::new();
             loop {
                 let event = tokio::select! {
                     event = agent.next_event() => event,
                     Some(()) = echoes.next() => continue,
                 };
                 let Some(event) = event else { break };
+                if let Event::Offered(offer) = &event {
+                    let chat = offer.row.chat;
+                    observed
+                        .offered_at
+                        .lock()
+                        .unwrap()
+                        .entry(chat)
+                        .or_insert_with(|| micros(clock));
+                    if push {
+                        let (agent, observed, answered, run) = (&agent, &observed, &answered, &run);
+                        echoes.push(Box::pin(async move {
+                            match agent.accept(chat).await {
+                                Ok(assignment) => {
+                                    took(agent, index, &assignment, run, observed, answered).await
+                                }
+                                // Someone took it first, or the offer lapsed.
+                                Err(err) if err.code() == Some(ErrorCode::NotOffered) => {}
+                                Err(err) => observed.error(&err),
+                            }
+                        }));
+                    }
+                    continue;
+                }
                 let Event::Chat(event) = event else { continue };
                 seqs.see(&who, &event, &observed);
                 let ChatEventKind::Message {
@@ -145,17 +186,17 @@ pub(crate) async fn run(
                 observed.delivered.fetch_add(1, Ordering::Relaxed);
                 let (agent, observed) = (&agent, &observed);
                 let text = format!("echo {n} {}", micros(clock));
-                echoes.push(async move {
+                echoes.push(Box::pin(async move {
                     if let Err(err) = agent.send(event.chat, text).await {
                         observed.error(&err);
                     }
-                });
+                }));
             }
         });
     }
-    // Agents take chats until every chat was answered.
-    let answered = Arc::new(AtomicU64::new(0));
-    for (index, agent) in agents.iter().enumerate() {
+    // Without push, agents take chats until every chat was answered.
+    let total = (options.customers + options.arrivals) as u64;
+    for (index, agent) in agents.iter().enumerate().filter(|_| !push) {
         let (agent, observed, answered, done, run) = (
             agent.clone(),
             observed.clone(),
@@ -164,7 +205,6 @@ pub(crate) async fn run(
             run.clone(),
         );
         let channels = channels.to_vec();
-        let total = options.customers as u64;
         tokio::spawn(async move {
             let mut turn = index;
             while answered.load(Ordering::Relaxed) < total && !done.load(Ordering::Relaxed) {
@@ -173,23 +213,8 @@ pub(crate) async fn run(
                     .get_next(channels[turn % channels.len()].as_str())
                     .await
                 {
-                    // Someone else's chat (an attacker's, or one an earlier
-                    // run left): ended at once, as an agent would.
-                    Ok(assignment) if !assignment.first_message.starts_with(&run) => {
-                        observed.foreign.fetch_add(1, Ordering::Relaxed);
-                        if let Err(err) = agent.end_chat(assignment.chat).await {
-                            observed.error(&err);
-                        }
-                    }
                     Ok(assignment) => {
-                        answered.fetch_add(1, Ordering::Relaxed);
-                        observed
-                            .owners
-                            .lock()
-                            .unwrap()
-                            .entry(assignment.chat)
-                            .or_default()
-                            .push(index);
+                        took(&agent, index, &assignment, &run, &observed, &answered).await
                     }
                     Err(err) if err.code() == Some(ErrorCode::QueueEmpty) => {
                         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -237,19 +262,31 @@ pub(crate) async fn run(
             );
             let channel = channels[n % channels.len()].clone();
             let (messages, window, rate) = (options.messages as u64, options.window, options.rate);
-            let customers = options.customers;
+            let (customers, typing) = (options.customers, options.typing);
             tokio::spawn(async move {
                 customer(
-                    n, customers, client, channel, messages, window, rate, clock, observed,
-                    connecting, run, ready,
+                    n, customers, client, channel, messages, window, rate, typing, clock,
+                    observed, connecting, run, ready,
                 )
                 .await
             })
         })
         .collect();
-    // Every chat answered: the message phase begins.
+    // Every chat answered: the message phase begins, and the arrivals with
+    // it.
     ready.wait().await;
     let started = Instant::now();
+    let late = (options.arrivals > 0).then(|| {
+        arrivals(
+            options.arrivals,
+            Duration::from_secs_f64(options.arrivals_secs),
+            client,
+            channels,
+            clock,
+            &observed,
+            &run,
+        )
+    });
     println!(
         "{} chats started and answered in {:.2} s; sending",
         options.customers,
@@ -266,9 +303,24 @@ pub(crate) async fn run(
         }
     }
     let elapsed = started.elapsed();
+    if let Some(late) = late {
+        late.await??;
+    }
     done.store(true, Ordering::Relaxed);
 
     let owners = observed.owners.lock().unwrap().clone();
+    let mut per_agent = vec![0_usize; options.agents];
+    for agents in owners.values() {
+        for &agent in agents {
+            per_agent[agent] += 1;
+        }
+    }
+    per_agent.sort_unstable();
+    let arrived = observed.arrived_at.lock().unwrap().clone();
+    let offered = observed.offered_at.lock().unwrap().clone();
+    let late_offer_us = Latencies::of(arrived.iter().filter_map(|(chat, asked)| {
+        offered.get(chat).map(|at| at.saturating_sub(*asked))
+    }));
     for (chat, agents) in owners.iter().filter(|(_, agents)| agents.len() > 1) {
         observed.violation(format!("{chat} assigned to agents {agents:?}"));
     }
@@ -296,6 +348,10 @@ pub(crate) async fn run(
     let report = Report {
         customers: options.customers,
         answered: owners.len(),
+        per_agent,
+        arrivals: arrived.len(),
+        late_offer_us,
+        late_answer_us: Latencies::of(observed.late_answer_us.lock().unwrap().iter().copied()),
         elapsed,
         relayed: observed.delivered.load(Ordering::Relaxed) + echoed,
         answer_us: Latencies::of(observed.answer_us.lock().unwrap().iter().copied()),
@@ -310,9 +366,102 @@ pub(crate) async fn run(
     Ok(report)
 }
 
+/// An agent took `assignment`: counts this run's chats and their owners,
+/// and ends at once, as an agent would, a chat that is someone else's (an
+/// attacker's, or one an earlier run left).
+async fn took(
+    agent: &AgentClient,
+    index: usize,
+    assignment: &Assignment,
+    run: &str,
+    observed: &Observed,
+    answered: &AtomicU64,
+) {
+    if !assignment.first_message.starts_with(run) {
+        observed.foreign.fetch_add(1, Ordering::Relaxed);
+        if let Err(err) = agent.end_chat(assignment.chat).await {
+            observed.error(&err);
+        }
+        return;
+    }
+    answered.fetch_add(1, Ordering::Relaxed);
+    observed
+        .owners
+        .lock()
+        .unwrap()
+        .entry(assignment.chat)
+        .or_default()
+        .push(index);
+}
+
+/// The chats that arrive while the messages flow: `count` customers spread
+/// evenly over `over`, each starting a chat, waiting for its answer, and
+/// leaving.
+fn arrivals(
+    count: usize,
+    over: Duration,
+    client: &ClientConfig,
+    channels: &[String],
+    clock: Instant,
+    observed: &Arc<Observed>,
+    run: &str,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let (client, channels, observed, run) = (
+        client.clone(),
+        channels.to_vec(),
+        observed.clone(),
+        run.to_owned(),
+    );
+    tokio::spawn(async move {
+        let began = tokio::time::Instant::now();
+        let mut arriving = Vec::with_capacity(count);
+        for n in 0..count {
+            tokio::time::sleep_until(began + over.mul_f64(n as f64 / count as f64)).await;
+            let (client, observed, run) = (client.clone(), observed.clone(), run.clone());
+            let channel = channels[n % channels.len()].clone();
+            arriving.push(tokio::spawn(async move {
+                let customer = CustomerClient::connect(&client).await?;
+                let details = Customer {
+                    name: Some(format!("arrival {n}")),
+                    email: None,
+                };
+                let asked = micros(clock);
+                let started = customer
+                    .start_chat(channel, details, format!("{run} arrival"))
+                    .await?;
+                let Some(chat) = started.chat() else {
+                    bail!("the channel answered with its offline form");
+                };
+                observed.arrived_at.lock().unwrap().insert(chat, asked);
+                loop {
+                    let Some(event) = customer.next_event().await else {
+                        bail!("the connection closed before an agent answered");
+                    };
+                    if let Event::Chat(event) = event
+                        && matches!(event.kind, ChatEventKind::Assigned { .. })
+                    {
+                        break;
+                    }
+                }
+                observed
+                    .late_answer_us
+                    .lock()
+                    .unwrap()
+                    .push(micros(clock).saturating_sub(asked));
+                customer.leave(chat).await?;
+                anyhow::Ok(())
+            }));
+        }
+        for arrival in arriving {
+            arrival.await??;
+        }
+        Ok(())
+    })
+}
+
 /// One customer: start a chat, wait for an agent, send `messages` with up
 /// to `window` in flight (at `rate` per second if set), and wait for every
-/// echo.
+/// echo; meanwhile it signals typing `typing` times a second, if above 0.
 #[allow(clippy::too_many_arguments)]
 async fn customer(
     n: usize,
@@ -322,6 +471,7 @@ async fn customer(
     messages: u64,
     window: usize,
     rate: f64,
+    typing: f64,
     clock: Instant,
     observed: Arc<Observed>,
     connecting: Arc<tokio::sync::Semaphore>,
@@ -401,6 +551,19 @@ async fn customer(
         + pace.map_or(Duration::ZERO, |pace| {
             pace.mul_f64(n as f64 / customers as f64)
         });
+    let typist = (typing > 0.0).then(|| {
+        let customer = customer.clone();
+        let every = Duration::from_secs_f64(1.0 / typing);
+        let offset = every.mul_f64(n as f64 / customers as f64);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
+            loop {
+                ticks.tick().await;
+                // A datagram: lost or refused without harm, by design.
+                let _ = customer.typing(chat);
+            }
+        })
+    });
     let mut sends = FuturesUnordered::new();
     for m in 0..messages {
         while sends.len() >= window {
@@ -428,6 +591,9 @@ async fn customer(
     }
     while sends.next().await.is_some() {}
     reader.await?;
+    if let Some(typist) = typist {
+        typist.abort();
+    }
     // Leave, so the chat ends and a later run against the same hub does
     // not find it.
     if let Err(err) = customer.leave(chat).await {

@@ -110,6 +110,26 @@ struct Options {
     /// Posts the webhook keeps in flight (with --webhook).
     #[arg(long, default_value_t = 8)]
     webhook_concurrency: usize,
+    /// Push routing: the embedded hub's channels offer chats to agents
+    /// (`routing = "push"`) and the agents accept every offer instead of
+    /// asking for the next chat.
+    #[arg(long)]
+    push: bool,
+    /// The push policy (with --push): least_busy or round_robin.
+    #[arg(long, default_value = "least_busy")]
+    policy: String,
+    /// Chats that arrive while the messages flow, spread evenly over
+    /// --arrivals-secs: each is answered and left, and the report gives
+    /// their time from arrival to offer (with --push) and to answer.
+    #[arg(long, default_value_t = 0)]
+    arrivals: usize,
+    /// The time the arrivals spread over.
+    #[arg(long, default_value_t = 5.0)]
+    arrivals_secs: f64,
+    /// Typing indicators per second each customer sends while its
+    /// messages flow (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    typing: f64,
     /// Threads driving the clients: 1 runs everything on one thread,
     /// leaving the other cores to the hub (default: one per core).
     #[arg(long)]
@@ -131,6 +151,14 @@ impl Options {
             || options.threads == Some(0)
         {
             bail!("--agents, --customers, --channels, --window and --threads must be at least 1");
+        }
+        if !matches!(options.policy.as_str(), "least_busy" | "round_robin") {
+            bail!("--policy is least_busy or round_robin");
+        }
+        if !(options.arrivals_secs > 0.0 && options.arrivals_secs.is_finite())
+            || !(options.typing >= 0.0 && options.typing.is_finite())
+        {
+            bail!("--arrivals-secs must be above 0 and --typing at least 0");
         }
         Ok(options)
     }
@@ -196,13 +224,20 @@ async fn run(options: Options) -> anyhow::Result<()> {
             for channel in &channels {
                 toml.push_str(&format!(
                     "[[channel]]\nname = \"{channel}\"\nqueue_limit = {}\noffline_form = false\n",
-                    options.customers.max(1)
+                    (options.customers + options.arrivals).max(1)
                 ));
+                if options.push {
+                    toml.push_str(&format!(
+                        "routing = \"push\"\npolicy = \"{}\"\n",
+                        options.policy
+                    ));
+                }
             }
             for n in 0..options.agents {
                 toml.push_str(&format!(
                     "[[agent]]\nid = \"{}{n}\"\ntoken = \"{token}\"\ncapacity = {}\n",
-                    options.agent_prefix, options.customers
+                    options.agent_prefix,
+                    options.customers + options.arrivals
                 ));
             }
             if let Some(receiver) = &receiver {

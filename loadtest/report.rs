@@ -11,6 +11,14 @@ use crate::costs::Costs;
 pub(crate) struct Report {
     pub(crate) customers: usize,
     pub(crate) answered: usize,
+    /// This run's chats each agent took, fewest first.
+    pub(crate) per_agent: Vec<usize>,
+    /// Chats that arrived during the message phase.
+    pub(crate) arrivals: usize,
+    /// Their time from arrival to the first offer (push routing).
+    pub(crate) late_offer_us: Latencies,
+    /// Their time from arrival to an agent's answer.
+    pub(crate) late_answer_us: Latencies,
     pub(crate) elapsed: Duration,
     pub(crate) relayed: u64,
     pub(crate) answer_us: Latencies,
@@ -52,6 +60,23 @@ impl Report {
             ms(self.answer_us.at(0.5)),
             ms(self.answer_us.at(0.99))
         );
+        if let (Some(min), Some(max)) = (self.per_agent.first(), self.per_agent.last()) {
+            println!(
+                "chats per agent: min {min} median {} max {max}",
+                self.per_agent[self.per_agent.len() / 2]
+            );
+        }
+        if self.arrivals > 0 {
+            println!(
+                "arrivals during the messages: {}; to offer ms p50 {:.2} p99 {:.2} ({} offered); to answer ms p50 {:.2} p99 {:.2}",
+                self.arrivals,
+                ms(self.late_offer_us.at(0.5)),
+                ms(self.late_offer_us.at(0.99)),
+                self.late_offer_us.len(),
+                ms(self.late_answer_us.at(0.5)),
+                ms(self.late_answer_us.at(0.99)),
+            );
+        }
         for (name, samples) in [
             ("customer->agent", &self.to_agent_us),
             ("agent->customer", &self.to_customer_us),
@@ -99,6 +124,10 @@ impl Report {
             messages_per_second: self.rate(),
             echo_frames_per_second: echo_rate,
             time_to_answer: self.answer_us.quantiles(),
+            chats_per_agent: &self.per_agent,
+            arrivals: self.arrivals,
+            arrival_to_offer: self.late_offer_us.quantiles(),
+            arrival_to_answer: self.late_answer_us.quantiles(),
             delivery_customer_to_agent: self.to_agent_us.quantiles(),
             delivery_agent_to_customer: self.to_customer_us.quantiles(),
             errors: &self.errors,
@@ -151,7 +180,7 @@ impl Latencies {
         Self(histogram)
     }
 
-    fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.0.len()
     }
 
@@ -193,6 +222,10 @@ struct JsonReport<'a> {
     messages_per_second: f64,
     echo_frames_per_second: Option<f64>,
     time_to_answer: Quantiles,
+    chats_per_agent: &'a [usize],
+    arrivals: usize,
+    arrival_to_offer: Quantiles,
+    arrival_to_answer: Quantiles,
     delivery_customer_to_agent: Quantiles,
     delivery_agent_to_customer: Quantiles,
     errors: &'a BTreeMap<String, u64>,
@@ -222,6 +255,10 @@ mod tests {
         let report = Report {
             customers: 1,
             answered: 1,
+            per_agent: vec![1],
+            arrivals: 0,
+            late_offer_us: Latencies::of([]),
+            late_answer_us: Latencies::of([]),
             elapsed: Duration::from_secs(1),
             relayed: 4,
             answer_us: Latencies::of([]),

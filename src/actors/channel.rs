@@ -787,6 +787,9 @@ impl Actor for ChannelActor {
             }
             ChannelMsg::Accept { agent, chat, reply } => {
                 let _ = reply.send(state.accept(&agent, chat));
+                // The agent has no offer standing now: a free slot of theirs
+                // (or a withdrawn offer's) takes the next waiting chat.
+                state.dispatch(&myself);
             }
             ChannelMsg::Decline { agent, chat, reply } => {
                 let declined = state.lapse(Some(&agent), chat, None, OfferEnd::Declined);
