@@ -304,7 +304,7 @@ class Widget {
       if (event.place.chat === this.chat) this.showPlace(event.place);
       return;
     }
-    if (event.event.chat !== this.chat) return;
+    if (event.type !== "Chat" || event.event.chat !== this.chat) return;
     this.render(event.event);
     if (this.client !== null && this.chat !== null && !this.text.disabled) {
       store({ chat: this.chat, saved: this.client.savedChats() });
