@@ -57,6 +57,9 @@ const browser = await puppeteer.launch({
 const page = await browser.newPage();
 page.on("console", (msg) => process.stderr.write(`[page] ${msg.text()}\n`));
 page.on("pageerror", (err) => process.stderr.write(`[page error] ${err}\n`));
+page.on("response", (res) => {
+  if (res.status() >= 400) process.stderr.write(`[page] ${res.status()} ${res.url()}\n`);
+});
 const widgetPage = process.argv[2];
 const consolePage = widgetPage !== undefined && new URL(widgetPage).pathname.startsWith("/console");
 const inWidget = (selector) => (consolePage ? selector : `#chathub-widget >>> ${selector}`);
@@ -66,7 +69,10 @@ const ready = () =>
     : page.waitForSelector(inWidget(consolePage ? ".signin, .desk" : ".launcher"), { timeout: 10_000 });
 await page.setViewport(consolePage ? { width: 1280, height: 800 } : { width: 800, height: 700 });
 await page.goto(widgetPage ?? `${origin}/`);
-await ready();
+await ready().catch(async (err) => {
+  process.stderr.write(`[driver] the page is not ready: ${(await page.content()).slice(0, 2000)}\n`);
+  throw err;
+});
 
 /** The widget's commands: what a person does with it, and what they see. */
 const widget = {
