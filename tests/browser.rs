@@ -67,8 +67,15 @@ fn should_run() -> bool {
     }
 }
 
-/// Builds the SDK into `web/dist` with the pinned TypeScript.
+/// Builds the SDK into `web/dist` with the pinned TypeScript, once per
+/// test process: tests running side by side would write the same files
+/// while another's hub reads them.
 fn build_sdk() {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(build_sdk_now);
+}
+
+fn build_sdk_now() {
     let status = Command::new("node")
         .arg("node_modules/typescript/bin/tsc")
         .args(["-p", "tsconfig.json"])
@@ -581,33 +588,48 @@ async fn the_console_and_the_widget_hold_a_chat_across_a_restart_and_return_to_i
     let mut widget = Driver::start_at(Some(&format!("http://{web}/")));
     widget.call("click", json!([".launcher"]));
     widget.call("type", json!(["input[name=name]", "Ada"]));
-    widget.call("type", json!(["textarea[name=message]", "Hello from the widget"]));
+    widget.call(
+        "type",
+        json!(["textarea[name=message]", "Hello from the widget"]),
+    );
     widget.call("click", json!([".start button[type=submit]"]));
     widget.widget_says(".log", "Hello from the widget").await;
 
     // The badge and the incoming list are live; get next takes the chat.
-    desk.widget_says(".channel[data-channel=support] .badge", "1").await;
+    desk.widget_says(".channel[data-channel=support] .badge", "1")
+        .await;
     desk.widget_says(".incoming", "Hello from the widget").await;
     desk.call("click", json!([".channel[data-channel=support] .next"]));
-    desk.widget_says("article.chat .log", "Hello from the widget").await;
-    desk.widget_says(".channel[data-channel=support] .badge", "0").await;
+    desk.widget_says("article.chat .log", "Hello from the widget")
+        .await;
+    desk.widget_says(".channel[data-channel=support] .badge", "0")
+        .await;
     widget.widget_says(".log", "alice joined the chat").await;
 
     // Both ways, by the keyboard.
-    desk.call("type", json!(["article.chat textarea[name=text]", "Hello Ada, how can I help?"]));
+    desk.call(
+        "type",
+        json!([
+            "article.chat textarea[name=text]",
+            "Hello Ada, how can I help?"
+        ]),
+    );
     desk.call("press", json!(["Enter"]));
     widget.widget_says(".log", "how can I help?").await;
     widget.call("type", json!(["textarea[name=text]", "My parcel is late"]));
     widget.call("press", json!(["Enter"]));
-    desk.widget_says("article.chat .log", "My parcel is late").await;
+    desk.widget_says("article.chat .log", "My parcel is late")
+        .await;
 
     // A quick reply by its shortcut, placeholders filled in by the hub.
     desk.call("type", json!(["article.chat textarea[name=text]", "/tha"]));
-    desk.widget_says("article.chat .suggest", "Thank you, {customer.name}!").await;
+    desk.widget_says("article.chat .suggest", "Thank you, {customer.name}!")
+        .await;
     desk.call("press", json!(["Tab"]));
     desk.call("press", json!(["Enter"]));
     widget.widget_says(".log", "Thank you, Ada!").await;
-    desk.widget_says("article.chat .log", "Thank you, Ada!").await;
+    desk.widget_says("article.chat .log", "Thank you, Ada!")
+        .await;
     // The contact panel of the chat in focus.
     desk.widget_says(".contact", "name:ada").await;
 
@@ -619,12 +641,21 @@ async fn the_console_and_the_widget_hold_a_chat_across_a_restart_and_return_to_i
     // goes on, with nothing lost and nothing twice.
     let hub = hub.restart(&config).await;
     assert_eq!(hub.server.web_addr(), Some(web));
-    desk.call("type", json!(["article.chat textarea[name=text]", "Still there after the restart?"]));
+    desk.call(
+        "type",
+        json!([
+            "article.chat textarea[name=text]",
+            "Still there after the restart?"
+        ]),
+    );
     desk.call("press", json!(["Enter"]));
-    widget.widget_says(".log", "Still there after the restart?").await;
+    widget
+        .widget_says(".log", "Still there after the restart?")
+        .await;
     widget.call("type", json!(["textarea[name=text]", "Yes, still here"]));
     widget.call("press", json!(["Enter"]));
-    desk.widget_says("article.chat .log", "Yes, still here").await;
+    desk.widget_says("article.chat .log", "Yes, still here")
+        .await;
     let said = [
         "Hello from the widget",
         "Welcome to support!",
@@ -653,18 +684,28 @@ async fn the_console_and_the_widget_hold_a_chat_across_a_restart_and_return_to_i
     desk.call("click", json!(["article.chat .end"]));
     widget.widget_says(".log", "The chat has ended").await;
     desk.widget_says(".recent-list", "Ada").await;
-    assert_eq!(desk.call("hidden", json!(["article.chat .compose"])), json!(true));
+    assert_eq!(
+        desk.call("hidden", json!(["article.chat .compose"])),
+        json!(true)
+    );
     widget.until_hidden(".chat .return", false).await;
     widget.call("click", json!([".chat .return"]));
     widget.widget_says(".log", "The chat is open again").await;
-    desk.widget_says("article.chat .log", "came back to the chat").await;
+    desk.widget_says("article.chat .log", "came back to the chat")
+        .await;
     desk.until_hidden("article.chat .compose", false).await;
     widget.call("type", json!(["textarea[name=text]", "One more thing"]));
     widget.call("press", json!(["Enter"]));
-    desk.widget_says("article.chat .log", "One more thing").await;
+    desk.widget_says("article.chat .log", "One more thing")
+        .await;
     let shot = artifacts().join("widget-returned.png");
     widget.call("screenshot", json!([shot.display().to_string()]));
-    assert_eq!(desk.call("texts", json!(["article.chat"])).as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        desk.call("texts", json!(["article.chat"]))
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
     assert_eq!(widget.call("text", json!([".chat .error"])), json!(""));
     drop((desk, widget));
     hub.stop().await;
@@ -690,7 +731,8 @@ async fn the_console_alerts_only_while_present_and_holds_chats_side_by_side() {
         email: Some("ada@example.com".into()),
     };
     let (first, _) = common::start(&customer, "support", ada.clone(), "Where is my parcel?").await;
-    desk.widget_says(".channel[data-channel=support] .badge", "1").await;
+    desk.widget_says(".channel[data-channel=support] .badge", "1")
+        .await;
     // Well past alert_after (600 ms): no popup for an Absent agent.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(desk.call("hidden", json!([".alert"])), json!(true));
@@ -712,8 +754,11 @@ async fn the_console_alerts_only_while_present_and_holds_chats_side_by_side() {
 
     // Taking it from the popup opens the chat and clears the alert.
     desk.call("click", json!([".alert .pick"]));
-    desk.widget_says(&format!("article[data-chat='{}'] .log", first.0), "Where is my parcel?")
-        .await;
+    desk.widget_says(
+        &format!("article[data-chat='{}'] .log", first.0),
+        "Where is my parcel?",
+    )
+    .await;
     desk.until_hidden(".alert", true).await;
 
     // A second chat, by get next: both side by side.
@@ -723,7 +768,8 @@ async fn the_console_alerts_only_while_present_and_holds_chats_side_by_side() {
         email: None,
     };
     let (second, _) = common::start(&other, "support", grace, "Can I change my order?").await;
-    desk.widget_says(".incoming", "Can I change my order?").await;
+    desk.widget_says(".incoming", "Can I change my order?")
+        .await;
     desk.call("click", json!([".channel[data-channel=support] .next"]));
     let second_chat = format!("article[data-chat='{}']", second.0);
     desk.widget_says(&format!("{second_chat} .log"), "Can I change my order?")
@@ -732,26 +778,43 @@ async fn the_console_alerts_only_while_present_and_holds_chats_side_by_side() {
 
     // A ticket from the first chat; then it goes to bob.
     let first_chat = format!("article[data-chat='{}']", first.0);
-    desk.call("type", json!([format!("{first_chat} input[name=subject]"), "Lost parcel"]));
+    desk.call(
+        "type",
+        json!([format!("{first_chat} input[name=subject]"), "Lost parcel"]),
+    );
     desk.call("click", json!([format!("{first_chat} .ticket button")]));
-    desk.widget_says(&format!("{first_chat} .log"), "Lost parcel").await;
+    desk.widget_says(&format!("{first_chat} .log"), "Lost parcel")
+        .await;
     let tickets = bob.tickets(None, 10).await.unwrap();
     assert_eq!(tickets.len(), 1);
     assert_eq!(tickets[0].subject, "Lost parcel");
-    desk.call("type", json!([format!("{first_chat} input[name=to]"), "bob"]));
+    desk.call(
+        "type",
+        json!([format!("{first_chat} input[name=to]"), "bob"]),
+    );
     desk.call("click", json!([format!("{first_chat} .transfer button")]));
     desk.widget_says(&format!("{first_chat} .log"), "transferred the chat to bob")
         .await;
-    desk.until_hidden(&format!("{first_chat} .compose"), true).await;
-    bob.send(first, "Bob here, I have your parcel case").await.unwrap();
+    desk.until_hidden(&format!("{first_chat} .compose"), true)
+        .await;
+    bob.send(first, "Bob here, I have your parcel case")
+        .await
+        .unwrap();
 
     // The second chat goes on; the agent ends it and it is a recent session.
-    desk.call("type", json!([format!("{second_chat} textarea[name=text]"), "Yes, you can"]));
+    desk.call(
+        "type",
+        json!([format!("{second_chat} textarea[name=text]"), "Yes, you can"]),
+    );
     desk.call("press", json!(["Enter"]));
     let heard = tokio::time::timeout(PATIENCE, async {
         loop {
             if let Some(Event::Chat(event)) = other.next_event().await
-                && let ChatEventKind::Message { from: Party::Agent(agent), text, .. } = event.kind
+                && let ChatEventKind::Message {
+                    from: Party::Agent(agent),
+                    text,
+                    ..
+                } = event.kind
                 && text == "Yes, you can"
             {
                 return agent;
