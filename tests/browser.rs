@@ -156,10 +156,10 @@ impl Driver {
             if text.contains(want) {
                 return text;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the widget's {selector} says {text:?}, not {want:?}"
-            );
+            if tokio::time::Instant::now() >= deadline {
+                let shown = self.call("texts", json!(["section:not([hidden])"]));
+                panic!("the page's {selector} says {text:?}, not {want:?}; it shows {shown}");
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
