@@ -162,6 +162,7 @@ fn serve(
         );
         if let Some(web) = server.web_addr() {
             tracing::info!("the chat widget: open http://{web}/ (a demo page) or add http://{web}/widget.js to a page");
+            tracing::info!("the agent console: open http://{web}/console and sign in with an agent's id and token");
         }
         for agent in &config.agents {
             if agent.token.is_none() {

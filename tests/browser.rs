@@ -5,6 +5,12 @@
 //! after a hub restart and after the page is loaded again, with no gap
 //! and no duplicate.
 //!
+//! The agent console, served by the hub at `/console`, holds chats with
+//! the widget end to end (quick replies, files' lines, transfer, ticket,
+//! end and the end form's return to chat, recent sessions, the contact
+//! panel), across a hub restart with no gap and no duplicate on either
+//! page; its alert popup shows only while the agent is Present.
+//!
 //! It needs node, Chromium and `web/node_modules` (`.ci/setup` installs
 //! them). Without them it passes with a note, unless
 //! `CHATHUB_BROWSER_TESTS=1`, which makes a missing tool a failure (CI sets
@@ -61,8 +67,15 @@ fn should_run() -> bool {
     }
 }
 
-/// Builds the SDK into `web/dist` with the pinned TypeScript.
+/// Builds the SDK into `web/dist` with the pinned TypeScript, once per
+/// test process: tests running side by side would write the same files
+/// while another's hub reads them.
 fn build_sdk() {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(build_sdk_now);
+}
+
+fn build_sdk_now() {
     let status = Command::new("node")
         .arg("node_modules/typescript/bin/tsc")
         .args(["-p", "tsconfig.json"])
@@ -143,12 +156,34 @@ impl Driver {
             if text.contains(want) {
                 return text;
             }
+            if tokio::time::Instant::now() >= deadline {
+                let shown = self.call("texts", json!(["section:not([hidden])"]));
+                panic!("the page's {selector} says {text:?}, not {want:?}; it shows {shown}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the element at `selector` is hidden (or shown).
+    async fn until_hidden(&mut self, selector: &str, hidden: bool) {
+        let deadline = tokio::time::Instant::now() + PATIENCE * 3;
+        loop {
+            if self.call("hidden", json!([selector])) == json!(hidden) {
+                return;
+            }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "the widget's {selector} says {text:?}, not {want:?}"
+                "{selector} is still {}",
+                if hidden { "shown" } else { "hidden" }
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The text of every element at `selector`.
+    fn texts(&mut self, selector: &str) -> Vec<String> {
+        let texts = self.call("texts", json!([selector]));
+        serde_json::from_value(texts).expect("a list of texts")
     }
 
     async fn events_until(&mut self, want: impl Fn(&[Value]) -> bool) -> Vec<Value> {
@@ -465,5 +500,332 @@ async fn the_widget_served_by_the_hub_offers_the_offline_form_then_holds_a_chat(
         json!(false)
     );
     drop(page);
+    hub.stop().await;
+}
+
+/// A TCP port free a moment ago, so that a restarted hub serves its pages
+/// where the pages were loaded from.
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A hub whose `support` channel has the end form and alerts after
+/// 600 ms, with its pages on `web` and WebTransport on `wt`.
+fn console_config(web: u16, wt: u16) -> String {
+    format!(
+        "{}\n\
+         [[channel]]\nname = \"support\"\nwelcome = \"Welcome to support!\"\n\
+         alert_after = \"600ms\"\nend_form = true\nreturn_window = \"60s\"\n\
+         [[agent]]\nid = \"alice\"\nname = \"Alice\"\ntoken = \"{}\"\nchannels = [\"support\"]\n\
+         [[agent]]\nid = \"bob\"\ntoken = \"{}\"\nchannels = [\"support\"]\n\
+         [webtransport]\nenabled = true\nlisten = \"127.0.0.1:{wt}\"\n\
+         [web]\nenabled = true\nlisten = \"127.0.0.1:{web}\"\nassets = {:?}\n",
+        roomy_limits!(),
+        common::TOKEN,
+        common::TOKEN,
+        web_dir().join("dist")
+    )
+}
+
+/// Opens the hub's console and signs `agent` in with the token.
+async fn console(web: std::net::SocketAddr, agent: &str) -> Driver {
+    let mut page = Driver::start_at(Some(&format!("http://{web}/console")));
+    page.call("type", json!(["input[name=agent]", agent]));
+    page.call("type", json!(["input[name=token]", common::TOKEN]));
+    page.call("press", json!(["Enter"]));
+    page.widget_says(".me", agent).await;
+    page
+}
+
+/// Each message text once, in this order.
+fn assert_once_in_order(shown: &[String], texts: &[&str]) {
+    let mut at = 0;
+    for text in texts {
+        let found: Vec<usize> = shown
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| line.contains(text))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(found.len(), 1, "{text:?} once in {shown:#?}");
+        assert!(found[0] >= at, "{text:?} in its place in {shown:#?}");
+        at = found[0];
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_and_the_widget_hold_a_chat_across_a_restart_and_return_to_it() {
+    if !should_run() {
+        return;
+    }
+    build_sdk();
+    let (web_port, wt_port) = (free_tcp_port(), common::free_udp_port());
+    let config = console_config(web_port, wt_port);
+    let hub = TestHub::start(&config).await;
+    let web = hub.server.web_addr().expect("[web] is on");
+    // A channel quick reply, made by another agent of the channel.
+    let bob = hub.agent("bob").await;
+    bob.create_item(chathub::core::ItemDraft {
+        kind: chathub::core::ItemKind::QuickReply,
+        scope: chathub::core::Scope::Channel(chathub::core::ChannelId::new("support")),
+        shortcut: Some("/thanks".into()),
+        title: "Thanks".into(),
+        body: "Thank you, {customer.name}!".into(),
+    })
+    .await
+    .unwrap();
+
+    let mut desk = console(web, "alice").await;
+    assert_eq!(desk.call("text", json!([".presence"])), json!("Absent"));
+    desk.call("click", json!([".presence"]));
+    desk.widget_says(".presence", "Present").await;
+
+    // The customer writes from the hub's demo page.
+    let mut widget = Driver::start_at(Some(&format!("http://{web}/")));
+    widget.call("click", json!([".launcher"]));
+    widget.call("type", json!(["input[name=name]", "Ada"]));
+    widget.call(
+        "type",
+        json!(["textarea[name=message]", "Hello from the widget"]),
+    );
+    widget.call("click", json!([".start button[type=submit]"]));
+    widget.widget_says(".log", "Hello from the widget").await;
+
+    // The badge and the incoming list are live; get next takes the chat.
+    desk.widget_says(".channel[data-channel=support] .badge", "1")
+        .await;
+    desk.widget_says(".incoming", "Hello from the widget").await;
+    desk.call("click", json!([".channel[data-channel=support] .next"]));
+    desk.widget_says("article.chat .log", "Hello from the widget")
+        .await;
+    desk.widget_says(".channel[data-channel=support] .badge", "0")
+        .await;
+    widget.widget_says(".log", "alice joined the chat").await;
+
+    // Both ways, by the keyboard.
+    desk.call(
+        "type",
+        json!([
+            "article.chat textarea[name=text]",
+            "Hello Ada, how can I help?"
+        ]),
+    );
+    desk.call("press", json!(["Enter"]));
+    widget.widget_says(".log", "how can I help?").await;
+    widget.call("type", json!(["textarea[name=text]", "My parcel is late"]));
+    widget.call("press", json!(["Enter"]));
+    desk.widget_says("article.chat .log", "My parcel is late")
+        .await;
+
+    // A quick reply by its shortcut, placeholders filled in by the hub.
+    desk.call("type", json!(["article.chat textarea[name=text]", "/tha"]));
+    desk.widget_says("article.chat .suggest", "Thank you, {customer.name}!")
+        .await;
+    desk.call("press", json!(["Tab"]));
+    desk.call("press", json!(["Enter"]));
+    widget.widget_says(".log", "Thank you, Ada!").await;
+    desk.widget_says("article.chat .log", "Thank you, Ada!")
+        .await;
+    // The contact panel of the chat in focus.
+    desk.widget_says(".contact", "name:ada").await;
+
+    let shot = artifacts().join("console.png");
+    desk.call("screenshot", json!([shot.display().to_string()]));
+    assert!(shot.exists());
+
+    // The hub restarts: both pages reconnect by themselves and the chat
+    // goes on, with nothing lost and nothing twice.
+    let hub = hub.restart(&config).await;
+    assert_eq!(hub.server.web_addr(), Some(web));
+    desk.call(
+        "type",
+        json!([
+            "article.chat textarea[name=text]",
+            "Still there after the restart?"
+        ]),
+    );
+    desk.call("press", json!(["Enter"]));
+    widget
+        .widget_says(".log", "Still there after the restart?")
+        .await;
+    widget.call("type", json!(["textarea[name=text]", "Yes, still here"]));
+    widget.call("press", json!(["Enter"]));
+    desk.widget_says("article.chat .log", "Yes, still here")
+        .await;
+    let said = [
+        "Hello from the widget",
+        "Welcome to support!",
+        "how can I help?",
+        "My parcel is late",
+        "Thank you, Ada!",
+        "Still there after the restart?",
+        "Yes, still here",
+    ];
+    assert_once_in_order(&desk.texts("article.chat .log li"), &said);
+    assert_once_in_order(&widget.texts(".log li"), &said);
+    let seqs: Vec<u64> = serde_json::from_value::<Vec<String>>(
+        desk.call("attrs", json!(["article.chat .log li", "data-seq"])),
+    )
+    .unwrap()
+    .iter()
+    .map(|seq| seq.parse().unwrap())
+    .collect();
+    assert!(
+        seqs.windows(2).all(|pair| pair[0] < pair[1]),
+        "seqs rise, each once: {seqs:?}"
+    );
+
+    // The agent ends the chat: it is among the recent sessions, and the
+    // customer's end form takes them back into the same chat.
+    desk.call("click", json!(["article.chat .end"]));
+    widget.widget_says(".log", "The chat has ended").await;
+    desk.widget_says(".recent-list", "Ada").await;
+    assert_eq!(
+        desk.call("hidden", json!(["article.chat .compose"])),
+        json!(true)
+    );
+    widget.until_hidden(".chat .return", false).await;
+    widget.call("click", json!([".chat .return"]));
+    widget.widget_says(".log", "The chat is open again").await;
+    desk.widget_says("article.chat .log", "came back to the chat")
+        .await;
+    desk.until_hidden("article.chat .compose", false).await;
+    widget.call("type", json!(["textarea[name=text]", "One more thing"]));
+    widget.call("press", json!(["Enter"]));
+    desk.widget_says("article.chat .log", "One more thing")
+        .await;
+    let shot = artifacts().join("widget-returned.png");
+    widget.call("screenshot", json!([shot.display().to_string()]));
+    assert_eq!(
+        desk.call("texts", json!(["article.chat"]))
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(widget.call("text", json!([".chat .error"])), json!(""));
+    drop((desk, widget));
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_alerts_only_while_present_and_holds_chats_side_by_side() {
+    if !should_run() {
+        return;
+    }
+    build_sdk();
+    let config = console_config(free_tcp_port(), common::free_udp_port());
+    let hub = TestHub::start(&config).await;
+    let web = hub.server.web_addr().expect("[web] is on");
+    // Bob is Present so that chats queue; alice's console starts Absent.
+    let bob = hub.present_agent("bob").await;
+    let mut desk = console(web, "alice").await;
+    assert_eq!(desk.call("text", json!([".presence"])), json!("Absent"));
+
+    let customer = hub.customer().await;
+    let ada = chathub::core::Customer {
+        name: Some("Ada".into()),
+        email: Some("ada@example.com".into()),
+    };
+    let (first, _) = common::start(&customer, "support", ada.clone(), "Where is my parcel?").await;
+    desk.widget_says(".channel[data-channel=support] .badge", "1")
+        .await;
+    // Well past alert_after (600 ms): no popup for an Absent agent.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(desk.call("hidden", json!([".alert"])), json!(true));
+
+    // Present: the standing alert pops up; Absent again: it goes away.
+    desk.call("click", json!([".presence"]));
+    desk.widget_says(".presence", "Present").await;
+    desk.until_hidden(".alert", false).await;
+    desk.widget_says(".alert", "Where is my parcel?").await;
+    assert_eq!(
+        desk.call("attrs", json!(["[role=alertdialog]", "data-chat"])),
+        json!([first.0.to_string()])
+    );
+    desk.call("click", json!([".presence"]));
+    desk.widget_says(".presence", "Absent").await;
+    assert_eq!(desk.call("hidden", json!([".alert"])), json!(true));
+    desk.call("click", json!([".presence"]));
+    desk.until_hidden(".alert", false).await;
+
+    // Taking it from the popup opens the chat and clears the alert.
+    desk.call("click", json!([".alert .pick"]));
+    desk.widget_says(
+        &format!("article[data-chat='{}'] .log", first.0),
+        "Where is my parcel?",
+    )
+    .await;
+    desk.until_hidden(".alert", true).await;
+
+    // A second chat, by get next: both side by side.
+    let other = hub.customer().await;
+    let grace = chathub::core::Customer {
+        name: Some("Grace".into()),
+        email: None,
+    };
+    let (second, _) = common::start(&other, "support", grace, "Can I change my order?").await;
+    desk.widget_says(".incoming", "Can I change my order?")
+        .await;
+    desk.call("click", json!([".channel[data-channel=support] .next"]));
+    let second_chat = format!("article[data-chat='{}']", second.0);
+    desk.widget_says(&format!("{second_chat} .log"), "Can I change my order?")
+        .await;
+    assert_eq!(desk.texts("article.chat").len(), 2);
+
+    // A ticket from the first chat; then it goes to bob.
+    let first_chat = format!("article[data-chat='{}']", first.0);
+    desk.call(
+        "type",
+        json!([format!("{first_chat} input[name=subject]"), "Lost parcel"]),
+    );
+    desk.call("click", json!([format!("{first_chat} .ticket button")]));
+    desk.widget_says(&format!("{first_chat} .log"), "Lost parcel")
+        .await;
+    let tickets = bob.tickets(None, 10).await.unwrap();
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0].subject, "Lost parcel");
+    desk.call(
+        "type",
+        json!([format!("{first_chat} input[name=to]"), "bob"]),
+    );
+    desk.call("click", json!([format!("{first_chat} .transfer button")]));
+    desk.widget_says(&format!("{first_chat} .log"), "transferred the chat to bob")
+        .await;
+    desk.until_hidden(&format!("{first_chat} .compose"), true)
+        .await;
+    bob.send(first, "Bob here, I have your parcel case")
+        .await
+        .unwrap();
+
+    // The second chat goes on; the agent ends it and it is a recent session.
+    desk.call(
+        "type",
+        json!([format!("{second_chat} textarea[name=text]"), "Yes, you can"]),
+    );
+    desk.call("press", json!(["Enter"]));
+    let heard = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Some(Event::Chat(event)) = other.next_event().await
+                && let ChatEventKind::Message {
+                    from: Party::Agent(agent),
+                    text,
+                    ..
+                } = event.kind
+                && text == "Yes, you can"
+            {
+                return agent;
+            }
+        }
+    })
+    .await
+    .expect("the customer hears the console");
+    assert_eq!(heard.as_str(), "alice");
+    desk.call("click", json!([format!("{second_chat} .end")]));
+    desk.widget_says(".recent-list", "Grace").await;
+    drop(desk);
     hub.stop().await;
 }

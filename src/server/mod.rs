@@ -178,7 +178,8 @@ impl Server {
     }
 
     /// The TCP address of the widget listener, when enabled (`[web]`):
-    /// the demo page is `http://<addr>/`, the widget `http://<addr>/widget.js`.
+    /// the demo page is `http://<addr>/`, the widget `http://<addr>/widget.js`,
+    /// the agent console `http://<addr>/console`.
     pub fn web_addr(&self) -> Option<SocketAddr> {
         self.site.as_ref().map(site::SiteListener::local_addr)
     }

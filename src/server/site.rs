@@ -2,6 +2,7 @@
 //! (and HEAD) of a fixed set of paths and nothing else.
 //!
 //! - `/` — a demo page holding the chat widget, wired to this hub;
+//! - `/console` — the agent console (`console.js`), wired to this hub;
 //! - `/<name>.js` — the built SDK and widget: the `.js` files of the
 //!   assets folder, read once at start (so no request touches the file
 //!   system, and no path outside that list is ever served);
@@ -48,6 +49,10 @@ const HASH_PATH: &str = "/chathub/cert-hashes.json";
 
 /// The demo page; `{{HUB}}` becomes the WebTransport URL.
 const DEMO_PAGE: &str = include_str!("../../web/demo.html");
+/// The agent console's page; `{{HUB}}` becomes the WebTransport URL.
+const CONSOLE_PAGE: &str = include_str!("../../web/console.html");
+/// The path of the agent console.
+pub(crate) const CONSOLE_PATH: &str = "/console";
 
 /// What the listener knows to answer.
 struct Site {
@@ -57,6 +62,8 @@ struct Site {
     hash: SharedHash,
     /// The demo page, filled in.
     page: Vec<u8>,
+    /// The agent console's page, filled in.
+    console: Vec<u8>,
     /// The script files by path (`/name.js`).
     scripts: HashMap<String, Vec<u8>>,
 }
@@ -101,7 +108,14 @@ pub(crate) async fn start(
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
     };
     let hub_url = format!("https://{host}:{}/chathub", webtransport.port());
+    if !scripts.contains_key("/console.js") {
+        tracing::warn!(
+            "no agent console in {}: build it with `npm ci && npm run build` in web/",
+            config.assets.display()
+        );
+    }
     let page = DEMO_PAGE.replace("{{HUB}}", &hub_url).into_bytes();
+    let console = CONSOLE_PAGE.replace("{{HUB}}", &hub_url).into_bytes();
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Io {
@@ -116,6 +130,7 @@ pub(crate) async fn start(
         hub_url,
         hash,
         page,
+        console,
         scripts,
     });
     let accept = tokio::spawn(accept_loop(listener, site));
@@ -282,6 +297,7 @@ fn answer(site: &Site, head: &[u8]) -> (Answer, bool) {
     let path = std::str::from_utf8(path).unwrap_or_default();
     let answer = match path {
         "/" | "/index.html" => Answer::ok("text/html; charset=utf-8", site.page.clone()),
+        CONSOLE_PATH | "/console/" => Answer::ok("text/html; charset=utf-8", site.console.clone()),
         HASH_PATH => {
             let hash = site
                 .hash
@@ -335,6 +351,7 @@ mod tests {
             hub_url: "https://localhost:4434/chathub".into(),
             hash: Arc::new(RwLock::new("ab".repeat(32))),
             page: b"<p>page</p>".to_vec(),
+            console: b"<p>console</p>".to_vec(),
             scripts: HashMap::from([("/widget.js".to_owned(), b"// w".to_vec())]),
         }
     }
@@ -345,6 +362,10 @@ mod tests {
         let status = |head: &str| answer(&site, head.as_bytes()).0.status;
         assert_eq!(status("GET / HTTP/1.1\r\nHost: x"), 200);
         assert_eq!(status("GET /widget.js?v=1 HTTP/1.1"), 200);
+        assert_eq!(status("GET /console HTTP/1.1"), 200);
+        assert_eq!(status("GET /console/x HTTP/1.1"), 404);
+        let (console, _) = answer(&site, b"GET /console HTTP/1.1");
+        assert_eq!(console.body, b"<p>console</p>");
         assert_eq!(status("HEAD /widget.js HTTP/1.1"), 200);
         assert_eq!(status("GET /../Cargo.toml HTTP/1.1"), 404);
         assert_eq!(status("GET /client.js HTTP/1.1"), 404);

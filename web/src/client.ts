@@ -1,11 +1,13 @@
-// A customer's connection to the hub over WebTransport, with the native
-// SDK's concepts: requests answered by id on a bidirectional control
+// A connection to the hub over WebTransport (a customer's here, an
+// agent's in agent.ts), with the native SDK's concepts: requests answered by id on a bidirectional control
 // stream, each chat's events on a unidirectional stream of its own, typing
 // indicators as datagrams, and a link that reconnects and resumes each
 // chat after the last event it handed on (no gap, no duplicate).
 
 import { ConnectionError, HubError } from "./errors.js";
 import {
+  type Alert,
+  type AgentProfile,
   type ChatEvent,
   type ChatId,
   type ClientFrame,
@@ -15,9 +17,11 @@ import {
   PROTOCOL_VERSION,
   type Party,
   type QueuePlace,
+  type QueueUpdate,
   type Reply,
   type RequestBody,
   type Resume,
+  type Role,
   type ServerFrame,
   clientDatagram,
   clientFrame,
@@ -34,7 +38,15 @@ export type ClientEvent =
   | { type: "Chat"; event: ChatEvent }
   | { type: "Typing"; chat: ChatId; from: Party }
   /** Where the customer's waiting chat stands in its queue, when it changes. */
-  | { type: "QueuePosition"; place: QueuePlace };
+  | { type: "QueuePosition"; place: QueuePlace }
+  /** Agents: a channel's incoming list changed. */
+  | { type: "Queue"; update: QueueUpdate }
+  /** Agents: a chat waits past its channel's `alert_after`. */
+  | { type: "Alert"; alert: Alert }
+  /** Agents: an alert is over (the chat was answered or left). */
+  | { type: "AlertCleared"; channel: string; chat: ChatId }
+  /** Agents: a supervisor set this agent's status. */
+  | { type: "StatusChanged"; status: "Present" | "Absent" | "Away"; by: string };
 
 /** The answer to {@link CustomerClient.startChat}. */
 export type Started = { type: "Queued"; chat: ChatId; waiting: number } | { type: "Offline"; form: OfflineForm };
@@ -109,44 +121,56 @@ function randomSecret(): string {
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Requests a customer may send again after a lost answer (`safe_to_send_again`). */
+/**
+ * Requests that may take effect twice if sent again after a lost answer
+ * (`safe_to_send_again` of src/protocol/request.rs is false for these).
+ */
+const NOT_SAFE_AGAIN: ReadonlySet<RequestBody["type"]> = new Set<RequestBody["type"]>([
+  "SubmitOfflineForm",
+  "GetNext",
+  "Pick",
+  "TransferToAgent",
+  "TransferToChannel",
+  "DeclineTransfer",
+  "CreateTicket",
+  "AcceptOffer",
+  "Reassign",
+]);
+
+/** Requests a client may send again after a lost answer (`safe_to_send_again`). */
 function safeToSendAgain(body: RequestBody): boolean {
-  return body.type !== "SubmitOfflineForm";
+  return !NOT_SAFE_AGAIN.has(body.type);
 }
 
 /**
- * A customer of the hub: start chats, send messages, read each chat's
- * events in order. Reconnects by itself and resumes every chat.
+ * What customers and agents share: the connection and its hello, requests
+ * answered by id, each chat's events in order, and reconnecting with
+ * every chat resumed after the last event handed on.
  */
-export class CustomerClient {
+export class HubLink {
   private conn: Connection | null = null;
   private nextId = 1;
   /** From a random start, so a page loaded again does not repeat an id the hub still knows. */
-  private nextClientId = randomClientId();
+  protected nextClientId = randomClientId();
   private readonly pending = new Map<number, Pending>();
-  private readonly order = new ChatOrder();
+  protected readonly order = new ChatOrder();
   private readonly ready: ClientEvent[] = [];
   private readonly waiters: ((event: ClientEvent | null) => void)[] = [];
   private readonly roomWaiters: (() => void)[] = [];
   private closedFor: Error | null = null;
   private connected: Promise<void> | null = null;
   private reconnectCount = 0;
+  /** The agent profile of the last welcome (`null` for a customer). */
+  protected welcomed: AgentProfile | null = null;
+  /** Whether a connection was made before (the next one is a reconnect). */
+  private dialled = false;
 
-  private constructor(
+  protected constructor(
     private readonly url: string,
-    private readonly options: ConnectOptions,
+    protected readonly options: ConnectOptions,
+    private readonly role: Role,
   ) {
     for (const saved of options.resume ?? []) this.order.remember(saved.chat, saved.secret, saved.after);
-  }
-
-  /**
-   * Connects to the hub's WebTransport endpoint, e.g.
-   * `https://localhost:4434/chathub`, as a customer.
-   */
-  static async connect(url: string, options: ConnectOptions = {}): Promise<CustomerClient> {
-    const client = new CustomerClient(url, options);
-    await client.open();
-    return client;
   }
 
   /** How often the client connected again after a lost connection. */
@@ -154,27 +178,17 @@ export class CustomerClient {
     return this.reconnectCount;
   }
 
+  /** Who the client's own messages are from. */
+  protected ownParty(): Party {
+    return { type: "Customer" };
+  }
+
   /**
-   * Starts a chat on `channel` with the customer's first message: queued
-   * (its events follow), or the channel's offline form when nobody can
-   * answer.
+   * Called on each new connection after the first, before requests that
+   * waited are sent again: what a restarted hub forgot comes back first.
    */
-  async startChat(channel: string, customer: Customer, text: string): Promise<Started> {
-    const secret = randomSecret();
-    const reply = await this.request({
-      type: "StartChat",
-      channel,
-      customer,
-      clientId: this.nextClientId++,
-      text,
-      secret,
-    });
-    if (reply.type === "ChatStarted") {
-      this.order.remember(reply.chat, secret);
-      return { type: "Queued", chat: reply.chat, waiting: reply.waiting };
-    }
-    if (reply.type === "Offline") return { type: "Offline", form: reply.form };
-    throw unexpected(reply);
+  protected onReconnect(): RequestBody[] {
+    return [];
   }
 
   /**
@@ -185,7 +199,7 @@ export class CustomerClient {
     const clientId = this.nextClientId++;
     const reply = await this.request({ type: "Post", chat, clientId, text });
     if (reply.type !== "Posted") throw unexpected(reply);
-    this.deliver({ chat, seq: reply.seq, at: reply.at, kind: { type: "Message", from: { type: "Customer" }, clientId, text } });
+    this.deliver({ chat, seq: reply.seq, at: reply.at, kind: { type: "Message", from: this.ownParty(), clientId, text } });
     return reply.seq;
   }
 
@@ -194,26 +208,13 @@ export class CustomerClient {
     const reply = await this.request({ type: "MarkRead", chat, upTo });
     if (reply.type !== "Read") throw unexpected(reply);
     if (reply.seq !== 0) {
-      this.deliver({ chat, seq: reply.seq, at: reply.at, kind: { type: "Read", by: { type: "Customer" }, upTo: reply.upTo } });
+      this.deliver({ chat, seq: reply.seq, at: reply.at, kind: { type: "Read", by: this.ownParty(), upTo: reply.upTo } });
     }
     return reply.upTo;
   }
 
-  /** Leaves a chat (ends it, or takes it out of the queue). */
-  async leave(chat: ChatId): Promise<void> {
-    const reply = await this.request({ type: "Leave", chat });
-    if (reply.type !== "Done") throw unexpected(reply);
-  }
-
-  /** Submits a channel's offline form; answers the ticket's id. */
-  async submitOfflineForm(channel: string, name: string | null, email: string, message: string): Promise<number> {
-    const reply = await this.request({ type: "SubmitOfflineForm", channel, name, email, message });
-    if (reply.type !== "TicketCreated") throw unexpected(reply);
-    return reply.ticket;
-  }
-
   /**
-   * Says the customer is typing (a datagram: never stored, a lost one not
+   * Says the user is typing (a datagram: never stored, a lost one not
    * sent again; send one every few seconds while they type).
    */
   typing(chat: ChatId): void {
@@ -245,22 +246,60 @@ export class CustomerClient {
     }
   }
 
-  /** The live chats with their secrets and positions, for a page to keep (e.g. in sessionStorage) and resume after a reload. */
-  savedChats(): SavedChat[] {
-    return this.order
-      .resumePoints(RESUME_POINTS)
-      .filter((point): point is Resume & { secret: string } => point.secret !== null)
-      .map((point) => ({ chat: point.chat, after: point.after, secret: point.secret }));
-  }
-
   /** Closes the connection; pending requests fail and the events end. */
   close(): void {
     this.shut(new ConnectionError("the client was closed"));
   }
 
+  /**
+   * A file stream of its own (a bidirectional stream beside the control
+   * stream): `head` is its first frame, `body` the bytes after it; answers
+   * the hub's one response and the bytes that follow it (for a download).
+   */
+  protected async fileStream(head: ClientFrame, body: Uint8Array | null, maxBytes: number): Promise<{ reply: Reply; bytes: Uint8Array }> {
+    await this.open().catch(() => {});
+    const conn = this.conn;
+    if (conn === null) throw new ConnectionError("not connected");
+    const stream = await conn.transport.createBidirectionalStream();
+    const writer = stream.writable.getWriter();
+    await writer.write(encodeFrame(clientFrame, head));
+    if (body !== null) await writer.write(body);
+    await writer.close();
+    const reader = stream.readable.getReader();
+    const frames = new FrameBuf(MAX_FRAME_HELLO);
+    const frame = await readFrame(reader, frames);
+    if (frame === null || frame.type !== "Response") throw new ConnectionError("the file stream ended without an answer");
+    const { result } = frame.response;
+    if (result.type === "Err") throw new HubError(result.error.code, result.error.message);
+    const chunks: Uint8Array[] = [];
+    const rest = frames.buffered() > 0 ? frames.take() : null;
+    let size = 0;
+    if (rest !== null) {
+      chunks.push(rest);
+      size += rest.length;
+    }
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > maxBytes) {
+        await reader.cancel().catch(() => {});
+        throw new ConnectionError(`the file is over ${maxBytes} bytes`);
+      }
+      chunks.push(value);
+    }
+    const bytes = new Uint8Array(size);
+    let at = 0;
+    for (const chunk of chunks) {
+      bytes.set(chunk, at);
+      at += chunk.length;
+    }
+    return { reply: result.reply, bytes };
+  }
+
   // --- the link -----------------------------------------------------------
 
-  private async request(body: RequestBody): Promise<Reply> {
+  protected async request(body: RequestBody): Promise<Reply> {
     if (this.closedFor !== null) throw this.closedFor;
     if (this.pending.size >= MAX_PENDING) throw new HubError("RateLimited", "too many requests waiting for an answer");
     const id = this.nextId++;
@@ -280,7 +319,7 @@ export class CustomerClient {
     return [{ algorithm: "sha-256", value: hexBytes(hex) }];
   }
 
-  private open(): Promise<void> {
+  protected open(): Promise<void> {
     this.connected ??= this.dial().finally(() => {
       this.connected = null;
     });
@@ -297,7 +336,7 @@ export class CustomerClient {
     const reader = control.readable.getReader();
     const resume = this.order.resumePoints(RESUME_POINTS);
     await writer.write(
-      encodeFrame(clientFrame, { type: "Hello", hello: { version: PROTOCOL_VERSION, role: { type: "Customer" }, resume } }),
+      encodeFrame(clientFrame, { type: "Hello", hello: { version: PROTOCOL_VERSION, role: this.role, resume } }),
     );
     const frames = new FrameBuf(MAX_FRAME_HELLO);
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -312,7 +351,16 @@ export class CustomerClient {
     if (welcome.type === "Closing") throw new HubError(welcome.error.code, welcome.error.message);
     if (welcome.type !== "Welcome") throw new ConnectionError(`the hub's first frame was ${welcome.type}`);
     const conn: Connection = { transport, writer, datagrams: transport.datagrams.writable.getWriter() };
+    const again = this.dialled;
+    this.welcomed = welcome.agent;
+    this.dialled = true;
     this.conn = conn;
+    if (again) {
+      for (const body of this.onReconnect()) {
+        const id = this.nextId++;
+        writer.write(encodeFrame(clientFrame, { type: "Request", request: { id, body } })).catch(() => {});
+      }
+    }
     // Requests that waited for a connection, or whose answer was lost:
     // sent again where that is harmless, else answered as the native SDK
     // does (they may have taken effect).
@@ -381,8 +429,30 @@ export class CustomerClient {
       const frame = await readFrame(reader, frames);
       if (frame === null) return;
       if (frame.type !== "Event") continue;
-      if (frame.event.type === "Chat") this.deliver(frame.event.event);
-      else if (frame.event.type === "QueuePosition") this.hand({ type: "QueuePosition", place: frame.event.place });
+      const event = frame.event;
+      switch (event.type) {
+        case "Chat":
+          this.deliver(event.event);
+          break;
+        case "QueuePosition":
+          this.hand({ type: "QueuePosition", place: event.place });
+          break;
+        case "Queue":
+          this.hand({ type: "Queue", update: event.update });
+          break;
+        case "Alert":
+          this.hand({ type: "Alert", alert: event.alert });
+          break;
+        case "AlertCleared":
+          this.hand({ type: "AlertCleared", channel: event.channel, chat: event.chat });
+          break;
+        case "StatusChanged":
+          this.hand({ type: "StatusChanged", status: event.status, by: event.by });
+          break;
+        default:
+          // Offers and typing (a datagram) are not handed on from here.
+          break;
+      }
     }
   }
 
@@ -401,7 +471,7 @@ export class CustomerClient {
     }
   }
 
-  private deliver(event: ChatEvent): void {
+  protected deliver(event: ChatEvent): void {
     for (const ready of this.order.push(event)) this.hand({ type: "Chat", event: ready });
   }
 
@@ -464,6 +534,80 @@ export class CustomerClient {
     } catch {
       // Already closed.
     }
+  }
+}
+
+/**
+ * A customer of the hub: start chats, send messages, read each chat's
+ * events in order. Reconnects by itself and resumes every chat.
+ */
+export class CustomerClient extends HubLink {
+  /**
+   * Connects to the hub's WebTransport endpoint, e.g.
+   * `https://localhost:4434/chathub`, as a customer.
+   */
+  static async connect(url: string, options: ConnectOptions = {}): Promise<CustomerClient> {
+    const client = new CustomerClient(url, options, { type: "Customer" });
+    await client.open();
+    return client;
+  }
+
+  /**
+   * Starts a chat on `channel` with the customer's first message: queued
+   * (its events follow), or the channel's offline form when nobody can
+   * answer.
+   */
+  async startChat(channel: string, customer: Customer, text: string): Promise<Started> {
+    const secret = randomSecret();
+    const reply = await this.request({
+      type: "StartChat",
+      channel,
+      customer,
+      clientId: this.nextClientId++,
+      text,
+      secret,
+    });
+    if (reply.type === "ChatStarted") {
+      this.order.remember(reply.chat, secret);
+      return { type: "Queued", chat: reply.chat, waiting: reply.waiting };
+    }
+    if (reply.type === "Offline") return { type: "Offline", form: reply.form };
+    throw unexpected(reply);
+  }
+
+  /** Leaves a chat (ends it, or takes it out of the queue). */
+  async leave(chat: ChatId): Promise<void> {
+    const reply = await this.request({ type: "Leave", chat });
+    if (reply.type !== "Done") throw unexpected(reply);
+  }
+
+  /**
+   * Takes the customer back into a chat that ended within its channel's
+   * `return_window` (a channel with `end_form = true`): the same chat
+   * opens again (a `Reopened` event) with its transcript. Refused with
+   * `NotReturnable` once the window is over, or on a channel without the
+   * end form.
+   */
+  async returnToChat(chat: ChatId): Promise<void> {
+    const secret = this.order.secret(chat);
+    if (secret === null) throw new HubError("NotYourChat", `chat ${chat} was not started by this client`);
+    const reply = await this.request({ type: "ReturnToChat", chat, secret });
+    if (reply.type !== "Done") throw unexpected(reply);
+  }
+
+  /** Submits a channel's offline form; answers the ticket's id. */
+  async submitOfflineForm(channel: string, name: string | null, email: string, message: string): Promise<number> {
+    const reply = await this.request({ type: "SubmitOfflineForm", channel, name, email, message });
+    if (reply.type !== "TicketCreated") throw unexpected(reply);
+    return reply.ticket;
+  }
+
+  /** The live chats with their secrets and positions, for a page to keep (e.g. in sessionStorage) and resume after a reload. */
+  savedChats(): SavedChat[] {
+    return this.order
+      .resumePoints(RESUME_POINTS)
+      .filter((point): point is Resume & { secret: string } => point.secret !== null)
+      .map((point) => ({ chat: point.chat, after: point.after, secret: point.secret }));
   }
 }
 

@@ -1,9 +1,9 @@
 // The hub's frames (src/protocol/frame.rs and the core values they
 // carry) as bincode schemas: the browser speaks the very bytes the native
 // SDK does. Field and variant order is the Rust types' order; names are
-// camelCase. Variants a browser customer never sends or receives
-// (knowledge items, tickets' and contacts' bodies, files' headers) keep
-// their place in the order and refuse to encode or decode.
+// camelCase. Variants a browser never sends or receives (editing
+// knowledge items, tickets' bodies, supervisors' monitor) keep their place
+// in the order and refuse to encode or decode.
 //
 // tests/golden/formats.txt pins the bytes on the Rust side, and
 // web/test/golden.test.mjs checks these schemas against the same lines.
@@ -213,6 +213,8 @@ export type RequestBody =
   | { type: "CreateTicket"; chat: ChatId; subject: string; note: string }
   | { type: "ReturnToChat"; chat: ChatId; secret: string }
   | { type: "Contact"; email: string | null; name: string | null }
+  | { type: "Items"; kind: ItemKind | null }
+  | { type: "InsertItem"; chat: ChatId; clientId: bigint; item: ItemRef }
   | { type: "EndChat"; chat: ChatId }
   | { type: "RecentSessions"; before: ChatId | null; limit: number }
   | { type: "Transcript"; chat: ChatId; after: number }
@@ -241,6 +243,91 @@ export type RequestBody =
       skills: string[];
     };
 
+/** What kind of knowledge an item is (`ItemKind`). */
+export type ItemKind = "QuickReply" | "Faq" | "Template";
+
+/** Who a knowledge item belongs to (`Scope`). */
+export type Scope = { type: "Channel"; channel: string } | { type: "Personal"; agent: string };
+
+/** A knowledge item named by id or, for quick replies, by shortcut (`ItemRef`). */
+export type ItemRef = { type: "Id"; id: number } | { type: "Shortcut"; shortcut: string };
+
+/** A quick reply, FAQ article or template (`KnowledgeItem`). */
+export interface KnowledgeItem {
+  id: number;
+  kind: ItemKind;
+  scope: Scope;
+  shortcut: string | null;
+  title: string;
+  body: string;
+}
+
+/** A customer's rating of an ended chat (`Rating`). */
+export interface Rating {
+  rating: number;
+  comment: string | null;
+  at: Timestamp;
+}
+
+/** An ended chat (`SessionSummary`). */
+export interface SessionSummary {
+  chat: ChatId;
+  channel: string;
+  customer: Customer;
+  agent: string | null;
+  started: Timestamp;
+  ended: Timestamp;
+  endedBy: Party;
+  events: number;
+}
+
+/** A row of recent sessions (`RatedSession`). */
+export interface RatedSession {
+  session: SessionSummary;
+  rating: Rating | null;
+}
+
+/** Where a ticket came from (`TicketSource`). */
+export type TicketSource = { type: "OfflineForm" } | { type: "Chat"; chat: ChatId };
+
+/** A ticket's list row (`TicketSummary`). */
+export interface TicketSummary {
+  id: number;
+  channel: string;
+  source: TicketSource;
+  customer: Customer;
+  subject: string;
+  created: Timestamp;
+}
+
+/** One chat of a contact's history (`ContactChat`). */
+export interface ContactChat {
+  chat: ChatId;
+  channel: string;
+  customer: Customer;
+  started: Timestamp;
+  ended: Timestamp | null;
+  agent: string | null;
+  rating: Rating | null;
+}
+
+/** A contact's side panel (`ContactCard`). */
+export interface ContactCard {
+  key: string;
+  chats: ContactChat[];
+  tickets: TicketSummary[];
+  firstContact: Timestamp | null;
+  lastContact: Timestamp | null;
+}
+
+/** A file about to be shared in a chat (`Upload`): exactly `size` bytes follow. */
+export interface Upload {
+  chat: ChatId;
+  name: string;
+  contentType: string;
+  size: number;
+}
+
 /** A request with its id. */
 export interface Request {
   id: number;
@@ -251,6 +338,7 @@ export interface Request {
 export type ClientFrame =
   | { type: "Hello"; hello: Hello }
   | { type: "Request"; request: Request }
+  | { type: "Upload"; upload: Upload }
   | { type: "Download"; file: number };
 
 /** A successful answer. */
@@ -259,11 +347,14 @@ export type Reply =
   | { type: "Offline"; form: OfflineForm }
   | { type: "PresentAgents"; agents: string[] }
   | { type: "TicketCreated"; ticket: number }
+  | { type: "Contact"; card: ContactCard }
+  | { type: "Items"; items: KnowledgeItem[] }
   | { type: "FileShared"; file: FileRef; seq: number }
   | { type: "File"; file: FileRef }
   | { type: "Posted"; seq: number; at: Timestamp }
   | { type: "Done" }
   | { type: "Assigned"; assignment: Assignment }
+  | { type: "Sessions"; sessions: RatedSession[] }
   | { type: "Transcript"; events: ChatEvent[]; more: boolean }
   | { type: "Read"; upTo: number; seq: number; at: Timestamp };
 
@@ -436,6 +527,81 @@ const errorFrame = struct<ErrorFrame>([
   ["message", str],
 ]);
 
+const itemKind = unitEnum<ItemKind>(["QuickReply", "Faq", "Template"]);
+const knowledgeItem = struct<KnowledgeItem>([
+  ["id", u64],
+  ["kind", itemKind],
+  [
+    "scope",
+    enumOf<Scope>([
+      ["Channel", [["channel", str]]],
+      ["Personal", [["agent", str]]],
+    ]),
+  ],
+  ["shortcut", option(str)],
+  ["title", str],
+  ["body", str],
+]);
+const itemRef = enumOf<ItemRef>([
+  ["Id", [["id", u64]]],
+  ["Shortcut", [["shortcut", str]]],
+]);
+const rating = struct<Rating>([
+  ["rating", u8],
+  ["comment", option(str)],
+  ["at", u64],
+]);
+const ratedSession = struct<RatedSession>([
+  [
+    "session",
+    struct<SessionSummary>([
+      ["chat", u64],
+      ["channel", str],
+      ["customer", customer],
+      ["agent", option(str)],
+      ["started", u64],
+      ["ended", u64],
+      ["endedBy", party],
+      ["events", u64],
+    ]),
+  ],
+  ["rating", option(rating)],
+]);
+const ticketSummary = struct<TicketSummary>([
+  ["id", u64],
+  ["channel", str],
+  [
+    "source",
+    enumOf<TicketSource>([
+      ["OfflineForm", []],
+      ["Chat", [["chat", u64]]],
+    ]),
+  ],
+  ["customer", customer],
+  ["subject", str],
+  ["created", u64],
+]);
+const contactCard = struct<ContactCard>([
+  ["key", str],
+  [
+    "chats",
+    vec(
+      struct<ContactChat>([
+        ["chat", u64],
+        ["channel", str],
+        ["customer", customer],
+        ["started", u64],
+        ["ended", option(u64)],
+        ["agent", option(str)],
+        ["rating", option(rating)],
+      ]),
+    ),
+  ],
+  ["tickets", vec(ticketSummary)],
+  ["firstContact", option(u64)],
+  ["lastContact", option(u64)],
+]);
+
 const hello = struct<Hello>([
   ["version", u16],
   [
@@ -476,8 +642,8 @@ const requestBody = enumOf<RequestBody>([
   unsupported("CreateItem"),
   unsupported("UpdateItem"),
   unsupported("DeleteItem"),
-  unsupported("Items"),
-  unsupported("InsertItem"),
+  ["Items", [["kind", option(itemKind)]]],
+  ["InsertItem", [["chat", u64], ["clientId", u64n], ["item", itemRef]]],
   ["EndChat", [["chat", u64]]],
   ["RecentSessions", [["before", option(u64)], ["limit", u16]]],
   ["Transcript", [["chat", u64], ["after", u64]]],
@@ -509,7 +675,7 @@ const requestBody = enumOf<RequestBody>([
   ],
 ]);
 
-/** `ClientFrame` (the upload header is not carried). */
+/** `ClientFrame`. */
 export const clientFrame = enumOf<ClientFrame>([
   ["Hello", [["hello", hello]]],
   [
@@ -524,7 +690,20 @@ export const clientFrame = enumOf<ClientFrame>([
       ],
     ],
   ],
-  unsupported("Upload"),
+  [
+    "Upload",
+    [
+      [
+        "upload",
+        struct<Upload>([
+          ["chat", u64],
+          ["name", str],
+          ["contentType", str],
+          ["size", u64],
+        ]),
+      ],
+    ],
+  ],
   ["Download", [["file", u64]]],
 ]);
 
@@ -535,15 +714,15 @@ const reply = enumOf<Reply>([
   ["TicketCreated", [["ticket", u64]]],
   unsupported("Tickets"),
   unsupported("Ticket"),
-  unsupported("Contact"),
+  ["Contact", [["card", contactCard]]],
   unsupported("Item"),
-  unsupported("Items"),
+  ["Items", [["items", vec(knowledgeItem)]]],
   ["FileShared", [["file", fileRef], ["seq", u64]]],
   ["File", [["file", fileRef]]],
   ["Posted", [["seq", u64], ["at", u64]]],
   ["Done", []],
   ["Assigned", [["assignment", assignment]]],
-  unsupported("Sessions"),
+  ["Sessions", [["sessions", vec(ratedSession)]]],
   ["Transcript", [["events", vec(chatEvent)], ["more", bool]]],
   ["Read", [["upTo", u64], ["seq", u64], ["at", u64]]],
   unsupported("Monitor"),
@@ -683,6 +862,13 @@ export class FrameBuf {
     const payload = this.buf.slice(4, 4 + len);
     this.buf = this.buf.slice(4 + len);
     return payload;
+  }
+
+  /** Takes the bytes buffered after the last whole frame (raw bytes that follow a frame). */
+  take(): Uint8Array {
+    const rest = this.buf;
+    this.buf = new Uint8Array(0);
+    return rest;
   }
 
   /** Bytes buffered that are not a whole frame yet. */

@@ -24,6 +24,11 @@ export class ChatOrder {
     if (!this.positions.has(chat)) this.positions.set(chat, after);
   }
 
+  /** The secret `chat` was started with, if this client started it. */
+  secret(chat: ChatId): string | null {
+    return this.secrets.get(chat) ?? null;
+  }
+
   /** The last seq handed on for `chat` (0 for none). */
   position(chat: ChatId): number {
     return this.positions.get(chat) ?? 0;

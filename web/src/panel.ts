@@ -150,6 +150,7 @@ class Widget {
   private readonly compose = el("form", { class: "compose" });
   private readonly endButton = el("button", { class: "secondary", type: "button" }, "End chat");
   private readonly againButton = el("button", { class: "primary", type: "button", hidden: true }, "Start a new chat");
+  private readonly returnButton = el("button", { class: "return secondary", type: "button", hidden: true }, "Return to chat");
   private readonly chatError = el("p", { class: "error", role: "alert" });
   private readonly chatView = el("section", { class: "chat", hidden: true });
 
@@ -183,7 +184,7 @@ class Widget {
     );
     this.startView.append(startForm);
     this.compose.append(el("label", {}, el("span", { class: "sr-only" }, "Message"), this.text), el("button", { class: "primary", type: "submit" }, "Send"));
-    this.chatView.append(this.log, this.status, this.chatError, this.compose, el("div", { class: "actions" }, this.endButton, this.againButton));
+    this.chatView.append(this.log, this.status, this.chatError, this.compose, el("div", { class: "actions" }, this.endButton, this.returnButton, this.againButton));
     const offlineForm = el(
       "form",
       {},
@@ -229,6 +230,7 @@ class Widget {
     this.text.addEventListener("input", () => this.typing());
     this.endButton.addEventListener("click", () => void this.end());
     this.againButton.addEventListener("click", () => this.startOver());
+    this.returnButton.addEventListener("click", () => void this.returnToChat());
     offlineForm.addEventListener("submit", (event) => {
       event.preventDefault();
       void this.submitOffline();
@@ -304,7 +306,7 @@ class Widget {
       if (event.place.chat === this.chat) this.showPlace(event.place);
       return;
     }
-    if (event.event.chat !== this.chat) return;
+    if (event.type !== "Chat" || event.event.chat !== this.chat) return;
     this.render(event.event);
     if (this.client !== null && this.chat !== null && !this.text.disabled) {
       store({ chat: this.chat, saved: this.client.savedChats() });
@@ -376,6 +378,10 @@ class Widget {
     this.compose.hidden = ended;
     this.endButton.hidden = ended;
     this.againButton.hidden = !ended;
+    // The end form: the customer may go back to the same chat within the
+    // channel's return window (the hub says NotReturnable once it is over,
+    // or on a channel without the end form).
+    this.returnButton.hidden = !ended;
     if (ended) {
       this.status.textContent = "";
       store(null);
@@ -469,6 +475,25 @@ class Widget {
       await this.client.leave(this.chat);
     } catch (err) {
       this.fail(this.chatError, err);
+    }
+  }
+
+  private async returnToChat(): Promise<void> {
+    if (this.chat === null || this.client === null) return;
+    this.chatError.textContent = "";
+    this.returnButton.disabled = true;
+    try {
+      // The Reopened event that follows opens the chat again.
+      await this.client.returnToChat(this.chat);
+    } catch (err) {
+      if (err instanceof HubError && err.code === "NotReturnable") {
+        this.returnButton.hidden = true;
+        this.chatError.textContent = "This chat can no longer be reopened. Start a new one instead.";
+      } else {
+        this.fail(this.chatError, err);
+      }
+    } finally {
+      this.returnButton.disabled = false;
     }
   }
 

@@ -12,7 +12,11 @@
 // person would, through the widget's shadow root ("#chathub-widget >>>
 // selector"): "click" [selector], "type" [selector, text], "press" [key],
 // "text" [selector] (its text, "" if there is none), "hidden" [selector],
-// "screenshot" [path].
+// "screenshot" [path]. A URL of the agent console (`.../console`) is
+// driven the same way, with plain selectors (the console has no shadow
+// root), and also "select" [selector, value], "attrs" [selector, name]
+// (that attribute of every match, e.g. each message's data-seq) and
+// "texts" [selector] (the text of every match).
 
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
@@ -53,15 +57,22 @@ const browser = await puppeteer.launch({
 const page = await browser.newPage();
 page.on("console", (msg) => process.stderr.write(`[page] ${msg.text()}\n`));
 page.on("pageerror", (err) => process.stderr.write(`[page error] ${err}\n`));
+page.on("response", (res) => {
+  if (res.status() >= 400) process.stderr.write(`[page] ${res.status()} ${res.url()}\n`);
+});
 const widgetPage = process.argv[2];
-const inWidget = (selector) => `#chathub-widget >>> ${selector}`;
+const consolePage = widgetPage !== undefined && new URL(widgetPage).pathname.startsWith("/console");
+const inWidget = (selector) => (consolePage ? selector : `#chathub-widget >>> ${selector}`);
 const ready = () =>
   widgetPage === undefined
     ? page.waitForFunction(() => window.harnessReady === true, { timeout: 10_000 })
-    : page.waitForSelector(inWidget(".launcher"), { timeout: 10_000 });
-await page.setViewport({ width: 800, height: 700 });
+    : page.waitForSelector(inWidget(consolePage ? ".signin, .desk" : ".launcher"), { timeout: 10_000 });
+await page.setViewport(consolePage ? { width: 1280, height: 800 } : { width: 800, height: 700 });
 await page.goto(widgetPage ?? `${origin}/`);
-await ready();
+await ready().catch(async (err) => {
+  process.stderr.write(`[driver] the page is not ready: ${(await page.content()).slice(0, 2000)}\n`);
+  throw err;
+});
 
 /** The widget's commands: what a person does with it, and what they see. */
 const widget = {
@@ -84,6 +95,15 @@ const widget = {
   },
   async screenshot(path) {
     await page.screenshot({ path });
+  },
+  async select(selector, value) {
+    await page.select(inWidget(selector), value);
+  },
+  async attrs(selector, name) {
+    return page.$$eval(inWidget(selector), (nodes, name) => nodes.map((n) => n.getAttribute(name)), name);
+  },
+  async texts(selector) {
+    return page.$$eval(inWidget(selector), (nodes) => nodes.map((n) => n.textContent ?? ""));
   },
 };
 

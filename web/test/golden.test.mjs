@@ -31,18 +31,12 @@ const golden = new Map(
     }),
 );
 
-/** Frames the browser SDK does not carry (agents' knowledge, tickets' and contacts' bodies, upload headers). */
+/** Frames the browser SDK does not carry (editing knowledge, tickets' bodies, supervisors' monitor). */
 const UNSUPPORTED = new Set([
-  "wire.Upload",
   "wire.Request.CreateItem",
   "wire.Request.UpdateItem",
   "wire.Request.DeleteItem",
-  "wire.Request.Items",
-  "wire.Request.InsertItem",
-  "wire.Response.Contact",
   "wire.Response.Item",
-  "wire.Response.Items",
-  "wire.Response.Sessions",
   "wire.Response.Ticket",
   "wire.Response.Tickets",
   "wire.Response.Monitor",
@@ -199,4 +193,34 @@ test("an agent's note and a priority", () => {
     text: "Asked twice already",
   });
   assert.deepEqual(decode("wire.Request.SetPriority").request.body, { type: "SetPriority", chat: 3, priority: "High" });
+});
+
+test("what an agent's console reads: quick replies, recent sessions, a contact", () => {
+  assert.deepEqual(decode("wire.Request.Items").request.body, { type: "Items", kind: "Faq" });
+  assert.deepEqual(decode("wire.Request.InsertItem").request.body, {
+    type: "InsertItem",
+    chat: 3,
+    clientId: 3n,
+    item: { type: "Shortcut", shortcut: "/refund" },
+  });
+  const items = decode("wire.Response.Items").response.result.reply;
+  assert.deepEqual(items.items[0], {
+    id: 2,
+    kind: "QuickReply",
+    scope: { type: "Channel", channel: "support" },
+    shortcut: "/refund",
+    title: "Refunds",
+    body: "Hi {customer.name}",
+  });
+  const sessions = decode("wire.Response.Sessions").response.result.reply.sessions;
+  assert.equal(sessions[0].session.agent, "alice");
+  assert.deepEqual(sessions[0].session.endedBy, { type: "Agent", agent: "alice" });
+  assert.equal(sessions[0].rating.rating, 4);
+  assert.equal(sessions[1].rating, null);
+  const card = decode("wire.Response.Contact").response.result.reply.card;
+  assert.equal(card.key, "email:asa@example.com");
+  assert.deepEqual(card.tickets[0].source, { type: "Chat", chat: 3 });
+  const upload = decode("wire.Upload");
+  assert.equal(upload.type, "Upload");
+  assert.equal(typeof upload.upload.size, "number");
 });
