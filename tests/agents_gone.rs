@@ -180,7 +180,13 @@ async fn an_idle_agent_turns_away_keeps_their_chat_gets_no_offer_and_comes_back_
         quiet_from.elapsed()
     );
     assert_eq!(status(&hub, "ann"), Status::Away);
-    assert_eq!(hub.server.hub().presence().present_count(&ChannelId::new("push")), 0);
+    assert_eq!(
+        hub.server
+            .hub()
+            .presence()
+            .present_count(&ChannelId::new("push")),
+        0
+    );
 
     // The supervisor sees her Away, still holding her chat.
     let monitor = sam.monitor("push").await.unwrap();
@@ -222,7 +228,11 @@ async fn an_idle_agent_turns_away_keeps_their_chat_gets_no_offer_and_comes_back_
             break;
         }
     }
-    assert_eq!(status(&hub, "ann"), Status::Away, "only her own choice returns her");
+    assert_eq!(
+        status(&hub, "ann"),
+        Status::Away,
+        "only her own choice returns her"
+    );
 
     // Present again: the waiting chat is offered to her.
     ann.set_status(Status::Present).await.unwrap();

@@ -637,7 +637,8 @@ mod webhooks;
 
 use env::set_field;
 pub use tables::{
-    AgentFileConfig, AgentGoneMode, ChannelConfig, Hours, IdentityMode, PolicyMode, RoleName, RoutingMode,
+    AgentFileConfig, AgentGoneMode, ChannelConfig, Hours, IdentityMode, PolicyMode, RoleName,
+    RoutingMode,
 };
 use tables::{
     default_abandon_after, default_alert_after, default_capacity, default_file_limit,

@@ -263,7 +263,9 @@ impl<T> Queue<T> {
             .map(|head| self.node(head).since)
             .min();
         let since = match earliest {
-            Some(earliest) if earliest <= since => Timestamp(earliest.as_millis().saturating_sub(1)),
+            Some(earliest) if earliest <= since => {
+                Timestamp(earliest.as_millis().saturating_sub(1))
+            }
             _ => since,
         };
         self.insert(chat, since, priority, skills, value, true, true)?;
@@ -608,7 +610,11 @@ mod tests {
             .push_front_needing(ChatId(4), Timestamp(90), NORMAL, SkillSet::default(), ())
             .unwrap();
         assert_eq!(since, Timestamp(4), "just before the oldest Normal wait");
-        assert_eq!(ids(&queue), [3, 4, 2, 1], "a higher priority still goes first");
+        assert_eq!(
+            ids(&queue),
+            [3, 4, 2, 1],
+            "a higher priority still goes first"
+        );
         assert_eq!(queue.pop_next().map(|(c, _, _)| c), Some(ChatId(3)));
         assert_eq!(queue.pop_next().map(|(c, _, _)| c), Some(ChatId(4)));
         // Into an empty priority, or older than everyone: its own time.

@@ -350,7 +350,12 @@ impl ChatActorState {
 
     /// Puts the chat (back) into its channel's queue as a new wait, where
     /// `admit` says.
-    pub(super) fn queue_again(&mut self, myself: &ActorRef<ChatMsg>, since: Timestamp, admit: Admit) {
+    pub(super) fn queue_again(
+        &mut self,
+        myself: &ActorRef<ChatMsg>,
+        since: Timestamp,
+        admit: Admit,
+    ) {
         let generation = self
             .claim
             .requeue()

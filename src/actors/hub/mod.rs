@@ -38,8 +38,8 @@ use crate::core::{
     AgentId, Assignment, ChannelId, ChannelSettings, Chat, ChatError, ChatEvent, ChatId, ChatState,
     ClaimCell, Claimed, Claimer, ContactCard, ContactChat, Customer, FileId, FileRef, Identity,
     IdentityPolicy, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Limit, Limits,
-    OfflineForm, OnAgentGone, Presence, Priority, QueueRow, RatedSession, ReadMark, Scope, SkillSet, Status,
-    Ticket, TicketId, TicketSource, TicketSummary, Timestamp,
+    OfflineForm, OnAgentGone, Presence, Priority, QueueRow, RatedSession, ReadMark, Scope,
+    SkillSet, Status, Ticket, TicketId, TicketSource, TicketSummary, Timestamp,
 };
 use crate::protocol::Secret;
 use crate::store::{Counter, Op, Store, StoreError, TranscriptPage};
