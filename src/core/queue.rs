@@ -594,7 +594,7 @@ mod tests {
 
     #[test]
     fn a_chat_pushed_to_the_front_is_served_first_of_its_priority_in_every_group() {
-        let mut queue = Queue::new(2);
+        let mut queue = Queue::new(3);
         let french = SkillSet::new(&["french".to_string()]).unwrap();
         queue
             .push_back(ChatId(1), Timestamp(10), NORMAL, ())
@@ -605,7 +605,7 @@ mod tests {
         queue
             .push_back(ChatId(3), Timestamp(1), Priority::High, ())
             .unwrap();
-        // Beyond the limit of 2, later than everyone: still first of Normal.
+        // Beyond the limit of 3, later than everyone: still first of Normal.
         let since = queue
             .push_front_needing(ChatId(4), Timestamp(90), NORMAL, SkillSet::default(), ())
             .unwrap();
