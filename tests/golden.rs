@@ -153,6 +153,9 @@ fn kinds() -> Vec<ChatEventKind> {
         ChatEventKind::SkillsNeeded {
             skills: SkillSet::new(["billing", "french"]).expect("plain names"),
         },
+        ChatEventKind::AgentGone {
+            agent: alice.clone(),
+        },
     ]
 }
 
@@ -176,6 +179,7 @@ fn kind_name(kind: &ChatEventKind) -> &'static str {
         ChatEventKind::SupervisorJoined { .. } => "SupervisorJoined",
         ChatEventKind::SupervisorLeft { .. } => "SupervisorLeft",
         ChatEventKind::SkillsNeeded { .. } => "SkillsNeeded",
+        ChatEventKind::AgentGone { .. } => "AgentGone",
     }
 }
 

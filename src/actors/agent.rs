@@ -19,7 +19,7 @@ use crate::actors::hub::Hub;
 use crate::actors::sink::{ConnId, EventSink, Outbound, Signal};
 use crate::actors::stages::{self, STAGES};
 use crate::core::{
-    AgentId, AgentPresence, Alert, ChannelId, ChatId, Offer, OfferEnd, Party, Status,
+    AgentId, AgentPresence, Alert, ChannelId, ChatId, Offer, OfferEnd, Party, Status, Timestamp,
 };
 
 /// Messages to an [`AgentActor`].
@@ -62,7 +62,9 @@ pub enum AgentMsg {
         /// Who is typing.
         from: Party,
     },
-    /// Present or Absent.
+    /// Present, Absent or Away (set by the agent or a supervisor; an
+    /// agent idle too long turns Away on its own, see
+    /// [`AgentMsg::IdleCheck`]).
     SetStatus {
         /// The new status.
         status: Status,
@@ -127,6 +129,13 @@ pub enum AgentMsg {
         /// The attach/detach generation the timer was set in.
         generation: u64,
     },
+    /// Time to see whether the Present agent has been idle for the
+    /// shortest `idle_after` of their channels; if so they turn Away,
+    /// otherwise the check comes again when they would be.
+    IdleCheck {
+        /// The idle timer this check belongs to (a newer one replaces it).
+        generation: u64,
+    },
 }
 
 /// See the module docs.
@@ -152,6 +161,9 @@ pub struct AgentState {
     grace: Duration,
     /// Bumped by every attach and detach, so a stale grace timer is ignored.
     generation: u64,
+    /// Bumped whenever the idle timer is set again, so only the newest
+    /// check counts: one idle timer per agent, whatever the requests.
+    idle_generation: u64,
     conns: HashMap<ConnId, EventSink>,
     chats: HashSet<ChatId>,
     /// Alerts standing in the agent's channels.
@@ -192,13 +204,67 @@ impl AgentState {
     fn set_status(&self, status: Status) -> bool {
         let changed = self.presence.set(status);
         if changed {
-            self.hub.poke_channels(&self.id);
-            for channel in self.presence.channels() {
-                metrics::gauge!("chathub_agents_present", "channel" => channel.to_string())
-                    .set(self.hub.presence().present_count(&channel) as f64);
-            }
+            self.status_moved();
         }
         changed
+    }
+
+    /// After a change of status: push channels hear of it (offers to an
+    /// agent no longer Present are withdrawn) and the gauges follow.
+    fn status_moved(&self) {
+        self.hub.poke_channels(&self.id);
+        for channel in self.presence.channels() {
+            metrics::gauge!("chathub_agents_present", "channel" => channel.to_string())
+                .set(self.hub.presence().present_count(&channel) as f64);
+        }
+    }
+
+    /// Sets the idle timer again (replacing any): a Present agent in a
+    /// channel with `idle_after` is checked when their last request is
+    /// that old.
+    fn arm_idle(&mut self, myself: &ActorRef<AgentMsg>) {
+        self.idle_generation += 1;
+        if self.presence.status() != Status::Present {
+            return;
+        }
+        let Some(idle_after) = self.hub.idle_after(&self.id) else {
+            return;
+        };
+        let idle = Timestamp::now().since(self.presence.last_active());
+        let generation = self.idle_generation;
+        myself.send_after(idle_after.saturating_sub(idle), move || {
+            AgentMsg::IdleCheck { generation }
+        });
+    }
+
+    /// The idle timer fired: a Present agent idle for `idle_after` turns
+    /// Away (and is told, as by a supervisor, with themselves as the
+    /// setter); one who made a request meanwhile is checked again later.
+    fn idle_check(&mut self, myself: &ActorRef<AgentMsg>, generation: u64) {
+        if generation != self.idle_generation || self.presence.status() != Status::Present {
+            return;
+        }
+        let Some(idle_after) = self.hub.idle_after(&self.id) else {
+            return;
+        };
+        if Timestamp::now().since(self.presence.last_active()) < idle_after {
+            self.arm_idle(myself);
+            return;
+        }
+        // One compare-and-swap from Present: a status set meanwhile stays.
+        if self.presence.idle() {
+            tracing::info!(agent = %self.id, "idle: Away");
+            metrics::counter!("chathub_agents_idle_total").increment(1);
+            self.status_moved();
+            self.deliver(
+                None,
+                None,
+                Outbound::StatusChanged {
+                    status: Status::Away,
+                    by: self.id.clone(),
+                },
+            );
+        }
     }
     /// Hands `event` to connection `to`, or to every connection but
     /// `except`, each as its catch-up cursor on the chat allows.
@@ -320,6 +386,7 @@ impl Actor for AgentActor {
             presence: args.presence,
             grace: args.grace,
             generation: 0,
+            idle_generation: 0,
             conns: HashMap::new(),
             chats: HashSet::new(),
             standing: HashMap::new(),
@@ -426,13 +493,16 @@ impl Actor for AgentActor {
                 }
             }
             AgentMsg::GraceOver { generation } => {
-                if generation == state.generation
-                    && state.conns.is_empty()
-                    && state.set_status(Status::Absent)
-                {
-                    tracing::info!(agent = %state.id, "no connection left: Absent");
+                if generation == state.generation && state.conns.is_empty() {
+                    if state.set_status(Status::Absent) {
+                        tracing::info!(agent = %state.id, "no connection left: Absent");
+                    }
+                    // Their chats are told, and kept or requeued as each
+                    // channel says.
+                    state.hub.agent_gone(&state.id);
                 }
             }
+            AgentMsg::IdleCheck { generation } => state.idle_check(&myself, generation),
             AgentMsg::Deliver {
                 at,
                 to,
@@ -452,7 +522,11 @@ impl Actor for AgentActor {
                     });
                 }
             }
-            AgentMsg::ChannelsChanged => state.follow_channels(&myself),
+            AgentMsg::ChannelsChanged => {
+                state.follow_channels(&myself);
+                // The channels' `idle_after` may have changed too.
+                state.arm_idle(&myself);
+            }
             AgentMsg::Removed => {
                 state.follow_channels(&myself);
                 state.set_status(Status::Absent);
@@ -478,10 +552,15 @@ impl Actor for AgentActor {
                 }
             }
             AgentMsg::SetStatus { status, by, reply } => {
+                if status == Status::Present {
+                    // Back at the desk: idle from now, whoever set it.
+                    state.presence.touch(Timestamp::now());
+                }
                 let changed = state.set_status(status);
                 if changed && let Some(by) = by {
                     state.deliver(None, None, Outbound::StatusChanged { status, by });
                 }
+                state.arm_idle(&myself);
                 state.show_standing();
                 let _ = reply.send(());
             }

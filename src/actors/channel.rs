@@ -52,14 +52,27 @@ pub struct Waiting {
     pub skills: SkillSet,
 }
 
+/// Where a chat joins the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// A new chat: at the back of its priority, if the queue has room.
+    New,
+    /// A chat accepted before (a restart, a transfer, a return): at the
+    /// back, even beyond the limit.
+    Accepted,
+    /// A chat whose agent is gone: at the front of its priority, even
+    /// beyond the limit.
+    Front,
+}
+
 /// Messages to a [`ChannelActor`].
 pub enum ChannelMsg {
     /// Queue a new chat. Answers how many chats wait, this one included.
     Enqueue {
         /// The chat.
         waiting: Waiting,
-        /// A chat restored after a restart: queued even beyond the limit.
-        restored: bool,
+        /// Where it joins the queue.
+        admit: Admit,
         /// The queue length, or why it was refused.
         reply: RpcReplyPort<Result<u32, HubError>>,
     },
@@ -715,21 +728,27 @@ impl Actor for ChannelActor {
         match message {
             ChannelMsg::Enqueue {
                 waiting,
-                restored,
+                admit,
                 reply,
             } => {
                 let row = waiting.row.clone();
                 let generation = waiting.generation;
                 let priority = row.priority.unwrap_or(state.settings.priority);
                 let skills = waiting.skills.clone();
-                let pushed = state.queue.push_needing(
-                    row.chat,
-                    row.since,
-                    priority,
-                    skills.clone(),
-                    waiting,
-                    restored,
-                );
+                let pushed = match admit {
+                    Admit::Front => state
+                        .queue
+                        .push_front_needing(row.chat, row.since, priority, skills.clone(), waiting)
+                        .map(|_| ()),
+                    Admit::New | Admit::Accepted => state.queue.push_needing(
+                        row.chat,
+                        row.since,
+                        priority,
+                        skills.clone(),
+                        waiting,
+                        admit == Admit::Accepted,
+                    ),
+                };
                 match pushed {
                     Ok(()) => {
                         let chat = row.chat;

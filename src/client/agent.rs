@@ -51,7 +51,11 @@ impl AgentClient {
             .expect("checked when connecting")
     }
 
-    /// Sets Present (listed, alerted) or Absent.
+    /// Sets Present (listed, alerted) or Absent. A Present agent who makes
+    /// no request for their channel's `idle_after` turns Away (offered
+    /// nothing, keeping their chats) and gets [`Event::StatusChanged`]
+    /// with themselves as `by`; only setting Present again brings them
+    /// back.
     pub async fn set_status(&self, status: Status) -> Result<(), ClientError> {
         self.link.remember_status(status);
         expect_done(self.link.request(RequestBody::SetStatus { status }).await?)

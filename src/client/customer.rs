@@ -272,6 +272,15 @@ impl CustomerClient {
     }
 
     /// The next event the hub pushed; `None` once the connection is closed.
+    ///
+    /// Besides messages, a chat's events tell the customer what becomes of
+    /// it: `Assigned` (an agent took it), `TransferredToAgent`, `Requeued`
+    /// (it waits again: transferred to a queue, or, with `by: None`, put
+    /// back at the front of the queue because its agent was gone), and
+    /// [`ChatEventKind::AgentGone`](crate::core::ChatEventKind::AgentGone)
+    /// (its agent lost their connection and did not come back within the
+    /// hub's grace; a `Requeued` follows if the channel requeues such
+    /// chats, otherwise the chat stays with that agent).
     pub async fn next_event(&self) -> Option<Event> {
         self.link.next_event().await
     }

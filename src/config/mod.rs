@@ -14,8 +14,12 @@ use serde::Deserialize;
 
 use crate::core::routing::{MAX_OFFER_TIMEOUT, MIN_OFFER_TIMEOUT, Policy, Routing};
 use crate::core::{
-    AgentRole, ChannelId, ChannelSettings, IdentityKey, IdentityPolicy, Limits, SkillSet,
+    AgentRole, ChannelId, ChannelSettings, IdentityKey, IdentityPolicy, Limits, OnAgentGone,
+    SkillSet,
 };
+
+/// The shortest `idle_after` a channel may set.
+pub const MIN_IDLE_AFTER: Duration = Duration::from_millis(100);
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -289,6 +293,8 @@ fn default_channels() -> Vec<ChannelConfig> {
         skills: Vec::new(),
         default_skills: Vec::new(),
         skill_fallback_after: tables::default_skill_fallback(),
+        idle_after: None,
+        on_agent_gone: AgentGoneMode::Keep,
     }]
 }
 
@@ -438,6 +444,13 @@ impl Config {
                     humantime_serde::re::humantime::format_duration(channel.offer_timeout),
                 ));
             }
+            if channel.idle_after.is_some_and(|idle| idle < MIN_IDLE_AFTER) {
+                return invalid(format!(
+                    "channel {:?}: idle_after must be at least {} (leave it out to never turn agents Away)",
+                    channel.name,
+                    humantime_serde::re::humantime::format_duration(MIN_IDLE_AFTER),
+                ));
+            }
             for (key, list) in [
                 ("skills", &channel.skills),
                 ("default_skills", &channel.default_skills),
@@ -575,6 +588,11 @@ impl Config {
                 skills: SkillSet::new(&channel.skills).unwrap_or_default(),
                 default_skills: SkillSet::new(&channel.default_skills).unwrap_or_default(),
                 skill_fallback_after: channel.skill_fallback_after,
+                idle_after: channel.idle_after,
+                on_agent_gone: match channel.on_agent_gone {
+                    AgentGoneMode::Keep => OnAgentGone::Keep,
+                    AgentGoneMode::Requeue => OnAgentGone::Requeue,
+                },
             })
             .collect()
     }
@@ -619,7 +637,8 @@ mod webhooks;
 
 use env::set_field;
 pub use tables::{
-    AgentFileConfig, ChannelConfig, Hours, IdentityMode, PolicyMode, RoleName, RoutingMode,
+    AgentFileConfig, AgentGoneMode, ChannelConfig, Hours, IdentityMode, PolicyMode, RoleName,
+    RoutingMode,
 };
 use tables::{
     default_abandon_after, default_alert_after, default_capacity, default_file_limit,

@@ -44,6 +44,18 @@ pub enum PolicyMode {
     RoundRobin,
 }
 
+/// What becomes of a gone agent's chats: `"keep"` (the default: they
+/// stay with the agent) or `"requeue"` (back to the front of the queue).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentGoneMode {
+    /// The chats stay with the agent.
+    #[default]
+    Keep,
+    /// The chats go back to the front of the queue.
+    Requeue,
+}
+
 /// One `[[channel]]` table. `Debug` leaves the identity secret out.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -131,6 +143,16 @@ pub struct ChannelConfig {
     /// before any agent of the channel may take it: `"60s"` (the default).
     #[serde(default = "default_skill_fallback", with = "humantime_serde")]
     pub skill_fallback_after: Duration,
+    /// How long a Present member agent may make no request before they
+    /// turn Away (offered nothing, not counted Present, keeping their
+    /// chats), e.g. `"10m"`; absent (the default): never. At least 100 ms.
+    #[serde(default, with = "humantime_serde")]
+    pub idle_after: Option<Duration>,
+    /// What becomes of the chats an agent holds here once their
+    /// connections stay gone past `presence_grace`: `"keep"` (the default)
+    /// or `"requeue"` (back to the front of the queue).
+    #[serde(default)]
+    pub on_agent_gone: AgentGoneMode,
 }
 
 pub(super) fn default_skill_fallback() -> Duration {
@@ -223,6 +245,8 @@ impl std::fmt::Debug for ChannelConfig {
             .field("skills", &self.skills)
             .field("default_skills", &self.default_skills)
             .field("skill_fallback_after", &self.skill_fallback_after)
+            .field("idle_after", &self.idle_after)
+            .field("on_agent_gone", &self.on_agent_gone)
             .finish()
     }
 }

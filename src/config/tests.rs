@@ -186,6 +186,41 @@ fn push_routing_is_read_and_its_offer_timeout_bounded() {
 }
 
 #[test]
+fn idle_after_and_on_agent_gone_are_read_defaulted_and_checked() {
+    let config = Config::from_toml(
+        r#"
+        [[channel]]
+        name = "plain"
+        [[channel]]
+        name = "quiet"
+        idle_after = "10m"
+        on_agent_gone = "requeue"
+        "#,
+    )
+    .unwrap();
+    let settings = config.channel_settings();
+    assert_eq!(settings[0].idle_after, None, "nobody turns Away by default");
+    assert_eq!(settings[0].on_agent_gone, OnAgentGone::Keep);
+    assert_eq!(settings[1].idle_after, Some(Duration::from_secs(600)));
+    assert_eq!(settings[1].on_agent_gone, OnAgentGone::Requeue);
+    assert_eq!(
+        Config::from_toml("[[channel]]\nname = \"x\"\non_agent_gone = \"keep\"\n")
+            .unwrap()
+            .channel_settings()[0]
+            .on_agent_gone,
+        OnAgentGone::Keep
+    );
+    match Config::from_toml("[[channel]]\nname = \"x\"\nidle_after = \"50ms\"\n") {
+        Err(ConfigError::Invalid(why)) => {
+            assert!(why.contains("idle_after must be at least 100ms"), "{why}")
+        }
+        other => panic!("50ms accepted: {other:?}"),
+    }
+    assert!(Config::from_toml("[[channel]]\nname = \"x\"\nidle_after = \"100ms\"\n").is_ok());
+    assert!(Config::from_toml("[[channel]]\nname = \"x\"\non_agent_gone = \"drop\"\n").is_err());
+}
+
+#[test]
 fn the_widget_listener_is_on_without_a_file_and_off_in_one() {
     let file = Config::default();
     assert!(!file.web.enabled && !file.webtransport.enabled);

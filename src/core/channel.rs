@@ -64,6 +64,25 @@ pub struct ChannelSettings {
     /// How long a chat waits for an agent with every skill it needs
     /// before any agent of the channel may take it.
     pub skill_fallback_after: Duration,
+    /// How long a Present member agent may make no request before they
+    /// turn Away; `None`: never.
+    pub idle_after: Option<Duration>,
+    /// What becomes of the chats an agent holds here once their
+    /// connections stay gone past the presence grace.
+    pub on_agent_gone: OnAgentGone,
+}
+
+/// What becomes of an agent's chats when the agent is gone: every
+/// connection closed and none back within the presence grace. The
+/// customer is told either way (a `AgentGone` chat event).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnAgentGone {
+    /// The chats stay with the agent, who finds them on coming back.
+    #[default]
+    Keep,
+    /// The chats go back to the front of the channel's queue and the
+    /// agent's slots are freed.
+    Requeue,
 }
 
 /// Whether a channel takes signed customer identities.
@@ -114,6 +133,8 @@ impl ChannelSettings {
             skills: SkillSet::default(),
             default_skills: SkillSet::default(),
             skill_fallback_after: Duration::from_secs(60),
+            idle_after: None,
+            on_agent_gone: OnAgentGone::Keep,
         }
     }
 }

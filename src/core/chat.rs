@@ -632,6 +632,18 @@ impl Chat {
         ))
     }
 
+    /// Notes that the agent holding the chat is gone (no connection past
+    /// the presence grace). Only while `agent` holds it.
+    pub fn agent_gone(&mut self, agent: &AgentId, now: Timestamp) -> Result<&ChatEvent, ChatError> {
+        self.check_may_act(&Party::Agent(agent.clone()))?;
+        Ok(self.record(
+            now,
+            ChatEventKind::AgentGone {
+                agent: agent.clone(),
+            },
+        ))
+    }
+
     /// Notes in the transcript that a ticket was made from the chat.
     pub fn ticket_created(
         &mut self,
@@ -747,6 +759,7 @@ impl Chat {
             ChatEventKind::Started { .. } | ChatEventKind::Message { .. } => {}
             ChatEventKind::TicketCreated { .. } | ChatEventKind::FileShared { .. } => {}
             ChatEventKind::Note { .. } | ChatEventKind::Withheld => {}
+            ChatEventKind::AgentGone { .. } => {}
             ChatEventKind::SupervisorJoined { supervisor } => {
                 self.supervisors.insert(supervisor.clone());
             }
@@ -1039,6 +1052,46 @@ mod tests {
             Chat::restore(chat.events().iter_from(1).cloned().collect()),
             Err(RestoreError::NotStarted(_))
         ));
+    }
+
+    #[test]
+    fn an_agent_gone_is_noted_only_while_they_hold_the_chat_and_moves_nothing() {
+        let mut chat = started();
+        let (alice, bob) = (AgentId::new("alice"), AgentId::new("bob"));
+        assert_eq!(
+            chat.agent_gone(&alice, Timestamp(1)).err(),
+            Some(ChatError::NotYourChat(alice.clone())),
+            "nobody holds a queued chat"
+        );
+        chat.assign(alice.clone(), Timestamp(1)).unwrap();
+        assert_eq!(
+            chat.agent_gone(&bob, Timestamp(2)).err(),
+            Some(ChatError::NotYourChat(bob.clone()))
+        );
+        let gone = chat.agent_gone(&alice, Timestamp(2)).unwrap().clone();
+        assert_eq!(
+            gone.kind,
+            ChatEventKind::AgentGone {
+                agent: alice.clone()
+            }
+        );
+        assert_eq!(chat.agent(), Some(&alice), "kept until requeued");
+        // Requeued by nobody: the hub's own requeue after the agent left.
+        chat.requeue(None, ChannelId::new("support"), Timestamp(3))
+            .unwrap();
+        assert_eq!(
+            chat.state(),
+            &ChatState::Queued {
+                since: Timestamp(3)
+            }
+        );
+        let restored = Chat::restore(chat.events().to_vec()).unwrap();
+        assert_eq!(restored.state(), chat.state());
+        chat.end(Party::Customer, Timestamp(4)).unwrap();
+        assert_eq!(
+            chat.agent_gone(&alice, Timestamp(5)).err(),
+            Some(ChatError::Ended)
+        );
     }
 
     #[test]

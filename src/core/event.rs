@@ -111,7 +111,9 @@ pub enum ChatEventKind {
     },
     /// The chat went (back) to a channel's queue, keeping its history.
     Requeued {
-        /// The agent who sent it there, if any.
+        /// The agent who sent it there; `None`: the hub put it back because
+        /// its agent was gone (after [`ChatEventKind::AgentGone`]), at the
+        /// front of its queue.
         by: Option<AgentId>,
         /// The channel whose queue it waits in now.
         channel: ChannelId,
@@ -192,6 +194,16 @@ pub enum ChatEventKind {
     SkillsNeeded {
         /// The skills.
         skills: SkillSet,
+    },
+    /// The agent holding the chat lost every connection and did not come
+    /// back within the hub's presence grace. What follows is the channel's
+    /// `on_agent_gone`: with `"requeue"` a [`ChatEventKind::Requeued`] by
+    /// nobody comes next in the same commit and the chat waits at the
+    /// front of its queue; with `"keep"` the chat stays with the agent.
+    /// The customer sees it either way.
+    AgentGone {
+        /// The agent who was holding the chat.
+        agent: AgentId,
     },
 }
 

@@ -36,7 +36,7 @@ pub mod transcript;
 
 pub use capacity::Capacity;
 #[cfg(feature = "hub")]
-pub use channel::{ChannelSettings, IdentityKey, IdentityPolicy};
+pub use channel::{ChannelSettings, IdentityKey, IdentityPolicy, OnAgentGone};
 pub use chat::{
     Chat, ChatError, ChatState, Marked, Posted, ReadMark, RestoreError, transcript_page,
 };

@@ -25,7 +25,8 @@ use crate::core::time::Timestamp;
 /// agent idle past their channel's `idle_after` becomes Away: like Absent
 /// for routing (not counted Present, so a channel whose agents are all
 /// Away shows its offline form; offered nothing, not alerted), but shown
-/// as Away to supervisors, and back to Present on their next request.
+/// as Away to supervisors, and back to Present only when their status is
+/// set again (activity alone does not bring them back).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Encode, Decode)]
 pub enum Status {
     /// Listed, alerted.

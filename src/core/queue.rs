@@ -238,6 +238,51 @@ impl<T> Queue<T> {
         value: T,
         beyond_limit: bool,
     ) -> Result<(), QueueError> {
+        self.insert(chat, since, priority, skills, value, beyond_limit, false)
+    }
+
+    /// Adds `chat`, which needs `skills`, at the front of its priority,
+    /// even beyond the limit (it was accepted before): it is served before
+    /// every chat of its priority, whatever skills they need. It counts as
+    /// having waited since `since` or, if a chat of its priority waits from
+    /// earlier, since just before the earliest of them; the answer says
+    /// which.
+    pub fn push_front_needing(
+        &mut self,
+        chat: ChatId,
+        since: Timestamp,
+        priority: Priority,
+        skills: SkillSet,
+        value: T,
+    ) -> Result<Timestamp, QueueError> {
+        let earliest = self
+            .groups
+            .iter()
+            .map(|group| group.lists[priority.level()].head)
+            .filter(|&head| head != NIL)
+            .map(|head| self.node(head).since)
+            .min();
+        let since = match earliest {
+            Some(earliest) if earliest <= since => {
+                Timestamp(earliest.as_millis().saturating_sub(1))
+            }
+            _ => since,
+        };
+        self.insert(chat, since, priority, skills, value, true, true)?;
+        Ok(since)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert(
+        &mut self,
+        chat: ChatId,
+        since: Timestamp,
+        priority: Priority,
+        skills: SkillSet,
+        value: T,
+        beyond_limit: bool,
+        front: bool,
+    ) -> Result<(), QueueError> {
         if self.index.contains_key(&chat) {
             return Err(QueueError::AlreadyQueued(chat));
         }
@@ -276,8 +321,12 @@ impl<T> Queue<T> {
             self.slots[slot] = Slot::Used(node);
             slot
         };
-        let tail = self.groups[group].lists[priority.level()].tail;
-        self.link_after(group, priority, tail, slot);
+        let after = if front {
+            NIL
+        } else {
+            self.groups[group].lists[priority.level()].tail
+        };
+        self.link_after(group, priority, after, slot);
         self.index.insert(chat, slot);
         Ok(())
     }
@@ -541,6 +590,47 @@ mod tests {
         assert_eq!(queue.remove(ChatId(5)).map(|(c, _, _)| c), Some(ChatId(5)));
         assert_eq!(queue.remove(ChatId(5)), None);
         assert_eq!(ids(&queue), [3, 4]);
+    }
+
+    #[test]
+    fn a_chat_pushed_to_the_front_is_served_first_of_its_priority_in_every_group() {
+        let mut queue = Queue::new(3);
+        let french = SkillSet::new(&["french".to_string()]).unwrap();
+        queue
+            .push_back(ChatId(1), Timestamp(10), NORMAL, ())
+            .unwrap();
+        queue
+            .push_needing(ChatId(2), Timestamp(5), NORMAL, french.clone(), (), false)
+            .unwrap();
+        queue
+            .push_back(ChatId(3), Timestamp(1), Priority::High, ())
+            .unwrap();
+        // Beyond the limit of 3, later than everyone: still first of Normal.
+        let since = queue
+            .push_front_needing(ChatId(4), Timestamp(90), NORMAL, SkillSet::default(), ())
+            .unwrap();
+        assert_eq!(since, Timestamp(4), "just before the oldest Normal wait");
+        assert_eq!(
+            ids(&queue),
+            [3, 4, 2, 1],
+            "a higher priority still goes first"
+        );
+        assert_eq!(queue.pop_next().map(|(c, _, _)| c), Some(ChatId(3)));
+        assert_eq!(queue.pop_next().map(|(c, _, _)| c), Some(ChatId(4)));
+        // Into an empty priority, or older than everyone: its own time.
+        assert_eq!(
+            queue.push_front_needing(ChatId(5), Timestamp(3), Priority::Low, french, ()),
+            Ok(Timestamp(3))
+        );
+        assert_eq!(
+            queue.push_front_needing(ChatId(6), Timestamp(2), NORMAL, SkillSet::default(), ()),
+            Ok(Timestamp(2))
+        );
+        assert_eq!(ids(&queue), [6, 2, 1, 5]);
+        assert_eq!(
+            queue.push_front_needing(ChatId(6), Timestamp(2), NORMAL, SkillSet::default(), ()),
+            Err(QueueError::AlreadyQueued(ChatId(6)))
+        );
     }
 
     #[test]

@@ -619,11 +619,13 @@ pub enum Event {
     /// Customer: where a waiting chat stands in its queue, sent when it
     /// changes (checked at most once a second).
     QueuePosition(QueuePlace),
-    /// Agent: a supervisor set this agent's status.
+    /// Agent: a supervisor set this agent's status, or the agent turned
+    /// `Away` after their channel's `idle_after` without a request.
     StatusChanged {
         /// The agent's status now.
         status: Status,
-        /// The supervisor (or admin) who set it.
+        /// The supervisor (or admin) who set it; the agent themselves when
+        /// idleness turned them Away.
         by: AgentId,
     },
 }

@@ -50,7 +50,9 @@ pub use request::Sender;
 /// [`RequestBody::Whisper`], [`RequestBody::Follow`],
 /// [`RequestBody::Unfollow`], [`RequestBody::Reassign`],
 /// [`RequestBody::BargeIn`] and [`RequestBody::LeaveChat`] with the
-/// `SupervisorJoined` and `SupervisorLeft` chat events).
+/// `SupervisorJoined` and `SupervisorLeft` chat events); agents who go
+/// quiet (the `AgentGone` chat event, appended; `StatusChanged` with the
+/// agent as its own setter when idleness turns them `Away`).
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The ALPN token of the protocol's QUIC connections.

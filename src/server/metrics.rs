@@ -140,6 +140,14 @@ fn describe() {
     );
     describe_counter!("chathub_chats_ended_total", "Chats ended, by channel.");
     describe_counter!(
+        "chathub_chats_agent_gone_total",
+        "Chats whose agent stayed without a connection past the presence grace (kept or requeued as the channel's on_agent_gone says), by channel."
+    );
+    describe_counter!(
+        "chathub_agents_idle_total",
+        "Times a Present agent turned Away after making no request for idle_after."
+    );
+    describe_counter!(
         "chathub_messages_total",
         "Chat messages stored, by direction."
     );

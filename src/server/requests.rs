@@ -142,6 +142,11 @@ impl Session {
             return self.identify(id, channel, identity, &signature);
         }
         let hub = &self.hub;
+        // Any request is activity: it keeps a Present agent from turning
+        // Away (an Away agent stays Away until they set their status).
+        if let Role::Agent(agent) = &self.role {
+            hub.touch(agent);
+        }
         let allowed = matches!(
             (&self.role, body.sender()),
             (_, Sender::Either)

@@ -135,6 +135,7 @@ fn event_fields(kind: &ChatEventKind) -> Map<String, Value> {
         | ChatEventKind::SupervisorLeft { supervisor } => {
             json!({ "supervisor": supervisor.as_str() })
         }
+        ChatEventKind::AgentGone { agent } => json!({ "agent": agent.as_str() }),
     };
     match value {
         Value::Object(map) => map,
@@ -156,6 +157,7 @@ fn type_name(kind: &ChatEventKind) -> &'static str {
         (None, ChatEventKind::SupervisorJoined { .. }) => "supervisor_joined",
         (None, ChatEventKind::SupervisorLeft { .. }) => "supervisor_left",
         (None, ChatEventKind::SkillsNeeded { .. }) => "skills_needed",
+        (None, ChatEventKind::AgentGone { .. }) => "agent_gone",
         (None, _) => "read",
     }
 }

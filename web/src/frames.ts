@@ -88,7 +88,8 @@ export type ChatEventKind =
   | { type: "Withheld" }
   | { type: "SupervisorJoined"; supervisor: string }
   | { type: "SupervisorLeft"; supervisor: string }
-  | { type: "SkillsNeeded"; skills: string[] };
+  | { type: "SkillsNeeded"; skills: string[] }
+  | { type: "AgentGone"; agent: string };
 
 /**
  * How urgently a waiting chat is served (`Priority`), lowest first.
@@ -466,6 +467,7 @@ const chatEventKind = enumOf<ChatEventKind>([
   ["SupervisorJoined", [["supervisor", str]]],
   ["SupervisorLeft", [["supervisor", str]]],
   ["SkillsNeeded", [["skills", vec(str)]]],
+  ["AgentGone", [["agent", str]]],
 ]);
 /** `ChatEvent`: one numbered event of a chat, as frames and the hub's store carry it. */
 export const chatEvent = struct<ChatEvent>([

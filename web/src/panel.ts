@@ -329,6 +329,9 @@ class Widget {
       case "Requeued":
         this.line("Waiting for another agent…");
         break;
+      case "AgentGone":
+        this.line(`${kind.agent} lost their connection`);
+        break;
       case "FileShared":
         this.line(`shared a file: ${kind.file.name}`, kind.from);
         break;

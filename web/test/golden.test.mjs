@@ -183,6 +183,8 @@ test("every kind of chat event decodes from the hub's bytes and encodes back", (
   assert.deepEqual(note, { type: "Note", by: "alice", clientId: 11n, text: "Asked twice already" });
   const prioritized = decodeValue(chatEvent, golden.get("store.Op.Event.Prioritized").subarray(1)).kind;
   assert.deepEqual(prioritized, { type: "Prioritized", by: "alice", priority: "Urgent" });
+  const gone = decodeValue(chatEvent, golden.get("store.Op.Event.AgentGone").subarray(1)).kind;
+  assert.deepEqual(gone, { type: "AgentGone", agent: "alice" });
 });
 
 test("an agent's note and a priority", () => {

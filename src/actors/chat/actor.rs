@@ -286,6 +286,17 @@ impl Actor for ChatActor {
                     .map_err(HubError::from);
                 state.settle(&myself, done, reply, Vec::new());
             }
+            ChatMsg::AgentGone { agent, requeue } => {
+                let now = Timestamp::now();
+                if state.chat.agent_gone(&agent, now).is_ok() {
+                    if requeue {
+                        let channel = state.chat.channel().clone();
+                        // Recorded with the notice, in one commit.
+                        let _ = state.chat.requeue(None, channel, now);
+                    }
+                    state.persist(&myself, Vec::new());
+                }
+            }
             ChatMsg::CreateTicket {
                 by,
                 ticket,

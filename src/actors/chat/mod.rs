@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::actors::HubError;
 use crate::actors::agent::AgentMsg;
-use crate::actors::channel::ChannelMsg;
+use crate::actors::channel::{Admit, ChannelMsg};
 use crate::actors::hub::{Caller, ChatEntry, Hub};
 use crate::actors::origins::OriginSlot;
 use crate::actors::sink::{ConnId, EventSink, Outbound, Signal};
@@ -178,6 +178,16 @@ pub enum ChatMsg {
         channel: ChannelId,
         /// Acknowledged once durable.
         reply: RpcReplyPort<Result<(), HubError>>,
+    },
+    /// `agent`, who holds the chat, is gone (no connection past the
+    /// presence grace): the customer is told, and with `requeue` the chat
+    /// goes back to the front of its channel's queue. Nothing happens if
+    /// the agent no longer holds it.
+    AgentGone {
+        /// The agent.
+        agent: AgentId,
+        /// Whether the chat goes back to the queue.
+        requeue: bool,
     },
     /// The agent makes a ticket from the chat, transcript attached.
     CreateTicket {

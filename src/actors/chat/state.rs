@@ -280,9 +280,15 @@ impl ChatActorState {
             self.published_agent = next;
         }
         match &event.kind {
+            // Put back by the hub for a gone agent: served first.
+            ChatEventKind::Requeued { by: None, .. } => {
+                self.queue_again(myself, event.at, Admit::Front)
+            }
             ChatEventKind::Requeued { .. }
             | ChatEventKind::TransferDeclined { to: None, .. }
-            | ChatEventKind::Reopened { agent: None } => self.queue_again(myself, event.at),
+            | ChatEventKind::Reopened { agent: None } => {
+                self.queue_again(myself, event.at, Admit::Accepted)
+            }
             ChatEventKind::Prioritized { priority, .. } => {
                 if let Some(channel) = self.hub.channel_actor(self.chat.channel()) {
                     let _ = channel.cast(ChannelMsg::SetPriority {
@@ -324,6 +330,9 @@ impl ChatActorState {
             ChatEventKind::TransferredToAgent { .. } => {
                 metrics::counter!("chathub_chats_transferred_total", "channel" => self.chat.channel().to_string(), "to" => "agent").increment(1);
             }
+            ChatEventKind::AgentGone { .. } => {
+                metrics::counter!("chathub_chats_agent_gone_total", "channel" => self.chat.channel().to_string()).increment(1);
+            }
             ChatEventKind::Ended { .. } => {
                 metrics::counter!("chathub_chats_ended_total", "channel" => self.chat.channel().to_string()).increment(1);
             }
@@ -339,8 +348,14 @@ impl ChatActorState {
         }
     }
 
-    /// Puts the chat (back) into its channel's queue as a new wait.
-    pub(super) fn queue_again(&mut self, myself: &ActorRef<ChatMsg>, since: Timestamp) {
+    /// Puts the chat (back) into its channel's queue as a new wait, where
+    /// `admit` says.
+    pub(super) fn queue_again(
+        &mut self,
+        myself: &ActorRef<ChatMsg>,
+        since: Timestamp,
+        admit: Admit,
+    ) {
         let generation = self
             .claim
             .requeue()
@@ -364,7 +379,7 @@ impl ChatActorState {
         let (hub, chat, claim) = (self.hub.clone(), myself.clone(), self.claim.clone());
         tokio::spawn(async move {
             if let Err(err) = hub
-                .enqueue(chat, claim, generation, row, skills, true)
+                .enqueue(chat, claim, generation, row, skills, admit)
                 .await
             {
                 tracing::error!("a chat could not go back to its queue: {err}");

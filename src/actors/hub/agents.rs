@@ -53,6 +53,47 @@ impl Hub {
         answer(rx).await?
     }
 
+    /// Notes a request (or typing) from `agent` now: what keeps a Present
+    /// agent from turning Away.
+    pub(crate) fn touch(&self, agent: &AgentId) {
+        if let Some(presence) = self.shared.presence.agent(agent) {
+            presence.touch(Timestamp::now());
+        }
+    }
+
+    /// How long `agent` may make no request before turning Away: the
+    /// shortest `idle_after` among the channels they work (`None`: none of
+    /// them sets one).
+    pub(crate) fn idle_after(&self, agent: &AgentId) -> Option<Duration> {
+        self.member_channels(agent)
+            .iter()
+            .filter_map(|channel| self.channel(channel)?.idle_after)
+            .min()
+    }
+
+    /// `agent`'s connections stayed gone past the presence grace: each
+    /// chat they hold is told, and goes back to the front of its queue
+    /// where the channel's `on_agent_gone` says `"requeue"`.
+    pub(crate) fn agent_gone(&self, agent: &AgentId) {
+        for chat in self.assigned_to(agent) {
+            let Some((actor, channel)) = self
+                .shared
+                .chats
+                .get(&chat)
+                .map(|entry| (entry.actor.clone(), entry.channel.clone()))
+            else {
+                continue;
+            };
+            let requeue = self
+                .channel(&channel)
+                .is_some_and(|settings| settings.on_agent_gone == OnAgentGone::Requeue);
+            let _ = actor.cast(ChatMsg::AgentGone {
+                agent: agent.clone(),
+                requeue,
+            });
+        }
+    }
+
     /// Sets an agent Present or Absent.
     pub async fn set_status(&self, agent: &AgentId, status: Status) -> Result<(), HubError> {
         self.set_status_by(agent, status, None).await

@@ -195,7 +195,7 @@ impl Hub {
         // customer hears of it once both are done.
         let (durable, queued) = tokio::join!(
             answer(started_rx),
-            self.enqueue(chat_actor.clone(), claim, 0, row, skills, false)
+            self.enqueue(chat_actor.clone(), claim, 0, row, skills, Admit::New)
         );
         match (durable.and_then(|durable| durable), queued) {
             (Ok(()), Ok(waiting)) => {
@@ -398,8 +398,7 @@ impl Hub {
     }
 
     /// Puts a chat (back) into its channel's queue as wait `generation`;
-    /// answers how many wait. A chat accepted before (`restored`: after a
-    /// restart, a transfer, a return) is queued even beyond the limit.
+    /// answers how many wait; `admit` says where it joins.
     pub(crate) async fn enqueue(
         &self,
         chat: ActorRef<ChatMsg>,
@@ -407,7 +406,7 @@ impl Hub {
         generation: u64,
         row: QueueRow,
         skills: SkillSet,
-        restored: bool,
+        admit: Admit,
     ) -> Result<u32, HubError> {
         let channel = self
             .channel_actor(&row.channel)
@@ -422,7 +421,7 @@ impl Hub {
                     claim,
                     chat,
                 },
-                restored,
+                admit,
                 reply: tx.into(),
             })
             .map_err(|_| gone("the channel's actor stopped"))?;

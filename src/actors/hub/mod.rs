@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 
 use crate::actors::HubError;
 use crate::actors::agent::{AgentActor, AgentArgs, AgentMsg};
-use crate::actors::channel::{ChannelActor, ChannelMsg, Waiting};
+use crate::actors::channel::{Admit, ChannelActor, ChannelMsg, Waiting};
 use crate::actors::chat::{ChatActor, ChatArgs, ChatMsg, Receipt};
 use crate::actors::origins::{OriginSlot, Origins};
 use crate::actors::pace::Pace;
@@ -38,8 +38,8 @@ use crate::core::{
     AgentId, Assignment, ChannelId, ChannelSettings, Chat, ChatError, ChatEvent, ChatId, ChatState,
     ClaimCell, Claimed, Claimer, ContactCard, ContactChat, Customer, FileId, FileRef, Identity,
     IdentityPolicy, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Limit, Limits,
-    OfflineForm, Presence, Priority, QueueRow, RatedSession, ReadMark, Scope, SkillSet, Status,
-    Ticket, TicketId, TicketSource, TicketSummary, Timestamp,
+    OfflineForm, OnAgentGone, Presence, Priority, QueueRow, RatedSession, ReadMark, Scope,
+    SkillSet, Status, Ticket, TicketId, TicketSource, TicketSummary, Timestamp,
 };
 use crate::protocol::Secret;
 use crate::store::{Counter, Op, Store, StoreError, TranscriptPage};

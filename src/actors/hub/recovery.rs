@@ -51,7 +51,7 @@ impl Hub {
             let skills = chat.skills().clone();
             let (chat_actor, claim, row) = self.spawn_restored(chat, token).await?;
             let generation = claim.generation();
-            self.enqueue(chat_actor, claim, generation, row, skills, true)
+            self.enqueue(chat_actor, claim, generation, row, skills, Admit::Accepted)
                 .await?;
         }
         tracing::info!(waiting, active, skipped, "recovered chats from the store");
@@ -115,7 +115,7 @@ impl Hub {
         for (row, skills, actor, claim) in rows {
             let generation = claim.generation();
             if let Err(err) = self
-                .enqueue(actor, claim, generation, row, skills, true)
+                .enqueue(actor, claim, generation, row, skills, Admit::Accepted)
                 .await
             {
                 tracing::error!("a waiting chat could not rejoin its queue: {err}");
@@ -140,7 +140,7 @@ impl Hub {
         let (actor, claim, row) = self.spawn_restored(restored, token).await?;
         if queued {
             let generation = claim.generation();
-            self.enqueue(actor, claim, generation, row, skills, true)
+            self.enqueue(actor, claim, generation, row, skills, Admit::Accepted)
                 .await?;
         }
         tracing::warn!(%chat, "chat restarted from the store");

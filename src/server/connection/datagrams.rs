@@ -84,6 +84,9 @@ impl Datagrams {
                 if matches!(session.role, Role::Customer) && !session.started.contains(&chat) {
                     return;
                 }
+                if let Role::Agent(agent) = &session.role {
+                    session.hub.touch(agent);
+                }
                 session.hub.typing(session.caller(), chat);
             }
         }
