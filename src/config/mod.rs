@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::core::routing::{MAX_OFFER_TIMEOUT, MIN_OFFER_TIMEOUT, Policy, Routing};
+use crate::core::sla::{MAX_FIRST_RESPONSE, MIN_FIRST_RESPONSE};
 use crate::core::{
     AgentRole, ChannelId, ChannelSettings, IdentityKey, IdentityPolicy, Limits, SkillSet,
 };
@@ -289,6 +290,8 @@ fn default_channels() -> Vec<ChannelConfig> {
         skills: Vec::new(),
         default_skills: Vec::new(),
         skill_fallback_after: tables::default_skill_fallback(),
+        first_response_within: None,
+        max_claimed_priority: tables::default_max_claimed_priority(),
     }]
 }
 
@@ -438,6 +441,17 @@ impl Config {
                     humantime_serde::re::humantime::format_duration(channel.offer_timeout),
                 ));
             }
+            if let Some(within) = channel.first_response_within
+                && !(MIN_FIRST_RESPONSE..=MAX_FIRST_RESPONSE).contains(&within)
+            {
+                return invalid(format!(
+                    "channel {:?}: first_response_within must be between {} and {}, not {}",
+                    channel.name,
+                    humantime_serde::re::humantime::format_duration(MIN_FIRST_RESPONSE),
+                    humantime_serde::re::humantime::format_duration(MAX_FIRST_RESPONSE),
+                    humantime_serde::re::humantime::format_duration(within),
+                ));
+            }
             for (key, list) in [
                 ("skills", &channel.skills),
                 ("default_skills", &channel.default_skills),
@@ -575,6 +589,8 @@ impl Config {
                 skills: SkillSet::new(&channel.skills).unwrap_or_default(),
                 default_skills: SkillSet::new(&channel.default_skills).unwrap_or_default(),
                 skill_fallback_after: channel.skill_fallback_after,
+                first_response_within: channel.first_response_within,
+                max_claimed_priority: channel.max_claimed_priority,
             })
             .collect()
     }

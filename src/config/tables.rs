@@ -131,6 +131,22 @@ pub struct ChannelConfig {
     /// before any agent of the channel may take it: `"60s"` (the default).
     #[serde(default = "default_skill_fallback", with = "humantime_serde")]
     pub skill_fallback_after: Duration,
+    /// The first-response target: how long a chat may wait from its start
+    /// before an agent takes it, e.g. `"2m"` (1 s to 24 h); none if absent.
+    /// A breach is counted in `chathub_sla_breaches_total`, raises the
+    /// unanswered alert and, with push routing, offers the chat to another
+    /// agent.
+    #[serde(default, with = "humantime_serde")]
+    pub first_response_within: Option<Duration>,
+    /// The highest priority a verified identity's signed claim may start a
+    /// chat at (a higher claim is lowered to it): `"high"` (the default),
+    /// or `"low"`, `"normal"`, `"urgent"`.
+    #[serde(default = "default_max_claimed_priority")]
+    pub max_claimed_priority: Priority,
+}
+
+pub(super) fn default_max_claimed_priority() -> Priority {
+    Priority::High
 }
 
 pub(super) fn default_skill_fallback() -> Duration {
@@ -223,6 +239,8 @@ impl std::fmt::Debug for ChannelConfig {
             .field("skills", &self.skills)
             .field("default_skills", &self.default_skills)
             .field("skill_fallback_after", &self.skill_fallback_after)
+            .field("first_response_within", &self.first_response_within)
+            .field("max_claimed_priority", &self.max_claimed_priority)
             .finish()
     }
 }

@@ -64,6 +64,14 @@ pub struct ChannelSettings {
     /// How long a chat waits for an agent with every skill it needs
     /// before any agent of the channel may take it.
     pub skill_fallback_after: Duration,
+    /// The first-response target: a chat that waits this long from its
+    /// start without an agent taking it breaches it (counted, alerted and,
+    /// on a push channel, offered to someone else); see
+    /// [`core::sla`](crate::core::sla). `None`: no target.
+    pub first_response_within: Option<Duration>,
+    /// The highest priority a verified identity's claim may start a chat
+    /// at; a higher claim is lowered to it.
+    pub max_claimed_priority: Priority,
 }
 
 /// Whether a channel takes signed customer identities.
@@ -114,6 +122,8 @@ impl ChannelSettings {
             skills: SkillSet::default(),
             default_skills: SkillSet::default(),
             skill_fallback_after: Duration::from_secs(60),
+            first_response_within: None,
+            max_claimed_priority: Priority::High,
         }
     }
 }

@@ -359,6 +359,13 @@ impl Chat {
             .iter_from(usize::try_from(seq).unwrap_or(usize::MAX))
     }
 
+    /// Whether an agent ever took the chat (its first response came).
+    pub fn was_answered(&self) -> bool {
+        self.events
+            .iter()
+            .any(|event| matches!(event.kind, ChatEventKind::Assigned { .. }))
+    }
+
     /// The customer's first message: the text shown in the incoming list.
     pub fn first_message(&self) -> &str {
         self.events

@@ -29,6 +29,7 @@ pub mod roles;
 pub mod routing;
 pub mod satisfaction;
 pub mod skills;
+pub mod sla;
 pub mod sync;
 pub mod ticket;
 pub mod time;
