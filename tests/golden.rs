@@ -153,6 +153,9 @@ fn kinds() -> Vec<ChatEventKind> {
         ChatEventKind::SkillsNeeded {
             skills: SkillSet::new(["billing", "french"]).expect("plain names"),
         },
+        ChatEventKind::PriorityClaimed {
+            priority: Priority::High,
+        },
     ]
 }
 
@@ -176,6 +179,7 @@ fn kind_name(kind: &ChatEventKind) -> &'static str {
         ChatEventKind::SupervisorJoined { .. } => "SupervisorJoined",
         ChatEventKind::SupervisorLeft { .. } => "SupervisorLeft",
         ChatEventKind::SkillsNeeded { .. } => "SkillsNeeded",
+        ChatEventKind::PriorityClaimed { .. } => "PriorityClaimed",
     }
 }
 
@@ -357,6 +361,15 @@ fn requests() -> Vec<RequestBody> {
             text: "Bonjour".into(),
             secret: "a-secret-of-the-customer".into(),
             skills: vec!["billing".into(), "french".into()],
+        },
+        RequestBody::IdentifyClaiming {
+            channel: ChannelId::new("support"),
+            identity: Identity {
+                id: "cust-17".into(),
+                email: Some("ada@example.com".into()),
+            },
+            priority: Priority::Urgent,
+            signature: "00ff".into(),
         },
     ]
 }

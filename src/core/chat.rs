@@ -312,6 +312,23 @@ impl Chat {
         Ok(self.push(now, kind))
     }
 
+    /// Records the priority a verified identity claims for the chat (the
+    /// caller checked the signature and applied the channel's cap). Only a
+    /// new, verified chat, before anyone answered it or set a priority.
+    pub fn claim_priority(
+        &mut self,
+        priority: Priority,
+        now: Timestamp,
+    ) -> Result<&ChatEvent, ChatError> {
+        if !matches!(self.state, ChatState::Queued { .. })
+            || self.verified.is_none()
+            || self.priority.is_some()
+        {
+            return Err(ChatError::AlreadyAnswered);
+        }
+        Ok(self.record(now, ChatEventKind::PriorityClaimed { priority }))
+    }
+
     /// The skills an agent needs for the chat (none: any agent).
     pub fn skills(&self) -> &SkillSet {
         &self.skills
@@ -760,7 +777,8 @@ impl Chat {
             ChatEventKind::SupervisorLeft { supervisor } => {
                 self.supervisors.remove(supervisor);
             }
-            ChatEventKind::Prioritized { priority, .. } => self.priority = Some(*priority),
+            ChatEventKind::Prioritized { priority, .. }
+            | ChatEventKind::PriorityClaimed { priority } => self.priority = Some(*priority),
             ChatEventKind::Verified(identity) => self.verified = Some(identity.clone()),
             ChatEventKind::SkillsNeeded { skills } => self.skills = skills.clone(),
             ChatEventKind::Read { by, up_to } => {

@@ -59,7 +59,8 @@ impl LifecycleKind {
             | ChatEventKind::Withheld
             | ChatEventKind::SupervisorJoined { .. }
             | ChatEventKind::SupervisorLeft { .. }
-            | ChatEventKind::SkillsNeeded { .. } => None,
+            | ChatEventKind::SkillsNeeded { .. }
+            | ChatEventKind::PriorityClaimed { .. } => None,
         }
     }
 

@@ -50,7 +50,9 @@ pub use request::Sender;
 /// [`RequestBody::Whisper`], [`RequestBody::Follow`],
 /// [`RequestBody::Unfollow`], [`RequestBody::Reassign`],
 /// [`RequestBody::BargeIn`] and [`RequestBody::LeaveChat`] with the
-/// `SupervisorJoined` and `SupervisorLeft` chat events).
+/// `SupervisorJoined` and `SupervisorLeft` chat events); a verified
+/// identity's priority claim ([`RequestBody::IdentifyClaiming`] and the
+/// `PriorityClaimed` chat event, both added at the end of their enums).
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The ALPN token of the protocol's QUIC connections.

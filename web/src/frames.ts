@@ -88,7 +88,8 @@ export type ChatEventKind =
   | { type: "Withheld" }
   | { type: "SupervisorJoined"; supervisor: string }
   | { type: "SupervisorLeft"; supervisor: string }
-  | { type: "SkillsNeeded"; skills: string[] };
+  | { type: "SkillsNeeded"; skills: string[] }
+  | { type: "PriorityClaimed"; priority: Priority };
 
 /**
  * How urgently a waiting chat is served (`Priority`), lowest first.
@@ -239,6 +240,13 @@ export type RequestBody =
       text: string;
       secret: string;
       skills: string[];
+    }
+  | {
+      type: "IdentifyClaiming";
+      channel: string;
+      identity: Identity;
+      priority: Priority;
+      signature: string;
     };
 
 /** A request with its id. */
@@ -375,6 +383,7 @@ const chatEventKind = enumOf<ChatEventKind>([
   ["SupervisorJoined", [["supervisor", str]]],
   ["SupervisorLeft", [["supervisor", str]]],
   ["SkillsNeeded", [["skills", vec(str)]]],
+  ["PriorityClaimed", [["priority", priority]]],
 ]);
 /** `ChatEvent`: one numbered event of a chat, as frames and the hub's store carry it. */
 export const chatEvent = struct<ChatEvent>([
@@ -505,6 +514,15 @@ const requestBody = enumOf<RequestBody>([
       ["text", str],
       ["secret", str],
       ["skills", vec(str)],
+    ],
+  ],
+  [
+    "IdentifyClaiming",
+    [
+      ["channel", str],
+      ["identity", identity],
+      ["priority", priority],
+      ["signature", str],
     ],
   ],
 ]);
