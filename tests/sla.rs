@@ -175,7 +175,10 @@ async fn a_chat_nobody_takes_in_time_breaches_once_and_raises_the_alert() {
 
     // Timers firing again, a reconnecting agent, more waiting: still one.
     let (alerts, _) = alerts_and_offers(&pat, Duration::from_millis(1200)).await;
-    assert!(alerts.is_empty(), "the alert is not raised twice: {alerts:?}");
+    assert!(
+        alerts.is_empty(),
+        "the alert is not raised twice: {alerts:?}"
+    );
     assert_eq!(breaches("late").await, 1.0);
 
     // Answering late clears the alert; the breach stays counted.

@@ -319,7 +319,10 @@ impl ChannelState {
             return;
         };
         let now = Timestamp::now();
-        let since = self.queue.get(chat).map_or(now, |waiting| waiting.row.since);
+        let since = self
+            .queue
+            .get(chat)
+            .map_or(now, |waiting| waiting.row.since);
         let early = sla::due_in(within, since, now);
         if !early.is_zero() {
             myself.send_after(early, move || ChannelMsg::SlaDue { chat, generation });

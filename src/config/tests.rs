@@ -200,7 +200,10 @@ fn the_first_response_target_and_the_claim_cap_are_read_and_bounded() {
     )
     .unwrap();
     let settings = config.channel_settings();
-    assert_eq!(settings[0].first_response_within, None, "no target by default");
+    assert_eq!(
+        settings[0].first_response_within, None,
+        "no target by default"
+    );
     assert_eq!(settings[0].max_claimed_priority, Priority::High);
     assert_eq!(
         settings[1].first_response_within,

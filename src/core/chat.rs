@@ -947,6 +947,34 @@ mod tests {
     }
 
     #[test]
+    fn a_claimed_priority_needs_a_verified_new_chat_and_survives_a_restore() {
+        let mut chat = started();
+        assert_eq!(
+            chat.claim_priority(Priority::Urgent, Timestamp(110))
+                .unwrap_err(),
+            ChatError::AlreadyAnswered,
+            "no claim without a verified identity"
+        );
+        let ada = Identity {
+            id: "cust-17".into(),
+            email: None,
+        };
+        chat.verify(ada, Timestamp(110)).unwrap();
+        chat.claim_priority(Priority::High, Timestamp(120)).unwrap();
+        assert_eq!(chat.priority(), Some(Priority::High));
+        assert!(
+            chat.claim_priority(Priority::Urgent, Timestamp(130))
+                .is_err()
+        );
+        assert!(!chat.was_answered());
+        chat.assign(AgentId::new("alice"), Timestamp(200)).unwrap();
+        assert!(chat.was_answered());
+        let restored = Chat::restore(chat.events().iter().cloned().collect()).unwrap();
+        assert_eq!(restored.priority(), Some(Priority::High));
+        assert!(restored.was_answered());
+    }
+
+    #[test]
     fn a_chat_goes_queued_active_ended_with_consecutive_seqs() {
         let mut chat = started();
         let alice = AgentId::new("alice");

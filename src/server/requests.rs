@@ -119,7 +119,10 @@ impl Session {
         claim: Option<Priority>,
         signature: &str,
     ) -> Pending {
-        let result = match self.hub.verify_identity(&channel, identity, claim, signature) {
+        let result = match self
+            .hub
+            .verify_identity(&channel, identity, claim, signature)
+        {
             Ok(identity) => {
                 self.identities.insert(channel, identity);
                 Ok(Reply::Done)

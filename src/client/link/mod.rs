@@ -224,8 +224,8 @@ impl Link {
     /// Remembers an `Identify` the hub accepted, to prove it again after a
     /// reconnect.
     pub(super) fn remember_identity(&self, identify: RequestBody) {
-        if let RequestBody::Identify { channel, .. } | RequestBody::IdentifyClaiming { channel, .. } =
-            &identify
+        if let RequestBody::Identify { channel, .. }
+        | RequestBody::IdentifyClaiming { channel, .. } = &identify
         {
             lock(&self.inner.memory)
                 .identities
