@@ -29,6 +29,7 @@ pub mod roles;
 pub mod routing;
 pub mod satisfaction;
 pub mod skills;
+#[cfg(feature = "hub")]
 pub mod sla;
 pub mod sync;
 pub mod ticket;
