@@ -156,6 +156,9 @@ fn kinds() -> Vec<ChatEventKind> {
         ChatEventKind::AgentGone {
             agent: alice.clone(),
         },
+        ChatEventKind::PriorityClaimed {
+            priority: Priority::High,
+        },
     ]
 }
 
@@ -180,6 +183,7 @@ fn kind_name(kind: &ChatEventKind) -> &'static str {
         ChatEventKind::SupervisorLeft { .. } => "SupervisorLeft",
         ChatEventKind::SkillsNeeded { .. } => "SkillsNeeded",
         ChatEventKind::AgentGone { .. } => "AgentGone",
+        ChatEventKind::PriorityClaimed { .. } => "PriorityClaimed",
     }
 }
 
@@ -361,6 +365,15 @@ fn requests() -> Vec<RequestBody> {
             text: "Bonjour".into(),
             secret: "a-secret-of-the-customer".into(),
             skills: vec!["billing".into(), "french".into()],
+        },
+        RequestBody::IdentifyClaiming {
+            channel: ChannelId::new("support"),
+            identity: Identity {
+                id: "cust-17".into(),
+                email: Some("ada@example.com".into()),
+            },
+            priority: Priority::Urgent,
+            signature: "00ff".into(),
         },
     ]
 }

@@ -1,10 +1,12 @@
 //! Customers who prove who they are with an identity their contact
-//! center's web backend signed; contact history joins only those.
+//! center's web backend signed; contact history joins only those. A
+//! backend may sign a priority claim with the identity: the chat starts at
+//! it (up to the channel's cap), and an unsigned claim is refused.
 
 mod common;
 
-use chathub::actors::hub::sign_identity;
-use chathub::core::{ChatEventKind, Customer, Identity};
+use chathub::actors::hub::{sign_identity, sign_identity_claiming};
+use chathub::core::{ChatEventKind, ChatId, Customer, Identity, Priority, QueueRow};
 use chathub::protocol::ErrorCode;
 use common::{TOKEN, TestHub};
 
@@ -14,6 +16,8 @@ fn config() -> String {
     format!(
         "[[channel]]\nname = \"vip\"\nidentity = \"require\"\nidentity_secret = \"{SECRET}\"\n\
          [[channel]]\nname = \"support\"\nidentity = \"accept\"\nidentity_secret = \"{SECRET}\"\n\
+         [[channel]]\nname = \"vipfirst\"\nidentity = \"accept\"\nidentity_secret = \"{SECRET}\"\n\
+         max_claimed_priority = \"urgent\"\npriority_aging = \"0s\"\n\
          [[agent]]\nid = \"alice\"\ntoken = \"{TOKEN}\"\n"
     )
 }
@@ -170,5 +174,101 @@ async fn a_start_sent_right_behind_its_identify_is_verified() {
         matches!(started.result, Ok(Reply::ChatStarted { .. })),
         "{started:?}"
     );
+    hub.stop().await;
+}
+
+/// The incoming-list row of `chat` in `channel`, once alice sees it.
+async fn row_of(alice: &chathub::client::AgentClient, channel: &str, chat: ChatId) -> QueueRow {
+    for _ in 0..200 {
+        if let Some(row) = alice
+            .incoming(channel)
+            .and_then(|list| list.rows.into_iter().find(|row| row.chat == chat))
+        {
+            return row;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("chat {chat} never reached the incoming list of {channel}");
+}
+
+#[tokio::test]
+async fn a_signed_urgent_claim_is_served_before_earlier_normal_chats() {
+    let hub = TestHub::start(&config()).await;
+    let alice = hub.present_agent("alice").await;
+    let first = hub.customer().await;
+    let (normal, _) = common::start(&first, "vipfirst", Customer::default(), "me first").await;
+    let vip = hub.customer().await;
+    vip.identify_claiming(
+        "vipfirst",
+        ada(),
+        Priority::Urgent,
+        sign_identity_claiming(SECRET.as_bytes(), &ada(), Priority::Urgent),
+    )
+    .await
+    .unwrap();
+    let (urgent, _) = common::start(&vip, "vipfirst", Customer::default(), "help").await;
+    let row = row_of(&alice, "vipfirst", urgent).await;
+    assert_eq!(row.priority, Some(Priority::Urgent));
+    assert_eq!(row.verified.as_deref(), Some("cust-17"));
+
+    assert_eq!(alice.get_next("vipfirst").await.unwrap().chat, urgent);
+    assert_eq!(alice.get_next("vipfirst").await.unwrap().chat, normal);
+    let transcript = alice.transcript(urgent).await.unwrap();
+    assert!(
+        transcript.iter().any(|event| event.kind
+            == ChatEventKind::PriorityClaimed {
+                priority: Priority::Urgent
+            }),
+        "{transcript:?}"
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_claim_the_backend_did_not_sign_is_refused() {
+    let hub = TestHub::start(&config()).await;
+    let customer = hub.customer().await;
+    let key = SECRET.as_bytes();
+    // The plain identity's signature does not cover a claim.
+    let refused = customer
+        .identify_claiming("vipfirst", ada(), Priority::Urgent, signed(&ada()))
+        .await;
+    assert_eq!(refused.unwrap_err().code(), Some(ErrorCode::Unverified));
+    // Nor does a signed claim of high cover urgent.
+    let high = sign_identity_claiming(key, &ada(), Priority::High);
+    let refused = customer
+        .identify_claiming("vipfirst", ada(), Priority::Urgent, high.clone())
+        .await;
+    assert_eq!(refused.unwrap_err().code(), Some(ErrorCode::Unverified));
+    // And a claim's signature is no plain identity's.
+    let refused = customer.identify("vipfirst", ada(), high).await;
+    assert_eq!(refused.unwrap_err().code(), Some(ErrorCode::Unverified));
+
+    // Refused, the connection has no identity: its chat is plain.
+    let alice = hub.present_agent("alice").await;
+    let (chat, _) = common::start(&customer, "vipfirst", Customer::default(), "hi").await;
+    let row = row_of(&alice, "vipfirst", chat).await;
+    assert_eq!((row.priority, row.verified), (None, None));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_claim_above_the_channels_cap_is_lowered_to_it() {
+    let hub = TestHub::start(&config()).await;
+    let alice = hub.present_agent("alice").await;
+    let customer = hub.customer().await;
+    // `support` keeps the default cap, high.
+    customer
+        .identify_claiming(
+            "support",
+            ada(),
+            Priority::Urgent,
+            sign_identity_claiming(SECRET.as_bytes(), &ada(), Priority::Urgent),
+        )
+        .await
+        .unwrap();
+    let (chat, _) = common::start(&customer, "support", Customer::default(), "hi").await;
+    let row = row_of(&alice, "support", chat).await;
+    assert_eq!(row.priority, Some(Priority::High));
     hub.stop().await;
 }

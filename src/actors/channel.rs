@@ -18,6 +18,16 @@
 //! `skill_fallback_after`; then to anyone. A timer set at enqueue
 //! dispatches again when a waiting chat's fallback comes. A pick is an
 //! agent's own choice and ignores skills.
+//!
+//! First-response target (`first_response_within`, see
+//! [`core::sla`](crate::core::sla)): a chat's first wait sets one more
+//! timer, carrying the wait's generation. When it fires and the chat still
+//! waits in that wait (held, like alerts, until the channel opens), the
+//! claim cell's first-response flag is settled (so the breach counts once
+//! per chat), `chathub_sla_breaches_total{channel}` counts it, the
+//! unanswered alert is raised unless it stands already, and a standing
+//! offer lapses as a timed-out one does, so the chat is offered to an agent
+//! who has not passed it up.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +41,7 @@ use crate::actors::hub::{Hub, OfferRecord};
 use crate::actors::sink::{ConnId, Outbound};
 use crate::core::event::SNAPSHOT_ROWS;
 use crate::core::routing::{self, Candidate};
+use crate::core::sla::{self, Held};
 use crate::core::{
     AgentId, AgentPresence, Alert, AnswerRate, Assignment, ChannelSettings, ChatError, ChatId,
     ClaimCell, Claimer, Match, Offer, OfferEnd, OfferId, OfferLost, Places, Priority, Queue,
@@ -164,6 +175,13 @@ pub enum ChannelMsg {
         /// The offer the timer was set for.
         offer: OfferId,
     },
+    /// A chat's first-response target is reached.
+    SlaDue {
+        /// The chat.
+        chat: ChatId,
+        /// The wait the timer was set for.
+        generation: u64,
+    },
 }
 
 /// See the module docs.
@@ -282,6 +300,72 @@ impl ChannelState {
         }
     }
 
+    /// Sets the first-response timer of a chat that starts (or resumes,
+    /// after a restart) its first wait, if the channel has a target.
+    fn arm_sla(&self, myself: &ActorRef<ChannelMsg>, chat: ChatId) {
+        let Some(waiting) = self.queue.get(chat) else {
+            return;
+        };
+        let within = self.settings.first_response_within;
+        let settled = waiting.claim.first_response_settled();
+        if let (Some(limit), true) = (within, sla::applies(within, waiting.generation, settled)) {
+            let due = sla::due_in(limit, waiting.row.since, Timestamp::now());
+            let generation = waiting.generation;
+            myself.send_after(due, move || ChannelMsg::SlaDue { chat, generation });
+        }
+    }
+
+    /// A chat's first-response timer fired: if the chat still waits
+    /// unanswered in wait `generation`, it breaches (once per chat).
+    fn sla_due(&mut self, myself: &ActorRef<ChannelMsg>, chat: ChatId, generation: u64) {
+        let still_waiting = self.queue.get(chat).is_some_and(|waiting| {
+            waiting.generation == generation
+                && waiting.claim.holder().is_none()
+                && !waiting.claim.first_response_settled()
+        });
+        if !still_waiting {
+            return;
+        }
+        // The target may have been lengthened (or dropped) by a reload
+        // since the timer was set.
+        let Some(within) = self.settings.first_response_within else {
+            return;
+        };
+        let now = Timestamp::now();
+        let since = self
+            .queue
+            .get(chat)
+            .map_or(now, |waiting| waiting.row.since);
+        let early = sla::due_in(within, since, now);
+        if !early.is_zero() {
+            myself.send_after(early, move || ChannelMsg::SlaDue { chat, generation });
+            return;
+        }
+        match sla::held(self.settings.hours.as_deref(), now) {
+            Held::Now => {}
+            Held::Until(wait) => {
+                myself.send_after(wait, move || ChannelMsg::SlaDue { chat, generation });
+                return;
+            }
+            Held::Closed => return,
+        }
+        let Some(waiting) = self.queue.get(chat) else {
+            return;
+        };
+        if !waiting.claim.settle_first_response() {
+            return;
+        }
+        metrics::counter!("chathub_sla_breaches_total", "channel" => self.settings.id.to_string())
+            .increment(1);
+        // The unanswered alert, unless it stands already.
+        self.alert_due(chat, generation);
+        // The agent it is offered to has not answered in time: the offer
+        // lapses as a timed-out one does, and the chat goes to someone else.
+        if self.lapse(None, chat, None, OfferEnd::Expired) {
+            self.dispatch(myself);
+        }
+    }
+
     /// Sets a new alert timer for every waiting chat not yet alerted, after
     /// a change of `alert_after` or of the business hours: a timer already
     /// set may be due much later (held for an opening that moved). A timer
@@ -295,6 +379,16 @@ impl ChannelState {
             let due = self.settings.alert_after.saturating_sub(now.since(since));
             let generation = waiting.generation;
             myself.send_after(due, move || ChannelMsg::AlertDue { chat, generation });
+        }
+    }
+
+    /// Sets a new first-response timer for every waiting chat it applies
+    /// to, after a change of the target or of the business hours. A timer
+    /// that fires twice breaches once.
+    fn rearm_sla(&self, myself: &ActorRef<ChannelMsg>) {
+        let chats: Vec<ChatId> = self.queue.iter().map(|(chat, _, _)| chat).collect();
+        for chat in chats {
+            self.arm_sla(myself, chat);
         }
     }
 
@@ -770,6 +864,7 @@ impl Actor for ChannelActor {
                         }
                         state.broadcast(QueueChange::Added(row));
                         myself.send_after(due, move || ChannelMsg::AlertDue { chat, generation });
+                        state.arm_sla(&myself, chat);
                         let _ =
                             reply.send(Ok(u32::try_from(state.queue.len()).unwrap_or(u32::MAX)));
                         state.dispatch(&myself);
@@ -834,24 +929,16 @@ impl Actor for ChannelActor {
                     return Ok(());
                 }
                 // Outside business hours an alert waits for the opening.
-                let now = Timestamp::now();
-                match state
-                    .settings
-                    .hours
-                    .as_ref()
-                    .map(|hours| hours.next_opening(now))
-                {
-                    Some(Some(opens)) if opens > now => {
-                        myself.send_after(opens.since(now), move || ChannelMsg::AlertDue {
-                            chat,
-                            generation,
-                        });
+                match sla::held(state.settings.hours.as_deref(), Timestamp::now()) {
+                    Held::Until(wait) => {
+                        myself.send_after(wait, move || ChannelMsg::AlertDue { chat, generation });
                     }
                     // Closed for more than a year: a reload re-arms it.
-                    Some(None) => {}
-                    _ => state.alert_due(chat, generation),
+                    Held::Closed => {}
+                    Held::Now => state.alert_due(chat, generation),
                 }
             }
+            ChannelMsg::SlaDue { chat, generation } => state.sla_due(&myself, chat, generation),
             #[cfg(test)]
             ChannelMsg::Crash => panic!("channel actor crash requested by a test"),
             ChannelMsg::Watch {
@@ -901,11 +988,16 @@ impl Actor for ChannelActor {
             ChannelMsg::Reconfigure(settings) => {
                 state.queue.set_limit(settings.queue_limit);
                 state.queue.set_aging(settings.priority_aging);
-                let rearm = settings.hours != state.settings.hours
-                    || settings.alert_after != state.settings.alert_after;
+                let hours_changed = settings.hours != state.settings.hours;
+                let rearm = hours_changed || settings.alert_after != state.settings.alert_after;
+                let rearm_sla = hours_changed
+                    || settings.first_response_within != state.settings.first_response_within;
                 state.settings = (*settings).clone();
                 if rearm {
                     state.rearm_alerts(&myself);
+                }
+                if rearm_sla {
+                    state.rearm_sla(&myself);
                 }
                 if state.settings.routing == Routing::Pull {
                     let chats: Vec<ChatId> = state.offers.keys().copied().collect();

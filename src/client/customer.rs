@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use crate::client::link::Link;
 use crate::client::{ClientConfig, ClientError};
-use crate::core::{ChannelId, ChatId, Customer, FileId, FileRef, Identity, OfflineForm, TicketId};
+use crate::core::{
+    ChannelId, ChatId, Customer, FileId, FileRef, Identity, OfflineForm, Priority, TicketId,
+};
 use crate::protocol::{Event, Reply, RequestBody, Role, Upload};
 
 /// What starting a chat came to.
@@ -173,6 +175,34 @@ impl CustomerClient {
         let body = RequestBody::Identify {
             channel: channel.into(),
             identity,
+            signature: signature.into(),
+        };
+        match self.link.request(body.clone()).await? {
+            Reply::Done => {
+                self.link.remember_identity(body);
+                Ok(())
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// [`identify`](Self::identify) with a priority the backend claims for
+    /// the customer (`signature`: HMAC-SHA256 of the id, a newline, the
+    /// email, a newline and the priority's name, in hex). Chats started
+    /// there afterwards start at that priority, lowered to the channel's
+    /// `max_claimed_priority`. A claim that is not signed is refused as
+    /// `Unverified`, like a forged identity.
+    pub async fn identify_claiming(
+        &self,
+        channel: impl Into<ChannelId>,
+        identity: Identity,
+        priority: Priority,
+        signature: impl Into<String>,
+    ) -> Result<(), ClientError> {
+        let body = RequestBody::IdentifyClaiming {
+            channel: channel.into(),
+            identity,
+            priority,
             signature: signature.into(),
         };
         match self.link.request(body.clone()).await? {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::core::routing::{MAX_OFFER_TIMEOUT, MIN_OFFER_TIMEOUT, Policy, Routing};
+use crate::core::sla::{MAX_FIRST_RESPONSE, MIN_FIRST_RESPONSE};
 use crate::core::{
     AgentRole, ChannelId, ChannelSettings, IdentityKey, IdentityPolicy, Limits, OnAgentGone,
     SkillSet,
@@ -295,6 +296,8 @@ fn default_channels() -> Vec<ChannelConfig> {
         skill_fallback_after: tables::default_skill_fallback(),
         idle_after: None,
         on_agent_gone: AgentGoneMode::Keep,
+        first_response_within: None,
+        max_claimed_priority: tables::default_max_claimed_priority(),
     }]
 }
 
@@ -451,6 +454,17 @@ impl Config {
                     humantime_serde::re::humantime::format_duration(MIN_IDLE_AFTER),
                 ));
             }
+            if let Some(within) = channel.first_response_within
+                && !(MIN_FIRST_RESPONSE..=MAX_FIRST_RESPONSE).contains(&within)
+            {
+                return invalid(format!(
+                    "channel {:?}: first_response_within must be between {} and {}, not {}",
+                    channel.name,
+                    humantime_serde::re::humantime::format_duration(MIN_FIRST_RESPONSE),
+                    humantime_serde::re::humantime::format_duration(MAX_FIRST_RESPONSE),
+                    humantime_serde::re::humantime::format_duration(within),
+                ));
+            }
             for (key, list) in [
                 ("skills", &channel.skills),
                 ("default_skills", &channel.default_skills),
@@ -593,6 +607,8 @@ impl Config {
                     AgentGoneMode::Keep => OnAgentGone::Keep,
                     AgentGoneMode::Requeue => OnAgentGone::Requeue,
                 },
+                first_response_within: channel.first_response_within,
+                max_claimed_priority: channel.max_claimed_priority,
             })
             .collect()
     }

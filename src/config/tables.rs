@@ -153,6 +153,22 @@ pub struct ChannelConfig {
     /// or `"requeue"` (back to the front of the queue).
     #[serde(default)]
     pub on_agent_gone: AgentGoneMode,
+    /// The first-response target: how long a chat may wait from its start
+    /// before an agent takes it, e.g. `"2m"` (1 s to 24 h); none if absent.
+    /// A breach is counted in `chathub_sla_breaches_total`, raises the
+    /// unanswered alert and, with push routing, offers the chat to another
+    /// agent.
+    #[serde(default, with = "humantime_serde")]
+    pub first_response_within: Option<Duration>,
+    /// The highest priority a verified identity's signed claim may start a
+    /// chat at (a higher claim is lowered to it): `"high"` (the default),
+    /// or `"low"`, `"normal"`, `"urgent"`.
+    #[serde(default = "default_max_claimed_priority")]
+    pub max_claimed_priority: Priority,
+}
+
+pub(super) fn default_max_claimed_priority() -> Priority {
+    Priority::High
 }
 
 pub(super) fn default_skill_fallback() -> Duration {
@@ -247,6 +263,8 @@ impl std::fmt::Debug for ChannelConfig {
             .field("skill_fallback_after", &self.skill_fallback_after)
             .field("idle_after", &self.idle_after)
             .field("on_agent_gone", &self.on_agent_gone)
+            .field("first_response_within", &self.first_response_within)
+            .field("max_claimed_priority", &self.max_claimed_priority)
             .finish()
     }
 }

@@ -1,6 +1,7 @@
 //! Reading, overriding and checking configurations.
 
 use super::*;
+use crate::core::Priority;
 
 #[test]
 fn the_empty_file_is_the_documented_default() {
@@ -183,6 +184,55 @@ fn push_routing_is_read_and_its_offer_timeout_bounded() {
     }
     assert!(Config::from_toml("[[channel]]\nname = \"x\"\nrouting = \"shove\"\n").is_err());
     assert!(Config::from_toml("[[channel]]\nname = \"x\"\npolicy = \"random\"\n").is_err());
+}
+
+#[test]
+fn the_first_response_target_and_the_claim_cap_are_read_and_bounded() {
+    let config = Config::from_toml(
+        r#"
+        [[channel]]
+        name = "plain"
+        [[channel]]
+        name = "sla"
+        first_response_within = "2m"
+        max_claimed_priority = "urgent"
+        "#,
+    )
+    .unwrap();
+    let settings = config.channel_settings();
+    assert_eq!(
+        settings[0].first_response_within, None,
+        "no target by default"
+    );
+    assert_eq!(settings[0].max_claimed_priority, Priority::High);
+    assert_eq!(
+        settings[1].first_response_within,
+        Some(Duration::from_secs(120))
+    );
+    assert_eq!(settings[1].max_claimed_priority, Priority::Urgent);
+
+    for (within, ok) in [
+        ("999ms", false),
+        ("1s", true),
+        ("24h", true),
+        ("25h", false),
+    ] {
+        let text = format!("[[channel]]\nname = \"x\"\nfirst_response_within = \"{within}\"\n");
+        match Config::from_toml(&text) {
+            Ok(_) => assert!(ok, "{within} accepted"),
+            Err(ConfigError::Invalid(why)) => {
+                assert!(!ok, "{within} refused: {why}");
+                assert!(
+                    why.contains("first_response_within must be between 1s and 1day"),
+                    "{why}"
+                );
+            }
+            Err(err) => panic!("{within}: {err}"),
+        }
+    }
+    assert!(
+        Config::from_toml("[[channel]]\nname = \"x\"\nmax_claimed_priority = \"vip\"\n").is_err()
+    );
 }
 
 #[test]

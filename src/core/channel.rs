@@ -83,6 +83,14 @@ pub enum OnAgentGone {
     /// The chats go back to the front of the channel's queue and the
     /// agent's slots are freed.
     Requeue,
+    /// The first-response target: a chat that waits this long from its
+    /// start without an agent taking it breaches it (counted, alerted and,
+    /// on a push channel, offered to someone else); see
+    /// [`core::sla`](crate::core::sla). `None`: no target.
+    pub first_response_within: Option<Duration>,
+    /// The highest priority a verified identity's claim may start a chat
+    /// at; a higher claim is lowered to it.
+    pub max_claimed_priority: Priority,
 }
 
 /// Whether a channel takes signed customer identities.
@@ -135,6 +143,8 @@ impl ChannelSettings {
             skill_fallback_after: Duration::from_secs(60),
             idle_after: None,
             on_agent_gone: OnAgentGone::Keep,
+            first_response_within: None,
+            max_claimed_priority: Priority::High,
         }
     }
 }

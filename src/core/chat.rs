@@ -312,6 +312,23 @@ impl Chat {
         Ok(self.push(now, kind))
     }
 
+    /// Records the priority a verified identity claims for the chat (the
+    /// caller checked the signature and applied the channel's cap). Only a
+    /// new, verified chat, before anyone answered it or set a priority.
+    pub fn claim_priority(
+        &mut self,
+        priority: Priority,
+        now: Timestamp,
+    ) -> Result<&ChatEvent, ChatError> {
+        if !matches!(self.state, ChatState::Queued { .. })
+            || self.verified.is_none()
+            || self.priority.is_some()
+        {
+            return Err(ChatError::AlreadyAnswered);
+        }
+        Ok(self.record(now, ChatEventKind::PriorityClaimed { priority }))
+    }
+
     /// The skills an agent needs for the chat (none: any agent).
     pub fn skills(&self) -> &SkillSet {
         &self.skills
@@ -357,6 +374,13 @@ impl Chat {
     pub fn events_after(&self, seq: u64) -> impl DoubleEndedIterator<Item = &ChatEvent> + Clone {
         self.events
             .iter_from(usize::try_from(seq).unwrap_or(usize::MAX))
+    }
+
+    /// Whether an agent ever took the chat (its first response came).
+    pub fn was_answered(&self) -> bool {
+        self.events
+            .iter()
+            .any(|event| matches!(event.kind, ChatEventKind::Assigned { .. }))
     }
 
     /// The customer's first message: the text shown in the incoming list.
@@ -766,7 +790,8 @@ impl Chat {
             ChatEventKind::SupervisorLeft { supervisor } => {
                 self.supervisors.remove(supervisor);
             }
-            ChatEventKind::Prioritized { priority, .. } => self.priority = Some(*priority),
+            ChatEventKind::Prioritized { priority, .. }
+            | ChatEventKind::PriorityClaimed { priority } => self.priority = Some(*priority),
             ChatEventKind::Verified(identity) => self.verified = Some(identity.clone()),
             ChatEventKind::SkillsNeeded { skills } => self.skills = skills.clone(),
             ChatEventKind::Read { by, up_to } => {
@@ -932,6 +957,34 @@ mod tests {
 
     fn kinds(chat: &Chat) -> Vec<(u64, &ChatEventKind)> {
         chat.events().iter().map(|e| (e.seq, &e.kind)).collect()
+    }
+
+    #[test]
+    fn a_claimed_priority_needs_a_verified_new_chat_and_survives_a_restore() {
+        let mut chat = started();
+        assert_eq!(
+            chat.claim_priority(Priority::Urgent, Timestamp(110))
+                .unwrap_err(),
+            ChatError::AlreadyAnswered,
+            "no claim without a verified identity"
+        );
+        let ada = Identity {
+            id: "cust-17".into(),
+            email: None,
+        };
+        chat.verify(ada, Timestamp(110)).unwrap();
+        chat.claim_priority(Priority::High, Timestamp(120)).unwrap();
+        assert_eq!(chat.priority(), Some(Priority::High));
+        assert!(
+            chat.claim_priority(Priority::Urgent, Timestamp(130))
+                .is_err()
+        );
+        assert!(!chat.was_answered());
+        chat.assign(AgentId::new("alice"), Timestamp(200)).unwrap();
+        assert!(chat.was_answered());
+        let restored = Chat::restore(chat.events().iter().cloned().collect()).unwrap();
+        assert_eq!(restored.priority(), Some(Priority::High));
+        assert!(restored.was_answered());
     }
 
     #[test]

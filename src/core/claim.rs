@@ -33,6 +33,12 @@
 //!
 //! A timer carries the generation (and an offer timer its offer) it was set
 //! for, so a timer from an earlier wait or offer never touches the next.
+//!
+//! Beside the word, a second atomic says whether the chat's first response
+//! is settled (its first-response target breached, or the chat answered
+//! before a restart; see [`core::sla`](crate::core::sla)). It only ever goes
+//! from unsettled to settled, once, and no transition of the word reads it,
+//! so the claim, alert and offer invariants above are untouched by it.
 
 use crate::core::sync::{AtomicU64, Ordering};
 
@@ -166,9 +172,10 @@ pub enum OfferLost {
     Lapsed,
 }
 
-/// One per chat; see the module docs.
+/// One per chat; see the module docs. The word, and the first-response flag
+/// (0: unsettled, 1: settled).
 #[derive(Debug)]
-pub struct ClaimCell(AtomicU64);
+pub struct ClaimCell(AtomicU64, AtomicU64);
 
 impl Default for ClaimCell {
     fn default() -> Self {
@@ -200,7 +207,7 @@ fn claimed_by(word: u64) -> Claimer {
 impl ClaimCell {
     /// A cell for a chat that waits unclaimed (generation 0).
     pub fn new() -> Self {
-        Self(AtomicU64::new(pack(0, WAITING)))
+        Self(AtomicU64::new(pack(0, WAITING)), AtomicU64::new(0))
     }
 
     /// The current wait's generation.
@@ -373,6 +380,18 @@ impl ClaimCell {
         standing_offer(self.0.load(Ordering::Acquire))
     }
 
+    /// Settles the chat's first response (a breach of its target, or an
+    /// answer before a restart). True for the one call that settled it, so
+    /// a breach is counted once per chat however many timers fire.
+    pub fn settle_first_response(&self) -> bool {
+        self.1.swap(1, Ordering::AcqRel) == 0
+    }
+
+    /// Whether the chat's first response is settled.
+    pub fn first_response_settled(&self) -> bool {
+        self.1.load(Ordering::Acquire) != 0
+    }
+
     /// The raw word, for loom models of deliberately broken variants.
     #[cfg(chathub_loom)]
     #[doc(hidden)]
@@ -384,6 +403,20 @@ impl ClaimCell {
 #[cfg(all(test, not(chathub_loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_response_settles_once() {
+        let cell = ClaimCell::new();
+        assert!(!cell.first_response_settled());
+        assert!(cell.settle_first_response());
+        assert!(!cell.settle_first_response());
+        assert!(cell.first_response_settled());
+        // The flag leaves the claim alone.
+        assert!(cell.claim(Claimer::Agent).is_ok());
+        assert_eq!(cell.requeue(), Ok(1));
+        assert!(cell.first_response_settled());
+        assert_eq!(cell.holder(), None);
+    }
 
     #[test]
     fn only_the_first_claim_wins() {

@@ -205,6 +205,15 @@ pub enum ChatEventKind {
         /// The agent who was holding the chat.
         agent: AgentId,
     },
+    /// The chat starts at the priority its customer's verified identity
+    /// claims (signed by the contact center's backend with the identity,
+    /// lowered to the channel's `max_claimed_priority`). Recorded at the
+    /// start, after `Verified`; it keeps the priority across restarts as
+    /// `Prioritized` does. For agents only.
+    PriorityClaimed {
+        /// The priority the chat starts at.
+        priority: Priority,
+    },
 }
 
 impl ChatEventKind {
@@ -213,7 +222,10 @@ impl ChatEventKind {
     pub fn is_for_agents_only(&self) -> bool {
         matches!(
             self,
-            Self::Note { .. } | Self::Prioritized { .. } | Self::SkillsNeeded { .. }
+            Self::Note { .. }
+                | Self::Prioritized { .. }
+                | Self::SkillsNeeded { .. }
+                | Self::PriorityClaimed { .. }
         )
     }
 }

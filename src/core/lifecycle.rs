@@ -60,7 +60,8 @@ impl LifecycleKind {
             | ChatEventKind::SupervisorJoined { .. }
             | ChatEventKind::SupervisorLeft { .. }
             | ChatEventKind::SkillsNeeded { .. }
-            | ChatEventKind::AgentGone { .. } => None,
+            | ChatEventKind::AgentGone { .. }
+            | ChatEventKind::PriorityClaimed { .. } => None,
         }
     }
 

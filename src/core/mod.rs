@@ -29,6 +29,8 @@ pub mod roles;
 pub mod routing;
 pub mod satisfaction;
 pub mod skills;
+#[cfg(feature = "hub")]
+pub mod sla;
 pub mod sync;
 pub mod ticket;
 pub mod time;

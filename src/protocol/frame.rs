@@ -463,6 +463,23 @@ pub enum RequestBody {
         /// [`MAX_SKILLS`](crate::core::skills::MAX_SKILLS)).
         skills: Vec<String>,
     },
+    /// Customer: [`RequestBody::Identify`] with a priority the backend
+    /// claims for the customer, covered by the signature; chats this
+    /// connection starts there from now on start at it (at most the
+    /// channel's `max_claimed_priority`). A separate request so that
+    /// `Identify`'s bytes, and the stored `Verified` event's, stay as they
+    /// are. Answered [`Reply::Done`].
+    IdentifyClaiming {
+        /// The channel whose identity secret signed it.
+        channel: ChannelId,
+        /// Who the backend says the customer is.
+        identity: Identity,
+        /// The priority the backend claims for them.
+        priority: Priority,
+        /// HMAC-SHA256 of `id`, a newline, `email`, a newline and the
+        /// priority's name (`low`, `normal`, `high`, `urgent`), in hex.
+        signature: String,
+    },
 }
 
 /// Frames the server sends.

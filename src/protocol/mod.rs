@@ -52,7 +52,9 @@ pub use request::Sender;
 /// [`RequestBody::BargeIn`] and [`RequestBody::LeaveChat`] with the
 /// `SupervisorJoined` and `SupervisorLeft` chat events); agents who go
 /// quiet (the `AgentGone` chat event, appended; `StatusChanged` with the
-/// agent as its own setter when idleness turns them `Away`).
+/// agent as its own setter when idleness turns them `Away`); a verified
+/// identity's priority claim ([`RequestBody::IdentifyClaiming`] and the
+/// `PriorityClaimed` chat event, both added at the end of their enums).
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The ALPN token of the protocol's QUIC connections.

@@ -87,6 +87,7 @@ impl RequestBody {
             Self::BargeIn { .. } => ("BargeIn", Agent, true),
             Self::LeaveChat { .. } => ("LeaveChat", Agent, true),
             Self::StartChatNeeding { .. } => ("StartChatNeeding", Customer, true),
+            Self::IdentifyClaiming { .. } => ("IdentifyClaiming", Customer, true),
         }
     }
 }

@@ -73,6 +73,7 @@ pub(crate) fn export_from_start(channels: &[crate::core::ChannelId]) {
             "chathub_alerts_raised_total",
             "chathub_alerts_cleared_total",
             "chathub_identity_refusals_total",
+            "chathub_sla_breaches_total",
         ] {
             counter!(name, "channel" => channel.clone()).increment(0);
         }
@@ -158,6 +159,10 @@ fn describe() {
     describe_counter!(
         "chathub_alerts_cleared_total",
         "Unanswered-chat alerts cleared."
+    );
+    describe_counter!(
+        "chathub_sla_breaches_total",
+        "Chats that waited their channel's first_response_within from their start without an agent taking them (once per chat, held while the channel is closed)."
     );
     describe_counter!(
         "chathub_actor_restarts_total",

@@ -4,8 +4,11 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::actors::hub::VerifiedIdentity;
 use crate::actors::{Caller, ChatStart, ConnId, EventSink, Hub, HubError, Receipt};
-use crate::core::{AgentId, ChannelId, ChatError, ChatId, Identity, Limit, QueueError, ReadMark};
+use crate::core::{
+    AgentId, ChannelId, ChatError, ChatId, Identity, Limit, Priority, QueueError, ReadMark,
+};
 use crate::protocol::{ErrorCode, ErrorFrame, Reply, Request, RequestBody, Response, Sender};
 
 /// Who is on the other end of a connection, once the hello is accepted.
@@ -69,7 +72,7 @@ pub(crate) struct Session {
     /// [`MAX_OWN_CHATS`]).
     pub started: OwnChats,
     /// Identities the customer proved, by channel.
-    pub identities: HashMap<ChannelId, Identity>,
+    pub identities: HashMap<ChannelId, VerifiedIdentity>,
 }
 
 fn answer<T: 'static, F>(id: u64, work: F, reply: fn(T) -> Reply) -> Pending
@@ -113,9 +116,13 @@ impl Session {
         id: u64,
         channel: ChannelId,
         identity: Identity,
+        claim: Option<Priority>,
         signature: &str,
     ) -> Pending {
-        let result = match self.hub.verify_identity(&channel, identity, signature) {
+        let result = match self
+            .hub
+            .verify_identity(&channel, identity, claim, signature)
+        {
             Ok(identity) => {
                 self.identities.insert(channel, identity);
                 Ok(Reply::Done)
@@ -132,14 +139,21 @@ impl Session {
     /// actor before this returns, so one connection's requests to a chat
     /// take effect in the order they were sent.
     pub(super) fn dispatch(&mut self, Request { id, body }: Request) -> Pending {
-        if matches!(self.role, Role::Customer)
-            && let RequestBody::Identify {
-                channel,
-                identity,
-                signature,
-            } = body
-        {
-            return self.identify(id, channel, identity, &signature);
+        if matches!(self.role, Role::Customer) {
+            match body {
+                RequestBody::Identify {
+                    channel,
+                    identity,
+                    signature,
+                } => return self.identify(id, channel, identity, None, &signature),
+                RequestBody::IdentifyClaiming {
+                    channel,
+                    identity,
+                    priority,
+                    signature,
+                } => return self.identify(id, channel, identity, Some(priority), &signature),
+                _ => {}
+            }
         }
         let hub = &self.hub;
         // Any request is activity: it keeps a Present agent from turning

@@ -128,7 +128,8 @@ fn event_fields(kind: &ChatEventKind) -> Map<String, Value> {
         // Never in a transcript sent out (see `body`); named for
         // completeness.
         ChatEventKind::Note { by, .. } => json!({ "by": by.as_str() }),
-        ChatEventKind::Prioritized { priority, .. } => json!({ "priority": priority.name() }),
+        ChatEventKind::Prioritized { priority, .. }
+        | ChatEventKind::PriorityClaimed { priority } => json!({ "priority": priority.name() }),
         ChatEventKind::SkillsNeeded { skills } => json!({ "skills": skills.names() }),
         ChatEventKind::Withheld => json!({}),
         ChatEventKind::SupervisorJoined { supervisor }
@@ -158,6 +159,7 @@ fn type_name(kind: &ChatEventKind) -> &'static str {
         (None, ChatEventKind::SupervisorLeft { .. }) => "supervisor_left",
         (None, ChatEventKind::SkillsNeeded { .. }) => "skills_needed",
         (None, ChatEventKind::AgentGone { .. }) => "agent_gone",
+        (None, ChatEventKind::PriorityClaimed { .. }) => "priority_claimed",
         (None, _) => "read",
     }
 }

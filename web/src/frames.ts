@@ -90,6 +90,7 @@ export type ChatEventKind =
   | { type: "SupervisorLeft"; supervisor: string }
   | { type: "SkillsNeeded"; skills: string[] }
   | { type: "AgentGone"; agent: string };
+  | { type: "PriorityClaimed"; priority: Priority };
 
 /**
  * How urgently a waiting chat is served (`Priority`), lowest first.
@@ -242,6 +243,13 @@ export type RequestBody =
       text: string;
       secret: string;
       skills: string[];
+    }
+  | {
+      type: "IdentifyClaiming";
+      channel: string;
+      identity: Identity;
+      priority: Priority;
+      signature: string;
     };
 
 /** What kind of knowledge an item is (`ItemKind`). */
@@ -468,6 +476,7 @@ const chatEventKind = enumOf<ChatEventKind>([
   ["SupervisorLeft", [["supervisor", str]]],
   ["SkillsNeeded", [["skills", vec(str)]]],
   ["AgentGone", [["agent", str]]],
+  ["PriorityClaimed", [["priority", priority]]],
 ]);
 /** `ChatEvent`: one numbered event of a chat, as frames and the hub's store carry it. */
 export const chatEvent = struct<ChatEvent>([
@@ -673,6 +682,15 @@ const requestBody = enumOf<RequestBody>([
       ["text", str],
       ["secret", str],
       ["skills", vec(str)],
+    ],
+  ],
+  [
+    "IdentifyClaiming",
+    [
+      ["channel", str],
+      ["identity", identity],
+      ["priority", priority],
+      ["signature", str],
     ],
   ],
 ]);

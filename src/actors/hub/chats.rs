@@ -27,7 +27,7 @@ impl Hub {
         sink: EventSink,
         channel: ChannelId,
         customer: Customer,
-        identity: Option<Identity>,
+        identity: Option<VerifiedIdentity>,
         client_id: u64,
         text: String,
         secret: Secret,
@@ -55,13 +55,23 @@ impl Hub {
         sink: EventSink,
         channel: ChannelId,
         mut customer: Customer,
-        identity: Option<Identity>,
+        verified: Option<VerifiedIdentity>,
         client_id: u64,
         text: String,
         secret: Secret,
         skills: &[String],
     ) -> Result<ChatStart, HubError> {
         let settings = self.open_channel(&channel)?;
+        // A claim is lowered to what the channel lets an identity claim.
+        let (identity, claimed) = match verified {
+            Some(verified) => (
+                Some(verified.identity),
+                verified
+                    .priority
+                    .map(|priority| priority.min(settings.max_claimed_priority)),
+            ),
+            None => (None, None),
+        };
         let skills = SkillSet::needed(skills, &settings.skills, &settings.default_skills)
             .map_err(|err| HubError::Invalid(err.to_string()))?;
         if settings.identity == IdentityPolicy::Require && identity.is_none() {
@@ -161,6 +171,9 @@ impl Hub {
         )?;
         if let Some(identity) = identity.clone() {
             chat.verify(identity, now)?;
+            if let Some(priority) = claimed {
+                chat.claim_priority(priority, now)?;
+            }
         }
         chat.need_skills(skills.clone(), now)?;
         let row = chat.queue_row(now);

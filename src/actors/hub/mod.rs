@@ -224,7 +224,9 @@ mod sign_in;
 mod start;
 mod supervision;
 mod typing;
-pub use identity::{MAX_IDENTITY_ID_BYTES, sign_identity};
+pub use identity::{
+    MAX_IDENTITY_ID_BYTES, VerifiedIdentity, sign_identity, sign_identity_claiming,
+};
 pub use sign_in::{MAX_TOKEN_BYTES, TokenDigest};
 #[cfg(test)]
 mod tests;

@@ -65,6 +65,11 @@ impl Hub {
         token_digest: Option<Vec<u8>>,
     ) -> Result<(ActorRef<ChatMsg>, Arc<ClaimCell>, QueueRow), HubError> {
         let claim = Arc::new(ClaimCell::new());
+        if chat.was_answered() {
+            // Its first response came before the restart: a wait now is
+            // not measured against the channel's first-response target.
+            claim.settle_first_response();
+        }
         let row = chat.queue_row(match chat.state() {
             ChatState::Queued { since } => *since,
             _ => Timestamp::default(),

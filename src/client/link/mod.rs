@@ -224,7 +224,9 @@ impl Link {
     /// Remembers an `Identify` the hub accepted, to prove it again after a
     /// reconnect.
     pub(super) fn remember_identity(&self, identify: RequestBody) {
-        if let RequestBody::Identify { channel, .. } = &identify {
+        if let RequestBody::Identify { channel, .. }
+        | RequestBody::IdentifyClaiming { channel, .. } = &identify
+        {
             lock(&self.inner.memory)
                 .identities
                 .insert(channel.clone(), identify);
