@@ -265,8 +265,8 @@ pub(crate) async fn run(
             let (customers, typing) = (options.customers, options.typing);
             tokio::spawn(async move {
                 customer(
-                    n, customers, client, channel, messages, window, rate, typing, clock,
-                    observed, connecting, run, ready,
+                    n, customers, client, channel, messages, window, rate, typing, clock, observed,
+                    connecting, run, ready,
                 )
                 .await
             })
@@ -318,9 +318,11 @@ pub(crate) async fn run(
     per_agent.sort_unstable();
     let arrived = observed.arrived_at.lock().unwrap().clone();
     let offered = observed.offered_at.lock().unwrap().clone();
-    let late_offer_us = Latencies::of(arrived.iter().filter_map(|(chat, asked)| {
-        offered.get(chat).map(|at| at.saturating_sub(*asked))
-    }));
+    let late_offer_us = Latencies::of(
+        arrived
+            .iter()
+            .filter_map(|(chat, asked)| offered.get(chat).map(|at| at.saturating_sub(*asked))),
+    );
     for (chat, agents) in owners.iter().filter(|(_, agents)| agents.len() > 1) {
         observed.violation(format!("{chat} assigned to agents {agents:?}"));
     }

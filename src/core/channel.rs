@@ -70,6 +70,14 @@ pub struct ChannelSettings {
     /// What becomes of the chats an agent holds here once their
     /// connections stay gone past the presence grace.
     pub on_agent_gone: OnAgentGone,
+    /// The first-response target: a chat that waits this long from its
+    /// start without an agent taking it breaches it (counted, alerted and,
+    /// on a push channel, offered to someone else); see
+    /// [`core::sla`](crate::core::sla). `None`: no target.
+    pub first_response_within: Option<Duration>,
+    /// The highest priority a verified identity's claim may start a chat
+    /// at; a higher claim is lowered to it.
+    pub max_claimed_priority: Priority,
 }
 
 /// What becomes of an agent's chats when the agent is gone: every
@@ -83,14 +91,6 @@ pub enum OnAgentGone {
     /// The chats go back to the front of the channel's queue and the
     /// agent's slots are freed.
     Requeue,
-    /// The first-response target: a chat that waits this long from its
-    /// start without an agent taking it breaches it (counted, alerted and,
-    /// on a push channel, offered to someone else); see
-    /// [`core::sla`](crate::core::sla). `None`: no target.
-    pub first_response_within: Option<Duration>,
-    /// The highest priority a verified identity's claim may start a chat
-    /// at; a higher claim is lowered to it.
-    pub max_claimed_priority: Priority,
 }
 
 /// Whether a channel takes signed customer identities.

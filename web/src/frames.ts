@@ -89,7 +89,7 @@ export type ChatEventKind =
   | { type: "SupervisorJoined"; supervisor: string }
   | { type: "SupervisorLeft"; supervisor: string }
   | { type: "SkillsNeeded"; skills: string[] }
-  | { type: "AgentGone"; agent: string };
+  | { type: "AgentGone"; agent: string }
   | { type: "PriorityClaimed"; priority: Priority };
 
 /**
