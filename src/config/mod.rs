@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::core::channel::MAX_EDIT_WINDOW;
 use crate::core::routing::{MAX_OFFER_TIMEOUT, MIN_OFFER_TIMEOUT, Policy, Routing};
 use crate::core::{
     AgentRole, ChannelId, ChannelSettings, IdentityKey, IdentityPolicy, Limits, SkillSet,
@@ -289,6 +290,7 @@ fn default_channels() -> Vec<ChannelConfig> {
         skills: Vec::new(),
         default_skills: Vec::new(),
         skill_fallback_after: tables::default_skill_fallback(),
+        edit_window: tables::default_edit_window(),
     }]
 }
 
@@ -438,6 +440,14 @@ impl Config {
                     humantime_serde::re::humantime::format_duration(channel.offer_timeout),
                 ));
             }
+            if channel.edit_window > MAX_EDIT_WINDOW {
+                return invalid(format!(
+                    "channel {:?}: edit_window must be at most {}, not {}",
+                    channel.name,
+                    humantime_serde::re::humantime::format_duration(MAX_EDIT_WINDOW),
+                    humantime_serde::re::humantime::format_duration(channel.edit_window),
+                ));
+            }
             for (key, list) in [
                 ("skills", &channel.skills),
                 ("default_skills", &channel.default_skills),
@@ -575,6 +585,7 @@ impl Config {
                 skills: SkillSet::new(&channel.skills).unwrap_or_default(),
                 default_skills: SkillSet::new(&channel.default_skills).unwrap_or_default(),
                 skill_fallback_after: channel.skill_fallback_after,
+                edit_window: channel.edit_window,
             })
             .collect()
     }

@@ -131,6 +131,14 @@ pub struct ChannelConfig {
     /// before any agent of the channel may take it: `"60s"` (the default).
     #[serde(default = "default_skill_fallback", with = "humantime_serde")]
     pub skill_fallback_after: Duration,
+    /// How long after posting a message its author may edit or delete
+    /// it: `"15m"` (the default); `"0s"` turns edits off; at most `"24h"`.
+    #[serde(default = "default_edit_window", with = "humantime_serde")]
+    pub edit_window: Duration,
+}
+
+pub(super) fn default_edit_window() -> Duration {
+    crate::core::channel::DEFAULT_EDIT_WINDOW
 }
 
 pub(super) fn default_skill_fallback() -> Duration {
@@ -223,6 +231,7 @@ impl std::fmt::Debug for ChannelConfig {
             .field("skills", &self.skills)
             .field("default_skills", &self.default_skills)
             .field("skill_fallback_after", &self.skill_fallback_after)
+            .field("edit_window", &self.edit_window)
             .finish()
     }
 }

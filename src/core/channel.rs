@@ -9,6 +9,13 @@ use crate::core::queue::Priority;
 use crate::core::routing::{Policy, Routing};
 use crate::core::skills::SkillSet;
 
+/// How long a message's author may edit or delete it unless the channel
+/// says otherwise.
+pub const DEFAULT_EDIT_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// The longest `edit_window` a channel may give.
+pub const MAX_EDIT_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// How a channel behaves. Built from the configuration file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChannelSettings {
@@ -64,6 +71,9 @@ pub struct ChannelSettings {
     /// How long a chat waits for an agent with every skill it needs
     /// before any agent of the channel may take it.
     pub skill_fallback_after: Duration,
+    /// How long after posting a message its author may edit or delete
+    /// it (zero: never).
+    pub edit_window: Duration,
 }
 
 /// Whether a channel takes signed customer identities.
@@ -114,6 +124,7 @@ impl ChannelSettings {
             skills: SkillSet::default(),
             default_skills: SkillSet::default(),
             skill_fallback_after: Duration::from_secs(60),
+            edit_window: DEFAULT_EDIT_WINDOW,
         }
     }
 }

@@ -7,6 +7,7 @@ use crate::core::event::{ChatEvent, ChatEventKind, Customer, FileRef, Identity, 
 use crate::core::ids::{AgentId, ChannelId, ChatId};
 use crate::core::queue::Priority;
 use crate::core::skills::SkillSet;
+use crate::core::tags::{MAX_TAGS, TagError, normalize_tag};
 use crate::core::ticket::TicketId;
 use crate::core::time::Timestamp;
 use crate::core::transcript::Transcript;
@@ -85,6 +86,22 @@ pub enum ChatError {
         /// The chat's last seq.
         last: u64,
     },
+    /// A tag that is not one, or one too many.
+    #[error(transparent)]
+    Tag(#[from] TagError),
+    /// An edit or deletion of a message someone else wrote (or the hub).
+    #[error("message {0} is not yours")]
+    NotYourMessage(u64),
+    /// An edit or deletion after the channel's `edit_window` (or on a
+    /// channel whose window is 0).
+    #[error("the time to change message {0} has passed")]
+    EditWindowPassed(u64),
+    /// No message has that seq (it is another kind of event, or none).
+    #[error("no message has seq {0}")]
+    UnknownMessage(u64),
+    /// The message was deleted already.
+    #[error("message {0} was deleted")]
+    AlreadyDeleted(u64),
 }
 
 /// Why a stored transcript could not be replayed.
@@ -172,6 +189,10 @@ pub struct Chat {
     supervisors: std::collections::BTreeSet<AgentId>,
     /// The skills an agent needs for it (see [`SkillSet`]).
     skills: SkillSet,
+    /// The tags agents put on it, from its `Tagged` and `Untagged` events.
+    tags: std::collections::BTreeSet<String>,
+    /// The seqs of the messages their authors deleted.
+    deleted: std::collections::BTreeSet<u64>,
 }
 
 impl Chat {
@@ -201,6 +222,8 @@ impl Chat {
             priority: None,
             supervisors: Default::default(),
             skills: SkillSet::default(),
+            tags: Default::default(),
+            deleted: Default::default(),
         };
         chat.push(now, ChatEventKind::Started { channel, customer });
         chat.append_message(Party::Customer, client_id, first_message, now);
@@ -234,6 +257,8 @@ impl Chat {
             priority: None,
             supervisors: Default::default(),
             skills: SkillSet::default(),
+            tags: Default::default(),
+            deleted: Default::default(),
         };
         for event in events {
             if event.chat != chat.id || event.seq != chat.next_seq() {
@@ -731,6 +756,120 @@ impl Chat {
         self.supervisors.iter()
     }
 
+    /// The tags on the chat, in order.
+    pub fn tags(&self) -> impl Iterator<Item = &String> {
+        self.tags.iter()
+    }
+
+    /// `by` puts `tag` on the chat (lowercased, see [`normalize_tag`]):
+    /// the agent holding it, or (`overseer`, the caller checked they
+    /// oversee its channel) anyone, while it has not ended. `None` if the
+    /// chat carries the tag already; at most [`MAX_TAGS`] tags.
+    pub fn tag(
+        &mut self,
+        by: AgentId,
+        overseer: bool,
+        tag: &str,
+        now: Timestamp,
+    ) -> Result<Option<&ChatEvent>, ChatError> {
+        self.check_may_tag(&by, overseer)?;
+        let tag = normalize_tag(tag)?;
+        if self.tags.contains(&tag) {
+            return Ok(None);
+        }
+        if self.tags.len() >= MAX_TAGS {
+            return Err(TagError::TooMany.into());
+        }
+        Ok(Some(self.record(now, ChatEventKind::Tagged { by, tag })))
+    }
+
+    /// `by` takes `tag` off the chat, as [`Chat::tag`] puts it on; `None`
+    /// if the chat does not carry it.
+    pub fn untag(
+        &mut self,
+        by: AgentId,
+        overseer: bool,
+        tag: &str,
+        now: Timestamp,
+    ) -> Result<Option<&ChatEvent>, ChatError> {
+        self.check_may_tag(&by, overseer)?;
+        let tag = normalize_tag(tag)?;
+        if !self.tags.contains(&tag) {
+            return Ok(None);
+        }
+        Ok(Some(self.record(now, ChatEventKind::Untagged { by, tag })))
+    }
+
+    fn check_may_tag(&self, by: &AgentId, overseer: bool) -> Result<(), ChatError> {
+        match &self.state {
+            ChatState::Ended { .. } => Err(ChatError::Ended),
+            _ if overseer => Ok(()),
+            _ => self.check_may_act(&Party::Agent(by.clone())),
+        }
+    }
+
+    /// The author of message `seq` gives it new text: an `Edited` event.
+    /// Only one's own plain message (not a note, not the hub's), not
+    /// deleted, while the author may still post in the chat, and within
+    /// `window` of when it was posted (a zero window: never).
+    pub fn edit(
+        &mut self,
+        by: Party,
+        seq: u64,
+        text: String,
+        window: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<&ChatEvent, ChatError> {
+        self.check_editable(&by, seq, window, now)?;
+        check_text(&text)?;
+        Ok(self.record(now, ChatEventKind::Edited { seq, text }))
+    }
+
+    /// The author of message `seq` deletes it: a `Deleted` event, under
+    /// [`Chat::edit`]'s rules. The message's event stays in the log.
+    pub fn delete(
+        &mut self,
+        by: Party,
+        seq: u64,
+        window: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<&ChatEvent, ChatError> {
+        self.check_editable(&by, seq, window, now)?;
+        Ok(self.record(now, ChatEventKind::Deleted { seq }))
+    }
+
+    fn check_editable(
+        &self,
+        by: &Party,
+        seq: u64,
+        window: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<(), ChatError> {
+        self.check_may_post(by)?;
+        let message = seq
+            .checked_sub(1)
+            .and_then(|index| usize::try_from(index).ok())
+            .and_then(|index| self.events.get(index));
+        let Some(ChatEvent {
+            at,
+            kind: ChatEventKind::Message { from, .. },
+            ..
+        }) = message
+        else {
+            return Err(ChatError::UnknownMessage(seq));
+        };
+        if from != by || *by == Party::System {
+            return Err(ChatError::NotYourMessage(seq));
+        }
+        if self.deleted.contains(&seq) {
+            return Err(ChatError::AlreadyDeleted(seq));
+        }
+        if window.is_zero() || now.since(*at) > window {
+            return Err(ChatError::EditWindowPassed(seq));
+        }
+        Ok(())
+    }
+
     /// Appends an event and moves the state as it says.
     fn record(&mut self, now: Timestamp, kind: ChatEventKind) -> &ChatEvent {
         self.apply(&kind, now);
@@ -747,6 +886,16 @@ impl Chat {
             ChatEventKind::Started { .. } | ChatEventKind::Message { .. } => {}
             ChatEventKind::TicketCreated { .. } | ChatEventKind::FileShared { .. } => {}
             ChatEventKind::Note { .. } | ChatEventKind::Withheld => {}
+            ChatEventKind::Edited { .. } => {}
+            ChatEventKind::Deleted { seq } => {
+                self.deleted.insert(*seq);
+            }
+            ChatEventKind::Tagged { tag, .. } => {
+                self.tags.insert(tag.clone());
+            }
+            ChatEventKind::Untagged { tag, .. } => {
+                self.tags.remove(tag);
+            }
             ChatEventKind::SupervisorJoined { supervisor } => {
                 self.supervisors.insert(supervisor.clone());
             }
@@ -868,9 +1017,9 @@ pub fn transcript_page<'a>(rest: impl Iterator<Item = &'a ChatEvent>) -> (Vec<Ch
     while let Some(event) = rest.peek() {
         let size = 64
             + match &event.kind {
-                ChatEventKind::Message { text, .. } | ChatEventKind::Note { text, .. } => {
-                    text.len()
-                }
+                ChatEventKind::Message { text, .. }
+                | ChatEventKind::Note { text, .. }
+                | ChatEventKind::Edited { text, .. } => text.len(),
                 _ => 0,
             };
         if !page.is_empty() && bytes + size > TRANSCRIPT_PAGE_BYTES {

@@ -59,7 +59,11 @@ impl LifecycleKind {
             | ChatEventKind::Withheld
             | ChatEventKind::SupervisorJoined { .. }
             | ChatEventKind::SupervisorLeft { .. }
-            | ChatEventKind::SkillsNeeded { .. } => None,
+            | ChatEventKind::SkillsNeeded { .. }
+            | ChatEventKind::Tagged { .. }
+            | ChatEventKind::Untagged { .. }
+            | ChatEventKind::Edited { .. }
+            | ChatEventKind::Deleted { .. } => None,
         }
     }
 

@@ -50,7 +50,13 @@ pub use request::Sender;
 /// [`RequestBody::Whisper`], [`RequestBody::Follow`],
 /// [`RequestBody::Unfollow`], [`RequestBody::Reassign`],
 /// [`RequestBody::BargeIn`] and [`RequestBody::LeaveChat`] with the
-/// `SupervisorJoined` and `SupervisorLeft` chat events).
+/// `SupervisorJoined` and `SupervisorLeft` chat events); tags
+/// ([`RequestBody::AddTag`], [`RequestBody::RemoveTag`], the `Tagged` and
+/// `Untagged` chat events for agents only, [`RequestBody::RecentSessionsTagged`]
+/// and [`Reply::TaggedSessions`], `InvalidTag` and `TooManyTags`); edits
+/// ([`RequestBody::EditMessage`], [`RequestBody::DeleteMessage`], the
+/// `Edited` and `Deleted` chat events, `NotYourMessage`,
+/// `EditWindowPassed`, `UnknownMessage` and `AlreadyDeleted`).
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The ALPN token of the protocol's QUIC connections.

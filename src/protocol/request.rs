@@ -87,6 +87,15 @@ impl RequestBody {
             Self::BargeIn { .. } => ("BargeIn", Agent, true),
             Self::LeaveChat { .. } => ("LeaveChat", Agent, true),
             Self::StartChatNeeding { .. } => ("StartChatNeeding", Customer, true),
+            // A tag the chat carries (or lacks) changes nothing when sent
+            // again.
+            Self::AddTag { .. } => ("AddTag", Agent, true),
+            Self::RemoveTag { .. } => ("RemoveTag", Agent, true),
+            // Sent again, an edit would be stored twice and a deletion
+            // refused as done.
+            Self::EditMessage { .. } => ("EditMessage", Either, false),
+            Self::DeleteMessage { .. } => ("DeleteMessage", Either, false),
+            Self::RecentSessionsTagged { .. } => ("RecentSessionsTagged", Agent, true),
         }
     }
 }
