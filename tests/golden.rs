@@ -18,7 +18,7 @@ use chathub::core::{
     ChatEventKind, ChatId, ContactCard, ContactChat, Customer, FileId, FileRef, FormField,
     Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Offer, OfferEnd, OfflineForm,
     Party, Priority, QueueChange, QueuePlace, QueueRow, QueueUpdate, RatedSession, Rating, Scope,
-    SessionSummary, SkillSet, Status, Ticket, TicketId, TicketSource, Timestamp, WaitingChat,
+    SessionSummary, SkillSet, Status, TaggedSession, Ticket, TicketId, TicketSource, Timestamp, WaitingChat,
 };
 use chathub::protocol::{
     AgentProfile, ClientDatagram, ClientFrame, ErrorCode, ErrorFrame, Event, Hello, Reply, Request,
@@ -153,6 +153,19 @@ fn kinds() -> Vec<ChatEventKind> {
         ChatEventKind::SkillsNeeded {
             skills: SkillSet::new(["billing", "french"]).expect("plain names"),
         },
+        ChatEventKind::Tagged {
+            by: alice.clone(),
+            tag: "refund".into(),
+        },
+        ChatEventKind::Untagged {
+            by: alice.clone(),
+            tag: "vip".into(),
+        },
+        ChatEventKind::Edited {
+            seq: 2,
+            text: "Hej, jag behöver hjälp".into(),
+        },
+        ChatEventKind::Deleted { seq: 2 },
     ]
 }
 
@@ -176,6 +189,10 @@ fn kind_name(kind: &ChatEventKind) -> &'static str {
         ChatEventKind::SupervisorJoined { .. } => "SupervisorJoined",
         ChatEventKind::SupervisorLeft { .. } => "SupervisorLeft",
         ChatEventKind::SkillsNeeded { .. } => "SkillsNeeded",
+        ChatEventKind::Tagged { .. } => "Tagged",
+        ChatEventKind::Untagged { .. } => "Untagged",
+        ChatEventKind::Edited { .. } => "Edited",
+        ChatEventKind::Deleted { .. } => "Deleted",
     }
 }
 
@@ -358,6 +375,25 @@ fn requests() -> Vec<RequestBody> {
             secret: "a-secret-of-the-customer".into(),
             skills: vec!["billing".into(), "french".into()],
         },
+        RequestBody::AddTag {
+            chat,
+            tag: "refund".into(),
+        },
+        RequestBody::RemoveTag {
+            chat,
+            tag: "vip".into(),
+        },
+        RequestBody::EditMessage {
+            chat,
+            seq: 2,
+            text: "Hej igen".into(),
+        },
+        RequestBody::DeleteMessage { chat, seq: 2 },
+        RequestBody::RecentSessionsTagged {
+            before: Some(ChatId(9)),
+            limit: 20,
+            tag: Some("refund".into()),
+        },
     ]
 }
 
@@ -464,6 +500,13 @@ fn replies() -> Vec<Reply> {
                 max: 4,
             }],
         })),
+        Reply::TaggedSessions(vec![TaggedSession {
+            session: RatedSession {
+                session: session(),
+                rating: Some(rating()),
+            },
+            tags: vec!["refund".into(), "vip".into()],
+        }]),
     ]
 }
 
@@ -487,6 +530,7 @@ fn reply_name(reply: &Reply) -> &'static str {
         Reply::Transcript { .. } => "Transcript",
         Reply::Read { .. } => "Read",
         Reply::Monitor(_) => "Monitor",
+        Reply::TaggedSessions(_) => "TaggedSessions",
     }
 }
 
@@ -637,6 +681,7 @@ fn op_name(op: &Op) -> String {
         Op::ContactTicket { .. } => "Op.ContactTicket".into(),
         Op::Rate { .. } => "Op.Rate".into(),
         Op::Delivered { .. } => "Op.Delivered".into(),
+        Op::SessionTags { .. } => "Op.SessionTags".into(),
     }
 }
 
@@ -768,6 +813,10 @@ fn samples() -> BTreeMap<String, Vec<u8>> {
                 seq: 9,
                 sub: 0,
             },
+        },
+        Op::SessionTags {
+            chat: 3,
+            tags: vec!["refund".into(), "vip".into()],
         },
     ]);
     for op in &ops {

@@ -111,7 +111,7 @@ function randomSecret(): string {
 
 /** Requests a customer may send again after a lost answer (`safe_to_send_again`). */
 function safeToSendAgain(body: RequestBody): boolean {
-  return body.type !== "SubmitOfflineForm";
+  return body.type !== "SubmitOfflineForm" && body.type !== "EditMessage" && body.type !== "DeleteMessage";
 }
 
 /**
@@ -186,6 +186,26 @@ export class CustomerClient {
     const reply = await this.request({ type: "Post", chat, clientId, text });
     if (reply.type !== "Posted") throw unexpected(reply);
     this.deliver({ chat, seq: reply.seq, at: reply.at, kind: { type: "Message", from: { type: "Customer" }, clientId, text } });
+    return reply.seq;
+  }
+
+  /**
+   * Changes the text of the customer's own message `seq` within the
+   * channel's edit window; answers the seq of the `Edited` event, which
+   * also comes from {@link nextEvent} in its place among the chat's events.
+   */
+  async editMessage(chat: ChatId, seq: number, text: string): Promise<number> {
+    const reply = await this.request({ type: "EditMessage", chat, seq, text });
+    if (reply.type !== "Posted") throw unexpected(reply);
+    this.deliver({ chat, seq: reply.seq, at: reply.at, kind: { type: "Edited", seq, text } });
+    return reply.seq;
+  }
+
+  /** Deletes the customer's own message `seq`, as {@link editMessage} edits it. */
+  async deleteMessage(chat: ChatId, seq: number): Promise<number> {
+    const reply = await this.request({ type: "DeleteMessage", chat, seq });
+    if (reply.type !== "Posted") throw unexpected(reply);
+    this.deliver({ chat, seq: reply.seq, at: reply.at, kind: { type: "Deleted", seq } });
     return reply.seq;
   }
 

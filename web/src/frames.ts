@@ -88,7 +88,11 @@ export type ChatEventKind =
   | { type: "Withheld" }
   | { type: "SupervisorJoined"; supervisor: string }
   | { type: "SupervisorLeft"; supervisor: string }
-  | { type: "SkillsNeeded"; skills: string[] };
+  | { type: "SkillsNeeded"; skills: string[] }
+  | { type: "Tagged"; by: string; tag: string }
+  | { type: "Untagged"; by: string; tag: string }
+  | { type: "Edited"; seq: number; text: string }
+  | { type: "Deleted"; seq: number };
 
 /**
  * How urgently a waiting chat is served (`Priority`), lowest first.
@@ -239,7 +243,12 @@ export type RequestBody =
       text: string;
       secret: string;
       skills: string[];
-    };
+    }
+  | { type: "AddTag"; chat: ChatId; tag: string }
+  | { type: "RemoveTag"; chat: ChatId; tag: string }
+  | { type: "EditMessage"; chat: ChatId; seq: number; text: string }
+  | { type: "DeleteMessage"; chat: ChatId; seq: number }
+  | { type: "RecentSessionsTagged"; before: ChatId | null; limit: number; tag: string | null };
 
 /** A request with its id. */
 export interface Request {
@@ -375,6 +384,10 @@ const chatEventKind = enumOf<ChatEventKind>([
   ["SupervisorJoined", [["supervisor", str]]],
   ["SupervisorLeft", [["supervisor", str]]],
   ["SkillsNeeded", [["skills", vec(str)]]],
+  ["Tagged", [["by", str], ["tag", str]]],
+  ["Untagged", [["by", str], ["tag", str]]],
+  ["Edited", [["seq", u64], ["text", str]]],
+  ["Deleted", [["seq", u64]]],
 ]);
 /** `ChatEvent`: one numbered event of a chat, as frames and the hub's store carry it. */
 export const chatEvent = struct<ChatEvent>([
@@ -507,6 +520,11 @@ const requestBody = enumOf<RequestBody>([
       ["skills", vec(str)],
     ],
   ],
+  ["AddTag", [["chat", u64], ["tag", str]]],
+  ["RemoveTag", [["chat", u64], ["tag", str]]],
+  ["EditMessage", [["chat", u64], ["seq", u64], ["text", str]]],
+  ["DeleteMessage", [["chat", u64], ["seq", u64]]],
+  ["RecentSessionsTagged", [["before", option(u64)], ["limit", u16], ["tag", option(str)]]],
 ]);
 
 /** `ClientFrame` (the upload header is not carried). */
@@ -547,6 +565,7 @@ const reply = enumOf<Reply>([
   ["Transcript", [["events", vec(chatEvent)], ["more", bool]]],
   ["Read", [["upTo", u64], ["seq", u64], ["at", u64]]],
   unsupported("Monitor"),
+  unsupported("TaggedSessions"),
 ]);
 
 const event = enumOf<Event>([
