@@ -172,10 +172,7 @@ async fn authors_edit_and_delete_their_messages_and_the_log_keeps_the_original()
     }
 
     // A ticket shows each message as it stands.
-    let ticket = alice
-        .create_ticket(chat, "Late order", "")
-        .await
-        .unwrap();
+    let ticket = alice.create_ticket(chat, "Late order", "").await.unwrap();
     let ticket = alice.ticket(ticket).await.unwrap();
     assert!(matches!(
         kind_at(&ticket.transcript, typo),
@@ -186,11 +183,17 @@ async fn authors_edit_and_delete_their_messages_and_the_log_keeps_the_original()
         Some(&ChatEventKind::Deleted { seq: reply })
     );
     assert!(!format!("{ticket:?}").contains("odrer"), "{ticket:?}");
-    assert!(!format!("{ticket:?}").contains("Which order?"), "{ticket:?}");
+    assert!(
+        !format!("{ticket:?}").contains("Which order?"),
+        "{ticket:?}"
+    );
 
     // Once the chat ended, nothing changes any more.
     alice.end_chat(chat).await.unwrap();
-    let err = customer.edit_message(chat, typo, "later").await.unwrap_err();
+    let err = customer
+        .edit_message(chat, typo, "later")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::ChatEnded), "{err}");
 }
 

@@ -18,7 +18,8 @@ use chathub::core::{
     ChatEventKind, ChatId, ContactCard, ContactChat, Customer, FileId, FileRef, FormField,
     Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Offer, OfferEnd, OfflineForm,
     Party, Priority, QueueChange, QueuePlace, QueueRow, QueueUpdate, RatedSession, Rating, Scope,
-    SessionSummary, SkillSet, Status, TaggedSession, Ticket, TicketId, TicketSource, Timestamp, WaitingChat,
+    SessionSummary, SkillSet, Status, TaggedSession, Ticket, TicketId, TicketSource, Timestamp,
+    WaitingChat,
 };
 use chathub::protocol::{
     AgentProfile, ClientDatagram, ClientFrame, ErrorCode, ErrorFrame, Event, Hello, Reply, Request,

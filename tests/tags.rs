@@ -84,7 +84,8 @@ impl Raw {
             text: "My order never came".into(),
             secret: Secret::new(secret),
         };
-        self.write(ClientFrame::Request(Request { id: 1, body })).await;
+        self.write(ClientFrame::Request(Request { id: 1, body }))
+            .await;
         match read_until(&mut self.recv, &mut self.control, |frame| {
             matches!(frame, ServerFrame::Response(_))
         })
@@ -135,7 +136,10 @@ fn is_tag(event: &ChatEvent) -> bool {
 /// The customer saw no tag, a placeholder at each tag's seq, and every
 /// seq once in order.
 fn assert_no_tags(events: &[ChatEvent], tag_seqs: &[u64]) {
-    assert!(!events.iter().any(is_tag), "a tag reached the customer: {events:?}");
+    assert!(
+        !events.iter().any(is_tag),
+        "a tag reached the customer: {events:?}"
+    );
     for seq in tag_seqs {
         let at = events.iter().find(|event| event.seq == *seq);
         assert_eq!(at.map(|event| &event.kind), Some(&ChatEventKind::Withheld));
@@ -243,7 +247,9 @@ async fn agents_tag_a_chat_the_customer_never_sees_it_and_recent_sessions_filter
     // A second chat, tagged differently, in the same channel; a third in
     // another channel bob does not work.
     let mut other = Raw::connect(&hub, Vec::new()).await;
-    let second = other.start_chat("support", "another-customer's-secret").await;
+    let second = other
+        .start_chat("support", "another-customer's-secret")
+        .await;
     assert_eq!(alice.get_next("support").await.unwrap().chat, second);
     alice.add_tag(second, "vip").await.unwrap();
     let mut third_customer = Raw::connect(&hub, Vec::new()).await;
@@ -275,10 +281,7 @@ async fn agents_tag_a_chat_the_customer_never_sees_it_and_recent_sessions_filter
     assert_no_tags(&stored, &tag_seqs);
 
     // Recent sessions list the tags at the end, and filter by one.
-    let all = alice
-        .recent_sessions_tagged(None, 10, None)
-        .await
-        .unwrap();
+    let all = alice.recent_sessions_tagged(None, 10, None).await.unwrap();
     let tags_of = |chat: ChatId| {
         all.iter()
             .find(|row| row.session.session.chat == chat)
@@ -293,10 +296,7 @@ async fn agents_tag_a_chat_the_customer_never_sees_it_and_recent_sessions_filter
         .recent_sessions_tagged(None, 10, Some("REFUND"))
         .await
         .unwrap();
-    let chats: Vec<ChatId> = refunds
-        .iter()
-        .map(|row| row.session.session.chat)
-        .collect();
+    let chats: Vec<ChatId> = refunds.iter().map(|row| row.session.session.chat).collect();
     assert_eq!(chats, [third, chat], "newest first, both channels of alice");
     // Bob works support only: the sales chat is not his to see.
     let bobs: Vec<ChatId> = bob

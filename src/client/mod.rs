@@ -46,10 +46,11 @@ pub use incoming::IncomingList;
 /// The values the clients' methods take and answer, so an application
 /// needs nothing but this module.
 pub use crate::core::{
-    ActiveChat, apply_edits, AgentId, AgentLoad, Alert, Assignment, ChannelId, ChannelMonitor, ChatEvent,
+    ActiveChat, AgentId, AgentLoad, Alert, Assignment, ChannelId, ChannelMonitor, ChatEvent,
     ChatEventKind, ChatId, ContactCard, ContactChat, Customer, FileId, FileRef, FormField,
     Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, OfflineForm, Party, Priority,
     QueueChange, QueueRow, QueueUpdate, RatedSession, Rating, Scope, SessionSummary, Status,
     TaggedSession, Ticket, TicketId, TicketSource, TicketSummary, Timestamp, WaitingChat,
+    apply_edits,
 };
 pub use crate::protocol::{AgentProfile, CloseCode, ErrorCode, ErrorFrame, Event};

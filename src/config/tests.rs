@@ -207,7 +207,11 @@ fn the_edit_window_is_read_and_bounded() {
         .collect();
     assert_eq!(
         windows,
-        [Duration::from_secs(15 * 60), Duration::from_secs(120), Duration::ZERO]
+        [
+            Duration::from_secs(15 * 60),
+            Duration::from_secs(120),
+            Duration::ZERO
+        ]
     );
     assert_eq!(
         Config::default().channel_settings()[0].edit_window,

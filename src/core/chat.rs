@@ -1075,26 +1075,53 @@ mod tests {
     #[test]
     fn tags_go_on_and_off_bounded_and_come_back_with_a_restore() {
         let mut chat = started();
-        let (alice, bob, sam) = (AgentId::new("alice"), AgentId::new("bob"), AgentId::new("sam"));
+        let (alice, bob, sam) = (
+            AgentId::new("alice"),
+            AgentId::new("bob"),
+            AgentId::new("sam"),
+        );
         chat.assign(alice.clone(), Timestamp(200)).unwrap();
-        assert!(chat.tag(alice.clone(), false, "VIP", Timestamp(201)).unwrap().is_some());
-        assert!(chat.tag(alice.clone(), false, "vip", Timestamp(202)).unwrap().is_none());
+        assert!(
+            chat.tag(alice.clone(), false, "VIP", Timestamp(201))
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            chat.tag(alice.clone(), false, "vip", Timestamp(202))
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(
-            chat.tag(bob.clone(), false, "x", Timestamp(203)).unwrap_err(),
+            chat.tag(bob.clone(), false, "x", Timestamp(203))
+                .unwrap_err(),
             ChatError::NotYourChat(bob)
         );
-        assert!(chat.tag(sam.clone(), true, "late", Timestamp(204)).unwrap().is_some());
+        assert!(
+            chat.tag(sam.clone(), true, "late", Timestamp(204))
+                .unwrap()
+                .is_some()
+        );
         assert!(matches!(
             chat.tag(alice.clone(), false, "a;b", Timestamp(205)),
             Err(ChatError::Tag(TagError::Invalid(_)))
         ));
-        assert!(chat.untag(alice.clone(), false, "absent", Timestamp(206)).unwrap().is_none());
-        assert!(chat.untag(alice.clone(), false, "LATE", Timestamp(207)).unwrap().is_some());
+        assert!(
+            chat.untag(alice.clone(), false, "absent", Timestamp(206))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            chat.untag(alice.clone(), false, "LATE", Timestamp(207))
+                .unwrap()
+                .is_some()
+        );
         for n in 1..MAX_TAGS {
-            chat.tag(alice.clone(), false, &format!("t{n}"), Timestamp(208)).unwrap();
+            chat.tag(alice.clone(), false, &format!("t{n}"), Timestamp(208))
+                .unwrap();
         }
         assert_eq!(
-            chat.tag(alice.clone(), false, "more", Timestamp(209)).unwrap_err(),
+            chat.tag(alice.clone(), false, "more", Timestamp(209))
+                .unwrap_err(),
             ChatError::Tag(TagError::TooMany)
         );
         let tags: Vec<String> = chat.tags().cloned().collect();
@@ -1102,7 +1129,8 @@ mod tests {
         assert!(tags.contains(&"vip".to_owned()) && !tags.contains(&"late".to_owned()));
         let restored = Chat::restore(chat.events().iter().cloned().collect()).unwrap();
         assert_eq!(restored.tags().cloned().collect::<Vec<_>>(), tags);
-        chat.end(Party::Agent(alice.clone()), Timestamp(300)).unwrap();
+        chat.end(Party::Agent(alice.clone()), Timestamp(300))
+            .unwrap();
         assert_eq!(
             chat.tag(sam, true, "after", Timestamp(301)).unwrap_err(),
             ChatError::Ended
@@ -1115,38 +1143,82 @@ mod tests {
         let alice = AgentId::new("alice");
         chat.assign(alice.clone(), Timestamp(200)).unwrap();
         let Posted::New(mine) = chat
-            .post(Party::Agent(alice.clone()), 5, "helo".into(), Timestamp(1_000))
+            .post(
+                Party::Agent(alice.clone()),
+                5,
+                "helo".into(),
+                Timestamp(1_000),
+            )
             .unwrap()
         else {
             panic!("a new message")
         };
         let mine = mine.seq;
         let edited = chat
-            .edit(Party::Agent(alice.clone()), mine, "hello".into(), WINDOW, Timestamp(2_000))
+            .edit(
+                Party::Agent(alice.clone()),
+                mine,
+                "hello".into(),
+                WINDOW,
+                Timestamp(2_000),
+            )
             .unwrap();
-        assert_eq!(edited.kind, ChatEventKind::Edited { seq: mine, text: "hello".into() });
+        assert_eq!(
+            edited.kind,
+            ChatEventKind::Edited {
+                seq: mine,
+                text: "hello".into()
+            }
+        );
         // The customer's first message (seq 2) is not the agent's; the
         // welcome (seq 3) is nobody's; seq 1 is no message.
         let err = |chat: &mut Chat, by: Party, seq: u64, now: u64| {
-            chat.edit(by, seq, "x".into(), WINDOW, Timestamp(now)).unwrap_err()
+            chat.edit(by, seq, "x".into(), WINDOW, Timestamp(now))
+                .unwrap_err()
         };
-        assert_eq!(err(&mut chat, Party::Agent(alice.clone()), 2, 2_000), ChatError::NotYourMessage(2));
-        assert_eq!(err(&mut chat, Party::Customer, 3, 2_000), ChatError::NotYourMessage(3));
-        assert_eq!(err(&mut chat, Party::Customer, 1, 2_000), ChatError::UnknownMessage(1));
-        assert_eq!(err(&mut chat, Party::Customer, 0, 2_000), ChatError::UnknownMessage(0));
-        assert_eq!(err(&mut chat, Party::Customer, 99, 2_000), ChatError::UnknownMessage(99));
+        assert_eq!(
+            err(&mut chat, Party::Agent(alice.clone()), 2, 2_000),
+            ChatError::NotYourMessage(2)
+        );
+        assert_eq!(
+            err(&mut chat, Party::Customer, 3, 2_000),
+            ChatError::NotYourMessage(3)
+        );
+        assert_eq!(
+            err(&mut chat, Party::Customer, 1, 2_000),
+            ChatError::UnknownMessage(1)
+        );
+        assert_eq!(
+            err(&mut chat, Party::Customer, 0, 2_000),
+            ChatError::UnknownMessage(0)
+        );
+        assert_eq!(
+            err(&mut chat, Party::Customer, 99, 2_000),
+            ChatError::UnknownMessage(99)
+        );
         // The window runs from the message's own time, not the edit's.
         assert_eq!(
             err(&mut chat, Party::Agent(alice.clone()), mine, 61_001),
             ChatError::EditWindowPassed(mine)
         );
         assert_eq!(
-            chat.edit(Party::Customer, 2, "hi".into(), std::time::Duration::ZERO, Timestamp(100)).unwrap_err(),
+            chat.edit(
+                Party::Customer,
+                2,
+                "hi".into(),
+                std::time::Duration::ZERO,
+                Timestamp(100)
+            )
+            .unwrap_err(),
             ChatError::EditWindowPassed(2)
         );
-        assert!(chat.delete(Party::Agent(alice.clone()), mine, WINDOW, Timestamp(3_000)).is_ok());
+        assert!(
+            chat.delete(Party::Agent(alice.clone()), mine, WINDOW, Timestamp(3_000))
+                .is_ok()
+        );
         assert_eq!(
-            chat.delete(Party::Agent(alice.clone()), mine, WINDOW, Timestamp(3_001)).unwrap_err(),
+            chat.delete(Party::Agent(alice.clone()), mine, WINDOW, Timestamp(3_001))
+                .unwrap_err(),
             ChatError::AlreadyDeleted(mine)
         );
         // The deletion survives a restore; the message's own event is as
@@ -1161,7 +1233,8 @@ mod tests {
             ChatEventKind::Message { text, .. } if text == "helo"
         ));
         // Someone who no longer takes part changes nothing.
-        chat.transfer_to_agent(&alice, AgentId::new("bob"), Timestamp(3_100)).unwrap();
+        chat.transfer_to_agent(&alice, AgentId::new("bob"), Timestamp(3_100))
+            .unwrap();
         let Posted::New(earlier) = chat
             .post(Party::Customer, 9, "still there?".into(), Timestamp(3_200))
             .unwrap()
@@ -1169,9 +1242,19 @@ mod tests {
             panic!("a new message")
         };
         let earlier = earlier.seq;
-        assert!(chat.edit(Party::Customer, earlier, "?".into(), WINDOW, Timestamp(3_300)).is_ok());
+        assert!(
+            chat.edit(
+                Party::Customer,
+                earlier,
+                "?".into(),
+                WINDOW,
+                Timestamp(3_300)
+            )
+            .is_ok()
+        );
         assert_eq!(
-            chat.edit(Party::Agent(alice), 2, "x".into(), WINDOW, Timestamp(3_300)).unwrap_err(),
+            chat.edit(Party::Agent(alice), 2, "x".into(), WINDOW, Timestamp(3_300))
+                .unwrap_err(),
             ChatError::NotYourChat(AgentId::new("alice"))
         );
     }

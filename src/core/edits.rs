@@ -47,7 +47,12 @@ pub fn apply_edits<'a>(events: impl Iterator<Item = &'a ChatEvent> + Clone) -> V
             )
         })
         .map(|event| match (&event.kind, now.get(&event.seq)) {
-            (ChatEventKind::Message { from, client_id, .. }, Some(Now::Text(text))) => ChatEvent {
+            (
+                ChatEventKind::Message {
+                    from, client_id, ..
+                },
+                Some(Now::Text(text)),
+            ) => ChatEvent {
                 kind: ChatEventKind::Message {
                     from: from.clone(),
                     client_id: *client_id,
@@ -84,11 +89,29 @@ mod tests {
         let events = vec![
             ChatEvent::customer_message(1, 1, "helo"),
             ChatEvent::customer_message(1, 2, "secret"),
-            event(3, ChatEventKind::Edited { seq: 1, text: "hallo".into() }),
-            event(4, ChatEventKind::Edited { seq: 1, text: "hello".into() }),
+            event(
+                3,
+                ChatEventKind::Edited {
+                    seq: 1,
+                    text: "hallo".into(),
+                },
+            ),
+            event(
+                4,
+                ChatEventKind::Edited {
+                    seq: 1,
+                    text: "hello".into(),
+                },
+            ),
             event(5, ChatEventKind::Deleted { seq: 2 }),
             // An edit after a deletion never brings the text back.
-            event(6, ChatEventKind::Edited { seq: 2, text: "again".into() }),
+            event(
+                6,
+                ChatEventKind::Edited {
+                    seq: 2,
+                    text: "again".into(),
+                },
+            ),
         ];
         let shown = apply_edits(events.iter());
         assert_eq!(shown.len(), 2);
@@ -103,7 +126,13 @@ mod tests {
     fn edits_of_messages_not_shown_are_dropped() {
         let events = [
             ChatEvent::customer_message(1, 5, "kept"),
-            event(6, ChatEventKind::Edited { seq: 2, text: "x".into() }),
+            event(
+                6,
+                ChatEventKind::Edited {
+                    seq: 2,
+                    text: "x".into(),
+                },
+            ),
         ];
         assert_eq!(apply_edits(events.iter()), vec![events[0].clone()]);
     }

@@ -459,7 +459,9 @@ impl Session {
                 )
             }
             (Role::Agent(agent), RequestBody::AddTag { chat, tag }) => {
-                answer(id, hub.tag(agent.clone(), chat, tag, true), |()| Reply::Done)
+                answer(id, hub.tag(agent.clone(), chat, tag, true), |()| {
+                    Reply::Done
+                })
             }
             (Role::Agent(agent), RequestBody::RemoveTag { chat, tag }) => {
                 answer(id, hub.tag(agent.clone(), chat, tag, false), |()| {
@@ -476,10 +478,7 @@ impl Session {
                 hub.change_message(self.caller(), self.conn, chat, seq, None),
                 |Receipt { seq, at }| Reply::Posted { seq, at },
             ),
-            (
-                Role::Agent(agent),
-                RequestBody::RecentSessionsTagged { before, limit, tag },
-            ) => {
+            (Role::Agent(agent), RequestBody::RecentSessionsTagged { before, limit, tag }) => {
                 let (hub, agent) = (hub.clone(), agent.clone());
                 answer(
                     id,

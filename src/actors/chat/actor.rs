@@ -229,8 +229,7 @@ impl Actor for ChatActor {
                 };
                 if let Ok(Some(_)) = done {
                     let change = if add { "added" } else { "removed" };
-                    metrics::counter!("chathub_tag_changes_total", "change" => change)
-                        .increment(1);
+                    metrics::counter!("chathub_tag_changes_total", "change" => change).increment(1);
                 }
                 let done = done.map(|_| ()).map_err(HubError::from);
                 state.settle(&myself, done, reply, Vec::new());

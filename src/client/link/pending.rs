@@ -248,7 +248,14 @@ impl<W> Pending<W> {
                 }
                 Ok(Reply::Posted { seq, at })
             }
-            (RequestBody::EditMessage { chat, seq: of, text }, Ok(Reply::Posted { seq, at })) => {
+            (
+                RequestBody::EditMessage {
+                    chat,
+                    seq: of,
+                    text,
+                },
+                Ok(Reply::Posted { seq, at }),
+            ) => {
                 own = Some(ChatEvent {
                     chat,
                     seq,
