@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn messages_show_their_latest_text_and_deleted_ones_show_deleted() {
-        let events = vec![
+        let events = [
             ChatEvent::customer_message(1, 1, "helo"),
             ChatEvent::customer_message(1, 2, "secret"),
             event(
