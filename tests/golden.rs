@@ -18,7 +18,8 @@ use chathub::core::{
     ChatEventKind, ChatId, ContactCard, ContactChat, Customer, FileId, FileRef, FormField,
     Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Offer, OfferEnd, OfflineForm,
     Party, Priority, QueueChange, QueuePlace, QueueRow, QueueUpdate, RatedSession, Rating, Scope,
-    SessionSummary, SkillSet, Status, Ticket, TicketId, TicketSource, Timestamp, WaitingChat,
+    SessionSummary, SkillSet, Status, TaggedSession, Ticket, TicketId, TicketSource, Timestamp,
+    WaitingChat,
 };
 use chathub::protocol::{
     AgentProfile, ClientDatagram, ClientFrame, ErrorCode, ErrorFrame, Event, Hello, Reply, Request,
@@ -159,6 +160,19 @@ fn kinds() -> Vec<ChatEventKind> {
         ChatEventKind::PriorityClaimed {
             priority: Priority::High,
         },
+        ChatEventKind::Tagged {
+            by: alice.clone(),
+            tag: "refund".into(),
+        },
+        ChatEventKind::Untagged {
+            by: alice.clone(),
+            tag: "vip".into(),
+        },
+        ChatEventKind::Edited {
+            seq: 2,
+            text: "Hej, jag behöver hjälp".into(),
+        },
+        ChatEventKind::Deleted { seq: 2 },
     ]
 }
 
@@ -184,6 +198,10 @@ fn kind_name(kind: &ChatEventKind) -> &'static str {
         ChatEventKind::SkillsNeeded { .. } => "SkillsNeeded",
         ChatEventKind::AgentGone { .. } => "AgentGone",
         ChatEventKind::PriorityClaimed { .. } => "PriorityClaimed",
+        ChatEventKind::Tagged { .. } => "Tagged",
+        ChatEventKind::Untagged { .. } => "Untagged",
+        ChatEventKind::Edited { .. } => "Edited",
+        ChatEventKind::Deleted { .. } => "Deleted",
     }
 }
 
@@ -375,6 +393,25 @@ fn requests() -> Vec<RequestBody> {
             priority: Priority::Urgent,
             signature: "00ff".into(),
         },
+        RequestBody::AddTag {
+            chat,
+            tag: "refund".into(),
+        },
+        RequestBody::RemoveTag {
+            chat,
+            tag: "vip".into(),
+        },
+        RequestBody::EditMessage {
+            chat,
+            seq: 2,
+            text: "Hej igen".into(),
+        },
+        RequestBody::DeleteMessage { chat, seq: 2 },
+        RequestBody::RecentSessionsTagged {
+            before: Some(ChatId(9)),
+            limit: 20,
+            tag: Some("refund".into()),
+        },
     ]
 }
 
@@ -481,6 +518,13 @@ fn replies() -> Vec<Reply> {
                 max: 4,
             }],
         })),
+        Reply::TaggedSessions(vec![TaggedSession {
+            session: RatedSession {
+                session: session(),
+                rating: Some(rating()),
+            },
+            tags: vec!["refund".into(), "vip".into()],
+        }]),
     ]
 }
 
@@ -504,6 +548,7 @@ fn reply_name(reply: &Reply) -> &'static str {
         Reply::Transcript { .. } => "Transcript",
         Reply::Read { .. } => "Read",
         Reply::Monitor(_) => "Monitor",
+        Reply::TaggedSessions(_) => "TaggedSessions",
     }
 }
 
@@ -654,6 +699,7 @@ fn op_name(op: &Op) -> String {
         Op::ContactTicket { .. } => "Op.ContactTicket".into(),
         Op::Rate { .. } => "Op.Rate".into(),
         Op::Delivered { .. } => "Op.Delivered".into(),
+        Op::SessionTags { .. } => "Op.SessionTags".into(),
     }
 }
 
@@ -785,6 +831,10 @@ fn samples() -> BTreeMap<String, Vec<u8>> {
                 seq: 9,
                 sub: 0,
             },
+        },
+        Op::SessionTags {
+            chat: 3,
+            tags: vec!["refund".into(), "vip".into()],
         },
     ]);
     for op in &ops {

@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use crate::client::customer::{post, unexpected};
+use crate::client::customer::{change_message, post, unexpected};
 use crate::client::incoming::IncomingList;
 use crate::client::link::Link;
 use crate::client::{ClientConfig, ClientError};
 use crate::core::{
     AgentId, Assignment, ChannelId, ChannelMonitor, ChatEvent, ChatId, ContactCard, FileId,
     FileRef, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Priority, RatedSession, Status,
-    Ticket, TicketId, TicketSummary,
+    TaggedSession, Ticket, TicketId, TicketSummary,
 };
 use crate::protocol::{AgentProfile, Event, Reply, RequestBody, Role};
 
@@ -402,6 +402,56 @@ impl AgentClient {
         }
     }
 
+    /// Puts `tag` on a live chat this agent holds (or, for a supervisor,
+    /// any live chat of a channel they oversee): 1 to
+    /// [`MAX_TAG_BYTES`](crate::core::MAX_TAG_BYTES) bytes of letters,
+    /// digits, inner spaces and `-_.:/` (else `InvalidTag`), kept
+    /// lowercased, at most [`MAX_TAGS`](crate::core::MAX_TAGS) per chat
+    /// (else `TooManyTags`). A tag the chat carries changes nothing.
+    /// Agents get [`ChatEventKind::Tagged`](crate::core::ChatEventKind::Tagged);
+    /// the customer never sees tags. The tags the chat carries when it ends
+    /// are listed with it by [`recent_sessions_tagged`](Self::recent_sessions_tagged).
+    pub async fn add_tag(&self, chat: ChatId, tag: impl Into<String>) -> Result<(), ClientError> {
+        let body = RequestBody::AddTag {
+            chat,
+            tag: tag.into(),
+        };
+        expect_done(self.link.request(body).await?)
+    }
+
+    /// Takes `tag` off a live chat, as [`add_tag`](Self::add_tag) puts it
+    /// on ([`ChatEventKind::Untagged`](crate::core::ChatEventKind::Untagged));
+    /// a tag the chat does not carry changes nothing.
+    pub async fn remove_tag(
+        &self,
+        chat: ChatId,
+        tag: impl Into<String>,
+    ) -> Result<(), ClientError> {
+        let body = RequestBody::RemoveTag {
+            chat,
+            tag: tag.into(),
+        };
+        expect_done(self.link.request(body).await?)
+    }
+
+    /// Changes the text of this agent's own message `seq` in a chat they
+    /// take part in, within the channel's `edit_window`; see
+    /// [`CustomerClient::edit_message`](crate::client::CustomerClient::edit_message).
+    pub async fn edit_message(
+        &self,
+        chat: ChatId,
+        seq: u64,
+        text: impl Into<String>,
+    ) -> Result<u64, ClientError> {
+        change_message(&self.link, chat, seq, Some(text.into())).await
+    }
+
+    /// Deletes this agent's own message `seq`; see
+    /// [`CustomerClient::delete_message`](crate::client::CustomerClient::delete_message).
+    pub async fn delete_message(&self, chat: ChatId, seq: u64) -> Result<u64, ClientError> {
+        change_message(&self.link, chat, seq, None).await
+    }
+
     /// Sets the priority a waiting chat of one of this agent's channels
     /// waits at: higher priorities are answered first (get-next), and the
     /// chat keeps it if it is queued again. Watchers of the channel see
@@ -491,6 +541,27 @@ impl AgentClient {
             .await?
         {
             Reply::Sessions(rows) => Ok(rows),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// As [`recent_sessions`](Self::recent_sessions), each row with the
+    /// tags its chat carried when it ended; with `tag`, only the sessions
+    /// carrying it (compared lowercased; `InvalidTag` if it could not be a
+    /// tag). The filter may read many sessions to fill a page.
+    pub async fn recent_sessions_tagged(
+        &self,
+        before: Option<ChatId>,
+        limit: u16,
+        tag: Option<&str>,
+    ) -> Result<Vec<TaggedSession>, ClientError> {
+        let body = RequestBody::RecentSessionsTagged {
+            before,
+            limit,
+            tag: tag.map(str::to_owned),
+        };
+        match self.link.request(body).await? {
+            Reply::TaggedSessions(rows) => Ok(rows),
             other => Err(unexpected(other)),
         }
     }

@@ -149,6 +149,33 @@ impl CustomerClient {
         mark_read(&self.link, chat, up_to).await
     }
 
+    /// Changes the text of the customer's own message `seq` (a seq
+    /// [`send`](Self::send) answered) within the channel's `edit_window`
+    /// (15 minutes unless configured; `EditWindowPassed` after it, and
+    /// `NotYourMessage`, `UnknownMessage` or `AlreadyDeleted` for a seq
+    /// that is not the customer's live message). Everyone in the chat gets
+    /// [`ChatEventKind::Edited`](crate::core::ChatEventKind::Edited), this
+    /// client too from [`next_event`](Self::next_event) in its place among
+    /// the chat's events; answers that event's seq. The original stays in
+    /// the chat's log. Not sent again after a reconnect (it may have taken
+    /// effect): a lost answer is `Unavailable`.
+    pub async fn edit_message(
+        &self,
+        chat: ChatId,
+        seq: u64,
+        text: impl Into<String>,
+    ) -> Result<u64, ClientError> {
+        change_message(&self.link, chat, seq, Some(text.into())).await
+    }
+
+    /// Deletes the customer's own message `seq`, under
+    /// [`edit_message`](Self::edit_message)'s rules: everyone in the chat
+    /// gets [`ChatEventKind::Deleted`](crate::core::ChatEventKind::Deleted)
+    /// and shows the message as deleted; answers that event's seq.
+    pub async fn delete_message(&self, chat: ChatId, seq: u64) -> Result<u64, ClientError> {
+        change_message(&self.link, chat, seq, None).await
+    }
+
     /// Tells the chat's agent that the customer is typing, as a QUIC
     /// datagram: never stored, and a lost one is not sent again (call it
     /// again while the customer types, every few seconds at most; the hub
@@ -326,6 +353,24 @@ pub(crate) async fn post(link: &Link, chat: ChatId, text: String) -> Result<u64,
         chat,
         client_id: link.next_client_id(),
         text,
+    };
+    match link.request(body).await? {
+        Reply::Posted { seq, .. } => Ok(seq),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Edits (`text`) or deletes (`None`) the caller's own message `seq`;
+/// answers the seq of the `Edited` or `Deleted` event.
+pub(crate) async fn change_message(
+    link: &Link,
+    chat: ChatId,
+    seq: u64,
+    text: Option<String>,
+) -> Result<u64, ClientError> {
+    let body = match text {
+        Some(text) => RequestBody::EditMessage { chat, seq, text },
+        None => RequestBody::DeleteMessage { chat, seq },
     };
     match link.request(body).await? {
         Reply::Posted { seq, .. } => Ok(seq),

@@ -50,6 +50,7 @@ pub use crate::core::{
     ChatEventKind, ChatId, ContactCard, ContactChat, Customer, FileId, FileRef, FormField,
     Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, OfflineForm, Party, Priority,
     QueueChange, QueueRow, QueueUpdate, RatedSession, Rating, Scope, SessionSummary, Status,
-    Ticket, TicketId, TicketSource, TicketSummary, Timestamp, WaitingChat,
+    TaggedSession, Ticket, TicketId, TicketSource, TicketSummary, Timestamp, WaitingChat,
+    apply_edits,
 };
 pub use crate::protocol::{AgentProfile, CloseCode, ErrorCode, ErrorFrame, Event};

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::core::channel::MAX_EDIT_WINDOW;
 use crate::core::routing::{MAX_OFFER_TIMEOUT, MIN_OFFER_TIMEOUT, Policy, Routing};
 use crate::core::sla::{MAX_FIRST_RESPONSE, MIN_FIRST_RESPONSE};
 use crate::core::{
@@ -298,6 +299,7 @@ fn default_channels() -> Vec<ChannelConfig> {
         on_agent_gone: AgentGoneMode::Keep,
         first_response_within: None,
         max_claimed_priority: tables::default_max_claimed_priority(),
+        edit_window: tables::default_edit_window(),
     }]
 }
 
@@ -465,6 +467,14 @@ impl Config {
                     humantime_serde::re::humantime::format_duration(within),
                 ));
             }
+            if channel.edit_window > MAX_EDIT_WINDOW {
+                return invalid(format!(
+                    "channel {:?}: edit_window must be at most {}, not {}",
+                    channel.name,
+                    humantime_serde::re::humantime::format_duration(MAX_EDIT_WINDOW),
+                    humantime_serde::re::humantime::format_duration(channel.edit_window),
+                ));
+            }
             for (key, list) in [
                 ("skills", &channel.skills),
                 ("default_skills", &channel.default_skills),
@@ -609,6 +619,7 @@ impl Config {
                 },
                 first_response_within: channel.first_response_within,
                 max_claimed_priority: channel.max_claimed_priority,
+                edit_window: channel.edit_window,
             })
             .collect()
     }

@@ -165,10 +165,18 @@ pub struct ChannelConfig {
     /// or `"low"`, `"normal"`, `"urgent"`.
     #[serde(default = "default_max_claimed_priority")]
     pub max_claimed_priority: Priority,
+    /// How long after posting a message its author may edit or delete
+    /// it: `"15m"` (the default); `"0s"` turns edits off; at most `"24h"`.
+    #[serde(default = "default_edit_window", with = "humantime_serde")]
+    pub edit_window: Duration,
 }
 
 pub(super) fn default_max_claimed_priority() -> Priority {
     Priority::High
+}
+
+pub(super) fn default_edit_window() -> Duration {
+    crate::core::channel::DEFAULT_EDIT_WINDOW
 }
 
 pub(super) fn default_skill_fallback() -> Duration {
@@ -265,6 +273,7 @@ impl std::fmt::Debug for ChannelConfig {
             .field("on_agent_gone", &self.on_agent_gone)
             .field("first_response_within", &self.first_response_within)
             .field("max_claimed_priority", &self.max_claimed_priority)
+            .field("edit_window", &self.edit_window)
             .finish()
     }
 }

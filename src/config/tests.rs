@@ -271,6 +271,52 @@ fn idle_after_and_on_agent_gone_are_read_defaulted_and_checked() {
 }
 
 #[test]
+fn the_edit_window_is_read_and_bounded() {
+    let config = Config::from_toml(
+        r#"
+        [[channel]]
+        name = "default"
+        [[channel]]
+        name = "short"
+        edit_window = "2m"
+        [[channel]]
+        name = "off"
+        edit_window = "0s"
+        "#,
+    )
+    .unwrap();
+    let windows: Vec<Duration> = config
+        .channel_settings()
+        .iter()
+        .map(|settings| settings.edit_window)
+        .collect();
+    assert_eq!(
+        windows,
+        [
+            Duration::from_secs(15 * 60),
+            Duration::from_secs(120),
+            Duration::ZERO
+        ]
+    );
+    assert_eq!(
+        Config::default().channel_settings()[0].edit_window,
+        Duration::from_secs(15 * 60)
+    );
+    for (window, ok) in [("24h", true), ("25h", false)] {
+        let text = format!("[[channel]]\nname = \"x\"\nedit_window = \"{window}\"\n");
+        match Config::from_toml(&text) {
+            Ok(_) => assert!(ok, "{window} accepted"),
+            Err(ConfigError::Invalid(why)) => {
+                assert!(!ok, "{window} refused: {why}");
+                assert!(why.contains("edit_window must be at most 1day"), "{why}");
+            }
+            Err(err) => panic!("{window}: {err}"),
+        }
+    }
+    assert!(Config::from_toml("[[channel]]\nname = \"x\"\nedit_window = \"soon\"\n").is_err());
+}
+
+#[test]
 fn the_widget_listener_is_on_without_a_file_and_off_in_one() {
     let file = Config::default();
     assert!(!file.web.enabled && !file.webtransport.enabled);

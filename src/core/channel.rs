@@ -9,6 +9,13 @@ use crate::core::queue::Priority;
 use crate::core::routing::{Policy, Routing};
 use crate::core::skills::SkillSet;
 
+/// How long a message's author may edit or delete it unless the channel
+/// says otherwise.
+pub const DEFAULT_EDIT_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// The longest `edit_window` a channel may give.
+pub const MAX_EDIT_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// How a channel behaves. Built from the configuration file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChannelSettings {
@@ -78,6 +85,9 @@ pub struct ChannelSettings {
     /// The highest priority a verified identity's claim may start a chat
     /// at; a higher claim is lowered to it.
     pub max_claimed_priority: Priority,
+    /// How long after posting a message its author may edit or delete
+    /// it (zero: never).
+    pub edit_window: Duration,
 }
 
 /// What becomes of an agent's chats when the agent is gone: every
@@ -145,6 +155,7 @@ impl ChannelSettings {
             on_agent_gone: OnAgentGone::Keep,
             first_response_within: None,
             max_claimed_priority: Priority::High,
+            edit_window: DEFAULT_EDIT_WINDOW,
         }
     }
 }

@@ -7,6 +7,7 @@ use crate::core::event::{ChatEvent, ChatEventKind, Customer, FileRef, Identity, 
 use crate::core::ids::{AgentId, ChannelId, ChatId};
 use crate::core::queue::Priority;
 use crate::core::skills::SkillSet;
+use crate::core::tags::{MAX_TAGS, TagError, normalize_tag};
 use crate::core::ticket::TicketId;
 use crate::core::time::Timestamp;
 use crate::core::transcript::Transcript;
@@ -85,6 +86,22 @@ pub enum ChatError {
         /// The chat's last seq.
         last: u64,
     },
+    /// A tag that is not one, or one too many.
+    #[error(transparent)]
+    Tag(#[from] TagError),
+    /// An edit or deletion of a message someone else wrote (or the hub).
+    #[error("message {0} is not yours")]
+    NotYourMessage(u64),
+    /// An edit or deletion after the channel's `edit_window` (or on a
+    /// channel whose window is 0).
+    #[error("the time to change message {0} has passed")]
+    EditWindowPassed(u64),
+    /// No message has that seq (it is another kind of event, or none).
+    #[error("no message has seq {0}")]
+    UnknownMessage(u64),
+    /// The message was deleted already.
+    #[error("message {0} was deleted")]
+    AlreadyDeleted(u64),
 }
 
 /// Why a stored transcript could not be replayed.
@@ -172,6 +189,10 @@ pub struct Chat {
     supervisors: std::collections::BTreeSet<AgentId>,
     /// The skills an agent needs for it (see [`SkillSet`]).
     skills: SkillSet,
+    /// The tags agents put on it, from its `Tagged` and `Untagged` events.
+    tags: std::collections::BTreeSet<String>,
+    /// The seqs of the messages their authors deleted.
+    deleted: std::collections::BTreeSet<u64>,
 }
 
 impl Chat {
@@ -201,6 +222,8 @@ impl Chat {
             priority: None,
             supervisors: Default::default(),
             skills: SkillSet::default(),
+            tags: Default::default(),
+            deleted: Default::default(),
         };
         chat.push(now, ChatEventKind::Started { channel, customer });
         chat.append_message(Party::Customer, client_id, first_message, now);
@@ -234,6 +257,8 @@ impl Chat {
             priority: None,
             supervisors: Default::default(),
             skills: SkillSet::default(),
+            tags: Default::default(),
+            deleted: Default::default(),
         };
         for event in events {
             if event.chat != chat.id || event.seq != chat.next_seq() {
@@ -767,6 +792,120 @@ impl Chat {
         self.supervisors.iter()
     }
 
+    /// The tags on the chat, in order.
+    pub fn tags(&self) -> impl Iterator<Item = &String> {
+        self.tags.iter()
+    }
+
+    /// `by` puts `tag` on the chat (lowercased, see [`normalize_tag`]):
+    /// the agent holding it, or (`overseer`, the caller checked they
+    /// oversee its channel) anyone, while it has not ended. `None` if the
+    /// chat carries the tag already; at most [`MAX_TAGS`] tags.
+    pub fn tag(
+        &mut self,
+        by: AgentId,
+        overseer: bool,
+        tag: &str,
+        now: Timestamp,
+    ) -> Result<Option<&ChatEvent>, ChatError> {
+        self.check_may_tag(&by, overseer)?;
+        let tag = normalize_tag(tag)?;
+        if self.tags.contains(&tag) {
+            return Ok(None);
+        }
+        if self.tags.len() >= MAX_TAGS {
+            return Err(TagError::TooMany.into());
+        }
+        Ok(Some(self.record(now, ChatEventKind::Tagged { by, tag })))
+    }
+
+    /// `by` takes `tag` off the chat, as [`Chat::tag`] puts it on; `None`
+    /// if the chat does not carry it.
+    pub fn untag(
+        &mut self,
+        by: AgentId,
+        overseer: bool,
+        tag: &str,
+        now: Timestamp,
+    ) -> Result<Option<&ChatEvent>, ChatError> {
+        self.check_may_tag(&by, overseer)?;
+        let tag = normalize_tag(tag)?;
+        if !self.tags.contains(&tag) {
+            return Ok(None);
+        }
+        Ok(Some(self.record(now, ChatEventKind::Untagged { by, tag })))
+    }
+
+    fn check_may_tag(&self, by: &AgentId, overseer: bool) -> Result<(), ChatError> {
+        match &self.state {
+            ChatState::Ended { .. } => Err(ChatError::Ended),
+            _ if overseer => Ok(()),
+            _ => self.check_may_act(&Party::Agent(by.clone())),
+        }
+    }
+
+    /// The author of message `seq` gives it new text: an `Edited` event.
+    /// Only one's own plain message (not a note, not the hub's), not
+    /// deleted, while the author may still post in the chat, and within
+    /// `window` of when it was posted (a zero window: never).
+    pub fn edit(
+        &mut self,
+        by: Party,
+        seq: u64,
+        text: String,
+        window: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<&ChatEvent, ChatError> {
+        self.check_editable(&by, seq, window, now)?;
+        check_text(&text)?;
+        Ok(self.record(now, ChatEventKind::Edited { seq, text }))
+    }
+
+    /// The author of message `seq` deletes it: a `Deleted` event, under
+    /// [`Chat::edit`]'s rules. The message's event stays in the log.
+    pub fn delete(
+        &mut self,
+        by: Party,
+        seq: u64,
+        window: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<&ChatEvent, ChatError> {
+        self.check_editable(&by, seq, window, now)?;
+        Ok(self.record(now, ChatEventKind::Deleted { seq }))
+    }
+
+    fn check_editable(
+        &self,
+        by: &Party,
+        seq: u64,
+        window: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<(), ChatError> {
+        self.check_may_post(by)?;
+        let message = seq
+            .checked_sub(1)
+            .and_then(|index| usize::try_from(index).ok())
+            .and_then(|index| self.events.get(index));
+        let Some(ChatEvent {
+            at,
+            kind: ChatEventKind::Message { from, .. },
+            ..
+        }) = message
+        else {
+            return Err(ChatError::UnknownMessage(seq));
+        };
+        if from != by || *by == Party::System {
+            return Err(ChatError::NotYourMessage(seq));
+        }
+        if self.deleted.contains(&seq) {
+            return Err(ChatError::AlreadyDeleted(seq));
+        }
+        if window.is_zero() || now.since(*at) > window {
+            return Err(ChatError::EditWindowPassed(seq));
+        }
+        Ok(())
+    }
+
     /// Appends an event and moves the state as it says.
     fn record(&mut self, now: Timestamp, kind: ChatEventKind) -> &ChatEvent {
         self.apply(&kind, now);
@@ -784,6 +923,16 @@ impl Chat {
             ChatEventKind::TicketCreated { .. } | ChatEventKind::FileShared { .. } => {}
             ChatEventKind::Note { .. } | ChatEventKind::Withheld => {}
             ChatEventKind::AgentGone { .. } => {}
+            ChatEventKind::Edited { .. } => {}
+            ChatEventKind::Deleted { seq } => {
+                self.deleted.insert(*seq);
+            }
+            ChatEventKind::Tagged { tag, .. } => {
+                self.tags.insert(tag.clone());
+            }
+            ChatEventKind::Untagged { tag, .. } => {
+                self.tags.remove(tag);
+            }
             ChatEventKind::SupervisorJoined { supervisor } => {
                 self.supervisors.insert(supervisor.clone());
             }
@@ -906,9 +1055,9 @@ pub fn transcript_page<'a>(rest: impl Iterator<Item = &'a ChatEvent>) -> (Vec<Ch
     while let Some(event) = rest.peek() {
         let size = 64
             + match &event.kind {
-                ChatEventKind::Message { text, .. } | ChatEventKind::Note { text, .. } => {
-                    text.len()
-                }
+                ChatEventKind::Message { text, .. }
+                | ChatEventKind::Note { text, .. }
+                | ChatEventKind::Edited { text, .. } => text.len(),
                 _ => 0,
             };
         if !page.is_empty() && bytes + size > TRANSCRIPT_PAGE_BYTES {
@@ -957,6 +1106,195 @@ mod tests {
 
     fn kinds(chat: &Chat) -> Vec<(u64, &ChatEventKind)> {
         chat.events().iter().map(|e| (e.seq, &e.kind)).collect()
+    }
+
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+    #[test]
+    fn tags_go_on_and_off_bounded_and_come_back_with_a_restore() {
+        let mut chat = started();
+        let (alice, bob, sam) = (
+            AgentId::new("alice"),
+            AgentId::new("bob"),
+            AgentId::new("sam"),
+        );
+        chat.assign(alice.clone(), Timestamp(200)).unwrap();
+        assert!(
+            chat.tag(alice.clone(), false, "VIP", Timestamp(201))
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            chat.tag(alice.clone(), false, "vip", Timestamp(202))
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            chat.tag(bob.clone(), false, "x", Timestamp(203))
+                .unwrap_err(),
+            ChatError::NotYourChat(bob)
+        );
+        assert!(
+            chat.tag(sam.clone(), true, "late", Timestamp(204))
+                .unwrap()
+                .is_some()
+        );
+        assert!(matches!(
+            chat.tag(alice.clone(), false, "a;b", Timestamp(205)),
+            Err(ChatError::Tag(TagError::Invalid(_)))
+        ));
+        assert!(
+            chat.untag(alice.clone(), false, "absent", Timestamp(206))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            chat.untag(alice.clone(), false, "LATE", Timestamp(207))
+                .unwrap()
+                .is_some()
+        );
+        for n in 1..MAX_TAGS {
+            chat.tag(alice.clone(), false, &format!("t{n}"), Timestamp(208))
+                .unwrap();
+        }
+        assert_eq!(
+            chat.tag(alice.clone(), false, "more", Timestamp(209))
+                .unwrap_err(),
+            ChatError::Tag(TagError::TooMany)
+        );
+        let tags: Vec<String> = chat.tags().cloned().collect();
+        assert_eq!(tags.len(), MAX_TAGS);
+        assert!(tags.contains(&"vip".to_owned()) && !tags.contains(&"late".to_owned()));
+        let restored = Chat::restore(chat.events().iter().cloned().collect()).unwrap();
+        assert_eq!(restored.tags().cloned().collect::<Vec<_>>(), tags);
+        chat.end(Party::Agent(alice.clone()), Timestamp(300))
+            .unwrap();
+        assert_eq!(
+            chat.tag(sam, true, "after", Timestamp(301)).unwrap_err(),
+            ChatError::Ended
+        );
+    }
+
+    #[test]
+    fn only_the_author_changes_a_message_within_the_window_until_it_is_deleted() {
+        let mut chat = started();
+        let alice = AgentId::new("alice");
+        chat.assign(alice.clone(), Timestamp(200)).unwrap();
+        let Posted::New(mine) = chat
+            .post(
+                Party::Agent(alice.clone()),
+                5,
+                "helo".into(),
+                Timestamp(1_000),
+            )
+            .unwrap()
+        else {
+            panic!("a new message")
+        };
+        let mine = mine.seq;
+        let edited = chat
+            .edit(
+                Party::Agent(alice.clone()),
+                mine,
+                "hello".into(),
+                WINDOW,
+                Timestamp(2_000),
+            )
+            .unwrap();
+        assert_eq!(
+            edited.kind,
+            ChatEventKind::Edited {
+                seq: mine,
+                text: "hello".into()
+            }
+        );
+        // The customer's first message (seq 2) is not the agent's; the
+        // welcome (seq 3) is nobody's; seq 1 is no message.
+        let err = |chat: &mut Chat, by: Party, seq: u64, now: u64| {
+            chat.edit(by, seq, "x".into(), WINDOW, Timestamp(now))
+                .unwrap_err()
+        };
+        assert_eq!(
+            err(&mut chat, Party::Agent(alice.clone()), 2, 2_000),
+            ChatError::NotYourMessage(2)
+        );
+        assert_eq!(
+            err(&mut chat, Party::Customer, 3, 2_000),
+            ChatError::NotYourMessage(3)
+        );
+        assert_eq!(
+            err(&mut chat, Party::Customer, 1, 2_000),
+            ChatError::UnknownMessage(1)
+        );
+        assert_eq!(
+            err(&mut chat, Party::Customer, 0, 2_000),
+            ChatError::UnknownMessage(0)
+        );
+        assert_eq!(
+            err(&mut chat, Party::Customer, 99, 2_000),
+            ChatError::UnknownMessage(99)
+        );
+        // The window runs from the message's own time, not the edit's.
+        assert_eq!(
+            err(&mut chat, Party::Agent(alice.clone()), mine, 61_001),
+            ChatError::EditWindowPassed(mine)
+        );
+        assert_eq!(
+            chat.edit(
+                Party::Customer,
+                2,
+                "hi".into(),
+                std::time::Duration::ZERO,
+                Timestamp(100)
+            )
+            .unwrap_err(),
+            ChatError::EditWindowPassed(2)
+        );
+        assert!(
+            chat.delete(Party::Agent(alice.clone()), mine, WINDOW, Timestamp(3_000))
+                .is_ok()
+        );
+        assert_eq!(
+            chat.delete(Party::Agent(alice.clone()), mine, WINDOW, Timestamp(3_001))
+                .unwrap_err(),
+            ChatError::AlreadyDeleted(mine)
+        );
+        // The deletion survives a restore; the message's own event is as
+        // it was posted.
+        let mut restored = Chat::restore(chat.events().iter().cloned().collect()).unwrap();
+        assert_eq!(
+            err(&mut restored, Party::Agent(alice.clone()), mine, 3_002),
+            ChatError::AlreadyDeleted(mine)
+        );
+        assert!(matches!(
+            &restored.events().get(mine as usize - 1).unwrap().kind,
+            ChatEventKind::Message { text, .. } if text == "helo"
+        ));
+        // Someone who no longer takes part changes nothing.
+        chat.transfer_to_agent(&alice, AgentId::new("bob"), Timestamp(3_100))
+            .unwrap();
+        let Posted::New(earlier) = chat
+            .post(Party::Customer, 9, "still there?".into(), Timestamp(3_200))
+            .unwrap()
+        else {
+            panic!("a new message")
+        };
+        let earlier = earlier.seq;
+        assert!(
+            chat.edit(
+                Party::Customer,
+                earlier,
+                "?".into(),
+                WINDOW,
+                Timestamp(3_300)
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            chat.edit(Party::Agent(alice), 2, "x".into(), WINDOW, Timestamp(3_300))
+                .unwrap_err(),
+            ChatError::NotYourChat(AgentId::new("alice"))
+        );
     }
 
     #[test]
@@ -1724,6 +2062,66 @@ mod tests {
             (0..3u8).prop_map(Step::Requeue),
             (0..3u8).prop_map(Step::Read),
         ]
+    }
+
+    proptest::proptest! {
+        /// Whatever authors post, edit and delete, in any order: the log
+        /// keeps every message as posted, and the shown transcript
+        /// ([`crate::core::apply_edits`]) has each message's latest text,
+        /// or `Deleted` for a deleted one, never an older text.
+        #[test]
+        fn edits_keep_the_log_and_show_the_latest(
+            steps in proptest::collection::vec((0u8..3, 0u64..12, proptest::bool::ANY), 0..60)
+        ) {
+            let mut chat = started();
+            let alice = AgentId::new("alice");
+            chat.assign(alice.clone(), Timestamp(100)).unwrap();
+            let mut posted: BTreeMap<u64, String> = BTreeMap::new();
+            let mut latest: BTreeMap<u64, Option<String>> = BTreeMap::new();
+            for (n, (op, pick, agent)) in steps.into_iter().enumerate() {
+                let by = if agent { Party::Agent(alice.clone()) } else { Party::Customer };
+                let now = Timestamp(1_000 + n as u64);
+                let text = format!("text {n}");
+                match op {
+                    0 => {
+                        if let Ok(Posted::New(event)) = chat.post(by, n as u64, text.clone(), now) {
+                            posted.insert(event.seq, text.clone());
+                            latest.insert(event.seq, Some(text));
+                        }
+                    }
+                    1 => {
+                        let seq = 4 + pick;
+                        if chat.edit(by, seq, text.clone(), WINDOW, now).is_ok() {
+                            proptest::prop_assert_eq!(latest.get(&seq).cloned().flatten().is_some(), true);
+                            latest.insert(seq, Some(text));
+                        }
+                    }
+                    _ => {
+                        let seq = 4 + pick;
+                        if chat.delete(by, seq, WINDOW, now).is_ok() {
+                            proptest::prop_assert!(latest.get(&seq).cloned().flatten().is_some());
+                            latest.insert(seq, None);
+                        }
+                    }
+                }
+            }
+            for (seq, text) in &posted {
+                let logged = &chat.events().get(*seq as usize - 1).unwrap().kind;
+                let is_original = matches!(logged, ChatEventKind::Message { text: t, .. } if t == text);
+                proptest::prop_assert!(is_original);
+            }
+            let shown = crate::core::apply_edits(chat.events().iter());
+            for (seq, now) in &latest {
+                let at = shown.iter().find(|event| event.seq == *seq).map(|event| &event.kind);
+                match now {
+                    Some(text) => {
+                        let latest_text = matches!(at, Some(ChatEventKind::Message { text: t, .. }) if t == text);
+                        proptest::prop_assert!(latest_text, "{:?} at {}", at, seq);
+                    }
+                    None => proptest::prop_assert_eq!(at, Some(&ChatEventKind::Deleted { seq: *seq })),
+                }
+            }
+        }
     }
 
     proptest::proptest! {

@@ -214,6 +214,37 @@ pub enum ChatEventKind {
         /// The priority the chat starts at.
         priority: Priority,
     },
+    /// An agent (the holder, or a supervisor of the channel) put a tag on
+    /// the chat. For agents only.
+    Tagged {
+        /// Who tagged it.
+        by: AgentId,
+        /// The tag, lowercased (see [`normalize_tag`](crate::core::normalize_tag)).
+        tag: String,
+    },
+    /// An agent took a tag off the chat. For agents only.
+    Untagged {
+        /// Who took it off.
+        by: AgentId,
+        /// The tag.
+        tag: String,
+    },
+    /// The author of message `seq` changed its text, within the channel's
+    /// `edit_window`. The message's own event keeps what was first said;
+    /// readers show this text in its place.
+    Edited {
+        /// The message's seq.
+        seq: u64,
+        /// Its text now.
+        text: String,
+    },
+    /// The author of message `seq` deleted it, within the channel's
+    /// `edit_window`. The message's own event stays in the log; readers
+    /// show it as deleted.
+    Deleted {
+        /// The message's seq.
+        seq: u64,
+    },
 }
 
 impl ChatEventKind {
@@ -226,6 +257,8 @@ impl ChatEventKind {
                 | Self::Prioritized { .. }
                 | Self::SkillsNeeded { .. }
                 | Self::PriorityClaimed { .. }
+                | Self::Tagged { .. }
+                | Self::Untagged { .. }
         )
     }
 }
@@ -262,7 +295,10 @@ impl ChatEvent {
                 customer.name.as_ref().map_or(0, String::len)
                     + customer.email.as_ref().map_or(0, String::len)
             }
-            ChatEventKind::Message { text, .. } | ChatEventKind::Note { text, .. } => text.len(),
+            ChatEventKind::Message { text, .. }
+            | ChatEventKind::Note { text, .. }
+            | ChatEventKind::Edited { text, .. } => text.len(),
+            ChatEventKind::Tagged { tag, .. } | ChatEventKind::Untagged { tag, .. } => tag.len(),
             ChatEventKind::TicketCreated { subject, .. } => subject.len(),
             ChatEventKind::FileShared { file, .. } => file.name.len() + file.content_type.len(),
             ChatEventKind::Verified(identity) => {

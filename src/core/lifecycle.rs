@@ -61,7 +61,11 @@ impl LifecycleKind {
             | ChatEventKind::SupervisorLeft { .. }
             | ChatEventKind::SkillsNeeded { .. }
             | ChatEventKind::AgentGone { .. }
-            | ChatEventKind::PriorityClaimed { .. } => None,
+            | ChatEventKind::PriorityClaimed { .. }
+            | ChatEventKind::Tagged { .. }
+            | ChatEventKind::Untagged { .. }
+            | ChatEventKind::Edited { .. }
+            | ChatEventKind::Deleted { .. } => None,
         }
     }
 

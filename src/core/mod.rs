@@ -12,6 +12,7 @@ pub mod channel;
 pub mod chat;
 pub mod claim;
 pub mod contact;
+pub mod edits;
 pub mod event;
 pub mod files;
 pub mod gate;
@@ -32,6 +33,7 @@ pub mod skills;
 #[cfg(feature = "hub")]
 pub mod sla;
 pub mod sync;
+pub mod tags;
 pub mod ticket;
 pub mod time;
 pub mod transcript;
@@ -44,6 +46,7 @@ pub use chat::{
 };
 pub use claim::{ClaimCell, Claimed, Claimer, OfferId, OfferLost, OfferRefused, Won};
 pub use contact::{ContactCard, ContactChat};
+pub use edits::apply_edits;
 pub use event::{
     Alert, Assignment, ChatEvent, ChatEventKind, Customer, FileId, FileRef, Identity, Offer,
     OfferEnd, Party, QueueChange, QueueRow, QueueUpdate, SessionSummary,
@@ -62,6 +65,7 @@ pub use roles::{ActiveChat, AgentLoad, AgentRole, ChannelMonitor, WaitingChat};
 pub use routing::{Candidate, Choice, Policy, Routing};
 pub use satisfaction::{RatedSession, Rating, RatingError};
 pub use skills::{SkillError, SkillSet};
+pub use tags::{MAX_TAG_BYTES, MAX_TAGS, TagError, TaggedSession, normalize_tag};
 pub use ticket::{
     FormError, FormField, OfflineForm, Ticket, TicketId, TicketSource, TicketSummary,
 };

@@ -179,20 +179,24 @@ const EVENT_OVERHEAD_BYTES: u64 = 64;
 /// fits [`TICKET_TRANSCRIPT_BYTES`], otherwise the chat's first event and
 /// the newest events that fit; with how many were left out. Private notes
 /// stay with the chat: a ticket is answered to the customer, so it never
-/// carries them (nor counts them as left out).
+/// carries them (nor counts them as left out). Messages show their latest
+/// text, deleted ones as deleted ([`apply_edits`](crate::core::apply_edits)).
 pub fn ticket_transcript(events: &crate::core::Transcript) -> (Vec<ChatEvent>, usize) {
     let cost = |event: &ChatEvent| event.text_bytes() + EVENT_OVERHEAD_BYTES;
-    let shown = |event: &&ChatEvent| !event.kind.is_for_agents_only();
-    let total: u64 = events.iter().filter(shown).map(cost).sum();
+    let shown: Vec<ChatEvent> = crate::core::apply_edits(events.iter())
+        .into_iter()
+        .filter(|event| !event.kind.is_for_agents_only())
+        .collect();
+    let total: u64 = shown.iter().map(cost).sum();
     if total <= TICKET_TRANSCRIPT_BYTES {
-        return (events.iter().filter(shown).cloned().collect(), 0);
+        return (shown, 0);
     }
-    let Some(first) = events.first() else {
+    let Some((first, rest)) = shown.split_first() else {
         return (Vec::new(), 0);
     };
     let mut budget = TICKET_TRANSCRIPT_BYTES.saturating_sub(cost(first));
     let mut newest: Vec<ChatEvent> = Vec::new();
-    for event in events.iter_from(1).rev().filter(shown) {
+    for event in rest.iter().rev() {
         let cost = cost(event);
         if cost > budget {
             break;
@@ -200,7 +204,7 @@ pub fn ticket_transcript(events: &crate::core::Transcript) -> (Vec<ChatEvent>, u
         budget -= cost;
         newest.push(event.clone());
     }
-    let left_out = events.iter_from(1).filter(shown).count() - newest.len();
+    let left_out = rest.len() - newest.len();
     let mut kept = Vec::with_capacity(newest.len() + 1);
     kept.push(first.clone());
     kept.extend(newest.into_iter().rev());

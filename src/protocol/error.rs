@@ -74,6 +74,18 @@ pub enum ErrorCode {
     /// No offer of that chat to this agent stands: it expired, was
     /// declined, was withdrawn, or was never made.
     NotOffered,
+    /// A tag that is empty, too long, or has characters a tag may not.
+    InvalidTag,
+    /// The chat carries as many tags as it may.
+    TooManyTags,
+    /// An edit or deletion of a message someone else wrote.
+    NotYourMessage,
+    /// An edit or deletion after the channel's `edit_window`.
+    EditWindowPassed,
+    /// An edit or deletion of a seq that is no message of the chat.
+    UnknownMessage,
+    /// An edit or deletion of a message deleted already.
+    AlreadyDeleted,
 }
 
 /// An error answer: a code plus a human-readable explanation.

@@ -6,7 +6,7 @@ use crate::core::{
     AgentId, Alert, Assignment, ChannelId, ChannelMonitor, ChatEvent, ChatId, ContactCard,
     Customer, FileId, FileRef, Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem,
     Offer, OfferEnd, OfflineForm, Party, Priority, QueuePlace, QueueUpdate, RatedSession, Status,
-    Ticket, TicketId, TicketSummary, Timestamp,
+    TaggedSession, Ticket, TicketId, TicketSummary, Timestamp,
 };
 use crate::protocol::error::ErrorFrame;
 
@@ -480,6 +480,58 @@ pub enum RequestBody {
         /// priority's name (`low`, `normal`, `high`, `urgent`), in hex.
         signature: String,
     },
+    /// Agent holding the chat, or supervisor of its channel: put a tag on
+    /// a live chat (at most [`MAX_TAG_BYTES`](crate::core::MAX_TAG_BYTES)
+    /// of letters, digits, inner spaces and `-_.:/`, stored lowercased;
+    /// at most [`MAX_TAGS`](crate::core::MAX_TAGS) per chat). A `Tagged`
+    /// chat event, for agents only. Tagging with a tag the chat carries
+    /// changes nothing. Answered [`Reply::Done`] once durable.
+    AddTag {
+        /// The chat.
+        chat: ChatId,
+        /// The tag.
+        tag: String,
+    },
+    /// As [`RequestBody::AddTag`], taking a tag off (an `Untagged` event);
+    /// a tag the chat does not carry changes nothing.
+    RemoveTag {
+        /// The chat.
+        chat: ChatId,
+        /// The tag.
+        tag: String,
+    },
+    /// Customer or agent: change the text of one's own message `seq`
+    /// within the channel's `edit_window`. An `Edited` chat event, which
+    /// every other connection in the chat gets (this one learns its seq
+    /// and time from the answer, [`Reply::Posted`]). The message's event
+    /// stays in the log as it was.
+    EditMessage {
+        /// The chat.
+        chat: ChatId,
+        /// The message's seq.
+        seq: u64,
+        /// Its new text (bounded like a message's).
+        text: String,
+    },
+    /// As [`RequestBody::EditMessage`], deleting the message: a `Deleted`
+    /// chat event; `AlreadyDeleted` for a message deleted already.
+    DeleteMessage {
+        /// The chat.
+        chat: ChatId,
+        /// The message's seq.
+        seq: u64,
+    },
+    /// Agent: as [`RequestBody::RecentSessions`], each row with the tags
+    /// its chat carried when it ended, and only sessions tagged `tag` if
+    /// given. Answered [`Reply::TaggedSessions`].
+    RecentSessionsTagged {
+        /// Only sessions that ended before this one.
+        before: Option<ChatId>,
+        /// The most rows to return (at most 100).
+        limit: u16,
+        /// Only sessions carrying this tag (compared lowercased).
+        tag: Option<String>,
+    },
 }
 
 /// Frames the server sends.
@@ -594,6 +646,9 @@ pub enum Reply {
     },
     /// A channel's monitor, after a [`RequestBody::Monitor`].
     Monitor(Box<ChannelMonitor>),
+    /// A page of recent sessions with their tags, newest first, after a
+    /// [`RequestBody::RecentSessionsTagged`].
+    TaggedSessions(Vec<TaggedSession>),
 }
 
 /// Pushed by the server.

@@ -54,7 +54,13 @@ pub use request::Sender;
 /// quiet (the `AgentGone` chat event, appended; `StatusChanged` with the
 /// agent as its own setter when idleness turns them `Away`); a verified
 /// identity's priority claim ([`RequestBody::IdentifyClaiming`] and the
-/// `PriorityClaimed` chat event, both added at the end of their enums).
+/// `PriorityClaimed` chat event, both added at the end of their enums); tags
+/// ([`RequestBody::AddTag`], [`RequestBody::RemoveTag`], the `Tagged` and
+/// `Untagged` chat events for agents only, [`RequestBody::RecentSessionsTagged`]
+/// and [`Reply::TaggedSessions`], `InvalidTag` and `TooManyTags`); edits
+/// ([`RequestBody::EditMessage`], [`RequestBody::DeleteMessage`], the
+/// `Edited` and `Deleted` chat events, `NotYourMessage`,
+/// `EditWindowPassed`, `UnknownMessage` and `AlreadyDeleted`).
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The ALPN token of the protocol's QUIC connections.

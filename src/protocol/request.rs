@@ -88,6 +88,15 @@ impl RequestBody {
             Self::LeaveChat { .. } => ("LeaveChat", Agent, true),
             Self::StartChatNeeding { .. } => ("StartChatNeeding", Customer, true),
             Self::IdentifyClaiming { .. } => ("IdentifyClaiming", Customer, true),
+            // A tag the chat carries (or lacks) changes nothing when sent
+            // again.
+            Self::AddTag { .. } => ("AddTag", Agent, true),
+            Self::RemoveTag { .. } => ("RemoveTag", Agent, true),
+            // Sent again, an edit would be stored twice and a deletion
+            // refused as done.
+            Self::EditMessage { .. } => ("EditMessage", Either, false),
+            Self::DeleteMessage { .. } => ("DeleteMessage", Either, false),
+            Self::RecentSessionsTagged { .. } => ("RecentSessionsTagged", Agent, true),
         }
     }
 }

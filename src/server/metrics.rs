@@ -236,6 +236,14 @@ fn describe() {
         "Customer identities whose signature did not verify, by channel."
     );
     describe_counter!(
+        "chathub_tag_changes_total",
+        "Tags put on (added) or taken off (removed) chats."
+    );
+    describe_counter!(
+        "chathub_message_changes_total",
+        "Messages their authors changed, by change: edited, deleted."
+    );
+    describe_counter!(
         "chathub_files_expired_total",
         "Files of ended chats removed after their retention."
     );

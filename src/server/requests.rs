@@ -8,6 +8,7 @@ use crate::actors::hub::VerifiedIdentity;
 use crate::actors::{Caller, ChatStart, ConnId, EventSink, Hub, HubError, Receipt};
 use crate::core::{
     AgentId, ChannelId, ChatError, ChatId, Identity, Limit, Priority, QueueError, ReadMark,
+    TagError,
 };
 use crate::protocol::{ErrorCode, ErrorFrame, Reply, Request, RequestBody, Response, Sender};
 
@@ -475,6 +476,37 @@ impl Session {
                     Reply::Sessions,
                 )
             }
+            (Role::Agent(agent), RequestBody::AddTag { chat, tag }) => {
+                answer(id, hub.tag(agent.clone(), chat, tag, true), |()| {
+                    Reply::Done
+                })
+            }
+            (Role::Agent(agent), RequestBody::RemoveTag { chat, tag }) => {
+                answer(id, hub.tag(agent.clone(), chat, tag, false), |()| {
+                    Reply::Done
+                })
+            }
+            (_, RequestBody::EditMessage { chat, seq, text }) => answer(
+                id,
+                hub.change_message(self.caller(), self.conn, chat, seq, Some(text)),
+                |Receipt { seq, at }| Reply::Posted { seq, at },
+            ),
+            (_, RequestBody::DeleteMessage { chat, seq }) => answer(
+                id,
+                hub.change_message(self.caller(), self.conn, chat, seq, None),
+                |Receipt { seq, at }| Reply::Posted { seq, at },
+            ),
+            (Role::Agent(agent), RequestBody::RecentSessionsTagged { before, limit, tag }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move {
+                        hub.recent_sessions_tagged(&agent, before, usize::from(limit), tag)
+                            .await
+                    },
+                    Reply::TaggedSessions,
+                )
+            }
             (Role::Agent(agent), RequestBody::Transcript { chat, after }) => {
                 let (hub, agent) = (hub.clone(), agent.clone());
                 answer(
@@ -595,6 +627,12 @@ pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
         }
         HubError::Chat(ChatError::NotReturnable) => ErrorCode::NotReturnable,
         HubError::Chat(ChatError::ReadBeyondEnd { .. }) => ErrorCode::ReadBeyondEnd,
+        HubError::Chat(ChatError::Tag(TagError::Invalid(_))) => ErrorCode::InvalidTag,
+        HubError::Chat(ChatError::Tag(TagError::TooMany)) => ErrorCode::TooManyTags,
+        HubError::Chat(ChatError::NotYourMessage(_)) => ErrorCode::NotYourMessage,
+        HubError::Chat(ChatError::EditWindowPassed(_)) => ErrorCode::EditWindowPassed,
+        HubError::Chat(ChatError::UnknownMessage(_)) => ErrorCode::UnknownMessage,
+        HubError::Chat(ChatError::AlreadyDeleted(_)) => ErrorCode::AlreadyDeleted,
         HubError::Queue(QueueError::Full { .. }) => ErrorCode::QueueFull,
         HubError::Queue(QueueError::AlreadyQueued(_)) => ErrorCode::Internal,
         HubError::QueueEmpty(_) => ErrorCode::QueueEmpty,

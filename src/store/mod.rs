@@ -35,7 +35,8 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 use crate::core::chat::TRANSCRIPT_PAGE_BYTES;
 use crate::core::{
     ChannelId, ChatEvent, ChatId, Customer, FileId, FileRef, Identity, ItemId, KnowledgeItem,
-    RatedSession, Rating, SessionSummary, Ticket, TicketId, TicketSummary, Timestamp,
+    RatedSession, Rating, SessionSummary, TaggedSession, Ticket, TicketId, TicketSummary,
+    Timestamp,
 };
 
 pub use outbox::{

@@ -75,6 +75,8 @@ pub struct OutboxContext {
     pub transcript: Vec<ChatEvent>,
     /// How many earlier events the transcript leaves out.
     pub omitted: u64,
+    /// For an end, the tags the chat carried at it, in order.
+    pub tags: Vec<String>,
 }
 
 /// The most bytes of transcript (text, plus 64 bytes an event) an `ended`
@@ -352,6 +354,8 @@ impl Store {
         };
         let mut full = !transcript;
         let mut newest_first = Vec::new();
+        // Walking back, a tag's newest `Tagged` or `Untagged` decides.
+        let mut tags = std::collections::BTreeMap::new();
         for row in events
             .range((chat.0, 0)..=(chat.0, seq))
             .map_err(engine)?
@@ -367,6 +371,15 @@ impl Store {
                     }
                     _ => {}
                 }
+            }
+            match &event.kind {
+                ChatEventKind::Tagged { tag, .. } => {
+                    tags.entry(tag.clone()).or_insert(true);
+                }
+                ChatEventKind::Untagged { tag, .. } => {
+                    tags.entry(tag.clone()).or_insert(false);
+                }
+                _ => {}
             }
             if event.kind.is_for_agents_only() {
                 // Private notes stay with the chat, as with tickets.
@@ -384,12 +397,17 @@ impl Store {
                 // are left out (notes among them counted too).
                 context.omitted = event.seq;
             }
-            if context.channel.is_some() {
+            // An end's tags need every event before it.
+            if context.channel.is_some() && !transcript {
                 break;
             }
         }
         newest_first.reverse();
         context.transcript = newest_first;
+        context.tags = tags
+            .into_iter()
+            .filter_map(|(tag, on)| on.then_some(tag))
+            .collect();
         Ok(context)
     }
 }

@@ -140,6 +140,64 @@ impl Store {
         Ok(rows)
     }
 
+    /// As [`Store::recent_sessions`], each row with the tags its chat
+    /// carried at its end, and only the sessions carrying `tag` (already
+    /// lowercased) if given.
+    pub fn recent_sessions_tagged(
+        &self,
+        channels: &[ChannelId],
+        before: Option<ChatId>,
+        limit: usize,
+        tag: Option<&str>,
+    ) -> Result<Vec<TaggedSession>, StoreError> {
+        let read = self.read()?;
+        let sessions = read.open_table(tables::SESSIONS).map_err(engine)?;
+        let ended_at = read.open_table(tables::SESSION_ENDED).map_err(engine)?;
+        let ratings = read.open_table(tables::RATINGS).map_err(engine)?;
+        let session_tags = read.open_table(tables::SESSION_TAGS).map_err(engine)?;
+        let end = match before {
+            None => (u64::MAX, u64::MAX),
+            Some(chat) => match ended_at.get(chat.0).map_err(engine)? {
+                Some(ended) => (ended.value(), chat.0),
+                None => return Ok(Vec::new()),
+            },
+        };
+        let mut rows = Vec::new();
+        for row in sessions.range(..end).map_err(engine)?.rev() {
+            let (key, value) = row.map_err(engine)?;
+            let chat = key.value().1;
+            let tags: Vec<String> = session_tags
+                .get(chat)
+                .map_err(engine)?
+                .map(|value| tables::decode(value.value()))
+                .transpose()?
+                .unwrap_or_default();
+            if tag.is_some_and(|tag| !tags.iter().any(|have| have == tag)) {
+                continue;
+            }
+            let summary = tables::decode::<SessionSummary>(value.value())?;
+            if !channels.contains(&summary.channel) {
+                continue;
+            }
+            let rating = ratings
+                .get(chat)
+                .map_err(engine)?
+                .map(|value| tables::decode::<Rating>(value.value()))
+                .transpose()?;
+            rows.push(TaggedSession {
+                session: RatedSession {
+                    session: summary,
+                    rating,
+                },
+                tags,
+            });
+            if rows.len() == limit {
+                break;
+            }
+        }
+        Ok(rows)
+    }
+
     /// The channel a stored chat belongs to now: the one it ended in, or
     /// the one it started in; `None` if it was never stored.
     pub fn channel_of(&self, chat: ChatId) -> Result<Option<ChannelId>, StoreError> {

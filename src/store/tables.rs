@@ -19,6 +19,9 @@ pub(super) const TOKEN_CHATS: TableDefinition<&[u8], u64> = TableDefinition::new
 pub(super) const SESSIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("sessions");
 /// When each ended chat ended: chat -> ended at ms (to page by chat id).
 pub(super) const SESSION_ENDED: TableDefinition<u64, u64> = TableDefinition::new("session_ended");
+/// The tags each ended chat carried at its end: chat -> encoded
+/// `Vec<String>` (no row for none).
+pub(super) const SESSION_TAGS: TableDefinition<u64, &[u8]> = TableDefinition::new("session_tags");
 /// Tickets: id -> encoded `Ticket`.
 pub(super) const TICKETS: TableDefinition<u64, &[u8]> = TableDefinition::new("tickets");
 /// Quick replies, FAQ articles, templates: id -> encoded `KnowledgeItem`.
@@ -110,6 +113,7 @@ pub(super) fn create_all(db: &Database) -> Result<(), redb::Error> {
     write.open_table(TICKET_SUMMARIES)?;
     write.open_table(RATINGS)?;
     write.open_table(OUTBOX)?;
+    write.open_table(SESSION_TAGS)?;
     write.commit()?;
     Ok(())
 }

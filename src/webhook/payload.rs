@@ -27,8 +27,10 @@ pub fn happened(item: &OutboxItem) -> Timestamp {
 
 /// The JSON body posted for `row`: `id`, `kind`, `chat`, `seq`, `channel`,
 /// `at` (ms since the Unix epoch), `data` (the kind's fields) and, for
-/// `ended`, `transcript` (`events`, oldest first, and `omitted`: how many
-/// earlier events did not fit).
+/// `ended`, `transcript` (`events`, oldest first, each message with its
+/// latest text and a deleted one as a `deleted` event, and `omitted`: how
+/// many earlier events did not fit) and `tags` (the chat's tags at its
+/// end).
 pub fn body(row: &OutboxRow, context: &OutboxContext) -> Vec<u8> {
     let kind = row.item.kind();
     let data = match &row.item {
@@ -50,8 +52,8 @@ pub fn body(row: &OutboxRow, context: &OutboxContext) -> Vec<u8> {
         "data": Value::Object(data),
     });
     if kind == LifecycleKind::Ended {
-        let events: Vec<Value> = context
-            .transcript
+        // Messages as they stand: latest text, deleted ones as `deleted`.
+        let events: Vec<Value> = crate::core::apply_edits(context.transcript.iter())
             .iter()
             .filter(|event| {
                 !matches!(event.kind, ChatEventKind::Read { .. })
@@ -60,6 +62,7 @@ pub fn body(row: &OutboxRow, context: &OutboxContext) -> Vec<u8> {
             .map(transcript_event)
             .collect();
         body["transcript"] = json!({ "events": events, "omitted": context.omitted });
+        body["tags"] = json!(context.tags);
     }
     serde_json::to_vec(&body).unwrap_or_default()
 }
@@ -132,6 +135,11 @@ fn event_fields(kind: &ChatEventKind) -> Map<String, Value> {
         | ChatEventKind::PriorityClaimed { priority } => json!({ "priority": priority.name() }),
         ChatEventKind::SkillsNeeded { skills } => json!({ "skills": skills.names() }),
         ChatEventKind::Withheld => json!({}),
+        ChatEventKind::Tagged { by, tag } | ChatEventKind::Untagged { by, tag } => {
+            json!({ "by": by.as_str(), "tag": tag })
+        }
+        ChatEventKind::Edited { seq, text } => json!({ "message": seq, "text": text }),
+        ChatEventKind::Deleted { seq } => json!({ "message": seq }),
         ChatEventKind::SupervisorJoined { supervisor }
         | ChatEventKind::SupervisorLeft { supervisor } => {
             json!({ "supervisor": supervisor.as_str() })
@@ -145,7 +153,7 @@ fn event_fields(kind: &ChatEventKind) -> Map<String, Value> {
 }
 
 /// The name of any event in a transcript: the lifecycle kinds' names, and
-/// `message`, `file`, `verified`, `read`.
+/// `message`, `file`, `verified`, `read`, `deleted` (a deleted message).
 fn type_name(kind: &ChatEventKind) -> &'static str {
     match (LifecycleKind::of(kind), kind) {
         (Some(lifecycle), _) => lifecycle.name(),
@@ -160,6 +168,10 @@ fn type_name(kind: &ChatEventKind) -> &'static str {
         (None, ChatEventKind::SkillsNeeded { .. }) => "skills_needed",
         (None, ChatEventKind::AgentGone { .. }) => "agent_gone",
         (None, ChatEventKind::PriorityClaimed { .. }) => "priority_claimed",
+        (None, ChatEventKind::Tagged { .. }) => "tagged",
+        (None, ChatEventKind::Untagged { .. }) => "untagged",
+        (None, ChatEventKind::Edited { .. }) => "edited",
+        (None, ChatEventKind::Deleted { .. }) => "deleted",
         (None, _) => "read",
     }
 }
@@ -219,10 +231,19 @@ mod tests {
                 customer: Customer::default(),
             },
         };
-        let hello = ChatEvent::customer_message(7, 2, "hello");
-        let ended = ChatEvent {
+        let hello = ChatEvent::customer_message(7, 2, "helo");
+        let edited = ChatEvent {
             chat,
             seq: 3,
+            at: Timestamp(20),
+            kind: ChatEventKind::Edited {
+                seq: 2,
+                text: "hello".into(),
+            },
+        };
+        let ended = ChatEvent {
+            chat,
+            seq: 4,
             at: Timestamp(30),
             kind: ChatEventKind::Ended {
                 by: Party::Customer,
@@ -231,18 +252,22 @@ mod tests {
         let row = OutboxRow {
             key: OutboxKey {
                 chat: 7,
-                seq: 3,
+                seq: 4,
                 sub: 0,
             },
             item: OutboxItem::Event(ended.clone()),
         };
         let context = OutboxContext {
             channel: Some(ChannelId::new("support")),
-            transcript: vec![started, hello, ended],
+            transcript: vec![started, hello, edited, ended],
             omitted: 0,
+            tags: vec!["refund".into(), "vip".into()],
         };
         let body: Value = serde_json::from_slice(&body(&row, &context)).unwrap();
-        assert_eq!(body["id"], "7-3");
+        assert_eq!(body["id"], "7-4");
+        assert_eq!(body["tags"], json!(["refund", "vip"]));
+        // The edit is applied, not listed.
+        assert_eq!(body["transcript"]["events"].as_array().unwrap().len(), 3);
         assert_eq!(body["kind"], "ended");
         assert_eq!(body["channel"], "support");
         assert_eq!(body["data"]["by"]["role"], "customer");

@@ -135,6 +135,8 @@ const NOT_SAFE_AGAIN: ReadonlySet<RequestBody["type"]> = new Set<RequestBody["ty
   "CreateTicket",
   "AcceptOffer",
   "Reassign",
+  "EditMessage",
+  "DeleteMessage",
 ]);
 
 /** Requests a client may send again after a lost answer (`safe_to_send_again`). */
@@ -200,6 +202,26 @@ export class HubLink {
     const reply = await this.request({ type: "Post", chat, clientId, text });
     if (reply.type !== "Posted") throw unexpected(reply);
     this.deliver({ chat, seq: reply.seq, at: reply.at, kind: { type: "Message", from: this.ownParty(), clientId, text } });
+    return reply.seq;
+  }
+
+  /**
+   * Changes the text of the customer's own message `seq` within the
+   * channel's edit window; answers the seq of the `Edited` event, which
+   * also comes from {@link nextEvent} in its place among the chat's events.
+   */
+  async editMessage(chat: ChatId, seq: number, text: string): Promise<number> {
+    const reply = await this.request({ type: "EditMessage", chat, seq, text });
+    if (reply.type !== "Posted") throw unexpected(reply);
+    this.deliver({ chat, seq: reply.seq, at: reply.at, kind: { type: "Edited", seq, text } });
+    return reply.seq;
+  }
+
+  /** Deletes the customer's own message `seq`, as {@link editMessage} edits it. */
+  async deleteMessage(chat: ChatId, seq: number): Promise<number> {
+    const reply = await this.request({ type: "DeleteMessage", chat, seq });
+    if (reply.type !== "Posted") throw unexpected(reply);
+    this.deliver({ chat, seq: reply.seq, at: reply.at, kind: { type: "Deleted", seq } });
     return reply.seq;
   }
 

@@ -32,6 +32,12 @@ export const ERROR_CODES = [
   "Unverified",
   "ReadBeyondEnd",
   "NotOffered",
+  "InvalidTag",
+  "TooManyTags",
+  "NotYourMessage",
+  "EditWindowPassed",
+  "UnknownMessage",
+  "AlreadyDeleted",
 ] as const;
 
 /** Why the hub refused a request (`ErrorCode`). */

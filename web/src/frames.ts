@@ -90,7 +90,11 @@ export type ChatEventKind =
   | { type: "SupervisorLeft"; supervisor: string }
   | { type: "SkillsNeeded"; skills: string[] }
   | { type: "AgentGone"; agent: string }
-  | { type: "PriorityClaimed"; priority: Priority };
+  | { type: "PriorityClaimed"; priority: Priority }
+  | { type: "Tagged"; by: string; tag: string }
+  | { type: "Untagged"; by: string; tag: string }
+  | { type: "Edited"; seq: number; text: string }
+  | { type: "Deleted"; seq: number };
 
 /**
  * How urgently a waiting chat is served (`Priority`), lowest first.
@@ -250,7 +254,12 @@ export type RequestBody =
       identity: Identity;
       priority: Priority;
       signature: string;
-    };
+    }
+  | { type: "AddTag"; chat: ChatId; tag: string }
+  | { type: "RemoveTag"; chat: ChatId; tag: string }
+  | { type: "EditMessage"; chat: ChatId; seq: number; text: string }
+  | { type: "DeleteMessage"; chat: ChatId; seq: number }
+  | { type: "RecentSessionsTagged"; before: ChatId | null; limit: number; tag: string | null };
 
 /** What kind of knowledge an item is (`ItemKind`). */
 export type ItemKind = "QuickReply" | "Faq" | "Template";
@@ -477,6 +486,10 @@ const chatEventKind = enumOf<ChatEventKind>([
   ["SkillsNeeded", [["skills", vec(str)]]],
   ["AgentGone", [["agent", str]]],
   ["PriorityClaimed", [["priority", priority]]],
+  ["Tagged", [["by", str], ["tag", str]]],
+  ["Untagged", [["by", str], ["tag", str]]],
+  ["Edited", [["seq", u64], ["text", str]]],
+  ["Deleted", [["seq", u64]]],
 ]);
 /** `ChatEvent`: one numbered event of a chat, as frames and the hub's store carry it. */
 export const chatEvent = struct<ChatEvent>([
@@ -693,6 +706,11 @@ const requestBody = enumOf<RequestBody>([
       ["signature", str],
     ],
   ],
+  ["AddTag", [["chat", u64], ["tag", str]]],
+  ["RemoveTag", [["chat", u64], ["tag", str]]],
+  ["EditMessage", [["chat", u64], ["seq", u64], ["text", str]]],
+  ["DeleteMessage", [["chat", u64], ["seq", u64]]],
+  ["RecentSessionsTagged", [["before", option(u64)], ["limit", u16], ["tag", option(str)]]],
 ]);
 
 /** `ClientFrame`. */
@@ -746,6 +764,7 @@ const reply = enumOf<Reply>([
   ["Transcript", [["events", vec(chatEvent)], ["more", bool]]],
   ["Read", [["upTo", u64], ["seq", u64], ["at", u64]]],
   unsupported("Monitor"),
+  unsupported("TaggedSessions"),
 ]);
 
 const event = enumOf<Event>([

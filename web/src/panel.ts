@@ -145,6 +145,8 @@ class Widget {
 
   // The chat.
   private readonly log = el("ol", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Messages" });
+  /** Each message's text in the log, by seq, for its edits and deletion. */
+  private readonly messages = new Map<number, HTMLElement>();
   private readonly status = el("p", { class: "status", role: "status" });
   private readonly text = el("textarea", { name: "text", maxlength: String(MAX_TEXT), rows: "1", required: true });
   private readonly compose = el("form", { class: "compose" });
@@ -317,8 +319,19 @@ class Widget {
     const kind = event.kind;
     switch (kind.type) {
       case "Message":
-        this.line(kind.text, kind.from);
+        this.messages.set(event.seq, this.line(kind.text, kind.from));
         break;
+      case "Edited": {
+        const text = this.messages.get(kind.seq);
+        if (text !== undefined) text.textContent = `${kind.text} (edited)`;
+        break;
+      }
+      case "Deleted": {
+        const text = this.messages.get(kind.seq);
+        if (text !== undefined) text.textContent = "Message deleted";
+        this.messages.delete(kind.seq);
+        break;
+      }
       case "Assigned":
         this.line(`${kind.agent} joined the chat`);
         this.status.textContent = "";
@@ -352,14 +365,16 @@ class Widget {
     }
   }
 
-  /** Adds a line to the log: a message of `from`, or a note of the hub's. */
-  private line(text: string, from?: Party): void {
+  /** Adds a line to the log: a message of `from`, or a note of the hub's; answers the element holding its text. */
+  private line(text: string, from?: Party): HTMLElement {
     const item = el("li", { class: from === undefined || from.type === "System" ? "system" : from.type === "Customer" ? "me" : "them" });
     if (from?.type === "Agent") item.append(el("span", { class: "who" }, from.agent));
     else if (from?.type === "Customer") item.append(el("span", { class: "sr-only" }, "You: "));
-    item.append(text);
+    const body = el("span", {}, text);
+    item.append(body);
     this.log.append(item);
     this.log.scrollTop = this.log.scrollHeight;
+    return body;
   }
 
   private showPlace(place: QueuePlace): void {
@@ -403,6 +418,8 @@ class Widget {
       if (started.type === "Queued") {
         this.chat = started.chat;
         this.log.replaceChildren();
+    this.messages.clear();
+        this.messages.clear();
         this.ended(false);
         this.status.textContent = "Waiting for an agent…";
         store({ chat: started.chat, saved: client.savedChats() });
@@ -503,6 +520,7 @@ class Widget {
   private startOver(): void {
     this.chat = null;
     this.log.replaceChildren();
+    this.messages.clear();
     this.show(this.startView);
   }
 

@@ -40,6 +40,7 @@ const UNSUPPORTED = new Set([
   "wire.Response.Ticket",
   "wire.Response.Tickets",
   "wire.Response.Monitor",
+  "wire.Response.TaggedSessions",
 ]);
 
 function codecOf(name) {
@@ -225,4 +226,27 @@ test("what an agent's console reads: quick replies, recent sessions, a contact",
   const upload = decode("wire.Upload");
   assert.equal(upload.type, "Upload");
   assert.equal(typeof upload.upload.size, "number");
+});
+
+test("tags, edits and deletions", () => {
+  const kind = (name) => decodeValue(chatEvent, golden.get(`store.Op.Event.${name}`).subarray(1)).kind;
+  assert.deepEqual(kind("Tagged"), { type: "Tagged", by: "alice", tag: "refund" });
+  assert.deepEqual(kind("Untagged"), { type: "Untagged", by: "alice", tag: "vip" });
+  assert.deepEqual(kind("Edited"), { type: "Edited", seq: 2, text: "Hej, jag behöver hjälp" });
+  assert.deepEqual(kind("Deleted"), { type: "Deleted", seq: 2 });
+  assert.deepEqual(decode("wire.Request.AddTag").request.body, { type: "AddTag", chat: 3, tag: "refund" });
+  assert.deepEqual(decode("wire.Request.RemoveTag").request.body, { type: "RemoveTag", chat: 3, tag: "vip" });
+  assert.deepEqual(decode("wire.Request.EditMessage").request.body, {
+    type: "EditMessage",
+    chat: 3,
+    seq: 2,
+    text: "Hej igen",
+  });
+  assert.deepEqual(decode("wire.Request.DeleteMessage").request.body, { type: "DeleteMessage", chat: 3, seq: 2 });
+  assert.deepEqual(decode("wire.Request.RecentSessionsTagged").request.body, {
+    type: "RecentSessionsTagged",
+    before: 9,
+    limit: 20,
+    tag: "refund",
+  });
 });

@@ -214,6 +214,33 @@ impl Actor for ChatActor {
                 up_to,
                 reply,
             } => state.mark_read(&myself, &caller, conn, up_to, reply),
+            ChatMsg::Tag {
+                by,
+                overseer,
+                tag,
+                add,
+                reply,
+            } => {
+                let now = Timestamp::now();
+                let done = if add {
+                    state.chat.tag(by, overseer, &tag, now)
+                } else {
+                    state.chat.untag(by, overseer, &tag, now)
+                };
+                if let Ok(Some(_)) = done {
+                    let change = if add { "added" } else { "removed" };
+                    metrics::counter!("chathub_tag_changes_total", "change" => change).increment(1);
+                }
+                let done = done.map(|_| ()).map_err(HubError::from);
+                state.settle(&myself, done, reply, Vec::new());
+            }
+            ChatMsg::Change {
+                caller,
+                conn,
+                seq,
+                text,
+                reply,
+            } => state.change_message(&myself, &caller, conn, seq, text, reply),
             ChatMsg::Typing { caller } => state.typing(&caller),
             ChatMsg::End { caller, reply } => {
                 let ended = match state.party(&caller) {

@@ -300,6 +300,35 @@ pub enum ChatMsg {
         /// The supervisor.
         by: AgentId,
     },
+    /// An agent puts a tag on the chat (`add`) or takes one off.
+    Tag {
+        /// The agent.
+        by: AgentId,
+        /// The hub checked `by` oversees the chat's channel, so they need
+        /// not hold the chat.
+        overseer: bool,
+        /// The tag as given.
+        tag: String,
+        /// On (`true`) or off.
+        add: bool,
+        /// Acknowledged once durable.
+        reply: RpcReplyPort<Result<(), HubError>>,
+    },
+    /// The author of message `seq` edits it (`text`) or deletes it
+    /// (`None`) within the channel's `edit_window`.
+    Change {
+        /// Who asks.
+        caller: Caller,
+        /// The connection it came from: it learns the new event's seq and
+        /// time from the answer, so it is not sent the event.
+        conn: ConnId,
+        /// The message's seq.
+        seq: u64,
+        /// Its new text, or `None` to delete it.
+        text: Option<String>,
+        /// Where the `Edited` or `Deleted` event landed, once durable.
+        reply: RpcReplyPort<Result<Receipt, HubError>>,
+    },
 }
 
 /// See the module docs.

@@ -496,6 +496,51 @@ impl ChatActorState {
         }
     }
 
+    /// Edits (`text`) or deletes (`None`) message `seq` for `caller`, its
+    /// author, within the channel's `edit_window`: answered with the new
+    /// event's seq and time once durable; connection `conn` learns of it
+    /// from the answer alone. A customer's changes count against the
+    /// chat's pace and length as their messages do.
+    pub(super) fn change_message(
+        &mut self,
+        myself: &ActorRef<ChatMsg>,
+        caller: &Caller,
+        conn: ConnId,
+        seq: u64,
+        text: Option<String>,
+        reply: RpcReplyPort<Result<Receipt, HubError>>,
+    ) {
+        let window = self
+            .hub
+            .channel(self.chat.channel())
+            .map_or(std::time::Duration::ZERO, |settings| settings.edit_window);
+        let changed = self.party(caller).and_then(|party| {
+            if party == Party::Customer {
+                self.admit_customer_post(myself, text.as_deref().unwrap_or(""))?;
+            }
+            let now = Timestamp::now();
+            let (event, change) = match text {
+                Some(text) => (self.chat.edit(party, seq, text, window, now)?, "edited"),
+                None => (self.chat.delete(party, seq, window, now)?, "deleted"),
+            };
+            metrics::counter!("chathub_message_changes_total", "change" => change).increment(1);
+            Ok(Receipt::from(event))
+        });
+        match changed {
+            Ok(receipt) => {
+                self.gate.withhold(receipt.seq, conn);
+                self.persist(myself, Vec::new());
+                let posted = Answer::Posted(reply, receipt, std::time::Instant::now());
+                if let Some(answer) = self.gate.wait(receipt.seq, posted) {
+                    answer.succeed(&self.metrics);
+                }
+            }
+            Err(err) => {
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
+
     /// Persists a change that succeeded and answers once durable, or
     /// answers the refusal at once.
     pub(super) fn settle(
@@ -554,7 +599,17 @@ impl ChatActorState {
             ended_by: by,
             events: events.len() as u64,
         };
-        self.persist(myself, vec![Op::Session(summary)]);
+        let tags = self.chat.tags().cloned().collect();
+        self.persist(
+            myself,
+            vec![
+                Op::Session(summary),
+                Op::SessionTags {
+                    chat: self.chat.id().0,
+                    tags,
+                },
+            ],
+        );
         Ok(())
     }
 

@@ -33,13 +33,14 @@ use crate::actors::chat::{ChatActor, ChatArgs, ChatMsg, Receipt};
 use crate::actors::origins::{OriginSlot, Origins};
 use crate::actors::pace::Pace;
 use crate::actors::sink::{ConnId, EventSink};
+use crate::core::tags::normalize_tag;
 use crate::core::ticket::check_offline_form;
 use crate::core::{
     AgentId, Assignment, ChannelId, ChannelSettings, Chat, ChatError, ChatEvent, ChatId, ChatState,
     ClaimCell, Claimed, Claimer, ContactCard, ContactChat, Customer, FileId, FileRef, Identity,
     IdentityPolicy, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Limit, Limits,
     OfflineForm, OnAgentGone, Presence, Priority, QueueRow, RatedSession, ReadMark, Scope,
-    SkillSet, Status, Ticket, TicketId, TicketSource, TicketSummary, Timestamp,
+    SkillSet, Status, TaggedSession, Ticket, TicketId, TicketSource, TicketSummary, Timestamp,
 };
 use crate::protocol::Secret;
 use crate::store::{Counter, Op, Store, StoreError, TranscriptPage};
@@ -207,6 +208,7 @@ pub struct Hub {
 }
 
 mod chats;
+mod conversation;
 mod files;
 pub use files::FileRoom;
 mod agents;

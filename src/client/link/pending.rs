@@ -248,6 +248,31 @@ impl<W> Pending<W> {
                 }
                 Ok(Reply::Posted { seq, at })
             }
+            (
+                RequestBody::EditMessage {
+                    chat,
+                    seq: of,
+                    text,
+                },
+                Ok(Reply::Posted { seq, at }),
+            ) => {
+                own = Some(ChatEvent {
+                    chat,
+                    seq,
+                    at,
+                    kind: ChatEventKind::Edited { seq: of, text },
+                });
+                Ok(Reply::Posted { seq, at })
+            }
+            (RequestBody::DeleteMessage { chat, seq: of }, Ok(Reply::Posted { seq, at })) => {
+                own = Some(ChatEvent {
+                    chat,
+                    seq,
+                    at,
+                    kind: ChatEventKind::Deleted { seq: of },
+                });
+                Ok(Reply::Posted { seq, at })
+            }
             (RequestBody::MarkRead { chat, .. }, Ok(Reply::Read { up_to, seq, at })) => {
                 // The event that set the mark (the hub sends it to every
                 // connection but this one); at or below what the

@@ -123,7 +123,7 @@ pub(crate) fn apply<'a>(
         let (mut events, mut live, mut tokens, mut token_chats) = (None, None, None, None);
         let (mut sessions, mut ended, mut tickets, mut knowledge) = (None, None, None, None);
         let (mut files, mut contact_chats, mut contact_tickets) = (None, None, None);
-        let (mut ticket_summaries, mut ratings) = (None, None);
+        let (mut ticket_summaries, mut ratings, mut session_tags) = (None, None, None);
         let mut outbox_writes: Option<OutboxWrites<'_>> = None;
         for op in ops {
             match op {
@@ -215,6 +215,16 @@ pub(crate) fn apply<'a>(
                         .map_err(engine)?;
                 }
                 Op::Delivered { .. } => {}
+                Op::SessionTags { chat, tags } => {
+                    let table = open!(session_tags, tables::SESSION_TAGS);
+                    if tags.is_empty() {
+                        table.remove(*chat).map_err(engine)?;
+                    } else {
+                        table
+                            .insert(*chat, tables::encode(tags)?.as_slice())
+                            .map_err(engine)?;
+                    }
+                }
             }
             if outbox::touches(outbox, op) {
                 if outbox_writes.is_none() {

@@ -79,6 +79,14 @@ pub enum Op {
         /// The row's key.
         key: OutboxKey,
     },
+    /// Keep the tags an ended chat carried at its end (written with its
+    /// [`Op::Session`]); no tags forgets any kept before.
+    SessionTags {
+        /// The chat.
+        chat: u64,
+        /// Its tags.
+        tags: Vec<String>,
+    },
 }
 
 /// Runs once the write is durable (`Ok`) or has failed (`Err`). Called on
