@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use bincode::config::standard;
 use chathub::core::{
     ActiveChat, AgentId, AgentLoad, Alert, Assignment, ChannelId, ChannelMonitor, ChatEvent,
-    ChatEventKind, ChatId, ContactCard, ContactChat, Customer, FileId, FileRef, FormField,
+    ChatEventKind, ChatId, ContactCard, ContactChat, Customer, FileId, FileRef, Forgotten, FormField,
     Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Offer, OfferEnd, OfflineForm,
     Party, Priority, QueueChange, QueuePlace, QueueRow, QueueUpdate, RatedSession, Rating, Scope,
     SessionSummary, SkillSet, Status, Ticket, TicketId, TicketSource, Timestamp, WaitingChat,
@@ -358,6 +358,9 @@ fn requests() -> Vec<RequestBody> {
             secret: "a-secret-of-the-customer".into(),
             skills: vec!["billing".into(), "french".into()],
         },
+        RequestBody::ForgetContact {
+            contact: "email:asa@example.com".into(),
+        },
     ]
 }
 
@@ -464,6 +467,11 @@ fn replies() -> Vec<Reply> {
                 max: 4,
             }],
         })),
+        Reply::Forgotten(Forgotten {
+            chats: 2,
+            tickets: 1,
+            files: 1,
+        }),
     ]
 }
 
@@ -487,6 +495,7 @@ fn reply_name(reply: &Reply) -> &'static str {
         Reply::Transcript { .. } => "Transcript",
         Reply::Read { .. } => "Read",
         Reply::Monitor(_) => "Monitor",
+        Reply::Forgotten(_) => "Forgotten",
     }
 }
 
@@ -637,6 +646,9 @@ fn op_name(op: &Op) -> String {
         Op::ContactTicket { .. } => "Op.ContactTicket".into(),
         Op::Rate { .. } => "Op.Rate".into(),
         Op::Delivered { .. } => "Op.Delivered".into(),
+        Op::EraseChat(_) => "Op.EraseChat".into(),
+        Op::EraseTicket(_) => "Op.EraseTicket".into(),
+        Op::EraseContact(_) => "Op.EraseContact".into(),
     }
 }
 
@@ -769,6 +781,9 @@ fn samples() -> BTreeMap<String, Vec<u8>> {
                 sub: 0,
             },
         },
+        Op::EraseChat(3),
+        Op::EraseTicket(7),
+        Op::EraseContact("email:asa@example.com".into()),
     ]);
     for op in &ops {
         add(format!("store.{}", op_name(op)), stored(op));

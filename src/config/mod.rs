@@ -289,6 +289,9 @@ fn default_channels() -> Vec<ChannelConfig> {
         skills: Vec::new(),
         default_skills: Vec::new(),
         skill_fallback_after: tables::default_skill_fallback(),
+        retention: None,
+        file_retention: None,
+        ticket_retention: None,
     }]
 }
 
@@ -428,6 +431,18 @@ impl Config {
                     "channel {:?}: identity = {:?} needs an identity_secret of at least 32 bytes",
                     channel.name, channel.identity
                 ));
+            }
+            for (key, kept) in [
+                ("retention", channel.retention),
+                ("file_retention", channel.file_retention),
+                ("ticket_retention", channel.ticket_retention),
+            ] {
+                if kept.is_some_and(|kept| kept.is_zero()) {
+                    return invalid(format!(
+                        "channel {:?}: {key} must be longer than zero (leave it out to keep for ever)",
+                        channel.name
+                    ));
+                }
             }
             if !(MIN_OFFER_TIMEOUT..=MAX_OFFER_TIMEOUT).contains(&channel.offer_timeout) {
                 return invalid(format!(
@@ -575,6 +590,11 @@ impl Config {
                 skills: SkillSet::new(&channel.skills).unwrap_or_default(),
                 default_skills: SkillSet::new(&channel.default_skills).unwrap_or_default(),
                 skill_fallback_after: channel.skill_fallback_after,
+                retention: crate::core::Retention {
+                    chats: channel.retention,
+                    files: channel.file_retention,
+                    tickets: channel.ticket_retention,
+                },
             })
             .collect()
     }

@@ -131,6 +131,17 @@ pub struct ChannelConfig {
     /// before any agent of the channel may take it: `"60s"` (the default).
     #[serde(default = "default_skill_fallback", with = "humantime_serde")]
     pub skill_fallback_after: Duration,
+    /// How long ended chats (transcripts, session rows, ratings) are kept
+    /// after their end, e.g. `"90d"`; for ever if absent.
+    #[serde(default, with = "humantime_serde")]
+    pub retention: Option<Duration>,
+    /// How long files shared in ended chats are kept after the chat's end;
+    /// `[limits] file_retention` if absent.
+    #[serde(default, with = "humantime_serde")]
+    pub file_retention: Option<Duration>,
+    /// How long tickets are kept after they were made; for ever if absent.
+    #[serde(default, with = "humantime_serde")]
+    pub ticket_retention: Option<Duration>,
 }
 
 pub(super) fn default_skill_fallback() -> Duration {
@@ -223,6 +234,9 @@ impl std::fmt::Debug for ChannelConfig {
             .field("skills", &self.skills)
             .field("default_skills", &self.default_skills)
             .field("skill_fallback_after", &self.skill_fallback_after)
+            .field("retention", &self.retention)
+            .field("file_retention", &self.file_retention)
+            .field("ticket_retention", &self.ticket_retention)
             .finish()
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::core::hours::BusinessHours;
 use crate::core::ids::ChannelId;
 use crate::core::queue::Priority;
+use crate::core::retention::Retention;
 use crate::core::routing::{Policy, Routing};
 use crate::core::skills::SkillSet;
 
@@ -64,6 +65,10 @@ pub struct ChannelSettings {
     /// How long a chat waits for an agent with every skill it needs
     /// before any agent of the channel may take it.
     pub skill_fallback_after: Duration,
+    /// How long the channel keeps its ended chats, their files and its
+    /// tickets (none: for ever; files then follow `[limits]
+    /// file_retention`).
+    pub retention: Retention,
 }
 
 /// Whether a channel takes signed customer identities.
@@ -114,6 +119,7 @@ impl ChannelSettings {
             skills: SkillSet::default(),
             default_skills: SkillSet::default(),
             skill_fallback_after: Duration::from_secs(60),
+            retention: Retention::default(),
         }
     }
 }

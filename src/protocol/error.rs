@@ -74,6 +74,8 @@ pub enum ErrorCode {
     /// No offer of that chat to this agent stands: it expired, was
     /// declined, was withdrawn, or was never made.
     NotOffered,
+    /// The contact to forget has a chat that has not ended; end it first.
+    ContactBusy,
 }
 
 /// An error answer: a code plus a human-readable explanation.

@@ -4,7 +4,7 @@ use bincode::{Decode, Encode};
 
 use crate::core::{
     AgentId, Alert, Assignment, ChannelId, ChannelMonitor, ChatEvent, ChatId, ContactCard,
-    Customer, FileId, FileRef, Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem,
+    Customer, FileId, FileRef, Forgotten, Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem,
     Offer, OfferEnd, OfflineForm, Party, Priority, QueuePlace, QueueUpdate, RatedSession, Status,
     Ticket, TicketId, TicketSummary, Timestamp,
 };
@@ -463,6 +463,17 @@ pub enum RequestBody {
         /// [`MAX_SKILLS`](crate::core::skills::MAX_SKILLS)).
         skills: Vec<String>,
     },
+    /// Admin: erase everything kept of a contact (a GDPR request): their
+    /// ended chats, the tickets made from them or linked to the contact,
+    /// the files shared in those chats and the contact's links. Refused
+    /// `NotAllowed` to anyone but an admin and `ContactBusy` while a chat
+    /// of theirs has not ended. Answered [`Reply::Forgotten`].
+    ForgetContact {
+        /// The contact key, as the contact card shows it
+        /// (`email:…`, `name:…`, `verified:id:…`, `verified:email:…`;
+        /// at most [`MAX_CONTACT_KEY_BYTES`](crate::core::retention::MAX_CONTACT_KEY_BYTES)).
+        contact: String,
+    },
 }
 
 /// Frames the server sends.
@@ -577,6 +588,8 @@ pub enum Reply {
     },
     /// A channel's monitor, after a [`RequestBody::Monitor`].
     Monitor(Box<ChannelMonitor>),
+    /// What a [`RequestBody::ForgetContact`] erased.
+    Forgotten(Forgotten),
 }
 
 /// Pushed by the server.

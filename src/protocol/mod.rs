@@ -50,7 +50,9 @@ pub use request::Sender;
 /// [`RequestBody::Whisper`], [`RequestBody::Follow`],
 /// [`RequestBody::Unfollow`], [`RequestBody::Reassign`],
 /// [`RequestBody::BargeIn`] and [`RequestBody::LeaveChat`] with the
-/// `SupervisorJoined` and `SupervisorLeft` chat events).
+/// `SupervisorJoined` and `SupervisorLeft` chat events); erasure
+/// ([`RequestBody::ForgetContact`], [`Reply::Forgotten`] and
+/// `ContactBusy`).
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The ALPN token of the protocol's QUIC connections.

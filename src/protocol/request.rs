@@ -87,6 +87,9 @@ impl RequestBody {
             Self::BargeIn { .. } => ("BargeIn", Agent, true),
             Self::LeaveChat { .. } => ("LeaveChat", Agent, true),
             Self::StartChatNeeding { .. } => ("StartChatNeeding", Customer, true),
+            // Forgetting again erases what a lost answer's first try left
+            // (a contact erased in several commits) or finds nothing.
+            Self::ForgetContact { .. } => ("ForgetContact", Agent, true),
         }
     }
 }

@@ -32,6 +32,7 @@ export const ERROR_CODES = [
   "Unverified",
   "ReadBeyondEnd",
   "NotOffered",
+  "ContactBusy",
 ] as const;
 
 /** Why the hub refused a request (`ErrorCode`). */

@@ -46,6 +46,9 @@ const UNSUPPORTED = new Set([
   "wire.Response.Ticket",
   "wire.Response.Tickets",
   "wire.Response.Monitor",
+  // Erasing a contact is an admin's task, not a browser widget's.
+  "wire.Request.ForgetContact",
+  "wire.Response.Forgotten",
 ]);
 
 function codecOf(name) {
