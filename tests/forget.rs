@@ -55,22 +55,22 @@ async fn assert_bob_gone_and_ann_kept(
             "{chat}'s transcript is gone"
         );
     }
-    let by_email = alice
-        .contact(Some("bob@example.com"), None)
-        .await
-        .unwrap();
+    let by_email = alice.contact(Some("bob@example.com"), None).await.unwrap();
     assert!(by_email.chats.is_empty() && by_email.tickets.is_empty());
     // The chats were also linked by the name Bob typed: gone there too.
     let by_name = alice.contact(None, Some("Bob")).await.unwrap();
     assert!(by_name.chats.is_empty() && by_name.tickets.is_empty());
-    assert_eq!(code(alice.ticket(ticket).await), Some(ErrorCode::UnknownTicket));
+    assert_eq!(
+        code(alice.ticket(ticket).await),
+        Some(ErrorCode::UnknownTicket)
+    );
     assert!(alice.tickets(None, 100).await.unwrap().is_empty());
-    assert_eq!(code(alice.download(file).await), Some(ErrorCode::UnknownItem));
+    assert_eq!(
+        code(alice.download(file).await),
+        Some(ErrorCode::UnknownItem)
+    );
 
-    let ann_card = alice
-        .contact(Some("ann@example.com"), None)
-        .await
-        .unwrap();
+    let ann_card = alice.contact(Some("ann@example.com"), None).await.unwrap();
     assert_eq!(ann_card.chats.len(), 1);
     assert_eq!(ann_card.chats[0].chat, ann.0);
     assert!(!alice.transcript(ann.0).await.unwrap().is_empty());

@@ -15,10 +15,11 @@ use std::path::PathBuf;
 use bincode::config::standard;
 use chathub::core::{
     ActiveChat, AgentId, AgentLoad, Alert, Assignment, ChannelId, ChannelMonitor, ChatEvent,
-    ChatEventKind, ChatId, ContactCard, ContactChat, Customer, FileId, FileRef, Forgotten, FormField,
-    Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Offer, OfferEnd, OfflineForm,
-    Party, Priority, QueueChange, QueuePlace, QueueRow, QueueUpdate, RatedSession, Rating, Scope,
-    SessionSummary, SkillSet, Status, Ticket, TicketId, TicketSource, Timestamp, WaitingChat,
+    ChatEventKind, ChatId, ContactCard, ContactChat, Customer, FileId, FileRef, Forgotten,
+    FormField, Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Offer, OfferEnd,
+    OfflineForm, Party, Priority, QueueChange, QueuePlace, QueueRow, QueueUpdate, RatedSession,
+    Rating, Scope, SessionSummary, SkillSet, Status, Ticket, TicketId, TicketSource, Timestamp,
+    WaitingChat,
 };
 use chathub::protocol::{
     AgentProfile, ClientDatagram, ClientFrame, ErrorCode, ErrorFrame, Event, Hello, Reply, Request,

@@ -100,7 +100,10 @@ async fn each_channel_erases_what_aged_out_of_its_own_retention_and_no_other() {
             .send_file(chat, "a.txt", "text/plain", channel.as_bytes())
             .await
             .unwrap();
-        let ticket = alice.create_ticket(chat, "Follow up", "call back").await.unwrap();
+        let ticket = alice
+            .create_ticket(chat, "Follow up", "call back")
+            .await
+            .unwrap();
         alice.end_chat(chat).await.unwrap();
         made.push((chat, file.id, ticket));
     }

@@ -7,10 +7,9 @@ use crate::client::incoming::IncomingList;
 use crate::client::link::Link;
 use crate::client::{ClientConfig, ClientError};
 use crate::core::{
-    Forgotten,
     AgentId, Assignment, ChannelId, ChannelMonitor, ChatEvent, ChatId, ContactCard, FileId,
-    FileRef, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Priority, RatedSession, Status,
-    Ticket, TicketId, TicketSummary,
+    FileRef, Forgotten, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Priority,
+    RatedSession, Status, Ticket, TicketId, TicketSummary,
 };
 use crate::protocol::{AgentProfile, Event, Reply, RequestBody, Role};
 

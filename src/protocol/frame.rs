@@ -4,9 +4,9 @@ use bincode::{Decode, Encode};
 
 use crate::core::{
     AgentId, Alert, Assignment, ChannelId, ChannelMonitor, ChatEvent, ChatId, ContactCard,
-    Customer, FileId, FileRef, Forgotten, Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem,
-    Offer, OfferEnd, OfflineForm, Party, Priority, QueuePlace, QueueUpdate, RatedSession, Status,
-    Ticket, TicketId, TicketSummary, Timestamp,
+    Customer, FileId, FileRef, Forgotten, Identity, ItemDraft, ItemId, ItemKind, ItemRef,
+    KnowledgeItem, Offer, OfferEnd, OfflineForm, Party, Priority, QueuePlace, QueueUpdate,
+    RatedSession, Status, Ticket, TicketId, TicketSummary, Timestamp,
 };
 use crate::protocol::error::ErrorFrame;
 

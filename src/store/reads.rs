@@ -258,7 +258,11 @@ impl Store {
         for row in files.range(from..).map_err(engine)? {
             let (_, value) = row.map_err(engine)?;
             let stored = tables::decode::<StoredFile>(value.value())?;
-            let Some(at) = ended.get(stored.chat.0).map_err(engine)?.map(|at| at.value()) else {
+            let Some(at) = ended
+                .get(stored.chat.0)
+                .map_err(engine)?
+                .map(|at| at.value())
+            else {
                 continue;
             };
             let Some(summary) = sessions.get((at, stored.chat.0)).map_err(engine)? else {

@@ -80,11 +80,9 @@ impl Hub {
     async fn sweep_retention(&self, cursor: &mut Cursor) -> Result<(), HubError> {
         self.sweep_expired_files().await?;
         let now = Timestamp::now();
-        let any_limited = self
-            .shared
-            .settings
-            .iter()
-            .any(|settings| settings.retention.chats.is_some() || settings.retention.tickets.is_some());
+        let any_limited = self.shared.settings.iter().any(|settings| {
+            settings.retention.chats.is_some() || settings.retention.tickets.is_some()
+        });
         if !any_limited {
             return Ok(());
         }
@@ -134,8 +132,13 @@ impl Hub {
         .await?;
         cursor.tickets = next;
         for batch in due.chunks(ERASE_BATCH) {
-            self.write(batch.iter().map(|ticket| Op::EraseTicket(ticket.0)).collect())
-                .await?;
+            self.write(
+                batch
+                    .iter()
+                    .map(|ticket| Op::EraseTicket(ticket.0))
+                    .collect(),
+            )
+            .await?;
             metrics::counter!("chathub_retention_erased_total", "kind" => "ticket")
                 .increment(batch.len() as u64);
         }
@@ -232,8 +235,13 @@ impl Hub {
         if traces.is_empty() {
             return Ok((0, 0));
         }
-        self.write(traces.iter().map(|(chat, _)| Op::EraseChat(chat.0)).collect())
-            .await?;
+        self.write(
+            traces
+                .iter()
+                .map(|(chat, _)| Op::EraseChat(chat.0))
+                .collect(),
+        )
+        .await?;
         let files = self
             .remove_file_bytes(traces.iter().flat_map(|(_, traces)| traces.files.clone()))
             .await;
@@ -278,7 +286,11 @@ impl Hub {
             .tickets
             .iter()
             .copied()
-            .chain(traces.iter().flat_map(|(_, found, _)| found.tickets.iter().copied()))
+            .chain(
+                traces
+                    .iter()
+                    .flat_map(|(_, found, _)| found.tickets.iter().copied()),
+            )
             .collect();
         tickets.sort();
         tickets.dedup();

@@ -1,8 +1,8 @@
 //! The apply thread: writes durable groups into the database.
 
 use super::*;
-use crate::store::outbox::{self, OutboxWrites};
 use crate::core::ChatTraces;
+use crate::store::outbox::{self, OutboxWrites};
 use redb::ReadableTable;
 /// The apply thread: writes durable groups into the database, as many as
 /// are waiting in one transaction, and syncs it when asked.
@@ -218,7 +218,11 @@ pub(crate) fn apply<'a>(
                 Op::Delivered { .. } => {}
                 Op::EraseChat(chat) => {
                     let chat = *chat;
-                    if open!(live, tables::LIVE).get(chat).map_err(engine)?.is_some() {
+                    if open!(live, tables::LIVE)
+                        .get(chat)
+                        .map_err(engine)?
+                        .is_some()
+                    {
                         continue;
                     }
                     let mut traces = ChatTraces::default();
@@ -231,9 +235,7 @@ pub(crate) fn apply<'a>(
                             traces.note(&event);
                         }
                     }
-                    event_table
-                        .retain_in(range, |_, _| false)
-                        .map_err(engine)?;
+                    event_table.retain_in(range, |_, _| false).map_err(engine)?;
                     let digest = open!(tokens, tables::TOKENS)
                         .remove(chat)
                         .map_err(engine)?
@@ -258,7 +260,8 @@ pub(crate) fn apply<'a>(
                     for file in &traces.files {
                         open!(files, tables::FILES).remove(file.0).map_err(engine)?;
                     }
-                    for key in crate::store::contact_keys(&traces.customer, traces.verified.as_ref())
+                    for key in
+                        crate::store::contact_keys(&traces.customer, traces.verified.as_ref())
                     {
                         open!(contact_chats, tables::CONTACT_CHATS)
                             .remove((key.as_str(), chat))
