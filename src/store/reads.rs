@@ -4,6 +4,10 @@
 
 use super::*;
 
+/// What a bounded scan found due, and where the next scan goes on from
+/// (`None`: the scan reached the end).
+pub type Due<T, K> = (Vec<T>, Option<K>);
+
 impl Store {
     /// Every chat that has not ended, in chat id order.
     pub fn live_chats(&self) -> Result<LiveChats, StoreError> {
@@ -287,23 +291,22 @@ impl Store {
         due: impl Fn(&SessionSummary) -> bool,
         after: Option<(u64, u64)>,
         scan: usize,
-    ) -> Result<(Vec<ChatId>, Option<(u64, u64)>), StoreError> {
+    ) -> Result<Due<ChatId, (u64, u64)>, StoreError> {
         use std::ops::Bound;
         let read = self.read()?;
         let sessions = read.open_table(tables::SESSIONS).map_err(engine)?;
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
         let mut found = Vec::new();
-        let mut seen = 0;
         let mut last = None;
-        for row in sessions
+        for (seen, row) in sessions
             .range::<(u64, u64)>((start, Bound::Unbounded))
             .map_err(engine)?
+            .enumerate()
         {
             if seen == scan {
                 return Ok((found, last));
             }
             let (key, value) = row.map_err(engine)?;
-            seen += 1;
             last = Some(key.value());
             let summary = tables::decode::<SessionSummary>(value.value())?;
             if due(&summary) {
@@ -321,19 +324,17 @@ impl Store {
         due: impl Fn(&TicketSummary) -> bool,
         after: Option<TicketId>,
         scan: usize,
-    ) -> Result<(Vec<TicketId>, Option<TicketId>), StoreError> {
+    ) -> Result<Due<TicketId, TicketId>, StoreError> {
         let read = self.read()?;
         let summaries = read.open_table(tables::TICKET_SUMMARIES).map_err(engine)?;
         let from = after.map_or(0, |id| id.0.saturating_add(1));
         let mut found = Vec::new();
-        let mut seen = 0;
         let mut last = None;
-        for row in summaries.range(from..).map_err(engine)? {
+        for (seen, row) in summaries.range(from..).map_err(engine)?.enumerate() {
             if seen == scan {
                 return Ok((found, last));
             }
             let (_, value) = row.map_err(engine)?;
-            seen += 1;
             let summary = tables::decode::<TicketSummary>(value.value())?;
             last = Some(summary.id);
             if due(&summary) {
