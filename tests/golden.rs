@@ -15,11 +15,11 @@ use std::path::PathBuf;
 use bincode::config::standard;
 use chathub::core::{
     ActiveChat, AgentId, AgentLoad, Alert, Assignment, ChannelId, ChannelMonitor, ChatEvent,
-    ChatEventKind, ChatId, ContactCard, ContactChat, Customer, FileId, FileRef, FormField,
-    Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Offer, OfferEnd, OfflineForm,
-    Party, Priority, QueueChange, QueuePlace, QueueRow, QueueUpdate, RatedSession, Rating, Scope,
-    SessionSummary, SkillSet, Status, TaggedSession, Ticket, TicketId, TicketSource, Timestamp,
-    WaitingChat,
+    ChatEventKind, ChatId, ContactCard, ContactChat, Customer, FileId, FileRef, Forgotten,
+    FormField, Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Offer, OfferEnd,
+    OfflineForm, Party, Priority, QueueChange, QueuePlace, QueueRow, QueueUpdate, RatedSession,
+    Rating, Scope, SessionSummary, SkillSet, Status, TaggedSession, Ticket, TicketId, TicketSource,
+    Timestamp, WaitingChat,
 };
 use chathub::protocol::{
     AgentProfile, ClientDatagram, ClientFrame, ErrorCode, ErrorFrame, Event, Hello, Reply, Request,
@@ -412,6 +412,9 @@ fn requests() -> Vec<RequestBody> {
             limit: 20,
             tag: Some("refund".into()),
         },
+        RequestBody::ForgetContact {
+            contact: "email:asa@example.com".into(),
+        },
     ]
 }
 
@@ -525,6 +528,11 @@ fn replies() -> Vec<Reply> {
             },
             tags: vec!["refund".into(), "vip".into()],
         }]),
+        Reply::Forgotten(Forgotten {
+            chats: 2,
+            tickets: 1,
+            files: 1,
+        }),
     ]
 }
 
@@ -549,6 +557,7 @@ fn reply_name(reply: &Reply) -> &'static str {
         Reply::Read { .. } => "Read",
         Reply::Monitor(_) => "Monitor",
         Reply::TaggedSessions(_) => "TaggedSessions",
+        Reply::Forgotten(_) => "Forgotten",
     }
 }
 
@@ -700,6 +709,9 @@ fn op_name(op: &Op) -> String {
         Op::Rate { .. } => "Op.Rate".into(),
         Op::Delivered { .. } => "Op.Delivered".into(),
         Op::SessionTags { .. } => "Op.SessionTags".into(),
+        Op::EraseChat(_) => "Op.EraseChat".into(),
+        Op::EraseTicket(_) => "Op.EraseTicket".into(),
+        Op::EraseContact(_) => "Op.EraseContact".into(),
     }
 }
 
@@ -836,6 +848,9 @@ fn samples() -> BTreeMap<String, Vec<u8>> {
             chat: 3,
             tags: vec!["refund".into(), "vip".into()],
         },
+        Op::EraseChat(3),
+        Op::EraseTicket(7),
+        Op::EraseContact("email:asa@example.com".into()),
     ]);
     for op in &ops {
         add(format!("store.{}", op_name(op)), stored(op));

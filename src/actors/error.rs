@@ -82,6 +82,10 @@ pub enum HubError {
     /// The actor that should answer is gone (shutting down, or it failed).
     #[error("the hub could not answer: {0}")]
     Unavailable(String),
+    /// The contact has a chat that has not ended; it is erased only once
+    /// every chat of theirs has.
+    #[error("{0} has a chat that has not ended; end it first")]
+    ContactBusy(ChatId),
 }
 
 impl HubError {

@@ -8,8 +8,8 @@ use crate::client::link::Link;
 use crate::client::{ClientConfig, ClientError};
 use crate::core::{
     AgentId, Assignment, ChannelId, ChannelMonitor, ChatEvent, ChatId, ContactCard, FileId,
-    FileRef, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Priority, RatedSession, Status,
-    TaggedSession, Ticket, TicketId, TicketSummary,
+    FileRef, Forgotten, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem, Priority,
+    RatedSession, Status, TaggedSession, Ticket, TicketId, TicketSummary,
 };
 use crate::protocol::{AgentProfile, Event, Reply, RequestBody, Role};
 
@@ -356,6 +356,33 @@ impl AgentClient {
     /// [`leave_chat`](Self::leave_chat) or its end.
     pub async fn barge_in(&self, chat: ChatId) -> Result<(), ClientError> {
         expect_done(self.link.request(RequestBody::BargeIn { chat }).await?)
+    }
+
+    /// Admins: erases everything the hub keeps of a contact (a GDPR
+    /// request), named by its contact key as the contact card shows it
+    /// (`email:…`, `name:…`, `verified:id:…`, `verified:email:…`): their
+    /// ended chats with transcripts, ratings and undelivered webhook rows,
+    /// the tickets made from those chats or linked to the key, the files
+    /// shared in the chats (on disk too) and the key's links. Answers how
+    /// many chats, tickets and files went. Anyone but an admin gets
+    /// [`ErrorCode::NotAllowed`](crate::protocol::ErrorCode); a contact
+    /// with a chat that has not ended,
+    /// [`ErrorCode::ContactBusy`](crate::protocol::ErrorCode) (end it,
+    /// then ask again); a malformed key,
+    /// [`ErrorCode::InvalidRequest`](crate::protocol::ErrorCode). Asking
+    /// again is harmless: it finds nothing more, or finishes an erasure a
+    /// crash cut short.
+    pub async fn forget_contact(
+        &self,
+        contact: impl Into<String>,
+    ) -> Result<Forgotten, ClientError> {
+        let body = RequestBody::ForgetContact {
+            contact: contact.into(),
+        };
+        match self.link.request(body).await? {
+            Reply::Forgotten(forgotten) => Ok(forgotten),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Supervisors and admins: leaves a chat this supervisor barged into

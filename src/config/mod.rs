@@ -300,6 +300,9 @@ fn default_channels() -> Vec<ChannelConfig> {
         first_response_within: None,
         max_claimed_priority: tables::default_max_claimed_priority(),
         edit_window: tables::default_edit_window(),
+        retention: None,
+        file_retention: None,
+        ticket_retention: None,
     }]
 }
 
@@ -439,6 +442,18 @@ impl Config {
                     "channel {:?}: identity = {:?} needs an identity_secret of at least 32 bytes",
                     channel.name, channel.identity
                 ));
+            }
+            for (key, kept) in [
+                ("retention", channel.retention),
+                ("file_retention", channel.file_retention),
+                ("ticket_retention", channel.ticket_retention),
+            ] {
+                if kept.is_some_and(|kept| kept.is_zero()) {
+                    return invalid(format!(
+                        "channel {:?}: {key} must be longer than zero (leave it out to keep for ever)",
+                        channel.name
+                    ));
+                }
             }
             if !(MIN_OFFER_TIMEOUT..=MAX_OFFER_TIMEOUT).contains(&channel.offer_timeout) {
                 return invalid(format!(
@@ -620,6 +635,11 @@ impl Config {
                 first_response_within: channel.first_response_within,
                 max_claimed_priority: channel.max_claimed_priority,
                 edit_window: channel.edit_window,
+                retention: crate::core::Retention {
+                    chats: channel.retention,
+                    files: channel.file_retention,
+                    tickets: channel.ticket_retention,
+                },
             })
             .collect()
     }

@@ -169,6 +169,17 @@ pub struct ChannelConfig {
     /// it: `"15m"` (the default); `"0s"` turns edits off; at most `"24h"`.
     #[serde(default = "default_edit_window", with = "humantime_serde")]
     pub edit_window: Duration,
+    /// How long ended chats (transcripts, session rows, ratings) are kept
+    /// after their end, e.g. `"90d"`; for ever if absent.
+    #[serde(default, with = "humantime_serde")]
+    pub retention: Option<Duration>,
+    /// How long files shared in ended chats are kept after the chat's end;
+    /// `[limits] file_retention` if absent.
+    #[serde(default, with = "humantime_serde")]
+    pub file_retention: Option<Duration>,
+    /// How long tickets are kept after they were made; for ever if absent.
+    #[serde(default, with = "humantime_serde")]
+    pub ticket_retention: Option<Duration>,
 }
 
 pub(super) fn default_max_claimed_priority() -> Priority {
@@ -274,6 +285,9 @@ impl std::fmt::Debug for ChannelConfig {
             .field("first_response_within", &self.first_response_within)
             .field("max_claimed_priority", &self.max_claimed_priority)
             .field("edit_window", &self.edit_window)
+            .field("retention", &self.retention)
+            .field("file_retention", &self.file_retention)
+            .field("ticket_retention", &self.ticket_retention)
             .finish()
     }
 }

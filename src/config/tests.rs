@@ -55,6 +55,33 @@ fn channels_and_agents_are_read_from_toml() {
 }
 
 #[test]
+fn retention_is_per_channel_and_keeps_for_ever_unless_set() {
+    let config = Config::from_toml(
+        r#"
+        [[channel]]
+        name = "sales"
+        [[channel]]
+        name = "support"
+        retention = "90d"
+        file_retention = "7d"
+        ticket_retention = "365d"
+        "#,
+    )
+    .unwrap();
+    let settings = config.channel_settings();
+    assert_eq!(settings[0].retention, crate::core::Retention::default());
+    let day = Duration::from_secs(24 * 3600);
+    assert_eq!(
+        settings[1].retention,
+        crate::core::Retention {
+            chats: Some(90 * day),
+            files: Some(7 * day),
+            tickets: Some(365 * day),
+        }
+    );
+}
+
+#[test]
 fn environment_variables_override_fields() {
     let vars = [
         ("CHATHUB_LISTEN", "127.0.0.1:5555"),
@@ -99,6 +126,14 @@ fn contradictions_are_refused_with_a_reason() {
             "checkpoint_bytes must be at least",
         ),
         ("[runtime]\nworkers = 0", "workers must be at least 1"),
+        (
+            "[[channel]]\nname = \"a\"\nticket_retention = \"0s\"",
+            "ticket_retention must be longer than zero",
+        ),
+        (
+            "[[channel]]\nname = \"a\"\nretention = \"soon\"",
+            "retention",
+        ),
         (
             "[[channel]]\nname = \"a\"\n[channel.hours]\ntime_zone = \"Mars/Olympus\"\nmonday = [\"09:00-17:00\"]",
             "unknown time zone",

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::core::hours::BusinessHours;
 use crate::core::ids::ChannelId;
 use crate::core::queue::Priority;
+use crate::core::retention::Retention;
 use crate::core::routing::{Policy, Routing};
 use crate::core::skills::SkillSet;
 
@@ -88,6 +89,10 @@ pub struct ChannelSettings {
     /// How long after posting a message its author may edit or delete
     /// it (zero: never).
     pub edit_window: Duration,
+    /// How long the channel keeps its ended chats, their files and its
+    /// tickets (none: for ever; files then follow `[limits]
+    /// file_retention`).
+    pub retention: Retention,
 }
 
 /// What becomes of an agent's chats when the agent is gone: every
@@ -156,6 +161,7 @@ impl ChannelSettings {
             first_response_within: None,
             max_claimed_priority: Priority::High,
             edit_window: DEFAULT_EDIT_WINDOW,
+            retention: Retention::default(),
         }
     }
 }

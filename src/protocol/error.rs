@@ -86,6 +86,8 @@ pub enum ErrorCode {
     UnknownMessage,
     /// An edit or deletion of a message deleted already.
     AlreadyDeleted,
+    /// The contact to forget has a chat that has not ended; end it first.
+    ContactBusy,
 }
 
 /// An error answer: a code plus a human-readable explanation.

@@ -4,9 +4,9 @@ use bincode::{Decode, Encode};
 
 use crate::core::{
     AgentId, Alert, Assignment, ChannelId, ChannelMonitor, ChatEvent, ChatId, ContactCard,
-    Customer, FileId, FileRef, Identity, ItemDraft, ItemId, ItemKind, ItemRef, KnowledgeItem,
-    Offer, OfferEnd, OfflineForm, Party, Priority, QueuePlace, QueueUpdate, RatedSession, Status,
-    TaggedSession, Ticket, TicketId, TicketSummary, Timestamp,
+    Customer, FileId, FileRef, Forgotten, Identity, ItemDraft, ItemId, ItemKind, ItemRef,
+    KnowledgeItem, Offer, OfferEnd, OfflineForm, Party, Priority, QueuePlace, QueueUpdate,
+    RatedSession, Status, TaggedSession, Ticket, TicketId, TicketSummary, Timestamp,
 };
 use crate::protocol::error::ErrorFrame;
 
@@ -532,6 +532,17 @@ pub enum RequestBody {
         /// Only sessions carrying this tag (compared lowercased).
         tag: Option<String>,
     },
+    /// Admin: erase everything kept of a contact (a GDPR request): their
+    /// ended chats, the tickets made from them or linked to the contact,
+    /// the files shared in those chats and the contact's links. Refused
+    /// `NotAllowed` to anyone but an admin and `ContactBusy` while a chat
+    /// of theirs has not ended. Answered [`Reply::Forgotten`].
+    ForgetContact {
+        /// The contact key, as the contact card shows it
+        /// (`email:…`, `name:…`, `verified:id:…`, `verified:email:…`;
+        /// at most [`MAX_CONTACT_KEY_BYTES`](crate::core::retention::MAX_CONTACT_KEY_BYTES)).
+        contact: String,
+    },
 }
 
 /// Frames the server sends.
@@ -649,6 +660,8 @@ pub enum Reply {
     /// A page of recent sessions with their tags, newest first, after a
     /// [`RequestBody::RecentSessionsTagged`].
     TaggedSessions(Vec<TaggedSession>),
+    /// What a [`RequestBody::ForgetContact`] erased.
+    Forgotten(Forgotten),
 }
 
 /// Pushed by the server.

@@ -60,7 +60,9 @@ pub use request::Sender;
 /// and [`Reply::TaggedSessions`], `InvalidTag` and `TooManyTags`); edits
 /// ([`RequestBody::EditMessage`], [`RequestBody::DeleteMessage`], the
 /// `Edited` and `Deleted` chat events, `NotYourMessage`,
-/// `EditWindowPassed`, `UnknownMessage` and `AlreadyDeleted`).
+/// `EditWindowPassed`, `UnknownMessage` and `AlreadyDeleted`); erasure
+/// ([`RequestBody::ForgetContact`], [`Reply::Forgotten`] and
+/// `ContactBusy`).
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The ALPN token of the protocol's QUIC connections.

@@ -97,6 +97,9 @@ impl RequestBody {
             Self::EditMessage { .. } => ("EditMessage", Either, false),
             Self::DeleteMessage { .. } => ("DeleteMessage", Either, false),
             Self::RecentSessionsTagged { .. } => ("RecentSessionsTagged", Agent, true),
+            // Forgetting again erases what a lost answer's first try left
+            // (a contact erased in several commits) or finds nothing.
+            Self::ForgetContact { .. } => ("ForgetContact", Agent, true),
         }
     }
 }

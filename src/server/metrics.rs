@@ -102,6 +102,7 @@ pub(crate) fn export_from_start(channels: &[crate::core::ChannelId]) {
         "chathub_store_commit_failures_total",
         "chathub_retries_total",
         "chathub_files_expired_total",
+        "chathub_contacts_forgotten_total",
         "chathub_chats_unrecoverable_total",
     ] {
         counter!(name).increment(0);
@@ -246,6 +247,14 @@ fn describe() {
     describe_counter!(
         "chathub_files_expired_total",
         "Files of ended chats removed after their retention."
+    );
+    describe_counter!(
+        "chathub_retention_erased_total",
+        "Ended chats, files and tickets erased once their channel's retention ran out, by kind (chat, file, ticket)."
+    );
+    describe_counter!(
+        "chathub_contacts_forgotten_total",
+        "Contacts an admin erased (ForgetContact)."
     );
     describe_counter!(
         "chathub_chats_unrecoverable_total",

@@ -576,6 +576,14 @@ impl Session {
                     |()| Reply::Done,
                 )
             }
+            (Role::Agent(agent), RequestBody::ForgetContact { contact }) => {
+                let (hub, agent) = (hub.clone(), agent.clone());
+                answer(
+                    id,
+                    async move { hub.forget_contact(&agent, contact).await },
+                    Reply::Forgotten,
+                )
+            }
             (role, body) => refuse(
                 id,
                 ErrorFrame::new(
@@ -647,6 +655,7 @@ pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
         HubError::Unauthorized => ErrorCode::Unauthorized,
         HubError::Invalid(_) => ErrorCode::InvalidRequest,
         HubError::Unavailable(_) => ErrorCode::Unavailable,
+        HubError::ContactBusy(_) => ErrorCode::ContactBusy,
         HubError::StorageUnavailable(_) => ErrorCode::StorageUnavailable,
         HubError::Unverified(_) => ErrorCode::Unverified,
         HubError::Limited { limit, .. } => match limit {

@@ -42,6 +42,7 @@ use crate::core::{
 pub use outbox::{
     OutboxContext, OutboxHook, OutboxItem, OutboxKey, OutboxRow, WEBHOOK_TRANSCRIPT_BYTES,
 };
+pub use reads::Due;
 pub use writer::{Done, Op, Writer};
 
 /// Why the store failed.

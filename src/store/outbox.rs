@@ -90,7 +90,7 @@ const EVENT_OVERHEAD_BYTES: u64 = 64;
 /// written. Fixed when the store opens.
 #[derive(Default)]
 pub struct OutboxHook {
-    targets: Vec<String>,
+    pub(super) targets: Vec<String>,
     bell: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
@@ -176,6 +176,26 @@ impl<'t> OutboxWrites<'t> {
             .map_or(0, |rows| rows.value());
         let next = now.saturating_add_signed(by);
         self.meta.insert(key.as_str(), next).map_err(engine)?;
+        Ok(())
+    }
+
+    /// Removes every row of `chat`, for every target.
+    pub(super) fn erase_chat(&mut self, hook: &OutboxHook, chat: u64) -> Result<(), StoreError> {
+        for target in &hook.targets {
+            let mut removed = 0i64;
+            self.outbox
+                .retain_in(
+                    (target.as_str(), chat, 0, 0)..=(target.as_str(), chat, u64::MAX, u64::MAX),
+                    |_, _| {
+                        removed += 1;
+                        false
+                    },
+                )
+                .map_err(engine)?;
+            if removed > 0 {
+                self.count(target, -removed)?;
+            }
+        }
         Ok(())
     }
 

@@ -4,6 +4,10 @@
 
 use super::*;
 
+/// What a bounded scan found due, and where the next scan goes on from
+/// (`None`: the scan reached the end).
+pub type Due<T, K> = (Vec<T>, Option<K>);
+
 impl Store {
     /// Every chat that has not ended, in chat id order.
     pub fn live_chats(&self) -> Result<LiveChats, StoreError> {
@@ -298,28 +302,36 @@ impl Store {
             .transpose()
     }
 
-    /// Up to `limit` files shared in chats that ended before `cutoff` (and
-    /// did not come back), from `after` on in file id order: what a
-    /// retention sweep removes.
-    pub fn files_ended_before(
+    /// Up to `limit` files shared in ended chats (that did not come back)
+    /// for which `due` says yes, given the chat's channel and end, from
+    /// `after` on in file id order: what a retention sweep removes.
+    pub fn files_due(
         &self,
-        cutoff: Timestamp,
+        due: impl Fn(&ChannelId, Timestamp) -> bool,
         after: Option<FileId>,
         limit: usize,
     ) -> Result<Vec<StoredFile>, StoreError> {
         let read = self.read()?;
         let files = read.open_table(tables::FILES).map_err(engine)?;
         let ended = read.open_table(tables::SESSION_ENDED).map_err(engine)?;
+        let sessions = read.open_table(tables::SESSIONS).map_err(engine)?;
         let from = after.map_or(0, |id| id.0.saturating_add(1));
         let mut expired = Vec::new();
         for row in files.range(from..).map_err(engine)? {
             let (_, value) = row.map_err(engine)?;
             let stored = tables::decode::<StoredFile>(value.value())?;
-            let ended_at = ended
+            let Some(at) = ended
                 .get(stored.chat.0)
                 .map_err(engine)?
-                .map(|at| at.value());
-            if ended_at.is_some_and(|at| at < cutoff.0) {
+                .map(|at| at.value())
+            else {
+                continue;
+            };
+            let Some(summary) = sessions.get((at, stored.chat.0)).map_err(engine)? else {
+                continue;
+            };
+            let channel = tables::decode::<SessionSummary>(summary.value())?.channel;
+            if due(&channel, Timestamp(at)) {
                 expired.push(stored);
                 if expired.len() == limit {
                     break;
@@ -327,6 +339,92 @@ impl Store {
             }
         }
         Ok(expired)
+    }
+
+    /// Looks at up to `scan` ended sessions, oldest end first, after the
+    /// row `after`, and answers the chats among them `due` says yes to,
+    /// with the row to go on after (`None`: the table's end was reached).
+    pub fn sessions_due(
+        &self,
+        due: impl Fn(&SessionSummary) -> bool,
+        after: Option<(u64, u64)>,
+        scan: usize,
+    ) -> Result<Due<ChatId, (u64, u64)>, StoreError> {
+        use std::ops::Bound;
+        let read = self.read()?;
+        let sessions = read.open_table(tables::SESSIONS).map_err(engine)?;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut found = Vec::new();
+        let mut last = None;
+        for (seen, row) in sessions
+            .range::<(u64, u64)>((start, Bound::Unbounded))
+            .map_err(engine)?
+            .enumerate()
+        {
+            if seen == scan {
+                return Ok((found, last));
+            }
+            let (key, value) = row.map_err(engine)?;
+            last = Some(key.value());
+            let summary = tables::decode::<SessionSummary>(value.value())?;
+            if due(&summary) {
+                found.push(summary.chat);
+            }
+        }
+        Ok((found, None))
+    }
+
+    /// Looks at up to `scan` tickets in id order after `after`, and
+    /// answers those `due` says yes to, with the id to go on after
+    /// (`None`: the table's end was reached).
+    pub fn tickets_due(
+        &self,
+        due: impl Fn(&TicketSummary) -> bool,
+        after: Option<TicketId>,
+        scan: usize,
+    ) -> Result<Due<TicketId, TicketId>, StoreError> {
+        let read = self.read()?;
+        let summaries = read.open_table(tables::TICKET_SUMMARIES).map_err(engine)?;
+        let from = after.map_or(0, |id| id.0.saturating_add(1));
+        let mut found = Vec::new();
+        let mut last = None;
+        for (seen, row) in summaries.range(from..).map_err(engine)?.enumerate() {
+            if seen == scan {
+                return Ok((found, last));
+            }
+            let (_, value) = row.map_err(engine)?;
+            let summary = tables::decode::<TicketSummary>(value.value())?;
+            last = Some(summary.id);
+            if due(&summary) {
+                found.push(summary.id);
+            }
+        }
+        Ok((found, None))
+    }
+
+    /// What erasing a stored chat also reaches (its customer, files and
+    /// tickets), and whether it is live; `None` if it was never stored.
+    pub fn chat_traces(
+        &self,
+        chat: ChatId,
+    ) -> Result<Option<(crate::core::ChatTraces, bool)>, StoreError> {
+        let read = self.read()?;
+        let events = read.open_table(tables::EVENTS).map_err(engine)?;
+        let live = read.open_table(tables::LIVE).map_err(engine)?;
+        let mut traces = crate::core::ChatTraces::default();
+        let mut any = false;
+        for row in events
+            .range((chat.0, 0)..=(chat.0, u64::MAX))
+            .map_err(engine)?
+        {
+            let (_, value) = row.map_err(engine)?;
+            any = true;
+            if let Ok(event) = tables::decode::<ChatEvent>(value.value()) {
+                traces.note(&event);
+            }
+        }
+        let is_live = live.get(chat.0).map_err(engine)?.is_some();
+        Ok((any || is_live).then_some((traces, is_live)))
     }
 
     /// The ids of every shared file on record.

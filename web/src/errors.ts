@@ -38,6 +38,7 @@ export const ERROR_CODES = [
   "EditWindowPassed",
   "UnknownMessage",
   "AlreadyDeleted",
+  "ContactBusy",
 ] as const;
 
 /** Why the hub refused a request (`ErrorCode`). */

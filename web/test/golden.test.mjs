@@ -41,6 +41,9 @@ const UNSUPPORTED = new Set([
   "wire.Response.Tickets",
   "wire.Response.Monitor",
   "wire.Response.TaggedSessions",
+  // Erasing a contact is an admin's task, not a browser widget's.
+  "wire.Request.ForgetContact",
+  "wire.Response.Forgotten",
 ]);
 
 function codecOf(name) {

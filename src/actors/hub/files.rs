@@ -37,32 +37,6 @@ pub(super) fn sweep(dir: &std::path::Path, known: &std::collections::HashSet<u64
     used
 }
 
-/// Files forgotten per store read of a retention sweep.
-const SWEEP_BATCH: usize = 256;
-
-/// Removes, now and then, the files of chats that ended more than
-/// `file_retention` ago: first their records (durably), then their bytes.
-/// Stops with the hub.
-pub(super) fn spawn_retention(shared: std::sync::Weak<Shared>) {
-    tokio::spawn(async move {
-        loop {
-            let Some(hub) = shared.upgrade().map(|shared| Hub { shared }) else {
-                return;
-            };
-            let retention = hub.shared.limits.file_retention;
-            if let Err(err) = hub.sweep_expired_files().await {
-                tracing::warn!("the file retention sweep failed: {err}");
-            }
-            drop(hub);
-            // Often enough that a file outlives its retention by a tenth of
-            // it at most, and never more often than ten times a second.
-            let pause =
-                (retention / 10).clamp(Duration::from_millis(100), Duration::from_secs(3600));
-            tokio::time::sleep(pause).await;
-        }
-    });
-}
-
 /// Room taken for one upload or download: a slot among those in flight
 /// and, for an upload, its bytes of the disk quota, given back when
 /// dropped unless the file was kept.
@@ -102,56 +76,6 @@ impl Drop for FileRoom {
 }
 
 impl Hub {
-    /// Removes the files of chats that ended more than `file_retention` ago;
-    /// answers how many.
-    pub async fn sweep_expired_files(&self) -> Result<usize, HubError> {
-        let cutoff = Timestamp(
-            Timestamp::now()
-                .0
-                .saturating_sub(self.shared.limits.file_retention.as_millis() as u64),
-        );
-        let mut removed = 0;
-        let mut after = None;
-        loop {
-            let store = self.shared.store.clone();
-            let expired =
-                blocking(move || store.files_ended_before(cutoff, after, SWEEP_BATCH)).await?;
-            let Some(last) = expired.last() else {
-                return Ok(removed);
-            };
-            after = Some(last.file.id);
-            let full = expired.len() == SWEEP_BATCH;
-            self.write(
-                expired
-                    .iter()
-                    .map(|stored| Op::ForgetFile(stored.file.id))
-                    .collect(),
-            )
-            .await?;
-            let mut batch = 0;
-            for stored in expired {
-                let path = self.file_path(stored.file.id);
-                match tokio::fs::remove_file(&path).await {
-                    Ok(()) => {
-                        self.shared
-                            .files_used
-                            .fetch_sub(stored.file.size, Ordering::Relaxed);
-                        batch += 1;
-                    }
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(err) => {
-                        tracing::warn!(file = %path.display(), "cannot remove an expired file: {err}")
-                    }
-                }
-            }
-            removed += batch;
-            metrics::counter!("chathub_files_expired_total").increment(batch as u64);
-            if !full {
-                return Ok(removed);
-            }
-        }
-    }
-
     /// Takes room for a transfer of `bytes` new bytes on disk (0 for a
     /// download) from `from` (when known), or refuses: too many transfers
     /// at once (from everyone, or from that address), more uploaded bytes

@@ -12,7 +12,8 @@
 //! `typing.rs` (typing indicators), `receipts.rs` (read marks),
 //! `satisfaction.rs` (customers' ratings of ended chats),
 //! `supervision.rs` (what supervisors and admins may do),
-//! `recovery.rs` (restart and rebuild),
+//! `recovery.rs` (restart and rebuild), `retention.rs` (erasing what
+//! aged out, and an admin's erasure of a contact),
 //! `root.rs` (the supervisor).
 
 use std::future::Future;
@@ -219,6 +220,7 @@ mod receipts;
 mod records;
 mod recovery;
 mod reload;
+mod retention;
 pub use reload::Reconfigured;
 mod root;
 mod satisfaction;

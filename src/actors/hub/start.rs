@@ -109,7 +109,7 @@ impl Hub {
             let _ = actor.cast(ChannelMsg::Init(hub.clone()));
         }
         hub.recover().await?;
-        files::spawn_retention(Arc::downgrade(&hub.shared));
+        retention::spawn_retention(Arc::downgrade(&hub.shared));
         Ok(hub)
     }
 

@@ -15,7 +15,7 @@ const MONITOR_QUEUE_WAIT: Duration = Duration::from_secs(2);
 
 impl Hub {
     /// `by`'s role as configured now (an unknown agent has none).
-    fn role(&self, by: &AgentId) -> AgentRole {
+    pub(super) fn role(&self, by: &AgentId) -> AgentRole {
         self.shared
             .agents
             .get(by)

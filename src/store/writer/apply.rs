@@ -1,6 +1,7 @@
 //! The apply thread: writes durable groups into the database.
 
 use super::*;
+use crate::core::ChatTraces;
 use crate::store::outbox::{self, OutboxWrites};
 use redb::ReadableTable;
 /// The apply thread: writes durable groups into the database, as many as
@@ -224,6 +225,95 @@ pub(crate) fn apply<'a>(
                             .insert(*chat, tables::encode(tags)?.as_slice())
                             .map_err(engine)?;
                     }
+                }
+                Op::EraseChat(chat) => {
+                    let chat = *chat;
+                    if open!(live, tables::LIVE)
+                        .get(chat)
+                        .map_err(engine)?
+                        .is_some()
+                    {
+                        continue;
+                    }
+                    let mut traces = ChatTraces::default();
+                    let range = (chat, 0)..=(chat, u64::MAX);
+                    let event_table = open!(events, tables::EVENTS);
+                    for row in event_table.range(range.clone()).map_err(engine)? {
+                        let (_, value) = row.map_err(engine)?;
+                        // An event that does not decode is erased all the same.
+                        if let Ok(event) = tables::decode::<ChatEvent>(value.value()) {
+                            traces.note(&event);
+                        }
+                    }
+                    event_table.retain_in(range, |_, _| false).map_err(engine)?;
+                    let digest = open!(tokens, tables::TOKENS)
+                        .remove(chat)
+                        .map_err(engine)?
+                        .map(|digest| digest.value().to_vec());
+                    if let Some(digest) = digest {
+                        open!(token_chats, tables::TOKEN_CHATS)
+                            .remove(digest.as_slice())
+                            .map_err(engine)?;
+                    }
+                    let at = open!(ended, tables::SESSION_ENDED)
+                        .remove(chat)
+                        .map_err(engine)?
+                        .map(|at| at.value());
+                    if let Some(at) = at {
+                        open!(sessions, tables::SESSIONS)
+                            .remove((at, chat))
+                            .map_err(engine)?;
+                    }
+                    open!(ratings, tables::RATINGS)
+                        .remove(chat)
+                        .map_err(engine)?;
+                    for file in &traces.files {
+                        open!(files, tables::FILES).remove(file.0).map_err(engine)?;
+                    }
+                    for key in
+                        crate::store::contact_keys(&traces.customer, traces.verified.as_ref())
+                    {
+                        open!(contact_chats, tables::CONTACT_CHATS)
+                            .remove((key.as_str(), chat))
+                            .map_err(engine)?;
+                    }
+                    if !outbox.targets.is_empty() {
+                        if outbox_writes.is_none() {
+                            outbox_writes = Some(OutboxWrites::open(&write)?);
+                        }
+                        outbox_writes
+                            .as_mut()
+                            .expect("opened just above")
+                            .erase_chat(outbox, chat)?;
+                    }
+                }
+                Op::EraseTicket(id) => {
+                    let value = open!(tickets, tables::TICKETS)
+                        .remove(*id)
+                        .map_err(engine)?
+                        .map(|value| value.value().to_vec());
+                    open!(ticket_summaries, tables::TICKET_SUMMARIES)
+                        .remove(*id)
+                        .map_err(engine)?;
+                    // A ticket that does not decode is erased all the same;
+                    // only its links stay (they name nothing that exists).
+                    if let Some(Ok(ticket)) = value.map(|bytes| tables::decode::<Ticket>(&bytes)) {
+                        let verified = ChatTraces::of(&ticket.transcript).verified;
+                        for key in crate::store::contact_keys(&ticket.customer, verified.as_ref()) {
+                            open!(contact_tickets, tables::CONTACT_TICKETS)
+                                .remove((key.as_str(), *id))
+                                .map_err(engine)?;
+                        }
+                    }
+                }
+                Op::EraseContact(key) => {
+                    let key = key.as_str();
+                    open!(contact_chats, tables::CONTACT_CHATS)
+                        .retain_in((key, 0)..=(key, u64::MAX), |_, _| false)
+                        .map_err(engine)?;
+                    open!(contact_tickets, tables::CONTACT_TICKETS)
+                        .retain_in((key, 0)..=(key, u64::MAX), |_, _| false)
+                        .map_err(engine)?;
                 }
             }
             if outbox::touches(outbox, op) {

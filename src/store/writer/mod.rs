@@ -87,6 +87,17 @@ pub enum Op {
         /// Its tags.
         tags: Vec<String>,
     },
+    /// Erase an ended chat: its events, resume token, session row,
+    /// rating, the records of the files shared in it, its links to its
+    /// customer's contact keys and its undelivered webhook rows. A chat
+    /// that is live when the op is applied is left as it is. Tickets made
+    /// from it are erased by [`Op::EraseTicket`] of their own, and the
+    /// files' bytes by whoever submitted the op, once it is durable.
+    EraseChat(u64),
+    /// Erase a ticket, its list row and its links to contact keys.
+    EraseTicket(u64),
+    /// Erase every link of a contact key to chats and tickets.
+    EraseContact(String),
 }
 
 /// Runs once the write is durable (`Ok`) or has failed (`Err`). Called on

@@ -523,3 +523,106 @@ fn an_ended_chats_transcript_keeps_its_newest_events_within_the_budget() {
     assert!(bare.transcript.is_empty());
     assert_eq!(bare.channel, Some(ChannelId::new("support")));
 }
+
+#[test]
+fn erasing_a_chat_removes_all_it_left_but_never_a_live_chat_and_stays_erased() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = crate::store::StoreOptions {
+        webhooks: vec!["crm".into()],
+        ..Default::default()
+    };
+    let store = Store::open_with(dir.path(), options.clone()).unwrap();
+    let customer = Customer {
+        name: Some("Bob".into()),
+        email: Some("bob@example.com".into()),
+    };
+    let start = |chat| {
+        event(
+            chat,
+            1,
+            ChatEventKind::Started {
+                channel: ChannelId::new("support"),
+                customer: customer.clone(),
+            },
+        )
+    };
+    let file = crate::core::FileRef {
+        id: FileId(5),
+        name: "a.pdf".into(),
+        content_type: "application/pdf".into(),
+        size: 3,
+    };
+    let mut ops = vec![];
+    for chat in [1, 2] {
+        ops.push(Op::Event(start(chat)));
+        ops.push(Op::Token {
+            chat,
+            digest: vec![chat as u8; 4],
+        });
+        for key in crate::store::contact_keys(&customer, None) {
+            ops.push(Op::ContactChat { key, chat });
+        }
+    }
+    ops.push(Op::Event(event(
+        1,
+        2,
+        ChatEventKind::FileShared {
+            from: Party::Customer,
+            file: file.clone(),
+        },
+    )));
+    ops.push(Op::File(StoredFile {
+        file: file.clone(),
+        chat: ChatId(1),
+    }));
+    ops.push(Op::Event(ended(1, 3)));
+    ops.push(Op::Session(SessionSummary {
+        chat: ChatId(1),
+        channel: ChannelId::new("support"),
+        customer: customer.clone(),
+        agent: None,
+        started: Timestamp(10),
+        ended: Timestamp(30),
+        ended_by: Party::Customer,
+        events: 3,
+    }));
+    write(&store, ops).unwrap();
+    store.read().unwrap();
+    assert_eq!(store.outbox_len("crm").unwrap(), 3, "two starts, one end");
+
+    // Chat 2 is live: its erasure changes nothing.
+    write(&store, vec![Op::EraseChat(1), Op::EraseChat(2)]).unwrap();
+    let check = |store: &Store| {
+        store.read().unwrap();
+        assert!(store.chat(ChatId(1)).unwrap().is_none());
+        assert!(store.session(ChatId(1)).unwrap().is_none());
+        assert!(store.file(file.id).unwrap().is_none());
+        assert!(store.chat_by_token(&[1; 4]).unwrap().is_none());
+        assert!(store.chat(ChatId(2)).unwrap().is_some());
+        assert_eq!(store.chat_by_token(&[2; 4]).unwrap(), Some(ChatId(2)));
+        for key in ["email:bob@example.com", "name:bob"] {
+            assert_eq!(store.contact(key).unwrap().chats, vec![ChatId(2)]);
+        }
+        assert_eq!(outbox_keys(store, "crm"), vec![(2, 1, 0)]);
+        assert_eq!(store.outbox_len("crm").unwrap(), 1);
+    };
+    check(&store);
+    // Reopened (the log replayed over what redb holds): still erased.
+    store.close();
+    drop(store);
+    let store = Store::open_with(dir.path(), options).unwrap();
+    check(&store);
+    write(
+        &store,
+        vec![Op::EraseContact("email:bob@example.com".into())],
+    )
+    .unwrap();
+    assert!(
+        store
+            .contact("email:bob@example.com")
+            .unwrap()
+            .chats
+            .is_empty()
+    );
+    assert_eq!(store.contact("name:bob").unwrap().chats, vec![ChatId(2)]);
+}
