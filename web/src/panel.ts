@@ -24,6 +24,8 @@ export interface WidgetOptions {
 const STORAGE_KEY = "chathub-widget";
 /** The longest message the form takes (the hub's own limit is higher). */
 const MAX_TEXT = 4000;
+/** The most chat events kept while a start is answered. */
+const MAX_EARLY = 64;
 /** How often a typing customer says so, in ms. */
 const TYPING_EVERY_MS = 2000;
 /** How long an agent's typing indicator shows, in ms. */
@@ -145,6 +147,10 @@ class Widget {
 
   // The chat.
   private readonly log = el("ol", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Messages" });
+  /** A chat start is in flight. */
+  private starting = false;
+  /** Chat events that came before the start's answer named the chat. */
+  private early: ChatEvent[] = [];
   /** Each message's text in the log, by seq, for its edits and deletion. */
   private readonly messages = new Map<number, HTMLElement>();
   private readonly status = el("p", { class: "status", role: "status" });
@@ -308,7 +314,14 @@ class Widget {
       if (event.place.chat === this.chat) this.showPlace(event.place);
       return;
     }
-    if (event.type !== "Chat" || event.event.chat !== this.chat) return;
+    if (event.type !== "Chat") return;
+    if (this.chat === null && this.starting) {
+      // A new chat's first events travel on another stream than the
+      // start's answer and may come first: kept until it names the chat.
+      if (this.early.length < MAX_EARLY) this.early.push(event.event);
+      return;
+    }
+    if (event.event.chat !== this.chat) return;
     this.render(event.event);
     if (this.client !== null && this.chat !== null && !this.text.disabled) {
       store({ chat: this.chat, saved: this.client.savedChats() });
@@ -411,6 +424,8 @@ class Widget {
     if (text === "") return;
     this.startButton.disabled = true;
     this.startError.textContent = "";
+    this.starting = true;
+    this.early = [];
     try {
       const client = await this.connect();
       const name = this.startName.value.trim() || null;
@@ -418,10 +433,12 @@ class Widget {
       if (started.type === "Queued") {
         this.chat = started.chat;
         this.log.replaceChildren();
-    this.messages.clear();
         this.messages.clear();
         this.ended(false);
         this.status.textContent = "Waiting for an agent…";
+        for (const early of this.early) {
+          if (early.chat === started.chat) this.render(early);
+        }
         store({ chat: started.chat, saved: client.savedChats() });
         this.startText.value = "";
         this.show(this.chatView);
@@ -431,6 +448,8 @@ class Widget {
     } catch (err) {
       this.fail(this.startError, err);
     } finally {
+      this.starting = false;
+      this.early = [];
       this.startButton.disabled = false;
     }
   }
