@@ -136,6 +136,23 @@ async fn a_new_chat_is_offered_to_a_present_agent_and_accepting_assigns_it() {
 }
 
 #[tokio::test]
+async fn accepting_an_offer_with_a_slot_to_spare_brings_the_next_waiting_chat() {
+    let hub = TestHub::start(CONFIG).await;
+    let ann = hub.agent("ann").await; // signed in, Absent
+    let customer = hub.customer().await;
+    let (first, _) = start(&customer, "push", ada(), "one").await;
+    let (second, _) = start(&customer, "push", ada(), "two").await;
+    ann.set_status(Status::Present).await.unwrap();
+    assert_eq!(next_offer(&ann).await.row.chat, first);
+    // Nothing else happens in the channel: the accept alone must bring the
+    // chat waiting behind it, as ann has slots to spare.
+    ann.accept(first).await.unwrap();
+    assert_eq!(next_offer(&ann).await.row.chat, second);
+    ann.accept(second).await.unwrap();
+    assert_eq!(slots_used(&hub, "ann"), 2);
+}
+
+#[tokio::test]
 async fn a_declined_offer_goes_to_the_next_agent() {
     let hub = TestHub::start(CONFIG).await;
     let ann = hub.present_agent("ann").await;
