@@ -155,8 +155,8 @@ impl Options {
         if !matches!(options.policy.as_str(), "least_busy" | "round_robin") {
             bail!("--policy is least_busy or round_robin");
         }
-        if !(options.arrivals_secs > 0.0 && options.arrivals_secs.is_finite())
-            || !(options.typing >= 0.0 && options.typing.is_finite())
+        let positive = |x: f64| x > 0.0 && x.is_finite();
+        if !positive(options.arrivals_secs) || !(options.typing == 0.0 || positive(options.typing))
         {
             bail!("--arrivals-secs must be above 0 and --typing at least 0");
         }
