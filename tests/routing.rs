@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use chathub::client::{AgentClient, ErrorCode, Event};
-use chathub::core::{AgentId, ChatId, Customer, Offer, OfferEnd, Status};
+use chathub::core::{AgentId, ChatId, Customer, Offer, OfferEnd, QueueChange, Status};
 use common::{TestHub, start};
 
 /// `push` offers by least_busy, `robin` by round_robin, both with a 5 s
@@ -150,6 +150,66 @@ async fn accepting_an_offer_with_a_slot_to_spare_brings_the_next_waiting_chat() 
     assert_eq!(next_offer(&ann).await.row.chat, second);
     ann.accept(second).await.unwrap();
     assert_eq!(slots_used(&hub, "ann"), 2);
+}
+
+/// Queue changes and offers travel in one order per agent: the agent
+/// offered a chat has already been told it waits, and every watcher gets
+/// each change once, versions in a row.
+#[tokio::test]
+async fn an_offered_agent_lists_the_chat_first_and_every_watcher_gets_each_change_once() {
+    let hub = TestHub::start(CONFIG).await;
+    let ann = hub.present_agent("ann").await;
+    let bob = hub.agent("bob").await; // watching, Absent: offered nothing
+    let customer = hub.customer().await;
+    let (chat, _) = start(&customer, "push", ada(), "hello?").await;
+
+    let mut listed = false;
+    loop {
+        let event = tokio::time::timeout(common::PATIENCE, ann.next_event())
+            .await
+            .expect("an offer within the test's patience")
+            .expect("the connection is open");
+        match event {
+            Event::Queue(update) if update.channel.as_str() == "push" => {
+                listed |= matches!(&update.change, QueueChange::Added(row) if row.chat == chat);
+            }
+            Event::Offered(offer) => {
+                assert_eq!(offer.row.chat, chat);
+                assert!(listed, "the offer came before the chat's queue row");
+                break;
+            }
+            _ => {}
+        }
+    }
+    ann.accept(chat).await.expect("the offer stands");
+
+    // bob: a snapshot, then the chat added and removed, each once.
+    let mut versions = Vec::new();
+    let mut changes = Vec::new();
+    while !changes
+        .iter()
+        .any(|c| matches!(c, QueueChange::Removed(c) if *c == chat))
+    {
+        let event = tokio::time::timeout(common::PATIENCE, bob.next_event())
+            .await
+            .expect("bob's queue updates within the test's patience")
+            .expect("the connection is open");
+        if let Event::Queue(update) = event {
+            if update.channel.as_str() == "push" {
+                versions.push(update.version);
+                changes.push(update.change);
+            }
+        }
+    }
+    assert!(
+        versions.windows(2).all(|pair| pair[1] == pair[0] + 1),
+        "versions in a row, each once: {versions:?}"
+    );
+    let added = changes
+        .iter()
+        .filter(|c| matches!(c, QueueChange::Added(row) if row.chat == chat))
+        .count();
+    assert_eq!(added, 1, "{changes:?}");
 }
 
 #[tokio::test]

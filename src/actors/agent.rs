@@ -19,7 +19,8 @@ use crate::actors::hub::Hub;
 use crate::actors::sink::{ConnId, EventSink, Outbound, Signal};
 use crate::actors::stages::{self, STAGES};
 use crate::core::{
-    AgentId, AgentPresence, Alert, ChannelId, ChatId, Offer, OfferEnd, Party, Status, Timestamp,
+    AgentId, AgentPresence, Alert, ChannelId, ChatId, Offer, OfferEnd, Party, QueueUpdate, Status,
+    Timestamp,
 };
 
 /// Messages to an [`AgentActor`].
@@ -53,6 +54,8 @@ pub enum AgentMsg {
         /// The event.
         event: Outbound,
     },
+    /// A channel's queue updates, in order, for every connection.
+    DeliverQueue(Arc<[Arc<QueueUpdate>]>),
     /// Someone is typing in a chat this agent holds: offered to every
     /// connection of the agent as a datagram, dropped where there is no
     /// room.
@@ -513,6 +516,11 @@ impl Actor for AgentActor {
                     stages::since(&STAGES.agent_actor, at);
                 }
                 state.deliver(to, except, event);
+            }
+            AgentMsg::DeliverQueue(updates) => {
+                for update in updates.iter() {
+                    state.deliver(None, None, Outbound::Queue(update.clone()));
+                }
             }
             AgentMsg::Typing { chat, from } => {
                 for sink in state.conns.values() {

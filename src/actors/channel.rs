@@ -182,6 +182,8 @@ pub enum ChannelMsg {
         /// The wait the timer was set for.
         generation: u64,
     },
+    /// Send the queue updates made since the last flush.
+    FlushUpdates,
 }
 
 /// See the module docs.
@@ -213,6 +215,15 @@ pub struct ChannelState {
     places_dirty: bool,
     /// A `Places` message is on its way.
     places_due: bool,
+    /// This actor, to send itself `FlushUpdates`.
+    me: ActorRef<ChannelMsg>,
+    /// Queue updates not yet sent to the watchers: the changes of every
+    /// message in the mailbox ahead of the `FlushUpdates` that sends them
+    /// go out as one message per watcher.
+    pending: Vec<Arc<QueueUpdate>>,
+    /// How many of `pending` went early to an agent that was sent
+    /// something else (an offer, its end) before the flush.
+    sent_early: HashMap<AgentId, usize>,
 }
 
 /// How many waiting chats a dispatch may pass over because no remaining
@@ -245,19 +256,53 @@ impl Standing {
 }
 
 impl ChannelState {
-    /// Builds the next update and sends it to every watcher.
+    /// Builds the next update, to be sent to every watcher with the others
+    /// made before the next `FlushUpdates`.
     fn broadcast(&mut self, change: QueueChange) {
         self.places_dirty = true;
         let update = Arc::new(self.update(change));
+        if self.pending.is_empty() {
+            let _ = self.me.cast(ChannelMsg::FlushUpdates);
+        }
+        self.pending.push(update);
+    }
+
+    /// Sends the pending queue updates to every watcher, one message each
+    /// (less what went to it early). Called before anything else goes to
+    /// every watcher, so each agent gets this channel's updates, offers and
+    /// alerts in the order they were made.
+    fn flush_updates(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let updates: Arc<[Arc<QueueUpdate>]> = std::mem::take(&mut self.pending).into();
+        let early = std::mem::take(&mut self.sent_early);
         metrics::gauge!("chathub_chats_waiting", "channel" => self.settings.id.to_string())
             .set(self.queue.len() as f64);
-        for agent in self.watchers.values() {
-            let _ = agent.cast(AgentMsg::Deliver {
-                at: std::time::Instant::now(),
-                to: None,
-                except: None,
-                event: Outbound::Queue(update.clone()),
-            });
+        for (agent, actor) in &self.watchers {
+            match early.get(agent) {
+                None => {
+                    let _ = actor.cast(AgentMsg::DeliverQueue(updates.clone()));
+                }
+                Some(&sent) if sent < updates.len() => {
+                    let _ = actor.cast(AgentMsg::DeliverQueue(updates[sent..].into()));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Sends `agent` the pending queue updates it has not had, ahead of
+    /// something meant for it alone; the rest of the watchers get them at
+    /// the next flush.
+    fn flush_to(&mut self, agent: &AgentId) {
+        let Some(actor) = self.watchers.get(agent) else {
+            return;
+        };
+        let sent = self.sent_early.get(agent).copied().unwrap_or(0);
+        if sent < self.pending.len() {
+            let _ = actor.cast(AgentMsg::DeliverQueue(self.pending[sent..].into()));
+            self.sent_early.insert(agent.clone(), self.pending.len());
         }
     }
 
@@ -269,6 +314,7 @@ impl ChannelState {
 
     fn clear_alert(&mut self, chat: ChatId) {
         if self.alerts.remove(&chat).is_some() {
+            self.flush_updates();
             metrics::counter!("chathub_alerts_cleared_total", "channel" => self.settings.id.to_string())
                 .increment(1);
             for agent in self.watchers.values() {
@@ -295,6 +341,7 @@ impl ChannelState {
         metrics::counter!("chathub_alerts_raised_total", "channel" => self.settings.id.to_string())
             .increment(1);
         self.alerts.insert(chat, alert.clone());
+        self.flush_updates();
         for agent in self.watchers.values() {
             let _ = agent.cast(AgentMsg::Alert(alert.clone()));
         }
@@ -424,6 +471,7 @@ impl ChannelState {
                 .or_default()
                 .push(standing.agent.clone());
         }
+        self.flush_to(&standing.agent);
         if let Some(hub) = &self.hub {
             if let Some(actor) = hub.agent_actor_ref(&standing.agent) {
                 let _ = actor.cast(AgentMsg::OfferOver {
@@ -599,6 +647,7 @@ impl ChannelState {
             self.offered.insert(agent.clone(), chat);
             self.last_offered = Some(agent.clone());
             let timeout = self.settings.offer_timeout;
+            self.flush_to(&agent);
             if let Some(actor) = hub.agent_actor_ref(&agent) {
                 let _ = actor.cast(AgentMsg::Offered(Arc::new(Offer {
                     row,
@@ -633,6 +682,7 @@ impl ChannelState {
                 self.passed.remove(&chat);
                 self.count_offer(OfferEnd::Accepted.name());
                 self.answers.record(Timestamp::now());
+                self.flush_to(agent);
                 if let Some(actor) = self.hub.as_ref().and_then(|hub| hub.agent_actor_ref(agent)) {
                     let _ = actor.cast(AgentMsg::OfferOver {
                         channel: self.settings.id.clone(),
@@ -777,7 +827,7 @@ impl Actor for ChannelActor {
 
     async fn pre_start(
         &self,
-        _: ActorRef<ChannelMsg>,
+        me: ActorRef<ChannelMsg>,
         settings: ChannelSettings,
     ) -> Result<ChannelState, ActorProcessingErr> {
         let mut queue = Queue::new(settings.queue_limit);
@@ -797,6 +847,9 @@ impl Actor for ChannelActor {
             answers: AnswerRate::default(),
             places_dirty: false,
             places_due: false,
+            me,
+            pending: Vec::new(),
+            sent_early: HashMap::new(),
         })
     }
 
@@ -805,6 +858,7 @@ impl Actor for ChannelActor {
         _: ActorRef<ChannelMsg>,
         state: &mut ChannelState,
     ) -> Result<(), ActorProcessingErr> {
+        state.flush_updates();
         // Offers die with the actor: their chats wait on for the next one.
         let chats: Vec<ChatId> = state.offers.keys().copied().collect();
         for chat in chats {
@@ -941,11 +995,15 @@ impl Actor for ChannelActor {
             ChannelMsg::SlaDue { chat, generation } => state.sla_due(&myself, chat, generation),
             #[cfg(test)]
             ChannelMsg::Crash => panic!("channel actor crash requested by a test"),
+            ChannelMsg::FlushUpdates => state.flush_updates(),
             ChannelMsg::Watch {
                 agent,
                 agent_actor,
                 conn,
             } => {
+                // The watchers so far get what is pending; the snapshot
+                // holds it all for the new one.
+                state.flush_updates();
                 let snapshot = Arc::new(state.snapshot());
                 let _ = agent_actor.cast(AgentMsg::Deliver {
                     at: std::time::Instant::now(),
@@ -962,6 +1020,7 @@ impl Actor for ChannelActor {
                 let _ = reply.send(state.snapshot());
             }
             ChannelMsg::Unwatch { agent } => {
+                state.flush_updates();
                 state.check_offers();
                 if let Some(agent_actor) = state.watchers.remove(&agent) {
                     let empty = QueueUpdate {
