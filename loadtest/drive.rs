@@ -499,8 +499,12 @@ async fn customer(
             bail!("the channel answered with its offline form");
         };
         loop {
-            let Some(Event::Chat(event)) = customer.next_event().await else {
+            let Some(event) = customer.next_event().await else {
                 bail!("the connection closed before an agent answered");
+            };
+            // Queue positions and the like come while the chat waits.
+            let Event::Chat(event) = event else {
+                continue;
             };
             seqs.see(&who, &event, &observed);
             if matches!(event.kind, ChatEventKind::Assigned { .. }) {
@@ -523,8 +527,11 @@ async fn customer(
         tokio::spawn(async move {
             let mut echoes = 0;
             while echoes < messages {
-                let Some(Event::Chat(event)) = customer.next_event().await else {
+                let Some(event) = customer.next_event().await else {
                     break;
+                };
+                let Event::Chat(event) = event else {
+                    continue;
                 };
                 seqs.see(&who, &event, &observed);
                 if let ChatEventKind::Message {
