@@ -48,6 +48,10 @@ struct Observed {
     arrived_at: Mutex<HashMap<ChatId, u64>>,
     /// Their time from arrival to an agent's answer.
     late_answer_us: Mutex<Vec<u64>>,
+    /// Typing datagrams customers handed to their connections.
+    typing_sent: AtomicU64,
+    /// Typing indicators agents received.
+    typing_seen: AtomicU64,
 }
 
 impl Observed {
@@ -147,6 +151,10 @@ pub(crate) async fn run(
                             }
                         }));
                     }
+                    continue;
+                }
+                if let Event::Typing { .. } = &event {
+                    observed.typing_seen.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 let Event::Chat(event) = event else { continue };
@@ -354,6 +362,8 @@ pub(crate) async fn run(
         arrivals: arrived.len(),
         late_offer_us,
         late_answer_us: Latencies::of(observed.late_answer_us.lock().unwrap().iter().copied()),
+        typing_sent: observed.typing_sent.load(Ordering::Relaxed),
+        typing_seen: observed.typing_seen.load(Ordering::Relaxed),
         elapsed,
         relayed: observed.delivered.load(Ordering::Relaxed) + echoed,
         answer_us: Latencies::of(observed.answer_us.lock().unwrap().iter().copied()),
@@ -561,7 +571,7 @@ async fn customer(
             pace.mul_f64(n as f64 / customers as f64)
         });
     let typist = (typing > 0.0).then(|| {
-        let customer = customer.clone();
+        let (customer, observed) = (customer.clone(), observed.clone());
         let every = Duration::from_secs_f64(1.0 / typing);
         let offset = every.mul_f64(n as f64 / customers as f64);
         tokio::spawn(async move {
@@ -569,7 +579,9 @@ async fn customer(
             loop {
                 ticks.tick().await;
                 // A datagram: lost or refused without harm, by design.
-                let _ = customer.typing(chat);
+                if customer.typing(chat).is_ok() {
+                    observed.typing_sent.fetch_add(1, Ordering::Relaxed);
+                }
             }
         })
     });

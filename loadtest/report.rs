@@ -19,6 +19,9 @@ pub(crate) struct Report {
     pub(crate) late_offer_us: Latencies,
     /// Their time from arrival to an agent's answer.
     pub(crate) late_answer_us: Latencies,
+    /// Typing datagrams customers sent, and indicators agents received.
+    pub(crate) typing_sent: u64,
+    pub(crate) typing_seen: u64,
     pub(crate) elapsed: Duration,
     pub(crate) relayed: u64,
     pub(crate) answer_us: Latencies,
@@ -77,6 +80,14 @@ impl Report {
                 ms(self.late_answer_us.at(0.99)),
             );
         }
+        if self.typing_sent > 0 {
+            println!(
+                "typing datagrams sent {} ({:.0}/s), seen by agents {}",
+                self.typing_sent,
+                self.typing_sent as f64 / self.elapsed.as_secs_f64(),
+                self.typing_seen
+            );
+        }
         for (name, samples) in [
             ("customer->agent", &self.to_agent_us),
             ("agent->customer", &self.to_customer_us),
@@ -128,6 +139,8 @@ impl Report {
             arrivals: self.arrivals,
             arrival_to_offer: self.late_offer_us.quantiles(),
             arrival_to_answer: self.late_answer_us.quantiles(),
+            typing_sent: self.typing_sent,
+            typing_seen: self.typing_seen,
             delivery_customer_to_agent: self.to_agent_us.quantiles(),
             delivery_agent_to_customer: self.to_customer_us.quantiles(),
             errors: &self.errors,
@@ -226,6 +239,8 @@ struct JsonReport<'a> {
     arrivals: usize,
     arrival_to_offer: Quantiles,
     arrival_to_answer: Quantiles,
+    typing_sent: u64,
+    typing_seen: u64,
     delivery_customer_to_agent: Quantiles,
     delivery_agent_to_customer: Quantiles,
     errors: &'a BTreeMap<String, u64>,
@@ -259,6 +274,8 @@ mod tests {
             arrivals: 0,
             late_offer_us: Latencies::of([]),
             late_answer_us: Latencies::of([]),
+            typing_sent: 0,
+            typing_seen: 0,
             elapsed: Duration::from_secs(1),
             relayed: 4,
             answer_us: Latencies::of([]),
