@@ -288,6 +288,7 @@ pub(crate) async fn run(
         arrivals(
             options.arrivals,
             Duration::from_secs_f64(options.arrivals_secs),
+            options.arrival_connections,
             client,
             channels,
             clock,
@@ -406,12 +407,16 @@ async fn took(
         .push(index);
 }
 
-/// The chats that arrive while the messages flow: `count` customers spread
+/// Chats arriving during the message phase: `count` customers spread
 /// evenly over `over`, each starting a chat, waiting for its answer, and
-/// leaving.
+/// leaving. With `connections` above 0 the arrivals share that many
+/// connections (each connection a page that starts chat after chat), so
+/// the arrival rate is not bounded by TLS handshakes.
+#[allow(clippy::too_many_arguments)]
 fn arrivals(
     count: usize,
     over: Duration,
+    connections: usize,
     client: &ClientConfig,
     channels: &[String],
     clock: Instant,
@@ -425,14 +430,23 @@ fn arrivals(
         run.to_owned(),
     );
     tokio::spawn(async move {
+        let mut pool = Vec::with_capacity(connections);
+        for _ in 0..connections {
+            let customer = CustomerClient::connect(&client).await?;
+            pool.push(Shared::watch(customer, clock));
+        }
         let began = tokio::time::Instant::now();
         let mut arriving = Vec::with_capacity(count);
         for n in 0..count {
             tokio::time::sleep_until(began + over.mul_f64(n as f64 / count as f64)).await;
             let (client, observed, run) = (client.clone(), observed.clone(), run.clone());
             let channel = channels[n % channels.len()].clone();
+            let shared = (!pool.is_empty()).then(|| pool[n % pool.len()].clone());
             arriving.push(tokio::spawn(async move {
-                let customer = CustomerClient::connect(&client).await?;
+                let (customer, shared) = match shared {
+                    Some(shared) => (shared.customer.clone(), Some(shared)),
+                    None => (CustomerClient::connect(&client).await?, None),
+                };
                 let details = Customer {
                     name: Some(format!("arrival {n}")),
                     email: None,
@@ -445,21 +459,24 @@ fn arrivals(
                     bail!("the channel answered with its offline form");
                 };
                 observed.arrived_at.lock().unwrap().insert(chat, asked);
-                loop {
-                    let Some(event) = customer.next_event().await else {
-                        bail!("the connection closed before an agent answered");
-                    };
-                    if let Event::Chat(event) = event
-                        && matches!(event.kind, ChatEventKind::Assigned { .. })
-                    {
-                        break;
-                    }
-                }
+                let answered = match &shared {
+                    Some(shared) => shared.answered(chat).await?,
+                    None => loop {
+                        let Some(event) = customer.next_event().await else {
+                            bail!("the connection closed before an agent answered");
+                        };
+                        if let Event::Chat(event) = event
+                            && matches!(event.kind, ChatEventKind::Assigned { .. })
+                        {
+                            break micros(clock);
+                        }
+                    },
+                };
                 observed
                     .late_answer_us
                     .lock()
                     .unwrap()
-                    .push(micros(clock).saturating_sub(asked));
+                    .push(answered.saturating_sub(asked));
                 customer.leave(chat).await?;
                 anyhow::Ok(())
             }));
@@ -469,6 +486,62 @@ fn arrivals(
         }
         Ok(())
     })
+}
+
+/// A customer connection that several arrivals start chats on: one task
+/// reads its events and notes when each chat was answered.
+#[derive(Clone)]
+struct Shared {
+    customer: CustomerClient,
+    /// When each chat was answered, in µs of the clock; `None` once the
+    /// connection closed.
+    answers: Arc<Mutex<Option<HashMap<ChatId, u64>>>>,
+    changed: Arc<tokio::sync::Notify>,
+}
+
+impl Shared {
+    fn watch(customer: CustomerClient, clock: Instant) -> Self {
+        let shared = Self {
+            customer,
+            answers: Arc::new(Mutex::new(Some(HashMap::new()))),
+            changed: Arc::new(tokio::sync::Notify::new()),
+        };
+        let reader = shared.clone();
+        tokio::spawn(async move {
+            while let Some(event) = reader.customer.next_event().await {
+                if let Event::Chat(event) = event
+                    && matches!(event.kind, ChatEventKind::Assigned { .. })
+                {
+                    let at = micros(clock);
+                    if let Some(answers) = reader.answers.lock().unwrap().as_mut() {
+                        answers.insert(event.chat, at);
+                    }
+                    reader.changed.notify_waiters();
+                }
+            }
+            *reader.answers.lock().unwrap() = None;
+            reader.changed.notify_waiters();
+        });
+        shared
+    }
+
+    /// When `chat` was answered (waiting for it).
+    async fn answered(&self, chat: ChatId) -> anyhow::Result<u64> {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match self.answers.lock().unwrap().as_mut() {
+                None => bail!("the connection closed before an agent answered"),
+                Some(answers) => {
+                    if let Some(at) = answers.remove(&chat) {
+                        return Ok(at);
+                    }
+                }
+            }
+            changed.await;
+        }
+    }
 }
 
 /// One customer: start a chat, wait for an agent, send `messages` with up

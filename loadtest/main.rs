@@ -126,6 +126,10 @@ struct Options {
     /// The time the arrivals spread over.
     #[arg(long, default_value_t = 5.0)]
     arrivals_secs: f64,
+    /// Connections the arrivals share, each starting chat after chat (0:
+    /// a new connection, with its handshake, per arrival).
+    #[arg(long, default_value_t = 0)]
+    arrival_connections: usize,
     /// Typing indicators per second each customer sends while its
     /// messages flow (0: none).
     #[arg(long, default_value_t = 0.0)]
@@ -337,8 +341,8 @@ async fn run(options: Options) -> anyhow::Result<()> {
         );
     }
     if let Some(receiver) = &receiver {
-        // Each chat: started, answered, ended.
-        let want = options.customers * 3;
+        // Each chat, the arrivals' too: started, answered, ended.
+        let want = (options.customers + options.arrivals) * 3;
         if !receiver.wait_for(want, Duration::from_secs(60)).await {
             println!(
                 "webhook: only {} of {want} events within 60 s",
