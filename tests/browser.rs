@@ -93,16 +93,25 @@ struct Driver {
 }
 
 impl Driver {
-    fn start() -> Self {
-        Self::start_at(None)
+    /// A driver of the SDK's test page, served at
+    /// `http://127.0.0.1:<page_port>` (its origin, for the hub to allow).
+    fn start(page_port: u16) -> Self {
+        Self::launch(None, Some(page_port))
     }
 
-    /// A driver of the page at `url` (one holding the chat widget), or of
-    /// the SDK's test page.
+    /// A driver of the page at `url` (one holding the chat widget, or the
+    /// console).
     fn start_at(url: Option<&str>) -> Self {
-        let mut child = Command::new("node")
-            .arg("test/driver.mjs")
-            .args(url)
+        Self::launch(url, None)
+    }
+
+    fn launch(url: Option<&str>, page_port: Option<u16>) -> Self {
+        let mut command = Command::new("node");
+        command.arg("test/driver.mjs").args(url);
+        if let Some(port) = page_port {
+            command.env("CHATHUB_PAGE_PORT", port.to_string());
+        }
+        let mut child = command
             .current_dir(web_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -259,7 +268,12 @@ async fn agent_hears(agent: &chathub::client::AgentClient, text: &str) {
 /// same files.)
 fn node_tests() {
     let status = Command::new("node")
-        .args(["--test", "test/golden.test.mjs", "test/client.test.mjs"])
+        .args([
+            "--test",
+            "test/golden.test.mjs",
+            "test/client.test.mjs",
+            "test/console.test.mjs",
+        ])
         .current_dir(web_dir())
         .status()
         .expect("node runs");
@@ -273,12 +287,16 @@ async fn a_browser_customer_chats_with_a_native_agent_across_a_restart_and_a_rel
     }
     build_sdk();
     node_tests();
-    let port = common::free_udp_port();
-    let config = format!(
-        "{}\n[webtransport]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n",
-        common::CONFIG
-    );
-    let hub = TestHub::start(&config).await;
+    let metrics = common::metrics_endpoint();
+    let (port, page_port) = (common::free_udp_port(), free_tcp_port());
+    let with_origins = |origins: &str| {
+        format!(
+            "{}\n[webtransport]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n\
+             allowed_origins = [{origins}]\n",
+            common::CONFIG
+        )
+    };
+    let hub = TestHub::start(&with_origins("\"https://shop.example\"")).await;
     let agent = hub.present_agent("alice").await;
     let url = format!("https://127.0.0.1:{port}/chathub");
     let hash = hub
@@ -286,7 +304,21 @@ async fn a_browser_customer_chats_with_a_native_agent_across_a_restart_and_a_rel
         .webtransport_cert_hash()
         .expect("WebTransport is on");
 
-    let mut page = Driver::start();
+    // The test page's origin is not allowed: Chromium's session is refused
+    // at the handshake. Once a reload lists it, the same page connects.
+    let mut page = Driver::start(page_port);
+    let refused = page.call("refusedConnect", json!([url, hash]));
+    assert_eq!(refused["name"], json!("ConnectionError"), "{refused}");
+    let refusals = common::value(
+        &common::scrape(metrics).await,
+        "chathub_webtransport_origin_refusals_total",
+    );
+    assert_eq!(refusals, Some(1.0), "Chromium sent its page's origin");
+    let config = with_origins(&format!(
+        "\"https://shop.example\", \"http://127.0.0.1:{page_port}\""
+    ));
+    let reloaded = hub.server.reload(&hub.config(&config)).await.unwrap();
+    assert_eq!(reloaded.applied, ["webtransport.allowed_origins"]);
     page.call("connect", json!([url, hash]));
     let started = page.call("start", json!(["support", "Ada", "Hello from Chromium"]));
     assert_eq!(started["type"], json!("Queued"), "{started}");
@@ -688,6 +720,10 @@ async fn the_console_and_the_widget_hold_a_chat_across_a_restart_and_return_to_i
         desk.call("hidden", json!(["article.chat .compose"])),
         json!(true)
     );
+    // The agent closes the ended chat's panel; when the customer comes
+    // back, a panel opens again with the whole transcript, each line once.
+    desk.call("click", json!(["article.chat .close"]));
+    assert_eq!(desk.texts("article.chat").len(), 0);
     widget.until_hidden(".chat .return", false).await;
     widget.call("click", json!([".chat .return"]));
     widget.widget_says(".log", "The chat is open again").await;
@@ -698,6 +734,16 @@ async fn the_console_and_the_widget_hold_a_chat_across_a_restart_and_return_to_i
     widget.call("press", json!(["Enter"]));
     desk.widget_says("article.chat .log", "One more thing")
         .await;
+    let again: Vec<&str> = said
+        .iter()
+        .copied()
+        .chain([
+            "The chat has ended",
+            "came back to the chat",
+            "One more thing",
+        ])
+        .collect();
+    assert_once_in_order(&desk.texts("article.chat .log li"), &again);
     let shot = artifacts().join("widget-returned.png");
     widget.call("screenshot", json!([shot.display().to_string()]));
     assert_eq!(
@@ -826,6 +872,206 @@ async fn the_console_alerts_only_while_present_and_holds_chats_side_by_side() {
     assert_eq!(heard.as_str(), "alice");
     desk.call("click", json!([format!("{second_chat} .end")]));
     desk.widget_says(".recent-list", "Grace").await;
+    drop(desk);
+    hub.stop().await;
+}
+
+/// The certificate hashes the hub's `[web]` listener serves to pages.
+async fn served_hashes(web: std::net::SocketAddr) -> Vec<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(web).await.unwrap();
+    let ask = format!("GET /chathub/cert-hashes.json HTTP/1.1\r\nHost: {web}\r\n\r\n");
+    stream.write_all(ask.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let (_, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    let json: Value = serde_json::from_str(body).expect("JSON");
+    serde_json::from_value(json["hashes"].clone()).expect("a list of hashes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_open_across_a_certificate_replacement_reconnect_with_the_new_hash() {
+    if !should_run() {
+        return;
+    }
+    build_sdk();
+    let (web_port, wt_port) = (free_tcp_port(), common::free_udp_port());
+    let config = console_config(web_port, wt_port);
+    let hub = TestHub::start(&config).await;
+    let web = hub.server.web_addr().expect("[web] is on");
+    let old = hub
+        .server
+        .webtransport_cert_hash()
+        .expect("WebTransport is on");
+    assert_eq!(served_hashes(web).await, [old.as_str()]);
+
+    let mut desk = console(web, "alice").await;
+    desk.call("click", json!([".presence"]));
+    desk.widget_says(".presence", "Present").await;
+    let mut widget = Driver::start_at(Some(&format!("http://{web}/")));
+    widget.call("click", json!([".launcher"]));
+    widget.call("type", json!(["input[name=name]", "Ada"]));
+    widget.call(
+        "type",
+        json!(["textarea[name=message]", "Before the new certificate"]),
+    );
+    widget.call("click", json!([".start button[type=submit]"]));
+    desk.widget_says(".incoming", "Before the new certificate")
+        .await;
+    desk.call("click", json!([".channel[data-channel=support] .next"]));
+    widget.widget_says(".log", "alice joined the chat").await;
+
+    // The hub replaces its certificate: the sessions open go on with the
+    // old one, and the pages are given the new hash.
+    let new = hub
+        .server
+        .replace_webtransport_certificate()
+        .await
+        .expect("a new certificate")
+        .expect("WebTransport is on");
+    assert_ne!(new, old);
+    assert_eq!(served_hashes(web).await, [new.as_str()]);
+    let written = std::fs::read_to_string(hub.data_dir().join("webtransport-cert.sha256")).unwrap();
+    assert_eq!(written.trim(), new);
+    desk.call(
+        "type",
+        json!(["article.chat textarea[name=text]", "The session goes on"]),
+    );
+    desk.call("press", json!(["Enter"]));
+    widget.widget_says(".log", "The session goes on").await;
+
+    // A restart cuts both pages' sessions: each connects again by itself,
+    // and only with the new hash, which it reads anew from the hub.
+    let hub = hub.restart(&config).await;
+    assert_eq!(
+        hub.server.webtransport_cert_hash().as_deref(),
+        Some(new.as_str())
+    );
+    desk.call(
+        "type",
+        json!(["article.chat textarea[name=text]", "After the restart"]),
+    );
+    desk.call("press", json!(["Enter"]));
+    widget.widget_says(".log", "After the restart").await;
+    widget.call("type", json!(["textarea[name=text]", "Still here"]));
+    widget.call("press", json!(["Enter"]));
+    desk.widget_says("article.chat .log", "Still here").await;
+
+    let said = [
+        "Before the new certificate",
+        "Welcome to support!",
+        "The session goes on",
+        "After the restart",
+        "Still here",
+    ];
+    assert_once_in_order(&desk.texts("article.chat .log li"), &said);
+    assert_once_in_order(&widget.texts(".log li"), &said);
+    let seqs: Vec<u64> = serde_json::from_value::<Vec<String>>(
+        desk.call("attrs", json!(["article.chat .log li", "data-seq"])),
+    )
+    .unwrap()
+    .iter()
+    .map(|seq| seq.parse().unwrap())
+    .collect();
+    assert!(
+        seqs.windows(2).all(|pair| pair[0] < pair[1]),
+        "seqs rise, each once: {seqs:?}"
+    );
+    assert_eq!(widget.call("text", json!([".chat .error"])), json!(""));
+    drop((desk, widget));
+    hub.stop().await;
+}
+
+/// `len` bytes that are not all alike (every byte value, shifted).
+fn file_bytes(len: usize, salt: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add((i >> 8) as u8) ^ salt)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_go_both_ways_between_the_console_and_a_native_customer() {
+    if !should_run() {
+        return;
+    }
+    build_sdk();
+    let config = console_config(free_tcp_port(), common::free_udp_port());
+    let hub = TestHub::start(&config).await;
+    let web = hub.server.web_addr().expect("[web] is on");
+    let mut desk = console(web, "alice").await;
+    desk.call("click", json!([".presence"]));
+    desk.widget_says(".presence", "Present").await;
+
+    let customer = hub.customer().await;
+    let ada = chathub::core::Customer {
+        name: Some("Ada".into()),
+        email: None,
+    };
+    let (chat, _) = common::start(&customer, "support", ada, "I will send a receipt").await;
+    desk.widget_says(".incoming", "I will send a receipt").await;
+    desk.call("click", json!([".channel[data-channel=support] .next"]));
+    let panel = format!("article[data-chat='{}']", chat.0);
+    desk.widget_says(&format!("{panel} .log"), "I will send a receipt")
+        .await;
+
+    // The agent chooses a file in the console; the customer gets its
+    // bytes as they were.
+    let files = tempfile::tempdir().unwrap();
+    let label = file_bytes(256 * 1024 + 17, 0x5a);
+    let label_path = files.path().join("label.bin");
+    std::fs::write(&label_path, &label).unwrap();
+    desk.call(
+        "upload",
+        json!([
+            format!("{panel} input[type=file]"),
+            label_path.display().to_string()
+        ]),
+    );
+    let shared = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Some(Event::Chat(event)) = customer.next_event().await
+                && let ChatEventKind::FileShared { from, file } = event.kind
+            {
+                return (from, file);
+            }
+        }
+    })
+    .await
+    .expect("the customer hears of the file");
+    assert_eq!(shared.0, Party::Agent("alice".into()));
+    assert_eq!(shared.1.name, "label.bin");
+    assert_eq!(shared.1.size, label.len() as u64);
+    let (_, got) = customer.download(shared.1.id).await.unwrap();
+    assert!(got == label, "the customer's bytes are the console's");
+    desk.widget_says(&format!("{panel} .log"), "shared label.bin")
+        .await;
+
+    // The customer shares one; the console downloads it, byte for byte.
+    let receipt = file_bytes(100_003, 0xa5);
+    let (file, _) = customer
+        .send_file(chat, "receipt.bin", "application/octet-stream", &receipt)
+        .await
+        .unwrap();
+    desk.widget_says(&format!("{panel} .log"), "shared receipt.bin")
+        .await;
+    let saved = tempfile::tempdir().unwrap();
+    let path = desk.call(
+        "download",
+        json!([
+            format!("{panel} .download[data-file='{}']", file.id.0),
+            saved.path().display().to_string()
+        ]),
+    );
+    let path = PathBuf::from(path.as_str().expect("the saved file's path"));
+    assert_eq!(path.file_name().unwrap(), "receipt.bin");
+    assert!(
+        std::fs::read(&path).unwrap() == receipt,
+        "the console's download is the customer's file"
+    );
+    assert_eq!(
+        desk.call("text", json!([format!("{panel} .error")])),
+        json!("")
+    );
     drop(desk);
     hub.stop().await;
 }

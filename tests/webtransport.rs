@@ -13,7 +13,7 @@ use chathub::protocol::{
     ClientDatagram, ClientFrame, Event, FrameBuf, Hello, PROTOCOL_VERSION, Reply, Request,
     RequestBody, Role, Secret, ServerFrame, encode, encode_datagram,
 };
-use common::{PATIENCE, TestHub};
+use common::{PATIENCE, TestHub, metrics_endpoint, scrape, value};
 use wtransport::tls::Sha256Digest;
 
 /// The tests' configuration with WebTransport on and `limits` added to
@@ -32,10 +32,30 @@ fn wire(frame: &ClientFrame) -> Vec<u8> {
 /// A WebTransport session to the hub's endpoint at `path`, trusting its
 /// certificate by hash as a browser does.
 async fn session(hub: &TestHub, path: &str) -> Result<wtransport::Connection, String> {
+    session_from(hub, path, None).await
+}
+
+/// A session as a page of `origin` opens it (a browser sends its page's
+/// origin; a program may send none).
+async fn session_from(
+    hub: &TestHub,
+    path: &str,
+    origin: Option<&str>,
+) -> Result<wtransport::Connection, String> {
     let hash = hub
         .server
         .webtransport_cert_hash()
         .expect("WebTransport is on");
+    session_trusting(hub, path, origin, &hash).await
+}
+
+/// A session that trusts the certificate whose SHA-256 is `hash` (hex).
+async fn session_trusting(
+    hub: &TestHub,
+    path: &str,
+    origin: Option<&str>,
+    hash: &str,
+) -> Result<wtransport::Connection, String> {
     let mut bytes = [0u8; 32];
     for (i, byte) in bytes.iter_mut().enumerate() {
         *byte = u8::from_str_radix(&hash[2 * i..2 * i + 2], 16).unwrap();
@@ -47,13 +67,17 @@ async fn session(hub: &TestHub, path: &str) -> Result<wtransport::Connection, St
         .build();
     let endpoint = wtransport::Endpoint::client(config).map_err(|err| err.to_string())?;
     let addr = hub.server.webtransport_addr().expect("WebTransport is on");
-    tokio::time::timeout(
-        PATIENCE,
-        endpoint.connect(format!("https://127.0.0.1:{}{path}", addr.port())),
-    )
-    .await
-    .map_err(|_| "no session in time".to_string())?
-    .map_err(|err| err.to_string())
+    let mut options = wtransport::endpoint::ConnectOptions::builder(format!(
+        "https://127.0.0.1:{}{path}",
+        addr.port()
+    ));
+    if let Some(origin) = origin {
+        options = options.add_header("origin", origin);
+    }
+    tokio::time::timeout(PATIENCE, endpoint.connect(options))
+        .await
+        .map_err(|_| "no session in time".to_string())?
+        .map_err(|err| err.to_string())
 }
 
 /// Reads the next frame off a WebTransport stream.
@@ -249,5 +273,237 @@ async fn garbage_on_a_session_is_answered_with_closing_and_a_closed_session() {
     assert!(closed.is_ok(), "the session is closed");
     // The hub goes on serving browsers.
     assert!(session(&hub, "/chathub").await.is_ok());
+    hub.stop().await;
+}
+
+/// Says hello as a customer on `web` and answers whether the hub welcomed
+/// it: the session is served, not only opened.
+async fn welcomed(web: &wtransport::Connection) -> bool {
+    let (mut send, mut recv) = web.open_bi().await.unwrap().await.unwrap();
+    send.write_all(&wire(&ClientFrame::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        role: Role::Customer,
+        resume: Vec::new(),
+    })))
+    .await
+    .unwrap();
+    let mut frames = FrameBuf::with_limit(chathub::protocol::MAX_FRAME_BYTES);
+    matches!(
+        next_frame(&mut recv, &mut frames).await,
+        ServerFrame::Welcome(_)
+    )
+}
+
+async fn origin_refusals(metrics: std::net::SocketAddr) -> f64 {
+    value(
+        &scrape(metrics).await,
+        "chathub_webtransport_origin_refusals_total",
+    )
+    .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_page_of_an_allowed_origin_connects_and_a_foreign_one_is_refused() {
+    let metrics = metrics_endpoint();
+    let config = format!(
+        "{}allowed_origins = [\"https://shop.example\", \"https://help.example:8443\"]\n",
+        config("")
+    );
+    let hub = TestHub::start(&config).await;
+
+    let shop = session_from(&hub, "/chathub", Some("https://shop.example"))
+        .await
+        .expect("an allowed origin connects");
+    assert!(welcomed(&shop).await, "and is served");
+    assert!(
+        session_from(&hub, "/chathub", Some("https://help.example:8443"))
+            .await
+            .is_ok()
+    );
+
+    for foreign in [
+        "https://evil.example",
+        "http://shop.example",
+        "https://help.example",
+        "https://shop.example.evil.example",
+        "null",
+    ] {
+        let refused = session_from(&hub, "/chathub", Some(foreign)).await;
+        assert_eq!(
+            refused.err().as_deref(),
+            Some("server rejected WebTransport session request"),
+            "{foreign} is refused at the handshake"
+        );
+    }
+    assert_eq!(origin_refusals(metrics).await, 5.0, "each refusal counted");
+
+    // No Origin: a program, not a page; admitted, as documented.
+    let program = session_from(&hub, "/chathub", None)
+        .await
+        .expect("a session without an Origin");
+    assert!(welcomed(&program).await);
+    assert_eq!(origin_refusals(metrics).await, 5.0);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn by_default_only_the_hubs_own_pages_connect() {
+    let with_web = format!(
+        "{}[web]\nenabled = true\nlisten = \"127.0.0.1:0\"\n",
+        config("")
+    );
+    let hub = TestHub::start(&with_web).await;
+    // The port the system chose: the own pages' origins follow it.
+    let port = hub.server.web_addr().expect("[web] is on").port();
+    for own in [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ] {
+        assert!(
+            session_from(&hub, "/chathub", Some(&own)).await.is_ok(),
+            "{own} is the hub's own page"
+        );
+    }
+    for other in [
+        format!("http://127.0.0.1:{}", port.wrapping_add(1).max(1)),
+        "https://shop.example".to_owned(),
+    ] {
+        assert!(
+            session_from(&hub, "/chathub", Some(&other)).await.is_err(),
+            "{other} is not listed"
+        );
+    }
+    hub.stop().await;
+
+    // Without [web] and with no list, no page at all; a program still.
+    let hub = TestHub::start(&config("")).await;
+    assert!(
+        session_from(&hub, "/chathub", Some("http://localhost:4480"))
+            .await
+            .is_err()
+    );
+    assert!(session_from(&hub, "/chathub", None).await.is_ok());
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_reload_changes_the_allowed_origins_at_once() {
+    let before = format!(
+        "{}allowed_origins = [\"https://old.example\"]\n",
+        config("")
+    );
+    let hub = TestHub::start(&before).await;
+    let open = session_from(&hub, "/chathub", Some("https://old.example"))
+        .await
+        .expect("listed");
+    assert!(
+        session_from(&hub, "/chathub", Some("https://new.example"))
+            .await
+            .is_err()
+    );
+
+    let after = format!(
+        "{}allowed_origins = [\"https://new.example\"]\n",
+        config("")
+    );
+    let reloaded = hub.server.reload(&hub.config(&after)).await.unwrap();
+    assert_eq!(reloaded.applied, ["webtransport.allowed_origins"]);
+    assert!(reloaded.needs_restart.is_empty(), "{reloaded}");
+    assert!(
+        session_from(&hub, "/chathub", Some("https://new.example"))
+            .await
+            .is_ok(),
+        "a newly listed origin connects without a restart"
+    );
+    assert!(
+        session_from(&hub, "/chathub", Some("https://old.example"))
+            .await
+            .is_err(),
+        "an origin taken off the list is refused from now on"
+    );
+    assert!(welcomed(&open).await, "a session already open stays");
+
+    // The same list again changes nothing; an origin that is not one is
+    // refused with the reason, and the running list stays.
+    let again = hub.server.reload(&hub.config(&after)).await.unwrap();
+    assert!(again.applied.is_empty(), "{again}");
+    let mut bad = hub.config(&after);
+    bad.webtransport.allowed_origins = vec!["new.example".into()];
+    let refused = hub.server.reload(&bad).await;
+    assert!(
+        refused
+            .err()
+            .is_some_and(|err| err.to_string().contains("allowed_origins")),
+    );
+    assert!(
+        session_from(&hub, "/chathub", Some("https://new.example"))
+            .await
+            .is_ok()
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_replaced_certificate_keeps_open_sessions_and_new_ones_need_its_hash() {
+    let hub = TestHub::start(&config("")).await;
+    let old = hub.server.webtransport_cert_hash().unwrap();
+    let web = session(&hub, "/chathub").await.expect("a session");
+    let (mut send, mut recv) = web.open_bi().await.unwrap().await.unwrap();
+    let mut frames = FrameBuf::with_limit(chathub::protocol::MAX_FRAME_BYTES);
+    send.write_all(&wire(&ClientFrame::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        role: Role::Customer,
+        resume: Vec::new(),
+    })))
+    .await
+    .unwrap();
+    assert!(matches!(
+        next_frame(&mut recv, &mut frames).await,
+        ServerFrame::Welcome(_)
+    ));
+
+    let new = hub
+        .server
+        .replace_webtransport_certificate()
+        .await
+        .unwrap()
+        .expect("WebTransport is on");
+    assert_ne!(new, old);
+    assert_eq!(hub.server.webtransport_cert_hash(), Some(new.clone()));
+    let written = std::fs::read_to_string(hub.data_dir().join("webtransport-cert.sha256")).unwrap();
+    assert_eq!(written.trim(), new, "the hash file follows");
+
+    // The session made with the old certificate goes on.
+    send.write_all(&wire(&ClientFrame::Request(Request {
+        id: 1,
+        body: RequestBody::StartChat {
+            channel: "support".into(),
+            customer: Customer {
+                name: None,
+                email: None,
+            },
+            client_id: 1,
+            text: "Still connected".into(),
+            secret: Secret::new("a-secret-of-the-browser-customer"),
+        },
+    })))
+    .await
+    .unwrap();
+    match next_frame(&mut recv, &mut frames).await {
+        ServerFrame::Response(response) => assert!(response.result.is_ok(), "{response:?}"),
+        other => panic!("not a response: {other:?}"),
+    }
+
+    // A new session needs the new hash.
+    assert!(
+        session_trusting(&hub, "/chathub", None, &old)
+            .await
+            .is_err(),
+        "the old certificate is no longer offered"
+    );
+    let again = session_trusting(&hub, "/chathub", None, &new)
+        .await
+        .expect("the new hash connects");
+    assert!(welcomed(&again).await);
     hub.stop().await;
 }

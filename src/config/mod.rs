@@ -139,6 +139,15 @@ pub struct WebTransportConfig {
     /// UDP address it listens on; a port of its own beside `listen`.
     #[serde(default = "default_webtransport_listen")]
     pub listen: SocketAddr,
+    /// The pages that may open sessions, by the `Origin` a browser sends:
+    /// `"https://shop.example"` (scheme, host and port, no path), or `"*"`
+    /// for any page. The hub's own `[web]` pages are always admitted
+    /// (`http://localhost:<port>` and `http://<listen address>:<port>`), so
+    /// the default, an empty list, admits those pages and no other site. A
+    /// session without an `Origin` (a program, not a browser) is admitted.
+    /// A reload applies a new list to the sessions that open from then on.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for WebTransportConfig {
@@ -146,7 +155,17 @@ impl Default for WebTransportConfig {
         Self {
             enabled: false,
             listen: default_webtransport_listen(),
+            allowed_origins: Vec::new(),
         }
+    }
+}
+
+impl WebTransportConfig {
+    /// The origins of `allowed_origins`, read (the hub's own pages come on
+    /// top); an entry that is not an origin is refused with the reason.
+    pub fn origins(&self) -> Result<AllowedOrigins, ConfigError> {
+        AllowedOrigins::parse(&self.allowed_origins)
+            .map_err(|why| ConfigError::Invalid(format!("[webtransport] allowed_origins: {why}")))
     }
 }
 
@@ -407,6 +426,7 @@ impl Config {
             ));
         }
         self.limits.check().map_err(ConfigError::Invalid)?;
+        self.webtransport.origins()?;
         if self.web.enabled && !self.webtransport.enabled {
             return invalid(
                 "[web] serves browsers over WebTransport: enable [webtransport] too".into(),
@@ -677,12 +697,14 @@ impl Config {
 }
 
 mod env;
+pub mod origins;
 mod tables;
 #[cfg(test)]
 mod tests;
 mod webhooks;
 
 use env::set_field;
+pub use origins::{AllowedOrigins, Origin};
 pub use tables::{
     AgentFileConfig, AgentGoneMode, ChannelConfig, Hours, IdentityMode, PolicyMode, RoleName,
     RoutingMode,

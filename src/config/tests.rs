@@ -375,6 +375,34 @@ fn the_widget_listener_needs_webtransport_and_a_loopback_address() {
 }
 
 #[test]
+fn allowed_origins_are_checked_as_origins() {
+    let config = Config::from_toml(
+        "[webtransport]\nenabled = true\nallowed_origins = [\"https://Shop.Example:443\", \"*\"]\n",
+    )
+    .unwrap();
+    let origins = config.webtransport.origins().unwrap();
+    assert!(
+        origins.admits(Some("https://elsewhere.example")),
+        "* admits any"
+    );
+    let listed =
+        Config::from_toml("[webtransport]\nallowed_origins = [\"https://shop.example\"]\n")
+            .unwrap();
+    let origins = listed.webtransport.origins().unwrap();
+    assert!(origins.admits(Some("https://shop.example")));
+    assert!(!origins.admits(Some("https://elsewhere.example")));
+    let bad =
+        Config::from_toml("[webtransport]\nallowed_origins = [\"https://shop.example/chat\"]\n")
+            .unwrap_err()
+            .to_string();
+    assert!(
+        bad.contains("allowed_origins") && bad.contains("shop.example/chat"),
+        "{bad}"
+    );
+    assert!(Config::default().webtransport.allowed_origins.is_empty());
+}
+
+#[test]
 fn the_test_suites_switches_are_not_configuration() {
     let vars = [
         ("CHATHUB_BROWSER_TESTS".to_owned(), "1".to_owned()),

@@ -104,6 +104,7 @@ pub(crate) fn export_from_start(channels: &[crate::core::ChannelId]) {
         "chathub_files_expired_total",
         "chathub_contacts_forgotten_total",
         "chathub_chats_unrecoverable_total",
+        "chathub_webtransport_origin_refusals_total",
     ] {
         counter!(name).increment(0);
     }
@@ -227,6 +228,10 @@ fn describe() {
     describe_counter!(
         "chathub_limit_refusals_total",
         "Requests and connections refused at a limit, by the limit."
+    );
+    describe_counter!(
+        "chathub_webtransport_origin_refusals_total",
+        "WebTransport sessions refused (403) because their page's origin is not in [webtransport] allowed_origins."
     );
     describe_counter!(
         "chathub_retries_total",

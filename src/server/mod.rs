@@ -143,10 +143,26 @@ impl Server {
         let site = match (&web, config.web.enabled) {
             (Some(endpoint), true) => {
                 let webtransport = endpoint.local_addr().unwrap_or(config.webtransport.listen);
-                Some(site::start(&config.web, webtransport, endpoint.hash.clone()).await?)
+                let site = site::start(&config.web, webtransport, endpoint.hashes.clone()).await?;
+                // The hub's own pages open sessions whatever the list says.
+                let addr = site.local_addr();
+                endpoint.origins.set_own(vec![
+                    crate::config::Origin::http_localhost(addr.port()),
+                    crate::config::Origin::http(addr.ip(), addr.port()),
+                ]);
+                Some(site)
             }
             _ => None,
         };
+        if let Some(endpoint) = &web
+            && !endpoint.origins.admits_some()
+        {
+            tracing::warn!(
+                "[webtransport] admits no page: [web] is off and allowed_origins is empty, so \
+                 browsers are refused (list the origins of the pages that hold the widget or \
+                 the console)"
+            );
+        }
         let accept = tokio::spawn(accept_loop(endpoint.clone(), hub.clone(), admission));
         Ok(Self {
             endpoint,
@@ -188,12 +204,20 @@ impl Server {
     /// page's `serverCertificateHashes`; it changes when the certificate
     /// is replaced (also written to `<data_dir>/webtransport-cert.sha256`).
     pub fn webtransport_cert_hash(&self) -> Option<String> {
-        self.web.as_ref().map(|web| {
-            web.hash
-                .read()
-                .unwrap_or_else(|poison| poison.into_inner())
-                .clone()
-        })
+        self.web.as_ref().map(webtransport::WebEndpoint::hash)
+    }
+
+    /// Replaces the generated WebTransport certificate now, as the hub
+    /// does on its own before the certificate expires (after a suspected
+    /// leak of its key, say), and answers the new one's hash (`None` with
+    /// WebTransport off). Open sessions keep the certificate they were
+    /// made with; pages read the new hash from `[web]` when they connect
+    /// again.
+    pub async fn replace_webtransport_certificate(&self) -> Result<Option<String>, ServerError> {
+        match &self.web {
+            Some(web) => web.replace_certificate().await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The PEM certificate clients should trust.

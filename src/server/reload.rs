@@ -1,6 +1,8 @@
 //! The configuration read again while the hub runs: channels and agents
-//! change at once (see [`Hub::reconfigure`]); a change to anything else is
-//! reported as waiting for a restart, and the running value stays.
+//! change at once (see [`Hub::reconfigure`]), and so does
+//! `[webtransport] allowed_origins` (for the sessions that open from then
+//! on); a change to anything else is reported as waiting for a restart,
+//! and the running value stays.
 
 use std::fmt;
 use std::path::Path;
@@ -26,6 +28,8 @@ pub enum ReloadError {
 pub struct Reloaded {
     /// The channels and agents changed.
     pub changed: Reconfigured,
+    /// Other changed fields, applied at once (`webtransport.allowed_origins`).
+    pub applied: Vec<&'static str>,
     /// Changed fields that take effect at the next start only.
     pub needs_restart: Vec<&'static str>,
 }
@@ -33,6 +37,9 @@ pub struct Reloaded {
 impl fmt::Display for Reloaded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.changed)?;
+        if !self.applied.is_empty() {
+            write!(f, "; applied: {}", self.applied.join(", "))?;
+        }
         if !self.needs_restart.is_empty() {
             write!(
                 f,
@@ -57,7 +64,11 @@ fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str> {
     differs("data_dir", running.data_dir != new.data_dir);
     differs("tls", running.tls != new.tls);
     differs("metrics", running.metrics != new.metrics);
-    differs("webtransport", running.webtransport != new.webtransport);
+    differs(
+        "webtransport",
+        running.webtransport.enabled != new.webtransport.enabled
+            || running.webtransport.listen != new.webtransport.listen,
+    );
     differs("web", running.web != new.web);
     differs("store", running.store != new.store);
     differs("runtime", running.runtime != new.runtime);
@@ -76,6 +87,7 @@ impl Server {
     /// change are listed in the answer and keep their running values.
     pub async fn reload(&self, config: &Config) -> Result<Reloaded, ServerError> {
         let hub_config = hub_config(config, &self.data_dir)?;
+        let origins = config.webtransport.origins()?;
         let mut running = self.running.lock().await;
         let needs_restart = restart_only_changes(&running, config);
         let changed = self
@@ -85,8 +97,17 @@ impl Server {
         metrics::export_from_start(&changed.channels_added);
         running.channels = config.channels.clone();
         running.agents = config.agents.clone();
+        let mut applied = Vec::new();
+        if running.webtransport.allowed_origins != config.webtransport.allowed_origins {
+            if let Some(web) = &self.web {
+                web.origins.set_listed(origins);
+            }
+            running.webtransport.allowed_origins = config.webtransport.allowed_origins.clone();
+            applied.push("webtransport.allowed_origins");
+        }
         Ok(Reloaded {
             changed,
+            applied,
             needs_restart,
         })
     }

@@ -6,9 +6,9 @@
 //! - `/<name>.js` — the built SDK and widget: the `.js` files of the
 //!   assets folder, read once at start (so no request touches the file
 //!   system, and no path outside that list is ever served);
-//! - `/chathub/cert-hashes.json` — the WebTransport URL and the current
-//!   certificate's SHA-256 (it changes when the hub replaces the
-//!   certificate), for a page's `serverCertificateHashes`.
+//! - `/chathub/cert-hashes.json` — the WebTransport URL and the
+//!   certificate hashes (SHA-256, the one in use first; both while the hub
+//!   replaces the certificate), for a page's `serverCertificateHashes`.
 //!
 //! It is hand-written rather than hyper's server: one request per
 //! connection, a request head of at most [`MAX_HEAD`] bytes read within
@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::WebConfig;
 use crate::server::ServerError;
-use crate::server::webtransport::SharedHash;
+use crate::server::webtransport::SharedHashes;
 
 /// Connections served at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 256;
@@ -58,8 +58,8 @@ pub(crate) const CONSOLE_PATH: &str = "/console";
 struct Site {
     /// The WebTransport session's URL.
     hub_url: String,
-    /// The certificate hash, shared with the WebTransport endpoint.
-    hash: SharedHash,
+    /// The certificate hashes, shared with the WebTransport endpoint.
+    hashes: SharedHashes,
     /// The demo page, filled in.
     page: Vec<u8>,
     /// The agent console's page, filled in.
@@ -88,11 +88,11 @@ impl SiteListener {
 }
 
 /// Starts the listener of `config`, for the WebTransport endpoint at
-/// `webtransport` whose certificate hash is `hash`.
+/// `webtransport` whose certificate hashes are `hashes`.
 pub(crate) async fn start(
     config: &WebConfig,
     webtransport: SocketAddr,
-    hash: SharedHash,
+    hashes: SharedHashes,
 ) -> Result<SiteListener, ServerError> {
     let scripts = read_scripts(&config.assets);
     if !scripts.contains_key("/widget.js") {
@@ -128,7 +128,7 @@ pub(crate) async fn start(
     })?;
     let site = Arc::new(Site {
         hub_url,
-        hash,
+        hashes,
         page,
         console,
         scripts,
@@ -299,13 +299,16 @@ fn answer(site: &Site, head: &[u8]) -> (Answer, bool) {
         "/" | "/index.html" => Answer::ok("text/html; charset=utf-8", site.page.clone()),
         CONSOLE_PATH | "/console/" => Answer::ok("text/html; charset=utf-8", site.console.clone()),
         HASH_PATH => {
-            let hash = site
-                .hash
+            let hashes = site
+                .hashes
                 .read()
                 .unwrap_or_else(|poison| poison.into_inner())
-                .clone();
-            // Both are hex and a URL the hub made: nothing to escape.
-            let json = format!("{{\"url\":\"{}\",\"hashes\":[\"{hash}\"]}}\n", site.hub_url);
+                .iter()
+                .map(|hash| format!("\"{hash}\""))
+                .collect::<Vec<_>>()
+                .join(",");
+            // Hex and a URL the hub made: nothing to escape.
+            let json = format!("{{\"url\":\"{}\",\"hashes\":[{hashes}]}}\n", site.hub_url);
             Answer::ok("application/json", json.into_bytes())
         }
         _ => match site.scripts.get(path) {
@@ -349,7 +352,7 @@ mod tests {
     fn site() -> Site {
         Site {
             hub_url: "https://localhost:4434/chathub".into(),
-            hash: Arc::new(RwLock::new("ab".repeat(32))),
+            hashes: Arc::new(RwLock::new(vec!["ab".repeat(32), "cd".repeat(32)])),
             page: b"<p>page</p>".to_vec(),
             console: b"<p>console</p>".to_vec(),
             scripts: HashMap::from([("/widget.js".to_owned(), b"// w".to_vec())]),
@@ -375,6 +378,7 @@ mod tests {
         let (hash, _) = answer(&site, b"GET /chathub/cert-hashes.json HTTP/1.1");
         let json: serde_json::Value = serde_json::from_slice(&hash.body).unwrap();
         assert_eq!(json["hashes"][0], "ab".repeat(32));
+        assert_eq!(json["hashes"][1], "cd".repeat(32), "every hash served");
         assert_eq!(json["url"], "https://localhost:4434/chathub");
     }
 }

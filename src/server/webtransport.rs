@@ -11,9 +11,16 @@
 //! [`CHECK_EVERY`]), and writes the SHA-256 of its DER bytes, in hex, to
 //! `webtransport-cert.sha256` for whatever serves pages to pass on.
 //!
+//! A replacement does not cut the sessions that are open: each keeps the
+//! certificate it was made with, and only new sessions get the new one.
+//! While the endpoint switches, the hashes served to pages list both
+//! certificates, so a page that reads them at that moment connects with
+//! either.
+//!
 //! Sessions are admitted by the same [`Admission`] as native connections
-//! (one count of connections per address across both) and then served by
-//! the same connection task (`connection::handle_web`).
+//! (one count of connections per address across both), then by their
+//! page's origin ([`SessionOrigins`], `[webtransport] allowed_origins`),
+//! and then served by the same connection task (`connection::handle_web`).
 
 use std::fs;
 use std::net::SocketAddr;
@@ -25,7 +32,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::actors::Hub;
-use crate::config::WebTransportConfig;
+use crate::config::{AllowedOrigins, Origin, WebTransportConfig};
 use crate::core::Limits;
 use crate::server::admission::{Admission, Verdict};
 use crate::server::tls::{self, Identity, TlsError};
@@ -111,11 +118,24 @@ pub(crate) fn load_or_rotate(data_dir: &Path) -> Result<WebCert, TlsError> {
             generate(&files)?
         }
     };
+    write_hash(&files, &cert)?;
+    Ok(cert)
+}
+
+/// Generates a new certificate into `data_dir` whatever the one there,
+/// and writes its hash file.
+fn renew(data_dir: &Path) -> Result<WebCert, TlsError> {
+    let files = Files::in_dir(data_dir);
+    let cert = generate(&files)?;
+    write_hash(&files, &cert)?;
+    Ok(cert)
+}
+
+fn write_hash(files: &Files, cert: &WebCert) -> Result<(), TlsError> {
     fs::write(&files.hash, format!("{}\n", cert.hash_hex())).map_err(|source| TlsError::File {
         path: files.hash.clone(),
         source,
-    })?;
-    Ok(cert)
+    })
 }
 
 fn load(files: &Files) -> Result<WebCert, TlsError> {
@@ -180,14 +200,91 @@ fn generate_for(files: &Files, validity: Duration) -> Result<WebCert, TlsError> 
     load(files)
 }
 
-/// The running endpoint's certificate hash, shared with the server
-/// handle; replaced on rotation.
-pub(crate) type SharedHash = Arc<RwLock<String>>;
+/// The certificate hashes pages are given, in hex, the one in use first;
+/// shared with the server handle and the `[web]` listener.
+pub(crate) type SharedHashes = Arc<RwLock<Vec<String>>>;
+
+/// Which pages may open sessions: the configured `allowed_origins` and
+/// the hub's own `[web]` pages. Read at each session's request; a reload
+/// replaces the configured part.
+#[derive(Debug, Default)]
+pub(crate) struct SessionOrigins {
+    inner: RwLock<OriginsNow>,
+}
+
+#[derive(Debug, Default)]
+struct OriginsNow {
+    /// `allowed_origins`.
+    listed: AllowedOrigins,
+    /// The hub's own pages.
+    own: Vec<Origin>,
+    /// Both: what is admitted.
+    admitted: AllowedOrigins,
+}
+
+impl OriginsNow {
+    fn update(&mut self) {
+        let mut admitted = self.listed.clone();
+        for origin in &self.own {
+            admitted.add(origin.clone());
+        }
+        self.admitted = admitted;
+    }
+}
+
+impl SessionOrigins {
+    fn new(listed: AllowedOrigins) -> Self {
+        let origins = Self::default();
+        origins.set_listed(listed);
+        origins
+    }
+
+    /// Admits `listed` (and the hub's own pages) from now on.
+    pub(crate) fn set_listed(&self, listed: AllowedOrigins) {
+        let mut now = self
+            .inner
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        now.listed = listed;
+        now.update();
+    }
+
+    /// The hub's own pages, once their listener is bound.
+    pub(crate) fn set_own(&self, own: Vec<Origin>) {
+        let mut now = self
+            .inner
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        now.own = own;
+        now.update();
+    }
+
+    /// Whether a session whose request carries `Origin: origin` may open
+    /// (see [`AllowedOrigins::admits`]).
+    pub(crate) fn admits(&self, origin: Option<&str>) -> bool {
+        self.inner
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .admitted
+            .admits(origin)
+    }
+
+    /// Whether pages of any origin may open sessions.
+    pub(crate) fn admits_some(&self) -> bool {
+        self.inner
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .admitted
+            .admits_some()
+    }
+}
 
 /// A running WebTransport endpoint.
 pub(crate) struct WebEndpoint {
     pub(crate) endpoint: Arc<WtEndpoint>,
-    pub(crate) hash: SharedHash,
+    pub(crate) hashes: SharedHashes,
+    pub(crate) origins: Arc<SessionOrigins>,
+    rotation: Arc<Rotation>,
     accept: tokio::task::JoinHandle<()>,
     stop: tokio::sync::oneshot::Sender<()>,
     rotate: tokio::task::JoinHandle<()>,
@@ -211,6 +308,7 @@ pub(crate) fn start(
     hub: Hub,
     admission: Arc<Admission>,
 ) -> Result<WebEndpoint, ServerError> {
+    let origins = Arc::new(SessionOrigins::new(config.origins()?));
     let cert = load_or_rotate(data_dir)?;
     let socket =
         crate::udp::bind(config.listen, crate::udp::SERVER_BUFFER_BYTES).map_err(|source| {
@@ -226,7 +324,7 @@ pub(crate) fn start(
             what: format!("cannot start WebTransport on {}", config.listen),
             source,
         })?;
-    let hash = Arc::new(RwLock::new(cert.hash_hex()));
+    let hashes = Arc::new(RwLock::new(vec![cert.hash_hex()]));
     tracing::info!(
         listen = %config.listen,
         cert_sha256 = %cert.hash_hex(),
@@ -239,18 +337,22 @@ pub(crate) fn start(
         endpoint.clone(),
         hub.clone(),
         admission,
+        origins.clone(),
         stopped,
     ));
-    let rotate = tokio::spawn(rotate_loop(
-        endpoint.clone(),
-        data_dir.to_owned(),
-        hub.limits().clone(),
-        cert,
-        hash.clone(),
-    ));
+    let rotation = Arc::new(Rotation {
+        endpoint: endpoint.clone(),
+        data_dir: data_dir.to_owned(),
+        limits: hub.limits().clone(),
+        cert: tokio::sync::Mutex::new(cert),
+        hashes: hashes.clone(),
+    });
+    let rotate = tokio::spawn(rotate_loop(rotation.clone()));
     Ok(WebEndpoint {
         endpoint,
-        hash,
+        hashes,
+        origins,
+        rotation,
         accept,
         stop,
         rotate,
@@ -261,6 +363,25 @@ impl WebEndpoint {
     /// The UDP address it is bound to.
     pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
         self.endpoint.local_addr().ok()
+    }
+
+    /// The hash of the certificate in use, in hex.
+    pub(crate) fn hash(&self) -> String {
+        self.hashes
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .first()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Replaces the certificate now, as before its expiry; answers the new
+    /// one's hash.
+    pub(crate) async fn replace_certificate(&self) -> Result<String, ServerError> {
+        self.rotation
+            .replace(true)
+            .await
+            .map(|hash| hash.unwrap_or_default())
     }
 
     /// Closes every session and waits briefly for them to end.
@@ -281,47 +402,69 @@ impl WebEndpoint {
     }
 }
 
-/// Replaces the certificate when it is due; sessions already open keep
-/// theirs, new ones get the new one.
-async fn rotate_loop(
+/// What replacing the certificate needs.
+struct Rotation {
     endpoint: Arc<WtEndpoint>,
     data_dir: PathBuf,
     limits: Limits,
-    mut cert: WebCert,
-    hash: SharedHash,
-) {
-    let mut every = tokio::time::interval(CHECK_EVERY);
-    every.tick().await;
-    loop {
-        every.tick().await;
-        if !cert.due(now_unix()) {
-            continue;
+    /// The certificate in use; held while it is being replaced.
+    cert: tokio::sync::Mutex<WebCert>,
+    hashes: SharedHashes,
+}
+
+impl Rotation {
+    /// Replaces the certificate if it is due, or whatever its age with
+    /// `now`; answers the new hash if it was replaced. Sessions already
+    /// open keep theirs, new ones get the new one.
+    async fn replace(&self, now: bool) -> Result<Option<String>, ServerError> {
+        let mut cert = self.cert.lock().await;
+        if !now && !cert.due(now_unix()) {
+            return Ok(None);
         }
-        let next = match load_or_rotate(&data_dir) {
-            Ok(next) => next,
-            Err(err) => {
-                tracing::error!("cannot replace the WebTransport certificate: {err}");
-                continue;
-            }
+        let next = if now {
+            renew(&self.data_dir)?
+        } else {
+            load_or_rotate(&self.data_dir)?
         };
-        let quic = match tls::quic_config(&next.identity, &limits, ALPN_H3, CLIENT_UNI_STREAMS) {
-            Ok(quic) => quic,
-            Err(err) => {
-                tracing::error!("cannot use the new WebTransport certificate: {err}");
-                continue;
-            }
-        };
+        let quic = tls::quic_config(&next.identity, &self.limits, ALPN_H3, CLIENT_UNI_STREAMS)?;
         // The bind address is ignored when the socket is kept.
         let config = wtransport::ServerConfig::builder()
             .with_bind_address(SocketAddr::from(([127, 0, 0, 1], 0)))
             .build_with_quic_config(quic);
-        if let Err(err) = endpoint.reload_config(config, false) {
-            tracing::error!("cannot use the new WebTransport certificate: {err}");
-            continue;
+        let (old, new) = (cert.hash_hex(), next.hash_hex());
+        // Both while the endpoint switches: a page reading the hashes now
+        // may meet either certificate.
+        self.publish(vec![new.clone(), old.clone()]);
+        if let Err(source) = self.endpoint.reload_config(config, false) {
+            self.publish(vec![old]);
+            return Err(ServerError::Io {
+                what: "cannot use the new WebTransport certificate".into(),
+                source,
+            });
         }
-        *hash.write().unwrap_or_else(|poison| poison.into_inner()) = next.hash_hex();
-        tracing::info!(cert_sha256 = %next.hash_hex(), "the WebTransport certificate was replaced");
-        cert = next;
+        self.publish(vec![new.clone()]);
+        tracing::info!(cert_sha256 = %new, "the WebTransport certificate was replaced");
+        *cert = next;
+        Ok(Some(new))
+    }
+
+    fn publish(&self, hashes: Vec<String>) {
+        *self
+            .hashes
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = hashes;
+    }
+}
+
+/// Replaces the certificate when it is due.
+async fn rotate_loop(rotation: Arc<Rotation>) {
+    let mut every = tokio::time::interval(CHECK_EVERY);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        if let Err(err) = rotation.replace(false).await {
+            tracing::error!("cannot replace the WebTransport certificate: {err}");
+        }
     }
 }
 
@@ -329,6 +472,7 @@ async fn accept_loop(
     endpoint: Arc<WtEndpoint>,
     hub: Hub,
     admission: Arc<Admission>,
+    origins: Arc<SessionOrigins>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     let mut sessions = tokio::task::JoinSet::new();
@@ -340,7 +484,12 @@ async fn accept_loop(
                 let validated = incoming.remote_address_validated();
                 match admission.admit(ip, validated, std::time::Instant::now()) {
                     Verdict::Accept(pass) => {
-                        sessions.spawn(connection::handle_web(hub.clone(), incoming, pass));
+                        sessions.spawn(connection::handle_web(
+                            hub.clone(),
+                            incoming,
+                            pass,
+                            origins.clone(),
+                        ));
                     }
                     Verdict::Retry => {
                         ::metrics::counter!("chathub_retries_total").increment(1);

@@ -63,12 +63,20 @@ export interface SavedChat {
 /** How to reach the hub. */
 export interface ConnectOptions {
   /**
-   * The hub's WebTransport certificate hash (SHA-256 of its DER bytes, in
-   * hex), for a hub with a self-signed certificate; or a function asked
-   * again before each reconnect (the hub replaces its certificate before
-   * it expires). Leave out for a certificate the browser trusts.
+   * Where the hub serves its WebTransport certificate hashes (JSON
+   * `{ "hashes": [hex, ...] }`: the `[web]` listener's
+   * `/chathub/cert-hashes.json`), for a hub with its generated certificate.
+   * Read again before every connect, the first and each reconnect, so a
+   * page open while the hub replaces its certificate (before it expires,
+   * or at a restart) connects again with the new one.
    */
-  certHash?: string | (() => string | Promise<string>);
+  hashesUrl?: string;
+  /**
+   * The certificate hashes themselves (SHA-256 of the DER bytes, in hex),
+   * or a function asked again before every connect; used when `hashesUrl`
+   * is not given. Leave both out for a certificate the browser trusts.
+   */
+  certHash?: string | string[] | (() => string | string[] | Promise<string | string[]>);
   /** Chats to resume at once, as a page saved them from {@link CustomerClient.savedChats}. */
   resume?: SavedChat[];
   /** The first wait before a reconnect, in ms (doubling up to `maxBackoffMs`). */
@@ -284,12 +292,20 @@ export class HubLink {
     if (conn === null) throw new ConnectionError("not connected");
     const stream = await conn.transport.createBidirectionalStream();
     const writer = stream.writable.getWriter();
-    await writer.write(encodeFrame(clientFrame, head));
-    if (body !== null) await writer.write(body);
-    await writer.close();
+    // The hub stops reading once it has what it needs (a download's
+    // request) or refuses an upload part way: its answer says which, so a
+    // write cut short by its STOP_SENDING is not the outcome.
+    const sent = (async () => {
+      await writer.write(encodeFrame(clientFrame, head));
+      if (body !== null) await writer.write(body);
+      await writer.close();
+    })();
+    sent.catch(() => {});
     const reader = stream.readable.getReader();
     const frames = new FrameBuf(MAX_FRAME_HELLO);
-    const frame = await readFrame(reader, frames);
+    const frame = await readFrame(reader, frames).catch((err: unknown) => {
+      throw new ConnectionError(`the file stream failed: ${String(err)}`);
+    });
     if (frame === null || frame.type !== "Response") throw new ConnectionError("the file stream ended without an answer");
     const { result } = frame.response;
     if (result.type === "Err") throw new HubError(result.error.code, result.error.message);
@@ -301,7 +317,9 @@ export class HubLink {
       size += rest.length;
     }
     for (;;) {
-      const { value, done } = await reader.read();
+      const { value, done } = await reader.read().catch((err: unknown) => {
+        throw new ConnectionError(`the file stream failed: ${String(err)}`);
+      });
       if (done) break;
       size += value.length;
       if (size > maxBytes) {
@@ -334,11 +352,16 @@ export class HubLink {
     return answer;
   }
 
+  /** The certificate hashes to connect with, read anew for each connect. */
   private async certHashes(): Promise<WebTransportHash[] | undefined> {
-    const hash = this.options.certHash;
-    if (hash === undefined) return undefined;
-    const hex = typeof hash === "string" ? hash : await hash();
-    return [{ algorithm: "sha-256", value: hexBytes(hex) }];
+    const { hashesUrl, certHash } = this.options;
+    let hexes: string | string[];
+    if (hashesUrl !== undefined) hexes = await fetchHashes(hashesUrl);
+    else if (certHash === undefined) return undefined;
+    else hexes = typeof certHash === "function" ? await certHash() : certHash;
+    const list = typeof hexes === "string" ? [hexes] : hexes;
+    if (list.length === 0) throw new ConnectionError("no certificate hash to connect with");
+    return list.map((hex) => ({ algorithm: "sha-256", value: hexBytes(hex) }));
   }
 
   protected open(): Promise<void> {
@@ -352,7 +375,12 @@ export class HubLink {
   private async dial(): Promise<void> {
     const hashes = await this.certHashes();
     const transport = new WebTransport(this.url, hashes ? { serverCertificateHashes: hashes } : {});
-    await transport.ready;
+    // Unreachable, a certificate that is not the one hashed, or a session
+    // the hub refused (403 for a page whose origin it does not allow): the
+    // browser does not say which.
+    await transport.ready.catch((err: unknown) => {
+      throw new ConnectionError(`no WebTransport session with ${this.url}: ${String(err)}`);
+    });
     const control = await transport.createBidirectionalStream();
     const writer = control.writable.getWriter();
     const reader = control.readable.getReader();
@@ -631,6 +659,27 @@ export class CustomerClient extends HubLink {
       .filter((point): point is Resume & { secret: string } => point.secret !== null)
       .map((point) => ({ chat: point.chat, after: point.after, secret: point.secret }));
   }
+}
+
+/**
+ * The hashes at `url` (`{ "hashes": [hex, ...] }`), fetched past any cache.
+ * A failure is a `ConnectionError`: the hub may be restarting, and the
+ * next reconnect asks again.
+ */
+async function fetchHashes(url: string): Promise<string[]> {
+  let json: unknown;
+  try {
+    const answer = await fetch(url, { cache: "no-store" });
+    if (!answer.ok) throw new Error(`HTTP ${answer.status}`);
+    json = await answer.json();
+  } catch (err) {
+    throw new ConnectionError(`cannot read the certificate hashes at ${url}: ${String(err)}`);
+  }
+  const hashes = (json as { hashes?: unknown } | null)?.hashes;
+  if (!Array.isArray(hashes) || !hashes.every((hash) => typeof hash === "string")) {
+    throw new ConnectionError(`${url} lists no certificate hashes`);
+  }
+  return hashes;
 }
 
 /** The hello's answer is small; afterwards frames may use the whole limit. */

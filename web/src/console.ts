@@ -11,6 +11,7 @@ import { AgentClient, type Status } from "./agent.js";
 import type { ClientEvent } from "./client.js";
 import { HubError } from "./errors.js";
 import type { Alert, Assignment, ChatEvent, ChatId, Customer, FileRef, KnowledgeItem, Party, QueueRow, QueueUpdate } from "./frames.js";
+import { type Made, Panels } from "./panels.js";
 
 /** Where the sign-in is kept: this tab's sessionStorage only. */
 const STORAGE_KEY = "chathub-console";
@@ -24,6 +25,8 @@ const TYPING_SHOWN_MS = 4000;
 const RECENT_ROWS = 10;
 /** Quick replies offered at once while typing a shortcut. */
 const SUGGESTIONS = 5;
+/** Pages of transcript a panel made again loads at most. */
+const HISTORY_PAGES = 100;
 
 type Attrs = Record<string, string | boolean>;
 
@@ -171,6 +174,10 @@ class ChatView {
   channel = "";
   private open = true;
   private lastTyping = 0;
+  /** The seqs shown (or passed over), so an event is never shown twice. */
+  private readonly seen = new Set<number>();
+  /** While the transcript so far loads: the live events, shown after it. */
+  private held: ChatEvent[] | null = null;
   private typingTimer: ReturnType<typeof setTimeout> | undefined;
 
   private readonly title = el("h3", { id: "" });
@@ -276,8 +283,39 @@ class ChatView {
     this.text.focus();
   }
 
-  /** Adds one event of the chat, in seq order. */
+  /**
+   * Loads the chat's transcript so far into a panel made again (the
+   * agent closed the chat's earlier panel, and the chat came back): live
+   * events wait and follow it, each event once.
+   */
+  async history(): Promise<void> {
+    this.held = [];
+    const events: ChatEvent[] = [];
+    try {
+      let after = 0;
+      for (let pages = 0; pages < HISTORY_PAGES; pages++) {
+        const page = await this.host.client.transcript(this.chat, after);
+        events.push(...page.events);
+        const last = page.events[page.events.length - 1];
+        if (!page.more || last === undefined) break;
+        after = last.seq;
+      }
+    } catch (err) {
+      this.error.textContent = describe(err);
+    }
+    const held = this.held;
+    this.held = null;
+    for (const event of [...events, ...held].sort((a, b) => a.seq - b.seq)) this.render(event);
+  }
+
+  /** Adds one event of the chat, in seq order, once. */
   render(event: ChatEvent): void {
+    if (this.held !== null) {
+      this.held.push(event);
+      return;
+    }
+    if (this.seen.has(event.seq)) return;
+    this.seen.add(event.seq);
     const kind = event.kind;
     switch (kind.type) {
       case "Started":
@@ -359,7 +397,7 @@ class ChatView {
 
   private fileLine(event: ChatEvent, file: FileRef, from: Party): void {
     const item = this.line(event, `shared ${file.name} (${Math.max(1, Math.round(file.size / 1024))} KiB) `, from);
-    const get = el("button", { class: "download secondary", type: "button" }, `Download ${file.name}`);
+    const get = el("button", { class: "download secondary", type: "button", "data-file": String(file.id) }, `Download ${file.name}`);
     get.addEventListener("click", () =>
       void this.act(async () => {
         const { file: found, bytes } = await this.host.client.download(file.id);
@@ -459,7 +497,7 @@ class Console implements ChatHost {
   private status: Status = "Absent";
   private items: KnowledgeItem[] = [];
   private readonly channels = new Map<string, ChannelView>();
-  private readonly chats = new Map<ChatId, ChatView>();
+  private readonly chats = new Panels<ChatView>((chat, made) => this.makeView(chat, made));
   private readonly alerts = new Map<ChatId, Alert>();
   private readonly dismissed = new Set<ChatId>();
   private selected: ChatView | null = null;
@@ -568,7 +606,7 @@ class Console implements ChatHost {
   }
 
   closed(view: ChatView): void {
-    this.chats.delete(view.chat);
+    this.chats.close(view.chat);
     view.root.remove();
     if (this.selected === view) this.selected = null;
     this.noChats.hidden = this.chats.size > 0;
@@ -583,18 +621,10 @@ class Console implements ChatHost {
     this.signInButton.disabled = true;
     this.signInError.textContent = "";
     try {
-      const hashesUrl = this.hashesUrl;
-      const certHash =
-        hashesUrl === null
-          ? undefined
-          : async () => {
-              const answer = await fetch(hashesUrl, { cache: "no-store" });
-              const json = (await answer.json()) as { hashes?: unknown };
-              const hash = Array.isArray(json.hashes) ? json.hashes[0] : undefined;
-              if (typeof hash !== "string") throw new Error("no certificate hash");
-              return hash;
-            };
-      this.client = await AgentClient.connect(this.hub, signIn.agent, signIn.token, { certHash, backoffMs: 100, maxBackoffMs: 2000 });
+      // The hashes are read again before every reconnect: the hub
+      // replaces its certificate before it expires.
+      const hashesUrl = this.hashesUrl ?? undefined;
+      this.client = await AgentClient.connect(this.hub, signIn.agent, signIn.token, { hashesUrl, backoffMs: 100, maxBackoffMs: 2000 });
     } catch (err) {
       storeSignIn(null);
       this.signInError.textContent = describe(err);
@@ -635,7 +665,9 @@ class Console implements ChatHost {
   private handle(event: ClientEvent): void {
     switch (event.type) {
       case "Chat":
-        this.chatView(event.event.chat).render(event.event);
+        // Made on the chat's first event, which may come before the
+        // answer of the get next or pick that took it (panels.ts).
+        this.chats.forEvent(event.event, this.me)?.render(event.event);
         break;
       case "Typing":
         if (event.from.type === "Customer") this.chats.get(event.chat)?.typingSeen();
@@ -661,15 +693,12 @@ class Console implements ChatHost {
     }
   }
 
-  /** The panel of `chat`, made on its first event. */
-  private chatView(chat: ChatId): ChatView {
-    let view = this.chats.get(chat);
-    if (view === undefined) {
-      view = new ChatView(chat, this);
-      this.chats.set(chat, view);
-      this.chatArea.append(view.root);
-      this.noChats.hidden = true;
-    }
+  /** A chat's panel, on the page; one made again first loads what it missed. */
+  private makeView(chat: ChatId, made: Made): ChatView {
+    const view = new ChatView(chat, this);
+    this.chatArea.append(view.root);
+    this.noChats.hidden = true;
+    if (made === "again") void view.history();
     return view;
   }
 
@@ -679,7 +708,7 @@ class Console implements ChatHost {
       const assignment = await ask();
       this.alerts.delete(assignment.chat);
       this.renderAlert();
-      const view = this.chatView(assignment.chat);
+      const view = this.chats.forAnswer(assignment.chat);
       view.assigned(assignment);
       view.focus();
     } catch (err) {

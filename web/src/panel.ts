@@ -276,18 +276,10 @@ class Widget {
   /** The client, connected once (the SDK reconnects by itself from then on). */
   private connect(resume: SavedChat[] = []): Promise<CustomerClient> {
     if (this.connecting !== null) return this.connecting;
-    const hashesUrl = this.options.hashesUrl;
-    const certHash =
-      hashesUrl === null
-        ? undefined
-        : async () => {
-            const answer = await fetch(hashesUrl, { cache: "no-store" });
-            const json = (await answer.json()) as { hashes?: unknown };
-            const hash = Array.isArray(json.hashes) ? json.hashes[0] : undefined;
-            if (typeof hash !== "string") throw new Error("no certificate hash");
-            return hash;
-          };
-    this.connecting = CustomerClient.connect(this.options.hub, { certHash, resume }).then(
+    // The hashes are read again before every reconnect: the hub replaces
+    // its certificate before it expires.
+    const hashesUrl = this.options.hashesUrl ?? undefined;
+    this.connecting = CustomerClient.connect(this.options.hub, { hashesUrl, resume }).then(
       (client) => {
         this.client = client;
         void this.pump(client);

@@ -5,7 +5,9 @@
 //   {"cmd":"call","fn":"start","args":["support","Ada","Hi"]}
 //   -> {"ok":true,"value":...} or {"ok":false,"error":"..."}
 // where fn is one of window.harness's functions (page.html), or "reload"
-// to load the page again. It exits when stdin closes.
+// to load the page again. It exits when stdin closes. The page is served
+// on the port CHATHUB_PAGE_PORT names (any free one without it), so a
+// test can allow its origin.
 //
 // Given a URL (`node test/driver.mjs http://127.0.0.1:4480/`), it opens
 // that page instead, one holding the chat widget, and drives it as a
@@ -15,8 +17,11 @@
 // "screenshot" [path]. A URL of the agent console (`.../console`) is
 // driven the same way, with plain selectors (the console has no shadow
 // root), and also "select" [selector, value], "attrs" [selector, name]
-// (that attribute of every match, e.g. each message's data-seq) and
-// "texts" [selector] (the text of every match).
+// (that attribute of every match, e.g. each message's data-seq),
+// "texts" [selector] (the text of every match), "upload" [selector, path]
+// (chooses that file in a file input) and "download" [selector, folder]
+// (clicks what starts a download, waits until the file is saved into the
+// folder, and answers its path).
 
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
@@ -46,7 +51,7 @@ const server = createServer(async (req, res) => {
     res.writeHead(404).end();
   }
 });
-await new Promise((ready) => server.listen(0, "127.0.0.1", ready));
+await new Promise((ready) => server.listen(Number(process.env.CHATHUB_PAGE_PORT ?? 0), "127.0.0.1", ready));
 const origin = `http://127.0.0.1:${server.address().port}`;
 
 const browser = await puppeteer.launch({
@@ -104,6 +109,39 @@ const widget = {
   },
   async texts(selector) {
     return page.$$eval(inWidget(selector), (nodes) => nodes.map((n) => n.textContent ?? ""));
+  },
+  async upload(selector, path) {
+    const input = await page.$(inWidget(selector));
+    if (input === null) throw new Error(`no ${selector}`);
+    await input.uploadFile(path);
+  },
+  async download(selector, folder) {
+    const cdp = await browser.target().createCDPSession();
+    await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: folder, eventsEnabled: true });
+    const names = new Map();
+    const saved = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("no download in 20 s")), 20_000);
+      cdp.on("Browser.downloadWillBegin", (event) => names.set(event.guid, event.suggestedFilename));
+      cdp.on("Browser.downloadProgress", (event) => {
+        if (event.state === "completed") {
+          clearTimeout(timer);
+          resolve(join(folder, names.get(event.guid)));
+        } else if (event.state === "canceled") {
+          clearTimeout(timer);
+          reject(new Error("the download was canceled"));
+        }
+      });
+    });
+    await page.click(inWidget(selector));
+    try {
+      return await saved;
+    } catch (err) {
+      // What the page says instead, if anything.
+      const errors = await page.$$eval(inWidget(".error"), (nodes) => nodes.map((n) => n.textContent).filter(Boolean));
+      throw new Error(`${err.message}; the page says ${JSON.stringify(errors)}`);
+    } finally {
+      await cdp.detach().catch(() => {});
+    }
   },
 };
 

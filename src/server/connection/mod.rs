@@ -30,6 +30,7 @@ use crate::protocol::{
 use crate::server::admission::Pass;
 use crate::server::refused;
 use crate::server::requests::{Role, Session, error_frame};
+use crate::server::webtransport::SessionOrigins;
 
 /// What a hello may take per resume point (a chat id, a seq and a secret
 /// of at most 256 bytes), and beside them (an agent's id and token).
@@ -85,12 +86,14 @@ pub(crate) async fn handle(hub: Hub, incoming: quinn::Incoming, pass: Pass) {
 }
 
 /// Serves one incoming WebTransport session until it closes: the
-/// handshake, the HTTP/3 CONNECT to [`WEBTRANSPORT_PATH`], then the same
-/// task as a native connection, all within the hello's deadline.
+/// handshake, the HTTP/3 CONNECT to [`WEBTRANSPORT_PATH`] from a page
+/// `origins` admits (else 404 or 403), then the same task as a native
+/// connection, all within the hello's deadline.
 pub(crate) async fn handle_web(
     hub: Hub,
     incoming: wtransport::endpoint::IncomingSession,
     pass: Pass,
+    origins: std::sync::Arc<SessionOrigins>,
 ) {
     let deadline = tokio::time::Instant::now() + hub.limits().hello_timeout;
     let session = tokio::time::timeout_at(deadline, async {
@@ -101,6 +104,16 @@ pub(crate) async fn handle_web(
                 "WebTransport session for an unknown path"
             );
             request.not_found().await;
+            return Ok(None);
+        }
+        if !origins.admits(request.origin()) {
+            ::metrics::counter!("chathub_webtransport_origin_refusals_total").increment(1);
+            tracing::debug!(
+                origin = request.origin().unwrap_or_default(),
+                "WebTransport session refused (403): its page's origin is not in \
+                 [webtransport] allowed_origins"
+            );
+            request.forbidden().await;
             return Ok(None);
         }
         request.accept().await.map(Some)
