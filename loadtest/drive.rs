@@ -20,9 +20,34 @@ use futures::stream::{FuturesUnordered, StreamExt as _};
 use crate::report::{Latencies, Report, timeline};
 use crate::{CONNECTING, Options};
 
-/// Microseconds since the run began, the clock every message carries.
-fn micros(clock: Instant) -> u64 {
-    clock.elapsed().as_micros() as u64
+/// The clock every message carries: microseconds of the machine's
+/// realtime clock since the run began. A page in a browser on the same
+/// machine reads the same clock (`performance.timeOrigin +
+/// performance.now()`), so a message's one-way latency is measured on
+/// one clock whichever side sent it.
+#[derive(Clone, Copy)]
+pub(crate) struct Clock {
+    /// When the run began, in µs since the Unix epoch.
+    pub(crate) origin_us: u64,
+}
+
+impl Clock {
+    fn start() -> Self {
+        Self {
+            origin_us: unix_micros(),
+        }
+    }
+
+    /// Microseconds since the run began.
+    pub(crate) fn micros(self) -> u64 {
+        unix_micros().saturating_sub(self.origin_us)
+    }
+}
+
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as u64)
 }
 
 /// Everything observed, shared by the tasks.
@@ -52,6 +77,11 @@ struct Observed {
     typing_sent: AtomicU64,
     /// Typing indicators agents received.
     typing_seen: AtomicU64,
+    /// Each message's round trip, customer -> agent -> customer, in µs.
+    round_trip_us: Mutex<Vec<u64>>,
+    /// How far behind its scheduled time (with --rate) each message went
+    /// out, in µs.
+    send_lag_us: Mutex<Vec<u64>>,
 }
 
 impl Observed {
@@ -92,8 +122,9 @@ pub(crate) async fn run(
     channels: &[String],
     client: &ClientConfig,
     token: &str,
+    browser: Option<&crate::browser::Target>,
 ) -> anyhow::Result<Report> {
-    let clock = Instant::now();
+    let clock = Clock::start();
     let observed = Arc::new(Observed::default());
     let done = Arc::new(AtomicBool::new(false));
     // Tells this run's messages from those of chats an earlier run left.
@@ -137,7 +168,7 @@ pub(crate) async fn run(
                         .lock()
                         .unwrap()
                         .entry(chat)
-                        .or_insert_with(|| micros(clock));
+                        .or_insert_with(|| clock.micros());
                     if push {
                         let (agent, observed, answered, run) = (&agent, &observed, &answered, &run);
                         echoes.push(Box::pin(async move {
@@ -183,7 +214,7 @@ pub(crate) async fn run(
                     .to_agent_us
                     .lock()
                     .unwrap()
-                    .push((sent, micros(clock).saturating_sub(sent)));
+                    .push((sent, clock.micros().saturating_sub(sent)));
                 observed
                     .received
                     .lock()
@@ -193,7 +224,7 @@ pub(crate) async fn run(
                     .push(n);
                 observed.delivered.fetch_add(1, Ordering::Relaxed);
                 let (agent, observed) = (&agent, &observed);
-                let text = format!("echo {n} {}", micros(clock));
+                let text = format!("echo {n} {}", clock.micros());
                 echoes.push(Box::pin(async move {
                     if let Err(err) = agent.send(event.chat, text).await {
                         observed.error(&err);
@@ -242,7 +273,7 @@ pub(crate) async fn run(
                 let delivered = observed.delivered.load(Ordering::Relaxed);
                 eprint!(
                     "\r{:>5.1} s  answered {:>6}  delivered {:>9}  {:>8} msg/s   ",
-                    clock.elapsed().as_secs_f64(),
+                    clock.micros() as f64 / 1e6,
                     answered.load(Ordering::Relaxed),
                     delivered,
                     delivered - last
@@ -254,68 +285,13 @@ pub(crate) async fn run(
         });
     }
 
-    // Customers arrive at most CONNECTING at a time, as a ramp; once every
-    // chat is answered they all start sending together, so the message
-    // phase is measured on its own.
-    let connecting = Arc::new(tokio::sync::Semaphore::new(CONNECTING));
-    let ready = Arc::new(tokio::sync::Barrier::new(options.customers + 1));
-    let customers: Vec<_> = (0..options.customers)
-        .map(|n| {
-            let (client, observed, connecting, run, ready) = (
-                client.clone(),
-                observed.clone(),
-                connecting.clone(),
-                run.clone(),
-                ready.clone(),
-            );
-            let channel = channels[n % channels.len()].clone();
-            let (messages, window, rate) = (options.messages as u64, options.window, options.rate);
-            let (customers, typing) = (options.customers, options.typing);
-            tokio::spawn(async move {
-                customer(
-                    n, customers, client, channel, messages, window, rate, typing, clock, observed,
-                    connecting, run, ready,
-                )
-                .await
-            })
-        })
-        .collect();
-    // Every chat answered: the message phase begins, and the arrivals with
-    // it.
-    ready.wait().await;
-    let started = Instant::now();
-    let late = (options.arrivals > 0).then(|| {
-        arrivals(
-            options.arrivals,
-            Duration::from_secs_f64(options.arrivals_secs),
-            options.arrival_connections,
-            client,
-            channels,
-            clock,
-            &observed,
-            &run,
-        )
-    });
-    println!(
-        "{} chats started and answered in {:.2} s; sending",
-        options.customers,
-        clock.elapsed().as_secs_f64()
-    );
-    let mut chats = Vec::new();
-    for customer in customers {
-        match customer.await? {
-            Ok(chat) => chats.push(chat),
-            Err(err) => {
-                done.store(true, Ordering::Relaxed);
-                return Err(err);
-            }
-        }
-    }
-    let elapsed = started.elapsed();
-    if let Some(late) = late {
-        late.await??;
-    }
+    // The customers: native ones here, or a browser page's.
+    let customers = match browser {
+        Some(target) => page_customers(options, channels, target, clock, &observed, &run).await,
+        None => native_customers(options, channels, client, clock, &observed, &run).await,
+    };
     done.store(true, Ordering::Relaxed);
+    let (chats, elapsed) = customers?;
 
     let owners = observed.owners.lock().unwrap().clone();
     let mut per_agent = vec![0_usize; options.agents];
@@ -370,6 +346,15 @@ pub(crate) async fn run(
         answer_us: Latencies::of(observed.answer_us.lock().unwrap().iter().copied()),
         to_agent_us: latencies(&observed.to_agent_us),
         to_customer_us: latencies(&observed.to_customer_us),
+        round_trip_us: Latencies::of(observed.round_trip_us.lock().unwrap().iter().copied()),
+        send_lag_us: Latencies::of(observed.send_lag_us.lock().unwrap().iter().copied()),
+        customers_in: if browser.is_some() {
+            "browser"
+        } else {
+            "native"
+        },
+        offered: (options.rate > 0.0).then_some(options.rate * options.customers as f64),
+        to_agents: observed.delivered.load(Ordering::Relaxed),
         timeline: timeline(sends),
         errors: observed.errors.lock().unwrap().clone(),
         violations: observed.violations.lock().unwrap().clone(),
@@ -377,6 +362,129 @@ pub(crate) async fn run(
         costs: Default::default(),
     };
     Ok(report)
+}
+
+/// The native customers, each on a connection of its own, and the chats
+/// arriving during their messages: answers their chats and how long the
+/// message phase took.
+async fn native_customers(
+    options: &Options,
+    channels: &[String],
+    client: &ClientConfig,
+    clock: Clock,
+    observed: &Arc<Observed>,
+    run: &str,
+) -> anyhow::Result<(Vec<ChatId>, Duration)> {
+    // Customers arrive at most CONNECTING at a time, as a ramp; once every
+    // chat is answered they all start sending together, so the message
+    // phase is measured on its own.
+    let connecting = Arc::new(tokio::sync::Semaphore::new(CONNECTING));
+    let ready = Arc::new(tokio::sync::Barrier::new(options.customers + 1));
+    let customers: Vec<_> = (0..options.customers)
+        .map(|n| {
+            let (client, observed, connecting, run, ready) = (
+                client.clone(),
+                observed.clone(),
+                connecting.clone(),
+                run.to_owned(),
+                ready.clone(),
+            );
+            let channel = channels[n % channels.len()].clone();
+            let (messages, window, rate) = (options.messages as u64, options.window, options.rate);
+            let (customers, typing) = (options.customers, options.typing);
+            tokio::spawn(async move {
+                customer(
+                    n, customers, client, channel, messages, window, rate, typing, clock, observed,
+                    connecting, run, ready,
+                )
+                .await
+            })
+        })
+        .collect();
+    // Every chat answered: the message phase begins, and the arrivals with
+    // it.
+    ready.wait().await;
+    let started = Instant::now();
+    let late = (options.arrivals > 0).then(|| {
+        arrivals(
+            options.arrivals,
+            Duration::from_secs_f64(options.arrivals_secs),
+            options.arrival_connections,
+            client,
+            channels,
+            clock,
+            observed,
+            run,
+        )
+    });
+    println!(
+        "{} chats started and answered in {:.2} s; sending",
+        options.customers,
+        clock.micros() as f64 / 1e6
+    );
+    let mut chats = Vec::new();
+    for customer in customers {
+        chats.push(customer.await??);
+    }
+    let elapsed = started.elapsed();
+    if let Some(late) = late {
+        late.await??;
+    }
+    Ok((chats, elapsed))
+}
+
+/// The customers in a browser page (`--browser`): what the page observed
+/// joins what the agents observe here.
+async fn page_customers(
+    options: &Options,
+    channels: &[String],
+    target: &crate::browser::Target,
+    clock: Clock,
+    observed: &Observed,
+    run: &str,
+) -> anyhow::Result<(Vec<ChatId>, Duration)> {
+    let page = crate::browser::run_page(options, channels, target, clock, run).await?;
+    println!(
+        "{} chats started and answered in the page in {:.2} s; it sent for {:.2} s",
+        page.chats.len(),
+        page.setup_us as f64 / 1e6,
+        page.elapsed_us as f64 / 1e6
+    );
+    let chats: Vec<ChatId> = page.chats.iter().map(|&chat| ChatId(chat)).collect();
+    observed.answer_us.lock().unwrap().extend(&page.answer_us);
+    observed.to_customer_us.lock().unwrap().extend(
+        page.to_customer_us
+            .chunks_exact(2)
+            .map(|pair| (pair[0], pair[1])),
+    );
+    observed
+        .round_trip_us
+        .lock()
+        .unwrap()
+        .extend(&page.round_trip_us);
+    observed
+        .send_lag_us
+        .lock()
+        .unwrap()
+        .extend(&page.send_lag_us);
+    {
+        let mut echoed = observed.echoed.lock().unwrap();
+        for (chat, count) in chats.iter().zip(&page.echoed) {
+            *echoed.entry(*chat).or_default() += count;
+        }
+    }
+    for (kind, count) in &page.errors {
+        *observed
+            .errors
+            .lock()
+            .unwrap()
+            .entry(kind.clone())
+            .or_default() += count;
+    }
+    for violation in &page.violations {
+        observed.violation(format!("page: {violation}"));
+    }
+    Ok((chats, Duration::from_micros(page.elapsed_us)))
 }
 
 /// An agent took `assignment`: counts this run's chats and their owners,
@@ -419,7 +527,7 @@ fn arrivals(
     connections: usize,
     client: &ClientConfig,
     channels: &[String],
-    clock: Instant,
+    clock: Clock,
     observed: &Arc<Observed>,
     run: &str,
 ) -> tokio::task::JoinHandle<anyhow::Result<()>> {
@@ -451,7 +559,7 @@ fn arrivals(
                     name: Some(format!("arrival {n}")),
                     email: None,
                 };
-                let asked = micros(clock);
+                let asked = clock.micros();
                 let started = customer
                     .start_chat(channel, details, format!("{run} arrival"))
                     .await?;
@@ -468,7 +576,7 @@ fn arrivals(
                         if let Event::Chat(event) = event
                             && matches!(event.kind, ChatEventKind::Assigned { .. })
                         {
-                            break micros(clock);
+                            break clock.micros();
                         }
                     },
                 };
@@ -500,7 +608,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn watch(customer: CustomerClient, clock: Instant) -> Self {
+    fn watch(customer: CustomerClient, clock: Clock) -> Self {
         let shared = Self {
             customer,
             answers: Arc::new(Mutex::new(Some(HashMap::new()))),
@@ -512,7 +620,7 @@ impl Shared {
                 if let Event::Chat(event) = event
                     && matches!(event.kind, ChatEventKind::Assigned { .. })
                 {
-                    let at = micros(clock);
+                    let at = clock.micros();
                     if let Some(answers) = reader.answers.lock().unwrap().as_mut() {
                         answers.insert(event.chat, at);
                     }
@@ -557,7 +665,7 @@ async fn customer(
     window: usize,
     rate: f64,
     typing: f64,
-    clock: Instant,
+    clock: Clock,
     observed: Arc<Observed>,
     connecting: Arc<tokio::sync::Semaphore>,
     run: String,
@@ -576,7 +684,7 @@ async fn customer(
             name: Some(format!("customer {n}")),
             email: None,
         };
-        let asked = micros(clock);
+        let asked = clock.micros();
         let first = format!("{run} hello");
         let Some(chat) = customer.start_chat(channel, details, first).await?.chat() else {
             bail!("the channel answered with its offline form");
@@ -595,7 +703,7 @@ async fn customer(
                     .answer_us
                     .lock()
                     .unwrap()
-                    .push(micros(clock).saturating_sub(asked));
+                    .push(clock.micros().saturating_sub(asked));
                 break;
             }
         }
@@ -604,9 +712,16 @@ async fn customer(
     let setup = setup.await;
     ready.wait().await;
     let (customer, chat) = setup?;
+    // When each message went out, in µs of the clock, for its round trip.
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..messages).map(|_| AtomicU64::new(0)).collect());
     // Read echoes while sending.
     let reader = {
-        let (customer, observed, who) = (customer.clone(), observed.clone(), who.clone());
+        let (customer, observed, who, sent_at) = (
+            customer.clone(),
+            observed.clone(),
+            who.clone(),
+            sent_at.clone(),
+        );
         tokio::spawn(async move {
             let mut echoes = 0;
             while echoes < messages {
@@ -624,11 +739,26 @@ async fn customer(
                 } = &event.kind
                     && let Some(sent) = text.rsplit(' ').next().and_then(|t| t.parse::<u64>().ok())
                 {
+                    let now = clock.micros();
                     observed
                         .to_customer_us
                         .lock()
                         .unwrap()
-                        .push((sent, micros(clock).saturating_sub(sent)));
+                        .push((sent, now.saturating_sub(sent)));
+                    // "echo <n> <sent µs>": the round trip of message n.
+                    if let Some(asked) = text
+                        .split(' ')
+                        .nth(1)
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .and_then(|n| sent_at.get(n))
+                    {
+                        let asked = asked.load(Ordering::Relaxed);
+                        observed
+                            .round_trip_us
+                            .lock()
+                            .unwrap()
+                            .push(now.saturating_sub(asked));
+                    }
                     echoes += 1;
                 }
             }
@@ -674,9 +804,17 @@ async fn customer(
                     Some(()) = sends.next() => {}
                 }
             }
+            let behind = tokio::time::Instant::now().saturating_duration_since(due);
+            observed
+                .send_lag_us
+                .lock()
+                .unwrap()
+                .push(behind.as_micros() as u64);
         }
         let (customer, observed) = (&customer, &observed);
-        let text = format!("{run} {m} {}", micros(clock));
+        let sent = clock.micros();
+        sent_at[m as usize].store(sent, Ordering::Relaxed);
+        let text = format!("{run} {m} {sent}");
         sends.push(async move {
             if let Err(err) = customer.send(chat, text).await {
                 observed.error(&err);

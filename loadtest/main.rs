@@ -12,7 +12,10 @@
 //! client, without gap or duplicate.
 //!
 //! Without `--addr` it starts a hub in this process on a loopback port.
+//! With `--browser` the customers are the web SDK's, in a headless
+//! Chromium page (`browser.rs`).
 
+mod browser;
 mod costs;
 mod drive;
 mod echo;
@@ -90,6 +93,29 @@ struct Options {
     /// memory per connection (with --hub-pid).
     #[arg(long, default_value_t = 0)]
     idle: usize,
+    /// With --idle: hold WebTransport sessions, each with the customer's
+    /// hello answered as the web SDK leaves one, instead of native
+    /// connections.
+    #[arg(long)]
+    idle_webtransport: bool,
+    /// The customers run in one headless Chromium page, each a web SDK
+    /// client on a WebTransport session of its own, sending as native
+    /// customers do; the agents stay native. Needs node, Chromium and the
+    /// SDK built (cd web && npm ci && npm run build).
+    #[arg(long)]
+    browser: bool,
+    /// The running hub's WebTransport address, its `[webtransport]
+    /// listen` (with --addr, for --browser or --idle-webtransport).
+    #[arg(long)]
+    webtransport_addr: Option<std::net::SocketAddr>,
+    /// Its certificate's SHA-256 in hex, as in
+    /// `<data_dir>/webtransport-cert.sha256` (with --webtransport-addr).
+    #[arg(long)]
+    webtransport_hash: Option<String>,
+    /// The web SDK's folder, with `dist/` built and `node_modules/`
+    /// installed (with --browser).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/web"))]
+    web_dir: std::path::PathBuf,
     /// Also run N attacking connections beside the load (start floods,
     /// oversized fields, never-reading clients, slow file streams, stream
     /// floods) and report their outcomes and the hub's memory.
@@ -163,6 +189,15 @@ impl Options {
         if !positive(options.arrivals_secs) || !(options.typing == 0.0 || positive(options.typing))
         {
             bail!("--arrivals-secs must be above 0 and --typing at least 0");
+        }
+        if options.browser && (options.arrivals > 0 || options.typing > 0.0) {
+            bail!("--browser runs neither --arrivals nor --typing");
+        }
+        if options.browser && options.idle > 0 {
+            bail!("--browser and --idle are separate runs");
+        }
+        if options.idle_webtransport && options.idle == 0 {
+            bail!("--idle-webtransport goes with --idle N");
         }
         Ok(options)
     }
@@ -244,6 +279,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
                     options.customers + options.arrivals
                 ));
             }
+            if options.browser || options.idle_webtransport {
+                toml.push_str("[webtransport]\nenabled = true\nlisten = \"127.0.0.1:0\"\n");
+            }
             if let Some(receiver) = &receiver {
                 toml.push_str(&format!(
                     "[[webhook]]\nname = \"load\"\nurl = \"{}\"\nsecret = \"loadtest-webhook-secret\"\nconcurrency = {}\n",
@@ -273,15 +311,37 @@ async fn run(options: Options) -> anyhow::Result<()> {
         }
     };
     let client = client.sharing_endpoint()?;
+    let target = if options.browser || options.idle_webtransport {
+        Some(match &embedded {
+            Some((server, _)) => browser::Target::new(
+                server
+                    .webtransport_addr()
+                    .context("the embedded hub serves WebTransport")?,
+                &server
+                    .webtransport_cert_hash()
+                    .context("the embedded hub serves WebTransport")?,
+            )?,
+            None => browser::Target::new(
+                options.webtransport_addr.context(
+                    "--browser and --idle-webtransport with --addr need --webtransport-addr",
+                )?,
+                options
+                    .webtransport_hash
+                    .as_deref()
+                    .context("--webtransport-addr needs --webtransport-hash")?,
+            )?,
+        })
+    } else {
+        None
+    };
     if options.idle > 0 {
-        let held = idle::run(
-            &client,
-            options.idle,
-            options
-                .hub_pid
-                .or(embedded.as_ref().map(|_| std::process::id())),
-        )
-        .await;
+        let hub_pid = options
+            .hub_pid
+            .or(embedded.as_ref().map(|_| std::process::id()));
+        let held = match &target {
+            Some(target) => idle::run_webtransport(target, options.idle, hub_pid).await,
+            None => idle::run(&client, options.idle, hub_pid).await,
+        };
         if let Some((server, data)) = embedded {
             server.shutdown().await;
             let _ = std::fs::remove_dir_all(data);
@@ -306,7 +366,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let probe = costs::Probe::take(hub_pid, options.hub_metrics).await;
     let report = tokio::time::timeout(
         options.duration(),
-        drive::run(&options, &channels, &client, &token),
+        drive::run(&options, &channels, &client, &token, target.as_ref()),
     )
     .await;
     let load_ended = std::time::Instant::now();

@@ -27,6 +27,18 @@ pub(crate) struct Report {
     pub(crate) answer_us: Latencies,
     pub(crate) to_agent_us: Latencies,
     pub(crate) to_customer_us: Latencies,
+    /// Customer -> agent -> customer, on the customer's clock alone.
+    pub(crate) round_trip_us: Latencies,
+    /// How far behind schedule (with --rate) the customers' messages went
+    /// out: a load generator that cannot keep up shows here.
+    pub(crate) send_lag_us: Latencies,
+    /// Where the customers ran: "native" (the Rust SDK) or "browser" (the
+    /// web SDK in a headless Chromium page).
+    pub(crate) customers_in: &'static str,
+    /// Customer messages per second offered (with --rate).
+    pub(crate) offered: Option<f64>,
+    /// Customer messages the agents received.
+    pub(crate) to_agents: u64,
     /// Delivery latency (both ways) by when the message was sent.
     pub(crate) timeline: Vec<Window>,
     pub(crate) errors: BTreeMap<String, u64>,
@@ -43,6 +55,13 @@ impl Report {
     }
 
     pub(crate) fn print(&self, echo_rate: Option<f64>) {
+        println!(
+            "customers: {}",
+            match self.customers_in {
+                "browser" => "the web SDK in headless Chromium, over WebTransport",
+                _ => "the Rust SDK, over native QUIC",
+            }
+        );
         println!(
             "chats started {} answered {}; messages relayed {} in {:.2} s: {:.0} msg/s",
             self.customers,
@@ -88,9 +107,19 @@ impl Report {
                 self.typing_seen
             );
         }
+        if let Some(offered) = self.offered {
+            println!(
+                "customer messages/s: offered {offered:.0}, delivered {:.0}; sends behind schedule ms: p50 {:.2} p99 {:.2} max {:.2}",
+                self.to_agents as f64 / self.elapsed.as_secs_f64(),
+                ms(self.send_lag_us.at(0.5)),
+                ms(self.send_lag_us.at(0.99)),
+                ms(self.send_lag_us.max()),
+            );
+        }
         for (name, samples) in [
             ("customer->agent", &self.to_agent_us),
             ("agent->customer", &self.to_customer_us),
+            ("round trip", &self.round_trip_us),
         ] {
             println!(
                 "delivery {name} ms: p50 {:.2} p99 {:.2} p999 {:.2}",
@@ -143,6 +172,11 @@ impl Report {
             typing_seen: self.typing_seen,
             delivery_customer_to_agent: self.to_agent_us.quantiles(),
             delivery_agent_to_customer: self.to_customer_us.quantiles(),
+            round_trip: self.round_trip_us.quantiles(),
+            customers_in: self.customers_in,
+            offered_messages_per_second: self.offered,
+            customer_messages_per_second: self.to_agents as f64 / self.elapsed.as_secs_f64(),
+            send_lag: self.send_lag_us.quantiles(),
             errors: &self.errors,
             violations: self.violations.len(),
             foreign_chats: self.foreign,
@@ -243,6 +277,11 @@ struct JsonReport<'a> {
     typing_seen: u64,
     delivery_customer_to_agent: Quantiles,
     delivery_agent_to_customer: Quantiles,
+    round_trip: Quantiles,
+    customers_in: &'a str,
+    offered_messages_per_second: Option<f64>,
+    customer_messages_per_second: f64,
+    send_lag: Quantiles,
     errors: &'a BTreeMap<String, u64>,
     violations: usize,
     foreign_chats: u64,
@@ -281,6 +320,11 @@ mod tests {
             answer_us: Latencies::of([]),
             to_agent_us: Latencies::of([]),
             to_customer_us: Latencies::of([]),
+            round_trip_us: Latencies::of([]),
+            send_lag_us: Latencies::of([]),
+            customers_in: "native",
+            offered: None,
+            to_agents: 2,
             timeline: windows,
             errors: BTreeMap::new(),
             violations: Vec::new(),

@@ -435,6 +435,102 @@ async fn a_browser_customer_chats_with_a_native_agent_across_a_restart_and_a_rel
     hub.stop().await;
 }
 
+/// `loadtest --browser` (its customers in a page of headless Chromium,
+/// its agents native) against a running hub, briefly and slowly: every
+/// message arrives once, and the latencies it reports are of a delivery
+/// on one machine (neither zero, which a page clock running ahead would
+/// give, nor seconds, which one running behind would give) and no larger
+/// than the round trips they are part of.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_loadtest_reports_latencies_of_a_page_against_native_agents() {
+    if !should_run() {
+        return;
+    }
+    build_sdk();
+    let config = format!(
+        "{}\n{}",
+        roomy_limits!(),
+        r#"
+[[channel]]
+name = "load0"
+offline_form = false
+[[agent]]
+id = "load0"
+token = "test-token-0123456789"
+capacity = 10
+[[agent]]
+id = "load1"
+token = "test-token-0123456789"
+capacity = 10
+[webtransport]
+enabled = true
+listen = "127.0.0.1:0"
+"#
+    );
+    let hub = TestHub::start(&config).await;
+    let json = tempfile::NamedTempFile::new().unwrap();
+    let args = [
+        "--addr".to_owned(),
+        hub.server.local_addr().to_string(),
+        "--cert".into(),
+        hub.server.cert_path().display().to_string(),
+        "--token".into(),
+        common::TOKEN.into(),
+        "--webtransport-addr".into(),
+        hub.server.webtransport_addr().unwrap().to_string(),
+        "--webtransport-hash".into(),
+        hub.server.webtransport_cert_hash().unwrap(),
+        "--browser".into(),
+        "--agents".into(),
+        "2".into(),
+        "--customers".into(),
+        "2".into(),
+        "--messages".into(),
+        "20".into(),
+        "--rate".into(),
+        "10".into(),
+        "--echo-frames".into(),
+        "0".into(),
+        "--duration".into(),
+        "60".into(),
+        "--json".into(),
+        json.path().display().to_string(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_loadtest"))
+            .args(args)
+            .output()
+            .expect("the loadtest runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(json.path()).unwrap()).unwrap();
+    assert_eq!(report["customers_in"], "browser");
+    assert_eq!(report["chats_answered"], 2);
+    // 2 customers x 20 messages, each echoed.
+    assert_eq!(report["messages_relayed"], 80, "{report:#}");
+    assert_eq!(report["violations"], 0);
+    assert_eq!(report["offered_messages_per_second"], 20.0);
+    let ms = |what: &str, q: &str| report[what][q].as_f64().unwrap();
+    let round_trip = ms("round_trip", "p99_ms");
+    for way in ["delivery_customer_to_agent", "delivery_agent_to_customer"] {
+        let (p50, p99) = (ms(way, "p50_ms"), ms(way, "p99_ms"));
+        assert!(p50 > 0.0 && p99 < 2000.0, "{way}: {report:#}");
+        // A clock offset between the page and the loadtest shows here;
+        // the round trip is on the page's clock alone.
+        assert!(p50 <= round_trip + 1.0, "{way}: {report:#}");
+    }
+    assert!(ms("round_trip", "p50_ms") > 0.0, "{report:#}");
+    drop(json);
+    hub.stop().await;
+}
+
 /// Where the browser tests leave what a person would look at.
 fn artifacts() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")

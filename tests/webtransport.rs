@@ -505,5 +505,57 @@ async fn a_replaced_certificate_keeps_open_sessions_and_new_ones_need_its_hash()
         .await
         .expect("the new hash connects");
     assert!(welcomed(&again).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loadtest_holds_idle_sessions_and_reports_the_hubs_memory_for_them() {
+    let hub = TestHub::start(&config("")).await;
+    let addr = hub.server.webtransport_addr().expect("WebTransport is on");
+    let hash = hub
+        .server
+        .webtransport_cert_hash()
+        .expect("WebTransport is on");
+    let args = [
+        "--addr".to_owned(),
+        hub.server.local_addr().to_string(),
+        "--cert".into(),
+        hub.server.cert_path().display().to_string(),
+        "--token".into(),
+        common::TOKEN.into(),
+        "--echo-frames".into(),
+        "0".into(),
+        "--idle".into(),
+        "12".into(),
+        "--idle-webtransport".into(),
+        "--webtransport-addr".into(),
+        addr.to_string(),
+        "--webtransport-hash".into(),
+        hash,
+        "--hub-pid".into(),
+        std::process::id().to_string(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_loadtest"))
+            .args(args)
+            .output()
+            .expect("the loadtest runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Each session said hello and was welcomed (the loadtest fails
+    // otherwise), and all were still open when the memory was read.
+    assert!(stdout.contains("12 WebTransport sessions open"), "{stdout}");
+    let per_session = stdout
+        .lines()
+        .find_map(|line| line.strip_suffix(" KiB per WebTransport session"))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|kib| kib.parse::<f64>().ok());
+    assert!(per_session.is_some(), "a figure per session: {stdout}");
     hub.stop().await;
 }
