@@ -465,6 +465,8 @@ capacity = 10
 [webtransport]
 enabled = true
 listen = "127.0.0.1:0"
+# The bench page is served by the loadtest, on a port of its own.
+allowed_origins = ["*"]
 "#
     );
     let hub = TestHub::start(&config).await;
