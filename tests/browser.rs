@@ -9,7 +9,10 @@
 //! the widget end to end (quick replies, files' lines, transfer, ticket,
 //! end and the end form's return to chat, recent sessions, the contact
 //! panel), across a hub restart with no gap and no duplicate on either
-//! page; its alert popup shows only while the agent is Present.
+//! page; its alert popup shows only while the agent is Present; on a push
+//! channel it shows an offer with its countdown, accepts it by the
+//! keyboard into a chat that goes both ways, and drops an offer declined
+//! or withdrawn.
 //!
 //! It needs node, Chromium and `web/node_modules` (`.ci/setup` installs
 //! them). Without them it passes with a note, unless
@@ -273,6 +276,7 @@ fn node_tests() {
             "test/golden.test.mjs",
             "test/client.test.mjs",
             "test/console.test.mjs",
+            "test/offers.test.mjs",
         ])
         .current_dir(web_dir())
         .status()
@@ -1170,6 +1174,175 @@ async fn files_go_both_ways_between_the_console_and_a_native_customer() {
         desk.call("text", json!([format!("{panel} .error")])),
         json!("")
     );
+    drop(desk);
+    hub.stop().await;
+}
+
+/// A hub whose `support` channel offers its chats to agents (push
+/// routing, 30 s to answer), with its pages on `web` and WebTransport on
+/// `wt`.
+fn push_config(web: u16, wt: u16) -> String {
+    format!(
+        "{}\n\
+         [[channel]]\nname = \"support\"\nrouting = \"push\"\noffer_timeout = \"30s\"\n\
+         [[agent]]\nid = \"alice\"\nname = \"Alice\"\ntoken = \"{}\"\nchannels = [\"support\"]\n\
+         [[agent]]\nid = \"bob\"\ntoken = \"{}\"\nchannels = [\"support\"]\n\
+         [webtransport]\nenabled = true\nlisten = \"127.0.0.1:{wt}\"\n\
+         [web]\nenabled = true\nlisten = \"127.0.0.1:{web}\"\nassets = {:?}\n",
+        roomy_limits!(),
+        common::TOKEN,
+        common::TOKEN,
+        web_dir().join("dist")
+    )
+}
+
+/// The seconds an offer's countdown shows ("28 s left to answer").
+fn seconds_left(page: &mut Driver, offer: &str) -> u64 {
+    let text = page.call("text", json!([format!("{offer} .left")]));
+    let text = text.as_str().unwrap_or_default();
+    text.split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a countdown, not {text:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_accepts_a_push_offer_by_the_keyboard_and_a_declined_one_goes_on() {
+    if !should_run() {
+        return;
+    }
+    build_sdk();
+    let config = push_config(free_tcp_port(), common::free_udp_port());
+    let hub = TestHub::start(&config).await;
+    let web = hub.server.web_addr().expect("[web] is on");
+    let mut desk = console(web, "alice").await;
+    desk.call("click", json!([".presence"]));
+    desk.widget_says(".presence", "Present").await;
+
+    // Alice is the only Present agent: a native customer's chat is offered
+    // to her, shown with who, what and the time left.
+    let customer = hub.customer().await;
+    let ada = chathub::core::Customer {
+        name: Some("Ada".into()),
+        email: None,
+    };
+    let (first, _) = common::start(&customer, "support", ada, "Is my order on its way?").await;
+    let offer = format!(".offer[data-chat='{}']", first.0);
+    desk.widget_says(&offer, "Is my order on its way?").await;
+    desk.widget_says(&format!("{offer} .what"), "Ada").await;
+    assert_eq!(
+        desk.call("attrs", json!([offer, "role"])),
+        json!(["alertdialog"]),
+        "announced as the alert popup is"
+    );
+    let left = seconds_left(&mut desk, &offer);
+    assert!((20..=30).contains(&left), "{left} s of the 30 left");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let later = seconds_left(&mut desk, &offer);
+    assert!(later < left, "the countdown runs: {left} s, then {later} s");
+
+    // The offer took the keyboard focus (the agent was not writing):
+    // Enter accepts it, and the chat opens in its panel.
+    assert_eq!(
+        desk.call("focused", json!([format!("{offer} .accept")])),
+        json!(true)
+    );
+    let shot = artifacts().join("console-offer.png");
+    desk.call("screenshot", json!([shot.display().to_string()]));
+    desk.call("press", json!(["Enter"]));
+    let panel = format!("article[data-chat='{}']", first.0);
+    desk.widget_says(&format!("{panel} .log"), "Is my order on its way?")
+        .await;
+    desk.widget_says(&format!("{panel} .log"), "alice joined")
+        .await;
+    desk.until_hidden(&offer, true).await;
+
+    // The chat goes both ways.
+    desk.call(
+        "type",
+        json!([format!("{panel} textarea[name=text]"), "Yes, it left today"]),
+    );
+    desk.call("press", json!(["Enter"]));
+    let heard = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Some(Event::Chat(event)) = customer.next_event().await
+                && let ChatEventKind::Message {
+                    from: Party::Agent(agent),
+                    text,
+                    ..
+                } = event.kind
+                && text == "Yes, it left today"
+            {
+                return agent;
+            }
+        }
+    })
+    .await
+    .expect("the customer hears the console");
+    assert_eq!(heard.as_str(), "alice");
+    customer.send(first, "Great, thanks").await.unwrap();
+    desk.widget_says(&format!("{panel} .log"), "Great, thanks")
+        .await;
+    assert_once_in_order(
+        &desk.texts(&format!("{panel} .log li")),
+        &[
+            "Is my order on its way?",
+            "Yes, it left today",
+            "Great, thanks",
+        ],
+    );
+
+    // A second chat is offered to alice; bob comes in, and alice declines:
+    // the chat is offered to bob, and alice's console shows it no more.
+    let other = hub.customer().await;
+    let grace = chathub::core::Customer {
+        name: Some("Grace".into()),
+        email: None,
+    };
+    let (second, _) = common::start(&other, "support", grace, "Can I change my address?").await;
+    let offer = format!(".offer[data-chat='{}']", second.0);
+    desk.widget_says(&offer, "Can I change my address?").await;
+    let bob = hub.present_agent("bob").await;
+    desk.call("click", json!([format!("{offer} .decline")]));
+    desk.until_hidden(&offer, true).await;
+    let offered = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Some(Event::Offered(offer)) = bob.next_event().await {
+                return offer.row.chat;
+            }
+        }
+    })
+    .await
+    .expect("bob is offered the declined chat");
+    assert_eq!(offered, second);
+    assert_eq!(desk.texts(".offer").len(), 0, "one agent at a time");
+    assert_eq!(
+        desk.call("focused", json!([".presence"])),
+        json!(true),
+        "the focus goes on from the offer that went"
+    );
+    desk.widget_says(".offer-status", "You declined the chat of Grace")
+        .await;
+
+    // A third, offered to alice (bob's offer stands): its customer leaves,
+    // and the offer is withdrawn from the console.
+    let third = hub.customer().await;
+    let lin = chathub::core::Customer {
+        name: Some("Lin".into()),
+        email: None,
+    };
+    let (chat, _) = common::start(&third, "support", lin, "Hello?").await;
+    let offer = format!(".offer[data-chat='{}']", chat.0);
+    desk.widget_says(&offer, "Hello?").await;
+    third.leave(chat).await.unwrap();
+    desk.until_hidden(&offer, true).await;
+    desk.widget_says(".offer-status", "Lin left before the chat was answered")
+        .await;
+    assert_eq!(
+        desk.call("text", json!([format!("{panel} .error")])),
+        json!("")
+    );
+    assert_eq!(desk.call("text", json!([".desk > .error"])), json!(""));
     drop(desk);
     hub.stop().await;
 }

@@ -2,8 +2,8 @@
 // native SDK's `AgentClient` (src/client/agent.rs) that an agent's
 // console uses, on the same link as a customer's (client.ts): requests
 // answered by id, each chat's events in order on streams of their own,
-// the channels' incoming lists and alerts as events, and a reconnect that
-// resumes every chat and restores the agent's status.
+// the channels' incoming lists, alerts and push offers as events, and a
+// reconnect that resumes every chat and restores the agent's status.
 
 import { type ConnectOptions, HubLink } from "./client.js";
 import { ConnectionError, HubError } from "./errors.js";
@@ -90,6 +90,29 @@ export class AgentClient extends HubLink {
   /** Answers one waiting chat of the incoming list; `ChatAlreadyTaken` if someone was first. */
   async pick(chat: ChatId): Promise<Assignment> {
     return assigned(await this.request({ type: "Pick", chat }));
+  }
+
+  /**
+   * Takes a chat a push channel offered to this agent (an `Offered`
+   * event): answers its assignment, as {@link pick} does; its events
+   * follow. Refused (`HubError`) with `NotOffered` when no offer of the chat
+   * to this agent stands (it expired, was declined or withdrawn, or was
+   * never made), `ChatAlreadyTaken` when a pick or get next came first,
+   * `ChatEnded` when the customer left. Not sent again after a lost
+   * connection: it fails with `Unavailable` (it may have taken effect, and
+   * then the chat's events come).
+   */
+  async accept(chat: ChatId): Promise<Assignment> {
+    return assigned(await this.request({ type: "AcceptOffer", chat }));
+  }
+
+  /**
+   * Declines a chat offered to this agent: the channel offers it to another
+   * agent, and an `OfferWithdrawn` with reason `Declined` follows. Refused
+   * with `NotOffered` when no offer of the chat to this agent stands.
+   */
+  async decline(chat: ChatId): Promise<void> {
+    done(await this.request({ type: "DeclineOffer", chat }));
   }
 
   /** Ends a chat this agent handles. */

@@ -13,6 +13,8 @@ import {
   type ClientFrame,
   type Customer,
   FrameBuf,
+  type Offer,
+  type OfferEnd,
   type OfflineForm,
   PROTOCOL_VERSION,
   type Party,
@@ -46,7 +48,16 @@ export type ClientEvent =
   /** Agents: an alert is over (the chat was answered or left). */
   | { type: "AlertCleared"; channel: string; chat: ChatId }
   /** Agents: a supervisor set this agent's status. */
-  | { type: "StatusChanged"; status: "Present" | "Absent" | "Away"; by: string };
+  | { type: "StatusChanged"; status: "Present" | "Absent" | "Away"; by: string }
+  /**
+   * Agents: a push channel offers this agent a waiting chat, to accept or
+   * decline until `expiresAt` (this page's clock, ms since the epoch: the
+   * offer's `expiresInMs` counted from when it arrived). Told again, with
+   * the time left, after a reconnect.
+   */
+  | { type: "Offered"; offer: Offer; expiresAt: number }
+  /** Agents: an offer is over, and why (accepted, taken, expired, declined, the customer left, withdrawn). */
+  | { type: "OfferWithdrawn"; channel: string; chat: ChatId; reason: OfferEnd };
 
 /** The answer to {@link CustomerClient.startChat}. */
 export type Started = { type: "Queued"; chat: ChatId; waiting: number } | { type: "Offline"; form: OfflineForm };
@@ -499,8 +510,14 @@ export class HubLink {
         case "StatusChanged":
           this.hand({ type: "StatusChanged", status: event.status, by: event.by });
           break;
+        case "Offered":
+          this.hand({ type: "Offered", offer: event.offer, expiresAt: Date.now() + event.offer.expiresInMs });
+          break;
+        case "OfferWithdrawn":
+          this.hand({ type: "OfferWithdrawn", channel: event.channel, chat: event.chat, reason: event.reason });
+          break;
         default:
-          // Offers and typing (a datagram) are not handed on from here.
+          // Typing comes as a datagram, not from here.
           break;
       }
     }

@@ -1,7 +1,8 @@
 // The agent console, served by the hub at /console: sign in with the
 // agent's token, go Present or Absent, watch each channel's badge and
 // incoming list, get an alert popup for unanswered chats while Present,
-// take chats (get next, or pick one) and hold several side by side, each
+// answer a push channel's offers (accept or decline, before their time
+// runs out), take chats (get next, or pick one) and hold several side by side, each
 // with its transcript, quick replies by `/shortcut`, files, transfer,
 // ticket and end; recent sessions, and the contact panel of the chat in
 // focus. Plain DOM, no framework; the SDK's AgentClient does the talking,
@@ -10,7 +11,8 @@
 import { AgentClient, type Status } from "./agent.js";
 import type { ClientEvent } from "./client.js";
 import { HubError } from "./errors.js";
-import type { Alert, Assignment, ChatEvent, ChatId, Customer, FileRef, KnowledgeItem, Party, QueueRow, QueueUpdate } from "./frames.js";
+import type { Alert, Assignment, ChatEvent, ChatId, Customer, FileRef, KnowledgeItem, OfferEnd, Party, QueueRow, QueueUpdate } from "./frames.js";
+import { Offers, type StandingOffer, secondsLeft } from "./offers.js";
 import { type Made, Panels } from "./panels.js";
 
 /** Where the sign-in is kept: this tab's sessionStorage only. */
@@ -27,6 +29,8 @@ const RECENT_ROWS = 10;
 const SUGGESTIONS = 5;
 /** Pages of transcript a panel made again loads at most. */
 const HISTORY_PAGES = 100;
+/** How often the offers' countdowns are brought up to date, in ms. */
+const OFFER_TICK_MS = 250;
 
 type Attrs = Record<string, string | boolean>;
 
@@ -61,6 +65,10 @@ function describe(err: unknown): string {
         return "Nobody is waiting there.";
       case "ChatAlreadyTaken":
         return "Someone else took that chat first.";
+      case "NotOffered":
+        return "That offer no longer stands.";
+      case "ChatEnded":
+        return "The customer has left.";
       case "AtCapacity":
         return "You hold as many chats as you may.";
       case "UnknownItem":
@@ -155,6 +163,85 @@ class ChannelView {
         );
       }),
     );
+  }
+}
+
+/** What an offer said when it went, for a screen reader. */
+function offerNews(offer: StandingOffer, reason: OfferEnd | "Ran out"): string {
+  const name = who(offer.row.customer);
+  switch (reason) {
+    case "Accepted":
+      return `You took the chat of ${name}.`;
+    case "Taken":
+      return `Another agent took the chat of ${name}.`;
+    case "Expired":
+    case "Ran out":
+      return `The offer of the chat of ${name} ran out.`;
+    case "Declined":
+      return `You declined the chat of ${name}.`;
+    case "Left":
+      return `${name} left before the chat was answered.`;
+    case "Withdrawn":
+      return `The offer of the chat of ${name} was withdrawn.`;
+  }
+}
+
+/**
+ * One offer standing: the customer and their first message, the time left
+ * to answer, and Accept and Decline. A dialog of its own, announced as
+ * the alert popup is.
+ */
+class OfferView {
+  readonly accept = el("button", { class: "accept primary", type: "button" }, "Accept");
+  readonly decline = el("button", { class: "decline secondary", type: "button" }, "Decline");
+  /** The countdown: a timer, which screen readers do not read out each second. */
+  private readonly left = el("p", { class: "left", role: "timer" });
+  private readonly bar = el("span", { class: "bar" });
+  readonly root: HTMLElement;
+  /** The offer's whole time, for the bar. */
+  private readonly total: number;
+
+  constructor(
+    public offer: StandingOffer,
+    now: number,
+    answer: (chat: ChatId, accept: boolean) => void,
+  ) {
+    const id = `offer-${offer.chat}`;
+    const name = who(offer.row.customer);
+    this.left.id = `${id}-left`;
+    this.total = Math.max(1, offer.expiresAt - now);
+    this.accept.setAttribute("aria-label", `Accept the chat of ${name}`);
+    this.decline.setAttribute("aria-label", `Decline the chat of ${name}`);
+    this.root = el(
+      "section",
+      {
+        class: "offer",
+        role: "alertdialog",
+        "aria-labelledby": `${id}-title`,
+        "aria-describedby": `${id}-text ${id}-left`,
+        "data-chat": String(offer.chat),
+      },
+      el("h2", { id: `${id}-title` }, `A chat for you on ${offer.row.channel}`),
+      el("p", { id: `${id}-text`, class: "what" }, el("strong", {}, name), `: “${offer.row.firstMessage}”`),
+      el("div", { class: "time", "aria-hidden": "true" }, this.bar),
+      this.left,
+      el("div", { class: "row" }, this.accept, this.decline),
+    );
+    this.accept.addEventListener("click", () => answer(offer.chat, true));
+    this.decline.addEventListener("click", () => answer(offer.chat, false));
+    this.tick(now);
+  }
+
+  /** Brings the countdown and the buttons up to date. */
+  tick(now: number): void {
+    const seconds = secondsLeft(this.offer.expiresAt, now);
+    this.left.textContent = `${seconds} s left to answer`;
+    const share = Math.min(1, Math.max(0, (this.offer.expiresAt - now) / this.total));
+    this.bar.style.width = `${(share * 100).toFixed(1)}%`;
+    // Not `disabled`: that would drop the keyboard focus while the
+    // answer is under way (a second press is ignored instead).
+    this.accept.setAttribute("aria-disabled", String(this.offer.answering));
+    this.decline.setAttribute("aria-disabled", String(this.offer.answering));
   }
 }
 
@@ -500,6 +587,9 @@ class Console implements ChatHost {
   private readonly chats = new Panels<ChatView>((chat, made) => this.makeView(chat, made));
   private readonly alerts = new Map<ChatId, Alert>();
   private readonly dismissed = new Set<ChatId>();
+  private readonly offers = new Offers();
+  private readonly offerViews = new Map<ChatId, OfferView>();
+  private offerTimer: ReturnType<typeof setInterval> | undefined;
   private selected: ChatView | null = null;
 
   // Sign-in.
@@ -533,6 +623,12 @@ class Console implements ChatHost {
     el("div", { class: "row" }, this.alertPick, this.alertDismiss),
   );
 
+  // Offers of push channels, above the alert popup.
+  private readonly offerBox = el("div", { class: "offers" });
+  /** What became of an offer that went, for screen readers. */
+  private readonly offerStatus = el("p", { class: "offer-status sr-only", role: "status" });
+  private readonly popups = el("div", { class: "popups" }, this.offerBox, this.alertBox);
+
   constructor(
     private readonly hub: string,
     private readonly hashesUrl: string | null,
@@ -563,7 +659,7 @@ class Console implements ChatHost {
         el("aside", { class: "contact", "aria-label": "Contact" }, el("h2", {}, "Contact"), this.contact),
       ),
     );
-    root.append(this.signInView, this.deskView, this.alertBox);
+    root.append(this.signInView, this.deskView, this.popups, this.offerStatus);
 
     this.signInView.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -666,8 +762,9 @@ class Console implements ChatHost {
     switch (event.type) {
       case "Chat":
         // Made on the chat's first event, which may come before the
-        // answer of the get next or pick that took it (panels.ts).
+        // answer of the get next, pick or accept that took it (panels.ts).
         this.chats.forEvent(event.event, this.me)?.render(event.event);
+        if (this.offers.chatEvent(event.event) !== null) this.renderOffers();
         break;
       case "Typing":
         if (event.from.type === "Customer") this.chats.get(event.chat)?.typingSeen();
@@ -688,9 +785,99 @@ class Console implements ChatHost {
         this.client.statusSetElsewhere(event.status);
         this.showStatus(event.status);
         break;
+      case "Offered":
+        this.offers.offered(event.offer, event.expiresAt);
+        this.renderOffers();
+        break;
+      case "OfferWithdrawn": {
+        const gone = this.offers.withdrawn(event.chat);
+        if (gone !== null) {
+          this.offerStatus.textContent = offerNews(gone, event.reason);
+          this.renderOffers();
+        }
+        break;
+      }
       case "QueuePosition":
         break;
     }
+  }
+
+  /**
+   * Accepts or declines the offer of `chat`. An accepted chat opens in its
+   * panel as a get next does (its events may come before the answer or
+   * after it); an answer that finds the offer over takes it away.
+   */
+  private async answerOffer(chat: ChatId, accept: boolean): Promise<void> {
+    if (!this.offers.answering(chat)) return;
+    this.renderOffers();
+    let err: unknown = null;
+    if (accept) {
+      err = await this.take(() => this.client.accept(chat));
+    } else {
+      this.error.textContent = "";
+      try {
+        await this.client.decline(chat);
+      } catch (refused) {
+        err = refused;
+        this.error.textContent = describe(refused);
+      }
+    }
+    const offer = this.offers.get(chat);
+    if (this.offers.answered(chat, err) && offer !== undefined) {
+      this.offerStatus.textContent = offerNews(offer, err === null ? (accept ? "Accepted" : "Declined") : "Withdrawn");
+    }
+    this.renderOffers();
+  }
+
+  /**
+   * Shows the offers standing, the one that runs out first on top, and
+   * keeps their countdowns going while any stands. A new offer takes the
+   * focus unless the agent is writing or answering another; one that goes
+   * while it holds the focus hands it on.
+   */
+  private renderOffers(): void {
+    const now = Date.now();
+    for (const offer of this.offers.expire(now)) this.offerStatus.textContent = offerNews(offer, "Ran out");
+    const standing = this.offers.list();
+    const active = document.activeElement;
+    let changed = false;
+    let focusLost = false;
+    for (const [chat, view] of this.offerViews) {
+      if (this.offers.has(chat)) continue;
+      if (active !== null && view.root.contains(active)) focusLost = true;
+      view.root.remove();
+      this.offerViews.delete(chat);
+      changed = true;
+    }
+    let fresh: OfferView | null = null;
+    for (const offer of standing) {
+      let view = this.offerViews.get(offer.chat);
+      if (view === undefined) {
+        view = new OfferView(offer, now, (chat, accept) => void this.answerOffer(chat, accept));
+        this.offerViews.set(offer.chat, view);
+        fresh ??= view;
+        changed = true;
+      }
+      // Told again after a reconnect: the same view, the new deadline.
+      view.offer = offer;
+      view.tick(now);
+    }
+    // Moved only when out of order: a node moved loses the focus.
+    const wanted = standing.map((offer) => this.offerViews.get(offer.chat)!.root);
+    if (!wanted.every((node, i) => this.offerBox.children[i] === node)) this.offerBox.replaceChildren(...wanted);
+    if (standing.length > 0 && this.offerTimer === undefined) {
+      this.offerTimer = setInterval(() => this.renderOffers(), OFFER_TICK_MS);
+    } else if (standing.length === 0 && this.offerTimer !== undefined) {
+      clearInterval(this.offerTimer);
+      this.offerTimer = undefined;
+    }
+    if (!changed) return;
+    // An offered chat's alert would ask the same: the offer stands for it.
+    this.renderAlert();
+    const writing = active instanceof HTMLTextAreaElement || active instanceof HTMLInputElement;
+    const first = standing[0] === undefined ? undefined : this.offerViews.get(standing[0].chat);
+    if (focusLost) (first?.accept ?? this.presence).focus();
+    else if (fresh !== null && !writing && !(active !== null && this.offerBox.contains(active))) fresh.accept.focus();
   }
 
   /** A chat's panel, on the page; one made again first loads what it missed. */
@@ -702,7 +889,8 @@ class Console implements ChatHost {
     return view;
   }
 
-  private async take(ask: () => Promise<Assignment>): Promise<void> {
+  /** Takes a chat (get next, pick, accept) into its panel; answers the refusal, or `null`. */
+  private async take(ask: () => Promise<Assignment>): Promise<unknown> {
     this.error.textContent = "";
     try {
       const assignment = await ask();
@@ -711,8 +899,10 @@ class Console implements ChatHost {
       const view = this.chats.forAnswer(assignment.chat);
       view.assigned(assignment);
       view.focus();
+      return null;
     } catch (err) {
       this.error.textContent = describe(err);
+      return err;
     }
   }
 
@@ -735,9 +925,11 @@ class Console implements ChatHost {
     this.renderAlert();
   }
 
-  /** The alert the popup shows: the longest-waiting one not dismissed. */
+  /** The alert the popup shows: the longest-waiting one not dismissed nor offered to this agent. */
   private shownAlert(): Alert | undefined {
-    return [...this.alerts.values()].filter((alert) => !this.dismissed.has(alert.row.chat)).sort((a, b) => a.row.since - b.row.since)[0];
+    return [...this.alerts.values()]
+      .filter((alert) => !this.dismissed.has(alert.row.chat) && !this.offers.has(alert.row.chat))
+      .sort((a, b) => a.row.since - b.row.since)[0];
   }
 
   /** The popup shows only while this agent is Present. */
@@ -819,7 +1011,7 @@ button { cursor: pointer; }
 :focus-visible { outline: 3px solid #f9ab00; outline-offset: 2px; }
 .primary { border: 0; border-radius: 0.4rem; padding: 0.4rem 0.8rem; background: #0b57d0; color: #fff; font-weight: 600; }
 .secondary { border: 1px solid #8e8e93; border-radius: 0.4rem; padding: 0.3rem 0.6rem; background: #fff; }
-button:disabled { opacity: 0.6; cursor: default; }
+button:disabled, button[aria-disabled=true] { opacity: 0.6; cursor: default; }
 label { display: flex; flex-direction: column; gap: 0.15rem; font-size: 0.85rem; }
 input, textarea, select { border: 1px solid #8e8e93; border-radius: 0.4rem; padding: 0.35rem; }
 .error { color: #b3261e; margin: 0.3rem 0; font-size: 0.9rem; }
@@ -867,10 +1059,19 @@ h3 { font-size: 0.95rem; margin: 0.4rem 0; }
 .tools { display: flex; flex-wrap: wrap; gap: 0.4rem; padding: 0.4rem 0.6rem 0.6rem; align-items: flex-end; }
 .tools form { display: flex; gap: 0.3rem; align-items: flex-end; }
 .tools input:not([type=file]) { width: 8rem; }
-.alert { position: fixed; right: 1.5rem; top: 4rem; z-index: 10; width: 22rem; background: #fff; border: 3px solid #b3261e;
-  border-radius: 0.75rem; padding: 0.8rem 1rem; box-shadow: 0 6px 24px rgb(0 0 0 / 0.3); }
+.popups { position: fixed; right: 1.5rem; top: 4rem; z-index: 10; width: 22rem; display: flex; flex-direction: column;
+  gap: 0.6rem; }
+.offers { display: flex; flex-direction: column; gap: 0.6rem; }
+.alert, .offer { background: #fff; border: 3px solid #b3261e; border-radius: 0.75rem; padding: 0.8rem 1rem;
+  box-shadow: 0 6px 24px rgb(0 0 0 / 0.3); }
+.offer { border-color: #0b57d0; }
 .alert h2 { color: #b3261e; }
-.alert .row { display: flex; gap: 0.5rem; justify-content: flex-end; }
+.offer h2 { color: #0b57d0; }
+.offer .what { overflow-wrap: anywhere; }
+.offer .time { height: 0.35rem; background: #e5e5ea; border-radius: 1rem; overflow: hidden; }
+.offer .bar { display: block; height: 100%; background: #0b57d0; }
+.offer .left { margin: 0.3rem 0; font-size: 0.85rem; color: #545458; }
+.alert .row, .offer .row { display: flex; gap: 0.5rem; justify-content: flex-end; }
 `;
 
 /** Mounts the console into `#chathub-console`, which names the hub. */

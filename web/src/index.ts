@@ -13,3 +13,5 @@ export type { ErrorCode } from "./errors.js";
 export { DecodeError } from "./bincode.js";
 export * from "./frames.js";
 export { ChatOrder, MAX_HELD } from "./order.js";
+export { Offers, endsOffer, secondsLeft } from "./offers.js";
+export type { StandingOffer } from "./offers.js";

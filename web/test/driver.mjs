@@ -19,9 +19,10 @@
 // root), and also "select" [selector, value], "attrs" [selector, name]
 // (that attribute of every match, e.g. each message's data-seq),
 // "texts" [selector] (the text of every match), "upload" [selector, path]
-// (chooses that file in a file input) and "download" [selector, folder]
-// (clicks what starts a download, waits until the file is saved into the
-// folder, and answers its path).
+// (chooses that file in a file input), "focused" [selector] (whether the
+// console element with the keyboard focus matches it) and "download" [selector,
+// folder] (clicks what starts a download, waits until the file is saved
+// into the folder, and answers its path).
 
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
@@ -112,6 +113,9 @@ const widget = {
   },
   async texts(selector) {
     return page.$$eval(inWidget(selector), (nodes) => nodes.map((n) => n.textContent ?? ""));
+  },
+  async focused(selector) {
+    return page.evaluate((selector) => document.activeElement?.matches(selector) ?? false, selector);
   },
   async upload(selector, path) {
     const input = await page.$(inWidget(selector));

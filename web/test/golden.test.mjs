@@ -163,12 +163,35 @@ test("what a waiting customer hears, and what push routing and priorities carry"
   const changed = decode("wire.Event.Queue.Changed").event.update.change;
   assert.equal(changed.type, "Changed");
   assert.ok("priority" in changed.row);
-  const offered = decode("wire.Event.Offered").event;
-  assert.equal(offered.type, "Offered");
-  assert.equal(typeof offered.offer.expiresInMs, "number");
-  assert.equal(decode("wire.Event.OfferWithdrawn").event.type, "OfferWithdrawn");
-  assert.deepEqual(decode("wire.Request.AcceptOffer").request.body.type, "AcceptOffer");
-  assert.deepEqual(decode("wire.Request.DeclineOffer").request.body.type, "DeclineOffer");
+});
+
+// What the console's offers read and send, value by value: a field read
+// from another's place (the row's customer, its first message, the time
+// left, the reason an offer ended) would show the agent the wrong offer.
+test("a push offer, its end, and the agent's accept and decline", () => {
+  assert.deepEqual(decode("wire.Event.Offered").event, {
+    type: "Offered",
+    offer: {
+      row: {
+        chat: 3,
+        channel: "support",
+        customer: { name: "Åsa", email: "asa@example.com" },
+        firstMessage: "Hej 👋",
+        since: 1_700_000_000_000,
+        verified: "cust-17",
+        priority: "High",
+      },
+      expiresInMs: 30_000,
+    },
+  });
+  assert.deepEqual(decode("wire.Event.OfferWithdrawn").event, {
+    type: "OfferWithdrawn",
+    channel: "support",
+    chat: 3,
+    reason: "Declined",
+  });
+  assert.deepEqual(decode("wire.Request.AcceptOffer").request, { id: 27, body: { type: "AcceptOffer", chat: 3 } });
+  assert.deepEqual(decode("wire.Request.DeclineOffer").request, { id: 28, body: { type: "DeclineOffer", chat: 3 } });
 });
 
 // The store's `Op::Event` is one byte (its variant) and then the chat event
