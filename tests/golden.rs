@@ -173,6 +173,11 @@ fn kinds() -> Vec<ChatEventKind> {
             text: "Hej, jag behöver hjälp".into(),
         },
         ChatEventKind::Deleted { seq: 2 },
+        ChatEventKind::Reassigned {
+            by: AgentId::new("sam"),
+            from: alice.clone(),
+            to: bob.clone(),
+        },
     ]
 }
 
@@ -202,6 +207,7 @@ fn kind_name(kind: &ChatEventKind) -> &'static str {
         ChatEventKind::Untagged { .. } => "Untagged",
         ChatEventKind::Edited { .. } => "Edited",
         ChatEventKind::Deleted { .. } => "Deleted",
+        ChatEventKind::Reassigned { .. } => "Reassigned",
     }
 }
 

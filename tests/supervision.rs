@@ -628,3 +628,90 @@ async fn a_supervisor_barges_in_and_the_customer_sees_them_join_talk_and_leave()
     }
     hub.stop().await;
 }
+
+/// Whether `event` is sam's reassign of a chat from alice to bob.
+fn sams_reassign(event: &chathub::core::ChatEvent) -> bool {
+    matches!(&event.kind, ChatEventKind::Reassigned { by, from, to }
+        if by.as_str() == "sam" && from.as_str() == "alice" && to.as_str() == "bob")
+}
+
+/// Whether `event` is the move of a chat from alice to bob.
+fn moved_to_bob(event: &chathub::core::ChatEvent) -> bool {
+    matches!(&event.kind, ChatEventKind::TransferredToAgent { from, to }
+        if from.as_str() == "alice" && to.as_str() == "bob")
+}
+
+#[tokio::test]
+async fn a_reassign_records_its_supervisor_for_agents_only_across_a_restart() {
+    let hub = TestHub::start(CONFIG).await;
+    let alice = hub.present_agent("alice").await;
+    let bob = hub.present_agent("bob").await;
+    let sam = hub.agent("sam").await;
+    let root = hub.agent("root").await;
+    let customer = hub.customer().await;
+    let (chat, _) = start(&customer, "support", named("Ada"), "help").await;
+    alice.pick(chat).await.unwrap();
+    alice.send(chat, "Hi, Alice here").await.unwrap();
+    loop {
+        if text_of(&customer_chat_event(&customer).await.kind) == Some("Hi, Alice here") {
+            break;
+        }
+    }
+    until_text(&alice, "Hi, Alice here").await;
+    root.follow(chat).await.unwrap();
+    until_text(&root, "Hi, Alice here").await;
+
+    sam.reassign(chat, "bob").await.unwrap();
+
+    // The old holder and the follower see who moved it, then the move.
+    for watcher in [&alice, &root] {
+        let audit = agent_chat_event(watcher).await;
+        assert!(sams_reassign(&audit), "{audit:?}");
+        let moved = agent_chat_event(watcher).await;
+        assert!(moved_to_bob(&moved), "{moved:?}");
+        assert_eq!(moved.seq, audit.seq + 1);
+    }
+    // The new holder gets the transcript up to the move, the record in it.
+    let mut got = Vec::new();
+    loop {
+        let event = agent_chat_event(&bob).await;
+        let last = moved_to_bob(&event);
+        got.push(event);
+        if last {
+            break;
+        }
+    }
+    let audit_seq = got.iter().find(|event| sams_reassign(event)).map(|e| e.seq);
+    assert_eq!(audit_seq, Some(got.last().unwrap().seq - 1), "{got:?}");
+    // The customer sees the move as before: nothing in between but the
+    // gap the withheld record leaves (the SDK hides its placeholder).
+    let moved = customer_chat_event(&customer).await;
+    assert!(moved_to_bob(&moved), "{moved:?}");
+    assert_eq!(Some(moved.seq - 1), audit_seq);
+    // The transcript names the supervisor.
+    let transcript = sam.transcript(chat).await.unwrap();
+    assert_eq!(
+        transcript
+            .iter()
+            .filter(|event| sams_reassign(event))
+            .map(|event| event.seq)
+            .collect::<Vec<_>>(),
+        [audit_seq.unwrap()]
+    );
+
+    // Durable: after a restart the chat's log still names sam, bob still
+    // holds the chat, and the customer (resumed) gets nothing of it.
+    let hub = hub.restart(CONFIG).await;
+    let transcript = sam.transcript(chat).await.unwrap();
+    assert!(
+        transcript
+            .iter()
+            .any(|event| sams_reassign(event) && Some(event.seq) == audit_seq),
+        "{transcript:?}"
+    );
+    bob.send(chat, "Bob here, after the restart").await.unwrap();
+    let next = customer_chat_event(&customer).await;
+    assert_eq!(text_of(&next.kind), Some("Bob here, after the restart"));
+    assert_eq!(next.seq, moved.seq + 1);
+    hub.stop().await;
+}

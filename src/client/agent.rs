@@ -335,8 +335,12 @@ impl AgentClient {
     /// supervisor oversees) from the agent holding it to `to`, a Present
     /// member of its channel with room (else
     /// [`ErrorCode::AgentUnavailable`](crate::protocol::ErrorCode)). Both
-    /// agents and the customer see a `TransferredToAgent` event. Not sent
-    /// again after a lost connection: it may have taken effect.
+    /// agents and the customer see a `TransferredToAgent` event; just
+    /// before it the chat records
+    /// [`ChatEventKind::Reassigned`](crate::core::ChatEventKind::Reassigned)
+    /// naming this supervisor, which agents, followers and transcripts
+    /// show and the customer never gets. Not sent again after a lost
+    /// connection: it may have taken effect.
     pub async fn reassign(&self, chat: ChatId, to: impl Into<AgentId>) -> Result<(), ClientError> {
         expect_done(
             self.link

@@ -418,9 +418,10 @@ pub enum RequestBody {
     },
     /// Supervisor of the chat's channel, or admin: move an active chat
     /// from the agent holding it to `to` (a Present member of the channel
-    /// with a free slot, else `AgentUnavailable`). Recorded as the
-    /// `TransferredToAgent` event from the holder, which both agents and
-    /// the customer see; `to` gets the transcript. Answered
+    /// with a free slot, else `AgentUnavailable`). Recorded as a
+    /// `Reassigned { by, from, to }` event for agents only (who moved it),
+    /// then the `TransferredToAgent` event from the holder, which both
+    /// agents and the customer see; `to` gets the transcript. Answered
     /// [`Reply::Done`] once durable.
     Reassign {
         /// The chat.

@@ -94,7 +94,9 @@ export type ChatEventKind =
   | { type: "Tagged"; by: string; tag: string }
   | { type: "Untagged"; by: string; tag: string }
   | { type: "Edited"; seq: number; text: string }
-  | { type: "Deleted"; seq: number };
+  | { type: "Deleted"; seq: number }
+  /** For agents only: the supervisor who moved the chat (a `TransferredToAgent` follows). */
+  | { type: "Reassigned"; by: string; from: string; to: string };
 
 /**
  * How urgently a waiting chat is served (`Priority`), lowest first.
@@ -490,6 +492,7 @@ const chatEventKind = enumOf<ChatEventKind>([
   ["Untagged", [["by", str], ["tag", str]]],
   ["Edited", [["seq", u64], ["text", str]]],
   ["Deleted", [["seq", u64]]],
+  ["Reassigned", [["by", str], ["from", str], ["to", str]]],
 ]);
 /** `ChatEvent`: one numbered event of a chat, as frames and the hub's store carry it. */
 export const chatEvent = struct<ChatEvent>([

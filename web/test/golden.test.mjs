@@ -237,6 +237,7 @@ test("tags, edits and deletions", () => {
   assert.deepEqual(kind("Untagged"), { type: "Untagged", by: "alice", tag: "vip" });
   assert.deepEqual(kind("Edited"), { type: "Edited", seq: 2, text: "Hej, jag behöver hjälp" });
   assert.deepEqual(kind("Deleted"), { type: "Deleted", seq: 2 });
+  assert.deepEqual(kind("Reassigned"), { type: "Reassigned", by: "sam", from: "alice", to: "bob" });
   assert.deepEqual(decode("wire.Request.AddTag").request.body, { type: "AddTag", chat: 3, tag: "refund" });
   assert.deepEqual(decode("wire.Request.RemoveTag").request.body, { type: "RemoveTag", chat: 3, tag: "vip" });
   assert.deepEqual(decode("wire.Request.EditMessage").request.body, {
