@@ -31,7 +31,7 @@ const golden = new Map(
     }),
 );
 
-/** Frames the browser SDK does not carry (editing knowledge, tickets' bodies, supervisors' monitor). */
+/** Frames the browser SDK does not carry (editing knowledge, tickets' bodies, erasure). */
 const UNSUPPORTED = new Set([
   "wire.Request.CreateItem",
   "wire.Request.UpdateItem",
@@ -39,7 +39,6 @@ const UNSUPPORTED = new Set([
   "wire.Response.Item",
   "wire.Response.Ticket",
   "wire.Response.Tickets",
-  "wire.Response.Monitor",
   "wire.Response.TaggedSessions",
   // Erasing a contact is an admin's task, not a browser widget's.
   "wire.Request.ForgetContact",
@@ -253,4 +252,21 @@ test("tags, edits and deletions", () => {
     limit: 20,
     tag: "refund",
   });
+});
+
+test("a supervisor's monitor: asked, watched live, and stopped", () => {
+  const monitor = {
+    channel: "support",
+    at: 100,
+    waitingCount: 1,
+    waiting: [{ chat: 3, since: 40, waitMs: 60, priority: "High", customer: "Åsa" }],
+    activeCount: 1,
+    active: [{ chat: 2, agent: "alice", since: 20, handleMs: 80 }],
+    agents: [{ agent: "alice", status: "Present", used: 1, max: 4 }],
+  };
+  assert.deepEqual(decode("wire.Response.Monitor").response.result.reply, { type: "Monitor", monitor });
+  assert.deepEqual(decode("wire.Event.Monitor").event, { type: "Monitor", monitor });
+  assert.deepEqual(decode("wire.Event.MonitorStopped").event, { type: "MonitorStopped", channel: "support" });
+  assert.deepEqual(decode("wire.Request.WatchMonitor").request.body, { type: "WatchMonitor", channel: "support" });
+  assert.deepEqual(decode("wire.Request.UnwatchMonitor").request.body, { type: "UnwatchMonitor", channel: "support" });
 });

@@ -46,6 +46,12 @@ impl Hub {
         // Unknown and not overseen look alike to someone who oversees
         // nothing there.
         self.oversee(by, &channel)?;
+        self.picture(channel).await
+    }
+
+    /// A picture of `channel` now, for whoever may see it (see
+    /// [`Hub::monitor`]).
+    pub(super) async fn picture(&self, channel: ChannelId) -> Result<ChannelMonitor, HubError> {
         let actor = self
             .channel_actor(&channel)
             .ok_or_else(|| HubError::UnknownChannel(channel.clone()))?;
