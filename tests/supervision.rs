@@ -720,9 +720,8 @@ async fn a_reassign_records_its_supervisor_for_agents_only_across_a_restart() {
 /// watched per connection, support queueing chats with nobody Present,
 /// and sue, a second supervisor of support.
 fn live_config(per_conn: usize) -> String {
-    let limits = format!(
-        "[limits]\nmonitor_interval = \"50ms\"\nmonitors_per_connection = {per_conn}\n"
-    );
+    let limits =
+        format!("[limits]\nmonitor_interval = \"50ms\"\nmonitors_per_connection = {per_conn}\n");
     let config = CONFIG.replacen("[limits]\n", &limits, 1).replacen(
         "name = \"support\"\n",
         "name = \"support\"\noffline_form = false\n",
@@ -816,10 +815,14 @@ async fn a_watched_monitor_pushes_each_change_to_every_watcher() {
     alice.pick(chat).await.unwrap();
     let mut seen = Vec::new();
     for watcher in watchers {
-        let assigned = picture_where(watcher, |p| p.active_count == 1 && p.waiting_count == 0).await;
+        let assigned =
+            picture_where(watcher, |p| p.active_count == 1 && p.waiting_count == 0).await;
         assert_eq!(assigned.active[0].chat, chat);
         assert_eq!(assigned.active[0].agent.as_str(), "alice");
-        let load = assigned.agents.iter().find(|row| row.agent.as_str() == "alice");
+        let load = assigned
+            .agents
+            .iter()
+            .find(|row| row.agent.as_str() == "alice");
         assert_eq!(load.map(|row| row.used), Some(1));
         seen.push(assigned);
     }
@@ -871,7 +874,10 @@ async fn watching_a_monitor_is_for_overseers_bounded_and_ends_with_unwatch_or_th
         code(root.watch_monitor("nowhere").await),
         Some(ErrorCode::UnknownChannel)
     );
-    assert_eq!(pushed_within(&alice, Duration::from_millis(100)).await, None);
+    assert_eq!(
+        pushed_within(&alice, Duration::from_millis(100)).await,
+        None
+    );
     assert_eq!(hub.server.hub().monitor_feeds(), 0);
 
     // One monitor per connection here: a second channel is refused until

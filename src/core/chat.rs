@@ -1932,17 +1932,23 @@ mod tests {
         let bob = AgentId::new("bob");
         let sam = AgentId::new("sam");
         assert_eq!(
-            chat.reassign(sam.clone(), bob.clone(), Timestamp(150)).err(),
+            chat.reassign(sam.clone(), bob.clone(), Timestamp(150))
+                .err(),
             Some(ChatError::NotActive),
             "nobody holds a waiting chat"
         );
         chat.assign(alice.clone(), Timestamp(200)).unwrap();
         let before = chat.next_seq();
         assert_eq!(
-            chat.reassign(sam.clone(), alice.clone(), Timestamp(210)).err(),
+            chat.reassign(sam.clone(), alice.clone(), Timestamp(210))
+                .err(),
             Some(ChatError::SameAgent(alice.clone()))
         );
-        assert_eq!(chat.next_seq(), before, "a refused reassign records nothing");
+        assert_eq!(
+            chat.next_seq(),
+            before,
+            "a refused reassign records nothing"
+        );
         let moved = chat
             .reassign(sam.clone(), bob.clone(), Timestamp(220))
             .unwrap()
@@ -1970,7 +1976,10 @@ mod tests {
             audit.withheld_for_customer().map(|shown| shown.kind),
             Some(ChatEventKind::Withheld)
         );
-        assert!(!moved.kind.is_for_agents_only(), "the customer sees the move");
+        assert!(
+            !moved.kind.is_for_agents_only(),
+            "the customer sees the move"
+        );
         // The participants are the customer and the new holder only.
         assert_eq!(
             chat.post(

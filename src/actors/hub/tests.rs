@@ -426,7 +426,10 @@ async fn watchers_of_a_channel_share_one_feed_that_publishes_only_changes() {
     );
     assert_eq!(hub.monitor_feeds(), 1, "one feed for both watchers");
     // Both get the picture at hand: the very same one.
-    let (a, b) = (picture(soon(&mut first).await), picture(soon(&mut second).await));
+    let (a, b) = (
+        picture(soon(&mut first).await),
+        picture(soon(&mut second).await),
+    );
     assert!(Arc::ptr_eq(&a, &b));
     assert_eq!(a.waiting_count, 0);
 
@@ -448,7 +451,10 @@ async fn watchers_of_a_channel_share_one_feed_that_publishes_only_changes() {
         .await
         .unwrap(),
     );
-    let (a, b) = (picture(soon(&mut first).await), picture(soon(&mut second).await));
+    let (a, b) = (
+        picture(soon(&mut first).await),
+        picture(soon(&mut second).await),
+    );
     assert!(Arc::ptr_eq(&a, &b));
     assert_eq!(a.waiting_count, 1);
     assert_eq!(a.waiting[0].chat, chat);
