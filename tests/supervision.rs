@@ -828,16 +828,27 @@ async fn a_watched_monitor_pushes_each_change_to_every_watcher() {
     }
     assert!(seen[0].same_but_clock(&seen[1]), "{seen:?}");
 
-    bob.set_status(Status::Absent).await.unwrap();
+    sam.reassign(chat, "bob").await.unwrap();
     for watcher in watchers {
-        picture_where(watcher, |p| status_of(p, "bob") == Some(Status::Absent)).await;
+        let moved = picture_where(watcher, |p| {
+            p.active
+                .first()
+                .is_some_and(|row| row.agent.as_str() == "bob")
+        })
+        .await;
+        assert_eq!(moved.active[0].chat, chat);
     }
 
-    alice.end_chat(chat).await.unwrap();
+    alice.set_status(Status::Absent).await.unwrap();
+    for watcher in watchers {
+        picture_where(watcher, |p| status_of(p, "alice") == Some(Status::Absent)).await;
+    }
+
+    bob.end_chat(chat).await.unwrap();
     for watcher in watchers {
         let ended = picture_where(watcher, |p| p.active_count == 0).await;
         assert!(ended.active.is_empty());
-        assert_eq!(status_of(&ended, "bob"), Some(Status::Absent));
+        assert_eq!(status_of(&ended, "alice"), Some(Status::Absent));
     }
 
     // Nothing changes any more: only the clock runs, and no picture
