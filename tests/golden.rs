@@ -173,6 +173,11 @@ fn kinds() -> Vec<ChatEventKind> {
             text: "Hej, jag behöver hjälp".into(),
         },
         ChatEventKind::Deleted { seq: 2 },
+        ChatEventKind::Reassigned {
+            by: AgentId::new("sam"),
+            from: alice.clone(),
+            to: bob.clone(),
+        },
     ]
 }
 
@@ -202,6 +207,7 @@ fn kind_name(kind: &ChatEventKind) -> &'static str {
         ChatEventKind::Untagged { .. } => "Untagged",
         ChatEventKind::Edited { .. } => "Edited",
         ChatEventKind::Deleted { .. } => "Deleted",
+        ChatEventKind::Reassigned { .. } => "Reassigned",
     }
 }
 
@@ -415,7 +421,41 @@ fn requests() -> Vec<RequestBody> {
         RequestBody::ForgetContact {
             contact: "email:asa@example.com".into(),
         },
+        RequestBody::WatchMonitor {
+            channel: ChannelId::new("support"),
+        },
+        RequestBody::UnwatchMonitor {
+            channel: ChannelId::new("support"),
+        },
     ]
+}
+
+fn monitor() -> ChannelMonitor {
+    ChannelMonitor {
+        channel: ChannelId::new("support"),
+        at: Timestamp(100),
+        waiting_count: 1,
+        waiting: vec![WaitingChat {
+            chat: ChatId(3),
+            since: Timestamp(40),
+            wait_ms: 60,
+            priority: Some(Priority::High),
+            customer: Some("Åsa".into()),
+        }],
+        active_count: 1,
+        active: vec![ActiveChat {
+            chat: ChatId(2),
+            agent: AgentId::new("alice"),
+            since: Timestamp(20),
+            handle_ms: 80,
+        }],
+        agents: vec![AgentLoad {
+            agent: AgentId::new("alice"),
+            status: Status::Present,
+            used: 1,
+            max: 4,
+        }],
+    }
 }
 
 fn replies() -> Vec<Reply> {
@@ -496,31 +536,7 @@ fn replies() -> Vec<Reply> {
             seq: 14,
             at: Timestamp(15),
         },
-        Reply::Monitor(Box::new(ChannelMonitor {
-            channel: ChannelId::new("support"),
-            at: Timestamp(100),
-            waiting_count: 1,
-            waiting: vec![WaitingChat {
-                chat: ChatId(3),
-                since: Timestamp(40),
-                wait_ms: 60,
-                priority: Some(Priority::High),
-                customer: Some("Åsa".into()),
-            }],
-            active_count: 1,
-            active: vec![ActiveChat {
-                chat: ChatId(2),
-                agent: AgentId::new("alice"),
-                since: Timestamp(20),
-                handle_ms: 80,
-            }],
-            agents: vec![AgentLoad {
-                agent: AgentId::new("alice"),
-                status: Status::Present,
-                used: 1,
-                max: 4,
-            }],
-        })),
+        Reply::Monitor(Box::new(monitor())),
         Reply::TaggedSessions(vec![TaggedSession {
             session: RatedSession {
                 session: session(),
@@ -623,6 +639,10 @@ fn server_events() -> Vec<Event> {
             status: Status::Absent,
             by: AgentId::new("sam"),
         },
+        Event::Monitor(Box::new(monitor())),
+        Event::MonitorStopped {
+            channel: ChannelId::new("support"),
+        },
     ]
 }
 
@@ -670,6 +690,8 @@ fn event_name(event: &Event) -> &'static str {
         Event::OfferWithdrawn { .. } => "OfferWithdrawn",
         Event::QueuePosition(_) => "QueuePosition",
         Event::StatusChanged { .. } => "StatusChanged",
+        Event::Monitor(_) => "Monitor",
+        Event::MonitorStopped { .. } => "MonitorStopped",
     }
 }
 

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use chathub::client::{AgentClient, ClientError, Event};
+use chathub::client::{AgentClient, ChannelMonitor, ClientError, Event};
 use chathub::core::{AgentId, ChatEventKind, ChatId, Customer, Party, Status};
 use chathub::protocol::ErrorCode;
 use common::{PATIENCE, TestHub, agent_chat_event, customer_chat_event, start};
@@ -626,5 +626,361 @@ async fn a_supervisor_barges_in_and_the_customer_sees_them_join_talk_and_leave()
             break;
         }
     }
+    hub.stop().await;
+}
+
+/// Whether `event` is sam's reassign of a chat from alice to bob.
+fn sams_reassign(event: &chathub::core::ChatEvent) -> bool {
+    matches!(&event.kind, ChatEventKind::Reassigned { by, from, to }
+        if by.as_str() == "sam" && from.as_str() == "alice" && to.as_str() == "bob")
+}
+
+/// Whether `event` is the move of a chat from alice to bob.
+fn moved_to_bob(event: &chathub::core::ChatEvent) -> bool {
+    matches!(&event.kind, ChatEventKind::TransferredToAgent { from, to }
+        if from.as_str() == "alice" && to.as_str() == "bob")
+}
+
+#[tokio::test]
+async fn a_reassign_records_its_supervisor_for_agents_only_across_a_restart() {
+    let hub = TestHub::start(CONFIG).await;
+    let alice = hub.present_agent("alice").await;
+    let bob = hub.present_agent("bob").await;
+    let sam = hub.agent("sam").await;
+    let root = hub.agent("root").await;
+    let customer = hub.customer().await;
+    let (chat, _) = start(&customer, "support", named("Ada"), "help").await;
+    alice.pick(chat).await.unwrap();
+    alice.send(chat, "Hi, Alice here").await.unwrap();
+    loop {
+        if text_of(&customer_chat_event(&customer).await.kind) == Some("Hi, Alice here") {
+            break;
+        }
+    }
+    until_text(&alice, "Hi, Alice here").await;
+    root.follow(chat).await.unwrap();
+    until_text(&root, "Hi, Alice here").await;
+
+    sam.reassign(chat, "bob").await.unwrap();
+
+    // The old holder and the follower see who moved it, then the move.
+    for watcher in [&alice, &root] {
+        let audit = agent_chat_event(watcher).await;
+        assert!(sams_reassign(&audit), "{audit:?}");
+        let moved = agent_chat_event(watcher).await;
+        assert!(moved_to_bob(&moved), "{moved:?}");
+        assert_eq!(moved.seq, audit.seq + 1);
+    }
+    // The new holder gets the transcript up to the move, the record in it.
+    let mut got = Vec::new();
+    loop {
+        let event = agent_chat_event(&bob).await;
+        let last = moved_to_bob(&event);
+        got.push(event);
+        if last {
+            break;
+        }
+    }
+    let audit_seq = got.iter().find(|event| sams_reassign(event)).map(|e| e.seq);
+    assert_eq!(audit_seq, Some(got.last().unwrap().seq - 1), "{got:?}");
+    // The customer sees the move as before: nothing in between but the
+    // gap the withheld record leaves (the SDK hides its placeholder).
+    let moved = customer_chat_event(&customer).await;
+    assert!(moved_to_bob(&moved), "{moved:?}");
+    assert_eq!(Some(moved.seq - 1), audit_seq);
+    // The transcript names the supervisor.
+    let transcript = sam.transcript(chat).await.unwrap();
+    assert_eq!(
+        transcript
+            .iter()
+            .filter(|event| sams_reassign(event))
+            .map(|event| event.seq)
+            .collect::<Vec<_>>(),
+        [audit_seq.unwrap()]
+    );
+
+    // Durable: after a restart the chat's log still names sam, bob still
+    // holds the chat, and the customer (resumed) gets nothing of it.
+    let hub = hub.restart(CONFIG).await;
+    let transcript = sam.transcript(chat).await.unwrap();
+    assert!(
+        transcript
+            .iter()
+            .any(|event| sams_reassign(event) && Some(event.seq) == audit_seq),
+        "{transcript:?}"
+    );
+    bob.send(chat, "Bob here, after the restart").await.unwrap();
+    let next = customer_chat_event(&customer).await;
+    assert_eq!(text_of(&next.kind), Some("Bob here, after the restart"));
+    assert_eq!(next.seq, moved.seq + 1);
+    hub.stop().await;
+}
+
+/// [`CONFIG`] with monitors taken again every 50 ms, at most `per_conn`
+/// watched per connection, support queueing chats with nobody Present,
+/// and sue, a second supervisor of support.
+fn live_config(per_conn: usize) -> String {
+    let limits =
+        format!("[limits]\nmonitor_interval = \"50ms\"\nmonitors_per_connection = {per_conn}\n");
+    let config = CONFIG.replacen("[limits]\n", &limits, 1).replacen(
+        "name = \"support\"\n",
+        "name = \"support\"\noffline_form = false\n",
+        1,
+    );
+    assert_ne!(config, CONFIG);
+    format!(
+        "{config}[[agent]]\nid = \"sue\"\ntoken = \"test-token-0123456789\"\nrole = \"supervisor\"\nsupervises = [\"support\"]\n"
+    )
+}
+
+/// The next monitor picture `client` is pushed for which `want` holds,
+/// skipping other events and pictures.
+async fn picture_where(
+    client: &AgentClient,
+    mut want: impl FnMut(&ChannelMonitor) -> bool,
+) -> ChannelMonitor {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match client.next_event().await.expect("the connection is open") {
+                Event::Monitor(picture) if want(&picture) => return *picture,
+                _ => continue,
+            }
+        }
+    })
+    .await
+    .expect("the picture within the test's patience")
+}
+
+/// The monitor picture (or stop) `client` is pushed within `quiet`, if
+/// any, as text.
+async fn pushed_within(client: &AgentClient, quiet: Duration) -> Option<String> {
+    tokio::time::timeout(quiet, async {
+        loop {
+            match client.next_event().await {
+                Some(Event::Monitor(picture)) => return format!("{picture:?}"),
+                Some(Event::MonitorStopped { channel }) => return format!("stopped {channel}"),
+                Some(_) => continue,
+                None => std::future::pending::<()>().await,
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+fn status_of(picture: &ChannelMonitor, agent: &str) -> Option<Status> {
+    picture
+        .agents
+        .iter()
+        .find(|row| row.agent.as_str() == agent)
+        .map(|row| row.status)
+}
+
+#[tokio::test]
+async fn a_watched_monitor_pushes_each_change_to_every_watcher() {
+    let config = live_config(4);
+    let hub = TestHub::start(&config).await;
+    let alice = hub.present_agent("alice").await;
+    let bob = hub.present_agent("bob").await;
+    let sam = hub.agent("sam").await;
+    let sue = hub.agent("sue").await;
+    sam.watch_monitor("support").await.unwrap();
+    sue.watch_monitor("support").await.unwrap();
+    // Watching again changes nothing.
+    sam.watch_monitor("support").await.unwrap();
+    assert_eq!(hub.server.hub().monitor_feeds(), 1, "one feed for both");
+    let watchers = [&sam, &sue];
+
+    // The picture at hand, at once.
+    for watcher in watchers {
+        let now = picture_where(watcher, |_| true).await;
+        assert_eq!(now.channel, "support".into());
+        assert_eq!((now.waiting_count, now.active_count), (0, 0));
+        assert_eq!(status_of(&now, "alice"), Some(Status::Present));
+    }
+
+    // Each change arrives pushed, the same for both supervisors.
+    let customer = hub.customer().await;
+    let (chat, _) = start(&customer, "support", named("Ada"), "hello").await;
+    let mut seen = Vec::new();
+    for watcher in watchers {
+        let waiting = picture_where(watcher, |p| p.waiting_count == 1).await;
+        assert_eq!(waiting.waiting[0].chat, chat);
+        assert_eq!(waiting.waiting[0].customer.as_deref(), Some("Ada"));
+        assert!(waiting.waiting[0].since <= waiting.at);
+        seen.push(waiting);
+    }
+    assert!(seen[0].same_but_clock(&seen[1]), "{seen:?}");
+
+    alice.pick(chat).await.unwrap();
+    let mut seen = Vec::new();
+    for watcher in watchers {
+        let assigned =
+            picture_where(watcher, |p| p.active_count == 1 && p.waiting_count == 0).await;
+        assert_eq!(assigned.active[0].chat, chat);
+        assert_eq!(assigned.active[0].agent.as_str(), "alice");
+        let load = assigned
+            .agents
+            .iter()
+            .find(|row| row.agent.as_str() == "alice");
+        assert_eq!(load.map(|row| row.used), Some(1));
+        seen.push(assigned);
+    }
+    assert!(seen[0].same_but_clock(&seen[1]), "{seen:?}");
+
+    sam.reassign(chat, "bob").await.unwrap();
+    for watcher in watchers {
+        let moved = picture_where(watcher, |p| {
+            p.active
+                .first()
+                .is_some_and(|row| row.agent.as_str() == "bob")
+        })
+        .await;
+        assert_eq!(moved.active[0].chat, chat);
+    }
+
+    alice.set_status(Status::Absent).await.unwrap();
+    for watcher in watchers {
+        picture_where(watcher, |p| status_of(p, "alice") == Some(Status::Absent)).await;
+    }
+
+    bob.end_chat(chat).await.unwrap();
+    for watcher in watchers {
+        let ended = picture_where(watcher, |p| p.active_count == 0).await;
+        assert!(ended.active.is_empty());
+        assert_eq!(status_of(&ended, "alice"), Some(Status::Absent));
+    }
+
+    // Nothing changes any more: only the clock runs, and no picture
+    // comes (the interval is 50 ms).
+    assert_eq!(pushed_within(&sam, Duration::from_millis(400)).await, None);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn watching_a_monitor_is_for_overseers_bounded_and_ends_with_unwatch_or_the_connection() {
+    let config = live_config(1);
+    let hub = TestHub::start(&config).await;
+    let alice = hub.present_agent("alice").await;
+    let sam = hub.agent("sam").await;
+    let root = hub.agent("root").await;
+
+    assert_eq!(
+        code(alice.watch_monitor("support").await),
+        Some(ErrorCode::NotAllowed)
+    );
+    assert_eq!(
+        code(alice.unwatch_monitor("support").await),
+        Some(ErrorCode::NotAllowed)
+    );
+    assert_eq!(
+        code(sam.watch_monitor("sales").await),
+        Some(ErrorCode::NotAllowed)
+    );
+    assert_eq!(
+        code(sam.watch_monitor("nowhere").await),
+        Some(ErrorCode::NotAllowed)
+    );
+    assert_eq!(
+        code(root.watch_monitor("nowhere").await),
+        Some(ErrorCode::UnknownChannel)
+    );
+    assert_eq!(
+        pushed_within(&alice, Duration::from_millis(100)).await,
+        None
+    );
+    assert_eq!(hub.server.hub().monitor_feeds(), 0);
+
+    // One monitor per connection here: a second channel is refused until
+    // the first is unwatched; the same one again changes nothing.
+    root.watch_monitor("support").await.unwrap();
+    root.watch_monitor("support").await.unwrap();
+    assert_eq!(
+        code(root.watch_monitor("sales").await),
+        Some(ErrorCode::TooManyChats)
+    );
+    picture_where(&root, |p| p.channel == "support".into()).await;
+    root.unwatch_monitor("support").await.unwrap();
+    // Unwatched, the hub stops the channel's feed, and nothing comes.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while hub.server.hub().monitor_feeds() != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the feed runs on");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let customer = hub.customer().await;
+    start(&customer, "support", named("Ada"), "hello").await;
+    assert_eq!(pushed_within(&root, Duration::from_millis(300)).await, None);
+    root.watch_monitor("sales").await.unwrap();
+    picture_where(&root, |p| p.channel == "sales".into()).await;
+
+    // A connection's watches end with it.
+    sam.watch_monitor("support").await.unwrap();
+    picture_where(&sam, |p| p.waiting_count == 1).await;
+    assert_eq!(hub.server.hub().monitor_feeds(), 2);
+    sam.close();
+    root.close();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while hub.server.hub().monitor_feeds() != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "a feed runs on");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_reload_that_takes_a_supervisors_channel_stops_their_watch() {
+    let config = live_config(4);
+    let hub = TestHub::start(&config).await;
+    let sam = hub.agent("sam").await;
+    let sue = hub.agent("sue").await;
+    sam.watch_monitor("support").await.unwrap();
+    sue.watch_monitor("support").await.unwrap();
+    picture_where(&sam, |_| true).await;
+    picture_where(&sue, |_| true).await;
+
+    // sam is a plain agent from now on; sue still supervises support.
+    let plain = config.replacen("role = \"supervisor\"\nsupervises = [\"support\"]\n", "", 1);
+    assert_ne!(plain, config);
+    hub.server
+        .reload(&hub.config(&plain))
+        .await
+        .expect("the reload is taken");
+    let stopped = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Event::MonitorStopped { channel } = sam.next_event().await.unwrap() {
+                return channel;
+            }
+        }
+    })
+    .await
+    .expect("told within the test's patience");
+    assert_eq!(stopped, "support".into());
+    // sue watches on and sees the next change; sam sees nothing more.
+    let customer = hub.customer().await;
+    start(&customer, "support", named("Ada"), "hello").await;
+    picture_where(&sue, |p| p.waiting_count == 1).await;
+    assert_eq!(pushed_within(&sam, Duration::from_millis(300)).await, None);
+    assert_eq!(
+        code(sam.watch_monitor("support").await),
+        Some(ErrorCode::NotAllowed)
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_watch_resumes_after_the_hub_restarts() {
+    let config = live_config(4);
+    let hub = TestHub::start(&config).await;
+    let sam = hub.agent("sam").await;
+    sam.watch_monitor("support").await.unwrap();
+    picture_where(&sam, |p| p.waiting_count == 0).await;
+
+    let hub = hub.restart(&config).await;
+    // The client watches again on its new connection, unasked.
+    let customer = hub.customer().await;
+    let (chat, _) = start(&customer, "support", named("Ada"), "hello").await;
+    let picture = picture_where(&sam, |p| p.waiting_count == 1).await;
+    assert_eq!(picture.waiting[0].chat, chat);
+    assert_eq!(sam.reconnects(), 1);
     hub.stop().await;
 }

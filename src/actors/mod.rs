@@ -25,5 +25,8 @@ pub mod stages;
 
 pub use chat::Receipt;
 pub use error::{HubError, count_refusal};
-pub use hub::{AgentConfig, Caller, ChatStart, Hub, HubConfig, Reconfigured, TokenDigest};
+pub use hub::{
+    AgentConfig, Caller, ChatStart, Hub, HubConfig, MonitorUpdate, MonitorWatch, Reconfigured,
+    TokenDigest,
+};
 pub use sink::{ConnId, EventSink, Outbound, Signal};

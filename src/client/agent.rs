@@ -282,7 +282,8 @@ impl AgentClient {
     /// chats with their waits, its active chats with their agents and
     /// handle times, and its member agents with status and load. Anyone
     /// who does not oversee the channel gets
-    /// [`ErrorCode::NotAllowed`](crate::protocol::ErrorCode).
+    /// [`ErrorCode::NotAllowed`](crate::protocol::ErrorCode). For a live
+    /// view, [`watch_monitor`](Self::watch_monitor).
     pub async fn monitor(
         &self,
         channel: impl Into<ChannelId>,
@@ -294,6 +295,55 @@ impl AgentClient {
             Reply::Monitor(monitor) => Ok(*monitor),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Supervisors and admins: watches `channel`'s monitor live. Its
+    /// pictures arrive through [`next_event`](Self::next_event) as
+    /// [`Event::Monitor`], each the whole of the channel as
+    /// [`monitor`](Self::monitor) answers it: the one at hand first, then
+    /// a new one whenever a chat starts waiting or stops, is reprioritized,
+    /// assigned, transferred or ends, or an agent's status or load
+    /// changes (the hub looks every `[limits] monitor_interval`, 1 s by
+    /// default). Only the clock moving makes no picture: run waits and
+    /// handle times on from each row's `since`. An application that reads
+    /// slowly gets the latest picture of a channel, not each one. The
+    /// hub's cost is one picture per interval per watched channel,
+    /// however many supervisors watch it.
+    ///
+    /// The watch lasts until [`unwatch_monitor`](Self::unwatch_monitor)
+    /// (the client watches it again after a reconnect); if the hub ends
+    /// it (a reload took this supervisor's oversight of the channel, or
+    /// the channel is gone), [`Event::MonitorStopped`] comes and no
+    /// picture follows. Anyone who does not oversee the channel gets
+    /// [`ErrorCode::NotAllowed`](crate::protocol::ErrorCode); watching a
+    /// watched channel changes nothing; more than the hub's
+    /// `monitors_per_connection` at once:
+    /// [`ErrorCode::TooManyChats`](crate::protocol::ErrorCode).
+    pub async fn watch_monitor(&self, channel: impl Into<ChannelId>) -> Result<(), ClientError> {
+        let channel = channel.into();
+        // Remembered first: the first picture may come before the answer.
+        self.link.remember_monitor(&channel, true);
+        let body = RequestBody::WatchMonitor {
+            channel: channel.clone(),
+        };
+        let watched = self.link.request(body).await.and_then(expect_done);
+        if watched.is_err() {
+            self.link.remember_monitor(&channel, false);
+        }
+        watched
+    }
+
+    /// Supervisors and admins: stops watching `channel`'s monitor; no
+    /// picture of it reaches [`next_event`](Self::next_event) after this
+    /// is called. Not watching it is no error.
+    pub async fn unwatch_monitor(&self, channel: impl Into<ChannelId>) -> Result<(), ClientError> {
+        let channel = channel.into();
+        self.link.remember_monitor(&channel, false);
+        expect_done(
+            self.link
+                .request(RequestBody::UnwatchMonitor { channel })
+                .await?,
+        )
     }
 
     /// Supervisors and admins: sets `agent` (of a channel this supervisor
@@ -335,8 +385,12 @@ impl AgentClient {
     /// supervisor oversees) from the agent holding it to `to`, a Present
     /// member of its channel with room (else
     /// [`ErrorCode::AgentUnavailable`](crate::protocol::ErrorCode)). Both
-    /// agents and the customer see a `TransferredToAgent` event. Not sent
-    /// again after a lost connection: it may have taken effect.
+    /// agents and the customer see a `TransferredToAgent` event; just
+    /// before it the chat records
+    /// [`ChatEventKind::Reassigned`](crate::core::ChatEventKind::Reassigned)
+    /// naming this supervisor, which agents, followers and transcripts
+    /// show and the customer never gets. Not sent again after a lost
+    /// connection: it may have taken effect.
     pub async fn reassign(&self, chat: ChatId, to: impl Into<AgentId>) -> Result<(), ClientError> {
         expect_done(
             self.link

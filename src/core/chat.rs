@@ -587,12 +587,20 @@ impl Chat {
         ))
     }
 
-    /// A supervisor moves an active chat from its holder to `to`: the
-    /// same `TransferredToAgent` event as the holder's own transfer (so
-    /// slots, transcripts and every reader treat it alike), from whoever
-    /// holds it now. Whether the caller oversees the chat's channel, and
-    /// whether `to` may take it, is the hub's to decide.
-    pub fn reassign(&mut self, to: AgentId, now: Timestamp) -> Result<&ChatEvent, ChatError> {
+    /// Supervisor `by` moves an active chat from its holder to `to`: a
+    /// `Reassigned { by, from, to }` for agents only (who moved it, kept
+    /// in the chat's log), then the same `TransferredToAgent` event as the
+    /// holder's own transfer (so slots, transcripts, the customer and
+    /// every other reader treat it alike), from whoever holds it now.
+    /// Returns the transfer, the last of the two. Whether `by` oversees
+    /// the chat's channel, and whether `to` may take it, is the hub's to
+    /// decide.
+    pub fn reassign(
+        &mut self,
+        by: AgentId,
+        to: AgentId,
+        now: Timestamp,
+    ) -> Result<&ChatEvent, ChatError> {
         let from = match &self.state {
             ChatState::Active { agent, .. } => agent.clone(),
             ChatState::Queued { .. } => return Err(ChatError::NotActive),
@@ -601,6 +609,14 @@ impl Chat {
         if to == from {
             return Err(ChatError::SameAgent(to));
         }
+        self.record(
+            now,
+            ChatEventKind::Reassigned {
+                by,
+                from: from.clone(),
+                to: to.clone(),
+            },
+        );
         Ok(self.record(now, ChatEventKind::TransferredToAgent { from, to }))
     }
 
@@ -923,7 +939,7 @@ impl Chat {
             ChatEventKind::TicketCreated { .. } | ChatEventKind::FileShared { .. } => {}
             ChatEventKind::Note { .. } | ChatEventKind::Withheld => {}
             ChatEventKind::AgentGone { .. } => {}
-            ChatEventKind::Edited { .. } => {}
+            ChatEventKind::Edited { .. } | ChatEventKind::Reassigned { .. } => {}
             ChatEventKind::Deleted { seq } => {
                 self.deleted.insert(*seq);
             }
@@ -1914,23 +1930,55 @@ mod tests {
         let mut chat = started();
         let alice = AgentId::new("alice");
         let bob = AgentId::new("bob");
+        let sam = AgentId::new("sam");
         assert_eq!(
-            chat.reassign(bob.clone(), Timestamp(150)).err(),
+            chat.reassign(sam.clone(), bob.clone(), Timestamp(150))
+                .err(),
             Some(ChatError::NotActive),
             "nobody holds a waiting chat"
         );
         chat.assign(alice.clone(), Timestamp(200)).unwrap();
+        let before = chat.next_seq();
         assert_eq!(
-            chat.reassign(alice.clone(), Timestamp(210)).err(),
+            chat.reassign(sam.clone(), alice.clone(), Timestamp(210))
+                .err(),
             Some(ChatError::SameAgent(alice.clone()))
         );
-        let moved = chat.reassign(bob.clone(), Timestamp(220)).unwrap();
+        assert_eq!(
+            chat.next_seq(),
+            before,
+            "a refused reassign records nothing"
+        );
+        let moved = chat
+            .reassign(sam.clone(), bob.clone(), Timestamp(220))
+            .unwrap()
+            .clone();
         assert_eq!(
             moved.kind,
             ChatEventKind::TransferredToAgent {
                 from: alice.clone(),
                 to: bob.clone()
             }
+        );
+        // Who moved it comes just before, for agents only.
+        let audit = chat.events().iter().rev().nth(1).unwrap().clone();
+        assert_eq!(audit.seq, moved.seq - 1);
+        assert_eq!(
+            audit.kind,
+            ChatEventKind::Reassigned {
+                by: sam.clone(),
+                from: alice.clone(),
+                to: bob.clone()
+            }
+        );
+        assert!(audit.kind.is_for_agents_only());
+        assert_eq!(
+            audit.withheld_for_customer().map(|shown| shown.kind),
+            Some(ChatEventKind::Withheld)
+        );
+        assert!(
+            !moved.kind.is_for_agents_only(),
+            "the customer sees the move"
         );
         // The participants are the customer and the new holder only.
         assert_eq!(
@@ -1956,9 +2004,15 @@ mod tests {
             chat.post(Party::Customer, 2, "thanks".into(), Timestamp(250))
                 .is_ok()
         );
+        // Restored from its events, the chat is the same: the record kept,
+        // bob holding it, alice the one a decline would go back to.
+        let restored = Chat::restore(chat.events().to_vec()).unwrap();
+        assert_eq!(restored.agent(), Some(&bob));
+        assert_eq!(restored.transferred_from(), Some(&alice));
+        assert!(restored.events().iter().any(|event| event == &audit));
         chat.end(Party::Agent(bob.clone()), Timestamp(300)).unwrap();
         assert_eq!(
-            chat.reassign(alice, Timestamp(310)).err(),
+            chat.reassign(sam, alice, Timestamp(310)).err(),
             Some(ChatError::Ended)
         );
     }

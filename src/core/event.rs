@@ -245,6 +245,19 @@ pub enum ChatEventKind {
         /// The message's seq.
         seq: u64,
     },
+    /// A supervisor of the chat's channel (or an admin) moved the chat
+    /// from the agent holding it to another: the audit record of a
+    /// reassign. The move itself is the [`ChatEventKind::TransferredToAgent`]
+    /// right after it, in the same commit, which everyone (the customer
+    /// too) sees as before. For agents only.
+    Reassigned {
+        /// The supervisor who reassigned the chat.
+        by: AgentId,
+        /// The agent who held it.
+        from: AgentId,
+        /// The agent it went to.
+        to: AgentId,
+    },
 }
 
 impl ChatEventKind {
@@ -259,6 +272,7 @@ impl ChatEventKind {
                 | Self::PriorityClaimed { .. }
                 | Self::Tagged { .. }
                 | Self::Untagged { .. }
+                | Self::Reassigned { .. }
         )
     }
 }

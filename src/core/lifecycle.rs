@@ -65,7 +65,8 @@ impl LifecycleKind {
             | ChatEventKind::Tagged { .. }
             | ChatEventKind::Untagged { .. }
             | ChatEventKind::Edited { .. }
-            | ChatEventKind::Deleted { .. } => None,
+            | ChatEventKind::Deleted { .. }
+            | ChatEventKind::Reassigned { .. } => None,
         }
     }
 

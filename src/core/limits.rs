@@ -13,6 +13,10 @@ use serde::Deserialize;
 
 use crate::core::Timestamp;
 
+/// The shortest `monitor_interval`: a watched channel's picture is taken
+/// at most this often.
+pub const MIN_MONITOR_INTERVAL: Duration = Duration::from_millis(10);
+
 /// Every bound the hub puts on its clients. Read from `[limits]`; each
 /// field has the default documented on it.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -71,6 +75,15 @@ pub struct Limits {
     /// refused (`TooManyChats`) until one is unfollowed or ends.
     /// Default 50.
     pub followed_chats: usize,
+    /// Channel monitors one connection may watch live at once
+    /// (`WatchMonitor`); more are refused (`TooManyChats`) until one is
+    /// unwatched. Default 4.
+    pub monitors_per_connection: usize,
+    /// How often a watched channel's monitor is taken again; watchers get
+    /// a new picture only when something but the clock changed, so this
+    /// is the most a change waits. At least 10 ms. Default 1 s.
+    #[serde(with = "humantime_serde")]
+    pub monitor_interval: Duration,
     /// Events a live chat may hold; past it the customer's messages are
     /// refused (`ChatTooLong`) and the agent is told once. Default 5,000.
     pub chat_events: u64,
@@ -133,6 +146,8 @@ impl Default for Limits {
             typing_per_sec: 5.0,
             typing_burst: 10,
             followed_chats: 50,
+            monitors_per_connection: 4,
+            monitor_interval: crate::core::roles::MONITOR_INTERVAL,
             chat_events: 5_000,
             chat_bytes: 4 << 20,
             offline_forms_per_minute: 5,
@@ -166,6 +181,10 @@ impl Limits {
             ("message_burst", u64::from(self.message_burst)),
             ("typing_burst", u64::from(self.typing_burst)),
             ("followed_chats", self.followed_chats as u64),
+            (
+                "monitors_per_connection",
+                self.monitors_per_connection as u64,
+            ),
             ("chat_events", self.chat_events),
             ("files_in_flight", self.files_in_flight as u64),
             ("files_in_flight_per_ip", self.files_in_flight_per_ip as u64),
@@ -206,6 +225,9 @@ impl Limits {
             || self.file_header_timeout.is_zero()
         {
             return Err("[limits] timeouts must be above 0".into());
+        }
+        if self.monitor_interval < MIN_MONITOR_INTERVAL {
+            return Err("[limits] monitor_interval must be at least 10ms".into());
         }
         Ok(())
     }
@@ -253,11 +275,13 @@ pub enum Limit {
     Typing,
     /// [`Limits::followed_chats`].
     FollowedChats,
+    /// [`Limits::monitors_per_connection`].
+    MonitorsPerConnection,
 }
 
 impl Limit {
     /// Every limit, for exporting each counter from the start.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 20] = [
         Self::Connections,
         Self::ConnectionsPerIp,
         Self::HelloTimeout,
@@ -277,6 +301,7 @@ impl Limit {
         Self::SignIn,
         Self::Typing,
         Self::FollowedChats,
+        Self::MonitorsPerConnection,
     ];
 
     /// Its name in metrics.
@@ -301,6 +326,7 @@ impl Limit {
             Self::SignIn => "sign_in",
             Self::Typing => "typing",
             Self::FollowedChats => "followed_chats",
+            Self::MonitorsPerConnection => "monitors_per_connection",
         }
     }
 }
@@ -450,5 +476,20 @@ mod tests {
             ..Limits::default()
         };
         assert!(no_burst.check().unwrap_err().contains("typing_burst"));
+        let spinning = Limits {
+            monitor_interval: Duration::from_millis(1),
+            ..Limits::default()
+        };
+        assert!(spinning.check().unwrap_err().contains("monitor_interval"));
+        let no_monitors = Limits {
+            monitors_per_connection: 0,
+            ..Limits::default()
+        };
+        assert!(
+            no_monitors
+                .check()
+                .unwrap_err()
+                .contains("monitors_per_connection")
+        );
     }
 }

@@ -57,6 +57,11 @@ impl AgentRole {
 /// The most waiting chats a monitor lists (the count covers them all).
 pub const MONITOR_WAITING_ROWS: usize = 200;
 
+/// How often, by default, a watched channel's monitor is taken again
+/// (`[limits] monitor_interval`): a new picture goes to its watchers only
+/// if something but the clock changed.
+pub const MONITOR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The most active chats a monitor lists (the count covers them all).
 pub const MONITOR_ACTIVE_ROWS: usize = 1_000;
 
@@ -80,6 +85,36 @@ pub struct ChannelMonitor {
     pub active: Vec<ActiveChat>,
     /// The channel's member agents, by id.
     pub agents: Vec<AgentLoad>,
+}
+
+impl ChannelMonitor {
+    /// Whether `other` shows the same channel as this picture but for the
+    /// clock: the same rows and counts, each row's `since` included, with
+    /// only `at` and the waits and handle times run to it allowed to
+    /// differ. A watcher is sent a new picture only when this is false;
+    /// it runs waits and handle times on from `since` itself.
+    pub fn same_but_clock(&self, other: &Self) -> bool {
+        let waiting = |picture: &Self| {
+            picture
+                .waiting
+                .iter()
+                .map(|row| (row.chat, row.since, row.priority, row.customer.clone()))
+                .collect::<Vec<_>>()
+        };
+        let active = |picture: &Self| {
+            picture
+                .active
+                .iter()
+                .map(|row| (row.chat, row.agent.clone(), row.since))
+                .collect::<Vec<_>>()
+        };
+        self.channel == other.channel
+            && self.waiting_count == other.waiting_count
+            && self.active_count == other.active_count
+            && self.agents == other.agents
+            && waiting(self) == waiting(other)
+            && active(self) == active(other)
+    }
 }
 
 /// A waiting chat in a monitor.
@@ -127,6 +162,58 @@ pub struct AgentLoad {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn picture(at: u64) -> ChannelMonitor {
+        ChannelMonitor {
+            channel: ChannelId::new("support"),
+            at: Timestamp(at),
+            waiting_count: 1,
+            waiting: vec![WaitingChat {
+                chat: ChatId(2),
+                since: Timestamp(100),
+                wait_ms: at - 100,
+                priority: None,
+                customer: Some("Ada".into()),
+            }],
+            active_count: 1,
+            active: vec![ActiveChat {
+                chat: ChatId(1),
+                agent: AgentId::new("alice"),
+                since: Timestamp(50),
+                handle_ms: at - 50,
+            }],
+            agents: vec![AgentLoad {
+                agent: AgentId::new("alice"),
+                status: Status::Present,
+                used: 1,
+                max: 4,
+            }],
+        }
+    }
+
+    #[test]
+    fn only_the_clock_moving_is_no_change_of_the_picture() {
+        let earlier = picture(1_000);
+        let later = picture(9_000);
+        assert_ne!(earlier, later);
+        assert!(earlier.same_but_clock(&later));
+        let changes: [fn(&mut ChannelMonitor); 9] = [
+            |p| p.waiting_count = 2,
+            |p| p.waiting[0].since = Timestamp(101),
+            |p| p.waiting[0].priority = Some(Priority::High),
+            |p| p.waiting.clear(),
+            |p| p.active[0].agent = AgentId::new("bob"),
+            |p| p.active[0].since = Timestamp(900),
+            |p| p.active_count = 0,
+            |p| p.agents[0].status = Status::Absent,
+            |p| p.agents[0].used = 2,
+        ];
+        for (n, change) in changes.into_iter().enumerate() {
+            let mut changed = later.clone();
+            change(&mut changed);
+            assert!(!earlier.same_but_clock(&changed), "change {n} went unseen");
+        }
+    }
 
     #[test]
     fn roles_oversee_their_channels_only() {

@@ -253,6 +253,24 @@ mod tests {
                 status: Status::Absent,
                 by: AgentId::new("sam"),
             }),
+            ServerFrame::Event(Event::Monitor(Box::new(crate::core::ChannelMonitor {
+                channel: ChannelId::new("support"),
+                at: Timestamp(100),
+                waiting_count: 1,
+                waiting: vec![crate::core::WaitingChat {
+                    chat: ChatId(3),
+                    since: Timestamp(5),
+                    wait_ms: 95,
+                    priority: None,
+                    customer: Some("Åsa".into()),
+                }],
+                active_count: 0,
+                active: Vec::new(),
+                agents: Vec::new(),
+            }))),
+            ServerFrame::Event(Event::MonitorStopped {
+                channel: ChannelId::new("support"),
+            }),
             ServerFrame::Response(Response {
                 id: 7,
                 result: Ok(Reply::ChatStarted {
@@ -334,6 +352,8 @@ mod tests {
                 },
                 Event::QueuePosition(place) => EventRef::QueuePosition(place),
                 Event::StatusChanged { status, by } => EventRef::StatusChanged { status, by },
+                Event::Monitor(picture) => EventRef::Monitor(picture),
+                Event::MonitorStopped { channel } => EventRef::MonitorStopped { channel },
                 Event::Typing { .. } => continue,
             };
             let (mut owned_bytes, mut borrowed_bytes) = (Vec::new(), Vec::new());

@@ -56,7 +56,8 @@ pub enum ErrorCode {
     /// offline forms from one address); wait a moment and try again.
     RateLimited,
     /// The connection, or its address, already has as many live chats as
-    /// it may start.
+    /// it may start; or a supervisor follows as many chats, or a
+    /// connection watches as many channel monitors, as it may.
     TooManyChats,
     /// The chat holds as much as a live chat may; the agent can end it or
     /// make a ticket of it.

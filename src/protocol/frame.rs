@@ -418,9 +418,10 @@ pub enum RequestBody {
     },
     /// Supervisor of the chat's channel, or admin: move an active chat
     /// from the agent holding it to `to` (a Present member of the channel
-    /// with a free slot, else `AgentUnavailable`). Recorded as the
-    /// `TransferredToAgent` event from the holder, which both agents and
-    /// the customer see; `to` gets the transcript. Answered
+    /// with a free slot, else `AgentUnavailable`). Recorded as a
+    /// `Reassigned { by, from, to }` event for agents only (who moved it),
+    /// then the `TransferredToAgent` event from the holder, which both
+    /// agents and the customer see; `to` gets the transcript. Answered
     /// [`Reply::Done`] once durable.
     Reassign {
         /// The chat.
@@ -542,6 +543,30 @@ pub enum RequestBody {
         /// (`email:…`, `name:…`, `verified:id:…`, `verified:email:…`;
         /// at most [`MAX_CONTACT_KEY_BYTES`](crate::core::retention::MAX_CONTACT_KEY_BYTES)).
         contact: String,
+    },
+    /// Supervisor of the channel, or admin: watch the channel's monitor
+    /// live on this connection. Pictures come as [`Event::Monitor`] on a
+    /// stream of their own: the one now at once, then a new one whenever
+    /// something but the clock changed (checked every `[limits]
+    /// monitor_interval`; a client computes running waits and handle
+    /// times from each row's `since`). A client that reads slowly gets the
+    /// latest picture, never a backlog. The watch lasts until
+    /// [`RequestBody::UnwatchMonitor`] or the connection's end;
+    /// [`Event::MonitorStopped`] says the hub ended it (a reload took the
+    /// caller's oversight of the channel, or the channel is gone).
+    /// Refused `NotAllowed` as [`RequestBody::Monitor`] is; watching a
+    /// channel watched already changes nothing; more than `[limits]
+    /// monitors_per_connection` at once is refused `TooManyChats`.
+    /// Answered [`Reply::Done`].
+    WatchMonitor {
+        /// The channel.
+        channel: ChannelId,
+    },
+    /// Stop watching a channel's monitor on this connection; not watching
+    /// it is no error. Answered [`Reply::Done`].
+    UnwatchMonitor {
+        /// The channel.
+        channel: ChannelId,
     },
 }
 
@@ -713,6 +738,19 @@ pub enum Event {
         /// idleness turned them Away.
         by: AgentId,
     },
+    /// Supervisor: a picture of a channel this connection watches
+    /// ([`RequestBody::WatchMonitor`]), the whole of it each time, on a
+    /// stream of the channel's watch. Waits and handle times run to its
+    /// `at`; a later picture comes only when something but the clock
+    /// changed.
+    Monitor(Box<ChannelMonitor>),
+    /// Supervisor: the hub ended this connection's watch of a channel's
+    /// monitor: the caller no longer oversees it (a reload), or the
+    /// channel is gone. No picture of it follows.
+    MonitorStopped {
+        /// The channel.
+        channel: ChannelId,
+    },
 }
 
 /// A borrowed [`ServerFrame::Event`], encoded to the same bytes, so an event
@@ -768,5 +806,12 @@ pub enum EventRef<'a> {
         status: &'a Status,
         /// Who set it.
         by: &'a AgentId,
+    },
+    /// A watched channel's picture.
+    Monitor(&'a ChannelMonitor),
+    /// A watch of a channel's monitor is over.
+    MonitorStopped {
+        /// The channel.
+        channel: &'a ChannelId,
     },
 }

@@ -6,8 +6,8 @@
 //! [`ServerFrame::Closing`]. Then every [`Request`] gets exactly one
 //! [`Response`] with the same id. The server pushes [`Event`]s on
 //! unidirectional streams it opens: one per chat, so one chat's events arrive
-//! in order and never wait behind another chat's, and one for everything
-//! else (queue updates). Typing indicators travel as QUIC datagrams
+//! in order and never wait behind another chat's, one per watched channel
+//! monitor, and one for everything else (queue updates). Typing indicators travel as QUIC datagrams
 //! ([`ClientDatagram`], [`ServerDatagram`]): never stored, never resent.
 
 pub mod close;
@@ -62,7 +62,10 @@ pub use request::Sender;
 /// `Edited` and `Deleted` chat events, `NotYourMessage`,
 /// `EditWindowPassed`, `UnknownMessage` and `AlreadyDeleted`); erasure
 /// ([`RequestBody::ForgetContact`], [`Reply::Forgotten`] and
-/// `ContactBusy`).
+/// `ContactBusy`); live monitors ([`RequestBody::WatchMonitor`],
+/// [`RequestBody::UnwatchMonitor`], [`Event::Monitor`] and
+/// [`Event::MonitorStopped`], each on a stream of its watch); who
+/// reassigned a chat (the `Reassigned` chat event, for agents only).
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The ALPN token of the protocol's QUIC connections.

@@ -100,6 +100,10 @@ impl RequestBody {
             // Forgetting again erases what a lost answer's first try left
             // (a contact erased in several commits) or finds nothing.
             Self::ForgetContact { .. } => ("ForgetContact", Agent, true),
+            // Watching a watched channel (or unwatching one not watched)
+            // changes nothing.
+            Self::WatchMonitor { .. } => ("WatchMonitor", Agent, true),
+            Self::UnwatchMonitor { .. } => ("UnwatchMonitor", Agent, true),
         }
     }
 }

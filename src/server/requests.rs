@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::actors::hub::VerifiedIdentity;
-use crate::actors::{Caller, ChatStart, ConnId, EventSink, Hub, HubError, Receipt};
+use crate::actors::{Caller, ChatStart, ConnId, EventSink, Hub, HubError, MonitorWatch, Receipt};
 use crate::core::{
     AgentId, ChannelId, ChatError, ChatId, Identity, Limit, Priority, QueueError, ReadMark,
     TagError,
@@ -52,11 +52,13 @@ impl OwnChats {
     }
 }
 
-/// A request being answered: the response, and the chat it started (a
-/// customer's connection remembers its chats).
+/// A request being answered: the response, the chat it started (a
+/// customer's connection remembers its chats), and the monitor watch it
+/// began (the connection forwards its pictures).
 pub(crate) struct Done {
     pub response: Response,
     pub started: Option<ChatId>,
+    pub watching: Option<MonitorWatch>,
 }
 
 pub(crate) type Pending = Pin<Box<dyn Future<Output = Done> + Send>>;
@@ -87,6 +89,7 @@ where
                 result: work.await.map(reply).map_err(error_frame),
             },
             started: None,
+            watching: None,
         }
     })
 }
@@ -98,6 +101,7 @@ fn refuse(id: u64, error: ErrorFrame) -> Pending {
             result: Err(error),
         },
         started: None,
+        watching: None,
     }))
 }
 
@@ -133,6 +137,7 @@ impl Session {
         Box::pin(std::future::ready(Done {
             response: Response { id, result },
             started: None,
+            watching: None,
         }))
     }
 
@@ -233,6 +238,7 @@ impl Session {
                         )
                         .await;
                     Done {
+                        watching: None,
                         started: match &started {
                             Ok(ChatStart::Queued { chat, .. }) => Some(*chat),
                             _ => None,
@@ -402,6 +408,7 @@ impl Session {
                 Box::pin(async move {
                     let returned = hub.return_to_chat(sink, chat, secret).await;
                     Done {
+                        watching: None,
                         started: returned.is_ok().then_some(chat),
                         response: Response {
                             id,
@@ -523,6 +530,26 @@ impl Session {
                     |monitor| Reply::Monitor(Box::new(monitor)),
                 )
             }
+            (Role::Agent(agent), RequestBody::WatchMonitor { channel }) => {
+                let (hub, agent, conn) = (hub.clone(), agent.clone(), self.conn);
+                Box::pin(async move {
+                    let watched = hub.watch_monitor(&agent, conn, channel).await;
+                    let (result, watching) = match watched {
+                        Ok(watch) => (Ok(Reply::Done), watch),
+                        Err(err) => (Err(error_frame(err)), None),
+                    };
+                    Done {
+                        response: Response { id, result },
+                        started: None,
+                        watching,
+                    }
+                })
+            }
+            (Role::Agent(agent), RequestBody::UnwatchMonitor { channel }) => answer(
+                id,
+                std::future::ready(hub.unwatch_monitor(agent, self.conn, &channel)),
+                |()| Reply::Done,
+            ),
             (Role::Agent(by), RequestBody::SetAgentStatus { agent, status }) => {
                 let (hub, by) = (hub.clone(), by.clone());
                 answer(
@@ -604,7 +631,10 @@ impl Drop for Session {
             Role::Customer => self
                 .hub
                 .customer_gone(self.conn, self.started.iter().copied()),
-            Role::Agent(agent) => self.hub.detach_agent(agent, self.conn),
+            Role::Agent(agent) => {
+                self.hub.monitors_gone(self.conn);
+                self.hub.detach_agent(agent, self.conn);
+            }
         }
     }
 }
@@ -665,9 +695,10 @@ pub(crate) fn error_frame(err: HubError) -> ErrorFrame {
             | Limit::SignIn
             | Limit::FilesInFlight => ErrorCode::RateLimited,
             Limit::FilesQuota | Limit::UploadBytes => ErrorCode::FileTooLarge,
-            Limit::ChatsPerConnection | Limit::ChatsPerIp | Limit::FollowedChats => {
-                ErrorCode::TooManyChats
-            }
+            Limit::ChatsPerConnection
+            | Limit::ChatsPerIp
+            | Limit::FollowedChats
+            | Limit::MonitorsPerConnection => ErrorCode::TooManyChats,
             Limit::ChatLength => ErrorCode::ChatTooLong,
             _ => ErrorCode::InvalidRequest,
         },

@@ -145,6 +145,10 @@ fn event_fields(kind: &ChatEventKind) -> Map<String, Value> {
             json!({ "supervisor": supervisor.as_str() })
         }
         ChatEventKind::AgentGone { agent } => json!({ "agent": agent.as_str() }),
+        // For agents only, so never in a transcript sent out either.
+        ChatEventKind::Reassigned { by, from, to } => json!({
+            "by": by.as_str(), "from_agent": from.as_str(), "to_agent": to.as_str(),
+        }),
     };
     match value {
         Value::Object(map) => map,
@@ -172,6 +176,7 @@ fn type_name(kind: &ChatEventKind) -> &'static str {
         (None, ChatEventKind::Untagged { .. }) => "untagged",
         (None, ChatEventKind::Edited { .. }) => "edited",
         (None, ChatEventKind::Deleted { .. }) => "deleted",
+        (None, ChatEventKind::Reassigned { .. }) => "reassigned",
         (None, _) => "read",
     }
 }

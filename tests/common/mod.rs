@@ -81,6 +81,13 @@ impl TestHub {
     pub(crate) async fn restart(self, config: &str) -> Self {
         let addr = self.server.local_addr();
         let data = self.stop_keeping_data().await;
+        // The stopped hub's socket stays open until the last task holding
+        // one of its connections has ended, which may be a moment after
+        // the stop returns: wait for the address to be free.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while std::net::UdpSocket::bind(addr).is_err() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let mut config = test_config(config, data.path());
         config.listen = addr;
         Self::start_with(config, data).await

@@ -10,6 +10,7 @@ import { ConnectionError, HubError } from "./errors.js";
 import type {
   AgentProfile,
   Assignment,
+  ChannelMonitor,
   ChatEvent,
   ChatId,
   ContactCard,
@@ -59,8 +60,49 @@ export class AgentClient extends HubLink {
   }
 
   protected override onReconnect(): RequestBody[] {
-    // A restarted hub forgot the status: it comes back first.
-    return this.status === null ? [] : [{ type: "SetStatus", status: this.status }];
+    // A restarted hub forgot the status: it comes back first. Monitor
+    // watches end with a connection: they are made again.
+    const status: RequestBody[] = this.status === null ? [] : [{ type: "SetStatus", status: this.status }];
+    const watches: RequestBody[] = [...this.monitors].map((channel) => ({ type: "WatchMonitor", channel }));
+    return [...status, ...watches];
+  }
+
+  /**
+   * Supervisors and admins: a picture of `channel` now (waiting and active
+   * chats, member agents with status and load); `NotAllowed` for anyone
+   * who does not oversee it.
+   */
+  async monitor(channel: string): Promise<ChannelMonitor> {
+    const reply = await this.request({ type: "Monitor", channel });
+    if (reply.type !== "Monitor") throw unexpected(reply);
+    return reply.monitor;
+  }
+
+  /**
+   * Supervisors and admins: watches `channel`'s monitor live. Pictures come
+   * from {@link nextEvent} as `Monitor` events: the one at hand at once,
+   * then one whenever something but the clock changed (run waits and
+   * handle times on from each row's `since`); an application that reads
+   * slowly gets the latest, not each. The watch is made again after a
+   * reconnect, until {@link unwatchMonitor}; a `MonitorStopped` event says
+   * the hub ended it. `NotAllowed` for anyone who does not oversee the
+   * channel, `TooManyChats` beyond the hub's `monitors_per_connection`.
+   */
+  async watchMonitor(channel: string): Promise<void> {
+    // Remembered first: the first picture may come before the answer.
+    this.monitors.add(channel);
+    try {
+      done(await this.request({ type: "WatchMonitor", channel }));
+    } catch (err) {
+      this.monitors.delete(channel);
+      throw err;
+    }
+  }
+
+  /** Supervisors and admins: stops watching `channel`'s monitor; no picture of it follows. */
+  async unwatchMonitor(channel: string): Promise<void> {
+    this.monitors.delete(channel);
+    done(await this.request({ type: "UnwatchMonitor", channel }));
   }
 
   /** Sets Present (listed, alerted), Away or Absent. */

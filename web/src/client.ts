@@ -8,6 +8,7 @@ import { ConnectionError, HubError } from "./errors.js";
 import {
   type Alert,
   type AgentProfile,
+  type ChannelMonitor,
   type ChatEvent,
   type ChatId,
   type ClientFrame,
@@ -57,7 +58,15 @@ export type ClientEvent =
    */
   | { type: "Offered"; offer: Offer; expiresAt: number }
   /** Agents: an offer is over, and why (accepted, taken, expired, declined, the customer left, withdrawn). */
-  | { type: "OfferWithdrawn"; channel: string; chat: ChatId; reason: OfferEnd };
+  | { type: "OfferWithdrawn"; channel: string; chat: ChatId; reason: OfferEnd }
+  /**
+   * Supervisors: a picture of a channel whose monitor this client watches
+   * (`AgentClient.watchMonitor`); one waiting to be taken is replaced by
+   * the channel's next.
+   */
+  | { type: "Monitor"; monitor: ChannelMonitor }
+  /** Supervisors: the hub ended this client's watch of a channel's monitor. */
+  | { type: "MonitorStopped"; channel: string };
 
 /** The answer to {@link CustomerClient.startChat}. */
 export type Started = { type: "Queued"; chat: ChatId; waiting: number } | { type: "Offline"; form: OfflineForm };
@@ -185,6 +194,8 @@ export class HubLink {
   protected welcomed: AgentProfile | null = null;
   /** Whether a connection was made before (the next one is a reconnect). */
   private dialled = false;
+  /** The channels whose monitors an agent watches: only their pictures are handed on. */
+  protected readonly monitors = new Set<string>();
 
   protected constructor(
     private readonly url: string,
@@ -516,6 +527,14 @@ export class HubLink {
         case "OfferWithdrawn":
           this.hand({ type: "OfferWithdrawn", channel: event.channel, chat: event.chat, reason: event.reason });
           break;
+        case "Monitor":
+          // A picture still on its way after an unwatch is not shown.
+          if (this.monitors.has(event.monitor.channel)) this.handPicture(event.monitor);
+          break;
+        case "MonitorStopped":
+          this.monitors.delete(event.channel);
+          this.hand({ type: "MonitorStopped", channel: event.channel });
+          break;
         default:
           // Typing comes as a datagram, not from here.
           break;
@@ -540,6 +559,13 @@ export class HubLink {
 
   protected deliver(event: ChatEvent): void {
     for (const ready of this.order.push(event)) this.hand({ type: "Chat", event: ready });
+  }
+
+  /** Hands a monitor picture on in place of one of its channel not taken yet. */
+  private handPicture(monitor: ChannelMonitor): void {
+    const waiting = this.ready.findIndex((ready) => ready.type === "Monitor" && ready.monitor.channel === monitor.channel);
+    if (waiting >= 0) this.ready[waiting] = { type: "Monitor", monitor };
+    else this.hand({ type: "Monitor", monitor });
   }
 
   private hand(event: ClientEvent): void {

@@ -455,6 +455,9 @@ class ChatView {
       case "SupervisorLeft":
         this.line(event, `${kind.supervisor} (supervisor) left`);
         break;
+      case "Reassigned":
+        this.line(event, `${kind.by} (supervisor) moved the chat from ${kind.from} to ${kind.to}`);
+        break;
       default:
         // Read marks, priorities and the like show nothing.
         break;

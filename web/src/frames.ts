@@ -2,7 +2,7 @@
 // carry) as bincode schemas: the browser speaks the very bytes the native
 // SDK does. Field and variant order is the Rust types' order; names are
 // camelCase. Variants a browser never sends or receives (editing
-// knowledge items, tickets' bodies, supervisors' monitor) keep their place
+// knowledge items, tickets' bodies, erasing a contact) keep their place
 // in the order and refuse to encode or decode.
 //
 // tests/golden/formats.txt pins the bytes on the Rust side, and
@@ -94,7 +94,9 @@ export type ChatEventKind =
   | { type: "Tagged"; by: string; tag: string }
   | { type: "Untagged"; by: string; tag: string }
   | { type: "Edited"; seq: number; text: string }
-  | { type: "Deleted"; seq: number };
+  | { type: "Deleted"; seq: number }
+  /** For agents only: the supervisor who moved the chat (a `TransferredToAgent` follows). */
+  | { type: "Reassigned"; by: string; from: string; to: string };
 
 /**
  * How urgently a waiting chat is served (`Priority`), lowest first.
@@ -259,7 +261,9 @@ export type RequestBody =
   | { type: "RemoveTag"; chat: ChatId; tag: string }
   | { type: "EditMessage"; chat: ChatId; seq: number; text: string }
   | { type: "DeleteMessage"; chat: ChatId; seq: number }
-  | { type: "RecentSessionsTagged"; before: ChatId | null; limit: number; tag: string | null };
+  | { type: "RecentSessionsTagged"; before: ChatId | null; limit: number; tag: string | null }
+  | { type: "WatchMonitor"; channel: string }
+  | { type: "UnwatchMonitor"; channel: string };
 
 /** What kind of knowledge an item is (`ItemKind`). */
 export type ItemKind = "QuickReply" | "Faq" | "Template";
@@ -329,6 +333,50 @@ export interface ContactChat {
   rating: Rating | null;
 }
 
+/** A waiting chat in a monitor (`WaitingChat`). */
+export interface WaitingChat {
+  chat: ChatId;
+  /** When it started waiting: run the wait on from here. */
+  since: Timestamp;
+  /** How long it had waited at the picture's `at`, in milliseconds. */
+  waitMs: number;
+  priority: Priority | null;
+  customer: string | null;
+}
+
+/** An active chat in a monitor (`ActiveChat`). */
+export interface ActiveChat {
+  chat: ChatId;
+  agent: string;
+  /** When its agent got it: run the handle time on from here. */
+  since: Timestamp;
+  /** How long its agent had held it at the picture's `at`, in milliseconds. */
+  handleMs: number;
+}
+
+/** A member agent in a monitor (`AgentLoad`). */
+export interface AgentLoad {
+  agent: string;
+  status: "Present" | "Absent" | "Away";
+  /** Chat slots in use. */
+  used: number;
+  /** The most chats the agent may hold. */
+  max: number;
+}
+
+/** A channel as its supervisor sees it at one moment (`ChannelMonitor`). */
+export interface ChannelMonitor {
+  channel: string;
+  at: Timestamp;
+  /** How many chats wait, listed or not. */
+  waitingCount: number;
+  waiting: WaitingChat[];
+  /** How many chats are active, listed or not. */
+  activeCount: number;
+  active: ActiveChat[];
+  agents: AgentLoad[];
+}
+
 /** A contact's side panel (`ContactCard`). */
 export interface ContactCard {
   key: string;
@@ -374,7 +422,8 @@ export type Reply =
   | { type: "Assigned"; assignment: Assignment }
   | { type: "Sessions"; sessions: RatedSession[] }
   | { type: "Transcript"; events: ChatEvent[]; more: boolean }
-  | { type: "Read"; upTo: number; seq: number; at: Timestamp };
+  | { type: "Read"; upTo: number; seq: number; at: Timestamp }
+  | { type: "Monitor"; monitor: ChannelMonitor };
 
 /** The answer to one request. */
 export interface Response {
@@ -400,7 +449,9 @@ export type Event =
   | { type: "Offered"; offer: Offer }
   | { type: "OfferWithdrawn"; channel: string; chat: ChatId; reason: OfferEnd }
   | { type: "QueuePosition"; place: QueuePlace }
-  | { type: "StatusChanged"; status: "Present" | "Absent" | "Away"; by: string };
+  | { type: "StatusChanged"; status: "Present" | "Absent" | "Away"; by: string }
+  | { type: "Monitor"; monitor: ChannelMonitor }
+  | { type: "MonitorStopped"; channel: string };
 
 /** What the hub sends. */
 export type ServerFrame =
@@ -490,6 +541,7 @@ const chatEventKind = enumOf<ChatEventKind>([
   ["Untagged", [["by", str], ["tag", str]]],
   ["Edited", [["seq", u64], ["text", str]]],
   ["Deleted", [["seq", u64]]],
+  ["Reassigned", [["by", str], ["from", str], ["to", str]]],
 ]);
 /** `ChatEvent`: one numbered event of a chat, as frames and the hub's store carry it. */
 export const chatEvent = struct<ChatEvent>([
@@ -626,6 +678,47 @@ const contactCard = struct<ContactCard>([
   ["lastContact", option(u64)],
 ]);
 
+const channelMonitor = struct<ChannelMonitor>([
+  ["channel", str],
+  ["at", u64],
+  ["waitingCount", u32],
+  [
+    "waiting",
+    vec(
+      struct<WaitingChat>([
+        ["chat", u64],
+        ["since", u64],
+        ["waitMs", u64],
+        ["priority", option(priority)],
+        ["customer", option(str)],
+      ]),
+    ),
+  ],
+  ["activeCount", u32],
+  [
+    "active",
+    vec(
+      struct<ActiveChat>([
+        ["chat", u64],
+        ["agent", str],
+        ["since", u64],
+        ["handleMs", u64],
+      ]),
+    ),
+  ],
+  [
+    "agents",
+    vec(
+      struct<AgentLoad>([
+        ["agent", str],
+        ["status", status],
+        ["used", u64],
+        ["max", u64],
+      ]),
+    ),
+  ],
+]);
+
 const hello = struct<Hello>([
   ["version", u16],
   [
@@ -711,6 +804,9 @@ const requestBody = enumOf<RequestBody>([
   ["EditMessage", [["chat", u64], ["seq", u64], ["text", str]]],
   ["DeleteMessage", [["chat", u64], ["seq", u64]]],
   ["RecentSessionsTagged", [["before", option(u64)], ["limit", u16], ["tag", option(str)]]],
+  unsupported("ForgetContact"),
+  ["WatchMonitor", [["channel", str]]],
+  ["UnwatchMonitor", [["channel", str]]],
 ]);
 
 /** `ClientFrame`. */
@@ -763,7 +859,7 @@ const reply = enumOf<Reply>([
   ["Sessions", [["sessions", vec(ratedSession)]]],
   ["Transcript", [["events", vec(chatEvent)], ["more", bool]]],
   ["Read", [["upTo", u64], ["seq", u64], ["at", u64]]],
-  unsupported("Monitor"),
+  ["Monitor", [["monitor", channelMonitor]]],
   unsupported("TaggedSessions"),
 ]);
 
@@ -800,6 +896,8 @@ const event = enumOf<Event>([
     ],
   ],
   ["StatusChanged", [["status", status], ["by", str]]],
+  ["Monitor", [["monitor", channelMonitor]]],
+  ["MonitorStopped", [["channel", str]]],
 ]);
 
 /** `ServerFrame`. */

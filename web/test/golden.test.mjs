@@ -31,7 +31,7 @@ const golden = new Map(
     }),
 );
 
-/** Frames the browser SDK does not carry (editing knowledge, tickets' bodies, supervisors' monitor). */
+/** Frames the browser SDK does not carry (editing knowledge, tickets' bodies, erasure). */
 const UNSUPPORTED = new Set([
   "wire.Request.CreateItem",
   "wire.Request.UpdateItem",
@@ -39,7 +39,6 @@ const UNSUPPORTED = new Set([
   "wire.Response.Item",
   "wire.Response.Ticket",
   "wire.Response.Tickets",
-  "wire.Response.Monitor",
   "wire.Response.TaggedSessions",
   // Erasing a contact is an admin's task, not a browser widget's.
   "wire.Request.ForgetContact",
@@ -260,6 +259,7 @@ test("tags, edits and deletions", () => {
   assert.deepEqual(kind("Untagged"), { type: "Untagged", by: "alice", tag: "vip" });
   assert.deepEqual(kind("Edited"), { type: "Edited", seq: 2, text: "Hej, jag behöver hjälp" });
   assert.deepEqual(kind("Deleted"), { type: "Deleted", seq: 2 });
+  assert.deepEqual(kind("Reassigned"), { type: "Reassigned", by: "sam", from: "alice", to: "bob" });
   assert.deepEqual(decode("wire.Request.AddTag").request.body, { type: "AddTag", chat: 3, tag: "refund" });
   assert.deepEqual(decode("wire.Request.RemoveTag").request.body, { type: "RemoveTag", chat: 3, tag: "vip" });
   assert.deepEqual(decode("wire.Request.EditMessage").request.body, {
@@ -275,4 +275,21 @@ test("tags, edits and deletions", () => {
     limit: 20,
     tag: "refund",
   });
+});
+
+test("a supervisor's monitor: asked, watched live, and stopped", () => {
+  const monitor = {
+    channel: "support",
+    at: 100,
+    waitingCount: 1,
+    waiting: [{ chat: 3, since: 40, waitMs: 60, priority: "High", customer: "Åsa" }],
+    activeCount: 1,
+    active: [{ chat: 2, agent: "alice", since: 20, handleMs: 80 }],
+    agents: [{ agent: "alice", status: "Present", used: 1, max: 4 }],
+  };
+  assert.deepEqual(decode("wire.Response.Monitor").response.result.reply, { type: "Monitor", monitor });
+  assert.deepEqual(decode("wire.Event.Monitor").event, { type: "Monitor", monitor });
+  assert.deepEqual(decode("wire.Event.MonitorStopped").event, { type: "MonitorStopped", channel: "support" });
+  assert.deepEqual(decode("wire.Request.WatchMonitor").request.body, { type: "WatchMonitor", channel: "support" });
+  assert.deepEqual(decode("wire.Request.UnwatchMonitor").request.body, { type: "UnwatchMonitor", channel: "support" });
 });

@@ -280,10 +280,10 @@ impl Actor for ChatActor {
                     .map_err(HubError::from);
                 state.settle(&myself, done, reply, Vec::new());
             }
-            ChatMsg::Reassign { to, reply } => {
+            ChatMsg::Reassign { by, to, reply } => {
                 let done = state
                     .chat
-                    .reassign(to, Timestamp::now())
+                    .reassign(by, to, Timestamp::now())
                     .map(|_| ())
                     .map_err(HubError::from);
                 state.settle(&myself, done, reply, Vec::new());

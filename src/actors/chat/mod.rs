@@ -149,6 +149,8 @@ pub enum ChatMsg {
     /// A supervisor (whom the hub checked) moves the active chat from its
     /// holder to `to`, whose slot the hub has reserved.
     Reassign {
+        /// The supervisor, recorded with the move.
+        by: AgentId,
         /// The agent taking it.
         to: AgentId,
         /// Acknowledged once durable.

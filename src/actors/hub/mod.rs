@@ -11,7 +11,8 @@
 //! `knowledge.rs` (contacts, quick replies and the like), `files.rs`,
 //! `typing.rs` (typing indicators), `receipts.rs` (read marks),
 //! `satisfaction.rs` (customers' ratings of ended chats),
-//! `supervision.rs` (what supervisors and admins may do),
+//! `supervision.rs` (what supervisors and admins may do), `monitor.rs`
+//! (supervisors' live monitors: one feed per watched channel),
 //! `recovery.rs` (restart and rebuild), `retention.rs` (erasing what
 //! aged out, and an admin's erasure of a contact),
 //! `root.rs` (the supervisor).
@@ -159,6 +160,9 @@ struct Shared {
     /// The live chats each supervisor follows (at most
     /// `Limits::followed_chats` each).
     follows: DashMap<AgentId, std::collections::HashSet<ChatId>>,
+    /// Live monitors: a feed per watched channel, the watches of each
+    /// connection.
+    monitors: monitor::Monitors,
     /// Live chats by the digest of their customer's secret, so a start
     /// retried while the first is still being stored finds it.
     live_tokens: DashMap<Vec<u8>, ChatId>,
@@ -216,6 +220,8 @@ mod agents;
 mod handover;
 mod identity;
 mod knowledge;
+mod monitor;
+pub use monitor::{MonitorUpdate, MonitorWatch};
 mod receipts;
 mod records;
 mod recovery;

@@ -16,6 +16,8 @@
 //! - A removed agent's connections are closed as unauthorized and it is
 //!   Absent at once; its chats stay as a disconnected agent's do, and come
 //!   back to it if it is configured again.
+//! - A supervisor who no longer oversees a channel (a changed role) has
+//!   their live watches of its monitor stopped, each connection told.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -197,6 +199,9 @@ impl Hub {
             report.agents_removed.push(id);
         }
         self.count_present();
+        // Roles may have changed: watches of monitors no longer overseen
+        // stop.
+        self.check_monitor_watches();
         // Agents came, went or changed channels: push channels withdraw
         // offers from those who may no longer have them, and offer anew.
         for channel in shared.channels.iter() {

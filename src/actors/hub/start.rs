@@ -69,6 +69,7 @@ impl Hub {
                 chats: DashMap::new(),
                 assignments: DashMap::new(),
                 follows: DashMap::new(),
+                monitors: Default::default(),
                 offers: DashMap::new(),
                 live_tokens: DashMap::new(),
                 presence,

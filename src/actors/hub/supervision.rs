@@ -46,6 +46,12 @@ impl Hub {
         // Unknown and not overseen look alike to someone who oversees
         // nothing there.
         self.oversee(by, &channel)?;
+        self.picture(channel).await
+    }
+
+    /// A picture of `channel` now, for whoever may see it (see
+    /// [`Hub::monitor`]).
+    pub(super) async fn picture(&self, channel: ChannelId) -> Result<ChannelMonitor, HubError> {
         let actor = self
             .channel_actor(&channel)
             .ok_or_else(|| HubError::UnknownChannel(channel.clone()))?;
@@ -288,7 +294,8 @@ impl Hub {
     /// holding it to `to`, as a transfer: `to` must be a Present member of
     /// the channel with a free slot, which is reserved first (and given
     /// back if the chat refuses); the old holder's slot is freed once the
-    /// move is durable.
+    /// move is durable. The chat records who moved it (`Reassigned`, for
+    /// agents only) with the move.
     pub async fn reassign(&self, by: &AgentId, chat: ChatId, to: AgentId) -> Result<(), HubError> {
         let channel = self.overseen_chat(by, chat).await?;
         let presence = self
@@ -304,8 +311,8 @@ impl Hub {
         }
         let done = self
             .ask_chat(chat, {
-                let to = to.clone();
-                move |reply| ChatMsg::Reassign { to, reply }
+                let (by, to) = (by.clone(), to.clone());
+                move |reply| ChatMsg::Reassign { by, to, reply }
             })
             .await;
         if done.is_err() {

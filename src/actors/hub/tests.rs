@@ -368,3 +368,103 @@ async fn a_failed_push_channel_frees_its_offered_slots_and_offers_again() {
     wait_for(|| slots.capacity.used() == 0).await;
     hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn watchers_of_a_channel_share_one_feed_that_publishes_only_changes() {
+    let mut config = config();
+    config.limits.monitor_interval = Duration::from_millis(20);
+    let support = ChannelId::new("support");
+    let sam = AgentId::new("sam");
+    config.agents.push(AgentConfig {
+        id: sam.clone(),
+        name: "Sam".into(),
+        token: TokenDigest::of("secret"),
+        channels: Vec::new(),
+        capacity: 4,
+        role: crate::core::AgentRole::Supervisor {
+            supervises: vec![support.clone()],
+        },
+        skills: Default::default(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(config, Store::open(dir.path()).unwrap())
+        .await
+        .unwrap();
+    let picture = |update: MonitorUpdate| match update {
+        MonitorUpdate::Picture(picture) => picture,
+        other => panic!("expected a picture, got {other:?}"),
+    };
+    async fn soon(watch: &mut MonitorWatch) -> MonitorUpdate {
+        tokio::time::timeout(Duration::from_secs(5), watch.next())
+            .await
+            .expect("an update in time")
+    }
+
+    assert!(matches!(
+        hub.watch_monitor(&AgentId::new("alice"), hub.next_conn(), support.clone())
+            .await,
+        Err(HubError::NotAllowed(_))
+    ));
+    assert_eq!(hub.monitor_feeds(), 0, "a refused watch starts nothing");
+    let (one, two) = (hub.next_conn(), hub.next_conn());
+    let mut first = hub
+        .watch_monitor(&sam, one, support.clone())
+        .await
+        .unwrap()
+        .expect("a new watch");
+    let mut second = hub
+        .watch_monitor(&sam, two, support.clone())
+        .await
+        .unwrap()
+        .expect("a new watch");
+    assert!(
+        hub.watch_monitor(&sam, one, support.clone())
+            .await
+            .unwrap()
+            .is_none(),
+        "watching again on one connection changes nothing"
+    );
+    assert_eq!(hub.monitor_feeds(), 1, "one feed for both watchers");
+    // Both get the picture at hand: the very same one.
+    let (a, b) = (
+        picture(soon(&mut first).await),
+        picture(soon(&mut second).await),
+    );
+    assert!(Arc::ptr_eq(&a, &b));
+    assert_eq!(a.waiting_count, 0);
+
+    // Only the clock moves for several intervals: no new picture.
+    let quiet = tokio::time::timeout(Duration::from_millis(150), first.next()).await;
+    assert!(quiet.is_err(), "a picture for nothing: {quiet:?}");
+
+    // A chat starts waiting: one new picture, shared again.
+    let (customer, _events) = EventSink::new(hub.next_conn(), 64);
+    let (chat, _) = queued(
+        hub.start_chat(
+            customer,
+            support.clone(),
+            Customer::default(),
+            1,
+            "hi".into(),
+            "test-secret-for-chat-1".to_owned().into(),
+        )
+        .await
+        .unwrap(),
+    );
+    let (a, b) = (
+        picture(soon(&mut first).await),
+        picture(soon(&mut second).await),
+    );
+    assert!(Arc::ptr_eq(&a, &b));
+    assert_eq!(a.waiting_count, 1);
+    assert_eq!(a.waiting[0].chat, chat);
+
+    // The first connection goes: its watch ends quietly; the feed runs on
+    // for the second, and stops once it is gone too.
+    hub.monitors_gone(one);
+    assert!(matches!(soon(&mut first).await, MonitorUpdate::Ended));
+    assert_eq!(hub.monitor_feeds(), 1);
+    drop(second);
+    wait_for(|| hub.monitor_feeds() == 0).await;
+    hub.shutdown().await;
+}

@@ -133,6 +133,17 @@ impl Inner {
         if let Event::StatusChanged { status, .. } = &event {
             lock(&self.memory).status = Some(*status);
         }
+        match &event {
+            // A picture still on its way after an unwatch is not shown.
+            Event::Monitor(picture) if !lock(&self.memory).monitors.contains(&picture.channel) => {
+                return;
+            }
+            // The hub ended the watch: not watched again after a reconnect.
+            Event::MonitorStopped { channel } => {
+                lock(&self.memory).monitors.remove(channel);
+            }
+            _ => {}
+        }
         if !make_room(&mut lock(&self.others), event) {
             return;
         }
@@ -154,9 +165,19 @@ impl Inner {
 }
 
 /// Queues `event` behind `others`, dropping one of them first if there are
-/// [`MAX_OTHERS`] (see [`Inner::accept_other`]). Returns whether `event`
-/// was queued.
+/// [`MAX_OTHERS`] (see [`Inner::accept_other`]). A channel's monitor
+/// picture takes the place of one of the same channel still waiting, so
+/// an application that reads slowly gets the latest picture, not each.
+/// Returns whether `event` was queued.
 pub(super) fn make_room(others: &mut VecDeque<Event>, event: Event) -> bool {
+    if let Event::Monitor(picture) = &event
+        && let Some(waiting) = others.iter_mut().find(
+            |waiting| matches!(waiting, Event::Monitor(shown) if shown.channel == picture.channel),
+        )
+    {
+        *waiting = event;
+        return true;
+    }
     if others.len() >= MAX_OTHERS {
         let typing = others
             .iter()

@@ -14,6 +14,10 @@ pub(super) struct Memory {
     pub(super) status: Option<Status>,
     /// The customer's proven identities (`Identify` requests), by channel.
     pub(super) identities: HashMap<ChannelId, RequestBody>,
+    /// The channels whose monitors the agent watches: watched again after
+    /// a reconnect, and the only ones whose pictures reach the
+    /// application.
+    pub(super) monitors: std::collections::BTreeSet<ChannelId>,
     /// Chat events that arrived ahead of an earlier one still on its way
     /// (on another stream), held until the gap fills.
     pub(super) held: HashMap<ChatId, BTreeMap<u64, ChatEvent>>,

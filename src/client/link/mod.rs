@@ -238,6 +238,18 @@ impl Link {
         lock(&self.inner.memory).status = Some(status);
     }
 
+    /// Remembers whether the agent watches `channel`'s monitor: a watched
+    /// one is watched again after a reconnect, and only watched ones'
+    /// pictures reach the application.
+    pub(super) fn remember_monitor(&self, channel: &ChannelId, watched: bool) {
+        let monitors = &mut lock(&self.inner.memory).monitors;
+        if watched {
+            monitors.insert(channel.clone());
+        } else {
+            monitors.remove(channel);
+        }
+    }
+
     /// Sends a request and waits for its answer, across reconnects.
     pub(super) async fn request(&self, body: RequestBody) -> Result<Reply, ClientError> {
         let inner = &self.inner;

@@ -35,6 +35,19 @@ pub(super) async fn supervise(inner: Arc<Inner>, mut session: Session) {
                 let id = inner.next_request.fetch_add(1, Ordering::Relaxed);
                 inner.write(&mut slot, id, identify).await;
             }
+            // And the agent's monitor watches, which ended with the
+            // connection (a watch no longer allowed is refused, unseen).
+            let monitors: Vec<ChannelId> = if slot.generation > 1 {
+                lock(&inner.memory).monitors.iter().cloned().collect()
+            } else {
+                Vec::new()
+            };
+            for channel in monitors {
+                let id = inner.next_request.fetch_add(1, Ordering::Relaxed);
+                inner
+                    .write(&mut slot, id, RequestBody::WatchMonitor { channel })
+                    .await;
+            }
             // Everything unanswered goes out again on the new connection, if
             // doing it twice is harmless; a request that may have taken effect
             // and would take effect again is answered with an error instead.

@@ -230,3 +230,36 @@ fn typing_indicators_give_way_when_the_application_falls_behind() {
             .any(|event| matches!(event, Event::Typing { .. }))
     );
 }
+
+#[test]
+fn a_waiting_monitor_picture_is_replaced_by_its_channels_next() {
+    use crate::core::{ChannelId, ChannelMonitor, Timestamp};
+    let picture = |channel: &str, at| {
+        Event::Monitor(Box::new(ChannelMonitor {
+            channel: ChannelId::new(channel),
+            at: Timestamp(at),
+            waiting_count: 0,
+            waiting: Vec::new(),
+            active_count: 0,
+            active: Vec::new(),
+            agents: Vec::new(),
+        }))
+    };
+    let typing = Event::Typing {
+        chat: ChatId(1),
+        from: Party::Customer,
+    };
+    let mut others = VecDeque::new();
+    assert!(inner::make_room(&mut others, picture("support", 1)));
+    assert!(inner::make_room(&mut others, typing.clone()));
+    assert!(inner::make_room(&mut others, picture("sales", 2)));
+    // However many pictures of a channel come, one waits: the latest, in
+    // the first one's place.
+    for at in 3..1_000 {
+        assert!(inner::make_room(&mut others, picture("support", at)));
+    }
+    assert_eq!(
+        others,
+        [picture("support", 999), typing, picture("sales", 2)]
+    );
+}

@@ -5,7 +5,9 @@
 //! from the actors are routed to unidirectional streams: one per chat, so a
 //! chat whose stream is blocked holds up no other chat, and one for queue
 //! updates. Requests are answered concurrently; responses carry the
-//! request's id. Typing indicators come and go as datagrams
+//! request's id. A supervisor's live monitor of a channel goes on a stream
+//! of its own, the latest picture each time the stream takes one. Typing
+//! indicators come and go as datagrams
 //! (`datagrams.rs`). A native QUIC connection and a browser's WebTransport
 //! session run this same task (`transport.rs` is the seam).
 
@@ -435,6 +437,9 @@ async fn run(
     };
     let mut router = Router::new(conn.clone(), agent);
     let mut pending = FuturesUnordered::new();
+    // One task per monitor watch, each writing its pictures on a stream of
+    // its own; dropped (so stopped) with the connection.
+    let mut monitors = tokio::task::JoinSet::new();
     // Futures that rarely finish live across turns of the loop rather than
     // being made (and registered with the connection or the notifier) anew
     // on every turn.
@@ -487,6 +492,11 @@ async fn run(
                 } {
                     if let Some(chat) = answer.started {
                         session.started.insert(chat);
+                    }
+                    if let Some(watch) = answer.watching {
+                        // Reaped here; the rest end with this task.
+                        while monitors.try_join_next().is_some() {}
+                        monitors.spawn(router::forward_monitor(conn.clone(), watch));
                     }
                     control.add(&ServerFrame::Response(answer.response))?;
                 }

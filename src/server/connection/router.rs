@@ -1,8 +1,10 @@
 //! Events to the streams they belong on: one per chat, one for queue
 //! updates, alerts and offers, written from the connection task while they take
-//! the bytes at once and by a writer task of their own once they do not.
+//! the bytes at once and by a writer task of their own once they do not;
+//! and one per watched channel monitor, written by a task of its own.
 
 use super::*;
+use crate::actors::{MonitorUpdate, MonitorWatch};
 
 /// Routes events to the stream they belong on.
 ///
@@ -227,4 +229,42 @@ pub(super) async fn write_stream(
         }
     }
     let _ = stream.finish();
+}
+
+/// Writes a monitor watch's pictures on a stream of its own, opened with
+/// the first: each time the stream has taken one, the newest picture is
+/// written next, so a client that reads slowly skips pictures and the hub
+/// holds one per watch at most. A watch the hub stopped ends with
+/// `MonitorStopped`; every end finishes the stream.
+pub(super) async fn forward_monitor(conn: Link, mut watch: MonitorWatch) {
+    let mut stream: Option<SendStream> = None;
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        let update = watch.next().await;
+        buf.clear();
+        let event = match &update {
+            MonitorUpdate::Picture(picture) => EventRef::Monitor(picture),
+            MonitorUpdate::Stopped => EventRef::MonitorStopped {
+                channel: watch.channel(),
+            },
+            MonitorUpdate::Ended => break,
+        };
+        if let Err(err) = encode(&ServerEventRef::Event(event), &mut buf) {
+            tracing::error!(channel = %watch.channel(), "cannot encode a monitor: {err}");
+            continue;
+        }
+        let send = match &mut stream {
+            Some(send) => send,
+            None => match conn.open_uni().await {
+                Ok(send) => stream.insert(send),
+                Err(_) => return,
+            },
+        };
+        if send.write_all(&buf).await.is_err() {
+            return;
+        }
+    }
+    if let Some(mut send) = stream {
+        let _ = send.finish();
+    }
 }
