@@ -622,6 +622,12 @@ async fn the_widget_served_by_the_hub_offers_the_offline_form_then_holds_a_chat(
     page.call("press", json!(["Enter"]));
     agent_hears(&agent, "It was due on Monday").await;
     page.widget_says(".log", "It was due on Monday").await;
+    // An emoji from the picker goes where the caret is, and arrives whole.
+    page.call("type", json!(["textarea[name=text]", "Thanks "]));
+    page.call("click", json!([".emoji-toggle"]));
+    page.call("click", json!([".emoji button[aria-label='thumbs up']"]));
+    page.call("press", json!(["Enter"]));
+    agent_hears(&agent, "Thanks 👍").await;
     let shot = artifacts().join("widget.png");
     page.call("screenshot", json!([shot.display().to_string()]));
     assert!(shot.exists());

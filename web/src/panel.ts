@@ -22,6 +22,16 @@ export interface WidgetOptions {
 
 /** Where a page keeps the chat to pick it up after a reload. */
 const STORAGE_KEY = "chathub-widget";
+/** The emoji the picker offers, with the names screen readers say. */
+const EMOJI: ReadonlyArray<readonly [string, string]> = [
+  ["🙂", "slightly smiling face"], ["😀", "grinning face"], ["😂", "face with tears of joy"], ["😉", "winking face"],
+  ["😍", "smiling face with heart-eyes"], ["🤔", "thinking face"], ["😕", "confused face"], ["😢", "crying face"],
+  ["😠", "angry face"], ["😮", "face with open mouth"], ["🙏", "folded hands"], ["👍", "thumbs up"],
+  ["👎", "thumbs down"], ["👋", "waving hand"], ["👏", "clapping hands"], ["❤️", "red heart"],
+  ["🎉", "party popper"], ["✅", "check mark"], ["❌", "cross mark"], ["⏳", "hourglass"],
+  ["📦", "package"], ["💳", "credit card"], ["📎", "paperclip"], ["☕", "hot beverage"],
+];
+
 /** The longest message the form takes (the hub's own limit is higher). */
 const MAX_TEXT = 4000;
 /** The most chat events kept while a start is answered. */
@@ -70,6 +80,10 @@ button:disabled { opacity: 0.6; cursor: default; }
 .actions { display: flex; justify-content: flex-end; padding: 0 0.8rem 0.6rem; }
 .error { margin: 0; color: #b3261e; font-size: 0.85rem; }
 .note { margin: 0; }
+.emoji-toggle { border: 0; background: transparent; font-size: 1.25rem; padding: 0.3rem; border-radius: 0.4rem; }
+.emoji { display: grid; grid-template-columns: repeat(8, 1fr); gap: 0.1rem; padding: 0.3rem 0.8rem; border-top: 1px solid #e5e5ea; }
+.emoji button { border: 0; background: transparent; font-size: 1.2rem; padding: 0.2rem; border-radius: 0.3rem; }
+.emoji button:hover { background: #f2f2f7; }
 .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 `;
 
@@ -156,6 +170,12 @@ class Widget {
   private readonly status = el("p", { class: "status", role: "status" });
   private readonly text = el("textarea", { name: "text", maxlength: String(MAX_TEXT), rows: "1", required: true });
   private readonly compose = el("form", { class: "compose" });
+  private readonly emojiToggle = el(
+    "button",
+    { class: "emoji-toggle", type: "button", "aria-label": "Insert an emoji", "aria-expanded": "false", "aria-controls": "emoji" },
+    "🙂",
+  );
+  private readonly emojiPicker = el("div", { class: "emoji", id: "emoji", role: "group", "aria-label": "Emoji", hidden: true });
   private readonly endButton = el("button", { class: "secondary", type: "button" }, "End chat");
   private readonly againButton = el("button", { class: "primary", type: "button", hidden: true }, "Start a new chat");
   private readonly returnButton = el("button", { class: "return secondary", type: "button", hidden: true }, "Return to chat");
@@ -191,8 +211,17 @@ class Widget {
       this.startButton,
     );
     this.startView.append(startForm);
-    this.compose.append(el("label", {}, el("span", { class: "sr-only" }, "Message"), this.text), el("button", { class: "primary", type: "submit" }, "Send"));
-    this.chatView.append(this.log, this.status, this.chatError, this.compose, el("div", { class: "actions" }, this.endButton, this.returnButton, this.againButton));
+    for (const [emoji, name] of EMOJI) {
+      const button = el("button", { type: "button", "aria-label": name, title: name }, emoji);
+      button.addEventListener("click", () => this.insertEmoji(emoji));
+      this.emojiPicker.append(button);
+    }
+    this.compose.append(
+      this.emojiToggle,
+      el("label", {}, el("span", { class: "sr-only" }, "Message"), this.text),
+      el("button", { class: "primary", type: "submit" }, "Send"),
+    );
+    this.chatView.append(this.log, this.status, this.chatError, this.emojiPicker, this.compose, el("div", { class: "actions" }, this.endButton, this.returnButton, this.againButton));
     const offlineForm = el(
       "form",
       {},
@@ -236,6 +265,15 @@ class Widget {
       }
     });
     this.text.addEventListener("input", () => this.typing());
+    this.emojiToggle.addEventListener("click", () => this.showEmoji(this.emojiPicker.hidden));
+    this.emojiPicker.addEventListener("keydown", (event) => {
+      // Escape closes the picker, not the whole panel.
+      if (event.key === "Escape") {
+        event.stopPropagation();
+        this.showEmoji(false);
+        this.emojiToggle.focus();
+      }
+    });
     this.endButton.addEventListener("click", () => void this.end());
     this.againButton.addEventListener("click", () => this.startOver());
     this.returnButton.addEventListener("click", () => void this.returnToChat());
@@ -477,6 +515,24 @@ class Widget {
     } finally {
       this.offlineButton.disabled = false;
     }
+  }
+
+  private showEmoji(open: boolean): void {
+    this.emojiPicker.hidden = !open;
+    this.emojiToggle.setAttribute("aria-expanded", String(open));
+    if (open) this.emojiPicker.querySelector("button")?.focus();
+  }
+
+  /** Puts `emoji` where the caret is in the message, and goes back to it. */
+  private insertEmoji(emoji: string): void {
+    const { selectionStart: from, selectionEnd: to, value } = this.text;
+    if (value.length + emoji.length > MAX_TEXT) return;
+    this.text.value = value.slice(0, from) + emoji + value.slice(to);
+    const caret = from + emoji.length;
+    this.showEmoji(false);
+    this.text.focus();
+    this.text.setSelectionRange(caret, caret);
+    this.typing();
   }
 
   private async send(): Promise<void> {
