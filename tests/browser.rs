@@ -245,6 +245,30 @@ fn assert_whole(events: &[Value]) {
     assert_eq!(seqs, expected, "no gap, no duplicate: {events:#?}");
 }
 
+/// Waits for `customer` to get an agent's message `text`; answers the
+/// agent who sent it.
+async fn customer_hears(
+    customer: &chathub::client::CustomerClient,
+    text: &str,
+) -> chathub::core::AgentId {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Some(Event::Chat(event)) = customer.next_event().await
+                && let ChatEventKind::Message {
+                    from: Party::Agent(agent),
+                    text: said,
+                    ..
+                } = event.kind
+                && said == text
+            {
+                return agent;
+            }
+        }
+    })
+    .await
+    .expect("the customer hears the console")
+}
+
 async fn agent_hears(agent: &chathub::client::AgentClient, text: &str) {
     let heard = tokio::time::timeout(PATIENCE, async {
         loop {
@@ -961,22 +985,7 @@ async fn the_console_alerts_only_while_present_and_holds_chats_side_by_side() {
         json!([format!("{second_chat} textarea[name=text]"), "Yes, you can"]),
     );
     desk.call("press", json!(["Enter"]));
-    let heard = tokio::time::timeout(PATIENCE, async {
-        loop {
-            if let Some(Event::Chat(event)) = other.next_event().await
-                && let ChatEventKind::Message {
-                    from: Party::Agent(agent),
-                    text,
-                    ..
-                } = event.kind
-                && text == "Yes, you can"
-            {
-                return agent;
-            }
-        }
-    })
-    .await
-    .expect("the customer hears the console");
+    let heard = customer_hears(&other, "Yes, you can").await;
     assert_eq!(heard.as_str(), "alice");
     desk.call("click", json!([format!("{second_chat} .end")]));
     desk.widget_says(".recent-list", "Grace").await;
@@ -1269,22 +1278,7 @@ async fn the_console_accepts_a_push_offer_by_the_keyboard_and_a_declined_one_goe
         json!([format!("{panel} textarea[name=text]"), "Yes, it left today"]),
     );
     desk.call("press", json!(["Enter"]));
-    let heard = tokio::time::timeout(PATIENCE, async {
-        loop {
-            if let Some(Event::Chat(event)) = customer.next_event().await
-                && let ChatEventKind::Message {
-                    from: Party::Agent(agent),
-                    text,
-                    ..
-                } = event.kind
-                && text == "Yes, it left today"
-            {
-                return agent;
-            }
-        }
-    })
-    .await
-    .expect("the customer hears the console");
+    let heard = customer_hears(&customer, "Yes, it left today").await;
     assert_eq!(heard.as_str(), "alice");
     customer.send(first, "Great, thanks").await.unwrap();
     desk.widget_says(&format!("{panel} .log"), "Great, thanks")
