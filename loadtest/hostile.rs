@@ -26,9 +26,7 @@ use std::time::Duration;
 
 use chathub::client::{ClientConfig, CustomerClient};
 use chathub::core::{ChatId, Customer};
-use chathub::protocol::{
-    ClientFrame, Hello, PROTOCOL_VERSION, Request, RequestBody, Role, Upload, encode,
-};
+use chathub::protocol::{ClientFrame, Request, RequestBody, Upload, encode};
 
 /// The attackers' outcomes by kind.
 #[derive(Clone, Default)]
@@ -162,16 +160,7 @@ async fn raw(
         .connect(client.server(), client.server_name())?
         .await?;
     let (mut send, recv) = conn.open_bi().await?;
-    let mut hello = Vec::new();
-    encode(
-        &ClientFrame::Hello(Hello {
-            version: PROTOCOL_VERSION,
-            role: Role::Customer,
-            resume: Vec::new(),
-        }),
-        &mut hello,
-    )?;
-    send.write_all(&hello).await?;
+    send.write_all(&crate::idle::customer_hello()?).await?;
     Ok((endpoint, conn, (send, recv)))
 }
 

@@ -15,6 +15,20 @@ use chathub::protocol::{
 use crate::CONNECTING;
 use crate::browser::Target;
 
+/// A new customer's hello, as it goes on the control stream.
+pub(crate) fn customer_hello() -> anyhow::Result<Vec<u8>> {
+    let mut hello = Vec::new();
+    encode(
+        &ClientFrame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            role: Role::Customer,
+            resume: Vec::new(),
+        }),
+        &mut hello,
+    )?;
+    Ok(hello)
+}
+
 /// A process's resident memory in bytes, from /proc.
 pub(crate) fn resident_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -90,16 +104,7 @@ impl Session {
             .await
             .with_context(|| format!("no WebTransport session with {url}"))?;
         let (mut send, mut recv) = conn.open_bi().await?.await?;
-        let mut hello = Vec::new();
-        encode(
-            &ClientFrame::Hello(Hello {
-                version: PROTOCOL_VERSION,
-                role: Role::Customer,
-                resume: Vec::new(),
-            }),
-            &mut hello,
-        )?;
-        send.write_all(&hello).await?;
+        send.write_all(&customer_hello()?).await?;
         let mut frames = FrameBuf::with_limit(MAX_FRAME_BYTES);
         let mut buf = [0u8; 4096];
         loop {

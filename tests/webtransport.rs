@@ -105,20 +105,8 @@ async fn a_browser_session_chats_with_a_native_agent() {
     let hub = TestHub::start(&config("")).await;
     let agent = hub.present_agent("alice").await;
     let web = session(&hub, "/chathub").await.expect("a session");
-    let (mut send, mut recv) = web.open_bi().await.unwrap().await.unwrap();
-    let mut frames = FrameBuf::with_limit(chathub::protocol::MAX_FRAME_BYTES);
-
-    send.write_all(&wire(&ClientFrame::Hello(Hello {
-        version: PROTOCOL_VERSION,
-        role: Role::Customer,
-        resume: Vec::new(),
-    })))
-    .await
-    .unwrap();
-    assert!(matches!(
-        next_frame(&mut recv, &mut frames).await,
-        ServerFrame::Welcome(_)
-    ));
+    let (mut send, mut recv, mut frames, first) = hello(&web).await;
+    assert!(matches!(first, ServerFrame::Welcome(_)));
 
     send.write_all(&wire(&ClientFrame::Request(Request {
         id: 1,
@@ -279,6 +267,19 @@ async fn garbage_on_a_session_is_answered_with_closing_and_a_closed_session() {
 /// Says hello as a customer on `web` and answers whether the hub welcomed
 /// it: the session is served, not only opened.
 async fn welcomed(web: &wtransport::Connection) -> bool {
+    matches!(hello(web).await.3, ServerFrame::Welcome(_))
+}
+
+/// Opens the control stream on `web` and says hello as a new customer:
+/// the streams, the frames read so far, and the hub's first frame.
+async fn hello(
+    web: &wtransport::Connection,
+) -> (
+    wtransport::SendStream,
+    wtransport::RecvStream,
+    FrameBuf,
+    ServerFrame,
+) {
     let (mut send, mut recv) = web.open_bi().await.unwrap().await.unwrap();
     send.write_all(&wire(&ClientFrame::Hello(Hello {
         version: PROTOCOL_VERSION,
@@ -288,10 +289,8 @@ async fn welcomed(web: &wtransport::Connection) -> bool {
     .await
     .unwrap();
     let mut frames = FrameBuf::with_limit(chathub::protocol::MAX_FRAME_BYTES);
-    matches!(
-        next_frame(&mut recv, &mut frames).await,
-        ServerFrame::Welcome(_)
-    )
+    let first = next_frame(&mut recv, &mut frames).await;
+    (send, recv, frames, first)
 }
 
 async fn origin_refusals(metrics: std::net::SocketAddr) -> f64 {
@@ -448,19 +447,8 @@ async fn a_replaced_certificate_keeps_open_sessions_and_new_ones_need_its_hash()
     let hub = TestHub::start(&config("")).await;
     let old = hub.server.webtransport_cert_hash().unwrap();
     let web = session(&hub, "/chathub").await.expect("a session");
-    let (mut send, mut recv) = web.open_bi().await.unwrap().await.unwrap();
-    let mut frames = FrameBuf::with_limit(chathub::protocol::MAX_FRAME_BYTES);
-    send.write_all(&wire(&ClientFrame::Hello(Hello {
-        version: PROTOCOL_VERSION,
-        role: Role::Customer,
-        resume: Vec::new(),
-    })))
-    .await
-    .unwrap();
-    assert!(matches!(
-        next_frame(&mut recv, &mut frames).await,
-        ServerFrame::Welcome(_)
-    ));
+    let (mut send, mut recv, mut frames, first) = hello(&web).await;
+    assert!(matches!(first, ServerFrame::Welcome(_)));
 
     let new = hub
         .server

@@ -7,34 +7,12 @@
 // {"ok":false,"error":"..."}. It closes Chromium and exits when its stdin
 // closes (loadtest gave up, or ended).
 
-import { createServer } from "node:http";
-import { readFile } from "node:fs/promises";
-import { extname, join, normalize } from "node:path";
-import { fileURLToPath } from "node:url";
 import puppeteer from "puppeteer-core";
+import { pageServer } from "../test/pages.mjs";
 
 const config = JSON.parse(process.argv[2] ?? "null");
-const root = fileURLToPath(new URL("..", import.meta.url));
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".map": "application/json" };
 
-const server = createServer(async (req, res) => {
-  const path = normalize(new URL(req.url, "http://x").pathname);
-  if (path === "/favicon.ico") {
-    res.writeHead(204).end();
-    return;
-  }
-  const file = path === "/" ? "bench/page.html" : path.slice(1);
-  if (!(file === "bench/page.html" || file.startsWith("dist/"))) {
-    res.writeHead(404).end();
-    return;
-  }
-  try {
-    const body = await readFile(join(root, file));
-    res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" }).end(body);
-  } catch {
-    res.writeHead(404).end();
-  }
-});
+const server = pageServer("bench/page.html");
 
 let browser = null;
 let ending = false;

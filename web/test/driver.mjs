@@ -24,34 +24,12 @@
 // folder] (clicks what starts a download, waits until the file is saved
 // into the folder, and answers its path).
 
-import { createServer } from "node:http";
-import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
-import { extname, join, normalize } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import puppeteer from "puppeteer-core";
+import { pageServer } from "./pages.mjs";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".map": "application/json" };
-
-const server = createServer(async (req, res) => {
-  const path = normalize(new URL(req.url, "http://x").pathname);
-  if (path === "/favicon.ico") {
-    res.writeHead(204).end();
-    return;
-  }
-  const file = path === "/" ? "test/page.html" : path.slice(1);
-  if (!(file === "test/page.html" || file.startsWith("dist/"))) {
-    res.writeHead(404).end();
-    return;
-  }
-  try {
-    const body = await readFile(join(root, file));
-    res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" }).end(body);
-  } catch {
-    res.writeHead(404).end();
-  }
-});
+const server = pageServer("test/page.html");
 await new Promise((ready) => server.listen(Number(process.env.CHATHUB_PAGE_PORT ?? 0), "127.0.0.1", ready));
 const origin = `http://127.0.0.1:${server.address().port}`;
 
