@@ -1,13 +1,15 @@
 //! `--idle N`: holds idle customer connections (or, with
 //! `--idle-webtransport`, WebTransport sessions) and reports the hub's
-//! resident memory per connection; [`resident_bytes`] also gives the
-//! `--hostile` report its figures.
+//! resident memory per connection; `--queued N` holds chats waiting in a
+//! queue and reports the hub's memory per chat. [`resident_bytes`] also
+//! gives the `--hostile` report its figures.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use chathub::client::{ClientConfig, CustomerClient};
+use chathub::core::Customer;
 use chathub::protocol::{
     ClientFrame, FrameBuf, Hello, MAX_FRAME_BYTES, PROTOCOL_VERSION, Role, ServerFrame, encode,
 };
@@ -51,6 +53,73 @@ pub(crate) async fn run(
     })
     .await?;
     drop(held);
+    Ok(())
+}
+
+/// Starts `count` chats on `channel`, `per_connection` from each customer
+/// connection, that wait in its queue (no agent is signed in), and reports
+/// the hub's memory per waiting chat: what it grew by once the connections
+/// were open, so the connections' own cost is left out.
+pub(crate) async fn run_queued(
+    client: &ClientConfig,
+    channel: String,
+    count: usize,
+    per_connection: usize,
+    hub_pid: Option<u32>,
+) -> anyhow::Result<()> {
+    let per_connection = per_connection.max(1);
+    let client = client.clone();
+    let customers = hold(count.div_ceil(per_connection), "connection", hub_pid, move || {
+        let client = client.clone();
+        async move { anyhow::Ok(CustomerClient::connect(&client).await?) }
+    })
+    .await?;
+    let before = hub_pid.and_then(resident_bytes);
+    let started = Instant::now();
+    let connecting = Arc::new(tokio::sync::Semaphore::new(CONNECTING));
+    let tasks: Vec<_> = customers
+        .iter()
+        .enumerate()
+        .map(|(index, customer)| {
+            let chats = per_connection.min(count - index * per_connection);
+            let (customer, channel, connecting) =
+                (customer.clone(), channel.clone(), connecting.clone());
+            tokio::spawn(async move {
+                let _permit = connecting.acquire_owned().await?;
+                for chat in 0..chats {
+                    let details = Customer {
+                        name: Some(format!("customer {index}.{chat}")),
+                        email: None,
+                    };
+                    let started = customer
+                        .start_chat(channel.clone(), details, "waiting for an agent")
+                        .await?;
+                    if started.chat().is_none() {
+                        bail!("the channel answered with its offline form");
+                    }
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    println!(
+        "{count} chats waiting in {channel}'s queue, started in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    match (before, hub_pid.and_then(resident_bytes)) {
+        (Some(before), Some(after)) => println!(
+            "hub resident memory {:.1} MiB -> {:.1} MiB: {:.1} KiB per queued chat",
+            before as f64 / 1048576.0,
+            after as f64 / 1048576.0,
+            after.saturating_sub(before) as f64 / 1024.0 / count as f64
+        ),
+        _ => println!("(pass --hub-pid to measure the hub's memory)"),
+    }
+    drop(customers);
     Ok(())
 }
 

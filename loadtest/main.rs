@@ -98,6 +98,16 @@ struct Options {
     /// connections.
     #[arg(long)]
     idle_webtransport: bool,
+    /// Instead: start N chats that wait in the first channel's queue (no
+    /// agent signs in), --queued-per-connection to a customer connection,
+    /// and report the hub's memory per queued chat beside what the
+    /// connections cost (with --hub-pid; the hub's limits on chats per
+    /// connection, per address and per minute must allow them).
+    #[arg(long, default_value_t = 0)]
+    queued: usize,
+    /// With --queued: chats each customer connection starts.
+    #[arg(long, default_value_t = 4)]
+    queued_per_connection: usize,
     /// The customers run in one headless Chromium page, each a web SDK
     /// client on a WebTransport session of its own, sending as native
     /// customers do; the agents stay native. Needs node, Chromium and the
@@ -334,6 +344,25 @@ async fn run(options: Options) -> anyhow::Result<()> {
     } else {
         None
     };
+    if options.queued > 0 {
+        let hub_pid = options
+            .hub_pid
+            .or(embedded.as_ref().map(|_| std::process::id()));
+        let channel = format!("{}0", options.channel_prefix);
+        let held = idle::run_queued(
+            &client,
+            channel,
+            options.queued,
+            options.queued_per_connection,
+            hub_pid,
+        )
+        .await;
+        if let Some((server, data)) = embedded {
+            server.shutdown().await;
+            let _ = std::fs::remove_dir_all(data);
+        }
+        return held;
+    }
     if options.idle > 0 {
         let hub_pid = options
             .hub_pid

@@ -1,6 +1,7 @@
 //! How actors push events to a connection.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::{Notify, mpsc};
@@ -84,7 +85,7 @@ pub struct EventSink {
     conn: ConnId,
     peer: Option<std::net::IpAddr>,
     tx: mpsc::Sender<(Outbound, Instant)>,
-    datagrams: mpsc::Sender<Signal>,
+    datagrams: Arc<Signals>,
     overflow: Arc<Notify>,
     revoked: Arc<Notify>,
 }
@@ -96,7 +97,7 @@ pub struct EventSource {
     /// queued.
     pub events: mpsc::Receiver<(Outbound, Instant)>,
     /// Signals to send as datagrams, at most [`DATAGRAMS_WAITING`].
-    pub datagrams: mpsc::Receiver<Signal>,
+    pub datagrams: Arc<Signals>,
     /// Notified when an event had to be refused because the queue was full.
     pub overflow: Arc<Notify>,
     /// Notified when the connection's agent was removed from the
@@ -109,14 +110,14 @@ impl EventSink {
     /// events, and the connection task's end of it.
     pub fn new(conn: ConnId, capacity: usize) -> (Self, EventSource) {
         let (tx, events) = mpsc::channel(capacity);
-        let (datagrams_tx, datagrams) = mpsc::channel(DATAGRAMS_WAITING);
+        let datagrams = Arc::new(Signals::default());
         let overflow = Arc::new(Notify::new());
         let revoked = Arc::new(Notify::new());
         let sink = Self {
             conn,
             peer: None,
             tx,
-            datagrams: datagrams_tx,
+            datagrams: datagrams.clone(),
             overflow: overflow.clone(),
             revoked: revoked.clone(),
         };
@@ -171,6 +172,79 @@ impl EventSink {
     /// otherwise (it may be lost on the way all the same). Returns whether
     /// it was queued.
     pub fn offer_signal(&self, signal: Signal) -> bool {
-        self.datagrams.try_send(signal).is_ok()
+        self.datagrams.offer(signal)
+    }
+}
+
+/// The signals waiting for a connection, at most [`DATAGRAMS_WAITING`].
+///
+/// Most connections never carry one, so the queue takes memory only once
+/// a signal comes (a channel would hold a block of slots from the start).
+#[derive(Debug, Default)]
+pub struct Signals {
+    waiting: Mutex<VecDeque<Signal>>,
+    ready: Notify,
+}
+
+impl Signals {
+    /// Queues `signal` if there is room; says whether it did.
+    fn offer(&self, signal: Signal) -> bool {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if waiting.len() >= DATAGRAMS_WAITING {
+            return false;
+        }
+        waiting.push_back(signal);
+        drop(waiting);
+        self.ready.notify_one();
+        true
+    }
+
+    /// The oldest waiting signal, once there is one. Cancel-safe: a signal
+    /// stays queued until this returns it.
+    pub async fn next(&self) -> Signal {
+        loop {
+            let popped = self
+                .waiting
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .pop_front();
+            if let Some(signal) = popped {
+                return signal;
+            }
+            // A permit stored by `offer` meanwhile wakes this at once.
+            self.ready.notified().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typing(chat: u64) -> Signal {
+        Signal::Typing {
+            chat: ChatId(chat),
+            from: Party::Customer,
+        }
+    }
+
+    #[tokio::test]
+    async fn signals_wait_in_order_and_past_the_bound_are_dropped() {
+        let (sink, source) = EventSink::new(ConnId(1), 8);
+        for chat in 0..DATAGRAMS_WAITING as u64 {
+            assert!(sink.offer_signal(typing(chat)));
+        }
+        assert!(!sink.offer_signal(typing(99)), "a full queue drops the signal");
+        for chat in 0..DATAGRAMS_WAITING as u64 {
+            assert_eq!(source.datagrams.next().await, typing(chat));
+        }
+        // Room again once taken; a waiting reader wakes for the next one.
+        let reader = tokio::spawn({
+            let signals = source.datagrams.clone();
+            async move { signals.next().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(sink.offer_signal(typing(7)));
+        assert_eq!(reader.await.expect("the reader ran"), typing(7));
     }
 }

@@ -6,11 +6,18 @@
 //! the hub stalls while it copies and faults in their memory. Chunks of
 //! [`CHUNK`] events never move: growing costs one small allocation per
 //! chunk, spread evenly over the chat's life.
+//!
+//! Most chats are short, and a waiting chat holds two or three events, so
+//! the first chunk grows as a vector does, up to [`CHUNK`] (copying at most
+//! that many events); only the later ones are allocated whole.
 
 use super::event::ChatEvent;
 
 /// Events per chunk.
 pub const CHUNK: usize = 64;
+
+/// Room for events the first chunk starts with: a waiting chat's few.
+const FIRST_CAPACITY: usize = 4;
 
 /// A chat's events, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,8 +52,10 @@ impl Transcript {
 
     /// Appends an event and returns it.
     pub fn push(&mut self, event: ChatEvent) -> &ChatEvent {
-        if self.chunks.last().is_none_or(|chunk| chunk.len() == CHUNK) {
-            self.chunks.push(Vec::with_capacity(CHUNK));
+        match self.chunks.last() {
+            None => self.chunks.push(Vec::with_capacity(FIRST_CAPACITY)),
+            Some(chunk) if chunk.len() == CHUNK => self.chunks.push(Vec::with_capacity(CHUNK)),
+            Some(_) => {}
         }
         let chunk = self
             .chunks
@@ -164,5 +173,19 @@ mod tests {
                 .all(|chunk| chunk.capacity() == CHUNK)
         );
         assert_eq!(transcript.chunks[2].len(), 1);
+    }
+
+    #[test]
+    fn a_short_transcript_holds_room_for_a_few_events_not_a_chunk() {
+        let mut transcript = Transcript::new();
+        transcript.push(event(1));
+        transcript.push(event(2));
+        assert_eq!(transcript.chunks[0].capacity(), FIRST_CAPACITY);
+        // Growing past it, the first chunk ends a chunk's size exactly.
+        for seq in 3..=CHUNK as u64 {
+            transcript.push(event(seq));
+        }
+        assert_eq!(transcript.chunks[0].capacity(), CHUNK);
+        assert_eq!(transcript.chunks.len(), 1);
     }
 }

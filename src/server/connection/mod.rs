@@ -258,7 +258,7 @@ async fn serve(
         .map_err(|_| hello_late())??;
     let mut control = Control {
         send,
-        buf: Vec::with_capacity(1024),
+        buf: Vec::new(),
         deadline: limits.control_write_timeout,
     };
     let mut reader = FrameReader {
@@ -534,7 +534,7 @@ async fn run(
                 datagrams.received(session, &datagram?);
             }
             () = datagrams.resume(conn), if datagrams.paused() => {}
-            Some(signal) = source.datagrams.recv() => datagrams::send(conn, signal),
+            signal = source.datagrams.next() => datagrams::send(conn, signal),
             () = &mut revoked => {
                 let error = ErrorFrame::new(
                     ErrorCode::Unauthorized,

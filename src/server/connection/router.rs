@@ -39,7 +39,8 @@ impl Router {
             agent,
             chats: HashMap::new(),
             general: None,
-            buf: Vec::with_capacity(4096),
+            // Grown by the first events: an idle connection holds none.
+            buf: Vec::new(),
         }
     }
 
