@@ -69,10 +69,15 @@ pub(crate) async fn run_queued(
 ) -> anyhow::Result<()> {
     let per_connection = per_connection.max(1);
     let client = client.clone();
-    let customers = hold(count.div_ceil(per_connection), "connection", hub_pid, move || {
-        let client = client.clone();
-        async move { anyhow::Ok(CustomerClient::connect(&client).await?) }
-    })
+    let customers = hold(
+        count.div_ceil(per_connection),
+        "connection",
+        hub_pid,
+        move || {
+            let client = client.clone();
+            async move { anyhow::Ok(CustomerClient::connect(&client).await?) }
+        },
+    )
     .await?;
     let before = hub_pid.and_then(resident_bytes);
     let started = Instant::now();

@@ -189,7 +189,10 @@ pub struct Signals {
 impl Signals {
     /// Queues `signal` if there is room; says whether it did.
     fn offer(&self, signal: Signal) -> bool {
-        let mut waiting = self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut waiting = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if waiting.len() >= DATAGRAMS_WAITING {
             return false;
         }
@@ -234,7 +237,10 @@ mod tests {
         for chat in 0..DATAGRAMS_WAITING as u64 {
             assert!(sink.offer_signal(typing(chat)));
         }
-        assert!(!sink.offer_signal(typing(99)), "a full queue drops the signal");
+        assert!(
+            !sink.offer_signal(typing(99)),
+            "a full queue drops the signal"
+        );
         for chat in 0..DATAGRAMS_WAITING as u64 {
             assert_eq!(source.datagrams.next().await, typing(chat));
         }
