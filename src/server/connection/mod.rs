@@ -226,7 +226,14 @@ impl Control {
 
     /// Tells the client why it is being closed, gives the frame a moment to
     /// arrive, and closes the connection.
+    ///
+    /// Boxed where it runs: a rare path, whose waits would otherwise
+    /// widen every connection's task for as long as it lives.
     async fn refuse(&mut self, conn: &Link, code: CloseCode, error: ErrorFrame) -> ConnError {
+        Box::pin(self.refuse_now(conn, code, error)).await
+    }
+
+    async fn refuse_now(&mut self, conn: &Link, code: CloseCode, error: ErrorFrame) -> ConnError {
         metrics::counter!("chathub_protocol_errors_total", "kind" => format!("{:?}", error.code))
             .increment(1);
         if self
@@ -242,12 +249,70 @@ impl Control {
     }
 }
 
+/// What a connection has once its hello is answered.
+struct Greeted {
+    session: Session,
+    control: Control,
+    reader: FrameReader,
+    source: crate::actors::sink::EventSource,
+    welcome: Welcome,
+}
+
 async fn serve(
     hub: Hub,
     conn: &Link,
     ip: std::net::IpAddr,
     deadline: tokio::time::Instant,
 ) -> Result<(), ConnError> {
+    // The hello's work (sign-in, resumes) runs boxed and is freed once
+    // done, rather than widening the task for the connection's life.
+    let Some(greeted) = Box::pin(greet(hub, conn, ip, deadline)).await? else {
+        return Ok(());
+    };
+    let Greeted {
+        mut session,
+        mut control,
+        mut reader,
+        mut source,
+        welcome,
+    } = greeted;
+    let role = match session.role {
+        Role::Customer => "customer",
+        Role::Agent(_) => "agent",
+    };
+    metrics::gauge!("chathub_connections", "role" => role).increment(1.0);
+    let result = run(
+        &mut session,
+        conn,
+        &mut control,
+        &mut reader,
+        &mut source,
+        welcome,
+    )
+    .await;
+    metrics::gauge!("chathub_connections", "role" => role).decrement(1.0);
+    match result {
+        Err(ConnError::TooSlow) => {
+            metrics::counter!("chathub_protocol_errors_total", "kind" => "TooSlow").increment(1);
+        }
+        Err(ConnError::ControlStuck) => {
+            conn.close(CloseCode::TooSlow, b"answers not read in time");
+        }
+        _ => {}
+    }
+    drop(session);
+    result
+}
+
+/// Takes the control stream and the hello, signs the agent in or resumes
+/// the customer's chats, all within `deadline`; `None` when the client
+/// closed the stream before saying hello.
+async fn greet(
+    hub: Hub,
+    conn: &Link,
+    ip: std::net::IpAddr,
+    deadline: tokio::time::Instant,
+) -> Result<Option<Greeted>, ConnError> {
     let limits: Limits = hub.limits().clone();
     let hello_late = || {
         refused(Limit::HelloTimeout);
@@ -281,7 +346,7 @@ async fn serve(
             let error = ErrorFrame::new(ErrorCode::BadFrame, "the first frame must be a hello");
             return Err(control.refuse(conn, CloseCode::Protocol, error).await);
         }
-        None => return Ok(()),
+        None => return Ok(None),
     };
     if hello.version != PROTOCOL_VERSION {
         let error = ErrorFrame::new(
@@ -309,7 +374,7 @@ async fn serve(
     // After the hello, requests may use the whole frame limit.
     reader.buf.set_limit(crate::protocol::MAX_FRAME_BYTES);
     let conn_id = hub.next_conn();
-    let (sink, mut source) = EventSink::new(conn_id, CONNECTION_EVENTS);
+    let (sink, source) = EventSink::new(conn_id, CONNECTION_EVENTS);
     let sink = sink.with_peer(ip);
     let (role, welcome) = match hello.role {
         WireRole::Customer => (
@@ -394,32 +459,13 @@ async fn serve(
             return Err(hello_late());
         }
     }
-    let role = match session.role {
-        Role::Customer => "customer",
-        Role::Agent(_) => "agent",
-    };
-    metrics::gauge!("chathub_connections", "role" => role).increment(1.0);
-    let result = run(
-        &mut session,
-        conn,
-        &mut control,
-        &mut reader,
-        &mut source,
+    Ok(Some(Greeted {
+        session,
+        control,
+        reader,
+        source,
         welcome,
-    )
-    .await;
-    metrics::gauge!("chathub_connections", "role" => role).decrement(1.0);
-    match result {
-        Err(ConnError::TooSlow) => {
-            metrics::counter!("chathub_protocol_errors_total", "kind" => "TooSlow").increment(1);
-        }
-        Err(ConnError::ControlStuck) => {
-            conn.close(CloseCode::TooSlow, b"answers not read in time");
-        }
-        _ => {}
-    }
-    drop(session);
-    result
+    }))
 }
 
 async fn run(
