@@ -1,6 +1,9 @@
-//! One actor per signed-in agent: fans events out to the agent's
-//! connections, keeps the agent's status, and decides which alerts the agent
-//! sees.
+//! One actor per signed-in agent: keeps the agent's connections, status
+//! and alerts, and decides which alerts the agent sees. The agent's chat
+//! events do not pass through it: chat actors deliver them into the
+//! agent's [`AgentOutlet`] directly, under the same lock the actor attaches
+//! connections with, so a connection catching up gets each event once and
+//! in order while saving every event a hop through this actor's mailbox.
 //!
 //! Every channel tells all its watching agents about alerts, whatever their
 //! status; this actor shows an alert only while the agent is Present, shows
@@ -8,7 +11,7 @@
 //! every alert it showed.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -17,10 +20,9 @@ use crate::actors::channel::ChannelMsg;
 use crate::actors::chat::ChatMsg;
 use crate::actors::hub::Hub;
 use crate::actors::sink::{ConnId, EventSink, Outbound, Signal};
-use crate::actors::stages::{self, STAGES};
 use crate::core::{
-    AgentId, AgentPresence, Alert, ChannelId, ChatId, Offer, OfferEnd, Party, QueueUpdate, Status,
-    Timestamp,
+    AgentId, AgentPresence, Alert, ChannelId, ChatEvent, ChatId, Offer, OfferEnd, Party,
+    QueueUpdate, Status, Timestamp,
 };
 
 /// Messages to an [`AgentActor`].
@@ -42,10 +44,9 @@ pub enum AgentMsg {
         /// The connection.
         conn: ConnId,
     },
-    /// Push an event to one connection, or to all of them.
+    /// Push an event (not a chat's: those go into the [`AgentOutlet`]) to
+    /// one connection, or to all of them.
     Deliver {
-        /// When it was sent here.
-        at: std::time::Instant,
         /// `None` for every connection of the agent.
         to: Option<ConnId>,
         /// A connection that already knows of the event (it sent the
@@ -76,17 +77,6 @@ pub enum AgentMsg {
         by: Option<AgentId>,
         /// Acknowledged once set.
         reply: RpcReplyPort<()>,
-    },
-    /// A chat's events after a connection's resume point.
-    Replayed {
-        /// The connection catching up.
-        conn: ConnId,
-        /// The chat.
-        chat: ChatId,
-        /// The events, in order.
-        events: Vec<Arc<crate::core::ChatEvent>>,
-        /// The connection has the chat up to this seq once they are sent.
-        upto: u64,
     },
     /// A channel raised an alert (or repeats a standing one).
     Alert(Arc<Alert>),
@@ -152,8 +142,122 @@ pub struct AgentArgs {
     pub id: AgentId,
     /// The agent's shared status and capacity.
     pub presence: Arc<AgentPresence>,
+    /// Where the agent's events go to its connections.
+    pub outlet: Arc<AgentOutlet>,
     /// How long after the last connection closes the agent stays Present.
     pub grace: Duration,
+}
+
+/// An agent's connections, which its chats' actors deliver chat events
+/// into directly and its actor everything else, and where each connection
+/// stands in the chats it is catching up on. One lock orders them all: a
+/// connection attached (its chats marked as replaying) before a chat
+/// delivers is skipped by that chat until its replay lands, and one
+/// attached after gets the chat's events from then on.
+#[derive(Debug, Default)]
+pub struct AgentOutlet {
+    conns: Mutex<Conns>,
+}
+
+/// What an [`AgentOutlet`] guards.
+#[derive(Debug, Default)]
+pub(crate) struct Conns {
+    sinks: HashMap<ConnId, EventSink>,
+    /// Per connection, per chat being caught up: where it stands.
+    cursors: HashMap<ConnId, HashMap<ChatId, Cursor>>,
+}
+
+impl AgentOutlet {
+    fn lock(&self) -> MutexGuard<'_, Conns> {
+        self.conns
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Hands `event` to connection `to`, or to every connection but
+    /// `except`, each as its catch-up cursor on the chat allows.
+    pub(crate) fn deliver(&self, to: Option<ConnId>, except: Option<ConnId>, event: Outbound) {
+        self.lock().deliver(to, except, event);
+    }
+
+    /// Connection `conn` caught up on `chat`: `events` (in order) are
+    /// sent to it, and from then on it gets the chat's events after
+    /// `upto` (or the last of them) as they come.
+    pub(crate) fn replayed(
+        &self,
+        conn: ConnId,
+        chat: ChatId,
+        events: impl IntoIterator<Item = Arc<ChatEvent>>,
+        upto: u64,
+    ) {
+        let mut conns = self.lock();
+        let mut upto = upto;
+        for event in events {
+            upto = upto.max(event.seq);
+            conns.send(conn, Outbound::Chat(event));
+        }
+        if conns.sinks.contains_key(&conn) {
+            conns
+                .cursors
+                .entry(conn)
+                .or_default()
+                .insert(chat, Cursor::Upto(upto));
+        }
+    }
+
+    /// Offers `signal` to every connection of the agent as a datagram.
+    pub(crate) fn offer_signal(&self, signal: &Signal) {
+        for sink in self.lock().sinks.values() {
+            sink.offer_signal(signal.clone());
+        }
+    }
+}
+
+impl Conns {
+    /// See [`AgentOutlet::deliver`].
+    fn deliver(&mut self, to: Option<ConnId>, except: Option<ConnId>, event: Outbound) {
+        let mut gone = Vec::new();
+        for (&conn, sink) in &self.sinks {
+            if to.is_some_and(|to| to != conn) {
+                continue;
+            }
+            // Only a connection catching up on this chat has a cursor.
+            if let Outbound::Chat(chat_event) = &event
+                && let Some(cursors) = self.cursors.get_mut(&conn)
+                && let Some(&cursor) = cursors.get(&chat_event.chat)
+            {
+                let (send, cursor) = admit(Some(cursor), chat_event.seq);
+                match cursor {
+                    Some(cursor) => cursors.insert(chat_event.chat, cursor),
+                    None => cursors.remove(&chat_event.chat),
+                };
+                if !send {
+                    continue;
+                }
+            }
+            // `except` has it (its cursor moved on all the same).
+            if except == Some(conn) {
+                continue;
+            }
+            if !sink.deliver(event.clone()) {
+                gone.push(conn);
+            }
+        }
+        for conn in gone {
+            self.sinks.remove(&conn);
+            self.cursors.remove(&conn);
+        }
+    }
+
+    /// Hands an event to one connection, forgetting it if it fell behind.
+    fn send(&mut self, conn: ConnId, event: Outbound) {
+        if let Some(sink) = self.sinks.get(&conn)
+            && !sink.deliver(event)
+        {
+            self.sinks.remove(&conn);
+            self.cursors.remove(&conn);
+        }
+    }
 }
 
 /// An agent actor's state.
@@ -167,14 +271,12 @@ pub struct AgentState {
     /// Bumped whenever the idle timer is set again, so only the newest
     /// check counts: one idle timer per agent, whatever the requests.
     idle_generation: u64,
-    conns: HashMap<ConnId, EventSink>,
+    outlet: Arc<AgentOutlet>,
     chats: HashSet<ChatId>,
     /// Alerts standing in the agent's channels.
     standing: HashMap<ChatId, Arc<Alert>>,
     /// The standing alerts this agent has been shown.
     shown: HashSet<ChatId>,
-    /// Per connection, per chat being caught up: where it stands.
-    cursors: HashMap<ConnId, HashMap<ChatId, Cursor>>,
     /// The channels this actor watches (with every connection).
     watching: HashSet<ChannelId>,
     /// Offers standing for the agent, with when they expire.
@@ -270,57 +372,18 @@ impl AgentState {
         }
     }
     /// Hands `event` to connection `to`, or to every connection but
-    /// `except`, each as its catch-up cursor on the chat allows.
-    fn deliver(&mut self, to: Option<ConnId>, except: Option<ConnId>, event: Outbound) {
-        let mut gone = Vec::new();
-        for (&conn, sink) in &self.conns {
-            if to.is_some_and(|to| to != conn) {
-                continue;
-            }
-            // Only a connection catching up on this chat has a cursor.
-            if let Outbound::Chat(chat_event) = &event
-                && let Some(cursors) = self.cursors.get_mut(&conn)
-                && let Some(&cursor) = cursors.get(&chat_event.chat)
-            {
-                let (send, cursor) = admit(Some(cursor), chat_event.seq);
-                match cursor {
-                    Some(cursor) => cursors.insert(chat_event.chat, cursor),
-                    None => cursors.remove(&chat_event.chat),
-                };
-                if !send {
-                    continue;
-                }
-            }
-            // `except` has it (its cursor moved on all the same).
-            if except == Some(conn) {
-                continue;
-            }
-            if !sink.deliver(event.clone()) {
-                gone.push(conn);
-            }
-        }
-        for conn in gone {
-            self.conns.remove(&conn);
-            self.cursors.remove(&conn);
-        }
-    }
-
-    /// Hands an event to one connection, forgetting it if it fell behind.
-    fn send(&mut self, conn: ConnId, event: Outbound) {
-        if let Some(sink) = self.conns.get(&conn)
-            && !sink.deliver(event)
-        {
-            self.conns.remove(&conn);
-            self.cursors.remove(&conn);
-        }
+    /// `except`.
+    fn deliver(&self, to: Option<ConnId>, except: Option<ConnId>, event: Outbound) {
+        self.outlet.deliver(to, except, event);
     }
 
     /// Closes every connection of the agent as unauthorized.
     fn revoke_all(&mut self) {
-        for (_, sink) in self.conns.drain() {
+        let mut conns = self.outlet.lock();
+        for (_, sink) in conns.sinks.drain() {
             sink.revoke();
         }
-        self.cursors.clear();
+        conns.cursors.clear();
     }
 
     /// Asks `channel` to tell this agent about changes, starting with a
@@ -346,7 +409,7 @@ impl AgentState {
                 });
             }
         }
-        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        let conns: Vec<ConnId> = self.outlet.lock().sinks.keys().copied().collect();
         for channel in works.difference(&self.watching) {
             for &conn in &conns {
                 self.watch(channel, conn, myself);
@@ -390,11 +453,10 @@ impl Actor for AgentActor {
             grace: args.grace,
             generation: 0,
             idle_generation: 0,
-            conns: HashMap::new(),
+            outlet: args.outlet,
             chats: HashSet::new(),
             standing: HashMap::new(),
             shown: HashSet::new(),
-            cursors: HashMap::new(),
             watching: HashSet::new(),
             offers: HashMap::new(),
         })
@@ -424,34 +486,35 @@ impl Actor for AgentActor {
                 state.follow_channels(&myself);
                 state.generation += 1;
                 let conn = sink.conn();
-                state.conns.insert(conn, sink);
-                // Catch the connection up on the agent's chats: live ones
-                // through their actors, ended ones from the store.
                 let mut resume: HashMap<ChatId, u64> = resume.into_iter().collect();
-                let cursors = state.cursors.entry(conn).or_default();
-                for chat in state.hub.assigned_to(&state.id) {
-                    let after = resume.remove(&chat).unwrap_or(0);
-                    if let Some(actor) = state.hub.live_chat(chat) {
-                        cursors.insert(chat, Cursor::Replaying);
-                        let _ = actor.cast(ChatMsg::Replay {
-                            agent_actor: myself.clone(),
-                            conn,
-                            after,
-                        });
+                {
+                    // Catch the connection up on the agent's chats: live
+                    // ones through their actors, ended ones from the store.
+                    // The chats are read under the outlet's lock, which a
+                    // chat's actor takes to deliver after it records a new
+                    // holder: a chat not read here delivers to this
+                    // connection from its start with the agent.
+                    let mut conns = state.outlet.lock();
+                    conns.sinks.insert(conn, sink);
+                    let cursors = conns.cursors.entry(conn).or_default();
+                    for chat in state.hub.assigned_to(&state.id) {
+                        let after = resume.remove(&chat).unwrap_or(0);
+                        if let Some(actor) = state.hub.live_chat(chat) {
+                            cursors.insert(chat, Cursor::Replaying);
+                            let _ = actor.cast(ChatMsg::Replay {
+                                outlet: state.outlet.clone(),
+                                conn,
+                                after,
+                            });
+                        }
                     }
                 }
                 for (chat, after) in resume {
-                    let (hub, agent, myself) =
-                        (state.hub.clone(), state.id.clone(), myself.clone());
+                    let (hub, agent, outlet) =
+                        (state.hub.clone(), state.id.clone(), state.outlet.clone());
                     tokio::spawn(async move {
                         if let Ok(events) = hub.stored_events_for(&agent, chat, after).await {
-                            let events = events.into_iter().map(Arc::new).collect();
-                            let _ = myself.cast(AgentMsg::Replayed {
-                                conn,
-                                chat,
-                                events,
-                                upto: after,
-                            });
+                            outlet.replayed(conn, chat, events.into_iter().map(Arc::new), after);
                         }
                     });
                 }
@@ -487,16 +550,20 @@ impl Actor for AgentActor {
                 let _ = reply.send(state.presence.status());
             }
             AgentMsg::Detach { conn } => {
-                state.conns.remove(&conn);
-                state.cursors.remove(&conn);
+                let none_left = {
+                    let mut conns = state.outlet.lock();
+                    conns.sinks.remove(&conn);
+                    conns.cursors.remove(&conn);
+                    conns.sinks.is_empty()
+                };
                 state.generation += 1;
-                if state.conns.is_empty() {
+                if none_left {
                     let generation = state.generation;
                     myself.send_after(state.grace, move || AgentMsg::GraceOver { generation });
                 }
             }
             AgentMsg::GraceOver { generation } => {
-                if generation == state.generation && state.conns.is_empty() {
+                if generation == state.generation && state.outlet.lock().sinks.is_empty() {
                     if state.set_status(Status::Absent) {
                         tracing::info!(agent = %state.id, "no connection left: Absent");
                     }
@@ -506,29 +573,14 @@ impl Actor for AgentActor {
                 }
             }
             AgentMsg::IdleCheck { generation } => state.idle_check(&myself, generation),
-            AgentMsg::Deliver {
-                at,
-                to,
-                except,
-                event,
-            } => {
-                if matches!(event, Outbound::Chat(_)) {
-                    stages::since(&STAGES.agent_actor, at);
-                }
-                state.deliver(to, except, event);
-            }
+            AgentMsg::Deliver { to, except, event } => state.deliver(to, except, event),
             AgentMsg::DeliverQueue(updates) => {
                 for update in updates.iter() {
                     state.deliver(None, None, Outbound::Queue(update.clone()));
                 }
             }
             AgentMsg::Typing { chat, from } => {
-                for sink in state.conns.values() {
-                    sink.offer_signal(Signal::Typing {
-                        chat,
-                        from: from.clone(),
-                    });
-                }
+                state.outlet.offer_signal(&Signal::Typing { chat, from });
             }
             AgentMsg::ChannelsChanged => {
                 state.follow_channels(&myself);
@@ -541,24 +593,6 @@ impl Actor for AgentActor {
                 state.revoke_all();
             }
             AgentMsg::Revoke => state.revoke_all(),
-            AgentMsg::Replayed {
-                conn,
-                chat,
-                events,
-                upto,
-            } => {
-                let upto = events.last().map_or(upto, |event| event.seq.max(upto));
-                for event in events {
-                    state.send(conn, Outbound::Chat(event));
-                }
-                if state.conns.contains_key(&conn) {
-                    state
-                        .cursors
-                        .entry(conn)
-                        .or_default()
-                        .insert(chat, Cursor::Upto(upto));
-                }
-            }
             AgentMsg::SetStatus { status, by, reply } => {
                 if status == Status::Present {
                     // Back at the desk: idle from now, whoever set it.

@@ -1006,7 +1006,6 @@ impl Actor for ChannelActor {
                 state.flush_updates();
                 let snapshot = Arc::new(state.snapshot());
                 let _ = agent_actor.cast(AgentMsg::Deliver {
-                    at: std::time::Instant::now(),
                     to: Some(conn),
                     except: None,
                     event: Outbound::Queue(snapshot),
@@ -1030,7 +1029,6 @@ impl Actor for ChannelActor {
                         change: QueueChange::Snapshot(Vec::new()),
                     };
                     let _ = agent_actor.cast(AgentMsg::Deliver {
-                        at: std::time::Instant::now(),
                         to: None,
                         except: None,
                         event: Outbound::Queue(Arc::new(empty)),

@@ -6,8 +6,8 @@
 //! - `durable`: the actor handed the event to the store; the commit log
 //!   synced it (gathering with other writes, the write, the sync);
 //! - `to_publish`: the store said so; the actor publishes (its mailbox
-//!   again);
-//! - `agent_actor`: published; the holding agent's actor fans it out;
+//!   again) straight into the customer's and the agents' connection
+//!   queues;
 //! - `to_connection`: queued for a connection; the connection's task
 //!   writes it to its stream.
 //!
@@ -24,18 +24,11 @@ pub(crate) struct Stages {
     pub(crate) to_chat: Histogram,
     pub(crate) durable: Histogram,
     pub(crate) to_publish: Histogram,
-    pub(crate) agent_actor: Histogram,
     pub(crate) to_connection: Histogram,
 }
 
 /// Every stage's name, as the `stage` label says it.
-pub const STAGE_NAMES: [&str; 5] = [
-    "to_chat",
-    "durable",
-    "to_publish",
-    "agent_actor",
-    "to_connection",
-];
+pub const STAGE_NAMES: [&str; 4] = ["to_chat", "durable", "to_publish", "to_connection"];
 
 /// The stages' histograms, from the recorder installed when first used.
 pub(crate) static STAGES: LazyLock<Stages> = LazyLock::new(|| {
@@ -44,8 +37,7 @@ pub(crate) static STAGES: LazyLock<Stages> = LazyLock::new(|| {
         to_chat: stage(STAGE_NAMES[0]),
         durable: stage(STAGE_NAMES[1]),
         to_publish: stage(STAGE_NAMES[2]),
-        agent_actor: stage(STAGE_NAMES[3]),
-        to_connection: stage(STAGE_NAMES[4]),
+        to_connection: stage(STAGE_NAMES[3]),
     }
 });
 

@@ -135,20 +135,21 @@ impl Actor for ChatActor {
                 let _ = reply.send(Ok(live));
             }
             ChatMsg::Replay {
-                agent_actor,
+                outlet,
                 conn,
                 after,
             } => {
+                // Into the outlet from here, as the chat's live events go:
+                // the connection has them all, in order, from now on.
                 let events = state
                     .durable_after(after)
-                    .map(|event| Arc::new(event.clone()))
-                    .collect();
-                let _ = agent_actor.cast(AgentMsg::Replayed {
+                    .map(|event| Arc::new(event.clone()));
+                outlet.replayed(
                     conn,
-                    chat: state.chat.id(),
+                    state.chat.id(),
                     events,
-                    upto: state.gate.durable().max(after),
-                });
+                    state.gate.durable().max(after),
+                );
             }
             ChatMsg::CustomerGone(conn) => {
                 if state

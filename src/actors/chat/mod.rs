@@ -15,7 +15,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::oneshot;
 
 use crate::actors::HubError;
-use crate::actors::agent::AgentMsg;
+use crate::actors::agent::{AgentMsg, AgentOutlet};
 use crate::actors::channel::{Admit, ChannelMsg};
 use crate::actors::hub::{Caller, ChatEntry, Hub};
 use crate::actors::origins::OriginSlot;
@@ -69,8 +69,8 @@ pub enum ChatMsg {
     /// Send an agent's connection the events after `after`, through the
     /// agent's actor (the same path as live events, so none overtakes).
     Replay {
-        /// The agent's actor.
-        agent_actor: ActorRef<AgentMsg>,
+        /// Where the agent's chat events go.
+        outlet: Arc<AgentOutlet>,
         /// The connection catching up.
         conn: ConnId,
         /// The last seq the connection has.

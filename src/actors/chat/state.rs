@@ -147,18 +147,13 @@ impl ChatActorState {
         if self.followers.contains(&by) {
             return Ok(());
         }
-        let actor = self
+        let outlet = self
             .hub
-            .agent_actor_ref(&by)
+            .agent_outlet(&by)
             .ok_or_else(|| HubError::Unavailable(format!("{by} has no connection")))?;
         self.followers.insert(by);
         for event in self.durable_after(0) {
-            let _ = actor.cast(AgentMsg::Deliver {
-                at: std::time::Instant::now(),
-                to: None,
-                except: None,
-                event: Outbound::Chat(Arc::new(event.clone())),
-            });
+            outlet.deliver(None, None, Outbound::Chat(Arc::new(event.clone())));
         }
         Ok(())
     }
@@ -182,31 +177,21 @@ impl ChatActorState {
         // The agent holding the chat sees every event, including the one
         // that takes the chat away from them.
         let previous = self.published_agent.clone();
-        if let Some(actor) = previous
+        if let Some(outlet) = previous
             .as_ref()
-            .and_then(|agent| self.hub.agent_actor_ref(agent))
+            .and_then(|agent| self.hub.agent_outlet(agent))
         {
-            let _ = actor.cast(AgentMsg::Deliver {
-                at: std::time::Instant::now(),
-                to: None,
-                except,
-                event: Outbound::Chat(event.clone()),
-            });
+            outlet.deliver(None, except, Outbound::Chat(event.clone()));
         }
         // A supervisor barging in gets the transcript before the event
         // that says so (unless they follow the chat and have it).
         if let ChatEventKind::SupervisorJoined { supervisor } = &event.kind
             && !self.followers.contains(supervisor)
             && self.barged.insert(supervisor.clone())
-            && let Some(actor) = self.hub.agent_actor_ref(supervisor)
+            && let Some(outlet) = self.hub.agent_outlet(supervisor)
         {
             for earlier in self.chat.events().iter().take_while(|e| e.seq < event.seq) {
-                let _ = actor.cast(AgentMsg::Deliver {
-                    at: std::time::Instant::now(),
-                    to: None,
-                    except: None,
-                    event: Outbound::Chat(Arc::new(earlier.clone())),
-                });
+                outlet.deliver(None, None, Outbound::Chat(Arc::new(earlier.clone())));
             }
         }
         if let ChatEventKind::SupervisorJoined { supervisor } = &event.kind {
@@ -220,13 +205,8 @@ impl ChatActorState {
             if previous.as_ref() == Some(follower) {
                 continue;
             }
-            if let Some(actor) = self.hub.agent_actor_ref(follower) {
-                let _ = actor.cast(AgentMsg::Deliver {
-                    at: std::time::Instant::now(),
-                    to: None,
-                    except,
-                    event: Outbound::Chat(event.clone()),
-                });
+            if let Some(outlet) = self.hub.agent_outlet(follower) {
+                outlet.deliver(None, except, Outbound::Chat(event.clone()));
             }
         }
         // One who left hears of it, and of the end if that is why.
@@ -261,17 +241,15 @@ impl ChatActorState {
                     if let Some(presence) = self.hub.presence().agent(agent) {
                         presence.assigned_at(event.at);
                     }
-                    // The new holder gets the whole transcript so far.
-                    if let Some(actor) = self.hub.agent_actor_ref(agent) {
+                    // The new holder gets the whole transcript so far
+                    // (recorded as theirs first: see `AgentOutlet`).
+                    if let Some(outlet) = self.hub.agent_outlet(agent) {
                         for earlier in self.chat.events().iter().take_while(|e| e.seq <= event.seq)
                         {
-                            let _ = actor.cast(AgentMsg::Deliver {
-                                at: std::time::Instant::now(),
-                                to: None,
-                                except: None,
-                                event: Outbound::Chat(Arc::new(earlier.clone())),
-                            });
+                            outlet.deliver(None, None, Outbound::Chat(Arc::new(earlier.clone())));
                         }
+                    }
+                    if let Some(actor) = self.hub.agent_actor_ref(agent) {
                         let _ = actor.cast(AgentMsg::Assigned(self.chat.id()));
                     }
                 }

@@ -30,8 +30,8 @@ impl Hub {
 
     /// A connection of an agent closed.
     pub fn detach_agent(&self, agent: &AgentId, conn: ConnId) {
-        if let Some(actor) = self.shared.agent_actors.get(agent) {
-            let _ = actor.cast(AgentMsg::Detach { conn });
+        if let Some(handle) = self.shared.agent_actors.get(agent) {
+            let _ = handle.actor.cast(AgentMsg::Detach { conn });
         }
     }
 
@@ -39,8 +39,8 @@ impl Hub {
         &self,
         agent: &AgentId,
     ) -> Result<ActorRef<AgentMsg>, HubError> {
-        if let Some(actor) = self.shared.agent_actors.get(agent) {
-            return Ok(actor.clone());
+        if let Some(handle) = self.shared.agent_actors.get(agent) {
+            return Ok(handle.actor.clone());
         }
         let (tx, rx) = oneshot::channel();
         self.shared

@@ -29,7 +29,7 @@ use ractor::{
 use tokio::sync::oneshot;
 
 use crate::actors::HubError;
-use crate::actors::agent::{AgentActor, AgentArgs, AgentMsg};
+use crate::actors::agent::{AgentActor, AgentArgs, AgentMsg, AgentOutlet};
 use crate::actors::channel::{Admit, ChannelActor, ChannelMsg, Waiting};
 use crate::actors::chat::{ChatActor, ChatArgs, ChatMsg, Receipt};
 use crate::actors::origins::{OriginSlot, Origins};
@@ -131,6 +131,13 @@ pub(crate) struct OfferRecord {
     pub offer: crate::core::OfferId,
 }
 
+/// A signed-in agent's actor and the outlet its chats deliver into.
+#[derive(Clone)]
+struct AgentHandle {
+    actor: ActorRef<AgentMsg>,
+    outlet: Arc<AgentOutlet>,
+}
+
 /// A live chat as the registry knows it.
 pub(crate) struct ChatEntry {
     pub actor: ActorRef<ChatMsg>,
@@ -149,7 +156,7 @@ struct Shared {
     agents: DashMap<AgentId, Arc<AgentEntry>>,
     /// One configuration reload at a time.
     reloading: tokio::sync::Mutex<()>,
-    agent_actors: DashMap<AgentId, ActorRef<AgentMsg>>,
+    agent_actors: DashMap<AgentId, AgentHandle>,
     chats: DashMap<ChatId, ChatEntry>,
     /// The agent of every active chat, and since when they hold it.
     assignments: DashMap<ChatId, (AgentId, Timestamp)>,
@@ -305,7 +312,15 @@ impl Hub {
         self.shared
             .agent_actors
             .get(agent)
-            .map(|actor| actor.clone())
+            .map(|handle| handle.actor.clone())
+    }
+
+    /// Where a signed-in agent's chat events go, if its actor runs.
+    pub(crate) fn agent_outlet(&self, agent: &AgentId) -> Option<Arc<AgentOutlet>> {
+        self.shared
+            .agent_actors
+            .get(agent)
+            .map(|handle| handle.outlet.clone())
     }
     /// A fresh connection id.
     pub fn next_conn(&self) -> ConnId {
@@ -684,7 +699,7 @@ impl Hub {
         }
         self.shared
             .agent_actors
-            .retain(|_, actor| actor.get_id() != id);
+            .retain(|_, handle| handle.actor.get_id() != id);
         failed_chats
     }
 }

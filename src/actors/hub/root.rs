@@ -35,24 +35,32 @@ impl HubRoot {
             .hub
             .as_ref()
             .ok_or_else(|| gone("the hub is starting"))?;
-        if let Some(actor) = hub.shared.agent_actors.get(&agent) {
-            return Ok(actor.clone());
+        if let Some(handle) = hub.shared.agent_actors.get(&agent) {
+            return Ok(handle.actor.clone());
         }
         let presence = hub
             .shared
             .presence
             .agent(&agent)
             .ok_or(HubError::Unauthorized)?;
+        let outlet = Arc::new(AgentOutlet::default());
         let args = AgentArgs {
             hub: hub.clone(),
             id: agent.clone(),
             presence,
+            outlet: outlet.clone(),
             grace: hub.shared.presence_grace,
         };
         let (actor, _) = Actor::spawn_linked(None, AgentActor, args, myself.get_cell())
             .await
             .map_err(|err| gone(format!("cannot start the agent's actor: {err}")))?;
-        hub.shared.agent_actors.insert(agent, actor.clone());
+        hub.shared.agent_actors.insert(
+            agent,
+            AgentHandle {
+                actor: actor.clone(),
+                outlet,
+            },
+        );
         Ok(actor)
     }
 
@@ -142,7 +150,7 @@ impl Actor for HubActor {
                 if let Some(hub) = &state.hub {
                     hub.shared
                         .agent_actors
-                        .retain(|_, actor| actor.get_id() != cell.get_id());
+                        .retain(|_, handle| handle.actor.get_id() != cell.get_id());
                 }
             }
             _ => {}
