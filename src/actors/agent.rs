@@ -657,3 +657,86 @@ impl Actor for AgentActor {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt as _;
+
+    use super::*;
+    use crate::actors::sink::EventSource;
+
+    fn event(chat: u64, seq: u64) -> Arc<ChatEvent> {
+        Arc::new(ChatEvent::customer_message(chat, seq, format!("m{seq}")))
+    }
+
+    /// Attaches connection `conn` as the agent's actor does, with the
+    /// chats in `replaying` waiting for their replay.
+    fn attach(outlet: &AgentOutlet, conn: u64, capacity: usize, replaying: &[u64]) -> EventSource {
+        let (sink, source) = EventSink::new(ConnId(conn), capacity);
+        let mut conns = outlet.lock();
+        conns.sinks.insert(ConnId(conn), sink);
+        let cursors = conns.cursors.entry(ConnId(conn)).or_default();
+        for &chat in replaying {
+            cursors.insert(ChatId(chat), Cursor::Replaying);
+        }
+        source
+    }
+
+    /// The (chat, seq) of every chat event the connection was handed.
+    fn received(source: &mut EventSource) -> Vec<(u64, u64)> {
+        let mut seen = Vec::new();
+        while let Ok((event, _)) = source.events.try_recv() {
+            if let Outbound::Chat(event) = event {
+                seen.push((event.chat.0, event.seq));
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn a_connection_catching_up_gets_each_event_once_and_in_order() {
+        let outlet = AgentOutlet::default();
+        let mut old = attach(&outlet, 1, 64, &[]);
+        outlet.deliver(None, None, Outbound::Chat(event(7, 1)));
+        let mut new = attach(&outlet, 2, 64, &[7]);
+        // Live events before the replay lands are in the replay.
+        outlet.deliver(None, None, Outbound::Chat(event(7, 2)));
+        outlet.replayed(ConnId(2), ChatId(7), [event(7, 1), event(7, 2)], 0);
+        outlet.deliver(None, None, Outbound::Chat(event(7, 3)));
+        // A chat the connection is not catching up on reaches it at once.
+        outlet.deliver(None, None, Outbound::Chat(event(8, 1)));
+        let all = [(7, 1), (7, 2), (7, 3), (8, 1)];
+        assert_eq!(received(&mut old), all);
+        assert_eq!(received(&mut new), all);
+    }
+
+    #[test]
+    fn the_sender_is_skipped_and_a_replay_for_a_closed_connection_leaves_no_cursor() {
+        let outlet = AgentOutlet::default();
+        let mut sender = attach(&outlet, 1, 64, &[]);
+        let mut other = attach(&outlet, 2, 64, &[]);
+        outlet.deliver(None, Some(ConnId(1)), Outbound::Chat(event(7, 1)));
+        assert_eq!(received(&mut sender), []);
+        assert_eq!(received(&mut other), [(7, 1)]);
+        outlet.replayed(ConnId(9), ChatId(7), [event(7, 1)], 0);
+        assert!(!outlet.lock().cursors.contains_key(&ConnId(9)));
+    }
+
+    #[test]
+    fn a_connection_too_far_behind_is_forgotten_and_told() {
+        let outlet = AgentOutlet::default();
+        let mut slow = attach(&outlet, 1, 1, &[]);
+        outlet.deliver(None, None, Outbound::Chat(event(7, 1)));
+        outlet.deliver(None, None, Outbound::Chat(event(7, 2)));
+        assert!(
+            outlet.lock().sinks.is_empty(),
+            "the refused sink is dropped"
+        );
+        assert!(
+            slow.overflow.notified().now_or_never().is_some(),
+            "its connection task is told to close"
+        );
+        outlet.deliver(None, None, Outbound::Chat(event(7, 3)));
+        assert_eq!(received(&mut slow), [(7, 1)]);
+    }
+}
