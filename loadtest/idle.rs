@@ -114,16 +114,7 @@ pub(crate) async fn run_queued(
         "{count} chats waiting in {channel}'s queue, started in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    match (before, hub_pid.and_then(resident_bytes)) {
-        (Some(before), Some(after)) => println!(
-            "hub resident memory {:.1} MiB -> {:.1} MiB: {:.1} KiB per queued chat",
-            before as f64 / 1048576.0,
-            after as f64 / 1048576.0,
-            after.saturating_sub(before) as f64 / 1024.0 / count as f64
-        ),
-        _ => println!("(pass --hub-pid to measure the hub's memory)"),
-    }
+    report_growth(before, hub_pid, count, "queued chat").await;
     drop(customers);
     Ok(())
 }
@@ -238,6 +229,13 @@ where
         "{count} {noun}s open in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    report_growth(before, hub_pid, count, noun).await;
+    Ok(held)
+}
+
+/// Waits two seconds for the hub to settle, then prints how much its
+/// resident memory grew from `before`, per one of `count` `noun`s.
+async fn report_growth(before: Option<u64>, hub_pid: Option<u32>, count: usize, noun: &str) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     match (before, hub_pid.and_then(resident_bytes)) {
         (Some(before), Some(after)) => println!(
@@ -248,5 +246,4 @@ where
         ),
         _ => println!("(pass --hub-pid to measure the hub's memory)"),
     }
-    Ok(held)
 }
