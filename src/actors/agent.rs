@@ -161,7 +161,7 @@ pub struct AgentOutlet {
 
 /// What an [`AgentOutlet`] guards.
 #[derive(Debug, Default)]
-pub(crate) struct Conns {
+struct Conns {
     sinks: HashMap<ConnId, EventSink>,
     /// Per connection, per chat being caught up: where it stands.
     cursors: HashMap<ConnId, HashMap<ChatId, Cursor>>,
