@@ -21,8 +21,8 @@ use crate::actors::chat::ChatMsg;
 use crate::actors::hub::Hub;
 use crate::actors::sink::{ConnId, EventSink, Outbound, Signal};
 use crate::core::{
-    AgentId, AgentPresence, Alert, ChannelId, ChatEvent, ChatId, Offer, OfferEnd, Party,
-    QueueUpdate, Status, Timestamp,
+    AgentId, AgentPresence, Alert, ChannelId, ChatEvent, ChatId, Offer, OfferEnd, QueueUpdate,
+    Status, Timestamp,
 };
 
 /// Messages to an [`AgentActor`].
@@ -57,15 +57,6 @@ pub enum AgentMsg {
     },
     /// A channel's queue updates, in order, for every connection.
     DeliverQueue(Arc<[Arc<QueueUpdate>]>),
-    /// Someone is typing in a chat this agent holds: offered to every
-    /// connection of the agent as a datagram, dropped where there is no
-    /// room.
-    Typing {
-        /// The chat.
-        chat: ChatId,
-        /// Who is typing.
-        from: Party,
-    },
     /// Present, Absent or Away (set by the agent or a supervisor; an
     /// agent idle too long turns Away on its own, see
     /// [`AgentMsg::IdleCheck`]).
@@ -149,7 +140,7 @@ pub struct AgentArgs {
 }
 
 /// An agent's connections, which its chats' actors deliver chat events
-/// into directly and its actor everything else, and where each connection
+/// and typing signals into directly and its actor everything else, and where each connection
 /// stands in the chats it is catching up on. One lock orders them all: a
 /// connection attached (its chats marked as replaying) before a chat
 /// delivers is skipped by that chat until its replay lands, and one
@@ -205,7 +196,9 @@ impl AgentOutlet {
         }
     }
 
-    /// Offers `signal` to every connection of the agent as a datagram.
+    /// Offers `signal` (someone typing in a chat the agent holds) to every
+    /// connection of the agent as a datagram, dropped where there is no
+    /// room.
     pub(crate) fn offer_signal(&self, signal: &Signal) {
         for sink in self.lock().sinks.values() {
             sink.offer_signal(signal.clone());
@@ -578,9 +571,6 @@ impl Actor for AgentActor {
                 for update in updates.iter() {
                     state.deliver(None, None, Outbound::Queue(update.clone()));
                 }
-            }
-            AgentMsg::Typing { chat, from } => {
-                state.outlet.offer_signal(&Signal::Typing { chat, from });
             }
             AgentMsg::ChannelsChanged => {
                 state.follow_channels(&myself);

@@ -58,12 +58,12 @@ impl ChatActorState {
         let chat = self.chat.id();
         match self.party(caller) {
             Ok(Party::Customer) => {
-                if let Some(actor) = self
+                if let Some(outlet) = self
                     .published_agent
                     .as_ref()
-                    .and_then(|agent| self.hub.agent_actor_ref(agent))
+                    .and_then(|agent| self.hub.agent_outlet(agent))
                 {
-                    let _ = actor.cast(AgentMsg::Typing {
+                    outlet.offer_signal(&Signal::Typing {
                         chat,
                         from: Party::Customer,
                     });
