@@ -33,15 +33,12 @@
 
 use std::path::{Path, PathBuf};
 
-use bincode::config::standard;
-
+use crate::store::commit_log::{CommitLog, MAX_PAYLOAD, Replay, decode_group, encode_group};
 use crate::store::log_io::{FsLogFile, LogFileIo};
 use crate::store::{Op, StoreError};
 
 const MAGIC: u32 = 0x4c57_4843; // "CHWL"
 const HEADER: usize = 4 + 4 + 4 + 8;
-/// The largest payload a record may claim; anything bigger is not a record.
-const MAX_PAYLOAD: usize = 256 << 20;
 /// The file grows by this many zero bytes at a time, written ahead of the
 /// records: overwriting blocks the file already has makes a sync write the
 /// data alone, while appending past the end also commits the file's new
@@ -51,7 +48,7 @@ const GROW_BYTES: u64 = 1 << 20;
 const KEEP_BUFFER_BYTES: usize = 4 << 20;
 
 /// The open log and where the next record goes.
-pub(crate) struct Log {
+pub(crate) struct FileLog {
     files: [LogFile; 2],
     /// The file records go to.
     active: usize,
@@ -97,13 +94,6 @@ fn second_file_of(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// What a scan of the log found: the groups after the database's own, in
-/// order.
-pub(crate) struct Replay {
-    /// `(group, ops)` for each record to apply again.
-    pub groups: Vec<(u64, Vec<Op>)>,
-}
-
 /// What went wrong, without the error's own prefix.
 fn reason(err: StoreError) -> String {
     match err {
@@ -116,7 +106,7 @@ fn io(err: std::io::Error) -> StoreError {
     StoreError::Engine(format!("commit log: {err}"))
 }
 
-impl Log {
+impl FileLog {
     /// Opens (creating if needed) the log at `path` (and its second file
     /// beside it) and reads back every record after group `durable`, the
     /// last group the database holds. New records are written from the
@@ -132,7 +122,7 @@ impl Log {
         Self::open_files([first, second], durable)
     }
 
-    /// [`Log::open`] over two files given with their names (for errors),
+    /// [`FileLog::open`] over two files given with their names (for errors),
     /// the first being `chathub.wal`.
     pub(crate) fn open_files(
         files: [(String, Box<dyn LogFileIo>); 2],
@@ -186,17 +176,14 @@ impl Log {
         Ok((log, Replay { groups }))
     }
 
-    /// Bytes written to the active file since it was last started.
-    pub(crate) fn len(&self) -> u64 {
-        self.files[self.active].offset
-    }
-
     /// The files grow `bytes` at a time from now on.
     #[cfg(test)]
     pub(crate) fn set_grow_step(&mut self, bytes: u64) {
         self.grow = bytes;
     }
+}
 
+impl CommitLog for FileLog {
     /// Writes group `group`'s ops and waits until they are on disk.
     ///
     /// An error that is [`StoreError::Corrupt`] wrote nothing (the group
@@ -204,11 +191,11 @@ impl Log {
     /// failed write or sync, which may have left part of the group or all
     /// of it on disk: that and every later append fail with an error (a
     /// [`StoreError::Stopped`] for the later ones) and write nothing.
-    pub(crate) fn append<'a>(
+    fn append(
         &mut self,
         group: u64,
         count: usize,
-        ops: impl Iterator<Item = &'a Op>,
+        ops: &mut dyn Iterator<Item = &Op>,
     ) -> Result<(), StoreError> {
         if let Some(failed) = &self.failed {
             return Err(StoreError::Stopped(format!(
@@ -218,27 +205,8 @@ impl Log {
         let buf = &mut self.buf;
         buf.clear();
         buf.resize(HEADER, 0);
-        let encode_err = |err: bincode::error::EncodeError| StoreError::Corrupt(err.to_string());
-        // The same bytes as a `Vec<Op>`: the length, then each op.
-        bincode::encode_into_std_write(count as u64, buf, standard()).map_err(encode_err)?;
-        for op in ops {
-            let before = buf.len();
-            bincode::encode_into_std_write(op, buf, standard()).map_err(encode_err)?;
-            // An op the database could not hold must not become durable:
-            // its apply would fail after it was acknowledged.
-            if buf.len() - before > crate::store::tables::MAX_VALUE_BYTES {
-                return Err(StoreError::Corrupt(format!(
-                    "an op of {} bytes is over the store's limit",
-                    buf.len() - before
-                )));
-            }
-        }
+        encode_group(buf, count, ops, MAX_PAYLOAD)?;
         let payload = buf.len() - HEADER;
-        if payload > MAX_PAYLOAD {
-            return Err(StoreError::Corrupt(format!(
-                "a group of {payload} bytes is over the log's limit"
-            )));
-        }
         buf[0..4].copy_from_slice(&MAGIC.to_le_bytes());
         buf[4..8].copy_from_slice(&(payload as u32).to_le_bytes());
         buf[12..20].copy_from_slice(&group.to_le_bytes());
@@ -255,11 +223,16 @@ impl Log {
         Ok(())
     }
 
+    /// Bytes written to the active file since it was last started.
+    fn len(&self) -> u64 {
+        self.files[self.active].offset
+    }
+
     /// The active file's groups are on their way into the durable
     /// database: the next records go to the other file, from its start.
     /// Only once every group in that file is durable in the database (its
     /// checkpoint finished).
-    pub(crate) fn switch(&mut self) {
+    fn switch(&mut self) {
         self.active = 1 - self.active;
         self.files[self.active].offset = 0;
     }
@@ -311,10 +284,7 @@ fn scan(bytes: &[u8], durable: u64) -> Result<Vec<(u64, Vec<Op>)>, StoreError> {
                 expected - 1
             )));
         }
-        let (ops, _): (Vec<Op>, _) =
-            bincode::decode_from_slice(payload, standard().with_limit::<MAX_PAYLOAD>())
-                .map_err(|err| StoreError::Corrupt(format!("commit log group {group}: {err}")))?;
-        groups.push((group, ops));
+        groups.push((group, decode_group(group, payload)?));
         expected += 1;
     }
     // Past the last record written only older runs' records remain, all of
@@ -368,14 +338,14 @@ pub(super) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chathub.wal");
         {
-            let (mut log, replay) = Log::open(&path, 0).unwrap();
+            let (mut log, replay) = FileLog::open(&path, 0).unwrap();
             assert!(replay.groups.is_empty());
             for group in 1..=3 {
                 let ops = [message(1, group * 2), message(2, group * 2 + 1)];
-                log.append(group, ops.len(), ops.iter()).unwrap();
+                log.append(group, ops.len(), &mut ops.iter()).unwrap();
             }
         }
-        let (_, replay) = Log::open(&path, 1).unwrap();
+        let (_, replay) = FileLog::open(&path, 1).unwrap();
         assert_eq!(seqs(&replay.groups), [(2, vec![4, 5]), (3, vec![6, 7])]);
     }
 
@@ -384,9 +354,9 @@ pub(super) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chathub.wal");
         let end = {
-            let (mut log, _) = Log::open(&path, 0).unwrap();
-            log.append(1, 1, [message(1, 1)].iter()).unwrap();
-            log.append(2, 1, [message(1, 2)].iter()).unwrap();
+            let (mut log, _) = FileLog::open(&path, 0).unwrap();
+            log.append(1, 1, &mut [message(1, 1)].iter()).unwrap();
+            log.append(2, 1, &mut [message(1, 2)].iter()).unwrap();
             log.len() as usize
         };
         let mut bytes = std::fs::read(&path).unwrap();
@@ -395,14 +365,14 @@ pub(super) mod tests {
         // Cut the second record short.
         bytes.truncate(end - 3);
         std::fs::write(&path, &bytes).unwrap();
-        let (_, replay) = Log::open(&path, 0).unwrap();
+        let (_, replay) = FileLog::open(&path, 0).unwrap();
         assert_eq!(seqs(&replay.groups), [(1, vec![1])]);
 
         // A flipped bit fails the checksum the same way.
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[HEADER + 2] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        let (_, replay) = Log::open(&path, 0).unwrap();
+        let (_, replay) = FileLog::open(&path, 0).unwrap();
         assert!(replay.groups.is_empty());
     }
 
@@ -411,21 +381,21 @@ pub(super) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chathub.wal");
         let second = {
-            let (mut log, _) = Log::open(&path, 0).unwrap();
-            log.append(1, 1, [message(1, 1)].iter()).unwrap();
+            let (mut log, _) = FileLog::open(&path, 0).unwrap();
+            log.append(1, 1, &mut [message(1, 1)].iter()).unwrap();
             let second = log.len() as usize;
-            log.append(2, 1, [message(1, 2)].iter()).unwrap();
-            log.append(3, 1, [message(1, 3)].iter()).unwrap();
+            log.append(2, 1, &mut [message(1, 2)].iter()).unwrap();
+            log.append(3, 1, &mut [message(1, 3)].iter()).unwrap();
             second
         };
         // A flipped bit in group 2, with group 3 whole behind it.
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[second + HEADER + 1] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        let err = Log::open(&path, 0).err().unwrap();
+        let err = FileLog::open(&path, 0).err().unwrap();
         assert!(err.to_string().contains("damaged"), "{err}");
         // Once the database holds group 3, nothing is lost: it opens.
-        let (_, replay) = Log::open(&path, 3).unwrap();
+        let (_, replay) = FileLog::open(&path, 3).unwrap();
         assert!(replay.groups.is_empty());
     }
 
@@ -434,39 +404,39 @@ pub(super) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chathub.wal");
         {
-            let (mut log, _) = Log::open(&path, 0).unwrap();
+            let (mut log, _) = FileLog::open(&path, 0).unwrap();
             // A long first run in the first file: groups 1..=5.
             for group in 1..=5 {
                 let ops: Vec<_> = (0..4).map(|n| message(group, n)).collect();
-                log.append(group, ops.len(), ops.iter()).unwrap();
+                log.append(group, ops.len(), &mut ops.iter()).unwrap();
             }
             // Checkpoint asked for at 5: on in the second file...
             log.switch();
-            log.append(6, 1, [message(9, 60)].iter()).unwrap();
-            log.append(7, 1, [message(9, 70)].iter()).unwrap();
+            log.append(6, 1, &mut [message(9, 60)].iter()).unwrap();
+            log.append(7, 1, &mut [message(9, 70)].iter()).unwrap();
             // ...and at 7 (5 being durable by then) back to the first,
             // whose start a shorter run overwrites.
             log.switch();
-            log.append(8, 1, [message(9, 80)].iter()).unwrap();
-            log.append(9, 1, [message(9, 90)].iter()).unwrap();
+            log.append(8, 1, &mut [message(9, 80)].iter()).unwrap();
+            log.append(9, 1, &mut [message(9, 90)].iter()).unwrap();
         }
         let first = std::fs::read(&path).unwrap();
         assert_eq!(record_at(&first, 0).map(|(group, _, _)| group), Some(8));
         // The checkpoint at 7 had not finished: the second file's groups
         // come first, then the first file's, not its old records.
-        let (_, replay) = Log::open(&path, 5).unwrap();
+        let (_, replay) = FileLog::open(&path, 5).unwrap();
         let groups: Vec<u64> = replay.groups.iter().map(|(group, _)| *group).collect();
         assert_eq!(groups, [6, 7, 8, 9]);
         // It had: only the first file's new run.
-        let (_, replay) = Log::open(&path, 7).unwrap();
+        let (_, replay) = FileLog::open(&path, 7).unwrap();
         assert_eq!(seqs(&replay.groups), [(8, vec![80]), (9, vec![90])]);
         // Everything durable: nothing to replay, although both files still
         // hold records.
-        let (_, replay) = Log::open(&path, 9).unwrap();
+        let (_, replay) = FileLog::open(&path, 9).unwrap();
         assert!(replay.groups.is_empty());
         // Groups missing between the database and the log are an error,
         // not something to skip over.
-        let err = Log::open(&path, 3).err().unwrap();
+        let err = FileLog::open(&path, 3).err().unwrap();
         assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
     }
 }

@@ -1,6 +1,6 @@
 //! The commit log's file I/O, behind [`LogFileIo`].
 //!
-//! The log ([`Log`](crate::store::log::Log)) is only as good as what it
+//! The log ([`FileLog`](crate::store::log::FileLog)) is only as good as what it
 //! does when the machine stops mid-append or the disk says no, and neither
 //! can be arranged with real files on demand. So the log reaches its two
 //! files through this trait: over [`std::fs::File`] in the hub
@@ -360,7 +360,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::store::log::Log;
+    use crate::store::commit_log::CommitLog;
+    use crate::store::log::FileLog;
     use crate::store::log::tests::message;
     use crate::store::{Op, StoreError};
 
@@ -369,8 +370,8 @@ mod tests {
         bincode::encode_to_vec(ops, standard()).expect("ops encode")
     }
 
-    fn open(disk: &MemDisk, durable: u64, grow: u64) -> (Log, Vec<(u64, Vec<Op>)>) {
-        let (mut log, replay) = Log::open_files(disk.files(), durable)
+    fn open(disk: &MemDisk, durable: u64, grow: u64) -> (FileLog, Vec<(u64, Vec<Op>)>) {
+        let (mut log, replay) = FileLog::open_files(disk.files(), durable)
             .unwrap_or_else(|err| panic!("a crash image opens: {err}"));
         log.set_grow_step(grow);
         (log, replay.groups)
@@ -416,7 +417,7 @@ mod tests {
     /// The writer's use of the log, and what it may count on.
     struct Model {
         disk: MemDisk,
-        log: Log,
+        log: FileLog,
         grow: u64,
         /// Log bytes after which the writer switches files.
         checkpoint_bytes: u64,
@@ -468,7 +469,7 @@ mod tests {
             self.groups.truncate(self.acked as usize);
             self.groups.push(ops);
             let ops = &self.groups[group as usize - 1];
-            self.log.append(group, ops.len(), ops.iter())?;
+            self.log.append(group, ops.len(), &mut ops.iter())?;
             self.acked = group;
             if self.log.len() >= self.checkpoint_bytes {
                 if let Some(group) = self.checkpointing.take() {
@@ -588,14 +589,14 @@ mod tests {
     }
 
     /// Appends groups 1..=3 to a fresh disk.
-    fn three_groups() -> (MemDisk, Log, Vec<Vec<Op>>) {
+    fn three_groups() -> (MemDisk, FileLog, Vec<Vec<Op>>) {
         let disk = MemDisk::default();
         let (mut log, _) = open(&disk, 0, 4096);
         let groups: Vec<Vec<Op>> = (1..=3)
             .map(|group| vec![message(1, group), message(2, group)])
             .collect();
         for (group, ops) in (1..).zip(&groups) {
-            log.append(group, ops.len(), ops.iter()).unwrap();
+            log.append(group, ops.len(), &mut ops.iter()).unwrap();
         }
         (disk, log, groups)
     }
@@ -610,7 +611,7 @@ mod tests {
                 // Large enough to grow the file.
                 let big: Vec<Op> = (0..200).map(|seq| message(3, seq)).collect();
                 disk.fail(call, nth, errno);
-                let err = log.append(4, big.len(), big.iter()).unwrap_err();
+                let err = log.append(4, big.len(), &mut big.iter()).unwrap_err();
                 assert!(matches!(err, StoreError::Engine(_)), "{case}: {err}");
                 let os = io::Error::from_raw_os_error(errno).to_string();
                 assert!(err.to_string().contains(&os), "{case}: {err}");
@@ -619,11 +620,11 @@ mod tests {
                 let calls = disk.calls();
                 let small = [message(4, 1)];
                 for group in [4, 5] {
-                    let err = log.append(group, 1, small.iter()).unwrap_err();
+                    let err = log.append(group, 1, &mut small.iter()).unwrap_err();
                     assert!(matches!(err, StoreError::Stopped(_)), "{case}: {err}");
                 }
                 log.switch();
-                assert!(log.append(4, 1, small.iter()).is_err(), "{case}");
+                assert!(log.append(4, 1, &mut small.iter()).is_err(), "{case}");
                 assert_eq!(disk.calls(), calls, "{case}");
 
                 // What was synced comes back, exactly.
@@ -680,7 +681,7 @@ mod tests {
         let (log, _) = open(&disk, 0, 4096);
         let writer = Writer::start(
             Arc::new(db),
-            log,
+            Box::new(log),
             Arc::new(Progress::new(0)),
             1 << 20,
             Default::default(),

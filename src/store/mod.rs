@@ -20,6 +20,7 @@
 //! may still have reached the disk and come back after a restart; a client
 //! retrying it with the same id finds it instead of writing it twice.
 
+mod commit_log;
 mod log;
 mod log_io;
 mod outbox;
@@ -283,10 +284,11 @@ impl Store {
                 .map_or(0, |group| group.value())
         };
         let log_path = data_dir.join("chathub.wal");
-        let (log, replay) = log::Log::open(&log_path, applied).map_err(|err| StoreError::Open {
-            path: log_path.clone(),
-            reason: err.to_string(),
-        })?;
+        let (log, replay) =
+            log::FileLog::open(&log_path, applied).map_err(|err| StoreError::Open {
+                path: log_path.clone(),
+                reason: err.to_string(),
+            })?;
         let mut group = applied;
         let outbox = OutboxHook::new(options.webhooks.clone());
         if let Some((last, _)) = replay.groups.last() {
@@ -327,7 +329,7 @@ impl Store {
         let progress = Arc::new(writer::Progress::new(group));
         let writer = Writer::start(
             db.clone(),
-            log,
+            Box::new(log),
             progress.clone(),
             options.checkpoint_bytes,
             outbox.clone(),

@@ -9,7 +9,7 @@ pub(super) fn apply_stopped() -> StoreError {
 
 /// What the log thread owns.
 pub(super) struct State {
-    pub(super) log: Log,
+    pub(super) log: Box<dyn CommitLog>,
     /// Log bytes after which the database is synced and the log goes on in
     /// its other file.
     pub(super) checkpoint_bytes: u64,
@@ -29,8 +29,8 @@ impl State {
             return Err(err);
         }
         let group = self.group + 1;
-        let all = jobs.iter().flat_map(|job| &job.ops);
-        match self.log.append(group, ops, all) {
+        let mut all = jobs.iter().flat_map(|job| &job.ops);
+        match self.log.append(group, ops, &mut all) {
             Ok(()) => {}
             // Nothing was written: only this group fails.
             Err(err @ StoreError::Corrupt(_)) => return Err(err),

@@ -2,7 +2,7 @@
 //!
 //! Two threads. The log thread gathers what was submitted while the previous
 //! group was on its way to disk into the next group, makes it durable with
-//! one synced record in the commit log ([`Log`]) and acknowledges it. The
+//! one record in the commit log ([`CommitLog`]) and acknowledges it. The
 //! apply thread then writes the acknowledged groups into the database,
 //! however many are waiting in one transaction and without a sync of its
 //! own. Readers wait (see [`Progress`]) until every group durable when they
@@ -23,7 +23,7 @@ use crate::core::{
     ChatEvent, ChatEventKind, FileId, ItemId, KnowledgeItem, Rating, SessionSummary, Ticket,
 };
 use crate::store::StoredFile;
-use crate::store::log::Log;
+use crate::store::commit_log::CommitLog;
 use crate::store::outbox::{OutboxHook, OutboxKey};
 use crate::store::{StoreError, engine, tables};
 
@@ -163,7 +163,7 @@ impl Writer {
     /// `progress`'s durable mark, writing new groups to `log`.
     pub(crate) fn start(
         db: Arc<Database>,
-        log: Log,
+        log: Box<dyn CommitLog>,
         progress: Arc<Progress>,
         checkpoint_bytes: u64,
         outbox: Arc<OutboxHook>,

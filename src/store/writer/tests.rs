@@ -5,6 +5,7 @@ use std::sync::mpsc as std_mpsc;
 use super::*;
 use crate::core::{ChannelId, ChatId, Customer, Party, Timestamp};
 use crate::store::Store;
+use crate::store::log::FileLog;
 
 fn event(chat: u64, seq: u64, kind: ChatEventKind) -> ChatEvent {
     ChatEvent {
@@ -219,11 +220,12 @@ fn groups_only_in_the_log_are_applied_at_open() {
     // As after a crash: two groups made durable by the log alone.
     {
         let wal = dir.path().join("chathub.wal");
-        let (mut log, replay) = Log::open(&wal, 2).unwrap();
+        let (mut log, replay) = FileLog::open(&wal, 2).unwrap();
         assert!(replay.groups.is_empty(), "a clean close leaves nothing");
         let third = [Op::Event(message(1, 3)), Op::Event(started(2))];
-        log.append(3, third.len(), third.iter()).unwrap();
-        log.append(4, 1, [Op::Event(message(2, 2))].iter()).unwrap();
+        log.append(3, third.len(), &mut third.iter()).unwrap();
+        log.append(4, 1, &mut [Op::Event(message(2, 2))].iter())
+            .unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
     let live = store.live_chats().unwrap().chats;
@@ -282,7 +284,7 @@ fn the_log_alternates_its_files_at_each_checkpoint_and_nothing_is_lost() {
 fn a_log_file_is_written_over_only_once_its_checkpoint_is_done() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chathub.wal");
-    let (log, _) = Log::open(&path, 0).unwrap();
+    let (log, _) = FileLog::open(&path, 0).unwrap();
     let progress = Arc::new(Progress::new(0));
     // This test is the apply thread: it answers checkpoints when it
     // chooses.
@@ -292,7 +294,7 @@ fn a_log_file_is_written_over_only_once_its_checkpoint_is_done() {
         thread: std::thread::current(),
     });
     let mut state = State {
-        log,
+        log: Box::new(log),
         // Every group fills its file.
         checkpoint_bytes: 1,
         checkpointing: None,
@@ -318,7 +320,7 @@ fn a_log_file_is_written_over_only_once_its_checkpoint_is_done() {
         _ => panic!("expected a checkpoint"),
     };
     let groups = |durable| {
-        let (_, replay) = Log::open(&path, durable).unwrap();
+        let (_, replay) = FileLog::open(&path, durable).unwrap();
         replay
             .groups
             .iter()
@@ -354,8 +356,9 @@ fn a_log_that_skips_groups_stops_the_open_with_a_clear_error() {
         store.close();
     }
     {
-        let (mut log, _) = Log::open(&dir.path().join("chathub.wal"), 1).unwrap();
-        log.append(3, 1, [Op::Event(message(1, 2))].iter()).unwrap();
+        let (mut log, _) = FileLog::open(&dir.path().join("chathub.wal"), 1).unwrap();
+        log.append(3, 1, &mut [Op::Event(message(1, 2))].iter())
+            .unwrap();
     }
     let err = Store::open(dir.path()).unwrap_err();
     assert!(matches!(err, StoreError::Open { .. }), "{err}");
