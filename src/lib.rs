@@ -11,6 +11,8 @@
 pub mod actors;
 pub mod client;
 #[cfg(feature = "hub")]
+pub mod cluster;
+#[cfg(feature = "hub")]
 pub mod config;
 pub mod core;
 #[cfg(feature = "hub")]

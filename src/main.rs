@@ -206,9 +206,10 @@ fn serve(
                     // Every acknowledged write is in the commit log: a
                     // restart replays it and carries on. Exit so a
                     // supervisor restarts the hub, rather than run on unable
-                    // to store anything.
-                    tracing::error!("the store failed, exiting so a restart can recover: {reason}");
-                    anyhow::bail!("the store failed: {reason}")
+                    // to store anything (or, in a cluster, deposed: another
+                    // process took the hub's log over).
+                    tracing::error!("writes stopped, exiting so a restart can recover: {reason}");
+                    anyhow::bail!("writes stopped: {reason}")
                 }
                 _ = hangup.recv() => {
                     let _ = reload_logged(&server, config_path).await;

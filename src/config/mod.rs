@@ -94,6 +94,10 @@ pub struct Config {
     /// Where chat lifecycle events are posted, as `[[webhook]]` tables.
     #[serde(default, rename = "webhook")]
     pub webhooks: Vec<WebhookConfig>,
+    /// The commit log on NATS JetStream under a lease; without it, on the
+    /// hub's own disk.
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// PEM files of a certificate chain and its private key.
@@ -360,7 +364,12 @@ pub const ENV_PREFIX: &str = "CHATHUB_";
 /// Variables with the prefix that are not configuration: the test suite's
 /// own switches, set for a whole `cargo test` run and so seen by every hub
 /// a test starts.
-pub const NOT_CONFIGURATION: [&str; 2] = ["CHATHUB_BROWSER_TESTS", "CHATHUB_BLESS"];
+pub const NOT_CONFIGURATION: [&str; 4] = [
+    "CHATHUB_BROWSER_TESTS",
+    "CHATHUB_BLESS",
+    "CHATHUB_CLUSTER_TESTS",
+    "CHATHUB_NATS_SERVER",
+];
 
 impl Config {
     /// Parses and checks a configuration.
@@ -426,6 +435,9 @@ impl Config {
             ));
         }
         self.limits.check().map_err(ConfigError::Invalid)?;
+        if let Some(cluster) = &self.cluster {
+            cluster.check().map_err(ConfigError::Invalid)?;
+        }
         self.webtransport.origins()?;
         if self.web.enabled && !self.webtransport.enabled {
             return invalid(
@@ -696,6 +708,7 @@ impl Config {
     }
 }
 
+mod cluster;
 mod env;
 pub mod origins;
 mod tables;
@@ -703,6 +716,7 @@ mod tables;
 mod tests;
 mod webhooks;
 
+pub use cluster::ClusterConfig;
 use env::set_field;
 pub use origins::{AllowedOrigins, Origin};
 pub use tables::{

@@ -407,6 +407,8 @@ fn the_test_suites_switches_are_not_configuration() {
     let vars = [
         ("CHATHUB_BROWSER_TESTS".to_owned(), "1".to_owned()),
         ("CHATHUB_BLESS".to_owned(), "1".to_owned()),
+        ("CHATHUB_CLUSTER_TESTS".to_owned(), "1".to_owned()),
+        ("CHATHUB_NATS_SERVER".to_owned(), "nats-server".to_owned()),
     ];
     assert!(Config::from_toml_with("", vars).is_ok());
     let typo = [("CHATHUB_LISTN".to_owned(), "127.0.0.1:1".to_owned())];
@@ -465,4 +467,41 @@ fn roles_are_read_and_checked() {
         "only a role",
     );
     refused("role = \"boss\"", "unknown variant");
+}
+
+#[test]
+fn the_cluster_table_is_read_defaulted_and_checked() {
+    assert_eq!(Config::default().cluster, None, "alone unless configured");
+    let config = Config::from_toml(
+        r#"
+        [cluster]
+        node = "h1"
+        nats = ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"]
+        "#,
+    )
+    .unwrap();
+    let cluster = config.cluster.unwrap();
+    assert_eq!(cluster.node, "h1");
+    assert_eq!(cluster.nats.len(), 2);
+    assert_eq!(cluster.lease_ttl, Duration::from_secs(3));
+    assert_eq!(cluster.replicas, 3);
+    assert_eq!(cluster.log_stream(), "CHATHUB_LOG_h1");
+    assert_eq!(cluster.log_subject(), "chathub.log.h1");
+    for (table, why) in [
+        ("node = \"h.1\"\nnats = [\"nats://a:1\"]", "node"),
+        ("node = \"\"\nnats = [\"nats://a:1\"]", "node"),
+        ("node = \"h1\"\nnats = []", "at least one"),
+        ("node = \"h1\"\nnats = [\"http://a:1\"]", "nats://"),
+        (
+            "node = \"h1\"\nnats = [\"nats://a:1\"]\nlease_ttl = \"100ms\"",
+            "lease_ttl",
+        ),
+        (
+            "node = \"h1\"\nnats = [\"nats://a:1\"]\nreplicas = 2",
+            "replicas",
+        ),
+    ] {
+        let err = Config::from_toml(&format!("[cluster]\n{table}")).unwrap_err();
+        assert!(err.to_string().contains(why), "{table}: {err}");
+    }
 }

@@ -65,6 +65,9 @@ pub enum ServerError {
     /// Webhook delivery could not start.
     #[error(transparent)]
     Webhook(#[from] crate::webhook::WebhookError),
+    /// The cluster's NATS servers or the hub's lease.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::LeaseError),
 }
 
 /// A running hub with its QUIC endpoint.
@@ -82,6 +85,9 @@ pub struct Server {
     /// The configuration served: as started, with the channels and agents
     /// of the last reload.
     running: tokio::sync::Mutex<Config>,
+    /// In a cluster, the lease under which the hub appends to its commit
+    /// log.
+    lease: Option<crate::cluster::Lease>,
 }
 
 impl Server {
@@ -94,17 +100,30 @@ impl Server {
         private_dir(&data_dir.join("files"))?;
         let server_config = tls::server_config(&identity, &config.limits)?;
         let webhook_settings = config.webhook_settings()?;
-        let store = Store::open_with(
-            &data_dir,
-            crate::store::StoreOptions {
-                checkpoint_bytes: config.store.checkpoint_bytes,
-                webhooks: config
-                    .webhooks
-                    .iter()
-                    .map(|hook| hook.name.clone())
-                    .collect(),
-            },
-        )?;
+        let (lease, jetstream) = match &config.cluster {
+            None => (None, None),
+            Some(cluster) => {
+                let (lease, target) = join_cluster(cluster).await?;
+                (Some(lease), Some(target))
+            }
+        };
+        let options = crate::store::StoreOptions {
+            checkpoint_bytes: config.store.checkpoint_bytes,
+            webhooks: config
+                .webhooks
+                .iter()
+                .map(|hook| hook.name.clone())
+                .collect(),
+            jetstream,
+        };
+        // Opening reads the database (and, in a cluster, waits for NATS):
+        // off the runtime's threads.
+        let store = {
+            let data_dir = data_dir.clone();
+            tokio::task::spawn_blocking(move || Store::open_with(&data_dir, options))
+                .await
+                .map_err(|err| StoreError::Engine(format!("opening the store: {err}")))??
+        };
         for file in ["chathub.redb", "chathub.wal", "chathub.wal.1"] {
             private_file(&data_dir.join(file))?;
         }
@@ -174,6 +193,7 @@ impl Server {
             web,
             site,
             running: tokio::sync::Mutex::new(config.clone()),
+            lease,
         })
     }
 
@@ -233,7 +253,13 @@ impl Server {
     /// Resolves, with the reason, once the store stopped writing after a
     /// failure; see [`Hub::storage_failed`].
     pub async fn failed(&self) -> String {
-        self.hub.storage_failed().await
+        match &self.lease {
+            None => self.hub.storage_failed().await,
+            Some(lease) => tokio::select! {
+                reason = self.hub.storage_failed() => reason,
+                reason = lease.lost() => reason,
+            },
+        }
     }
 
     /// The hub behind the endpoint.
@@ -266,8 +292,51 @@ impl Server {
         // Before the hub closes the store they remove delivered rows from.
         self.webhooks.shutdown().await;
         self.hub.shutdown().await;
+        // The store is closed: whoever takes the log over next need not
+        // wait out the lease.
+        if let Some(lease) = self.lease {
+            lease.release().await;
+        }
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
     }
+}
+
+/// How long a starting hub waits for its lease, should another process
+/// still hold it: a few lease times, enough for a crashed one's to run out.
+fn lease_patience(cluster: &crate::config::ClusterConfig) -> Duration {
+    cluster.lease_ttl * 4
+}
+
+/// Connects to the cluster, takes the hub's lease and says where its
+/// commit log lives.
+async fn join_cluster(
+    cluster: &crate::config::ClusterConfig,
+) -> Result<(crate::cluster::Lease, crate::store::JetStreamTarget), ServerError> {
+    let client = crate::cluster::connect(cluster).await?;
+    let lease = crate::cluster::Lease::take(
+        &client,
+        &cluster.lease_key(),
+        &cluster.node,
+        cluster.lease_ttl,
+        cluster.replicas,
+        lease_patience(cluster),
+    )
+    .await?;
+    tracing::info!(
+        node = %cluster.node,
+        epoch = lease.epoch(),
+        "took the lease of this hub's commit log"
+    );
+    let target = crate::store::JetStreamTarget {
+        runtime: tokio::runtime::Handle::current(),
+        client,
+        stream: cluster.log_stream(),
+        subject: cluster.log_subject(),
+        replicas: cluster.replicas,
+        node: cluster.node.clone(),
+        epoch: lease.epoch(),
+    };
+    Ok((lease, target))
 }
 
 /// Creates `dir` if needed and makes it its owner's alone (0700): the data

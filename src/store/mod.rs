@@ -21,6 +21,7 @@
 //! retrying it with the same id finds it instead of writing it twice.
 
 mod commit_log;
+mod jetstream;
 mod log;
 mod log_io;
 mod outbox;
@@ -39,7 +40,9 @@ use crate::core::{
     RatedSession, Rating, SessionSummary, TaggedSession, Ticket, TicketId, TicketSummary,
     Timestamp,
 };
+use crate::store::commit_log::CommitLog;
 
+pub use jetstream::JetStreamTarget;
 pub use outbox::{
     OutboxContext, OutboxHook, OutboxItem, OutboxKey, OutboxRow, WEBHOOK_TRANSCRIPT_BYTES,
 };
@@ -83,6 +86,10 @@ pub enum StoreError {
     /// restart replays the commit log.
     #[error("writes stopped after a failure; restart the hub to recover from the commit log: {0}")]
     Stopped(String),
+    /// Another hub took the commit log over: this one may acknowledge
+    /// nothing more.
+    #[error("another hub took over the commit log: {0}")]
+    Fenced(String),
 }
 
 fn engine(err: impl std::fmt::Display) -> StoreError {
@@ -221,7 +228,7 @@ pub struct TranscriptPage {
 }
 
 /// How the store runs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct StoreOptions {
     /// Commit-log bytes after which the database is synced while the log
     /// goes on in its other file.
@@ -230,6 +237,11 @@ pub struct StoreOptions {
     /// rating gets a row for each; the rows of any other webhook are
     /// removed at open.
     pub webhooks: Vec<String>,
+    /// Where the commit log lives: `None`, in two files beside the
+    /// database; else on a JetStream stream (a hub in a cluster).
+    /// Opening it over JetStream waits for the server: call
+    /// [`Store::open_with`] off the async runtime's threads then.
+    pub jetstream: Option<JetStreamTarget>,
 }
 
 impl Default for StoreOptions {
@@ -237,6 +249,7 @@ impl Default for StoreOptions {
         Self {
             checkpoint_bytes: 32 << 20,
             webhooks: Vec::new(),
+            jetstream: None,
         }
     }
 }
@@ -283,13 +296,26 @@ impl Store {
                 .map_err(|err| open_err(&err))?
                 .map_or(0, |group| group.value())
         };
-        let log_path = data_dir.join("chathub.wal");
-        let (log, replay) =
-            log::FileLog::open(&log_path, applied).map_err(|err| StoreError::Open {
-                path: log_path.clone(),
-                reason: err.to_string(),
-            })?;
-        let mut group = applied;
+        let (log, replay, mut group): (Box<dyn CommitLog>, _, _) =
+            match &options.jetstream {
+                None => {
+                    let log_path = data_dir.join("chathub.wal");
+                    let (log, replay) =
+                        log::FileLog::open(&log_path, applied).map_err(|err| StoreError::Open {
+                            path: log_path.clone(),
+                            reason: err.to_string(),
+                        })?;
+                    (Box::new(log), replay, applied)
+                }
+                Some(target) => {
+                    let (log, replay, last) = jetstream::JetStreamLog::open(target, applied)
+                        .map_err(|err| StoreError::Open {
+                            path: PathBuf::from(format!("nats:{}", target.stream)),
+                            reason: err.to_string(),
+                        })?;
+                    (Box::new(log), replay, last)
+                }
+            };
         let outbox = OutboxHook::new(options.webhooks.clone());
         if let Some((last, _)) = replay.groups.last() {
             // In order, in one durable transaction.
@@ -329,7 +355,7 @@ impl Store {
         let progress = Arc::new(writer::Progress::new(group));
         let writer = Writer::start(
             db.clone(),
-            Box::new(log),
+            log,
             progress.clone(),
             options.checkpoint_bytes,
             outbox.clone(),

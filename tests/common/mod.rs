@@ -11,6 +11,8 @@ use chathub::core::{AgentId, ChatEvent, ChatId, Customer, QueueUpdate, Status};
 use chathub::protocol::{FrameBuf, ServerFrame};
 use chathub::server::Server;
 
+pub(crate) mod nats;
+
 /// A `[limits]` table for tests that drive many chats from one connection
 /// and post in bursts (their subject is not the limits).
 #[macro_export]

@@ -1,0 +1,441 @@
+//! A hub's commit log on NATS JetStream, against a real `nats-server`
+//! (see `common/nats.rs`): the stream is the truth a store rebuilds from,
+//! whoever opens the log fences out whoever appended before, a lease keeps
+//! a hub from running twice, and a hub that was paused past its lease
+//! acknowledges nothing once another has taken over.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use chathub::client::{AgentClient, ClientConfig, CustomerClient, Started};
+use chathub::cluster::{Lease, LeaseError};
+use chathub::core::{
+    ChannelId, ChatEvent, ChatEventKind, ChatId, Customer, Party, Status, Timestamp,
+};
+use chathub::store::{JetStreamTarget, Op, Store, StoreError, StoreOptions};
+use common::free_udp_port;
+use common::nats::NatsServer;
+
+fn event(chat: u64, seq: u64, kind: ChatEventKind) -> Op {
+    Op::Event(ChatEvent {
+        chat: ChatId(chat),
+        seq,
+        at: Timestamp(seq * 10),
+        kind,
+    })
+}
+
+fn started(chat: u64) -> Op {
+    event(
+        chat,
+        1,
+        ChatEventKind::Started {
+            channel: ChannelId::new("support"),
+            customer: Customer::default(),
+        },
+    )
+}
+
+fn message(chat: u64, seq: u64, text: &str) -> Op {
+    event(
+        chat,
+        seq,
+        ChatEventKind::Message {
+            from: Party::Customer,
+            client_id: seq,
+            text: text.to_owned(),
+        },
+    )
+}
+
+fn write(store: &Store, ops: Vec<Op>) -> Result<(), StoreError> {
+    let (tx, rx) = std_mpsc::channel();
+    store
+        .writer()
+        .submit(ops, Box::new(move |result| tx.send(result).unwrap()));
+    rx.recv().unwrap()
+}
+
+fn texts(store: &Store, chat: u64) -> Vec<String> {
+    let mut texts = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store
+            .transcript(ChatId(chat), after)
+            .unwrap()
+            .expect("the chat is stored");
+        for event in &page.events {
+            after = event.seq;
+            if let ChatEventKind::Message { text, .. } = &event.kind {
+                texts.push(text.clone());
+            }
+        }
+        if !page.more {
+            return texts;
+        }
+    }
+}
+
+/// Opens a store over `data` whose log is `stream` (off the runtime's
+/// threads, as the server does).
+async fn open(
+    data: PathBuf,
+    client: &async_nats::Client,
+    stream: &str,
+    node: &str,
+    epoch: u64,
+) -> Result<Store, StoreError> {
+    let options = StoreOptions {
+        jetstream: Some(JetStreamTarget {
+            runtime: tokio::runtime::Handle::current(),
+            client: client.clone(),
+            stream: stream.to_owned(),
+            subject: format!("chathub.test.{stream}"),
+            replicas: 1,
+            node: node.to_owned(),
+            epoch,
+        }),
+        ..StoreOptions::default()
+    };
+    std::fs::create_dir_all(&data).unwrap();
+    tokio::task::spawn_blocking(move || Store::open_with(&data, options))
+        .await
+        .unwrap()
+}
+
+/// `write` off the runtime's threads.
+async fn write_off(store: &Store, ops: Vec<Op>) -> Result<(), StoreError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || write(&store, ops))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_is_rebuilt_from_its_stream_and_the_hub_it_took_over_from_is_fenced_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(nats) = NatsServer::start(&dir.path().join("nats")).await else {
+        return;
+    };
+    let client = nats.client().await;
+    let first = open(dir.path().join("a"), &client, "T1", "a", 1)
+        .await
+        .unwrap();
+    write_off(&first, vec![started(1), message(1, 2, "one")])
+        .await
+        .unwrap();
+    // A group over what the server takes in one message goes in parts.
+    let big = "x".repeat(600 << 10);
+    write_off(
+        &first,
+        vec![
+            message(1, 3, &big),
+            message(1, 4, &big),
+            message(1, 5, "two"),
+        ],
+    )
+    .await
+    .unwrap();
+
+    // Another hub opens the same log over an empty data folder: it reads
+    // everything acknowledged, and from then on the first can append
+    // nothing.
+    let second = open(dir.path().join("b"), &client, "T1", "b", 2)
+        .await
+        .unwrap();
+    let rebuilt = texts(&second, 1);
+    assert_eq!(rebuilt.len(), 4, "every acknowledged message, once");
+    assert_eq!(rebuilt[0], "one");
+    assert_eq!(
+        rebuilt[1].len(),
+        big.len(),
+        "a group in parts comes back whole"
+    );
+    assert_eq!(rebuilt[3], "two");
+    let fenced = write_off(&first, vec![message(1, 6, "lost")]).await;
+    let fenced = fenced.expect_err("the deposed hub's append fails");
+    assert!(
+        fenced
+            .to_string()
+            .contains("another hub took over the commit log"),
+        "on the fence: {fenced}"
+    );
+    // The fence holds for a hub that found the stream empty too: the
+    // server takes an expected last sequence of 0 at its word.
+    let jetstream = async_nats::jetstream::new(client.clone());
+    let stale = jetstream
+        .send_publish(
+            "chathub.test.T1",
+            async_nats::jetstream::message::PublishMessage::build()
+                .payload("stale".into())
+                .expected_last_sequence(0),
+        )
+        .await
+        .unwrap()
+        .await;
+    assert!(stale.is_err(), "{stale:?}");
+    let again = write_off(&first, vec![message(1, 6, "lost too")]).await;
+    assert!(again.is_err(), "and it appends nothing after that");
+    write_off(&second, vec![message(1, 6, "three")])
+        .await
+        .unwrap();
+    first.close();
+    second.close();
+    drop((first, second));
+
+    // The second hub restarts over its own folder: it applies only what its
+    // database lacks. A third over an empty folder sees all of it.
+    let second = open(dir.path().join("b"), &client, "T1", "b", 3)
+        .await
+        .unwrap();
+    let third = open(dir.path().join("c"), &client, "T1", "c", 4)
+        .await
+        .unwrap();
+    for store in [&second, &third] {
+        let texts = texts(store, 1);
+        assert_eq!(texts.len(), 5);
+        assert_eq!(texts[4], "three", "nothing of the fenced append");
+    }
+    // A database ahead of the stream (another stream's, say) is refused
+    // rather than mixed.
+    second.close();
+    drop(second);
+    let wrong = open(dir.path().join("b"), &client, "T2", "b", 5).await;
+    assert!(
+        matches!(wrong, Err(StoreError::Open { .. })),
+        "{:?}",
+        wrong.err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_groups_survive_a_crash_of_the_nats_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut nats) = NatsServer::start(&dir.path().join("nats")).await else {
+        return;
+    };
+    let client = nats.client().await;
+    let store = open(dir.path().join("a"), &client, "T3", "a", 1)
+        .await
+        .unwrap();
+    write_off(&store, vec![started(1)]).await.unwrap();
+    for seq in 2..50 {
+        write_off(&store, vec![message(1, seq, &format!("m{seq}"))])
+            .await
+            .unwrap();
+    }
+    store.close();
+    drop(store);
+    // Every acknowledgement came after the server's sync: a kill -9 of the
+    // server loses none of them.
+    nats.crash_and_restart().await;
+    let client = nats.client().await;
+    let store = open(dir.path().join("fresh"), &client, "T3", "a", 2)
+        .await
+        .unwrap();
+    let texts = texts(&store, 1);
+    assert_eq!(texts.len(), 48);
+    assert_eq!(texts.last().map(String::as_str), Some("m49"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_is_held_while_renewed_and_taken_once_its_holder_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(nats) = NatsServer::start(&dir.path().join("nats")).await else {
+        return;
+    };
+    let client = nats.client().await;
+    let ttl = Duration::from_secs(1);
+    let holder = Lease::take(&client, "log.x", "one", ttl, 1, ttl)
+        .await
+        .unwrap();
+    // Renewed all along: a contender waiting several lease times gets
+    // nothing.
+    let held = Lease::take(&client, "log.x", "two", ttl, 1, ttl * 3).await;
+    match held {
+        Err(LeaseError::Held { holder, .. }) => assert_eq!(holder, "one"),
+        other => panic!("the lease is held: {other:?}"),
+    }
+    // The holder dies without a word: after a lease time it is taken, at
+    // a later epoch, and the old holder learns it lost it.
+    let epoch = holder.epoch();
+    drop(holder);
+    let taken = Lease::take(&client, "log.x", "two", ttl, 1, ttl * 5)
+        .await
+        .unwrap();
+    assert!(taken.epoch() > epoch);
+    // Given up on purpose, it is free at once.
+    taken.release().await;
+    let started = std::time::Instant::now();
+    let next = Lease::take(&client, "log.x", "three", ttl, 1, ttl * 5)
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < ttl,
+        "a released lease is taken without waiting: {:?}",
+        started.elapsed()
+    );
+    drop(next);
+}
+
+/// A `chathub serve` process in a cluster of one NATS server.
+struct HubProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl HubProcess {
+    fn spawn(dir: &Path, name: &str, node: &str, nats: &str, port: u16) -> Self {
+        let data = dir.join(name);
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\npresence_grace_secs = 60\n\
+                 [metrics]\nenabled = false\n\
+                 [cluster]\nnode = \"{node}\"\nnats = [\"{nats}\"]\nlease_ttl = \"1s\"\nreplicas = 1\n\
+                 [[channel]]\nname = \"support\"\noffline_form = false\n\
+                 [[agent]]\nid = \"agent\"\ntoken = \"{TOKEN}\"\ncapacity = 10\n",
+                data.display()
+            ),
+        )
+        .unwrap();
+        let log = dir.join(format!("{name}.log"));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_chathub"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("the hub binary starts");
+        Self { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal}");
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const TOKEN: &str = "cluster-test-token-0123456789";
+
+/// A client of the hub in `data`, once it is up.
+async fn client_of(hub: &HubProcess, data: &Path, port: u16) -> ClientConfig {
+    let cert = data.join("cert.pem");
+    for _ in 0..400 {
+        if cert.exists()
+            && let Ok(built) = ClientConfig::builder(([127, 0, 0, 1], port).into())
+                .trust_pem_file(&cert)
+                .and_then(|builder| builder.idle_timeout(Duration::from_millis(1500)).build())
+            && CustomerClient::connect(&built).await.is_ok()
+        {
+            return built;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the hub did not come up: {}", hub.log())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_paused_past_its_lease_acknowledges_nothing_once_another_took_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(nats) = NatsServer::start(&dir.path().join("nats")).await else {
+        return;
+    };
+    let first_port = free_udp_port();
+    let mut first = HubProcess::spawn(dir.path(), "first", "h1", &nats.url(), first_port);
+    let first_client = client_of(&first, &dir.path().join("first"), first_port).await;
+    let customer = CustomerClient::connect(&first_client).await.unwrap();
+    let Started::Queued { chat, .. } = customer
+        .start_chat("support", Customer::default(), "hello")
+        .await
+        .unwrap()
+    else {
+        panic!("queued")
+    };
+    let mut acknowledged = vec!["hello".to_owned()];
+    for n in 0..5 {
+        let text = format!("before {n}");
+        customer.send(chat, text.clone()).await.unwrap();
+        acknowledged.push(text);
+    }
+
+    // The first hub stops (a pause, a partition) for twice its lease; a
+    // second process of the same node takes the log over meanwhile.
+    first.signal("-STOP");
+    let second_port = free_udp_port();
+    let second = HubProcess::spawn(dir.path(), "second", "h1", &nats.url(), second_port);
+    let second_client = client_of(&second, &dir.path().join("second"), second_port).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    first.signal("-CONT");
+
+    // Whatever the first hub still has in hand, it acknowledges nothing:
+    // its lease and its appends are fenced, and it exits.
+    let late = tokio::time::timeout(
+        Duration::from_secs(5),
+        customer.send(chat, "after the pause"),
+    )
+    .await;
+    assert!(
+        !matches!(late, Ok(Ok(_))),
+        "the deposed hub acknowledged a message: {late:?}"
+    );
+    let mut exited = None;
+    for _ in 0..200 {
+        if let Some(status) = first.child.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = exited.unwrap_or_else(|| panic!("the deposed hub runs on: {}", first.log()));
+    assert!(!status.success(), "it exits with an error");
+    let log = first.log();
+    assert!(
+        log.contains("took over") || log.contains("taken over"),
+        "it says why: {log}"
+    );
+
+    // The second hub, over a folder of its own, has the chat with every
+    // acknowledged message, and carries on with it.
+    let agent = AgentClient::connect(&second_client, "agent", TOKEN)
+        .await
+        .unwrap();
+    agent.set_status(Status::Present).await.unwrap();
+    let assignment = agent.get_next("support").await.unwrap();
+    assert_eq!(assignment.chat, chat, "the waiting chat, back in its queue");
+    let transcript = agent.transcript(chat).await.unwrap();
+    let texts: Vec<String> = transcript
+        .into_iter()
+        .filter_map(|event| match event.kind {
+            ChatEventKind::Message { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        texts, acknowledged,
+        "every acknowledged message, once, in order"
+    );
+    agent.send(chat, "hello from the new hub").await.unwrap();
+    drop(second);
+}
