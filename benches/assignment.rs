@@ -75,6 +75,7 @@ async fn measure(routing: Routing, agents: usize, waiting: u64) {
             chat_starts_per_minute: u32::MAX,
             ..Default::default()
         },
+        ids_after: 0,
     };
     let hub = Hub::start(config, Store::open(&dir).expect("a store"))
         .await

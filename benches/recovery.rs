@@ -127,6 +127,7 @@ async fn main() {
         presence_grace: Duration::from_secs(5),
         files_dir: dir.join("files"),
         limits: Default::default(),
+        ids_after: 0,
     };
     let started = Instant::now();
     let store = Store::open(&dir).expect("the store reopens");

@@ -44,6 +44,7 @@ fn relay(c: &mut Criterion) {
                 chat_bytes: u64::MAX,
                 ..Default::default()
             },
+            ids_after: 0,
         };
         let hub = Hub::start(config, Store::open(&dir).unwrap())
             .await

@@ -250,12 +250,19 @@ async fn a_lease_is_held_while_renewed_and_taken_once_its_holder_stops() {
     };
     let client = nats.client().await;
     let ttl = Duration::from_secs(1);
-    let holder = Lease::take(&client, "log.x", "one", ttl, 1, ttl)
+    let bucket = async_nats::jetstream::new(client.clone())
+        .create_key_value(async_nats::jetstream::kv::Config {
+            bucket: "leases".into(),
+            history: 1,
+            max_age: ttl,
+            ..Default::default()
+        })
         .await
         .unwrap();
+    let holder = Lease::take(&bucket, "p1", "one", ttl, ttl).await.unwrap();
     // Renewed all along: a contender waiting several lease times gets
     // nothing.
-    let held = Lease::take(&client, "log.x", "two", ttl, 1, ttl * 3).await;
+    let held = Lease::take(&bucket, "p1", "two", ttl, ttl * 3).await;
     match held {
         Err(LeaseError::Held { holder, .. }) => assert_eq!(holder, "one"),
         other => panic!("the lease is held: {other:?}"),
@@ -264,14 +271,14 @@ async fn a_lease_is_held_while_renewed_and_taken_once_its_holder_stops() {
     // a later epoch, and the old holder learns it lost it.
     let epoch = holder.epoch();
     drop(holder);
-    let taken = Lease::take(&client, "log.x", "two", ttl, 1, ttl * 5)
+    let taken = Lease::take(&bucket, "p1", "two", ttl, ttl * 5)
         .await
         .unwrap();
     assert!(taken.epoch() > epoch);
     // Given up on purpose, it is free at once.
     taken.release().await;
     let started = std::time::Instant::now();
-    let next = Lease::take(&client, "log.x", "three", ttl, 1, ttl * 5)
+    let next = Lease::take(&bucket, "p1", "three", ttl, ttl * 5)
         .await
         .unwrap();
     assert!(
@@ -297,7 +304,7 @@ impl HubProcess {
             format!(
                 "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\npresence_grace_secs = 60\n\
                  [metrics]\nenabled = false\n\
-                 [cluster]\nnode = \"{node}\"\nnats = [\"{nats}\"]\nlease_ttl = \"1s\"\nreplicas = 1\n\
+                 [cluster]\nnode = \"{node}\"\nnats = [\"{nats}\"]\nlease_ttl = \"1s\"\nreplicas = 1\npartitions = 2\n\
                  [[channel]]\nname = \"support\"\noffline_form = false\n\
                  [[agent]]\nid = \"agent\"\ntoken = \"{TOKEN}\"\ncapacity = 10\n",
                 data.display()

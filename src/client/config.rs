@@ -17,6 +17,9 @@ use crate::protocol::ALPN;
 #[derive(Clone)]
 pub struct ClientConfig {
     pub(crate) server: SocketAddr,
+    /// Other hubs of the same cluster, tried in turn when one cannot be
+    /// reached.
+    pub(crate) others: Vec<SocketAddr>,
     pub(crate) server_name: String,
     pub(crate) quic: quinn::ClientConfig,
     pub(crate) endpoint: Option<quinn::Endpoint>,
@@ -36,6 +39,7 @@ impl ClientConfig {
     pub fn builder(server: SocketAddr) -> ClientConfigBuilder {
         ClientConfigBuilder {
             server,
+            others: Vec::new(),
             server_name: "localhost".into(),
             roots: RootCertStore::empty(),
             idle_timeout: Duration::from_secs(10),
@@ -45,6 +49,12 @@ impl ClientConfig {
     /// The hub's address.
     pub fn server(&self) -> SocketAddr {
         self.server
+    }
+
+    /// Every hub the client may connect to: the first, then those added
+    /// with [`ClientConfigBuilder::also`].
+    pub fn servers(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        std::iter::once(self.server).chain(self.others.iter().copied())
     }
 
     /// The server name the certificate is checked against.
@@ -78,12 +88,25 @@ impl ClientConfig {
 #[derive(Debug)]
 pub struct ClientConfigBuilder {
     server: SocketAddr,
+    others: Vec<SocketAddr>,
     server_name: String,
     roots: RootCertStore,
     idle_timeout: Duration,
 }
 
 impl ClientConfigBuilder {
+    /// Another hub of the same cluster (all serving the same certificate
+    /// name): when the hub the client is connected to cannot be reached,
+    /// the client tries the next. Any hub of a cluster sends a client on
+    /// to the one serving its chats (`Elsewhere`), which the client
+    /// follows at once.
+    pub fn also(mut self, server: SocketAddr) -> Self {
+        if server != self.server && !self.others.contains(&server) {
+            self.others.push(server);
+        }
+        self
+    }
+
     /// The name the hub's certificate must be valid for; `localhost` by
     /// default, which the hub's generated certificate is.
     pub fn server_name(mut self, name: impl Into<String>) -> Self {
@@ -157,6 +180,7 @@ impl ClientConfigBuilder {
         quic.transport_config(Arc::new(transport));
         Ok(ClientConfig {
             server: self.server,
+            others: self.others,
             server_name: self.server_name,
             quic,
             endpoint: None,

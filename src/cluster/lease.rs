@@ -1,23 +1,23 @@
 //! A lease in a JetStream key-value bucket, taken and renewed by compare
 //! and set on the key's revision.
 //!
-//! Nobody compares clocks. The holder writes the key again every third of
-//! the lease's time, each write expecting the revision of its last; a
-//! contender watches the key and takes it (a write expecting the revision
-//! it saw) only once that revision has stood unchanged for a whole lease
-//! time by its own clock. A holder whose write finds another revision, or
-//! that could not write for a whole lease time, has lost the lease. The
-//! revision it took the lease at is its epoch, which grows with every
-//! taking.
+//! No clocks of different machines are compared. The holder writes the
+//! key again every third of the lease's time, each write expecting the
+//! revision of its last. A lease nobody renews goes away: the buckets keep
+//! a key for one lease time after its last write (`max_age`, by the NATS
+//! servers' clock), and a contender also takes a key whose revision has
+//! stood unchanged for a whole lease time by its own clock (a write
+//! expecting the revision it saw). A holder whose write finds another
+//! revision, or no key, or that could not write for a whole lease time,
+//! has lost the lease. The revision it took the lease at is its epoch,
+//! which grows with every taking.
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, kv};
+use async_nats::jetstream::kv;
 use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
-
-use crate::cluster::LEASE_BUCKET;
 
 /// What went wrong with NATS or a lease.
 #[derive(Debug, thiserror::Error)]
@@ -53,27 +53,17 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Takes the lease `key` for `holder`, waiting (watching the key) for
-    /// as long as another holder keeps renewing it, up to `patience`.
+    /// Takes the lease `key` of `bucket` for `holder` (the value written),
+    /// waiting (watching the key) for as long as another holder keeps
+    /// renewing it, up to `patience` (zero: one try).
     pub async fn take(
-        client: &async_nats::Client,
+        bucket: &kv::Store,
         key: &str,
         holder: &str,
         ttl: Duration,
-        replicas: usize,
         patience: Duration,
     ) -> Result<Self, LeaseError> {
-        let jetstream = jetstream::new(client.clone());
-        let bucket = jetstream
-            .create_or_update_key_value(kv::Config {
-                bucket: LEASE_BUCKET.into(),
-                history: 1,
-                num_replicas: replicas,
-                storage: jetstream::stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .map_err(|err| nats("cannot open the lease bucket", err))?;
+        let bucket = bucket.clone();
         let value = Bytes::from(holder.to_owned());
         let give_up = Instant::now() + patience;
         // The revision seen and since when it stands.
@@ -141,6 +131,11 @@ impl Lease {
     /// The revision the lease was taken at: larger for every later taking.
     pub fn epoch(&self) -> u64 {
         self.epoch
+    }
+
+    /// Whether the lease is lost already.
+    pub fn is_lost(&self) -> bool {
+        self.lost.borrow().is_some()
     }
 
     /// Resolves once the lease is lost, with why.

@@ -1,6 +1,9 @@
-//! The `[cluster]` table: a hub that keeps its commit log on NATS
-//! JetStream instead of its own disk, under a lease, so that it cannot run
-//! twice and its log outlives the machine.
+//! The `[cluster]` table: hubs sharing a contact center's channels over
+//! NATS JetStream. Channels fall into partitions; each partition is owned
+//! by one hub at a time, under a lease, and its commit log is a JetStream
+//! stream that outlives any machine.
+
+use std::net::SocketAddr;
 
 use super::*;
 
@@ -10,20 +13,36 @@ use super::*;
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     /// This hub's id in the cluster (letters, digits, `_` and `-`, at
-    /// most 32): it names the hub's lease and its commit-log stream.
+    /// most 32), unique among the hubs running at once.
     pub node: String,
     /// The NATS servers to connect to (`nats://host:port`); the client
     /// moves among them when one fails.
     pub nats: Vec<String>,
-    /// How long the hub's lease lasts without a renewal (renewed every
-    /// third of it): `"3s"`. When it runs out another process may take the
-    /// log over, and this one's appends fail from then on.
+    /// How long a hub's leases (its membership, each partition it owns)
+    /// last without a renewal (renewed every third of it): `"3s"`. When a
+    /// partition's runs out another hub takes it over, and the old owner's
+    /// appends fail from then on.
     #[serde(default = "default_lease_ttl", deserialize_with = "duration")]
     pub lease_ttl: Duration,
-    /// Copies JetStream keeps of the commit log and the lease (1, 3 or 5;
-    /// at most the number of NATS servers).
+    /// Copies JetStream keeps of the commit logs and the leases (1, 3 or
+    /// 5; at most the number of NATS servers).
     #[serde(default = "default_replicas")]
     pub replicas: usize,
+    /// How many partitions the channels fall into: the same on every hub
+    /// of the cluster, and never changed once chats were stored (a chat's
+    /// partition is in its id). Far more than the hubs, so ownership moves
+    /// in small steps.
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+    /// The address customers and agents are sent to when what they ask
+    /// for is owned by this hub and they reached another (UDP, as
+    /// `listen`); unset, `listen`, which must then be a specific address.
+    #[serde(default)]
+    pub advertise: Option<SocketAddr>,
+}
+
+fn default_partitions() -> u32 {
+    16
 }
 
 fn default_lease_ttl() -> Duration {
@@ -71,6 +90,20 @@ impl ClusterConfig {
                 self.lease_ttl
             ));
         }
+        if !(1..=crate::core::partition::MAX_PARTITIONS).contains(&self.partitions) {
+            return Err(format!(
+                "[cluster] partitions must be from 1 to {}, not {}",
+                crate::core::partition::MAX_PARTITIONS,
+                self.partitions
+            ));
+        }
+        if let Some(advertise) = self.advertise
+            && advertise.ip().is_unspecified()
+        {
+            return Err(format!(
+                "[cluster] advertise {advertise} must be an address clients can reach"
+            ));
+        }
         if !matches!(self.replicas, 1 | 3 | 5) {
             return Err(format!(
                 "[cluster] replicas must be 1, 3 or 5, not {}",
@@ -80,18 +113,18 @@ impl ClusterConfig {
         Ok(())
     }
 
-    /// The stream holding this hub's commit log.
-    pub fn log_stream(&self) -> String {
-        format!("CHATHUB_LOG_{}", self.node)
+    /// The stream holding partition `partition`'s commit log.
+    pub fn log_stream(&self, partition: u32) -> String {
+        format!("CHATHUB_P{partition}")
     }
 
-    /// The subject of this hub's commit log.
-    pub fn log_subject(&self) -> String {
-        format!("chathub.log.{}", self.node)
+    /// The subject of partition `partition`'s commit log.
+    pub fn log_subject(&self, partition: u32) -> String {
+        format!("chathub.log.p{partition}")
     }
 
-    /// The key of this hub's lease in the lease bucket.
-    pub fn lease_key(&self) -> String {
-        format!("log.{}", self.node)
+    /// The address other hubs send this hub's clients to.
+    pub fn advertised(&self, listen: SocketAddr) -> SocketAddr {
+        self.advertise.unwrap_or(listen)
     }
 }

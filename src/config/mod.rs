@@ -326,6 +326,7 @@ fn default_channels() -> Vec<ChannelConfig> {
         retention: None,
         file_retention: None,
         ticket_retention: None,
+        partition: None,
     }]
 }
 
@@ -437,6 +438,8 @@ impl Config {
         self.limits.check().map_err(ConfigError::Invalid)?;
         if let Some(cluster) = &self.cluster {
             cluster.check().map_err(ConfigError::Invalid)?;
+            self.check_partitions(cluster)
+                .map_err(ConfigError::Invalid)?;
         }
         self.webtransport.origins()?;
         if self.web.enabled && !self.webtransport.enabled {
@@ -690,6 +693,69 @@ impl Config {
                     .collect(),
             },
         }
+    }
+
+    /// The partition of `channel` in a cluster of `cluster`'s partitions:
+    /// its `partition` if set, else one chosen from its name.
+    pub fn partition_of(&self, cluster: &ClusterConfig, channel: &ChannelId) -> u32 {
+        self.channels
+            .iter()
+            .find(|c| c.name == channel.as_str())
+            .and_then(|c| c.partition)
+            .unwrap_or_else(|| crate::core::partition::of_channel(channel, cluster.partitions))
+    }
+
+    /// The partition an agent works in: that of their channels (which
+    /// [`Config::check`] holds to one), else, for an agent of no channel,
+    /// one chosen from their id.
+    pub fn agent_partition(&self, cluster: &ClusterConfig, agent: &AgentFileConfig) -> u32 {
+        self.agent_channels(agent)
+            .first()
+            .map(|channel| self.partition_of(cluster, channel))
+            .unwrap_or_else(|| {
+                crate::core::partition::of_channel(
+                    &ChannelId::new(agent.id.as_str()),
+                    cluster.partitions,
+                )
+            })
+    }
+
+    /// Partitions set in range, and every agent's channels in one.
+    fn check_partitions(&self, cluster: &ClusterConfig) -> Result<(), String> {
+        if cluster.advertise.is_none() && self.listen.ip().is_unspecified() {
+            return Err(format!(
+                "[cluster] advertise is needed: listen {} is no address to send clients to",
+                self.listen
+            ));
+        }
+        for channel in &self.channels {
+            if let Some(partition) = channel.partition
+                && partition >= cluster.partitions
+            {
+                return Err(format!(
+                    "[[channel]] {} partition {partition} is not below [cluster] partitions {}",
+                    channel.name, cluster.partitions
+                ));
+            }
+        }
+        for agent in &self.agents {
+            let mut partitions: Vec<(u32, ChannelId)> = self
+                .agent_channels(agent)
+                .into_iter()
+                .map(|channel| (self.partition_of(cluster, &channel), channel))
+                .collect();
+            partitions.sort();
+            partitions.dedup_by_key(|(partition, _)| *partition);
+            if let [(first, one), (second, other), ..] = partitions.as_slice() {
+                return Err(format!(
+                    "agent {} works channels in partitions {first} ({one}) and {second} ({other}): \
+                     in a cluster an agent's channels share a partition; give them the same \
+                     [[channel]] partition",
+                    agent.id
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The channels an agent works: those it lists, or all of them.

@@ -180,6 +180,11 @@ pub struct ChannelConfig {
     /// How long tickets are kept after they were made; for ever if absent.
     #[serde(default, with = "humantime_serde")]
     pub ticket_retention: Option<Duration>,
+    /// In a cluster, the partition the channel's chats live in; unset, one
+    /// chosen from its name. Channels that share agents must share a
+    /// partition.
+    #[serde(default)]
+    pub partition: Option<u32>,
 }
 
 pub(super) fn default_max_claimed_priority() -> Priority {
@@ -288,6 +293,7 @@ impl std::fmt::Debug for ChannelConfig {
             .field("retention", &self.retention)
             .field("file_retention", &self.file_retention)
             .field("ticket_retention", &self.ticket_retention)
+            .field("partition", &self.partition)
             .finish()
     }
 }

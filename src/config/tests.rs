@@ -485,8 +485,14 @@ fn the_cluster_table_is_read_defaulted_and_checked() {
     assert_eq!(cluster.nats.len(), 2);
     assert_eq!(cluster.lease_ttl, Duration::from_secs(3));
     assert_eq!(cluster.replicas, 3);
-    assert_eq!(cluster.log_stream(), "CHATHUB_LOG_h1");
-    assert_eq!(cluster.log_subject(), "chathub.log.h1");
+    assert_eq!(cluster.partitions, 16);
+    assert_eq!(cluster.log_stream(3), "CHATHUB_P3");
+    assert_eq!(cluster.log_subject(3), "chathub.log.p3");
+    assert_eq!(
+        cluster.advertised(config.listen),
+        config.listen,
+        "clients are sent to where the hub listens"
+    );
     for (table, why) in [
         ("node = \"h.1\"\nnats = [\"nats://a:1\"]", "node"),
         ("node = \"\"\nnats = [\"nats://a:1\"]", "node"),
@@ -500,8 +506,42 @@ fn the_cluster_table_is_read_defaulted_and_checked() {
             "node = \"h1\"\nnats = [\"nats://a:1\"]\nreplicas = 2",
             "replicas",
         ),
+        (
+            "node = \"h1\"\nnats = [\"nats://a:1\"]\npartitions = 0",
+            "partitions",
+        ),
+        (
+            "node = \"h1\"\nnats = [\"nats://a:1\"]\nadvertise = \"0.0.0.0:1\"",
+            "advertise",
+        ),
     ] {
         let err = Config::from_toml(&format!("[cluster]\n{table}")).unwrap_err();
         assert!(err.to_string().contains(why), "{table}: {err}");
     }
+}
+
+#[test]
+fn in_a_cluster_an_agents_channels_share_a_partition() {
+    let cluster = "[cluster]\nnode = \"h1\"\nnats = [\"nats://a:1\"]\npartitions = 4\n";
+    let two = format!(
+        "{cluster}[[channel]]\nname = \"a\"\npartition = 1\n[[channel]]\nname = \"b\"\npartition = 2\n\
+         [[agent]]\nid = \"x\"\ntoken = \"0123456789abcdef\"\nchannels = [\"a\", \"b\"]\n"
+    );
+    let err = Config::from_toml(&two).unwrap_err();
+    assert!(err.to_string().contains("share a partition"), "{err}");
+    let one = two.replace("partition = 2", "partition = 1");
+    let config = Config::from_toml(&one).unwrap();
+    let settings = config.cluster.as_ref().unwrap();
+    assert_eq!(config.agent_partition(settings, &config.agents[0]), 1);
+    assert_eq!(config.partition_of(settings, &ChannelId::new("b")), 1);
+    let beyond = two.replace("partition = 2", "partition = 4");
+    let err = Config::from_toml(&beyond).unwrap_err();
+    assert!(err.to_string().contains("not below"), "{err}");
+    // Without [cluster] the same channels are one hub's, as always.
+    let alone = two.replace(cluster, "");
+    assert!(Config::from_toml(&alone).is_ok());
+    // A hub listening on every address says where clients reach it.
+    let everywhere = format!("listen = \"0.0.0.0:4433\"\n{one}");
+    let err = Config::from_toml(&everywhere).unwrap_err();
+    assert!(err.to_string().contains("advertise"), "{err}");
 }

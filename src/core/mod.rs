@@ -23,6 +23,7 @@ pub mod ids;
 pub mod knowledge;
 pub mod lifecycle;
 pub mod limits;
+pub mod partition;
 pub mod place;
 pub mod presence;
 pub mod queue;

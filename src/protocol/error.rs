@@ -89,6 +89,10 @@ pub enum ErrorCode {
     AlreadyDeleted,
     /// The contact to forget has a chat that has not ended; end it first.
     ContactBusy,
+    /// What was asked is served by another hub of the cluster: the message
+    /// is its address (`host:port`, see [`ErrorFrame::elsewhere_addr`]).
+    /// Nothing was done here; connect there and ask again (the SDK does).
+    Elsewhere,
 }
 
 /// An error answer: a code plus a human-readable explanation.
@@ -107,6 +111,20 @@ impl ErrorFrame {
         Self {
             code,
             message: message.into(),
+        }
+    }
+
+    /// [`ErrorCode::Elsewhere`]: served by the hub at `addr`.
+    pub fn elsewhere(addr: std::net::SocketAddr) -> Self {
+        Self::new(ErrorCode::Elsewhere, addr.to_string())
+    }
+
+    /// Where an [`ErrorCode::Elsewhere`] sends the client; `None` for any
+    /// other error (or a message that is no address).
+    pub fn elsewhere_addr(&self) -> Option<std::net::SocketAddr> {
+        match self.code {
+            ErrorCode::Elsewhere => self.message.parse().ok(),
+            _ => None,
         }
     }
 }

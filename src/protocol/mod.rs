@@ -65,7 +65,8 @@ pub use request::Sender;
 /// `ContactBusy`); live monitors ([`RequestBody::WatchMonitor`],
 /// [`RequestBody::UnwatchMonitor`], [`Event::Monitor`] and
 /// [`Event::MonitorStopped`], each on a stream of its watch); who
-/// reassigned a chat (the `Reassigned` chat event, for agents only).
+/// reassigned a chat (the `Reassigned` chat event, for agents only); a
+/// cluster's redirect (`Elsewhere`, at the end of the error codes).
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The ALPN token of the protocol's QUIC connections.

@@ -11,11 +11,13 @@
 //! ```
 
 mod admission;
+mod cluster;
 mod connection;
 #[cfg(unix)]
 pub mod control;
 mod files;
 pub mod metrics;
+mod partitions;
 mod reload;
 mod requests;
 mod site;
@@ -32,7 +34,7 @@ use crate::actors::{AgentConfig, Hub, HubConfig, HubError, TokenDigest};
 use crate::config::Config;
 use crate::core::AgentId;
 use crate::server::admission::{Admission, Verdict};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreOptions};
 use crate::webhook::Webhooks;
 
 pub use reload::{ReloadError, Reloaded};
@@ -85,9 +87,10 @@ pub struct Server {
     /// The configuration served: as started, with the channels and agents
     /// of the last reload.
     running: tokio::sync::Mutex<Config>,
-    /// In a cluster, the lease under which the hub appends to its commit
-    /// log.
-    lease: Option<crate::cluster::Lease>,
+    /// Where what clients ask for is served.
+    partitions: partitions::Partitions,
+    /// In a cluster, the task keeping this hub's share of the partitions.
+    cluster: Option<cluster::ClusterRuntime>,
 }
 
 impl Server {
@@ -100,35 +103,6 @@ impl Server {
         private_dir(&data_dir.join("files"))?;
         let server_config = tls::server_config(&identity, &config.limits)?;
         let webhook_settings = config.webhook_settings()?;
-        let (lease, jetstream) = match &config.cluster {
-            None => (None, None),
-            Some(cluster) => {
-                let (lease, target) = join_cluster(cluster).await?;
-                (Some(lease), Some(target))
-            }
-        };
-        let options = crate::store::StoreOptions {
-            checkpoint_bytes: config.store.checkpoint_bytes,
-            webhooks: config
-                .webhooks
-                .iter()
-                .map(|hook| hook.name.clone())
-                .collect(),
-            jetstream,
-        };
-        // Opening reads the database (and, in a cluster, waits for NATS):
-        // off the runtime's threads.
-        let store = {
-            let data_dir = data_dir.clone();
-            tokio::task::spawn_blocking(move || Store::open_with(&data_dir, options))
-                .await
-                .map_err(|err| StoreError::Engine(format!("opening the store: {err}")))??
-        };
-        for file in ["chathub.redb", "chathub.wal", "chathub.wal.1"] {
-            private_file(&data_dir.join(file))?;
-        }
-        let hub = Hub::start(hub_config(config, &data_dir)?, store.clone()).await?;
-        let webhooks = Webhooks::start(&store, webhook_settings)?;
         let endpoint = crate::udp::endpoint(
             config.listen,
             crate::udp::SERVER_BUFFER_BYTES,
@@ -138,6 +112,90 @@ impl Server {
             what: format!("cannot listen on {}/udp", config.listen),
             source,
         })?;
+        let full = hub_config(config, &data_dir)?;
+        let (hub, webhooks, partitions, cluster) = match &config.cluster {
+            None => {
+                let store = open_store(&data_dir, store_options(config)).await?;
+                for file in ["chathub.redb", "chathub.wal", "chathub.wal.1"] {
+                    private_file(&data_dir.join(file))?;
+                }
+                let hub = Hub::start(full, store.clone()).await?;
+                let webhooks = Webhooks::start(&store, webhook_settings)?;
+                let partitions = partitions::Partitions::alone(hub.clone());
+                (hub, webhooks, partitions, None)
+            }
+            Some(settings) => {
+                let listening = endpoint.local_addr().map_err(|source| ServerError::Io {
+                    what: "the endpoint's address".into(),
+                    source,
+                })?;
+                let advertise = settings.advertised(listening);
+                let joined = crate::cluster::Cluster::join(settings, advertise).await?;
+                tracing::info!(node = %settings.node, %advertise, "joined the cluster");
+                // The lobby: where a connection waits until it asks for
+                // something a partition serves. It serves no channel and
+                // stores nothing of its own; it knows the agents, to check
+                // their tokens before sending them where they are served.
+                let lobby_dir = data_dir.join("lobby");
+                private_dir(&lobby_dir)?;
+                let lobby_store = open_store(&lobby_dir, StoreOptions::default()).await?;
+                let lobby = Hub::start(
+                    HubConfig {
+                        channels: Vec::new(),
+                        files_dir: lobby_dir.join("files"),
+                        ..full.clone()
+                    },
+                    lobby_store.clone(),
+                )
+                .await?;
+                let channel_partitions: std::collections::HashMap<_, _> = full
+                    .channels
+                    .iter()
+                    .map(|channel| {
+                        (
+                            channel.id.clone(),
+                            config.partition_of(settings, &channel.id),
+                        )
+                    })
+                    .collect();
+                let agent_partitions: std::collections::HashMap<_, _> = config
+                    .agents
+                    .iter()
+                    .map(|agent| {
+                        (
+                            AgentId::new(agent.id.as_str()),
+                            config.agent_partition(settings, agent),
+                        )
+                    })
+                    .collect();
+                let routes = std::sync::Arc::new(partitions::ClusterRoutes::new(
+                    settings.partitions,
+                    channel_partitions.clone(),
+                    agent_partitions.clone(),
+                    lobby.clone(),
+                ));
+                let runtime = cluster::ClusterRuntime::start(
+                    joined,
+                    routes.clone(),
+                    cluster::Setup {
+                        cluster: settings.clone(),
+                        hub: full,
+                        channel_partitions,
+                        agent_partitions,
+                        data_dir: data_dir.clone(),
+                        checkpoint_bytes: config.store.checkpoint_bytes,
+                        webhooks: webhook_settings,
+                    },
+                );
+                let webhooks = Webhooks::start(&lobby_store, Vec::new())?;
+                (
+                    lobby,
+                    webhooks,
+                    partitions::Partitions::cluster(routes),
+                    Some(runtime),
+                )
+            }
+        };
         metrics::export_from_start(
             &config
                 .channel_settings()
@@ -147,12 +205,12 @@ impl Server {
         );
         // One admission for both endpoints: a browser's sessions and a
         // native SDK's connections count against the same caps.
-        let admission = Admission::new(hub.limits().clone());
+        let admission = Admission::new(partitions.limits().clone());
         let web = if config.webtransport.enabled {
             Some(webtransport::start(
                 &config.webtransport,
                 &data_dir,
-                hub.clone(),
+                partitions.clone(),
                 admission.clone(),
             )?)
         } else {
@@ -182,7 +240,7 @@ impl Server {
                  the console)"
             );
         }
-        let accept = tokio::spawn(accept_loop(endpoint.clone(), hub.clone(), admission));
+        let accept = tokio::spawn(accept_loop(endpoint.clone(), partitions.clone(), admission));
         Ok(Self {
             endpoint,
             hub,
@@ -193,7 +251,8 @@ impl Server {
             web,
             site,
             running: tokio::sync::Mutex::new(config.clone()),
-            lease,
+            partitions,
+            cluster,
         })
     }
 
@@ -253,16 +312,17 @@ impl Server {
     /// Resolves, with the reason, once the store stopped writing after a
     /// failure; see [`Hub::storage_failed`].
     pub async fn failed(&self) -> String {
-        match &self.lease {
+        match &self.cluster {
             None => self.hub.storage_failed().await,
-            Some(lease) => tokio::select! {
+            Some(cluster) => tokio::select! {
                 reason = self.hub.storage_failed() => reason,
-                reason = lease.lost() => reason,
+                reason = cluster.lost() => reason,
             },
         }
     }
 
-    /// The hub behind the endpoint.
+    /// The hub behind the endpoint (in a cluster, the lobby, where a
+    /// connection waits until it asks for something a partition serves).
     pub fn hub(&self) -> &Hub {
         &self.hub
     }
@@ -289,54 +349,38 @@ impl Server {
         {
             accept.abort();
         }
+        // Partitions go to the other hubs, their stores closed first.
+        if let Some(cluster) = self.cluster {
+            cluster.shutdown().await;
+        }
         // Before the hub closes the store they remove delivered rows from.
         self.webhooks.shutdown().await;
         self.hub.shutdown().await;
-        // The store is closed: whoever takes the log over next need not
-        // wait out the lease.
-        if let Some(lease) = self.lease {
-            lease.release().await;
-        }
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
     }
 }
 
-/// How long a starting hub waits for its lease, should another process
-/// still hold it: a few lease times, enough for a crashed one's to run out.
-fn lease_patience(cluster: &crate::config::ClusterConfig) -> Duration {
-    cluster.lease_ttl * 4
+/// The store options of a hub alone.
+fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions {
+        checkpoint_bytes: config.store.checkpoint_bytes,
+        webhooks: config
+            .webhooks
+            .iter()
+            .map(|hook| hook.name.clone())
+            .collect(),
+        jetstream: None,
+    }
 }
 
-/// Connects to the cluster, takes the hub's lease and says where its
-/// commit log lives.
-async fn join_cluster(
-    cluster: &crate::config::ClusterConfig,
-) -> Result<(crate::cluster::Lease, crate::store::JetStreamTarget), ServerError> {
-    let client = crate::cluster::connect(cluster).await?;
-    let lease = crate::cluster::Lease::take(
-        &client,
-        &cluster.lease_key(),
-        &cluster.node,
-        cluster.lease_ttl,
-        cluster.replicas,
-        lease_patience(cluster),
-    )
-    .await?;
-    tracing::info!(
-        node = %cluster.node,
-        epoch = lease.epoch(),
-        "took the lease of this hub's commit log"
-    );
-    let target = crate::store::JetStreamTarget {
-        runtime: tokio::runtime::Handle::current(),
-        client,
-        stream: cluster.log_stream(),
-        subject: cluster.log_subject(),
-        replicas: cluster.replicas,
-        node: cluster.node.clone(),
-        epoch: lease.epoch(),
-    };
-    Ok((lease, target))
+/// Opens a store off the runtime's threads (it reads the database, and a
+/// commit log on JetStream waits for the servers).
+async fn open_store(dir: &Path, options: StoreOptions) -> Result<Store, ServerError> {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || Store::open_with(&dir, options))
+        .await
+        .map_err(|err| StoreError::Engine(format!("opening the store: {err}")))?
+        .map_err(ServerError::from)
 }
 
 /// Creates `dir` if needed and makes it its owner's alone (0700): the data
@@ -411,10 +455,15 @@ fn hub_config(config: &Config, data_dir: &Path) -> Result<HubConfig, ServerError
         presence_grace: config.presence_grace,
         files_dir: data_dir.join("files"),
         limits: config.limits.clone(),
+        ids_after: 0,
     })
 }
 
-async fn accept_loop(endpoint: quinn::Endpoint, hub: Hub, admission: std::sync::Arc<Admission>) {
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    partitions: partitions::Partitions,
+    admission: std::sync::Arc<Admission>,
+) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -424,7 +473,11 @@ async fn accept_loop(endpoint: quinn::Endpoint, hub: Hub, admission: std::sync::
                     let validated = incoming.remote_address_validated();
                     match admission.admit(ip, validated, std::time::Instant::now()) {
                         Verdict::Accept(pass) => {
-                            connections.spawn(connection::handle(hub.clone(), incoming, pass));
+                            connections.spawn(connection::handle(
+                                partitions.clone(),
+                                incoming,
+                                pass,
+                            ));
                         }
                         Verdict::Retry => {
                             ::metrics::counter!("chathub_retries_total").increment(1);

@@ -86,6 +86,13 @@ impl Server {
     /// connection and live chat as it is. Fields that only a restart can
     /// change are listed in the answer and keep their running values.
     pub async fn reload(&self, config: &Config) -> Result<Reloaded, ServerError> {
+        if self.partitions.clustered() {
+            return Err(ServerError::Config(ConfigError::Invalid(
+                "a hub of a cluster does not reload its channels and agents: restart the hubs \
+                 one at a time (each hands its partitions over as it stops)"
+                    .into(),
+            )));
+        }
         let hub_config = hub_config(config, &self.data_dir)?;
         let origins = config.webtransport.origins()?;
         let mut running = self.running.lock().await;

@@ -11,6 +11,8 @@ use crate::core::{
     TagError,
 };
 use crate::protocol::{ErrorCode, ErrorFrame, Reply, Request, RequestBody, Response, Sender};
+use crate::server::connection::here_or_refusal;
+use crate::server::partitions::{Partitions, Route};
 
 /// Who is on the other end of a connection, once the hello is accepted.
 #[derive(Clone, Debug)]
@@ -47,6 +49,10 @@ impl OwnChats {
         self.chats.contains(chat)
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.chats.is_empty()
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = &ChatId> {
         self.order.iter()
     }
@@ -65,7 +71,15 @@ pub(crate) type Pending = Pin<Box<dyn Future<Output = Done> + Send>>;
 
 /// A connection's signed-in side.
 pub(crate) struct Session {
+    /// The hub serving this connection: the hub alone, or in a cluster the
+    /// partition hub of the agent's channels or the customer's chats (a
+    /// customer's connection starts at the lobby and moves to the first
+    /// partition it asks for).
     pub hub: Hub,
+    /// Where everything is served.
+    pub partitions: Partitions,
+    /// Set when `hub` changed, until the connection has taken note.
+    pub rebound: bool,
     pub conn: ConnId,
     /// The address the connection came from.
     pub ip: std::net::IpAddr,
@@ -113,6 +127,43 @@ impl Session {
         }
     }
 
+    /// In a cluster, brings a customer's request where it is served: a
+    /// connection with nothing of its own yet moves to the partition hub
+    /// of the channel or chat asked for, here or (with `Elsewhere`) on
+    /// another hub; one that has chats stays with their partition.
+    fn route_customer(&mut self, body: &RequestBody) -> Result<(), ErrorFrame> {
+        if !self.partitions.clustered() {
+            return Ok(());
+        }
+        let route = match body {
+            RequestBody::Identify { channel, .. }
+            | RequestBody::IdentifyClaiming { channel, .. }
+            | RequestBody::StartChat { channel, .. }
+            | RequestBody::StartChatNeeding { channel, .. }
+            | RequestBody::SubmitOfflineForm { channel, .. } => self.partitions.channel(channel),
+            RequestBody::ReturnToChat { chat, .. } => self.partitions.chat(*chat),
+            _ => return Ok(()),
+        };
+        let free = self.started.is_empty() && self.identities.is_empty();
+        match route {
+            Route::Here(hub) if hub.same(&self.hub) => Ok(()),
+            Route::Here(hub) if free => {
+                self.hub = hub;
+                self.rebound = true;
+                Ok(())
+            }
+            route @ (Route::There(_) | Route::Nowhere(_)) if free => {
+                here_or_refusal(route).map(|_| ())
+            }
+            Route::Nowhere(partition) => here_or_refusal(Route::Nowhere(partition)).map(|_| ()),
+            Route::Here(_) | Route::There(_) => Err(ErrorFrame::new(
+                ErrorCode::InvalidRequest,
+                "this connection serves chats of another partition of the cluster: open \
+                 another connection for this channel",
+            )),
+        }
+    }
+
     /// Checks an identity the customer gives for `channel` and, if it
     /// verifies, keeps it for the chats this connection starts there from
     /// now on (before any later request is dispatched).
@@ -145,6 +196,11 @@ impl Session {
     /// actor before this returns, so one connection's requests to a chat
     /// take effect in the order they were sent.
     pub(super) fn dispatch(&mut self, Request { id, body }: Request) -> Pending {
+        if matches!(self.role, Role::Customer)
+            && let Err(error) = self.route_customer(&body)
+        {
+            return refuse(id, error);
+        }
         if matches!(self.role, Role::Customer) {
             match body {
                 RequestBody::Identify {

@@ -31,10 +31,10 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::actors::Hub;
 use crate::config::{AllowedOrigins, Origin, WebTransportConfig};
 use crate::core::Limits;
 use crate::server::admission::{Admission, Verdict};
+use crate::server::partitions::Partitions;
 use crate::server::tls::{self, Identity, TlsError};
 use crate::server::{ServerError, connection, refused};
 
@@ -301,11 +301,12 @@ fn server_config(
         .build_with_quic_config(quic))
 }
 
-/// Starts the endpoint of `config` for `hub`, admitting by `admission`.
+/// Starts the endpoint of `config` for `partitions`, admitting by
+/// `admission`.
 pub(crate) fn start(
     config: &WebTransportConfig,
     data_dir: &Path,
-    hub: Hub,
+    partitions: Partitions,
     admission: Arc<Admission>,
 ) -> Result<WebEndpoint, ServerError> {
     let origins = Arc::new(SessionOrigins::new(config.origins()?));
@@ -317,7 +318,7 @@ pub(crate) fn start(
                 source,
             }
         })?;
-    let server = server_config(socket, &cert, hub.limits())?;
+    let server = server_config(socket, &cert, partitions.limits())?;
     let endpoint = WtEndpoint::server(server)
         .map(Arc::new)
         .map_err(|source| ServerError::Io {
@@ -333,9 +334,10 @@ pub(crate) fn start(
         connection::WEBTRANSPORT_PATH
     );
     let (stop, stopped) = tokio::sync::oneshot::channel();
+    let limits = partitions.limits().clone();
     let accept = tokio::spawn(accept_loop(
         endpoint.clone(),
-        hub.clone(),
+        partitions,
         admission,
         origins.clone(),
         stopped,
@@ -343,7 +345,7 @@ pub(crate) fn start(
     let rotation = Arc::new(Rotation {
         endpoint: endpoint.clone(),
         data_dir: data_dir.to_owned(),
-        limits: hub.limits().clone(),
+        limits,
         cert: tokio::sync::Mutex::new(cert),
         hashes: hashes.clone(),
     });
@@ -470,7 +472,7 @@ async fn rotate_loop(rotation: Arc<Rotation>) {
 
 async fn accept_loop(
     endpoint: Arc<WtEndpoint>,
-    hub: Hub,
+    partitions: Partitions,
     admission: Arc<Admission>,
     origins: Arc<SessionOrigins>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
@@ -485,7 +487,7 @@ async fn accept_loop(
                 match admission.admit(ip, validated, std::time::Instant::now()) {
                     Verdict::Accept(pass) => {
                         sessions.spawn(connection::handle_web(
-                            hub.clone(),
+                            partitions.clone(),
                             incoming,
                             pass,
                             origins.clone(),

@@ -39,6 +39,7 @@ export const ERROR_CODES = [
   "UnknownMessage",
   "AlreadyDeleted",
   "ContactBusy",
+  "Elsewhere",
 ] as const;
 
 /** Why the hub refused a request (`ErrorCode`). */

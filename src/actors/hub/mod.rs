@@ -92,6 +92,10 @@ pub struct HubConfig {
     pub files_dir: std::path::PathBuf,
     /// What any one client may make the hub do.
     pub limits: Limits,
+    /// The ids this hub hands out (chats, tickets, knowledge items, files)
+    /// are above this one: 0 for a hub alone, a partition's base in a
+    /// cluster, so every partition's ids differ and carry it.
+    pub ids_after: u64,
 }
 
 /// What starting a chat came to.
@@ -204,7 +208,8 @@ struct Shared {
     upload_pace: Pace<std::net::IpAddr>,
     /// Bytes the shared files take on disk (uploads in progress included).
     files_used: AtomicU64,
-    next_conn: AtomicU64,
+    /// Set once the hub's connections are to close.
+    retired: tokio::sync::watch::Sender<bool>,
     failures: AtomicU64,
     /// Why the store stopped writing, once it has.
     storage_failed: tokio::sync::watch::Receiver<Option<String>>,
@@ -322,9 +327,35 @@ impl Hub {
             .get(agent)
             .map(|handle| handle.outlet.clone())
     }
-    /// A fresh connection id.
+    /// A fresh connection id, unique in the process (hubs of several
+    /// partitions may serve one connection in turn).
     pub fn next_conn(&self) -> ConnId {
-        ConnId(self.shared.next_conn.fetch_add(1, Ordering::Relaxed))
+        static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+        ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Whether `other` is a handle on this very hub.
+    pub fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// Why the store stopped writing, if it has.
+    pub fn storage_failure(&self) -> Option<String> {
+        self.shared.storage_failed.borrow().clone()
+    }
+
+    /// Tells every connection served by this hub to close: its business
+    /// moves to another hub (a partition handed over or taken away).
+    pub fn retire(&self) {
+        self.shared.retired.send_replace(true);
+    }
+
+    /// Resolves once [`Hub::retire`] was called (or the hub is gone).
+    pub fn retired(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut retired = self.shared.retired.subscribe();
+        async move {
+            let _ = retired.wait_for(|retired| *retired).await;
+        }
     }
 
     /// Resolves, with the reason, once the store has stopped writing after

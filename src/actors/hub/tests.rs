@@ -31,6 +31,7 @@ fn config() -> HubConfig {
             ))
         },
         limits: Limits::default(),
+        ids_after: 0,
     }
 }
 
@@ -466,5 +467,60 @@ async fn watchers_of_a_channel_share_one_feed_that_publishes_only_changes() {
     assert_eq!(hub.monitor_feeds(), 1);
     drop(second);
     wait_for(|| hub.monitor_feeds() == 0).await;
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_partitions_hub_hands_out_ids_of_its_partition_and_carries_on_after_a_restart() {
+    use crate::core::partition;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config();
+    config.ids_after = partition::id_base(3);
+    let start = |hub: Hub, n: u64| async move {
+        let (customer, _events) = EventSink::new(hub.next_conn(), 64);
+        queued(
+            hub.start_chat(
+                customer,
+                ChannelId::new("support"),
+                Customer::default(),
+                1,
+                "hello".into(),
+                format!("test-secret-for-chat-{n}").into(),
+            )
+            .await
+            .unwrap(),
+        )
+        .0
+    };
+    let hub = Hub::start(config.clone(), Store::open(dir.path()).unwrap())
+        .await
+        .unwrap();
+    let first = start(hub.clone(), 1).await;
+    assert_eq!(first.0, partition::id_base(3) + 1);
+    assert_eq!(partition::of_id(first.0), 3);
+    hub.shutdown().await;
+    drop(hub);
+    // The database is released once the last task holding it has ended.
+    let store = {
+        let mut tries = 0;
+        loop {
+            match Store::open(dir.path()) {
+                Ok(store) => break store,
+                Err(err) if tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let _ = err;
+                }
+                Err(err) => panic!("the store does not open again: {err}"),
+            }
+        }
+    };
+    let hub = Hub::start(config, store).await.unwrap();
+    let second = start(hub.clone(), 2).await;
+    assert_eq!(
+        second.0,
+        first.0 + 1,
+        "after the stored ones, not the base again"
+    );
     hub.shutdown().await;
 }

@@ -4,11 +4,61 @@
 use super::*;
 
 impl Inner {
-    /// Connects and says hello, resuming every chat it knows.
+    /// Connects and says hello, resuming every chat it knows, following a
+    /// hub that sends the client elsewhere (a few hops at most, so two
+    /// hubs that disagree for a moment cannot keep it going round). A hub
+    /// that cannot be reached makes the next attempt go to the next of the
+    /// configuration's hubs.
     pub(super) async fn open(&self) -> Result<Session, ClientError> {
+        let mut hops = 0;
+        loop {
+            let target = *lock(&self.target);
+            match self.open_at(target).await {
+                Err(ClientError::Refused(error)) if hops < MAX_HOPS => {
+                    let Some(elsewhere) = error.elsewhere_addr() else {
+                        return Err(ClientError::Refused(error));
+                    };
+                    *lock(&self.target) = elsewhere;
+                    hops += 1;
+                }
+                Err(err @ ClientError::Refused(_)) => return Err(err),
+                Err(err) => {
+                    self.next_server(target);
+                    return Err(err);
+                }
+                Ok(session) => return Ok(session),
+            }
+        }
+    }
+
+    /// After `failed` could not be reached: the next hub to try.
+    fn next_server(&self, failed: SocketAddr) {
+        let servers: Vec<SocketAddr> = self.config.servers().collect();
+        let next = servers
+            .iter()
+            .position(|server| *server == failed)
+            .map_or(servers[0], |at| servers[(at + 1) % servers.len()]);
+        let mut target = lock(&self.target);
+        if *target == failed {
+            *target = next;
+        }
+    }
+
+    /// The hub answered a request `Elsewhere`: the request goes again, as
+    /// if never sent, on a connection to `addr`, which the link makes at
+    /// once (dropping this one).
+    pub(super) fn move_to(&self, id: u64, addr: SocketAddr) {
+        lock(&self.pending).unsent(id);
+        *lock(&self.target) = addr;
+        if let Some(conn) = lock(&self.connection).as_ref() {
+            conn.close(0u32.into(), b"sent elsewhere");
+        }
+    }
+
+    async fn open_at(&self, target: SocketAddr) -> Result<Session, ClientError> {
         let conn = self
             .endpoint
-            .connect(self.config.server, &self.config.server_name)?
+            .connect(target, &self.config.server_name)?
             .await?;
         let (mut send, mut recv) = conn.open_bi().await?;
         let resume = lock(&self.memory).resume_points(MAX_RESUME_POINTS);

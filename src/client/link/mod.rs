@@ -51,6 +51,9 @@ const EVENT_BUFFER: usize = 4096;
 /// The longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// The most hubs one connection attempt follows `Elsewhere` through.
+const MAX_HOPS: usize = 3;
+
 /// Whoever waits for a request's answer.
 type Waiter = oneshot::Sender<Result<Reply, ErrorFrame>>;
 
@@ -81,6 +84,10 @@ const MAX_HELD: usize = 10_000;
 
 struct Inner {
     config: ClientConfig,
+    /// The hub connected to, or to connect to next: the configuration's
+    /// first, another of its hubs once that one cannot be reached, or the
+    /// one a hub sent the client to.
+    target: Mutex<SocketAddr>,
     role: Role,
     endpoint: quinn::Endpoint,
     control: tokio::sync::Mutex<Slot>,
@@ -164,6 +171,7 @@ impl Link {
         let pending = Pending::new(&role);
         let inner = Arc::new(Inner {
             config: config.clone(),
+            target: Mutex::new(config.server),
             role,
             endpoint,
             control: tokio::sync::Mutex::new(Slot::default()),

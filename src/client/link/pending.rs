@@ -49,7 +49,8 @@ struct Request<W> {
     body: RequestBody,
     /// The generation of the connection it was last written whole on; 0
     /// while it has not been. Invariant (generations grow): never goes
-    /// back, and never back to 0.
+    /// back, and back to 0 only when the hub answered that it did nothing
+    /// with it ([`Pending::unsent`]).
     sent_on: u64,
     /// Written whole more than once (on several connections), so the hub
     /// may have taken an earlier write into account before this one.
@@ -177,6 +178,17 @@ impl<W> Pending<W> {
             .map(|(id, request)| (*id, request.body.clone()))
             .collect();
         Reconnected { again, lost }
+    }
+
+    /// The hub answered request `id` `Elsewhere`: it did nothing with it,
+    /// so the request is as if never written (the one way a request goes
+    /// back to unsent) and goes out on the next connection, whether or not
+    /// it is harmless twice. Nothing for an id not waiting.
+    pub(super) fn unsent(&mut self, id: u64) {
+        if let Some(request) = self.requests.get_mut(&id) {
+            request.sent_on = 0;
+            request.resent = false;
+        }
     }
 
     /// The hub answered request `id` with `result`. Nothing for an id not
@@ -555,6 +567,30 @@ mod tests {
             assert_eq!(rx.try_recv(), Err(oneshot::error::TryRecvError::Closed));
         }
         assert!(pending.answer(1, Ok(Reply::Done)).is_none());
+    }
+
+    #[test]
+    fn a_request_sent_elsewhere_goes_again_on_the_next_connection_even_if_unsafe() {
+        let mut pending = Labels::new(&Role::Customer);
+        pending.open(1, take(), "take").unwrap();
+        pending.open(2, take(), "other").unwrap();
+        pending.sent(1, 1);
+        pending.sent(2, 1);
+        // The hub answered the first `Elsewhere`: it did nothing with it.
+        pending.unsent(1);
+        let Reconnected { again, lost } = pending.reconnected(2);
+        assert_eq!(ids(&again), [1], "sent again on the next connection");
+        let lost: Vec<_> = lost.into_iter().map(|outcome| outcome.waiter).collect();
+        assert_eq!(
+            lost,
+            ["other"],
+            "an unsafe request with no such answer is given up"
+        );
+        pending.sent(1, 2);
+        let outcome = pending
+            .answer(1, Err(ErrorFrame::new(ErrorCode::QueueEmpty, "empty")))
+            .expect("answered once, by the hub that serves it");
+        assert_eq!(outcome.waiter, "take");
     }
 
     #[test]

@@ -139,6 +139,14 @@ pub(super) async fn read_responses(
     loop {
         match frames.next_frame::<ServerFrame>() {
             Ok(Some(ServerFrame::Response(response))) => {
+                if let Err(error) = &response.result
+                    && let Some(addr) = error.elsewhere_addr()
+                {
+                    // Nothing was done: the request goes again to the hub
+                    // that serves it, on a new connection made at once.
+                    inner.move_to(response.id, addr);
+                    return Ok(());
+                }
                 inner.answer(response.id, response.result);
                 continue;
             }

@@ -30,6 +30,7 @@ use crate::protocol::{
     PROTOCOL_VERSION, Role as WireRole, ServerEventRef, ServerFrame, Welcome, encode,
 };
 use crate::server::admission::Pass;
+use crate::server::partitions::{Partitions, Route};
 use crate::server::refused;
 use crate::server::requests::{Role, Session, error_frame};
 use crate::server::webtransport::SessionOrigins;
@@ -70,9 +71,9 @@ enum ConnError {
 }
 
 /// Serves one incoming connection until it closes.
-pub(crate) async fn handle(hub: Hub, incoming: quinn::Incoming, pass: Pass) {
+pub(crate) async fn handle(partitions: Partitions, incoming: quinn::Incoming, pass: Pass) {
     // One deadline for the handshake, the control stream and the hello.
-    let deadline = tokio::time::Instant::now() + hub.limits().hello_timeout;
+    let deadline = tokio::time::Instant::now() + partitions.limits().hello_timeout;
     let conn = match tokio::time::timeout_at(deadline, incoming).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(err)) => {
@@ -84,7 +85,7 @@ pub(crate) async fn handle(hub: Hub, incoming: quinn::Incoming, pass: Pass) {
             return;
         }
     };
-    run_link(hub, Link::Quic(conn), pass, deadline).await;
+    run_link(partitions, Link::Quic(conn), pass, deadline).await;
 }
 
 /// Serves one incoming WebTransport session until it closes: the
@@ -92,12 +93,12 @@ pub(crate) async fn handle(hub: Hub, incoming: quinn::Incoming, pass: Pass) {
 /// `origins` admits (else 404 or 403), then the same task as a native
 /// connection, all within the hello's deadline.
 pub(crate) async fn handle_web(
-    hub: Hub,
+    partitions: Partitions,
     incoming: wtransport::endpoint::IncomingSession,
     pass: Pass,
     origins: std::sync::Arc<SessionOrigins>,
 ) {
-    let deadline = tokio::time::Instant::now() + hub.limits().hello_timeout;
+    let deadline = tokio::time::Instant::now() + partitions.limits().hello_timeout;
     let session = tokio::time::timeout_at(deadline, async {
         let request = incoming.await?;
         if request.path() != WEBTRANSPORT_PATH {
@@ -133,16 +134,16 @@ pub(crate) async fn handle_web(
             return;
         }
     };
-    run_link(hub, Link::Web(conn), pass, deadline).await;
+    run_link(partitions, Link::Web(conn), pass, deadline).await;
 }
 
 /// The path a browser's WebTransport session asks for:
 /// `https://host:port/chathub`.
 pub(crate) const WEBTRANSPORT_PATH: &str = "/chathub";
 
-async fn run_link(hub: Hub, conn: Link, pass: Pass, deadline: tokio::time::Instant) {
+async fn run_link(partitions: Partitions, conn: Link, pass: Pass, deadline: tokio::time::Instant) {
     let remote = conn.remote_address();
-    let result = serve(hub, &conn, pass.ip(), deadline).await;
+    let result = serve(partitions, &conn, pass.ip(), deadline).await;
     drop(pass);
     match result {
         Ok(()) => tracing::debug!(%remote, "connection closed"),
@@ -259,14 +260,14 @@ struct Greeted {
 }
 
 async fn serve(
-    hub: Hub,
+    partitions: Partitions,
     conn: &Link,
     ip: std::net::IpAddr,
     deadline: tokio::time::Instant,
 ) -> Result<(), ConnError> {
     // The hello's work (sign-in, resumes) runs boxed and is freed once
     // done, rather than widening the task for the connection's life.
-    let Some(greeted) = Box::pin(greet(hub, conn, ip, deadline)).await? else {
+    let Some(greeted) = Box::pin(greet(partitions, conn, ip, deadline)).await? else {
         return Ok(());
     };
     let Greeted {
@@ -308,12 +309,12 @@ async fn serve(
 /// the customer's chats, all within `deadline`; `None` when the client
 /// closed the stream before saying hello.
 async fn greet(
-    hub: Hub,
+    partitions: Partitions,
     conn: &Link,
     ip: std::net::IpAddr,
     deadline: tokio::time::Instant,
 ) -> Result<Option<Greeted>, ConnError> {
-    let limits: Limits = hub.limits().clone();
+    let limits: Limits = partitions.limits().clone();
     let hello_late = || {
         refused(Limit::HelloTimeout);
         ConnError::HelloTimeout
@@ -373,19 +374,35 @@ async fn greet(
 
     // After the hello, requests may use the whole frame limit.
     reader.buf.set_limit(crate::protocol::MAX_FRAME_BYTES);
-    let conn_id = hub.next_conn();
+    let front = partitions.front().clone();
+    let conn_id = front.next_conn();
     let (sink, source) = EventSink::new(conn_id, CONNECTION_EVENTS);
     let sink = sink.with_peer(ip);
-    let (role, welcome) = match hello.role {
-        WireRole::Customer => (
-            Role::Customer,
-            Welcome {
-                version: PROTOCOL_VERSION,
-                agent: None,
-            },
-        ),
+    let (role, welcome, hub) = match hello.role {
+        WireRole::Customer => {
+            // A customer resuming is served where their chats live; one
+            // starting afresh waits at the front until they ask for a
+            // channel.
+            let hub = match hello.resume.first() {
+                None => front,
+                Some(first) => match here_or_refusal(partitions.chat(first.chat)) {
+                    Ok(hub) => hub,
+                    Err(error) => {
+                        return Err(control.refuse(conn, CloseCode::Refused, error).await);
+                    }
+                },
+            };
+            (
+                Role::Customer,
+                Welcome {
+                    version: PROTOCOL_VERSION,
+                    agent: None,
+                },
+                hub,
+            )
+        }
         WireRole::Agent { agent, token } => {
-            let profile = hub
+            let profile = front
                 .authenticate(Some(ip), &agent, token.expose())
                 .map(|config| AgentProfile {
                     id: config.id.clone(),
@@ -400,6 +417,11 @@ async fn greet(
                         .refuse(conn, CloseCode::Refused, error_frame(err))
                         .await);
                 }
+            };
+            // Signed in: served where their channels are.
+            let hub = match here_or_refusal(partitions.agent(&agent)) {
+                Ok(hub) => hub,
+                Err(error) => return Err(control.refuse(conn, CloseCode::Refused, error).await),
             };
             let resume = hello
                 .resume
@@ -420,11 +442,14 @@ async fn greet(
                     version: PROTOCOL_VERSION,
                     agent: Some(profile),
                 },
+                hub,
             )
         }
     };
     let mut session = Session {
         hub,
+        partitions,
+        rebound: false,
         conn: conn_id,
         ip,
         role,
@@ -495,12 +520,16 @@ async fn run(
     let mut revoked = std::pin::pin!(revoked.notified());
     let mut file_stream = std::pin::pin!(conn.accept_bi());
     let mut datagram_in = std::pin::pin!(conn.read_datagram());
-    let mut datagrams = Datagrams::new(session.hub.limits());
+    let mut datagrams = Datagrams::new(session.partitions.limits());
     let in_flight = match session.role {
-        Role::Customer => session.hub.limits().requests_in_flight,
-        Role::Agent(_) => session.hub.limits().agent_requests_in_flight,
+        Role::Customer => session.partitions.limits().requests_in_flight,
+        Role::Agent(_) => session.partitions.limits().agent_requests_in_flight,
     };
+    let mut retired = std::pin::pin!(session.hub.retired());
     loop {
+        if std::mem::take(&mut session.rebound) {
+            retired.set(session.hub.retired());
+        }
         tokio::select! {
             // At the cap, requests wait in the client's stream (and then in
             // the client) until one is answered: back-pressure, not growth.
@@ -592,7 +621,26 @@ async fn run(
                 conn.close(CloseCode::TooSlow, b"too far behind on events");
                 return Err(ConnError::TooSlow);
             }
+            // What this connection is served for moves to another hub:
+            // the client comes back and is sent where it is served next.
+            () = &mut retired => {
+                conn.close(CloseCode::Shutdown, b"served elsewhere from now on");
+                return Ok(());
+            }
         }
+    }
+}
+
+/// The hub a route leads to, or the refusal a client gets when it leads
+/// elsewhere (with the address to go to) or nowhere yet.
+pub(crate) fn here_or_refusal(route: Route) -> Result<Hub, ErrorFrame> {
+    match route {
+        Route::Here(hub) => Ok(hub),
+        Route::There(addr) => Err(ErrorFrame::elsewhere(addr)),
+        Route::Nowhere(partition) => Err(ErrorFrame::new(
+            ErrorCode::Unavailable,
+            format!("partition {partition} is changing hands; try again in a moment"),
+        )),
     }
 }
 
