@@ -706,7 +706,7 @@ impl Config {
     }
 
     /// The partition an agent works in: that of their channels (which
-    /// [`Config::check`] holds to one), else, for an agent of no channel,
+    /// the configuration's check holds to one), else, for an agent of no channel,
     /// one chosen from their id.
     pub fn agent_partition(&self, cluster: &ClusterConfig, agent: &AgentFileConfig) -> u32 {
         self.agent_channels(agent)
