@@ -298,21 +298,27 @@ struct HubProcess {
 impl HubProcess {
     fn spawn(dir: &Path, name: &str, node: &str, nats: &str, port: u16) -> Self {
         let data = dir.join(name);
+        let toml = format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\npresence_grace_secs = 60\n\
+             [metrics]\nenabled = false\n\
+             [cluster]\nnode = \"{node}\"\nnats = [\"{nats}\"]\nlease_ttl = \"1s\"\nreplicas = 1\npartitions = 2\n\
+             [[channel]]\nname = \"support\"\noffline_form = false\n\
+             [[agent]]\nid = \"agent\"\ntoken = \"{TOKEN}\"\ncapacity = 10\n",
+            data.display()
+        );
+        Self::spawn_with(dir, name, &toml)
+    }
+
+    /// A hub named `name` in `dir`, configured with `toml`.
+    fn spawn_with(dir: &Path, name: &str, toml: &str) -> Self {
         let config = dir.join(format!("{name}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\npresence_grace_secs = 60\n\
-                 [metrics]\nenabled = false\n\
-                 [cluster]\nnode = \"{node}\"\nnats = [\"{nats}\"]\nlease_ttl = \"1s\"\nreplicas = 1\npartitions = 2\n\
-                 [[channel]]\nname = \"support\"\noffline_form = false\n\
-                 [[agent]]\nid = \"agent\"\ntoken = \"{TOKEN}\"\ncapacity = 10\n",
-                data.display()
-            ),
-        )
-        .unwrap();
+        std::fs::write(&config, toml).unwrap();
         let log = dir.join(format!("{name}.log"));
-        let log_file = std::fs::File::create(&log).unwrap();
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_chathub"))
             .args(["serve", "--config"])
             .arg(&config)
@@ -445,4 +451,206 @@ async fn a_hub_paused_past_its_lease_acknowledges_nothing_once_another_took_over
     );
     agent.send(chat, "hello from the new hub").await.unwrap();
     drop(second);
+}
+
+/// Three hubs over one NATS server sharing four channels, one per
+/// partition, with a certificate of their own for all.
+struct Trio {
+    _nats: NatsServer,
+    hubs: Vec<Option<HubProcess>>,
+    ports: Vec<u16>,
+    dir: PathBuf,
+    client: ClientConfig,
+    bucket: async_nats::jetstream::kv::Store,
+}
+
+const CHANNELS: usize = 4;
+
+impl Trio {
+    async fn start(dir: &Path) -> Option<Self> {
+        let nats = NatsServer::start(&dir.join("nats")).await?;
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), signing_key.serialize_pem()).unwrap();
+        let ports: Vec<u16> = (0..3).map(|_| free_udp_port()).collect();
+        let mut trio = Self {
+            hubs: Vec::new(),
+            ports: ports.clone(),
+            dir: dir.to_owned(),
+            client: {
+                let mut builder = ClientConfig::builder(([127, 0, 0, 1], ports[0]).into())
+                    .trust_pem_file(dir.join("cert.pem"))
+                    .unwrap()
+                    .idle_timeout(Duration::from_millis(1500));
+                for port in &ports[1..] {
+                    builder = builder.also(([127, 0, 0, 1], *port).into());
+                }
+                builder.build().unwrap()
+            },
+            bucket: async_nats::jetstream::new(nats.client().await)
+                .create_key_value(async_nats::jetstream::kv::Config {
+                    bucket: "chathub_partitions".into(),
+                    history: 1,
+                    max_age: Duration::from_secs(1),
+                    ..Default::default()
+                })
+                .await
+                .unwrap(),
+            _nats: nats,
+        };
+        for n in 0..3 {
+            let hub = trio.spawn(n);
+            trio.hubs.push(Some(hub));
+        }
+        Some(trio)
+    }
+
+    fn spawn(&self, n: usize) -> HubProcess {
+        let mut toml = format!(
+            "listen = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\npresence_grace_secs = 60\n\
+             [metrics]\nenabled = false\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n\
+             [cluster]\nnode = \"h{n}\"\nnats = [\"{}\"]\nlease_ttl = \"1s\"\nreplicas = 1\npartitions = {CHANNELS}\n",
+            self.ports[n],
+            self.dir.join(format!("h{n}")).display(),
+            self.dir.join("cert.pem").display(),
+            self.dir.join("key.pem").display(),
+            self._nats.url(),
+        );
+        for c in 0..CHANNELS {
+            toml.push_str(&format!(
+                "[[channel]]\nname = \"c{c}\"\noffline_form = false\npartition = {c}\n\
+                 [[agent]]\nid = \"a{c}\"\ntoken = \"{TOKEN}\"\ncapacity = 10\nchannels = [\"c{c}\"]\n"
+            ));
+        }
+        HubProcess::spawn_with(&self.dir, &format!("h{n}"), &toml)
+    }
+
+    /// The node owning `partition` now, as its lease says.
+    async fn owner(&self, partition: usize) -> Option<usize> {
+        let value = self.bucket.get(format!("p{partition}")).await.ok()??;
+        let text = String::from_utf8(value.to_vec()).ok()?;
+        text.strip_prefix('h')?.split(' ').next()?.parse().ok()
+    }
+
+    fn logs(&self) -> String {
+        (0..3)
+            .map(|n| {
+                format!(
+                    "--- h{n}:\n{}",
+                    std::fs::read_to_string(self.dir.join(format!("h{n}.log"))).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+}
+
+/// Retries `attempt` while the cluster is settling (a partition changing
+/// hands answers `Unavailable`), for up to 30 s.
+async fn settled<T, F, Fut>(trio: &Trio, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, chathub::client::ClientError>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), attempt()).await {
+            Ok(Ok(value)) => return value,
+            Ok(Err(err)) if tokio::time::Instant::now() < deadline => {
+                tracing_note(&err.to_string());
+            }
+            Err(_) if tokio::time::Instant::now() < deadline => tracing_note("timed out"),
+            Ok(Err(err)) => panic!("the cluster did not settle: {err}\n{}", trio.logs()),
+            Err(_) => panic!("the cluster did not settle: timed out\n{}", trio.logs()),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn tracing_note(what: &str) {
+    eprintln!("retrying: {what}");
+}
+
+fn message_texts(events: Vec<ChatEvent>) -> Vec<String> {
+    events
+        .into_iter()
+        .filter_map(|event| match event.kind {
+            ChatEventKind::Message { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_are_sent_to_the_partitions_owner_and_carry_on_when_it_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut trio) = Trio::start(dir.path()).await else {
+        return;
+    };
+    // Every channel's chat lands in its partition, whichever hub the
+    // customer reached first.
+    let mut chats = Vec::new();
+    let mut customers = Vec::new();
+    for c in 0..CHANNELS {
+        let customer = settled(&trio, || CustomerClient::connect(&trio.client)).await;
+        let started = settled(&trio, || {
+            customer.start_chat(format!("c{c}"), Customer::default(), format!("hello {c}"))
+        })
+        .await;
+        let Started::Queued { chat, .. } = started else {
+            panic!("queued")
+        };
+        assert_eq!(
+            chathub::core::partition::of_id(chat.0),
+            c as u32,
+            "a chat lives in its channel's partition"
+        );
+        chats.push(chat);
+        customers.push(customer);
+    }
+    let mut agents = Vec::new();
+    for c in 0..CHANNELS {
+        let agent = settled(&trio, || {
+            AgentClient::connect(&trio.client, format!("a{c}"), TOKEN)
+        })
+        .await;
+        agent.set_status(Status::Present).await.unwrap();
+        let assignment = settled(&trio, || agent.get_next(format!("c{c}"))).await;
+        assert_eq!(assignment.chat, chats[c]);
+        customers[c].send(chats[c], "before").await.unwrap();
+        agents.push(agent);
+    }
+
+    // kill -9 the owner of partition 0.
+    let owner = trio.owner(0).await.expect("partition 0 is owned");
+    let mut killed = trio.hubs[owner].take().unwrap();
+    killed.child.kill().unwrap();
+    killed.child.wait().unwrap();
+    drop(killed);
+
+    // Its customer and agent come back through the other hubs to the new
+    // owner, which took the partition over with the chat and its agent.
+    let after = settled(&trio, || customers[0].send(chats[0], "after")).await;
+    assert!(after > 0);
+    let transcript = settled(&trio, || agents[0].transcript(chats[0])).await;
+    assert_eq!(
+        message_texts(transcript),
+        ["hello 0", "before", "after"],
+        "every acknowledged message once, in order"
+    );
+    let reply = settled(&trio, || agents[0].send(chats[0], "still here")).await;
+    assert!(reply > after, "the chat is still the agent's");
+    let new_owner = trio.owner(0).await.expect("partition 0 is owned again");
+    assert_ne!(new_owner, owner);
+    // The other partitions carry on too.
+    for c in 1..CHANNELS {
+        settled(&trio, || customers[c].send(chats[c], "after")).await;
+    }
+    // The killed hub comes back and takes its share again, by handover.
+    trio.hubs[owner] = Some(trio.spawn(owner));
+    for c in 0..CHANNELS {
+        settled(&trio, || customers[c].send(chats[c], "once more")).await;
+        let texts = message_texts(settled(&trio, || agents[c].transcript(chats[c])).await);
+        assert_eq!(texts.iter().filter(|text| *text == "once more").count(), 1);
+    }
 }
