@@ -6,15 +6,19 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chathub::client::{AgentClient, ClientConfig, CustomerClient, Started};
+use chathub::client::{AgentClient, ClientConfig, CustomerClient, Event, Started};
 use chathub::cluster::{Lease, LeaseError};
 use chathub::core::{
-    ChannelId, ChatEvent, ChatEventKind, ChatId, Customer, Party, Status, Timestamp,
+    ChannelId, ChatEvent, ChatEventKind, ChatId, Customer, Party, QueueChange, QueueRow, Status,
+    Timestamp,
 };
 use chathub::store::{JetStreamTarget, Op, Store, StoreError, StoreOptions};
 use common::free_udp_port;
@@ -466,6 +470,9 @@ struct Trio {
 
 const CHANNELS: usize = 4;
 
+/// Agents of one chat each per channel, contending for its chats.
+const CONTENDERS: usize = 3;
+
 impl Trio {
     async fn start(dir: &Path) -> Option<Self> {
         let nats = NatsServer::start(&dir.join("nats")).await?;
@@ -519,9 +526,18 @@ impl Trio {
         );
         for c in 0..CHANNELS {
             toml.push_str(&format!(
-                "[[channel]]\nname = \"c{c}\"\noffline_form = false\npartition = {c}\n\
-                 [[agent]]\nid = \"a{c}\"\ntoken = \"{TOKEN}\"\ncapacity = 10\nchannels = [\"c{c}\"]\n"
+                "[[channel]]\nname = \"c{c}\"\noffline_form = false\npartition = {c}\n"
             ));
+            // a{c} holds many chats; a{c}_{k} one each (so more of them
+            // want chats than wait); w{c} only watches.
+            let mut agents = vec![(format!("a{c}"), 10)];
+            agents.extend((0..CONTENDERS).map(|k| (format!("a{c}_{k}"), 1)));
+            agents.push((format!("w{c}"), 1));
+            for (id, capacity) in agents {
+                toml.push_str(&format!(
+                    "[[agent]]\nid = \"{id}\"\ntoken = \"{TOKEN}\"\ncapacity = {capacity}\nchannels = [\"c{c}\"]\n"
+                ));
+            }
         }
         HubProcess::spawn_with(&self.dir, &format!("h{n}"), &toml)
     }
@@ -653,4 +669,309 @@ async fn clients_are_sent_to_the_partitions_owner_and_carry_on_when_it_is_killed
         let texts = message_texts(settled(&trio, || agents[c].transcript(chats[c])).await);
         assert_eq!(texts.iter().filter(|text| *text == "once more").count(), 1);
     }
+}
+
+/// Seqs an application received per chat, in arrival order.
+type Seen = Arc<Mutex<HashMap<ChatId, Vec<u64>>>>;
+
+/// What senders were told: (text, acknowledged seq) per chat, in send
+/// order.
+type Acks = Arc<Mutex<HashMap<ChatId, Vec<(String, u64)>>>>;
+
+fn record(event: &Event, seen: &Seen) {
+    if let Event::Chat(event) = event {
+        seen.lock()
+            .unwrap()
+            .entry(event.chat)
+            .or_default()
+            .push(event.seq);
+    }
+}
+
+async fn drain(next: impl Future<Output = Option<Event>>) -> Option<Event> {
+    tokio::time::timeout(Duration::from_millis(50), next)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The first queue snapshot of `channel` a newly attached agent gets.
+async fn snapshot(agent: &AgentClient, channel: &str) -> Vec<QueueRow> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        if let Some(Event::Queue(update)) = drain(agent.next_event()).await
+            && update.channel.as_str() == channel
+            && let QueueChange::Snapshot(rows) = update.change
+        {
+            return rows;
+        }
+    }
+    panic!("no queue snapshot of {channel}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_random_hubs_under_load_loses_and_doubles_nothing() {
+    const WAITING: usize = 2;
+    const KILLS: usize = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut trio) = Trio::start(dir.path()).await else {
+        return;
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks: Acks = Arc::default();
+    let customers_seen: Seen = Arc::default();
+    let agents_seen: Seen = Arc::default();
+    let mut tasks = Vec::new();
+    let mut assigned: HashMap<ChatId, String> = HashMap::new();
+    let mut waiting: Vec<Vec<QueueRow>> = Vec::new();
+    let mut chats_of: Vec<Vec<ChatId>> = Vec::new();
+    for c in 0..CHANNELS {
+        // More chats than contenders: some are taken, the rest wait.
+        let mut chats = Vec::new();
+        let mut customers = Vec::new();
+        for n in 0..CONTENDERS + WAITING {
+            let customer = settled(&trio, || CustomerClient::connect(&trio.client)).await;
+            let Started::Queued { chat, .. } = settled(&trio, || {
+                customer.start_chat(format!("c{c}"), Customer::default(), format!("c{c}n{n}-0"))
+            })
+            .await
+            else {
+                panic!("queued")
+            };
+            chats.push(chat);
+            customers.push(customer);
+        }
+        // The contenders all ask at once: each chat goes to one of them.
+        let mut contenders = Vec::new();
+        for k in 0..CONTENDERS {
+            let agent = settled(&trio, || {
+                AgentClient::connect(&trio.client, format!("a{c}_{k}"), TOKEN)
+            })
+            .await;
+            agent.set_status(Status::Present).await.unwrap();
+            contenders.push(agent);
+        }
+        let asks = contenders
+            .iter()
+            .map(|agent| agent.get_next(format!("c{c}")));
+        for (k, answer) in futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            let chat = answer.expect("a chat for every contender").chat;
+            let before = assigned.insert(chat, format!("a{c}_{k}"));
+            assert!(before.is_none(), "{chat} handed out twice");
+        }
+        let watcher = settled(&trio, || {
+            AgentClient::connect(&trio.client, format!("w{c}"), TOKEN)
+        })
+        .await;
+        let rows = snapshot(&watcher, &format!("c{c}")).await;
+        assert_eq!(
+            rows.iter().map(|row| row.chat).collect::<Vec<_>>(),
+            chats[CONTENDERS..].to_vec(),
+            "the chats nobody took wait in the order they came"
+        );
+        waiting.push(rows);
+
+        // Customers of taken chats and their agents talk until told to
+        // stop; every client keeps what it sees; the agents keep asking
+        // for more (they may get none: each holds all it may).
+        for (n, customer) in customers.into_iter().enumerate() {
+            let chat = chats[n];
+            if !assigned.contains_key(&chat) {
+                // Its customer only listens.
+                let (seen, stop) = (customers_seen.clone(), stop.clone());
+                tasks.push(tokio::spawn(async move {
+                    while !stop.load(Ordering::SeqCst) {
+                        if let Some(event) = drain(customer.next_event()).await {
+                            record(&event, &seen);
+                        }
+                    }
+                }));
+                continue;
+            }
+            let (sender, acks, stop_sending) = (customer.clone(), acks.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut i = 1;
+                while !stop_sending.load(Ordering::SeqCst) {
+                    let text = format!("c{c}n{n}-{i}");
+                    if let Ok(Ok(seq)) = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        sender.send(chat, text.clone()),
+                    )
+                    .await
+                    {
+                        acks.lock()
+                            .unwrap()
+                            .entry(chat)
+                            .or_default()
+                            .push((text, seq));
+                    }
+                    i += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }));
+            let (seen, stop) = (customers_seen.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    if let Some(event) = drain(customer.next_event()).await {
+                        record(&event, &seen);
+                    }
+                }
+            }));
+        }
+        for (k, agent) in contenders.into_iter().enumerate() {
+            let name = format!("a{c}_{k}");
+            let chat = *assigned
+                .iter()
+                .find(|(_, holder)| **holder == name)
+                .expect("each contender holds a chat")
+                .0;
+            let (sender, acks, stop_sending) = (agent.clone(), acks.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut i = 1;
+                while !stop_sending.load(Ordering::SeqCst) {
+                    let text = format!("{name}-{i}");
+                    if let Ok(Ok(seq)) = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        sender.send(chat, text.clone()),
+                    )
+                    .await
+                    {
+                        acks.lock()
+                            .unwrap()
+                            .entry(chat)
+                            .or_default()
+                            .push((text, seq));
+                    }
+                    if i % 10 == 0 {
+                        // At capacity: nothing more may be handed out.
+                        let _ = tokio::time::timeout(
+                            Duration::from_secs(2),
+                            sender.get_next(format!("c{c}")),
+                        )
+                        .await;
+                    }
+                    i += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }));
+            let (seen, stop) = (agents_seen.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    if let Some(event) = drain(agent.next_event()).await {
+                        record(&event, &seen);
+                    }
+                }
+            }));
+        }
+        chats_of.push(chats);
+    }
+
+    // kill -9 a random hub, bring it back, again and again, with the
+    // traffic running.
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for _ in 0..KILLS {
+        let victim = (next() % 3) as usize;
+        tokio::time::sleep(Duration::from_millis(500 + next() % 1000)).await;
+        let mut hub = trio.hubs[victim].take().unwrap();
+        hub.child.kill().unwrap();
+        hub.child.wait().unwrap();
+        drop(hub);
+        tokio::time::sleep(Duration::from_millis(1500 + next() % 1000)).await;
+        trio.hubs[victim] = Some(trio.spawn(victim));
+    }
+    // Let every client come back and catch up, then stop.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    stop.store(true, Ordering::SeqCst);
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    let acks = acks.lock().unwrap().clone();
+    let mut total = 0;
+    for c in 0..CHANNELS {
+        let watcher = settled(&trio, || {
+            AgentClient::connect(&trio.client, format!("w{c}"), TOKEN)
+        })
+        .await;
+        // The chats nobody took still wait, in their order, with the time
+        // they started waiting.
+        assert_eq!(
+            snapshot(&watcher, &format!("c{c}")).await,
+            waiting[c],
+            "c{c}'s queue as it was"
+        );
+        for &chat in &chats_of[c] {
+            let transcript = settled(&trio, || watcher.transcript(chat)).await;
+            let seqs: Vec<u64> = transcript.iter().map(|event| event.seq).collect();
+            assert_eq!(
+                seqs,
+                (1..=seqs.len() as u64).collect::<Vec<_>>(),
+                "{chat}: seqs 1..n"
+            );
+            let holders: Vec<_> = transcript
+                .iter()
+                .filter_map(|event| match &event.kind {
+                    ChatEventKind::Assigned { agent } => Some(agent.as_str().to_owned()),
+                    _ => None,
+                })
+                .collect();
+            match assigned.get(&chat) {
+                Some(holder) => assert_eq!(&holders, &[holder.clone()], "{chat}: assigned once"),
+                None => assert!(holders.is_empty(), "{chat} waits: assigned to nobody"),
+            }
+            let texts: Vec<(String, u64)> = transcript
+                .iter()
+                .filter_map(|event| match &event.kind {
+                    ChatEventKind::Message { text, from, .. } if *from != Party::System => {
+                        Some((text.clone(), event.seq))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let mut counts: HashMap<&str, usize> = HashMap::new();
+            for (text, _) in &texts {
+                *counts.entry(text.as_str()).or_default() += 1;
+            }
+            assert!(
+                counts.values().all(|&n| n == 1),
+                "{chat}: a message stored twice"
+            );
+            for (text, seq) in acks.get(&chat).into_iter().flatten() {
+                total += 1;
+                assert_eq!(
+                    texts
+                        .iter()
+                        .find(|(stored, _)| stored == text)
+                        .map(|(_, at)| *at),
+                    Some(*seq),
+                    "{chat}: acknowledged {text:?} at seq {seq} is missing"
+                );
+            }
+        }
+    }
+    assert!(
+        total > 200,
+        "only {total} acknowledged messages: the load did not run"
+    );
+    for (who, seen) in [("customers", &customers_seen), ("agents", &agents_seen)] {
+        for (chat, seqs) in seen.lock().unwrap().iter() {
+            let first = seqs[0];
+            let expected: Vec<u64> = (first..first + seqs.len() as u64).collect();
+            assert_eq!(
+                seqs, &expected,
+                "{who} saw {chat} with a gap or a duplicate"
+            );
+        }
+    }
+    println!("{KILLS} kills of random hubs: {total} acknowledged messages verified");
 }
