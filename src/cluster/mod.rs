@@ -29,8 +29,10 @@ pub const MEMBERS_BUCKET: &str = "chathub_members";
 /// The bucket of the partitions' leases, `p<n>`, each holding its owner.
 pub const PARTITIONS_BUCKET: &str = "chathub_partitions";
 
-/// A hub's place in the cluster: its connection, its membership (held
-/// while the value lives) and the buckets.
+/// How many times a starting hub asks for a bucket before it gives up.
+const BUCKET_TRIES: u32 = 30;
+
+/// A hub's place in the cluster: its connection and the buckets.
 #[derive(Debug)]
 pub struct Cluster {
     client: async_nats::Client,
@@ -39,7 +41,6 @@ pub struct Cluster {
     ttl: Duration,
     members: kv::Store,
     partitions: kv::Store,
-    membership: Lease,
 }
 
 fn nats(what: &str, err: impl std::fmt::Display) -> LeaseError {
@@ -84,10 +85,13 @@ async fn holders(bucket: &kv::Store) -> Result<BTreeMap<String, (String, SocketA
 
 impl Cluster {
     /// Connects to the cluster's NATS servers, makes the buckets if need
-    /// be and joins as `config.node`, sending clients to `advertise`.
-    /// Waits (a few lease times) for a previous process of the same node
-    /// to let go.
-    pub async fn join(config: &ClusterConfig, advertise: SocketAddr) -> Result<Self, LeaseError> {
+    /// be and joins as `config.node`, sending clients to `advertise`: the
+    /// cluster and the membership lease. Waits (a few lease times) for a
+    /// previous process of the same node to let go.
+    pub async fn join(
+        config: &ClusterConfig,
+        advertise: SocketAddr,
+    ) -> Result<(Self, Lease), LeaseError> {
         let client = connect(config).await?;
         let jetstream = jetstream::new(client.clone());
         let bucket = |name: &str| kv::Config {
@@ -100,31 +104,54 @@ impl Cluster {
             max_age: config.lease_ttl,
             ..Default::default()
         };
-        let members = jetstream
-            .create_or_update_key_value(bucket(MEMBERS_BUCKET))
-            .await
-            .map_err(|err| nats("cannot open the members bucket", err))?;
-        let partitions = jetstream
-            .create_or_update_key_value(bucket(PARTITIONS_BUCKET))
-            .await
-            .map_err(|err| nats("cannot open the partitions bucket", err))?;
-        let membership = Lease::take(
-            &members,
-            &config.node,
-            &holder_value(&config.node, advertise),
-            config.lease_ttl,
-            config.lease_ttl * 4,
-        )
-        .await?;
-        Ok(Self {
+        // A cluster of NATS servers that is still electing its JetStream
+        // leader answers nothing for a while: keep asking, for a bounded
+        // time.
+        let open = |name: &'static str| {
+            let (jetstream, config) = (jetstream.clone(), bucket(name));
+            async move {
+                let mut tries = 0;
+                loop {
+                    match jetstream.create_or_update_key_value(config.clone()).await {
+                        Ok(bucket) => return Ok(bucket),
+                        Err(err) if tries < BUCKET_TRIES => {
+                            tracing::info!("the {name} bucket is not ready yet: {err}");
+                            tries += 1;
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                        Err(err) => {
+                            return Err(nats(&format!("cannot open the {name} bucket"), err));
+                        }
+                    }
+                }
+            }
+        };
+        let members = open(MEMBERS_BUCKET).await?;
+        let partitions = open(PARTITIONS_BUCKET).await?;
+        let cluster = Self {
             client,
             node: config.node.clone(),
             advertise,
             ttl: config.lease_ttl,
             members,
             partitions,
-            membership,
-        })
+        };
+        let membership = cluster.membership(config.lease_ttl * 4).await?;
+        Ok((cluster, membership))
+    }
+
+    /// Takes this hub's membership, waiting up to `patience` for one still
+    /// held (by an earlier process of the node, or by this one before
+    /// NATS went away).
+    pub async fn membership(&self, patience: Duration) -> Result<Lease, LeaseError> {
+        Lease::take(
+            &self.members,
+            &self.node,
+            &holder_value(&self.node, self.advertise),
+            self.ttl,
+            patience,
+        )
+        .await
     }
 
     /// The NATS client.
@@ -166,17 +193,6 @@ impl Cluster {
             Err(LeaseError::Held { .. }) => Ok(None),
             Err(err) => Err(err),
         }
-    }
-
-    /// Resolves once this hub's membership is lost (it was not renewed in
-    /// time, or another process of the node took it).
-    pub async fn lost(&self) -> String {
-        self.membership.lost().await
-    }
-
-    /// Leaves the cluster: the membership is given up at once.
-    pub async fn leave(self) {
-        self.membership.release().await;
     }
 }
 

@@ -1,7 +1,10 @@
 //! A hub's part in a cluster: every third of a lease time it reads who is
 //! alive and who owns which partition, takes the partitions it is the
 //! preferred owner of that nobody holds, hands over those another live hub
-//! now prefers, and gives up those whose lease or commit log it lost.
+//! now prefers, and gives up those whose lease or commit log it lost. A
+//! hub that lost its membership (NATS out of reach for a lease time) gives
+//! up every partition and joins again once it can; it does not exit, so
+//! an outage of NATS stops acknowledgements, never the hubs.
 //!
 //! Each partition owned runs as a hub of its own (`Hub::start` over a
 //! store whose commit log is the partition's stream), so taking a
@@ -51,43 +54,34 @@ struct Owned {
 
 /// The task keeping this hub's share of the partitions.
 pub(crate) struct ClusterRuntime {
-    cluster: Arc<Cluster>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
 impl ClusterRuntime {
-    /// Starts keeping this hub's share, routing through `routes`.
-    pub(crate) fn start(cluster: Cluster, routes: Arc<ClusterRoutes>, setup: Setup) -> Self {
-        let cluster = Arc::new(cluster);
+    /// Starts keeping this hub's share, as a member by `membership`,
+    /// routing through `routes`.
+    pub(crate) fn start(
+        cluster: Cluster,
+        membership: Lease,
+        routes: Arc<ClusterRoutes>,
+        setup: Setup,
+    ) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(cluster.clone(), routes, Arc::new(setup), stopped));
-        Self {
-            cluster,
-            stop,
-            task,
-        }
-    }
-
-    /// Resolves, with why, once this hub is no longer a member (its
-    /// membership lapsed, or another process of its node took it).
-    pub(crate) async fn lost(&self) -> String {
-        self.cluster.lost().await
+        let task = tokio::spawn(run(cluster, membership, routes, Arc::new(setup), stopped));
+        Self { stop, task }
     }
 
     /// Hands every partition over and leaves the cluster.
     pub(crate) async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
-        match Arc::try_unwrap(self.cluster) {
-            Ok(cluster) => cluster.leave().await,
-            Err(_) => tracing::warn!("the cluster is still in use at shutdown"),
-        }
     }
 }
 
 async fn run(
-    cluster: Arc<Cluster>,
+    cluster: Cluster,
+    membership: Lease,
     routes: Arc<ClusterRoutes>,
     setup: Arc<Setup>,
     mut stop: watch::Receiver<bool>,
@@ -95,7 +89,32 @@ async fn run(
     let me = cluster.node().to_owned();
     let tick = setup.cluster.lease_ttl / 3;
     let mut owned: BTreeMap<u32, Owned> = BTreeMap::new();
+    let mut membership = Some(membership);
     loop {
+        if membership.as_ref().is_none_or(Lease::is_lost) {
+            if membership.take().is_some() {
+                // Others may be taking this hub's partitions over now.
+                tracing::warn!(
+                    "lost this hub's membership of the cluster: giving its partitions up"
+                );
+                for (partition, gone) in std::mem::take(&mut owned) {
+                    retire(&routes, partition, gone, false).await;
+                }
+            }
+            match cluster.membership(std::time::Duration::ZERO).await {
+                Ok(lease) => {
+                    tracing::info!("joined the cluster again");
+                    membership = Some(lease);
+                }
+                Err(err) => {
+                    tracing::debug!("cannot join the cluster yet: {err}");
+                    tokio::select! {
+                        () = tokio::time::sleep(tick) => continue,
+                        _ = stop.changed() => break,
+                    }
+                }
+            }
+        }
         let failed: Vec<u32> = owned
             .iter()
             .filter(|(_, owned)| owned.lease.is_lost() || owned.hub.storage_failure().is_some())
@@ -158,6 +177,9 @@ async fn run(
     }
     for (partition, leaving) in std::mem::take(&mut owned) {
         retire(&routes, partition, leaving, true).await;
+    }
+    if let Some(membership) = membership {
+        membership.release().await;
     }
 }
 

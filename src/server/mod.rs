@@ -130,7 +130,8 @@ impl Server {
                     source,
                 })?;
                 let advertise = settings.advertised(listening);
-                let joined = crate::cluster::Cluster::join(settings, advertise).await?;
+                let (joined, membership) =
+                    crate::cluster::Cluster::join(settings, advertise).await?;
                 tracing::info!(node = %settings.node, %advertise, "joined the cluster");
                 // The lobby: where a connection waits until it asks for
                 // something a partition serves. It serves no channel and
@@ -176,6 +177,7 @@ impl Server {
                 ));
                 let runtime = cluster::ClusterRuntime::start(
                     joined,
+                    membership,
                     routes.clone(),
                     cluster::Setup {
                         cluster: settings.clone(),
@@ -312,13 +314,10 @@ impl Server {
     /// Resolves, with the reason, once the store stopped writing after a
     /// failure; see [`Hub::storage_failed`].
     pub async fn failed(&self) -> String {
-        match &self.cluster {
-            None => self.hub.storage_failed().await,
-            Some(cluster) => tokio::select! {
-                reason = self.hub.storage_failed() => reason,
-                reason = cluster.lost() => reason,
-            },
-        }
+        // In a cluster a partition whose store failed is given up and
+        // taken again (here or by another hub); only the lobby's own store
+        // failing stops this process.
+        self.hub.storage_failed().await
     }
 
     /// The hub behind the endpoint (in a cluster, the lobby, where a

@@ -139,3 +139,141 @@ impl Drop for NatsServer {
         let _ = self.child.wait();
     }
 }
+
+/// Three `nats-server`s in one JetStream cluster (`R3` streams survive one
+/// of them dying), each on a loopback port of its own.
+pub(crate) struct NatsCluster {
+    servers: Vec<Option<Child>>,
+    ports: Vec<(u16, u16)>,
+    dir: PathBuf,
+    binary: PathBuf,
+}
+
+impl NatsCluster {
+    /// Starts the three and waits until JetStream takes a replicated
+    /// stream; `None` if there is no server to start and the test may be
+    /// skipped.
+    pub(crate) async fn start(dir: &Path) -> Option<Self> {
+        let binary = binary()?;
+        std::fs::create_dir_all(dir).expect("the servers' folder");
+        let ports = (0..3).map(|_| (free_tcp_port(), free_tcp_port())).collect();
+        let mut cluster = Self {
+            servers: Vec::new(),
+            ports,
+            dir: dir.to_owned(),
+            binary,
+        };
+        for n in 0..3 {
+            let server = cluster.spawn(n);
+            cluster.servers.push(Some(server));
+        }
+        cluster.wait_for_jetstream().await;
+        Some(cluster)
+    }
+
+    fn spawn(&self, n: usize) -> Child {
+        let (port, route) = self.ports[n];
+        let routes: Vec<String> = self
+            .ports
+            .iter()
+            .enumerate()
+            .filter(|(other, _)| *other != n)
+            .map(|(_, (_, route))| format!("\"nats-route://127.0.0.1:{route}\""))
+            .collect();
+        let config = self.dir.join(format!("n{n}.conf"));
+        std::fs::write(
+            &config,
+            format!(
+                "server_name: n{n}\nlisten: \"127.0.0.1:{port}\"\n\
+                 jetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n\
+                 cluster {{\n  name: chathub-test\n  listen: \"127.0.0.1:{route}\"\n  routes: [{}]\n}}\n",
+                self.dir.join(format!("n{n}")).display(),
+                routes.join(", ")
+            ),
+        )
+        .expect("a server's configuration");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("n{n}.log")))
+            .expect("a server's log");
+        Command::new(&self.binary)
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("nats-server starts")
+    }
+
+    /// Waits until the cluster has a JetStream leader and takes an `R3`
+    /// stream.
+    pub(crate) async fn wait_for_jetstream(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(client) = async_nats::connect(self.urls().as_slice()).await {
+                let jetstream = async_nats::jetstream::new(client);
+                let made = jetstream
+                    .get_or_create_stream(async_nats::jetstream::stream::Config {
+                        name: "READY".into(),
+                        subjects: vec!["ready".into()],
+                        num_replicas: 3,
+                        ..Default::default()
+                    })
+                    .await;
+                if made.is_ok() && jetstream.publish("ready", "".into()).await.is_ok() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!(
+            "the NATS cluster did not elect a JetStream leader in 60 s: {}",
+            self.logs()
+        );
+    }
+
+    /// The client URLs of all three.
+    pub(crate) fn urls(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|(port, _)| format!("nats://127.0.0.1:{port}"))
+            .collect()
+    }
+
+    /// `kill -9` of server `n`.
+    pub(crate) fn kill(&mut self, n: usize) {
+        if let Some(mut server) = self.servers[n].take() {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+    }
+
+    /// Starts server `n` again over its store.
+    pub(crate) fn restart(&mut self, n: usize) {
+        self.kill(n);
+        self.servers[n] = Some(self.spawn(n));
+    }
+
+    pub(crate) fn logs(&self) -> String {
+        (0..3)
+            .map(|n| {
+                let log =
+                    std::fs::read_to_string(self.dir.join(format!("n{n}.log"))).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                format!(
+                    "--- n{n}:\n{}\n",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for n in 0..self.servers.len() {
+            self.kill(n);
+        }
+    }
+}
