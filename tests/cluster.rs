@@ -387,10 +387,9 @@ async fn a_hub_paused_past_its_lease_acknowledges_nothing_once_another_took_over
     let first = HubProcess::spawn(dir.path(), "first", "h1", &nats.url(), first_port);
     let first_client = client_of(&first, &dir.path().join("first"), first_port).await;
     let customer = CustomerClient::connect(&first_client).await.unwrap();
-    let Started::Queued { chat, .. } = customer
-        .start_chat("support", Customer::default(), "hello")
-        .await
-        .unwrap()
+    // The hub takes its partitions a moment after it listens.
+    let Started::Queued { chat, .. } =
+        retry(|| customer.start_chat("support", Customer::default(), "hello")).await
     else {
         panic!("queued")
     };
@@ -441,9 +440,7 @@ async fn a_hub_paused_past_its_lease_acknowledges_nothing_once_another_took_over
 
     // The second hub, over a folder of its own, has the chat with every
     // acknowledged message, and carries on with it.
-    let agent = AgentClient::connect(&second_client, "agent", TOKEN)
-        .await
-        .unwrap();
+    let agent = retry(|| AgentClient::connect(&second_client, "agent", TOKEN)).await;
     agent.set_status(Status::Present).await.unwrap();
     let assignment = agent.get_next("support").await.unwrap();
     assert_eq!(assignment.chat, chat, "the waiting chat, back in its queue");
@@ -615,6 +612,23 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Retries `attempt` for up to 10 s while it fails (a hub that has not
+/// taken its partitions yet answers `Unavailable`).
+async fn retry<T, F, Fut>(mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, chathub::client::ClientError>>,
+{
+    for _ in 0..100 {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(err) => tracing_note(&err.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    attempt().await.expect("served within 10 s")
 }
 
 fn tracing_note(what: &str) {
