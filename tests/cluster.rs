@@ -20,6 +20,7 @@ use chathub::core::{
     ChannelId, ChatEvent, ChatEventKind, ChatId, Customer, Party, QueueChange, QueueRow, Status,
     Timestamp,
 };
+use chathub::protocol::ErrorCode;
 use chathub::store::{JetStreamTarget, Op, Store, StoreError, StoreOptions};
 use common::free_udp_port;
 use common::nats::{NatsCluster, NatsServer};
@@ -532,6 +533,7 @@ impl Trio {
         let mut toml = format!(
             "listen = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\npresence_grace_secs = 60\n\
              [metrics]\nenabled = false\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n\
+             [limits]\nmessages_per_sec = 100000.0\nmessage_burst = 100000\n\
              [cluster]\nnode = \"h{n}\"\nnats = [{}]\nlease_ttl = \"1s\"\nreplicas = {}\npartitions = {CHANNELS}\n",
             self.ports[n],
             self.dir.join(format!("h{n}")).display(),
@@ -1167,4 +1169,129 @@ async fn nats_servers_dying_lose_nothing_acknowledged_and_without_a_quorum_nothi
         "{} acknowledged messages verified across NATS server failures",
         acks.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_and_removing_a_hub_moves_partitions_with_no_error_but_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut trio) = Trio::start(dir.path()).await else {
+        return;
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks: Acks = Arc::default();
+    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut chats = Vec::new();
+    let mut agents = Vec::new();
+    let mut tasks = Vec::new();
+    for c in 0..CHANNELS {
+        let customer = settled(&trio, || CustomerClient::connect(&trio.client)).await;
+        let Started::Queued { chat, .. } = settled(&trio, || {
+            customer.start_chat(format!("c{c}"), Customer::default(), format!("c{c}-0"))
+        })
+        .await
+        else {
+            panic!("queued")
+        };
+        let agent = settled(&trio, || {
+            AgentClient::connect(&trio.client, format!("a{c}"), TOKEN)
+        })
+        .await;
+        agent.set_status(Status::Present).await.unwrap();
+        settled(&trio, || agent.get_next(format!("c{c}"))).await;
+        agents.push(agent);
+        chats.push(chat);
+        let (acks, errors, stop) = (acks.clone(), errors.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = 1;
+            while !stop.load(Ordering::SeqCst) {
+                let text = format!("c{c}-{i}");
+                match tokio::time::timeout(
+                    Duration::from_secs(10),
+                    customer.send(chat, text.clone()),
+                )
+                .await
+                {
+                    Ok(Ok(seq)) => acks
+                        .lock()
+                        .unwrap()
+                        .entry(chat)
+                        .or_default()
+                        .push((text, seq)),
+                    Ok(Err(chathub::client::ClientError::Refused(error)))
+                        if error.code == ErrorCode::Unavailable => {}
+                    Ok(Err(err)) => errors.lock().unwrap().push(format!("{chat}: {err}")),
+                    Err(_) => errors
+                        .lock()
+                        .unwrap()
+                        .push(format!("{chat}: no answer in 10 s")),
+                }
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }));
+    }
+    let owners = async |trio: &Trio| {
+        let mut owners = Vec::new();
+        for partition in 0..CHANNELS {
+            owners.push(trio.owner(partition).await);
+        }
+        owners
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = owners(&trio).await;
+    // One hub stops (SIGTERM): it hands its partitions over as it goes.
+    let leaving = trio.hubs[2].take().unwrap();
+    leaving.signal("-TERM");
+    let mut leaving = leaving;
+    let status = tokio::task::spawn_blocking(move || leaving.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "a hub stops cleanly: {}", trio.logs());
+    let without = settled(&trio, || async {
+        let now = owners(&trio).await;
+        if now.iter().all(|owner| matches!(owner, Some(0 | 1))) {
+            Ok(now)
+        } else {
+            Err(chathub::client::ClientError::Closed(format!(
+                "owners {now:?}"
+            )))
+        }
+    })
+    .await;
+    // It comes back: the partitions it prefers move to it again.
+    trio.hubs[2] = Some(trio.spawn(2));
+    let with = settled(&trio, || async {
+        let now = owners(&trio).await;
+        if now == before {
+            Ok(now)
+        } else {
+            Err(chathub::client::ClientError::Closed(format!(
+                "owners {now:?}"
+            )))
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::SeqCst);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let errors = errors.lock().unwrap().clone();
+    assert!(
+        errors.is_empty(),
+        "errors other than Unavailable: {errors:?}"
+    );
+    let acks = acks.lock().unwrap().clone();
+    for (c, chat) in chats.iter().enumerate() {
+        let texts = message_texts(settled(&trio, || agents[c].transcript(*chat)).await);
+        for (text, _) in acks.get(chat).into_iter().flatten() {
+            assert_eq!(
+                texts.iter().filter(|stored| *stored == text).count(),
+                1,
+                "{chat}: acknowledged {text:?} once"
+            );
+        }
+    }
+    println!("owners {before:?} -> {without:?} -> {with:?}, no error but Unavailable");
 }

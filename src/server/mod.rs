@@ -329,6 +329,12 @@ impl Server {
     /// Closes every connection, stops webhook delivery and the actors,
     /// and waits briefly for the endpoint to go idle.
     pub async fn shutdown(self) {
+        // In a cluster, the partitions go to the other hubs first (their
+        // stores closed, their leases released) while this hub still
+        // answers: its clients are sent on to the new owners.
+        if let Some(cluster) = self.cluster {
+            cluster.shutdown().await;
+        }
         if let Some(site) = self.site {
             site.shutdown();
         }
@@ -347,10 +353,6 @@ impl Server {
             .is_err()
         {
             accept.abort();
-        }
-        // Partitions go to the other hubs, their stores closed first.
-        if let Some(cluster) = self.cluster {
-            cluster.shutdown().await;
         }
         // Before the hub closes the store they remove delivered rows from.
         self.webhooks.shutdown().await;
