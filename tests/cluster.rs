@@ -480,6 +480,9 @@ const CHANNELS: usize = 4;
 /// Agents of one chat each per channel, contending for its chats.
 const CONTENDERS: usize = 3;
 
+/// Agents per channel who only come and go (Present, Absent).
+const PRESENCE_AGENTS: usize = 50;
+
 impl Trio {
     /// Three hubs over a NATS server of their own.
     async fn start(dir: &Path) -> Option<Self> {
@@ -546,6 +549,9 @@ impl Trio {
                 .join(", "),
             self.replicas,
         );
+        // `help` offers its offline form when nobody is Present; it shares
+        // c0's partition and the p0 agents.
+        toml.push_str("[[channel]]\nname = \"help\"\noffline_form = true\npartition = 0\n");
         for c in 0..CHANNELS {
             toml.push_str(&format!(
                 "[[channel]]\nname = \"c{c}\"\noffline_form = false\npartition = {c}\n"
@@ -555,9 +561,15 @@ impl Trio {
             let mut agents = vec![(format!("a{c}"), 10)];
             agents.extend((0..CONTENDERS).map(|k| (format!("a{c}_{k}"), 1)));
             agents.push((format!("w{c}"), 1));
+            agents.extend((0..PRESENCE_AGENTS).map(|k| (format!("p{c}_{k}"), 1)));
             for (id, capacity) in agents {
+                let help = if c == 0 && id.starts_with('p') {
+                    ", \"help\""
+                } else {
+                    ""
+                };
                 toml.push_str(&format!(
-                    "[[agent]]\nid = \"{id}\"\ntoken = \"{TOKEN}\"\ncapacity = {capacity}\nchannels = [\"c{c}\"]\n"
+                    "[[agent]]\nid = \"{id}\"\ntoken = \"{TOKEN}\"\ncapacity = {capacity}\nchannels = [\"c{c}\"{help}]\n"
                 ));
             }
         }
@@ -1294,4 +1306,120 @@ async fn adding_and_removing_a_hub_moves_partitions_with_no_error_but_unavailabl
         }
     }
     println!("owners {before:?} -> {without:?} -> {with:?}, no error but Unavailable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn present_counts_stay_exact_across_hubs_while_a_hub_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut trio) = Trio::start(dir.path()).await else {
+        return;
+    };
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    // 200 agents, each Present or not at random.
+    let mut agents = Vec::new();
+    let mut truth: Vec<Vec<bool>> = vec![vec![false; PRESENCE_AGENTS]; CHANNELS];
+    for c in 0..CHANNELS {
+        let mut channel = Vec::new();
+        for k in 0..PRESENCE_AGENTS {
+            let agent = settled(&trio, || {
+                AgentClient::connect(&trio.client, format!("p{c}_{k}"), TOKEN)
+            })
+            .await;
+            if next() % 2 == 0 {
+                settled(&trio, || agent.set_status(Status::Present)).await;
+                truth[c][k] = true;
+            }
+            channel.push(agent);
+        }
+        agents.push(channel);
+    }
+    // They come and go while a hub dies and comes back; each change is
+    // made until the hub that serves the agent has it.
+    let victim = trio.owner(0).await.expect("partition 0 is owned");
+    for round in 0..120 {
+        if round == 40 {
+            let mut hub = trio.hubs[victim].take().unwrap();
+            hub.child.kill().unwrap();
+            hub.child.wait().unwrap();
+        }
+        if round == 80 {
+            trio.hubs[victim] = Some(trio.spawn(victim));
+        }
+        // Half the changes are of the dying hub's partition.
+        let c = if round % 2 == 0 {
+            0
+        } else {
+            (next() % CHANNELS as u64) as usize
+        };
+        let k = (next() % PRESENCE_AGENTS as u64) as usize;
+        let present = !truth[c][k];
+        let status = if present {
+            Status::Present
+        } else {
+            Status::Absent
+        };
+        settled(&trio, || agents[c][k].set_status(status)).await;
+        truth[c][k] = present;
+    }
+    // Every channel's Present agents are exactly those whose last word was
+    // Present, once they are all back (within the lease and the grace).
+    for c in 0..CHANNELS {
+        let expected: Vec<String> = (0..PRESENCE_AGENTS)
+            .filter(|k| truth[c][*k])
+            .map(|k| format!("p{c}_{k}"))
+            .collect();
+        let mut expected_sorted = expected.clone();
+        expected_sorted.sort();
+        let asker = &agents[c][0];
+        settled(&trio, || async {
+            let mut present: Vec<String> = asker
+                .present_agents(format!("c{c}"))
+                .await?
+                .into_iter()
+                .map(|agent| agent.as_str().to_owned())
+                .collect();
+            present.sort();
+            if present == expected_sorted {
+                Ok(())
+            } else {
+                Err(chathub::client::ClientError::Closed(format!(
+                    "c{c}: {} Present, {} expected",
+                    present.len(),
+                    expected_sorted.len()
+                )))
+            }
+        })
+        .await;
+    }
+    // The offline form shows only while nobody of the channel is Present.
+    for k in 0..PRESENCE_AGENTS {
+        if truth[0][k] {
+            settled(&trio, || agents[0][k].set_status(Status::Absent)).await;
+        }
+    }
+    let customer = settled(&trio, || CustomerClient::connect(&trio.client)).await;
+    let offline = settled(&trio, || {
+        customer.start_chat("help", Customer::default(), "anyone?")
+    })
+    .await;
+    assert!(
+        matches!(offline, Started::Offline(_)),
+        "nobody Present: the form"
+    );
+    settled(&trio, || agents[0][7].set_status(Status::Present)).await;
+    let customer = settled(&trio, || CustomerClient::connect(&trio.client)).await;
+    let queued = settled(&trio, || {
+        customer.start_chat("help", Customer::default(), "anyone?")
+    })
+    .await;
+    assert!(
+        matches!(queued, Started::Queued { .. }),
+        "someone Present: the queue"
+    );
 }
