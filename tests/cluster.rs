@@ -988,7 +988,13 @@ async fn kill_9_of_random_hubs_under_load_loses_and_doubles_nothing() {
                 })
                 .collect();
             match assigned.get(&chat) {
-                Some(holder) => assert_eq!(&holders, &[holder.clone()], "{chat}: assigned once"),
+                Some(holder) => {
+                    assert_eq!(
+                        &holders,
+                        std::slice::from_ref(holder),
+                        "{chat}: assigned once"
+                    )
+                }
                 None => assert!(holders.is_empty(), "{chat} waits: assigned to nobody"),
             }
             let texts: Vec<(String, u64)> = transcript
@@ -1324,16 +1330,16 @@ async fn present_counts_stay_exact_across_hubs_while_a_hub_dies() {
     // 200 agents, each Present or not at random.
     let mut agents = Vec::new();
     let mut truth: Vec<Vec<bool>> = vec![vec![false; PRESENCE_AGENTS]; CHANNELS];
-    for c in 0..CHANNELS {
+    for (c, truth) in truth.iter_mut().enumerate() {
         let mut channel = Vec::new();
-        for k in 0..PRESENCE_AGENTS {
+        for (k, present) in truth.iter_mut().enumerate() {
             let agent = settled(&trio, || {
                 AgentClient::connect(&trio.client, format!("p{c}_{k}"), TOKEN)
             })
             .await;
             if next() % 2 == 0 {
                 settled(&trio, || agent.set_status(Status::Present)).await;
-                truth[c][k] = true;
+                *present = true;
             }
             channel.push(agent);
         }

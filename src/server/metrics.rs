@@ -158,6 +158,18 @@ fn describe() {
         "chathub_alerts_raised_total",
         "Unanswered-chat alerts raised."
     );
+    describe_gauge!(
+        "chathub_partitions_owned",
+        "In a cluster, the partitions this hub owns now."
+    );
+    describe_counter!(
+        "chathub_partition_takeovers_total",
+        "In a cluster, partitions this hub took over (opened its stream, replayed it, serves it)."
+    );
+    describe_counter!(
+        "chathub_partition_handovers_total",
+        "In a cluster, partitions this hub stopped serving (handed over, or given up after losing its lease or stream)."
+    );
     describe_counter!(
         "chathub_alerts_cleared_total",
         "Unanswered-chat alerts cleared."
