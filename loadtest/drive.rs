@@ -243,7 +243,12 @@ pub(crate) async fn run(
             done.clone(),
             run.clone(),
         );
-        let channels = channels.to_vec();
+        // In a cluster an agent works one channel (its partition's).
+        let channels = if options.cluster {
+            vec![channels[index % channels.len()].clone()]
+        } else {
+            channels.to_vec()
+        };
         tokio::spawn(async move {
             let mut turn = index;
             while answered.load(Ordering::Relaxed) < total && !done.load(Ordering::Relaxed) {

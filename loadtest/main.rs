@@ -80,6 +80,16 @@ struct Options {
     /// Its certificate (with --addr).
     #[arg(long)]
     cert: Option<std::path::PathBuf>,
+    /// Another hub of the same cluster (with --addr; repeat for each): the
+    /// clients try it when one cannot be reached, and every hub sends them
+    /// on to the hub serving their chats.
+    #[arg(long)]
+    also: Vec<std::net::SocketAddr>,
+    /// The hubs are a cluster (with --addr): agent N works channel
+    /// N % --channels alone (an agent's channels share a partition), so it
+    /// asks that channel for chats.
+    #[arg(long)]
+    cluster: bool,
     /// The agents' token (with --addr).
     #[arg(long)]
     token: Option<String>,
@@ -260,10 +270,11 @@ async fn run(options: Options) -> anyhow::Result<()> {
         Some(addr) => {
             let cert = options.cert.as_ref().context("--addr needs --cert")?;
             let token = options.token.clone().context("--addr needs --token")?;
-            (
-                ClientConfig::builder(addr).trust_pem_file(cert)?.build()?,
-                token,
-            )
+            let mut builder = ClientConfig::builder(addr).trust_pem_file(cert)?;
+            for other in &options.also {
+                builder = builder.also(*other);
+            }
+            (builder.build()?, token)
         }
         None => {
             let data =

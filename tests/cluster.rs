@@ -22,8 +22,8 @@ use chathub::core::{
 };
 use chathub::protocol::ErrorCode;
 use chathub::store::{JetStreamTarget, Op, Store, StoreError, StoreOptions};
-use common::free_udp_port;
 use common::nats::{NatsCluster, NatsServer};
+use common::{Acks, Seen, check_seen, check_transcript, drain, free_udp_port, keep_ack, record};
 
 fn event(chat: u64, seq: u64, kind: ChatEventKind) -> Op {
     Op::Event(ChatEvent {
@@ -576,6 +576,27 @@ impl Trio {
         HubProcess::spawn_with(&self.dir, &format!("h{n}"), &toml)
     }
 
+    /// A customer's chat on channel `c` (its first message `c{c}-0`),
+    /// taken by agent `a{c}`.
+    async fn served_chat(&self, c: usize) -> (CustomerClient, ChatId, AgentClient) {
+        let customer = settled(self, || CustomerClient::connect(&self.client)).await;
+        let Started::Queued { chat, .. } = settled(self, || {
+            customer.start_chat(format!("c{c}"), Customer::default(), format!("c{c}-0"))
+        })
+        .await
+        else {
+            panic!("queued")
+        };
+        let agent = settled(self, || {
+            AgentClient::connect(&self.client, format!("a{c}"), TOKEN)
+        })
+        .await;
+        agent.set_status(Status::Present).await.unwrap();
+        let assignment = settled(self, || agent.get_next(format!("c{c}"))).await;
+        assert_eq!(assignment.chat, chat);
+        (customer, chat, agent)
+    }
+
     /// The node owning `partition` now, as its lease says.
     async fn owner(&self, partition: usize) -> Option<usize> {
         let bucket = self
@@ -733,30 +754,6 @@ async fn clients_are_sent_to_the_partitions_owner_and_carry_on_when_it_is_killed
     }
 }
 
-/// Seqs an application received per chat, in arrival order.
-type Seen = Arc<Mutex<HashMap<ChatId, Vec<u64>>>>;
-
-/// What senders were told: (text, acknowledged seq) per chat, in send
-/// order.
-type Acks = Arc<Mutex<HashMap<ChatId, Vec<(String, u64)>>>>;
-
-fn record(event: &Event, seen: &Seen) {
-    if let Event::Chat(event) = event {
-        seen.lock()
-            .unwrap()
-            .entry(event.chat)
-            .or_default()
-            .push(event.seq);
-    }
-}
-
-async fn drain(next: impl Future<Output = Option<Event>>) -> Option<Event> {
-    tokio::time::timeout(Duration::from_millis(50), next)
-        .await
-        .ok()
-        .flatten()
-}
-
 /// The first queue snapshot of `channel` a newly attached agent gets.
 async fn snapshot(agent: &AgentClient, channel: &str) -> Vec<QueueRow> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -859,18 +856,14 @@ async fn kill_9_of_random_hubs_under_load_loses_and_doubles_nothing() {
                 let mut i = 1;
                 while !stop_sending.load(Ordering::SeqCst) {
                     let text = format!("c{c}n{n}-{i}");
-                    if let Ok(Ok(seq)) = tokio::time::timeout(
+                    keep_ack(
+                        &acks,
+                        chat,
+                        text.clone(),
                         Duration::from_secs(5),
-                        sender.send(chat, text.clone()),
+                        sender.send(chat, text),
                     )
-                    .await
-                    {
-                        acks.lock()
-                            .unwrap()
-                            .entry(chat)
-                            .or_default()
-                            .push((text, seq));
-                    }
+                    .await;
                     i += 1;
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -896,18 +889,14 @@ async fn kill_9_of_random_hubs_under_load_loses_and_doubles_nothing() {
                 let mut i = 1;
                 while !stop_sending.load(Ordering::SeqCst) {
                     let text = format!("{name}-{i}");
-                    if let Ok(Ok(seq)) = tokio::time::timeout(
+                    keep_ack(
+                        &acks,
+                        chat,
+                        text.clone(),
                         Duration::from_secs(5),
-                        sender.send(chat, text.clone()),
+                        sender.send(chat, text),
                     )
-                    .await
-                    {
-                        acks.lock()
-                            .unwrap()
-                            .entry(chat)
-                            .or_default()
-                            .push((text, seq));
-                    }
+                    .await;
                     if i % 10 == 0 {
                         // At capacity: nothing more may be handed out.
                         let _ = tokio::time::timeout(
@@ -974,12 +963,6 @@ async fn kill_9_of_random_hubs_under_load_loses_and_doubles_nothing() {
         );
         for &chat in &chats_of[c] {
             let transcript = settled(&trio, || watcher.transcript(chat)).await;
-            let seqs: Vec<u64> = transcript.iter().map(|event| event.seq).collect();
-            assert_eq!(
-                seqs,
-                (1..=seqs.len() as u64).collect::<Vec<_>>(),
-                "{chat}: seqs 1..n"
-            );
             let holders: Vec<_> = transcript
                 .iter()
                 .filter_map(|event| match &event.kind {
@@ -997,50 +980,17 @@ async fn kill_9_of_random_hubs_under_load_loses_and_doubles_nothing() {
                 }
                 None => assert!(holders.is_empty(), "{chat} waits: assigned to nobody"),
             }
-            let texts: Vec<(String, u64)> = transcript
-                .iter()
-                .filter_map(|event| match &event.kind {
-                    ChatEventKind::Message { text, from, .. } if *from != Party::System => {
-                        Some((text.clone(), event.seq))
-                    }
-                    _ => None,
-                })
-                .collect();
-            let mut counts: HashMap<&str, usize> = HashMap::new();
-            for (text, _) in &texts {
-                *counts.entry(text.as_str()).or_default() += 1;
-            }
-            assert!(
-                counts.values().all(|&n| n == 1),
-                "{chat}: a message stored twice"
-            );
-            for (text, seq) in acks.get(&chat).into_iter().flatten() {
-                total += 1;
-                assert_eq!(
-                    texts
-                        .iter()
-                        .find(|(stored, _)| stored == text)
-                        .map(|(_, at)| *at),
-                    Some(*seq),
-                    "{chat}: acknowledged {text:?} at seq {seq} is missing"
-                );
-            }
+            let acked = acks.get(&chat).cloned().unwrap_or_default();
+            total += acked.len();
+            check_transcript(chat, &transcript, &acked);
         }
     }
     assert!(
         total > 200,
         "only {total} acknowledged messages: the load did not run"
     );
-    for (who, seen) in [("customers", &customers_seen), ("agents", &agents_seen)] {
-        for (chat, seqs) in seen.lock().unwrap().iter() {
-            let first = seqs[0];
-            let expected: Vec<u64> = (first..first + seqs.len() as u64).collect();
-            assert_eq!(
-                seqs, &expected,
-                "{who} saw {chat} with a gap or a duplicate"
-            );
-        }
-    }
+    check_seen("customers", &customers_seen);
+    check_seen("agents", &agents_seen);
     println!("{KILLS} kills of random hubs: {total} acknowledged messages verified");
 }
 
@@ -1071,20 +1021,7 @@ async fn nats_servers_dying_lose_nothing_acknowledged_and_without_a_quorum_nothi
     let mut tasks = Vec::new();
     let mut agents = Vec::new();
     for c in 0..CHANNELS {
-        let customer = settled(&trio, || CustomerClient::connect(&trio.client)).await;
-        let Started::Queued { chat, .. } = settled(&trio, || {
-            customer.start_chat(format!("c{c}"), Customer::default(), format!("c{c}-0"))
-        })
-        .await
-        else {
-            panic!("queued")
-        };
-        let agent = settled(&trio, || {
-            AgentClient::connect(&trio.client, format!("a{c}"), TOKEN)
-        })
-        .await;
-        agent.set_status(Status::Present).await.unwrap();
-        settled(&trio, || agent.get_next(format!("c{c}"))).await;
+        let (customer, chat, agent) = trio.served_chat(c).await;
         agents.push(agent);
         chats.push(chat);
         let (acks, stop) = (acks.clone(), stop.clone());
@@ -1202,20 +1139,7 @@ async fn adding_and_removing_a_hub_moves_partitions_with_no_error_but_unavailabl
     let mut agents = Vec::new();
     let mut tasks = Vec::new();
     for c in 0..CHANNELS {
-        let customer = settled(&trio, || CustomerClient::connect(&trio.client)).await;
-        let Started::Queued { chat, .. } = settled(&trio, || {
-            customer.start_chat(format!("c{c}"), Customer::default(), format!("c{c}-0"))
-        })
-        .await
-        else {
-            panic!("queued")
-        };
-        let agent = settled(&trio, || {
-            AgentClient::connect(&trio.client, format!("a{c}"), TOKEN)
-        })
-        .await;
-        agent.set_status(Status::Present).await.unwrap();
-        settled(&trio, || agent.get_next(format!("c{c}"))).await;
+        let (customer, chat, agent) = trio.served_chat(c).await;
         agents.push(agent);
         chats.push(chat);
         let (acks, errors, stop) = (acks.clone(), errors.clone(), stop.clone());

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chathub::client::{AgentClient, ClientConfig, CustomerClient, Event, Started};
-use chathub::core::{ChatEventKind, ChatId, Customer, Party, Status};
-use common::free_udp_port;
+use chathub::core::{ChatEventKind, ChatId, Customer, Status};
+use common::{Acks, Seen, check_seen, check_transcript, drain, free_udp_port, keep_ack, record};
 
 const TOKEN: &str = "crash-test-token-0123456789";
 const AGENTS: usize = 3;
@@ -63,28 +63,6 @@ impl Drop for Hub {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// What one sender was told: (text, acknowledged seq), in send order.
-type Acks = Arc<Mutex<HashMap<ChatId, Vec<(String, u64)>>>>;
-
-/// Seqs an application received per chat, in arrival order.
-type Seen = Arc<Mutex<HashMap<ChatId, Vec<u64>>>>;
-
-fn record_events(events: Vec<Event>, seen: &Seen) {
-    let mut seen = seen.lock().unwrap();
-    for event in events {
-        if let Event::Chat(event) = event {
-            seen.entry(event.chat).or_default().push(event.seq);
-        }
-    }
-}
-
-async fn drain(next: impl Future<Output = Option<Event>>) -> Option<Event> {
-    tokio::time::timeout(Duration::from_millis(50), next)
-        .await
-        .ok()
-        .flatten()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,13 +147,14 @@ async fn acknowledged_messages_survive_kill_9_exactly_once_and_in_order() {
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 let text = format!("c{n}-{i}");
-                if let Ok(seq) = customer.send(chat, text.clone()).await {
-                    acks.lock()
-                        .unwrap()
-                        .entry(chat)
-                        .or_default()
-                        .push((text, seq));
-                }
+                keep_ack(
+                    &acks,
+                    chat,
+                    text.clone(),
+                    Duration::from_secs(60),
+                    customer.send(chat, text),
+                )
+                .await;
                 i += 1;
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -184,7 +163,7 @@ async fn acknowledged_messages_survive_kill_9_exactly_once_and_in_order() {
         tasks.push(tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 if let Some(event) = drain(customer.next_event()).await {
-                    record_events(vec![event], &seen);
+                    record(&event, &seen);
                 }
             }
         }));
@@ -213,7 +192,7 @@ async fn acknowledged_messages_survive_kill_9_exactly_once_and_in_order() {
                             mine.push(chat_event.chat);
                         }
                     }
-                    record_events(vec![event], &seen);
+                    record(&event, &seen);
                 }
             }
         }));
@@ -224,13 +203,14 @@ async fn acknowledged_messages_survive_kill_9_exactly_once_and_in_order() {
                 let current: Vec<ChatId> = mine.lock().unwrap().clone();
                 for chat in current {
                     let text = format!("a{n}-{i}");
-                    if let Ok(seq) = agent.send(chat, text.clone()).await {
-                        acks.lock()
-                            .unwrap()
-                            .entry(chat)
-                            .or_default()
-                            .push((text, seq));
-                    }
+                    keep_ack(
+                        &acks,
+                        chat,
+                        text.clone(),
+                        Duration::from_secs(60),
+                        agent.send(chat, text),
+                    )
+                    .await;
                     i += 1;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -262,45 +242,14 @@ async fn acknowledged_messages_survive_kill_9_exactly_once_and_in_order() {
     let mut total_acked = 0;
     for &chat in &chats {
         let transcript = reader.transcript(chat).await.unwrap();
-        let seqs: Vec<u64> = transcript.iter().map(|event| event.seq).collect();
-        assert_eq!(
-            seqs,
-            (1..=seqs.len() as u64).collect::<Vec<_>>(),
-            "{chat}: seqs 1..n"
-        );
         let assigned = transcript
             .iter()
             .filter(|event| matches!(event.kind, ChatEventKind::Assigned { .. }))
             .count();
         assert_eq!(assigned, 1, "{chat} was assigned exactly once");
-        let texts: Vec<(&str, u64)> = transcript
-            .iter()
-            .filter_map(|event| match &event.kind {
-                ChatEventKind::Message { text, from, .. } if *from != Party::System => {
-                    Some((text.as_str(), event.seq))
-                }
-                _ => None,
-            })
-            .collect();
-        let mut counts: HashMap<&str, usize> = HashMap::new();
-        for (text, _) in &texts {
-            *counts.entry(text).or_default() += 1;
-        }
-        assert!(
-            counts.values().all(|&count| count == 1),
-            "{chat}: a message stored twice"
-        );
-        for (text, seq) in acks.get(&chat).into_iter().flatten() {
-            total_acked += 1;
-            assert_eq!(
-                texts
-                    .iter()
-                    .find(|(stored, _)| stored == text)
-                    .map(|(_, s)| *s),
-                Some(*seq),
-                "{chat}: acknowledged {text:?} at seq {seq} is not there"
-            );
-        }
+        let acked = acks.get(&chat).cloned().unwrap_or_default();
+        total_acked += acked.len();
+        let texts = check_transcript(chat, &transcript, &acked);
         // Each sender's messages are stored in the order they were sent.
         let mut last_by_sender: HashMap<String, (u64, u64)> = HashMap::new();
         for (text, seq) in &texts {
@@ -325,14 +274,9 @@ async fn acknowledged_messages_survive_kill_9_exactly_once_and_in_order() {
     );
 
     // Every application saw each chat's events without a gap or duplicate.
-    for (who, seen) in std::iter::once(("customers", &customer_seen))
-        .chain(agent_seen.iter().map(|s| ("an agent", s)))
-    {
-        for (chat, seqs) in seen.lock().unwrap().iter() {
-            let first = seqs[0];
-            let expected: Vec<u64> = (first..first + seqs.len() as u64).collect();
-            assert_eq!(seqs, &expected, "{who} saw {chat} with a gap or duplicate");
-        }
+    check_seen("customers", &customer_seen);
+    for seen in &agent_seen {
+        check_seen("an agent", seen);
     }
     let customers_seen: HashSet<ChatId> = customer_seen.lock().unwrap().keys().copied().collect();
     assert_eq!(

@@ -55,6 +55,17 @@ pub(crate) struct Replay {
     pub groups: Vec<(u64, Vec<Op>)>,
 }
 
+/// Refuses an append once one failed (`failed` says why): what the failed
+/// one left behind cannot be known, so nothing may follow it.
+pub(crate) fn refuse_after(failed: Option<&str>) -> Result<(), StoreError> {
+    match failed {
+        Some(failed) => Err(StoreError::Stopped(format!(
+            "the commit log appends nothing after a failed append: {failed}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Appends the encoding of a group of `count` ops to `buf`: the same bytes
 /// as a `Vec<Op>` (the length, then each op). Refuses, as
 /// [`StoreError::Corrupt`], an op the database could not hold (its apply

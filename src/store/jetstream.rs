@@ -38,7 +38,9 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::runtime::Handle;
 
-use crate::store::commit_log::{CommitLog, MAX_PAYLOAD, Replay, decode_group, encode_group};
+use crate::store::commit_log::{
+    CommitLog, MAX_PAYLOAD, Replay, decode_group, encode_group, refuse_after,
+};
 use crate::store::{Op, StoreError};
 
 /// The header naming a part's group.
@@ -337,11 +339,7 @@ impl CommitLog for JetStreamLog {
         count: usize,
         ops: &mut dyn Iterator<Item = &Op>,
     ) -> Result<(), StoreError> {
-        if let Some(failed) = &self.failed {
-            return Err(StoreError::Stopped(format!(
-                "the commit log appends nothing after a failed append: {failed}"
-            )));
-        }
+        refuse_after(self.failed.as_deref())?;
         self.buf.clear();
         encode_group(&mut self.buf, count, ops, MAX_PAYLOAD)?;
         let parts = self.buf.len().div_ceil(self.chunk).max(1);

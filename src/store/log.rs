@@ -33,7 +33,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::store::commit_log::{CommitLog, MAX_PAYLOAD, Replay, decode_group, encode_group};
+use crate::store::commit_log::{
+    CommitLog, MAX_PAYLOAD, Replay, decode_group, encode_group, refuse_after,
+};
 use crate::store::log_io::{FsLogFile, LogFileIo};
 use crate::store::{Op, StoreError};
 
@@ -197,11 +199,7 @@ impl CommitLog for FileLog {
         count: usize,
         ops: &mut dyn Iterator<Item = &Op>,
     ) -> Result<(), StoreError> {
-        if let Some(failed) = &self.failed {
-            return Err(StoreError::Stopped(format!(
-                "the commit log appends nothing after a failed write: {failed}"
-            )));
-        }
+        refuse_after(self.failed.as_deref())?;
         let buf = &mut self.buf;
         buf.clear();
         buf.resize(HEADER, 0);

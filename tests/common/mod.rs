@@ -318,3 +318,109 @@ pub(crate) fn free_udp_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Checks a chat's transcript against what its senders were told: seqs
+/// run 1..n, no message is stored twice, and every acknowledged message
+/// (`acks`: text and seq) is there at its seq. Answers the messages (but
+/// the hub's own), text and seq, in transcript order.
+pub(crate) fn check_transcript(
+    chat: ChatId,
+    transcript: &[ChatEvent],
+    acks: &[(String, u64)],
+) -> Vec<(String, u64)> {
+    let seqs: Vec<u64> = transcript.iter().map(|event| event.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "{chat}: seqs 1..n"
+    );
+    let texts: Vec<(String, u64)> = transcript
+        .iter()
+        .filter_map(|event| match &event.kind {
+            chathub::core::ChatEventKind::Message { text, from, .. }
+                if *from != chathub::core::Party::System =>
+            {
+                Some((text.clone(), event.seq))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (text, _) in &texts {
+        *counts.entry(text.as_str()).or_default() += 1;
+    }
+    assert!(
+        counts.values().all(|&count| count == 1),
+        "{chat}: a message stored twice"
+    );
+    for (text, seq) in acks {
+        assert_eq!(
+            texts
+                .iter()
+                .find(|(stored, _)| stored == text)
+                .map(|(_, at)| *at),
+            Some(*seq),
+            "{chat}: acknowledged {text:?} at seq {seq} is not there"
+        );
+    }
+    texts
+}
+
+/// What senders were told: (text, acknowledged seq) per chat, in send
+/// order.
+pub(crate) type Acks =
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<ChatId, Vec<(String, u64)>>>>;
+
+/// Seqs an application received per chat, in arrival order.
+pub(crate) type Seen =
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<ChatId, Vec<u64>>>>;
+
+/// Keeps a chat event's seq in `seen`.
+pub(crate) fn record(event: &Event, seen: &Seen) {
+    if let Event::Chat(event) = event {
+        seen.lock()
+            .unwrap()
+            .entry(event.chat)
+            .or_default()
+            .push(event.seq);
+    }
+}
+
+/// The next event within 50 ms, if any.
+pub(crate) async fn drain(next: impl Future<Output = Option<Event>>) -> Option<Event> {
+    tokio::time::timeout(Duration::from_millis(50), next)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Sends (as `send` does, waiting up to `patience`) and keeps the
+/// acknowledgement of `text` in `chat`, if there is one.
+pub(crate) async fn keep_ack(
+    acks: &Acks,
+    chat: ChatId,
+    text: String,
+    patience: Duration,
+    send: impl Future<Output = Result<u64, chathub::client::ClientError>>,
+) {
+    if let Ok(Ok(seq)) = tokio::time::timeout(patience, send).await {
+        acks.lock()
+            .unwrap()
+            .entry(chat)
+            .or_default()
+            .push((text, seq));
+    }
+}
+
+/// Checks that `who` saw every chat's events without a gap or a
+/// duplicate.
+pub(crate) fn check_seen(who: &str, seen: &Seen) {
+    for (chat, seqs) in seen.lock().unwrap().iter() {
+        let first = seqs[0];
+        let expected: Vec<u64> = (first..first + seqs.len() as u64).collect();
+        assert_eq!(
+            seqs, &expected,
+            "{who} saw {chat} with a gap or a duplicate"
+        );
+    }
+}

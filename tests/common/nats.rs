@@ -44,6 +44,22 @@ fn binary() -> Option<PathBuf> {
     }
 }
 
+/// Starts `binary` with `config`, logging (appending) to `log`.
+fn run(binary: &Path, config: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("the server's log");
+    Command::new(binary)
+        .arg("-c")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("nats-server starts")
+}
+
 fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
@@ -78,18 +94,7 @@ impl NatsServer {
             ),
         )
         .expect("the server's configuration");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("nats-server.log"))
-            .expect("the server's log");
-        Command::new(binary)
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("nats-server starts")
+        run(binary, &config, &dir.join("nats-server.log"))
     }
 
     async fn wait_ready(&mut self) {
@@ -192,18 +197,7 @@ impl NatsCluster {
             ),
         )
         .expect("a server's configuration");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(format!("n{n}.log")))
-            .expect("a server's log");
-        Command::new(&self.binary)
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("nats-server starts")
+        run(&self.binary, &config, &self.dir.join(format!("n{n}.log")))
     }
 
     /// Waits until the cluster has a JetStream leader and takes an `R3`
