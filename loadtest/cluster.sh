@@ -118,7 +118,25 @@ for h in $(seq 0 $((hubs - 1))); do
         for _ in $(seq 100); do [ -s "$work/h0/key.pem" ] && break; sleep 0.1; done
     fi
 done
-sleep 3 # membership, partitions taken
+# Every hub joined (a NATS cluster elects its leaders first), then the
+# partitions settled: no partition changed hands for three lease times.
+if [ "$nats" -gt 0 ]; then
+    for _ in $(seq 600); do
+        joined=$(cat "$work"/h*.log | grep -c "joined the cluster" || true)
+        [ "$joined" -ge "$hubs" ] && break
+        sleep 0.1
+    done
+    [ "$joined" -ge "$hubs" ] || { echo "the hubs did not join:"; tail -5 "$work"/h*.log; exit 1; }
+    moves=-1
+    for _ in $(seq 60); do
+        now=$(cat "$work"/h*.log | grep -c "took partition\|handing partition" || true)
+        [ "$now" = "$moves" ] && break
+        moves=$now
+        sleep 6
+    done
+else
+    sleep 1
+fi
 
 also=()
 for h in $(seq 1 $((hubs - 1))); do also+=(--also "127.0.0.1:${hub_ports[$h]}"); done
