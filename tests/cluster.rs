@@ -771,7 +771,11 @@ async fn snapshot(agent: &AgentClient, channel: &str) -> Vec<QueueRow> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_random_hubs_under_load_loses_and_doubles_nothing() {
     const WAITING: usize = 2;
-    const KILLS: usize = 10;
+    // CHATHUB_CLUSTER_KILLS=20 for a longer run.
+    let kills: usize = std::env::var("CHATHUB_CLUSTER_KILLS")
+        .ok()
+        .and_then(|kills| kills.parse().ok())
+        .unwrap_or(10);
     let dir = tempfile::tempdir().unwrap();
     let Some(mut trio) = Trio::start(dir.path()).await else {
         return;
@@ -930,14 +934,62 @@ async fn kill_9_of_random_hubs_under_load_loses_and_doubles_nothing() {
         rng ^= rng << 17;
         rng
     };
-    for _ in 0..KILLS {
+    // Per kill of a hub that owned partitions: until another hub held
+    // their leases, and until a chat of theirs had a message acknowledged.
+    let mut leases_taken = Vec::new();
+    let mut first_acks = Vec::new();
+    for _ in 0..kills {
         let victim = (next() % 3) as usize;
         tokio::time::sleep(Duration::from_millis(500 + next() % 1000)).await;
+        let mut moved = Vec::new();
+        for partition in 0..CHANNELS {
+            if trio.owner(partition).await == Some(victim) {
+                moved.push(partition);
+            }
+        }
+        let moved_chats: Vec<ChatId> = moved
+            .iter()
+            .flat_map(|partition| chats_of[*partition].iter().copied())
+            .filter(|chat| assigned.contains_key(chat))
+            .collect();
+        let acked_before = |acks: &Acks| -> usize {
+            let acks = acks.lock().unwrap();
+            moved_chats
+                .iter()
+                .map(|chat| acks.get(chat).map_or(0, Vec::len))
+                .sum()
+        };
+        let before = acked_before(&acks);
         let mut hub = trio.hubs[victim].take().unwrap();
         hub.child.kill().unwrap();
         hub.child.wait().unwrap();
         drop(hub);
-        tokio::time::sleep(Duration::from_millis(1500 + next() % 1000)).await;
+        let killed = tokio::time::Instant::now();
+        let back = killed + Duration::from_millis(1500 + next() % 1000);
+        if !moved.is_empty() {
+            let (mut leased, mut acked) = (None, None);
+            while (leased.is_none() || acked.is_none())
+                && killed.elapsed() < Duration::from_secs(15)
+            {
+                if leased.is_none() {
+                    let mut all = true;
+                    for partition in &moved {
+                        let owner = trio.owner(*partition).await;
+                        all &= owner.is_some() && owner != Some(victim);
+                    }
+                    if all {
+                        leased = Some(killed.elapsed());
+                    }
+                }
+                if acked.is_none() && acked_before(&acks) > before {
+                    acked = Some(killed.elapsed());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            leases_taken.push(leased.expect("the dead hub's partitions are taken over"));
+            first_acks.push(acked.expect("a moved chat is served again"));
+        }
+        tokio::time::sleep_until(back).await;
         trio.hubs[victim] = Some(trio.spawn(victim));
     }
     // Let every client come back and catch up, then stop.
@@ -991,7 +1043,50 @@ async fn kill_9_of_random_hubs_under_load_loses_and_doubles_nothing() {
     );
     check_seen("customers", &customers_seen);
     check_seen("agents", &agents_seen);
-    println!("{KILLS} kills of random hubs: {total} acknowledged messages verified");
+    println!("{kills} kills of random hubs: {total} acknowledged messages verified");
+    // The failover's timeline: from the hubs' logs, how long taking a
+    // partition took once its lease was held.
+    let (mut opened, mut recovered) = (Vec::new(), Vec::new());
+    for n in 0..3 {
+        let log = std::fs::read_to_string(trio.dir.join(format!("h{n}.log"))).unwrap_or_default();
+        for line in log.lines().filter(|line| line.contains("took partition")) {
+            let field = |name: &str| -> Option<u64> {
+                let at = line.find(&format!("{name}="))? + name.len() + 1;
+                line[at..]
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse()
+                    .ok()
+            };
+            if let (Some(open), Some(recover)) = (field("opened_ms"), field("recovered_ms")) {
+                opened.push(Duration::from_millis(open));
+                recovered.push(Duration::from_millis(recover));
+            }
+        }
+    }
+    let summary = |what: &str, mut times: Vec<Duration>| {
+        times.sort();
+        if let (Some(max), false) = (times.last(), times.is_empty()) {
+            println!(
+                "{what}: p50 {:?}, max {max:?} over {}",
+                times[times.len() / 2],
+                times.len()
+            );
+        }
+    };
+    summary(
+        "kill -> the dead hub's partitions leased by others",
+        leases_taken,
+    );
+    summary(
+        "takeover appended and stream applied (per partition)",
+        opened,
+    );
+    summary("chats back in their actors (per partition)", recovered);
+    summary(
+        "kill -> first acknowledged message on a moved chat",
+        first_acks,
+    );
 }
 
 /// What a sender was told, with when it asked and when it was answered.

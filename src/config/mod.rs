@@ -365,10 +365,11 @@ pub const ENV_PREFIX: &str = "CHATHUB_";
 /// Variables with the prefix that are not configuration: the test suite's
 /// own switches, set for a whole `cargo test` run and so seen by every hub
 /// a test starts.
-pub const NOT_CONFIGURATION: [&str; 4] = [
+pub const NOT_CONFIGURATION: [&str; 5] = [
     "CHATHUB_BROWSER_TESTS",
     "CHATHUB_BLESS",
     "CHATHUB_CLUSTER_TESTS",
+    "CHATHUB_CLUSTER_KILLS",
     "CHATHUB_NATS_SERVER",
 ];
 

@@ -408,6 +408,7 @@ fn the_test_suites_switches_are_not_configuration() {
         ("CHATHUB_BROWSER_TESTS".to_owned(), "1".to_owned()),
         ("CHATHUB_BLESS".to_owned(), "1".to_owned()),
         ("CHATHUB_CLUSTER_TESTS".to_owned(), "1".to_owned()),
+        ("CHATHUB_CLUSTER_KILLS".to_owned(), "20".to_owned()),
         ("CHATHUB_NATS_SERVER".to_owned(), "nats-server".to_owned()),
     ];
     assert!(Config::from_toml_with("", vars).is_ok());

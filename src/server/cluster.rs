@@ -193,13 +193,16 @@ async fn take(
     let Some(lease) = cluster.try_take(partition).await? else {
         return Ok(None);
     };
-    let started = std::time::Instant::now();
     match start(cluster, setup, partition, &lease).await {
-        Ok((hub, webhooks)) => {
+        Ok((hub, webhooks, timeline)) => {
+            // The failover's timeline after the lease: the takeover record
+            // appended and the stream applied (the store open), then the
+            // chats back in their actors (the hub's start).
             tracing::info!(
                 partition,
                 epoch = lease.epoch(),
-                took_ms = started.elapsed().as_millis() as u64,
+                opened_ms = timeline.opened.as_millis() as u64,
+                recovered_ms = timeline.recovered.as_millis() as u64,
                 "took partition {partition} over"
             );
             metrics::counter!("chathub_partition_takeovers_total").increment(1);
@@ -217,12 +220,22 @@ async fn take(
     }
 }
 
+/// How long taking a partition took, once its lease was held.
+struct Timeline {
+    /// The store open: the takeover appended, the stream read back and
+    /// applied.
+    opened: std::time::Duration,
+    /// The hub started over it: the chats back in their actors.
+    recovered: std::time::Duration,
+}
+
 async fn start(
     cluster: &Cluster,
     setup: &Setup,
     partition: u32,
     lease: &Lease,
-) -> Result<(Hub, Webhooks), ServerError> {
+) -> Result<(Hub, Webhooks, Timeline), ServerError> {
+    let started = std::time::Instant::now();
     let dir = setup
         .data_dir
         .join("partitions")
@@ -263,9 +276,14 @@ async fn start(
         .retain(|agent| setup.agent_partitions.get(&agent.id) == Some(&partition));
     config.files_dir = dir.join("files");
     config.ids_after = partition::id_base(partition);
+    let opened = started.elapsed();
     let hub = Hub::start(config, store.clone()).await?;
     let webhooks = Webhooks::start(&store, setup.webhooks.clone())?;
-    Ok((hub, webhooks))
+    let timeline = Timeline {
+        opened,
+        recovered: started.elapsed() - opened,
+    };
+    Ok((hub, webhooks, timeline))
 }
 
 /// Stops serving `partition` here: its connections are told to close, its
