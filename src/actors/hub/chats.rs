@@ -349,16 +349,23 @@ impl Hub {
         }
     }
 
+    // The gauge moves by each change rather than being set to this hub's
+    // count: in a cluster one process runs a hub per partition it owns,
+    // and the gauge is their sum.
     pub(crate) fn set_assignment(&self, chat: ChatId, agent: AgentId) {
-        self.shared
+        let earlier = self
+            .shared
             .assignments
             .insert(chat, (agent, Timestamp::now()));
-        metrics::gauge!("chathub_chats_active").set(self.shared.assignments.len() as f64);
+        if earlier.is_none() {
+            metrics::gauge!("chathub_chats_active").increment(1.0);
+        }
     }
 
     pub(crate) fn clear_assignment(&self, chat: ChatId) {
-        self.shared.assignments.remove(&chat);
-        metrics::gauge!("chathub_chats_active").set(self.shared.assignments.len() as f64);
+        if self.shared.assignments.remove(&chat).is_some() {
+            metrics::gauge!("chathub_chats_active").decrement(1.0);
+        }
     }
 
     /// The live chat actor of `chat`, if any.

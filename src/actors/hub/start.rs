@@ -122,6 +122,11 @@ impl Hub {
         let _ = root.stop_and_wait(Some("shutdown".into()), None).await;
         self.shared.chats.clear();
         self.shared.agent_actors.clear();
+        // This hub's active chats are no longer this process's (in a
+        // cluster, its partition moves to another hub).
+        let active = self.shared.assignments.len();
+        self.shared.assignments.clear();
+        metrics::gauge!("chathub_chats_active").decrement(active as f64);
         let store = self.shared.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
     }
