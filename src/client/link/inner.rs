@@ -32,7 +32,7 @@ impl Inner {
     }
 
     /// After `failed` could not be reached: the next hub to try.
-    fn next_server(&self, failed: SocketAddr) {
+    pub(super) fn next_server(&self, failed: SocketAddr) {
         let servers: Vec<SocketAddr> = self.config.servers().collect();
         let next = servers
             .iter()

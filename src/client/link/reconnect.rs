@@ -64,9 +64,22 @@ pub(super) async fn supervise(inner: Arc<Inner>, mut session: Session) {
         inner.control.lock().await.control = None;
         streams.abort();
         datagrams.abort();
-        lock(&inner.connection).take();
+        let lost = lock(&inner.connection).take();
         if inner.closing.load(Ordering::SeqCst) {
             return;
+        }
+        // A hub that went silent (or reset) may be gone for good: with
+        // other hubs of its cluster known, come back through the next one
+        // at once (it sends the client on to whoever serves its chats),
+        // rather than wait out a handshake with a dead address first. A
+        // hub that closed the connection itself is alive and tried again.
+        if let Some(conn) = lost
+            && matches!(
+                conn.close_reason(),
+                Some(quinn::ConnectionError::TimedOut | quinn::ConnectionError::Reset)
+            )
+        {
+            inner.next_server(conn.remote_address());
         }
         if let Err(refusal) = outcome {
             lock(&inner.pending).close(refusal);
