@@ -84,6 +84,9 @@ async fn typing_reaches_the_other_party_and_nobody_else() {
         bob.typing(chat).unwrap();
         stranger.typing(chat).unwrap();
     }
+    // Datagrams are not ordered with requests: let those above reach the
+    // hub while the chat still waits, before an agent takes it.
+    tokio::time::sleep(QUIET).await;
     let assignment = alice.get_next("support").await.unwrap();
     assert_eq!(assignment.chat, chat);
     // Held by alice now: bob and the stranger are still nobody in it.

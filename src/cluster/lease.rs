@@ -78,10 +78,18 @@ impl Lease {
                 .entry(key)
                 .await
                 .map_err(|err| nats("cannot read the lease", err))?;
+            let now = Instant::now();
             let Some(entry) = entry else {
+                // Gone between the two asks: try again, within patience.
+                if now >= give_up {
+                    return Err(LeaseError::Held {
+                        key: key.to_owned(),
+                        holder: String::new(),
+                    });
+                }
+                tokio::time::sleep(ttl / 8).await;
                 continue;
             };
-            let now = Instant::now();
             let holder_now = String::from_utf8_lossy(&entry.value).into_owned();
             match &seen {
                 Some((revision, since, _)) if *revision == entry.revision => {

@@ -143,7 +143,13 @@ async fn run(
                     .into_iter()
                     .map(|(partition, (node, _))| (partition, node))
                     .collect();
-                let names: Vec<&str> = members.keys().map(String::as_str).collect();
+                // This hub holds its membership: a read that missed it
+                // (served by a lagging replica) must not make it hand
+                // everything over.
+                let mut names: Vec<&str> = members.keys().map(String::as_str).collect();
+                if !names.contains(&me.as_str()) {
+                    names.push(&me);
+                }
                 let plan = partition::plan(&me, setup.cluster.partitions, &names, &owners);
                 for partition in plan.release {
                     if let Some(leaving) = owned.remove(&partition) {
