@@ -206,10 +206,11 @@ fn serve(
                     // Every acknowledged write is in the commit log: a
                     // restart replays it and carries on. Exit so a
                     // supervisor restarts the hub, rather than run on unable
-                    // to store anything (or, in a cluster, deposed: another
-                    // process took the hub's log over).
-                    tracing::error!("writes stopped, exiting so a restart can recover: {reason}");
-                    anyhow::bail!("writes stopped: {reason}")
+                    // to store anything. (In a cluster only the lobby's own
+                    // store counts here: a partition whose store failed is
+                    // given up and taken again.)
+                    tracing::error!("the store failed, exiting so a restart can recover: {reason}");
+                    anyhow::bail!("the store failed: {reason}")
                 }
                 _ = hangup.recv() => {
                     let _ = reload_logged(&server, config_path).await;

@@ -15,7 +15,7 @@
 //! stops it (everything acknowledged is in the stream) and then releases
 //! the lease, so the next owner need not wait it out.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -36,10 +36,6 @@ pub(crate) struct Setup {
     pub cluster: ClusterConfig,
     /// Every channel and agent; each partition's hub serves its own.
     pub hub: HubConfig,
-    /// The partition of each configured channel.
-    pub channel_partitions: HashMap<crate::core::ChannelId, u32>,
-    /// The partition of each configured agent.
-    pub agent_partitions: HashMap<crate::core::AgentId, u32>,
     pub data_dir: PathBuf,
     pub checkpoint_bytes: u64,
     pub webhooks: Vec<WebhookSettings>,
@@ -161,7 +157,7 @@ async fn run(
                     if owned.contains_key(&partition) || *stop.borrow() {
                         continue;
                     }
-                    match take(&cluster, &setup, partition).await {
+                    match take(&cluster, &routes, &setup, partition).await {
                         Ok(Some(taken)) => {
                             routes.serve(partition, taken.hub.clone());
                             owned.insert(partition, taken);
@@ -193,13 +189,14 @@ async fn run(
 /// its stream (fencing out any previous owner) and starts its hub.
 async fn take(
     cluster: &Cluster,
+    routes: &ClusterRoutes,
     setup: &Setup,
     partition: u32,
 ) -> Result<Option<Owned>, ServerError> {
     let Some(lease) = cluster.try_take(partition).await? else {
         return Ok(None);
     };
-    match start(cluster, setup, partition, &lease).await {
+    match start(cluster, routes, setup, partition, &lease).await {
         Ok((hub, webhooks, timeline)) => {
             // The failover's timeline after the lease: the takeover record
             // appended and the stream applied (the store open), then the
@@ -237,6 +234,7 @@ struct Timeline {
 
 async fn start(
     cluster: &Cluster,
+    routes: &ClusterRoutes,
     setup: &Setup,
     partition: u32,
     lease: &Lease,
@@ -276,10 +274,10 @@ async fn start(
     let mut config = setup.hub.clone();
     config
         .channels
-        .retain(|channel| setup.channel_partitions.get(&channel.id) == Some(&partition));
+        .retain(|channel| routes.channel_partition(&channel.id) == partition);
     config
         .agents
-        .retain(|agent| setup.agent_partitions.get(&agent.id) == Some(&partition));
+        .retain(|agent| routes.agent_partition(&agent.id) == Some(partition));
     config.files_dir = dir.join("files");
     config.ids_after = partition::id_base(partition);
     let opened = started.elapsed();

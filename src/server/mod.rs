@@ -171,8 +171,8 @@ impl Server {
                     .collect();
                 let routes = std::sync::Arc::new(partitions::ClusterRoutes::new(
                     settings.partitions,
-                    channel_partitions.clone(),
-                    agent_partitions.clone(),
+                    channel_partitions,
+                    agent_partitions,
                     lobby.clone(),
                 ));
                 let runtime = cluster::ClusterRuntime::start(
@@ -182,8 +182,6 @@ impl Server {
                     cluster::Setup {
                         cluster: settings.clone(),
                         hub: full,
-                        channel_partitions,
-                        agent_partitions,
                         data_dir: data_dir.clone(),
                         checkpoint_bytes: config.store.checkpoint_bytes,
                         webhooks: webhook_settings,

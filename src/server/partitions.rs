@@ -88,6 +88,11 @@ impl ClusterRoutes {
             .unwrap_or_else(|| partition::of_channel(channel, self.partitions))
     }
 
+    /// The partition of a configured agent.
+    pub(crate) fn agent_partition(&self, agent: &AgentId) -> Option<u32> {
+        self.agents.get(agent).copied()
+    }
+
     /// Serves `partition` here with `hub` from now on.
     pub(crate) fn serve(&self, partition: u32, hub: Hub) {
         self.local.insert(partition, hub);

@@ -152,10 +152,8 @@ impl Session {
                 self.rebound = true;
                 Ok(())
             }
-            route @ (Route::There(_) | Route::Nowhere(_)) if free => {
-                here_or_refusal(route).map(|_| ())
-            }
-            Route::Nowhere(partition) => here_or_refusal(Route::Nowhere(partition)).map(|_| ()),
+            route @ Route::Nowhere(_) => here_or_refusal(route).map(drop),
+            route @ Route::There(_) if free => here_or_refusal(route).map(drop),
             Route::Here(_) | Route::There(_) => Err(ErrorFrame::new(
                 ErrorCode::InvalidRequest,
                 "this connection serves chats of another partition of the cluster: open \

@@ -166,7 +166,7 @@ impl JetStreamLog {
             .await
             .map_err(publish_error)?
             .sequence;
-            let mut records = Vec::new();
+            let mut reassembly = Reassembly::new(durable);
             if state.messages > 0 {
                 let consumer = stream
                     .create_consumer(jetstream::consumer::pull::OrderedConfig {
@@ -194,14 +194,10 @@ impl JetStreamLog {
                     if seq >= takeover {
                         break;
                     }
-                    records.push((message.headers.clone(), message.payload.clone()));
+                    reassembly.push(record(message.headers.as_ref(), &message.payload)?)?;
                 }
             }
-            let parsed = records
-                .iter()
-                .map(|(headers, payload)| record(headers.as_ref(), payload))
-                .collect::<Result<Vec<_>, _>>()?;
-            let (replayed, last_group) = replay(parsed, durable)?;
+            let (replayed, last_group) = reassembly.finish()?;
             Ok::<_, StoreError>((takeover, replayed, last_group))
         })?;
         let log = Self {
@@ -272,15 +268,29 @@ fn record<'a>(headers: Option<&HeaderMap>, payload: &'a [u8]) -> Result<Record<'
     })
 }
 
-/// The whole groups after `durable` among `records` (in stream order),
-/// and the last whole group's number.
-fn replay(records: Vec<Record<'_>>, durable: u64) -> Result<(Replay, u64), StoreError> {
-    let mut groups = Vec::new();
-    let mut last_group = 0;
-    // The group being put together: its number, the parts so far, its
-    // count and bytes.
-    let mut pending: Option<(u64, u32, u32, Vec<u8>)> = None;
-    for record in records {
+/// Puts a stream's records back together into whole groups, one record at
+/// a time, in stream order: only the groups after `durable` are kept.
+struct Reassembly {
+    durable: u64,
+    groups: Vec<(u64, Vec<Op>)>,
+    /// The last whole group's number.
+    last_group: u64,
+    /// The group being put together: its number, the parts so far, its
+    /// count and bytes (none kept for a group the database holds).
+    pending: Option<(u64, u32, u32, Vec<u8>)>,
+}
+
+impl Reassembly {
+    fn new(durable: u64) -> Self {
+        Self {
+            durable,
+            groups: Vec::new(),
+            last_group: 0,
+            pending: None,
+        }
+    }
+
+    fn push(&mut self, record: Record<'_>) -> Result<(), StoreError> {
         let Record::Part {
             group,
             index,
@@ -289,47 +299,68 @@ fn replay(records: Vec<Record<'_>>, durable: u64) -> Result<(Replay, u64), Store
         } = record
         else {
             // Whoever wrote a group cut short is gone.
-            pending = None;
-            continue;
+            self.pending = None;
+            return Ok(());
         };
-        let next = match pending.take() {
+        let keep = group > self.durable;
+        let next = match self.pending.take() {
             Some((at, got, of, mut bytes)) if at == group && got == index && of == count => {
-                bytes.extend_from_slice(payload);
+                if keep {
+                    bytes.extend_from_slice(payload);
+                }
                 (group, got + 1, count, bytes)
             }
             // A group starts; anything unfinished before it was cut short.
-            _ if index == 0 => (group, 1, count, payload.to_vec()),
+            _ if index == 0 => (
+                group,
+                1,
+                count,
+                if keep { payload.to_vec() } else { Vec::new() },
+            ),
             // A part out of place: its group cannot be whole.
-            _ => continue,
+            _ => return Ok(()),
         };
         if next.1 < next.2 {
-            pending = Some(next);
-            continue;
+            self.pending = Some(next);
+            return Ok(());
         }
         let (group, _, _, bytes) = next;
-        if group != last_group + 1 && last_group != 0 {
+        if group != self.last_group + 1 && self.last_group != 0 {
             return Err(StoreError::Corrupt(format!(
-                "the commit log stream continues at group {group} after group {last_group}"
+                "the commit log stream continues at group {group} after group {}",
+                self.last_group
             )));
         }
-        last_group = group;
-        if group > durable {
-            groups.push((group, decode_group(group, &bytes)?));
+        self.last_group = group;
+        if keep {
+            self.groups.push((group, decode_group(group, &bytes)?));
         }
+        Ok(())
     }
-    if last_group < durable {
-        return Err(StoreError::Corrupt(format!(
-            "the database holds group {durable} but the commit log stream ends at group {last_group}"
-        )));
+
+    /// The whole groups after the database's, and the last whole group's
+    /// number.
+    fn finish(self) -> Result<(Replay, u64), StoreError> {
+        let Self {
+            durable,
+            groups,
+            last_group,
+            ..
+        } = self;
+        if last_group < durable {
+            return Err(StoreError::Corrupt(format!(
+                "the database holds group {durable} but the commit log stream ends at group {last_group}"
+            )));
+        }
+        if let Some((first, _)) = groups.first()
+            && *first != durable + 1
+        {
+            return Err(StoreError::Corrupt(format!(
+                "the commit log stream starts at group {first} but the database ends at group {durable}"
+            )));
+        }
+        Ok((Replay { groups }, last_group))
     }
-    if let Some((first, _)) = groups.first()
-        && *first != durable + 1
-    {
-        return Err(StoreError::Corrupt(format!(
-            "the commit log stream starts at group {first} but the database ends at group {durable}"
-        )));
-    }
-    Ok((Replay { groups }, last_group))
 }
 
 impl CommitLog for JetStreamLog {
@@ -411,6 +442,14 @@ mod tests {
             count,
             payload,
         }
+    }
+
+    fn replay(records: Vec<Record<'_>>, durable: u64) -> Result<(Replay, u64), StoreError> {
+        let mut reassembly = Reassembly::new(durable);
+        for record in records {
+            reassembly.push(record)?;
+        }
+        reassembly.finish()
     }
 
     fn chats(groups: &[(u64, Vec<Op>)]) -> Vec<(u64, String)> {
