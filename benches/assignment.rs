@@ -68,7 +68,7 @@ async fn measure(routing: Routing, agents: usize, waiting: u64) {
             })
             .collect(),
         presence_grace: Duration::from_secs(60),
-        files_dir: dir.join("files"),
+        files: chathub::store::FileBytes::local(dir.join("files")),
         limits: Limits {
             chats_per_connection: usize::MAX,
             chats_per_ip: usize::MAX,

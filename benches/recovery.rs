@@ -125,7 +125,7 @@ async fn main() {
             })
             .collect(),
         presence_grace: Duration::from_secs(5),
-        files_dir: dir.join("files"),
+        files: chathub::store::FileBytes::local(dir.join("files")),
         limits: Default::default(),
         ids_after: 0,
     };

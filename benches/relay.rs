@@ -35,7 +35,7 @@ fn relay(c: &mut Criterion) {
                 skills: Default::default(),
             }],
             presence_grace: Duration::from_secs(5),
-            files_dir: dir.join("files"),
+            files: chathub::store::FileBytes::local(dir.join("files")),
             // A customer here posts as fast as the hub takes it.
             limits: chathub::core::Limits {
                 messages_per_sec: 1e9,

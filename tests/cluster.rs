@@ -17,13 +17,14 @@ use std::time::Duration;
 use chathub::client::{AgentClient, ClientConfig, CustomerClient, Event, Started};
 use chathub::cluster::{Lease, LeaseError};
 use chathub::core::{
-    ChannelId, ChatEvent, ChatEventKind, ChatId, Customer, Party, QueueChange, QueueRow, Status,
-    Timestamp,
+    ChannelId, ChatEvent, ChatEventKind, ChatId, Customer, FileId, Party, QueueChange, QueueRow,
+    Status, Timestamp,
 };
 use chathub::protocol::ErrorCode;
-use chathub::store::{JetStreamTarget, Op, Store, StoreError, StoreOptions};
+use chathub::store::{FileBucket, FileBytes, JetStreamTarget, Op, Store, StoreError, StoreOptions};
 use common::nats::{NatsCluster, NatsServer};
 use common::{Acks, Seen, check_seen, check_transcript, drain, free_udp_port, keep_ack, record};
+use tokio::io::AsyncReadExt;
 
 fn event(chat: u64, seq: u64, kind: ChatEventKind) -> Op {
     Op::Event(ChatEvent {
@@ -245,6 +246,83 @@ async fn acknowledged_groups_survive_a_crash_of_the_nats_server() {
     let texts = texts(&store, 1);
     assert_eq!(texts.len(), 48);
     assert_eq!(texts.last().map(String::as_str), Some("m49"));
+}
+
+/// Bytes that no two files of these tests share, in more than one of the
+/// object store's chunks.
+fn file_bytes(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[0] ^ seed)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitions_files_are_served_by_its_next_owner_and_removed_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut nats) = NatsServer::start(&dir.path().join("nats")).await else {
+        return;
+    };
+    let client = nats.client().await;
+    let target = FileBucket {
+        client: client.clone(),
+        bucket: "chathub_files_test".into(),
+        replicas: 1,
+    };
+    let first_dir = dir.path().join("first");
+    std::fs::create_dir_all(&first_dir).unwrap();
+    let first = FileBytes::replicated(&first_dir, &target).await.unwrap();
+    let (kept, orphan) = (FileId(7), FileId(8));
+    let bytes = file_bytes(1, 300 * 1024);
+    for id in [kept, orphan] {
+        std::fs::write(first.path(id), &bytes).unwrap();
+        first.keep(id).await.unwrap();
+    }
+    drop(first);
+    // Acknowledged by a server that syncs: a crash of it loses nothing.
+    nats.crash_and_restart().await;
+    let client = nats.client().await;
+    let target = FileBucket { client, ..target };
+
+    // The next owner's folder is empty: a start's sweep removes the file
+    // whose share was never stored, and counts the one that was.
+    let next_dir = dir.path().join("next");
+    std::fs::create_dir_all(&next_dir).unwrap();
+    let next = FileBytes::replicated(&next_dir, &target).await.unwrap();
+    let used = next
+        .sweep(std::collections::HashSet::from([kept.0]))
+        .await
+        .unwrap();
+    assert_eq!(used, bytes.len() as u64, "only the recorded file counts");
+    let err = next.open(orphan).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+
+    // The recorded file is fetched on its first download, then read from
+    // the folder.
+    let mut fetched = Vec::new();
+    next.open(kept)
+        .await
+        .unwrap()
+        .read_to_end(&mut fetched)
+        .await
+        .unwrap();
+    assert!(fetched == bytes, "the bytes kept are the bytes served");
+    assert!(next.path(kept).exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&next_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "no temporary file left: {leftovers:?}");
+
+    // Erased: gone from the folder and the bucket, for every later owner.
+    assert_eq!(next.remove(kept).await.unwrap(), Some(bytes.len() as u64));
+    let last_dir = dir.path().join("last");
+    std::fs::create_dir_all(&last_dir).unwrap();
+    let last = FileBytes::replicated(&last_dir, &target).await.unwrap();
+    assert!(last.open(kept).await.is_err());
+    assert_eq!(
+        last.sweep(std::collections::HashSet::new()).await.unwrap(),
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -719,6 +797,12 @@ async fn clients_are_sent_to_the_partitions_owner_and_carry_on_when_it_is_killed
         customers[c].send(chats[c], "before").await.unwrap();
         agents.push(agent);
     }
+    // A file shared before the kill lives beyond its hub.
+    let shared = file_bytes(2, 200 * 1024);
+    let (file, _) = customers[0]
+        .send_file(chats[0], "invoice.pdf", "application/pdf", &shared)
+        .await
+        .unwrap();
 
     // kill -9 the owner of partition 0.
     let owner = trio.owner(0).await.expect("partition 0 is owned");
@@ -739,6 +823,11 @@ async fn clients_are_sent_to_the_partitions_owner_and_carry_on_when_it_is_killed
     );
     let reply = settled(&trio, || agents[0].send(chats[0], "still here")).await;
     assert!(reply > after, "the chat is still the agent's");
+    let (_, downloaded) = settled(&trio, || agents[0].download(file.id)).await;
+    assert!(
+        downloaded == shared,
+        "the new owner serves the file's bytes"
+    );
     let new_owner = trio.owner(0).await.expect("partition 0 is owned again");
     assert_ne!(new_owner, owner);
     // The other partitions carry on too.
@@ -752,6 +841,8 @@ async fn clients_are_sent_to_the_partitions_owner_and_carry_on_when_it_is_killed
         let texts = message_texts(settled(&trio, || agents[c].transcript(chats[c])).await);
         assert_eq!(texts.iter().filter(|text| *text == "once more").count(), 1);
     }
+    let (_, downloaded) = settled(&trio, || customers[0].download(file.id)).await;
+    assert!(downloaded == shared, "whichever hub owns the partition now");
 }
 
 /// The first queue snapshot of `channel` a newly attached agent gets.

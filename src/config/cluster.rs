@@ -123,6 +123,11 @@ impl ClusterConfig {
         format!("chathub.log.p{partition}")
     }
 
+    /// The object store bucket of partition `partition`'s shared files.
+    pub fn files_bucket(&self, partition: u32) -> String {
+        format!("chathub_files_p{partition}")
+    }
+
     /// The address other hubs send this hub's clients to.
     pub fn advertised(&self, listen: SocketAddr) -> SocketAddr {
         self.advertise.unwrap_or(listen)

@@ -28,7 +28,7 @@ use crate::config::ClusterConfig;
 use crate::core::partition;
 use crate::server::partitions::ClusterRoutes;
 use crate::server::{ServerError, private_dir};
-use crate::store::{JetStreamTarget, Store, StoreOptions};
+use crate::store::{FileBucket, FileBytes, JetStreamTarget, Store, StoreOptions};
 use crate::webhook::{WebhookSettings, Webhooks};
 
 /// What starting a partition's hub takes.
@@ -278,7 +278,15 @@ async fn start(
     config
         .agents
         .retain(|agent| routes.agent_partition(&agent.id) == Some(partition));
-    config.files_dir = dir.join("files");
+    config.files = FileBytes::replicated(
+        dir.join("files"),
+        &FileBucket {
+            client: cluster.client().clone(),
+            bucket: setup.cluster.files_bucket(partition),
+            replicas: setup.cluster.replicas,
+        },
+    )
+    .await?;
     config.ids_after = partition::id_base(partition);
     let opened = started.elapsed();
     let hub = Hub::start(config, store.clone()).await?;

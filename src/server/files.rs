@@ -2,8 +2,10 @@
 //!
 //! Upload: the client's first frame is an [`Upload`] header, then exactly
 //! `size` raw bytes. The bytes go to a temporary file that is synced and
-//! renamed into `<data_dir>/files/<id>` before the chat records the share,
-//! so a shared file is durable before anyone hears of it. Download: the
+//! renamed into the hub's files folder (and, in a cluster, put into its
+//! partition's bucket: [`FileBytes`](crate::store::FileBytes)) before the
+//! chat records the share, so a shared file is durable before anyone hears
+//! of it. Download: the
 //! client's frame names the file; the hub answers with its description and
 //! streams the bytes. A file in flight never holds up chat messages: those
 //! travel on the control stream and the chats' own streams.
@@ -105,12 +107,32 @@ pub(crate) async fn serve(
                 Ok(found) => hub.file_room(0, Some(peer)).map(|room| (room, found)),
                 Err(err) => Err(err),
             };
+            // The bytes are opened (in a cluster, fetched into the folder
+            // if need be) before the answer, so a file that cannot be read
+            // is a typed error rather than a broken stream.
+            let found = match found {
+                Ok((room, found)) => match tokio::time::timeout(
+                    transfer_time(&limits, found.size),
+                    hub.files().open(found.id),
+                )
+                .await
+                {
+                    Ok(Ok(reader)) => Ok((room, found, reader)),
+                    Ok(Err(err)) => Err(HubError::StorageUnavailable(format!(
+                        "cannot read the file: {err}"
+                    ))),
+                    Err(_) => Err(HubError::StorageUnavailable(
+                        "the file's bytes did not come in time".into(),
+                    )),
+                },
+                Err(err) => Err(err),
+            };
             match found {
-                Ok((_room, found)) => {
+                Ok((_room, found, reader)) => {
                     if answer_open(&mut send, Ok(Reply::File(found.clone()))).await {
                         let sent = tokio::time::timeout(
                             transfer_time(&limits, found.size),
-                            stream_file(&hub, &found, &mut send),
+                            stream_file(reader, &mut send),
                         )
                         .await
                         .unwrap_or_else(|_| {
@@ -185,7 +207,7 @@ async fn receive(
     }
     let room = hub.file_room(upload.size, Some(peer))?;
     let id = hub.next_file();
-    let path = hub.file_path(id);
+    let path = hub.files().path(id);
     let partial = path.with_extension("part");
     let written = write_file(&partial, upload.size, first_bytes, recv, hub.limits()).await;
     if let Err(err) = written {
@@ -199,6 +221,12 @@ async fn receive(
         && let Ok(dir) = tokio::fs::File::open(dir).await
     {
         let _ = dir.sync_all().await;
+    }
+    if let Err(err) = hub.files().keep(id).await {
+        let _ = tokio::fs::remove_file(&path).await;
+        return Err(HubError::StorageUnavailable(format!(
+            "cannot keep the file: {err}"
+        )));
     }
     let file = FileRef {
         id,
@@ -219,7 +247,12 @@ async fn receive(
             Err(err)
         }
         Err(err) => {
-            let _ = tokio::fs::remove_file(&path).await;
+            if let Err(removing) = hub.files().remove(id).await {
+                tracing::warn!(
+                    file = id.0,
+                    "cannot remove a file whose share was refused: {removing}"
+                );
+            }
             Err(err)
         }
     }
@@ -288,11 +321,9 @@ async fn write_file(
 }
 
 async fn stream_file(
-    hub: &Hub,
-    file: &FileRef,
+    mut reader: tokio::fs::File,
     send: &mut quinn::SendStream,
 ) -> std::io::Result<()> {
-    let mut reader = tokio::fs::File::open(hub.file_path(file.id)).await?;
     let mut buf = vec![0; 64 * 1024];
     loop {
         let read = reader.read(&mut buf).await?;

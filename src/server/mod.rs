@@ -34,7 +34,7 @@ use crate::actors::{AgentConfig, Hub, HubConfig, HubError, TokenDigest};
 use crate::config::Config;
 use crate::core::AgentId;
 use crate::server::admission::{Admission, Verdict};
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::store::{FileBytes, Store, StoreError, StoreOptions};
 use crate::webhook::Webhooks;
 
 pub use reload::{ReloadError, Reloaded};
@@ -143,7 +143,7 @@ impl Server {
                 let lobby = Hub::start(
                     HubConfig {
                         channels: Vec::new(),
-                        files_dir: lobby_dir.join("files"),
+                        files: FileBytes::local(lobby_dir.join("files")),
                         ..full.clone()
                     },
                     lobby_store.clone(),
@@ -452,7 +452,7 @@ fn hub_config(config: &Config, data_dir: &Path) -> Result<HubConfig, ServerError
         channels: config.channel_settings(),
         agents,
         presence_grace: config.presence_grace,
-        files_dir: data_dir.join("files"),
+        files: FileBytes::local(data_dir.join("files")),
         limits: config.limits.clone(),
         ids_after: 0,
     })

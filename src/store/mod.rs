@@ -21,6 +21,7 @@
 //! retrying it with the same id finds it instead of writing it twice.
 
 mod commit_log;
+mod file_bytes;
 mod jetstream;
 mod log;
 mod log_io;
@@ -42,6 +43,7 @@ use crate::core::{
 };
 use crate::store::commit_log::CommitLog;
 
+pub use file_bytes::{FileBucket, FileBytes};
 pub use jetstream::JetStreamTarget;
 pub use outbox::{
     OutboxContext, OutboxHook, OutboxItem, OutboxKey, OutboxRow, WEBHOOK_TRANSCRIPT_BYTES,

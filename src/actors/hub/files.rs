@@ -3,40 +3,6 @@
 
 use super::*;
 
-/// Removes from the files folder the uploads that a crash left
-/// half-written (`<id>.part`) and the files no record names (written, but
-/// their share was never stored), and answers how many bytes the files
-/// there take.
-pub(super) fn sweep(dir: &std::path::Path, known: &std::collections::HashSet<u64>) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let mut used = 0;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let unrecorded = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .and_then(|name| name.parse::<u64>().ok())
-            .is_some_and(|id| !known.contains(&id));
-        if path.extension().is_some_and(|ext| ext == "part") || unrecorded {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {
-                    tracing::info!(file = %path.display(), "removed a file no share was stored for")
-                }
-                Err(err) => {
-                    tracing::warn!(file = %path.display(), "cannot remove a half-written upload: {err}")
-                }
-            }
-        } else if let Ok(meta) = entry.metadata()
-            && meta.is_file()
-        {
-            used += meta.len();
-        }
-    }
-    used
-}
-
 /// Room taken for one upload or download: a slot among those in flight
 /// and, for an upload, its bytes of the disk quota, given back when
 /// dropped unless the file was kept.
@@ -171,9 +137,9 @@ impl Hub {
         self.channel(&channel).map(|settings| settings.file_limit)
     }
 
-    /// Where a shared file's bytes live.
-    pub fn file_path(&self, id: FileId) -> std::path::PathBuf {
-        self.shared.files_dir.join(id.0.to_string())
+    /// Where shared files' bytes live.
+    pub fn files(&self) -> &crate::store::FileBytes {
+        &self.shared.files
     }
 
     /// A fresh file id.
@@ -181,8 +147,9 @@ impl Hub {
         FileId(self.shared.next_file.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Shares a file whose bytes are durably on disk at
-    /// [`file_path`](Self::file_path) in `chat`; answers the event's seq.
+    /// Shares a file whose bytes are durably kept (see
+    /// [`FileBytes::keep`](crate::store::FileBytes::keep)) in `chat`;
+    /// answers the event's seq.
     pub fn share_file(
         &self,
         caller: Caller,

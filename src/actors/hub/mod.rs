@@ -89,7 +89,7 @@ pub struct HubConfig {
     /// reconnect does not flap.
     pub presence_grace: Duration,
     /// Where shared files' bytes are kept.
-    pub files_dir: std::path::PathBuf,
+    pub files: crate::store::FileBytes,
     /// What any one client may make the hub do.
     pub limits: Limits,
     /// The ids this hub hands out (chats, tickets, knowledge items, files)
@@ -199,7 +199,7 @@ struct Shared {
     next_ticket: AtomicU64,
     next_item: AtomicU64,
     next_file: AtomicU64,
-    files_dir: std::path::PathBuf,
+    files: crate::store::FileBytes,
     /// Uploads and downloads in progress may each hold one.
     file_slots: Arc<tokio::sync::Semaphore>,
     /// Uploads and downloads in progress per address.

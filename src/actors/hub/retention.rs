@@ -194,18 +194,14 @@ impl Hub {
     async fn remove_file_bytes(&self, files: impl Iterator<Item = FileId>) -> usize {
         let mut removed = 0;
         for id in files {
-            let path = self.file_path(id);
-            let size = tokio::fs::metadata(&path).await.map(|meta| meta.len());
-            match tokio::fs::remove_file(&path).await {
-                Ok(()) => {
-                    if let Ok(size) = size {
-                        self.shared.files_used.fetch_sub(size, Ordering::Relaxed);
-                    }
+            match self.shared.files.remove(id).await {
+                Ok(Some(size)) => {
+                    self.shared.files_used.fetch_sub(size, Ordering::Relaxed);
                     removed += 1;
                 }
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Ok(None) => {}
                 Err(err) => {
-                    tracing::warn!(file = %path.display(), "cannot remove an erased file: {err}")
+                    tracing::warn!(file = id.0, "cannot remove an erased file: {err}")
                 }
             }
         }

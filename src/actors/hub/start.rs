@@ -49,11 +49,12 @@ impl Hub {
             }
         })
         .await?;
-        let files_used = blocking({
-            let (dir, store) = (config.files_dir.clone(), store.clone());
-            move || Ok(files::sweep(&dir, &store.file_ids()?))
+        let known = blocking({
+            let store = store.clone();
+            move || store.file_ids()
         })
         .await?;
+        let files_used = config.files.sweep(known).await.map_err(store_error)?;
         let (failed_tx, storage_failed) = tokio::sync::watch::channel(None);
         store.on_failure(move |err| {
             let _ = failed_tx.send(Some(err.to_string()));
@@ -96,7 +97,7 @@ impl Hub {
                     )
                 },
                 files_used: AtomicU64::new(files_used),
-                files_dir: config.files_dir,
+                files: config.files,
                 retired: tokio::sync::watch::Sender::new(false),
                 failures: AtomicU64::new(0),
                 storage_failed,

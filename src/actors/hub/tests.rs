@@ -22,14 +22,14 @@ fn config() -> HubConfig {
         }],
         presence_grace: Duration::from_secs(5),
         // Each test's own: a hub removes files its store has no record of.
-        files_dir: {
+        files: crate::store::FileBytes::local({
             static NEXT: AtomicU64 = AtomicU64::new(0);
             std::env::temp_dir().join(format!(
                 "chathub-hub-tests-{}-{}",
                 std::process::id(),
                 NEXT.fetch_add(1, Ordering::Relaxed)
             ))
-        },
+        }),
         limits: Limits::default(),
         ids_after: 0,
     }
