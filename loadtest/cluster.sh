@@ -87,6 +87,8 @@ for h in $(seq 0 $((hubs - 1))); do
         echo "chat_starts_per_minute = 1000000"
         echo "chats_per_ip = 100000"
         echo "connections_per_ip = 100000"
+        echo "chat_events = 100000000"
+        echo "chat_bytes = 100000000000"
         if [ "$nats" -gt 0 ]; then
             echo "[cluster]"
             echo "node = \"h$h\""

@@ -1346,3 +1346,152 @@ async fn the_console_accepts_a_push_offer_by_the_keyboard_and_a_declined_one_goe
     drop(desk);
     hub.stop().await;
 }
+
+/// Retries `attempt` for up to 30 s while a cluster settles (a partition
+/// changing hands answers `Unavailable`).
+async fn settled<T, F, Fut>(mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, chathub::client::ClientError>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), attempt()).await {
+            Ok(Ok(value)) => return value,
+            Ok(Err(err)) if tokio::time::Instant::now() < deadline => {
+                eprintln!("retrying: {err}")
+            }
+            Err(_) if tokio::time::Instant::now() < deadline => eprintln!("retrying: timed out"),
+            Ok(Err(err)) => panic!("the cluster did not settle: {err}"),
+            Err(_) => panic!("the cluster did not settle: timed out"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_is_sent_to_the_hub_serving_its_channel_and_follows_it_when_it_moves() {
+    if !should_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(nats) = common::nats::NatsServer::start(&dir.path().join("nats")).await else {
+        return;
+    };
+    build_sdk();
+    // Both hubs present one certificate to native clients; each has a
+    // WebTransport certificate of its own, as generated.
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), signing_key.serialize_pem()).unwrap();
+    let page_port = free_tcp_port();
+    let ports: Vec<(u16, u16)> = (0..2)
+        .map(|_| (common::free_udp_port(), common::free_udp_port()))
+        .collect();
+    let spawn = |n: usize| {
+        let (quic, wt) = ports[n];
+        let toml = format!(
+            "listen = \"127.0.0.1:{quic}\"\ndata_dir = \"{data}\"\npresence_grace_secs = 60\n\
+             [tls]\ncert = \"{dir}/cert.pem\"\nkey = \"{dir}/key.pem\"\n\
+             [metrics]\nenabled = false\n\
+             [webtransport]\nenabled = true\nlisten = \"127.0.0.1:{wt}\"\n\
+             allowed_origins = [\"http://127.0.0.1:{page_port}\"]\n\
+             [cluster]\nnode = \"h{n}\"\nnats = [\"{nats}\"]\nlease_ttl = \"1s\"\nreplicas = 1\npartitions = 2\n\
+             [[channel]]\nname = \"support\"\noffline_form = false\npartition = 0\n\
+             [[agent]]\nid = \"alice\"\ntoken = \"{token}\"\ncapacity = 10\nchannels = [\"support\"]\n",
+            data = dir.path().join(format!("h{n}")).display(),
+            dir = dir.path().display(),
+            nats = nats.url(),
+            token = common::TOKEN,
+        );
+        common::process::HubProcess::spawn_with(dir.path(), &format!("h{n}"), &toml)
+    };
+    let mut hubs: Vec<Option<common::process::HubProcess>> =
+        (0..2).map(|n| Some(spawn(n))).collect();
+    let client = chathub::client::ClientConfig::builder(([127, 0, 0, 1], ports[0].0).into())
+        .trust_pem_file(dir.path().join("cert.pem"))
+        .unwrap()
+        .also(([127, 0, 0, 1], ports[1].0).into())
+        .idle_timeout(Duration::from_millis(1500))
+        .build()
+        .unwrap();
+    let agent =
+        settled(|| chathub::client::AgentClient::connect(&client, "alice", common::TOKEN)).await;
+    agent
+        .set_status(chathub::core::Status::Present)
+        .await
+        .unwrap();
+
+    // The hub that does not own the channel's partition is where the page
+    // comes in.
+    let partitions = async_nats::jetstream::new(nats.client().await)
+        .get_key_value("chathub_partitions")
+        .await
+        .unwrap();
+    let owner = settled(|| async {
+        let value = partitions.get("p0").await.ok().flatten();
+        value
+            .and_then(|value| String::from_utf8(value.to_vec()).ok())
+            .and_then(|text| {
+                text.strip_prefix('h')?
+                    .split(' ')
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .ok_or_else(|| chathub::client::ClientError::Closed("no owner yet".into()))
+    })
+    .await;
+    let entry = 1 - owner;
+    let hash_file = dir
+        .path()
+        .join(format!("h{entry}/webtransport-cert.sha256"));
+    let hash = settled(|| async {
+        std::fs::read_to_string(&hash_file)
+            .map(|hash| hash.trim().to_owned())
+            .map_err(|err| chathub::client::ClientError::Closed(err.to_string()))
+    })
+    .await;
+    let url = format!("https://127.0.0.1:{}/chathub", ports[entry].1);
+    let mut page = Driver::start(page_port);
+    page.call("connect", json!([url, hash]));
+    // Its chat starts where the channel is served: the page follows the
+    // entry hub's word to the owner's WebTransport endpoint, with the
+    // owner's certificate hash.
+    let started = page.call(
+        "start",
+        json!(["support", "Ada", "Hello through the lobby"]),
+    );
+    assert_eq!(started["type"], json!("Queued"), "{started}");
+    let chat = started["chat"].as_u64().expect("a chat id");
+    let assignment = settled(|| agent.get_next("support")).await;
+    assert_eq!(assignment.chat.0, chat);
+    assert_eq!(assignment.first_message, "Hello through the lobby");
+    agent
+        .send(assignment.chat, "Served by the owner")
+        .await
+        .unwrap();
+    page.events_until(|events| texts(events).contains(&"Served by the owner".to_owned()))
+        .await;
+
+    // The owner leaves (SIGTERM hands its partitions over, closing their
+    // connections): the page comes back to it or, once it is gone,
+    // through the hub it was given, is sent on to the new owner and
+    // resumes the chat. (A hub killed outright is noticed by a browser
+    // only after its QUIC idle timeout, 30 s.)
+    let mut leaving = hubs[owner].take().unwrap();
+    leaving.signal("-TERM");
+    leaving.child.wait().unwrap();
+    let after = settled(|| agent.send(assignment.chat, "Still here after the handover")).await;
+    assert!(after > 0);
+    let events = page
+        .events_until(|events| texts(events).contains(&"Still here after the handover".to_owned()))
+        .await;
+    assert_whole(&events);
+    let sent = page.call("send", json!([chat, "And the page goes on"]));
+    assert!(sent.as_u64().is_some(), "{sent}");
+    agent_hears(&agent, "And the page goes on").await;
+    let errors = page.call("errors", json!([]));
+    assert_eq!(errors, json!([]), "{}", hubs[entry].as_ref().unwrap().log());
+}

@@ -8,7 +8,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
@@ -23,6 +22,7 @@ use chathub::core::{
 use chathub::protocol::ErrorCode;
 use chathub::store::{FileBucket, FileBytes, JetStreamTarget, Op, Store, StoreError, StoreOptions};
 use common::nats::{NatsCluster, NatsServer};
+use common::process::HubProcess;
 use common::{Acks, Seen, check_seen, check_transcript, drain, free_udp_port, keep_ack, record};
 use tokio::io::AsyncReadExt;
 
@@ -372,69 +372,18 @@ async fn a_lease_is_held_while_renewed_and_taken_once_its_holder_stops() {
     drop(next);
 }
 
-/// A `chathub serve` process in a cluster of one NATS server.
-struct HubProcess {
-    child: Child,
-    log: PathBuf,
-}
-
-impl HubProcess {
-    fn spawn(dir: &Path, name: &str, node: &str, nats: &str, port: u16) -> Self {
-        let data = dir.join(name);
-        let toml = format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\npresence_grace_secs = 60\n\
-             [metrics]\nenabled = false\n\
-             [cluster]\nnode = \"{node}\"\nnats = [\"{nats}\"]\nlease_ttl = \"1s\"\nreplicas = 1\npartitions = 2\n\
-             [[channel]]\nname = \"support\"\noffline_form = false\n\
-             [[agent]]\nid = \"agent\"\ntoken = \"{TOKEN}\"\ncapacity = 10\n",
-            data.display()
-        );
-        Self::spawn_with(dir, name, &toml)
-    }
-
-    /// A hub named `name` in `dir`, configured with `toml`.
-    fn spawn_with(dir: &Path, name: &str, toml: &str) -> Self {
-        let config = dir.join(format!("{name}.toml"));
-        std::fs::write(&config, toml).unwrap();
-        let log = dir.join(format!("{name}.log"));
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        // The hub logs to its standard output; errors go to the other.
-        let child = Command::new(env!("CARGO_BIN_EXE_chathub"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "info")
-            .env("RUST_BACKTRACE", "0")
-            .env("NO_COLOR", "1")
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .spawn()
-            .expect("the hub binary starts");
-        Self { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_else(|err| format!("(no log at {}: {err})", self.log.display()))
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {signal}");
-    }
-}
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A hub of a cluster of one NATS server, serving channel `support`.
+fn spawn_hub(dir: &Path, name: &str, node: &str, nats: &str, port: u16) -> HubProcess {
+    let data = dir.join(name);
+    let toml = format!(
+        "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\npresence_grace_secs = 60\n\
+         [metrics]\nenabled = false\n\
+         [cluster]\nnode = \"{node}\"\nnats = [\"{nats}\"]\nlease_ttl = \"1s\"\nreplicas = 1\npartitions = 2\n\
+         [[channel]]\nname = \"support\"\noffline_form = false\n\
+         [[agent]]\nid = \"agent\"\ntoken = \"{TOKEN}\"\ncapacity = 10\n",
+        data.display()
+    );
+    HubProcess::spawn_with(dir, name, &toml)
 }
 
 const TOKEN: &str = "cluster-test-token-0123456789";
@@ -463,7 +412,7 @@ async fn a_hub_paused_past_its_lease_acknowledges_nothing_once_another_took_over
         return;
     };
     let first_port = free_udp_port();
-    let first = HubProcess::spawn(dir.path(), "first", "h1", &nats.url(), first_port);
+    let first = spawn_hub(dir.path(), "first", "h1", &nats.url(), first_port);
     let first_client = client_of(&first, &dir.path().join("first"), first_port).await;
     let customer = CustomerClient::connect(&first_client).await.unwrap();
     // The hub takes its partitions a moment after it listens.
@@ -483,7 +432,7 @@ async fn a_hub_paused_past_its_lease_acknowledges_nothing_once_another_took_over
     // second process of the same node takes the log over meanwhile.
     first.signal("-STOP");
     let second_port = free_udp_port();
-    let second = HubProcess::spawn(dir.path(), "second", "h1", &nats.url(), second_port);
+    let second = spawn_hub(dir.path(), "second", "h1", &nats.url(), second_port);
     let second_client = client_of(&second, &dir.path().join("second"), second_port).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     first.signal("-CONT");

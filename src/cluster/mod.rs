@@ -26,6 +26,45 @@ use crate::config::ClusterConfig;
 /// holding the address its clients are sent to.
 pub const MEMBERS_BUCKET: &str = "chathub_members";
 
+/// The prefix of the keys in [`MEMBERS_BUCKET`] where hubs say how
+/// browsers reach them (`web.<node>`): rewritten as often as a membership,
+/// gone as soon as one.
+const WEB_PREFIX: &str = "web.";
+
+/// How browsers reach a hub: its WebTransport URL and the hashes of the
+/// certificates it may present (in hex, the one in use first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebAddress {
+    /// `https://host:port/chathub`.
+    pub url: String,
+    /// SHA-256 of each certificate, in hex.
+    pub hashes: Vec<String>,
+}
+
+impl WebAddress {
+    /// As stored: the URL, a space, the hashes separated by commas.
+    pub fn to_value(&self) -> String {
+        format!("{} {}", self.url, self.hashes.join(","))
+    }
+
+    /// Reads what [`to_value`](Self::to_value) wrote.
+    pub fn parse(value: &str) -> Option<Self> {
+        let (url, hashes) = value.split_once(' ')?;
+        let hashes: Vec<String> = hashes
+            .split(',')
+            .filter(|hash| !hash.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let hex = |hash: &String| hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        (url.starts_with("https://") && !url.contains(' ') && hashes.iter().all(hex)).then(|| {
+            Self {
+                url: url.to_owned(),
+                hashes,
+            }
+        })
+    }
+}
+
 /// The bucket of the partitions' leases, `p<n>`, each holding its owner.
 pub const PARTITIONS_BUCKET: &str = "chathub_partitions";
 
@@ -166,7 +205,52 @@ impl Cluster {
 
     /// The hubs alive, with the addresses their clients are sent to.
     pub async fn members(&self) -> Result<BTreeMap<String, SocketAddr>, LeaseError> {
-        Ok(holders(&self.members).await?.into_values().collect())
+        Ok(holders(&self.members)
+            .await?
+            .into_iter()
+            .filter(|(key, _)| !key.starts_with(WEB_PREFIX))
+            .map(|(_, holder)| holder)
+            .collect())
+    }
+
+    /// Says how browsers reach this hub, for a lease time (call it as
+    /// often as a lease is renewed).
+    pub async fn publish_web(&self, web: &WebAddress) -> Result<(), LeaseError> {
+        self.members
+            .put(
+                format!("{WEB_PREFIX}{}", self.node),
+                web.to_value().into_bytes().into(),
+            )
+            .await
+            .map_err(|err| nats("cannot publish the WebTransport address", err))?;
+        Ok(())
+    }
+
+    /// How browsers reach the hubs that said so, by node.
+    pub async fn web_addresses(&self) -> Result<BTreeMap<String, WebAddress>, LeaseError> {
+        let keys: Vec<String> = self
+            .members
+            .keys()
+            .await
+            .map_err(|err| nats("cannot list members", err))?
+            .try_filter(|key| std::future::ready(key.starts_with(WEB_PREFIX)))
+            .try_collect()
+            .await
+            .map_err(|err| nats("cannot list members", err))?;
+        let mut webs = BTreeMap::new();
+        for key in keys {
+            if let Some(value) = self
+                .members
+                .get(key.as_str())
+                .await
+                .map_err(|err| nats("cannot read a WebTransport address", err))?
+                && let Ok(value) = std::str::from_utf8(&value)
+                && let Some(web) = WebAddress::parse(value)
+            {
+                webs.insert(key[WEB_PREFIX.len()..].to_owned(), web);
+            }
+        }
+        Ok(webs)
     }
 
     /// The partitions owned now, with their owners' nodes and addresses.
@@ -227,5 +311,23 @@ mod tests {
         );
         assert_eq!(parse_holder(b"h1"), None);
         assert_eq!(parse_holder(b"h1 not-an-address"), None);
+    }
+
+    #[test]
+    fn a_web_address_reads_back_and_nothing_else_passes_for_one() {
+        let web = WebAddress {
+            url: "https://10.0.0.2:4434/chathub".into(),
+            hashes: vec!["ab".repeat(32), "0F".repeat(32)],
+        };
+        assert_eq!(WebAddress::parse(&web.to_value()), Some(web));
+        let none = WebAddress {
+            url: "https://hub.example/chathub".into(),
+            hashes: Vec::new(),
+        };
+        assert_eq!(WebAddress::parse(&none.to_value()), Some(none));
+        // A membership's value, a URL that is not https, a short hash.
+        assert_eq!(WebAddress::parse("h1 127.0.0.1:4433"), None);
+        assert_eq!(WebAddress::parse("http://hub.example/chathub "), None);
+        assert_eq!(WebAddress::parse("https://hub.example/chathub abcd"), None);
     }
 }

@@ -152,6 +152,11 @@ pub struct WebTransportConfig {
     /// A reload applies a new list to the sessions that open from then on.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// In a cluster, the URL other hubs send browsers to for what this hub
+    /// serves (`https://hub1.example:4434/chathub`); by default the
+    /// `[cluster]` advertised address with this endpoint's port.
+    #[serde(default)]
+    pub advertise: Option<String>,
 }
 
 impl Default for WebTransportConfig {
@@ -160,6 +165,7 @@ impl Default for WebTransportConfig {
             enabled: false,
             listen: default_webtransport_listen(),
             allowed_origins: Vec::new(),
+            advertise: None,
         }
     }
 }
@@ -443,6 +449,22 @@ impl Config {
                 .map_err(ConfigError::Invalid)?;
         }
         self.webtransport.origins()?;
+        let fit = |url: &String| {
+            url.len() > "https://".len()
+                && url.len() <= 2048
+                && url.starts_with("https://")
+                && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+        };
+        if self
+            .webtransport
+            .advertise
+            .as_ref()
+            .is_some_and(|url| !fit(url))
+        {
+            return Err(ConfigError::Invalid(
+                "[webtransport] advertise is an https:// URL without spaces".into(),
+            ));
+        }
         if self.web.enabled && !self.webtransport.enabled {
             return invalid(
                 "[web] serves browsers over WebTransport: enable [webtransport] too".into(),

@@ -546,3 +546,26 @@ fn in_a_cluster_an_agents_channels_share_a_partition() {
     let err = Config::from_toml(&everywhere).unwrap_err();
     assert!(err.to_string().contains("advertise"), "{err}");
 }
+
+#[test]
+fn a_webtransport_address_to_advertise_is_an_https_url() {
+    let good = Config::from_toml(
+        "[webtransport]\nenabled = true\nadvertise = \"https://hub1.example:4434/chathub\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        good.webtransport.advertise.as_deref(),
+        Some("https://hub1.example:4434/chathub")
+    );
+    for bad in [
+        "http://hub1.example/chathub",
+        "https://",
+        "https://hub1.example/chat hub",
+    ] {
+        let err = Config::from_toml(&format!(
+            "[webtransport]\nenabled = true\nadvertise = \"{bad}\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("advertise"), "{bad}: {err}");
+    }
+}

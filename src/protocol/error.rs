@@ -119,12 +119,51 @@ impl ErrorFrame {
         Self::new(ErrorCode::Elsewhere, addr.to_string())
     }
 
+    /// [`ErrorCode::Elsewhere`] for a browser: served by the hub at `addr`,
+    /// which browsers reach at the WebTransport `url` presenting a
+    /// certificate of one of `hashes` (SHA-256, hex). The message is the
+    /// three separated by spaces, the hashes by commas.
+    pub fn elsewhere_web(addr: std::net::SocketAddr, url: &str, hashes: &[String]) -> Self {
+        Self::new(
+            ErrorCode::Elsewhere,
+            format!("{addr} {url} {}", hashes.join(",")),
+        )
+    }
+
     /// Where an [`ErrorCode::Elsewhere`] sends the client; `None` for any
-    /// other error (or a message that is no address).
+    /// other error (or a message that starts with no address).
     pub fn elsewhere_addr(&self) -> Option<std::net::SocketAddr> {
         match self.code {
-            ErrorCode::Elsewhere => self.message.parse().ok(),
+            ErrorCode::Elsewhere => self.message.split(' ').next()?.parse().ok(),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_native_client_reads_the_address_of_either_redirect() {
+        let addr: std::net::SocketAddr = "10.0.0.2:4433".parse().unwrap();
+        assert_eq!(ErrorFrame::elsewhere(addr).elsewhere_addr(), Some(addr));
+        let web = ErrorFrame::elsewhere_web(
+            addr,
+            "https://10.0.0.2:4434/chathub",
+            &["ab".repeat(32), "cd".repeat(32)],
+        );
+        assert_eq!(web.elsewhere_addr(), Some(addr));
+        assert_eq!(
+            web.message,
+            format!(
+                "10.0.0.2:4433 https://10.0.0.2:4434/chathub {},{}",
+                "ab".repeat(32),
+                "cd".repeat(32)
+            ),
+            "the web SDK reads the URL and hashes from these places"
+        );
+        let other = ErrorFrame::new(ErrorCode::Unavailable, "10.0.0.2:4433");
+        assert_eq!(other.elsewhere_addr(), None);
     }
 }

@@ -23,10 +23,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::actors::{Hub, HubConfig};
-use crate::cluster::{Cluster, Lease};
+use crate::cluster::{Cluster, Lease, WebAddress};
 use crate::config::ClusterConfig;
 use crate::core::partition;
-use crate::server::partitions::ClusterRoutes;
+use crate::server::partitions::{ClusterRoutes, Target};
 use crate::server::{ServerError, private_dir};
 use crate::store::{FileBucket, FileBytes, JetStreamTarget, Store, StoreOptions};
 use crate::webhook::{WebhookSettings, Webhooks};
@@ -126,13 +126,25 @@ async fn run(
                 retire(&routes, partition, gone, false).await;
             }
         }
-        match tokio::try_join!(cluster.members(), cluster.owners()) {
-            Ok((members, owners)) => {
+        if let Some(web) = routes.own_web()
+            && let Err(err) = cluster.publish_web(&web).await
+        {
+            tracing::debug!("cannot say how browsers reach this hub: {err}");
+        }
+        match tokio::try_join!(cluster.members(), cluster.owners(), cluster.web_addresses()) {
+            Ok((members, owners, webs)) => {
+                let webs: BTreeMap<String, Arc<WebAddress>> = webs
+                    .into_iter()
+                    .map(|(node, web)| (node, Arc::new(web)))
+                    .collect();
                 routes.set_remote(
                     owners
                         .iter()
                         .filter(|(_, (node, _))| *node != me)
-                        .map(|(partition, (_, addr))| (*partition, *addr))
+                        .map(|(partition, (node, addr))| {
+                            let web = webs.get(node).cloned();
+                            (*partition, Target { addr: *addr, web })
+                        })
                         .collect(),
                 );
                 let owners: BTreeMap<u32, String> = owners

@@ -216,6 +216,24 @@ impl Server {
         } else {
             None
         };
+        // Other hubs of a cluster send browsers here for what this hub
+        // serves.
+        if let (Some(endpoint), Some(settings)) = (&web, &config.cluster) {
+            let port = endpoint
+                .local_addr()
+                .unwrap_or(config.webtransport.listen)
+                .port();
+            let url = config.webtransport.advertise.clone().unwrap_or_else(|| {
+                let quic = endpoint.local_addr().unwrap_or(config.listen);
+                let host = settings.advertised(quic).ip();
+                format!(
+                    "https://{}{}",
+                    SocketAddr::new(host, port),
+                    connection::WEBTRANSPORT_PATH
+                )
+            });
+            partitions.serve_web(url, endpoint.hashes.clone());
+        }
         // The configuration's check makes `[web]` need `[webtransport]`.
         let site = match (&web, config.web.enabled) {
             (Some(endpoint), true) => {

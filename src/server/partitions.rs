@@ -9,15 +9,26 @@ use std::sync::{Arc, RwLock};
 use dashmap::DashMap;
 
 use crate::actors::Hub;
+use crate::cluster::WebAddress;
 use crate::core::{AgentId, ChannelId, ChatId, Limits, partition};
+use crate::server::webtransport::SharedHashes;
+
+/// Another hub of the cluster, as clients reach it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Target {
+    /// Its QUIC address, for native clients.
+    pub addr: SocketAddr,
+    /// Its WebTransport endpoint, for browsers, if it has one.
+    pub web: Option<Arc<WebAddress>>,
+}
 
 /// Where something is served.
 #[derive(Clone, Debug)]
 pub(crate) enum Route {
     /// By this hub.
     Here(Hub),
-    /// By the hub at this address.
-    There(SocketAddr),
+    /// By another hub.
+    There(Target),
     /// By nobody right now: the partition is changing hands.
     Nowhere(u32),
 }
@@ -46,7 +57,10 @@ pub(crate) struct ClusterRoutes {
     /// The partitions this hub owns, each with its hub.
     local: DashMap<u32, Hub>,
     /// The owners of the others, as last read.
-    remote: RwLock<HashMap<u32, SocketAddr>>,
+    remote: RwLock<HashMap<u32, Target>>,
+    /// This hub's WebTransport endpoint, once it runs: the URL other hubs
+    /// send browsers to, and its certificates' hashes as they are now.
+    own_web: RwLock<Option<(String, SharedHashes)>>,
 }
 
 impl ClusterRoutes {
@@ -63,6 +77,7 @@ impl ClusterRoutes {
             lobby,
             local: DashMap::new(),
             remote: RwLock::default(),
+            own_web: RwLock::default(),
         }
     }
 
@@ -75,7 +90,7 @@ impl ClusterRoutes {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match remote.get(&partition) {
-            Some(addr) => Route::There(*addr),
+            Some(target) => Route::There(target.clone()),
             None => Route::Nowhere(partition),
         }
     }
@@ -103,8 +118,25 @@ impl ClusterRoutes {
         self.local.remove(&partition).map(|(_, hub)| hub)
     }
 
+    /// How browsers reach this hub now, if it serves them.
+    pub(crate) fn own_web(&self) -> Option<WebAddress> {
+        let own = self
+            .own_web
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (url, hashes) = own.as_ref()?;
+        let hashes = hashes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        Some(WebAddress {
+            url: url.clone(),
+            hashes,
+        })
+    }
+
     /// Where the partitions owned by other hubs are, as just read.
-    pub(crate) fn set_remote(&self, owners: HashMap<u32, SocketAddr>) {
+    pub(crate) fn set_remote(&self, owners: HashMap<u32, Target>) {
         *self
             .remote
             .write()
@@ -121,6 +153,17 @@ impl Partitions {
     /// The routes of a hub in a cluster.
     pub(crate) fn cluster(routes: Arc<ClusterRoutes>) -> Self {
         Self(Arc::new(Kind::Cluster(routes)))
+    }
+
+    /// In a cluster, tells the other hubs (from the next renewal on) to
+    /// send browsers to `url`, presenting one of `hashes`.
+    pub(crate) fn serve_web(&self, url: String, hashes: SharedHashes) {
+        if let Kind::Cluster(routes) = &*self.0 {
+            *routes
+                .own_web
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((url, hashes));
+        }
     }
 
     /// Whether this hub is one of a cluster.

@@ -85,6 +85,8 @@ pub(crate) struct Session {
     pub ip: std::net::IpAddr,
     pub role: Role,
     pub sink: EventSink,
+    /// Whether the client is a browser (over WebTransport).
+    pub web: bool,
     /// Chats a customer started or resumed on this connection (the latest
     /// [`MAX_OWN_CHATS`]).
     pub started: OwnChats,
@@ -152,8 +154,8 @@ impl Session {
                 self.rebound = true;
                 Ok(())
             }
-            route @ Route::Nowhere(_) => here_or_refusal(route).map(drop),
-            route @ Route::There(_) if free => here_or_refusal(route).map(drop),
+            route @ Route::Nowhere(_) => here_or_refusal(route, self.web).map(drop),
+            route @ Route::There(_) if free => here_or_refusal(route, self.web).map(drop),
             Route::Here(_) | Route::There(_) => Err(ErrorFrame::new(
                 ErrorCode::InvalidRequest,
                 "this connection serves chats of another partition of the cluster: open \

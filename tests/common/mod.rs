@@ -12,6 +12,7 @@ use chathub::protocol::{FrameBuf, ServerFrame};
 use chathub::server::Server;
 
 pub(crate) mod nats;
+pub(crate) mod process;
 
 /// A `[limits]` table for tests that drive many chats from one connection
 /// and post in bursts (their subject is not the limits).

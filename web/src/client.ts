@@ -4,7 +4,7 @@
 // indicators as datagrams, and a link that reconnects and resumes each
 // chat after the last event it handed on (no gap, no duplicate).
 
-import { ConnectionError, HubError } from "./errors.js";
+import { ConnectionError, type ErrorCode, HubError } from "./errors.js";
 import {
   type Alert,
   type AgentProfile,
@@ -120,6 +120,38 @@ interface Pending {
   body: RequestBody;
   resolve: (reply: Reply) => void;
   reject: (error: Error) => void;
+  /** Answered `Elsewhere`: the hub did nothing with it, so it goes again whatever it is. */
+  unsent?: boolean;
+}
+
+/** Another hub of a cluster, as a refusal with `Elsewhere` names it to a browser. */
+interface Target {
+  url: string;
+  /** The hashes of the certificates it may present (none: one the browser trusts). */
+  hashes: string[];
+}
+
+/** Redirects one connect follows at most. */
+const MAX_HOPS = 3;
+
+/** Codes of a hello's refusal that a new connection would meet again. */
+const FATAL_AT_HELLO: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "Unauthorized",
+  "UnsupportedVersion",
+  "BadFrame",
+  "InvalidRequest",
+  "NotAllowed",
+]);
+
+/**
+ * Where an `Elsewhere` refusal sends a browser: the hub's address, its
+ * WebTransport URL and its certificates' hashes, separated by spaces (the
+ * hashes by commas). `null` when it names no WebTransport URL.
+ */
+export function elsewhereTarget(message: string): Target | null {
+  const [, url, hashes] = message.split(" ");
+  if (url === undefined || !url.startsWith("https://")) return null;
+  return { url, hashes: (hashes ?? "").split(",").filter((hash) => hash.length > 0) };
 }
 
 /** A live connection: the session and its control stream. */
@@ -196,6 +228,10 @@ export class HubLink {
   private dialled = false;
   /** The channels whose monitors an agent watches: only their pictures are handed on. */
   protected readonly monitors = new Set<string>();
+  /** The hub of a cluster this client was sent to, while it serves it. */
+  private target: Target | null = null;
+  /** Set when a hub sent this client elsewhere: the next connect goes at once. */
+  private redirected = false;
 
   protected constructor(
     private readonly url: string,
@@ -376,6 +412,11 @@ export class HubLink {
 
   /** The certificate hashes to connect with, read anew for each connect. */
   private async certHashes(): Promise<WebTransportHash[] | undefined> {
+    if (this.target !== null) {
+      // The hub that sent this client here said what the other presents.
+      const { hashes } = this.target;
+      return hashes.length === 0 ? undefined : hashes.map((hex) => ({ algorithm: "sha-256", value: hexBytes(hex) }));
+    }
     const { hashesUrl, certHash } = this.options;
     let hexes: string | string[];
     if (hashesUrl !== undefined) hexes = await fetchHashes(hashesUrl);
@@ -393,15 +434,23 @@ export class HubLink {
     return this.connected;
   }
 
-  /** One connection: the session, the hello, and the readers. */
-  private async dial(): Promise<void> {
+  /**
+   * One connection: the session, the hello, and the readers. A hub of a
+   * cluster that does not serve what the hello asks for sends the client
+   * to the one that does (`hops` so far), at once.
+   */
+  private async dial(hops = 0): Promise<void> {
     const hashes = await this.certHashes();
-    const transport = new WebTransport(this.url, hashes ? { serverCertificateHashes: hashes } : {});
+    const url = this.target?.url ?? this.url;
+    const transport = new WebTransport(url, hashes ? { serverCertificateHashes: hashes } : {});
     // Unreachable, a certificate that is not the one hashed, or a session
     // the hub refused (403 for a page whose origin it does not allow): the
     // browser does not say which.
     await transport.ready.catch((err: unknown) => {
-      throw new ConnectionError(`no WebTransport session with ${this.url}: ${String(err)}`);
+      // A hub this client was sent to is gone: the next connect asks the
+      // hub it was given, which knows who serves it now.
+      this.target = null;
+      throw new ConnectionError(`no WebTransport session with ${url}: ${String(err)}`);
     });
     const control = await transport.createBidirectionalStream();
     const writer = control.writable.getWriter();
@@ -420,7 +469,19 @@ export class HubLink {
     });
     const welcome = await Promise.race([readFrame(reader, frames), late]).finally(() => clearTimeout(timer));
     if (welcome === null) throw new ConnectionError("the hub closed the connection before its welcome");
-    if (welcome.type === "Closing") throw new HubError(welcome.error.code, welcome.error.message);
+    if (welcome.type === "Closing") {
+      const { code, message } = welcome.error;
+      const target = code === "Elsewhere" ? elsewhereTarget(message) : null;
+      if (target !== null && hops < MAX_HOPS) {
+        transport.close();
+        this.target = target;
+        return this.dial(hops + 1);
+      }
+      if (FATAL_AT_HELLO.has(code)) throw new HubError(code, message);
+      // Served by nobody right now (a partition changing hands), or by a
+      // hub this client cannot follow to: try again later.
+      throw new ConnectionError(`the hub cannot serve this connection now: ${code}: ${message}`);
+    }
     if (welcome.type !== "Welcome") throw new ConnectionError(`the hub's first frame was ${welcome.type}`);
     const conn: Connection = { transport, writer, datagrams: transport.datagrams.writable.getWriter() };
     const again = this.dialled;
@@ -437,7 +498,8 @@ export class HubLink {
     // sent again where that is harmless, else answered as the native SDK
     // does (they may have taken effect).
     for (const [id, pending] of [...this.pending].sort(([a], [b]) => a - b)) {
-      if (safeToSendAgain(pending.body)) {
+      if (pending.unsent === true || safeToSendAgain(pending.body)) {
+        pending.unsent = false;
         writer.write(encodeFrame(clientFrame, { type: "Request", request: { id, body: pending.body } })).catch(() => {});
       } else {
         this.pending.delete(id);
@@ -464,6 +526,17 @@ export class HubLink {
         const { id, result } = frame.response;
         const pending = this.pending.get(id);
         if (pending === undefined) continue;
+        const target = result.type === "Err" && result.error.code === "Elsewhere" ? elsewhereTarget(result.error.message) : null;
+        if (target !== null) {
+          // Served by another hub of the cluster: the request goes there,
+          // as if never sent, on a connection made at once.
+          pending.unsent = true;
+          this.target = target;
+          this.redirected = true;
+          const conn = this.conn;
+          if (conn !== null) this.lost(conn);
+          return;
+        }
         this.pending.delete(id);
         if (result.type === "Ok") pending.resolve(result.reply);
         else pending.reject(new HubError(result.error.code, result.error.message));
@@ -593,7 +666,9 @@ export class HubLink {
     const max = this.options.maxBackoffMs ?? 5000;
     const giveUp = this.options.giveUpAfterMs ?? 5 * 60 * 1000;
     while (this.closedFor === null) {
-      await new Promise((wake) => setTimeout(wake, wait));
+      const now = this.redirected ? 0 : wait;
+      this.redirected = false;
+      await new Promise((wake) => setTimeout(wake, now));
       if (this.closedFor !== null) return;
       try {
         await this.open();

@@ -6,7 +6,7 @@
 
 export { AgentClient } from "./agent.js";
 export type { Status } from "./agent.js";
-export { CustomerClient, HubLink } from "./client.js";
+export { CustomerClient, HubLink, elsewhereTarget } from "./client.js";
 export type { ClientEvent, ConnectOptions, SavedChat, Started } from "./client.js";
 export { ConnectionError, ERROR_CODES, HubError } from "./errors.js";
 export type { ErrorCode } from "./errors.js";

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { ChatOrder, DecodeError, FrameBuf, MAX_HELD, decodePayload, serverFrame } from "../dist/index.js";
+import { ChatOrder, DecodeError, FrameBuf, MAX_HELD, decodePayload, elsewhereTarget, serverFrame } from "../dist/index.js";
 
 const message = (chat, seq, text = `m${seq}`) => ({
   chat,
@@ -111,4 +111,19 @@ test("a length over the limit is refused before its payload is buffered", () => 
   assert.equal(fine.nextPayload(), null, "waits for the rest");
   fine.push(Uint8Array.of(4));
   assert.deepEqual([...fine.nextPayload()], [3, 4]);
+});
+
+test("an Elsewhere refusal names the hub a browser goes to, or none", () => {
+  const hash = "ab".repeat(32);
+  assert.deepEqual(elsewhereTarget(`10.0.0.2:4433 https://10.0.0.2:4434/chathub ${hash},${"cd".repeat(32)}`), {
+    url: "https://10.0.0.2:4434/chathub",
+    hashes: [hash, "cd".repeat(32)],
+  });
+  assert.deepEqual(elsewhereTarget("10.0.0.2:4433 https://hub2.example/chathub "), {
+    url: "https://hub2.example/chathub",
+    hashes: [],
+  });
+  // What a native client is sent: an address alone.
+  assert.equal(elsewhereTarget("10.0.0.2:4433"), null);
+  assert.equal(elsewhereTarget("10.0.0.2:4433 http://hub2.example/chathub"), null);
 });

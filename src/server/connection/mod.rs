@@ -30,7 +30,7 @@ use crate::protocol::{
     PROTOCOL_VERSION, Role as WireRole, ServerEventRef, ServerFrame, Welcome, encode,
 };
 use crate::server::admission::Pass;
-use crate::server::partitions::{Partitions, Route};
+use crate::server::partitions::{Partitions, Route, Target};
 use crate::server::refused;
 use crate::server::requests::{Role, Session, error_frame};
 use crate::server::webtransport::SessionOrigins;
@@ -315,6 +315,7 @@ async fn greet(
     deadline: tokio::time::Instant,
 ) -> Result<Option<Greeted>, ConnError> {
     let limits: Limits = partitions.limits().clone();
+    let web = matches!(conn, Link::Web(_));
     let hello_late = || {
         refused(Limit::HelloTimeout);
         ConnError::HelloTimeout
@@ -385,7 +386,7 @@ async fn greet(
             // channel.
             let hub = match hello.resume.first() {
                 None => front,
-                Some(first) => match here_or_refusal(partitions.chat(first.chat)) {
+                Some(first) => match here_or_refusal(partitions.chat(first.chat), web) {
                     Ok(hub) => hub,
                     Err(error) => {
                         return Err(control.refuse(conn, CloseCode::Refused, error).await);
@@ -419,7 +420,7 @@ async fn greet(
                 }
             };
             // Signed in: served where their channels are.
-            let hub = match here_or_refusal(partitions.agent(&agent)) {
+            let hub = match here_or_refusal(partitions.agent(&agent), web) {
                 Ok(hub) => hub,
                 Err(error) => return Err(control.refuse(conn, CloseCode::Refused, error).await),
             };
@@ -454,6 +455,7 @@ async fn greet(
         ip,
         role,
         sink,
+        web,
         started: Default::default(),
         identities: HashMap::new(),
     };
@@ -633,10 +635,20 @@ async fn run(
 
 /// The hub a route leads to, or the refusal a client gets when it leads
 /// elsewhere (with the address to go to) or nowhere yet.
-pub(crate) fn here_or_refusal(route: Route) -> Result<Hub, ErrorFrame> {
+/// A browser (`web`) is sent to the other hub's WebTransport endpoint, or
+/// told to wait when that hub has none.
+pub(crate) fn here_or_refusal(route: Route, web: bool) -> Result<Hub, ErrorFrame> {
     match route {
         Route::Here(hub) => Ok(hub),
-        Route::There(addr) => Err(ErrorFrame::elsewhere(addr)),
+        Route::There(target) if !web => Err(ErrorFrame::elsewhere(target.addr)),
+        Route::There(Target {
+            addr,
+            web: Some(site),
+        }) => Err(ErrorFrame::elsewhere_web(addr, &site.url, &site.hashes)),
+        Route::There(_) => Err(ErrorFrame::new(
+            ErrorCode::Unavailable,
+            "the hub serving this is not reachable from browsers right now",
+        )),
         Route::Nowhere(partition) => Err(ErrorFrame::new(
             ErrorCode::Unavailable,
             format!("partition {partition} is changing hands; try again in a moment"),
